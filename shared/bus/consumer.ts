@@ -1,0 +1,138 @@
+import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
+import { describeError, HubError } from '../errors.ts';
+import type { Logger } from '../logger.ts';
+import { deadLetterRecord } from './dead-letter.ts';
+import { topicPattern, topics } from './topics.ts';
+import { headersToStrings, type Bus, type IncomingRecord } from './types.ts';
+
+/** What the runner does with a record whose handler failed. */
+export type FailureAction =
+  | { action: 'retry' } // transient: try again in place, with backoff, up to maxAttempts
+  | { action: 'dead_letter' } // will never succeed: park it with the reason, move on
+  | { action: 'pause'; ms: number }; // e.g. a rate limit: stop this partition only, re-read it later
+
+/**
+ * The default table, per error class:
+ * - HubError `rate_limited` with `retryAfterMs` -> pause the partition that long (others go on)
+ * - HubError retryable                          -> retry with backoff, then dead-letter
+ * - anything else (poison, bad input, bugs)      -> dead-letter at once
+ */
+export function defaultClassify(e: unknown): FailureAction {
+  if (e instanceof HubError && e.code === 'rate_limited') return { action: 'pause', ms: Number((e as HubError & { retryAfterMs?: number }).retryAfterMs ?? 1000) };
+  if (e instanceof HubError && e.retryable) return { action: 'retry' };
+  return { action: 'dead_letter' };
+}
+
+export interface ConsumerRunnerOptions {
+  kafka: Kafka;
+  bus: Bus;
+  logger: Logger;
+  /** Names dead letters `ionflux.dlq.<service>` and tags their headers. */
+  service: string;
+  groupId: string;
+  /** Topic names or patterns (see topicPattern). */
+  subscriptions: (string | RegExp)[];
+  fromBeginning?: boolean;
+  handler: (record: IncomingRecord) => Promise<void>;
+  classify?: (e: unknown) => FailureAction;
+  maxAttempts?: number;
+  backoffMs?: { initial: number; max: number };
+  partitionsConsumedConcurrently?: number;
+  sessionTimeoutMs?: number;
+  /** Called after a record is dead-lettered (metrics, failure events). */
+  onDeadLetter?: (record: IncomingRecord, error: unknown) => Promise<void> | void;
+}
+
+export interface ConsumerRunner {
+  consumer: Consumer;
+  /** Finishes in-flight records, commits, leaves the group. */
+  stop(): Promise<void>;
+}
+
+/**
+ * eachBatch runner: records are handled in order per partition, an offset is committed only
+ * after its record was handled (or dead-lettered), and a failing partition never blocks others.
+ */
+export async function runConsumer(opts: ConsumerRunnerOptions): Promise<ConsumerRunner> {
+  const consumer = opts.kafka.consumer({
+    groupId: opts.groupId,
+    allowAutoTopicCreation: false,
+    sessionTimeout: opts.sessionTimeoutMs ?? 30_000,
+    heartbeatInterval: 3000,
+    retry: { retries: 10 },
+  });
+  const classify = opts.classify ?? defaultClassify;
+  const maxAttempts = opts.maxAttempts ?? 5;
+  const backoff = opts.backoffMs ?? { initial: 200, max: 10_000 };
+  const dlqTopic = topics.deadLetter(opts.service);
+  let stopping = false;
+
+  await consumer.connect();
+  for (const s of opts.subscriptions) {
+    await consumer.subscribe({ topic: typeof s === 'string' ? topicPattern(s) : s, fromBeginning: opts.fromBeginning ?? false });
+  }
+
+  async function deadLetter(record: IncomingRecord, message: KafkaMessage, error: unknown, attempts: number): Promise<void> {
+    await opts.bus.publish(deadLetterRecord({ dlqTopic, service: opts.service, record, message, error, attempts }));
+    opts.logger.warn({ topic: record.topic, partition: record.partition, offset: record.offset, error: describeError(error) }, 'record dead-lettered');
+    await opts.onDeadLetter?.(record, error);
+  }
+
+  async function handleBatch(p: EachBatchPayload): Promise<void> {
+    const { batch } = p;
+    for (const message of batch.messages) {
+      if (!p.isRunning() || p.isStale() || stopping) break;
+      const record = toRecord(batch.topic, batch.partition, message);
+      let attempts = 0;
+      for (;;) {
+        attempts += 1;
+        try {
+          await opts.handler(record);
+          break;
+        } catch (e) {
+          const verdict = attempts >= maxAttempts && classify(e).action === 'retry' ? { action: 'dead_letter' as const } : classify(e);
+          if (verdict.action === 'dead_letter') {
+            await deadLetter(record, message, e, attempts);
+            break;
+          }
+          if (verdict.action === 'pause') {
+            // Leave the offset unresolved: the record is fetched again once the partition resumes.
+            const resume = p.pause();
+            setTimeout(resume, verdict.ms).unref();
+            return;
+          }
+          const delay = Math.min(backoff.max, backoff.initial * 2 ** (attempts - 1));
+          await sleep(delay / 2 + Math.random() * (delay / 2));
+          await p.heartbeat();
+          if (!p.isRunning() || stopping) return;
+        }
+      }
+      p.resolveOffset(message.offset);
+      await p.commitOffsetsIfNecessary();
+      await p.heartbeat();
+    }
+  }
+
+  await consumer.run({
+    eachBatchAutoResolve: false,
+    autoCommit: true,
+    autoCommitInterval: 1000,
+    partitionsConsumedConcurrently: opts.partitionsConsumedConcurrently ?? 1,
+    eachBatch: handleBatch,
+  });
+
+  return {
+    consumer,
+    async stop() {
+      stopping = true;
+      // kafkajs waits for the running batch, commits resolved offsets and leaves the group.
+      await consumer.disconnect();
+    },
+  };
+}
+
+function toRecord(topic: string, partition: number, m: KafkaMessage): IncomingRecord {
+  return { topic, partition, offset: m.offset, key: m.key, value: m.value, headers: headersToStrings(m.headers), timestamp: m.timestamp };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

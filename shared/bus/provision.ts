@@ -1,0 +1,82 @@
+import type { Admin, ITopicConfig, Kafka } from 'kafkajs';
+
+export interface TopicSpec {
+  partitions: number;
+  replicationFactor: number;
+  configs?: Record<string, string>;
+}
+
+/** Per-topic overrides: compacted stores, longer retention for dead letters. */
+export type TopicSpecFor = (topic: string) => Partial<TopicSpec> | undefined;
+
+/**
+ * Creates topics with explicit partitions and replication (broker auto-create is off) and
+ * remembers which exist, so publishing to a new workspace topic costs one admin call once.
+ */
+export class TopicProvisioner {
+  /** topic -> partition count, for every topic known to exist. */
+  private readonly known = new Map<string, number>();
+  private readonly pending = new Map<string, Promise<void>>();
+  private admin: Admin | undefined;
+
+  constructor(
+    private readonly kafka: Kafka,
+    private readonly defaults: TopicSpec,
+    private readonly specFor: TopicSpecFor = () => undefined,
+  ) {}
+
+  async ensure(topicNames: Iterable<string>): Promise<void> {
+    const missing = [...new Set(topicNames)].filter((t) => !this.known.has(t));
+    if (missing.length === 0) return;
+    await Promise.all(missing.map((t) => this.ensureOne(t)));
+  }
+
+  private ensureOne(topic: string): Promise<void> {
+    let p = this.pending.get(topic);
+    if (!p) {
+      p = this.create(topic).finally(() => this.pending.delete(topic));
+      this.pending.set(topic, p);
+    }
+    return p;
+  }
+
+  private async create(topic: string): Promise<void> {
+    if (!this.admin) {
+      this.admin = this.kafka.admin();
+      await this.admin.connect();
+    }
+    const spec = { ...this.defaults, ...this.specFor(topic) };
+    const config: ITopicConfig = {
+      topic,
+      numPartitions: spec.partitions,
+      replicationFactor: spec.replicationFactor,
+      configEntries: Object.entries(spec.configs ?? {}).map(([name, value]) => ({ name, value })),
+    };
+    let created = false;
+    try {
+      // Resolves false when the topic already exists.
+      created = await this.admin.createTopics({ topics: [config], waitForLeaders: true });
+    } catch (e) {
+      if ((e as { type?: string }).type !== 'TOPIC_ALREADY_EXISTS') throw e;
+    }
+    if (created) return void this.known.set(topic, spec.partitions);
+    const meta = await this.admin.fetchTopicMetadata({ topics: [topic] });
+    this.known.set(topic, meta.topics[0]?.partitions.length ?? spec.partitions);
+  }
+
+  /** The partition count of a topic that `ensure` has seen. */
+  partitionCount(topic: string): number {
+    const n = this.known.get(topic);
+    if (n === undefined) throw new Error(`topic ${topic} was not provisioned`);
+    return n;
+  }
+
+  async close(): Promise<void> {
+    await this.admin?.disconnect();
+    this.admin = undefined;
+  }
+}
+
+/** Dead letters are kept longer than events so an admin has time to replay them. */
+export const defaultTopicSpecFor: TopicSpecFor = (topic) =>
+  topic.startsWith('ionflux.dlq.') ? { configs: { 'retention.ms': String(30 * 24 * 3600 * 1000) } } : undefined;

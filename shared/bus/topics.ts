@@ -1,0 +1,57 @@
+import { HubError } from '../errors.ts';
+import { assertSegment, assertWorkspaceId } from '../ids.ts';
+
+/**
+ * The only place topic strings are built. Every variable part is validated, so no input can
+ * add a segment or land in another workspace's topic.
+ *   events:        ionflux.<source>.ws_<workspace>.<entity>.<action>
+ *   commands:      ionflux.cmd.<service>
+ *   agent outputs: ionflux.agent.<agent>.ws_<workspace>.outputs
+ *   platform:      ionflux.platform.audit | ionflux.platform.user_activity
+ *   dead letters:  ionflux.dlq.<service>
+ */
+const MAX_TOPIC_LENGTH = 249;
+// Second segments that mean something else; an event source named so would be ambiguous.
+const RESERVED_SOURCES = new Set(['cmd', 'agent', 'platform', 'dlq']);
+
+function checked(topic: string): string {
+  if (topic.length > MAX_TOPIC_LENGTH) throw new HubError('invalid_topic', `topic name longer than ${MAX_TOPIC_LENGTH} characters`);
+  return topic;
+}
+
+export const topics = {
+  event(source: string, workspaceId: string, entity: string, action: string): string {
+    if (RESERVED_SOURCES.has(source)) throw new HubError('invalid_source', `source "${source}" is reserved`);
+    return checked(
+      `ionflux.${assertSegment('source', source)}.ws_${assertWorkspaceId(workspaceId)}.${assertSegment('entity', entity)}.${assertSegment('action', action)}`,
+    );
+  },
+  command(service: string): string {
+    return checked(`ionflux.cmd.${assertSegment('service', service)}`);
+  },
+  agentOutputs(agentId: string, workspaceId: string): string {
+    return checked(`ionflux.agent.${assertSegment('agent', agentId)}.ws_${assertWorkspaceId(workspaceId)}.outputs`);
+  },
+  deadLetter(service: string): string {
+    return checked(`ionflux.dlq.${assertSegment('service', service)}`);
+  },
+  audit: 'ionflux.platform.audit',
+  userActivity: 'ionflux.platform.user_activity',
+} as const;
+
+const EVENT_TOPIC = /^ionflux\.([a-z0-9][a-z0-9_-]*)\.ws_([a-z0-9][a-z0-9_-]*)\.([a-z0-9][a-z0-9_-]*)\.([a-z0-9][a-z0-9_-]*)$/;
+const AGENT_TOPIC = /^ionflux\.agent\.([a-z0-9][a-z0-9_-]*)\.ws_([a-z0-9][a-z0-9_-]*)\.outputs$/;
+
+/** The workspace a topic belongs to, or null for commands, platform and dead-letter topics. */
+export function workspaceOfTopic(topic: string): string | null {
+  const m = AGENT_TOPIC.exec(topic) ?? EVENT_TOPIC.exec(topic);
+  return m ? m[2]! : null;
+}
+
+/**
+ * Turns a user's subscription pattern into a RegExp anchored at both ends. A plain topic name
+ * matches itself only; anything with regex syntax is used as given (e.g. `ionflux.shopify.ws_.*.orders.created`).
+ */
+export function topicPattern(pattern: string): string | RegExp {
+  return /[*+?()[\]{}|^$\\]/.test(pattern) ? new RegExp(`^(?:${pattern})$`) : pattern;
+}

@@ -1,0 +1,25 @@
+/** An unexpected failure with a stable code, whether retrying may help, and its cause. */
+export class HubError extends Error {
+  readonly code: string;
+  readonly retryable: boolean;
+
+  constructor(code: string, message: string, opts: { retryable?: boolean; cause?: unknown } = {}) {
+    super(message, { cause: opts.cause });
+    this.name = 'HubError';
+    this.code = code;
+    this.retryable = opts.retryable ?? false;
+  }
+}
+
+/** Expected outcomes are values, not exceptions. */
+export type Result<T, E = HubError> = { ok: true; value: T } | { ok: false; error: E };
+
+export const ok = <T>(value: T): Result<T, never> => ({ ok: true, value });
+export const err = <E>(error: E): Result<never, E> => ({ ok: false, error });
+
+/** A short, secret-free description of anything thrown. */
+export function describeError(e: unknown): { code: string; message: string; retryable: boolean } {
+  if (e instanceof HubError) return { code: e.code, message: e.message, retryable: e.retryable };
+  if (e instanceof Error) return { code: e.name || 'Error', message: e.message, retryable: false };
+  return { code: 'Unknown', message: String(e), retryable: false };
+}

@@ -1,0 +1,60 @@
+import { readFile } from 'node:fs/promises';
+import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
+import { HubError } from '../errors.ts';
+
+/** Subject of the envelope: one subject for every topic (RecordNameStrategy), so evolution is checked once. */
+export const PLATFORM_EVENT_SUBJECT = 'io.ionflux.events.PlatformEvent';
+
+export interface SchemaFile {
+  subject: string;
+  file: string;
+}
+
+/** The schema files the hub owns, and the subjects they are registered under. */
+export const schemaFiles: SchemaFile[] = [{ subject: PLATFORM_EVENT_SUBJECT, file: new URL('../../schemas/platform-event.avsc', import.meta.url).pathname }];
+
+export function createRegistry(url: string): SchemaRegistry {
+  return new SchemaRegistry({ host: url, retry: { retries: 2, initialRetryTimeInSecs: 0.1, maxRetryTimeInSecs: 1 } });
+}
+
+/** Registers an Avro schema with BACKWARD compatibility and returns its id. */
+export async function registerAvro(registry: SchemaRegistry, subject: string, schema: string): Promise<number> {
+  try {
+    const { id } = await registry.register({ type: SchemaType.AVRO, schema }, { subject, compatibility: 'BACKWARD' as never });
+    return id;
+  } catch (e) {
+    throw new HubError('schema_registration_failed', `registering ${subject}: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+export interface CompatibilityVerdict {
+  subject: string;
+  compatible: boolean;
+  /** true when the registry holds no version yet (first registration is always allowed). */
+  firstVersion: boolean;
+  messages: string[];
+}
+
+/**
+ * Asks the registry (Confluent REST API) whether `schema` may become the next version of `subject`
+ * under the subject's compatibility level. The client library has no call for this.
+ */
+export async function checkCompatibility(url: string, subject: string, schema: string): Promise<CompatibilityVerdict> {
+  const res = await fetch(`${url}/compatibility/subjects/${encodeURIComponent(subject)}/versions/latest?verbose=true`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/vnd.schemaregistry.v1+json' },
+    body: JSON.stringify({ schema, schemaType: 'AVRO' }),
+    signal: AbortSignal.timeout(5000),
+  });
+  const body = (await res.json().catch(() => ({}))) as { is_compatible?: boolean; messages?: string[]; error_code?: number; message?: string };
+  if (res.status === 404 && (body.error_code === 40401 || body.error_code === 40402)) {
+    return { subject, compatible: true, firstVersion: true, messages: [] };
+  }
+  if (!res.ok) throw new HubError('registry_error', `registry answered ${res.status}: ${body.message ?? ''}`, { retryable: res.status >= 500 });
+  return { subject, compatible: body.is_compatible === true, firstVersion: false, messages: body.messages ?? [] };
+}
+
+/** Checks every schema file of the hub against what the registry holds. */
+export async function checkSchemaFiles(url: string, files: SchemaFile[] = schemaFiles): Promise<CompatibilityVerdict[]> {
+  return Promise.all(files.map(async (f) => checkCompatibility(url, f.subject, await readFile(f.file, 'utf8'))));
+}

@@ -1,0 +1,37 @@
+import { Kafka, logLevel } from 'kafkajs';
+
+/**
+ * Integration tests need the real Kafka, registry and Vault (`make test` starts them through
+ * deploy/local/infra-up.sh). Fail early with one clear message instead of many timeouts.
+ */
+export default async function setup(): Promise<void> {
+  const env = infraEnv();
+  const problems: string[] = [];
+  const kafka = new Kafka({ brokers: env.brokers, clientId: 'ionflux-test-setup', logLevel: logLevel.NOTHING, retry: { retries: 3 } });
+  const admin = kafka.admin();
+  try {
+    await admin.connect();
+    await admin.listTopics();
+  } catch (e) {
+    problems.push(`Kafka at ${env.brokers.join(',')}: ${(e as Error).message}`);
+  } finally {
+    await admin.disconnect().catch(() => undefined);
+  }
+  for (const [name, url] of [
+    ['schema registry', `${env.registryUrl}/subjects`],
+    ['Vault', `${env.vaultAddr}/v1/sys/health`],
+  ] as const) {
+    const res = await fetch(url, { signal: AbortSignal.timeout(3000) }).catch((e: Error) => e);
+    if (res instanceof Error || !res.ok) problems.push(`${name} at ${url}: ${res instanceof Error ? res.message : res.status}`);
+  }
+  if (problems.length) throw new Error(`infrastructure not reachable (run \`make infra-up\`):\n  ${problems.join('\n  ')}`);
+}
+
+export function infraEnv() {
+  return {
+    brokers: (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(','),
+    registryUrl: process.env.SCHEMA_REGISTRY_URL ?? 'http://127.0.0.1:8081/apis/ccompat/v7',
+    vaultAddr: process.env.VAULT_ADDR ?? 'http://127.0.0.1:8200',
+    vaultToken: process.env.VAULT_TOKEN ?? 'ionflux-dev-root',
+  };
+}

@@ -1,0 +1,29 @@
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+/** The virtualenv deploy/local/install.sh makes, holding confluent-kafka[avro,schemaregistry]. */
+export function interopPython(): string {
+  const cache = process.env.IONFLUX_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'ionflux');
+  const python = process.env.IONFLUX_PYTHON ?? join(cache, 'venv', 'bin', 'python');
+  if (!existsSync(python)) throw new Error(`${python} missing: run deploy/local/install.sh`);
+  return python;
+}
+
+export interface ForeignRecord {
+  topic: string;
+  schema_id: number;
+  key: string | null;
+  value: Record<string, unknown>;
+}
+
+/** Decodes `count` records of `topic` with Python's confluent-kafka AvroDeserializer. */
+export async function decodeWithConfluentPython(a: { brokers: string[]; registryUrl: string; topic: string; count: number }): Promise<ForeignRecord[]> {
+  const script = new URL('../interop/decode_avro.py', import.meta.url).pathname;
+  const { stdout } = await run(interopPython(), [script, a.brokers.join(','), a.registryUrl, a.topic, String(a.count), '40'], { timeout: 60_000 });
+  return stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as ForeignRecord);
+}

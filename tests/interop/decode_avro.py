@@ -1,0 +1,61 @@
+"""Reads a topic with Confluent's own Python client and prints each record, decoded through the
+schema registry by confluent-kafka's AvroDeserializer, as one JSON line. None of the hub's code
+is involved: this is what an analytics consumer in another language sees.
+
+usage: decode_avro.py <bootstrap> <registry-url> <topic> <count> [timeout-seconds]
+"""
+import datetime
+import json
+import sys
+import time
+import uuid
+
+from confluent_kafka import Consumer
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+
+
+def plain(value):
+    if isinstance(value, datetime.datetime):
+        return int(value.timestamp() * 1000)
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return value
+
+
+def main():
+    bootstrap, registry_url, topic, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    timeout = float(sys.argv[5]) if len(sys.argv) > 5 else 30
+    deserializer = AvroDeserializer(SchemaRegistryClient({"url": registry_url}))
+    consumer = Consumer({
+        "bootstrap.servers": bootstrap,
+        "group.id": f"interop-{uuid.uuid4()}",
+        "auto.offset.reset": "earliest",
+        "enable.auto.commit": False,
+    })
+    consumer.subscribe([topic])
+    seen, deadline = 0, time.time() + timeout
+    try:
+        while seen < count and time.time() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is None:
+                continue
+            if msg.error():
+                print(json.dumps({"error": str(msg.error())}), flush=True)
+                continue
+            record = deserializer(msg.value(), SerializationContext(msg.topic(), MessageField.VALUE))
+            print(json.dumps({
+                "topic": msg.topic(),
+                "schema_id": int.from_bytes(msg.value()[1:5], "big"),
+                "key": msg.key().decode() if msg.key() else None,
+                "value": {k: plain(v) for k, v in record.items()},
+            }), flush=True)
+            seen += 1
+    finally:
+        consumer.close()
+    sys.exit(0 if seen >= count else 3)
+
+
+if __name__ == "__main__":
+    main()
