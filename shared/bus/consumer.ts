@@ -58,7 +58,8 @@ export async function runConsumer(opts: ConsumerRunnerOptions): Promise<Consumer
     groupId: opts.groupId,
     allowAutoTopicCreation: false,
     sessionTimeout: opts.sessionTimeoutMs ?? 30_000,
-    heartbeatInterval: 3000,
+    heartbeatInterval: 1000,
+    maxWaitTimeInMs: 1000,
     retry: { retries: 10 },
   });
   const classify = opts.classify ?? defaultClassify;

@@ -67,7 +67,9 @@ export async function readAll(kafka: Kafka, topic: string, opts: { atLeast?: num
   const deadline = Date.now() + (opts.timeoutMs ?? 15_000);
   try {
     for (;;) {
-      const offsets = await admin.fetchTopicOffsets(topic).catch(() => []);
+      // Asking offsets of a missing topic makes kafkajs retry for ~10 s; ask whether it exists first.
+      const exists = (await admin.listTopics()).includes(topic);
+      const offsets = exists ? await admin.fetchTopicOffsets(topic) : [];
       ends = offsets.map((o) => ({ partition: o.partition, high: Number(o.high), low: Number(o.low) }));
       const total = ends.reduce((n, e) => n + e.high - e.low, 0);
       if (total >= (opts.atLeast ?? 0) || Date.now() > deadline) break;
