@@ -1,0 +1,73 @@
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import express, { type Express } from 'express';
+import type { Kafka } from 'kafkajs';
+import type { Registry } from 'prom-client';
+
+/** A named readiness probe; resolves true when the dependency answers. */
+export type ReadinessCheck = () => Promise<boolean>;
+
+/**
+ * Adds `/healthz` (the process is alive), `/readyz` (every dependency answers; 503 naming those
+ * that do not) and `/metrics` (Prometheus) to an express app.
+ */
+export function mountOpsRoutes(app: Express, opts: { metrics: Registry; checks: Record<string, ReadinessCheck> }): void {
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  app.get('/readyz', async (_req, res) => {
+    const entries = await Promise.all(
+      Object.entries(opts.checks).map(async ([name, check]) => [name, await withTimeout(check(), 2000).catch(() => false)] as const),
+    );
+    const checks = Object.fromEntries(entries.map(([n, ok]) => [n, ok ? 'ok' : 'unavailable']));
+    const ready = entries.every(([, ok]) => ok);
+    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not_ready', checks });
+  });
+  app.get('/metrics', async (_req, res) => {
+    res.set('content-type', opts.metrics.contentType).send(await opts.metrics.metrics());
+  });
+}
+
+/** Listens on 127.0.0.1 (or `host`) and resolves once bound; port 0 picks a free port. */
+export async function listen(app: Express, port: number, host = '127.0.0.1'): Promise<{ server: Server; url: string; close: () => Promise<void> }> {
+  const server = await new Promise<Server>((resolve, reject) => {
+    const s = app.listen(port, host, (e?: Error) => (e ? reject(e) : resolve(s)));
+  });
+  const { port: bound } = server.address() as AddressInfo;
+  return {
+    server,
+    url: `http://${host}:${bound}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      }),
+  };
+}
+
+/** Kafka answers when the cluster can be described. One admin client, connected lazily. */
+export function kafkaReadiness(kafka: Kafka): ReadinessCheck & { close: () => Promise<void> } {
+  const admin = kafka.admin({ retry: { retries: 0 } });
+  let connected: Promise<void> | undefined;
+  const check = async () => {
+    try {
+      connected ??= admin.connect();
+      await connected;
+      await admin.describeCluster();
+      return true;
+    } catch {
+      connected = undefined;
+      return false;
+    }
+  };
+  return Object.assign(check, { close: () => admin.disconnect() });
+}
+
+/** The schema registry answers its subjects listing. */
+export function registryReadiness(url: string): ReadinessCheck {
+  return async () => (await fetch(`${url}/subjects`, { signal: AbortSignal.timeout(2000) }).catch(() => null))?.ok ?? false;
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  return Promise.race([p, new Promise<T>((_, reject) => setTimeout(() => reject(new Error('timeout')), ms).unref())]);
+}

@@ -1,0 +1,81 @@
+import type { Kafka } from 'kafkajs';
+import type { Registry } from 'prom-client';
+import type { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
+import { createKafka } from './bus/kafka.ts';
+import { KafkaBus } from './bus/producer.ts';
+import { TopicProvisioner, defaultTopicSpecFor } from './bus/provision.ts';
+import type { BaseEnv } from './config.ts';
+import { createEventCodec, type EventCodec } from './events/codec.ts';
+import { createRegistry } from './events/registry.ts';
+import { kafkaReadiness, registryReadiness, type ReadinessCheck } from './http.ts';
+import { createLogger, type Logger } from './logger.ts';
+import { createMetricsRegistry } from './metrics.ts';
+
+/** What every service is built from; `main.ts` files create one and wire handlers onto it. */
+export interface Runtime {
+  service: string;
+  logger: Logger;
+  metrics: Registry;
+  kafka: Kafka;
+  provisioner: TopicProvisioner;
+  bus: KafkaBus;
+  registry: SchemaRegistry;
+  codec: EventCodec;
+  checks: Record<string, ReadinessCheck>;
+  /** Registers teardown; run in reverse order of registration. */
+  onClose(fn: () => Promise<void> | void): void;
+  close(): Promise<void>;
+}
+
+export async function createRuntime(service: string, env: BaseEnv, opts: { logger?: Logger } = {}): Promise<Runtime> {
+  const logger = opts.logger ?? createLogger({ service, level: env.LOG_LEVEL });
+  const metrics = createMetricsRegistry(service);
+  const kafka = createKafka({ brokers: env.KAFKA_BROKERS, clientId: `${env.KAFKA_CLIENT_ID}-${service}`, logger });
+  const provisioner = new TopicProvisioner(kafka, { partitions: env.KAFKA_TOPIC_PARTITIONS, replicationFactor: env.KAFKA_REPLICATION_FACTOR }, defaultTopicSpecFor);
+  const bus = new KafkaBus({ kafka, provisioner, logger });
+  const registry = createRegistry(env.SCHEMA_REGISTRY_URL);
+  const kafkaCheck = kafkaReadiness(kafka);
+  const closers: (() => Promise<void> | void)[] = [() => bus.close(), () => kafkaCheck.close()];
+  await bus.connect();
+  const codec = await createEventCodec(registry);
+  let closing: Promise<void> | undefined;
+  return {
+    service,
+    logger,
+    metrics,
+    kafka,
+    provisioner,
+    bus,
+    registry,
+    codec,
+    checks: { kafka: kafkaCheck, schema_registry: registryReadiness(env.SCHEMA_REGISTRY_URL) },
+    onClose: (fn) => void closers.push(fn),
+    close() {
+      closing ??= (async () => {
+        for (const fn of closers.reverse()) {
+          await Promise.resolve(fn()).catch((e: unknown) => logger.error({ err: e }, 'error while closing'));
+        }
+      })();
+      return closing;
+    },
+  };
+}
+
+/** Closes the runtime once on SIGINT/SIGTERM, then exits; a second signal exits at once. */
+export function closeOnSignals(close: () => Promise<void>, logger: Logger): void {
+  let signalled = false;
+  const handler = (signal: NodeJS.Signals) => {
+    if (signalled) process.exit(130);
+    signalled = true;
+    logger.info({ signal }, 'shutting down');
+    close().then(
+      () => process.exit(0),
+      (e: unknown) => {
+        logger.error({ err: e }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+}

@@ -1,0 +1,42 @@
+import { readFile } from 'node:fs/promises';
+import { describe, expect, it } from 'vitest';
+import { checkCompatibility, createRegistry, registerAvro, schemaFiles } from '../shared/events/registry.ts';
+import { runCli } from './helpers/cli.ts';
+import { infraEnv, uid } from './helpers/infra.ts';
+
+const { registryUrl } = infraEnv();
+
+async function envelopeWith(change: (schema: { fields: object[] }) => void): Promise<string> {
+  const schema = JSON.parse(await readFile(schemaFiles[0]!.file, 'utf8')) as { fields: object[] };
+  change(schema);
+  return JSON.stringify(schema);
+}
+
+describe('schema evolution is checked against the registry (BACKWARD)', () => {
+  it('accepts an added optional field and refuses an added required field or a removed default', async () => {
+    const subject = `test-${uid()}`;
+    await registerAvro(createRegistry(registryUrl), subject, await envelopeWith(() => undefined));
+
+    const optional = await envelopeWith((s) => s.fields.push({ name: 'trace_id', type: ['null', 'string'], default: null }));
+    expect(await checkCompatibility(registryUrl, subject, optional)).toMatchObject({ compatible: true, firstVersion: false });
+
+    const required = await envelopeWith((s) => s.fields.push({ name: 'tenant_region', type: 'string' }));
+    const verdict = await checkCompatibility(registryUrl, subject, required);
+    expect(verdict.compatible).toBe(false);
+
+    // The registry itself refuses to take it as the next version.
+    await expect(registerAvro(createRegistry(registryUrl), subject, required)).rejects.toThrow(/registering/);
+  });
+
+  it('lets a subject the registry has never seen take its first version', async () => {
+    // Confluent answers 404 (40401) here, Apicurio answers is_compatible: true; both mean "allowed".
+    const verdict = await checkCompatibility(registryUrl, `test-${uid()}`, await envelopeWith(() => undefined));
+    expect(verdict.compatible).toBe(true);
+  });
+
+  it('`ionflux schemas check` passes for the files in schemas/', async () => {
+    const { code, stdout } = await runCli(['schemas', 'check']);
+    expect(stdout).toMatch(/io\.ionflux\.events\.PlatformEvent: (compatible|new subject)/);
+    expect(code).toBe(0);
+  });
+});
