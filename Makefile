@@ -1,0 +1,31 @@
+# IONFLUX Integration Hub. `make up` runs the hub, `make test` runs every test.
+SHELL := /bin/bash
+.PHONY: up test test-unit install infra-up infra-down schemas-check typecheck bench-producer
+
+up: ## start Kafka, the schema registry, OpenBao and every service; Ctrl-C stops them
+	@bash deploy/local/up.sh
+
+test: ## unit + integration tests against real Kafka, registry and OpenBao
+	@bash deploy/local/test.sh
+
+test-unit: install ## tests that need nothing running
+	@node_modules/.bin/vitest run --project unit
+
+install: ## npm packages, Kafka jars, Apicurio, OpenBao and the Python interop client
+	@bash deploy/local/npm-install.sh
+	@bash deploy/local/install.sh
+
+infra-up: ## start the local infrastructure (only what is not already running)
+	@bash deploy/local/infra-up.sh
+
+infra-down: ## stop what infra-up started
+	@bash deploy/local/infra-down.sh
+
+schemas-check: install ## are schemas/ compatible with what the registry holds?
+	@node bin/ionflux.mjs schemas check
+
+typecheck: install
+	@node_modules/.bin/tsc --noEmit -p .
+
+bench-producer: install ## Kafka's ProducerPerformance vs the hub's producer, same run
+	@bash bench/producer/run.sh
