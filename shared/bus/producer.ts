@@ -4,9 +4,10 @@ import type { Logger } from '../logger.ts';
 import type { TopicProvisioner } from './provision.ts';
 import type { Bus, OutgoingRecord, PublishOptions, PublishOutcome, RecordAck } from './types.ts';
 
-interface Pending {
-  record: OutgoingRecord;
-  resolve: (ack: RecordAck) => void;
+/** Records that must land together (or not at all, when transactional); never split across requests. */
+interface Unit {
+  records: OutgoingRecord[];
+  resolve: (acks: RecordAck[]) => void;
   reject: (e: Error) => void;
   taken: boolean;
   timer?: NodeJS.Timeout;
@@ -16,10 +17,13 @@ export interface ProducerOptions {
   kafka: Kafka;
   provisioner: TopicProvisioner;
   logger: Logger;
-  /** Most records in one produce request. */
+  /** Most records in one produce request (a unit is never split). */
   maxBatch?: number;
-  /** How long a send may retry a dead broker before its records fail. */
-  maxRetryTimeMs?: number;
+  /**
+   * With an id, every request is one Kafka transaction: the records of a unit become visible to
+   * read_committed consumers together or never. Give each running instance its own stable id.
+   */
+  transactionalId?: string;
 }
 
 /**
@@ -28,39 +32,54 @@ export interface ProducerOptions {
  * request (one awaited send per record is ~10x slower: KafkaJS issue 772).
  */
 export class KafkaBus implements Bus {
-  private readonly producer: Producer;
-  private queue: Pending[] = [];
+  private producer: Producer;
+  private queue: Unit[] = [];
   private flushing = false;
   private connected: Promise<void> | undefined;
   private closed = false;
   private readonly partitioner = Partitioners.DefaultPartitioner();
 
   constructor(private readonly opts: ProducerOptions) {
-    this.producer = opts.kafka.producer({
+    this.producer = this.newProducer();
+  }
+
+  private newProducer(): Producer {
+    return this.opts.kafka.producer({
       idempotent: true,
       maxInFlightRequests: 1,
       allowAutoTopicCreation: false,
+      transactionalId: this.opts.transactionalId,
+      transactionTimeout: 30_000,
       retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 100, maxRetryTime: 1000 },
     });
   }
 
   connect(): Promise<void> {
-    this.connected ??= this.producer.connect();
+    this.connected ??= this.producer.connect().catch((e: unknown) => {
+      this.connected = undefined;
+      throw e;
+    });
     return this.connected;
   }
 
-  publish(record: OutgoingRecord, opts: PublishOptions = {}): Promise<RecordAck> {
+  async publish(record: OutgoingRecord, opts: PublishOptions = {}): Promise<RecordAck> {
+    const [ack] = await this.publishAtomic([record], opts);
+    return ack!;
+  }
+
+  /** Publishes records as one unit: same request, and with a transactional id, same transaction. */
+  publishAtomic(records: OutgoingRecord[], opts: PublishOptions = {}): Promise<RecordAck[]> {
     if (this.closed) return Promise.reject(new HubError('bus_closed', 'the producer is closed'));
-    return new Promise<RecordAck>((resolve, reject) => {
-      const p: Pending = { record, resolve, reject, taken: false };
+    return new Promise<RecordAck[]>((resolve, reject) => {
+      const unit: Unit = { records, resolve, reject, taken: false };
       if (opts.timeoutMs !== undefined) {
-        p.timer = setTimeout(() => {
-          // Not yet handed to Kafka: drop it so a record the caller was told failed is never sent.
-          if (!p.taken) this.queue = this.queue.filter((q) => q !== p);
+        unit.timer = setTimeout(() => {
+          // Not yet handed to Kafka: drop it, so a record the caller was told failed is never sent.
+          if (!unit.taken) this.queue = this.queue.filter((u) => u !== unit);
           reject(new HubError('publish_timeout', `Kafka did not acknowledge within ${opts.timeoutMs} ms`, { retryable: true }));
         }, opts.timeoutMs);
       }
-      this.queue.push(p);
+      this.queue.push(unit);
       void this.flush();
     });
   }
@@ -81,8 +100,7 @@ export class KafkaBus implements Bus {
     this.flushing = true;
     try {
       while (this.queue.length > 0) {
-        const batch = this.queue.splice(0, this.opts.maxBatch ?? 1000);
-        for (const p of batch) p.taken = true;
+        const batch = this.takeBatch(this.opts.maxBatch ?? 1000);
         await this.send(batch);
       }
     } finally {
@@ -90,24 +108,60 @@ export class KafkaBus implements Bus {
     }
   }
 
-  private async send(batch: Pending[]): Promise<void> {
+  private takeBatch(max: number): Unit[] {
+    let count = 0;
+    let n = 0;
+    while (n < this.queue.length && (n === 0 || count + this.queue[n]!.records.length <= max)) count += this.queue[n++]!.records.length;
+    const batch = this.queue.splice(0, n);
+    for (const u of batch) u.taken = true;
+    return batch;
+  }
+
+  private async send(batch: Unit[]): Promise<void> {
+    const records = batch.flatMap((u) => u.records);
     try {
       await this.connect();
-      await this.opts.provisioner.ensure(batch.map((p) => p.record.topic));
-      const partitions = batch.map((p) => this.partitionFor(p.record));
+      await this.opts.provisioner.ensure(records.map((r) => r.topic));
+      const partitions = records.map((r) => this.partitionFor(r));
       const byTopic = new Map<string, Message[]>();
-      batch.forEach((p, i) => {
-        const list = byTopic.get(p.record.topic) ?? [];
-        list.push({ ...toMessage(p.record), partition: partitions[i] });
-        byTopic.set(p.record.topic, list);
+      records.forEach((r, i) => {
+        const list = byTopic.get(r.topic) ?? [];
+        list.push({ ...toMessage(r), partition: partitions[i] });
+        byTopic.set(r.topic, list);
       });
       const topicMessages: TopicMessages[] = [...byTopic].map(([topic, messages]) => ({ topic, messages }));
-      const results = await this.producer.sendBatch({ topicMessages, acks: -1 });
-      settle(batch, partitions, results);
+      const results = this.opts.transactionalId ? await this.sendInTransaction(topicMessages) : await this.producer.sendBatch({ topicMessages, acks: -1 });
+      const acks = offsetsOf(records, partitions, results);
+      let i = 0;
+      for (const u of batch) {
+        clearTimeout(u.timer);
+        u.resolve(acks.slice(i, (i += u.records.length)));
+      }
     } catch (e) {
       const error = new HubError('publish_failed', `Kafka did not acknowledge: ${(e as Error).message}`, { retryable: true, cause: e });
-      this.opts.logger.warn({ err: error, records: batch.length }, 'publish failed');
-      for (const p of batch) finish(p, error);
+      this.opts.logger.warn({ err: error, records: records.length }, 'publish failed');
+      for (const u of batch) {
+        clearTimeout(u.timer);
+        u.reject(error);
+      }
+    }
+  }
+
+  private async sendInTransaction(topicMessages: TopicMessages[]) {
+    const txn = await this.producer.transaction();
+    try {
+      const results = await txn.sendBatch({ topicMessages, acks: -1 });
+      await txn.commit();
+      return results;
+    } catch (e) {
+      await txn.abort().catch(async () => {
+        // The producer is unusable (broker gone mid-transaction): a new one with the same id
+        // fences the old epoch and the coordinator aborts what it left open.
+        await this.producer.disconnect().catch(() => undefined);
+        this.producer = this.newProducer();
+        this.connected = undefined;
+      });
+      throw e;
     }
   }
 
@@ -129,25 +183,19 @@ function toMessage(r: OutgoingRecord): Message {
   return { key: r.key ?? null, value: r.value, headers: r.headers };
 }
 
-function finish(p: Pending, outcome: RecordAck | Error): void {
-  clearTimeout(p.timer);
-  if (outcome instanceof Error) p.reject(outcome);
-  else p.resolve(outcome);
-}
-
 /**
  * kafkajs answers with one base offset per (topic, partition). We choose each record's partition
  * ourselves (Java's murmur2 on the key, as kafkajs's default does), so each record's offset is
  * its partition's base plus its index there, in send order.
  */
-function settle(batch: Pending[], partitions: number[], results: { topicName: string; partition: number; baseOffset?: string }[]): void {
+function offsetsOf(records: OutgoingRecord[], partitions: number[], results: { topicName: string; partition: number; baseOffset?: string }[]): RecordAck[] {
   const base = new Map(results.map((r) => [`${r.topicName}/${r.partition}`, BigInt(r.baseOffset ?? '-1')]));
   const seen = new Map<string, bigint>();
-  batch.forEach((p, i) => {
-    const key = `${p.record.topic}/${partitions[i]}`;
+  return records.map((r, i) => {
+    const key = `${r.topic}/${partitions[i]}`;
     const index = seen.get(key) ?? 0n;
     seen.set(key, index + 1n);
     const b = base.get(key) ?? -1n;
-    finish(p, { topic: p.record.topic, partition: partitions[i]!, offset: b >= 0n ? String(b + index) : '-1' });
+    return { topic: r.topic, partition: partitions[i]!, offset: b >= 0n ? String(b + index) : '-1' };
   });
 }

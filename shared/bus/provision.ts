@@ -78,5 +78,9 @@ export class TopicProvisioner {
 }
 
 /** Dead letters are kept longer than events so an admin has time to replay them. */
-export const defaultTopicSpecFor: TopicSpecFor = (topic) =>
-  topic.startsWith('ionflux.dlq.') ? { configs: { 'retention.ms': String(30 * 24 * 3600 * 1000) } } : undefined;
+export const defaultTopicSpecFor: TopicSpecFor = (topic): Partial<TopicSpec> | undefined => {
+  if (topic.startsWith('ionflux.dlq.')) return { configs: { 'retention.ms': String(30 * 24 * 3600 * 1000) } };
+  // Hub state (links, dedupe markers, completed commands): latest value per key, kept.
+  if (topic.startsWith('ionflux.state.')) return { configs: { 'cleanup.policy': 'compact', 'min.compaction.lag.ms': '60000' } };
+  return undefined;
+};

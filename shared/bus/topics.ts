@@ -9,10 +9,11 @@ import { assertSegment, assertWorkspaceId } from '../ids.ts';
  *   agent outputs: ionflux.agent.<agent>.ws_<workspace>.outputs
  *   platform:      ionflux.platform.audit | ionflux.platform.user_activity
  *   dead letters:  ionflux.dlq.<service>
+ *   hub state:     ionflux.state.<name> (compacted)
  */
 const MAX_TOPIC_LENGTH = 249;
 // Second segments that mean something else; an event source named so would be ambiguous.
-const RESERVED_SOURCES = new Set(['cmd', 'agent', 'platform', 'dlq']);
+const RESERVED_SOURCES = new Set(['cmd', 'agent', 'platform', 'dlq', 'state']);
 
 function checked(topic: string): string {
   if (topic.length > MAX_TOPIC_LENGTH) throw new HubError('invalid_topic', `topic name longer than ${MAX_TOPIC_LENGTH} characters`);
@@ -34,6 +35,10 @@ export const topics = {
   },
   deadLetter(service: string): string {
     return checked(`ionflux.dlq.${assertSegment('service', service)}`);
+  },
+  /** A compacted topic holding one kind of hub state (see TopicProvisioner's defaults). */
+  state(name: string): string {
+    return checked(`ionflux.state.${assertSegment('state', name)}`);
   },
   audit: 'ionflux.platform.audit',
   userActivity: 'ionflux.platform.user_activity',
