@@ -1,0 +1,147 @@
+import { createPublicKey, verify as ecdsaVerify, type KeyObject } from 'node:crypto';
+import { z } from 'zod';
+import type { MapResult, MappedEvent, RawDelivery, VendorModule, VerifyResult } from './types.ts';
+import { checkRequired, guardMap, guardVerify, isIdText, makeEvent, parseJson, unixToIso, usableSecrets, zodReason } from './util.ts';
+
+/**
+ * SendGrid Signed Event Webhook: ECDSA P-256 / SHA-256 over `<timestamp><raw body>`, DER signature
+ * in base64. The "secrets" are the public verification keys as the SendGrid console shows them
+ * (base64 DER SPKI; PEM also accepted). Two keys = rotation overlap.
+ *
+ * No age limit on the timestamp: SendGrid documents none and retries failed posts later, and a
+ * replayed batch is harmless because every event is deduped on sg_event_id. Future timestamps
+ * beyond SENDGRID_FUTURE_SKEW_SECONDS are refused (clock abuse, not a retry).
+ */
+export const SENDGRID_FUTURE_SKEW_SECONDS = 5 * 60;
+export const SENDGRID_SIGNATURE_HEADER = 'x-twilio-email-event-webhook-signature';
+export const SENDGRID_TIMESTAMP_HEADER = 'x-twilio-email-event-webhook-timestamp';
+/** Custom arg the email dispatcher stamps on every message it sends for a workspace. */
+export const SENDGRID_WORKSPACE_ARG = 'ionflux_workspace';
+
+/** SendGrid `event` -> action; all are entity 'delivery' except the account status change. */
+export const sendgridEventMap: Readonly<Record<string, { entity: string; action: string }>> = Object.freeze({
+  processed: { entity: 'delivery', action: 'processed' },
+  delivered: { entity: 'delivery', action: 'delivered' },
+  deferred: { entity: 'delivery', action: 'deferred' },
+  bounce: { entity: 'delivery', action: 'bounced' }, // type 'bounce' (hard) and 'blocked' (soft) alike; payload keeps `type`
+  dropped: { entity: 'delivery', action: 'dropped' },
+  open: { entity: 'delivery', action: 'opened' },
+  click: { entity: 'delivery', action: 'clicked' },
+  spamreport: { entity: 'delivery', action: 'spam_reported' },
+  spam_report: { entity: 'delivery', action: 'spam_reported' },
+  unsubscribe: { entity: 'delivery', action: 'unsubscribed' },
+  group_unsubscribe: { entity: 'delivery', action: 'group_unsubscribed' },
+  group_resubscribe: { entity: 'delivery', action: 'group_resubscribed' },
+  account_status_change: { entity: 'account', action: 'status_changed' },
+});
+
+const keyCache = new Map<string, KeyObject | null>();
+function publicKey(secret: string): KeyObject | null {
+  if (keyCache.has(secret)) return keyCache.get(secret)!;
+  let key: KeyObject | null = null;
+  try {
+    key = secret.includes('BEGIN PUBLIC KEY')
+      ? createPublicKey(secret)
+      : createPublicKey({ key: Buffer.from(secret.trim(), 'base64'), format: 'der', type: 'spki' });
+    if (key.asymmetricKeyType !== 'ec') key = null;
+  } catch {
+    key = null;
+  }
+  if (keyCache.size > 256) keyCache.clear();
+  keyCache.set(secret, key);
+  return key;
+}
+
+function verify(d: RawDelivery, secrets: string[], now: Date): VerifyResult {
+  return guardVerify(() => {
+    const missing = checkRequired(d, [SENDGRID_SIGNATURE_HEADER, SENDGRID_TIMESTAMP_HEADER]);
+    if (missing) return missing;
+    const ts = d.headers[SENDGRID_TIMESTAMP_HEADER]!.trim();
+    const sig = d.headers[SENDGRID_SIGNATURE_HEADER]!.trim();
+    if (!/^\d{1,12}$/.test(ts)) return { valid: false, reason: 'malformed_timestamp' };
+    // DER ECDSA P-256 signatures are 70-72 bytes; base64 of that is < 100 chars.
+    if (!/^[A-Za-z0-9+/]{80,120}={0,2}$/.test(sig)) return { valid: false, reason: 'malformed_signature' };
+    if (Number(ts) - Math.floor(now.getTime() / 1000) > SENDGRID_FUTURE_SKEW_SECONDS) {
+      return { valid: false, reason: 'timestamp_too_new' };
+    }
+    const keys = usableSecrets(secrets).map(publicKey).filter((k): k is KeyObject => k !== null);
+    if (!keys.length) return { valid: false, reason: 'no_secret_configured' };
+    const signed = Buffer.concat([Buffer.from(ts, 'utf8'), d.rawBody]);
+    const der = Buffer.from(sig, 'base64');
+    let ok = false;
+    for (const key of keys) {
+      try {
+        ok = ecdsaVerify('sha256', signed, { key, dsaEncoding: 'der' }, der) || ok;
+      } catch {
+        // a garbled DER blob throws in some OpenSSL versions: treat as no match
+      }
+    }
+    return ok ? { valid: true } : { valid: false, reason: 'signature_mismatch' };
+  });
+}
+
+const item = z.looseObject({
+  event: z.string().min(1).max(64),
+  sg_event_id: z.string().min(1).max(512),
+  email: z.string().max(512).optional(),
+  timestamp: z.union([z.number(), z.string().regex(/^\d{1,13}$/)]),
+  sg_message_id: z.string().max(512).optional(),
+});
+const batch = z.array(item).min(1).max(10_000);
+
+function workspaceHint(e: Record<string, unknown>): string | undefined {
+  const nested = (o: unknown) => (o && typeof o === 'object' ? (o as Record<string, unknown>)[SENDGRID_WORKSPACE_ARG] : undefined);
+  const v = e[SENDGRID_WORKSPACE_ARG] ?? nested(e.custom_args) ?? nested(e.unique_args);
+  return typeof v === 'string' && v.length > 0 && v.length <= 255 ? v : undefined;
+}
+
+/**
+ * Account per event. An endpoint with its own account (/webhooks/email/sendgrid/<account>, verified
+ * with that account's keys) always wins: a workspace sending through its own SendGrid account sets
+ * its own custom args, and must not be able to steer events into another workspace by writing
+ * ionflux_workspace. On the shared platform endpoint the platform's dispatcher set the custom arg
+ * itself, so there the hint is trusted.
+ */
+function accountFor(e: Record<string, unknown>, pathParam: string | undefined): string | undefined {
+  return pathParam || workspaceHint(e);
+}
+
+function map(d: RawDelivery): MapResult {
+  return guardMap(() => {
+    const json = parseJson(d.rawBody);
+    if (!json.ok) return json;
+    const parsed = batch.safeParse(json.value);
+    if (!parsed.success) return { ok: false, reason: zodReason('SendGrid event batch', parsed.error) };
+    if (d.pathParam !== undefined && !/^[A-Za-z0-9_-]{1,64}$/.test(d.pathParam)) {
+      return { ok: false, reason: 'SendGrid endpoint account is not a valid id' };
+    }
+    // One bad item fails the whole batch: the original bytes go to the dead-letter topic together,
+    // rather than publishing part of a batch SendGrid will never resend.
+    const events: MappedEvent[] = [];
+    for (const [i, e] of parsed.data.entries()) {
+      const parts = Object.hasOwn(sendgridEventMap, e.event) ? sendgridEventMap[e.event] : undefined;
+      if (!parts) return { ok: false, reason: `item ${i}: unknown SendGrid event ${JSON.stringify(e.event)}` };
+      if (!isIdText(e.sg_event_id)) return { ok: false, reason: `item ${i}: sg_event_id is not a printable id` };
+      const account = accountFor(e, d.pathParam);
+      if (!account) return { ok: false, reason: `item ${i}: no ${SENDGRID_WORKSPACE_ARG} custom arg and no endpoint account` };
+      const messageId = e.sg_message_id?.trim();
+      events.push(makeEvent('email', {
+        deliveryId: e.sg_event_id,
+        account,
+        entity: parts.entity,
+        action: parts.action,
+        orderingKey: messageId || e.email || account,
+        payload: e,
+        occurredAt: unixToIso(e.timestamp),
+      }));
+    }
+    return { ok: true, events };
+  });
+}
+
+export const sendgrid: VendorModule = {
+  source: 'email',
+  requiredHeaders: [SENDGRID_SIGNATURE_HEADER, SENDGRID_TIMESTAMP_HEADER],
+  verify,
+  map,
+};

@@ -1,0 +1,183 @@
+import { z } from 'zod';
+import type { MapResult, RawDelivery, VendorModule, VerifyResult } from './types.ts';
+import {
+  anyHmacMatches, checkRequired, guardMap, guardVerify, isIdText, isoOrUndefined, makeEvent,
+  parseJson, usableSecrets, zodReason,
+} from './util.ts';
+
+/**
+ * Shopify webhooks: HMAC-SHA256 of the raw body keyed with the app's client secret, base64, in
+ * X-Shopify-Hmac-Sha256. Shopify signs no timestamp and retries for hours, so there is no age
+ * check here; replays are absorbed by dedupe on X-Shopify-Webhook-Id. Note the headers (topic,
+ * shop domain, webhook id) are NOT covered by the HMAC: map() therefore validates the domain,
+ * checks the body against the topic's schema, and cross-checks the domain inside compliance bodies.
+ */
+export const SHOPIFY_REQUIRED_HEADERS = [
+  'x-shopify-hmac-sha256', 'x-shopify-topic', 'x-shopify-shop-domain', 'x-shopify-webhook-id',
+] as const;
+
+/** Past tense for topic verbs; words already in the past (paid, uninstalled, ...) stay as they are. */
+export function pastTense(verb: string): string {
+  if (verb === 'paid' || verb.endsWith('ed')) return verb;
+  return verb.endsWith('e') ? `${verb}d` : `${verb}ed`;
+}
+
+const TOPICS = [
+  'orders/create', 'orders/updated', 'orders/delete', 'orders/paid', 'orders/cancelled',
+  'orders/fulfilled', 'orders/partially_fulfilled', 'orders/edited',
+  'products/create', 'products/update', 'products/delete',
+  'themes/publish', 'themes/create', 'themes/update', 'themes/delete',
+  'app/uninstalled', 'app/scopes_update', 'shop/update',
+  'checkouts/create', 'checkouts/update', 'checkouts/delete',
+  'draft_orders/create', 'draft_orders/update', 'draft_orders/delete',
+  'customers/create', 'customers/update', 'customers/delete', 'customers/enable', 'customers/disable',
+  'customers/data_request', 'customers/redact', 'shop/redact',
+  'inventory_levels/update', 'inventory_levels/connect', 'inventory_levels/disconnect',
+  'inventory_items/create', 'inventory_items/update', 'inventory_items/delete',
+  'fulfillments/create', 'fulfillments/update', 'refunds/create',
+  'collections/create', 'collections/update', 'collections/delete',
+] as const;
+
+/** Shopify topic -> topic parts, e.g. orders/create -> orders.created, themes/publish -> themes.published. */
+export const shopifyTopicMap: Readonly<Record<string, { entity: string; action: string }>> = Object.freeze(
+  Object.fromEntries(
+    TOPICS.map((t) => {
+      const [entity, verb] = t.split('/') as [string, string];
+      return [t, Object.freeze({ entity, action: pastTense(verb) })];
+    }),
+  ),
+);
+
+/** Shop label is one DNS label (max 63) under myshopify.com; lowercase only, no dots of its own. */
+const SHOP_DOMAIN = /^[a-z0-9][a-z0-9-]{0,62}\.myshopify\.com$/;
+export function isShopDomain(v: unknown): v is string {
+  return typeof v === 'string' && SHOP_DOMAIN.test(v);
+}
+
+// Schemas hold what the hub relies on; loose objects keep every other field Shopify sends.
+// Not .int(): zod 4 caps that at 2^53, and Shopify ids (its own examples included) go beyond it.
+const id = z.number().nonnegative().refine(Number.isInteger, 'expected an integer id');
+const gid = z.string().max(200).optional();
+const withId = z.looseObject({ id, admin_graphql_api_id: gid });
+const lineItem = z.looseObject({ id: id.optional(), quantity: z.number().int(), product_id: id.nullable().optional() });
+const order = withId.extend({ name: z.string(), line_items: z.array(lineItem), updated_at: z.string().nullable().optional() });
+const product = withId.extend({ title: z.string(), variants: z.array(z.looseObject({ id })).optional() });
+const checkout = withId.extend({ token: z.string(), line_items: z.array(z.looseObject({ quantity: z.number().int() })) });
+const draftOrder = withId.extend({ status: z.string(), line_items: z.array(z.looseObject({ quantity: z.number().int() })) });
+const theme = withId.extend({ name: z.string(), role: z.string() });
+const shop = withId.extend({ name: z.string() });
+const inventoryLevel = z.looseObject({ inventory_item_id: id, location_id: id });
+const childOfOrder = withId.extend({ order_id: id });
+const complianceBase = z.looseObject({ shop_id: id, shop_domain: z.string().max(255) });
+const customerRef = z.looseObject({ id: id.nullable().optional(), email: z.string().nullable().optional() });
+const dataRequest = complianceBase.extend({
+  customer: customerRef, orders_requested: z.array(id), data_request: z.looseObject({ id }),
+});
+const redact = complianceBase.extend({ customer: customerRef, orders_to_redact: z.array(id) });
+
+/** Delete topics carry little more than the id, so they all use the bare id schema. */
+function schemaFor(topic: string, entity: string): z.ZodType {
+  if (topic.endsWith('/delete')) return withId;
+  switch (topic) {
+    case 'customers/data_request': return dataRequest;
+    case 'customers/redact': return redact;
+    case 'shop/redact': return complianceBase;
+    case 'app/uninstalled': case 'shop/update': case 'app/scopes_update': return z.looseObject({});
+  }
+  switch (entity) {
+    case 'orders': return order;
+    case 'products': return product;
+    case 'checkouts': return checkout;
+    case 'draft_orders': return draftOrder;
+    case 'themes': return theme;
+    case 'inventory_levels': return inventoryLevel;
+    case 'fulfillments': case 'refunds': return childOfOrder;
+    default: return withId;
+  }
+}
+
+/**
+ * Exact entity id. JSON.parse rounds integers above 2^53 (Shopify's own examples have such ids),
+ * so the digits of admin_graphql_api_id win; the number is only a fallback.
+ */
+function entityKey(body: Record<string, unknown>): string | undefined {
+  const g = body.admin_graphql_api_id;
+  const m = typeof g === 'string' ? /^gid:\/\/shopify\/[A-Za-z]+\/(\d{1,30})$/.exec(g) : null;
+  if (m) return m[1];
+  return typeof body.id === 'number' ? String(body.id) : undefined;
+}
+
+function orderingKeyFor(topic: string, entity: string, body: Record<string, unknown>, account: string): string {
+  const n = (v: unknown) => (typeof v === 'number' ? String(v) : undefined);
+  // Shop-level topics (shop/update, shop/redact, app/*) are about the account itself.
+  if (topic.startsWith('shop/') || topic.startsWith('app/')) return account;
+  if (topic === 'customers/data_request' || topic === 'customers/redact') {
+    return n((body.customer as { id?: unknown } | undefined)?.id) ?? account;
+  }
+  // A fulfillment or refund belongs with its order: key by the order so they stay in its order.
+  if (entity === 'fulfillments' || entity === 'refunds') return n(body.order_id) ?? account;
+  if (entity === 'inventory_levels') return `${n(body.inventory_item_id)}:${n(body.location_id)}`;
+  return entityKey(body) ?? account;
+}
+
+function verify(d: RawDelivery, secrets: string[], _now: Date): VerifyResult {
+  return guardVerify(() => {
+    const missing = checkRequired(d, SHOPIFY_REQUIRED_HEADERS);
+    if (missing) return missing;
+    const header = d.headers['x-shopify-hmac-sha256']!.trim();
+    // 32-byte digest in base64 is exactly 44 chars ending in '='.
+    if (!/^[A-Za-z0-9+/]{43}=$/.test(header)) return { valid: false, reason: 'malformed_signature' };
+    const keys = usableSecrets(secrets);
+    if (!keys.length) return { valid: false, reason: 'no_secret_configured' };
+    const ok = anyHmacMatches([Buffer.from(header, 'base64')], keys, d.rawBody);
+    return ok ? { valid: true } : { valid: false, reason: 'signature_mismatch' };
+  });
+}
+
+function map(d: RawDelivery): MapResult {
+  return guardMap(() => {
+    const topic = d.headers['x-shopify-topic'] ?? '';
+    const parts = shopifyTopicMap[topic];
+    if (!Object.hasOwn(shopifyTopicMap, topic) || !parts) {
+      return { ok: false, reason: `unknown Shopify topic ${JSON.stringify(topic.slice(0, 80))}` };
+    }
+    const domain = d.headers['x-shopify-shop-domain'];
+    if (!isShopDomain(domain)) return { ok: false, reason: 'X-Shopify-Shop-Domain is not a <shop>.myshopify.com domain' };
+    const webhookId = d.headers['x-shopify-webhook-id'];
+    if (!isIdText(webhookId, 255)) return { ok: false, reason: 'X-Shopify-Webhook-Id is not a printable id' };
+
+    const json = parseJson(d.rawBody);
+    if (!json.ok) return json;
+    const parsed = schemaFor(topic, parts.entity).safeParse(json.value);
+    if (!parsed.success) return { ok: false, reason: zodReason(`Shopify ${topic}`, parsed.error) };
+    const body = parsed.data as Record<string, unknown>;
+
+    // Compliance bodies name the shop; a valid-looking domain that differs from the header means
+    // the header was swapped on a replayed body (headers are unsigned).
+    if (typeof body.shop_domain === 'string' && isShopDomain(body.shop_domain) && body.shop_domain !== domain) {
+      return { ok: false, reason: 'shop_domain in body does not match X-Shopify-Shop-Domain' };
+    }
+
+    const occurredAt = isoOrUndefined(d.headers['x-shopify-triggered-at'])
+      ?? isoOrUndefined(body.updated_at) ?? isoOrUndefined(body.created_at);
+    return {
+      ok: true,
+      events: [makeEvent('shopify', {
+        deliveryId: webhookId,
+        account: domain,
+        entity: parts.entity,
+        action: parts.action,
+        orderingKey: orderingKeyFor(topic, parts.entity, body, domain),
+        payload: body,
+        occurredAt,
+      })],
+    };
+  });
+}
+
+export const shopify: VendorModule = {
+  source: 'shopify',
+  requiredHeaders: [...SHOPIFY_REQUIRED_HEADERS],
+  verify,
+  map,
+};
