@@ -1,0 +1,82 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { baseEnv, parseEnv } from '../shared/config.ts';
+
+// There is no Docker engine here: docker-compose.yml is checked by deploy/compose-check.sh
+// (`docker compose config -q` when the plugin exists, a structural check in Python always), and
+// its hub services' environment is checked against the zod schemas the services really parse.
+
+const root = join(dirname(new URL(import.meta.url).pathname), '..');
+
+function composeCheck(args: string[] = []) {
+  return spawnSync('bash', ['deploy/compose-check.sh', ...args], { cwd: root, encoding: 'utf8', timeout: 110_000 });
+}
+
+interface ComposeService {
+  build?: unknown;
+  command?: string | string[];
+  environment?: Record<string, string | number | boolean | null> | string[];
+}
+
+function envOf(svc: ComposeService): Record<string, string> {
+  const env = svc.environment ?? {};
+  const entries = Array.isArray(env) ? env.map((e) => e.split(/=(.*)/s).slice(0, 2) as [string, string]) : Object.entries(env);
+  // Compose interpolation `${VAR:-default}`: the test sees the default.
+  return Object.fromEntries(entries.map(([k, v]) => [k, String(v ?? '').replace(/\$\{[A-Za-z_][A-Za-z0-9_]*:?-([^}]*)\}/g, '$1')]));
+}
+
+/** The keys of every zod object a service's env.ts exports (e.g. ingesterEnv = baseEnv.extend(...)). */
+async function serviceEnvSchema(mainFile: string): Promise<z.ZodObject | undefined> {
+  const file = join(root, dirname(mainFile), 'env.ts');
+  if (!existsSync(file)) return undefined;
+  const mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+  return Object.values(mod).find((v): v is z.ZodObject => v instanceof z.ZodObject);
+}
+
+describe('docker-compose.yml (checked without a Docker engine)', () => {
+  it('deploy/compose-check.sh finds it well-formed', () => {
+    const r = composeCheck();
+    expect(r.stderr).toMatch(/OK: \d+ services/);
+    expect(r.status, r.stderr).toBe(0);
+  }, 120_000);
+
+  it("hub services take only variables their config parses, and the values parse", async () => {
+    const r = composeCheck(['--json']);
+    expect(r.status, r.stderr).toBe(0);
+    const doc = JSON.parse(r.stdout) as { 'x-hub-env': Record<string, string>; services: Record<string, ComposeService> };
+    const baseKeys = Object.keys(baseEnv.shape);
+
+    // The shared block is baseEnv only; the essentials are in it.
+    expect(baseKeys).toEqual(expect.arrayContaining(Object.keys(doc['x-hub-env'])));
+    expect(Object.keys(doc['x-hub-env'])).toEqual(expect.arrayContaining(['KAFKA_BROKERS', 'SCHEMA_REGISTRY_URL', 'VAULT_ADDR', 'VAULT_TOKEN', 'LOG_LEVEL']));
+    // Confluent's registry serves its API at the root, unlike Apicurio's /apis/ccompat/v7.
+    expect(doc['x-hub-env'].SCHEMA_REGISTRY_URL).toBe('http://schema-registry:8081');
+
+    const hub = Object.entries(doc.services).filter(([, s]) => s.build !== undefined);
+    expect(hub.map(([name]) => name)).toContain('webhook-ingester');
+    for (const [name, svc] of hub) {
+      const command = Array.isArray(svc.command) ? svc.command : String(svc.command ?? '').split(/\s+/);
+      const main = command.find((c) => c.endsWith('.ts'));
+      expect(main, `${name} runs a .ts file`).toBeDefined();
+      const schema = (await serviceEnvSchema(main!)) ?? baseEnv;
+      const env = envOf(svc);
+      const unknown = Object.keys(env).filter((k) => !(k in schema.shape));
+      expect(unknown, `${name}: variables no config parses`).toEqual([]);
+      expect(Object.keys(env), `${name} gets the shared hub env`).toEqual(expect.arrayContaining(Object.keys(doc['x-hub-env'])));
+      // The service would start with this environment (exits naming bad variables otherwise).
+      expect(() => parseEnv(schema, env), name).not.toThrow();
+    }
+  });
+
+  it('the ingester is published on 8080, listens on every interface and is health-checked on /readyz', () => {
+    const r = composeCheck(['--json']);
+    const svc = (JSON.parse(r.stdout) as { services: Record<string, ComposeService & { ports?: string[]; healthcheck?: { test: string[] } }> }).services['webhook-ingester']!;
+    expect(svc.ports).toContain('8080:8080');
+    expect(envOf(svc)).toMatchObject({ INGESTER_PORT: '8080', INGESTER_HOST: '0.0.0.0' });
+    expect(svc.healthcheck?.test.join(' ')).toContain(':8080/readyz');
+  });
+});
