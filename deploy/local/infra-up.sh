@@ -5,7 +5,15 @@
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 record=""
-[ "${1:-}" = "--record" ] && record=$2
+only="kafka registry vault"
+while [ $# -gt 0 ]; do
+  case $1 in
+    --record) record=$2; shift 2 ;;
+    --only) only=$2; shift 2 ;; # e.g. --only kafka: a second broker for the reliability tests
+    *) log "unknown option $1"; exit 2 ;;
+  esac
+done
+wanted() { [[ " $only " == *" $1 "* ]]; }
 
 bash "$LOCAL_DIR/install.sh"
 
@@ -40,12 +48,11 @@ kafka_prepare() {
   fi
 }
 
-kafka_prepare
-start kafka kafka_healthy 90 java -Xms512m -Xmx1g -cp "$KAFKA_HOME/lib/*" \
+wanted kafka && kafka_prepare && start kafka kafka_healthy 90 java -Xms512m -Xmx1g -cp "$KAFKA_HOME/lib/*" \
   -Dlog4j2.configurationFile="$LOCAL_DIR/kafka/log4j2.properties" kafka.Kafka "$IONFLUX_RUN/kafka/server.properties"
-start registry registry_healthy 120 "$(modern_java)" -Xmx512m -Dquarkus.http.host=127.0.0.1 -Dquarkus.http.port="$REGISTRY_PORT" \
+wanted registry && start registry registry_healthy 120 "$(modern_java)" -Xmx512m -Dquarkus.http.host=127.0.0.1 -Dquarkus.http.port="$REGISTRY_PORT" \
   -jar "$APICURIO_HOME/quarkus-run.jar"
-start vault vault_healthy 60 "$IONFLUX_VENV/bin/bao" server -dev -dev-root-token-id="$VAULT_DEV_ROOT_TOKEN" \
+wanted vault && start vault vault_healthy 60 "$IONFLUX_VENV/bin/bao" server -dev -dev-root-token-id="$VAULT_DEV_ROOT_TOKEN" \
   -dev-listen-address="127.0.0.1:$VAULT_PORT"
 
 cat >&2 <<EOT

@@ -8,8 +8,9 @@ cd "$LOCAL_DIR/../.."
 bash "$LOCAL_DIR/npm-install.sh" || exit 1
 record=$(mktemp)
 cleanup() {
+  # Only what this run started; with no names infra-down would stop everything.
   # shellcheck disable=SC2046
-  bash "$LOCAL_DIR/infra-down.sh" $(cat "$record")
+  [ -s "$record" ] && bash "$LOCAL_DIR/infra-down.sh" $(cat "$record")
   rm -f "$record"
 }
 trap cleanup EXIT

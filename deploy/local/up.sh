@@ -20,8 +20,9 @@ stop_all() {
   log "stopping services"
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  # Only what this run started; with no names infra-down would stop everything.
   # shellcheck disable=SC2046
-  bash "$LOCAL_DIR/infra-down.sh" $(cat "$record")
+  [ -s "$record" ] && bash "$LOCAL_DIR/infra-down.sh" $(cat "$record")
   rm -f "$record"
 }
 trap stop_all INT TERM EXIT

@@ -1,5 +1,7 @@
 import { ConfigError } from '../../shared/config.ts';
 import { HubError } from '../../shared/errors.ts';
+import { endpointsCommand } from './endpoints.ts';
+import { linkCommand, linksCommand } from './links.ts';
 import { schemasCommand } from './schemas.ts';
 import { tailCommand } from './tail.ts';
 
@@ -12,6 +14,9 @@ export interface CliCommand {
 const commands: Record<string, CliCommand> = {
   tail: tailCommand,
   schemas: schemasCommand,
+  link: linkCommand,
+  links: linksCommand,
+  endpoints: endpointsCommand,
 };
 
 function usage(): string {

@@ -53,9 +53,10 @@ export class TopicProvisioner {
       configEntries: Object.entries(spec.configs ?? {}).map(([name, value]) => ({ name, value })),
     };
     let created = false;
+    // Ask first: creating an existing topic works but makes kafkajs log an error.
+    const exists = (await this.admin.listTopics()).includes(topic);
     try {
-      // Resolves false when the topic already exists.
-      created = await this.admin.createTopics({ topics: [config], waitForLeaders: true });
+      if (!exists) created = await this.admin.createTopics({ topics: [config], waitForLeaders: true });
     } catch (e) {
       if ((e as { type?: string }).type !== 'TOPIC_ALREADY_EXISTS') throw e;
     }
@@ -77,10 +78,16 @@ export class TopicProvisioner {
   }
 }
 
+const DAY = 24 * 3600 * 1000;
+const STATE_RETENTION_MS: Record<string, number> = { 'ionflux.state.webhook-deliveries': 7 * DAY };
+
 /** Dead letters are kept longer than events so an admin has time to replay them. */
 export const defaultTopicSpecFor: TopicSpecFor = (topic): Partial<TopicSpec> | undefined => {
   if (topic.startsWith('ionflux.dlq.')) return { configs: { 'retention.ms': String(30 * 24 * 3600 * 1000) } };
-  // Hub state (links, dedupe markers, completed commands): latest value per key, kept.
+  // Hub state (links, dedupe markers, completed commands): latest value per key. Stores of
+  // delivery ids only need to outlive the vendors' retry windows, so they also expire.
+  const window = STATE_RETENTION_MS[topic];
+  if (window) return { configs: { 'cleanup.policy': 'compact,delete', 'retention.ms': String(window), 'min.compaction.lag.ms': '60000' } };
   if (topic.startsWith('ionflux.state.')) return { configs: { 'cleanup.policy': 'compact', 'min.compaction.lag.ms': '60000' } };
   return undefined;
 };

@@ -54,7 +54,8 @@ export class PayloadSchemas {
   private readonly families = new Map<string, PayloadSchema>();
 
   register(eventType: string, schema: z.ZodType, version = '1'): this {
-    if (eventType.endsWith('.*')) this.families.set(eventType.slice(0, -1), { version, schema });
+    // `*` matches every type, `shopify.*` every type starting with `shopify.`
+    if (eventType === '*' || eventType.endsWith('.*')) this.families.set(eventType.slice(0, -1), { version, schema });
     else this.exact.set(eventType, { version, schema });
     return this;
   }

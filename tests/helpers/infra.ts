@@ -80,27 +80,32 @@ export async function readAll(kafka: Kafka, topic: string, opts: { atLeast?: num
   }
   const wanted = ends.filter((e) => e.high > e.low);
   if (wanted.length === 0) return [];
-  const consumer = kafka.consumer({ groupId: uid('reader-'), allowAutoTopicCreation: false });
+  const consumer = kafka.consumer({ groupId: uid('reader-'), allowAutoTopicCreation: false, maxWaitTimeInMs: 250 });
   const out: IncomingRecord[] = [];
   const remaining = new Set(wanted.map((e) => e.partition));
+  let finished: () => void = () => undefined;
+  const done = new Promise<void>((resolve, reject) => {
+    finished = resolve;
+    setTimeout(() => reject(new Error(`timed out reading ${topic}`)), 20_000).unref();
+  });
+  // Transactional writes end in commit markers that consumers never see as records: a
+  // partition is read to its end when a batch's last offset (markers included) reaches it.
+  consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
+    const end = wanted.find((e) => e.partition === payload.partition);
+    if (end && Number(payload.lastOffset) >= end.high - 1) remaining.delete(payload.partition);
+    if (remaining.size === 0) finished();
+  });
   await consumer.connect();
   try {
     await consumer.subscribe({ topic, fromBeginning: true });
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`timed out reading ${topic}`)), 20_000);
-      void consumer.run({
-        eachMessage: async ({ topic: t, partition, message }) => {
-          const end = wanted.find((e) => e.partition === partition);
-          if (!end || Number(message.offset) >= end.high) return;
-          out.push({ topic: t, partition, offset: message.offset, key: message.key, value: message.value, headers: headersToStrings(message.headers), timestamp: message.timestamp });
-          if (Number(message.offset) >= end.high - 1) remaining.delete(partition);
-          if (remaining.size === 0) {
-            clearTimeout(timer);
-            resolve();
-          }
-        },
-      });
+    await consumer.run({
+      eachMessage: async ({ topic: t, partition, message }) => {
+        const end = wanted.find((e) => e.partition === partition);
+        if (!end || Number(message.offset) >= end.high) return;
+        out.push({ topic: t, partition, offset: message.offset, key: message.key, value: message.value, headers: headersToStrings(message.headers), timestamp: message.timestamp });
+      },
     });
+    await done;
   } finally {
     await consumer.disconnect();
   }

@@ -1,0 +1,63 @@
+import { randomBytes } from 'node:crypto';
+import { topics } from '../../shared/bus/topics.ts';
+import { assertSegment, assertWorkspaceId } from '../../shared/ids.ts';
+import { linkKey, openLinks, type Link } from '../../shared/links.ts';
+import { createSecretStore } from '../../shared/secrets/index.ts';
+import { endpointSecretPath } from '../webhook-ingester/secrets.ts';
+import { parse, UsageError } from './args.ts';
+import { cliContext } from './context.ts';
+import type { CliCommand } from './main.ts';
+
+const USAGE = 'ionflux endpoints create --workspace <id> --source <name> | endpoints rotate <endpoint-id> [--overlap-hours <h>]';
+
+const newSecret = () => `whsec_${randomBytes(24).toString('base64')}`;
+
+/**
+ * Standard Webhooks endpoints for Zapier, n8n or any tool. `create` prints the URL and the
+ * signing secret once (only the secret store keeps it); `rotate` issues a new secret and keeps
+ * the old one valid for an overlap window (default 24 h).
+ */
+export const endpointsCommand: CliCommand = {
+  summary: 'endpoints create --workspace <id> --source <name> | rotate <endpoint-id>   signed generic webhook endpoints',
+  async run(args) {
+    const [sub, ...rest] = args;
+    const { values, positionals } = parse(rest, { workspace: { type: 'string' }, source: { type: 'string' }, 'overlap-hours': { type: 'string' } }, USAGE);
+    const ctx = cliContext();
+    const store = createSecretStore(ctx.env);
+    try {
+      if (sub === 'create') {
+        if (!values.workspace || !values.source) throw new UsageError(`usage: ${USAGE}`);
+        const workspaceId = assertWorkspaceId(values.workspace);
+        const source = assertSegment('source', values.source);
+        if (['shopify', 'tiktok', 'email', 'whatsapp', 'cmd', 'agent', 'platform', 'dlq', 'state'].includes(source)) throw new UsageError(`source "${source}" is reserved`);
+        const id = `ep_${randomBytes(8).toString('hex')}`;
+        const secret = newSecret();
+        await store.put(endpointSecretPath(id), { secret }, { labels: { workspace: workspaceId, source } });
+        const link: Link = { workspaceId, source, linkedAt: new Date().toISOString() };
+        await ctx.bus.publish({ topic: topics.state('links'), key: linkKey('generic', id), value: Buffer.from(JSON.stringify(link)) });
+        const base = process.env.INGESTER_PUBLIC_URL ?? `http://127.0.0.1:${process.env.INGESTER_PORT ?? 8080}`;
+        process.stdout.write(`${JSON.stringify({ endpoint_id: id, url: `${base}/webhooks/generic/${id}`, secret, workspace: workspaceId, source })}\n`);
+        process.stderr.write('The secret is shown only this once; sign deliveries with it (Standard Webhooks).\n');
+        return 0;
+      }
+      if (sub === 'rotate') {
+        const id = positionals[0];
+        if (!id) throw new UsageError(`usage: ${USAGE}`);
+        const links = await openLinks(ctx);
+        const known = links.get(linkKey('generic', id));
+        await links.close();
+        const current = await store.get(endpointSecretPath(id));
+        if (!known || !current?.value.secret) throw new UsageError(`no endpoint ${id}`);
+        const hours = Number(values['overlap-hours'] ?? 24);
+        const secret = newSecret();
+        await store.put(endpointSecretPath(id), { secret, previous_secret: current.value.secret, previous_valid_until: new Date(Date.now() + hours * 3600_000).toISOString() }, { labels: current.metadata.labels });
+        process.stdout.write(`${JSON.stringify({ endpoint_id: id, secret, previous_valid_for_hours: hours })}\n`);
+        return 0;
+      }
+      throw new UsageError(`usage: ${USAGE}`);
+    } finally {
+      await store.close?.();
+      await ctx.close();
+    }
+  },
+};

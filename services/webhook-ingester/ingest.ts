@@ -1,0 +1,187 @@
+import { z } from 'zod';
+import type { KafkaBus } from '../../shared/bus/producer.ts';
+import { topics } from '../../shared/bus/topics.ts';
+import type { OutgoingRecord } from '../../shared/bus/types.ts';
+import type { EventCodec } from '../../shared/events/codec.ts';
+import { buildEvent, deterministicEventId, PayloadSchemas } from '../../shared/events/platform-event.ts';
+import { EVENT_HEADERS } from '../../shared/events/publisher.ts';
+import { describeError } from '../../shared/errors.ts';
+import { accountProblem, linkKey, type LinkTable } from '../../shared/links.ts';
+import type { Logger } from '../../shared/logger.ts';
+import { seenWithin, type Delivery, type DeliveryLog } from './deliveries.ts';
+import { webhookDeadLetter } from './dead-letter.ts';
+import type { IngesterMetrics, Outcome } from './metrics.ts';
+import { validSecrets, type SecretsFor } from './secrets.ts';
+import type { MappedEvent, RawDelivery, VendorModule } from './vendors/types.ts';
+
+export const SERVICE = 'webhook-ingester';
+
+export interface IngestDeps {
+  bus: KafkaBus;
+  codec: EventCodec;
+  logger: Logger;
+  links: LinkTable;
+  deliveries: DeliveryLog;
+  secretsFor: SecretsFor;
+  metrics: IngesterMetrics;
+  publishTimeoutMs: number;
+  dedupeWindowMs: number;
+}
+
+export interface IngestResponse {
+  status: number;
+  body: Record<string, unknown>;
+}
+
+// The vendor module has checked each payload against its event type's zod schema (written from
+// the vendor's published samples); here every family only needs to be a JSON object.
+const payloadSchemas = new PayloadSchemas().register('*', z.union([z.looseObject({}), z.array(z.unknown())]));
+
+// Single-event vendors: publish the body byte-for-byte (JSON.parse would round ids past 2^53).
+const VERBATIM: ReadonlySet<string> = new Set(['shopify', 'tiktok', 'generic']);
+
+/** Deliveries being published right now, so a concurrent retry waits for the first one's outcome. */
+const inFlight = new Map<string, Promise<unknown>>();
+
+/** verify -> map -> link -> dedupe -> publish (event + delivery marker in one transaction). */
+export async function ingest(deps: IngestDeps, vendor: VendorModule, d: RawDelivery, topicSource?: string): Promise<IngestResponse> {
+  const count = (outcome: Outcome) => deps.metrics.requests.inc({ vendor: vendor.source, outcome });
+  if (vendor.source === 'generic' && accountProblem('generic', d.pathParam ?? '')) {
+    count('not_found');
+    return { status: 404, body: { error: 'unknown_endpoint' } };
+  }
+  let secret;
+  try {
+    secret = await deps.secretsFor(vendor.source, d.pathParam);
+  } catch (e) {
+    deps.logger.error({ vendor: vendor.source, err: e }, 'verification secrets unavailable');
+    count('unavailable');
+    return { status: 503, body: { error: 'unavailable', reason: 'verification secrets unavailable' } };
+  }
+  if (!secret) {
+    if (vendor.source === 'generic') return (count('not_found'), { status: 404, body: { error: 'unknown_endpoint' } });
+    deps.logger.error({ vendor: vendor.source }, 'no verification secret configured for this vendor');
+    count('unavailable');
+    return { status: 503, body: { error: 'vendor_not_configured' } };
+  }
+  const verdict = vendor.verify(d, validSecrets(secret, d.receivedAt), d.receivedAt);
+  if (!verdict.valid) {
+    count('bad_signature');
+    return { status: 401, body: { error: 'invalid_signature', reason: verdict.reason, ...(verdict.missingHeaders ? { missing_headers: verdict.missingHeaders } : {}) } };
+  }
+
+  const mapped = vendor.map(d);
+  if (!mapped.ok) {
+    const id = d.headers['x-shopify-webhook-id'] ?? d.headers['webhook-id'] ?? deterministicEventId(d.rawBody.toString('base64'));
+    return deadLetterOnce(deps, vendor, d, `${vendor.source}:${d.pathParam ?? ''}:${id}`, 'schema_failed', mapped.reason, count);
+  }
+
+  const published: string[] = [];
+  const duplicates: string[] = [];
+  const deadLettered: string[] = [];
+  const units: Promise<void>[] = [];
+  for (const ev of mapped.events) {
+    const key = `${vendor.source}:${ev.account}:${ev.deliveryId}`;
+    units.push(
+      once(key, async () => {
+        const seen = seenWithin(deps.deliveries, key, deps.dedupeWindowMs);
+        if (seen) return void (seen.outcome === 'published' ? duplicates : deadLettered).push(seen.eventId);
+        const link = deps.links.get(linkKey(vendor.source, ev.account));
+        if (!link) {
+          deps.logger.warn({ vendor: vendor.source, account: ev.account }, 'delivery for an unlinked account dead-lettered');
+          count('unlinked');
+          await publishUnit(deps, key, deadLetterMarker(key, 'unlinked'), [webhookDeadLetter({ vendor, d, error: { code: 'unlinked', message: `no workspace linked to ${vendor.source} account ${ev.account}` }, value: single(mapped.events, d, ev) })], vendor);
+          return void deadLettered.push(key);
+        }
+        const record = eventRecord(deps, vendor, d, ev, link.workspaceId, topicSource ?? link.source ?? vendor.source, mapped.events.length === 1);
+        const event = await record;
+        await publishUnit(deps, key, { eventId: event.eventId, outcome: 'published', at: Date.now() }, [event.record], vendor);
+        published.push(event.eventId);
+      }),
+    );
+  }
+  const settled = await Promise.allSettled(units.map((u) => withTimeout(u, deps.publishTimeoutMs)));
+  const failed = settled.find((s) => s.status === 'rejected');
+  if (failed) {
+    deps.logger.warn({ vendor: vendor.source, err: (failed as PromiseRejectedResult).reason }, 'delivery not published; the vendor will retry');
+    count('unavailable');
+    return { status: 503, body: { error: 'unavailable', reason: 'event store did not acknowledge; retry later' } };
+  }
+  if (published.length) count('accepted');
+  else if (duplicates.length) count('duplicate');
+  if (published.length === 0 && duplicates.length === 0) return { status: 202, body: { status: 'dead_lettered', reason: 'unlinked' } };
+  return { status: 200, body: { status: published.length ? 'accepted' : 'duplicate', event_ids: [...published, ...duplicates] } };
+}
+
+async function deadLetterOnce(deps: IngestDeps, vendor: VendorModule, d: RawDelivery, key: string, code: string, reason: string, count: (o: Outcome) => void): Promise<IngestResponse> {
+  count('schema_failed');
+  deps.logger.warn({ vendor: vendor.source, reason }, 'verified delivery failed its schema; dead-lettered');
+  try {
+    await withTimeout(
+      once(key, async () => {
+        if (seenWithin(deps.deliveries, key, deps.dedupeWindowMs)) return;
+        await publishUnit(deps, key, deadLetterMarker(key, code), [webhookDeadLetter({ vendor, d, error: { code, message: reason }, value: d.rawBody })], vendor);
+      }),
+      deps.publishTimeoutMs,
+    );
+  } catch (e) {
+    count('unavailable');
+    deps.logger.warn({ err: describeError(e) }, 'dead letter not acknowledged');
+    return { status: 503, body: { error: 'unavailable' } };
+  }
+  return { status: 202, body: { status: 'dead_lettered', reason: code, detail: reason } };
+}
+
+const deadLetterMarker = (key: string, reason: string): Delivery => ({ eventId: deterministicEventId(key), outcome: 'dead_lettered', reason, at: Date.now() });
+
+async function eventRecord(deps: IngestDeps, vendor: VendorModule, d: RawDelivery, ev: MappedEvent, workspaceId: string, source: string, only: boolean) {
+  const event = buildEvent(payloadSchemas, {
+    eventType: `${source}.${ev.entity}.${ev.action}`,
+    workspaceId,
+    source: 'webhook-ingester',
+    payload: ev.payload,
+    rawPayloadJson: only && VERBATIM.has(vendor.source) ? d.rawBody.toString('utf8') : undefined,
+    idempotencyKey: `${vendor.source}:${ev.account}:${ev.deliveryId}`,
+    correlationId: ev.deliveryId,
+    timestamp: d.receivedAt.getTime(),
+  });
+  const value = await deps.codec.encode(event);
+  const record: OutgoingRecord = {
+    topic: topics.event(source, workspaceId, ev.entity, ev.action),
+    key: ev.orderingKey,
+    value,
+    headers: { [EVENT_HEADERS.eventId]: event.event_id, [EVENT_HEADERS.eventType]: event.event_type, [EVENT_HEADERS.workspace]: workspaceId },
+  };
+  return { eventId: event.event_id, record };
+}
+
+/** The records and the delivery marker land in one transaction; the marker is applied locally after. */
+async function publishUnit(deps: IngestDeps, key: string, marker: Delivery, records: OutgoingRecord[], vendor: VendorModule): Promise<void> {
+  const end = deps.metrics.publishSeconds.startTimer({ vendor: vendor.source });
+  await deps.bus.publishAtomic([...records, deps.deliveries.record(key, marker)]);
+  end();
+  deps.deliveries.applyLocal(key, marker);
+}
+
+/**
+ * Runs `work` for a delivery key unless it is already running; a concurrent duplicate waits for
+ * the running one and then runs `work` again, which finds the marker and answers "duplicate".
+ */
+async function once(key: string, work: () => Promise<void>): Promise<void> {
+  for (let running = inFlight.get(key); running; running = inFlight.get(key)) await running.catch(() => undefined);
+  const p = work().finally(() => inFlight.delete(key));
+  inFlight.set(key, p);
+  return p;
+}
+
+function single(events: MappedEvent[], d: RawDelivery, ev: MappedEvent): Buffer {
+  return events.length === 1 ? d.rawBody : Buffer.from(JSON.stringify(ev.payload));
+}
+
+/** Rejects after `ms` without cancelling `p`: the record may still land, and a retry then dedupes. */
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([p, new Promise<T>((_, reject) => (timer = setTimeout(() => reject(new Error(`no acknowledgement within ${ms} ms`)), ms)))]).finally(() => clearTimeout(timer));
+}
+
+export const inFlightCount = () => inFlight.size;

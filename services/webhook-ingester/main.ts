@@ -1,0 +1,45 @@
+import { parseEnv } from '../../shared/config.ts';
+import { listen } from '../../shared/http.ts';
+import { openLinks } from '../../shared/links.ts';
+import { closeOnSignals, createRuntime } from '../../shared/runtime.ts';
+import { createSecretStore } from '../../shared/secrets/index.ts';
+import { createApp } from './app.ts';
+import { openDeliveryLog } from './deliveries.ts';
+import { ingesterEnv } from './env.ts';
+import { SERVICE } from './ingest.ts';
+import { createIngesterMetrics } from './metrics.ts';
+import { createSecretsFor } from './secrets.ts';
+
+// Wiring only: what each piece does lives in its own file.
+const env = parseEnv(ingesterEnv);
+const rt = await createRuntime(SERVICE, env, { transactionalId: `ionflux-${SERVICE}-${env.INGESTER_INSTANCE_ID}` });
+closeOnSignals(() => rt.close(), rt.logger);
+const store = createSecretStore(env);
+rt.onClose(() => store.close?.());
+const links = await openLinks(rt);
+rt.onClose(() => links.close());
+const deliveries = await openDeliveryLog(rt);
+rt.onClose(() => deliveries.close());
+
+const app = createApp({
+  deps: {
+    bus: rt.bus,
+    codec: rt.codec,
+    logger: rt.logger,
+    links,
+    deliveries,
+    secretsFor: createSecretsFor(env, store),
+    metrics: createIngesterMetrics(rt.metrics),
+    publishTimeoutMs: env.INGESTER_PUBLISH_TIMEOUT_MS,
+    dedupeWindowMs: env.WEBHOOK_DEDUPE_HOURS * 3600 * 1000,
+  },
+  metrics: rt.metrics,
+  checks: rt.checks,
+  bodyLimit: env.INGESTER_BODY_LIMIT,
+  maxInFlight: env.INGESTER_MAX_IN_FLIGHT,
+  whatsappVerifyToken: env.WHATSAPP_VERIFY_TOKEN,
+});
+const server = await listen(app, env.INGESTER_PORT, env.INGESTER_HOST);
+// Stop taking requests first; in-flight ones finish, then Kafka clients close (reverse order).
+rt.onClose(() => server.close());
+rt.logger.info({ url: server.url }, 'webhook ingester listening');

@@ -1,0 +1,23 @@
+import { Counter, Histogram, type Registry } from 'prom-client';
+
+export const OUTCOMES = ['accepted', 'duplicate', 'bad_signature', 'too_large', 'unlinked', 'schema_failed', 'unavailable', 'overloaded', 'not_found'] as const;
+export type Outcome = (typeof OUTCOMES)[number];
+
+export interface IngesterMetrics {
+  requests: Counter<'vendor' | 'outcome'>;
+  publishSeconds: Histogram<'vendor'>;
+}
+
+/** Per vendor and outcome, plus how long Kafka took to acknowledge. */
+export function createIngesterMetrics(registry: Registry): IngesterMetrics {
+  return {
+    requests: new Counter({ name: 'ionflux_webhook_requests_total', help: 'Webhook deliveries by vendor and outcome', labelNames: ['vendor', 'outcome'], registers: [registry] }),
+    publishSeconds: new Histogram({
+      name: 'ionflux_webhook_publish_seconds',
+      help: 'Time from verified delivery to Kafka acknowledgement (acks=all)',
+      labelNames: ['vendor'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: [registry],
+    }),
+  };
+}

@@ -1,0 +1,59 @@
+import type { z } from 'zod';
+import { HubError } from '../errors.ts';
+import type { Logger } from '../logger.ts';
+import type { Manifest } from './manifest.ts';
+
+/** What an action handler gets: validated params, the workspace's credentials, and an idempotency key. */
+export interface ActionContext<P = Record<string, unknown>> {
+  params: P;
+  workspaceId: string;
+  agentId: string;
+  /** The command id: pass it to vendors that dedupe (Idempotency-Key, webhook-id). */
+  idempotencyKey: string;
+  /** Merged credentials: the workspace's own fields override the platform's. */
+  credentials: Record<string, string>;
+  /** Workspace settings of this connector (e.g. pre-approved URLs). */
+  settings: Record<string, unknown>;
+  logger: Logger;
+  signal: AbortSignal;
+}
+
+export type ActionHandler = (ctx: ActionContext) => Promise<unknown>;
+
+/** One module per connector: its manifest and a handler per action. */
+export interface Connector {
+  manifest: Manifest;
+  handlers: Record<string, ActionHandler>;
+  /** Checks credentials against the vendor (used by `ionflux connect` and `integrations test`). */
+  healthcheck(credentials: Record<string, string>, signal: AbortSignal): Promise<{ ok: boolean; detail?: string }>;
+}
+
+/**
+ * A vendor's HTTP failure. 429/503 (with Retry-After) are retried with backoff; 400/401/410 are
+ * not; 401 also marks the connection as needing re-authorization.
+ */
+export class VendorError extends HubError {
+  readonly status: number;
+  readonly retryAfterMs?: number;
+
+  constructor(status: number, message: string, opts: { retryAfterMs?: number; cause?: unknown } = {}) {
+    const retryable = status === 429 || status === 408 || status >= 500;
+    super(status === 401 ? 'vendor_unauthorized' : `vendor_http_${status}`, message, { retryable, cause: opts.cause });
+    this.status = status;
+    this.retryAfterMs = opts.retryAfterMs;
+  }
+}
+
+/** Parses a Retry-After header (seconds or an HTTP date) into milliseconds. */
+export function retryAfterMs(value: string | null | undefined, now = Date.now()): number | undefined {
+  if (!value) return undefined;
+  const seconds = Number(value);
+  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
+/** Helper so connector modules get typed params from their manifest's zod input schema. */
+export function handler<S extends z.ZodType>(_input: S, fn: (ctx: ActionContext<z.infer<S>>) => Promise<unknown>): ActionHandler {
+  return fn as ActionHandler;
+}

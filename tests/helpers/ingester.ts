@@ -1,0 +1,78 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { uid } from './infra.ts';
+
+/** A free TCP port on 127.0.0.1. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
+export interface RunningIngester {
+  url: string;
+  port: number;
+  /** Every line the process printed (pino JSON), for grepping. */
+  output: string[];
+  post(path: string, body: Buffer | string, headers: Record<string, string>): Promise<{ status: number; body: Record<string, unknown>; ms: number }>;
+  stop(): Promise<void>;
+  kill(): Promise<void>;
+  restart(): Promise<void>;
+}
+
+/** Runs services/webhook-ingester/main.ts as its own process, the way `make up` does. */
+export async function startIngester(env: Record<string, string>): Promise<RunningIngester> {
+  const port = Number(env.INGESTER_PORT ?? (await freePort()));
+  const output: string[] = [];
+  const fullEnv = { ...process.env, INGESTER_INSTANCE_ID: uid('i'), LOG_LEVEL: 'info', ...env, INGESTER_PORT: String(port) };
+  let child: ChildProcess;
+
+  async function launch(): Promise<void> {
+    child = spawn(process.execPath, ['--import', 'tsx', 'services/webhook-ingester/main.ts'], { env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    const collect = (d: Buffer) => output.push(...d.toString().split('\n').filter(Boolean));
+    child.stdout!.on('data', collect);
+    child.stderr!.on('data', collect);
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      if (child.exitCode !== null) throw new Error(`ingester exited with ${child.exitCode}:\n${output.slice(-20).join('\n')}`);
+      const ok = await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.ok, () => false);
+      if (ok) return;
+      if (Date.now() > deadline) throw new Error(`ingester not ready:\n${output.slice(-20).join('\n')}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
+  const exited = () => new Promise<void>((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', () => resolve())));
+  await launch();
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    output,
+    async post(path, body, headers) {
+      const started = performance.now();
+      const res = await fetch(`http://127.0.0.1:${port}${path}`, { method: 'POST', body: typeof body === 'string' ? body : new Uint8Array(body), headers });
+      const text = await res.text();
+      let parsed: Record<string, unknown> = {};
+      try {
+        parsed = JSON.parse(text) as Record<string, unknown>;
+      } catch {
+        parsed = { text };
+      }
+      return { status: res.status, body: parsed, ms: performance.now() - started };
+    },
+    async stop() {
+      child.kill('SIGTERM');
+      await exited();
+    },
+    async kill() {
+      child.kill('SIGKILL');
+      await exited();
+    },
+    restart: launch,
+  };
+}

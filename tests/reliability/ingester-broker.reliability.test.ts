@@ -1,0 +1,94 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createKafka } from '../../shared/bus/kafka.ts';
+import { topics } from '../../shared/bus/topics.ts';
+import { createEventCodec } from '../../shared/events/codec.ts';
+import { createRegistry } from '../../shared/events/registry.ts';
+import { dedicatedBroker } from '../helpers/broker.ts';
+import { runCli } from '../helpers/cli.ts';
+import { capturingLogger, infraEnv, readAll, uid } from '../helpers/infra.ts';
+import { startIngester, type RunningIngester } from '../helpers/ingester.ts';
+import { loadFixture, shopifyHeaders } from '../helpers/sign.ts';
+
+const SECRET = `shpss_${randomBytes(16).toString('hex')}`;
+const ORDER = loadFixture('shopify', 'orders-create');
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('ingester when the broker dies (items 7, 8, 20)', () => {
+  const broker = dedicatedBroker(19092);
+  const ws = uid('ws');
+  const shop = `${uid('shop')}.myshopify.com`;
+  let ingester: RunningIngester;
+  const kafkaEnv = { KAFKA_BROKERS: broker.brokers.join(',') };
+
+  beforeAll(async () => {
+    await broker.start();
+    expect((await runCli(['link', 'shopify', shop, ws], { env: kafkaEnv })).code).toBe(0);
+    ingester = await startIngester({ ...kafkaEnv, SHOPIFY_API_SECRET: SECRET, INGESTER_MAX_IN_FLIGHT: '200' });
+  }, 180_000);
+  afterAll(async () => {
+    await ingester?.stop();
+    await broker.stop();
+  }, 120_000);
+
+  const send = (webhookId = randomUUID()) => ingester.post('/webhooks/shopify', ORDER, shopifyHeaders({ topic: 'orders/create', shop, secret: SECRET, body: ORDER, webhookId }));
+
+  it('answers 5xx for what Kafka did not acknowledge, 503 within 4.5 s while it is down, and keeps every 2xx record after a SIGKILL', async () => {
+    const accepted = new Map<string, string>(); // webhook id -> event id
+    const failedStatuses: number[] = [];
+    const downLatencies: number[] = [];
+    let brokerDown = false;
+    let stop = false;
+    const worker = async () => {
+      while (!stop) {
+        const id = randomUUID();
+        const wasDown = brokerDown;
+        const res = await send(id).catch(() => ({ status: 0, body: {} as Record<string, unknown>, ms: 0 }));
+        if (res.status === 200) accepted.set(id, (res.body.event_ids as string[])[0]!);
+        else failedStatuses.push(res.status);
+        if (wasDown && brokerDown && res.status !== 200) downLatencies.push(res.ms);
+      }
+    };
+    const workers = Array.from({ length: 8 }, worker);
+    await sleep(3000);
+    const beforeKill = accepted.size;
+    broker.kill();
+    brokerDown = true;
+    await sleep(8000); // longer than a vendor's 5 s deadline
+    brokerDown = false;
+    await broker.start();
+    await sleep(8000);
+    stop = true;
+    await Promise.all(workers);
+
+    expect(beforeKill).toBeGreaterThan(0);
+    expect(failedStatuses.length).toBeGreaterThan(0);
+    expect(failedStatuses.every((s) => s === 503)).toBe(true);
+    expect(downLatencies.length).toBeGreaterThan(0);
+    expect(Math.max(...downLatencies)).toBeLessThan(4500);
+    expect(accepted.size).toBeGreaterThan(beforeKill); // it recovered
+
+    const logger = capturingLogger('reader').logger;
+    const kafka = createKafka({ brokers: broker.brokers, clientId: 'reliability-reader', logger });
+    const codec = await createEventCodec(createRegistry(infraEnv().registryUrl));
+    const records = await readAll(kafka, topics.event('shopify', ws, 'orders', 'created'), { atLeast: accepted.size, timeoutMs: 30_000 });
+    const onTopic = new Map<string, number>();
+    for (const r of records) {
+      const e = await codec.decode(r.value!);
+      onTopic.set(e.event_id, (onTopic.get(e.event_id) ?? 0) + 1);
+    }
+    const missing = [...accepted.values()].filter((id) => !onTopic.has(id));
+    expect(missing).toEqual([]);
+    expect([...onTopic.values()].every((n) => n === 1)).toBe(true);
+  }, 180_000);
+
+  it('sheds load with 503 + Retry-After past its in-flight limit instead of queueing without bound (item 20)', async () => {
+    const results = await Promise.all(Array.from({ length: 600 }, () => send()));
+    const statuses = results.map((r) => r.status);
+    expect(statuses.filter((s) => s !== 200 && s !== 503)).toEqual([]);
+    expect(statuses.filter((s) => s === 200).length).toBeGreaterThan(0);
+    const metrics = await fetch(`${ingester.url}/metrics`).then((r) => r.text());
+    const rss = Number(/process_resident_memory_bytes\{[^}]*\} (\d+)/.exec(metrics)?.[1]);
+    expect(rss).toBeLessThan(512 * 1024 * 1024);
+  }, 120_000);
+});

@@ -1,0 +1,248 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { topics } from '../shared/bus/topics.ts';
+import { DLQ_HEADERS } from '../shared/bus/dead-letter.ts';
+import { runCli } from './helpers/cli.ts';
+import { readAll, realInfra, uid } from './helpers/infra.ts';
+import { startIngester, type RunningIngester } from './helpers/ingester.ts';
+import { decodeWithConfluentPython } from './helpers/interop.ts';
+import { loadFixture, newStandardWebhookSecret, sendgridHeaders, sendgridKeyPair, shopifyHeaders, standardWebhookHeaders, tiktokHeaders, whatsappHeaders } from './helpers/sign.ts';
+
+const SHOPIFY_SECRET = `shpss_${randomBytes(16).toString('hex')}`;
+const OLD_SHOPIFY_SECRET = `shpss_${randomBytes(16).toString('hex')}`;
+const TIKTOK_SECRET = `tiktok-${randomBytes(16).toString('hex')}`;
+const WHATSAPP_SECRET = `wa-${randomBytes(16).toString('hex')}`;
+const sendgrid = sendgridKeyPair();
+const ORDER = loadFixture('shopify', 'orders-create');
+
+describe('webhook ingester against real Kafka, registry and OpenBao', () => {
+  let infra: Awaited<ReturnType<typeof realInfra>>;
+  let ingester: RunningIngester;
+  const ws = uid('ws');
+  const shop = `${uid('shop')}.myshopify.com`;
+
+  beforeAll(async () => {
+    infra = await realInfra('ingester-test');
+    expect((await runCli(['link', 'shopify', shop, ws])).code).toBe(0);
+    ingester = await startIngester({
+      SHOPIFY_API_SECRET: SHOPIFY_SECRET,
+      SHOPIFY_API_SECRET_PREVIOUS: OLD_SHOPIFY_SECRET,
+      SHOPIFY_API_SECRET_PREVIOUS_UNTIL: new Date(Date.now() + 3600_000).toISOString(),
+      TIKTOK_CLIENT_SECRET: TIKTOK_SECRET,
+      WHATSAPP_APP_SECRET: WHATSAPP_SECRET,
+      WHATSAPP_VERIFY_TOKEN: 'verify-me-please',
+      SENDGRID_WEBHOOK_PUBLIC_KEY: sendgrid.publicKey,
+      INGESTER_BODY_LIMIT: String(256 * 1024),
+    });
+  }, 120_000);
+  afterAll(async () => {
+    await ingester?.stop();
+    await infra?.close();
+  });
+
+  const ordersTopic = () => topics.event('shopify', ws, 'orders', 'created');
+  const postOrder = (headers: Record<string, string>, body: Buffer = ORDER) => ingester.post('/webhooks/shopify', body, headers);
+
+  it("publishes a signed Shopify orders/create as one PlatformEvent on the workspace's topic, decodable by Python's confluent-kafka", async () => {
+    const webhookId = randomUUID();
+    const res = await postOrder(shopifyHeaders({ topic: 'orders/create', shop, secret: SHOPIFY_SECRET, body: ORDER, webhookId }));
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ status: 'accepted', event_ids: [expect.any(String)] });
+
+    const records = await readAll(infra.kafka, ordersTopic(), { atLeast: 1 });
+    const mine = await Promise.all(records.map((r) => infra.codec.decode(r.value!)));
+    const event = mine.find((e) => e.correlation_id === webhookId)!;
+    expect(event).toMatchObject({ event_type: 'shopify.orders.created', workspace_id: ws, source_service_name: 'webhook-ingester', event_id: (res.body.event_ids as string[])[0] });
+    // The payload is the vendor's body byte for byte (ids past 2^53 survive).
+    expect(event.payload_json).toBe(ORDER.toString('utf8'));
+
+    const foreign = await decodeWithConfluentPython({ brokers: ['127.0.0.1:9092'], registryUrl: infra.registryUrl, topic: ordersTopic(), count: records.length });
+    expect(foreign.find((f) => f.value.correlation_id === webhookId)?.value).toEqual(event);
+  });
+
+  it('answers 401 and publishes nothing for a tampered body, a wrong secret, or a missing or malformed signature (item 1)', async () => {
+    const before = (await readAll(infra.kafka, ordersTopic())).length;
+    const good = shopifyHeaders({ topic: 'orders/create', shop, secret: SHOPIFY_SECRET, body: ORDER });
+    const tampered = Buffer.from(ORDER.toString().replace('"currency": "USD"', '"currency": "EUR"'));
+    const cases: [Record<string, string>, Buffer][] = [
+      [good, tampered],
+      [shopifyHeaders({ topic: 'orders/create', shop, secret: 'not-the-secret', body: ORDER }), ORDER],
+      [{ ...good, 'X-Shopify-Hmac-Sha256': '' }, ORDER],
+      [{ ...good, 'X-Shopify-Hmac-Sha256': 'not base64 at all ***' }, ORDER],
+      [Object.fromEntries(Object.entries(good).filter(([k]) => k !== 'X-Shopify-Hmac-Sha256')), ORDER],
+    ];
+    for (const [headers, body] of cases) {
+      const res = await postOrder(headers, body);
+      expect(res.status).toBe(401);
+    }
+    expect((await readAll(infra.kafka, ordersTopic(), { timeoutMs: 500 })).length).toBe(before);
+  });
+
+  it('verifies the raw bytes: the same JSON re-serialized does not verify (item 2)', async () => {
+    const reserialized = Buffer.from(JSON.stringify(JSON.parse(ORDER.toString())));
+    const headers = shopifyHeaders({ topic: 'orders/create', shop, secret: SHOPIFY_SECRET, body: ORDER });
+    expect((await postOrder(headers, reserialized)).status).toBe(401);
+  });
+
+  it('accepts the previous secret during the rotation overlap (item 3)', async () => {
+    const res = await postOrder(shopifyHeaders({ topic: 'orders/create', shop, secret: OLD_SHOPIFY_SECRET, body: ORDER }));
+    expect(res.status).toBe(200);
+  });
+
+  it('turns the same delivery sent 5 times, concurrently and after a restart, into exactly one record (item 4)', async () => {
+    const webhookId = randomUUID();
+    const headers = shopifyHeaders({ topic: 'orders/create', shop, secret: SHOPIFY_SECRET, body: ORDER, webhookId });
+    const concurrent = await Promise.all([postOrder(headers), postOrder(headers), postOrder(headers)]);
+    expect(concurrent.map((r) => r.status)).toEqual([200, 200, 200]);
+    await ingester.stop();
+    await ingester.restart();
+    const afterRestart = [await postOrder(headers), await postOrder(headers)];
+    expect(afterRestart.map((r) => r.status)).toEqual([200, 200]);
+    expect(afterRestart.map((r) => r.body.status)).toEqual(['duplicate', 'duplicate']);
+    const ids = new Set([...concurrent, ...afterRestart].map((r) => (r.body.event_ids as string[])[0]));
+    expect(ids.size).toBe(1);
+
+    const records = await readAll(infra.kafka, ordersTopic(), { atLeast: 1 });
+    const decoded = await Promise.all(records.map((r) => infra.codec.decode(r.value!)));
+    expect(decoded.filter((e) => e.correlation_id === webhookId)).toHaveLength(1);
+  }, 120_000);
+
+  it('accepts an hours-old Shopify retry (Shopify signs no timestamp) but refuses a stale Standard Webhooks delivery (item 5)', async () => {
+    const old = shopifyHeaders({ topic: 'orders/create', shop, secret: SHOPIFY_SECRET, body: ORDER, triggeredAt: new Date(Date.now() - 3.5 * 3600_000).toISOString() });
+    expect((await postOrder(old)).status).toBe(200);
+
+    const created = await runCli(['endpoints', 'create', '--workspace', ws, '--source', 'zapier'], { env: { INGESTER_PORT: String(ingester.port) } });
+    expect(created.code).toBe(0);
+    const endpoint = JSON.parse(created.stdout) as { endpoint_id: string; url: string; secret: string };
+    const body = JSON.stringify({ type: 'invoice.paid', data: { id: 'inv_1' } });
+    const stale = standardWebhookHeaders({ body, secrets: [endpoint.secret], timestamp: Math.floor(Date.now() / 1000) - 3600 });
+    expect((await ingester.post(`/webhooks/generic/${endpoint.endpoint_id}`, body, stale)).status).toBe(401);
+    const fresh = await ingester.post(`/webhooks/generic/${endpoint.endpoint_id}`, body, standardWebhookHeaders({ body, secrets: [endpoint.secret] }));
+    expect(fresh.status).toBe(200);
+    const [rec] = await readAll(infra.kafka, topics.event('zapier', ws, 'invoice', 'paid'), { atLeast: 1 });
+    expect((await infra.codec.decode(rec!.value!)).event_type).toBe('zapier.invoice.paid');
+  });
+
+  it('answers 413 for a body over the limit before any signature work (item 6)', async () => {
+    const big = Buffer.alloc(300 * 1024, 0x20);
+    const res = await postOrder({ 'Content-Type': 'application/json', 'X-Shopify-Topic': 'orders/create', 'X-Shopify-Shop-Domain': shop }, big);
+    expect(res.status).toBe(413);
+    const metrics = await fetch(`${ingester.url}/metrics`).then((r) => r.text());
+    expect(metrics).toMatch(/ionflux_webhook_requests_total\{[^}]*vendor="shopify"[^}]*outcome="too_large"[^}]*\} [1-9]/);
+  });
+
+  it('refuses crafted shop domains and never writes outside the linked workspace (item 9)', async () => {
+    const crafted = ['acme.myshopify.com.evil.com', '../ws_other', 'ws_other.orders', 'acm\u00e9.myshopify.com', `${'a'.repeat(300)}.myshopify.com`];
+    for (const domain of crafted) {
+      const res = await postOrder(shopifyHeaders({ topic: 'orders/create', shop: domain, secret: SHOPIFY_SECRET, body: ORDER }));
+      expect([202, 401]).toContain(res.status);
+    }
+    expect(await runCli(['link', 'shopify', 'evil.myshopify.com', 'ws_x.orders'])).toMatchObject({ code: 2 });
+    const list = await infra.kafka.admin();
+    await list.connect();
+    const names = await list.listTopics();
+    await list.disconnect();
+    expect(names.filter((t) => /evil|ws_other|\.\./.test(t))).toEqual([]);
+  });
+
+  it('dead-letters a signed delivery from an unlinked shop with the reason, answers 2xx, and counts it', async () => {
+    const stranger = `${uid('stranger')}.myshopify.com`;
+    const webhookId = randomUUID();
+    const res = await postOrder(shopifyHeaders({ topic: 'orders/create', shop: stranger, secret: SHOPIFY_SECRET, body: ORDER, webhookId }));
+    expect(res.status).toBe(202);
+    const dead = await readAll(infra.kafka, topics.deadLetter('webhook-ingester'), { atLeast: 1 });
+    const mine = dead.find((r) => r.headers['webhook.header.x-shopify-webhook-id'] === webhookId)!;
+    expect(mine.headers[DLQ_HEADERS.errorClass]).toBe('unlinked');
+    expect(mine.headers[DLQ_HEADERS.errorMessage]).toContain(stranger);
+    expect(mine.value!.equals(ORDER)).toBe(true);
+    expect(mine.headers['webhook.header.x-shopify-hmac-sha256']).toBeUndefined();
+    expect(ingester.output.some((l) => l.includes('unlinked account'))).toBe(true);
+  });
+
+  it('dead-letters a correctly signed delivery that fails the schema, and the vendor gets 2xx once per delivery', async () => {
+    const body = Buffer.from(JSON.stringify({ id: 'not-a-number', line_items: 'nope' }));
+    const headers = shopifyHeaders({ topic: 'orders/create', shop, secret: SHOPIFY_SECRET, body });
+    const first = await postOrder(headers, body);
+    const again = await postOrder(headers, body);
+    expect([first.status, again.status]).toEqual([202, 202]);
+    const dead = await readAll(infra.kafka, topics.deadLetter('webhook-ingester'), { atLeast: 1 });
+    const mine = dead.filter((r) => r.headers['webhook.header.x-shopify-webhook-id'] === headers['X-Shopify-Webhook-Id']);
+    expect(mine).toHaveLength(1);
+    expect(mine[0]!.headers[DLQ_HEADERS.errorClass]).toBe('schema_failed');
+  });
+
+  it('keeps one order\'s updates in order on the topic', async () => {
+    const order = JSON.parse(ORDER.toString()) as Record<string, unknown>;
+    const bodies = [1, 2, 3, 4, 5].map((n) => Buffer.from(JSON.stringify({ ...order, id: 4242, admin_graphql_api_id: 'gid://shopify/Order/4242', note: `v${n}` })));
+    for (const body of bodies) expect((await postOrder(shopifyHeaders({ topic: 'orders/updated', shop, secret: SHOPIFY_SECRET, body }), body)).status).toBe(200);
+    const records = await readAll(infra.kafka, topics.event('shopify', ws, 'orders', 'updated'), { atLeast: 5 });
+    const notes = (await Promise.all(records.map((r) => infra.codec.decode(r.value!)))).map((e) => (JSON.parse(e.payload_json) as { note: string }).note);
+    expect(new Set(records.map((r) => r.partition)).size).toBe(1);
+    expect(notes).toEqual(['v1', 'v2', 'v3', 'v4', 'v5']);
+  });
+
+  it('maps TikTok, WhatsApp (with the GET challenge) and a SendGrid batch to their topics', async () => {
+    const openId = uid('openid');
+    const tiktok = JSON.parse(loadFixture('tiktok', 'video-publish-completed').toString()) as Record<string, unknown>;
+    const tiktokBody = JSON.stringify({ ...tiktok, user_openid: openId });
+    expect((await runCli(['link', 'tiktok', openId, ws])).code).toBe(0);
+    const phone = String(Date.now());
+    const wa = loadFixture('whatsapp', 'text-message').toString().replaceAll(/"phone_number_id":\s*"[^"]*"/g, `"phone_number_id": "${phone}"`);
+    expect((await runCli(['link', 'whatsapp', phone, ws])).code).toBe(0);
+    const emailAccount = uid('esp');
+    expect((await runCli(['link', 'email', emailAccount, ws])).code).toBe(0);
+    await new Promise((r) => setTimeout(r, 1500)); // links reach the running ingester through Kafka
+
+    const t = await ingester.post('/webhooks/tiktok', tiktokBody, tiktokHeaders({ body: tiktokBody, secret: TIKTOK_SECRET }));
+    expect(t.status).toBe(200);
+    const w = await ingester.post('/webhooks/whatsapp', wa, whatsappHeaders({ body: wa, appSecret: WHATSAPP_SECRET }));
+    expect(w.status).toBe(200);
+    const challenge = await fetch(`${ingester.url}/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token=verify-me-please&hub.challenge=1158201444`);
+    expect(await challenge.text()).toBe('1158201444');
+    expect((await fetch(`${ingester.url}/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token=wrong&hub.challenge=1`)).status).toBe(403);
+
+    // SendGrid posts arrays; two of its published examples make one batch.
+    const batch = Buffer.from(JSON.stringify([...JSON.parse(loadFixture('sendgrid', 'delivered').toString()), ...JSON.parse(loadFixture('sendgrid', 'bounce').toString())]));
+    const s = await ingester.post(`/webhooks/email/sendgrid/${emailAccount}`, batch, sendgridHeaders({ body: batch, privateKey: sendgrid.privateKey }));
+    expect(s.status).toBe(200);
+    expect(s.body.event_ids).toHaveLength(2);
+
+    expect(await readAll(infra.kafka, topics.event('whatsapp', ws, 'messages', 'received'), { atLeast: 1 })).toHaveLength(1);
+    expect(await readAll(infra.kafka, topics.event('email', ws, 'delivery', 'delivered'), { atLeast: 1 })).toHaveLength(1);
+    expect(await readAll(infra.kafka, topics.event('email', ws, 'delivery', 'bounced'), { atLeast: 1 })).toHaveLength(1);
+    expect(await readAll(infra.kafka, topics.event('tiktok', ws, 'video', 'publish_completed'), { atLeast: 1 })).toHaveLength(1);
+  });
+
+  it('never shows a secret in logs, responses or dead letters (item 18)', async () => {
+    const bad = await postOrder(shopifyHeaders({ topic: 'orders/create', shop, secret: 'x', body: ORDER }));
+    const text = JSON.stringify(bad.body) + ingester.output.join('\n');
+    const dead = await readAll(infra.kafka, topics.deadLetter('webhook-ingester'));
+    const deadText = dead.map((r) => JSON.stringify(r.headers) + r.value!.toString()).join('\n');
+    for (const secret of [SHOPIFY_SECRET, OLD_SHOPIFY_SECRET, TIKTOK_SECRET, WHATSAPP_SECRET]) {
+      expect(text).not.toContain(secret);
+      expect(deadText).not.toContain(secret);
+    }
+  });
+
+  it('survives thousands of mutated and random requests: no 5xx, no crash, no record from an unsigned request (item 21)', async () => {
+    const before = (await readAll(infra.kafka, ordersTopic())).length;
+    const routes = ['/webhooks/shopify', '/webhooks/tiktok', '/webhooks/whatsapp', '/webhooks/email/sendgrid', '/webhooks/generic/ep_0123456789abcdef', '/webhooks/generic/..%2F..'];
+    const base = shopifyHeaders({ topic: 'orders/create', shop, secret: SHOPIFY_SECRET, body: ORDER });
+    let seed = 7;
+    const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
+    const statuses = new Map<number, number>();
+    for (let i = 0; i < 2000; i++) {
+      const body = Buffer.from(ORDER);
+      for (let k = 0; k < 1 + rand(4); k++) body[rand(body.length)] = rand(256);
+      const headers: Record<string, string> = { ...base };
+      if (rand(3) === 0) headers['X-Shopify-Topic'] = ['orders/create', '../../x', 'orders/ünïcode', '', 'a'.repeat(500)][rand(5)]!;
+      if (rand(4) === 0) headers['X-Shopify-Hmac-Sha256'] = randomBytes(rand(64)).toString('base64');
+      if (rand(5) === 0) headers['webhook-signature'] = `v1,${randomBytes(32).toString('base64')}`;
+      const res = await ingester.post(routes[rand(routes.length)]!, i % 10 === 0 ? randomBytes(rand(4096)) : body, headers);
+      statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+    }
+    expect([...statuses.keys()].filter((s) => s >= 500)).toEqual([]);
+    expect((await fetch(`${ingester.url}/healthz`)).status).toBe(200);
+    expect((await readAll(infra.kafka, ordersTopic(), { timeoutMs: 500 })).length).toBe(before);
+  }, 180_000);
+});
