@@ -79,7 +79,7 @@ export function createFileSecretStore(opts: { file: string; keyFile: string }): 
       assertSecretPath(path);
       return (await load())[path] ?? null;
     },
-    put(path, value, o = {}) {
+    async put(path, value, o = {}) {
       assertSecretPath(path);
       for (const v of Object.values(value)) registerSecret(v);
       return serial(async () => {
@@ -101,7 +101,7 @@ export function createFileSecretStore(opts: { file: string; keyFile: string }): 
       }
       return [...children].sort();
     },
-    delete(path) {
+    async delete(path) {
       assertSecretPath(path);
       return serial(async () => {
         const entries = await load();
