@@ -48,7 +48,7 @@ describe('encrypted file secret store', () => {
     const store = createFileSecretStore({ file, keyFile });
     await store.put('platform/openai', { api_key: 'sk-platform-1234567890' });
     const bytes = await readFile(file);
-    bytes[bytes.length - 1] ^= 0xff;
+    bytes[bytes.length - 1] = bytes[bytes.length - 1]! ^ 0xff;
     await writeFile(file, bytes);
     await expect(store.get('platform/openai')).rejects.toMatchObject({ code: 'secret_store_corrupt' });
     expect((await store.health()).ok).toBe(false);
