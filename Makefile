@@ -1,12 +1,15 @@
 # IONFLUX Integration Hub. `make up` runs the hub, `make test` runs every test.
 SHELL := /bin/bash
-.PHONY: up test test-unit install infra-up infra-down schemas-check typecheck bench-producer
+.PHONY: up test test-reliability test-unit install infra-up infra-down schemas-check typecheck bench-producer
 
 up: ## start Kafka, the schema registry, OpenBao and every service; Ctrl-C stops them
 	@bash deploy/local/up.sh
 
 test: ## unit + integration tests against real Kafka, registry and OpenBao
 	@bash deploy/local/test.sh
+
+test-reliability: ## only the fault-injection suite (a dedicated broker on 19092 is killed); `make test` runs it too
+	@bash deploy/local/test.sh --project reliability
 
 test-unit: install ## tests that need nothing running
 	@node_modules/.bin/vitest run --project unit
