@@ -39,6 +39,8 @@ export interface ConsumerRunnerOptions {
   backoffMs?: { initial: number; max: number };
   partitionsConsumedConcurrently?: number;
   sessionTimeoutMs?: number;
+  /** Run records of different keys concurrently within a batch (order is kept per key). */
+  concurrentKeys?: boolean;
   /** Called after a record is dead-lettered (metrics, failure events). */
   onDeadLetter?: (record: IncomingRecord, error: unknown) => Promise<void> | void;
 }
@@ -79,39 +81,72 @@ export async function runConsumer(opts: ConsumerRunnerOptions): Promise<Consumer
     await opts.onDeadLetter?.(record, error);
   }
 
-  async function handleBatch(p: EachBatchPayload): Promise<void> {
-    const { batch } = p;
-    for (const message of batch.messages) {
-      if (!p.isRunning() || p.isStale() || stopping) break;
-      const record = toRecord(batch.topic, batch.partition, message);
-      let attempts = 0;
-      for (;;) {
-        attempts += 1;
-        try {
-          await opts.handler(record);
-          break;
-        } catch (e) {
-          const verdict = attempts >= maxAttempts && classify(e).action === 'retry' ? { action: 'dead_letter' as const } : classify(e);
-          if (verdict.action === 'dead_letter') {
-            await deadLetter(record, message, e, attempts);
-            break;
-          }
-          if (verdict.action === 'pause') {
-            // Leave the offset unresolved: the record is fetched again once the partition resumes.
-            const resume = p.pause();
-            setTimeout(resume, verdict.ms).unref();
-            return;
-          }
-          const delay = Math.min(backoff.max, backoff.initial * 2 ** (attempts - 1));
-          await sleep(delay / 2 + Math.random() * (delay / 2));
-          await p.heartbeat();
-          if (!p.isRunning() || stopping) return;
+  /** Handles one record to the end: 'done' (handled or dead-lettered) or 'paused'. */
+  async function handleOne(p: EachBatchPayload, message: KafkaMessage, canPause: boolean): Promise<'done' | 'paused' | 'stopped'> {
+    const record = toRecord(p.batch.topic, p.batch.partition, message);
+    for (let attempts = 1; ; attempts++) {
+      try {
+        await opts.handler(record);
+        return 'done';
+      } catch (e) {
+        let verdict = classify(e);
+        if (verdict.action === 'retry' && attempts >= maxAttempts) verdict = { action: 'dead_letter' };
+        if (verdict.action === 'pause' && !canPause) verdict = attempts >= maxAttempts ? { action: 'dead_letter' } : { action: 'retry' };
+        if (verdict.action === 'dead_letter') {
+          await deadLetter(record, message, e, attempts);
+          return 'done';
         }
+        if (verdict.action === 'pause') {
+          // Leave the offset unresolved: the record is fetched again once the partition resumes.
+          const resume = p.pause();
+          setTimeout(resume, verdict.ms).unref();
+          return 'paused';
+        }
+        const delay = Math.min(backoff.max, backoff.initial * 2 ** (attempts - 1));
+        await sleep(delay / 2 + Math.random() * (delay / 2));
+        await p.heartbeat();
+        if (!p.isRunning() || stopping) return 'stopped';
       }
+    }
+  }
+
+  async function handleBatch(p: EachBatchPayload): Promise<void> {
+    if (opts.concurrentKeys) return handleBatchByKey(p);
+    for (const message of p.batch.messages) {
+      if (!p.isRunning() || p.isStale() || stopping) break;
+      if ((await handleOne(p, message, true)) !== 'done') return;
       p.resolveOffset(message.offset);
       await p.commitOffsetsIfNecessary();
       await p.heartbeat();
     }
+  }
+
+  /**
+   * Records with different keys run concurrently, records of one key in order; offsets are
+   * resolved up to the first record not yet done, so a crash redelivers only unfinished work.
+   */
+  async function handleBatchByKey(p: EachBatchPayload): Promise<void> {
+    const messages = p.batch.messages;
+    const done = new Array<boolean>(messages.length).fill(false);
+    const chains = new Map<string, Promise<void>>();
+    const heartbeat = setInterval(() => void p.heartbeat().catch(() => undefined), 1000);
+    try {
+      messages.forEach((message, i) => {
+        const key = message.key?.toString('latin1') ?? '';
+        const chain = (chains.get(key) ?? Promise.resolve()).then(async () => {
+          if (!p.isRunning() || p.isStale() || stopping) return;
+          if ((await handleOne(p, message, false)) === 'done') done[i] = true;
+        });
+        chains.set(key, chain);
+      });
+      await Promise.all(chains.values());
+    } finally {
+      clearInterval(heartbeat);
+    }
+    const firstOpen = done.indexOf(false);
+    const last = firstOpen === -1 ? messages.length - 1 : firstOpen - 1;
+    if (last >= 0) p.resolveOffset(messages[last]!.offset);
+    await p.commitOffsetsIfNecessary();
   }
 
   await consumer.run({

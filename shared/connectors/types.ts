@@ -24,6 +24,8 @@ export type ActionHandler = (ctx: ActionContext) => Promise<unknown>;
 export interface Connector {
   manifest: Manifest;
   handlers: Record<string, ActionHandler>;
+  /** An external write the workspace allowed in advance (e.g. a pre-approved URL) needs no approval. */
+  preapproved?(action: string, params: Record<string, unknown>, settings: Record<string, unknown>): boolean;
   /** Checks credentials against the vendor (used by `ionflux connect` and `integrations test`). */
   healthcheck(credentials: Record<string, string>, signal: AbortSignal): Promise<{ ok: boolean; detail?: string }>;
 }

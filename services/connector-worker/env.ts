@@ -1,0 +1,18 @@
+import { z } from 'zod';
+import { baseEnv, csv, port } from '../../shared/config.ts';
+
+export const workerEnv = baseEnv.extend({
+  /** Connector ids to serve (each on ionflux.cmd.<id>); empty = every connector without a dedicated service. */
+  WORKER_CONNECTORS: csv.default([]),
+  EXTRA_CONNECTORS_DIR: z.string().optional(),
+  WORKER_INSTANCE_ID: z.string().regex(/^[a-z0-9_-]{1,40}$/).default('0'),
+  WORKER_OPS_PORT: port(8090),
+  WORKER_OPS_HOST: z.string().default('127.0.0.1'),
+  /** Per workspace and connector: sustained calls per second and burst. */
+  RATE_LIMIT_PER_SECOND: z.coerce.number().positive().default(20),
+  RATE_LIMIT_BURST: z.coerce.number().int().positive().default(40),
+  ACTION_TIMEOUT_MS: z.coerce.number().int().positive().default(15_000),
+  RETRY_MAX_ATTEMPTS: z.coerce.number().int().positive().default(4),
+  RETRY_MAX_WAIT_MS: z.coerce.number().int().positive().default(30_000),
+});
+export type WorkerEnv = z.infer<typeof workerEnv>;

@@ -1,0 +1,105 @@
+import { randomUUID } from 'node:crypto';
+import type { Consumer } from 'kafkajs';
+import { createKafka } from '../bus/kafka.ts';
+import { KafkaBus } from '../bus/producer.ts';
+import { TopicProvisioner, defaultTopicSpecFor } from '../bus/provision.ts';
+import { topicPattern, topics } from '../bus/topics.ts';
+import { HubError } from '../errors.ts';
+import { createEventCodec, type EventCodec } from '../events/codec.ts';
+import type { PlatformEvent } from '../events/platform-event.ts';
+import { createRegistry } from '../events/registry.ts';
+import { createLogger, type Logger } from '../logger.ts';
+import { encodeCommandJson, type CommandInput } from './envelope.ts';
+import { outcomeTopic, type OutcomePayload } from './outcome.ts';
+
+export interface Outcome extends OutcomePayload {
+  event: PlatformEvent;
+}
+
+export interface HubClient {
+  /** Sends a command (command_id defaults to a new uuid) and resolves with its outcome. */
+  send(command: Omit<CommandInput, 'command_id'> & { command_id?: string }, opts?: { timeoutMs?: number }): Promise<Outcome>;
+  /** Decoded events of every topic matching `pattern` (a name or a regex), from now on. */
+  subscribe(pattern: string, handler: (event: PlatformEvent, topic: string) => Promise<void> | void): Promise<{ close(): Promise<void> }>;
+  close(): Promise<void>;
+}
+
+/** The agent-side client: one call sends a command and awaits the correlated outcome. */
+export async function createHubClient(o: { brokers: string[]; registryUrl: string; clientId?: string; logger?: Logger }): Promise<HubClient> {
+  const logger = o.logger ?? createLogger({ service: 'hub-client', level: 'warn' });
+  const kafka = createKafka({ brokers: o.brokers, clientId: o.clientId ?? 'ionflux-hub-client', logger });
+  const provisioner = new TopicProvisioner(kafka, { partitions: 3, replicationFactor: 1 }, defaultTopicSpecFor);
+  const bus = new KafkaBus({ kafka, provisioner, logger });
+  const codec: EventCodec = await createEventCodec(createRegistry(o.registryUrl));
+  const consumers: Consumer[] = [];
+  const listening = new Map<string, Promise<void>>();
+  const waiting = new Map<string, (outcome: Outcome) => void>();
+
+  /** Reads `topic` from its current end (seeked explicitly, so nothing written after this is missed). */
+  async function tail(pattern: string | RegExp, fixed: string[] | null, onEvent: (e: PlatformEvent, topic: string) => Promise<void> | void): Promise<Consumer> {
+    const consumer = kafka.consumer({ groupId: `ionflux-client-${randomUUID()}`, allowAutoTopicCreation: false, maxWaitTimeInMs: 100 });
+    consumers.push(consumer);
+    await consumer.connect();
+    await consumer.subscribe({ topic: pattern, fromBeginning: false });
+    const admin = kafka.admin();
+    await admin.connect();
+    const ends = fixed ? await Promise.all(fixed.map(async (t) => ({ t, offsets: await admin.fetchTopicOffsets(t) }))) : [];
+    await admin.disconnect();
+    await consumer.run({
+      eachMessage: async ({ topic, message }) => {
+        if (!message.value) return;
+        try {
+          await onEvent(await codec.decode(message.value), topic);
+        } catch (e) {
+          logger.warn({ topic, err: e }, 'undecodable record skipped');
+        }
+      },
+    });
+    for (const { t, offsets } of ends) for (const p of offsets) consumer.seek({ topic: t, partition: p.partition, offset: p.high });
+    return consumer;
+  }
+
+  function listen(topic: string): Promise<void> {
+    let p = listening.get(topic);
+    if (!p) {
+      p = (async () => {
+        await provisioner.ensure([topic]);
+        await tail(topic, [topic], (event) => {
+          const payload = JSON.parse(event.payload_json) as OutcomePayload;
+          waiting.get(payload.command_id)?.({ ...payload, event });
+        });
+      })();
+      listening.set(topic, p);
+    }
+    return p;
+  }
+
+  return {
+    async send(command, opts = {}) {
+      const full = { ...command, command_id: command.command_id ?? randomUUID() };
+      const topic = outcomeTopic({ reply_to: full.reply_to ?? null, service: full.service, workspace_id: full.workspace_id });
+      await listen(topic);
+      const outcome = new Promise<Outcome>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          waiting.delete(full.command_id);
+          reject(new HubError('command_timeout', `no outcome for ${full.command_id} within ${opts.timeoutMs ?? 30_000} ms`, { retryable: true }));
+        }, opts.timeoutMs ?? 30_000);
+        waiting.set(full.command_id, (out) => {
+          clearTimeout(timer);
+          waiting.delete(full.command_id);
+          resolve(out);
+        });
+      });
+      await bus.publish({ topic: topics.command(full.service), key: full.workspace_id, value: encodeCommandJson(full) });
+      return outcome;
+    },
+    async subscribe(pattern, handler) {
+      const consumer = await tail(topicPattern(pattern), null, handler);
+      return { close: () => consumer.disconnect() };
+    },
+    async close() {
+      await Promise.all(consumers.map((c) => c.disconnect().catch(() => undefined)));
+      await bus.close();
+    },
+  };
+}

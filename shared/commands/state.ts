@@ -1,0 +1,73 @@
+import { z } from 'zod';
+import { KafkaTable, jsonValue } from '../bus/table.ts';
+import { topics } from '../bus/topics.ts';
+import { platformEventSchema } from '../events/platform-event.ts';
+import type { Runtime } from '../runtime.ts';
+import { commandSchema } from './envelope.ts';
+
+type Rt = Pick<Runtime, 'kafka' | 'bus' | 'provisioner' | 'logger'>;
+
+/**
+ * What happened to each command, keyed `<workspace>:<command_id>`, one compacted topic per
+ * service. `started` is written (and acknowledged) before an action with an external side effect
+ * calls the vendor; `done` carries the outcome event, written in the same transaction as the
+ * outcome itself. A redelivered command therefore never calls the vendor twice.
+ */
+export const commandStateSchema = z.object({
+  phase: z.enum(['started', 'awaiting_approval', 'done']),
+  at: z.number(),
+  outcome: z.object({ topic: z.string(), event: platformEventSchema }).optional(),
+});
+export type CommandState = z.infer<typeof commandStateSchema>;
+
+export const commandKey = (workspaceId: string, commandId: string) => `${workspaceId}:${commandId}`;
+
+export async function openCommandStates(rt: Rt, service: string): Promise<KafkaTable<CommandState>> {
+  const t = new KafkaTable<CommandState>({ ...rt, topic: topics.state(`commands-${service}`), parse: jsonValue((v) => commandStateSchema.parse(v)) });
+  await t.start(120_000);
+  return t;
+}
+
+/** An external write waiting for a human: the original command, kept until approved or denied. */
+export const approvalSchema = z.object({
+  approval_id: z.string(),
+  status: z.enum(['pending', 'approved', 'denied']),
+  service: z.string(),
+  connector: z.string(),
+  action: z.string(),
+  command: commandSchema.extend({ deadline: z.number().nullish() }),
+  requested_at: z.string(),
+  decided_at: z.string().optional(),
+  decided_by: z.string().optional(),
+  reason: z.string().optional(),
+});
+export type Approval = z.infer<typeof approvalSchema>;
+
+export async function openApprovals(rt: Rt): Promise<KafkaTable<Approval>> {
+  const t = new KafkaTable<Approval>({ ...rt, topic: topics.state('approvals'), parse: jsonValue((v) => approvalSchema.parse(v)) });
+  await t.start(120_000);
+  return t;
+}
+
+/**
+ * Per workspace and connector: connection state (connected / needs_reauth / disconnected) and
+ * settings (e.g. the webhook connector's registered and pre-approved URLs). Keyed `<ws>:<connector>`.
+ * The key `<ws>:*` holds workspace-wide policy such as enabling financial actions.
+ */
+export const workspaceConnectorSchema = z.object({
+  connection: z.enum(['connected', 'needs_reauth', 'disconnected']).optional(),
+  connection_detail: z.string().optional(),
+  settings: z.record(z.string(), z.unknown()).default({}),
+  financial_actions_enabled: z.boolean().optional(),
+  updated_at: z.string(),
+});
+export type WorkspaceConnector = z.infer<typeof workspaceConnectorSchema>;
+
+export async function openWorkspaceConnectors(rt: Rt): Promise<KafkaTable<WorkspaceConnector>> {
+  const t = new KafkaTable<WorkspaceConnector>({ ...rt, topic: topics.state('workspace-connectors'), parse: jsonValue((v) => workspaceConnectorSchema.parse(v)) });
+  await t.start(120_000);
+  return t;
+}
+
+export const wsConnectorKey = (workspaceId: string, connector: string) => `${workspaceId}:${connector}`;
+export const WORKSPACE_POLICY = '*';
