@@ -10,7 +10,7 @@ import type { TokenBuckets } from '../connectors/rate-limit.ts';
 import { VendorError, type Connector } from '../connectors/types.ts';
 import type { ActionManifest } from '../connectors/manifest.ts';
 import { describeError, HubError } from '../errors.ts';
-import type { PlatformEvent } from '../events/platform-event.ts';
+import { buildEvent, PayloadSchemas, type PlatformEvent } from '../events/platform-event.ts';
 import { EVENT_HEADERS } from '../events/publisher.ts';
 import { isWorkspaceId } from '../ids.ts';
 import type { Runtime } from '../runtime.ts';
@@ -173,8 +173,21 @@ export async function startCommandWorker(o: WorkerOptions): Promise<ConsumerRunn
     const output = action.output.safeParse(attempt.result);
     if (!output.success) return fail(c, record, { code: 'invalid_vendor_response', message: prettify(output.error) }, { attempts: attempt.attempts, audit: true });
     const event = outcomeEvent(service, c, { status: 'succeeded', result: output.data, attempts: attempt.attempts });
-    const extra = action.auditRequired ? [await auditRecord(rt.codec, source, { kind: 'action_used', workspace_id: c.workspace_id, connector: connector.manifest.id, action: name, command_id: c.command_id, actor: c.agent_id, outcome: 'succeeded' }, `${c.command_id}:used`)] : [];
+    const emitted = await emittedRecords(c, connector, attempt.emitted);
+    const extra = emitted.concat(action.auditRequired ? [await auditRecord(rt.codec, source, { kind: 'action_used', workspace_id: c.workspace_id, connector: connector.manifest.id, action: name, command_id: c.command_id, actor: c.agent_id, outcome: 'succeeded' }, `${c.command_id}:used`)] : []);
     await finish(c, outcomeTopic(c), event, extra);
+  }
+
+  /** Extra events of a handler, checked against the connector's event schemas, keyed by workspace. */
+  async function emittedRecords(c: Command, connector: Connector, emitted: Emitted[]): Promise<OutgoingRecord[]> {
+    return Promise.all(
+      emitted.map(async (e, i) => {
+        const schema = connector.events?.[`${e.entity}.${e.action}`];
+        if (!schema) throw new HubError('unknown_event_type', `${connector.manifest.id} declares no event ${e.entity}.${e.action}`);
+        const event = buildEvent(new PayloadSchemas().register('*', schema), { eventType: `${service}.${e.entity}.${e.action}`, workspaceId: c.workspace_id, source, payload: e.payload, idempotencyKey: `${c.command_id}:emit:${i}`, correlationId: c.command_id, causationId: c.command_id });
+        return eventRecord(topics.event(service, c.workspace_id, e.entity, e.action), event);
+      }),
+    );
   }
 
   /** 'approved' lets it run; otherwise the awaiting (or denied) outcome has been handled here. */
@@ -199,16 +212,19 @@ export async function startCommandWorker(o: WorkerOptions): Promise<ConsumerRunn
     return 'waiting';
   }
 
-  async function callWithRetries(c: Command, connector: Connector, name: string, params: Record<string, unknown>, credentials: Record<string, string>, settings: Record<string, unknown>): Promise<{ ok: true; result: unknown; attempts: number } | { ok: false; error: Failure; attempts: number }> {
+  type Emitted = { entity: string; action: string; payload: unknown };
+  async function callWithRetries(c: Command, connector: Connector, name: string, params: Record<string, unknown>, credentials: Record<string, string>, settings: Record<string, unknown>): Promise<{ ok: true; result: unknown; attempts: number; emitted: Emitted[] } | { ok: false; error: Failure; attempts: number; emitted: Emitted[] }> {
+    const emitted: Emitted[] = [];
+    const emit = (entity: string, action: string, payload: unknown) => void emitted.push({ entity, action, payload });
     for (let attempts = 1; ; attempts++) {
       const signal = AbortSignal.timeout(o.actionTimeoutMs ?? 15_000);
       try {
-        const result = await connector.handlers[name]!({ params, workspaceId: c.workspace_id, agentId: c.agent_id, idempotencyKey: c.command_id, credentials, settings, logger: rt.logger, signal });
-        return { ok: true, result, attempts };
+        const result = await connector.handlers[name]!({ params, workspaceId: c.workspace_id, agentId: c.agent_id, idempotencyKey: c.command_id, credentials, settings, logger: rt.logger, signal, emit });
+        return { ok: true, result, attempts, emitted };
       } catch (e) {
         const d = describeError(e);
         const retryable = e instanceof VendorError ? e.retryable : e instanceof HubError ? e.retryable : false;
-        if (!retryable || attempts >= retry.maxAttempts) return { ok: false, error: { code: retryable ? 'vendor_unavailable' : d.code, message: d.message, retryable }, attempts };
+        if (!retryable || attempts >= retry.maxAttempts) return { ok: false, error: { code: retryable ? 'vendor_unavailable' : d.code, message: d.message, retryable }, attempts, emitted };
         const backoff = Math.min(retry.maxWaitMs, retry.initialMs * 2 ** (attempts - 1));
         const honoured = Math.min(retry.maxWaitMs, Math.max(backoff, e instanceof VendorError ? (e.retryAfterMs ?? 0) : 0));
         await sleep(honoured + Math.random() * backoff * 0.5);

@@ -16,6 +16,11 @@ export interface ActionContext<P = Record<string, unknown>> {
   settings: Record<string, unknown>;
   logger: Logger;
   signal: AbortSignal;
+  /**
+   * Publishes an extra event `ionflux.<service>.ws_<ws>.<entity>.<action>` in the same transaction
+   * as the outcome (e.g. usage records). Its payload must match the connector's `events` schema.
+   */
+  emit(entity: string, action: string, payload: unknown): void;
 }
 
 export type ActionHandler = (ctx: ActionContext) => Promise<unknown>;
@@ -24,6 +29,8 @@ export type ActionHandler = (ctx: ActionContext) => Promise<unknown>;
 export interface Connector {
   manifest: Manifest;
   handlers: Record<string, ActionHandler>;
+  /** zod schemas of the extra events handlers emit, keyed `<entity>.<action>`. */
+  events?: Record<string, z.ZodType>;
   /** An external write the workspace allowed in advance (e.g. a pre-approved URL) needs no approval. */
   preapproved?(action: string, params: Record<string, unknown>, settings: Record<string, unknown>): boolean;
   /** Checks credentials against the vendor (used by `ionflux connect` and `integrations test`). */
