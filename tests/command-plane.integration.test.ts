@@ -1,4 +1,5 @@
 import { createHmac, randomBytes, randomUUID } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DLQ_HEADERS } from '../shared/bus/dead-letter.ts';
 import type { KafkaTable } from '../shared/bus/table.ts';
@@ -6,6 +7,8 @@ import { topics } from '../shared/bus/topics.ts';
 import { decideApproval } from '../shared/commands/approvals.ts';
 import { createHubClient, type HubClient } from '../shared/commands/client.ts';
 import { defaultOutcomeTopic } from '../shared/commands/outcome.ts';
+import { COMMAND_SUBJECT } from '../shared/commands/envelope.ts';
+import { createRegistry, registerAvro } from '../shared/events/registry.ts';
 import { openApprovals, openWorkspaceConnectors, WORKSPACE_POLICY, wsConnectorKey, type Approval, type WorkspaceConnector } from '../shared/commands/state.ts';
 import { createVaultSecretStore } from '../shared/secrets/vault-store.ts';
 import { secretPaths } from '../shared/secrets/store.ts';
@@ -65,6 +68,41 @@ describe('command plane: webhook.post through a worker process, real Kafka, regi
     const again = await post('/ok', { command_id: id });
     expect(again.event.event_id).toBe(out.event.event_id);
     expect(receiver.count('/ok')).toBe(1);
+  });
+
+  it('registers every action\'s input and output schema in the registry as JSON Schema', async () => {
+    for (const side of ['input', 'output']) {
+      const res = await fetch(`${env.registryUrl}/subjects/ionflux.connector.webhook.post.${side}/versions/latest`);
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as { schemaType?: string; schema: string };
+      expect(body.schemaType).toBe('JSON');
+      expect(JSON.parse(body.schema).type).toBe('object');
+    }
+  });
+
+  it('accepts a Confluent-framed Avro command as well as JSON', async () => {
+    await allow(['/avro'], ['/avro']);
+    const registry = createRegistry(env.registryUrl);
+    const schemaId = await registerAvro(registry, COMMAND_SUBJECT, await readFile('schemas/command.avsc', 'utf8'));
+    const id = randomUUID();
+    const topic = defaultOutcomeTopic('webhook', ws);
+    const got = new Promise<{ status: string }>((resolve) => void client.subscribe(topic, (e) => { if (e.correlation_id === id) resolve(JSON.parse(e.payload_json)); }));
+    await new Promise((r) => setTimeout(r, 500));
+    const value = await registry.encode(schemaId, { command_id: id, workspace_id: ws, agent_id: 'avro-agent', service: 'webhook', action: 'post', params_json: JSON.stringify({ url: receiver.url('/avro'), payload: { n: 1 } }), reply_to: null, approval_id: null, deadline: null });
+    await infra.bus.publish({ topic: topics.command('webhook'), key: ws, value });
+    expect(await got).toMatchObject({ status: 'succeeded' });
+    expect(receiver.count('/avro')).toBe(1);
+  });
+
+  it('approves through a command on ionflux.cmd.platform, only within the agent\'s own workspace', async () => {
+    await allow(['/platform'], []);
+    const waiting = await post('/platform');
+    await expect.poll(() => approvals.get(waiting.approval_id!)?.status, { timeout: 10_000 }).toBe('pending');
+    const stranger = await client.send({ workspace_id: uid('ws'), agent_id: 'x', service: 'platform', action: 'approvals.approve', params: { approval_id: waiting.approval_id } }, { timeoutMs: 60_000 });
+    expect(stranger).toMatchObject({ status: 'failed', error: { code: 'unknown_approval' } });
+    const decided = await client.send({ workspace_id: ws, agent_id: 'admin-agent', service: 'platform', action: 'approvals.approve', params: { approval_id: waiting.approval_id } }, { timeoutMs: 60_000 });
+    expect(decided).toMatchObject({ status: 'succeeded', result: { status: 'approved' } });
+    await expect.poll(() => receiver.count('/platform'), { timeout: 20_000 }).toBe(1);
   });
 
   it('keeps an external write without approval as awaiting_approval, sends it once approved, and fails a denied one (item 17)', async () => {

@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import express from 'express';
 import { TokenBuckets } from '../../shared/connectors/rate-limit.ts';
+import { registerContracts } from '../../shared/connectors/contracts.ts';
 import { loadConnectors } from '../../shared/connectors/registry.ts';
 import { openApprovals, openCommandStates, openWorkspaceConnectors } from '../../shared/commands/state.ts';
 import { startCommandWorker } from '../../shared/commands/worker.ts';
@@ -27,6 +28,8 @@ const [approvals, workspaceConnectors] = await Promise.all([openApprovals(rt), o
 rt.onClose(() => approvals.close());
 rt.onClose(() => workspaceConnectors.close());
 await rt.provisioner.ensure(['platform', ...served].map((s) => `ionflux.cmd.${s}`));
+
+await registerContracts(rt.registry, served.map((id) => connectors.get(id)!));
 
 const buckets = new TokenBuckets(env.RATE_LIMIT_PER_SECOND, env.RATE_LIMIT_BURST);
 for (const service of served) {

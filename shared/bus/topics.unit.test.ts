@@ -41,7 +41,7 @@ describe('topic naming', () => {
   });
 
   it('refuses reserved sources, which would make topics ambiguous', () => {
-    for (const s of ['cmd', 'agent', 'platform', 'dlq']) expect(() => topics.event(s, 'acme', 'a', 'b')).toThrow(/reserved/);
+    for (const s of ['cmd', 'agent', 'dlq', 'state']) expect(() => topics.event(s, 'acme', 'a', 'b')).toThrow(/reserved/);
   });
 
   it('tells which workspace a topic belongs to', () => {

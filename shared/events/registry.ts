@@ -14,7 +14,8 @@ export interface SchemaFile {
 export const schemaFiles: SchemaFile[] = [{ subject: PLATFORM_EVENT_SUBJECT, file: new URL('../../schemas/platform-event.avsc', import.meta.url).pathname }];
 
 export function createRegistry(url: string): SchemaRegistry {
-  return new SchemaRegistry({ host: url, retry: { retries: 2, initialRetryTimeInSecs: 0.1, maxRetryTimeInSecs: 1 } });
+  // JSON Schema contracts use formats (uri, email) the client's Ajv does not know in strict mode.
+  return new SchemaRegistry({ host: url, retry: { retries: 2, initialRetryTimeInSecs: 0.1, maxRetryTimeInSecs: 1 } }, { [SchemaType.JSON]: { strict: false, logger: false } });
 }
 
 /** Registers an Avro schema with BACKWARD compatibility and returns its id. */

@@ -1,17 +1,41 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { link, mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { HubError } from '../errors.ts';
 import { registerSecret } from '../redact.ts';
-import { assertSecretPath, type SecretRecord, type SecretStore } from './store.ts';
+import { assertSecretPath, unavailable, type SecretRecord, type SecretStore } from './store.ts';
 
 type Entries = Record<string, SecretRecord>;
+// Layout on disk: magic(4) iv(12) tag(16) ciphertext. The magic lets us tell "not ours" from "tampered".
 const MAGIC = Buffer.from('IFX1');
+const HEADER = 4 + 12 + 16;
+
+const errno = (e: unknown) => (e as NodeJS.ErrnoException | null)?.code;
+
+/** Writes `bytes` to a fresh temp file (0600, fsynced) and renames it over `file`, so readers never see half a file. */
+async function writeAtomic(file: string, bytes: Buffer, flag: 'rename' | 'link'): Promise<void> {
+  await mkdir(dirname(file), { recursive: true, mode: 0o700 });
+  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  try {
+    const fh = await open(tmp, 'wx', 0o600);
+    try {
+      await fh.writeFile(bytes);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    // link() refuses to replace an existing file, which is what key creation needs.
+    if (flag === 'link') await link(tmp, file).catch((e: unknown) => { if (errno(e) !== 'EEXIST') throw e; });
+    else await rename(tmp, file);
+  } finally {
+    await unlink(tmp).catch(() => undefined);
+  }
+}
 
 /**
  * Single-machine store: all entries in one file, AES-256-GCM with a fresh IV per write and the
  * 32-byte key in a 0600 key file. The file is re-read on every call (the CLI and services share
- * it) and replaced atomically.
+ * it), writes are serialized within the process, and the file is replaced atomically.
  */
 export function createFileSecretStore(opts: { file: string; keyFile: string }): SecretStore {
   let chain: Promise<unknown> = Promise.resolve();
@@ -21,20 +45,23 @@ export function createFileSecretStore(opts: { file: string; keyFile: string }): 
     return next;
   };
 
-  async function key(): Promise<Buffer> {
+  /** The key; created only when asked and no data file exists yet (a new key could never open old data). */
+  async function key(create: boolean): Promise<Buffer> {
+    let k: Buffer;
     try {
-      const k = await readFile(opts.keyFile);
-      if (k.length !== 32) throw new HubError('secret_store_corrupt', `key file ${opts.keyFile} is not 32 bytes`);
-      return k;
+      k = await readFile(opts.keyFile);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-      await mkdir(dirname(opts.keyFile), { recursive: true, mode: 0o700 });
-      const k = randomBytes(32);
-      await writeFile(opts.keyFile, k, { mode: 0o600, flag: 'wx' }).catch(async (err: NodeJS.ErrnoException) => {
-        if (err.code !== 'EEXIST') throw err; // another process made it first: use theirs
-      });
-      return readFile(opts.keyFile);
+      if (errno(e) !== 'ENOENT') throw unavailable(`cannot read key file ${opts.keyFile}`, e);
+      if (!create) throw new HubError('secret_store_corrupt', `key file ${opts.keyFile} is missing but ${opts.file} exists; restore the key`);
+      try {
+        await writeAtomic(opts.keyFile, randomBytes(32), 'link'); // if another process won the race, theirs is kept
+      } catch (err) {
+        throw unavailable(`cannot create key file ${opts.keyFile}`, err);
+      }
+      return key(false);
     }
+    if (k.length !== 32) throw new HubError('secret_store_corrupt', `key file ${opts.keyFile} is not 32 bytes`);
+    return k;
   }
 
   async function load(): Promise<Entries> {
@@ -42,35 +69,36 @@ export function createFileSecretStore(opts: { file: string; keyFile: string }): 
     try {
       bytes = await readFile(opts.file);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return {};
-      throw new HubError('secret_store_unavailable', `cannot read ${opts.file}`, { retryable: true, cause: e });
+      if (errno(e) === 'ENOENT') return {};
+      throw unavailable(`cannot read ${opts.file}`, e);
     }
+    const k = await key(false);
+    let entries: unknown;
     try {
-      if (!bytes.subarray(0, 4).equals(MAGIC)) throw new Error('bad header');
-      const iv = bytes.subarray(4, 16);
-      const tag = bytes.subarray(16, 32);
-      const decipher = createDecipheriv('aes-256-gcm', await key(), iv);
-      decipher.setAuthTag(tag);
-      const plain = Buffer.concat([decipher.update(bytes.subarray(32)), decipher.final()]);
-      const entries = JSON.parse(plain.toString('utf8')) as Entries;
-      for (const r of Object.values(entries)) for (const v of Object.values(r.value)) registerSecret(v);
-      return entries;
-    } catch (e) {
-      if (e instanceof HubError) throw e;
+      if (bytes.length < HEADER || !bytes.subarray(0, 4).equals(MAGIC)) throw new Error('bad header');
+      // Pinning the tag length stops a truncated file from being checked against a shorter, forgeable tag.
+      const decipher = createDecipheriv('aes-256-gcm', k, bytes.subarray(4, 16), { authTagLength: 16 });
+      decipher.setAuthTag(bytes.subarray(16, HEADER));
+      const plain = Buffer.concat([decipher.update(bytes.subarray(HEADER)), decipher.final()]);
+      entries = JSON.parse(plain.toString('utf8'));
+    } catch {
+      // No cause attached: it could hold decrypted bytes.
       throw new HubError('secret_store_corrupt', `${opts.file} cannot be decrypted with ${opts.keyFile} (wrong key or tampered file)`);
     }
+    if (!entries || typeof entries !== 'object' || Array.isArray(entries)) throw new HubError('secret_store_corrupt', `${opts.file} does not hold a secret map`);
+    for (const r of Object.values(entries as Entries)) for (const v of Object.values(r?.value ?? {})) registerSecret(v);
+    return entries as Entries;
   }
 
   async function save(entries: Entries): Promise<void> {
     const iv = randomBytes(12);
-    const cipher = createCipheriv('aes-256-gcm', await key(), iv);
+    const cipher = createCipheriv('aes-256-gcm', await key(true), iv);
     const body = Buffer.concat([cipher.update(JSON.stringify(entries), 'utf8'), cipher.final()]);
-    // Layout: magic(4) iv(12) tag(16) ciphertext.
-    await mkdir(dirname(opts.file), { recursive: true, mode: 0o700 });
-    const tmp = `${opts.file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-    await writeFile(tmp, Buffer.concat([MAGIC, iv, cipher.getAuthTag(), body]), { mode: 0o600 });
-    await chmod(tmp, 0o600);
-    await rename(tmp, opts.file);
+    try {
+      await writeAtomic(opts.file, Buffer.concat([MAGIC, iv, cipher.getAuthTag(), body]), 'rename');
+    } catch (e) {
+      throw unavailable(`cannot write ${opts.file}`, e);
+    }
   }
 
   return {
@@ -85,7 +113,8 @@ export function createFileSecretStore(opts: { file: string; keyFile: string }): 
       return serial(async () => {
         const entries = await load();
         const now = new Date().toISOString();
-        entries[path] = { value, metadata: { createdAt: entries[path]?.metadata.createdAt ?? now, updatedAt: now, expiresAt: o.expiresAt, labels: o.labels } };
+        const createdAt = entries[path]?.metadata.createdAt ?? now;
+        entries[path] = { value: { ...value }, metadata: { createdAt, updatedAt: now, ...(o.expiresAt ? { expiresAt: o.expiresAt } : {}), ...(o.labels ? { labels: { ...o.labels } } : {}) } };
         await save(entries);
       });
     },
