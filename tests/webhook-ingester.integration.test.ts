@@ -181,6 +181,21 @@ describe('webhook ingester against real Kafka, registry and OpenBao', () => {
     expect(notes).toEqual(['v1', 'v2', 'v3', 'v4', 'v5']);
   });
 
+  it('flags an update older than one already published as stale instead of letting it overwrite newer state (item 16)', async () => {
+    const order = JSON.parse(ORDER.toString()) as Record<string, unknown>;
+    const body = (note: string, updatedAt: string) => Buffer.from(JSON.stringify({ ...order, id: 777, admin_graphql_api_id: 'gid://shopify/Order/777', note, updated_at: updatedAt }));
+    const sequence = [body('newer', '2026-01-01T10:00:00Z'), body('older', '2026-01-01T09:00:00Z'), body('newest', '2026-01-01T11:00:00Z')];
+    for (const b of sequence) expect((await postOrder(shopifyHeaders({ topic: 'orders/updated', shop, secret: SHOPIFY_SECRET, body: b }), b)).status).toBe(200);
+    const records = await readAll(infra.kafka, topics.event('shopify', ws, 'orders', 'updated'), { atLeast: 8 });
+    const mine = [];
+    for (const r of records) {
+      const e = await infra.codec.decode(r.value!);
+      const note = (JSON.parse(e.payload_json) as { note: string }).note;
+      if (['newer', 'older', 'newest'].includes(note)) mine.push({ note, stale: r.headers['ionflux.stale'] });
+    }
+    expect(mine).toEqual([{ note: 'newer', stale: undefined }, { note: 'older', stale: 'true' }, { note: 'newest', stale: undefined }]);
+  });
+
   it('maps TikTok, WhatsApp (with the GET challenge) and a SendGrid batch to their topics', async () => {
     const openId = uid('openid');
     const tiktok = JSON.parse(loadFixture('tiktok', 'video-publish-completed').toString()) as Record<string, unknown>;

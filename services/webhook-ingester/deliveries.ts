@@ -30,3 +30,13 @@ export function seenWithin(log: DeliveryLog, key: string, windowMs: number, now 
   const d = log.get(key);
   return d && now - d.at <= windowMs ? d : undefined;
 }
+
+/** The latest `updated_at` published per entity (`<source>:<account>:<entity>:<id>`), to flag stale updates. */
+export const entityVersionSchema = z.object({ version: z.string(), eventId: z.string() });
+export type EntityVersions = KafkaTable<z.infer<typeof entityVersionSchema>>;
+
+export async function openEntityVersions(rt: Pick<Runtime, 'kafka' | 'bus' | 'provisioner' | 'logger'>): Promise<EntityVersions> {
+  const table = new KafkaTable({ ...rt, topic: topics.state('entity-versions'), parse: jsonValue((v) => entityVersionSchema.parse(v)) });
+  await table.start(120_000);
+  return table;
+}

@@ -8,7 +8,7 @@ import { EVENT_HEADERS } from '../../shared/events/publisher.ts';
 import { describeError } from '../../shared/errors.ts';
 import { accountProblem, linkKey, type LinkTable } from '../../shared/links.ts';
 import type { Logger } from '../../shared/logger.ts';
-import { seenWithin, type Delivery, type DeliveryLog } from './deliveries.ts';
+import { seenWithin, type Delivery, type DeliveryLog, type EntityVersions } from './deliveries.ts';
 import { webhookDeadLetter } from './dead-letter.ts';
 import type { IngesterMetrics, Outcome } from './metrics.ts';
 import { validSecrets, type SecretsFor } from './secrets.ts';
@@ -22,6 +22,7 @@ export interface IngestDeps {
   logger: Logger;
   links: LinkTable;
   deliveries: DeliveryLog;
+  versions: EntityVersions;
   secretsFor: SecretsFor;
   metrics: IngesterMetrics;
   publishTimeoutMs: number;
@@ -39,6 +40,25 @@ const payloadSchemas = new PayloadSchemas().register('*', z.union([z.looseObject
 
 // Single-event vendors: publish the body byte-for-byte (JSON.parse would round ids past 2^53).
 const VERBATIM: ReadonlySet<string> = new Set(['shopify', 'tiktok', 'generic']);
+
+/** Headers on events whose payload carries `updated_at`: its value, and `true` when older than one already published. */
+export const VERSION_HEADER = 'ionflux.entity_version';
+export const STALE_HEADER = 'ionflux.stale';
+
+function entityVersion(payload: unknown): string | undefined {
+  const v = (payload as { updated_at?: unknown } | null)?.updated_at;
+  return typeof v === 'string' && !Number.isNaN(Date.parse(v)) ? v : undefined;
+}
+
+const entityChains = new Map<string, Promise<unknown>>();
+/** One entity's deliveries are compared and published one at a time. */
+function inEntityOrder(entityKey: string, fn: (entityKey: string) => Promise<void>): Promise<void> {
+  const prev = entityChains.get(entityKey) ?? Promise.resolve();
+  const next = prev.catch(() => undefined).then(() => fn(entityKey));
+  entityChains.set(entityKey, next);
+  void next.finally(() => entityChains.get(entityKey) === next && entityChains.delete(entityKey)).catch(() => undefined);
+  return next;
+}
 
 /** Deliveries being published right now, so a concurrent retry waits for the first one's outcome. */
 const inFlight = new Map<string, Promise<unknown>>();
@@ -93,9 +113,19 @@ export async function ingest(deps: IngestDeps, vendor: VendorModule, d: RawDeliv
           await publishUnit(deps, key, deadLetterMarker(key, 'unlinked'), [webhookDeadLetter({ vendor, d, error: { code: 'unlinked', message: `no workspace linked to ${vendor.source} account ${ev.account}` }, value: single(mapped.events, d, ev) })], vendor);
           return void deadLettered.push(key);
         }
-        const record = eventRecord(deps, vendor, d, ev, link.workspaceId, topicSource ?? link.source ?? vendor.source, mapped.events.length === 1);
-        const event = await record;
-        await publishUnit(deps, key, { eventId: event.eventId, outcome: 'published', at: Date.now() }, [event.record], vendor);
+        const event = await eventRecord(deps, vendor, d, ev, link.workspaceId, topicSource ?? link.source ?? vendor.source, mapped.events.length === 1);
+        await inEntityOrder(`${vendor.source}:${ev.account}:${ev.entity}:${ev.orderingKey}`, async (entityKey) => {
+          // An update older than one already published is still delivered (nothing lost) but
+          // flagged stale, and never becomes the entity's latest version.
+          const version = entityVersion(ev.payload);
+          const latest = deps.versions.get(entityKey);
+          const stale = version !== undefined && latest !== undefined && Date.parse(version) < Date.parse(latest.version);
+          const extra = version === undefined || stale ? [] : [deps.versions.record(entityKey, { version, eventId: event.eventId })];
+          if (stale) event.record.headers = { ...event.record.headers, [STALE_HEADER]: 'true', [VERSION_HEADER]: version };
+          else if (version) event.record.headers = { ...event.record.headers, [VERSION_HEADER]: version };
+          await publishUnit(deps, key, { eventId: event.eventId, outcome: 'published', at: Date.now() }, [event.record, ...extra], vendor);
+          if (extra.length) deps.versions.applyLocal(entityKey, { version: version!, eventId: event.eventId });
+        });
         published.push(event.eventId);
       }),
     );

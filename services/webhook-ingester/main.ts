@@ -4,7 +4,7 @@ import { openLinks } from '../../shared/links.ts';
 import { closeOnSignals, createRuntime } from '../../shared/runtime.ts';
 import { createSecretStore } from '../../shared/secrets/index.ts';
 import { createApp } from './app.ts';
-import { openDeliveryLog } from './deliveries.ts';
+import { openDeliveryLog, openEntityVersions } from './deliveries.ts';
 import { ingesterEnv } from './env.ts';
 import { SERVICE } from './ingest.ts';
 import { createIngesterMetrics } from './metrics.ts';
@@ -20,6 +20,8 @@ const links = await openLinks(rt);
 rt.onClose(() => links.close());
 const deliveries = await openDeliveryLog(rt);
 rt.onClose(() => deliveries.close());
+const versions = await openEntityVersions(rt);
+rt.onClose(() => versions.close());
 
 const app = createApp({
   deps: {
@@ -28,6 +30,7 @@ const app = createApp({
     logger: rt.logger,
     links,
     deliveries,
+    versions,
     secretsFor: createSecretsFor(env, store),
     metrics: createIngesterMetrics(rt.metrics),
     publishTimeoutMs: env.INGESTER_PUBLISH_TIMEOUT_MS,
