@@ -1,6 +1,10 @@
 import { ConfigError } from '../../shared/config.ts';
 import { HubError } from '../../shared/errors.ts';
+import { approvalsCommand } from './approvals.ts';
+import { connectCommand, disconnectCommand, webhooksCommand, workspaceCommand } from './connect.ts';
+import { dlqCommand } from './dlq.ts';
 import { endpointsCommand } from './endpoints.ts';
+import { integrationsCommand } from './integrations.ts';
 import { linkCommand, linksCommand } from './links.ts';
 import { schemasCommand } from './schemas.ts';
 import { tailCommand } from './tail.ts';
@@ -17,6 +21,13 @@ const commands: Record<string, CliCommand> = {
   link: linkCommand,
   links: linksCommand,
   endpoints: endpointsCommand,
+  integrations: integrationsCommand,
+  connect: connectCommand,
+  disconnect: disconnectCommand,
+  webhooks: webhooksCommand,
+  workspace: workspaceCommand,
+  approvals: approvalsCommand,
+  dlq: dlqCommand,
 };
 
 function usage(): string {

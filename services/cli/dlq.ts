@@ -1,0 +1,176 @@
+import { randomUUID } from 'node:crypto';
+import type { IHeaders, Kafka } from 'kafkajs';
+import { DLQ_HEADERS } from '../../shared/bus/dead-letter.ts';
+import { topics } from '../../shared/bus/topics.ts';
+import { parse, UsageError } from './args.ts';
+import { cliContext } from './context.ts';
+import { emit } from './integrations.ts';
+import type { CliCommand } from './main.ts';
+
+const USAGE = `ionflux dlq list <service> [--since <ISO time | 30m | 1h | 2d>] [--json]
+       ionflux dlq replay <service> [--since <time>] [--offset <partition:offset | offset>] [--json]
+Replay re-publishes each selected dead letter's key, value and original headers to the topic it
+came from (plus ionflux.replayed_from=<partition:offset>). It cannot repeat a side effect: workers
+dedupe by command id, so a command that already finished gets its recorded outcome again.
+Dead letters of HTTP deliveries (webhook ingester) are skipped: the vendor retries those itself.`;
+
+interface DeadLetter {
+  partition: number;
+  offset: string;
+  key: Buffer | null;
+  value: Buffer | null;
+  /** Raw bytes, so a replay hands the original headers back unchanged. */
+  headers: Record<string, Buffer>;
+  timestamp: number;
+}
+
+const header = (d: DeadLetter, name: string) => d.headers[name]?.toString('utf8');
+const failedAt = (d: DeadLetter) => Date.parse(header(d, DLQ_HEADERS.failedAt) ?? '') || d.timestamp;
+const where = (d: DeadLetter) => `${d.partition}:${d.offset}`;
+
+/**
+ * Everything in the topic up to the end offsets taken at start. Transaction markers occupy
+ * offsets consumers never see, so a partition counts as read when a batch's last offset reaches its end.
+ */
+async function readDeadLetters(kafka: Kafka, topic: string): Promise<DeadLetter[]> {
+  const admin = kafka.admin();
+  await admin.connect();
+  let ends: { partition: number; high: number }[];
+  try {
+    // Asking offsets of a missing topic makes kafkajs retry for seconds; no topic means no dead letters.
+    if (!(await admin.listTopics()).includes(topic)) return [];
+    ends = (await admin.fetchTopicOffsets(topic)).filter((o) => Number(o.high) > Number(o.low)).map((o) => ({ partition: o.partition, high: Number(o.high) }));
+  } finally {
+    await admin.disconnect();
+  }
+  if (!ends.length) return [];
+  const out: DeadLetter[] = [];
+  const remaining = new Set(ends.map((e) => e.partition));
+  const consumer = kafka.consumer({ groupId: `ionflux-dlq-${randomUUID()}`, allowAutoTopicCreation: false, maxWaitTimeInMs: 250 });
+  let finished: () => void = () => undefined;
+  const done = new Promise<void>((resolve, reject) => {
+    finished = resolve;
+    setTimeout(() => reject(new Error(`timed out reading ${topic}`)), 60_000).unref();
+  });
+  consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
+    const end = ends.find((e) => e.partition === payload.partition);
+    if (end && Number(payload.lastOffset) >= end.high - 1) remaining.delete(payload.partition);
+    if (remaining.size === 0) finished();
+  });
+  await consumer.connect();
+  try {
+    await consumer.subscribe({ topic, fromBeginning: true });
+    await consumer.run({
+      autoCommit: false,
+      eachMessage: async ({ partition, message: m }) => {
+        const end = ends.find((e) => e.partition === partition);
+        if (!end || Number(m.offset) >= end.high) return;
+        out.push({ partition, offset: m.offset, key: m.key, value: m.value, headers: rawHeaders(m.headers), timestamp: Number(m.timestamp) });
+      },
+    });
+    await done;
+  } finally {
+    await consumer.disconnect();
+  }
+  return out.sort((a, b) => failedAt(a) - failedAt(b) || a.partition - b.partition || Number(a.offset) - Number(b.offset));
+}
+
+function rawHeaders(h: IHeaders | undefined): Record<string, Buffer> {
+  const out: Record<string, Buffer> = {};
+  for (const [k, v] of Object.entries(h ?? {})) {
+    const last = Array.isArray(v) ? v[v.length - 1] : v;
+    if (last !== undefined && last !== null) out[k] = Buffer.isBuffer(last) ? last : Buffer.from(String(last));
+  }
+  return out;
+}
+
+/** `--since 2025-01-02T03:04:05Z` or a duration back from now: 90s, 30m, 1h, 2d. */
+function sinceMs(s: string | undefined): number | undefined {
+  if (!s) return undefined;
+  const d = /^(\d+(?:\.\d+)?)(s|m|h|d)$/.exec(s);
+  if (d) return Date.now() - Number(d[1]) * { s: 1e3, m: 60e3, h: 3600e3, d: 86400e3 }[d[2] as 's' | 'm' | 'h' | 'd'];
+  const t = /^\d{4}-\d{2}-\d{2}/.test(s) ? Date.parse(s) : NaN;
+  if (Number.isNaN(t)) throw new UsageError(`--since ${s}: expected an ISO time or a duration like 30m, 1h, 2d`);
+  return t;
+}
+
+/** Bytes as text an admin can read: non-printable bytes become '.', and at most 120 bytes. */
+function preview(v: Buffer | null): string {
+  if (!v) return '(null)';
+  const text = v.subarray(0, 120).toString('latin1').replace(/[^\x20-\x7e]/g, '.');
+  return v.length > 120 ? `${text}…` : text;
+}
+
+function describe(d: DeadLetter) {
+  return {
+    dlq_offset: where(d),
+    failed_at: new Date(failedAt(d)).toISOString(),
+    origin: { topic: header(d, DLQ_HEADERS.topic) ?? null, partition: header(d, DLQ_HEADERS.partition) ?? null, offset: header(d, DLQ_HEADERS.offset) ?? null },
+    error_class: header(d, DLQ_HEADERS.errorClass) ?? null,
+    error_message: header(d, DLQ_HEADERS.errorMessage) ?? null,
+    attempts: header(d, DLQ_HEADERS.attempts) ?? null,
+    key: d.key?.toString('utf8') ?? null,
+    value_preview: preview(d.value),
+  };
+}
+
+export const dlqCommand: CliCommand = {
+  summary: 'dlq list|replay <service> [--since <time>] [--offset <p:o>]   dead letters; replay is safe (workers dedupe by command id)',
+  async run(args) {
+    const [sub, ...rest] = args;
+    if (sub !== 'list' && sub !== 'replay') throw new UsageError(`usage: ${USAGE}`);
+    const { values, positionals } = parse(rest, { since: { type: 'string' }, offset: { type: 'string' }, json: { type: 'boolean' } }, USAGE);
+    if (positionals.length !== 1) throw new UsageError(`expected one service\nusage: ${USAGE}`);
+    if (sub === 'list' && values.offset) throw new UsageError(`--offset only goes with replay\nusage: ${USAGE}`);
+    const topic = topics.deadLetter(positionals[0]!);
+    const since = sinceMs(values.since);
+    const offset = values.offset;
+    if (offset !== undefined && !/^(\d+:)?\d+$/.test(offset)) throw new UsageError(`--offset ${offset}: expected <partition>:<offset> or <offset>`);
+    const ctx = cliContext();
+    try {
+      let selected = (await readDeadLetters(ctx.kafka, topic)).filter((d) => since === undefined || failedAt(d) >= since);
+      if (offset !== undefined) {
+        selected = selected.filter((d) => (offset.includes(':') ? where(d) === offset : d.offset === offset));
+        if (selected.length > 1) throw new UsageError(`offset ${offset} exists in partitions ${selected.map((d) => d.partition).join(', ')} of ${topic}; say which: --offset <partition>:${offset}`);
+        if (!selected.length) {
+          process.stderr.write(`no dead letter at ${offset} in ${topic}${since !== undefined ? ' since then' : ''}\n`);
+          return 1;
+        }
+      }
+      if (sub === 'list') {
+        for (const d of selected) {
+          const r = describe(d);
+          emit(values.json, r, `${r.dlq_offset}  ${r.failed_at}  from ${r.origin.topic}[${r.origin.partition}]@${r.origin.offset}  ${r.error_class}: ${r.error_message}  ${r.value_preview}`);
+        }
+        if (!selected.length && !values.json) process.stdout.write(`no dead letters in ${topic}\n`);
+        return 0;
+      }
+      return await replay(ctx, selected, values.json);
+    } finally {
+      await ctx.close();
+    }
+  },
+};
+
+async function replay(ctx: ReturnType<typeof cliContext>, selected: DeadLetter[], json: boolean | undefined): Promise<number> {
+  const admin = ctx.kafka.admin();
+  await admin.connect();
+  const existing = new Set(await admin.listTopics().finally(() => admin.disconnect()));
+  let replayed = 0;
+  for (const d of selected) {
+    const origin = header(d, DLQ_HEADERS.topic);
+    // A webhook the ingester refused was answered with an error status; the vendor re-sends it.
+    const skip = !origin ? 'it names no origin topic' : origin.startsWith('http:') ? `it came from an HTTP delivery (${origin}), not a Kafka topic; the vendor retries those` : !existing.has(origin) ? `origin topic ${origin} does not exist` : undefined;
+    if (skip || !origin) {
+      emit(json, { dlq_offset: where(d), replayed: false, reason: skip }, `skipped ${where(d)}: ${skip}`);
+      continue;
+    }
+    const headers: Record<string, Buffer | string> = Object.fromEntries(Object.entries(d.headers).filter(([k]) => !k.startsWith('dlq.')));
+    headers['ionflux.replayed_from'] = where(d);
+    const ack = await ctx.bus.publish({ topic: origin, key: d.key, value: d.value, headers });
+    replayed += 1;
+    emit(json, { dlq_offset: where(d), replayed: true, topic: origin, partition: ack.partition, offset: ack.offset }, `replayed ${where(d)} -> ${origin} [${ack.partition}]@${ack.offset}`);
+  }
+  emit(json, { replayed, skipped: selected.length - replayed }, `replayed ${replayed} of ${selected.length} dead letters`);
+  return 0;
+}
