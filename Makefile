@@ -1,6 +1,6 @@
 # IONFLUX Integration Hub. `make up` runs the hub, `make test` runs every test.
 SHELL := /bin/bash
-.PHONY: up test test-reliability test-unit install infra-up infra-down schemas-check typecheck bench-producer
+.PHONY: up test test-reliability test-unit install infra-up infra-down schemas-check typecheck bench-producer bench-ingest
 
 up: ## start Kafka, the schema registry, OpenBao and every service; Ctrl-C stops them
 	@bash deploy/local/up.sh
@@ -32,3 +32,6 @@ typecheck: install
 
 bench-producer: install ## Kafka's ProducerPerformance vs the hub's producer, same run
 	@bash bench/producer/run.sh
+
+bench-ingest: install ## signed Shopify deliveries over HTTP: the hub vs Redpanda Connect vs ProducerPerformance, same run
+	@bash bench/ingest/run.sh

@@ -1,0 +1,438 @@
+/**
+ * Load generator and record counter for `make bench-ingest` (bench/ingest/run.sh).
+ *
+ *   payload <fixture.json> <out.json>   the ~2 KB orders/create body both systems receive (same bytes)
+ *   run                                 load one system, print one JSON document on stdout
+ *   count                               committed records on a topic, print JSON on stdout
+ *
+ * `run` (env): LOAD_URL (…/webhooks/shopify), LOAD_SECRET, LOAD_PAYLOAD (file), LOAD_LABEL,
+ * LOAD_CONNECTIONS ("16,32,64"), LOAD_STEP_SECONDS (8), LOAD_HALF_SECONDS (10), LOAD_WARMUP_SECONDS (3).
+ *   1. warm-up (not scored), then one closed-loop autocannon run per connection count: the
+ *      highest 2xx/s among runs where EVERY response was 2xx and no socket error or timeout
+ *      happened is the system's max zero-error rate;
+ *   2. half that rate with autocannon's `overallRate` for LOAD_HALF_SECONDS: p50/p99. autocannon
+ *      paces per connection per second (each connection sends its quota back to back when the
+ *      second starts), so its "half load" is bursty; its percentiles are corrected for
+ *      coordinated omission. We also keep the raw per-response times it reports (float ms).
+ *   3. the same half rate again, open loop and evenly paced (node:http, one request every
+ *      1/rate s, latency measured from the scheduled send time, so a stall is not hidden).
+ * Every request has distinct X-Shopify-Webhook-Id and X-Shopify-Event-Id (the hub dedupes on
+ * the webhook id), a correct X-Shopify-Hmac-Sha256 and every header Shopify sends. LOAD_ORDERS:
+ * distinct (default, another order id per request, same size) or same (identical bytes).
+ *
+ * `count` (env): COUNT_TOPIC, COUNT_EXPECT (records expected), KAFKA_BROKERS. COUNT_MODE=offsets:
+ * sum of high - low watermarks (a fresh topic written without transactions; the peer's records
+ * are snappy-compressed by kafka_franz's default, which kafkajs cannot decode). Otherwise consumes the topic
+ * from the beginning with isolation read_committed (kafkajs' default), so transaction markers
+ * and aborted records are not counted, until it has EXPECT records and 2 s pass with none new
+ * (or 10 s with none at all / 90 s in total).
+ */
+import autocannon from 'autocannon';
+import { createHmac, randomBytes } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { Kafka, logLevel } from 'kafkajs';
+
+const SHOP = 'bench-shop.myshopify.com';
+const log = (msg: string) => process.stderr.write(`[load] ${msg}\n`);
+const num = (name: string, fallback: number) => {
+  const v = Number(process.env[name] ?? fallback);
+  if (!Number.isFinite(v) || v <= 0) throw new Error(`${name} must be a positive number`);
+  return v;
+};
+const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+// ---- payload ---------------------------------------------------------------------------------
+
+/**
+ * Shopify's published orders/create sample, minified, with its first line item only and the
+ * biggest optional fields dropped until it fits, then `note` padded so the body is exactly
+ * `size` bytes. Keeps what the hub's schema needs (id, admin_graphql_api_id, name, line_items).
+ */
+function makePayload(fixture: Buffer, size: number): Buffer {
+  // Integers past 2^53 (Shopify's ids) would be rounded by JSON.parse: carry their digits as
+  // marked strings and put them back as bare numbers, so the sample's digits survive.
+  const order = JSON.parse(fixture.toString('utf8').replace(/(:\s*)(\d{16,})(?=\s*[,}\]])/g, '$1"__int__$2"')) as Record<string, unknown>;
+  const text = () => JSON.stringify(order).replace(/"__int__(\d+)"/g, '$1');
+  const keep = new Set(['id', 'admin_graphql_api_id', 'name', 'line_items', 'note', 'email', 'created_at', 'updated_at', 'currency', 'total_price', 'order_number']);
+  if (Array.isArray(order.line_items)) order.line_items = order.line_items.slice(0, 1);
+  order.note = '';
+  const bytes = () => Buffer.byteLength(text());
+  const budget = size - 16;
+  while (bytes() > budget) {
+    const [biggest] = Object.keys(order)
+      .filter((k) => !keep.has(k))
+      .sort((a, b) => JSON.stringify(order[b]).length - JSON.stringify(order[a]).length);
+    if (!biggest) break;
+    delete order[biggest];
+  }
+  const pad = size - bytes();
+  if (pad < 0) throw new Error(`cannot trim the fixture to ${size} bytes`);
+  order.note = `bench padding ${'x'.repeat(Math.max(0, pad - 14))}`.slice(0, pad);
+  const out = Buffer.from(text());
+  if (out.length !== size) throw new Error(`payload is ${out.length} bytes, wanted ${size}`);
+  return out;
+}
+
+// ---- load ------------------------------------------------------------------------------------
+
+interface Step {
+  phase: string;
+  connections: number;
+  overall_rate?: number;
+  seconds: number;
+  sent: number;
+  ok_2xx: number;
+  non_2xx: number;
+  errors: number;
+  timeouts: number;
+  status_codes: Record<string, number>;
+  rps_2xx: number;
+  zero_error: boolean;
+  latency_ms: { p50: number; p90: number; p99: number; max: number; mean: number };
+  raw_latency_ms?: { p50: number; p99: number; max: number };
+}
+
+function percentiles(values: number[]): { p50: number; p90: number; p99: number; max: number; mean: number } {
+  if (!values.length) return { p50: NaN, p90: NaN, p99: NaN, max: NaN, mean: NaN };
+  const s = Float64Array.from(values).sort();
+  const at = (p: number) => s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
+  return { p50: round(at(50)), p90: round(at(90)), p99: round(at(99)), max: round(s[s.length - 1]!), mean: round(values.reduce((a, b) => a + b, 0) / values.length) };
+}
+
+async function run(): Promise<void> {
+  const url = process.env.LOAD_URL ?? '';
+  const secret = process.env.LOAD_SECRET ?? '';
+  const label = (process.env.LOAD_LABEL ?? 'system').replace(/[^a-z0-9-]/gi, '');
+  if (!url || !secret || !process.env.LOAD_PAYLOAD) throw new Error('LOAD_URL, LOAD_SECRET and LOAD_PAYLOAD are required');
+  const body = readFileSync(process.env.LOAD_PAYLOAD);
+  const connections = (process.env.LOAD_CONNECTIONS ?? '16,32,64').split(',').map(Number).filter((n) => n > 0);
+  const stepSeconds = num('LOAD_STEP_SECONDS', 8);
+  const halfSeconds = num('LOAD_HALF_SECONDS', 10);
+  const warmupSeconds = num('LOAD_WARMUP_SECONDS', 3);
+  const { pathname, host } = new URL(url);
+
+  // LOAD_ORDERS=distinct (default): every delivery is another order. The 18 digits of the order
+  // id ("id" and admin_graphql_api_id) are rewritten in place, so the size stays the same and
+  // the HMAC is computed per request. LOAD_ORDERS=same: the very same bytes every time (one order
+  // created over and over; the hub publishes one entity's deliveries one at a time).
+  const distinctOrders = (process.env.LOAD_ORDERS ?? 'distinct') !== 'same';
+  const text = body.toString('latin1');
+  const idAt = [/"id":(\d{18})[,}]/.exec(text), /"admin_graphql_api_id":"gid:\/\/shopify\/Order\/(\d{18})"/.exec(text)].map((m) => {
+    if (!m) throw new Error('payload has no 18-digit order id to vary');
+    return m.index + m[0].indexOf(m[1]!);
+  });
+  const sameHmac = createHmac('sha256', secret).update(body).digest('base64');
+  const prefix = `${label}-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
+  let seq = 0;
+  const headers: Record<string, string> = {
+    'Content-Type': 'application/json',
+    'X-Shopify-Hmac-Sha256': sameHmac,
+    'X-Shopify-Topic': 'orders/create',
+    'X-Shopify-Shop-Domain': SHOP,
+    'X-Shopify-Triggered-At': new Date().toISOString(),
+    'X-Shopify-API-Version': '2025-10',
+  };
+  /** The next delivery: distinct webhook and event ids, and (distinct mode) its own order id and HMAC. */
+  const nextDelivery = (h: Record<string, string>): { headers: Record<string, string>; body: Buffer } => {
+    const n = seq++;
+    h['X-Shopify-Webhook-Id'] = `${prefix}-w${n.toString(36)}`;
+    h['X-Shopify-Event-Id'] = `${prefix}-e${n.toString(36)}`;
+    if (!distinctOrders) return { headers: h, body };
+    // Order ids from 8e17 up, the same in every run, so the hub's compacted entity-versions
+    // topic keeps one entry per id however often the bench runs.
+    const digits = String(800_000_000_000_000_000n + BigInt(n));
+    const b = Buffer.from(body);
+    for (const at of idAt) b.write(digits, at, 'latin1');
+    h['X-Shopify-Hmac-Sha256'] = createHmac('sha256', secret).update(b).digest('base64');
+    return { headers: h, body: b };
+  };
+
+  async function cannon(phase: string, conns: number, seconds: number, overallRate?: number): Promise<Step> {
+    const raw: number[] = [];
+    const instance = autocannon({
+      url: `http://${host}`,
+      connections: conns,
+      duration: seconds,
+      ...(overallRate ? { overallRate } : {}),
+      timeout: 10,
+      requests: [
+        {
+          method: 'POST',
+          path: pathname,
+          headers,
+          body,
+          setupRequest: (req: { headers: Record<string, string>; body: Buffer }) => {
+            const d = nextDelivery({ ...req.headers });
+            req.headers = d.headers;
+            req.body = d.body;
+            return req;
+          },
+        },
+      ],
+    });
+    instance.on('response', (_c: unknown, status: number, _b: number, ms: number) => {
+      if (status >= 200 && status < 300) raw.push(ms);
+    });
+    const r = await instance;
+    const codes: Record<string, number> = {};
+    for (const [code, v] of Object.entries(r.statusCodeStats ?? {})) codes[code] = (v as { count: number }).count;
+    const ok = r['2xx'];
+    const step: Step = {
+      phase,
+      connections: conns,
+      ...(overallRate ? { overall_rate: overallRate } : {}),
+      seconds: r.duration,
+      sent: r.requests.sent,
+      ok_2xx: ok,
+      non_2xx: r.non2xx,
+      errors: r.errors,
+      timeouts: r.timeouts,
+      status_codes: codes,
+      rps_2xx: round(ok / r.duration, 1),
+      zero_error: r.non2xx === 0 && r.errors === 0 && r.timeouts === 0 && ok > 0,
+      latency_ms: { p50: r.latency.p50, p90: r.latency.p90, p99: r.latency.p99, max: r.latency.max, mean: r.latency.average },
+    };
+    const p = percentiles(raw);
+    step.raw_latency_ms = { p50: p.p50, p99: p.p99, max: p.max };
+    log(`${label} ${phase} c=${conns}${overallRate ? ` rate=${overallRate}/s` : ''}: ${step.rps_2xx} 2xx/s, 2xx=${ok} non2xx=${r.non2xx} errors=${r.errors} timeouts=${r.timeouts} p50=${step.latency_ms.p50} p99=${step.latency_ms.p99} ms (raw p50=${p.p50} p99=${p.p99})`);
+    return step;
+  }
+
+  /**
+   * Open loop: request i is due at start + i/rate and its latency counts from when it was due.
+   * Raw keep-alive sockets (as autocannon uses) rather than node:http, whose client costs too
+   * much CPU per request to keep a few thousand requests/s on time on a 2-core machine.
+   * Up to 256 connections, one request outstanding on each; a due request waits for a free one.
+   */
+  async function paced(rate: number, seconds: number): Promise<Step> {
+    const maxConns = 256;
+    const { hostname, port } = new URL(url);
+    const request = () => {
+      const d = nextDelivery({ ...headers });
+      const head = `POST ${pathname} HTTP/1.1\r\nHost: ${host}\r\nConnection: keep-alive\r\n${Object.entries(d.headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')}Content-Length: ${d.body.length}\r\n\r\n`;
+      return Buffer.concat([Buffer.from(head, 'latin1'), d.body]);
+    };
+    interface Conn { sock: net.Socket; due: number | null; buf: Buffer }
+    const lat: number[] = [];
+    const codes: Record<string, number> = {};
+    let ok = 0, non2xx = 0, errors = 0, sent = 0, open = 0, peak = 0;
+    const idle: Conn[] = [];
+    const waiting: number[] = [];
+    const total = Math.round(rate * seconds);
+    let finished = 0;
+    let allDone: () => void = () => undefined;
+    const done = new Promise<void>((r) => (allDone = r));
+    const settle = () => ++finished === total && allDone();
+    const send = (c: Conn, due: number) => {
+      c.due = due;
+      sent++;
+      c.sock.write(request());
+    };
+    const release = (c: Conn) => {
+      const next = waiting.shift();
+      if (next !== undefined) send(c, next);
+      else idle.push(c);
+    };
+    const onData = (c: Conn, chunk: Buffer) => {
+      c.buf = c.buf.length ? Buffer.concat([c.buf, chunk]) : chunk;
+      for (;;) {
+        const end = c.buf.indexOf('\r\n\r\n');
+        if (end < 0 || c.due === null) return;
+        const headText = c.buf.subarray(0, end).toString('latin1');
+        const status = Number(headText.slice(9, 12));
+        const cl = /\r\ncontent-length:\s*(\d+)/i.exec(headText);
+        let size: number;
+        if (cl) size = end + 4 + Number(cl[1]);
+        else if (/\r\ntransfer-encoding:\s*chunked/i.test(headText)) {
+          const term = c.buf.indexOf('\r\n0\r\n\r\n', end);
+          if (term < 0) return;
+          size = term + 7;
+        } else size = end + 4;
+        if (c.buf.length < size) return;
+        c.buf = c.buf.subarray(size);
+        codes[status] = (codes[status] ?? 0) + 1;
+        if (status >= 200 && status < 300) {
+          ok++;
+          lat.push(performance.now() - c.due);
+        } else non2xx++;
+        c.due = null;
+        settle();
+        release(c);
+      }
+    };
+    const connect = (due: number) => {
+      peak = Math.max(peak, ++open);
+      const c: Conn = { sock: net.connect({ host: hostname, port: Number(port) }), due: null, buf: Buffer.alloc(0) };
+      c.sock.setNoDelay(true);
+      c.sock.on('connect', () => send(c, due));
+      c.sock.on('data', (d: Buffer) => onData(c, d));
+      c.sock.on('error', () => undefined);
+      c.sock.on('close', () => {
+        open--;
+        const i = idle.indexOf(c);
+        if (i >= 0) idle.splice(i, 1);
+        if (c.due !== null) {
+          errors++;
+          c.due = null;
+          settle();
+        }
+        const next = waiting.shift();
+        if (next !== undefined) connect(next);
+      });
+    };
+    const dispatch = (due: number) => {
+      const c = idle.pop();
+      if (c) send(c, due);
+      else if (open < maxConns) connect(due);
+      else waiting.push(due);
+    };
+    const start = performance.now();
+    let next = 0;
+    await new Promise<void>((resolve) => {
+      const tick = () => {
+        const now = performance.now();
+        while (next < total && start + (next * 1000) / rate <= now) dispatch(start + (next++ * 1000) / rate);
+        if (next >= total) return resolve();
+        setTimeout(tick, 1);
+      };
+      tick();
+    });
+    const timeout = setTimeout(allDone, 15_000);
+    await done;
+    clearTimeout(timeout);
+    const elapsed = (performance.now() - start) / 1000;
+    for (const c of idle.splice(0)) c.sock.destroy();
+    const p = percentiles(lat);
+    const step: Step = {
+      phase: 'half_paced', connections: peak, overall_rate: rate, seconds: round(elapsed), sent, ok_2xx: ok, non_2xx: non2xx, errors, timeouts: Math.max(0, total - finished),
+      status_codes: codes, rps_2xx: round(ok / elapsed, 1), zero_error: non2xx === 0 && errors === 0 && finished === total && ok > 0, latency_ms: p,
+    };
+    log(`${label} half_paced rate=${rate}/s: ${step.rps_2xx} 2xx/s, 2xx=${ok} non2xx=${non2xx} errors=${errors} p50=${p.p50} p99=${p.p99} max=${p.max} ms, ${peak} connections used`);
+    return step;
+  }
+
+  const steps: Step[] = [];
+  log(`${label}: ${body.length} B body, ${url}`);
+  steps.push(await cannon('warmup', connections[0] ?? 16, warmupSeconds));
+  for (const c of connections) {
+    await sleep(1500);
+    steps.push(await cannon('max', c, stepSeconds));
+  }
+  let best = steps.filter((s) => s.phase === 'max' && s.zero_error).sort((a, b) => b.rps_2xx - a.rps_2xx)[0];
+  // Nothing was error-free: step down the concurrency until something is.
+  for (let c = Math.floor((connections[0] ?? 16) / 2); !best && c >= 1; c = Math.floor(c / 2)) {
+    await sleep(1500);
+    const s = await cannon('max', c, stepSeconds);
+    steps.push(s);
+    if (s.zero_error) best = s;
+  }
+  let half: Step | undefined;
+  let halfPaced: Step | undefined;
+  if (best) {
+    const rate = Math.max(1, Math.floor(best.rps_2xx / 2));
+    await sleep(1500);
+    half = await cannon('half', Math.min(64, rate), halfSeconds, rate);
+    steps.push(half);
+    await sleep(1500);
+    halfPaced = await paced(rate, halfSeconds);
+    steps.push(halfPaced);
+  }
+  // autocannon stops at the deadline with requests still in flight on each connection: the
+  // system got them (and may well publish them) but their answers are not counted.
+  const totals = steps.reduce(
+    (t, s) => ({
+      sent: t.sent + s.sent, ok_2xx: t.ok_2xx + s.ok_2xx, non_2xx: t.non_2xx + s.non_2xx, status_503: t.status_503 + (s.status_codes['503'] ?? 0), errors: t.errors + s.errors + s.timeouts,
+      unanswered_at_stop: t.unanswered_at_stop + Math.max(0, s.sent - s.ok_2xx - s.non_2xx - s.errors - s.timeouts),
+    }),
+    { sent: 0, ok_2xx: 0, non_2xx: 0, status_503: 0, errors: 0, unanswered_at_stop: 0 },
+  );
+  process.stdout.write(
+    `${JSON.stringify({
+      label,
+      url,
+      body_bytes: body.length,
+      orders: distinctOrders ? 'distinct' : 'same',
+      max_zero_error_rps: best?.rps_2xx ?? null,
+      max_at_connections: best?.connections ?? null,
+      half_rate: half?.overall_rate ?? null,
+      half_autocannon: half ? { p50_ms: half.latency_ms.p50, p99_ms: half.latency_ms.p99, raw_p50_ms: half.raw_latency_ms?.p50, raw_p99_ms: half.raw_latency_ms?.p99, zero_error: half.zero_error, rps_2xx: half.rps_2xx } : null,
+      half_paced: halfPaced ? { p50_ms: halfPaced.latency_ms.p50, p99_ms: halfPaced.latency_ms.p99, max_ms: halfPaced.latency_ms.max, zero_error: halfPaced.zero_error, rps_2xx: halfPaced.rps_2xx } : null,
+      totals,
+      loadgen_cpu_s: round((process.cpuUsage().user + process.cpuUsage().system) / 1e6),
+      steps,
+    })}\n`,
+  );
+}
+
+// ---- count -----------------------------------------------------------------------------------
+
+async function count(): Promise<void> {
+  const topic = process.env.COUNT_TOPIC ?? '';
+  const expect = Number(process.env.COUNT_EXPECT ?? 0);
+  const brokers = (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(',');
+  if (!topic) throw new Error('COUNT_TOPIC is required');
+  const kafka = new Kafka({ clientId: 'bench-ingest-count', brokers, logLevel: logLevel.NOTHING });
+  const admin = kafka.admin();
+  await admin.connect();
+  const offsets = await admin.fetchTopicOffsets(topic);
+  const highWatermarks = Object.fromEntries(offsets.map((o) => [o.partition, Number(o.high)]));
+  if (process.env.COUNT_MODE === 'offsets') {
+    // A fresh topic written without transactions: every offset is one record.
+    await admin.disconnect();
+    const records = offsets.reduce((n, o) => n + Number(o.high) - Number(o.low), 0);
+    process.stdout.write(`${JSON.stringify({ topic, records, by: 'high-low watermarks', expected: expect, high_watermarks: highWatermarks })}\n`);
+    return;
+  }
+  const groupId = `bench-ingest-count-${Date.now()}-${randomBytes(3).toString('hex')}`;
+  const consumer = kafka.consumer({ groupId, maxBytes: 64 * 1024 * 1024 });
+  let records = 0;
+  const ids = new Set<string>();
+  const keys = new Set<string>();
+  let last = Date.now();
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: true });
+  await consumer.run({
+    eachBatch: async ({ batch }) => {
+      for (const m of batch.messages) {
+        records++;
+        const id = m.headers?.['ionflux.event_id'];
+        if (id) ids.add(id.toString());
+        if (m.key && keys.size < 10) keys.add(m.key.toString());
+      }
+      last = Date.now();
+    },
+  });
+  const started = Date.now();
+  for (;;) {
+    await sleep(250);
+    const idle = Date.now() - last;
+    if (records >= expect && records > 0 && idle > 2000) break;
+    if (records === 0 && Date.now() - started > 10_000) break;
+    if (Date.now() - started > 90_000) break;
+  }
+  await consumer.disconnect();
+  await admin.deleteGroups([groupId]).catch(() => undefined);
+  await admin.disconnect();
+  process.stdout.write(`${JSON.stringify({ topic, records, distinct_event_ids: ids.size, keys: [...keys], expected: expect, high_watermarks: highWatermarks })}\n`);
+}
+
+// ---- main ------------------------------------------------------------------------------------
+
+const [cmd, ...args] = process.argv.slice(2);
+if (cmd === 'payload') {
+  const [fixture, out] = args;
+  if (!fixture || !out) throw new Error('usage: load.ts payload <fixture.json> <out.json>');
+  const body = makePayload(readFileSync(fixture), num('BENCH_PAYLOAD_BYTES', 2048));
+  writeFileSync(out, body);
+  log(`payload: ${body.length} B -> ${out}`);
+} else if (cmd === 'run') {
+  await run();
+} else if (cmd === 'count') {
+  await count();
+} else {
+  process.stderr.write('usage: load.ts payload <fixture> <out> | run | count\n');
+  process.exit(2);
+}

@@ -1,0 +1,318 @@
+#!/usr/bin/env bash
+# `make bench-ingest`: signed 2 KB Shopify orders/create deliveries (distinct webhook ids) from a
+# load generator on loopback (bench/ingest/load.ts, autocannon), against
+#   1. the hub: services/webhook-ingester (verify, map, dedupe, Avro, event + marker in one
+#      Kafka transaction, acks=all), answering after Kafka acknowledged;
+#   2. the peer from INFRA.md: Redpanda Connect, http_server -> kafka_franz (acks=all), on the
+#      same requests; it also checks the HMAC and keys by the order id, as the hub does;
+#   3. Kafka's ProducerPerformance (2 KB records, acks=all) as the ceiling.
+# Payload: Shopify's published orders/create sample trimmed to exactly 2048 bytes, the same for
+# both systems; each request gets its own order id (same length, HMAC per request): the ingester
+# publishes one entity's deliveries one at a time, so identical bodies would measure one order
+# created thousands of times a second (that worst case is the 'hub1' row).
+# For 1 and 2: the highest sustained 2xx/s with zero errors (fixed-connection runs), then
+# p50/p99 at half that rate. Prints one table with the ratios; writes reports/bench-ingest.json.
+# After each HTTP run the records on its topic are counted (read_committed) against the 2xx answers.
+#   BENCH_CONNECTIONS      connection counts tried for the max rate (default 16,32,64,128,256)
+#   BENCH_STEP_SECONDS     seconds per max-rate run (8); BENCH_HALF_SECONDS half-load run (10)
+#   BENCH_PP_RECORDS       ProducerPerformance records (200000)
+#   PEER_MAX_IN_FLIGHT     kafka_franz max_in_flight (default 256, as many as connections: its own
+#                          default of 10 caps it at about half its throughput here)
+#   BENCH_CPU_PROF=1       V8 CPU profile of the ingester to reports/bench-ingest-prof/
+#   BENCH_ONLY=hub,hub1,peer,pp  which parts to run (default all): hub = every delivery another
+#                          order (the default payload mode), hub1 = the very same bytes each time
+#                          (one order; the ingester serializes an entity's deliveries)
+#   BENCH_SAME_ORDER_CONNECTIONS  connection counts for hub1 (default 16,64)
+#   BENCH_KEEP_TOPICS=1    keep the bench topics (deleted by default)
+# Starts only the infrastructure that is not running, and stops only that at exit; stops the
+# ingester and the peer it started.
+set -uo pipefail
+source "$(dirname "$0")/../../deploy/local/env.sh"
+ROOT="$(cd "$LOCAL_DIR/../.." && pwd)"
+cd "$ROOT"
+
+BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
+REGISTRY_URL="http://127.0.0.1:$REGISTRY_PORT/apis/ccompat/v7"
+RUN_ID="$(date +%s)$$"
+ONLY="${BENCH_ONLY:-hub,hub1,peer,pp}"
+PP_RECORDS="${BENCH_PP_RECORDS:-200000}"
+PP_TOPIC="bench.ingest-pp.$RUN_ID"
+PEER_TOPIC="bench.ingest-peer.$RUN_ID"
+WS=bench
+SHOP=bench-shop.myshopify.com
+HUB_TOPIC="ionflux.shopify.ws_$WS.orders.created"
+SECRET="$(node -e 'process.stdout.write(require("crypto").randomBytes(24).toString("hex"))')"
+export KAFKA_BROKERS="$BOOTSTRAP" SCHEMA_REGISTRY_URL="$REGISTRY_URL"
+export LOAD_CONNECTIONS="${BENCH_CONNECTIONS:-16,32,64,128,256}" LOAD_STEP_SECONDS="${BENCH_STEP_SECONDS:-8}" LOAD_HALF_SECONDS="${BENCH_HALF_SECONDS:-10}"
+
+bash "$LOCAL_DIR/npm-install.sh" || exit 1
+record=$(mktemp)
+work=$(mktemp -d)
+ingester_pid=""
+peer_pid=""
+
+kafka_java() {
+  java -Xmx512m -cp "$KAFKA_HOME/lib/*" -Dlog4j2.configurationFile="$LOCAL_DIR/kafka/log4j2.properties" "$@"
+}
+topic_cmd() { kafka_java org.apache.kafka.tools.TopicCommand --bootstrap-server "$BOOTSTRAP" "$@"; }
+has() { [[ ",$ONLY," == *",$1,"* ]]; }
+CLK_TCK=$(getconf CLK_TCK)
+# cpu_s PID: user+system CPU seconds the process has used so far (0 when it is not readable).
+cpu_s() { awk -v t="$CLK_TCK" '{ print ($14 + $15) / t }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+broker_pid() { cat "$IONFLUX_RUN/kafka.pid" 2>/dev/null || echo 0; }
+# load_run LABEL PORT PID: the load generator against one system, with the CPU the system and the
+# broker used meanwhile (the load generator reports its own).
+load_run() {
+  local label=$1 port=$2 pid=$3 s0 b0 t0 rc
+  s0=$(cpu_s "$pid"); b0=$(cpu_s "$(broker_pid)"); t0=$(date +%s.%N)
+  LOAD_URL="http://127.0.0.1:$port/webhooks/shopify" LOAD_LABEL="$label" node --import tsx bench/ingest/load.ts run >"$work/$label.json"
+  rc=$?
+  printf '{"wall_s":%s,"system_cpu_s":%s,"broker_cpu_s":%s}\n' "$(awk -v a="$(date +%s.%N)" -v b="$t0" 'BEGIN { print a - b }')" \
+    "$(awk -v a="$(cpu_s "$pid")" -v b="$s0" 'BEGIN { print a - b }')" "$(awk -v a="$(cpu_s "$(broker_pid)")" -v b="$b0" 'BEGIN { print a - b }')" >"$work/$label-cpu.json"
+  return $rc
+}
+free_port() { node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{process.stdout.write(String(s.address().port));s.close()})'; }
+# stop_pid PID: SIGTERM, then SIGKILL after 20 s; only processes this script started.
+stop_pid() {
+  local pid=$1 i
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid" 2>/dev/null
+  for i in $(seq 1 80); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.25; done
+  kill -KILL "$pid" 2>/dev/null
+}
+
+cleanup() {
+  stop_pid "$ingester_pid"
+  stop_pid "$peer_pid"
+  if [ "${BENCH_KEEP_TOPICS:-0}" != 1 ] && port_open "$KAFKA_PORT"; then
+    for t in "$PP_TOPIC" "$PEER_TOPIC" "$HUB_TOPIC"; do
+      topic_cmd --delete --if-exists --topic "${t//./\\.}" >/dev/null 2>&1 || true
+    done
+  fi
+  # infra-down.sh with no names stops everything: call it only for what this run started.
+  # shellcheck disable=SC2046
+  [ -s "$record" ] && bash "$LOCAL_DIR/infra-down.sh" $(cat "$record")
+  rm -rf "$record" "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+bash "$LOCAL_DIR/infra-up.sh" --record "$record" || exit 1
+# The figures are only comparable when nothing else is busy: say how loaded the machine was.
+export LOADAVG_START="$(cut -d' ' -f1-3 /proc/loadavg)"
+
+PEER_BIN=""
+if has peer; then
+  PEER_BIN=$(bash "$ROOT/bench/ingest/build-peer.sh") || { echo "[bench] could not build Redpanda Connect" >&2; exit 1; }
+fi
+
+node --import tsx bench/ingest/load.ts payload tests/helpers/fixtures/shopify/orders-create.json "$work/payload.json" || exit 1
+export LOAD_PAYLOAD="$work/payload.json" LOAD_SECRET="$SECRET"
+for f in hub hub1 peer; do echo '{}' >"$work/$f.json"; echo '{}' >"$work/$f-count.json"; done; : >"$work/pp.txt"
+
+# count TOPIC EXPECT OUT
+count_topic() { COUNT_TOPIC="$1" COUNT_EXPECT="$2" node --import tsx bench/ingest/load.ts count >"$3"; }
+ok_2xx() { node -e 'const r=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8"));process.stdout.write(String(r.totals?.ok_2xx??0))' "$1"; }
+
+# ---- 1. the hub -------------------------------------------------------------------------------
+# run_hub NAME ORDERS CONNECTIONS: a fresh ingester (and a fresh event topic, so its record count
+# is this run's; the ingester provisions it again), the load, then the count.
+run_hub() {
+  local name=$1 orders=$2 conns=$3 port code ready profdir profile expect
+  topic_cmd --delete --if-exists --topic "${HUB_TOPIC//./\\.}" >/dev/null 2>&1
+  for _ in $(seq 1 40); do topic_cmd --list 2>/dev/null | grep -qxF "$HUB_TOPIC" || break; sleep 0.25; done
+  SECRETS_FILE="$work/secrets.enc" SECRETS_KEY_FILE="$work/secrets.key" LOG_LEVEL=warn \
+    node bin/ionflux.mjs link shopify "$SHOP" "$WS" >&2 || { echo "[bench] ionflux link failed" >&2; return 1; }
+  port=$(free_port)
+  local prof=()
+  profdir="reports/bench-ingest-prof/$name-$RUN_ID"
+  if [ "${BENCH_CPU_PROF:-0}" = 1 ]; then
+    mkdir -p "$profdir"
+    prof=(--cpu-prof --cpu-prof-dir "$ROOT/$profdir")
+  fi
+  echo "[bench] $name: webhook ingester on 127.0.0.1:$port, orders: $orders (log $work/$name-ingester.log)" >&2
+  SHOPIFY_API_SECRET="$SECRET" INGESTER_PORT="$port" INGESTER_HOST=127.0.0.1 LOG_LEVEL=warn \
+    INGESTER_INSTANCE_ID="bench$RUN_ID$name" SECRETS_FILE="$work/secrets.enc" SECRETS_KEY_FILE="$work/secrets.key" \
+    node "${prof[@]}" --import tsx services/webhook-ingester/main.ts >"$work/$name-ingester.log" 2>&1 &
+  ingester_pid=$!
+  ready=0
+  for _ in $(seq 1 300); do
+    kill -0 "$ingester_pid" 2>/dev/null || break
+    curl -fs -o /dev/null "http://127.0.0.1:$port/readyz" && { ready=1; break; }
+    sleep 0.2
+  done
+  [ "$ready" = 1 ] || { echo "[bench] the ingester did not become ready:" >&2; tail -n 30 "$work/$name-ingester.log" >&2; return 1; }
+  # Links reach a running ingester within about a second; probe until a signed delivery gets 200
+  # (earlier probes are dead-lettered as unlinked: they do not reach the event topic).
+  for _ in $(seq 1 50); do
+    code=$(node -e '
+      const fs=require("fs"),c=require("crypto"),b=fs.readFileSync(process.env.LOAD_PAYLOAD);
+      fetch(process.argv[1],{method:"POST",body:b,headers:{"content-type":"application/json","x-shopify-hmac-sha256":c.createHmac("sha256",process.env.LOAD_SECRET).update(b).digest("base64"),
+        "x-shopify-topic":"orders/create","x-shopify-shop-domain":process.argv[2],"x-shopify-webhook-id":"probe-"+c.randomUUID()}})
+        .then(r=>process.stdout.write(String(r.status)),()=>process.stdout.write("0"))' "http://127.0.0.1:$port/webhooks/shopify" "$SHOP")
+    [ "$code" = 200 ] && break
+    sleep 0.2
+  done
+  [ "$code" = 200 ] || { echo "[bench] the ingester answers $code to a signed delivery" >&2; tail -n 30 "$work/$name-ingester.log" >&2; return 1; }
+  LOAD_ORDERS="$orders" LOAD_CONNECTIONS="$conns" load_run "$name" "$port" "$ingester_pid" || { echo "[bench] $name load run failed" >&2; return 1; }
+  stop_pid "$ingester_pid"; ingester_pid=""
+  mkdir -p reports && cp "$work/$name-ingester.log" "reports/bench-ingest-$name-ingester.log"
+  grep -c 'concurrent operation on the same transaction' "$work/$name-ingester.log" >"$work/$name-concurrent-txn.txt"
+  echo "[bench] $name ingester log (reports/bench-ingest-$name-ingester.log): $(cat "$work/$name-concurrent-txn.txt") kafkajs CONCURRENT_TRANSACTIONS errors, $(grep -c '"level":[45]0' "$work/$name-ingester.log") warn/error lines" >&2
+  if [ "${BENCH_CPU_PROF:-0}" = 1 ]; then
+    # One file per thread (tsx's module-hooks thread too): the biggest is the main thread.
+    profile=$(ls -S "$profdir"/*.cpuprofile 2>/dev/null | head -n 1)
+    [ -n "$profile" ] && node --import tsx bench/ingest/prof-summary.ts "$profile" 20 >"$profdir/summary.txt" 2>&1 && cat "$profdir/summary.txt" >&2
+  fi
+  # 200 answers = the load generator's 2xx + the probe that answered 200 (one).
+  expect=$(( $(ok_2xx "$work/$name.json") + 1 ))
+  echo "[bench] counting committed records on $HUB_TOPIC (expect $expect)" >&2
+  count_topic "$HUB_TOPIC" "$expect" "$work/$name-count.json" || echo '{}' >"$work/$name-count.json"
+}
+if has hub; then run_hub hub distinct "$LOAD_CONNECTIONS" || exit 1; fi
+# The same bytes every time: one order "created" thousands of times a second. The ingester
+# publishes one entity's deliveries one at a time (stale-update check), so this is its worst case.
+if has hub1; then run_hub hub1 same "${BENCH_SAME_ORDER_CONNECTIONS:-16,64}" || exit 1; fi
+
+# ---- 2. the peer: Redpanda Connect ------------------------------------------------------------
+if has peer; then
+  topic_cmd --create --topic "$PEER_TOPIC" --partitions 3 --replication-factor 1 >/dev/null || exit 1
+  port=$(free_port); admin=$(free_port)
+  cat >"$work/peer.yaml" <<EOF
+http:
+  enabled: true
+  address: 127.0.0.1:$admin
+logger:
+  level: WARN
+input:
+  http_server:
+    address: 127.0.0.1:$port
+    path: /webhooks/shopify
+    allowed_verbs: [POST]
+    timeout: 5s
+pipeline:
+  processors:
+    # What the hub does before Kafka, in the peer's own terms: check the Shopify HMAC of the raw
+    # body and key the record by the order id (admin_graphql_api_id). A 'mapping', not a
+    # 'mutation': in a mutation content() is the parsed JSON re-serialized (keys sorted), so the
+    # HMAC never matches; here root = content() keeps the raw bytes, which go to Kafka unchanged.
+    - mapping: |
+        root = if metadata("X-Shopify-Hmac-Sha256") == content().hash("hmac_sha256", env("PEER_SHOPIFY_SECRET")).encode("base64") { content() } else { throw("invalid signature") }
+        meta kafka_key = this.admin_graphql_api_id
+output:
+  # A message that failed the check is nacked: http_server then answers 502 instead of 200.
+  reject_errored:
+    kafka_franz:
+      seed_brokers: [ "$BOOTSTRAP" ]
+      topic: $PEER_TOPIC
+      key: \${! @kafka_key }
+      max_in_flight: ${PEER_MAX_IN_FLIGHT:-256}
+EOF
+  echo "[bench] peer: Redpanda Connect ($(tr '\n' ' ' <"$IONFLUX_CACHE/redpanda-connect/versions.txt" 2>/dev/null)) on 127.0.0.1:$port -> $PEER_TOPIC" >&2
+  PEER_SHOPIFY_SECRET="$SECRET" "$PEER_BIN" run "$work/peer.yaml" >"$work/peer.log" 2>&1 &
+  peer_pid=$!
+  ready=0
+  for _ in $(seq 1 150); do
+    kill -0 "$peer_pid" 2>/dev/null || break
+    curl -fs -o /dev/null "http://127.0.0.1:$admin/ready" && { ready=1; break; }
+    sleep 0.2
+  done
+  [ "$ready" = 1 ] || { echo "[bench] the peer did not become ready:" >&2; tail -n 30 "$work/peer.log" >&2; exit 1; }
+  # The signature check must bite: a wrong HMAC is refused.
+  bad=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' -H 'X-Shopify-Hmac-Sha256: AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=' \
+    --data-binary @"$LOAD_PAYLOAD" "http://127.0.0.1:$port/webhooks/shopify")
+  echo "[bench] peer answers $bad to a wrong signature" >&2
+  load_run peer "$port" "$peer_pid" || { echo "[bench] peer load run failed" >&2; exit 1; }
+  stop_pid "$peer_pid"; peer_pid=""
+  mkdir -p reports && cp "$work/peer.log" reports/bench-ingest-peer.log
+  grep -v '^\s*$' "$work/peer.log" | tail -n 5 >&2
+  expect=$(ok_2xx "$work/peer.json")
+  echo "[bench] counting records on $PEER_TOPIC (expect $expect)" >&2
+  COUNT_MODE=offsets count_topic "$PEER_TOPIC" "$expect" "$work/peer-count.json" || echo '{}' >"$work/peer-count.json"
+fi
+
+# ---- 3. ProducerPerformance: the ceiling ------------------------------------------------------
+if has pp; then
+  topic_cmd --create --topic "$PP_TOPIC" --partitions 3 --replication-factor 1 >/dev/null || exit 1
+  echo "[bench] ProducerPerformance: $PP_RECORDS records of 2048 B, acks=all -> $PP_TOPIC" >&2
+  kafka_java org.apache.kafka.tools.ProducerPerformance --topic "$PP_TOPIC" --num-records "$PP_RECORDS" --record-size 2048 \
+    --throughput -1 --producer-props bootstrap.servers="$BOOTSTRAP" acks=all | tee "$work/pp.txt" >&2
+fi
+
+mkdir -p reports
+LOADAVG_END="$(cut -d' ' -f1-3 /proc/loadavg)" PP_LINE="$(grep 'records sent' "$work/pp.txt" | tail -n 1)" node - "$work" reports/bench-ingest.json <<'EOF'
+const fs = require('node:fs');
+const [work, outFile] = process.argv.slice(2);
+const read = (f) => { try { return JSON.parse(fs.readFileSync(`${work}/${f}`, 'utf8')); } catch { return {}; } };
+const hub = read('hub.json'), hub1 = read('hub1.json'), peer = read('peer.json');
+const counts = { hub: read('hub-count.json'), hub1: read('hub1-count.json'), peer: read('peer-count.json') };
+const cpu = { hub: read('hub-cpu.json'), hub1: read('hub1-cpu.json'), peer: read('peer-cpu.json') };
+const concurrentTxn = {};
+for (const n of ['hub', 'hub1']) { try { concurrentTxn[n] = Number(fs.readFileSync(`${work}/${n}-concurrent-txn.txt`, 'utf8').trim()); } catch {} }
+const line = process.env.PP_LINE ?? '';
+const num = (re) => { const m = re.exec(line); return m ? Number(m[1]) : null; };
+const pp = line ? {
+  records: num(/^(\d+) records sent/), records_per_sec: num(/([\d.]+) records\/sec/), mb_per_sec: num(/\(([\d.]+) MB\/sec\)/),
+  avg_latency_ms: num(/([\d.]+) ms avg latency/), max_latency_ms: num(/([\d.]+) ms max latency/),
+  p50_ms: num(/([\d.]+) ms 50th/), p99_ms: num(/([\d.]+) ms 99th/), summary: line.trim(),
+} : null;
+const ratio = (a, b) => (a && b ? Math.round((a / b) * 1000) / 1000 : null);
+const row = (name, r, c) => ({
+  system: name,
+  max_zero_error_rps: r.max_zero_error_rps ?? null,
+  at_connections: r.max_at_connections ?? null,
+  half_rate: r.half_rate ?? null,
+  p50_ms: r.half_autocannon?.p50_ms ?? null, p99_ms: r.half_autocannon?.p99_ms ?? null,
+  paced_p50_ms: r.half_paced?.p50_ms ?? null, paced_p99_ms: r.half_paced?.p99_ms ?? null,
+  half_zero_error: r.half_autocannon && r.half_paced ? r.half_autocannon.zero_error && r.half_paced.zero_error : null,
+  cpu: c && c.wall_s ? { ...c, system_cpu_pct: Math.round((100 * c.system_cpu_s) / c.wall_s), broker_cpu_pct: Math.round((100 * c.broker_cpu_s) / c.wall_s), loadgen_cpu_s: r.loadgen_cpu_s ?? null } : null,
+});
+const rows = [
+  row('hub (webhook-ingester)', hub, cpu.hub),
+  row('hub, one order (worst)', hub1, cpu.hub1),
+  row('peer (Redpanda Connect)', peer, cpu.peer),
+  { system: 'Kafka ProducerPerformance', max_zero_error_rps: pp?.records_per_sec ?? null, at_connections: null, half_rate: null, p50_ms: pp?.p50_ms ?? null, p99_ms: pp?.p99_ms ?? null, paced_p50_ms: null, paced_p99_ms: null, half_zero_error: null, cpu: null },
+];
+const ratios = {
+  hub_to_peer: ratio(hub.max_zero_error_rps, peer.max_zero_error_rps),
+  hub_one_order_to_peer: ratio(hub1.max_zero_error_rps, peer.max_zero_error_rps),
+  hub_to_producer_performance: ratio(hub.max_zero_error_rps, pp?.records_per_sec),
+  peer_to_producer_performance: ratio(peer.max_zero_error_rps, pp?.records_per_sec),
+};
+const fmt = (v, w) => String(v ?? '-').padStart(w);
+const out = [''];
+out.push(`payload ${hub.body_bytes ?? peer.body_bytes ?? '-'} B orders/create, signed, distinct X-Shopify-Webhook-Id, another order id per request (row 'one order': identical bytes); acks=all everywhere; load generator, system and broker share 2 cores`);
+out.push(`${'system'.padEnd(27)}${fmt('max 0-err req/s', 16)}${fmt('conns', 6)}${fmt('half rate', 10)}${fmt('p50 ms', 8)}${fmt('p99 ms', 8)}${fmt('paced p50', 10)}${fmt('paced p99', 10)}${fmt('sys CPU', 8)}${fmt('broker', 7)}`);
+for (const r of rows) {
+  out.push(`${r.system.padEnd(27)}${fmt(r.max_zero_error_rps, 16)}${fmt(r.at_connections, 6)}${fmt(r.half_rate, 10)}${fmt(r.p50_ms, 8)}${fmt(r.p99_ms, 8)}${fmt(r.paced_p50_ms, 10)}${fmt(r.paced_p99_ms, 10)}${fmt(r.cpu ? `${r.cpu.system_cpu_pct}%` : null, 8)}${fmt(r.cpu ? `${r.cpu.broker_cpu_pct}%` : null, 7)}`);
+}
+out.push("p50/p99: autocannon overallRate at half the max rate (it sends each second's quota per connection back to back: bursty; CO-corrected).");
+out.push('paced p50/p99: the same rate evenly spaced, open loop, timed from the scheduled send. sys CPU / broker: average over the whole load run (100% = one core).');
+out.push('ProducerPerformance row: records/s of 2048 B records (no key, 3 partitions) and its own p50/p99 latency at full speed.');
+out.push(`ratios: hub/peer ${ratios.hub_to_peer ?? '-'}   hub one order/peer ${ratios.hub_one_order_to_peer ?? '-'}   hub/ProducerPerformance ${ratios.hub_to_producer_performance ?? '-'}   peer/ProducerPerformance ${ratios.peer_to_producer_performance ?? '-'}`);
+const check = (name, r, c) => {
+  if (!r.totals) return null;
+  const isHub = name.startsWith('hub');
+  const probe = isHub ? 1 : 0;
+  // Sure to be there: every 2xx. May be there too: requests still in flight when autocannon
+  // stopped, and (hub) deliveries answered 503 because Kafka's ack took over 4 s: the ingester
+  // does not cancel those, they may land and a vendor's retry then dedupes (docs/webhooks.md).
+  const low = r.totals.ok_2xx + probe, high = low + r.totals.unanswered_at_stop + (r.totals.status_503 ?? 0);
+  const distinctOk = !isHub || c.distinct_event_ids === c.records;
+  const match = typeof c.records === 'number' && c.records >= low && c.records <= high && distinctOk;
+  out.push(`${name}: ${r.totals.ok_2xx} 2xx${probe ? ' + 1 probe' : ''}, ${r.totals.non_2xx} non-2xx (${r.totals.status_503 ?? 0} of them 503), ${r.totals.errors} socket errors/timeouts, ${r.totals.unanswered_at_stop} in flight when autocannon stopped (sent, answer not counted); ` +
+    `${c.records ?? '?'} records on ${c.topic ?? '?'}${isHub ? ` (read_committed, ${c.distinct_event_ids ?? '?'} distinct event ids)` : ''}: expected ${low}..${high} -> ${match ? 'MATCH' : 'MISMATCH'}`);
+  return { answered_2xx: r.totals.ok_2xx, probes: probe, unanswered_at_stop: r.totals.unanswered_at_stop, expected_min: low, expected_max: high, consumed_records: c.records ?? null, distinct_event_ids: c.distinct_event_ids ?? null, match };
+};
+const record_counts = { hub: check('hub', hub, counts.hub), hub1: check('hub1', hub1, counts.hub1), peer: check('peer', peer, counts.peer) };
+out.push(`load average at start ${process.env.LOADAVG_START}, at end ${process.env.LOADAVG_END} (2 cores; other work on the machine skews every figure)`);
+for (const [n, v] of Object.entries(concurrentTxn)) out.push(`${n}: kafkajs logged ${v} CONCURRENT_TRANSACTIONS errors (AddPartitionsToTxn while the previous commit completes; each retried after ~100 ms).`);
+out.push('');
+console.log(out.join('\n'));
+const report = { at: new Date().toISOString(), loadavg: { start: process.env.LOADAVG_START, end: process.env.LOADAVG_END }, rows, ratios, record_counts, hub_concurrent_transactions_errors: concurrentTxn, producer_performance: pp, hub, hub_one_order: hub1, peer, counts };
+fs.writeFileSync(outFile, `${JSON.stringify(report, null, 2)}\n`);
+console.log(JSON.stringify(ratios));
+if (Object.values(record_counts).some((c) => c && !c.match)) process.exitCode = 3;
+EOF
+rc=$?
+echo "[bench] full report: reports/bench-ingest.json" >&2
+exit "$rc"
