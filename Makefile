@@ -1,6 +1,6 @@
 # IONFLUX Integration Hub. `make up` runs the hub, `make test` runs every test.
 SHELL := /bin/bash
-.PHONY: up test test-reliability test-unit install infra-up infra-down schemas-check typecheck bench-producer bench-ingest
+.PHONY: up test test-reliability test-unit install infra-up infra-down schemas-check typecheck bench-producer bench-ingest bench-commands
 
 up: ## start Kafka, the schema registry, OpenBao and every service; Ctrl-C stops them
 	@bash deploy/local/up.sh
@@ -35,3 +35,6 @@ bench-producer: install ## Kafka's ProducerPerformance vs the hub's producer, sa
 
 bench-ingest: install ## signed Shopify deliveries over HTTP: the hub vs Redpanda Connect vs ProducerPerformance, same run
 	@bash bench/ingest/run.sh
+
+bench-commands: install ## commands/s through one connector worker (no-op action) and p50/p99 at half that, next to a bare kafkajs relay, same run
+	@bash bench/commands/run.sh

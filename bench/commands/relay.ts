@@ -1,0 +1,86 @@
+/**
+ * The yardstick of `make bench-commands`: a bare kafkajs relay, "a Kafka round trip with no hub
+ * logic". Consumes RELAY_IN with eachBatch and produces every record unchanged (key, value,
+ * headers) to RELAY_OUT with acks=all from an idempotent producer, committing the consumed offsets.
+ *
+ *   RELAY_MODE=plain (default)  idempotent producer; offsets auto-committed every second, as the
+ *                               hub's consumer runner does (shared/bus/consumer.ts)
+ *   RELAY_MODE=txn              the exactly-once shape the hub has: every batch is one Kafka
+ *                               transaction holding the produced records and the consumed offsets
+ *                               (sendOffsets), read by read_committed consumers
+ * Env: RELAY_IN, RELAY_OUT, RELAY_GROUP, RELAY_CONCURRENCY (partitionsConsumedConcurrently; default
+ * 3 = the partitions for plain, 1 for txn: a producer has one open transaction at a time, as in
+ * the hub's runner), KAFKA_BROKERS. The producer retries as KafkaBus's does (100 ms initial). Prints "relay ready" on stdout once it joined its group.
+ */
+import { Kafka, logLevel, type EachBatchPayload } from 'kafkajs';
+
+const brokers = (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(',');
+const IN = need('RELAY_IN');
+const OUT = need('RELAY_OUT');
+const GROUP = need('RELAY_GROUP');
+const MODE = process.env.RELAY_MODE === 'txn' ? 'txn' : 'plain';
+const CONCURRENCY = Number(process.env.RELAY_CONCURRENCY ?? (MODE === 'txn' ? 1 : 3));
+
+function need(name: string): string {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} is required`);
+  return v;
+}
+
+process.env.KAFKAJS_NO_PARTITIONER_WARNING ??= '1';
+const kafka = new Kafka({ brokers, clientId: `bench-relay-${MODE}`, logLevel: logLevel.WARN, connectionTimeout: 1000, requestTimeout: 10_000 });
+const producer = kafka.producer({
+  idempotent: true,
+  maxInFlightRequests: 1,
+  allowAutoTopicCreation: false,
+  retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 100, maxRetryTime: 1000 },
+  ...(MODE === 'txn' ? { transactionalId: `${GROUP}-txn` } : {}),
+});
+// The same consumer settings as the hub's runner (shared/bus/consumer.ts).
+const consumer = kafka.consumer({ groupId: GROUP, allowAutoTopicCreation: false, sessionTimeout: 10_000, heartbeatInterval: 1000, maxWaitTimeInMs: 1000 });
+
+async function relayPlain({ batch, resolveOffset, heartbeat }: EachBatchPayload): Promise<void> {
+  if (batch.messages.length === 0) return;
+  await producer.send({ topic: OUT, acks: -1, messages: batch.messages.map((m) => ({ key: m.key, value: m.value, headers: m.headers })) });
+  resolveOffset(batch.lastOffset());
+  await heartbeat();
+}
+
+async function relayTxn({ batch, resolveOffset, heartbeat }: EachBatchPayload): Promise<void> {
+  if (batch.messages.length === 0) return;
+  const txn = await producer.transaction();
+  try {
+    await txn.send({ topic: OUT, acks: -1, messages: batch.messages.map((m) => ({ key: m.key, value: m.value, headers: m.headers })) });
+    await txn.sendOffsets({ consumerGroupId: GROUP, topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: String(Number(batch.lastOffset()) + 1) }] }] });
+    await txn.commit();
+  } catch (e) {
+    await txn.abort().catch(() => undefined);
+    throw e;
+  }
+  resolveOffset(batch.lastOffset());
+  await heartbeat();
+}
+
+await producer.connect();
+await consumer.connect();
+await consumer.subscribe({ topic: IN, fromBeginning: true });
+consumer.on(consumer.events.GROUP_JOIN, () => process.stdout.write('relay ready\n'));
+await consumer.run({
+  partitionsConsumedConcurrently: CONCURRENCY,
+  eachBatchAutoResolve: false,
+  // txn: offsets travel inside the transaction; plain: committed every second, as the hub does.
+  autoCommit: MODE === 'plain',
+  autoCommitInterval: 1000,
+  eachBatch: MODE === 'txn' ? relayTxn : relayPlain,
+});
+
+let stopping = false;
+const stop = async () => {
+  if (stopping) process.exit(130);
+  stopping = true;
+  await consumer.disconnect().catch(() => undefined);
+  await producer.disconnect().catch(() => undefined);
+  process.exit(0);
+};
+process.on('SIGTERM', () => void stop());
+process.on('SIGINT', () => void stop());
