@@ -33,6 +33,8 @@ export interface WorkerOptions {
   retry?: { maxAttempts: number; initialMs: number; maxWaitMs: number };
   actionTimeoutMs?: number;
   groupId?: string;
+  /** Partitions of the command topic handled at once (order stays per key); default 1. */
+  partitionsConsumedConcurrently?: number;
 }
 
 type Failure = { code: string; message: string; retryable?: boolean; auth_help?: string };
@@ -241,6 +243,7 @@ export async function startCommandWorker(o: WorkerOptions): Promise<ConsumerRunn
     subscriptions: [topics.command(service)],
     fromBeginning: true,
     concurrentKeys: true,
+    partitionsConsumedConcurrently: o.partitionsConsumedConcurrently,
     // A crashed worker's partitions move to a live one after this long.
     sessionTimeoutMs: 10_000,
     handler: handle,

@@ -1,0 +1,65 @@
+import express from 'express';
+import { KafkaBus } from '../../shared/bus/producer.ts';
+import { TopicProvisioner, defaultTopicSpecFor } from '../../shared/bus/provision.ts';
+import { KafkaTable, jsonValue } from '../../shared/bus/table.ts';
+import { topics } from '../../shared/bus/topics.ts';
+import { openApprovals, openCommandStates, openWorkspaceConnectors } from '../../shared/commands/state.ts';
+import { startCommandWorker } from '../../shared/commands/worker.ts';
+import { parseEnv } from '../../shared/config.ts';
+import { createArtifactStore } from '../../shared/connectors/builtin/llm/artifacts.ts';
+import { createSpendStore, spendEntrySchema, type SpendEntry } from '../../shared/connectors/builtin/llm/budget.ts';
+import { buildLlmConfig } from '../../shared/connectors/builtin/llm/config.ts';
+import { createLlmConnector } from '../../shared/connectors/builtin/llm/index.ts';
+import { TokenBuckets } from '../../shared/connectors/rate-limit.ts';
+import { listen, mountOpsRoutes } from '../../shared/http.ts';
+import { closeOnSignals, createRuntime } from '../../shared/runtime.ts';
+import { createSecretStore } from '../../shared/secrets/index.ts';
+import { mountArtifactRoutes } from './artifacts-route.ts';
+import { llmOrchestratorEnv } from './env.ts';
+import { llmMetrics } from './metrics.ts';
+
+const env = parseEnv(llmOrchestratorEnv);
+const config = buildLlmConfig(env);
+const rt = await createRuntime('llm-orchestrator', env, { transactionalId: `ionflux-llm-orchestrator-${env.LLM_INSTANCE_ID}` });
+closeOnSignals(() => rt.close(), rt.logger);
+const store = createSecretStore(env);
+let serving = false;
+
+// The ops server first: its address is where stored artifacts are served from.
+const app = express();
+mountOpsRoutes(app, { metrics: rt.metrics, checks: { ...rt.checks, secret_store: async () => (await store.health()).ok, command_worker: async () => serving } });
+const ops = await listen(app, env.LLM_OPS_PORT, env.LLM_OPS_HOST);
+rt.onClose(() => ops.close());
+const artifacts = createArtifactStore({ dir: env.LLM_ARTIFACTS_DIR, baseUrl: env.LLM_ARTIFACTS_BASE_URL ?? ops.url });
+mountArtifactRoutes(app, artifacts);
+const ttlMs = env.LLM_ARTIFACTS_TTL_HOURS * 3600_000;
+const sweep = () => void artifacts.sweep(ttlMs).catch((e: unknown) => rt.logger.warn({ err: e }, 'artifact sweep failed'));
+sweep();
+const sweeper = setInterval(sweep, 3600_000).unref();
+rt.onClose(() => clearInterval(sweeper));
+
+const spendTable = new KafkaTable<SpendEntry>({ ...rt, topic: topics.state('llm-spend'), parse: jsonValue((v) => spendEntrySchema.parse(v)) });
+const [approvals, workspaceConnectors, states] = await Promise.all([openApprovals(rt), openWorkspaceConnectors(rt), openCommandStates(rt, 'llm'), spendTable.start(120_000)]);
+for (const t of [approvals, workspaceConnectors, states, spendTable]) rt.onClose(() => t.close());
+// Spend totals go through a producer of their own, outside transactions: they are latest totals
+// (a repeat is harmless), and extra transactions on the outcome producer would queue outcomes
+// behind them and collide with the next commit (CONCURRENT_TRANSACTIONS, retried after 100 ms).
+const spendBus = new KafkaBus({ kafka: rt.kafka, provisioner: new TopicProvisioner(rt.kafka, { partitions: env.KAFKA_TOPIC_PARTITIONS, replicationFactor: env.KAFKA_REPLICATION_FACTOR }, defaultTopicSpecFor), logger: rt.logger });
+rt.onClose(() => spendBus.close());
+const spend = createSpendStore({ table: spendTable, publish: (records) => spendBus.publishAtomic(records), config, now: Date.now, logger: rt.logger });
+rt.onClose(() => spend.flush());
+
+const connector = createLlmConnector({ config, store, spend, artifacts, logger: rt.logger, onCall: llmMetrics(rt.metrics) });
+await rt.provisioner.ensure([topics.command('llm')]);
+const runner = await startCommandWorker({
+  rt, service: 'llm', connectors: new Map([['llm', connector]]), store, states, approvals, workspaceConnectors,
+  buckets: new TokenBuckets(env.LLM_RATE_PER_SECOND, env.LLM_RATE_BURST),
+  retry: { maxAttempts: env.LLM_RETRY_MAX_ATTEMPTS, initialMs: 250, maxWaitMs: env.LLM_RETRY_MAX_WAIT_MS },
+  actionTimeoutMs: env.LLM_ACTION_TIMEOUT_MS,
+  partitionsConsumedConcurrently: env.LLM_PARTITIONS_CONCURRENTLY,
+});
+// Registered last, so it stops first: finish in-flight calls, commit, leave; then spend is flushed.
+rt.onClose(() => runner.stop());
+serving = true;
+const keyed = Object.values(config.providers).filter((p) => p.envKey).map((p) => p.id);
+rt.logger.info({ ops: ops.url, providers: Object.keys(config.providers), platform_keys_in_env: keyed, models: Object.keys(config.models).length }, 'llm orchestrator running');

@@ -1,0 +1,48 @@
+import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { parseEnv } from '../../../config.ts';
+import type { OutgoingRecord } from '../../../bus/types.ts';
+import { checkBudget, createSpendStore, memorySpendTable, spendKeys } from './budget.ts';
+import { buildLlmConfig, llmEnvShape } from './config.ts';
+
+const env = { LLM_BUDGET_USD_MONTH: '10', LLM_WORKSPACE_BUDGETS: JSON.stringify({ acme: { day_usd: 1 } }) };
+const config = buildLlmConfig(parseEnv(z.object(llmEnvShape), env), env);
+
+function setup(now: number) {
+  const written: OutgoingRecord[] = [];
+  const table = memorySpendTable();
+  const spend = createSpendStore({ table, publish: async (r) => void written.push(...r), config, now: () => now });
+  return { spend, table, written };
+}
+
+describe('spend and budgets', () => {
+  it('sums spend per UTC day and month and writes the totals under <ws>:<day> and <ws>:<month>', async () => {
+    const now = Date.parse('2026-03-31T23:59:00Z');
+    const { spend, written } = setup(now);
+    spend.add('acme', 0.25);
+    spend.add('acme', 0.5);
+    await spend.flush();
+    expect(spend.spent('acme')).toEqual({ day: 0.75, month: 0.75 });
+    const last = new Map(written.map((r) => [r.key, JSON.parse(String(r.value))]));
+    expect(last.get('acme:2026-03-31')).toMatchObject({ kind: 'spend', usd: 0.75, calls: 2 });
+    expect(last.get('acme:2026-03')).toMatchObject({ usd: 0.75 });
+    expect(spendKeys.day('acme', Date.parse('2026-04-01T00:00:01Z'))).toBe('acme:2026-04-01');
+  });
+
+  it('takes the budget from a command, else the workspace config, else the defaults, field by field', async () => {
+    const { spend } = setup(Date.now());
+    expect(spend.budget('acme')).toEqual({ day_usd: 1, month_usd: 10, source: 'config' });
+    expect(spend.budget('other')).toEqual({ day_usd: null, month_usd: 10, source: 'default' });
+    await spend.setBudget('acme', { month_usd: 3 });
+    expect(spend.budget('acme')).toEqual({ day_usd: 1, month_usd: 3, source: 'command' });
+    await spend.setBudget('acme', { month_usd: null });
+    expect(spend.budget('acme').month_usd).toBe(10);
+  });
+
+  it('refuses at or over the budget, before any call', () => {
+    const { spend } = setup(Date.now());
+    expect(() => checkBudget(spend, 'acme')).not.toThrow();
+    spend.add('acme', 1);
+    expect(() => checkBudget(spend, 'acme')).toThrow(expect.objectContaining({ code: 'budget_exceeded', retryable: false }));
+  });
+});

@@ -1,0 +1,106 @@
+import { lookup } from 'node:dns/promises';
+import { BlockList, isIP } from 'node:net';
+import { basename } from 'node:path';
+import { HubError } from '../../../errors.ts';
+
+// Loopback, private, link-local (cloud metadata), CGNAT, unspecified and their IPv6 forms.
+const PRIVATE = new BlockList();
+for (const [net, bits] of [['0.0.0.0', 8], ['10.0.0.0', 8], ['100.64.0.0', 10], ['127.0.0.0', 8], ['169.254.0.0', 16], ['172.16.0.0', 12], ['192.168.0.0', 16]] as const) PRIVATE.addSubnet(net, bits, 'ipv4');
+for (const [net, bits] of [['::', 128], ['::1', 128], ['fc00::', 7], ['fe80::', 10]] as const) PRIVATE.addSubnet(net, bits, 'ipv6');
+
+/** Audio formats the transcription endpoint takes, by content type -> file extension it needs. */
+const AUDIO_TYPES: Record<string, string> = {
+  'audio/wav': 'wav', 'audio/x-wav': 'wav', 'audio/wave': 'wav', 'audio/vnd.wave': 'wav',
+  'audio/mpeg': 'mp3', 'audio/mp3': 'mp3', 'audio/mp4': 'm4a', 'audio/m4a': 'm4a', 'audio/x-m4a': 'm4a',
+  'audio/ogg': 'ogg', 'application/ogg': 'ogg', 'audio/webm': 'webm', 'audio/flac': 'flac', 'audio/x-flac': 'flac',
+  'video/mp4': 'mp4', 'video/mpeg': 'mpeg', 'video/webm': 'webm',
+};
+const AUDIO_EXTENSIONS = new Set(['flac', 'mp3', 'mp4', 'mpeg', 'mpga', 'm4a', 'ogg', 'wav', 'webm']);
+
+export interface FetchedMedia {
+  bytes: Buffer;
+  contentType: string;
+  filename: string;
+}
+
+const refuse = (code: string, message: string, retryable = false) => new HubError(code, message, { retryable });
+
+async function assertPublic(url: URL): Promise<void> {
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  const addresses = isIP(host) ? [{ address: host, family: isIP(host) }] : await lookup(host, { all: true }).catch(() => []);
+  if (addresses.length === 0) throw refuse('media_unavailable', `cannot resolve ${url.hostname}`, true);
+  for (const a of addresses) {
+    const v4mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(a.address)?.[1];
+    const [address, type] = v4mapped ? [v4mapped, 'ipv4' as const] : [a.address, a.family === 6 ? ('ipv6' as const) : ('ipv4' as const)];
+    if (PRIVATE.check(address, type)) throw refuse('media_url_forbidden', `${url.hostname} resolves to a private or loopback address; set LLM_MEDIA_ALLOW_PRIVATE=true to allow it`);
+  }
+}
+
+/**
+ * Fetches an audio file by URL for transcription: http(s) only, public addresses only (unless
+ * allowed), at most 3 redirects (each checked), an audio content type, and at most `maxBytes`,
+ * enforced on the declared length and again while streaming.
+ */
+export async function fetchAudio(raw: string, o: { maxBytes: number; timeoutMs: number; allowPrivate: boolean; signal: AbortSignal }): Promise<FetchedMedia> {
+  let url = new URL(raw);
+  const signal = AbortSignal.any([o.signal, AbortSignal.timeout(o.timeoutMs)]);
+  for (let hop = 0; ; hop++) {
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw refuse('invalid_media_url', 'audio URLs must be http or https');
+    if (!o.allowPrivate) await assertPublic(url);
+    let res: Response;
+    try {
+      res = await fetch(url, { redirect: 'manual', signal, headers: { accept: 'audio/*, video/mp4, video/webm, application/octet-stream' } });
+    } catch (e) {
+      throw refuse('media_unavailable', `could not fetch the audio from ${url.host}: ${(e as Error).message}`, true);
+    }
+    if (res.status >= 300 && res.status < 400 && res.headers.get('location')) {
+      await res.body?.cancel();
+      if (hop >= 3) throw refuse('media_unavailable', 'too many redirects fetching the audio');
+      url = new URL(res.headers.get('location')!, url);
+      continue;
+    }
+    if (!res.ok) {
+      await res.body?.cancel();
+      throw refuse('media_unavailable', `fetching the audio answered ${res.status}`, res.status === 429 || res.status >= 500);
+    }
+    const contentType = (res.headers.get('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
+    const name = basename(decodeURIComponent(url.pathname)) || 'audio';
+    const urlExt = /\.([a-z0-9]+)$/i.exec(name)?.[1]?.toLowerCase();
+    const ext = AUDIO_TYPES[contentType] ?? (contentType === 'application/octet-stream' && urlExt && AUDIO_EXTENSIONS.has(urlExt) ? urlExt : undefined);
+    if (!ext) {
+      await res.body?.cancel();
+      throw refuse('unsupported_media_type', `the audio URL answered content-type ${contentType || '(none)'}; expected audio (${[...AUDIO_EXTENSIONS].join(', ')})`);
+    }
+    const declared = Number(res.headers.get('content-length'));
+    if (Number.isFinite(declared) && declared > o.maxBytes) {
+      await res.body?.cancel();
+      throw refuse('media_too_large', `the audio is ${declared} bytes; the limit is ${o.maxBytes}`);
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of res.body ?? []) {
+      size += (chunk as Uint8Array).byteLength;
+      if (size > o.maxBytes) {
+        await res.body?.cancel().catch(() => undefined);
+        throw refuse('media_too_large', `the audio is over the limit of ${o.maxBytes} bytes`);
+      }
+      chunks.push(Buffer.from(chunk as Uint8Array));
+    }
+    const filename = urlExt === ext ? name : `${name.replace(/\.[a-z0-9]+$/i, '') || 'audio'}.${ext}`;
+    return { bytes: Buffer.concat(chunks), contentType, filename };
+  }
+}
+
+/** Seconds of audio in a PCM WAV file, from its header; undefined for anything else. */
+export function wavSeconds(b: Buffer): number | undefined {
+  if (b.length < 44 || b.toString('ascii', 0, 4) !== 'RIFF' || b.toString('ascii', 8, 12) !== 'WAVE') return undefined;
+  let byteRate = 0;
+  for (let at = 12; at + 8 <= b.length; ) {
+    const id = b.toString('ascii', at, at + 4);
+    const size = b.readUInt32LE(at + 4);
+    if (id === 'fmt ' && at + 16 <= b.length) byteRate = b.readUInt32LE(at + 16);
+    if (id === 'data') return byteRate > 0 ? Math.min(size, b.length - at - 8) / byteRate : undefined;
+    at += 8 + size + (size % 2);
+  }
+  return undefined;
+}

@@ -1,0 +1,48 @@
+import { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
+import { redactString } from '../../../redact.ts';
+import { retryAfterMs } from '../../types.ts';
+
+/** What one failed provider call means for the chain. */
+export interface ProviderFailure {
+  /** 429, 408, 5xx, timeout, connection refused: try the next provider, cool this one down. */
+  retryable: boolean;
+  /** HTTP status; 0 when there was no answer (connection refused, timeout). */
+  status: number;
+  /** The provider's own reason, secret-free. */
+  reason: string;
+  retryAfterMs?: number;
+  /** The provider's error code (`content_policy_violation`, `invalid_api_key`, ...). */
+  code?: string;
+  /** Our own signal fired (the worker's action timeout): stop walking the chain. */
+  aborted?: boolean;
+}
+
+/**
+ * Reads an error from the openai package. Anything that is not a provider answer or a network
+ * failure (a bug of ours) is returned as null and rethrown by the caller.
+ */
+export function classifyProviderError(e: unknown): ProviderFailure | null {
+  if (e instanceof APIUserAbortError) return { retryable: true, status: 0, reason: 'aborted: the action timed out', aborted: true };
+  if (e instanceof APIConnectionTimeoutError) return { retryable: true, status: 0, reason: 'timed out waiting for the provider' };
+  if (e instanceof APIConnectionError) {
+    const cause = (e.cause as { cause?: { code?: string }; code?: string } | undefined) ?? {};
+    const code = cause.code ?? cause.cause?.code;
+    return { retryable: true, status: 0, reason: redactString(`connection failed${code ? ` (${code})` : ''}: ${e.message}`) };
+  }
+  if (e instanceof APIError && typeof e.status === 'number') {
+    const body = (e.error ?? {}) as { message?: unknown };
+    const message = typeof body.message === 'string' ? body.message : e.message;
+    const code = typeof e.code === 'string' ? e.code : undefined;
+    const retryable = e.status === 408 || e.status === 409 || e.status === 429 || e.status >= 500;
+    const headers = e.headers;
+    const afterMs = Number(headers?.get('retry-after-ms'));
+    return {
+      retryable,
+      status: e.status,
+      code,
+      reason: redactString(`${e.status}${e.type ? ` ${e.type}` : ''}${code ? `/${code}` : ''}: ${message}`).slice(0, 500),
+      retryAfterMs: Number.isFinite(afterMs) && afterMs > 0 ? afterMs : retryAfterMs(headers?.get('retry-after')),
+    };
+  }
+  return null;
+}

@@ -1,0 +1,143 @@
+import { performance } from 'node:perf_hooks';
+import type OpenAI from 'openai';
+import type { z } from 'zod';
+import type { Logger } from '../../../logger.ts';
+import type { SecretStore } from '../../../secrets/index.ts';
+import type { ActionContext } from '../../types.ts';
+import type { ArtifactStore } from './artifacts.ts';
+import { checkBudget, type SpendStore } from './budget.ts';
+import type { LlmConfig, ModelRoute, Task } from './config.ts';
+import { createKeyResolver, type KeyResolver } from './keys.ts';
+import { costOf, PRICES_TAKEN_AT, type Usage } from './prices.ts';
+import { Cooldowns, createClientPool, resolveChain, walkChain, type ClientPool } from './router.ts';
+import type { UsageRecorded, usageSchema } from './schemas.ts';
+
+/** What a call observed, for metrics. */
+export interface CallObservation {
+  task: Task;
+  provider: string;
+  model: string;
+  providerMs: number;
+  overheadMs: number;
+  costUsd: number;
+  fallbacks: number;
+}
+
+/** What the LLM connector is built from; `main.ts` passes the Kafka-backed spend store. */
+export interface LlmDeps {
+  config: LlmConfig;
+  store: SecretStore;
+  spend: SpendStore;
+  artifacts: ArtifactStore;
+  logger?: Logger;
+  now?: () => number;
+  onCall?: (o: CallObservation) => void;
+}
+
+export interface LlmRuntime {
+  config: LlmConfig;
+  keys: KeyResolver;
+  clients: ClientPool;
+  cooldowns: Cooldowns;
+  spend: SpendStore;
+  artifacts: ArtifactStore;
+  onCall?: (o: CallObservation) => void;
+}
+
+export function llmRuntime(d: LlmDeps): LlmRuntime {
+  const now = d.now ?? Date.now;
+  return {
+    config: d.config,
+    keys: createKeyResolver({ store: d.store, cacheMs: d.config.keyCacheMs, now }),
+    clients: createClientPool(d.config.requestTimeoutMs),
+    cooldowns: new Cooldowns(d.config.cooldownMs, now),
+    spend: d.spend,
+    artifacts: d.artifacts,
+    onCall: d.onCall,
+  };
+}
+
+type Routing = { model?: string; provider?: string; fallbacks?: string[] };
+
+/** What a task makes of the provider's answer. */
+export interface Finished {
+  providerResponse: Record<string, unknown>;
+  usage: z.infer<typeof usageSchema>;
+  /** Size and quality, for per-image prices. */
+  image?: { size?: string; quality?: string };
+}
+
+/**
+ * One task end to end: budget check (before any vendor call), the fallback chain, cost, the
+ * usage event (published with the outcome), and a response that fits in a Kafka record.
+ * `prepMs` is time spent before the chain (fetching audio), reported apart from our overhead.
+ */
+export async function runTask<T>(
+  rt: LlmRuntime,
+  ctx: ActionContext<Routing>,
+  task: Task,
+  call: (client: OpenAI, route: ModelRoute, signal: AbortSignal) => Promise<T>,
+  finish: (value: T, route: ModelRoute) => Promise<Finished> | Finished,
+  o: { started?: number; prepMs?: number } = {},
+) {
+  const started = o.started ?? performance.now();
+  checkBudget(rt.spend, ctx.workspaceId);
+  const chain = resolveChain(rt.config, task, ctx.params);
+  const r = await walkChain(rt, { task, chain, workspaceId: ctx.workspaceId, signal: ctx.signal, logger: ctx.logger, call });
+  const done = await finish(r.value, r.route);
+  const usage = clean(done.usage);
+  const cost = costOf(rt.config.prices[`${r.route.provider}/${r.route.model}`], usage, done.image);
+  rt.spend.add(ctx.workspaceId, cost.usd);
+  const providerResponse = await fit(rt, done.providerResponse);
+  const event: UsageRecorded = {
+    command_id: ctx.idempotencyKey,
+    agent_id: ctx.agentId,
+    task,
+    provider: r.route.provider,
+    model: r.route.model,
+    alias: r.route.alias,
+    key_source: r.keySource,
+    usage,
+    cost_usd: cost.usd,
+    priced: cost.priced,
+    prices_as_of: PRICES_TAKEN_AT,
+    recorded_at: new Date().toISOString(),
+  };
+  ctx.emit('usage', 'recorded', event);
+  const providerMs = r.attempts.reduce((n, a) => n + (a.ms ?? 0), 0);
+  const overheadMs = Math.max(0, performance.now() - started - providerMs - (o.prepMs ?? 0));
+  rt.onCall?.({ task, provider: r.route.provider, model: r.route.model, providerMs, overheadMs, costUsd: cost.usd, fallbacks: r.attempts.length - 1 });
+  ctx.logger.debug({ workspace_id: ctx.workspaceId, command_id: ctx.idempotencyKey, task, provider: r.route.provider, model: r.route.model, key_source: r.keySource, usage, cost_usd: cost.usd, attempts: r.attempts.length, provider_ms: round(providerMs), overhead_ms: round(overheadMs) }, 'llm call completed');
+  return {
+    task,
+    provider: r.route.provider,
+    model: r.route.model,
+    alias: r.route.alias,
+    provider_response: providerResponse,
+    usage,
+    cost_usd: cost.usd,
+    priced: cost.priced,
+    prices_as_of: PRICES_TAKEN_AT,
+    key_source: r.keySource,
+    attempts: r.attempts,
+    timing: { provider_ms: round(providerMs), overhead_ms: round(overheadMs), ...(o.prepMs !== undefined ? { fetch_ms: round(o.prepMs) } : {}) },
+  };
+}
+
+/**
+ * Records must stay under the broker's message size: a response bigger than
+ * LLM_MAX_INLINE_BYTES (a large embedding batch, say) is stored and referenced instead.
+ */
+async function fit(rt: LlmRuntime, response: Record<string, unknown>): Promise<Record<string, unknown>> {
+  const json = JSON.stringify(response);
+  if (Buffer.byteLength(json) <= rt.config.maxInlineBytes) return response;
+  const stored = await rt.artifacts.put(Buffer.from(json), 'application/json');
+  const { embedding, embeddings, choices: _c, ...small } = response as Record<string, unknown> & { embedding?: unknown[]; embeddings?: unknown[] };
+  return { stored, ...small, ...(embedding || embeddings ? { count: embeddings?.length ?? 1 } : {}) };
+}
+
+function clean(u: Usage): Usage {
+  return Object.fromEntries(Object.entries(u).filter(([, v]) => typeof v === 'number' && Number.isFinite(v))) as Usage;
+}
+
+const round = (ms: number) => Math.round(ms * 1000) / 1000;

@@ -1,0 +1,99 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { freePort } from './ingester.ts';
+import { uid } from './infra.ts';
+
+export interface RunningOrchestrator {
+  /** The ops address (health, metrics, stored artifacts). */
+  url: string;
+  pid(): number;
+  /** Every line the process printed (pino JSON), for grepping. */
+  output: string[];
+  stop(): Promise<void>;
+  kill(): Promise<void>;
+  start(): Promise<void>;
+}
+
+/** services/llm-orchestrator/main.ts as its own process, the way `make up` runs it. */
+export async function startOrchestrator(env: Record<string, string> = {}): Promise<RunningOrchestrator> {
+  const port = await freePort();
+  const output: string[] = [];
+  const fullEnv = { ...process.env, VAULT_TOKEN: process.env.VAULT_TOKEN ?? 'ionflux-dev-root', LLM_INSTANCE_ID: uid('llm'), LLM_OPS_PORT: String(port), LOG_LEVEL: 'info', ...env };
+  let child: ChildProcess;
+  const exited = () => new Promise<void>((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', () => resolve())));
+  async function start(): Promise<void> {
+    child = spawn(process.execPath, ['--import', 'tsx', 'services/llm-orchestrator/main.ts'], { env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout!.on('data', (d: Buffer) => output.push(...d.toString().split('\n').filter(Boolean)));
+    child.stderr!.on('data', (d: Buffer) => output.push(...d.toString().split('\n').filter(Boolean)));
+    const deadline = Date.now() + 90_000;
+    for (;;) {
+      if (child.exitCode !== null) throw new Error(`orchestrator exited ${child.exitCode}:\n${output.slice(-20).join('\n')}`);
+      if (output.some((l) => l.includes('llm orchestrator running')) && (await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.ok, () => false))) return;
+      if (Date.now() > deadline) throw new Error(`orchestrator not ready:\n${output.slice(-20).join('\n')}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+  await start();
+  return {
+    url: `http://127.0.0.1:${port}`,
+    pid: () => child.pid!,
+    output,
+    start: async () => {
+      output.length = 0;
+      await start();
+    },
+    async stop() {
+      child.kill('SIGTERM');
+      await exited();
+    },
+    async kill() {
+      child.kill('SIGKILL');
+      await exited();
+    },
+  };
+}
+
+/** A mono 16-bit PCM WAV of a 440 Hz tone. */
+export function sineWav(seconds: number, sampleRate = 16_000): Buffer {
+  const samples = Math.round(seconds * sampleRate);
+  const b = Buffer.alloc(44 + samples * 2);
+  b.write('RIFF', 0, 'ascii');
+  b.writeUInt32LE(36 + samples * 2, 4);
+  b.write('WAVEfmt ', 8, 'ascii');
+  b.writeUInt32LE(16, 16); // fmt chunk size
+  b.writeUInt16LE(1, 20); // PCM
+  b.writeUInt16LE(1, 22); // mono
+  b.writeUInt32LE(sampleRate, 24);
+  b.writeUInt32LE(sampleRate * 2, 28); // byte rate
+  b.writeUInt16LE(2, 32); // block align
+  b.writeUInt16LE(16, 34); // bits per sample
+  b.write('data', 36, 'ascii');
+  b.writeUInt32LE(samples * 2, 40);
+  for (let i = 0; i < samples; i++) b.writeInt16LE(Math.round(Math.sin((2 * Math.PI * 440 * i) / sampleRate) * 12_000), 44 + i * 2);
+  return b;
+}
+
+/** A local HTTP server serving fixed files (audio for speech_to_text), counting the fetches. */
+export async function startMediaServer() {
+  const files = new Map<string, { body: Buffer; contentType: string; declareLength: boolean }>();
+  const hits = new Map<string, number>();
+  const server: Server = createServer((req, res) => {
+    const path = req.url ?? '/';
+    hits.set(path, (hits.get(path) ?? 0) + 1);
+    const f = files.get(path);
+    if (!f) return void res.writeHead(404).end();
+    res.writeHead(200, { 'content-type': f.contentType, ...(f.declareLength ? { 'content-length': f.body.length } : {}) }).end(f.body);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    /** Serves `body` at `path`; `declareLength: false` streams it chunked, with no Content-Length. */
+    serve(path: string, body: Buffer, contentType: string, declareLength = true): string {
+      files.set(path, { body, contentType, declareLength });
+      return `${origin}${path}`;
+    },
+    hits: (path: string) => hits.get(path) ?? 0,
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
+}
