@@ -17,11 +17,12 @@ describe('ionflux tail', () => {
 
   it('prints decoded PlatformEvents of every topic matching a pattern as JSON lines, and reports undecodable records on stderr', async () => {
     const [a, b] = [uid('ws'), uid('ws')];
+    // The undecodable record goes first on topic a, same key (so same partition): tail meets it before a's event and cannot stop (--max 2) without reporting it.
+    await infra.bus.publish({ topic: topics.event('shopify', a, 'orders', 'created'), key: a, value: 'not avro' });
     for (const ws of [a, b]) {
       const event = buildEvent(schemas, { eventType: 'shopify.orders.created', workspaceId: ws, source: 'tail-test', payload: { id: 1 } });
       await publishEvent(infra, topics.event('shopify', ws, 'orders', 'created'), event);
     }
-    await infra.bus.publish({ topic: topics.event('shopify', a, 'orders', 'created'), value: 'not avro' });
 
     const pattern = `ionflux\\.shopify\\.ws_(${a}|${b})\\.orders\\.created`;
     const { code, stdout, stderr } = await runCli(['tail', pattern, '--from-beginning', '--max', '2', '--timeout', '25']);
