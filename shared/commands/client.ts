@@ -43,7 +43,9 @@ export async function createHubClient(o: { brokers: string[]; registryUrl: strin
     await consumer.subscribe({ topic: pattern, fromBeginning: false });
     const admin = kafka.admin();
     await admin.connect();
-    const ends = fixed ? await Promise.all(fixed.map(async (t) => ({ t, offsets: await admin.fetchTopicOffsets(t) }))) : [];
+    // Topics that already match are seeked to their current end, so "from now on" starts at this call, not at the group join.
+    const existing = fixed ?? (await admin.listTopics()).filter((t) => (typeof pattern === 'string' ? t === pattern : pattern.test(t)));
+    const ends = await Promise.all(existing.map(async (t) => ({ t, offsets: await admin.fetchTopicOffsets(t) })));
     await admin.disconnect();
     await consumer.run({
       eachMessage: async ({ topic, message }) => {
