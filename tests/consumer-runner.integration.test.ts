@@ -76,6 +76,43 @@ describe('consumer runner against real Kafka', () => {
     expect(await readAll(infra.kafka, `ionflux.dlq.${service}`, { timeoutMs: 500 })).toEqual([]);
   });
 
+  it('with concurrent keys, goes on while queued work is in flight, commits only after it landed, and re-runs a record whose queued work failed', async () => {
+    const topic = `ionflux.test.${uid()}`;
+    const service = uid('svc');
+    const groupId = uid('g-');
+    await infra.provisioner.ensure([topic]);
+    const calls: string[] = [];
+    let releaseFirst!: () => void;
+    const firstQueued = new Promise<void>((r) => (releaseFirst = r));
+    const runner = await runConsumer({
+      kafka: infra.kafka, bus: infra.bus, logger: infra.logger, service, groupId,
+      subscriptions: [topic], fromBeginning: true, concurrentKeys: true, backoffMs: { initial: 20, max: 100 },
+      handler: async (r) => {
+        const v = r.value!.toString();
+        calls.push(v);
+        const nth = calls.filter((c) => c === v).length;
+        if (v === 'a1') return { settled: firstQueued };
+        if (v === 'a2' && nth === 1) return { settled: Promise.reject(new HubError('publish_failed', 'not acknowledged', { retryable: true })) };
+        return { settled: Promise.resolve() };
+      },
+    });
+    runners.push(runner);
+    // One produce request, so one fetched batch; a2 and a3 run although a1's queued work has not landed yet.
+    await infra.bus.publishAtomic(['a1', 'a2', 'a3'].map((v) => ({ topic, key: 'same-key', value: v })));
+    setTimeout(releaseFirst, 15_000).unref(); // never leave the runner stuck, even if an assertion fails
+    await expect.poll(() => calls, { timeout: 10_000 }).toEqual(expect.arrayContaining(['a1', 'a2', 'a3']));
+    const admin = infra.kafka.admin();
+    await admin.connect();
+    const committed = async () => Number((await admin.fetchOffsets({ groupId, topics: [topic] }))[0]!.partitions.reduce((n, p) => n + Math.max(0, Number(p.offset)), 0));
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(await committed()).toBe(0);
+    releaseFirst();
+    await expect.poll(committed, { timeout: 10_000 }).toBe(3);
+    await admin.disconnect();
+    expect(calls.filter((c) => c === 'a2')).toHaveLength(2);
+    expect(calls.filter((c) => c === 'a1' || c === 'a3')).toEqual(['a1', 'a3']);
+  });
+
   it('dead-letters a record whose transient failure outlasts the retry budget', async () => {
     const topic = `ionflux.test.${uid()}`;
     const service = uid('svc');

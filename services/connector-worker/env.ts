@@ -14,5 +14,7 @@ export const workerEnv = baseEnv.extend({
   ACTION_TIMEOUT_MS: z.coerce.number().int().positive().default(15_000),
   RETRY_MAX_ATTEMPTS: z.coerce.number().int().positive().default(4),
   RETRY_MAX_WAIT_MS: z.coerce.number().int().positive().default(30_000),
+  /** Partitions of each command topic worked on at once (order stays per workspace); the topics have 3. */
+  WORKER_PARTITIONS_CONCURRENTLY: z.coerce.number().int().positive().default(3),
 });
 export type WorkerEnv = z.infer<typeof workerEnv>;

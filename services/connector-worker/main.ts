@@ -39,6 +39,7 @@ for (const service of served) {
     rt, service, connectors, store, states, approvals, workspaceConnectors, buckets,
     retry: { maxAttempts: env.RETRY_MAX_ATTEMPTS, initialMs: 250, maxWaitMs: env.RETRY_MAX_WAIT_MS },
     actionTimeoutMs: env.ACTION_TIMEOUT_MS,
+    partitionsConsumedConcurrently: env.WORKER_PARTITIONS_CONCURRENTLY,
   });
   // Registered after the tables, so it stops first: finish in-flight commands, commit, leave.
   rt.onClose(() => runner.stop());

@@ -33,7 +33,13 @@ export interface ConsumerRunnerOptions {
   /** Topic names or patterns (see topicPattern). */
   subscriptions: (string | RegExp)[];
   fromBeginning?: boolean;
-  handler: (record: IncomingRecord) => Promise<void>;
+  /**
+   * Handles one record. It may return `{ settled }`: work it queued (e.g. a produce) that must
+   * succeed before the record's offset is committed. With concurrentKeys the runner goes on with
+   * the key's next record meanwhile and awaits every `settled` before resolving offsets; a
+   * rejected one re-runs its record. Otherwise `settled` is awaited in place.
+   */
+  handler: (record: IncomingRecord) => Promise<void | Handled>;
   classify?: (e: unknown) => FailureAction;
   maxAttempts?: number;
   backoffMs?: { initial: number; max: number };
@@ -43,6 +49,10 @@ export interface ConsumerRunnerOptions {
   concurrentKeys?: boolean;
   /** Called after a record is dead-lettered (metrics, failure events). */
   onDeadLetter?: (record: IncomingRecord, error: unknown) => Promise<void> | void;
+}
+
+export interface Handled {
+  settled: Promise<unknown>;
 }
 
 export interface ConsumerRunner {
@@ -81,12 +91,19 @@ export async function runConsumer(opts: ConsumerRunnerOptions): Promise<Consumer
     await opts.onDeadLetter?.(record, error);
   }
 
-  /** Handles one record to the end: 'done' (handled or dead-lettered) or 'paused'. */
-  async function handleOne(p: EachBatchPayload, message: KafkaMessage, canPause: boolean): Promise<'done' | 'paused' | 'stopped'> {
+  /**
+   * Handles one record to the end: 'done' (handled or dead-lettered) or 'paused'. With `queued`,
+   * work the handler queued is pushed there instead of awaited here.
+   */
+  async function handleOne(p: EachBatchPayload, message: KafkaMessage, canPause: boolean, queued?: Promise<unknown>[]): Promise<'done' | 'paused' | 'stopped'> {
     const record = toRecord(p.batch.topic, p.batch.partition, message);
     for (let attempts = 1; ; attempts++) {
       try {
-        await opts.handler(record);
+        const handled = await opts.handler(record);
+        if (handled && queued) {
+          handled.settled.catch(() => undefined); // awaited (and acted on) by the caller
+          queued.push(handled.settled);
+        } else if (handled) await handled.settled;
         return 'done';
       } catch (e) {
         let verdict = classify(e);
@@ -128,6 +145,7 @@ export async function runConsumer(opts: ConsumerRunnerOptions): Promise<Consumer
   async function handleBatchByKey(p: EachBatchPayload): Promise<void> {
     const messages = p.batch.messages;
     const done = new Array<boolean>(messages.length).fill(false);
+    const queued = messages.map((): Promise<unknown>[] => []);
     const chains = new Map<string, Promise<void>>();
     const heartbeat = setInterval(() => void p.heartbeat().catch(() => undefined), 1000);
     try {
@@ -135,11 +153,18 @@ export async function runConsumer(opts: ConsumerRunnerOptions): Promise<Consumer
         const key = message.key?.toString('latin1') ?? '';
         const chain = (chains.get(key) ?? Promise.resolve()).then(async () => {
           if (!p.isRunning() || p.isStale() || stopping) return;
-          if ((await handleOne(p, message, false)) === 'done') done[i] = true;
+          if ((await handleOne(p, message, false, queued[i])) === 'done') done[i] = true;
         });
         chains.set(key, chain);
       });
       await Promise.all(chains.values());
+      // What the handlers queued must have landed before an offset moves past it; a record
+      // whose queued work failed runs again, awaited this time (its handler sees what it queued).
+      for (let i = 0; i < messages.length; i++) {
+        if (!done[i]) continue;
+        const failed = (await Promise.allSettled(queued[i]!)).some((r) => r.status === 'rejected');
+        if (failed) done[i] = !(!p.isRunning() || p.isStale() || stopping) && (await handleOne(p, messages[i]!, false)) === 'done';
+      }
     } finally {
       clearInterval(heartbeat);
     }

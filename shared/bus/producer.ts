@@ -50,7 +50,9 @@ export class KafkaBus implements Bus {
       allowAutoTopicCreation: false,
       transactionalId: this.opts.transactionalId,
       transactionTimeout: 30_000,
-      retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 100, maxRetryTime: 1000 },
+      // A transaction begun right after a commit meets CONCURRENT_TRANSACTIONS until the coordinator
+      // has written the markers (a few ms): the Java producer retries that after 20 ms, so do we.
+      retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 20, maxRetryTime: 1000 },
     });
   }
 

@@ -1,7 +1,8 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { createHash } from 'node:crypto';
 import type { z } from 'zod';
 import { deadLetterRecord } from '../bus/dead-letter.ts';
-import { runConsumer, type ConsumerRunner } from '../bus/consumer.ts';
+import { runConsumer, type ConsumerRunner, type Handled } from '../bus/consumer.ts';
 import type { KafkaTable } from '../bus/table.ts';
 import { topics } from '../bus/topics.ts';
 import type { IncomingRecord, OutgoingRecord } from '../bus/types.ts';
@@ -53,7 +54,16 @@ export async function startCommandWorker(o: WorkerOptions): Promise<ConsumerRunn
   const source = `${service}-worker`;
   const dlqTopic = topics.deadLetter(service);
   // Outcomes computed but not yet acknowledged by Kafka, so a retry publishes them instead of calling again.
-  const unpublished = new Map<string, { topic: string; event: PlatformEvent; extra: OutgoingRecord[] }>();
+  const unpublished = new Map<string, { topic: string; event: PlatformEvent; extra: OutgoingRecord[]; failed?: boolean }>();
+  // The outcome publishes a command queued: the runner awaits them before committing its offset,
+  // so one command's handling never waits for the previous command's produce round trip.
+  const queuedPublishes = new AsyncLocalStorage<Promise<unknown>[]>();
+  function settle(ack: Promise<unknown>): Promise<unknown> {
+    const queue = queuedPublishes.getStore();
+    if (!queue) return ack;
+    queue.push(ack);
+    return Promise.resolve();
+  }
 
   const stateRecord = (c: Command, s: CommandState) => o.states.record(commandKey(c.workspace_id, c.command_id), s);
   const eventRecord = async (topic: string, event: PlatformEvent): Promise<OutgoingRecord> => ({
@@ -65,12 +75,20 @@ export async function startCommandWorker(o: WorkerOptions): Promise<ConsumerRunn
 
   async function finish(c: Command, topic: string, event: PlatformEvent, extra: OutgoingRecord[] = []): Promise<void> {
     const key = commandKey(c.workspace_id, c.command_id);
-    unpublished.set(key, { topic, event, extra });
+    const entry: { topic: string; event: PlatformEvent; extra: OutgoingRecord[]; failed?: boolean } = { topic, event, extra };
+    unpublished.set(key, entry);
     const phase = event.event_type.endsWith('.awaiting_approval') ? 'awaiting_approval' : 'done';
     const state: CommandState = { phase, at: Date.now(), outcome: { topic, event } };
-    await rt.bus.publishAtomic([await eventRecord(topic, event), stateRecord(c, state), ...extra]);
+    const ack = rt.bus.publishAtomic([await eventRecord(topic, event), stateRecord(c, state), ...extra]).then(
+      () => void unpublished.delete(key),
+      (e: unknown) => {
+        entry.failed = true;
+        throw e;
+      },
+    );
+    // Seen at once by this worker; should the publish fail, `unpublished` makes the re-run publish it again.
     o.states.applyLocal(key, state);
-    unpublished.delete(key);
+    await settle(ack);
   }
 
   async function fail(c: Command, record: IncomingRecord, f: Failure, opts: { deadLetter?: boolean; topic?: string; attempts?: number; audit?: boolean } = {}): Promise<void> {
@@ -112,16 +130,17 @@ export async function startCommandWorker(o: WorkerOptions): Promise<ConsumerRunn
       // Without a workspace there is no one to tell; the dead letter still says why.
       if (!isWorkspaceId(ws)) return void (await rt.bus.publish(dead));
       const event = outcomeEvent(service, stub, { status: 'failed', error: { code: 'invalid_command', message: describeError(e).message }, attempts: 0 });
-      return void (await rt.bus.publishAtomic([await eventRecord(defaultOutcomeTopic(service, ws), event), dead]));
+      return void (await settle(rt.bus.publishAtomic([await eventRecord(defaultOutcomeTopic(service, ws), event), dead])));
     }
     const key = commandKey(c.workspace_id, c.command_id);
     const pending = unpublished.get(key);
-    if (pending) return finish(c, pending.topic, pending.event, pending.extra);
+    // Its publish failed: publish the same records again. Still in flight: a duplicate, answered below.
+    if (pending?.failed) return finish(c, pending.topic, pending.event, pending.extra);
 
     const state = o.states.get(key);
     if (state?.phase === 'done' && state.outcome) {
       // A duplicate, a replay or a redelivery: the original outcome again, same event id.
-      return void (await rt.bus.publish(await eventRecord(state.outcome.topic, state.outcome.event)));
+      return void (await settle(rt.bus.publish(await eventRecord(state.outcome.topic, state.outcome.event))));
     }
     if (state?.phase === 'started') {
       return fail(c, record, { code: 'outcome_unknown', message: 'the worker stopped after calling the vendor and before recording the result; the call is not repeated, check the vendor' }, { audit: true });
@@ -246,7 +265,13 @@ export async function startCommandWorker(o: WorkerOptions): Promise<ConsumerRunn
     partitionsConsumedConcurrently: o.partitionsConsumedConcurrently,
     // A crashed worker's partitions move to a live one after this long.
     sessionTimeoutMs: 10_000,
-    handler: handle,
+    handler: (record): Promise<Handled> => {
+      const queue: Promise<unknown>[] = [];
+      return queuedPublishes.run(queue, async () => {
+        await handle(record);
+        return { settled: Promise.all(queue) };
+      });
+    },
   });
 }
 
