@@ -27,12 +27,12 @@ export interface Runtime {
   close(): Promise<void>;
 }
 
-export async function createRuntime(service: string, env: BaseEnv, opts: { logger?: Logger; transactionalId?: string } = {}): Promise<Runtime> {
+export async function createRuntime(service: string, env: BaseEnv, opts: { logger?: Logger; transactionalId?: string; producerLanes?: number } = {}): Promise<Runtime> {
   const logger = opts.logger ?? createLogger({ service, level: env.LOG_LEVEL });
   const metrics = createMetricsRegistry(service);
   const kafka = createKafka({ brokers: env.KAFKA_BROKERS, clientId: `${env.KAFKA_CLIENT_ID}-${service}`, logger });
   const provisioner = new TopicProvisioner(kafka, { partitions: env.KAFKA_TOPIC_PARTITIONS, replicationFactor: env.KAFKA_REPLICATION_FACTOR }, defaultTopicSpecFor);
-  const bus = new KafkaBus({ kafka, provisioner, logger, transactionalId: opts.transactionalId });
+  const bus = new KafkaBus({ kafka, provisioner, logger, transactionalId: opts.transactionalId, lanes: opts.producerLanes });
   const registry = createRegistry(env.SCHEMA_REGISTRY_URL);
   const kafkaCheck = kafkaReadiness(kafka);
   const closers: (() => Promise<void> | void)[] = [() => bus.close(), () => kafkaCheck.close()];

@@ -51,13 +51,25 @@ function entityVersion(payload: unknown): string | undefined {
 }
 
 const entityChains = new Map<string, Promise<unknown>>();
-/** One entity's deliveries are compared and published one at a time. */
-function inEntityOrder(entityKey: string, fn: (entityKey: string) => Promise<void>): Promise<void> {
+/**
+ * One entity's deliveries are compared one at a time, in arrival order. `fn` only has to queue
+ * its publish (same order key, so same producer, so Kafka keeps the order): the next delivery
+ * of the entity is compared without waiting for the previous transaction to commit.
+ */
+async function inEntityOrder(entityKey: string, fn: (entityKey: string) => Promise<void>): Promise<void> {
   const prev = entityChains.get(entityKey) ?? Promise.resolve();
-  const next = prev.catch(() => undefined).then(() => fn(entityKey));
-  entityChains.set(entityKey, next);
-  void next.finally(() => entityChains.get(entityKey) === next && entityChains.delete(entityKey)).catch(() => undefined);
-  return next;
+  let queued!: () => void;
+  const turn = new Promise<void>((r) => (queued = r));
+  entityChains.set(entityKey, turn);
+  await prev;
+  let unit: Promise<void>;
+  try {
+    unit = fn(entityKey);
+  } finally {
+    queued(); // fn has run synchronously up to its publish: the entity's next delivery may go
+    if (entityChains.get(entityKey) === turn) entityChains.delete(entityKey);
+  }
+  return unit;
 }
 
 /** Deliveries being published right now, so a concurrent retry waits for the first one's outcome. */
@@ -123,8 +135,14 @@ export async function ingest(deps: IngestDeps, vendor: VendorModule, d: RawDeliv
           const extra = version === undefined || stale ? [] : [deps.versions.record(entityKey, { version, eventId: event.eventId })];
           if (stale) event.record.headers = { ...event.record.headers, [STALE_HEADER]: 'true', [VERSION_HEADER]: version };
           else if (version) event.record.headers = { ...event.record.headers, [VERSION_HEADER]: version };
-          await publishUnit(deps, key, { eventId: event.eventId, outcome: 'published', at: Date.now() }, [event.record, ...extra], vendor);
-          if (extra.length) deps.versions.applyLocal(entityKey, { version: version!, eventId: event.eventId });
+          const unit = publishUnit(deps, key, { eventId: event.eventId, outcome: 'published', at: Date.now() }, [event.record, ...extra], vendor, entityKey);
+          if (extra.length) {
+            // The next delivery of this entity compares against this one at once; should this
+            // transaction fail (the vendor then retries it), the version it claimed is given back.
+            deps.versions.applyLocal(entityKey, { version: version!, eventId: event.eventId });
+            unit.catch(() => deps.versions.get(entityKey)?.eventId === event.eventId && deps.versions.applyLocal(entityKey, latest));
+          }
+          return unit;
         });
         published.push(event.eventId);
       }),
@@ -186,9 +204,9 @@ async function eventRecord(deps: IngestDeps, vendor: VendorModule, d: RawDeliver
 }
 
 /** The records and the delivery marker land in one transaction; the marker is applied locally after. */
-async function publishUnit(deps: IngestDeps, key: string, marker: Delivery, records: OutgoingRecord[], vendor: VendorModule): Promise<void> {
+async function publishUnit(deps: IngestDeps, key: string, marker: Delivery, records: OutgoingRecord[], vendor: VendorModule, orderKey?: string): Promise<void> {
   const end = deps.metrics.publishSeconds.startTimer({ vendor: vendor.source });
-  await deps.bus.publishAtomic([...records, deps.deliveries.record(key, marker)]);
+  await deps.bus.publishAtomic([...records, deps.deliveries.record(key, marker)], { orderKey });
   end();
   deps.deliveries.applyLocal(key, marker);
 }

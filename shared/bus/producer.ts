@@ -24,36 +24,28 @@ export interface ProducerOptions {
    * read_committed consumers together or never. Give each running instance its own stable id.
    */
   transactionalId?: string;
+  /**
+   * Producers working side by side (default 1), each with its own queue and, when transactional,
+   * its own id (`<transactionalId>-<n>` from the second on): one transaction's round trips no
+   * longer hold up every other record. Units with the same `orderKey` always share a producer, so
+   * they land in the order they were published.
+   */
+  lanes?: number;
 }
 
-/**
- * An idempotent, acks=all producer that batches: callers publish records one at a time and each
- * gets its own outcome, while records that arrive during a send go together in the next
- * request (one awaited send per record is ~10x slower: KafkaJS issue 772).
- */
-export class KafkaBus implements Bus {
-  private producer: Producer;
-  private queue: Unit[] = [];
-  private flushing = false;
+/** One producer and its queue: requests leave one at a time, in publish order. */
+class Lane {
+  producer: Producer;
+  queue: Unit[] = [];
+  flushing = false;
   private connected: Promise<void> | undefined;
-  private closed = false;
-  private readonly partitioner = Partitioners.DefaultPartitioner();
 
-  constructor(private readonly opts: ProducerOptions) {
-    this.producer = this.newProducer();
-  }
-
-  private newProducer(): Producer {
-    return this.opts.kafka.producer({
-      idempotent: true,
-      maxInFlightRequests: 1,
-      allowAutoTopicCreation: false,
-      transactionalId: this.opts.transactionalId,
-      transactionTimeout: 30_000,
-      // A transaction begun right after a commit meets CONCURRENT_TRANSACTIONS until the coordinator
-      // has written the markers (a few ms): the Java producer retries that after 20 ms, so do we.
-      retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 20, maxRetryTime: 1000 },
-    });
+  constructor(
+    private readonly bus: KafkaBus,
+    private readonly newProducer: () => Producer,
+    private readonly transactional: boolean,
+  ) {
+    this.producer = newProducer();
   }
 
   connect(): Promise<void> {
@@ -64,47 +56,11 @@ export class KafkaBus implements Bus {
     return this.connected;
   }
 
-  async publish(record: OutgoingRecord, opts: PublishOptions = {}): Promise<RecordAck> {
-    const [ack] = await this.publishAtomic([record], opts);
-    return ack!;
-  }
-
-  /** Publishes records as one unit: same request, and with a transactional id, same transaction. */
-  publishAtomic(records: OutgoingRecord[], opts: PublishOptions = {}): Promise<RecordAck[]> {
-    if (this.closed) return Promise.reject(new HubError('bus_closed', 'the producer is closed'));
-    return new Promise<RecordAck[]>((resolve, reject) => {
-      const unit: Unit = { records, resolve, reject, taken: false };
-      if (opts.timeoutMs !== undefined) {
-        unit.timer = setTimeout(() => {
-          // Not yet handed to Kafka: drop it, so a record the caller was told failed is never sent.
-          if (!unit.taken) this.queue = this.queue.filter((u) => u !== unit);
-          reject(new HubError('publish_timeout', `Kafka did not acknowledge within ${opts.timeoutMs} ms`, { retryable: true }));
-        }, opts.timeoutMs);
-      }
-      this.queue.push(unit);
-      void this.flush();
-    });
-  }
-
-  publishBatch(records: OutgoingRecord[], opts: PublishOptions = {}): Promise<PublishOutcome[]> {
-    return Promise.all(
-      records.map((r) =>
-        this.publish(r, opts).then(
-          (ack): PublishOutcome => ({ ok: true, ack }),
-          (error: Error): PublishOutcome => ({ ok: false, error }),
-        ),
-      ),
-    );
-  }
-
-  private async flush(): Promise<void> {
+  async flush(maxBatch: number): Promise<void> {
     if (this.flushing) return;
     this.flushing = true;
     try {
-      while (this.queue.length > 0) {
-        const batch = this.takeBatch(this.opts.maxBatch ?? 1000);
-        await this.send(batch);
-      }
+      while (this.queue.length > 0) await this.send(this.takeBatch(maxBatch));
     } finally {
       this.flushing = false;
     }
@@ -123,16 +79,8 @@ export class KafkaBus implements Bus {
     const records = batch.flatMap((u) => u.records);
     try {
       await this.connect();
-      await this.opts.provisioner.ensure(records.map((r) => r.topic));
-      const partitions = records.map((r) => this.partitionFor(r));
-      const byTopic = new Map<string, Message[]>();
-      records.forEach((r, i) => {
-        const list = byTopic.get(r.topic) ?? [];
-        list.push({ ...toMessage(r), partition: partitions[i] });
-        byTopic.set(r.topic, list);
-      });
-      const topicMessages: TopicMessages[] = [...byTopic].map(([topic, messages]) => ({ topic, messages }));
-      const results = this.opts.transactionalId ? await this.sendInTransaction(topicMessages) : await this.producer.sendBatch({ topicMessages, acks: -1 });
+      const { topicMessages, partitions } = await this.bus.requestOf(records);
+      const results = this.transactional ? await this.sendInTransaction(topicMessages) : await this.producer.sendBatch({ topicMessages, acks: -1 });
       const acks = offsetsOf(records, partitions, results);
       let i = 0;
       for (const u of batch) {
@@ -141,7 +89,7 @@ export class KafkaBus implements Bus {
       }
     } catch (e) {
       const error = new HubError('publish_failed', `Kafka did not acknowledge: ${(e as Error).message}`, { retryable: true, cause: e });
-      this.opts.logger.warn({ err: error, records: records.length }, 'publish failed');
+      this.bus.logger.warn({ err: error, records: records.length }, 'publish failed');
       for (const u of batch) {
         clearTimeout(u.timer);
         u.reject(error);
@@ -166,6 +114,99 @@ export class KafkaBus implements Bus {
       throw e;
     }
   }
+}
+
+/**
+ * An idempotent, acks=all producer that batches: callers publish records one at a time and each
+ * gets its own outcome, while records that arrive during a send go together in the next
+ * request (one awaited send per record is ~10x slower: KafkaJS issue 772).
+ */
+export class KafkaBus implements Bus {
+  private readonly lanes: Lane[];
+  private next = 0;
+  private closed = false;
+  private readonly partitioner = Partitioners.DefaultPartitioner();
+  readonly logger: Logger;
+
+  constructor(private readonly opts: ProducerOptions) {
+    this.logger = opts.logger;
+    this.lanes = Array.from({ length: Math.max(1, opts.lanes ?? 1) }, (_, n) => {
+      const transactionalId = opts.transactionalId && (n === 0 ? opts.transactionalId : `${opts.transactionalId}-${n}`);
+      return new Lane(this, () => this.newProducer(transactionalId), Boolean(transactionalId));
+    });
+  }
+
+  private newProducer(transactionalId: string | undefined): Producer {
+    return this.opts.kafka.producer({
+      idempotent: true,
+      maxInFlightRequests: 1,
+      allowAutoTopicCreation: false,
+      transactionalId,
+      transactionTimeout: 30_000,
+      // A transaction begun right after a commit meets CONCURRENT_TRANSACTIONS until the coordinator
+      // has written the markers (a few ms): the Java producer retries that after 20 ms, so do we.
+      retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 20, maxRetryTime: 1000 },
+    });
+  }
+
+  async connect(): Promise<void> {
+    await Promise.all(this.lanes.map((l) => l.connect()));
+  }
+
+  async publish(record: OutgoingRecord, opts: PublishOptions = {}): Promise<RecordAck> {
+    const [ack] = await this.publishAtomic([record], opts);
+    return ack!;
+  }
+
+  /** Publishes records as one unit: same request, and with a transactional id, same transaction. */
+  publishAtomic(records: OutgoingRecord[], opts: PublishOptions = {}): Promise<RecordAck[]> {
+    if (this.closed) return Promise.reject(new HubError('bus_closed', 'the producer is closed'));
+    const lane = this.laneFor(opts.orderKey);
+    return new Promise<RecordAck[]>((resolve, reject) => {
+      const unit: Unit = { records, resolve, reject, taken: false };
+      if (opts.timeoutMs !== undefined) {
+        unit.timer = setTimeout(() => {
+          // Not yet handed to Kafka: drop it, so a record the caller was told failed is never sent.
+          if (!unit.taken) lane.queue = lane.queue.filter((u) => u !== unit);
+          reject(new HubError('publish_timeout', `Kafka did not acknowledge within ${opts.timeoutMs} ms`, { retryable: true }));
+        }, opts.timeoutMs);
+      }
+      lane.queue.push(unit);
+      void lane.flush(this.opts.maxBatch ?? 1000);
+    });
+  }
+
+  /** The lane of an order key; without one, an idle lane if there is one, else the next in turn. */
+  private laneFor(orderKey: string | undefined): Lane {
+    if (this.lanes.length === 1) return this.lanes[0]!;
+    if (orderKey !== undefined) return this.lanes[fnv1a(orderKey) % this.lanes.length]!;
+    const idle = this.lanes.find((l) => !l.flushing && l.queue.length === 0);
+    return idle ?? this.lanes[(this.next = (this.next + 1) % this.lanes.length)]!;
+  }
+
+  publishBatch(records: OutgoingRecord[], opts: PublishOptions = {}): Promise<PublishOutcome[]> {
+    return Promise.all(
+      records.map((r) =>
+        this.publish(r, opts).then(
+          (ack): PublishOutcome => ({ ok: true, ack }),
+          (error: Error): PublishOutcome => ({ ok: false, error }),
+        ),
+      ),
+    );
+  }
+
+  /** Ensures the topics exist and groups the records per topic with the partitions we chose. */
+  async requestOf(records: OutgoingRecord[]): Promise<{ topicMessages: TopicMessages[]; partitions: number[] }> {
+    await this.opts.provisioner.ensure(records.map((r) => r.topic));
+    const partitions = records.map((r) => this.partitionFor(r));
+    const byTopic = new Map<string, Message[]>();
+    records.forEach((r, i) => {
+      const list = byTopic.get(r.topic) ?? [];
+      list.push({ ...toMessage(r), partition: partitions[i] });
+      byTopic.set(r.topic, list);
+    });
+    return { topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })), partitions };
+  }
 
   private partitionFor(r: OutgoingRecord): number {
     const count = this.opts.provisioner.partitionCount(r.topic);
@@ -175,10 +216,17 @@ export class KafkaBus implements Bus {
 
   async close(): Promise<void> {
     this.closed = true;
-    while (this.flushing || this.queue.length > 0) await new Promise((r) => setTimeout(r, 10));
-    await this.producer.disconnect();
+    while (this.lanes.some((l) => l.flushing || l.queue.length > 0)) await new Promise((r) => setTimeout(r, 10));
+    await Promise.all(this.lanes.map((l) => l.producer.disconnect()));
     await this.opts.provisioner.close();
   }
+}
+
+/** FNV-1a, 32 bits: spreads order keys over lanes. */
+function fnv1a(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  return h >>> 0;
 }
 
 function toMessage(r: OutgoingRecord): Message {

@@ -27,6 +27,8 @@ export type PublishOutcome = { ok: true; ack: RecordAck } | { ok: false; error: 
 export interface PublishOptions {
   /** Give up waiting after this long; a record not yet handed to Kafka is then not sent at all. */
   timeoutMs?: number;
+  /** Units with the same order key land in publish order, even on a bus with several lanes. */
+  orderKey?: string;
 }
 
 /** The narrow bus interface; KafkaBus is the real one, tests of pure logic may use another. */

@@ -1,0 +1,71 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KafkaBus } from '../shared/bus/producer.ts';
+import { readAll, realInfra, uid } from './helpers/infra.ts';
+
+describe('KafkaBus with several transactional producers (lanes)', () => {
+  let infra: Awaited<ReturnType<typeof realInfra>>;
+  let bus: KafkaBus;
+  const sentBy = new Map<string, Set<string>>();
+  beforeAll(async () => {
+    infra = await realInfra('lanes-test');
+    // The real client, watched: which transactional producer sent which key.
+    const kafka = Object.create(infra.kafka) as typeof infra.kafka;
+    kafka.producer = (config) => {
+      const producer = infra.kafka.producer(config);
+      const transaction = producer.transaction.bind(producer);
+      producer.transaction = async () => {
+        const txn = await transaction();
+        const sendBatch = txn.sendBatch.bind(txn);
+        txn.sendBatch = (batch) => {
+          for (const t of batch.topicMessages ?? []) for (const m of t.messages) sentBy.set(String(m.key), new Set([...(sentBy.get(String(m.key)) ?? []), config!.transactionalId!]));
+          return sendBatch(batch);
+        };
+        return txn;
+      };
+      return producer;
+    };
+    bus = new KafkaBus({ kafka, provisioner: infra.provisioner, logger: infra.logger, transactionalId: uid('txn-'), lanes: 3 });
+    await bus.connect();
+  });
+  afterAll(async () => {
+    await bus.close();
+    await infra.close();
+  });
+
+  it('lands every unit exactly once, its records together, and the units of one order key in publish order', async () => {
+    const events = `ionflux.test.${uid()}`;
+    const markers = `ionflux.test.${uid()}`;
+    const keys = Array.from({ length: 12 }, (_, i) => `entity-${i}`);
+    // Units interleaved over the keys and spread over time, so every lane is busy with some
+    // transaction while others start theirs: without order keys, a key's units would overtake.
+    const units: Promise<unknown[]>[] = [];
+    for (let seq = 0; seq < 600; seq++) {
+      const key = keys[seq % keys.length]!;
+      units.push(bus.publishAtomic([{ topic: events, key, value: String(seq) }, { topic: markers, key, value: String(seq) }], { orderKey: key }));
+      if (seq % 3 === 2) await new Promise((r) => setTimeout(r, 1));
+    }
+    const acks = (await Promise.all(units)) as { offset: string }[][];
+    expect(acks.every((a) => a.length === 2 && a.every((r) => Number(r.offset) >= 0))).toBe(true);
+
+    // Each key kept to one producer; the keys as a whole used more than one.
+    expect(keys.map((k) => sentBy.get(k)?.size)).toEqual(keys.map(() => 1));
+    expect(new Set(keys.flatMap((k) => [...sentBy.get(k)!])).size).toBeGreaterThan(1);
+    for (const topic of [events, markers]) {
+      const records = await readAll(infra.kafka, topic, { atLeast: 600 });
+      expect(records).toHaveLength(600);
+      for (const key of keys) {
+        const seqs = records.filter((r) => r.key!.toString() === key).map((r) => Number(r.value!.toString()));
+        expect(seqs).toEqual(Array.from({ length: 50 }, (_, i) => keys.indexOf(key) + i * keys.length));
+      }
+    }
+  });
+
+  it('answers each record of an unordered batch with its own offset', async () => {
+    const topic = `ionflux.test.${uid()}`;
+    const outcomes = await bus.publishBatch(Array.from({ length: 200 }, (_, i) => ({ topic, key: `k${i}`, value: `v${i}` })));
+    expect(outcomes.every((o) => o.ok)).toBe(true);
+    const records = await readAll(infra.kafka, topic, { atLeast: 200 });
+    const byOffset = new Map(records.map((r) => [`${r.partition}/${r.offset}`, r.value!.toString()]));
+    outcomes.forEach((o, i) => o.ok && expect(byOffset.get(`${o.ack.partition}/${o.ack.offset}`)).toBe(`v${i}`));
+  });
+});
