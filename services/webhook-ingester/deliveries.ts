@@ -19,8 +19,9 @@ export type DeliveryLog = KafkaTable<Delivery>;
 
 export const DELIVERIES_TOPIC = topics.state('webhook-deliveries');
 
-export async function openDeliveryLog(rt: Pick<Runtime, 'kafka' | 'bus' | 'provisioner' | 'logger'>): Promise<DeliveryLog> {
-  const table = new KafkaTable<Delivery>({ ...rt, topic: DELIVERIES_TOPIC, parse: jsonValue((v) => deliverySchema.parse(v)) });
+/** Markers older than the dedupe window are not kept in memory (the topic keeps them 7 days). */
+export async function openDeliveryLog(rt: Pick<Runtime, 'kafka' | 'bus' | 'provisioner' | 'logger'>, dedupeWindowMs: number): Promise<DeliveryLog> {
+  const table = new KafkaTable<Delivery>({ ...rt, topic: DELIVERIES_TOPIC, parse: jsonValue((v) => deliverySchema.parse(v)), expire: { afterMs: dedupeWindowMs, at: (d) => d.at } });
   await table.start(120_000);
   return table;
 }

@@ -15,6 +15,11 @@ export interface TableOptions<V> {
   parse: (value: Buffer) => V;
   /** Called for every change read from the topic (including this process's own writes). */
   onChange?: (key: string, value: V | undefined) => void;
+  /**
+   * Values that matter only for a while (e.g. dedupe markers): older ones are not loaded and are
+   * dropped from memory every `sweepMs` (default a minute); the topic's retention drops them on disk.
+   */
+  expire?: { afterMs: number; at: (value: V) => number; sweepMs?: number };
 }
 
 /**
@@ -25,6 +30,7 @@ export interface TableOptions<V> {
 export class KafkaTable<V> {
   private readonly state = new Map<string, V>();
   private consumer: Consumer | undefined;
+  private sweeper: NodeJS.Timeout | undefined;
   ready: Promise<void> = Promise.resolve();
 
   constructor(private readonly opts: TableOptions<V>) {}
@@ -67,6 +73,7 @@ export class KafkaTable<V> {
         }
         try {
           const value = this.opts.parse(message.value);
+          if (this.expired(value)) return void this.state.delete(key);
           this.state.set(key, value);
           this.opts.onChange?.(key, value);
         } catch (e) {
@@ -75,6 +82,25 @@ export class KafkaTable<V> {
       },
     });
     await this.ready;
+    if (this.opts.expire) {
+      this.sweeper = setInterval(() => this.sweep(), this.opts.expire.sweepMs ?? 60_000);
+      this.sweeper.unref();
+    }
+  }
+
+  private expired(value: V, now = Date.now()): boolean {
+    return this.opts.expire !== undefined && now - this.opts.expire.at(value) > this.opts.expire.afterMs;
+  }
+
+  /** Drops expired values from memory; returns how many. */
+  sweep(now = Date.now()): number {
+    let dropped = 0;
+    for (const [key, value] of this.state) if (this.expired(value, now) && this.state.delete(key)) dropped++;
+    return dropped;
+  }
+
+  get size(): number {
+    return this.state.size;
   }
 
   get(key: string): V | undefined {
@@ -108,6 +134,7 @@ export class KafkaTable<V> {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.sweeper);
     await this.consumer?.disconnect();
   }
 }

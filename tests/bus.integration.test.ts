@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KafkaBus } from '../shared/bus/producer.ts';
+import { jsonValue, KafkaTable } from '../shared/bus/table.ts';
 import { readAll, realInfra, uid } from './helpers/infra.ts';
 
 describe('KafkaBus with several transactional producers (lanes)', () => {
@@ -67,5 +68,34 @@ describe('KafkaBus with several transactional producers (lanes)', () => {
     const records = await readAll(infra.kafka, topic, { atLeast: 200 });
     const byOffset = new Map(records.map((r) => [`${r.partition}/${r.offset}`, r.value!.toString()]));
     outcomes.forEach((o, i) => o.ok && expect(byOffset.get(`${o.ack.partition}/${o.ack.offset}`)).toBe(`v${i}`));
+  });
+});
+
+describe('KafkaTable with expiring values', () => {
+  let infra: Awaited<ReturnType<typeof realInfra>>;
+  beforeAll(async () => {
+    infra = await realInfra('table-expiry-test');
+  });
+  afterAll(() => infra.close());
+
+  it('does not load values older than the window, and sweeps them from memory once they age out', async () => {
+    const topic = `ionflux.state.test-${uid()}`;
+    const now = Date.now();
+    await infra.bus.publishBatch([
+      { topic, key: 'old', value: JSON.stringify({ at: now - 120_000 }) },
+      { topic, key: 'young', value: JSON.stringify({ at: now - 1_000 }) },
+    ]);
+    const table = new KafkaTable<{ at: number }>({ ...infra, topic, parse: jsonValue((v) => v as { at: number }), expire: { afterMs: 60_000, at: (v) => v.at } });
+    await table.start();
+    try {
+      expect(table.get('old')).toBeUndefined();
+      expect(table.get('young')).toEqual({ at: now - 1_000 });
+      expect(table.size).toBe(1);
+      expect(table.sweep(now + 30_000)).toBe(0);
+      expect(table.sweep(now + 60_000)).toBe(1);
+      expect(table.get('young')).toBeUndefined();
+    } finally {
+      await table.close();
+    }
   });
 });
