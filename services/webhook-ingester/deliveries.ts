@@ -36,8 +36,12 @@ export function seenWithin(log: DeliveryLog, key: string, windowMs: number, now 
 export const entityVersionSchema = z.object({ version: z.string(), eventId: z.string() });
 export type EntityVersions = KafkaTable<z.infer<typeof entityVersionSchema>>;
 
-export async function openEntityVersions(rt: Pick<Runtime, 'kafka' | 'bus' | 'provisioner' | 'logger'>): Promise<EntityVersions> {
-  const table = new KafkaTable({ ...rt, topic: topics.state('entity-versions'), parse: jsonValue((v) => entityVersionSchema.parse(v)) });
+/**
+ * Versions older than `keepMs` (by the vendor's own updated_at) are forgotten in memory: an
+ * update arriving later than that behind a newer one is no longer flagged stale.
+ */
+export async function openEntityVersions(rt: Pick<Runtime, 'kafka' | 'bus' | 'provisioner' | 'logger'>, keepMs = 30 * 24 * 3600_000): Promise<EntityVersions> {
+  const table = new KafkaTable<z.infer<typeof entityVersionSchema>>({ ...rt, topic: topics.state('entity-versions'), parse: jsonValue((v) => entityVersionSchema.parse(v)), expire: { afterMs: keepMs, at: (v) => Date.parse(v.version) } });
   await table.start(120_000);
   return table;
 }
