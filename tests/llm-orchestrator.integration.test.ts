@@ -138,6 +138,16 @@ describe('llm orchestrator: every task through Kafka, against local OpenAI-API s
     expect(JSON.parse(first.payload_json)).toMatchObject({ command_id: out.command_id, agent_id: 'agent-7', task: 'text_generation', provider: 'openai', model: 'gpt-4o', usage: r.usage, cost_usd: r.cost_usd, prices_as_of: PRICES_TAKEN_AT });
   });
 
+  it("registers each llm action's input and output contract in the schema registry as JSON Schema", async () => {
+    const subjects = (await (await fetch(`${env.registryUrl}/subjects`)).json()) as string[];
+    for (const action of ['text_generation', 'embedding', 'speech_to_text', 'image_understanding', 'image_generation']) {
+      expect(subjects).toEqual(expect.arrayContaining([`ionflux.connector.llm.${action}.input`, `ionflux.connector.llm.${action}.output`]));
+    }
+    const latest = (await (await fetch(`${env.registryUrl}/subjects/ionflux.connector.llm.text_generation.input/versions/latest`)).json()) as { schemaType?: string; schema: string };
+    expect(latest.schemaType).toBe('JSON');
+    expect(JSON.parse(latest.schema)).toMatchObject({ type: 'object', properties: { messages: expect.any(Object) } });
+  });
+
   it('embedding: one text gives `embedding`, a batch gives `embeddings` in order, with token usage and cost', async () => {
     const ws = uid('ws');
     const one = await send(ws, 'embedding', { text_to_embed: 'the quick brown fox' });

@@ -10,6 +10,7 @@ import { createArtifactStore } from '../../shared/connectors/builtin/llm/artifac
 import { createSpendStore, spendEntrySchema, type SpendEntry } from '../../shared/connectors/builtin/llm/budget.ts';
 import { buildLlmConfig } from '../../shared/connectors/builtin/llm/config.ts';
 import { createLlmConnector } from '../../shared/connectors/builtin/llm/index.ts';
+import { registerContracts } from '../../shared/connectors/contracts.ts';
 import { TokenBuckets } from '../../shared/connectors/rate-limit.ts';
 import { listen, mountOpsRoutes } from '../../shared/http.ts';
 import { closeOnSignals, createRuntime } from '../../shared/runtime.ts';
@@ -43,7 +44,7 @@ const [approvals, workspaceConnectors, states] = await Promise.all([openApproval
 for (const t of [approvals, workspaceConnectors, states, spendTable]) rt.onClose(() => t.close());
 // Spend totals go through a producer of their own, outside transactions: they are latest totals
 // (a repeat is harmless), and extra transactions on the outcome producer would queue outcomes
-// behind them and collide with the next commit (CONCURRENT_TRANSACTIONS, retried after 100 ms).
+// behind them and collide with the next commit (CONCURRENT_TRANSACTIONS, retried after 20 ms and more).
 const spendBus = new KafkaBus({ kafka: rt.kafka, provisioner: new TopicProvisioner(rt.kafka, { partitions: env.KAFKA_TOPIC_PARTITIONS, replicationFactor: env.KAFKA_REPLICATION_FACTOR }, defaultTopicSpecFor), logger: rt.logger });
 rt.onClose(() => spendBus.close());
 const spend = createSpendStore({ table: spendTable, publish: (records) => spendBus.publishAtomic(records), config, now: Date.now, logger: rt.logger });
@@ -51,6 +52,8 @@ rt.onClose(() => spend.flush());
 
 const connector = createLlmConnector({ config, store, spend, artifacts, logger: rt.logger, onCall: llmMetrics(rt.metrics) });
 await rt.provisioner.ensure([topics.command('llm')]);
+// The llm actions' input and output contracts, as JSON Schema subjects agents can read.
+await registerContracts(rt.registry, [connector]);
 const runner = await startCommandWorker({
   rt, service: 'llm', connectors: new Map([['llm', connector]]), store, states, approvals, workspaceConnectors,
   buckets: new TokenBuckets(env.LLM_RATE_PER_SECOND, env.LLM_RATE_BURST),
