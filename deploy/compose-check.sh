@@ -136,7 +136,18 @@ def base_env_names():
 
 def service_env_names(service_dir):
     f = os.path.join(root, service_dir, "env.ts")
-    return set(ZOD_KEY.findall(open(f).read())) if os.path.isfile(f) else set()
+    if not os.path.isfile(f):
+        return set()
+    src = open(f).read()
+    names = set(ZOD_KEY.findall(src))
+    # Shapes spread into the schema (`...llmEnvShape`) come from the file they are imported from.
+    for spread in re.findall(r"\.\.\.(\w+)", src):
+        m = re.search(r"import\s*\{[^}]*\b" + spread + r"\b[^}]*\}\s*from\s*'([^']+)'", src)
+        if m:
+            shape = os.path.normpath(os.path.join(os.path.dirname(f), m.group(1)))
+            body = re.search(r"export const " + spread + r" = \{(.*?)\n\}", open(shape).read(), re.S) if os.path.isfile(shape) else None
+            names |= set(ZOD_KEY.findall(body.group(1))) if body else set()
+    return names
 
 def dockerfile_entrypoint(context, dockerfile):
     f = os.path.join(root, context, dockerfile)

@@ -22,8 +22,18 @@ export type CommandState = z.infer<typeof commandStateSchema>;
 
 export const commandKey = (workspaceId: string, commandId: string) => `${workspaceId}:${commandId}`;
 
-export async function openCommandStates(rt: Rt, service: string): Promise<KafkaTable<CommandState>> {
-  const t = new KafkaTable<CommandState>({ ...rt, topic: topics.state(`commands-${service}`), parse: jsonValue((v) => commandStateSchema.parse(v)) });
+/**
+ * Finished commands are remembered in memory for `keepDoneMs` (default 72 hours, like the webhook
+ * dedupe window): a duplicate within it gets the original outcome again, a command id re-sent
+ * later runs anew. Started and awaiting commands are never forgotten.
+ */
+export async function openCommandStates(rt: Rt, service: string, keepDoneMs = 72 * 3600_000): Promise<KafkaTable<CommandState>> {
+  const t = new KafkaTable<CommandState>({
+    ...rt,
+    topic: topics.state(`commands-${service}`),
+    parse: jsonValue((v) => commandStateSchema.parse(v)),
+    expire: { afterMs: keepDoneMs, at: (s) => (s.phase === 'done' ? s.at : Number.POSITIVE_INFINITY) },
+  });
   await t.start(120_000);
   return t;
 }
