@@ -8,6 +8,7 @@ import { decideApproval } from '../shared/commands/approvals.ts';
 import { createHubClient, type HubClient } from '../shared/commands/client.ts';
 import { defaultOutcomeTopic } from '../shared/commands/outcome.ts';
 import { COMMAND_SUBJECT } from '../shared/commands/envelope.ts';
+import type { PlatformEvent } from '../shared/events/platform-event.ts';
 import { createRegistry, registerAvro } from '../shared/events/registry.ts';
 import { openApprovals, openWorkspaceConnectors, WORKSPACE_POLICY, wsConnectorKey, type Approval, type WorkspaceConnector } from '../shared/commands/state.ts';
 import { createVaultSecretStore } from '../shared/secrets/vault-store.ts';
@@ -31,6 +32,20 @@ describe('command plane: webhook.post through a worker process, real Kafka, regi
 
   const post = (path: string, extra: Record<string, unknown> = {}) =>
     client.send({ workspace_id: ws, agent_id: 'agent-1', service: 'webhook', action: 'post', params: { url: receiver.url(path), payload: { hello: 'world' } }, ...extra }, { timeoutMs: 60_000 });
+
+  /**
+   * Subscribes now (awaited, so the subscription starts before whatever the test does next) and
+   * resolves with the first matching event; a clear error, with the worker's last lines, after 30 s.
+   */
+  async function nextEvent(topic: string, match: (e: PlatformEvent) => boolean): Promise<{ event: Promise<PlatformEvent> }> {
+    let found!: (e: PlatformEvent) => void;
+    const event = new Promise<PlatformEvent>((resolve) => (found = resolve));
+    const sub = await client.subscribe(topic, (e) => void (match(e) && found(e)));
+    const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no matching event on ${topic} within 30 s; worker said:\n${worker.output.slice(-15).join('\n')}`)), 30_000).unref());
+    const first = Promise.race([event, timeout]).finally(() => void sub.close());
+    first.catch(() => undefined); // reported where it is awaited
+    return { event: first };
+  }
 
   async function allow(paths: string[], preapproved: string[]) {
     await settings.set(wsConnectorKey(ws, 'webhook'), { settings: { urls: paths.map(receiver.url), preapproved: preapproved.map(receiver.url) }, connection: 'connected', updated_at: new Date().toISOString() });
@@ -86,8 +101,7 @@ describe('command plane: webhook.post through a worker process, real Kafka, regi
     const schemaId = await registerAvro(registry, COMMAND_SUBJECT, await readFile('schemas/command.avsc', 'utf8'));
     const id = randomUUID();
     const topic = defaultOutcomeTopic('webhook', ws);
-    const got = new Promise<{ status: string }>((resolve) => void client.subscribe(topic, (e) => { if (e.correlation_id === id) resolve(JSON.parse(e.payload_json)); }));
-    await new Promise((r) => setTimeout(r, 500));
+    const got = (await nextEvent(topic, (e) => e.correlation_id === id)).event.then((e) => JSON.parse(e.payload_json) as { status: string });
     const value = await registry.encode(schemaId, { command_id: id, workspace_id: ws, agent_id: 'avro-agent', service: 'webhook', action: 'post', params_json: JSON.stringify({ url: receiver.url('/avro'), payload: { n: 1 } }), reply_to: null, approval_id: null, deadline: null });
     await infra.bus.publish({ topic: topics.command('webhook'), key: ws, value });
     expect(await got).toMatchObject({ status: 'succeeded' });
@@ -112,7 +126,7 @@ describe('command plane: webhook.post through a worker process, real Kafka, regi
     expect(receiver.count('/gated')).toBe(0);
     await expect.poll(() => approvals.get(waiting.approval_id!)?.status, { timeout: 10_000 }).toBe('pending');
 
-    const released = new Promise((resolve) => void client.subscribe(defaultOutcomeTopic('webhook', ws), (e) => { if (e.correlation_id === waiting.command_id && e.event_type.endsWith('succeeded')) resolve(e); }));
+    const released = (await nextEvent(defaultOutcomeTopic('webhook', ws), (e) => e.correlation_id === waiting.command_id && e.event_type.endsWith('succeeded'))).event;
     await decideApproval({ bus: infra.bus, codec: infra.codec, approvals }, waiting.approval_id!, 'approved', 'test-admin');
     await released;
     expect(receiver.count('/gated')).toBe(1);
@@ -120,7 +134,7 @@ describe('command plane: webhook.post through a worker process, real Kafka, regi
 
     const other = await post('/denied');
     await expect.poll(() => approvals.get(other.approval_id!)?.status, { timeout: 10_000 }).toBe('pending');
-    const denied = new Promise<unknown>((resolve) => void client.subscribe(defaultOutcomeTopic('webhook', ws), (e) => { if (e.correlation_id === other.command_id && e.event_type.endsWith('failed')) resolve(JSON.parse(e.payload_json)); }));
+    const denied = (await nextEvent(defaultOutcomeTopic('webhook', ws), (e) => e.correlation_id === other.command_id && e.event_type.endsWith('failed'))).event.then((e) => JSON.parse(e.payload_json) as unknown);
     await decideApproval({ bus: infra.bus, codec: infra.codec, approvals }, other.approval_id!, 'denied', 'test-admin', 'not today');
     expect(await denied).toMatchObject({ error: { code: 'approval_denied' } });
     expect(receiver.count('/denied')).toBe(0);

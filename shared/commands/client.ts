@@ -72,6 +72,7 @@ export async function createHubClient(o: { brokers: string[]; registryUrl: strin
         });
       })();
       listening.set(topic, p);
+      p.catch(() => listening.delete(topic)); // a failed start is retried by the next send
     }
     return p;
   }
