@@ -1,4 +1,3 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { createHash } from 'node:crypto';
 import type { z } from 'zod';
 import { deadLetterRecord } from '../bus/dead-letter.ts';
@@ -55,15 +54,10 @@ export async function startCommandWorker(o: WorkerOptions): Promise<ConsumerRunn
   const dlqTopic = topics.deadLetter(service);
   // Outcomes computed but not yet acknowledged by Kafka, so a retry publishes them instead of calling again.
   const unpublished = new Map<string, { topic: string; event: PlatformEvent; extra: OutgoingRecord[]; failed?: boolean }>();
-  // The outcome publishes a command queued: the runner awaits them before committing its offset,
-  // so one command's handling never waits for the previous command's produce round trip.
-  const queuedPublishes = new AsyncLocalStorage<Promise<unknown>[]>();
-  function settle(ack: Promise<unknown>): Promise<unknown> {
-    const queue = queuedPublishes.getStore();
-    if (!queue) return ack;
-    queue.push(ack);
-    return Promise.resolve();
-  }
+  // The publishes a command queued (`ctx.queued`): the runner awaits them before committing its
+  // offset, so one command's handling never waits for the previous command's produce round trip.
+  type Ctx = { queued: Promise<unknown>[] };
+  const settle = (ctx: Ctx, ack: Promise<unknown>) => void ctx.queued.push(ack);
 
   const stateRecord = (c: Command, s: CommandState) => o.states.record(commandKey(c.workspace_id, c.command_id), s);
   const eventRecord = async (topic: string, event: PlatformEvent): Promise<OutgoingRecord> => ({
@@ -73,7 +67,7 @@ export async function startCommandWorker(o: WorkerOptions): Promise<ConsumerRunn
     headers: { [EVENT_HEADERS.eventId]: event.event_id, [EVENT_HEADERS.eventType]: event.event_type, [EVENT_HEADERS.workspace]: event.workspace_id, command_id: event.correlation_id ?? '' },
   });
 
-  async function finish(c: Command, topic: string, event: PlatformEvent, extra: OutgoingRecord[] = []): Promise<void> {
+  async function finish(ctx: Ctx, c: Command, topic: string, event: PlatformEvent, extra: OutgoingRecord[] = []): Promise<void> {
     const key = commandKey(c.workspace_id, c.command_id);
     const entry: { topic: string; event: PlatformEvent; extra: OutgoingRecord[]; failed?: boolean } = { topic, event, extra };
     unpublished.set(key, entry);
@@ -88,15 +82,15 @@ export async function startCommandWorker(o: WorkerOptions): Promise<ConsumerRunn
     );
     // Seen at once by this worker; should the publish fail, `unpublished` makes the re-run publish it again.
     o.states.applyLocal(key, state);
-    await settle(ack);
+    settle(ctx, ack);
   }
 
-  async function fail(c: Command, record: IncomingRecord, f: Failure, opts: { deadLetter?: boolean; topic?: string; attempts?: number; audit?: boolean } = {}): Promise<void> {
+  async function fail(ctx: Ctx, c: Command, record: IncomingRecord, f: Failure, opts: { deadLetter?: boolean; topic?: string; attempts?: number; audit?: boolean } = {}): Promise<void> {
     const event = outcomeEvent(service, c, { status: 'failed', error: f, attempts: opts.attempts ?? 0 });
     const extra: OutgoingRecord[] = [];
     if (opts.deadLetter) extra.push(deadLetterRecord({ dlqTopic, service, record, message: record, error: new HubError(f.code, f.message), attempts: opts.attempts ?? 1 }));
     if (opts.audit) extra.push(await auditRecord(rt.codec, source, { kind: 'action_failed', workspace_id: c.workspace_id, connector: service, action: c.action, command_id: c.command_id, actor: c.agent_id, outcome: f.code, detail: f.message }, `${c.command_id}:failed`));
-    await finish(c, opts.topic ?? safeOutcomeTopic(c), event, extra);
+    await finish(ctx, c, opts.topic ?? safeOutcomeTopic(c), event, extra);
   }
 
   function safeOutcomeTopic(c: Command): string {
@@ -118,7 +112,7 @@ export async function startCommandWorker(o: WorkerOptions): Promise<ConsumerRunn
     return null;
   }
 
-  async function handle(record: IncomingRecord): Promise<void> {
+  async function handle(ctx: Ctx, record: IncomingRecord): Promise<void> {
     let c: Command;
     try {
       c = await decodeCommand(record.value, rt.registry);
@@ -130,51 +124,51 @@ export async function startCommandWorker(o: WorkerOptions): Promise<ConsumerRunn
       // Without a workspace there is no one to tell; the dead letter still says why.
       if (!isWorkspaceId(ws)) return void (await rt.bus.publish(dead));
       const event = outcomeEvent(service, stub, { status: 'failed', error: { code: 'invalid_command', message: describeError(e).message }, attempts: 0 });
-      return void (await settle(rt.bus.publishAtomic([await eventRecord(defaultOutcomeTopic(service, ws), event), dead])));
+      return settle(ctx, rt.bus.publishAtomic([await eventRecord(defaultOutcomeTopic(service, ws), event), dead]));
     }
     const key = commandKey(c.workspace_id, c.command_id);
     const pending = unpublished.get(key);
     // Its publish failed: publish the same records again. Still in flight: a duplicate, answered below.
-    if (pending?.failed) return finish(c, pending.topic, pending.event, pending.extra);
+    if (pending?.failed) return finish(ctx, c, pending.topic, pending.event, pending.extra);
 
     const state = o.states.get(key);
     if (state?.phase === 'done' && state.outcome) {
       // A duplicate, a replay or a redelivery: the original outcome again, same event id.
-      return void (await settle(rt.bus.publish(await eventRecord(state.outcome.topic, state.outcome.event))));
+      return settle(ctx, rt.bus.publish(await eventRecord(state.outcome.topic, state.outcome.event)));
     }
     if (state?.phase === 'started') {
-      return fail(c, record, { code: 'outcome_unknown', message: 'the worker stopped after calling the vendor and before recording the result; the call is not repeated, check the vendor' }, { audit: true });
+      return fail(ctx, c, record, { code: 'outcome_unknown', message: 'the worker stopped after calling the vendor and before recording the result; the call is not repeated, check the vendor' }, { audit: true });
     }
-    if (c.deadline && c.deadline < Date.now()) return fail(c, record, { code: 'deadline_exceeded', message: `deadline ${new Date(c.deadline).toISOString()} passed before the command ran` }, { deadLetter: true });
+    if (c.deadline && c.deadline < Date.now()) return fail(ctx, c, record, { code: 'deadline_exceeded', message: `deadline ${new Date(c.deadline).toISOString()} passed before the command ran` }, { deadLetter: true });
     try {
       outcomeTopic(c);
     } catch (e) {
-      return fail(c, record, { code: 'invalid_reply_to', message: (e as Error).message }, { deadLetter: true });
+      return fail(ctx, c, record, { code: 'invalid_reply_to', message: (e as Error).message }, { deadLetter: true });
     }
     const resolved = resolveAction(c);
-    if (!resolved) return fail(c, record, { code: 'unknown_action', message: `service ${service} has no action ${c.action}` }, { deadLetter: true });
+    if (!resolved) return fail(ctx, c, record, { code: 'unknown_action', message: `service ${service} has no action ${c.action}` }, { deadLetter: true });
     const { connector, name, action } = resolved;
     const params = action.input.safeParse(c.params);
-    if (!params.success) return fail(c, record, { code: 'invalid_params', message: prettify(params.error) }, { deadLetter: true });
+    if (!params.success) return fail(ctx, c, record, { code: 'invalid_params', message: prettify(params.error) }, { deadLetter: true });
 
     const ws = o.workspaceConnectors.get(wsConnectorKey(c.workspace_id, connector.manifest.id));
     const policy = o.workspaceConnectors.get(wsConnectorKey(c.workspace_id, WORKSPACE_POLICY));
     if (action.permission === 'financial_action' && !policy?.financial_actions_enabled) {
-      return fail(c, record, { code: 'financial_actions_disabled', message: 'financial actions are refused unless the workspace enables them' }, { audit: true });
+      return fail(ctx, c, record, { code: 'financial_actions_disabled', message: 'financial actions are refused unless the workspace enables them' }, { audit: true });
     }
-    if (action.approvalGate === 'blocked_by_default') return fail(c, record, { code: 'blocked', message: `${connector.manifest.id}.${name} is blocked by default` }, { audit: true });
+    if (action.approvalGate === 'blocked_by_default') return fail(ctx, c, record, { code: 'blocked', message: `${connector.manifest.id}.${name} is blocked by default` }, { audit: true });
     let creds;
     try {
       creds = await resolveCredentials(o.store, connector.manifest, c.workspace_id);
     } catch (e) {
       throw new HubError('secret_store_unavailable', 'credentials unavailable', { retryable: true, cause: e });
     }
-    if (!creds.ok) return fail(c, record, { code: 'not_connected', message: `missing credentials: ${creds.missing.join(', ')}`, auth_help: connector.manifest.authHelp });
-    if (ws?.connection === 'needs_reauth') return fail(c, record, { code: 'needs_reauthorization', message: `${connector.manifest.id} must be re-authorized for this workspace`, auth_help: connector.manifest.authHelp });
+    if (!creds.ok) return fail(ctx, c, record, { code: 'not_connected', message: `missing credentials: ${creds.missing.join(', ')}`, auth_help: connector.manifest.authHelp });
+    if (ws?.connection === 'needs_reauth') return fail(ctx, c, record, { code: 'needs_reauthorization', message: `${connector.manifest.id} must be re-authorized for this workspace`, auth_help: connector.manifest.authHelp });
 
     if (action.approvalGate === 'external_write' && !connector.preapproved?.(name, params.data as Record<string, unknown>, ws?.settings ?? {})) {
-      const gate = await approvalGate(c, connector.manifest.id, name);
-      if (gate !== 'approved') return gate === 'denied' ? fail(c, record, { code: 'approval_denied', message: 'an admin denied this action' }, { audit: true }) : undefined;
+      const gate = await approvalGate(ctx, c, connector.manifest.id, name);
+      if (gate !== 'approved') return gate === 'denied' ? fail(ctx, c, record, { code: 'approval_denied', message: 'an admin denied this action' }, { audit: true }) : undefined;
     }
 
     const wait = o.buckets.take(`${c.workspace_id}:${connector.manifest.id}`);
@@ -189,14 +183,14 @@ export async function startCommandWorker(o: WorkerOptions): Promise<ConsumerRunn
       if (attempt.error.code === 'vendor_unauthorized') {
         await o.workspaceConnectors.set(wsConnectorKey(c.workspace_id, connector.manifest.id), { ...(ws ?? { settings: {} }), connection: 'needs_reauth', connection_detail: attempt.error.message, updated_at: new Date().toISOString() });
       }
-      return fail(c, record, { ...attempt.error, ...(attempt.error.code === 'vendor_unauthorized' ? { auth_help: connector.manifest.authHelp } : {}) }, { deadLetter: attempt.error.retryable === true, attempts: attempt.attempts, audit: true });
+      return fail(ctx, c, record, { ...attempt.error, ...(attempt.error.code === 'vendor_unauthorized' ? { auth_help: connector.manifest.authHelp } : {}) }, { deadLetter: attempt.error.retryable === true, attempts: attempt.attempts, audit: true });
     }
     const output = action.output.safeParse(attempt.result);
-    if (!output.success) return fail(c, record, { code: 'invalid_vendor_response', message: prettify(output.error) }, { attempts: attempt.attempts, audit: true });
+    if (!output.success) return fail(ctx, c, record, { code: 'invalid_vendor_response', message: prettify(output.error) }, { attempts: attempt.attempts, audit: true });
     const event = outcomeEvent(service, c, { status: 'succeeded', result: output.data, attempts: attempt.attempts });
     const emitted = await emittedRecords(c, connector, attempt.emitted);
     const extra = emitted.concat(action.auditRequired ? [await auditRecord(rt.codec, source, { kind: 'action_used', workspace_id: c.workspace_id, connector: connector.manifest.id, action: name, command_id: c.command_id, actor: c.agent_id, outcome: 'succeeded' }, `${c.command_id}:used`)] : []);
-    await finish(c, outcomeTopic(c), event, extra);
+    await finish(ctx, c, outcomeTopic(c), event, extra);
   }
 
   /** Extra events of a handler, checked against the connector's event schemas, keyed by workspace. */
@@ -212,7 +206,7 @@ export async function startCommandWorker(o: WorkerOptions): Promise<ConsumerRunn
   }
 
   /** 'approved' lets it run; otherwise the awaiting (or denied) outcome has been handled here. */
-  async function approvalGate(c: Command, connector: string, action: string): Promise<'approved' | 'denied' | 'waiting'> {
+  async function approvalGate(ctx: Ctx, c: Command, connector: string, action: string): Promise<'approved' | 'denied' | 'waiting'> {
     const id = approvalIdFor(service, c);
     if (c.approval_id) {
       if (c.approval_id !== id) return 'denied';
@@ -225,10 +219,10 @@ export async function startCommandWorker(o: WorkerOptions): Promise<ConsumerRunn
     if (!o.approvals.get(id)) {
       const approval: Approval = { approval_id: id, status: 'pending', service, connector, action, command: c, requested_at: new Date().toISOString() };
       const audit = await auditRecord(rt.codec, source, { kind: 'approval_requested', workspace_id: c.workspace_id, connector, action, command_id: c.command_id, approval_id: id, actor: c.agent_id }, `${id}:requested`);
-      await finish(c, outcomeTopic(c), outcomeEvent(service, c, { status: 'awaiting_approval', approval_id: id, attempts: 0 }), [o.approvals.record(id, approval), audit]);
+      await finish(ctx, c, outcomeTopic(c), outcomeEvent(service, c, { status: 'awaiting_approval', approval_id: id, attempts: 0 }), [o.approvals.record(id, approval), audit]);
       o.approvals.applyLocal(id, approval);
     } else {
-      await finish(c, outcomeTopic(c), outcomeEvent(service, c, { status: 'awaiting_approval', approval_id: id, attempts: 0 }));
+      await finish(ctx, c, outcomeTopic(c), outcomeEvent(service, c, { status: 'awaiting_approval', approval_id: id, attempts: 0 }));
     }
     return 'waiting';
   }
@@ -265,12 +259,10 @@ export async function startCommandWorker(o: WorkerOptions): Promise<ConsumerRunn
     partitionsConsumedConcurrently: o.partitionsConsumedConcurrently,
     // A crashed worker's partitions move to a live one after this long.
     sessionTimeoutMs: 10_000,
-    handler: (record): Promise<Handled> => {
-      const queue: Promise<unknown>[] = [];
-      return queuedPublishes.run(queue, async () => {
-        await handle(record);
-        return { settled: Promise.all(queue) };
-      });
+    handler: async (record): Promise<Handled> => {
+      const ctx: Ctx = { queued: [] };
+      await handle(ctx, record);
+      return { settled: Promise.all(ctx.queued) };
     },
   });
 }
