@@ -1,5 +1,5 @@
 import type { AddressInfo } from 'node:net';
-import type { Server } from 'node:http';
+import { createServer, type RequestListener, type Server } from 'node:http';
 import express, { type Express } from 'express';
 import type { Kafka } from 'kafkajs';
 import type { Registry } from 'prom-client';
@@ -29,9 +29,15 @@ export function mountOpsRoutes(app: Express, opts: { metrics: Registry; checks: 
 }
 
 /** Listens on 127.0.0.1 (or `host`) and resolves once bound; port 0 picks a free port. */
-export async function listen(app: Express, port: number, host = '127.0.0.1'): Promise<{ server: Server; url: string; close: () => Promise<void> }> {
-  const server = await new Promise<Server>((resolve, reject) => {
-    const s = app.listen(port, host, (e?: Error) => (e ? reject(e) : resolve(s)));
+/** Serves an express app (or any request listener) on host:port. */
+export async function listen(app: Express | RequestListener, port: number, host = '127.0.0.1'): Promise<{ server: Server; url: string; close: () => Promise<void> }> {
+  const server = createServer(app as RequestListener);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
   });
   const { port: bound } = server.address() as AddressInfo;
   return {

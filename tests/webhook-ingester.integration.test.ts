@@ -84,6 +84,21 @@ describe('webhook ingester against real Kafka, registry and OpenBao', () => {
     expect((await postOrder(headers, reserialized)).status).toBe(401);
   });
 
+  it('answers the same on the fast path and on any other spelling express routes (trailing slash, query string), with a JSON content type', async () => {
+    const webhookId = randomUUID();
+    const headers = shopifyHeaders({ topic: 'orders/create', shop, secret: SHOPIFY_SECRET, body: ORDER, webhookId });
+    const [canonical, slashed, queried] = [await postOrder(headers), await ingester.post('/webhooks/shopify/', ORDER, headers), await ingester.post('/webhooks/shopify?x=1', ORDER, headers)];
+    expect([canonical.status, slashed.status, queried.status]).toEqual([200, 200, 200]);
+    expect(canonical.body).toMatchObject({ status: 'accepted' });
+    expect(slashed.body).toEqual({ status: 'duplicate', event_ids: canonical.body.event_ids });
+    expect(queried.body).toEqual({ status: 'duplicate', event_ids: canonical.body.event_ids });
+    const raw = await fetch(`${ingester.url}/webhooks/shopify`, { method: 'POST', body: 'x', headers: { 'content-type': 'application/json' } });
+    expect(raw.status).toBe(401);
+    expect(raw.headers.get('content-type')).toBe('application/json; charset=utf-8');
+    expect(await raw.json()).toMatchObject({ error: 'invalid_signature' });
+    expect((await fetch(`${ingester.url}/webhooks/generic/%E0%A4%A`, { method: 'POST', body: '{}' })).status).toBe(400);
+  });
+
   it('accepts the previous secret during the rotation overlap (item 3)', async () => {
     const res = await postOrder(shopifyHeaders({ topic: 'orders/create', shop, secret: OLD_SHOPIFY_SECRET, body: ORDER }));
     expect(res.status).toBe(200);
