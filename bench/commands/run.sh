@@ -90,7 +90,7 @@ if has hub; then
   stop_pid "$worker_pid"; worker_pid=""
   # kafkajs logs each CONCURRENT_TRANSACTIONS answer twice (Connection, then Producer): count one.
   grep 'concurrent operation on the same transaction' "$work/worker.log" | grep -c '"kafkajs":"Connection"' >"$work/hub-concurrent-txn.txt"
-  echo "[bench] worker log: $(cat "$work/hub-concurrent-txn.txt") CONCURRENT_TRANSACTIONS answers to AddPartitionsToTxn (kafkajs retries each after 20 ms, doubling), $(grep -c '"level":[45]0' "$work/worker.log") warn/error lines" >&2
+  echo "[bench] worker log: $(cat "$work/hub-concurrent-txn.txt") CONCURRENT_TRANSACTIONS answers to AddPartitionsToTxn (kafkajs retries each after 5 ms, doubling), $(grep -c '"level":[45]0' "$work/worker.log") warn/error lines" >&2
   grep -v '^\s*$' "$work/worker.log" | tail -n 3 >&2
   [ "$hub_rc" = 0 ] || echo "[bench] the hub run reported missing or failed outcomes (exit $hub_rc)" >&2
 fi
@@ -174,7 +174,7 @@ for (const [k, r] of Object.entries(runs)) {
 }
 const m = runs.hub.transaction_markers;
 if (m && m.commands) out.push(`hub transactions: ${m.state_topic_markers} commit markers on the 3 state partitions for ${m.commands} commands (${(m.commands / Math.max(1, m.state_topic_markers)).toFixed(1)} commands per transaction-partition)`);
-for (const [k, c] of Object.entries(concurrentTxn)) out.push(`${k}: the broker answered AddPartitionsToTxn with CONCURRENT_TRANSACTIONS ${c} times (kafkajs retries each after 20 ms, doubling: the previous commit's markers were still being written).`);
+for (const [k, c] of Object.entries(concurrentTxn)) out.push(`${k}: the broker answered AddPartitionsToTxn with CONCURRENT_TRANSACTIONS ${c} times (kafkajs retries each after 5 ms, doubling: the previous commit's markers were still being written).`);
 out.push(`load average: ${Object.entries(runs).filter(([, r]) => r.loadavg).map(([k, r]) => `${k} ${r.loadavg.start} -> ${r.loadavg.end}`).join('; ')} (2 cores; other work on the machine skews every figure)`);
 out.push('');
 console.log(out.join('\n'));

@@ -305,7 +305,7 @@ const check = (name, r, c) => {
 };
 const record_counts = { hub: check('hub', hub, counts.hub), hub1: check('hub1', hub1, counts.hub1), peer: check('peer', peer, counts.peer) };
 out.push(`load average at start ${process.env.LOADAVG_START}, at end ${process.env.LOADAVG_END} (2 cores; other work on the machine skews every figure)`);
-for (const [n, v] of Object.entries(concurrentTxn)) out.push(`${n}: kafkajs logged ${v} CONCURRENT_TRANSACTIONS errors (AddPartitionsToTxn while the previous commit completes; each retried after 20 ms, doubling).`);
+for (const [n, v] of Object.entries(concurrentTxn)) out.push(`${n}: kafkajs logged ${v} CONCURRENT_TRANSACTIONS errors (AddPartitionsToTxn while the previous commit completes; each retried after 5 ms, doubling).`);
 out.push('');
 console.log(out.join('\n'));
 const report = { at: new Date().toISOString(), loadavg: { start: process.env.LOADAVG_START, end: process.env.LOADAVG_END }, rows, ratios, record_counts, hub_concurrent_transactions_errors: concurrentTxn, producer_performance: pp, hub, hub_one_order: hub1, peer, counts };

@@ -44,7 +44,7 @@ const [approvals, workspaceConnectors, states] = await Promise.all([openApproval
 for (const t of [approvals, workspaceConnectors, states, spendTable]) rt.onClose(() => t.close());
 // Spend totals go through a producer of their own, outside transactions: they are latest totals
 // (a repeat is harmless), and extra transactions on the outcome producer would queue outcomes
-// behind them and collide with the next commit (CONCURRENT_TRANSACTIONS, retried after 20 ms and more).
+// behind them and collide with the next commit (CONCURRENT_TRANSACTIONS, retried after 5 ms and more).
 const spendBus = new KafkaBus({ kafka: rt.kafka, provisioner: new TopicProvisioner(rt.kafka, { partitions: env.KAFKA_TOPIC_PARTITIONS, replicationFactor: env.KAFKA_REPLICATION_FACTOR }, defaultTopicSpecFor), logger: rt.logger });
 rt.onClose(() => spendBus.close());
 const spend = createSpendStore({ table: spendTable, publish: (records) => spendBus.publishAtomic(records), config, now: Date.now, logger: rt.logger });
