@@ -28,6 +28,15 @@ describe('schema evolution is checked against the registry (BACKWARD)', () => {
     await expect(registerAvro(createRegistry(registryUrl), subject, required)).rejects.toThrow(/registering/);
   });
 
+  it('registers a new subject from several processes at once (every service starting together), all getting the same id', async () => {
+    const subject = `io.ionflux.test.Race${uid()}`;
+    const schema = JSON.stringify({ type: 'record', name: 'Race', namespace: 'io.ionflux.test', fields: [{ name: 'id', type: 'string' }] });
+    const ids = await Promise.all(Array.from({ length: 6 }, () => registerAvro(createRegistry(registryUrl), subject, schema)));
+    expect(new Set(ids).size).toBe(1);
+    const config = (await (await fetch(`${registryUrl}/config/${subject}`)).json()) as { compatibilityLevel: string };
+    expect(config.compatibilityLevel).toBe('BACKWARD');
+  });
+
   it('lets a subject the registry has never seen take its first version', async () => {
     // Confluent answers 404 (40401) here, Apicurio answers is_compatible: true; both mean "allowed".
     const verdict = await checkCompatibility(registryUrl, `test-${uid()}`, await envelopeWith(() => undefined));

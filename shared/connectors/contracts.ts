@@ -1,5 +1,6 @@
 import { SchemaType, type SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import { z } from 'zod';
+import { retryingRegistrationRace } from '../events/registry.ts';
 import type { Connector } from './types.ts';
 
 /** Subject of an action's input or output contract in the schema registry. */
@@ -16,7 +17,8 @@ export async function registerContracts(registry: SchemaRegistry, connectors: It
       for (const side of ['input', 'output'] as const) {
         const json = z.toJSONSchema(action[side], { unrepresentable: 'any', io: side, target: 'draft-7' });
         const subject = contractSubject(c.manifest.id, name, side);
-        await registry.register({ type: SchemaType.JSON, schema: JSON.stringify({ title: `${c.manifest.id}.${name} ${side}`, ...json }) }, { subject });
+        const schema = JSON.stringify({ title: `${c.manifest.id}.${name} ${side}`, ...json });
+        await retryingRegistrationRace(() => registry.register({ type: SchemaType.JSON, schema }, { subject }));
         subjects.push(subject);
       }
     }

@@ -18,10 +18,27 @@ export function createRegistry(url: string): SchemaRegistry {
   return new SchemaRegistry({ host: url, retry: { retries: 2, initialRetryTimeInSecs: 0.1, maxRetryTimeInSecs: 1 } }, { [SchemaType.JSON]: { strict: false, logger: false } });
 }
 
+/**
+ * Runs a registration again when another process set up the same new subject at the same moment:
+ * the client sets a new subject's compatibility before registering, and the loser of that race
+ * gets 409 "... already exists" (seen when `make up` starts every service at once).
+ */
+export async function retryingRegistrationRace<T>(register: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await register();
+    } catch (e) {
+      const raced = (e as { status?: number }).status === 409 && /already exists/i.test((e as Error).message);
+      if (!raced || attempt >= 5) throw e;
+      await new Promise((r) => setTimeout(r, 50 * attempt));
+    }
+  }
+}
+
 /** Registers an Avro schema with BACKWARD compatibility and returns its id. */
 export async function registerAvro(registry: SchemaRegistry, subject: string, schema: string): Promise<number> {
   try {
-    const { id } = await registry.register({ type: SchemaType.AVRO, schema }, { subject, compatibility: 'BACKWARD' as never });
+    const { id } = await retryingRegistrationRace(() => registry.register({ type: SchemaType.AVRO, schema }, { subject, compatibility: 'BACKWARD' as never }));
     return id;
   } catch (e) {
     throw new HubError('schema_registration_failed', `registering ${subject}: ${(e as Error).message}`, { cause: e });
