@@ -63,28 +63,33 @@ export class KafkaTable<V> {
     await consumer.subscribe({ topic, fromBeginning: true });
     await consumer.run({
       autoCommit: false,
-      eachMessage: async ({ message }) => {
-        if (!message.key) return;
-        const key = message.key.toString();
-        if (message.value === null) {
-          this.state.delete(key);
-          this.opts.onChange?.(key, undefined);
-          return;
-        }
-        try {
-          const value = this.opts.parse(message.value);
-          if (this.expired(value)) return void this.state.delete(key);
-          this.state.set(key, value);
-          this.opts.onChange?.(key, value);
-        } catch (e) {
-          this.opts.logger.error({ topic, key, err: e }, 'unreadable table record skipped');
-        }
+      // A whole fetched batch is applied in one synchronous pass (no promise per record).
+      eachBatch: async ({ batch }) => {
+        for (const message of batch.messages) this.apply(message.key, message.value);
       },
     });
     await this.ready;
     if (this.opts.expire) {
       this.sweeper = setInterval(() => this.sweep(), this.opts.expire.sweepMs ?? 60_000);
       this.sweeper.unref();
+    }
+  }
+
+  private apply(rawKey: Buffer | null, rawValue: Buffer | null): void {
+    if (!rawKey) return;
+    const key = rawKey.toString();
+    if (rawValue === null) {
+      this.state.delete(key);
+      this.opts.onChange?.(key, undefined);
+      return;
+    }
+    try {
+      const value = this.opts.parse(rawValue);
+      if (this.expired(value)) return void this.state.delete(key);
+      this.state.set(key, value);
+      this.opts.onChange?.(key, value);
+    } catch (e) {
+      this.opts.logger.error({ topic: this.opts.topic, key, err: e }, 'unreadable table record skipped');
     }
   }
 
