@@ -21,14 +21,17 @@ export function createRegistry(url: string): SchemaRegistry {
 /**
  * Runs a registration again when another process set up the same new subject at the same moment:
  * the client sets a new subject's compatibility before registering, and the loser of that race
- * gets 409 "... already exists" (seen when `make up` starts every service at once).
+ * gets an error (seen when `make up` starts every service at once).
  */
 export async function retryingRegistrationRace<T>(register: () => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await register();
     } catch (e) {
-      const raced = (e as { status?: number }).status === 409 && /already exists/i.test((e as Error).message);
+      // Apicurio's answers while another process creates the subject: 409 "... already exists", or
+      // for a moment the default level instead of the one being set ("Compatibility does not match").
+      const message = (e as Error).message;
+      const raced = ((e as { status?: number }).status === 409 && /already exists/i.test(message)) || /Compatibility does not match/.test(message);
       if (!raced || attempt >= 5) throw e;
       await new Promise((r) => setTimeout(r, 50 * attempt));
     }
