@@ -24,6 +24,14 @@ export interface ForeignRecord {
 /** Decodes `count` records of `topic` with Python's confluent-kafka AvroDeserializer. */
 export async function decodeWithConfluentPython(a: { brokers: string[]; registryUrl: string; topic: string; count: number }): Promise<ForeignRecord[]> {
   const script = new URL('../interop/decode_avro.py', import.meta.url).pathname;
-  const { stdout } = await run(interopPython(), [script, a.brokers.join(','), a.registryUrl, a.topic, String(a.count), '40'], { timeout: 60_000 });
-  return stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as ForeignRecord);
+  // One more try if the first run fails or hangs (each run bounded: 20 s of polling, killed at 25 s),
+  // so a stalled connection cannot eat the test's whole minute.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const { stdout } = await run(interopPython(), [script, a.brokers.join(','), a.registryUrl, a.topic, String(a.count), '20'], { timeout: 25_000, killSignal: 'SIGKILL' });
+      return stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as ForeignRecord);
+    } catch (e) {
+      if (attempt >= 2) throw e;
+    }
+  }
 }

@@ -27,7 +27,8 @@ def plain(value):
 def main():
     bootstrap, registry_url, topic, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     timeout = float(sys.argv[5]) if len(sys.argv) > 5 else 30
-    deserializer = AvroDeserializer(SchemaRegistryClient({"url": registry_url}))
+    # Without a timeout the client waits on a stalled HTTP connection forever (seen once in CI).
+    deserializer = AvroDeserializer(SchemaRegistryClient({"url": registry_url, "timeout": 10}))
     consumer = Consumer({
         "bootstrap.servers": bootstrap,
         "group.id": f"interop-{uuid.uuid4()}",
