@@ -53,7 +53,8 @@ export async function startCommandWorker(o: WorkerOptions): Promise<ConsumerRunn
   const source = `${service}-worker`;
   const dlqTopic = topics.deadLetter(service);
   // Outcomes computed but not yet acknowledged by Kafka, so a retry publishes them instead of calling again.
-  const unpublished = new Map<string, { topic: string; event: PlatformEvent; extra: OutgoingRecord[]; failed?: boolean }>();
+  type Unpublished = { topic: string; event: PlatformEvent; extra: OutgoingRecord[]; failed?: boolean };
+  const unpublished = new Map<string, Unpublished>();
   // The publishes a command queued (`ctx.queued`): the runner awaits them before committing its
   // offset, so one command's handling never waits for the previous command's produce round trip.
   type Ctx = { queued: Promise<unknown>[] };
@@ -69,7 +70,7 @@ export async function startCommandWorker(o: WorkerOptions): Promise<ConsumerRunn
 
   async function finish(ctx: Ctx, c: Command, topic: string, event: PlatformEvent, extra: OutgoingRecord[] = []): Promise<void> {
     const key = commandKey(c.workspace_id, c.command_id);
-    const entry: { topic: string; event: PlatformEvent; extra: OutgoingRecord[]; failed?: boolean } = { topic, event, extra };
+    const entry: Unpublished = { topic, event, extra };
     unpublished.set(key, entry);
     const phase = event.event_type.endsWith('.awaiting_approval') ? 'awaiting_approval' : 'done';
     const state: CommandState = { phase, at: Date.now(), outcome: { topic, event } };
