@@ -137,7 +137,8 @@ export async function startCommandWorker(o: WorkerOptions): Promise<ConsumerRunn
       // A duplicate, a replay or a redelivery: the original outcome again, same event id.
       return settle(ctx, rt.bus.publish(await eventRecord(state.outcome.topic, state.outcome.event)));
     }
-    if (state?.phase === 'started') {
+    const resumed = state?.phase === 'started';
+    if (resumed && !resolveAction(c)?.connector.resumable?.has(resolveAction(c)!.name)) {
       return fail(ctx, c, record, { code: 'outcome_unknown', message: 'the worker stopped after calling the vendor and before recording the result; the call is not repeated, check the vendor' }, { audit: true });
     }
     if (c.deadline && c.deadline < Date.now()) return fail(ctx, c, record, { code: 'deadline_exceeded', message: `deadline ${new Date(c.deadline).toISOString()} passed before the command ran` }, { deadLetter: true });
@@ -179,7 +180,7 @@ export async function startCommandWorker(o: WorkerOptions): Promise<ConsumerRunn
       await rt.bus.publish(stateRecord(c, { phase: 'started', at: Date.now() }));
       o.states.applyLocal(key, { phase: 'started', at: Date.now() });
     }
-    const attempt = await callWithRetries(c, connector, name, params.data as Record<string, unknown>, creds.values, ws?.settings ?? {});
+    const attempt = await callWithRetries(c, connector, name, params.data as Record<string, unknown>, creds.values, ws?.settings ?? {}, resumed);
     if (!attempt.ok) {
       if (attempt.error.code === 'vendor_unauthorized') {
         await o.workspaceConnectors.set(wsConnectorKey(c.workspace_id, connector.manifest.id), { ...(ws ?? { settings: {} }), connection: 'needs_reauth', connection_detail: attempt.error.message, updated_at: new Date().toISOString() });
@@ -229,13 +230,13 @@ export async function startCommandWorker(o: WorkerOptions): Promise<ConsumerRunn
   }
 
   type Emitted = { entity: string; action: string; payload: unknown };
-  async function callWithRetries(c: Command, connector: Connector, name: string, params: Record<string, unknown>, credentials: Record<string, string>, settings: Record<string, unknown>): Promise<{ ok: true; result: unknown; attempts: number; emitted: Emitted[] } | { ok: false; error: Failure; attempts: number; emitted: Emitted[] }> {
+  async function callWithRetries(c: Command, connector: Connector, name: string, params: Record<string, unknown>, credentials: Record<string, string>, settings: Record<string, unknown>, resumed: boolean): Promise<{ ok: true; result: unknown; attempts: number; emitted: Emitted[] } | { ok: false; error: Failure; attempts: number; emitted: Emitted[] }> {
     const emitted: Emitted[] = [];
     const emit = (entity: string, action: string, payload: unknown) => void emitted.push({ entity, action, payload });
     for (let attempts = 1; ; attempts++) {
       const signal = AbortSignal.timeout(o.actionTimeoutMs ?? 15_000);
       try {
-        const result = await connector.handlers[name]!({ params, workspaceId: c.workspace_id, agentId: c.agent_id, idempotencyKey: c.command_id, credentials, settings, logger: rt.logger, signal, emit });
+        const result = await connector.handlers[name]!({ params, workspaceId: c.workspace_id, agentId: c.agent_id, idempotencyKey: c.command_id, credentials, settings, logger: rt.logger, signal, emit, resumed });
         return { ok: true, result, attempts, emitted };
       } catch (e) {
         const d = describeError(e);

@@ -17,6 +17,11 @@ export interface ActionContext<P = Record<string, unknown>> {
   logger: Logger;
   signal: AbortSignal;
   /**
+   * True when this command was started before (the worker stopped mid-action) and the action is
+   * `resumable`: the handler must consult its own ledger and do only the units not yet done.
+   */
+  resumed: boolean;
+  /**
    * Publishes an extra event `ionflux.<service>.ws_<ws>.<entity>.<action>` in the same transaction
    * as the outcome (e.g. usage records). Its payload must match the connector's `events` schema.
    */
@@ -31,6 +36,12 @@ export interface Connector {
   handlers: Record<string, ActionHandler>;
   /** zod schemas of the extra events handlers emit, keyed `<entity>.<action>`. */
   events?: Record<string, z.ZodType>;
+  /**
+   * Actions whose handlers record each unit of work (a recipient sent, a page synced, a publish
+   * id) in a ledger of their own before and after doing it. A command redelivered after a crash
+   * mid-action runs such a handler again with `resumed: true` instead of failing `outcome_unknown`.
+   */
+  resumable?: ReadonlySet<string>;
   /** An external write the workspace allowed in advance (e.g. a pre-approved URL) needs no approval. */
   preapproved?(action: string, params: Record<string, unknown>, settings: Record<string, unknown>): boolean;
   /** Checks credentials against the vendor (used by `ionflux connect` and `integrations test`). */
