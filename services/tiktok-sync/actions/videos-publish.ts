@@ -1,0 +1,96 @@
+import { videosPublishInput } from '../../../shared/connectors/catalog/tiktok.ts';
+import { handler, VendorError, type ActionContext } from '../../../shared/connectors/types.ts';
+import { HubError } from '../../../shared/errors.ts';
+import { AccessTokenInvalid } from '../api/errors.ts';
+import { unitKey, webhookKey, type PublishUnit, type WebhookStatus } from '../state/publishes.ts';
+import type { ActionDeps } from './deps.ts';
+import { chunking, fetchVideo } from './video-source.ts';
+
+type Params = ReturnType<typeof videosPublishInput.parse>;
+type Status = { status?: string; fail_reason?: string; publicaly_available_post_id?: (string | number)[] };
+
+/**
+ * `videos.publish` (resumable): creator info, then init, upload (FILE_UPLOAD), then status polling
+ * until a final status, which may also arrive first as a post.publish.* webhook. Its ledger
+ * (state/publishes.ts) is written before and after init and after each chunk, so a command
+ * resumed after a crash never calls init twice: it finds the publish id and goes on polling.
+ */
+export const videosPublish = (d: ActionDeps) =>
+  handler(videosPublishInput, async (ctx) => {
+    const key = unitKey(ctx.workspaceId, ctx.idempotencyKey);
+    const unit = () => d.ledger.get(key) as PublishUnit | undefined;
+    const set = async (u: PublishUnit | undefined) => {
+      await d.bus.publish(d.ledger.record(key, u));
+      d.ledger.applyLocal(key, u);
+    };
+    return d.tokens.withUserToken(ctx.workspaceId, ctx.idempotencyKey, async (token) => {
+      if (unit()?.phase === 'initializing') {
+        throw new HubError('outcome_unknown', 'the worker stopped while asking TikTok to start this post; it is not asked again (the post may exist: check the account)');
+      }
+      if (!unit()) await start(d, ctx, token, set);
+      const u = unit()!;
+      if (ctx.params.source === 'FILE_UPLOAD' && u.phase !== 'uploaded') await uploadRest(d, ctx, u, set);
+      return pollToEnd(d, ctx, token, unit()!.publish_id!);
+    }, ctx.signal);
+  });
+
+async function start(d: ActionDeps, ctx: ActionContext<Params>, token: string, set: (u: PublishUnit | undefined) => Promise<void>): Promise<void> {
+  const p = ctx.params;
+  const info = await d.api.call<{ privacy_level_options?: string[] }>('creator_info', { token, signal: ctx.signal });
+  if (!(info.privacy_level_options ?? []).includes(p.privacy_level)) {
+    throw new HubError('privacy_level_option_mismatch', `this creator can post with ${(info.privacy_level_options ?? []).join(', ') || 'no privacy level'}, not ${p.privacy_level}`);
+  }
+  let size = 0;
+  let plan = { chunkSize: 0, count: 0 };
+  if (p.source === 'FILE_UPLOAD') {
+    // Fetched before init: a video we cannot read must not leave a half-made post behind.
+    size = (await fetchVideo(p.video_url, { ...d.publish, signal: ctx.signal })).bytes.length;
+    plan = chunking(size, d.publish.chunkBytes);
+  }
+  const post_info = { privacy_level: p.privacy_level, ...(p.title !== undefined ? { title: p.title } : {}), disable_duet: p.disable_duet, disable_comment: p.disable_comment, disable_stitch: p.disable_stitch, brand_content_toggle: p.brand_content_toggle, brand_organic_toggle: p.brand_organic_toggle, ...(p.video_cover_timestamp_ms !== undefined ? { video_cover_timestamp_ms: p.video_cover_timestamp_ms } : {}), ...(p.is_aigc !== undefined ? { is_aigc: p.is_aigc } : {}) };
+  const source_info = p.source === 'PULL_FROM_URL' ? { source: 'PULL_FROM_URL', video_url: p.video_url } : { source: 'FILE_UPLOAD', video_size: size, chunk_size: plan.chunkSize, total_chunk_count: plan.count };
+  await set({ phase: 'initializing', at: Date.now() });
+  let data: { publish_id?: string; upload_url?: string };
+  try {
+    data = await d.api.call('publish.init', { token, body: { post_info, source_info }, signal: ctx.signal });
+  } catch (e) {
+    // TikTok answered and refused (4xx, throttled, token): nothing was created, so init may run again.
+    const refused = e instanceof AccessTokenInvalid || (e instanceof VendorError ? e.status === 429 : e instanceof HubError);
+    if (refused) await set(undefined);
+    throw e;
+  }
+  if (!data.publish_id) throw new HubError('invalid_vendor_response', 'TikTok started the post but sent no publish_id');
+  await set({ phase: p.source === 'FILE_UPLOAD' ? 'initialized' : 'uploaded', publish_id: data.publish_id, ...(data.upload_url ? { upload_url: data.upload_url } : {}), chunks_done: 0, at: Date.now() });
+}
+
+async function uploadRest(d: ActionDeps, ctx: ActionContext<Params>, u: PublishUnit, set: (u: PublishUnit) => Promise<void>): Promise<void> {
+  if (!u.upload_url) throw new HubError('invalid_vendor_response', 'TikTok sent no upload_url for a FILE_UPLOAD post');
+  const video = await fetchVideo(ctx.params.video_url, { ...d.publish, signal: ctx.signal });
+  const plan = chunking(video.bytes.length, d.publish.chunkBytes);
+  for (let i = u.chunks_done ?? 0; i < plan.count; i++) {
+    const first = i * plan.chunkSize;
+    const last = i === plan.count - 1 ? video.bytes.length : first + plan.chunkSize;
+    // A chunk sent again covers the same byte range, so TikTok's copy does not change.
+    await d.api.upload(u.upload_url, video.bytes.subarray(first, last), { first, total: video.bytes.length, contentType: video.contentType }, ctx.signal);
+    await set({ ...u, phase: i === plan.count - 1 ? 'uploaded' : 'uploading', chunks_done: i + 1, at: Date.now() });
+  }
+}
+
+async function pollToEnd(d: ActionDeps, ctx: ActionContext<Params>, token: string, publishId: string) {
+  const deadline = Date.now() + d.publish.timeoutMs;
+  let last = 'PROCESSING_UPLOAD';
+  for (;;) {
+    const hook = d.ledger.get(webhookKey(publishId)) as WebhookStatus | undefined;
+    if (hook) return final(publishId, hook.status, hook.post_ids, hook.fail_reason, 'webhook');
+    const s = await d.api.call<Status>('publish.status', { token, body: { publish_id: publishId }, signal: ctx.signal });
+    last = s.status ?? last;
+    if (last === 'PUBLISH_COMPLETE' || last === 'SEND_TO_USER_INBOX' || last === 'FAILED') return final(publishId, last, (s.publicaly_available_post_id ?? []).map(String), s.fail_reason, 'poll');
+    if (Date.now() + d.publish.pollMs > deadline) throw new HubError('publish_status_unknown', `TikTok publish ${publishId} was still ${last} after ${Math.round(d.publish.timeoutMs / 1000)} s; the final status will arrive as a post.publish.* event`);
+    await new Promise((r) => setTimeout(r, d.publish.pollMs));
+  }
+}
+
+function final(publishId: string, status: string, postIds: string[], failReason: string | undefined, source: 'poll' | 'webhook') {
+  if (status === 'FAILED') throw new HubError('publish_failed', `TikTok publish ${publishId} FAILED: ${failReason ?? 'no reason given'}`);
+  return { publish_id: publishId, status, post_ids: postIds, status_source: source };
+}

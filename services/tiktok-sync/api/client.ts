@@ -1,0 +1,81 @@
+import { VendorError, retryAfterMs } from '../../../shared/connectors/types.ts';
+import { registerSecret } from '../../../shared/redact.ts';
+import { ENDPOINTS, ENDPOINT_SCOPES, type EndpointName } from './endpoints.ts';
+import { fromTikTok } from './errors.ts';
+import { parseJsonKeepingInt64 } from './json.ts';
+import type { EndpointLimiter } from './limiter.ts';
+
+export interface CallOptions {
+  /** User access token (act.) or client token (clt.). */
+  token: string;
+  query?: Record<string, string>;
+  body?: unknown;
+  signal?: AbortSignal;
+  /** Scopes to name when TikTok says one is missing (default: the endpoint's). */
+  scopes?: string[];
+}
+
+/** A TikTok v2 API client: the envelope, its error codes, and the per-endpoint limits. */
+export interface TikTokApi {
+  baseUrl: string;
+  call<T = Record<string, unknown>>(ep: EndpointName, o: CallOptions): Promise<T>;
+  /** A chunk PUT to the upload_url of a FILE_UPLOAD post; resolves with the HTTP status (206 or 201). */
+  upload(url: string, chunk: Buffer, range: { first: number; total: number; contentType: string }, signal?: AbortSignal): Promise<number>;
+}
+
+export function createTikTokApi(o: { baseUrl: string; clientKey: string; limiter: EndpointLimiter; onCall?: (ep: EndpointName, outcome: string) => void }): TikTokApi {
+  const base = o.baseUrl.replace(/\/$/, '');
+  return {
+    baseUrl: base,
+    async call<T>(ep: EndpointName, c: CallOptions): Promise<T> {
+      const spec = ENDPOINTS[ep];
+      registerSecret(c.token);
+      await o.limiter.acquire(ep, spec.per === 'app' ? o.clientKey : c.token, c.signal);
+      const url = `${base}${spec.path}${c.query ? `?${new URLSearchParams(c.query)}` : ''}`;
+      let res: Response;
+      try {
+        res = await fetch(url, {
+          method: spec.method,
+          headers: { authorization: `Bearer ${c.token}`, ...(spec.method === 'POST' ? { 'content-type': 'application/json; charset=UTF-8' } : {}) },
+          body: spec.method === 'POST' ? JSON.stringify(c.body ?? {}) : undefined,
+          signal: c.signal,
+        });
+      } catch (e) {
+        if (c.signal?.aborted) throw e;
+        o.onCall?.(ep, 'network_error');
+        throw new VendorError(503, `TikTok ${spec.path} unreachable: ${(e as Error).message}`, { cause: e });
+      }
+      const text = await res.text();
+      let env: { data?: unknown; error?: { code?: string; message?: string; log_id?: string } };
+      try {
+        env = parseJsonKeepingInt64(text) as typeof env;
+      } catch {
+        o.onCall?.(ep, `http_${res.status}`);
+        throw new VendorError(res.status >= 400 ? res.status : 502, `TikTok ${spec.path} answered ${res.status} without its JSON envelope`);
+      }
+      const code = env.error?.code ?? (res.ok ? 'ok' : `http_${res.status}`);
+      o.onCall?.(ep, code);
+      if (res.ok && code === 'ok') return (env.data ?? {}) as T;
+      const retryAfter = retryAfterMs(res.headers.get('retry-after'));
+      if (code === 'rate_limit_exceeded' || res.status === 429) o.limiter.coolDown(ep, spec.per === 'app' ? o.clientKey : c.token, retryAfter ?? 10_000);
+      throw fromTikTok({ status: res.status, code, message: env.error?.message ?? '', logId: env.error?.log_id, path: spec.path, scopes: c.scopes ?? ENDPOINT_SCOPES[ep], retryAfterMs: retryAfter });
+    },
+    async upload(url, chunk, range, signal) {
+      let res: Response;
+      try {
+        res = await fetch(url, {
+          method: 'PUT',
+          headers: { 'content-type': range.contentType, 'content-length': String(chunk.length), 'content-range': `bytes ${range.first}-${range.first + chunk.length - 1}/${range.total}` },
+          body: new Uint8Array(chunk),
+          signal,
+        });
+      } catch (e) {
+        if (signal?.aborted) throw e;
+        throw new VendorError(503, `TikTok upload unreachable: ${(e as Error).message}`, { cause: e });
+      }
+      await res.body?.cancel();
+      if (res.status === 201 || res.status === 206 || res.ok) return res.status;
+      throw res.status >= 500 || res.status === 429 ? new VendorError(res.status, `TikTok upload answered ${res.status}`) : fromTikTok({ status: res.status, code: 'invalid_file_upload', message: `upload answered ${res.status}`, path: 'upload_url', scopes: ['video.publish'] });
+    },
+  };
+}

@@ -1,0 +1,55 @@
+import { HubError } from '../../../shared/errors.ts';
+import { ENDPOINTS, type EndpointName } from './endpoints.ts';
+
+/**
+ * Sliding-window limits per (endpoint, app or token), so this instance stays under TikTok's limits
+ * instead of learning them from 429s. A call waits for a free slot (only that endpoint and key
+ * wait); a wait longer than the caller can afford fails `rate_limited` naming when to retry.
+ */
+export class EndpointLimiter {
+  private readonly calls = new Map<string, number[]>();
+  /** Set after a 429: the key sends nothing until then. */
+  private readonly cooling = new Map<string, number>();
+
+  constructor(private readonly limits: Record<EndpointName, number>) {}
+
+  /** Milliseconds until a call would fit (0: now). */
+  delay(ep: EndpointName, key: string, now = Date.now()): number {
+    const k = `${ep}:${key}`;
+    const window = ENDPOINTS[ep].windowMs;
+    const list = (this.calls.get(k) ?? []).filter((t) => now - t < window);
+    this.calls.set(k, list);
+    const cool = Math.max(0, (this.cooling.get(k) ?? 0) - now);
+    const full = list.length >= this.limits[ep] ? list[list.length - this.limits[ep]]! + window - now : 0;
+    return Math.max(cool, full);
+  }
+
+  async acquire(ep: EndpointName, key: string, signal?: AbortSignal, maxWaitMs = 65_000): Promise<void> {
+    for (;;) {
+      const wait = this.delay(ep, key);
+      if (wait === 0) return void this.calls.get(`${ep}:${key}`)!.push(Date.now());
+      if (wait > maxWaitMs) throw Object.assign(new HubError('rate_limited', `TikTok's ${ENDPOINTS[ep].path} limit is used up; next call possible in ${Math.ceil(wait / 1000)} s`, { retryable: false }), { retryAfterMs: wait });
+      await sleep(Math.min(wait, 1000), signal);
+    }
+  }
+
+  /** After a 429 from TikTok: nothing goes to that endpoint for this key for `ms`. */
+  coolDown(ep: EndpointName, key: string, ms: number): void {
+    this.cooling.set(`${ep}:${key}`, Date.now() + ms);
+  }
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason as Error);
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(t);
+      reject(signal!.reason as Error);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}

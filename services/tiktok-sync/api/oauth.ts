@@ -1,0 +1,100 @@
+import { createHash, randomInt } from 'node:crypto';
+import { HubError } from '../../../shared/errors.ts';
+import { registerSecret } from '../../../shared/redact.ts';
+
+/**
+ * TikTok Login Kit v2: the authorize URL with PKCE and POST /v2/oauth/token/ (authorization code,
+ * refresh token, client credentials), POST /v2/oauth/revoke/. These answer a flat body
+ * (`{access_token, ...}` or `{error, error_description, log_id}`), not the data API's envelope.
+ */
+export interface OAuthConfig {
+  baseUrl: string;
+  authorizeUrl: string;
+  clientKey: string;
+  clientSecret: string;
+}
+
+export interface TokenSet {
+  access_token: string;
+  refresh_token: string;
+  open_id: string;
+  scope: string[];
+  /** Epoch ms. */
+  access_expires_at: number;
+  refresh_expires_at: number;
+}
+
+/** TikTok refused (invalid_grant, invalid_request, ...): retrying will not help. */
+export class OAuthRefused extends HubError {
+  constructor(readonly error: string, description: string, logId?: string) {
+    super(`oauth_${error}`, `TikTok refused: ${error}: ${description}${logId ? ` (log_id ${logId})` : ''}`, { retryable: false });
+  }
+}
+
+const UNRESERVED = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~';
+
+/** A code verifier (64 unreserved characters) and its challenge: TikTok wants the hex SHA-256 (Login Kit for Desktop). */
+export function pkcePair(): { verifier: string; challenge: string } {
+  const verifier = Array.from({ length: 64 }, () => UNRESERVED[randomInt(UNRESERVED.length)]).join('');
+  return { verifier, challenge: createHash('sha256').update(verifier).digest('hex') };
+}
+
+export function authorizeUrl(c: OAuthConfig, p: { scopes: string[]; redirectUri: string; state: string; challenge: string }): string {
+  const u = new URL(c.authorizeUrl);
+  u.search = new URLSearchParams({ client_key: c.clientKey, scope: p.scopes.join(','), response_type: 'code', redirect_uri: p.redirectUri, state: p.state, code_challenge: p.challenge, code_challenge_method: 'S256' }).toString();
+  return u.toString();
+}
+
+async function tokenCall(c: OAuthConfig, path: string, form: Record<string, string>, signal?: AbortSignal): Promise<Record<string, unknown>> {
+  let res: Response;
+  try {
+    res = await fetch(`${c.baseUrl.replace(/\/$/, '')}${path}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'cache-control': 'no-cache' }, body: new URLSearchParams(form), signal: signal ?? AbortSignal.timeout(15_000) });
+  } catch (e) {
+    throw new HubError('oauth_unavailable', `TikTok ${path} unreachable: ${(e as Error).message}`, { retryable: true, cause: e });
+  }
+  const text = await res.text();
+  let body: Record<string, unknown> = {};
+  try {
+    body = text ? (JSON.parse(text) as Record<string, unknown>) : {};
+  } catch {
+    // not JSON: judged by the status below
+  }
+  // TikTok's error body can come with any status, so the body decides first.
+  if (typeof body.error === 'string' && body.error) throw new OAuthRefused(body.error, String(body.error_description ?? ''), body.log_id as string | undefined);
+  if (res.status >= 500 || res.status === 429) throw new HubError('oauth_unavailable', `TikTok ${path} answered ${res.status}`, { retryable: true });
+  if (!res.ok) throw new OAuthRefused(`http_${res.status}`, text.slice(0, 200));
+  return body;
+}
+
+function tokenSet(b: Record<string, unknown>, now = Date.now()): TokenSet {
+  for (const f of ['access_token', 'refresh_token', 'open_id'] as const) if (typeof b[f] !== 'string' || !b[f]) throw new HubError('oauth_invalid_response', `TikTok's token answer has no ${f}`, { retryable: true });
+  registerSecret(b.access_token as string);
+  registerSecret(b.refresh_token as string);
+  return {
+    access_token: b.access_token as string,
+    refresh_token: b.refresh_token as string,
+    open_id: b.open_id as string,
+    scope: String(b.scope ?? '').split(',').map((s) => s.trim()).filter(Boolean),
+    access_expires_at: now + Number(b.expires_in ?? 0) * 1000,
+    refresh_expires_at: now + Number(b.refresh_expires_in ?? 0) * 1000,
+  };
+}
+
+export async function exchangeCode(c: OAuthConfig, p: { code: string; verifier: string; redirectUri: string }): Promise<TokenSet> {
+  return tokenSet(await tokenCall(c, '/v2/oauth/token/', { client_key: c.clientKey, client_secret: c.clientSecret, code: p.code, grant_type: 'authorization_code', redirect_uri: p.redirectUri, code_verifier: p.verifier }));
+}
+
+export async function refreshTokens(c: OAuthConfig, refreshToken: string): Promise<TokenSet> {
+  return tokenSet(await tokenCall(c, '/v2/oauth/token/', { client_key: c.clientKey, client_secret: c.clientSecret, grant_type: 'refresh_token', refresh_token: refreshToken }));
+}
+
+export async function clientToken(c: OAuthConfig): Promise<{ token: string; expiresAt: number }> {
+  const b = await tokenCall(c, '/v2/oauth/token/', { client_key: c.clientKey, client_secret: c.clientSecret, grant_type: 'client_credentials' });
+  if (typeof b.access_token !== 'string') throw new HubError('oauth_invalid_response', "TikTok's client token answer has no access_token", { retryable: true });
+  registerSecret(b.access_token);
+  return { token: b.access_token, expiresAt: Date.now() + Number(b.expires_in ?? 7200) * 1000 };
+}
+
+export async function revokeToken(c: OAuthConfig, token: string): Promise<void> {
+  await tokenCall(c, '/v2/oauth/revoke/', { client_key: c.clientKey, client_secret: c.clientSecret, token });
+}

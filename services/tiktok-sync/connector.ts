@@ -1,0 +1,39 @@
+import { events, manifest } from '../../shared/connectors/catalog/tiktok.ts';
+import { validateManifest } from '../../shared/connectors/manifest.ts';
+import type { Connector } from '../../shared/connectors/types.ts';
+import { describeError } from '../../shared/errors.ts';
+import type { TikTokApi } from './api/client.ts';
+import type { ActionDeps } from './actions/deps.ts';
+import { researchHashtags, researchVideos } from './actions/research.ts';
+import { userInfo } from './actions/user-info.ts';
+import { videosList, videosQuery } from './actions/videos-list.ts';
+import { videosPublish } from './actions/videos-publish.ts';
+
+/**
+ * The TikTok connector as tiktok-sync runs it: the catalog's manifest (its authHelp pointing at
+ * this deployment's connect URL), one handler per action, and `videos.publish` resumable.
+ */
+export function createTikTokConnector(d: ActionDeps & { api: TikTokApi; connectUrlTemplate: string }): Connector {
+  return {
+    manifest: validateManifest({ ...manifest, authHelp: `Connect a TikTok account: open ${d.connectUrlTemplate} in a browser, or run \`ionflux connect tiktok --workspace <workspace>\` (TikTok Login Kit v2 with PKCE). See docs/tiktok-sync.md.` }),
+    events,
+    resumable: new Set(['videos.publish']),
+    handlers: {
+      'user.info': userInfo(d),
+      'videos.list': videosList(d),
+      'videos.query': videosQuery(d),
+      'research.videos.query': researchVideos(d),
+      'research.hashtags.query': researchHashtags(d),
+      'videos.publish': videosPublish(d),
+    },
+    async healthcheck(credentials, signal) {
+      if (!credentials.access_token) return { ok: false, detail: 'no access token: connect TikTok first' };
+      try {
+        const data = await d.api.call<{ user?: { display_name?: string } }>('user.info', { token: credentials.access_token, query: { fields: 'open_id,display_name' }, signal });
+        return { ok: true, detail: `connected as ${data.user?.display_name ?? credentials.open_id}` };
+      } catch (e) {
+        return { ok: false, detail: describeError(e).message };
+      }
+    },
+  };
+}

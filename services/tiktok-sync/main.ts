@@ -1,0 +1,108 @@
+import express from 'express';
+import { topics } from '../../shared/bus/topics.ts';
+import { openApprovals, openCommandStates, openWorkspaceConnectors } from '../../shared/commands/state.ts';
+import { startCommandWorker } from '../../shared/commands/worker.ts';
+import { parseEnv } from '../../shared/config.ts';
+import { registerContracts } from '../../shared/connectors/contracts.ts';
+import { TokenBuckets } from '../../shared/connectors/rate-limit.ts';
+import { listen, mountOpsRoutes } from '../../shared/http.ts';
+import { openLinks } from '../../shared/links.ts';
+import { registerSecret } from '../../shared/redact.ts';
+import { closeOnSignals, createRuntime } from '../../shared/runtime.ts';
+import { createSecretStore } from '../../shared/secrets/index.ts';
+import { createTikTokApi } from './api/client.ts';
+import { limitsFrom } from './api/endpoints.ts';
+import { EndpointLimiter } from './api/limiter.ts';
+import type { OAuthConfig } from './api/oauth.ts';
+import { createTikTokConnector } from './connector.ts';
+import { publicBaseUrl, tiktokSyncEnv } from './env.ts';
+import { startLifecycle } from './lifecycle.ts';
+import { tiktokMetrics } from './metrics.ts';
+import { mountOAuthRoutes } from './oauth/routes.ts';
+import { PartitionOwner } from './owner/partitions.ts';
+import { createSupervisor } from './owner/supervisor.ts';
+import { CONNECTIONS_TOPIC, openConnections, parseConnection, type Connection } from './state/connections.ts';
+import { openPublishLedger } from './state/publishes.ts';
+import { openSeenVideos, VIDEOS_TOPIC } from './state/videos.ts';
+import { createTokenAccess } from './tokens/access.ts';
+import { createClientTokens } from './tokens/client-token.ts';
+
+const env = parseEnv(tiktokSyncEnv);
+const rt = await createRuntime('tiktok-sync', env, { transactionalId: `ionflux-tiktok-sync-${env.TIKTOK_SYNC_INSTANCE_ID}` });
+closeOnSignals(() => rt.close(), rt.logger);
+const store = createSecretStore(env);
+registerSecret(env.TIKTOK_CLIENT_SECRET);
+const base = publicBaseUrl(env);
+const instanceId = env.TIKTOK_SYNC_INSTANCE_ID;
+const oauthCfg: OAuthConfig | null = env.TIKTOK_CLIENT_KEY && env.TIKTOK_CLIENT_SECRET ? { baseUrl: env.TIKTOK_API_BASE_URL, authorizeUrl: env.TIKTOK_AUTHORIZE_URL, clientKey: env.TIKTOK_CLIENT_KEY, clientSecret: env.TIKTOK_CLIENT_SECRET } : null;
+const oauth = () => oauthCfg;
+const connectUrl = (ws: string) => `${base}/tiktok/connect?workspace=${ws}`;
+let serving = false;
+let supervisorSize = () => 0;
+const metrics = tiktokMetrics(rt.metrics, () => supervisorSize());
+const api = createTikTokApi({ baseUrl: env.TIKTOK_API_BASE_URL, clientKey: env.TIKTOK_CLIENT_KEY ?? 'unconfigured', limiter: new EndpointLimiter(limitsFrom(env.TIKTOK_RATE_LIMITS)), onCall: metrics.onCall });
+
+// The seen-videos table also tells the owner when a barrier it wrote has been read (owner/supervisor.ts).
+const barriers = new Map<string, () => void>();
+await rt.provisioner.ensure([topics.command('tiktok'), topics.internal('tiktok'), CONNECTIONS_TOPIC, VIDEOS_TOPIC]);
+const [approvals, workspaceConnectors, states, links, connections, seen, ledger] = await Promise.all([
+  openApprovals(rt), openWorkspaceConnectors(rt), openCommandStates(rt, 'tiktok'), openLinks(rt), openConnections(rt),
+  openSeenVideos(rt, (key) => barriers.get(key)?.()), openPublishLedger(rt),
+]);
+for (const t of [approvals, workspaceConnectors, states, links, connections, seen, ledger]) rt.onClose(() => t.close());
+
+const app = express();
+mountOpsRoutes(app, { metrics: rt.metrics, checks: { ...rt.checks, secret_store: async () => (await store.health()).ok, command_worker: async () => serving } });
+mountOAuthRoutes(app, { bus: rt.bus, codec: rt.codec, store, links, connections, workspaceConnectors, logger: rt.logger, oauth, scopes: env.TIKTOK_SCOPES, publicBaseUrl: base, stateTtlMs: env.TIKTOK_CONNECT_TTL_MS });
+const http = await listen(app, env.TIKTOK_SYNC_PORT, env.TIKTOK_SYNC_HOST);
+rt.onClose(() => http.close());
+
+const tokens = createTokenAccess({ bus: rt.bus, codec: rt.codec, store, connections, workspaceConnectors, connectUrl, waitMs: env.TIKTOK_REFRESH_WAIT_MS });
+const connector = createTikTokConnector({
+  api, tokens, clientTokens: createClientTokens(oauth), ledger, bus: rt.bus, connectUrlTemplate: `${base}/tiktok/connect?workspace=<workspace>`,
+  publish: { pollMs: env.TIKTOK_PUBLISH_POLL_MS, timeoutMs: env.TIKTOK_PUBLISH_TIMEOUT_MS, maxBytes: env.TIKTOK_UPLOAD_MAX_BYTES, chunkBytes: env.TIKTOK_UPLOAD_CHUNK_BYTES, allowPrivate: env.TIKTOK_MEDIA_ALLOW_PRIVATE },
+});
+await registerContracts(rt.registry, [connector]);
+const runner = await startCommandWorker({
+  rt, service: 'tiktok', connectors: new Map([['tiktok', connector]]), store, states, approvals, workspaceConnectors,
+  buckets: new TokenBuckets(env.TIKTOK_RATE_PER_SECOND, env.TIKTOK_RATE_BURST),
+  retry: { maxAttempts: env.TIKTOK_RETRY_MAX_ATTEMPTS, initialMs: 250, maxWaitMs: env.TIKTOK_RETRY_MAX_WAIT_MS },
+  actionTimeoutMs: env.TIKTOK_ACTION_TIMEOUT_MS,
+  partitionsConsumedConcurrently: env.TIKTOK_PARTITIONS_CONCURRENTLY,
+});
+rt.onClose(() => runner.stop());
+const lifecycle = await startLifecycle({ rt, store, links, connections, workspaceConnectors, ledger });
+rt.onClose(() => lifecycle.stop());
+
+// Seen-state records live in their connection's partition number, so both topics need the same count.
+const partitions = (t: string) => rt.provisioner.partitionCount(t);
+const pollable = partitions(VIDEOS_TOPIC) === partitions(CONNECTIONS_TOPIC);
+if (!pollable) rt.logger.error({ connections: partitions(CONNECTIONS_TOPIC), videos: partitions(VIDEOS_TOPIC) }, `video polling is off: ${VIDEOS_TOPIC} and ${CONNECTIONS_TOPIC} must have the same partition count`);
+const supervisor = createSupervisor({
+  logger: rt.logger,
+  marginMs: env.TIKTOK_REFRESH_MARGIN_MS,
+  claimStaleMs: env.TIKTOK_CLAIM_STALE_MS,
+  pollIntervalMs: env.TIKTOK_POLL_INTERVAL_MS,
+  refresh: { store, codec: rt.codec, logger: rt.logger, oauth, workspaceConnectors, connectUrl, instanceId, onRefresh: metrics.onRefresh },
+  poll: pollable && env.TIKTOK_POLL_INTERVAL_MS > 0 ? { api, store, codec: rt.codec, logger: rt.logger, seen, maxPages: env.TIKTOK_POLL_MAX_PAGES, onVideos: metrics.onVideos } : null,
+  async barrier(owned, key) {
+    const read = new Promise<void>((resolve) => barriers.set(key, resolve));
+    try {
+      await owned.writer.send([{ record: { topic: VIDEOS_TOPIC, key, value: null }, partition: owned.partition }]);
+      await Promise.race([read, new Promise((_, reject) => setTimeout(() => reject(new Error('seen-videos barrier not read within 60 s')), 60_000).unref())]);
+    } finally {
+      barriers.delete(key);
+    }
+  },
+});
+supervisorSize = () => supervisor.connections;
+const owner = new PartitionOwner<Connection>({
+  kafka: rt.kafka, bus: rt.bus, logger: rt.logger, topic: CONNECTIONS_TOPIC, parse: parseConnection,
+  groupId: 'ionflux-tiktok-sync-owners', transactionalPrefix: 'ionflux-tiktok-sync-owner',
+  onAcquired: (p) => supervisor.onAcquired(p), onReleased: (p) => supervisor.onReleased(p), onChange: (p, k, v) => supervisor.onChange(p, k, v),
+});
+await owner.start();
+// Registered last, so it stops first: no refresh or poll starts while the rest shuts down.
+rt.onClose(() => owner.stop());
+serving = true;
+rt.logger.info({ url: http.url, connect: `${base}/tiktok/connect?workspace=<workspace>`, configured: Boolean(oauthCfg), scopes: env.TIKTOK_SCOPES, poll_interval_ms: env.TIKTOK_POLL_INTERVAL_MS }, oauthCfg ? 'tiktok sync running' : 'tiktok sync running without TikTok credentials (TIKTOK_CLIENT_KEY, TIKTOK_CLIENT_SECRET): connecting answers 503, commands fail not_connected');

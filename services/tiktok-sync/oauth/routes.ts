@@ -1,0 +1,76 @@
+import type { Express, Request, Response } from 'express';
+import { auditRecord } from '../../../shared/commands/audit.ts';
+import { describeError, HubError } from '../../../shared/errors.ts';
+import { isWorkspaceId } from '../../../shared/ids.ts';
+import type { Logger } from '../../../shared/logger.ts';
+import { authorizeUrl, exchangeCode, OAuthRefused, pkcePair, revokeToken, type OAuthConfig } from '../api/oauth.ts';
+import { SOURCE } from '../events.ts';
+import { completeConnect, type ConnectDeps } from './connect.ts';
+import { openState, sealState } from './state-token.ts';
+
+export interface RouteDeps extends ConnectDeps {
+  logger: Logger;
+  oauth: () => OAuthConfig | null;
+  scopes: string[];
+  publicBaseUrl: string;
+  stateTtlMs: number;
+}
+
+const text = (res: Response, status: number, body: string) => void res.status(status).type('text/plain; charset=utf-8').set('cache-control', 'no-store').send(`${body}\n`);
+
+/**
+ * GET /tiktok/connect?workspace=<id>: 302 to TikTok's authorize page with a fresh PKCE pair and a
+ * sealed, expiring state. GET /tiktok/callback: checks the state, exchanges the code (with the
+ * verifier) at /v2/oauth/token/ and completes the connection. Every refusal is a 4xx naming why.
+ */
+export function mountOAuthRoutes(app: Express, d: RouteDeps): void {
+  const redirectUri = `${d.publicBaseUrl}/tiktok/callback`;
+
+  app.get('/tiktok/connect', (req: Request, res: Response) => {
+    const cfg = d.oauth();
+    if (!cfg) return text(res, 503, 'TikTok is not configured on this hub: set TIKTOK_CLIENT_KEY and TIKTOK_CLIENT_SECRET for tiktok-sync.');
+    const ws = typeof req.query.workspace === 'string' ? req.query.workspace : '';
+    if (!isWorkspaceId(ws)) return text(res, 400, 'workspace must be a workspace id (lowercase letters, digits, _ and -).');
+    const { verifier, challenge } = pkcePair();
+    const state = sealState(cfg.clientSecret, { workspaceId: ws, verifier, expiresAt: Date.now() + d.stateTtlMs });
+    res.set('cache-control', 'no-store').redirect(302, authorizeUrl(cfg, { scopes: d.scopes, redirectUri, state, challenge }));
+  });
+
+  app.get('/tiktok/callback', async (req: Request, res: Response) => {
+    const cfg = d.oauth();
+    if (!cfg) return text(res, 503, 'TikTok is not configured on this hub.');
+    const q = req.query as Record<string, string | undefined>;
+    const opened = openState(cfg.clientSecret, q.state);
+    if (!opened.ok) return text(res, 400, `This connect link is ${opened.reason === 'expired' ? 'expired' : 'not valid'}; start again from ${d.publicBaseUrl}/tiktok/connect?workspace=<workspace>.`);
+    const ws = opened.state.workspaceId;
+    const failed = async (status: number, why: string) => {
+      const audit = await auditRecord(d.codec, SOURCE, { kind: 'action_failed', workspace_id: ws, connector: 'tiktok', action: 'connect', actor: 'oauth-callback', outcome: 'refused', detail: why }).catch(() => null);
+      if (audit) await d.bus.publish(audit).catch(() => undefined);
+      text(res, status, `TikTok was not connected to ${ws}: ${why}`);
+    };
+    if (q.error) return failed(400, `TikTok answered ${q.error}${q.error_description ? `: ${q.error_description}` : ''}`);
+    if (!q.code) return failed(400, 'the callback carried no code');
+    let tokens;
+    try {
+      tokens = await exchangeCode(cfg, { code: q.code, verifier: opened.state.verifier, redirectUri });
+    } catch (e) {
+      if (e instanceof OAuthRefused) return failed(400, e.message);
+      d.logger.warn({ error: describeError(e) }, 'code exchange failed');
+      return text(res, 502, `TikTok could not be reached to finish connecting ${ws}; try again.`);
+    }
+    try {
+      const c = await completeConnect(d, ws, tokens, 'oauth-callback');
+      d.logger.info({ workspace: ws, open_id: c.open_id, scope: c.scope }, 'tiktok account connected');
+      const missing = d.scopes.filter((s) => !c.scope.includes(s));
+      text(res, 200, `TikTok account ${c.open_id} is connected to workspace ${ws}.${missing.length ? ` Not granted: ${missing.join(', ')} (actions needing them will say so).` : ''}`);
+    } catch (e) {
+      if (e instanceof HubError && e.code === 'account_linked_elsewhere') {
+        // Do not leave a grant behind that nothing will use.
+        await revokeToken(cfg, tokens.access_token).catch(() => undefined);
+        return failed(409, e.message);
+      }
+      d.logger.error({ err: e, workspace: ws }, 'storing the TikTok connection failed');
+      text(res, 503, `The hub could not store the connection for ${ws}; try again.`);
+    }
+  });
+}

@@ -1,0 +1,87 @@
+import type { KafkaTable } from '../../../shared/bus/table.ts';
+import type { KafkaBus } from '../../../shared/bus/producer.ts';
+import type { WorkspaceConnector } from '../../../shared/commands/state.ts';
+import { HubError } from '../../../shared/errors.ts';
+import type { EventCodec } from '../../../shared/events/codec.ts';
+import type { SecretStore } from '../../../shared/secrets/index.ts';
+import { AccessTokenInvalid } from '../api/errors.ts';
+import { CONNECTIONS_TOPIC, type Connection } from '../state/connections.ts';
+import { needsReauthRecords } from './reauth.ts';
+import { readTokens, type StoredTokens } from './vault.ts';
+
+export interface TokenAccessDeps {
+  bus: KafkaBus;
+  codec: EventCodec;
+  store: SecretStore;
+  connections: KafkaTable<Connection>;
+  workspaceConnectors: KafkaTable<WorkspaceConnector>;
+  connectUrl: (ws: string) => string;
+  waitMs: number;
+}
+
+/** A command's way to a usable user token. */
+export interface TokenAccess {
+  /**
+   * Runs `fn` with the workspace's access token. When TikTok calls it invalid (or it has expired),
+   * the connection's owner is asked to refresh it, once, and `fn` runs again with the new one; a
+   * second refusal marks the connection `needs_reauthorization`.
+   */
+  withUserToken<T>(ws: string, by: string, fn: (token: string, openId: string) => Promise<T>, signal?: AbortSignal): Promise<T>;
+}
+
+export function needsReauthorization(ws: string, connectUrl: (ws: string) => string, why: string): HubError {
+  return new HubError('needs_reauthorization', `${why}; re-authorize TikTok for ${ws}: ${connectUrl(ws)}`);
+}
+
+export function createTokenAccess(d: TokenAccessDeps): TokenAccess {
+  async function current(ws: string): Promise<StoredTokens> {
+    const t = await readTokens(d.store, ws).catch((e: unknown) => {
+      throw new HubError('secret_store_unavailable', 'TikTok tokens unavailable', { retryable: true, cause: e });
+    });
+    if (!t) throw new HubError('not_connected', `TikTok is not connected for ${ws}; connect it at ${d.connectUrl(ws)}`);
+    return t;
+  }
+
+  /** Asks the owner for a refresh of generation `used` (through the connection record) and waits for a newer one. */
+  async function refreshed(ws: string, used: StoredTokens, by: string, signal?: AbortSignal): Promise<StoredTokens> {
+    const again = await current(ws);
+    if (again.issued_at > used.issued_at) return again;
+    const c = d.connections.get(ws);
+    if (!c || c.status === 'needs_reauthorization') throw needsReauthorization(ws, d.connectUrl, c?.reason ?? 'TikTok refused the access token');
+    await d.bus.publish({ topic: CONNECTIONS_TOPIC, key: ws, value: Buffer.from(JSON.stringify({ ...c, refresh_requested: { at: Date.now(), by }, updated_at: Date.now() })) });
+    const deadline = Date.now() + d.waitMs;
+    while (Date.now() < deadline && !signal?.aborted) {
+      const now = d.connections.get(ws);
+      if (now?.status === 'needs_reauthorization') throw needsReauthorization(ws, d.connectUrl, now.reason ?? 'TikTok refused to refresh the token');
+      if (now && now.issued_at > used.issued_at) return current(ws);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    throw new HubError('token_refresh_pending', `TikTok's access token for ${ws} was refused and its refresh did not finish within ${Math.round(d.waitMs / 1000)} s`, { retryable: true });
+  }
+
+  return {
+    async withUserToken(ws, by, fn, signal) {
+      let t = await current(ws);
+      if (t.access_expires_at > Date.now()) {
+        try {
+          return await fn(t.access_token, t.open_id);
+        } catch (e) {
+          if (!(e instanceof AccessTokenInvalid)) throw e;
+        }
+      }
+      t = await refreshed(ws, t, by, signal);
+      try {
+        return await fn(t.access_token, t.open_id);
+      } catch (e) {
+        if (!(e instanceof AccessTokenInvalid)) throw e;
+        const c = d.connections.get(ws);
+        if (c && c.status === 'active') {
+          const r = await needsReauthRecords(d, c, 'TikTok refused the refreshed access token', `command:${by}`);
+          await d.bus.publishAtomic(r.records);
+          r.apply();
+        }
+        throw needsReauthorization(ws, d.connectUrl, 'TikTok refused the refreshed access token too');
+      }
+    },
+  };
+}
