@@ -13,6 +13,8 @@ export const tiktokSyncEnv = baseEnv.extend({
   TIKTOK_SYNC_HOST: z.string().default('127.0.0.1'),
   /** Stable per running instance: names its Kafka transactional id. */
   TIKTOK_SYNC_INSTANCE_ID: z.string().regex(/^[a-z0-9_-]{1,40}$/).default('0'),
+  /** Names the consumer groups and transactional ids every instance of one deployment shares. */
+  TIKTOK_SYNC_GROUP: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,80}$/).default('ionflux-tiktok-sync'),
   TIKTOK_CLIENT_KEY: z.string().min(1).optional(),
   TIKTOK_CLIENT_SECRET: z.string().min(1).optional(),
   TIKTOK_SCOPES: csv.default(['user.info.basic', 'user.info.stats', 'video.list', 'video.publish']),
@@ -40,6 +42,8 @@ export const tiktokSyncEnv = baseEnv.extend({
   TIKTOK_MEDIA_ALLOW_PRIVATE: bool.default(false),
   /** Per-endpoint limits as JSON, e.g. {"video.list": 600}; defaults are TikTok's documented ones. */
   TIKTOK_RATE_LIMITS: z.string().optional(),
+  /** How long an endpoint rests after TikTok answered 429 without a Retry-After (TikTok sends none). */
+  TIKTOK_THROTTLE_WAIT_MS: ms(10_000),
   TIKTOK_ACTION_TIMEOUT_MS: ms(15 * 60_000),
   TIKTOK_RETRY_MAX_ATTEMPTS: z.coerce.number().int().positive().default(4),
   TIKTOK_RETRY_MAX_WAIT_MS: ms(30_000),

@@ -21,6 +21,7 @@ export interface LifecycleDeps {
   connections: KafkaTable<Connection>;
   workspaceConnectors: KafkaTable<WorkspaceConnector>;
   ledger: KafkaTable<LedgerEntry>;
+  groupId: string;
 }
 
 type Webhook = { user_openid?: string; content?: Record<string, unknown> | string };
@@ -50,7 +51,7 @@ export function startLifecycle(d: LifecycleDeps): Promise<ConsumerRunner> {
     bus: d.rt.bus,
     logger: d.rt.logger,
     service: 'tiktok-sync',
-    groupId: 'ionflux-tiktok-sync-lifecycle',
+    groupId: d.groupId,
     subscriptions: [topics.internal('tiktok')],
     fromBeginning: true,
     handler: async (record: IncomingRecord) => {

@@ -40,7 +40,7 @@ const connectUrl = (ws: string) => `${base}/tiktok/connect?workspace=${ws}`;
 let serving = false;
 let supervisorSize = () => 0;
 const metrics = tiktokMetrics(rt.metrics, () => supervisorSize());
-const api = createTikTokApi({ baseUrl: env.TIKTOK_API_BASE_URL, clientKey: env.TIKTOK_CLIENT_KEY ?? 'unconfigured', limiter: new EndpointLimiter(limitsFrom(env.TIKTOK_RATE_LIMITS)), onCall: metrics.onCall });
+const api = createTikTokApi({ baseUrl: env.TIKTOK_API_BASE_URL, clientKey: env.TIKTOK_CLIENT_KEY ?? 'unconfigured', limiter: new EndpointLimiter(limitsFrom(env.TIKTOK_RATE_LIMITS)), throttleMs: env.TIKTOK_THROTTLE_WAIT_MS, onCall: metrics.onCall });
 
 // The seen-videos table also tells the owner when a barrier it wrote has been read (owner/supervisor.ts).
 const barriers = new Map<string, () => void>();
@@ -71,7 +71,7 @@ const runner = await startCommandWorker({
   partitionsConsumedConcurrently: env.TIKTOK_PARTITIONS_CONCURRENTLY,
 });
 rt.onClose(() => runner.stop());
-const lifecycle = await startLifecycle({ rt, store, links, connections, workspaceConnectors, ledger });
+const lifecycle = await startLifecycle({ rt, store, links, connections, workspaceConnectors, ledger, groupId: `${env.TIKTOK_SYNC_GROUP}-lifecycle` });
 rt.onClose(() => lifecycle.stop());
 
 // Seen-state records live in their connection's partition number, so both topics need the same count.
@@ -98,7 +98,7 @@ const supervisor = createSupervisor({
 supervisorSize = () => supervisor.connections;
 const owner = new PartitionOwner<Connection>({
   kafka: rt.kafka, bus: rt.bus, logger: rt.logger, topic: CONNECTIONS_TOPIC, parse: parseConnection,
-  groupId: 'ionflux-tiktok-sync-owners', transactionalPrefix: 'ionflux-tiktok-sync-owner',
+  groupId: `${env.TIKTOK_SYNC_GROUP}-owners`, transactionalPrefix: `${env.TIKTOK_SYNC_GROUP}-owner`,
   onAcquired: (p) => supervisor.onAcquired(p), onReleased: (p) => supervisor.onReleased(p), onChange: (p, k, v) => supervisor.onChange(p, k, v),
 });
 await owner.start();

@@ -1,7 +1,7 @@
 import { VendorError, retryAfterMs } from '../../../shared/connectors/types.ts';
 import { registerSecret } from '../../../shared/redact.ts';
 import { ENDPOINTS, ENDPOINT_SCOPES, type EndpointName } from './endpoints.ts';
-import { fromTikTok } from './errors.ts';
+import { DEFAULT_THROTTLE_MS, fromTikTok } from './errors.ts';
 import { parseJsonKeepingInt64 } from './json.ts';
 import type { EndpointLimiter } from './limiter.ts';
 
@@ -23,7 +23,7 @@ export interface TikTokApi {
   upload(url: string, chunk: Buffer, range: { first: number; total: number; contentType: string }, signal?: AbortSignal): Promise<number>;
 }
 
-export function createTikTokApi(o: { baseUrl: string; clientKey: string; limiter: EndpointLimiter; onCall?: (ep: EndpointName, outcome: string) => void }): TikTokApi {
+export function createTikTokApi(o: { baseUrl: string; clientKey: string; limiter: EndpointLimiter; throttleMs?: number; onCall?: (ep: EndpointName, outcome: string) => void }): TikTokApi {
   const base = o.baseUrl.replace(/\/$/, '');
   return {
     baseUrl: base,
@@ -56,8 +56,8 @@ export function createTikTokApi(o: { baseUrl: string; clientKey: string; limiter
       const code = env.error?.code ?? (res.ok ? 'ok' : `http_${res.status}`);
       o.onCall?.(ep, code);
       if (res.ok && code === 'ok') return (env.data ?? {}) as T;
-      const retryAfter = retryAfterMs(res.headers.get('retry-after'));
-      if (code === 'rate_limit_exceeded' || res.status === 429) o.limiter.coolDown(ep, spec.per === 'app' ? o.clientKey : c.token, retryAfter ?? 10_000);
+      const retryAfter = retryAfterMs(res.headers.get('retry-after')) ?? o.throttleMs ?? DEFAULT_THROTTLE_MS;
+      if (code === 'rate_limit_exceeded' || res.status === 429) o.limiter.coolDown(ep, spec.per === 'app' ? o.clientKey : c.token, retryAfter);
       throw fromTikTok({ status: res.status, code, message: env.error?.message ?? '', logId: env.error?.log_id, path: spec.path, scopes: c.scopes ?? ENDPOINT_SCOPES[ep], retryAfterMs: retryAfter });
     },
     async upload(url, chunk, range, signal) {

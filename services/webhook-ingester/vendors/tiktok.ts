@@ -145,4 +145,7 @@ export const tiktok: VendorModule = {
   requiredHeaders: [...TIKTOK_REQUIRED_HEADERS],
   verify,
   map,
+  // tiktok-sync forgets tokens on authorization.removed and ends a videos.publish command on the
+  // final post.publish.* status (services/tiktok-sync/lifecycle.ts).
+  internal: new Set(['authorization.removed', 'post.publish_completed', 'post.publish_failed', 'post.publicly_available', 'post.inbox_delivered']),
 };

@@ -32,6 +32,10 @@ export interface TikTokSimulator {
   consent(openId: string, opts?: { scopes?: string[]; deny?: boolean }): void;
   addResearchVideos(videos: ResearchVideo[]): void;
   finishPublish(publishId: string, to: 'PUBLISH_COMPLETE' | 'FAILED', failReason?: string): Publish;
+  /** The access token of the next code exchange lives this long (a token near expiry); refreshed ones get accessTtlS. */
+  nextGrantAccessTtlS(seconds: number): void;
+  /** Every access token of the user stops working (as if TikTok expired them early). */
+  invalidateAccessTokens(openId: string): void;
   /** POSTs a TikTok webhook (signed `TikTok-Signature: t=..,s=..` with the client secret). */
   sendWebhook(url: string, event: string, openId: string, content: Record<string, unknown>): Promise<{ status: number; body: string }>;
   count(path: string): number;
@@ -49,6 +53,8 @@ export interface SimOptions {
   autoCompleteAfterPolls?: number | null;
   /** Whether the app may use the Research API. */
   research?: boolean;
+  /** The rate-limit window of the per-minute limits (TikTok: 60 s); shorter only to keep tests short. */
+  windowMs?: number;
 }
 
 export async function startTikTokSimulator(o: SimOptions = {}): Promise<TikTokSimulator> {
@@ -56,7 +62,8 @@ export async function startTikTokSimulator(o: SimOptions = {}): Promise<TikTokSi
   const clientSecret = `simsecret-${rand(16)}`;
   const s = new SimState(new Map([[clientKey, { secret: clientSecret, research: o.research ?? true }]]), { ...DEFAULT_LIMITS, ...o.limits });
   const oauth: OAuthCounters = { refreshes: new Map(), refreshLog: [], failRefresh: new Set(), revoked: [] };
-  const ttl = { access: o.accessTtlS ?? 86_400, refresh: o.refreshTtlS ?? 31_536_000, client: o.clientTokenTtlS ?? 7200, rotate: o.rotateRefreshTokens ?? true };
+  const ttl = { access: o.accessTtlS ?? 86_400, refresh: o.refreshTtlS ?? 31_536_000, client: o.clientTokenTtlS ?? 7200, rotate: o.rotateRefreshTokens ?? true, nextGrant: null as number | null };
+  const windowMs = o.windowMs ?? 60_000;
   const requests: TikTokSimulator['requests'] = [];
   let origin = '';
 
@@ -96,7 +103,7 @@ export async function startTikTokSimulator(o: SimOptions = {}): Promise<TikTokSi
       return researchVideoQuery(s, url, body, res);
     }
     const g = s.grantOf(bearer);
-    const limited = (name: keyof SimLimits, key: string) => !s.admit(`${name}:${key}`, s.limits[name], 60_000);
+    const limited = (name: keyof SimLimits, key: string) => !s.admit(`${name}:${key}`, s.limits[name], windowMs);
     switch (route) {
       case 'GET /v2/user/info/':
         if (!g) return fail(res, 'access_token_invalid');
@@ -153,6 +160,10 @@ export async function startTikTokSimulator(o: SimOptions = {}): Promise<TikTokSi
       return user;
     },
     consent: (openId, opts = {}) => void (s.consent = { open_id: openId, ...opts }),
+    nextGrantAccessTtlS: (seconds) => void (ttl.nextGrant = seconds),
+    invalidateAccessTokens(openId) {
+      for (const [token, t] of s.accessTokens) if (s.grants.get(t.grant)?.open_id === openId) s.accessTokens.delete(token);
+    },
     addResearchVideos: (videos) => void s.research.push(...videos),
     finishPublish(publishId, to, failReason) {
       const p = s.publishes.get(publishId);

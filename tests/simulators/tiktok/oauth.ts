@@ -39,7 +39,7 @@ export function authorize(s: SimState, url: URL, res: ServerResponse): void {
   back({ code, scopes: scopes.join(','), state: q.state ?? '' });
 }
 
-export function token(s: SimState, form: URLSearchParams, res: ServerResponse, c: OAuthCounters, ttl: { access: number; refresh: number; client: number; rotate: boolean }): void {
+export function token(s: SimState, form: URLSearchParams, res: ServerResponse, c: OAuthCounters, ttl: { access: number; refresh: number; client: number; rotate: boolean; nextGrant: number | null }): void {
   const f = Object.fromEntries(form);
   const client = f.client_key ? s.clients.get(f.client_key) : undefined;
   if (!f.client_key) return oauthError(res, 'invalid_request', 'Client key is missed in request.');
@@ -55,7 +55,9 @@ export function token(s: SimState, form: URLSearchParams, res: ServerResponse, c
     const grant = { id: rand(8), client_key: f.client_key, open_id: code.open_id, scopes: code.scopes, refresh_token: `rft.${rand(24)}`, refresh_expires_at: Date.now() + ttl.refresh * 1000, revoked: false };
     s.grants.set(grant.id, grant);
     s.refreshTokens.set(grant.refresh_token, grant.id);
-    return json(res, 200, tokenBody(s, grant, ttl));
+    const access = ttl.nextGrant ?? ttl.access;
+    ttl.nextGrant = null;
+    return json(res, 200, tokenBody(s, grant, { access }));
   }
   if (f.grant_type === 'refresh_token') {
     const grant = s.grants.get(s.refreshTokens.get(f.refresh_token ?? '') ?? '');

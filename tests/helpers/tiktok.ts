@@ -1,0 +1,76 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import type { TikTokSimulator } from '../simulators/tiktok/index.ts';
+import { freePort } from './ingester.ts';
+import { uid } from './infra.ts';
+
+export interface RunningTikTokSync {
+  url: string;
+  pid(): number;
+  /** Every line the process printed (pino JSON), for grepping. */
+  output: string[];
+  stop(): Promise<void>;
+  kill(): Promise<void>;
+  start(): Promise<void>;
+}
+
+/** services/tiktok-sync/main.ts as its own process, the way `make up` runs it. */
+export async function startTikTokSync(env: Record<string, string> = {}): Promise<RunningTikTokSync> {
+  const port = Number(env.TIKTOK_SYNC_PORT ?? (await freePort()));
+  const output: string[] = [];
+  const fullEnv = { ...process.env, VAULT_TOKEN: process.env.VAULT_TOKEN ?? 'ionflux-dev-root', TIKTOK_SYNC_INSTANCE_ID: uid('tt'), LOG_LEVEL: 'info', ...env, TIKTOK_SYNC_PORT: String(port) };
+  let child: ChildProcess;
+  const exited = () => new Promise<void>((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', () => resolve())));
+  async function start(): Promise<void> {
+    child = spawn(process.execPath, ['--import', 'tsx', 'services/tiktok-sync/main.ts'], { env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    const collect = (d: Buffer) => output.push(...d.toString().split('\n').filter(Boolean));
+    child.stdout!.on('data', collect);
+    child.stderr!.on('data', collect);
+    const deadline = Date.now() + 90_000;
+    for (;;) {
+      if (child.exitCode !== null) throw new Error(`tiktok-sync exited ${child.exitCode}:\n${output.slice(-20).join('\n')}`);
+      if (output.some((l) => l.includes('tiktok sync running')) && (await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.ok, () => false))) return;
+      if (Date.now() > deadline) throw new Error(`tiktok-sync not ready:\n${output.slice(-20).join('\n')}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+  await start();
+  return {
+    url: `http://127.0.0.1:${port}`,
+    pid: () => child.pid!,
+    output,
+    start: async () => {
+      output.length = 0;
+      await start();
+    },
+    async stop() {
+      child.kill('SIGTERM');
+      await exited();
+    },
+    async kill() {
+      child.kill('SIGKILL');
+      await exited();
+    },
+  };
+}
+
+/** Environment that points tiktok-sync at a simulator. */
+export function simEnv(sim: TikTokSimulator): Record<string, string> {
+  return { TIKTOK_CLIENT_KEY: sim.clientKey, TIKTOK_CLIENT_SECRET: sim.clientSecret, TIKTOK_API_BASE_URL: sim.url, TIKTOK_AUTHORIZE_URL: sim.authorizeUrl };
+}
+
+/**
+ * What a browser does with the connect link: follow the hub's 302 to TikTok's authorize page (the
+ * simulator signs in as `openId` and consents), then follow TikTok's 302 back to the callback.
+ * `tamper` may rewrite the authorize URL before it is visited.
+ */
+export async function browseConnect(connectUrl: string, sim: TikTokSimulator, openId: string, o: { scopes?: string[]; tamper?: (authorize: URL) => void } = {}): Promise<{ status: number; body: string; authorize: URL }> {
+  const first = await fetch(connectUrl, { redirect: 'manual' });
+  if (first.status !== 302) throw new Error(`connect answered ${first.status}: ${await first.text()}`);
+  const authorize = new URL(first.headers.get('location')!);
+  o.tamper?.(authorize);
+  sim.consent(openId, o.scopes ? { scopes: o.scopes } : {});
+  const consent = await fetch(authorize, { redirect: 'manual' });
+  if (consent.status !== 302) throw new Error(`authorize answered ${consent.status}: ${await consent.text()}`);
+  const callback = await fetch(consent.headers.get('location')!, { redirect: 'manual' });
+  return { status: callback.status, body: await callback.text(), authorize };
+}

@@ -1,0 +1,340 @@
+import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { topics } from '../shared/bus/topics.ts';
+import { createHubClient, type HubClient } from '../shared/commands/client.ts';
+import { decideApproval } from '../shared/commands/approvals.ts';
+import { defaultOutcomeTopic } from '../shared/commands/outcome.ts';
+import { openApprovals, openWorkspaceConnectors, wsConnectorKey, type Approval } from '../shared/commands/state.ts';
+import type { KafkaTable } from '../shared/bus/table.ts';
+import { linkKey, openLinks } from '../shared/links.ts';
+import { createVaultSecretStore } from '../shared/secrets/vault-store.ts';
+import { secretPaths } from '../shared/secrets/store.ts';
+import { CONNECTIONS_TOPIC } from '../services/tiktok-sync/state/connections.ts';
+import { infraEnv, readAll, realInfra, uid } from './helpers/infra.ts';
+import { startIngester, type RunningIngester } from './helpers/ingester.ts';
+import { startMediaServer } from './helpers/llm.ts';
+import { browseConnect, simEnv, startTikTokSync, type RunningTikTokSync } from './helpers/tiktok.ts';
+import { startTikTokSimulator, type TikTokSimulator } from './simulators/tiktok/index.ts';
+
+const env = infraEnv();
+const vault = createVaultSecretStore({ addr: env.vaultAddr, token: env.vaultToken, mount: 'secret' });
+
+describe('tiktok-sync against a TikTok v2 simulator: connect, reads, polling, refresh, publishing, revocation', () => {
+  let infra: Awaited<ReturnType<typeof realInfra>>;
+  let sim: TikTokSimulator;
+  let sync: RunningTikTokSync;
+  let ingester: RunningIngester;
+  let media: Awaited<ReturnType<typeof startMediaServer>>;
+  let client: HubClient;
+  let approvals: KafkaTable<Approval>;
+  const workspaces: string[] = [];
+
+  const newWorkspace = () => {
+    const ws = uid('ws');
+    workspaces.push(ws);
+    return ws;
+  };
+  const send = (ws: string, action: string, params: Record<string, unknown> = {}, timeoutMs = 60_000) => client.send({ workspace_id: ws, agent_id: 'agent-t', service: 'tiktok', action, params }, { timeoutMs });
+  const events = async (ws: string, entity: string, action: string, atLeast = 0, timeoutMs = 15_000) => Promise.all((await readAll(infra.kafka, topics.event('tiktok', ws, entity, action), { atLeast, timeoutMs })).map(async (r) => infra.codec.decode(r.value!)));
+  const connect = async (ws: string, openId: string) => {
+    const r = await browseConnect(`${sync.url}/tiktok/connect?workspace=${ws}`, sim, openId);
+    expect(r.status, r.body).toBe(200);
+  };
+  const until = async (what: string, check: () => boolean | Promise<boolean>, timeoutMs = 30_000) => {
+    const deadline = Date.now() + timeoutMs;
+    while (!(await check())) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${sync.output.slice(-15).join('\n')}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  };
+
+  beforeAll(async () => {
+    infra = await realInfra('tiktok-test');
+    media = await startMediaServer();
+    sim = await startTikTokSimulator({ verifiedUrlPrefixes: ['https://media.example.com/'], limits: { 'video.query': 2 }, windowMs: 3000 });
+    ingester = await startIngester({ TIKTOK_CLIENT_SECRET: sim.clientSecret });
+    sync = await startTikTokSync({
+      ...simEnv(sim),
+      TIKTOK_SYNC_GROUP: uid('ttg'),
+      TIKTOK_POLL_INTERVAL_MS: '2000',
+      TIKTOK_REFRESH_MARGIN_MS: '15000',
+      TIKTOK_PUBLISH_POLL_MS: '300',
+      TIKTOK_MEDIA_ALLOW_PRIVATE: 'true',
+      TIKTOK_UPLOAD_CHUNK_BYTES: String(5 * 1024 * 1024),
+      // The hub's own limiter is lifted for video.query so the simulator's 429 is what is met.
+      TIKTOK_RATE_LIMITS: JSON.stringify({ 'video.query': 1000 }),
+      TIKTOK_THROTTLE_WAIT_MS: '1500',
+      LOG_LEVEL: 'debug',
+    });
+    client = await createHubClient({ brokers: env.brokers, registryUrl: env.registryUrl });
+    approvals = await openApprovals(infra);
+  }, 180_000);
+
+  afterAll(async () => {
+    await approvals?.close();
+    await client?.close();
+    await sync?.stop();
+    await ingester?.stop();
+    // Leave no connection behind for later runs' owners to look after.
+    for (const ws of workspaces) {
+      await vault.delete(secretPaths.workspace(ws, 'tiktok')).catch(() => undefined);
+      await infra?.bus.publish({ topic: CONNECTIONS_TOPIC, key: ws, value: null }).catch(() => undefined);
+    }
+    await Promise.all([sim?.close(), media?.close()]);
+    await infra?.close();
+  });
+
+  it('connects end to end through `ionflux connect tiktok`: PKCE, tokens in Vault, the account linked, audited, announced', async () => {
+    const ws = newWorkspace();
+    const user = sim.addUser();
+    const cli = spawn(process.execPath, ['bin/ionflux.mjs', 'connect', 'tiktok', '--workspace', ws, '--timeout', '60', '--json'], { env: { ...process.env, PUBLIC_BASE_URL: sync.url }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    cli.stdout.on('data', (d) => (stdout += d));
+    const exit = new Promise<number | null>((r) => cli.on('close', r));
+    await until('the CLI to print the URL', () => stdout.includes('authorization_url'));
+    const printed = JSON.parse(stdout.split('\n')[0]!) as { authorization_url: string };
+    expect(printed.authorization_url).toBe(`${sync.url}/tiktok/connect?workspace=${ws}`);
+
+    const r = await browseConnect(printed.authorization_url, sim, user.open_id);
+    expect(r.status, r.body).toBe(200);
+    // The hub sent TikTok everything Login Kit v2 asks for, with an S256 challenge.
+    expect(Object.fromEntries(r.authorize.searchParams)).toMatchObject({ client_key: sim.clientKey, response_type: 'code', scope: 'user.info.basic,user.info.stats,video.list,video.publish', redirect_uri: `${sync.url}/tiktok/callback`, code_challenge_method: 'S256' });
+    expect(r.authorize.searchParams.get('code_challenge')).toMatch(/^[0-9a-f]{64}$/);
+    expect(await exit).toBe(0);
+    expect(JSON.parse(stdout.trim().split('\n').at(-1)!)).toMatchObject({ connection: 'connected', open_id: user.open_id });
+
+    const stored = await vault.get(secretPaths.workspace(ws, 'tiktok'));
+    expect(stored?.value).toMatchObject({ open_id: user.open_id, scope: 'user.info.basic,user.info.stats,video.list,video.publish' });
+    expect(sim.state.grantOf(stored!.value.access_token!)?.open_id).toBe(user.open_id);
+    expect(stored?.metadata.expiresAt).toBeDefined();
+    const links = await openLinks(infra);
+    expect(links.get(linkKey('tiktok', user.open_id))?.workspaceId).toBe(ws);
+    await links.close();
+    const audit = (await Promise.all((await readAll(infra.kafka, topics.audit, { atLeast: 1 })).map((x) => infra.codec.decode(x.value!)))).filter((e) => e.workspace_id === ws);
+    expect(audit.map((e) => JSON.parse(e.payload_json) as { kind: string; connector: string })).toContainEqual(expect.objectContaining({ kind: 'connect', connector: 'tiktok' }));
+    expect((await events(ws, 'authorization', 'granted', 1)).map((e) => JSON.parse(e.payload_json))).toEqual([expect.objectContaining({ open_id: user.open_id })]);
+
+    // user.info with the fields the caller chose; one needing an ungranted scope is named.
+    const info = await send(ws, 'user.info', { fields: ['open_id', 'display_name', 'follower_count'] });
+    expect(info).toMatchObject({ status: 'succeeded', result: { user: { open_id: user.open_id, display_name: user.display_name, follower_count: user.follower_count } } });
+    const noProfile = await send(ws, 'user.info', { fields: ['open_id', 'bio_description'] });
+    expect(noProfile).toMatchObject({ status: 'failed', error: { code: 'scope_permission_missed' } });
+    expect(noProfile.error!.message).toContain('user.info.profile');
+    // Tokens never reach logs.
+    const log = sync.output.join('\n');
+    expect(log).not.toContain(stored!.value.access_token);
+    expect(log).not.toContain(stored!.value.refresh_token);
+    expect(log).not.toContain(sim.clientSecret);
+  });
+
+  it('refuses a code obtained with another PKCE challenge (verifier mismatch): nothing stored, nothing linked', async () => {
+    const ws = newWorkspace();
+    const user = sim.addUser();
+    const r = await browseConnect(`${sync.url}/tiktok/connect?workspace=${ws}`, sim, user.open_id, {
+      tamper: (u) => u.searchParams.set('code_challenge', createHash('sha256').update(randomBytes(48).toString('base64url')).digest('hex')),
+    });
+    expect(r.status).toBe(400);
+    expect(r.body).toContain('Code verifier or code challenge is invalid');
+    expect(await vault.get(secretPaths.workspace(ws, 'tiktok'))).toBeNull();
+    const links = await openLinks(infra);
+    expect(links.get(linkKey('tiktok', user.open_id))).toBeUndefined();
+    await links.close();
+    // A forged or altered state is refused before TikTok is asked anything.
+    const forged = await fetch(`${sync.url}/tiktok/callback?code=abc&state=${randomBytes(60).toString('base64url')}`);
+    expect(forged.status).toBe(400);
+  });
+
+  it('lists videos page by page, queries them by id, and answers Research API video and hashtag queries', async () => {
+    const ws = newWorkspace();
+    const user = sim.addUser({ videos: 45 });
+    await connect(ws, user.open_id);
+    const seen: string[] = [];
+    let cursor: number | undefined;
+    for (let page = 0; page < 5; page++) {
+      const out = await send(ws, 'videos.list', { max_count: 20, ...(cursor !== undefined ? { cursor } : {}) });
+      const result = out.result as { videos: { id: string }[]; cursor: number; has_more: boolean };
+      seen.push(...result.videos.map((v) => v.id));
+      if (!result.has_more) break;
+      cursor = result.cursor;
+    }
+    expect(seen).toHaveLength(45);
+    expect(new Set(seen)).toEqual(new Set(user.videos.map((v) => v.id)));
+
+    const ids = user.videos.slice(0, 3).map((v) => v.id);
+    const q = await send(ws, 'videos.query', { video_ids: [...ids, '1234567890123456789'], fields: ['id', 'title', 'like_count'] });
+    expect((q.result as { videos: { id: string }[] }).videos.map((v) => v.id).sort()).toEqual([...ids].sort());
+
+    const day = (d: Date) => d.toISOString().slice(0, 10).replace(/-/g, '');
+    const now = Math.floor(Date.now() / 1000);
+    sim.addResearchVideos(Array.from({ length: 150 }, (_, i) => ({
+      id: String(7_400_000_000_000_000_000n + BigInt(i)), create_time: now - 3600 - i, region_code: i % 2 ? 'US' : 'DE', username: `u${i}`, video_description: `clip ${i}`,
+      hashtag_names: i % 3 === 0 ? ['cats', 'funny'] : i % 3 === 1 ? ['cats'] : ['dogs'], like_count: 2, comment_count: 1, share_count: 1, view_count: 10, music_id: '7000000000000000001', effect_ids: [], video_duration: 20,
+    })));
+    const range = { start_date: day(new Date(Date.now() - 2 * 86_400_000)), end_date: day(new Date()) };
+    const rv = await send(ws, 'research.videos.query', { query: { and: [{ operation: 'IN', field_name: 'region_code', field_values: ['US'] }] }, ...range, max_count: 100 });
+    expect(rv).toMatchObject({ status: 'succeeded', result: { has_more: false } });
+    const rvideos = (rv.result as { videos: { id: string }[] }).videos;
+    expect(rvideos).toHaveLength(75);
+    // int64 ids arrive with every digit.
+    expect(rvideos.map((v) => v.id)).toContain('7400000000000000001');
+
+    const tags = await send(ws, 'research.hashtags.query', { hashtags: ['#cats', 'dogs'], ...range, max_videos: 1000 });
+    expect(tags).toMatchObject({ status: 'succeeded', result: { videos_examined: 150, has_more: false } });
+    const byName = Object.fromEntries((tags.result as { hashtags: { name: string; video_count: number; view_count: number; top_related: { name: string }[] }[] }).hashtags.map((h) => [h.name, h]));
+    expect(byName.cats).toMatchObject({ video_count: 100, view_count: 1000, top_related: [{ name: 'funny', video_count: 50 }] });
+    expect(byName.dogs).toMatchObject({ video_count: 50, view_count: 500 });
+    // The research calls used a client token, never the user's.
+    expect(sim.requests.filter((x) => x.path === '/v2/research/video/query/').every((x) => x.token?.startsWith('clt.'))).toBe(true);
+  });
+
+  it('polls linked accounts: each video becomes one video.created event, a change one video.updated, and a poll that finds nothing new publishes nothing', async () => {
+    const ws = newWorkspace();
+    const user = sim.addUser({ videos: 25 });
+    await connect(ws, user.open_id);
+    const created = await events(ws, 'video', 'created', 25);
+    expect(created).toHaveLength(25);
+    expect(new Set(created.map((e) => (JSON.parse(e.payload_json) as { video: { id: string } }).video.id))).toEqual(new Set(user.videos.map((v) => v.id)));
+    // Several more polls happen (every 2 s); none publishes anything.
+    const lists = sim.count('/v2/video/list/');
+    await until('two more polls', () => sim.count('/v2/video/list/') >= lists + 4);
+    expect(await events(ws, 'video', 'created', 0, 500)).toHaveLength(25);
+    expect(await events(ws, 'video', 'updated', 0, 500)).toHaveLength(0);
+
+    user.videos[3]!.like_count += 7;
+    const updated = await events(ws, 'video', 'updated', 1);
+    expect(updated).toHaveLength(1);
+    const p = JSON.parse(updated[0]!.payload_json) as { video: { id: string; like_count: number }; previous_version: string; version: string };
+    expect(p.video).toMatchObject({ id: user.videos[3]!.id, like_count: user.videos[3]!.like_count });
+    expect(p.previous_version).not.toBe(p.version);
+    const after = sim.count('/v2/video/list/');
+    await until('two more polls', () => sim.count('/v2/video/list/') >= after + 4);
+    expect(await events(ws, 'video', 'updated', 0, 500)).toHaveLength(1);
+  });
+
+  it('refreshes a token before it expires, by its owner, once; commands then use the new one', async () => {
+    const ws = newWorkspace();
+    const user = sim.addUser({ videos: 1 });
+    sim.nextGrantAccessTtlS(25); // refreshed at 25 s - TIKTOK_REFRESH_MARGIN_MS (15 s)
+    const connectedAt = Date.now();
+    await connect(ws, user.open_id);
+    const first = (await vault.get(secretPaths.workspace(ws, 'tiktok')))!.value;
+    await until('the refresh', async () => Number((await vault.get(secretPaths.workspace(ws, 'tiktok')))?.value.issued_at) > Number(first.issued_at));
+    const refreshes = sim.oauth.refreshLog.filter((x) => x.open_id === user.open_id);
+    expect(refreshes).toHaveLength(1);
+    expect(refreshes[0]!.ok).toBe(true);
+    expect(refreshes[0]!.at).toBeLessThan(connectedAt + 25_000);
+    const now = (await vault.get(secretPaths.workspace(ws, 'tiktok')))!.value;
+    expect(now.access_token).not.toBe(first.access_token);
+    expect(now.refresh_token).not.toBe(first.refresh_token); // TikTok may rotate it; the new one is kept
+    expect(Number(now.access_expires_at)).toBeGreaterThan(Date.now() + 3600_000);
+    const out = await send(ws, 'videos.list', {});
+    expect(out.status).toBe('succeeded');
+    expect(sim.requests.filter((x) => x.path === '/v2/video/list/' && x.token === now.access_token).length).toBeGreaterThan(0);
+  });
+
+  it('a refused refresh marks the connection needs_reauthorization with an event and an audit record; commands then fail with the connect URL', async () => {
+    const ws = newWorkspace();
+    const user = sim.addUser({ videos: 1 });
+    sim.oauth.failRefresh.add(user.open_id);
+    sim.nextGrantAccessTtlS(20);
+    await connect(ws, user.open_id);
+    const needs = await events(ws, 'authorization', 'needs_reauthorization', 1, 40_000);
+    expect(needs).toHaveLength(1);
+    expect(JSON.parse(needs[0]!.payload_json)).toMatchObject({ open_id: user.open_id, connect_url: `${sync.url}/tiktok/connect?workspace=${ws}` });
+    expect(JSON.parse(needs[0]!.payload_json).reason).toContain('invalid_grant');
+    const audit = (await Promise.all((await readAll(infra.kafka, topics.audit, { atLeast: 1 })).map((x) => infra.codec.decode(x.value!)))).filter((e) => e.workspace_id === ws).map((e) => JSON.parse(e.payload_json) as Record<string, string>);
+    expect(audit).toContainEqual(expect.objectContaining({ kind: 'action_failed', action: 'token.refresh', outcome: 'needs_reauthorization' }));
+    const table = await openWorkspaceConnectors(infra);
+    expect(table.get(wsConnectorKey(ws, 'tiktok'))?.connection).toBe('needs_reauth');
+    await table.close();
+    const out = await send(ws, 'videos.list', {});
+    expect(out).toMatchObject({ status: 'failed', error: { code: 'needs_reauthorization' } });
+    expect(out.error!.auth_help).toContain(`${sync.url}/tiktok/connect?workspace=<workspace>`);
+    expect(sim.oauth.refreshLog.filter((x) => x.open_id === user.open_id)).toHaveLength(1);
+  });
+
+  it('a token TikTok calls invalid is refreshed once by the owner and the command succeeds with the new one', async () => {
+    const ws = newWorkspace();
+    const user = sim.addUser({ videos: 2 });
+    await connect(ws, user.open_id);
+    sim.invalidateAccessTokens(user.open_id);
+    const out = await send(ws, 'videos.list', {});
+    expect(out).toMatchObject({ status: 'succeeded' });
+    expect((out.result as { videos: unknown[] }).videos).toHaveLength(2);
+    expect(sim.oauth.refreshes.get(user.open_id)).toBe(1);
+  });
+
+  it('waits out TikTok 429s (rate_limit_exceeded) and drops nothing', async () => {
+    const ws = newWorkspace();
+    const user = sim.addUser({ videos: 3 });
+    await connect(ws, user.open_id);
+    const limited = () => sim.requests.filter((x) => x.path === '/v2/video/query/' && x.status === 429).length;
+    const before = limited();
+    const ids = [user.videos[0]!.id];
+    const outs = await Promise.all([1, 2, 3, 4].map(() => send(ws, 'videos.query', { video_ids: ids })));
+    expect(outs.map((o) => o.status)).toEqual(['succeeded', 'succeeded', 'succeeded', 'succeeded']);
+    expect(limited()).toBeGreaterThan(before);
+    expect(Math.max(...outs.map((o) => o.attempts))).toBeGreaterThan(1);
+  });
+
+  it('publishes a FILE_UPLOAD video only after approval, in chunks, and ends on the post.publish.complete webhook', async () => {
+    const ws = newWorkspace();
+    const user = sim.addUser({ videos: 0 });
+    await connect(ws, user.open_id);
+    const video = randomBytes(11 * 1024 * 1024);
+    const url = media.serve(`/clip-${uid()}.mp4`, video, 'video/mp4');
+    const asked = await send(ws, 'videos.publish', { source: 'FILE_UPLOAD', video_url: url, title: 'Hello #sim', privacy_level: 'PUBLIC_TO_EVERYONE' });
+    expect(asked).toMatchObject({ status: 'awaiting_approval' });
+    expect(sim.count('/v2/post/publish/creator_info/query/') + sim.count('/v2/post/publish/video/init/')).toBe(0);
+    await expect.poll(() => approvals.get(asked.approval_id!)?.status, { timeout: 10_000 }).toBe('pending');
+    const finished = await nextOutcome(ws, asked.command_id, 90_000);
+    await decideApproval({ bus: infra.bus, codec: infra.codec, approvals }, asked.approval_id!, 'approved', 'test-admin');
+    const publishId = await waitForPublish(user.open_id);
+    await until('both chunks', () => sim.state.publishes.get(publishId)!.uploaded_bytes === video.length);
+    expect(sim.requests.filter((x) => x.method === 'PUT' && x.path === '/video/').map((x) => x.status)).toEqual([206, 201]);
+    // TikTok's webhook arrives (through the ingester) while the post is still processing.
+    const hook = await sim.sendWebhook(`${ingester.url}/webhooks/tiktok`, 'post.publish.complete', user.open_id, { publish_id: publishId, publish_type: 'DIRECT_PUBLISH' });
+    expect(hook.status, hook.body).toBe(200);
+    expect(await finished).toMatchObject({ status: 'succeeded', result: { publish_id: publishId, status: 'PUBLISH_COMPLETE', status_source: 'webhook' } });
+    expect(sim.count('/v2/post/publish/video/init/')).toBe(1);
+    expect(sim.state.publishes.get(publishId)!.status).toBe('PROCESSING_DOWNLOAD');
+  });
+
+  it('authorization.removed (a signed webhook through the ingester) forgets the tokens and unlinks the account', async () => {
+    const ws = newWorkspace();
+    const user = sim.addUser({ videos: 1 });
+    await connect(ws, user.open_id);
+    const hook = await sim.sendWebhook(`${ingester.url}/webhooks/tiktok`, 'authorization.removed', user.open_id, { reason: 1 });
+    expect(hook.status, hook.body).toBe(200);
+    await until('tokens to be deleted', async () => (await vault.get(secretPaths.workspace(ws, 'tiktok'))) === null);
+    const links = await openLinks(infra);
+    expect(links.get(linkKey('tiktok', user.open_id))).toBeUndefined();
+    await links.close();
+    const table = await openWorkspaceConnectors(infra);
+    expect(table.get(wsConnectorKey(ws, 'tiktok'))).toMatchObject({ connection: 'disconnected' });
+    await table.close();
+    const audit = (await Promise.all((await readAll(infra.kafka, topics.audit, { atLeast: 1 })).map((x) => infra.codec.decode(x.value!)))).filter((e) => e.workspace_id === ws).map((e) => JSON.parse(e.payload_json) as Record<string, string>);
+    expect(audit).toContainEqual(expect.objectContaining({ kind: 'disconnect', connector: 'tiktok' }));
+    expect(await send(ws, 'user.info', {})).toMatchObject({ status: 'failed', error: { code: 'not_connected' } });
+  });
+
+  // ---- helpers that need the suite's state ----
+  async function waitForPublish(openId: string): Promise<string> {
+    let id = '';
+    await until('the init call', () => Boolean((id = [...sim.state.publishes.values()].find((p) => p.open_id === openId)?.publish_id ?? '')), 60_000);
+    return id;
+  }
+  /** Subscribes now and resolves with the command's final (succeeded or failed) outcome payload. */
+  async function nextOutcome(ws: string, commandId: string, timeoutMs: number): Promise<Promise<Record<string, unknown>>> {
+    let found!: (e: Record<string, unknown>) => void;
+    const got = new Promise<Record<string, unknown>>((resolve) => (found = resolve));
+    const sub = await client.subscribe(defaultOutcomeTopic('tiktok', ws), (e) => {
+      if (e.correlation_id === commandId && !e.event_type.endsWith('awaiting_approval')) found(JSON.parse(e.payload_json) as Record<string, unknown>);
+    });
+    const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no outcome for ${commandId}; tiktok-sync said:\n${sync.output.slice(-15).join('\n')}`)), timeoutMs).unref());
+    const first = Promise.race([got, timeout]).finally(() => void sub.close());
+    first.catch(() => undefined);
+    return first;
+  }
+});
