@@ -44,7 +44,7 @@ describe('tiktok-sync against a TikTok v2 simulator: connect, reads, polling, re
   const until = async (what: string, check: () => boolean | Promise<boolean>, timeoutMs = 30_000) => {
     const deadline = Date.now() + timeoutMs;
     while (!(await check())) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${sync.output.slice(-15).join('\n')}`);
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\nsimulator saw: ${sim.requests.slice(-10).map((x) => `${x.method} ${x.path} ${x.status}`).join(', ')}\n${sync.output.slice(-15).join('\n')}`);
       await new Promise((r) => setTimeout(r, 200));
     }
   };
@@ -72,6 +72,7 @@ describe('tiktok-sync against a TikTok v2 simulator: connect, reads, polling, re
   }, 180_000);
 
   afterAll(async () => {
+    if (process.env.TIKTOK_TEST_LOG) (await import('node:fs')).writeFileSync(process.env.TIKTOK_TEST_LOG, sync?.output.join('\n') ?? '');
     await approvals?.close();
     await client?.close();
     await sync?.stop();
@@ -105,7 +106,7 @@ describe('tiktok-sync against a TikTok v2 simulator: connect, reads, polling, re
     expect(JSON.parse(stdout.trim().split('\n').at(-1)!)).toMatchObject({ connection: 'connected', open_id: user.open_id });
 
     const stored = await vault.get(secretPaths.workspace(ws, 'tiktok'));
-    expect(stored?.value).toMatchObject({ open_id: user.open_id, scope: 'user.info.basic,user.info.stats,video.list,video.publish' });
+    expect(JSON.parse(stored!.value.meta!)).toMatchObject({ open_id: user.open_id, scope: ['user.info.basic', 'user.info.stats', 'video.list', 'video.publish'] });
     expect(sim.state.grantOf(stored!.value.access_token!)?.open_id).toBe(user.open_id);
     expect(stored?.metadata.expiresAt).toBeDefined();
     const links = await openLinks(infra);
@@ -219,7 +220,9 @@ describe('tiktok-sync against a TikTok v2 simulator: connect, reads, polling, re
     const connectedAt = Date.now();
     await connect(ws, user.open_id);
     const first = (await vault.get(secretPaths.workspace(ws, 'tiktok')))!.value;
-    await until('the refresh', async () => Number((await vault.get(secretPaths.workspace(ws, 'tiktok')))?.value.issued_at) > Number(first.issued_at));
+    const issued = async () => (JSON.parse((await vault.get(secretPaths.workspace(ws, 'tiktok')))?.value.meta ?? '{}') as { issued_at?: number; access_expires_at?: number });
+    const firstIssued = (await issued()).issued_at!;
+    await until('the refresh', async () => ((await issued()).issued_at ?? 0) > firstIssued);
     const refreshes = sim.oauth.refreshLog.filter((x) => x.open_id === user.open_id);
     expect(refreshes).toHaveLength(1);
     expect(refreshes[0]!.ok).toBe(true);
@@ -227,7 +230,7 @@ describe('tiktok-sync against a TikTok v2 simulator: connect, reads, polling, re
     const now = (await vault.get(secretPaths.workspace(ws, 'tiktok')))!.value;
     expect(now.access_token).not.toBe(first.access_token);
     expect(now.refresh_token).not.toBe(first.refresh_token); // TikTok may rotate it; the new one is kept
-    expect(Number(now.access_expires_at)).toBeGreaterThan(Date.now() + 3600_000);
+    expect((await issued()).access_expires_at).toBeGreaterThan(Date.now() + 3600_000);
     const out = await send(ws, 'videos.list', {});
     expect(out.status).toBe('succeeded');
     expect(sim.requests.filter((x) => x.path === '/v2/video/list/' && x.token === now.access_token).length).toBeGreaterThan(0);
@@ -288,12 +291,13 @@ describe('tiktok-sync against a TikTok v2 simulator: connect, reads, polling, re
     expect(asked).toMatchObject({ status: 'awaiting_approval' });
     expect(sim.count('/v2/post/publish/creator_info/query/') + sim.count('/v2/post/publish/video/init/')).toBe(0);
     await expect.poll(() => approvals.get(asked.approval_id!)?.status, { timeout: 10_000 }).toBe('pending');
-    const finished = await nextOutcome(ws, asked.command_id, 90_000);
+    const finished = (await nextOutcome(ws, asked.command_id, 90_000)).outcome;
     await decideApproval({ bus: infra.bus, codec: infra.codec, approvals }, asked.approval_id!, 'approved', 'test-admin');
     const publishId = await waitForPublish(user.open_id);
     await until('both chunks', () => sim.state.publishes.get(publishId)!.uploaded_bytes === video.length);
     expect(sim.requests.filter((x) => x.method === 'PUT' && x.path === '/video/').map((x) => x.status)).toEqual([206, 201]);
     // TikTok's webhook arrives (through the ingester) while the post is still processing.
+    await ingesterKnows(user.open_id);
     const hook = await sim.sendWebhook(`${ingester.url}/webhooks/tiktok`, 'post.publish.complete', user.open_id, { publish_id: publishId, publish_type: 'DIRECT_PUBLISH' });
     expect(hook.status, hook.body).toBe(200);
     expect(await finished).toMatchObject({ status: 'succeeded', result: { publish_id: publishId, status: 'PUBLISH_COMPLETE', status_source: 'webhook' } });
@@ -305,6 +309,7 @@ describe('tiktok-sync against a TikTok v2 simulator: connect, reads, polling, re
     const ws = newWorkspace();
     const user = sim.addUser({ videos: 1 });
     await connect(ws, user.open_id);
+    await ingesterKnows(user.open_id);
     const hook = await sim.sendWebhook(`${ingester.url}/webhooks/tiktok`, 'authorization.removed', user.open_id, { reason: 1 });
     expect(hook.status, hook.body).toBe(200);
     await until('tokens to be deleted', async () => (await vault.get(secretPaths.workspace(ws, 'tiktok'))) === null);
@@ -320,13 +325,21 @@ describe('tiktok-sync against a TikTok v2 simulator: connect, reads, polling, re
   });
 
   // ---- helpers that need the suite's state ----
+  /**
+   * The ingester reads links from Kafka as they are written; a webhook sent the instant after
+   * connecting can meet it before the link (it would be dead-lettered as unlinked, as in
+   * production). Harmless signed deliveries are sent until one is routed.
+   */
+  async function ingesterKnows(openId: string): Promise<void> {
+    await until('the ingester to route the account', async () => (await sim.sendWebhook(`${ingester.url}/webhooks/tiktok`, 'video.publish.completed', openId, { share_id: `video.${uid()}` })).status === 200);
+  }
   async function waitForPublish(openId: string): Promise<string> {
     let id = '';
     await until('the init call', () => Boolean((id = [...sim.state.publishes.values()].find((p) => p.open_id === openId)?.publish_id ?? '')), 60_000);
     return id;
   }
   /** Subscribes now and resolves with the command's final (succeeded or failed) outcome payload. */
-  async function nextOutcome(ws: string, commandId: string, timeoutMs: number): Promise<Promise<Record<string, unknown>>> {
+  async function nextOutcome(ws: string, commandId: string, timeoutMs: number): Promise<{ outcome: Promise<Record<string, unknown>> }> {
     let found!: (e: Record<string, unknown>) => void;
     const got = new Promise<Record<string, unknown>>((resolve) => (found = resolve));
     const sub = await client.subscribe(defaultOutcomeTopic('tiktok', ws), (e) => {
@@ -334,7 +347,7 @@ describe('tiktok-sync against a TikTok v2 simulator: connect, reads, polling, re
     });
     const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no outcome for ${commandId}; tiktok-sync said:\n${sync.output.slice(-15).join('\n')}`)), timeoutMs).unref());
     const first = Promise.race([got, timeout]).finally(() => void sub.close());
-    first.catch(() => undefined);
-    return first;
+    first.catch(() => undefined); // reported where it is awaited
+    return { outcome: first };
   }
 });

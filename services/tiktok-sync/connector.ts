@@ -29,8 +29,8 @@ export function createTikTokConnector(d: ActionDeps & { api: TikTokApi; connectU
     async healthcheck(credentials, signal) {
       if (!credentials.access_token) return { ok: false, detail: 'no access token: connect TikTok first' };
       try {
-        const data = await d.api.call<{ user?: { display_name?: string } }>('user.info', { token: credentials.access_token, query: { fields: 'open_id,display_name' }, signal });
-        return { ok: true, detail: `connected as ${data.user?.display_name ?? credentials.open_id}` };
+        const data = await d.api.call<{ user?: { display_name?: string; open_id?: string } }>('user.info', { token: credentials.access_token, query: { fields: 'open_id,display_name' }, signal });
+        return { ok: true, detail: `connected as ${data.user?.display_name ?? data.user?.open_id ?? 'the connected account'}` };
       } catch (e) {
         return { ok: false, detail: describeError(e).message };
       }

@@ -1,4 +1,5 @@
 import { runConsumer, type ConsumerRunner } from '../../shared/bus/consumer.ts';
+import type { KafkaBus } from '../../shared/bus/producer.ts';
 import type { KafkaTable } from '../../shared/bus/table.ts';
 import { topics } from '../../shared/bus/topics.ts';
 import type { IncomingRecord } from '../../shared/bus/types.ts';
@@ -16,6 +17,8 @@ import { readTokens, tokenPath } from './tokens/vault.ts';
 
 export interface LifecycleDeps {
   rt: Runtime;
+  /** For the publish ledger's single records. */
+  stateBus: KafkaBus;
   store: SecretStore;
   links: LinkTable;
   connections: KafkaTable<Connection>;
@@ -109,6 +112,6 @@ async function postStatus(d: LifecycleDeps, event: PlatformEvent, body: Webhook)
   // A later "publicly available" adds the post id; nothing else overwrites a final status.
   if (prev && prev.post_ids.length === postIds.length) return;
   const next: WebhookStatus = { status: prev?.status ?? status, post_ids: postIds, ...(status === 'FAILED' ? { fail_reason: String(content.reason ?? 'unknown') } : {}), at: Date.now() };
-  await d.rt.bus.publish(d.ledger.record(key, next));
+  await d.stateBus.publish(d.ledger.record(key, next));
   d.ledger.applyLocal(key, next);
 }

@@ -1,4 +1,6 @@
 import express from 'express';
+import { KafkaBus } from '../../shared/bus/producer.ts';
+import { TopicProvisioner, defaultTopicSpecFor } from '../../shared/bus/provision.ts';
 import { topics } from '../../shared/bus/topics.ts';
 import { openApprovals, openCommandStates, openWorkspaceConnectors } from '../../shared/commands/state.ts';
 import { startCommandWorker } from '../../shared/commands/worker.ts';
@@ -30,6 +32,12 @@ import { createClientTokens } from './tokens/client-token.ts';
 const env = parseEnv(tiktokSyncEnv);
 const rt = await createRuntime('tiktok-sync', env, { transactionalId: `ionflux-tiktok-sync-${env.TIKTOK_SYNC_INSTANCE_ID}` });
 closeOnSignals(() => rt.close(), rt.logger);
+// Single records that must be durable but need no transaction (the publish ledger, refresh
+// requests, webhook statuses) go through a producer of their own: on the transactional one they
+// would queue behind outcomes and meet CONCURRENT_TRANSACTIONS.
+const stateBus = new KafkaBus({ kafka: rt.kafka, provisioner: new TopicProvisioner(rt.kafka, { partitions: env.KAFKA_TOPIC_PARTITIONS, replicationFactor: env.KAFKA_REPLICATION_FACTOR }, defaultTopicSpecFor), logger: rt.logger });
+await stateBus.connect();
+rt.onClose(() => stateBus.close());
 const store = createSecretStore(env);
 registerSecret(env.TIKTOK_CLIENT_SECRET);
 const base = publicBaseUrl(env);
@@ -57,9 +65,9 @@ mountOAuthRoutes(app, { bus: rt.bus, codec: rt.codec, store, links, connections,
 const http = await listen(app, env.TIKTOK_SYNC_PORT, env.TIKTOK_SYNC_HOST);
 rt.onClose(() => http.close());
 
-const tokens = createTokenAccess({ bus: rt.bus, codec: rt.codec, store, connections, workspaceConnectors, connectUrl, waitMs: env.TIKTOK_REFRESH_WAIT_MS });
+const tokens = createTokenAccess({ bus: stateBus, txBus: rt.bus, codec: rt.codec, store, connections, workspaceConnectors, connectUrl, waitMs: env.TIKTOK_REFRESH_WAIT_MS });
 const connector = createTikTokConnector({
-  api, tokens, clientTokens: createClientTokens(oauth), ledger, bus: rt.bus, connectUrlTemplate: `${base}/tiktok/connect?workspace=<workspace>`,
+  api, tokens, clientTokens: createClientTokens(oauth), ledger, bus: stateBus, connectUrlTemplate: `${base}/tiktok/connect?workspace=<workspace>`,
   publish: { pollMs: env.TIKTOK_PUBLISH_POLL_MS, timeoutMs: env.TIKTOK_PUBLISH_TIMEOUT_MS, maxBytes: env.TIKTOK_UPLOAD_MAX_BYTES, chunkBytes: env.TIKTOK_UPLOAD_CHUNK_BYTES, allowPrivate: env.TIKTOK_MEDIA_ALLOW_PRIVATE },
 });
 await registerContracts(rt.registry, [connector]);
@@ -71,7 +79,7 @@ const runner = await startCommandWorker({
   partitionsConsumedConcurrently: env.TIKTOK_PARTITIONS_CONCURRENTLY,
 });
 rt.onClose(() => runner.stop());
-const lifecycle = await startLifecycle({ rt, store, links, connections, workspaceConnectors, ledger, groupId: `${env.TIKTOK_SYNC_GROUP}-lifecycle` });
+const lifecycle = await startLifecycle({ rt, stateBus, store, links, connections, workspaceConnectors, ledger, groupId: `${env.TIKTOK_SYNC_GROUP}-lifecycle` });
 rt.onClose(() => lifecycle.stop());
 
 // Seen-state records live in their connection's partition number, so both topics need the same count.

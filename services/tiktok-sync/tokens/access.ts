@@ -10,7 +10,10 @@ import { needsReauthRecords } from './reauth.ts';
 import { readTokens, type StoredTokens } from './vault.ts';
 
 export interface TokenAccessDeps {
+  /** Refresh requests (single records). */
   bus: KafkaBus;
+  /** The needs_reauthorization records, in one transaction. */
+  txBus: KafkaBus;
   codec: EventCodec;
   store: SecretStore;
   connections: KafkaTable<Connection>;
@@ -77,7 +80,7 @@ export function createTokenAccess(d: TokenAccessDeps): TokenAccess {
         const c = d.connections.get(ws);
         if (c && c.status === 'active') {
           const r = await needsReauthRecords(d, c, 'TikTok refused the refreshed access token', `command:${by}`);
-          await d.bus.publishAtomic(r.records);
+          await d.txBus.publishAtomic(r.records);
           r.apply();
         }
         throw needsReauthorization(ws, d.connectUrl, 'TikTok refused the refreshed access token too');

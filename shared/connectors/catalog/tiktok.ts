@@ -147,7 +147,7 @@ export const manifest: Manifest = {
   permissionsRequested: ['read', 'external_write'],
   riskLevel: 'high',
   authHelp: 'Connect a TikTok account with `ionflux connect tiktok --workspace <workspace>` (or open <PUBLIC_BASE_URL>/tiktok/connect?workspace=<workspace>): TikTok Login Kit v2 with PKCE. See docs/tiktok-sync.md.',
-  credentialFields: ['access_token', 'open_id'],
+  credentialFields: ['access_token'],
   healthcheck: { description: 'Reads the connected account with /v2/user/info/.' },
   disconnectPolicy: 'revoke_and_delete',
   dataRetentionPolicy: 'Access and refresh tokens stay in the secret store until disconnect or TikTok reports authorization.removed. Polled videos become events (topic retention); the last seen version of each video is kept in ionflux.state.tiktok-videos until the account is unlinked.',
