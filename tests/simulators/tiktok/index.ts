@@ -39,6 +39,8 @@ export interface TikTokSimulator {
   /** POSTs a TikTok webhook (signed `TikTok-Signature: t=..,s=..` with the client secret). */
   sendWebhook(url: string, event: string, openId: string, content: Record<string, unknown>): Promise<{ status: number; body: string }>;
   count(path: string): number;
+  /** Answers on `path` take this long from now on (0 to stop). */
+  delay(path: string, ms: number): void;
   close(): Promise<void>;
 }
 
@@ -65,6 +67,7 @@ export async function startTikTokSimulator(o: SimOptions = {}): Promise<TikTokSi
   const ttl = { access: o.accessTtlS ?? 86_400, refresh: o.refreshTtlS ?? 31_536_000, client: o.clientTokenTtlS ?? 7200, rotate: o.rotateRefreshTokens ?? true, nextGrant: null as number | null };
   const windowMs = o.windowMs ?? 60_000;
   const requests: TikTokSimulator['requests'] = [];
+  const delays = new Map<string, number>();
   let origin = '';
 
   const server: Server = createServer((req, res) => {
@@ -81,6 +84,8 @@ export async function startTikTokSimulator(o: SimOptions = {}): Promise<TikTokSi
     const entry = { method: req.method ?? 'GET', path: url.pathname, at: Date.now(), status: 0, token: bearer };
     requests.push(entry);
     res.on('finish', () => (entry.status = res.statusCode));
+    const wait = delays.get(url.pathname);
+    if (wait) await new Promise((r) => setTimeout(r, wait));
     const route = `${req.method} ${url.pathname}`;
     if (route === 'GET /v2/auth/authorize/') return authorize(s, url, res);
     if (route === 'POST /v2/oauth/token/') return token(s, new URLSearchParams(raw.toString()), res, oauth, ttl);
@@ -179,6 +184,7 @@ export async function startTikTokSimulator(o: SimOptions = {}): Promise<TikTokSi
       return { status: r.status, body: await r.text() };
     },
     count: (path) => requests.filter((r) => r.path === path).length,
+    delay: (path, ms) => void delays.set(path, ms),
     close: () => new Promise<void>((r) => {
       server.close(() => r());
       server.closeAllConnections();
