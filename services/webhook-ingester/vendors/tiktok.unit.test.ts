@@ -122,3 +122,11 @@ describe('tiktok.map', () => {
     }
   });
 });
+
+describe('tiktok.internal', () => {
+  it('copies to ionflux.internal.tiktok only what tiktok-sync acts on, each a mapped event', () => {
+    const mapped = new Set(Object.values(tiktokEventMap).map((p) => `${p.entity}.${p.action}`));
+    expect([...tiktok.internal!].every((e) => mapped.has(e))).toBe(true);
+    expect(tiktok.internal).toEqual(new Set(['authorization.removed', 'post.publish_completed', 'post.publish_failed', 'post.publicly_available', 'post.inbox_delivered']));
+  });
+});

@@ -1,0 +1,51 @@
+import { describe, expect, it } from 'vitest';
+import { VendorError } from '../../../shared/connectors/types.ts';
+import { HubError } from '../../../shared/errors.ts';
+import { limitsFrom } from './endpoints.ts';
+import { AccessTokenInvalid, fromTikTok } from './errors.ts';
+import { parseJsonKeepingInt64 } from './json.ts';
+import { EndpointLimiter } from './limiter.ts';
+
+describe('TikTok answers', () => {
+  it('keeps every digit of int64 ids, leaves strings and small numbers alone', () => {
+    const text = '{"data":{"publicaly_available_post_id":[7300000000001234567],"n":12,"f":1.5,"neg":-9223372036854775807,"s":"a: 12345678901234567890,"},"error":{"code":"ok"}}';
+    expect(parseJsonKeepingInt64(text)).toEqual({ data: { publicaly_available_post_id: ['7300000000001234567'], n: 12, f: 1.5, neg: '-9223372036854775807', s: 'a: 12345678901234567890,' }, error: { code: 'ok' } });
+  });
+
+  it('maps error codes to what the command core does with them', () => {
+    const base = { message: 'm', logId: 'L1', path: '/v2/video/list/', scopes: ['video.list'] };
+    expect(fromTikTok({ ...base, status: 401, code: 'access_token_invalid' })).toBeInstanceOf(AccessTokenInvalid);
+    const scope = fromTikTok({ ...base, status: 401, code: 'scope_not_authorized' }) as HubError;
+    expect([scope.code, scope.retryable, scope.message.includes('video.list')]).toEqual(['scope_not_authorized', false, true]);
+    const throttled = fromTikTok({ ...base, status: 429, code: 'rate_limit_exceeded', retryAfterMs: 1234 }) as VendorError;
+    expect([throttled.status, throttled.retryable, throttled.retryAfterMs]).toEqual([429, true, 1234]);
+    expect((fromTikTok({ ...base, status: 500, code: 'internal_error' }) as VendorError).retryable).toBe(true);
+    const bad = fromTikTok({ ...base, status: 400, code: 'invalid_params' }) as HubError;
+    expect([bad.code, bad.retryable, bad.message]).toEqual(['tiktok_invalid_params', false, 'TikTok /v2/video/list/: m (log_id L1)']);
+    // A 401 is never a VendorError 401: that would mark the connection needs_reauth without trying a refresh.
+    expect(fromTikTok({ ...base, status: 401, code: 'access_token_invalid' })).not.toBeInstanceOf(VendorError);
+  });
+});
+
+describe('EndpointLimiter', () => {
+  it('lets the documented number through per window, then says how long to wait', () => {
+    const l = new EndpointLimiter(limitsFrom(JSON.stringify({ 'publish.init': 2 })));
+    const t0 = 1_000_000;
+    expect(l.delay('publish.init', 'tok', t0)).toBe(0);
+    (l as unknown as { calls: Map<string, number[]> }).calls.set('publish.init:tok', [t0, t0 + 10]);
+    expect(l.delay('publish.init', 'tok', t0 + 20)).toBe(60_000 - 20);
+    expect(l.delay('publish.init', 'other-token', t0 + 20)).toBe(0);
+    expect(l.delay('publish.init', 'tok', t0 + 60_001)).toBe(0); // the first call left the window
+  });
+
+  it('rests an endpoint after a 429 and refuses waits longer than the caller allows', async () => {
+    const l = new EndpointLimiter(limitsFrom(undefined));
+    l.coolDown('video.list', 'app', 5000);
+    expect(l.delay('video.list', 'app')).toBeGreaterThan(4000);
+    await expect(l.acquire('video.list', 'app', undefined, 100)).rejects.toMatchObject({ code: 'rate_limited' });
+  });
+
+  it('refuses unknown endpoints in TIKTOK_RATE_LIMITS', () => {
+    expect(() => limitsFrom('{"video.lists": 5}')).toThrow(/video.lists/);
+  });
+});
