@@ -21,7 +21,7 @@ export class TopicProvisioner {
 
   constructor(
     private readonly kafka: Kafka,
-    private readonly defaults: TopicSpec,
+    readonly defaults: TopicSpec,
     private readonly specFor: TopicSpecFor = () => undefined,
   ) {}
 

@@ -1,5 +1,7 @@
 import { deadLetterRecord } from '../bus/dead-letter.ts';
 import { runConsumer, type ConsumerRunner, type Handled } from '../bus/consumer.ts';
+import { KafkaBus } from '../bus/producer.ts';
+import { defaultTopicSpecFor, TopicProvisioner } from '../bus/provision.ts';
 import type { KafkaTable } from '../bus/table.ts';
 import { topics } from '../bus/topics.ts';
 import type { IncomingRecord, OutgoingRecord } from '../bus/types.ts';
@@ -42,7 +44,7 @@ export interface WorkerOptions {
 }
 
 /** An outcome computed but not yet acknowledged by Kafka: a re-run publishes it instead of deciding again. */
-type Unpublished = { records: OutgoingRecord[]; failed?: boolean };
+type Unpublished = { records: OutgoingRecord[]; plain: boolean; failed?: boolean };
 /** The publishes a command queued: the runner awaits them before committing its offset. */
 type Ctx = { queued: Promise<unknown>[] };
 
@@ -58,6 +60,10 @@ export async function startCommandWorker(o: WorkerOptions): Promise<ConsumerRunn
   const source = `${service}-worker`;
   const dlqTopic = topics.deadLetter(service);
   const unpublished = new Map<string, Unpublished>();
+  // Outcomes of actions without side effects skip the transaction (see `publish`): an idempotent
+  // producer of their own, with its own provisioner (closing a bus closes its provisioner).
+  const plainBus = new KafkaBus({ kafka: rt.kafka, provisioner: new TopicProvisioner(rt.kafka, rt.provisioner.defaults, defaultTopicSpecFor), logger: rt.logger });
+  rt.onClose(() => plainBus.close());
 
   const eventRecord = async (topic: string, event: PlatformEvent): Promise<OutgoingRecord> => ({
     topic,
@@ -88,11 +94,18 @@ export async function startCommandWorker(o: WorkerOptions): Promise<ConsumerRunn
     },
   };
 
-  /** Queues the records as one transaction; the state is seen by this worker at once. */
-  function publish(ctx: Ctx, key: string | null, records: OutgoingRecord[], state?: CommandState): void {
-    const entry: Unpublished = { records };
+  /**
+   * Queues the records as one unit; the state is seen by this worker at once. A unit of an action
+   * that changes nothing anywhere (`read_only`, `artifact_generation`) goes as one produce request
+   * of the idempotent producer instead of a transaction: the outcome is readable a commit round
+   * trip sooner, and should the broker take only part of it, the redelivered command runs again
+   * and publishes the same outcome (same event id), which is harmless for a read. Everything
+   * with a side effect, an approval or a dead letter stays one Kafka transaction.
+   */
+  function publish(ctx: Ctx, key: string | null, records: OutgoingRecord[], state?: CommandState, plain = false): void {
+    const entry: Unpublished = { records, plain };
     if (key) unpublished.set(key, entry);
-    const ack = rt.bus.publishAtomic(records).then(
+    const ack = (plain ? plainBus : rt.bus).publishAtomic(records).then(
       () => void (key && unpublished.get(key) === entry && unpublished.delete(key)),
       (e: unknown) => {
         entry.failed = true;
@@ -135,7 +148,9 @@ export async function startCommandWorker(o: WorkerOptions): Promise<ConsumerRunn
     }
     records.unshift(await eventRecord(topic, event));
     if (state) records.push(o.states.record(key, state));
-    publish(ctx, key, records, state);
+    const gate = job.action?.approvalGate;
+    const harmless = (gate === 'read_only' || gate === 'artifact_generation') && (v.kind === 'succeed' || (v.kind === 'fail' && !policyFor(v.failure.code).deadLetter));
+    publish(ctx, key, records, state, harmless);
   }
 
   function safeOutcomeTopic(c: Command): string {
@@ -172,7 +187,7 @@ export async function startCommandWorker(o: WorkerOptions): Promise<ConsumerRunn
     const job = jobOf(record, c);
     const pending = unpublished.get(job.key);
     // Its publish failed: publish the same records again, never deciding (or calling) twice.
-    if (pending?.failed) return publish(ctx, job.key, pending.records);
+    if (pending?.failed) return publish(ctx, job.key, pending.records, undefined, pending.plain);
     for (let attempt = 1; ; attempt++) {
       job.state = o.states.get(job.key);
       const verdict = await decide(job, deps).catch((e: unknown): Verdict => {
