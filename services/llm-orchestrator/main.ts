@@ -37,7 +37,7 @@ sweep();
 const sweeper = setInterval(sweep, 3600_000).unref();
 rt.onClose(() => clearInterval(sweeper));
 
-const spendTable = new KafkaTable<SpendEntry>({ ...rt, topic: topics.state('llm-spend'), parse: jsonValue((v) => spendEntrySchema.parse(v)) });
+const spendTable = new KafkaTable<SpendEntry>({ ...rt, topic: topics.state(env.LLM_SERVICE === 'llm' ? 'llm-spend' : `${env.LLM_SERVICE}-spend`), parse: jsonValue((v) => spendEntrySchema.parse(v)) });
 const [shared] = await Promise.all([openSharedTables(rt), spendTable.start(120_000)]);
 rt.onClose(() => spendTable.close());
 // Spend totals go through a producer of their own, outside transactions: they are latest totals
@@ -50,7 +50,7 @@ rt.onClose(() => spend.flush());
 
 const connector = createLlmConnector({ config, store, spend, artifacts, logger: rt.logger, onCall: llmMetrics(rt.metrics) });
 await runCommandService(rt, {
-  service: 'llm', connector, store, shared,
+  service: env.LLM_SERVICE, connector, store, shared,
   buckets: new TokenBuckets(env.LLM_RATE_PER_SECOND, env.LLM_RATE_BURST),
   retry: { maxAttempts: env.LLM_RETRY_MAX_ATTEMPTS, initialMs: 250, maxWaitMs: env.LLM_RETRY_MAX_WAIT_MS },
   actionTimeoutMs: env.LLM_ACTION_TIMEOUT_MS,
