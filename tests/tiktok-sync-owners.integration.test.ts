@@ -1,5 +1,4 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decideApproval } from '../shared/commands/approvals.ts';
 import { createHubClient, type HubClient } from '../shared/commands/client.ts';
 import { defaultOutcomeTopic } from '../shared/commands/outcome.ts';
 import { openApprovals } from '../shared/commands/state.ts';
@@ -7,7 +6,7 @@ import { createVaultSecretStore } from '../shared/secrets/vault-store.ts';
 import { secretPaths } from '../shared/secrets/store.ts';
 import { CONNECTIONS_TOPIC } from '../services/tiktok-sync/state/connections.ts';
 import { infraEnv, readAll, realInfra, uid } from './helpers/infra.ts';
-import { browseConnect, simEnv, startTikTokSync, type RunningTikTokSync } from './helpers/tiktok.ts';
+import { approveAsAdmin, browseConnect, simEnv, startTikTokSync, type RunningTikTokSync } from './helpers/tiktok.ts';
 import { startTikTokSimulator, type TikTokSimulator } from './simulators/tiktok/index.ts';
 
 const env = infraEnv();
@@ -126,7 +125,7 @@ describe('tiktok-sync owners: one refresh per token across instances, one init p
     expect(asked).toMatchObject({ status: 'awaiting_approval' });
     const approvals = await openApprovals(infra);
     await expect.poll(() => approvals.get(asked.approval_id!)?.status, { timeout: 10_000 }).toBe('pending');
-    await decideApproval({ bus: infra.bus, codec: infra.codec, approvals }, asked.approval_id!, 'approved', 'test-admin');
+    await approveAsAdmin({ bus: infra.bus, codec: infra.codec, approvals }, asked.approval_id!);
     await approvals.close();
 
     const status = () => sim.count('/v2/post/publish/status/fetch/');

@@ -3,7 +3,6 @@ import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { topics } from '../shared/bus/topics.ts';
 import { createHubClient, type HubClient } from '../shared/commands/client.ts';
-import { decideApproval } from '../shared/commands/approvals.ts';
 import { defaultOutcomeTopic } from '../shared/commands/outcome.ts';
 import { openApprovals, openWorkspaceConnectors, wsConnectorKey, type Approval } from '../shared/commands/state.ts';
 import type { KafkaTable } from '../shared/bus/table.ts';
@@ -14,7 +13,7 @@ import { CONNECTIONS_TOPIC } from '../services/tiktok-sync/state/connections.ts'
 import { infraEnv, readAll, realInfra, uid } from './helpers/infra.ts';
 import { startIngester, type RunningIngester } from './helpers/ingester.ts';
 import { startMediaServer } from './helpers/llm.ts';
-import { browseConnect, simEnv, startTikTokSync, type RunningTikTokSync } from './helpers/tiktok.ts';
+import { approveAsAdmin, browseConnect, simEnv, startTikTokSync, type RunningTikTokSync } from './helpers/tiktok.ts';
 import { startTikTokSimulator, type TikTokSimulator } from './simulators/tiktok/index.ts';
 
 const env = infraEnv();
@@ -292,7 +291,7 @@ describe('tiktok-sync against a TikTok v2 simulator: connect, reads, polling, re
     expect(sim.count('/v2/post/publish/creator_info/query/') + sim.count('/v2/post/publish/video/init/')).toBe(0);
     await expect.poll(() => approvals.get(asked.approval_id!)?.status, { timeout: 10_000 }).toBe('pending');
     const finished = (await nextOutcome(ws, asked.command_id, 90_000)).outcome;
-    await decideApproval({ bus: infra.bus, codec: infra.codec, approvals }, asked.approval_id!, 'approved', 'test-admin');
+    await approveAsAdmin({ bus: infra.bus, codec: infra.codec, approvals }, asked.approval_id!);
     const publishId = await waitForPublish(user.open_id);
     await until('both chunks', () => sim.state.publishes.get(publishId)!.uploaded_bytes === video.length);
     expect(sim.requests.filter((x) => x.method === 'PUT' && x.path === '/video/').map((x) => x.status)).toEqual([206, 201]);

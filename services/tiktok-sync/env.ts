@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { commandEnvShape } from '../../shared/commands/service.ts';
 import { baseEnv, csv, port } from '../../shared/config.ts';
 
 const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
@@ -9,6 +10,7 @@ const ms = (fallback: number) => z.coerce.number().int().nonnegative().default(f
  * the service still starts: connecting answers 503 naming them, commands fail `not_connected`.
  */
 export const tiktokSyncEnv = baseEnv.extend({
+  ...commandEnvShape,
   TIKTOK_SYNC_PORT: port(8094),
   TIKTOK_SYNC_HOST: z.string().default('127.0.0.1'),
   /** Stable per running instance: names its Kafka transactional id. */

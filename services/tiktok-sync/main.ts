@@ -2,10 +2,8 @@ import express from 'express';
 import { KafkaBus } from '../../shared/bus/producer.ts';
 import { TopicProvisioner, defaultTopicSpecFor } from '../../shared/bus/provision.ts';
 import { topics } from '../../shared/bus/topics.ts';
-import { openApprovals, openCommandStates, openWorkspaceConnectors } from '../../shared/commands/state.ts';
-import { startCommandWorker } from '../../shared/commands/worker.ts';
+import { openSharedTables, runCommandService } from '../../shared/commands/service.ts';
 import { parseEnv } from '../../shared/config.ts';
-import { registerContracts } from '../../shared/connectors/contracts.ts';
 import { TokenBuckets } from '../../shared/connectors/rate-limit.ts';
 import { listen, mountOpsRoutes } from '../../shared/http.ts';
 import { openLinks } from '../../shared/links.ts';
@@ -52,12 +50,12 @@ const api = createTikTokApi({ baseUrl: env.TIKTOK_API_BASE_URL, clientKey: env.T
 
 // The seen-videos table also tells the owner when a barrier it wrote has been read (owner/supervisor.ts).
 const barriers = new Map<string, () => void>();
-await rt.provisioner.ensure([topics.command('tiktok'), topics.internal('tiktok'), CONNECTIONS_TOPIC, VIDEOS_TOPIC]);
-const [approvals, workspaceConnectors, states, links, connections, seen, ledger] = await Promise.all([
-  openApprovals(rt), openWorkspaceConnectors(rt), openCommandStates(rt, 'tiktok'), openLinks(rt), openConnections(rt),
-  openSeenVideos(rt, (key) => barriers.get(key)?.()), openPublishLedger(rt),
+await rt.provisioner.ensure([topics.internal('tiktok'), CONNECTIONS_TOPIC, VIDEOS_TOPIC]);
+const [shared, links, connections, seen, ledger] = await Promise.all([
+  openSharedTables(rt), openLinks(rt), openConnections(rt), openSeenVideos(rt, (key) => barriers.get(key)?.()), openPublishLedger(rt),
 ]);
-for (const t of [approvals, workspaceConnectors, states, links, connections, seen, ledger]) rt.onClose(() => t.close());
+for (const t of [links, connections, seen, ledger]) rt.onClose(() => t.close());
+const { workspaceConnectors } = shared;
 
 const app = express();
 mountOpsRoutes(app, { metrics: rt.metrics, checks: { ...rt.checks, secret_store: async () => (await store.health()).ok, command_worker: async () => serving } });
@@ -70,15 +68,15 @@ const connector = createTikTokConnector({
   api, tokens, clientTokens: createClientTokens(oauth), ledger, bus: stateBus, connectUrlTemplate: `${base}/tiktok/connect?workspace=<workspace>`,
   publish: { pollMs: env.TIKTOK_PUBLISH_POLL_MS, timeoutMs: env.TIKTOK_PUBLISH_TIMEOUT_MS, maxBytes: env.TIKTOK_UPLOAD_MAX_BYTES, chunkBytes: env.TIKTOK_UPLOAD_CHUNK_BYTES, allowPrivate: env.TIKTOK_MEDIA_ALLOW_PRIVATE },
 });
-await registerContracts(rt.registry, [connector]);
-const runner = await startCommandWorker({
-  rt, service: 'tiktok', connectors: new Map([['tiktok', connector]]), store, states, approvals, workspaceConnectors,
+await runCommandService(rt, {
+  service: 'tiktok', connector, store, shared,
   buckets: new TokenBuckets(env.TIKTOK_RATE_PER_SECOND, env.TIKTOK_RATE_BURST),
   retry: { maxAttempts: env.TIKTOK_RETRY_MAX_ATTEMPTS, initialMs: 250, maxWaitMs: env.TIKTOK_RETRY_MAX_WAIT_MS },
   actionTimeoutMs: env.TIKTOK_ACTION_TIMEOUT_MS,
+  dedupeWindowHours: env.COMMAND_DEDUPE_WINDOW_HOURS,
+  groupPrefix: env.COMMAND_GROUP_PREFIX,
   partitionsConsumedConcurrently: env.TIKTOK_PARTITIONS_CONCURRENTLY,
 });
-rt.onClose(() => runner.stop());
 const lifecycle = await startLifecycle({ rt, stateBus, store, links, connections, workspaceConnectors, ledger, groupId: `${env.TIKTOK_SYNC_GROUP}-lifecycle` });
 rt.onClose(() => lifecycle.stop());
 

@@ -1,7 +1,14 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import type { KafkaBus } from '../../shared/bus/producer.ts';
+import type { KafkaTable } from '../../shared/bus/table.ts';
+import { decisionRecords } from '../../shared/commands/approvals.ts';
+import { approvalSigningKey } from '../../shared/commands/release.ts';
+import type { Approval } from '../../shared/commands/state.ts';
+import type { EventCodec } from '../../shared/events/codec.ts';
+import { createVaultSecretStore } from '../../shared/secrets/vault-store.ts';
 import type { TikTokSimulator } from '../simulators/tiktok/index.ts';
 import { freePort } from './ingester.ts';
-import { uid } from './infra.ts';
+import { infraEnv, uid } from './infra.ts';
 
 export interface RunningTikTokSync {
   url: string;
@@ -73,4 +80,12 @@ export async function browseConnect(connectUrl: string, sim: TikTokSimulator, op
   if (consent.status !== 302) throw new Error(`authorize answered ${consent.status}: ${await consent.text()}`);
   const callback = await fetch(consent.headers.get('location')!, { redirect: 'manual' });
   return { status: callback.status, body: await callback.text(), authorize };
+}
+
+/** What `ionflux approvals approve` does: the decision and the kept command, signed with the admins' key. */
+export async function approveAsAdmin(deps: { bus: KafkaBus; codec: EventCodec; approvals: KafkaTable<Approval> }, approvalId: string): Promise<void> {
+  const e = infraEnv();
+  const signingKey = await approvalSigningKey(createVaultSecretStore({ addr: e.vaultAddr, token: e.vaultToken, mount: 'secret' }));
+  const { records } = await decisionRecords({ codec: deps.codec, approvals: deps.approvals, signingKey }, approvalId, 'approved', 'test-admin');
+  await deps.bus.publishAtomic(records);
 }
