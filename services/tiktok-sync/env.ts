@@ -15,6 +15,8 @@ export const tiktokSyncEnv = baseEnv.extend({
   TIKTOK_SYNC_HOST: z.string().default('127.0.0.1'),
   /** Stable per running instance: names its Kafka transactional id. */
   TIKTOK_SYNC_INSTANCE_ID: z.string().regex(/^[a-z0-9_-]{1,40}$/).default('0'),
+  /** The command topic is ionflux.cmd.<TIKTOK_SERVICE> (another name keeps a bench off the real one). */
+  TIKTOK_SERVICE: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/).default('tiktok'),
   /** Names the consumer groups and transactional ids every instance of one deployment shares. */
   TIKTOK_SYNC_GROUP: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,80}$/).default('ionflux-tiktok-sync'),
   TIKTOK_CLIENT_KEY: z.string().min(1).optional(),

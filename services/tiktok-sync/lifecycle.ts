@@ -72,8 +72,10 @@ async function removed(d: LifecycleDeps, event: PlatformEvent, body: Webhook): P
   const openId = body.user_openid;
   const held = await readTokens(d.store, ws);
   const c = d.connections.get(ws);
-  if (!openId || (held && held.open_id !== openId) || (c && c.open_id !== openId)) {
-    d.rt.logger.info({ workspace: ws }, 'authorization.removed for an account this workspace no longer uses; ignored');
+  // A removal older than the tokens held (a replay, or a reconnect after it) must not end the new grant.
+  const newer = (held?.issued_at ?? 0) > event.timestamp || (c?.issued_at ?? 0) > event.timestamp;
+  if (!openId || (held && held.open_id !== openId) || (c && c.open_id !== openId) || newer) {
+    d.rt.logger.info({ workspace: ws }, 'authorization.removed for an account or grant this workspace no longer uses; ignored');
     return;
   }
   await d.store.delete(tokenPath(ws));

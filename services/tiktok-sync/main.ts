@@ -69,7 +69,7 @@ const connector = createTikTokConnector({
   publish: { pollMs: env.TIKTOK_PUBLISH_POLL_MS, timeoutMs: env.TIKTOK_PUBLISH_TIMEOUT_MS, maxBytes: env.TIKTOK_UPLOAD_MAX_BYTES, chunkBytes: env.TIKTOK_UPLOAD_CHUNK_BYTES, allowPrivate: env.TIKTOK_MEDIA_ALLOW_PRIVATE },
 });
 await runCommandService(rt, {
-  service: 'tiktok', connector, store, shared,
+  service: env.TIKTOK_SERVICE, connector, store, shared,
   buckets: new TokenBuckets(env.TIKTOK_RATE_PER_SECOND, env.TIKTOK_RATE_BURST),
   retry: { maxAttempts: env.TIKTOK_RETRY_MAX_ATTEMPTS, initialMs: 250, maxWaitMs: env.TIKTOK_RETRY_MAX_WAIT_MS },
   actionTimeoutMs: env.TIKTOK_ACTION_TIMEOUT_MS,

@@ -36,7 +36,10 @@ export async function startTikTokSync(env: Record<string, string> = {}): Promise
     for (;;) {
       if (child.exitCode !== null) throw new Error(`tiktok-sync exited ${child.exitCode}:\n${output.slice(-20).join('\n')}`);
       if (output.some((l) => l.includes('tiktok sync running')) && (await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.ok, () => false))) return;
-      if (Date.now() > deadline) throw new Error(`tiktok-sync not ready:\n${output.slice(-20).join('\n')}`);
+      if (Date.now() > deadline) {
+        child.kill('SIGKILL'); // never leave one behind
+        throw new Error(`tiktok-sync not ready:\n${output.slice(-20).join('\n')}`);
+      }
       await new Promise((r) => setTimeout(r, 200));
     }
   }
