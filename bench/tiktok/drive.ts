@@ -37,34 +37,57 @@ const kafka = new Kafka({ brokers, clientId: 'bench-tiktok', logLevel: logLevel.
 const workspaces: string[] = [];
 const running: RunningTikTokSync[] = [];
 process.on('exit', () => running.forEach((r) => void r.kill().catch(() => undefined)));
-for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => process.exit(130));
+for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => void cleanup().finally(() => process.exit(130)));
 
-/** Event records (with broker timestamps) on every bench workspace's video.created topic. */
+/**
+ * The broker timestamps of every record on the workspaces' video.created topics, read to the end
+ * (transaction markers take offsets too, so "the end" is a batch's last offset, not a count).
+ */
 async function eventTimes(wss: string[]): Promise<number[]> {
   const admin = kafka.admin();
   await admin.connect();
-  const times: number[] = [];
+  const ends = new Map<string, number>();
   try {
     const existing = new Set(await admin.listTopics());
-    const topicsOf = wss.map((ws) => `ionflux.tiktok.ws_${ws}.video.created`).filter((t) => existing.has(t));
-    const ends = new Map<string, number>();
-    for (const t of topicsOf) for (const o of await admin.fetchTopicOffsets(t)) ends.set(`${t}/${o.partition}`, Number(o.high));
-    const wanted = [...ends.values()].reduce((a, b) => a + b, 0);
-    if (wanted === 0) return [];
-    const consumer = kafka.consumer({ groupId: `bench-tiktok-reader-${Date.now()}`, maxWaitTimeInMs: 200 });
-    await consumer.connect();
-    for (const t of topicsOf) await consumer.subscribe({ topic: t, fromBeginning: true });
-    await new Promise<void>((resolve) => {
-      void consumer.run({ eachBatch: async ({ batch }) => {
-        for (const m of batch.messages) if (Number(m.offset) < (ends.get(`${batch.topic}/${batch.partition}`) ?? 0)) times.push(Number(m.timestamp));
-        if (times.length >= wanted) resolve();
-      } });
-    });
-    await consumer.disconnect();
+    for (const ws of wss) {
+      const t = `ionflux.tiktok.ws_${ws}.video.created`;
+      if (existing.has(t)) for (const o of await admin.fetchTopicOffsets(t)) if (Number(o.high) > Number(o.low)) ends.set(`${t}/${o.partition}`, Number(o.high));
+    }
   } finally {
     await admin.disconnect();
   }
+  if (ends.size === 0) return [];
+  const times: number[] = [];
+  const consumer = kafka.consumer({ groupId: `bench-tiktok-reader-${Date.now()}`, maxWaitTimeInMs: 200 });
+  const open = new Set(ends.keys());
+  const done = new Promise<void>((resolve) => {
+    consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
+      const k = `${payload.topic}/${payload.partition}`;
+      if (Number(payload.lastOffset) >= (ends.get(k) ?? 0) - 1) open.delete(k);
+      if (open.size === 0) resolve();
+    });
+  });
+  await consumer.connect();
+  for (const t of new Set([...ends.keys()].map((k) => k.split('/')[0]!))) await consumer.subscribe({ topic: t, fromBeginning: true });
+  await consumer.run({
+    eachBatch: async ({ batch }) => {
+      for (const m of batch.messages) if (Number(m.offset) < (ends.get(`${batch.topic}/${batch.partition}`) ?? 0)) times.push(Number(m.timestamp));
+    },
+  });
+  await done;
+  await consumer.disconnect();
   return times.sort((a, b) => a - b);
+}
+
+/** Waits until `total` events are on the topics; their timestamps. */
+async function allEvents(wss: string[], total: number, timeoutMs: number): Promise<number[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const times = await eventTimes(wss);
+    if (times.length >= total) return times;
+    if (Date.now() > deadline) throw new Error(`only ${times.length} of ${total} events within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 2000));
+  }
 }
 
 async function connectAll(sim: TikTokSimulator, sync: RunningTikTokSync, n: number, videos: number): Promise<string[]> {
@@ -74,32 +97,19 @@ async function connectAll(sim: TikTokSimulator, sync: RunningTikTokSync, n: numb
     wss.push(ws);
     workspaces.push(ws);
     const user = sim.addUser({ videos });
-    const r = await browseConnect(`${sync.url}/tiktok/connect?workspace=${ws}`, sim, user.open_id);
+    let r = await browseConnect(`${sync.url}/tiktok/connect?workspace=${ws}`, sim, user.open_id);
+    if (r.status === 503) {
+      // What a person does with "try again"; the reason is in the service's log.
+      log(`connect answered 503 (${sync.output.filter((l) => /"level":[56]0/.test(l)).slice(-1)[0]?.slice(0, 400) ?? 'no error logged'}); trying again`);
+      r = await browseConnect(`${sync.url}/tiktok/connect?workspace=${ws}`, sim, user.open_id);
+    }
     if (r.status !== 200) throw new Error(`connect failed: ${r.status} ${r.body}`);
   }
   return wss;
 }
 
-async function untilCount(wss: string[], total: number, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const admin = kafka.admin();
-    await admin.connect();
-    const existing = new Set(await admin.listTopics());
-    let n = 0;
-    for (const ws of wss) {
-      const t = `ionflux.tiktok.ws_${ws}.video.created`;
-      if (existing.has(t)) for (const o of await admin.fetchTopicOffsets(t)) n += Number(o.high);
-    }
-    await admin.disconnect();
-    if (n >= total) return;
-    await new Promise((r) => setTimeout(r, 1000));
-  }
-  throw new Error(`not all ${total} events arrived within ${timeoutMs} ms`);
-}
-
 const syncEnv = (sim: TikTokSimulator, extra: Record<string, string>) => ({
-  ...simEnv(sim), TIKTOK_SERVICE: SERVICE, TIKTOK_SYNC_GROUP: GROUP, COMMAND_GROUP_PREFIX: GROUP, TIKTOK_POLL_INTERVAL_MS: '1000',
+  ...simEnv(sim), TIKTOK_SERVICE: SERVICE, TIKTOK_SYNC_GROUP: GROUP, COMMAND_GROUP_PREFIX: GROUP, TIKTOK_POLL_INTERVAL_MS: '600000',
   TIKTOK_POLL_MAX_PAGES: '1000', ...extra,
 });
 
@@ -122,27 +132,39 @@ async function yardstick(sim: TikTokSimulator, seconds: number): Promise<number>
   return videos / ((performance.now() - t0) / 1000);
 }
 
+/**
+ * Removes what bench runs leave in the broker and the secret store: their processes, topics,
+ * consumer groups, connection records and tokens (this run's, and an interrupted earlier run's).
+ */
 async function cleanup(): Promise<void> {
-  for (const r of running) await r.stop().catch(() => undefined);
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    const producer = kafka.producer();
-    await producer.connect();
-    // Connection records of the bench's workspaces: tombstones, so no owner looks after them again.
-    await producer.send({ topic: CONNECTIONS_TOPIC, messages: workspaces.map((ws) => ({ key: ws, value: null })) });
-    await producer.disconnect();
-    const mine = (await admin.listTopics()).filter((t) => t.includes(`ws_ttbench${RUN}`) || t.includes(SERVICE));
-    if (mine.length) await admin.deleteTopics({ topics: mine });
-    await admin.deleteGroups([`${GROUP}-owners`, `${GROUP}-lifecycle`, `${GROUP}-${SERVICE}-worker`]).catch(() => undefined);
-    log(`deleted ${mine.length} bench topics and the bench groups`);
-  } finally {
-    await admin.disconnect();
-  }
-  for (const ws of workspaces) await vault.delete(secretPaths.workspace(ws, 'tiktok')).catch(() => undefined);
+  await (async () => {
+    for (const r of running.splice(0)) await r.stop().catch(() => undefined);
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      const benchWs = (await vault.list('workspaces/')).map((w) => w.replace(/\/$/, '')).filter((w) => w.startsWith('ttbench'));
+      const all = [...new Set([...workspaces, ...benchWs])];
+      if (all.length) {
+        const producer = kafka.producer();
+        await producer.connect();
+        // Tombstones: no owner looks after a bench connection again.
+        await producer.send({ topic: CONNECTIONS_TOPIC, messages: all.map((ws) => ({ key: ws, value: null })) });
+        await producer.disconnect();
+      }
+      for (const ws of all) await vault.delete(secretPaths.workspace(ws, 'tiktok')).catch(() => undefined);
+      const mine = (await admin.listTopics()).filter((t) => t.includes('.ws_ttbench') || /tiktokbench/.test(t));
+      if (mine.length) await admin.deleteTopics({ topics: mine });
+      const groups = (await admin.listGroups()).groups.map((g) => g.groupId).filter((g) => g.startsWith('ionflux-tiktokbench-') || g.startsWith('bench-tiktok-reader-'));
+      if (groups.length) await admin.deleteGroups(groups).catch(() => undefined);
+      if (all.length || mine.length || groups.length) log(`removed ${all.length} bench connections, ${mine.length} topics, ${groups.length} groups`);
+    } finally {
+      await admin.disconnect();
+    }
+  })();
 }
 
 async function main(): Promise<void> {
+  await cleanup(); // what an interrupted run left
   const report: Record<string, unknown> = { accounts: ACCOUNTS, videos_per_account: VIDEOS, page: 20, list_limit_per_minute: 600, allowed_videos_per_s: (600 * 20) / 60 };
 
   const free = await startTikTokSimulator({ limits: { 'video.list': 1e9 } });
@@ -156,8 +178,7 @@ async function main(): Promise<void> {
   const fastStart = Date.now();
   const fastWs = await connectAll(free, fast, ACCOUNTS / 2, VIDEOS / 2);
   const fastTotal = (ACCOUNTS / 2) * (VIDEOS / 2);
-  await untilCount(fastWs, fastTotal, 300_000);
-  const ft = await eventTimes(fastWs);
+  const ft = await allEvents(fastWs, fastTotal, 300_000);
   const firstList = Math.min(...free.requests.filter((r) => r.path === '/v2/video/list/' && r.at >= fastStart).map((r) => r.at));
   report.unthrottled_videos_per_s = Math.round(fastTotal / ((ft.at(-1)! - firstList) / 1000));
   log(`  ${report.unthrottled_videos_per_s} videos/s (${fastTotal} videos)`);

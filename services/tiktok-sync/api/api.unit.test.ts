@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { VendorError } from '../../../shared/connectors/types.ts';
 import { HubError } from '../../../shared/errors.ts';
 import { limitsFrom } from './endpoints.ts';
@@ -32,10 +32,24 @@ describe('EndpointLimiter', () => {
     const l = new EndpointLimiter(limitsFrom(JSON.stringify({ 'publish.init': 2 })));
     const t0 = 1_000_000;
     expect(l.delay('publish.init', 'tok', t0)).toBe(0);
-    (l as unknown as { calls: Map<string, number[]> }).calls.set('publish.init:tok', [t0, t0 + 10]);
+    (l as unknown as { calls: Map<string, { t: number }[]> }).calls.set('publish.init:tok', [{ t: t0 + 10 }, { t: t0 }]);
     expect(l.delay('publish.init', 'tok', t0 + 20)).toBe(60_000 - 20);
     expect(l.delay('publish.init', 'other-token', t0 + 20)).toBe(0);
     expect(l.delay('publish.init', 'tok', t0 + 60_001)).toBe(0); // the first call left the window
+  });
+
+  it('counts a call from when it was answered, never earlier than TikTok does', async () => {
+    vi.useFakeTimers({ now: 5_000_000 });
+    try {
+      const l = new EndpointLimiter(limitsFrom(JSON.stringify({ 'publish.init': 1 })));
+      const slot = await l.acquire('publish.init', 'tok');
+      vi.setSystemTime(5_000_300); // the answer came 300 ms later
+      expect(l.delay('publish.init', 'tok')).toBe(60_000 - 300);
+      slot.done();
+      expect(l.delay('publish.init', 'tok')).toBe(60_000);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('rests an endpoint after a 429 and refuses waits longer than the caller allows', async () => {

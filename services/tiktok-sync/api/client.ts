@@ -30,7 +30,7 @@ export function createTikTokApi(o: { baseUrl: string; clientKey: string; limiter
     async call<T>(ep: EndpointName, c: CallOptions): Promise<T> {
       const spec = ENDPOINTS[ep];
       registerSecret(c.token);
-      await o.limiter.acquire(ep, spec.per === 'app' ? o.clientKey : c.token, c.signal);
+      const slot = await o.limiter.acquire(ep, spec.per === 'app' ? o.clientKey : c.token, c.signal);
       const url = `${base}${spec.path}${c.query ? `?${new URLSearchParams(c.query)}` : ''}`;
       let res: Response;
       try {
@@ -41,11 +41,13 @@ export function createTikTokApi(o: { baseUrl: string; clientKey: string; limiter
           signal: c.signal,
         });
       } catch (e) {
+        slot.done();
         if (c.signal?.aborted) throw e;
         o.onCall?.(ep, 'network_error');
         throw new VendorError(503, `TikTok ${spec.path} unreachable: ${(e as Error).message}`, { cause: e });
       }
       const text = await res.text();
+      slot.done();
       let env: { data?: unknown; error?: { code?: string; message?: string; log_id?: string } };
       try {
         env = parseJsonKeepingInt64(text) as typeof env;

@@ -7,7 +7,8 @@ import { ENDPOINTS, type EndpointName } from './endpoints.ts';
  * wait); a wait longer than the caller can afford fails `rate_limited` naming when to retry.
  */
 export class EndpointLimiter {
-  private readonly calls = new Map<string, number[]>();
+  /** Per key, when each call in the window counts from (see `acquire`). */
+  private readonly calls = new Map<string, { t: number }[]>();
   /** Set after a 429: the key sends nothing until then. */
   private readonly cooling = new Map<string, number>();
 
@@ -17,17 +18,26 @@ export class EndpointLimiter {
   delay(ep: EndpointName, key: string, now = Date.now()): number {
     const k = `${ep}:${key}`;
     const window = ENDPOINTS[ep].windowMs;
-    const list = (this.calls.get(k) ?? []).filter((t) => now - t < window);
+    const list = (this.calls.get(k) ?? []).filter((c) => now - c.t < window).sort((a, b) => a.t - b.t);
     this.calls.set(k, list);
     const cool = Math.max(0, (this.cooling.get(k) ?? 0) - now);
-    const full = list.length >= this.limits[ep] ? list[list.length - this.limits[ep]]! + window - now : 0;
+    const full = list.length >= this.limits[ep] ? list[list.length - this.limits[ep]]!.t + window - now : 0;
     return Math.max(cool, full);
   }
 
-  async acquire(ep: EndpointName, key: string, signal?: AbortSignal, maxWaitMs = 65_000): Promise<void> {
+  /**
+   * Waits for a slot. The call counts from now; `done()`, once TikTok answered, moves it to then:
+   * TikTok counts a request from when it arrived, which is no later than its answer, so this
+   * window never frees a slot before TikTok's does.
+   */
+  async acquire(ep: EndpointName, key: string, signal?: AbortSignal, maxWaitMs = 65_000): Promise<{ done(): void }> {
     for (;;) {
       const wait = this.delay(ep, key);
-      if (wait === 0) return void this.calls.get(`${ep}:${key}`)!.push(Date.now());
+      if (wait === 0) {
+        const slot = { t: Date.now() };
+        this.calls.get(`${ep}:${key}`)!.push(slot);
+        return { done: () => void (slot.t = Date.now()) };
+      }
       if (wait > maxWaitMs) throw Object.assign(new HubError('rate_limited', `TikTok's ${ENDPOINTS[ep].path} limit is used up; next call possible in ${Math.ceil(wait / 1000)} s`, { retryable: false }), { retryAfterMs: wait });
       await sleep(Math.min(wait, 1000), signal);
     }

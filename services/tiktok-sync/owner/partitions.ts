@@ -48,7 +48,8 @@ export class PartitionOwner<V> {
   constructor(private readonly o: PartitionOwnerOptions<V>) {}
 
   async start(): Promise<void> {
-    const c = this.o.kafka.consumer({ groupId: this.o.groupId, allowAutoTopicCreation: false, sessionTimeout: 10_000, heartbeatInterval: 1000, maxWaitTimeInMs: 250 });
+    // A member that died (SIGKILL) gives its partitions up after 10 s, not after kafkajs' 60 s rebalance timeout.
+    const c = this.o.kafka.consumer({ groupId: this.o.groupId, allowAutoTopicCreation: false, sessionTimeout: 10_000, rebalanceTimeout: 15_000, heartbeatInterval: 1000, maxWaitTimeInMs: 250 });
     this.consumer = c;
     c.on(c.events.REBALANCING, () => this.releaseAll());
     c.on(c.events.GROUP_JOIN, ({ payload }) => void this.assign(payload.memberAssignment[this.o.topic] ?? []).catch((e: unknown) => this.o.logger.warn({ err: e }, 'taking partitions failed; waiting for the next assignment')));

@@ -111,6 +111,9 @@ export function createSupervisor(o: SupervisorOptions) {
           t.known = { ...t.known, refresh_requested: { at: Date.now(), by: 'poller' } };
           await refresh(t);
           next = 1000;
+        } else if (!r.ok && r.reason === 'not_connected') {
+          // Disconnected (tokens deleted): the refresher sees it and forgets the connection.
+          await refresh(t);
         }
       } catch (e) {
         if (!t.abort.signal.aborted) o.logger.warn({ workspace: t.known.workspace_id, error: describeError(e) }, 'video poll failed; next poll as scheduled');
@@ -145,7 +148,16 @@ export function createSupervisor(o: SupervisorOptions) {
     async onAcquired(p: OwnedPartition<Connection>): Promise<void> {
       owned.set(p.partition, p);
       // Everything the previous owner published for these accounts is read before polling them.
-      if (o.poll) await o.barrier(p, `__barrier:${o.refresh.instanceId}:${randomUUID()}`);
+      while (o.poll && owned.get(p.partition) === p) {
+        try {
+          await o.barrier(p, `__barrier:${o.refresh.instanceId}:${randomUUID()}`);
+          break;
+        } catch (e) {
+          if (p.writer.dead) return; // fenced: another instance has the partition now
+          o.logger.warn({ partition: p.partition, error: describeError(e) }, 'reading the seen-videos table to the end failed; trying again');
+          await new Promise((r) => setTimeout(r, 5000));
+        }
+      }
       if (owned.get(p.partition) !== p) return;
       ready.add(p.partition);
       for (const [ws, c] of p.records) adopt(p.partition, ws, c);
