@@ -29,7 +29,7 @@ describe('PlatformEvent through Kafka and the schema registry', () => {
     const ack = await publishEvent(infra, topic, event, { key: '820982911946154500' });
     expect(Number(ack.offset)).toBeGreaterThanOrEqual(0);
 
-    const [record] = await readAll(infra.kafka, topic, { atLeast: 1 });
+    const [record] = await readAll(infra.bus, topic, { atLeast: 1 });
     expect(record!.value![0]).toBe(0); // Confluent magic byte
     expect(record!.value!.readUInt32BE(1)).toBe(infra.codec.schemaId);
     expect(record!.key!.toString()).toBe('820982911946154500');

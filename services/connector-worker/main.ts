@@ -17,7 +17,7 @@ import { startPlatformWorker } from './platform.ts';
 const DEDICATED = new Set(['llm', 'shopify', 'tiktok', 'email']);
 
 const env = parseEnv(workerEnv);
-const rt = await createRuntime('connector-worker', env, { transactionalId: `ionflux-connector-worker-${env.WORKER_INSTANCE_ID}` });
+const rt = await createRuntime('connector-worker', env, { transactionalId: `ionflux-connector-worker-${env.WORKER_INSTANCE_ID}`, instanceId: env.WORKER_INSTANCE_ID });
 closeOnSignals(() => rt.close(), rt.logger);
 const store = createSecretStore(env);
 const connectors = await loadConnectors();
@@ -27,7 +27,7 @@ const served = [...connectors.keys()].filter((id) => (env.WORKER_CONNECTORS.leng
 const [approvals, workspaceConnectors] = await Promise.all([openApprovals(rt), openWorkspaceConnectors(rt)]);
 rt.onClose(() => approvals.close());
 rt.onClose(() => workspaceConnectors.close());
-await rt.provisioner.ensure(['platform', ...served].map((s) => `ionflux.cmd.${s}`));
+await rt.bus.ensureTopics(['platform', ...served].map((s) => `ionflux.cmd.${s}`));
 
 await registerContracts(rt.registry, served.map((id) => connectors.get(id)!));
 

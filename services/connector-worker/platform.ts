@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { runConsumer, type ConsumerRunner } from '../../shared/bus/consumer.ts';
-import type { KafkaTable } from '../../shared/bus/table.ts';
+import type { KafkaTable } from '../../shared/bus/table/table.ts';
 import { topics } from '../../shared/bus/topics.ts';
+import type { Subscription } from '../../shared/bus/types.ts';
 import { decideApproval } from '../../shared/commands/approvals.ts';
 import { decodeCommand } from '../../shared/commands/envelope.ts';
 import { outcomeEvent, outcomeTopic } from '../../shared/commands/outcome.ts';
@@ -17,11 +17,8 @@ const ACTIONS = { 'approvals.approve': 'approved', 'approvals.deny': 'denied' } 
  * ionflux.cmd.platform: `approvals.approve` / `approvals.deny` with { approval_id, reason? }, the
  * same as `ionflux approvals approve|deny`. An agent may decide only its own workspace's approvals.
  */
-export function startPlatformWorker(rt: Runtime, approvals: KafkaTable<Approval>): Promise<ConsumerRunner> {
-  return runConsumer({
-    kafka: rt.kafka,
-    bus: rt.bus,
-    logger: rt.logger,
+export function startPlatformWorker(rt: Runtime, approvals: KafkaTable<Approval>): Promise<Subscription> {
+  return rt.bus.subscribe({
     service: 'platform',
     groupId: 'ionflux-platform-worker',
     subscriptions: [topics.command('platform')],

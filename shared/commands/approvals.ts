@@ -1,5 +1,5 @@
-import type { KafkaBus } from '../bus/producer.ts';
-import type { KafkaTable } from '../bus/table.ts';
+import type { KafkaTable } from '../bus/table/table.ts';
+import type { Bus } from '../bus/types.ts';
 import { topics } from '../bus/topics.ts';
 import { HubError } from '../errors.ts';
 import type { EventCodec } from '../events/codec.ts';
@@ -13,7 +13,7 @@ import type { Approval } from './state.ts';
  * answers `approval_denied`. Used by `ionflux approvals` and by `approvals.*` on ionflux.cmd.platform.
  */
 export async function decideApproval(
-  deps: { bus: KafkaBus; codec: EventCodec; approvals: KafkaTable<Approval> },
+  deps: { bus: Bus; codec: EventCodec; approvals: KafkaTable<Approval> },
   approvalId: string,
   decision: 'approved' | 'denied',
   actor: string,

@@ -1,10 +1,9 @@
 import { createHash } from 'node:crypto';
 import type { z } from 'zod';
 import { deadLetterRecord } from '../bus/dead-letter.ts';
-import { runConsumer, type ConsumerRunner, type Handled } from '../bus/consumer.ts';
-import type { KafkaTable } from '../bus/table.ts';
+import type { KafkaTable } from '../bus/table/table.ts';
 import { topics } from '../bus/topics.ts';
-import type { IncomingRecord, OutgoingRecord } from '../bus/types.ts';
+import type { Handled, IncomingRecord, OutgoingRecord, Subscription } from '../bus/types.ts';
 import { resolveCredentials } from '../connectors/credentials.ts';
 import type { TokenBuckets } from '../connectors/rate-limit.ts';
 import { VendorError, type Connector } from '../connectors/types.ts';
@@ -47,7 +46,7 @@ export const approvalIdFor = (service: string, c: Command) => `apr_${createHash(
  * action with an external side effect records `started` before calling the vendor, so no
  * redelivery, crash, rebalance or replay makes that call twice.
  */
-export async function startCommandWorker(o: WorkerOptions): Promise<ConsumerRunner> {
+export async function startCommandWorker(o: WorkerOptions): Promise<Subscription> {
   const { rt, service } = o;
   const retry = o.retry ?? { maxAttempts: 4, initialMs: 250, maxWaitMs: 30_000 };
   const source = `${service}-worker`;
@@ -248,10 +247,7 @@ export async function startCommandWorker(o: WorkerOptions): Promise<ConsumerRunn
     }
   }
 
-  return runConsumer({
-    kafka: rt.kafka,
-    bus: rt.bus,
-    logger: rt.logger,
+  return rt.bus.subscribe({
     service,
     groupId: o.groupId ?? `ionflux-${service}-worker`,
     subscriptions: [topics.command(service)],

@@ -1,0 +1,207 @@
+import { join } from 'node:path';
+import { HubError } from '../../errors.ts';
+import type { Logger } from '../../logger.ts';
+import type { Bus, OutgoingRecord, PartitionOffsets, ReadBatch, Reader } from '../types.ts';
+import { LmdbStore } from './lmdb-store.ts';
+import { MemoryStore, type Change, type ExpiryOf, type TableStore } from './store.ts';
+
+/** What a table needs from a service's runtime (`...rt`); without `stateDir` it lives in memory. */
+export interface TableHost {
+  bus: Bus;
+  logger: Logger;
+  stateDir?: string | undefined;
+}
+
+export interface TableOptions<V> extends TableHost {
+  topic: string;
+  parse: (value: Buffer) => V;
+  /** Called for every change read from the topic (including this process's own writes). */
+  onChange?: (key: string, value: V | undefined) => void;
+  /**
+   * Values that matter only for a while (e.g. dedupe markers): older ones are not kept, and are
+   * dropped every `sweepMs` (default a minute); the topic's retention drops them on the broker.
+   */
+  expire?: { afterMs: number; at: (value: V) => number; sweepMs?: number };
+  /**
+   * With a directory, the state lives on disk (LMDB, in `<stateDir>/<topic>/`) and a restart
+   * reads only what the topic got after the store's checkpoint; without one, in the heap.
+   */
+  stateDir?: string | undefined;
+}
+
+// A write applied locally is served from memory until the topic hands the same bytes back (or
+// for at most this long, should it never land): nothing unconfirmed reaches the store, and an
+// older record of the key still on its way cannot hide the newer local write meanwhile.
+const LOCAL_MAX_MS = 60_000;
+// What the topic delivered in the last seconds, for a local apply that arrives after its record.
+const RECENT_MS = 5_000;
+const RECENT_MAX = 20_000;
+
+/**
+ * A compacted topic as a key-value table: every instance sees every write, the state survives
+ * restarts of everything, and `start` resolves once the topic was read up to its high watermark
+ * as of start (read_committed). `get` is synchronous, from the heap or from LMDB.
+ */
+export class KafkaTable<V> {
+  private store: TableStore<V> = new MemoryStore<V>();
+  private readonly local = new Map<string, { value: V | undefined; bytes: string | null; at: number }>();
+  private readonly recent = new Map<string, { bytes: string | null; at: number }>();
+  private reader: Reader | undefined;
+  private sweeper: NodeJS.Timeout | undefined;
+  private started = false;
+  private readonly expiryOf: ExpiryOf<V> | undefined;
+  ready: Promise<void> = Promise.resolve();
+
+  constructor(private readonly opts: TableOptions<V>) {
+    const e = opts.expire;
+    this.expiryOf = e && ((v: V) => e.at(v) + e.afterMs);
+  }
+
+  async start(timeoutMs = 30_000): Promise<void> {
+    const { bus, topic, logger } = this.opts;
+    const began = Date.now();
+    await bus.ensureTopics([topic]);
+    let reset: string | undefined;
+    if (this.opts.stateDir) ({ store: this.store, reset } = LmdbStore.open<V>(join(this.opts.stateDir, topic), topic, this.expiryOf));
+    else this.store = new MemoryStore<V>(this.expiryOf);
+    let from = this.store.checkpoint();
+    const stale = staleCheckpoint(from, await bus.offsets(topic));
+    if (stale) {
+      this.store.clear();
+      from = new Map();
+      reset = stale;
+    }
+    if (reset) logger.warn({ topic, reason: reset }, 'table store rebuilt from the topic');
+    let read = 0;
+    this.reader = await bus.read({ topic, from, onBatch: (b) => void (read += this.applyBatch(b)) });
+    let timer: NodeJS.Timeout | undefined;
+    this.ready = Promise.race([
+      this.reader.caughtUp,
+      new Promise<void>((_, reject) => (timer = setTimeout(() => reject(new HubError('table_not_ready', `reading ${topic} took over ${timeoutMs} ms`, { retryable: true })), timeoutMs))),
+    ]).finally(() => clearTimeout(timer));
+    await this.ready;
+    this.started = true;
+    const stored = this.opts.stateDir ? 'disk' : 'memory';
+    logger.info({ topic, entries: this.store.size, records_read: read, from: from.size ? 'checkpoint' : 'beginning', store: stored, ms: Date.now() - began }, 'table ready');
+    this.sweeper = setInterval(() => this.maintain(), Math.min(this.opts.expire?.sweepMs ?? 60_000, 5_000));
+    this.sweeper.unref();
+  }
+
+  /** Applies one batch read from the topic, with its checkpoint; returns how many records it held. */
+  private applyBatch(b: ReadBatch): number {
+    const changes: Change<V>[] = [];
+    const now = Date.now();
+    for (const r of b.records) {
+      if (!r.key) continue;
+      const key = r.key.toString();
+      if (r.value === null) {
+        changes.push([key, undefined]);
+        continue;
+      }
+      try {
+        const value = this.opts.parse(r.value);
+        changes.push([key, this.expiryOf && this.expiryOf(value) < now ? undefined : value]);
+      } catch (e) {
+        this.opts.logger.error({ topic: this.opts.topic, key, err: e }, 'unreadable table record skipped');
+      }
+    }
+    this.store.apply(changes, b.partition, b.next);
+    for (const r of b.records) if (r.key) this.delivered(r.key.toString(), r.value === null ? null : r.value.toString('utf8'), now);
+    if (this.opts.onChange) for (const [key, value] of changes) this.opts.onChange(key, value);
+    return b.records.length;
+  }
+
+  /** The topic handed back `bytes` for `key`: a local write of the same bytes has landed. */
+  private delivered(key: string, bytes: string | null, now: number): void {
+    if (this.local.get(key)?.bytes === bytes) this.local.delete(key);
+    if (!this.started) return; // while restoring nobody applies locally yet
+    this.recent.delete(key);
+    this.recent.set(key, { bytes, at: now });
+    for (const [k, e] of this.recent) {
+      if (this.recent.size <= RECENT_MAX && now - e.at <= RECENT_MS) break;
+      this.recent.delete(k);
+    }
+  }
+
+  private maintain(now = Date.now()): void {
+    for (const [k, e] of this.local) if (now - e.at > LOCAL_MAX_MS) this.local.delete(k);
+    for (const [k, e] of this.recent) {
+      if (now - e.at <= RECENT_MS) break;
+      this.recent.delete(k);
+    }
+    if (this.expiryOf && now - this.lastSweep >= (this.opts.expire?.sweepMs ?? 60_000)) this.sweep(now);
+  }
+
+  private lastSweep = Date.now();
+
+  /** Drops expired values; returns how many. */
+  sweep(now = Date.now()): number {
+    this.lastSweep = now;
+    let dropped = this.store.sweep(now);
+    for (const [k, e] of this.local) if (e.value !== undefined && this.expiryOf && this.expiryOf(e.value) < now && this.local.delete(k)) dropped++;
+    return dropped;
+  }
+
+  get size(): number {
+    return this.store.size;
+  }
+
+  get(key: string): V | undefined {
+    const l = this.local.get(key);
+    return l ? l.value : this.store.get(key);
+  }
+
+  entries(): [string, V][] {
+    const out: [string, V][] = [];
+    for (const [k, v] of this.store.entries()) if (!this.local.has(k)) out.push([k, v]);
+    for (const [k, e] of this.local) if (e.value !== undefined) out.push([k, e.value]);
+    return out;
+  }
+
+  /** The record that sets `key`; publish it alone or atomically with others. */
+  record(key: string, value: V | undefined): OutgoingRecord {
+    return { topic: this.opts.topic, key, value: value === undefined ? null : Buffer.from(JSON.stringify(value)) };
+  }
+
+  /** Writes and applies locally at once, so the writer reads its own write. */
+  async set(key: string, value: V): Promise<void> {
+    await this.opts.bus.publish(this.record(key, value));
+    this.applyLocal(key, value);
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.opts.bus.publish(this.record(key, undefined));
+    this.applyLocal(key, undefined);
+  }
+
+  /** Applies a write that was published by the caller (e.g. inside a transaction with other records). */
+  applyLocal(key: string, value: V | undefined): void {
+    const bytes = value === undefined ? null : JSON.stringify(value);
+    // Already delivered by the topic, or a revert to what the store holds: nothing to keep.
+    if (this.recent.get(key)?.bytes === bytes || JSON.stringify(this.store.get(key)) === JSON.stringify(value)) {
+      this.local.delete(key);
+      return;
+    }
+    this.local.set(key, { value, bytes, at: Date.now() });
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.sweeper);
+    await this.reader?.close();
+    await this.store.close();
+  }
+}
+
+/** Why a checkpoint cannot be resumed from (the topic was trimmed past it, or recreated), if so. */
+function staleCheckpoint(checkpoint: Map<number, string>, ends: PartitionOffsets[]): string | undefined {
+  for (const [partition, next] of checkpoint) {
+    const end = ends.find((e) => e.partition === partition);
+    if (!end) return `partition ${partition} no longer exists`;
+    if (BigInt(next) < BigInt(end.low)) return `checkpoint ${partition}:${next} is below the topic's low watermark ${end.low}`;
+    if (BigInt(next) > BigInt(end.high)) return `checkpoint ${partition}:${next} is past the topic's end ${end.high} (was it recreated?)`;
+  }
+  return undefined;
+}
+
+/** JSON values checked by a parse function (e.g. a zod schema's parse). */
+export const jsonValue = <V>(check: (v: unknown) => V) => (b: Buffer) => check(JSON.parse(b.toString('utf8')));
