@@ -30,9 +30,11 @@ export class OffsetsClient {
 
   private async ready(): Promise<Cluster> {
     if (!this.cluster) {
-      // Kafka keeps its cluster factory under a private symbol; it is the one function-valued one.
-      const symbols = Object.getOwnPropertySymbols(this.kafka) as unknown as (keyof Kafka)[];
-      const create = symbols.map((s) => this.kafka[s] as unknown).find((v): v is (o: object) => Cluster => typeof v === 'function');
+      // Kafka keeps its cluster factory under a private symbol; it is the one function-valued one
+      // (looked up along the prototype chain, so a wrapped client works too).
+      const symbols: symbol[] = [];
+      for (let o: object | null = this.kafka; o && o !== Object.prototype; o = Object.getPrototypeOf(o) as object | null) symbols.push(...Object.getOwnPropertySymbols(o));
+      const create = symbols.map((s) => (this.kafka as unknown as Record<symbol, unknown>)[s]).find((v): v is (o: object) => Cluster => typeof v === 'function');
       if (!create) throw new Error('kafkajs changed: no cluster factory on the client');
       this.cluster = create({ allowAutoTopicCreation: false, isolationLevel: READ_UNCOMMITTED });
     }

@@ -2,6 +2,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, TransactionFlags, type Database, type RootDatabase } from 'lmdb';
 import { HubError } from '../../errors.ts';
+import { checkLmdbFiles, markClosed, markOpen, PAGE_SIZE } from './lmdb-check.ts';
 import type { Change, ExpiryOf, TableStore } from './store.ts';
 
 const FORMAT = 1;
@@ -56,8 +57,11 @@ export class LmdbStore<V> implements TableStore<V> {
   private static tryOpen<V>(dir: string, expiryOf?: ExpiryOf<V>): LmdbStore<V> {
     // remapChunks maps the file in chunks as they are used instead of all at once, so the
     // resident set stays near what is read, not the size of the file.
+    const path = join(dir, 'lmdb');
+    checkLmdbFiles(path);
+    markOpen(path);
     // noReadAhead (not in lmdb's typings): the kernel reads only the pages asked for.
-    const env = open({ path: join(dir, 'lmdb'), maxDbs: 4, remapChunks: true, noMemInit: true, ...{ noReadAhead: true } });
+    const env = open({ path, maxDbs: 4, pageSize: PAGE_SIZE, remapChunks: true, noMemInit: true, ...{ noReadAhead: true } });
     try {
       const data = env.openDB<V, string>({ name: 'data', encoding: 'msgpack' });
       const expiry = env.openDB<number, [number, string]>({ name: 'expiry', encoding: 'msgpack', keyEncoding: 'ordered-binary' });
@@ -137,6 +141,7 @@ export class LmdbStore<V> implements TableStore<V> {
   async close(): Promise<void> {
     await this.env.flushed;
     await this.env.close();
+    markClosed(join(this.dir, 'lmdb'));
     rmSync(join(this.dir, 'owner.pid'), { force: true });
     openDirs.delete(this.dir);
   }

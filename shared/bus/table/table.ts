@@ -51,6 +51,8 @@ export class KafkaTable<V> {
   private started = false;
   private readonly expiryOf: ExpiryOf<V> | undefined;
   ready: Promise<void> = Promise.resolve();
+  /** How the last start went: records read to catch up, from where, and why the store was rebuilt (if it was). */
+  restored: { records: number; from: 'beginning' | 'checkpoint'; reset?: string; ms: number } = { records: 0, from: 'beginning', ms: 0 };
 
   constructor(private readonly opts: TableOptions<V>) {
     const e = opts.expire;
@@ -81,8 +83,8 @@ export class KafkaTable<V> {
     ]).finally(() => clearTimeout(timer));
     await this.ready;
     this.started = true;
-    const stored = this.opts.stateDir ? 'disk' : 'memory';
-    logger.info({ topic, entries: this.store.size, records_read: read, from: from.size ? 'checkpoint' : 'beginning', store: stored, ms: Date.now() - began }, 'table ready');
+    this.restored = { records: read, from: from.size ? 'checkpoint' : 'beginning', reset, ms: Date.now() - began };
+    logger.info({ topic, entries: this.store.size, records_read: read, from: this.restored.from, store: this.opts.stateDir ? 'disk' : 'memory', ms: this.restored.ms }, 'table ready');
     this.sweeper = setInterval(() => this.maintain(), Math.min(this.opts.expire?.sweepMs ?? 60_000, 5_000));
     this.sweeper.unref();
   }
