@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { topics } from '../shared/bus/topics.ts';
 import { DLQ_HEADERS } from '../shared/bus/dead-letter.ts';
 import { runCli } from './helpers/cli.ts';
-import { readAll, realInfra, uid } from './helpers/infra.ts';
+import { infraEnv, readAll, realInfra, uid } from './helpers/infra.ts';
 import { startIngester, type RunningIngester } from './helpers/ingester.ts';
 import { decodeWithConfluentPython } from './helpers/interop.ts';
 import { loadFixture, newStandardWebhookSecret, sendgridHeaders, sendgridKeyPair, shopifyHeaders, standardWebhookHeaders, tiktokHeaders, whatsappHeaders } from './helpers/sign.ts';
@@ -56,7 +56,7 @@ describe('webhook ingester against real Kafka, registry and OpenBao', () => {
     // The payload is the vendor's body byte for byte (ids past 2^53 survive).
     expect(event.payload_json).toBe(ORDER.toString('utf8'));
 
-    const foreign = await decodeWithConfluentPython({ brokers: ['127.0.0.1:9092'], registryUrl: infra.registryUrl, topic: ordersTopic(), count: records.length });
+    const foreign = await decodeWithConfluentPython({ brokers: infraEnv().brokers, registryUrl: infra.registryUrl, topic: ordersTopic(), count: records.length });
     expect(foreign.find((f) => f.value.correlation_id === webhookId)?.value).toEqual(event);
   });
 
