@@ -3,10 +3,11 @@
 # commands within the dedupe window (RELIABILITY.md item 28). bench/state/fill.ts writes them to
 # ionflux.state.commands-noop; then the real worker (services/connector-worker serving the no-op
 # connector of bench/commands/connectors) is started and timed from spawn to /readyz = 200, and
-# its resident memory read from /proc once ready:
+# its resident memory read from /proc 5 s after; "table" is the command table's own start as it logs it:
 #   hub cold        this tree, empty state dir: the LMDB store is built from the topic
 #   hub restart     the same state dir after a clean stop: resumes from its checkpoint
 #   hub after kill  the same after SIGKILL: the store is tried in a probe process, then resumed
+#                   (ready also waits for the killed member to leave the worker's consumer group)
 #   in-heap         the tree before the disk store (BENCH_BASELINE_REF), same topic, same run
 # RSS is split into anonymous memory (heap and the rest of the process) and file pages (LMDB's
 # memory map, page cache the kernel can take back). Prints one table, writes reports/bench-state.json.
@@ -79,7 +80,9 @@ measure() {
   if [ "$how" = kill ]; then kill -KILL "$worker_pid"; wait "$worker_pid" 2>/dev/null; else stop_pid "$worker_pid"; fi
   worker_pid=""
   kb() { sed -n "s/^$1:[[:space:]]*\([0-9]*\) kB/\1/p" <<<"$status"; }
-  printf '{"name":"%s","ready_ms":%d,"rss_mb":%d,"rss_anon_mb":%d,"rss_file_mb":%d}\n' "$name" $(((t1 - t0) / 1000000)) $(($(kb VmRSS) / 1024)) $(($(kb RssAnon) / 1024)) $(($(kb RssFile) / 1024))
+  # The table's own start (open, checkpoint, catch up), as it logs it; the in-heap tree does not.
+  table=$(grep '"table ready"' "$work/$name.log" | grep 'ionflux.state.commands-noop' | tail -n 1 | node -e 'let s="";process.stdin.on("data",(d)=>(s+=d)).on("end",()=>{const l=s.trim()?JSON.parse(s):null;process.stdout.write(JSON.stringify(l?{ms:l.ms,records_read:l.records_read,from:l.from}:null))})')
+  printf '{"name":"%s","ready_ms":%d,"table":%s,"rss_mb":%d,"rss_anon_mb":%d,"rss_file_mb":%d}\n' "$name" $(((t1 - t0) / 1000000)) "$table" $(($(kb VmRSS) / 1024)) $(($(kb RssAnon) / 1024)) $(($(kb RssFile) / 1024))
 }
 
 results=()
@@ -99,7 +102,9 @@ printf '%s\n' "${results[@]}" | node -e '
   const rows = require("fs").readFileSync(0, "utf8").trim().split("\n").map((l) => JSON.parse(l));
   const fill = JSON.parse(process.argv[1]);
   console.log(`\n1 worker, ${fill.records} finished commands in the window (values ~${fill.avg_value_bytes} B)`);
-  console.log("run              ready (s)   RSS MB   anon MB   file MB");
-  for (const r of rows) console.log(`${r.name.padEnd(16)} ${(r.ready_ms / 1000).toFixed(1).padStart(9)} ${String(r.rss_mb).padStart(8)} ${String(r.rss_anon_mb).padStart(9)} ${String(r.rss_file_mb).padStart(9)}`);
+  console.log("run              ready (s)  table (s)  records read   RSS MB   anon MB   file MB");
+  const t = (r) => (r.table ? (r.table.ms / 1000).toFixed(1) : "-").padStart(10);
+  const n = (r) => String(r.table ? r.table.records_read : "-").padStart(13);
+  for (const r of rows) console.log(`${r.name.padEnd(16)} ${(r.ready_ms / 1000).toFixed(1).padStart(9)} ${t(r)} ${n(r)} ${String(r.rss_mb).padStart(8)} ${String(r.rss_anon_mb).padStart(9)} ${String(r.rss_file_mb).padStart(9)}`);
   require("fs").writeFileSync("reports/bench-state.json", JSON.stringify({ fill, runs: rows }, null, 2));
 ' "$fill"
