@@ -135,7 +135,7 @@ export async function ingest(deps: IngestDeps, vendor: VendorModule, d: RawDeliv
           const extra = version === undefined || stale ? [] : [deps.versions.record(entityKey, { version, eventId: event.eventId })];
           if (stale) event.record.headers = { ...event.record.headers, [STALE_HEADER]: 'true', [VERSION_HEADER]: version };
           else if (version) event.record.headers = { ...event.record.headers, [VERSION_HEADER]: version };
-          const unit = publishUnit(deps, key, { eventId: event.eventId, outcome: 'published', at: Date.now() }, [event.record, ...extra], vendor, entityKey);
+          const unit = publishUnit(deps, key, { eventId: event.eventId, outcome: 'published', at: Date.now() }, [event.record, ...event.copies, ...extra], vendor, entityKey);
           if (extra.length) {
             // The next delivery of this entity compares against this one at once; should this
             // transaction fail (the vendor then retries it), the version it claimed is given back.
@@ -194,13 +194,11 @@ async function eventRecord(deps: IngestDeps, vendor: VendorModule, d: RawDeliver
     timestamp: d.receivedAt.getTime(),
   });
   const value = await deps.codec.encode(event);
-  const record: OutgoingRecord = {
-    topic: topics.event(source, workspaceId, ev.entity, ev.action),
-    key: ev.orderingKey,
-    value,
-    headers: { [EVENT_HEADERS.eventId]: event.event_id, [EVENT_HEADERS.eventType]: event.event_type, [EVENT_HEADERS.workspace]: workspaceId },
-  };
-  return { eventId: event.event_id, record };
+  const headers = { [EVENT_HEADERS.eventId]: event.event_id, [EVENT_HEADERS.eventType]: event.event_type, [EVENT_HEADERS.workspace]: workspaceId };
+  const record: OutgoingRecord = { topic: topics.event(source, workspaceId, ev.entity, ev.action), key: ev.orderingKey, value, headers };
+  // Workers learn of lifecycle events (uninstalled, authorization removed, bounced) on one fixed topic.
+  const copies: OutgoingRecord[] = vendor.internal?.has(`${ev.entity}.${ev.action}`) ? [{ topic: topics.internal(source), key: workspaceId, value, headers }] : [];
+  return { eventId: event.event_id, record, copies };
 }
 
 /** The records and the delivery marker land in one transaction; the marker is applied locally after. */

@@ -10,10 +10,11 @@ import { assertSegment, assertWorkspaceId } from '../ids.ts';
  *   platform:      ionflux.platform.audit | ionflux.platform.user_activity
  *   dead letters:  ionflux.dlq.<service>
  *   hub state:     ionflux.state.<name> (compacted)
+ *   internal:      ionflux.internal.<source> (copies of the lifecycle events workers act on)
  */
 const MAX_TOPIC_LENGTH = 249;
 // Second segments that mean something else; an event source named so would be ambiguous.
-const RESERVED_SOURCES = new Set(['cmd', 'agent', 'dlq', 'state']);
+const RESERVED_SOURCES = new Set(['cmd', 'agent', 'dlq', 'state', 'internal', 'inbox']);
 
 function checked(topic: string): string {
   if (topic.length > MAX_TOPIC_LENGTH) throw new HubError('invalid_topic', `topic name longer than ${MAX_TOPIC_LENGTH} characters`);
@@ -39,6 +40,14 @@ export const topics = {
   /** A compacted topic holding one kind of hub state (see TopicProvisioner's defaults). */
   state(name: string): string {
     return checked(`ionflux.state.${assertSegment('state', name)}`);
+  },
+  /**
+   * One fixed topic per event source that a worker subscribes to by name: copies of the events it
+   * must act on in every workspace (uninstalls, revoked authorizations, bounces). A regex over the
+   * workspace topics would miss workspaces created after it subscribed.
+   */
+  internal(source: string): string {
+    return checked(`ionflux.internal.${assertSegment('source', source)}`);
   },
   audit: 'ionflux.platform.audit',
   userActivity: 'ionflux.platform.user_activity',

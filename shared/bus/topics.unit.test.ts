@@ -8,6 +8,11 @@ describe('topic naming', () => {
     expect(topics.agentOutputs('writer-1', 'acme')).toBe('ionflux.agent.writer-1.ws_acme.outputs');
     expect(topics.deadLetter('webhook-ingester')).toBe('ionflux.dlq.webhook-ingester');
     expect(topics.audit).toBe('ionflux.platform.audit');
+    expect(topics.internal('shopify')).toBe('ionflux.internal.shopify');
+  });
+
+  it('refuses event sources that would read as another family', () => {
+    for (const source of ['cmd', 'state', 'internal', 'inbox']) expect(() => topics.event(source, 'acme', 'x', 'y')).toThrow(/reserved/);
   });
 
   const crafted = [

@@ -41,4 +41,9 @@ export interface VendorModule {
   verify(d: RawDelivery, secrets: string[], now: Date): VerifyResult;
   /** parse + zod-validate + map to events; never throws */
   map(d: RawDelivery): MapResult;
+  /**
+   * `<entity>.<action>` of the events a worker acts on: each is also written, in the same
+   * transaction and with the same bytes, to `ionflux.internal.<source>` (topics.internal).
+   */
+  internal?: ReadonlySet<string>;
 }
