@@ -44,10 +44,12 @@ export async function startReader(deps: ReaderDeps, o: ReadOptions): Promise<Rea
   // One chain per partition: a batch of markers only (seen through kafkajs's instrumentation
   // event, not eachBatch) must be handed over in order with the batches around it.
   const chains = new Map<string, Promise<void>>();
+  const positions = new Map(starts); // next offset to hand over, per partition
   const handOver = (batch: ReadBatch): Promise<void> => {
     const tp = `${batch.topic}/${batch.partition}`;
     const next = (chains.get(tp) ?? Promise.resolve()).then(async () => {
       await o.onBatch(batch);
+      positions.set(tp, batch.next);
       advanced(tp, batch.next);
     });
     chains.set(tp, next);
@@ -59,6 +61,15 @@ export async function startReader(deps: ReaderDeps, o: ReadOptions): Promise<Rea
     if (payload.batchSize > 0) return; // eachBatch has handed it over
     const batch = { topic: payload.topic, partition: payload.partition, records: [], next: String(BigInt(payload.lastOffset) + 1n) };
     handOver(batch).catch((e: unknown) => deps.logger.error({ topic: batch.topic, err: e }, 'reader failed on a batch of markers'));
+  });
+  // Every (re)join seeks each partition to where this reader stands: the first join to the
+  // start positions, a join after kafkajs restarted a crashed consumer to the next unhanded offset
+  // (the group commits nothing, so kafkajs alone would start over from its default).
+  consumer.on(consumer.events.GROUP_JOIN, () => {
+    for (const [tp, offset] of positions) {
+      const cut = tp.lastIndexOf('/');
+      consumer.seek({ topic: tp.slice(0, cut), partition: Number(tp.slice(cut + 1)), offset });
+    }
   });
   consumer.on(consumer.events.CRASH, ({ payload }) => {
     if (!payload.restart) deps.logger.error({ topic: String(o.topic), err: payload.error }, 'reader stopped');
@@ -75,9 +86,5 @@ export async function startReader(deps: ReaderDeps, o: ReadOptions): Promise<Rea
       await handOver({ topic: batch.topic, partition: batch.partition, records, next: String(BigInt(batch.lastOffset()) + 1n) });
     },
   });
-  for (const [tp, offset] of starts) {
-    const cut = tp.lastIndexOf('/');
-    consumer.seek({ topic: tp.slice(0, cut), partition: Number(tp.slice(cut + 1)), offset });
-  }
   return { caughtUp: caught, close: () => consumer.disconnect() };
 }

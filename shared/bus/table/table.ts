@@ -29,13 +29,10 @@ export interface TableOptions<V> extends TableHost {
   stateDir?: string | undefined;
 }
 
-// A write applied locally is served from memory until the topic hands the same bytes back (or
-// for at most this long, should it never land): nothing unconfirmed reaches the store, and an
-// older record of the key still on its way cannot hide the newer local write meanwhile.
+// A write applied locally is served from memory until the topic delivers a record of that key
+// (or for at most this long, should none come): what reaches the store is only ever what the
+// topic holds, so a write whose transaction never committed cannot outlive a restart.
 const LOCAL_MAX_MS = 60_000;
-// What the topic delivered in the last seconds, for a local apply that arrives after its record.
-const RECENT_MS = 5_000;
-const RECENT_MAX = 20_000;
 
 /**
  * A compacted topic as a key-value table: every instance sees every write, the state survives
@@ -44,11 +41,9 @@ const RECENT_MAX = 20_000;
  */
 export class KafkaTable<V> {
   private store: TableStore<V> = new MemoryStore<V>();
-  private readonly local = new Map<string, { value: V | undefined; bytes: string | null; at: number }>();
-  private readonly recent = new Map<string, { bytes: string | null; at: number }>();
+  private readonly local = new Map<string, { value: V | undefined; at: number }>();
   private reader: Reader | undefined;
   private sweeper: NodeJS.Timeout | undefined;
-  private started = false;
   private readonly expiryOf: ExpiryOf<V> | undefined;
   ready: Promise<void> = Promise.resolve();
   /** How the last start went: records read to catch up, from where, and why the store was rebuilt (if it was). */
@@ -82,7 +77,8 @@ export class KafkaTable<V> {
       new Promise<void>((_, reject) => (timer = setTimeout(() => reject(new HubError('table_not_ready', `reading ${topic} took over ${timeoutMs} ms`, { retryable: true })), timeoutMs))),
     ]).finally(() => clearTimeout(timer));
     await this.ready;
-    this.started = true;
+    // A store resumed from its checkpoint may hold values that expired while the service was down.
+    if (this.expiryOf) this.sweep();
     this.restored = { records: read, from: from.size ? 'checkpoint' : 'beginning', reset, ms: Date.now() - began };
     logger.info({ topic, entries: this.store.size, records_read: read, from: this.restored.from, store: this.opts.stateDir ? 'disk' : 'memory', ms: this.restored.ms }, 'table ready');
     this.sweeper = setInterval(() => this.maintain(), Math.min(this.opts.expire?.sweepMs ?? 60_000, 5_000));
@@ -108,29 +104,13 @@ export class KafkaTable<V> {
       }
     }
     this.store.apply(changes, b.partition, b.next);
-    for (const r of b.records) if (r.key) this.delivered(r.key.toString(), r.value === null ? null : r.value.toString('utf8'), now);
+    for (const [key] of changes) this.local.delete(key);
     if (this.opts.onChange) for (const [key, value] of changes) this.opts.onChange(key, value);
     return b.records.length;
   }
 
-  /** The topic handed back `bytes` for `key`: a local write of the same bytes has landed. */
-  private delivered(key: string, bytes: string | null, now: number): void {
-    if (this.local.get(key)?.bytes === bytes) this.local.delete(key);
-    if (!this.started) return; // while restoring nobody applies locally yet
-    this.recent.delete(key);
-    this.recent.set(key, { bytes, at: now });
-    for (const [k, e] of this.recent) {
-      if (this.recent.size <= RECENT_MAX && now - e.at <= RECENT_MS) break;
-      this.recent.delete(k);
-    }
-  }
-
   private maintain(now = Date.now()): void {
     for (const [k, e] of this.local) if (now - e.at > LOCAL_MAX_MS) this.local.delete(k);
-    for (const [k, e] of this.recent) {
-      if (now - e.at <= RECENT_MS) break;
-      this.recent.delete(k);
-    }
     if (this.expiryOf && now - this.lastSweep >= (this.opts.expire?.sweepMs ?? 60_000)) this.sweep(now);
   }
 
@@ -140,7 +120,6 @@ export class KafkaTable<V> {
   sweep(now = Date.now()): number {
     this.lastSweep = now;
     let dropped = this.store.sweep(now);
-    for (const [k, e] of this.local) if (e.value !== undefined && this.expiryOf && this.expiryOf(e.value) < now && this.local.delete(k)) dropped++;
     return dropped;
   }
 
@@ -148,9 +127,11 @@ export class KafkaTable<V> {
     return this.store.size;
   }
 
+  /** The value of `key`; an expired one counts as absent even before a sweep drops it. */
   get(key: string): V | undefined {
     const l = this.local.get(key);
-    return l ? l.value : this.store.get(key);
+    const v = l ? l.value : this.store.get(key);
+    return v !== undefined && this.expiryOf && this.expiryOf(v) < Date.now() ? undefined : v;
   }
 
   entries(): [string, V][] {
@@ -178,13 +159,7 @@ export class KafkaTable<V> {
 
   /** Applies a write that was published by the caller (e.g. inside a transaction with other records). */
   applyLocal(key: string, value: V | undefined): void {
-    const bytes = value === undefined ? null : JSON.stringify(value);
-    // Already delivered by the topic, or a revert to what the store holds: nothing to keep.
-    if (this.recent.get(key)?.bytes === bytes || JSON.stringify(this.store.get(key)) === JSON.stringify(value)) {
-      this.local.delete(key);
-      return;
-    }
-    this.local.set(key, { value, bytes, at: Date.now() });
+    this.local.set(key, { value, at: Date.now() });
   }
 
   async close(): Promise<void> {
