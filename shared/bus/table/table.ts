@@ -29,9 +29,11 @@ export interface TableOptions<V> extends TableHost {
   stateDir?: string | undefined;
 }
 
-// A write applied locally is served from memory until the topic delivers a record of that key
-// (or for at most this long, should none come): what reaches the store is only ever what the
-// topic holds, so a write whose transaction never committed cannot outlive a restart.
+// A write applied locally is served from memory until the topic delivers it back (same bytes)
+// or delivers a record of that key produced after it (another writer's newer value), or for
+// at most this long. Records produced before it (e.g. the command's `started` still on its way
+// when `done` is applied) do not replace it. Only what the topic holds reaches the store, so a
+// write whose transaction never committed cannot outlive a restart.
 const LOCAL_MAX_MS = 60_000;
 
 /**
@@ -41,7 +43,7 @@ const LOCAL_MAX_MS = 60_000;
  */
 export class KafkaTable<V> {
   private store: TableStore<V> = new MemoryStore<V>();
-  private readonly local = new Map<string, { value: V | undefined; at: number }>();
+  private readonly local = new Map<string, { value: V | undefined; bytes: string | null; at: number }>();
   private reader: Reader | undefined;
   private sweeper: NodeJS.Timeout | undefined;
   private readonly expiryOf: ExpiryOf<V> | undefined;
@@ -104,7 +106,10 @@ export class KafkaTable<V> {
       }
     }
     this.store.apply(changes, b.partition, b.next);
-    for (const [key] of changes) this.local.delete(key);
+    for (const r of b.records) {
+      const mine = r.key && this.local.get(r.key.toString());
+      if (mine && (Number(r.timestamp) >= mine.at || (r.value === null ? null : r.value.toString('utf8')) === mine.bytes)) this.local.delete(r.key!.toString());
+    }
     if (this.opts.onChange) for (const [key, value] of changes) this.opts.onChange(key, value);
     return b.records.length;
   }
@@ -159,7 +164,7 @@ export class KafkaTable<V> {
 
   /** Applies a write that was published by the caller (e.g. inside a transaction with other records). */
   applyLocal(key: string, value: V | undefined): void {
-    this.local.set(key, { value, at: Date.now() });
+    this.local.set(key, { value, bytes: value === undefined ? null : JSON.stringify(value), at: Date.now() });
   }
 
   async close(): Promise<void> {

@@ -29,8 +29,14 @@ describe('KafkaTable', () => {
     await t.close();
     const again = await table(bus, stateDir); // the write never landed: gone after a restart
     expect(again.get('k')).toBeUndefined();
+    const older = bus.publish(again.record('k', { v: 1 })); // produced before the local write below
+    await new Promise((r) => setTimeout(r, 2));
     again.applyLocal('k', { v: 2 });
-    await bus.publish(again.record('k', { v: 3 })); // another writer: the topic decides
+    await older;
+    await new Promise((r) => setTimeout(r, 10));
+    expect(again.get('k')).toEqual({ v: 2 }); // an older record of the key does not replace it
+    await new Promise((r) => setTimeout(r, 2));
+    await bus.publish(again.record('k', { v: 3 })); // another writer, later: the topic decides
     await new Promise((r) => setTimeout(r, 10));
     expect(again.get('k')).toEqual({ v: 3 });
     await again.close();
