@@ -34,6 +34,8 @@ export const baseEnv = z.object({
   VAULT_KV_MOUNT: z.string().default('secret'),
   SECRETS_FILE: z.string().default('.ionflux/secrets.enc'),
   SECRETS_KEY_FILE: z.string().default('.ionflux/secrets.key'),
+  /** Where services keep table state on disk; default `.ionflux/state/<service>-<instance>`. */
+  IONFLUX_STATE_DIR: z.string().optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   METRICS_PORT: port(0),
 });

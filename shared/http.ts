@@ -1,8 +1,8 @@
 import type { AddressInfo } from 'node:net';
 import { createServer, type RequestListener, type Server } from 'node:http';
 import express, { type Express } from 'express';
-import type { Kafka } from 'kafkajs';
 import type { Registry } from 'prom-client';
+import type { Bus } from './bus/types.ts';
 
 /** A named readiness probe; resolves true when the dependency answers. */
 export type ReadinessCheck = () => Promise<boolean>;
@@ -51,22 +51,9 @@ export async function listen(app: Express | RequestListener, port: number, host 
   };
 }
 
-/** Kafka answers when the cluster can be described. One admin client, connected lazily. */
-export function kafkaReadiness(kafka: Kafka): ReadinessCheck & { close: () => Promise<void> } {
-  const admin = kafka.admin({ retry: { retries: 0 } });
-  let connected: Promise<void> | undefined;
-  const check = async () => {
-    try {
-      connected ??= admin.connect();
-      await connected;
-      await admin.describeCluster();
-      return true;
-    } catch {
-      connected = undefined;
-      return false;
-    }
-  };
-  return Object.assign(check, { close: () => admin.disconnect() });
+/** Kafka answers when the bus can describe the cluster. */
+export function busReadiness(bus: Pick<Bus, 'healthy'>): ReadinessCheck {
+  return () => bus.healthy();
 }
 
 /** The schema registry answers its subjects listing. */

@@ -2,7 +2,7 @@ import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DLQ_HEADERS } from '../shared/bus/dead-letter.ts';
-import type { KafkaTable } from '../shared/bus/table.ts';
+import type { KafkaTable } from '../shared/bus/table/table.ts';
 import { topics } from '../shared/bus/topics.ts';
 import { createHubClient, type HubClient } from '../shared/commands/client.ts';
 import { defaultOutcomeTopic } from '../shared/commands/outcome.ts';
@@ -164,11 +164,11 @@ describe('command plane: webhook.post through a worker process, real Kafka, regi
       post('/ok', { deadline: new Date(Date.now() - 1000).toISOString() }),
     ]);
     expect(cases.map((c) => c.error?.code)).toEqual(['unknown_action', 'invalid_params', 'deadline_exceeded']);
-    const dead = await readAll(infra.kafka, topics.deadLetter('webhook'), { atLeast: 4 });
+    const dead = await readAll(infra.bus, topics.deadLetter('webhook'), { atLeast: 4 });
     const mine = dead.filter((r) => r.key?.toString() === ws);
     expect(mine.map((r) => r.headers[DLQ_HEADERS.errorClass]).sort()).toEqual(expect.arrayContaining(['deadline_exceeded', 'invalid_command', 'invalid_params', 'unknown_action']));
     expect(mine.find((r) => r.headers[DLQ_HEADERS.errorClass] === 'invalid_command')!.value!.equals(bad)).toBe(true);
-    const outcomes = await readAll(infra.kafka, defaultOutcomeTopic('webhook', ws), { atLeast: 1 });
+    const outcomes = await readAll(infra.bus, defaultOutcomeTopic('webhook', ws), { atLeast: 1 });
     const decoded = await Promise.all(outcomes.map((r) => infra.codec.decode(r.value!)));
     expect(decoded.some((e) => JSON.parse(e.payload_json).error?.code === 'invalid_command')).toBe(true);
   });

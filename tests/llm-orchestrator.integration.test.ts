@@ -130,7 +130,7 @@ describe('llm orchestrator: every task through Kafka, against local OpenAI-API s
     expect(lastRequest(openai, '/v1/chat/completions').body).toMatchObject({ tools, tool_choice: 'required', messages: [{ role: 'system' }, { role: 'user', content: 'Where is order 42?' }] });
     expect((result(called).provider_response.choices as { finish_reason: string; message: { tool_calls: { function: { name: string } }[] } }[])[0]).toMatchObject({ finish_reason: 'tool_calls', message: { tool_calls: [{ function: { name: 'lookup_order' } }] } });
 
-    const usage = await readAll(infra.kafka, topics.event('llm', ws, 'usage', 'recorded'), { atLeast: 2 });
+    const usage = await readAll(infra.bus, topics.event('llm', ws, 'usage', 'recorded'), { atLeast: 2 });
     const events = await Promise.all(usage.map((u) => infra.codec.decode(u.value!)));
     expect(events).toHaveLength(2);
     expect(events.map((e) => e.event_type)).toEqual(['llm.usage.recorded', 'llm.usage.recorded']);
@@ -226,7 +226,7 @@ describe('llm orchestrator: every task through Kafka, against local OpenAI-API s
     expect(lastRequest(openai, '/v1/images/generations').body.response_format).toBeUndefined();
     expect((result(gptImage).provider_response.images as { reference?: unknown }[])[0]!.reference).toBeDefined();
 
-    const records = await readAll(infra.kafka, defaultOutcomeTopic('llm', ws), { atLeast: 3 });
+    const records = await readAll(infra.bus, defaultOutcomeTopic('llm', ws), { atLeast: 3 });
     expect(records.length).toBe(3);
     for (const rec of records) expect(rec.value!.length).toBeLessThan(16 * 1024);
   });
@@ -338,7 +338,7 @@ describe('llm orchestrator: every task through Kafka, against local OpenAI-API s
     expect(out).toMatchObject({ status: 'failed', attempts: 2, error: { code: 'vendor_unavailable', retryable: true } });
     expect(out.error!.message).toMatch(/deepseek deepseek-chat: (connection failed \(ECONNREFUSED\)|skipped \(cooling down)/);
     expect(Date.now() - started).toBeLessThan(20_000);
-    const dead = await readAll(infra.kafka, topics.deadLetter('llm'), { atLeast: 1 });
+    const dead = await readAll(infra.bus, topics.deadLetter('llm'), { atLeast: 1 });
     const mine = dead.filter((r) => r.key?.toString() === ws);
     expect(mine).toHaveLength(1);
     expect(mine[0]!.headers[DLQ_HEADERS.errorClass]).toBe('vendor_unavailable');
@@ -350,11 +350,11 @@ describe('llm orchestrator: every task through Kafka, against local OpenAI-API s
     const texts: string[] = [orchestrator.output.join('\n')];
     for (const ws of workspaces) {
       for (const t of [defaultOutcomeTopic('llm', ws), topics.event('llm', ws, 'usage', 'recorded')]) {
-        const records = await readAll(infra.kafka, t, { timeoutMs: 1000 });
+        const records = await readAll(infra.bus, t, { timeoutMs: 1000 });
         texts.push(...(await Promise.all(records.map(async (r) => JSON.stringify(await infra.codec.decode(r.value!))))));
       }
     }
-    const dead = await readAll(infra.kafka, topics.deadLetter('llm'));
+    const dead = await readAll(infra.bus, topics.deadLetter('llm'));
     texts.push(...dead.map((r) => `${r.value?.toString('latin1')} ${JSON.stringify(r.headers)}`));
     expect(texts.length).toBeGreaterThan(workspaces.length);
     // The output does hold per-call lines (debug) and the provider failures (warn), keys masked.

@@ -1,7 +1,5 @@
 import express from 'express';
-import { KafkaBus } from '../../shared/bus/producer.ts';
-import { TopicProvisioner, defaultTopicSpecFor } from '../../shared/bus/provision.ts';
-import { KafkaTable, jsonValue } from '../../shared/bus/table.ts';
+import { KafkaTable, jsonValue } from '../../shared/bus/table/table.ts';
 import { topics } from '../../shared/bus/topics.ts';
 import { openSharedTables, runCommandService } from '../../shared/commands/service.ts';
 import { parseEnv } from '../../shared/config.ts';
@@ -19,7 +17,7 @@ import { llmMetrics } from './metrics.ts';
 
 const env = parseEnv(llmOrchestratorEnv);
 const config = buildLlmConfig(env);
-const rt = await createRuntime('llm-orchestrator', env, { transactionalId: `ionflux-llm-orchestrator-${env.LLM_INSTANCE_ID}` });
+const rt = await createRuntime('llm-orchestrator', env, { transactionalId: `ionflux-llm-orchestrator-${env.LLM_INSTANCE_ID}`, instanceId: env.LLM_INSTANCE_ID });
 closeOnSignals(() => rt.close(), rt.logger);
 const store = createSecretStore(env);
 let serving = false;
@@ -43,8 +41,7 @@ rt.onClose(() => spendTable.close());
 // Spend totals go through a producer of their own, outside transactions: they are latest totals
 // (a repeat is harmless), and extra transactions on the outcome producer would queue outcomes
 // behind them and collide with the next commit (CONCURRENT_TRANSACTIONS, retried after 5 ms and more).
-const spendBus = new KafkaBus({ kafka: rt.kafka, provisioner: new TopicProvisioner(rt.kafka, { partitions: env.KAFKA_TOPIC_PARTITIONS, replicationFactor: env.KAFKA_REPLICATION_FACTOR }, defaultTopicSpecFor), logger: rt.logger });
-rt.onClose(() => spendBus.close());
+const spendBus = rt.createBus();
 const spend = createSpendStore({ table: spendTable, publish: (records) => spendBus.publishAtomic(records), config, now: Date.now, logger: rt.logger });
 rt.onClose(() => spend.flush());
 

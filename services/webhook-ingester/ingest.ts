@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { KafkaBus } from '../../shared/bus/producer.ts';
+import type { Bus } from '../../shared/bus/types.ts';
 import { topics } from '../../shared/bus/topics.ts';
 import type { OutgoingRecord } from '../../shared/bus/types.ts';
 import type { EventCodec } from '../../shared/events/codec.ts';
@@ -17,7 +17,7 @@ import type { MappedEvent, RawDelivery, VendorModule } from './vendors/types.ts'
 export const SERVICE = 'webhook-ingester';
 
 export interface IngestDeps {
-  bus: KafkaBus;
+  bus: Bus;
   codec: EventCodec;
   logger: Logger;
   links: LinkTable;

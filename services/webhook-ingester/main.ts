@@ -12,7 +12,7 @@ import { createSecretsFor } from './secrets.ts';
 
 // Wiring only: what each piece does lives in its own file.
 const env = parseEnv(ingesterEnv);
-const rt = await createRuntime(SERVICE, env, { transactionalId: `ionflux-${SERVICE}-${env.INGESTER_INSTANCE_ID}`, producerLanes: env.INGESTER_PRODUCERS });
+const rt = await createRuntime(SERVICE, env, { transactionalId: `ionflux-${SERVICE}-${env.INGESTER_INSTANCE_ID}`, producerLanes: env.INGESTER_PRODUCERS, instanceId: env.INGESTER_INSTANCE_ID });
 closeOnSignals(() => rt.close(), rt.logger);
 const store = createSecretStore(env);
 rt.onClose(() => store.close?.());

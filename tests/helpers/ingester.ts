@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
-import { uid } from './infra.ts';
+import { testStateDir, uid } from './infra.ts';
 
 /** A free TCP port on 127.0.0.1. */
 export function freePort(): Promise<number> {
@@ -29,7 +29,7 @@ export interface RunningIngester {
 export async function startIngester(env: Record<string, string>): Promise<RunningIngester> {
   const port = Number(env.INGESTER_PORT ?? (await freePort()));
   const output: string[] = [];
-  const fullEnv = { ...process.env, INGESTER_INSTANCE_ID: uid('i'), LOG_LEVEL: 'info', ...env, INGESTER_PORT: String(port) };
+  const fullEnv = { ...process.env, INGESTER_INSTANCE_ID: uid('i'), IONFLUX_STATE_DIR: testStateDir(), LOG_LEVEL: 'info', ...env, INGESTER_PORT: String(port) };
   let child: ChildProcess;
 
   async function launch(): Promise<void> {
