@@ -15,7 +15,7 @@ export const linkCommand: CliCommand = {
     const [vendor, account, workspaceId] = args as [string, string, string];
     const problem = accountProblem(vendor, account);
     if (problem || vendor === 'generic') throw new UsageError(`${problem ?? 'generic endpoints are linked by `ionflux endpoints create`'}\nusage: ${LINK_USAGE}`);
-    if (!isWorkspaceId(workspaceId)) throw new UsageError(`"${workspaceId}" is not a valid workspace id (lowercase letters, digits, _ and -)\nusage: ${LINK_USAGE}`);
+    if (!isWorkspaceId(workspaceId)) throw new UsageError(`"${workspaceId}" is not a valid workspace id (lowercase letters, digits and -)\nusage: ${LINK_USAGE}`);
     const ctx = cliContext();
     try {
       const link: Link = { workspaceId, linkedAt: new Date().toISOString() };
