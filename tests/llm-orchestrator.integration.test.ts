@@ -76,7 +76,6 @@ describe('llm orchestrator: every task through Kafka, against local OpenAI-API s
         [keylessProvider]: { base_url: openai.url, key_required: true, models: { 'keyless-chat': { model: 'gpt-4o-mini', tasks: ['text_generation'] } } },
       }),
       LLM_COOLDOWN_MS: '3000',
-      LLM_MEDIA_ALLOW_PRIVATE: 'true',
       LLM_MEDIA_MAX_BYTES: '200000',
       LLM_WORKSPACE_BUDGETS: JSON.stringify({ [zeroBudgetWs]: { day_usd: 0 } }),
       LLM_RETRY_MAX_ATTEMPTS: '2',
