@@ -219,6 +219,19 @@ describe('llm orchestrator: every task through Kafka, against local OpenAI-API s
     const got = Buffer.from(await (await fetch(ref.url)).arrayBuffer());
     expect(got.length).toBe(IMAGE_BYTES);
     expect(createHash('sha256').update(got).digest('hex')).toBe(ref.sha256);
+    // The URL is signed for this workspace and expires: another workspace, a bare name or a
+    // tampered expiry opens nothing.
+    const signed = new URL(ref.url);
+    expect(signed.searchParams.get('ws')).toBe(ws);
+    const other = new URL(ref.url);
+    other.searchParams.set('ws', uid('ws'));
+    const later = new URL(ref.url);
+    later.searchParams.set('exp', String(Number(signed.searchParams.get('exp')) + 3600));
+    for (const url of [other.href, `${signed.origin}${signed.pathname}`, later.href]) {
+      const res = await fetch(url);
+      expect(res.status, url).toBe(403);
+      expect(await res.json()).toEqual({ error: 'invalid_signature' });
+    }
 
     // gpt-image models always answer base64: stored too, without asking for a response_format.
     const gptImage = await send(ws, 'image_generation', { model: 'gpt-image-1', prompt: 'a sticker' });

@@ -148,6 +148,8 @@ export const llmEnvShape = {
   LLM_ARTIFACTS_DIR: z.string().default('.ionflux/llm-artifacts'),
   /** Default: the orchestrator's own ops address. */
   LLM_ARTIFACTS_BASE_URL: z.url().optional(),
+  /** Signs artifact URLs (workspace + expiry); default: a random key kept in LLM_ARTIFACTS_DIR. Same value on every instance. */
+  LLM_ARTIFACTS_SIGNING_KEY: z.string().min(32).optional(),
   LLM_ARTIFACTS_TTL_HOURS: z.coerce.number().positive().default(168),
 };
 export const llmEnvSchema = z.object(llmEnvShape);
