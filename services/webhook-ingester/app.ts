@@ -36,8 +36,9 @@ const WEBHOOK_ROUTES: { path: RegExp; vendor: string }[] = [
  * What a request may cost before it is known to be signed: it counts against the in-flight limit
  * from arrival; an unknown endpoint or account, missing signature headers or a declared length
  * over the limit are answered before the body is read; and its body bytes count against one
- * budget shared by all requests, so slow or unsigned floods are bounded by that budget rather
- * than by connections x body limit.
+ * budget shared by all requests (admission.ts: the longest-reading requests make room for new
+ * ones), so slow or unsigned floods are bounded by that budget rather than by connections x body
+ * limit, and cannot keep a signed delivery from being read.
  */
 export function createApp(o: AppOptions): RequestListener & { load(): { inFlight: number; bufferedBytes: number } } {
   const app = express();
