@@ -1,8 +1,7 @@
 import { z } from 'zod';
 import { isWorkspaceId } from './ids.ts';
-import { KafkaTable, jsonValue } from './bus/table.ts';
+import { KafkaTable, jsonValue, type TableHost } from './bus/table/table.ts';
 import { topics } from './bus/topics.ts';
-import type { Runtime } from './runtime.ts';
 
 /**
  * Which workspace a vendor account belongs to: `shopify:<shop-domain>`, `tiktok:<open-id>`,
@@ -39,7 +38,7 @@ export const linkKey = (vendor: string, account: string) => `${vendor}:${account
 export type LinkTable = KafkaTable<Link>;
 
 /** Opens the links table and waits until it has been read to its end. */
-export async function openLinks(rt: Pick<Runtime, 'kafka' | 'bus' | 'provisioner' | 'logger'>): Promise<LinkTable> {
+export async function openLinks(rt: TableHost): Promise<LinkTable> {
   const table = new KafkaTable<Link>({ ...rt, topic: topics.state('links'), parse: jsonValue((v) => linkSchema.parse(v)) });
   await table.start();
   return table;

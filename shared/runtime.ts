@@ -1,24 +1,28 @@
-import type { Kafka } from 'kafkajs';
+import { join } from 'node:path';
 import type { Registry } from 'prom-client';
 import type { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
-import { createKafka } from './bus/kafka.ts';
-import { KafkaBus } from './bus/producer.ts';
-import { TopicProvisioner, defaultTopicSpecFor } from './bus/provision.ts';
+import { KafkaBus } from './bus/kafka/bus.ts';
+import { createKafka } from './bus/kafka/client.ts';
+import { TopicProvisioner, defaultTopicSpecFor } from './bus/kafka/provision.ts';
+import type { Bus } from './bus/types.ts';
 import type { BaseEnv } from './config.ts';
 import { createEventCodec, type EventCodec } from './events/codec.ts';
 import { createRegistry } from './events/registry.ts';
-import { kafkaReadiness, registryReadiness, type ReadinessCheck } from './http.ts';
+import { busReadiness, registryReadiness, type ReadinessCheck } from './http.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createMetricsRegistry } from './metrics.ts';
+import { configureOutbound } from './net/outbound.ts';
 
 /** What every service is built from; `main.ts` files create one and wire handlers onto it. */
 export interface Runtime {
   service: string;
   logger: Logger;
   metrics: Registry;
-  kafka: Kafka;
-  provisioner: TopicProvisioner;
-  bus: KafkaBus;
+  bus: Bus;
+  /** Where this instance's tables keep their state on disk (pass `...rt` to a KafkaTable). */
+  stateDir: string;
+  /** Another bus on the same brokers (e.g. without transactions beside a transactional one); closed with the runtime. */
+  createBus(opts?: { transactionalId?: string; lanes?: number }): Bus;
   registry: SchemaRegistry;
   codec: EventCodec;
   checks: Record<string, ReadinessCheck>;
@@ -27,15 +31,25 @@ export interface Runtime {
   close(): Promise<void>;
 }
 
-export async function createRuntime(service: string, env: BaseEnv, opts: { logger?: Logger; transactionalId?: string; producerLanes?: number } = {}): Promise<Runtime> {
+export interface RuntimeOptions {
+  logger?: Logger;
+  transactionalId?: string;
+  producerLanes?: number;
+  /** Names the default state directory, `.ionflux/state/<service>-<instanceId>` (default `0`). */
+  instanceId?: string;
+}
+
+export async function createRuntime(service: string, env: BaseEnv, opts: RuntimeOptions = {}): Promise<Runtime> {
   const logger = opts.logger ?? createLogger({ service, level: env.LOG_LEVEL });
+  // One outbound policy per process: connectors' requests go through it (shared/net/outbound.ts).
+  configureOutbound(env.OUTBOUND_ALLOWLIST);
   const metrics = createMetricsRegistry(service);
   const kafka = createKafka({ brokers: env.KAFKA_BROKERS, clientId: `${env.KAFKA_CLIENT_ID}-${service}`, logger });
   const provisioner = new TopicProvisioner(kafka, { partitions: env.KAFKA_TOPIC_PARTITIONS, replicationFactor: env.KAFKA_REPLICATION_FACTOR }, defaultTopicSpecFor);
-  const bus = new KafkaBus({ kafka, provisioner, logger, transactionalId: opts.transactionalId, lanes: opts.producerLanes });
+  const newBus = (o: { transactionalId?: string; lanes?: number } = {}) => new KafkaBus({ kafka, logger, provisioner, transactionalId: o.transactionalId, lanes: o.lanes });
+  const bus = newBus({ transactionalId: opts.transactionalId, lanes: opts.producerLanes });
   const registry = createRegistry(env.SCHEMA_REGISTRY_URL);
-  const kafkaCheck = kafkaReadiness(kafka);
-  const closers: (() => Promise<void> | void)[] = [() => bus.close(), () => kafkaCheck.close()];
+  const closers: (() => Promise<void> | void)[] = [() => provisioner.close(), () => bus.close()];
   await bus.connect();
   const codec = await createEventCodec(registry);
   let closing: Promise<void> | undefined;
@@ -43,12 +57,16 @@ export async function createRuntime(service: string, env: BaseEnv, opts: { logge
     service,
     logger,
     metrics,
-    kafka,
-    provisioner,
     bus,
+    stateDir: env.IONFLUX_STATE_DIR ?? join('.ionflux', 'state', `${service}-${opts.instanceId ?? '0'}`),
+    createBus(o) {
+      const extra = newBus(o);
+      closers.push(() => extra.close());
+      return extra;
+    },
     registry,
     codec,
-    checks: { kafka: kafkaCheck, schema_registry: registryReadiness(env.SCHEMA_REGISTRY_URL) },
+    checks: { kafka: busReadiness(bus), schema_registry: registryReadiness(env.SCHEMA_REGISTRY_URL) },
     onClose: (fn) => void closers.push(fn),
     close() {
       closing ??= (async () => {

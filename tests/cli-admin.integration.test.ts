@@ -85,7 +85,7 @@ describe('ionflux admin CLI against real Kafka, registry and OpenBao', () => {
     expect(field.stdout + field.stderr).not.toContain(viaField);
     expect((await vault.get(secretPaths.workspace(ws2, 'webhook')))?.value).toEqual({ signing_secret: viaField });
 
-    const audits = (await readAll(infra.kafka, topics.audit)).filter((r) => r.key?.toString() === ws);
+    const audits = (await readAll(infra.bus, topics.audit)).filter((r) => r.key?.toString() === ws);
     const entries = await Promise.all(audits.map(async (r) => JSON.parse((await infra.codec.decode(r.value!)).payload_json) as Record<string, unknown>));
     expect(entries).toEqual([expect.objectContaining({ kind: 'connect', connector: 'webhook', actor: 'cli:test-admin', outcome: 'connected' })]);
     expect(JSON.stringify(entries)).not.toContain(stored);
@@ -152,7 +152,7 @@ describe('ionflux admin CLI against real Kafka, registry and OpenBao', () => {
     const ok = await cli(['approvals', 'approve', one.approval_id, '--reason', 'looks fine']);
     expect(ok.code, ok.stderr).toBe(0);
     // Other tests put Avro and deliberately broken commands on this topic; ours are keyed by our workspace.
-    const sent = (await readAll(infra.kafka, topics.command('webhook'))).filter((r) => r.key?.toString() === ws).map((r) => JSON.parse(r.value!.toString()) as Record<string, unknown>);
+    const sent = (await readAll(infra.bus, topics.command('webhook'))).filter((r) => r.key?.toString() === ws).map((r) => JSON.parse(r.value!.toString()) as Record<string, unknown>);
     expect(sent.filter((c) => c.command_id === one.command.command_id)).toEqual([expect.objectContaining({ approval_id: one.approval_id, workspace_id: ws, params: one.command.params })]);
     const again = await cli(['approvals', 'approve', one.approval_id]);
     expect(again.code).toBe(1);
@@ -172,7 +172,7 @@ describe('ionflux admin CLI against real Kafka, registry and OpenBao', () => {
     const service = uid('svc');
     const origin = `ionflux-test-origin-${uid('')}`;
     const dlq = topics.deadLetter(service);
-    await infra.provisioner.ensure([origin, dlq]);
+    await infra.bus.ensureTopics([origin, dlq]);
     const value = Buffer.from(JSON.stringify({ command_id: 'c-1', hello: 'x'.repeat(300) }));
     await infra.bus.publish(deadLetterRecord({ dlqTopic: dlq, service, record: { topic: origin, partition: 2, offset: '41' }, message: { key: Buffer.from('ws-a'), value, headers: { trace: 'abc', binary: Buffer.from([0, 255, 1]) } }, error: new HubError('vendor_http_503', 'receiver answered 503'), attempts: 4 }));
     await infra.bus.publish({ topic: dlq, key: 'ws-b', value: '{"from":"http"}', headers: { [DLQ_HEADERS.topic]: 'http:webhooks/shopify', [DLQ_HEADERS.partition]: '-1', [DLQ_HEADERS.offset]: '-1', [DLQ_HEADERS.errorClass]: 'unlinked_account', [DLQ_HEADERS.errorMessage]: 'no workspace', [DLQ_HEADERS.failedAt]: new Date().toISOString() } });
@@ -193,7 +193,7 @@ describe('ionflux admin CLI against real Kafka, registry and OpenBao', () => {
     expect(replay.stdout).toMatch(/skipped \d+:\d+: it came from an HTTP delivery \(http:webhooks\/shopify\)/);
     expect(replay.stdout).toContain('replayed 1 of 2 dead letters');
     const dead = json.find((d) => d.origin.topic === origin)!;
-    const [back, ...more] = await readAll(infra.kafka, origin, { atLeast: 1 });
+    const [back, ...more] = await readAll(infra.bus, origin, { atLeast: 1 });
     expect(more).toHaveLength(0);
     expect(back!.key?.toString()).toBe('ws-a');
     expect(back!.value).toEqual(value);
@@ -201,7 +201,7 @@ describe('ionflux admin CLI against real Kafka, registry and OpenBao', () => {
 
     const one = await cli(['dlq', 'replay', service, '--offset', dead.dlq_offset, '--json']);
     expect(one.stdout.trim().split('\n').map((l) => JSON.parse(l) as unknown).at(-1)).toEqual({ replayed: 1, skipped: 0 });
-    expect(await readAll(infra.kafka, origin, { atLeast: 2 })).toHaveLength(2);
+    expect(await readAll(infra.bus, origin, { atLeast: 2 })).toHaveLength(2);
     expect((await cli(['dlq', 'replay', service, '--offset', '9:999'])).code).toBe(1);
   });
 });

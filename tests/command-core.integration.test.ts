@@ -1,7 +1,8 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DLQ_HEADERS } from '../shared/bus/dead-letter.ts';
-import type { KafkaTable } from '../shared/bus/table.ts';
+import { createKafka } from '../shared/bus/kafka/client.ts';
+import type { KafkaTable } from '../shared/bus/table/table.ts';
 import { topics } from '../shared/bus/topics.ts';
 import { createHubClient, type HubClient } from '../shared/commands/client.ts';
 import { encodeCommandJson } from '../shared/commands/envelope.ts';
@@ -40,7 +41,7 @@ describe('command core: approvals, outcomes on every path, expiry', () => {
 
   /** Every outcome of `commandId` on the workspace's outcome topic, decoded. */
   async function outcomesOf(service: string, commandId: string, atLeast: number) {
-    const records = await readAll(infra.kafka, defaultOutcomeTopic(service, ws), { atLeast, timeoutMs: 5000 });
+    const records = await readAll(infra.bus, defaultOutcomeTopic(service, ws), { atLeast, timeoutMs: 5000 });
     const events = await Promise.all(records.map((r) => infra.codec.decode(r.value!)));
     return events.filter((e) => e.correlation_id === commandId).map((e) => JSON.parse(e.payload_json) as { status: string; error?: { code: string } });
   }
@@ -97,7 +98,7 @@ describe('command core: approvals, outcomes on every path, expiry', () => {
     const { event: released } = await next(defaultOutcomeTopic('webhook', ws), (e) => e.correlation_id === waiting.command_id && e.event_type.endsWith('succeeded'));
     expect((await runCli(['approvals', 'approve', waiting.approval_id!])).code).toBe(0);
     await released;
-    const cmdRecords = await readAll(infra.kafka, topics.command('webhook'));
+    const cmdRecords = await readAll(infra.bus, topics.command('webhook'));
     const header = cmdRecords.find((r) => r.headers[RELEASE_HEADER] && JSON.parse(r.value!.toString()).approval_id === waiting.approval_id)!.headers[RELEASE_HEADER]!;
     const other = randomUUID();
     const { event: outcome } = await next(defaultOutcomeTopic('webhook', ws), (e) => e.correlation_id === other);
@@ -125,11 +126,11 @@ describe('command core: approvals, outcomes on every path, expiry', () => {
 
   it('answers an invalid command on ionflux.cmd.platform with a failed outcome as well as a dead letter', async () => {
     const id = randomUUID();
-    await infra.provisioner.ensure([defaultOutcomeTopic('platform', ws)]);
+    await infra.bus.ensureTopics([defaultOutcomeTopic('platform', ws)]);
     const { event: outcome } = await next(defaultOutcomeTopic('platform', ws), (e) => e.correlation_id === id);
     await infra.bus.publish({ topic: topics.command('platform'), key: ws, value: Buffer.from(JSON.stringify({ command_id: id, workspace_id: ws, agent_id: 'agent-1', service: 'platform' })) });
     expect(JSON.parse((await outcome).payload_json)).toMatchObject({ status: 'failed', error: { code: 'invalid_command' } });
-    const dead = await readAll(infra.kafka, topics.deadLetter('platform'), { atLeast: 1 });
+    const dead = await readAll(infra.bus, topics.deadLetter('platform'), { atLeast: 1 });
     expect(dead.some((r) => r.key?.toString() === ws && r.headers[DLQ_HEADERS.errorClass] === 'invalid_command')).toBe(true);
   });
 
@@ -139,7 +140,7 @@ describe('command core: approvals, outcomes on every path, expiry', () => {
       await worker.stop(); // only the worker without a secret store consumes now
       const out = await post('/a');
       expect(out).toMatchObject({ status: 'failed', error: { code: 'secret_store_unavailable' }, attempts: 2 });
-      const dead = await readAll(infra.kafka, topics.deadLetter('webhook'), { atLeast: 1 });
+      const dead = await readAll(infra.bus, topics.deadLetter('webhook'), { atLeast: 1 });
       expect(dead.some((r) => r.key?.toString() === ws && r.headers[DLQ_HEADERS.errorClass] === 'secret_store_unavailable')).toBe(true);
     } finally {
       await down.stop();
@@ -158,7 +159,8 @@ describe('command core: approvals, outcomes on every path, expiry', () => {
       expect(receiver.count('/touch')).toBe(1);
       await replayer.stop();
       await new Promise((r) => setTimeout(r, 3500)); // the command is now older than the window
-      const admin = infra.kafka.admin();
+      // An operator's offset reset, as Kafka's own tools do it.
+      const admin = createKafka({ brokers: infraEnv().brokers, clientId: 'command-core-test', logger: infra.logger }).admin();
       await admin.connect();
       await admin.resetOffsets({ groupId: `${group}-probe-worker`, topic: topics.command('probe'), earliest: true });
       await admin.disconnect();

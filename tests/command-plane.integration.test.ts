@@ -2,7 +2,7 @@ import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DLQ_HEADERS } from '../shared/bus/dead-letter.ts';
-import type { KafkaTable } from '../shared/bus/table.ts';
+import type { KafkaTable } from '../shared/bus/table/table.ts';
 import { topics } from '../shared/bus/topics.ts';
 import { createHubClient, type HubClient } from '../shared/commands/client.ts';
 import { defaultOutcomeTopic } from '../shared/commands/outcome.ts';
@@ -151,7 +151,13 @@ describe('command plane: webhook.post through a worker process, real Kafka, regi
     expect(await refund()).toMatchObject({ status: 'failed', error: { code: 'financial_actions_disabled' } });
     await settings.set(wsConnectorKey(ws, WORKSPACE_POLICY), { settings: {}, financial_actions_enabled: true, updated_at: new Date().toISOString() });
     await new Promise((r) => setTimeout(r, 1500));
-    expect(await refund()).toMatchObject({ status: 'succeeded', result: { refunded: '9.99' } });
+    // Enabled, it still waits for an admin's approval (its gate is external_write), then runs.
+    const waiting = await refund();
+    expect(waiting).toMatchObject({ status: 'awaiting_approval', approval_id: expect.stringMatching(/^apr_/) });
+    await expect.poll(() => approvals.get(waiting.approval_id!)?.status, { timeout: 10_000 }).toBe('pending');
+    const released = (await nextEvent(defaultOutcomeTopic('payments', ws), (e) => e.correlation_id === waiting.command_id && e.event_type.endsWith('succeeded'))).event;
+    expect((await runCli(['approvals', 'approve', waiting.approval_id!])).code).toBe(0);
+    expect(JSON.parse((await released).payload_json)).toMatchObject({ status: 'succeeded', result: { refunded: '9.99' } });
   }, 120_000);
 
   it('answers invalid JSON, an unknown action, bad params and an expired deadline with a failed outcome and a dead letter of the original bytes (item 12)', async () => {
@@ -164,11 +170,11 @@ describe('command plane: webhook.post through a worker process, real Kafka, regi
       post('/ok', { deadline: new Date(Date.now() - 1000).toISOString() }),
     ]);
     expect(cases.map((c) => c.error?.code)).toEqual(['unknown_action', 'invalid_params', 'deadline_exceeded']);
-    const dead = await readAll(infra.kafka, topics.deadLetter('webhook'), { atLeast: 4 });
+    const dead = await readAll(infra.bus, topics.deadLetter('webhook'), { atLeast: 4 });
     const mine = dead.filter((r) => r.key?.toString() === ws);
     expect(mine.map((r) => r.headers[DLQ_HEADERS.errorClass]).sort()).toEqual(expect.arrayContaining(['deadline_exceeded', 'invalid_command', 'invalid_params', 'unknown_action']));
     expect(mine.find((r) => r.headers[DLQ_HEADERS.errorClass] === 'invalid_command')!.value!.equals(bad)).toBe(true);
-    const outcomes = await readAll(infra.kafka, defaultOutcomeTopic('webhook', ws), { atLeast: 1 });
+    const outcomes = await readAll(infra.bus, defaultOutcomeTopic('webhook', ws), { atLeast: 1 });
     const decoded = await Promise.all(outcomes.map((r) => infra.codec.decode(r.value!)));
     expect(decoded.some((e) => JSON.parse(e.payload_json).error?.code === 'invalid_command')).toBe(true);
   });

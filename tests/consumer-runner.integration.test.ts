@@ -1,13 +1,14 @@
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runConsumer, type ConsumerRunner } from '../shared/bus/consumer.ts';
 import { DLQ_HEADERS } from '../shared/bus/dead-letter.ts';
+import { createKafka } from '../shared/bus/kafka/client.ts';
+import type { Subscription } from '../shared/bus/types.ts';
 import { HubError } from '../shared/errors.ts';
-import { readAll, realInfra, uid } from './helpers/infra.ts';
+import { infraEnv, readAll, realInfra, uid } from './helpers/infra.ts';
 
 describe('consumer runner against real Kafka', () => {
   let infra: Awaited<ReturnType<typeof realInfra>>;
-  const runners: ConsumerRunner[] = [];
+  const runners: Subscription[] = [];
   beforeAll(async () => {
     infra = await realInfra('runner-test');
   });
@@ -17,11 +18,8 @@ describe('consumer runner against real Kafka', () => {
   });
 
   async function start(topic: string, service: string, handler: (value: string) => Promise<void>, extra: { maxAttempts?: number } = {}) {
-    await infra.provisioner.ensure([topic]);
-    const runner = await runConsumer({
-      kafka: infra.kafka,
-      bus: infra.bus,
-      logger: infra.logger,
+    await infra.bus.ensureTopics([topic]);
+    const runner = await infra.bus.subscribe({
       service,
       groupId: uid('g-'),
       subscriptions: [topic],
@@ -45,7 +43,7 @@ describe('consumer runner against real Kafka', () => {
     await infra.bus.publish({ topic, key: 'k', value: 'poison', headers: { 'trace-id': 'abc' } });
     await infra.bus.publish({ topic, key: 'k', value: 'good' });
 
-    const [dead] = await readAll(infra.kafka, `ionflux.dlq.${service}`, { atLeast: 1 });
+    const [dead] = await readAll(infra.bus, `ionflux.dlq.${service}`, { atLeast: 1 });
     expect(dead!.value!.toString()).toBe('poison');
     expect(dead!.key!.toString()).toBe('k');
     expect(dead!.headers).toMatchObject({
@@ -73,19 +71,19 @@ describe('consumer runner against real Kafka', () => {
     await infra.bus.publish({ topic, key: 'k', value: 'flaky' });
     await expect.poll(() => handled, { timeout: 10_000 }).toEqual(['flaky']);
     expect(calls).toBe(3);
-    expect(await readAll(infra.kafka, `ionflux.dlq.${service}`, { timeoutMs: 500 })).toEqual([]);
+    expect(await readAll(infra.bus, `ionflux.dlq.${service}`, { timeoutMs: 500 })).toEqual([]);
   });
 
   it('with concurrent keys, goes on while queued work is in flight, commits only after it landed, and re-runs a record whose queued work failed', async () => {
     const topic = `ionflux.test.${uid()}`;
     const service = uid('svc');
     const groupId = uid('g-');
-    await infra.provisioner.ensure([topic]);
+    await infra.bus.ensureTopics([topic]);
     const calls: string[] = [];
     let releaseFirst!: () => void;
     const firstQueued = new Promise<void>((r) => (releaseFirst = r));
-    const runner = await runConsumer({
-      kafka: infra.kafka, bus: infra.bus, logger: infra.logger, service, groupId,
+    const runner = await infra.bus.subscribe({
+      service, groupId,
       subscriptions: [topic], fromBeginning: true, concurrentKeys: true, backoffMs: { initial: 20, max: 100 },
       handler: async (r) => {
         const v = r.value!.toString();
@@ -101,7 +99,8 @@ describe('consumer runner against real Kafka', () => {
     await infra.bus.publishAtomic(['a1', 'a2', 'a3'].map((v) => ({ topic, key: 'same-key', value: v })));
     setTimeout(releaseFirst, 15_000).unref(); // never leave the runner stuck, even if an assertion fails
     await expect.poll(() => calls, { timeout: 10_000 }).toEqual(expect.arrayContaining(['a1', 'a2', 'a3']));
-    const admin = infra.kafka.admin();
+    // The group's committed offsets, as Kafka's own tools would show them.
+    const admin = createKafka({ brokers: infraEnv().brokers, clientId: 'runner-test-offsets', logger: infra.logger }).admin();
     await admin.connect();
     const committed = async () => Number((await admin.fetchOffsets({ groupId, topics: [topic] }))[0]!.partitions.reduce((n, p) => n + Math.max(0, Number(p.offset)), 0));
     await new Promise((r) => setTimeout(r, 1500));
@@ -122,7 +121,7 @@ describe('consumer runner against real Kafka', () => {
       throw new HubError('vendor_unavailable', 'still down', { retryable: true });
     }, { maxAttempts: 3 });
     await infra.bus.publish({ topic, key: 'k', value: 'never' });
-    const [dead] = await readAll(infra.kafka, `ionflux.dlq.${service}`, { atLeast: 1 });
+    const [dead] = await readAll(infra.bus, `ionflux.dlq.${service}`, { atLeast: 1 });
     expect(dead!.headers[DLQ_HEADERS.attempts]).toBe('3');
     expect(dead!.headers[DLQ_HEADERS.retryable]).toBe('true');
     expect(calls).toBe(3);
@@ -131,7 +130,7 @@ describe('consumer runner against real Kafka', () => {
   it('redelivers a record to the group when the process is killed before the commit', async () => {
     const topic = `ionflux.test.${uid()}`;
     const group = uid('g-');
-    await infra.provisioner.ensure([topic]);
+    await infra.bus.ensureTopics([topic]);
     await infra.bus.publish({ topic, key: 'k', value: 'crash' });
 
     const child = spawn(process.execPath, ['--import', 'tsx', 'tests/fixtures/crashing-consumer.ts', topic, group], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -142,8 +141,8 @@ describe('consumer runner against real Kafka', () => {
     expect(out).toContain('handled 0 crash');
 
     const seen: string[] = [];
-    const runner = await runConsumer({
-      kafka: infra.kafka, bus: infra.bus, logger: infra.logger, service: 'crash-test', groupId: group, subscriptions: [topic], fromBeginning: true,
+    const runner = await infra.bus.subscribe({
+      service: 'crash-test', groupId: group, subscriptions: [topic], fromBeginning: true,
       handler: async (r) => void seen.push(`${r.offset} ${r.value}`),
     });
     runners.push(runner);

@@ -4,7 +4,7 @@ import { topics } from '../shared/bus/topics.ts';
 import { buildEvent, PayloadSchemas } from '../shared/events/platform-event.ts';
 import { publishEvent } from '../shared/events/publisher.ts';
 import { decodeWithConfluentPython } from './helpers/interop.ts';
-import { readAll, realInfra, uid } from './helpers/infra.ts';
+import { infraEnv, readAll, realInfra, uid } from './helpers/infra.ts';
 
 const schemas = new PayloadSchemas().register('test.orders.created', z.looseObject({ id: z.number(), total: z.string() }), '1');
 
@@ -29,13 +29,13 @@ describe('PlatformEvent through Kafka and the schema registry', () => {
     const ack = await publishEvent(infra, topic, event, { key: '820982911946154500' });
     expect(Number(ack.offset)).toBeGreaterThanOrEqual(0);
 
-    const [record] = await readAll(infra.kafka, topic, { atLeast: 1 });
+    const [record] = await readAll(infra.bus, topic, { atLeast: 1 });
     expect(record!.value![0]).toBe(0); // Confluent magic byte
     expect(record!.value!.readUInt32BE(1)).toBe(infra.codec.schemaId);
     expect(record!.key!.toString()).toBe('820982911946154500');
     expect(await infra.codec.decode(record!.value!)).toEqual(event);
 
-    const [foreign] = await decodeWithConfluentPython({ brokers: ['127.0.0.1:9092'], registryUrl: infra.registryUrl, topic, count: 1 });
+    const [foreign] = await decodeWithConfluentPython({ brokers: infraEnv().brokers, registryUrl: infra.registryUrl, topic, count: 1 });
     expect(foreign!.schema_id).toBe(infra.codec.schemaId);
     expect(foreign!.value).toEqual(event);
     expect(JSON.parse(foreign!.value.payload_json as string)).toEqual({ id: 820982911946154500, total: '199.65', note: 'héllo ✓' });

@@ -1,4 +1,5 @@
-import { Kafka, logLevel } from 'kafkajs';
+import { createKafkaBus } from '../shared/bus/kafka/bus.ts';
+import { createLogger } from '../shared/logger.ts';
 
 /**
  * Integration tests need the real Kafka, registry and Vault (`make test` starts them through
@@ -7,15 +8,13 @@ import { Kafka, logLevel } from 'kafkajs';
 export default async function setup(): Promise<void> {
   const env = infraEnv();
   const problems: string[] = [];
-  const kafka = new Kafka({ brokers: env.brokers, clientId: 'ionflux-test-setup', logLevel: logLevel.NOTHING, retry: { retries: 3 } });
-  const admin = kafka.admin();
+  const bus = createKafkaBus({ brokers: env.brokers, clientId: 'ionflux-test-setup', logger: createLogger({ service: 'test-setup', level: 'silent' }) });
   try {
-    await admin.connect();
-    await admin.listTopics();
+    await bus.listTopics();
   } catch (e) {
     problems.push(`Kafka at ${env.brokers.join(',')}: ${(e as Error).message}`);
   } finally {
-    await admin.disconnect().catch(() => undefined);
+    await bus.close().catch(() => undefined);
   }
   for (const [name, url] of [
     ['schema registry', `${env.registryUrl}/subjects`],

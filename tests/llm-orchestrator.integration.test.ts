@@ -76,7 +76,6 @@ describe('llm orchestrator: every task through Kafka, against local OpenAI-API s
         [keylessProvider]: { base_url: openai.url, key_required: true, models: { 'keyless-chat': { model: 'gpt-4o-mini', tasks: ['text_generation'] } } },
       }),
       LLM_COOLDOWN_MS: '3000',
-      LLM_MEDIA_ALLOW_PRIVATE: 'true',
       LLM_MEDIA_MAX_BYTES: '200000',
       LLM_WORKSPACE_BUDGETS: JSON.stringify({ [zeroBudgetWs]: { day_usd: 0 } }),
       LLM_RETRY_MAX_ATTEMPTS: '2',
@@ -130,7 +129,7 @@ describe('llm orchestrator: every task through Kafka, against local OpenAI-API s
     expect(lastRequest(openai, '/v1/chat/completions').body).toMatchObject({ tools, tool_choice: 'required', messages: [{ role: 'system' }, { role: 'user', content: 'Where is order 42?' }] });
     expect((result(called).provider_response.choices as { finish_reason: string; message: { tool_calls: { function: { name: string } }[] } }[])[0]).toMatchObject({ finish_reason: 'tool_calls', message: { tool_calls: [{ function: { name: 'lookup_order' } }] } });
 
-    const usage = await readAll(infra.kafka, topics.event('llm', ws, 'usage', 'recorded'), { atLeast: 2 });
+    const usage = await readAll(infra.bus, topics.event('llm', ws, 'usage', 'recorded'), { atLeast: 2 });
     const events = await Promise.all(usage.map((u) => infra.codec.decode(u.value!)));
     expect(events).toHaveLength(2);
     expect(events.map((e) => e.event_type)).toEqual(['llm.usage.recorded', 'llm.usage.recorded']);
@@ -220,13 +219,26 @@ describe('llm orchestrator: every task through Kafka, against local OpenAI-API s
     const got = Buffer.from(await (await fetch(ref.url)).arrayBuffer());
     expect(got.length).toBe(IMAGE_BYTES);
     expect(createHash('sha256').update(got).digest('hex')).toBe(ref.sha256);
+    // The URL is signed for this workspace and expires: another workspace, a bare name or a
+    // tampered expiry opens nothing.
+    const signed = new URL(ref.url);
+    expect(signed.searchParams.get('ws')).toBe(ws);
+    const other = new URL(ref.url);
+    other.searchParams.set('ws', uid('ws'));
+    const later = new URL(ref.url);
+    later.searchParams.set('exp', String(Number(signed.searchParams.get('exp')) + 3600));
+    for (const url of [other.href, `${signed.origin}${signed.pathname}`, later.href]) {
+      const res = await fetch(url);
+      expect(res.status, url).toBe(403);
+      expect(await res.json()).toEqual({ error: 'invalid_signature' });
+    }
 
     // gpt-image models always answer base64: stored too, without asking for a response_format.
     const gptImage = await send(ws, 'image_generation', { model: 'gpt-image-1', prompt: 'a sticker' });
     expect(lastRequest(openai, '/v1/images/generations').body.response_format).toBeUndefined();
     expect((result(gptImage).provider_response.images as { reference?: unknown }[])[0]!.reference).toBeDefined();
 
-    const records = await readAll(infra.kafka, defaultOutcomeTopic('llm', ws), { atLeast: 3 });
+    const records = await readAll(infra.bus, defaultOutcomeTopic('llm', ws), { atLeast: 3 });
     expect(records.length).toBe(3);
     for (const rec of records) expect(rec.value!.length).toBeLessThan(16 * 1024);
   });
@@ -338,7 +350,7 @@ describe('llm orchestrator: every task through Kafka, against local OpenAI-API s
     expect(out).toMatchObject({ status: 'failed', attempts: 2, error: { code: 'vendor_unavailable', retryable: true } });
     expect(out.error!.message).toMatch(/deepseek deepseek-chat: (connection failed \(ECONNREFUSED\)|skipped \(cooling down)/);
     expect(Date.now() - started).toBeLessThan(20_000);
-    const dead = await readAll(infra.kafka, topics.deadLetter('llm'), { atLeast: 1 });
+    const dead = await readAll(infra.bus, topics.deadLetter('llm'), { atLeast: 1 });
     const mine = dead.filter((r) => r.key?.toString() === ws);
     expect(mine).toHaveLength(1);
     expect(mine[0]!.headers[DLQ_HEADERS.errorClass]).toBe('vendor_unavailable');
@@ -350,11 +362,11 @@ describe('llm orchestrator: every task through Kafka, against local OpenAI-API s
     const texts: string[] = [orchestrator.output.join('\n')];
     for (const ws of workspaces) {
       for (const t of [defaultOutcomeTopic('llm', ws), topics.event('llm', ws, 'usage', 'recorded')]) {
-        const records = await readAll(infra.kafka, t, { timeoutMs: 1000 });
+        const records = await readAll(infra.bus, t, { timeoutMs: 1000 });
         texts.push(...(await Promise.all(records.map(async (r) => JSON.stringify(await infra.codec.decode(r.value!))))));
       }
     }
-    const dead = await readAll(infra.kafka, topics.deadLetter('llm'));
+    const dead = await readAll(infra.bus, topics.deadLetter('llm'));
     texts.push(...dead.map((r) => `${r.value?.toString('latin1')} ${JSON.stringify(r.headers)}`));
     expect(texts.length).toBeGreaterThan(workspaces.length);
     // The output does hold per-call lines (debug) and the provider failures (warn), keys masked.

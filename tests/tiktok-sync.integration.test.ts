@@ -5,7 +5,7 @@ import { topics } from '../shared/bus/topics.ts';
 import { createHubClient, type HubClient } from '../shared/commands/client.ts';
 import { defaultOutcomeTopic } from '../shared/commands/outcome.ts';
 import { openApprovals, openWorkspaceConnectors, wsConnectorKey, type Approval } from '../shared/commands/state.ts';
-import type { KafkaTable } from '../shared/bus/table.ts';
+import type { KafkaTable } from '../shared/bus/table/table.ts';
 import { linkKey, openLinks } from '../shared/links.ts';
 import { createVaultSecretStore } from '../shared/secrets/vault-store.ts';
 import { secretPaths } from '../shared/secrets/store.ts';
@@ -35,7 +35,7 @@ describe('tiktok-sync against a TikTok v2 simulator: connect, reads, polling, re
     return ws;
   };
   const send = (ws: string, action: string, params: Record<string, unknown> = {}, timeoutMs = 60_000) => client.send({ workspace_id: ws, agent_id: 'agent-t', service: 'tiktok', action, params }, { timeoutMs });
-  const events = async (ws: string, entity: string, action: string, atLeast = 0, timeoutMs = 15_000) => Promise.all((await readAll(infra.kafka, topics.event('tiktok', ws, entity, action), { atLeast, timeoutMs })).map(async (r) => infra.codec.decode(r.value!)));
+  const events = async (ws: string, entity: string, action: string, atLeast = 0, timeoutMs = 15_000) => Promise.all((await readAll(infra.bus, topics.event('tiktok', ws, entity, action), { atLeast, timeoutMs })).map(async (r) => infra.codec.decode(r.value!)));
   const connect = async (ws: string, openId: string) => {
     const r = await browseConnect(`${sync.url}/tiktok/connect?workspace=${ws}`, sim, openId);
     expect(r.status, r.body).toBe(200);
@@ -111,7 +111,7 @@ describe('tiktok-sync against a TikTok v2 simulator: connect, reads, polling, re
     const links = await openLinks(infra);
     expect(links.get(linkKey('tiktok', user.open_id))?.workspaceId).toBe(ws);
     await links.close();
-    const audit = (await Promise.all((await readAll(infra.kafka, topics.audit, { atLeast: 1 })).map((x) => infra.codec.decode(x.value!)))).filter((e) => e.workspace_id === ws);
+    const audit = (await Promise.all((await readAll(infra.bus, topics.audit, { atLeast: 1 })).map((x) => infra.codec.decode(x.value!)))).filter((e) => e.workspace_id === ws);
     expect(audit.map((e) => JSON.parse(e.payload_json) as { kind: string; connector: string })).toContainEqual(expect.objectContaining({ kind: 'connect', connector: 'tiktok' }));
     expect((await events(ws, 'authorization', 'granted', 1)).map((e) => JSON.parse(e.payload_json))).toEqual([expect.objectContaining({ open_id: user.open_id })]);
 
@@ -245,7 +245,7 @@ describe('tiktok-sync against a TikTok v2 simulator: connect, reads, polling, re
     expect(needs).toHaveLength(1);
     expect(JSON.parse(needs[0]!.payload_json)).toMatchObject({ open_id: user.open_id, connect_url: `${sync.url}/tiktok/connect?workspace=${ws}` });
     expect(JSON.parse(needs[0]!.payload_json).reason).toContain('invalid_grant');
-    const audit = (await Promise.all((await readAll(infra.kafka, topics.audit, { atLeast: 1 })).map((x) => infra.codec.decode(x.value!)))).filter((e) => e.workspace_id === ws).map((e) => JSON.parse(e.payload_json) as Record<string, string>);
+    const audit = (await Promise.all((await readAll(infra.bus, topics.audit, { atLeast: 1 })).map((x) => infra.codec.decode(x.value!)))).filter((e) => e.workspace_id === ws).map((e) => JSON.parse(e.payload_json) as Record<string, string>);
     expect(audit).toContainEqual(expect.objectContaining({ kind: 'action_failed', action: 'token.refresh', outcome: 'needs_reauthorization' }));
     const table = await openWorkspaceConnectors(infra);
     expect(table.get(wsConnectorKey(ws, 'tiktok'))?.connection).toBe('needs_reauth');
@@ -318,7 +318,7 @@ describe('tiktok-sync against a TikTok v2 simulator: connect, reads, polling, re
     const table = await openWorkspaceConnectors(infra);
     expect(table.get(wsConnectorKey(ws, 'tiktok'))).toMatchObject({ connection: 'disconnected' });
     await table.close();
-    const audit = (await Promise.all((await readAll(infra.kafka, topics.audit, { atLeast: 1 })).map((x) => infra.codec.decode(x.value!)))).filter((e) => e.workspace_id === ws).map((e) => JSON.parse(e.payload_json) as Record<string, string>);
+    const audit = (await Promise.all((await readAll(infra.bus, topics.audit, { atLeast: 1 })).map((x) => infra.codec.decode(x.value!)))).filter((e) => e.workspace_id === ws).map((e) => JSON.parse(e.payload_json) as Record<string, string>);
     expect(audit).toContainEqual(expect.objectContaining({ kind: 'disconnect', connector: 'tiktok' }));
     expect(await send(ws, 'user.info', {})).toMatchObject({ status: 'failed', error: { code: 'not_connected' } });
   });

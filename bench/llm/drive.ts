@@ -19,9 +19,10 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { Kafka, logLevel } from 'kafkajs';
 import OpenAI from 'openai';
+import { createKafka } from '../../shared/bus/kafka/client.ts';
 import { createHubClient, type HubClient } from '../../shared/commands/client.ts';
+import { createLogger } from '../../shared/logger.ts';
 
 const N1 = Number(process.env.BENCH_N1 ?? 400);
 const N50 = Number(process.env.BENCH_N50 ?? 3000);
@@ -36,7 +37,7 @@ const BENCH_TOPIC = /^ionflux\.(cmd\.llmbench|llmbench\..+|state\.(commands-llmb
 
 /** Deletes the bench's topics and consumer group, so nothing of it stays in the user's broker. */
 async function cleanupBroker(): Promise<void> {
-  const admin = new Kafka({ brokers, clientId: 'bench-llm-cleanup', logLevel: logLevel.NOTHING }).admin();
+  const admin = createKafka({ brokers, clientId: 'bench-llm-cleanup', logger: createLogger({ service: 'bench-llm', level: 'silent' }) }).admin();
   await admin.connect();
   try {
     const mine = (await admin.listTopics()).filter((t) => BENCH_TOPIC.test(t));

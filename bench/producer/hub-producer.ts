@@ -15,9 +15,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { z } from 'zod';
-import { createKafka } from '../../shared/bus/kafka.ts';
-import { KafkaBus } from '../../shared/bus/producer.ts';
-import { TopicProvisioner } from '../../shared/bus/provision.ts';
+import { createKafkaBus } from '../../shared/bus/kafka/bus.ts';
 import { topics } from '../../shared/bus/topics.ts';
 import type { OutgoingRecord } from '../../shared/bus/types.ts';
 import { baseEnv, parseEnv } from '../../shared/config.ts';
@@ -164,9 +162,7 @@ const round = (x: number, d: number) => Math.round(x * 10 ** d) / 10 ** d;
 
 async function main(): Promise<void> {
   const logger = createLogger({ service: 'bench-producer', level: 'warn', destination: process.stderr });
-  const kafka = createKafka({ brokers: env.KAFKA_BROKERS, clientId: 'ionflux-bench', logger });
-  const provisioner = new TopicProvisioner(kafka, { partitions: 3, replicationFactor: 1 });
-  const bus = new KafkaBus({ kafka, provisioner, logger, maxBatch: MAX_BATCH });
+  const bus = createKafkaBus({ brokers: env.KAFKA_BROKERS, clientId: 'ionflux-bench', logger, maxBatch: MAX_BATCH });
   const codec = await createEventCodec(createRegistry(env.SCHEMA_REGISTRY_URL));
   const padding = await paddingFor(codec);
   const e2eTopic = topics.event('bench', WORKSPACE, 'load', 'e2e');
@@ -174,7 +170,7 @@ async function main(): Promise<void> {
   // Connection and topic creation happen before the clock starts (ProducerPerformance's topic
   // is created beforehand too).
   await bus.connect();
-  await provisioner.ensure([e2eTopic, preTopic]);
+  await bus.ensureTopics([e2eTopic, preTopic]);
 
   // 1. encode_only: build + encode every event; keeps the buffers for pre_encoded.
   say(`encoding ${N} events (target ${TARGET_SIZE} B each)`);
@@ -209,11 +205,8 @@ async function main(): Promise<void> {
   });
 
   // Every acknowledged record is in the topic: sum of partition end offsets.
-  const admin = kafka.admin();
-  await admin.connect();
   const landed: Record<string, number> = {};
-  for (const t of [preTopic, e2eTopic]) landed[t] = (await admin.fetchTopicOffsets(t)).reduce((n, p) => n + Number(p.high) - Number(p.low), 0);
-  await admin.disconnect();
+  for (const t of [preTopic, e2eTopic]) landed[t] = (await bus.offsets(t)).reduce((n, p) => n + Number(p.high) - Number(p.low), 0);
   await bus.close();
 
   const report = {

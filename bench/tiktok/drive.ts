@@ -17,7 +17,9 @@
  * Writes reports/bench-tiktok.json.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { Kafka, logLevel } from 'kafkajs';
+import { createKafkaBus } from '../../shared/bus/kafka/bus.ts';
+import { createKafka } from '../../shared/bus/kafka/client.ts';
+import { createLogger } from '../../shared/logger.ts';
 import { createVaultSecretStore } from '../../shared/secrets/vault-store.ts';
 import { secretPaths } from '../../shared/secrets/store.ts';
 import { CONNECTIONS_TOPIC } from '../../services/tiktok-sync/state/connections.ts';
@@ -33,49 +35,26 @@ const RUN = `b${Date.now().toString(36)}`;
 const SERVICE = `tiktokbench${RUN}`;
 const GROUP = `ionflux-tiktokbench-${RUN}`;
 const log = (m: string) => process.stderr.write(`[bench-tiktok] ${m}\n`);
-const kafka = new Kafka({ brokers, clientId: 'bench-tiktok', logLevel: logLevel.NOTHING });
+const quiet = createLogger({ service: 'bench-tiktok', level: 'silent' });
+const bus = createKafkaBus({ brokers, clientId: 'bench-tiktok', logger: quiet });
+// Deleting topics and groups is beyond the bus: the same client's admin does it.
+const kafka = createKafka({ brokers, clientId: 'bench-tiktok-admin', logger: quiet });
 const workspaces: string[] = [];
 const running: RunningTikTokSync[] = [];
 process.on('exit', () => running.forEach((r) => void r.kill().catch(() => undefined)));
 for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => void cleanup().finally(() => process.exit(130)));
 
-/**
- * The broker timestamps of every record on the workspaces' video.created topics, read to the end
- * (transaction markers take offsets too, so "the end" is a batch's last offset, not a count).
- */
+/** The broker timestamps of every record on this run's video.created topics, read to their end. */
 async function eventTimes(wss: string[]): Promise<number[]> {
-  const admin = kafka.admin();
-  await admin.connect();
-  const ends = new Map<string, number>();
-  try {
-    const existing = new Set(await admin.listTopics());
-    for (const ws of wss) {
-      const t = `ionflux.tiktok.ws_${ws}.video.created`;
-      if (existing.has(t)) for (const o of await admin.fetchTopicOffsets(t)) if (Number(o.high) > Number(o.low)) ends.set(`${t}/${o.partition}`, Number(o.high));
-    }
-  } finally {
-    await admin.disconnect();
-  }
-  if (ends.size === 0) return [];
+  const wanted = new Set(wss.map((ws) => `ionflux.tiktok.ws_${ws}.video.created`));
   const times: number[] = [];
-  const consumer = kafka.consumer({ groupId: `bench-tiktok-reader-${Date.now()}`, maxWaitTimeInMs: 200 });
-  const open = new Set(ends.keys());
-  const done = new Promise<void>((resolve) => {
-    consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
-      const k = `${payload.topic}/${payload.partition}`;
-      if (Number(payload.lastOffset) >= (ends.get(k) ?? 0) - 1) open.delete(k);
-      if (open.size === 0) resolve();
-    });
+  const reader = await bus.read({
+    topic: new RegExp(`^ionflux\\.tiktok\\.ws_ttbench${RUN}\\d+\\.video\\.created$`),
+    from: 'beginning',
+    onBatch: (b) => void (wanted.has(b.topic) && times.push(...b.records.map((r) => Number(r.timestamp)))),
   });
-  await consumer.connect();
-  for (const t of new Set([...ends.keys()].map((k) => k.split('/')[0]!))) await consumer.subscribe({ topic: t, fromBeginning: true });
-  await consumer.run({
-    eachBatch: async ({ batch }) => {
-      for (const m of batch.messages) if (Number(m.offset) < (ends.get(`${batch.topic}/${batch.partition}`) ?? 0)) times.push(Number(m.timestamp));
-    },
-  });
-  await done;
-  await consumer.disconnect();
+  await reader.caughtUp;
+  await reader.close();
   return times.sort((a, b) => a - b);
 }
 
@@ -144,13 +123,8 @@ async function cleanup(): Promise<void> {
     try {
       const benchWs = (await vault.list('workspaces/')).map((w) => w.replace(/\/$/, '')).filter((w) => w.startsWith('ttbench'));
       const all = [...new Set([...workspaces, ...benchWs])];
-      if (all.length) {
-        const producer = kafka.producer();
-        await producer.connect();
-        // Tombstones: no owner looks after a bench connection again.
-        await producer.send({ topic: CONNECTIONS_TOPIC, messages: all.map((ws) => ({ key: ws, value: null })) });
-        await producer.disconnect();
-      }
+      // Tombstones: no owner looks after a bench connection again.
+      if (all.length) await bus.publishBatch(all.map((ws) => ({ topic: CONNECTIONS_TOPIC, key: ws, value: null })));
       for (const ws of all) await vault.delete(secretPaths.workspace(ws, 'tiktok')).catch(() => undefined);
       const mine = (await admin.listTopics()).filter((t) => t.includes('.ws_ttbench') || /tiktokbench/.test(t));
       if (mine.length) await admin.deleteTopics({ topics: mine });
@@ -225,4 +199,5 @@ try {
   await main();
 } finally {
   await cleanup();
+  await bus.close();
 }

@@ -1,20 +1,47 @@
 #!/usr/bin/env bash
-# `make test`: installs what is missing, starts the infrastructure unless it is already running,
-# runs the whole vitest suite (unit + integration) and stops only what it started.
-# The JSON report lands in reports/vitest.json.
+# `make test`: installs what is missing, type-checks and runs the whole vitest suite (unit +
+# integration). The JSON report lands in reports/vitest.json.
+#
+# The tests get a Kafka broker of their own: its own ports (from 29092 up, the first free pair)
+# and data directory ($IONFLUX_CACHE/run-test-<port>), wiped at start and removed at the end (its
+# log stays), so no test topic or consumer group is left in the broker `make up` uses. The schema registry and
+# OpenBao are shared (tests use their own subjects and paths); they are started if not running
+# and stopped afterwards only if this run started them. IONFLUX_TEST_BROKERS=host:port runs the
+# suite against a broker you already have instead.
 set -uo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$LOCAL_DIR/../.."
 bash "$LOCAL_DIR/npm-install.sh" || exit 1
+
 record=$(mktemp)
+test_run=""
 cleanup() {
+  if [ -n "$test_run" ]; then
+    IONFLUX_RUN="$test_run" bash "$LOCAL_DIR/infra-down.sh" kafka
+    rm -rf "$test_run/kafka" # its data; the log stays for a look at a failed run
+  fi
   # Only what this run started; with no names infra-down would stop everything.
   # shellcheck disable=SC2046
   [ -s "$record" ] && bash "$LOCAL_DIR/infra-down.sh" $(cat "$record")
   rm -f "$record"
 }
 trap cleanup EXIT
-bash "$LOCAL_DIR/infra-up.sh" --record "$record" || exit 1
+
+bash "$LOCAL_DIR/infra-up.sh" --only "registry vault" --record "$record" || exit 1
+if [ -n "${IONFLUX_TEST_BROKERS:-}" ]; then
+  export KAFKA_BROKERS="$IONFLUX_TEST_BROKERS"
+else
+  port=29092
+  # A pair of free ports (broker, controller) and nothing left running from an earlier run there.
+  while port_open "$port" || port_open $((port + 1)); do port=$((port + 2)); done
+  test_run="$IONFLUX_CACHE/run-test-$port"
+  rm -rf "$test_run"
+  log "test broker on 127.0.0.1:$port (data in $test_run, removed at the end)"
+  IONFLUX_RUN="$test_run" KAFKA_PORT="$port" KAFKA_CONTROLLER_PORT=$((port + 1)) \
+    bash "$LOCAL_DIR/infra-up.sh" --only kafka || exit 1
+  export KAFKA_BROKERS="127.0.0.1:$port"
+fi
+
 echo "[test] typecheck" >&2
 node_modules/.bin/tsc --noEmit -p . || exit 1
 mkdir -p reports

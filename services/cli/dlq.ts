@@ -1,7 +1,6 @@
-import { randomUUID } from 'node:crypto';
-import type { IHeaders, Kafka } from 'kafkajs';
 import { DLQ_HEADERS } from '../../shared/bus/dead-letter.ts';
 import { topics } from '../../shared/bus/topics.ts';
+import type { Bus } from '../../shared/bus/types.ts';
 import { parse, UsageError } from './args.ts';
 import { cliContext } from './context.ts';
 import { emit } from './integrations.ts';
@@ -28,60 +27,11 @@ const header = (d: DeadLetter, name: string) => d.headers[name]?.toString('utf8'
 const failedAt = (d: DeadLetter) => Date.parse(header(d, DLQ_HEADERS.failedAt) ?? '') || d.timestamp;
 const where = (d: DeadLetter) => `${d.partition}:${d.offset}`;
 
-/**
- * Everything in the topic up to the end offsets taken at start. Transaction markers occupy
- * offsets consumers never see, so a partition counts as read when a batch's last offset reaches its end.
- */
-async function readDeadLetters(kafka: Kafka, topic: string): Promise<DeadLetter[]> {
-  const admin = kafka.admin();
-  await admin.connect();
-  let ends: { partition: number; high: number }[];
-  try {
-    // Asking offsets of a missing topic makes kafkajs retry for seconds; no topic means no dead letters.
-    if (!(await admin.listTopics()).includes(topic)) return [];
-    ends = (await admin.fetchTopicOffsets(topic)).filter((o) => Number(o.high) > Number(o.low)).map((o) => ({ partition: o.partition, high: Number(o.high) }));
-  } finally {
-    await admin.disconnect();
-  }
-  if (!ends.length) return [];
-  const out: DeadLetter[] = [];
-  const remaining = new Set(ends.map((e) => e.partition));
-  const consumer = kafka.consumer({ groupId: `ionflux-dlq-${randomUUID()}`, allowAutoTopicCreation: false, maxWaitTimeInMs: 250 });
-  let finished: () => void = () => undefined;
-  const done = new Promise<void>((resolve, reject) => {
-    finished = resolve;
-    setTimeout(() => reject(new Error(`timed out reading ${topic}`)), 60_000).unref();
-  });
-  consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
-    const end = ends.find((e) => e.partition === payload.partition);
-    if (end && Number(payload.lastOffset) >= end.high - 1) remaining.delete(payload.partition);
-    if (remaining.size === 0) finished();
-  });
-  await consumer.connect();
-  try {
-    await consumer.subscribe({ topic, fromBeginning: true });
-    await consumer.run({
-      autoCommit: false,
-      eachMessage: async ({ partition, message: m }) => {
-        const end = ends.find((e) => e.partition === partition);
-        if (!end || Number(m.offset) >= end.high) return;
-        out.push({ partition, offset: m.offset, key: m.key, value: m.value, headers: rawHeaders(m.headers), timestamp: Number(m.timestamp) });
-      },
-    });
-    await done;
-  } finally {
-    await consumer.disconnect();
-  }
+/** Everything in the topic up to its end at the call, oldest failure first. */
+async function readDeadLetters(bus: Bus, topic: string): Promise<DeadLetter[]> {
+  const records = await bus.readToEnd(topic, { timeoutMs: 60_000 });
+  const out = records.map((r) => ({ partition: r.partition, offset: r.offset, key: r.key, value: r.value, headers: r.rawHeaders ?? {}, timestamp: Number(r.timestamp) }));
   return out.sort((a, b) => failedAt(a) - failedAt(b) || a.partition - b.partition || Number(a.offset) - Number(b.offset));
-}
-
-function rawHeaders(h: IHeaders | undefined): Record<string, Buffer> {
-  const out: Record<string, Buffer> = {};
-  for (const [k, v] of Object.entries(h ?? {})) {
-    const last = Array.isArray(v) ? v[v.length - 1] : v;
-    if (last !== undefined && last !== null) out[k] = Buffer.isBuffer(last) ? last : Buffer.from(String(last));
-  }
-  return out;
 }
 
 /** `--since 2025-01-02T03:04:05Z` or a duration back from now: 90s, 30m, 1h, 2d. */
@@ -128,7 +78,7 @@ export const dlqCommand: CliCommand = {
     if (offset !== undefined && !/^(\d+:)?\d+$/.test(offset)) throw new UsageError(`--offset ${offset}: expected <partition>:<offset> or <offset>`);
     const ctx = cliContext();
     try {
-      let selected = (await readDeadLetters(ctx.kafka, topic)).filter((d) => since === undefined || failedAt(d) >= since);
+      let selected = (await readDeadLetters(ctx.bus, topic)).filter((d) => since === undefined || failedAt(d) >= since);
       if (offset !== undefined) {
         selected = selected.filter((d) => (offset.includes(':') ? where(d) === offset : d.offset === offset));
         if (selected.length > 1) throw new UsageError(`offset ${offset} exists in partitions ${selected.map((d) => d.partition).join(', ')} of ${topic}; say which: --offset <partition>:${offset}`);
@@ -153,9 +103,7 @@ export const dlqCommand: CliCommand = {
 };
 
 async function replay(ctx: ReturnType<typeof cliContext>, selected: DeadLetter[], json: boolean | undefined): Promise<number> {
-  const admin = ctx.kafka.admin();
-  await admin.connect();
-  const existing = new Set(await admin.listTopics().finally(() => admin.disconnect()));
+  const existing = new Set(await ctx.bus.listTopics());
   let replayed = 0;
   for (const d of selected) {
     const origin = header(d, DLQ_HEADERS.topic);

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { KafkaTable } from '../../shared/bus/table.ts';
+import type { KafkaTable } from '../../shared/bus/table/table.ts';
 import { createHubClient } from '../../shared/commands/client.ts';
 import { wsConnectorKey, openWorkspaceConnectors, type WorkspaceConnector } from '../../shared/commands/state.ts';
 import { resolveCredentials } from '../../shared/connectors/credentials.ts';

@@ -14,7 +14,7 @@ import { workerEnv } from './env.ts';
 import { createPlatformConnector } from './platform.ts';
 
 const env = parseEnv(workerEnv);
-const rt = await createRuntime('connector-worker', env, { transactionalId: `ionflux-connector-worker-${env.WORKER_INSTANCE_ID}` });
+const rt = await createRuntime('connector-worker', env, { transactionalId: `ionflux-connector-worker-${env.WORKER_INSTANCE_ID}`, instanceId: env.WORKER_INSTANCE_ID });
 closeOnSignals(() => rt.close(), rt.logger);
 const store = createSecretStore(env);
 const shared = await openSharedTables(rt);

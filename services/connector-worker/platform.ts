@@ -1,4 +1,4 @@
-import type { KafkaTable } from '../../shared/bus/table.ts';
+import type { KafkaTable } from '../../shared/bus/table/table.ts';
 import { decisionRecords } from '../../shared/commands/approvals.ts';
 import { approvalSigningKey } from '../../shared/commands/release.ts';
 import type { Approval } from '../../shared/commands/state.ts';

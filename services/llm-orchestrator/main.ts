@@ -1,7 +1,5 @@
 import express from 'express';
-import { KafkaBus } from '../../shared/bus/producer.ts';
-import { TopicProvisioner, defaultTopicSpecFor } from '../../shared/bus/provision.ts';
-import { KafkaTable, jsonValue } from '../../shared/bus/table.ts';
+import { KafkaTable, jsonValue } from '../../shared/bus/table/table.ts';
 import { topics } from '../../shared/bus/topics.ts';
 import { openSharedTables, runCommandService } from '../../shared/commands/service.ts';
 import { parseEnv } from '../../shared/config.ts';
@@ -11,6 +9,7 @@ import { buildLlmConfig } from './connector/config.ts';
 import { createLlmConnector } from './connector/index.ts';
 import { TokenBuckets } from '../../shared/connectors/rate-limit.ts';
 import { listen, mountOpsRoutes } from '../../shared/http.ts';
+import { registerSecret } from '../../shared/redact.ts';
 import { closeOnSignals, createRuntime } from '../../shared/runtime.ts';
 import { createSecretStore } from '../../shared/secrets/index.ts';
 import { mountArtifactRoutes } from './artifacts-route.ts';
@@ -19,7 +18,7 @@ import { llmMetrics } from './metrics.ts';
 
 const env = parseEnv(llmOrchestratorEnv);
 const config = buildLlmConfig(env);
-const rt = await createRuntime('llm-orchestrator', env, { transactionalId: `ionflux-llm-orchestrator-${env.LLM_INSTANCE_ID}` });
+const rt = await createRuntime('llm-orchestrator', env, { transactionalId: `ionflux-llm-orchestrator-${env.LLM_INSTANCE_ID}`, instanceId: env.LLM_INSTANCE_ID });
 closeOnSignals(() => rt.close(), rt.logger);
 const store = createSecretStore(env);
 let serving = false;
@@ -29,9 +28,10 @@ const app = express();
 mountOpsRoutes(app, { metrics: rt.metrics, checks: { ...rt.checks, secret_store: async () => (await store.health()).ok, command_worker: async () => serving } });
 const ops = await listen(app, env.LLM_OPS_PORT, env.LLM_OPS_HOST);
 rt.onClose(() => ops.close());
-const artifacts = createArtifactStore({ dir: env.LLM_ARTIFACTS_DIR, baseUrl: env.LLM_ARTIFACTS_BASE_URL ?? ops.url });
-mountArtifactRoutes(app, artifacts);
 const ttlMs = env.LLM_ARTIFACTS_TTL_HOURS * 3600_000;
+registerSecret(env.LLM_ARTIFACTS_SIGNING_KEY);
+const artifacts = createArtifactStore({ dir: env.LLM_ARTIFACTS_DIR, baseUrl: env.LLM_ARTIFACTS_BASE_URL ?? ops.url, urlTtlMs: ttlMs, signingKey: env.LLM_ARTIFACTS_SIGNING_KEY });
+mountArtifactRoutes(app, artifacts);
 const sweep = () => void artifacts.sweep(ttlMs).catch((e: unknown) => rt.logger.warn({ err: e }, 'artifact sweep failed'));
 sweep();
 const sweeper = setInterval(sweep, 3600_000).unref();
@@ -43,8 +43,7 @@ rt.onClose(() => spendTable.close());
 // Spend totals go through a producer of their own, outside transactions: they are latest totals
 // (a repeat is harmless), and extra transactions on the outcome producer would queue outcomes
 // behind them and collide with the next commit (CONCURRENT_TRANSACTIONS, retried after 5 ms and more).
-const spendBus = new KafkaBus({ kafka: rt.kafka, provisioner: new TopicProvisioner(rt.kafka, { partitions: env.KAFKA_TOPIC_PARTITIONS, replicationFactor: env.KAFKA_REPLICATION_FACTOR }, defaultTopicSpecFor), logger: rt.logger });
-rt.onClose(() => spendBus.close());
+const spendBus = rt.createBus();
 const spend = createSpendStore({ table: spendTable, publish: (records) => spendBus.publishAtomic(records), config, now: Date.now, logger: rt.logger });
 rt.onClose(() => spend.flush());
 

@@ -1,8 +1,7 @@
-import { runConsumer, type ConsumerRunner } from '../../shared/bus/consumer.ts';
-import type { KafkaBus } from '../../shared/bus/producer.ts';
-import type { KafkaTable } from '../../shared/bus/table.ts';
+import type { Bus } from '../../shared/bus/types.ts';
+import type { KafkaTable } from '../../shared/bus/table/table.ts';
 import { topics } from '../../shared/bus/topics.ts';
-import type { IncomingRecord } from '../../shared/bus/types.ts';
+import type { IncomingRecord, Subscription } from '../../shared/bus/types.ts';
 import { auditRecord } from '../../shared/commands/audit.ts';
 import { wsConnectorKey, type WorkspaceConnector } from '../../shared/commands/state.ts';
 import type { PlatformEvent } from '../../shared/events/platform-event.ts';
@@ -18,7 +17,7 @@ import { readTokens, tokenPath } from './tokens/vault.ts';
 export interface LifecycleDeps {
   rt: Runtime;
   /** For the publish ledger's single records. */
-  stateBus: KafkaBus;
+  stateBus: Bus;
   store: SecretStore;
   links: LinkTable;
   connections: KafkaTable<Connection>;
@@ -48,11 +47,8 @@ function contentOf(body: Webhook): Record<string, unknown> {
  *   `videos.publish` command polling that publish id picks it up.
  * Every step is idempotent, so a redelivered record does no harm.
  */
-export function startLifecycle(d: LifecycleDeps): Promise<ConsumerRunner> {
-  return runConsumer({
-    kafka: d.rt.kafka,
-    bus: d.rt.bus,
-    logger: d.rt.logger,
+export function startLifecycle(d: LifecycleDeps): Promise<Subscription> {
+  return d.rt.bus.subscribe({
     service: 'tiktok-sync',
     groupId: d.groupId,
     subscriptions: [topics.internal('tiktok')],

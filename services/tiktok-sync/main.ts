@@ -1,6 +1,4 @@
 import express from 'express';
-import { KafkaBus } from '../../shared/bus/producer.ts';
-import { TopicProvisioner, defaultTopicSpecFor } from '../../shared/bus/provision.ts';
 import { topics } from '../../shared/bus/topics.ts';
 import { openSharedTables, runCommandService } from '../../shared/commands/service.ts';
 import { parseEnv } from '../../shared/config.ts';
@@ -19,7 +17,6 @@ import { publicBaseUrl, tiktokSyncEnv } from './env.ts';
 import { startLifecycle } from './lifecycle.ts';
 import { tiktokMetrics } from './metrics.ts';
 import { mountOAuthRoutes } from './oauth/routes.ts';
-import { PartitionOwner } from './owner/partitions.ts';
 import { createSupervisor } from './owner/supervisor.ts';
 import { CONNECTIONS_TOPIC, openConnections, parseConnection, type Connection } from './state/connections.ts';
 import { openPublishLedger } from './state/publishes.ts';
@@ -28,14 +25,12 @@ import { createTokenAccess } from './tokens/access.ts';
 import { createClientTokens } from './tokens/client-token.ts';
 
 const env = parseEnv(tiktokSyncEnv);
-const rt = await createRuntime('tiktok-sync', env, { transactionalId: `ionflux-tiktok-sync-${env.TIKTOK_SYNC_INSTANCE_ID}` });
+const rt = await createRuntime('tiktok-sync', env, { transactionalId: `ionflux-tiktok-sync-${env.TIKTOK_SYNC_INSTANCE_ID}`, instanceId: env.TIKTOK_SYNC_INSTANCE_ID });
 closeOnSignals(() => rt.close(), rt.logger);
 // Single records that must be durable but need no transaction (the publish ledger, refresh
 // requests, webhook statuses) go through a producer of their own: on the transactional one they
 // would queue behind outcomes and meet CONCURRENT_TRANSACTIONS.
-const stateBus = new KafkaBus({ kafka: rt.kafka, provisioner: new TopicProvisioner(rt.kafka, { partitions: env.KAFKA_TOPIC_PARTITIONS, replicationFactor: env.KAFKA_REPLICATION_FACTOR }, defaultTopicSpecFor), logger: rt.logger });
-await stateBus.connect();
-rt.onClose(() => stateBus.close());
+const stateBus = rt.createBus();
 const store = createSecretStore(env);
 registerSecret(env.TIKTOK_CLIENT_SECRET);
 const base = publicBaseUrl(env);
@@ -50,7 +45,7 @@ const api = createTikTokApi({ baseUrl: env.TIKTOK_API_BASE_URL, clientKey: env.T
 
 // The seen-videos table also tells the owner when a barrier it wrote has been read (owner/supervisor.ts).
 const barriers = new Map<string, () => void>();
-await rt.provisioner.ensure([topics.internal('tiktok'), CONNECTIONS_TOPIC, VIDEOS_TOPIC]);
+await rt.bus.ensureTopics([topics.internal('tiktok'), CONNECTIONS_TOPIC, VIDEOS_TOPIC]);
 const [shared, links, connections, seen, ledger] = await Promise.all([
   openSharedTables(rt), openLinks(rt), openConnections(rt), openSeenVideos(rt, (key) => barriers.get(key)?.()), openPublishLedger(rt),
 ]);
@@ -81,9 +76,9 @@ const lifecycle = await startLifecycle({ rt, stateBus, store, links, connections
 rt.onClose(() => lifecycle.stop());
 
 // Seen-state records live in their connection's partition number, so both topics need the same count.
-const partitions = (t: string) => rt.provisioner.partitionCount(t);
-const pollable = partitions(VIDEOS_TOPIC) === partitions(CONNECTIONS_TOPIC);
-if (!pollable) rt.logger.error({ connections: partitions(CONNECTIONS_TOPIC), videos: partitions(VIDEOS_TOPIC) }, `video polling is off: ${VIDEOS_TOPIC} and ${CONNECTIONS_TOPIC} must have the same partition count`);
+const [videoParts, connectionParts] = await Promise.all([rt.bus.offsets(VIDEOS_TOPIC), rt.bus.offsets(CONNECTIONS_TOPIC)]);
+const pollable = videoParts.length === connectionParts.length;
+if (!pollable) rt.logger.error({ connections: connectionParts.length, videos: videoParts.length }, `video polling is off: ${VIDEOS_TOPIC} and ${CONNECTIONS_TOPIC} must have the same partition count`);
 const supervisor = createSupervisor({
   logger: rt.logger,
   marginMs: env.TIKTOK_REFRESH_MARGIN_MS,
@@ -102,12 +97,12 @@ const supervisor = createSupervisor({
   },
 });
 supervisorSize = () => supervisor.connections;
-const owner = new PartitionOwner<Connection>({
-  kafka: rt.kafka, bus: rt.bus, logger: rt.logger, topic: CONNECTIONS_TOPIC, parse: parseConnection,
+// Who refreshes and polls which connection: the owner of its partition (docs/tiktok-sync.md).
+const owner = await rt.bus.own<Connection>({
+  topic: CONNECTIONS_TOPIC, parse: parseConnection,
   groupId: `${env.TIKTOK_SYNC_GROUP}-owners`, transactionalPrefix: `${env.TIKTOK_SYNC_GROUP}-owner`,
   onAcquired: (p) => supervisor.onAcquired(p), onReleased: (p) => supervisor.onReleased(p), onChange: (p, k, v) => supervisor.onChange(p, k, v),
 });
-await owner.start();
 // Registered last, so it stops first: no refresh or poll starts while the rest shuts down.
 rt.onClose(() => owner.stop());
 serving = true;

@@ -1,7 +1,6 @@
 import { z } from 'zod';
-import { KafkaTable, jsonValue } from '../../shared/bus/table.ts';
+import { KafkaTable, jsonValue, type TableHost } from '../../shared/bus/table/table.ts';
 import { topics } from '../../shared/bus/topics.ts';
-import type { Runtime } from '../../shared/runtime.ts';
 
 /**
  * What became of each vendor delivery, keyed `<source>:<account>:<delivery-id>`. Written in the
@@ -20,7 +19,7 @@ export type DeliveryLog = KafkaTable<Delivery>;
 export const DELIVERIES_TOPIC = topics.state('webhook-deliveries');
 
 /** Markers older than the dedupe window are not kept in memory (the topic keeps them 7 days). */
-export async function openDeliveryLog(rt: Pick<Runtime, 'kafka' | 'bus' | 'provisioner' | 'logger'>, dedupeWindowMs: number): Promise<DeliveryLog> {
+export async function openDeliveryLog(rt: TableHost, dedupeWindowMs: number): Promise<DeliveryLog> {
   const table = new KafkaTable<Delivery>({ ...rt, topic: DELIVERIES_TOPIC, parse: jsonValue((v) => deliverySchema.parse(v)), expire: { afterMs: dedupeWindowMs, at: (d) => d.at } });
   await table.start(120_000);
   return table;
@@ -40,7 +39,7 @@ export type EntityVersions = KafkaTable<z.infer<typeof entityVersionSchema>>;
  * Versions older than `keepMs` (by the vendor's own updated_at) are forgotten in memory: an
  * update arriving later than that behind a newer one is no longer flagged stale.
  */
-export async function openEntityVersions(rt: Pick<Runtime, 'kafka' | 'bus' | 'provisioner' | 'logger'>, keepMs = 30 * 24 * 3600_000): Promise<EntityVersions> {
+export async function openEntityVersions(rt: TableHost, keepMs = 30 * 24 * 3600_000): Promise<EntityVersions> {
   const table = new KafkaTable<z.infer<typeof entityVersionSchema>>({ ...rt, topic: topics.state('entity-versions'), parse: jsonValue((v) => entityVersionSchema.parse(v)), expire: { afterMs: keepMs, at: (v) => Date.parse(v.version) } });
   await table.start(120_000);
   return table;

@@ -1,4 +1,3 @@
-import type { KafkaMessage } from 'kafkajs';
 import { describeError } from '../errors.ts';
 import { redactString } from '../redact.ts';
 import type { IncomingRecord, OutgoingRecord } from './types.ts';
@@ -21,13 +20,14 @@ export function deadLetterRecord(a: {
   dlqTopic: string;
   service: string;
   record: Pick<IncomingRecord, 'topic' | 'partition' | 'offset'>;
-  message: Pick<KafkaMessage, 'key' | 'value' | 'headers'>;
+  /** The failed record's bytes; its raw headers when it has them (so binary headers survive). */
+  message: { key: Buffer | string | null; value: Buffer | null; headers?: Record<string, unknown>; rawHeaders?: Record<string, Buffer> };
   error: unknown;
   attempts: number;
 }): OutgoingRecord {
   const e = describeError(a.error);
   const original = Object.fromEntries(
-    Object.entries(a.message.headers ?? {}).flatMap(([k, v]) => {
+    Object.entries(a.message.rawHeaders ?? a.message.headers ?? {}).flatMap(([k, v]) => {
       const last = Array.isArray(v) ? v[v.length - 1] : v;
       return last === undefined || last === null ? [] : [[k, last as Buffer | string]];
     }),

@@ -12,7 +12,10 @@ export interface IncomingRecord {
   offset: string;
   key: Buffer | null;
   value: Buffer | null;
+  /** Header values as UTF-8 text (the last one when a header repeats). */
   headers: Record<string, string>;
+  /** The same headers as the bytes that arrived, for copying a record unchanged (dead letters, replays). */
+  rawHeaders?: Record<string, Buffer>;
   timestamp: string;
 }
 
@@ -31,19 +34,154 @@ export interface PublishOptions {
   orderKey?: string;
 }
 
-/** The narrow bus interface; KafkaBus is the real one, tests of pure logic may use another. */
-export interface Bus {
-  publish(record: OutgoingRecord, opts?: PublishOptions): Promise<RecordAck>;
-  publishBatch(records: OutgoingRecord[], opts?: PublishOptions): Promise<PublishOutcome[]>;
+/** What a subscription does with a record whose handler failed. */
+export type FailureAction =
+  | { action: 'retry' } // transient: try again in place, with backoff, up to maxAttempts
+  | { action: 'dead_letter' } // will never succeed: park it with the reason, move on
+  | { action: 'pause'; ms: number }; // e.g. a rate limit: stop this partition only, re-read it later
+
+export interface Handled {
+  /** Work the handler queued (e.g. a produce) that must succeed before the record's offset is committed. */
+  settled: Promise<unknown>;
+}
+
+/** A consumer group: every record handled once per group, offsets committed only after handling. */
+export interface SubscribeOptions {
+  /** Names dead letters `ionflux.dlq.<service>` and tags their headers. */
+  service: string;
+  groupId: string;
+  /** Topic names or patterns (see topicPattern). */
+  subscriptions: (string | RegExp)[];
+  fromBeginning?: boolean;
+  /**
+   * Handles one record. It may return `{ settled }`: with concurrentKeys the runner goes on with
+   * the key's next record meanwhile and awaits every `settled` before committing; a rejected one
+   * re-runs its record. Otherwise `settled` is awaited in place.
+   */
+  handler: (record: IncomingRecord) => Promise<void | Handled>;
+  /** The failure policy: error -> action (default: defaultClassify in policy.ts). */
+  classify?: (e: unknown) => FailureAction;
+  maxAttempts?: number;
+  backoffMs?: { initial: number; max: number };
+  partitionsConsumedConcurrently?: number;
+  sessionTimeoutMs?: number;
+  /** Run records of different keys concurrently within a batch (order is kept per key). */
+  concurrentKeys?: boolean;
+  /** Called after a record is dead-lettered (metrics, failure events). */
+  /** How often resolved offsets are committed in the background (default 500 ms). */
+  commitIntervalMs?: number;
+  onDeadLetter?: (record: IncomingRecord, error: unknown) => Promise<void> | void;
+}
+
+export interface Subscription {
+  /** Finishes in-flight records, commits, leaves the group. */
+  stop(): Promise<void>;
+}
+
+/** A partition's offsets: `low` the first kept, `high` the high watermark (next offset to be written). */
+export interface PartitionOffsets {
+  partition: number;
+  low: string;
+  high: string;
+}
+
+/** Records of one partition read in one go; `next` is the offset after them, transaction markers included. */
+export interface ReadBatch {
+  topic: string;
+  partition: number;
+  records: IncomingRecord[];
+  next: string;
+}
+
+/** A read outside any consumer group: committed records only, nothing committed back. */
+export interface ReadOptions {
+  /** A topic, or a pattern (topics created later that match are read from their beginning). */
+  topic: string | RegExp;
+  /**
+   * Where each partition starts: its beginning, its current end, or the given next offsets
+   * (partitions not listed start at their beginning).
+   */
+  from: 'beginning' | 'end' | ReadonlyMap<number, string>;
+  /** Called per batch, in offset order per partition; the next batch of that partition waits for it. */
+  onBatch: (batch: ReadBatch) => void | Promise<void>;
+}
+
+export interface Reader {
+  /** Resolves once every partition that existed at start was read to its high watermark as of start. */
+  caughtUp: Promise<void>;
   close(): Promise<void>;
 }
 
-/** Header values from kafkajs arrive as Buffers (or arrays of them); we use the last as a string. */
-export function headersToStrings(headers: Record<string, unknown> | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(headers ?? {})) {
-    const last = Array.isArray(v) ? v[v.length - 1] : v;
-    if (last !== undefined && last !== null) out[k] = Buffer.isBuffer(last) ? last.toString('utf8') : String(last);
-  }
-  return out;
+/** A record and, when it must not follow its key's hash, the partition it goes to. */
+export interface PlacedRecord {
+  record: OutgoingRecord;
+  partition?: number;
+}
+
+/**
+ * The writer of one owned partition: it commits only while its holder owns the partition, since
+ * the next owner fences it when taking the partition over. Each `send` is one transaction.
+ */
+export interface FencedWriter {
+  /** Throws HubError `ownership_lost` once another member has taken the partition. */
+  send(records: PlacedRecord[]): Promise<void>;
+  readonly dead: boolean;
+}
+
+/** A partition of a keyed topic this member owns: the latest value per key, and its fenced writer. */
+export interface OwnedPartition<V> {
+  partition: number;
+  writer: FencedWriter;
+  /** Kept current while owned (a value older than one already applied is never applied). */
+  records: Map<string, V>;
+}
+
+/**
+ * Exclusive ownership of a keyed topic's partitions among the members of a group: work for a key
+ * is done by the owner of its partition only. `onAcquired` runs once the previous holder is fenced
+ * and the partition was read to its end; `onReleased` as soon as a rebalance may move it.
+ */
+export interface OwnershipOptions<V> {
+  topic: string;
+  groupId: string;
+  /** Each partition's writer is the transactional id `<prefix>-<partition>`. */
+  transactionalPrefix: string;
+  parse(value: Buffer): V;
+  onAcquired(p: OwnedPartition<V>): Promise<void> | void;
+  onReleased(partition: number): void;
+  /** A key of an acquired partition changed (undefined: deleted). */
+  onChange(partition: number, key: string, value: V | undefined): void;
+}
+
+export interface Ownership {
+  stop(): Promise<void>;
+}
+
+/**
+ * The one bus every service, the CLI and the tests type against. KafkaBus (shared/bus/kafka/) is
+ * the real one; MemoryBus (shared/bus/memory.ts) serves unit tests only.
+ */
+export interface Bus {
+  publish(record: OutgoingRecord, opts?: PublishOptions): Promise<RecordAck>;
+  /** Records that land together or not at all (one transaction when the bus is transactional). */
+  publishAtomic(records: OutgoingRecord[], opts?: PublishOptions): Promise<RecordAck[]>;
+  /** Independent records, each with its own outcome. */
+  publishBatch(records: OutgoingRecord[], opts?: PublishOptions): Promise<PublishOutcome[]>;
+  subscribe(opts: SubscribeOptions): Promise<Subscription>;
+  read(opts: ReadOptions): Promise<Reader>;
+  /**
+   * Every committed record of `topic` up to its high watermark at the call (waiting for commit
+   * markers still on their way), in partition then offset order; [] when the topic does not exist.
+   */
+  readToEnd(topic: string, opts?: { timeoutMs?: number }): Promise<IncomingRecord[]>;
+  /** Low and high watermarks per partition; [] when the topic does not exist. */
+  offsets(topic: string): Promise<PartitionOffsets[]>;
+  listTopics(): Promise<string[]>;
+  /** Creates missing topics with the hub's partitions, replication and per-topic configs. */
+  ensureTopics(topics: Iterable<string>): Promise<void>;
+  /** Joins `groupId` to own some of `topic`'s partitions (see OwnershipOptions). */
+  own<V>(opts: OwnershipOptions<V>): Promise<Ownership>;
+  /** True when the broker answers (readiness). */
+  healthy(): Promise<boolean>;
+  close(): Promise<void>;
 }

@@ -1,4 +1,4 @@
-import type { KafkaTable } from '../bus/table.ts';
+import type { KafkaTable } from '../bus/table/table.ts';
 import { topics } from '../bus/topics.ts';
 import type { OutgoingRecord } from '../bus/types.ts';
 import { HubError } from '../errors.ts';

@@ -1,9 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import type { Consumer } from 'kafkajs';
-import { createKafka } from '../bus/kafka.ts';
-import { KafkaBus } from '../bus/producer.ts';
-import { TopicProvisioner, defaultTopicSpecFor } from '../bus/provision.ts';
+import { createKafkaBus } from '../bus/kafka/bus.ts';
 import { topicPattern, topics } from '../bus/topics.ts';
+import type { Bus, Reader } from '../bus/types.ts';
 import { HubError } from '../errors.ts';
 import { createEventCodec, type EventCodec } from '../events/codec.ts';
 import type { PlatformEvent } from '../events/platform-event.ts';
@@ -27,41 +25,34 @@ export interface HubClient {
 /** The agent-side client: one call sends a command and awaits the correlated outcome. */
 export async function createHubClient(o: { brokers: string[]; registryUrl: string; clientId?: string; logger?: Logger }): Promise<HubClient> {
   const logger = o.logger ?? createLogger({ service: 'hub-client', level: 'warn' });
-  const kafka = createKafka({ brokers: o.brokers, clientId: o.clientId ?? 'ionflux-hub-client', logger });
-  const provisioner = new TopicProvisioner(kafka, { partitions: 3, replicationFactor: 1 }, defaultTopicSpecFor);
-  const bus = new KafkaBus({ kafka, provisioner, logger });
-  const codec: EventCodec = await createEventCodec(createRegistry(o.registryUrl));
-  const consumers: Consumer[] = [];
+  const bus = createKafkaBus({ brokers: o.brokers, clientId: o.clientId ?? 'ionflux-hub-client', logger });
+  return hubClientOn(bus, await createEventCodec(createRegistry(o.registryUrl)), logger);
+}
+
+/** The same client on any bus (the in-memory one in unit tests); closing it closes the bus. */
+export function hubClientOn(bus: Bus, codec: EventCodec, logger: Logger): HubClient {
+  const readers: Reader[] = [];
   const listening = new Map<string, Promise<void>>();
   const waiting = new Map<string, (outcome: Outcome) => void>();
 
-  /** Reads `topic` from its current end (seeked explicitly, so nothing written after this is missed). */
-  async function tail(pattern: string | RegExp | string[], fixed: string[] | null, onEvent: (e: PlatformEvent, topic: string) => Promise<void> | void): Promise<Consumer> {
-    const consumer = kafka.consumer({ groupId: `ionflux-client-${randomUUID()}`, allowAutoTopicCreation: false, maxWaitTimeInMs: 100 });
-    consumers.push(consumer);
-    await consumer.connect();
-    await consumer.subscribe(Array.isArray(pattern) ? { topics: pattern, fromBeginning: false } : { topic: pattern, fromBeginning: false });
-    const admin = kafka.admin();
-    await admin.connect();
-    // Topics that already match are seeked to their current end, so "from now on" starts at this call, not at the group join.
-    const existing = fixed ?? (await admin.listTopics()).filter((t) => (typeof pattern === 'string' ? t === pattern : !Array.isArray(pattern) && pattern.test(t)));
-    const ends = await Promise.all(existing.map(async (t) => ({ t, offsets: await admin.fetchTopicOffsets(t) })));
-    await admin.disconnect();
-    // A throwaway group that never needs its offsets: no OffsetCommit between fetches (each one
-    // costs 7-25 ms on Kafka 4 and would delay every outcome behind it).
-    await consumer.run({
-      autoCommit: false,
-      eachMessage: async ({ topic, message }) => {
-        if (!message.value) return;
-        try {
-          await onEvent(await codec.decode(message.value), topic);
-        } catch (e) {
-          logger.warn({ topic, err: e }, 'undecodable record skipped');
+  /** Decoded events of `pattern` from its current end on (each partition seeked there at this call). */
+  async function tail(pattern: string | RegExp, onEvent: (e: PlatformEvent, topic: string) => Promise<void> | void): Promise<Reader> {
+    const reader = await bus.read({
+      topic: pattern,
+      from: 'end',
+      onBatch: async ({ records }) => {
+        for (const r of records) {
+          if (!r.value) continue;
+          try {
+            await onEvent(await codec.decode(r.value), r.topic);
+          } catch (e) {
+            logger.warn({ topic: r.topic, err: e }, 'undecodable record skipped');
+          }
         }
       },
     });
-    for (const { t, offsets } of ends) for (const p of offsets) consumer.seek({ topic: t, partition: p.partition, offset: p.high });
-    return consumer;
+    readers.push(reader);
+    return reader;
   }
 
   /**
@@ -76,8 +67,8 @@ export async function createHubClient(o: { brokers: string[]; registryUrl: strin
         const b = { topics: [] as string[], started: Promise.resolve() };
         b.started = new Promise<void>((r) => setImmediate(r)).then(async () => {
           batch = undefined;
-          await provisioner.ensure(b.topics);
-          await tail(b.topics, b.topics, (event) => {
+          await bus.ensureTopics(b.topics);
+          await tail(exactly(b.topics), (event) => {
             const payload = JSON.parse(event.payload_json) as OutcomePayload;
             waiting.get(payload.command_id)?.({ ...payload, event });
           });
@@ -112,12 +103,15 @@ export async function createHubClient(o: { brokers: string[]; registryUrl: strin
       return outcome;
     },
     async subscribe(pattern, handler) {
-      const consumer = await tail(topicPattern(pattern), null, handler);
-      return { close: () => consumer.disconnect() };
+      const reader = await tail(topicPattern(pattern), handler);
+      return { close: () => reader.close() };
     },
     async close() {
-      await Promise.all(consumers.map((c) => c.disconnect().catch(() => undefined)));
+      await Promise.all(readers.map((r) => r.close().catch(() => undefined)));
       await bus.close();
     },
   };
 }
+
+/** A pattern matching exactly these topic names. */
+const exactly = (names: string[]) => new RegExp(`^(?:${names.map((n) => n.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|')})$`);

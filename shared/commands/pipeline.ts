@@ -1,6 +1,6 @@
 import type { z } from 'zod';
 import type { Bus, IncomingRecord, OutgoingRecord } from '../bus/types.ts';
-import type { KafkaTable } from '../bus/table.ts';
+import type { KafkaTable } from '../bus/table/table.ts';
 import { resolveCredentials } from '../connectors/credentials.ts';
 import type { ActionManifest } from '../connectors/manifest.ts';
 import type { TokenBuckets } from '../connectors/rate-limit.ts';

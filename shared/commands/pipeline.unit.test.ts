@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
-import type { KafkaTable } from '../bus/table.ts';
+import type { KafkaTable } from '../bus/table/table.ts';
 import type { IncomingRecord } from '../bus/types.ts';
 import { TokenBuckets } from '../connectors/rate-limit.ts';
 import type { Connector } from '../connectors/types.ts';

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import type { ConsumerRunner } from '../bus/consumer.ts';
-import type { KafkaTable } from '../bus/table.ts';
+import type { KafkaTable } from '../bus/table/table.ts';
+import type { Subscription } from '../bus/types.ts';
 import { topics } from '../bus/topics.ts';
 import { registerContracts } from '../connectors/contracts.ts';
 import type { TokenBuckets } from '../connectors/rate-limit.ts';
@@ -41,11 +41,11 @@ export interface CommandServiceOptions extends Omit<WorkerOptions, 'rt' | 'state
  * and each vendor's own) starts its connector through this. Closing the runtime stops the worker
  * first (in-flight commands finish, offsets commit), then its table.
  */
-export async function runCommandService(rt: Runtime, o: CommandServiceOptions): Promise<ConsumerRunner> {
+export async function runCommandService(rt: Runtime, o: CommandServiceOptions): Promise<Subscription> {
   const dedupeWindowMs = o.dedupeWindowHours * 3600_000;
   const states = await openCommandStates(rt, o.service, dedupeWindowMs);
   rt.onClose(() => states.close());
-  await rt.provisioner.ensure([topics.command(o.service)]);
+  await rt.bus.ensureTopics([topics.command(o.service)]);
   // The actions' input and output contracts, as JSON Schema subjects any client can read.
   await registerContracts(rt.registry, [o.connector]);
   const { shared, dedupeWindowHours: _, groupPrefix, ...worker } = o;

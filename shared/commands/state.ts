@@ -1,11 +1,10 @@
 import { z } from 'zod';
-import { KafkaTable, jsonValue } from '../bus/table.ts';
+import { KafkaTable, jsonValue, type TableHost } from '../bus/table/table.ts';
 import { topics } from '../bus/topics.ts';
 import { platformEventSchema } from '../events/platform-event.ts';
-import type { Runtime } from '../runtime.ts';
 import { commandSchema } from './envelope.ts';
 
-type Rt = Pick<Runtime, 'kafka' | 'bus' | 'provisioner' | 'logger'>;
+type Rt = TableHost;
 
 /**
  * What happened to each command, keyed `<workspace>:<command_id>`, one compacted topic per

@@ -1,10 +1,7 @@
 import { deadLetterRecord } from '../bus/dead-letter.ts';
-import { runConsumer, type ConsumerRunner, type Handled } from '../bus/consumer.ts';
-import { KafkaBus } from '../bus/producer.ts';
-import { defaultTopicSpecFor, TopicProvisioner } from '../bus/provision.ts';
-import type { KafkaTable } from '../bus/table.ts';
+import type { KafkaTable } from '../bus/table/table.ts';
 import { topics } from '../bus/topics.ts';
-import type { IncomingRecord, OutgoingRecord } from '../bus/types.ts';
+import type { Handled, IncomingRecord, OutgoingRecord, Subscription } from '../bus/types.ts';
 import type { TokenBuckets } from '../connectors/rate-limit.ts';
 import type { Connector } from '../connectors/types.ts';
 import { describeError, HubError } from '../errors.ts';
@@ -54,16 +51,15 @@ type Ctx = { queued: Promise<unknown>[] };
  * transaction with the command's state, its audit entries, dead letter and extra events. What to
  * do per failure code is the table in policy.ts.
  */
-export async function startCommandWorker(o: WorkerOptions): Promise<ConsumerRunner> {
+export async function startCommandWorker(o: WorkerOptions): Promise<Subscription> {
   const { rt, service } = o;
   const retry = o.retry ?? { maxAttempts: 4, initialMs: 250, maxWaitMs: 30_000 };
   const source = `${service}-worker`;
   const dlqTopic = topics.deadLetter(service);
   const unpublished = new Map<string, Unpublished>();
   // Outcomes of actions without side effects skip the transaction (see `publish`): an idempotent
-  // producer of their own, with its own provisioner (closing a bus closes its provisioner).
-  const plainBus = new KafkaBus({ kafka: rt.kafka, provisioner: new TopicProvisioner(rt.kafka, rt.provisioner.defaults, defaultTopicSpecFor), logger: rt.logger });
-  rt.onClose(() => plainBus.close());
+  // producer of their own (closed with the runtime).
+  const plainBus = rt.createBus();
 
   const eventRecord = async (topic: string, event: PlatformEvent): Promise<OutgoingRecord> => ({
     topic,
@@ -204,10 +200,7 @@ export async function startCommandWorker(o: WorkerOptions): Promise<ConsumerRunn
     }
   }
 
-  return runConsumer({
-    kafka: rt.kafka,
-    bus: rt.bus,
-    logger: rt.logger,
+  return rt.bus.subscribe({
     service,
     groupId: o.groupId ?? `ionflux-${service}-worker`,
     subscriptions: [topics.command(service)],

@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import type { Kafka } from 'kafkajs';
-import { createKafka } from '../../shared/bus/kafka.ts';
-import { KafkaBus } from '../../shared/bus/producer.ts';
-import { TopicProvisioner, defaultTopicSpecFor } from '../../shared/bus/provision.ts';
-import { headersToStrings, type IncomingRecord } from '../../shared/bus/types.ts';
+import { KafkaBus } from '../../shared/bus/kafka/bus.ts';
+import { createKafka } from '../../shared/bus/kafka/client.ts';
+import type { Bus, IncomingRecord } from '../../shared/bus/types.ts';
 import { createEventCodec, type EventCodec } from '../../shared/events/codec.ts';
 import { createRegistry } from '../../shared/events/registry.ts';
 import { createLogger, type Logger } from '../../shared/logger.ts';
@@ -14,6 +15,19 @@ export { infraEnv };
 
 /** A short unique id for topics, groups and workspaces of one test. */
 export const uid = (prefix = 't') => `${prefix}${randomUUID().replace(/-/g, '').slice(0, 12)}`;
+
+const stateDirs: string[] = [];
+process.once('exit', () => stateDirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+/**
+ * A state directory (IONFLUX_STATE_DIR) for one service process a test starts: kept across that
+ * process's restarts, removed when the test run exits, never under the clone's `.ionflux/`.
+ */
+export function testStateDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'ionflux-test-state-'));
+  stateDirs.push(dir);
+  return dir;
+}
 
 /** A logger whose lines are kept in memory, so tests can grep them for secrets. */
 export function capturingLogger(service = 'test'): { logger: Logger; lines: string[] } {
@@ -29,9 +43,7 @@ export function capturingLogger(service = 'test'): { logger: Logger; lines: stri
 
 /** Real Kafka, registry and codec for one test file; `close` releases everything it opened. */
 export async function realInfra(service = 'test'): Promise<{
-  kafka: Kafka;
   bus: KafkaBus;
-  provisioner: TopicProvisioner;
   codec: EventCodec;
   logger: Logger;
   lines: string[];
@@ -40,74 +52,25 @@ export async function realInfra(service = 'test'): Promise<{
 }> {
   const env = infraEnv();
   const { logger, lines } = capturingLogger(service);
-  const kafka = createKafka({ brokers: env.brokers, clientId: `test-${service}`, logger });
-  const provisioner = new TopicProvisioner(kafka, { partitions: 3, replicationFactor: 1 }, defaultTopicSpecFor);
-  const bus = new KafkaBus({ kafka, provisioner, logger });
+  const bus = new KafkaBus({ kafka: createKafka({ brokers: env.brokers, clientId: `test-${service}`, logger }), logger });
   const codec = await createEventCodec(createRegistry(env.registryUrl));
-  return {
-    kafka,
-    bus,
-    provisioner,
-    codec,
-    logger,
-    lines,
-    registryUrl: env.registryUrl,
-    close: () => bus.close(),
-  };
+  return { bus, codec, logger, lines, registryUrl: env.registryUrl, close: () => bus.close() };
 }
 
 /**
- * Everything in `topic` right now (up to the high watermarks), waiting first until it holds at
+ * Everything in `topic` right now (up to its high watermarks), waiting first until it holds at
  * least `atLeast` records or `timeoutMs` passed. Exact: tests can assert "exactly one".
  */
-export async function readAll(kafka: Kafka, topic: string, opts: { atLeast?: number; timeoutMs?: number } = {}): Promise<IncomingRecord[]> {
-  const admin = kafka.admin();
-  await admin.connect();
-  let ends: { partition: number; high: number; low: number }[] = [];
+export async function readAll(bus: Bus, topic: string, opts: { atLeast?: number; timeoutMs?: number } = {}): Promise<IncomingRecord[]> {
   const deadline = Date.now() + (opts.timeoutMs ?? 15_000);
-  try {
-    for (;;) {
-      // Asking offsets of a missing topic makes kafkajs retry for ~10 s; ask whether it exists first.
-      const exists = (await admin.listTopics()).includes(topic);
-      const offsets = exists ? await admin.fetchTopicOffsets(topic) : [];
-      ends = offsets.map((o) => ({ partition: o.partition, high: Number(o.high), low: Number(o.low) }));
-      const total = ends.reduce((n, e) => n + e.high - e.low, 0);
-      if (total >= (opts.atLeast ?? 0) || Date.now() > deadline) break;
-      await new Promise((r) => setTimeout(r, 200));
+  const atLeast = opts.atLeast ?? 0;
+  for (;;) {
+    // Offsets count transaction markers too: cheap to poll, and never fewer than the records.
+    const held = (await bus.offsets(topic)).reduce((n, e) => n + Number(e.high) - Number(e.low), 0);
+    if (held >= atLeast || Date.now() > deadline) {
+      const records = await bus.readToEnd(topic);
+      if (records.length >= atLeast || Date.now() > deadline) return records;
     }
-  } finally {
-    await admin.disconnect();
+    await new Promise((r) => setTimeout(r, 200));
   }
-  const wanted = ends.filter((e) => e.high > e.low);
-  if (wanted.length === 0) return [];
-  const consumer = kafka.consumer({ groupId: uid('reader-'), allowAutoTopicCreation: false, maxWaitTimeInMs: 250 });
-  const out: IncomingRecord[] = [];
-  const remaining = new Set(wanted.map((e) => e.partition));
-  let finished: () => void = () => undefined;
-  const done = new Promise<void>((resolve, reject) => {
-    finished = resolve;
-    setTimeout(() => reject(new Error(`timed out reading ${topic}`)), 20_000).unref();
-  });
-  // Transactional writes end in commit markers that consumers never see as records: a
-  // partition is read to its end when a batch's last offset (markers included) reaches it.
-  consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
-    const end = wanted.find((e) => e.partition === payload.partition);
-    if (end && Number(payload.lastOffset) >= end.high - 1) remaining.delete(payload.partition);
-    if (remaining.size === 0) finished();
-  });
-  await consumer.connect();
-  try {
-    await consumer.subscribe({ topic, fromBeginning: true });
-    await consumer.run({
-      eachMessage: async ({ topic: t, partition, message }) => {
-        const end = wanted.find((e) => e.partition === partition);
-        if (!end || Number(message.offset) >= end.high) return;
-        out.push({ topic: t, partition, offset: message.offset, key: message.key, value: message.value, headers: headersToStrings(message.headers), timestamp: message.timestamp });
-      },
-    });
-    await done;
-  } finally {
-    await consumer.disconnect();
-  }
-  return out.sort((a, b) => a.partition - b.partition || Number(a.offset) - Number(b.offset));
 }

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import type { KafkaBus } from '../../shared/bus/producer.ts';
-import type { KafkaTable } from '../../shared/bus/table.ts';
+import type { Bus } from '../../shared/bus/types.ts';
+import type { KafkaTable } from '../../shared/bus/table/table.ts';
 import { decisionRecords } from '../../shared/commands/approvals.ts';
 import { approvalSigningKey } from '../../shared/commands/release.ts';
 import type { Approval } from '../../shared/commands/state.ts';
@@ -8,7 +8,7 @@ import type { EventCodec } from '../../shared/events/codec.ts';
 import { createVaultSecretStore } from '../../shared/secrets/vault-store.ts';
 import type { TikTokSimulator } from '../simulators/tiktok/index.ts';
 import { freePort } from './ingester.ts';
-import { infraEnv, uid } from './infra.ts';
+import { infraEnv, testStateDir, uid } from './infra.ts';
 
 export interface RunningTikTokSync {
   url: string;
@@ -24,7 +24,7 @@ export interface RunningTikTokSync {
 export async function startTikTokSync(env: Record<string, string> = {}): Promise<RunningTikTokSync> {
   const port = Number(env.TIKTOK_SYNC_PORT ?? (await freePort()));
   const output: string[] = [];
-  const fullEnv = { ...process.env, VAULT_TOKEN: process.env.VAULT_TOKEN ?? 'ionflux-dev-root', TIKTOK_SYNC_INSTANCE_ID: uid('tt'), LOG_LEVEL: 'info', ...env, TIKTOK_SYNC_PORT: String(port) };
+  const fullEnv = { ...process.env, VAULT_TOKEN: process.env.VAULT_TOKEN ?? 'ionflux-dev-root', TIKTOK_SYNC_INSTANCE_ID: uid('tt'), IONFLUX_STATE_DIR: testStateDir(), LOG_LEVEL: 'info', ...env, TIKTOK_SYNC_PORT: String(port) };
   let child: ChildProcess;
   const exited = () => new Promise<void>((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', () => resolve())));
   async function start(): Promise<void> {
@@ -86,7 +86,7 @@ export async function browseConnect(connectUrl: string, sim: TikTokSimulator, op
 }
 
 /** What `ionflux approvals approve` does: the decision and the kept command, signed with the admins' key. */
-export async function approveAsAdmin(deps: { bus: KafkaBus; codec: EventCodec; approvals: KafkaTable<Approval> }, approvalId: string): Promise<void> {
+export async function approveAsAdmin(deps: { bus: Bus; codec: EventCodec; approvals: KafkaTable<Approval> }, approvalId: string): Promise<void> {
   const e = infraEnv();
   const signingKey = await approvalSigningKey(createVaultSecretStore({ addr: e.vaultAddr, token: e.vaultToken, mount: 'secret' }));
   const { records } = await decisionRecords({ codec: deps.codec, approvals: deps.approvals, signingKey }, approvalId, 'approved', 'test-admin');

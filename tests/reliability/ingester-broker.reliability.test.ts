@@ -1,6 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createKafka } from '../../shared/bus/kafka.ts';
+import { createKafkaBus } from '../../shared/bus/kafka/bus.ts';
 import { topics } from '../../shared/bus/topics.ts';
 import { createEventCodec } from '../../shared/events/codec.ts';
 import { createRegistry } from '../../shared/events/registry.ts';
@@ -69,14 +69,15 @@ describe('ingester when the broker dies (items 7, 8, 20)', () => {
     expect(accepted.size).toBeGreaterThan(beforeKill); // it recovered
 
     const logger = capturingLogger('reader').logger;
-    const kafka = createKafka({ brokers: broker.brokers, clientId: 'reliability-reader', logger });
+    const bus = createKafkaBus({ brokers: broker.brokers, clientId: 'reliability-reader', logger });
     const codec = await createEventCodec(createRegistry(infraEnv().registryUrl));
-    const records = await readAll(kafka, topics.event('shopify', ws, 'orders', 'created'), { atLeast: accepted.size, timeoutMs: 30_000 });
+    const records = await readAll(bus, topics.event('shopify', ws, 'orders', 'created'), { atLeast: accepted.size, timeoutMs: 30_000 });
     const onTopic = new Map<string, number>();
     for (const r of records) {
       const e = await codec.decode(r.value!);
       onTopic.set(e.event_id, (onTopic.get(e.event_id) ?? 0) + 1);
     }
+    await bus.close();
     const missing = [...accepted.values()].filter((id) => !onTopic.has(id));
     expect(missing).toEqual([]);
     expect([...onTopic.values()].every((n) => n === 1)).toBe(true);
@@ -87,7 +88,7 @@ describe('ingester when the broker dies (items 7, 8, 20)', () => {
     const statuses = results.map((r) => r.status);
     expect(statuses.filter((s) => s !== 200 && s !== 503)).toEqual([]);
     expect(statuses.filter((s) => s === 200).length).toBeGreaterThan(0);
-    const metrics = await fetch(`${ingester.url}/metrics`).then((r) => r.text());
+    const metrics = await fetch(`${ingester.opsUrl}/metrics`).then((r) => r.text());
     const rss = Number(/process_resident_memory_bytes\{[^}]*\} (\d+)/.exec(metrics)?.[1]);
     expect(rss).toBeLessThan(512 * 1024 * 1024);
   }, 120_000);

@@ -1,5 +1,5 @@
-import type { KafkaBus } from '../../../shared/bus/producer.ts';
-import type { KafkaTable } from '../../../shared/bus/table.ts';
+import type { Bus } from '../../../shared/bus/types.ts';
+import type { KafkaTable } from '../../../shared/bus/table/table.ts';
 import type { TikTokApi } from '../api/client.ts';
 import type { LedgerEntry } from '../state/publishes.ts';
 import type { TokenAccess } from '../tokens/access.ts';
@@ -11,6 +11,6 @@ export interface ActionDeps {
   tokens: TokenAccess;
   clientTokens: ReturnType<typeof createClientTokens>;
   ledger: KafkaTable<LedgerEntry>;
-  bus: KafkaBus;
+  bus: Bus;
   publish: { pollMs: number; timeoutMs: number; maxBytes: number; chunkBytes: number; allowPrivate: boolean };
 }

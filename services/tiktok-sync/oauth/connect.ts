@@ -1,5 +1,5 @@
-import type { KafkaBus } from '../../../shared/bus/producer.ts';
-import type { KafkaTable } from '../../../shared/bus/table.ts';
+import type { Bus } from '../../../shared/bus/types.ts';
+import type { KafkaTable } from '../../../shared/bus/table/table.ts';
 import { auditRecord } from '../../../shared/commands/audit.ts';
 import { wsConnectorKey, type WorkspaceConnector } from '../../../shared/commands/state.ts';
 import { HubError } from '../../../shared/errors.ts';
@@ -12,7 +12,7 @@ import { CONNECTIONS_TOPIC, type Connection } from '../state/connections.ts';
 import { writeTokens } from '../tokens/vault.ts';
 
 export interface ConnectDeps {
-  bus: KafkaBus;
+  bus: Bus;
   codec: EventCodec;
   store: SecretStore;
   links: LinkTable;

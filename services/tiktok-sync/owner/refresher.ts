@@ -1,4 +1,4 @@
-import type { KafkaTable } from '../../../shared/bus/table.ts';
+import type { KafkaTable } from '../../../shared/bus/table/table.ts';
 import type { WorkspaceConnector } from '../../../shared/commands/state.ts';
 import { describeError } from '../../../shared/errors.ts';
 import type { EventCodec } from '../../../shared/events/codec.ts';
@@ -8,7 +8,7 @@ import { OAuthRefused, refreshTokens, type OAuthConfig } from '../api/oauth.ts';
 import { CONNECTIONS_TOPIC, type Connection } from '../state/connections.ts';
 import { needsReauthRecords } from '../tokens/reauth.ts';
 import { readTokens, writeTokens, type StoredTokens } from '../tokens/vault.ts';
-import type { FencedWriter } from './fenced-writer.ts';
+import type { FencedWriter } from '../../../shared/bus/types.ts';
 
 export interface RefreshDeps {
   store: SecretStore;

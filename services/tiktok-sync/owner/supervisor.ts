@@ -3,7 +3,7 @@ import { describeError } from '../../../shared/errors.ts';
 import type { Logger } from '../../../shared/logger.ts';
 import { pollVideos, type PollDeps } from '../sync/poller.ts';
 import type { Connection } from '../state/connections.ts';
-import type { OwnedPartition } from './partitions.ts';
+import type { OwnedPartition } from '../../../shared/bus/types.ts';
 import { connectionRecord, refreshConnection, type RefreshDeps } from './refresher.ts';
 
 export interface SupervisorOptions {

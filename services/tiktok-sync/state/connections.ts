@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { KafkaTable, jsonValue } from '../../../shared/bus/table.ts';
+import { KafkaTable, jsonValue } from '../../../shared/bus/table/table.ts';
 import { topics } from '../../../shared/bus/topics.ts';
-import type { Runtime } from '../../../shared/runtime.ts';
+import type { TableHost } from '../../../shared/bus/table/table.ts';
 
 /**
  * One record per connected workspace, keyed by workspace id, in the compacted
@@ -33,7 +33,7 @@ export type Connection = z.infer<typeof connectionSchema>;
 export const CONNECTIONS_TOPIC = topics.state('tiktok-connections');
 export const parseConnection = jsonValue((v) => connectionSchema.parse(v));
 
-export async function openConnections(rt: Pick<Runtime, 'kafka' | 'bus' | 'provisioner' | 'logger'>, onChange?: (key: string, value: Connection | undefined) => void): Promise<KafkaTable<Connection>> {
+export async function openConnections(rt: TableHost, onChange?: (key: string, value: Connection | undefined) => void): Promise<KafkaTable<Connection>> {
   const t = new KafkaTable<Connection>({ ...rt, topic: CONNECTIONS_TOPIC, parse: parseConnection, onChange });
   await t.start(120_000);
   return t;

@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { KafkaTable, jsonValue } from '../../../shared/bus/table.ts';
+import { KafkaTable, jsonValue } from '../../../shared/bus/table/table.ts';
 import { topics } from '../../../shared/bus/topics.ts';
-import type { Runtime } from '../../../shared/runtime.ts';
+import type { TableHost } from '../../../shared/bus/table/table.ts';
 
 /**
  * The ledger of `videos.publish`, compacted `ionflux.state.tiktok-publishes`:
@@ -27,7 +27,7 @@ export type LedgerEntry = z.infer<typeof ledgerSchema>;
 export const unitKey = (ws: string, commandId: string) => `cmd:${ws}:${commandId}`;
 export const webhookKey = (publishId: string) => `pub:${publishId}`;
 
-export async function openPublishLedger(rt: Pick<Runtime, 'kafka' | 'bus' | 'provisioner' | 'logger'>): Promise<KafkaTable<LedgerEntry>> {
+export async function openPublishLedger(rt: TableHost): Promise<KafkaTable<LedgerEntry>> {
   const t = new KafkaTable<LedgerEntry>({
     ...rt,
     topic: topics.state('tiktok-publishes'),

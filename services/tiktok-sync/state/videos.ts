@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { KafkaTable, jsonValue } from '../../../shared/bus/table.ts';
+import { KafkaTable, jsonValue } from '../../../shared/bus/table/table.ts';
 import { topics } from '../../../shared/bus/topics.ts';
-import type { Runtime } from '../../../shared/runtime.ts';
+import type { TableHost } from '../../../shared/bus/table/table.ts';
 import type { Video } from '../../../shared/connectors/catalog/tiktok.ts';
 
 /**
@@ -30,7 +30,7 @@ export function videoVersion(v: Video): string {
   return createHash('sha256').update(JSON.stringify(fields.map((k) => [k, (v as Record<string, unknown>)[k]]))).digest('hex').slice(0, 16);
 }
 
-export async function openSeenVideos(rt: Pick<Runtime, 'kafka' | 'bus' | 'provisioner' | 'logger'>, onChange?: (key: string, value: Seen | undefined) => void): Promise<KafkaTable<Seen>> {
+export async function openSeenVideos(rt: TableHost, onChange?: (key: string, value: Seen | undefined) => void): Promise<KafkaTable<Seen>> {
   const t = new KafkaTable<Seen>({ ...rt, topic: VIDEOS_TOPIC, parse: jsonValue((v) => seenSchema.parse(v)), onChange });
   await t.start(120_000);
   return t;

@@ -1,4 +1,4 @@
-import type { KafkaTable } from '../../../shared/bus/table.ts';
+import type { KafkaTable } from '../../../shared/bus/table/table.ts';
 import { DEFAULT_VIDEO_FIELDS, videoSchema, type Video } from '../../../shared/connectors/catalog/tiktok.ts';
 import type { EventCodec } from '../../../shared/events/codec.ts';
 import type { Logger } from '../../../shared/logger.ts';
@@ -6,7 +6,7 @@ import type { SecretStore } from '../../../shared/secrets/index.ts';
 import type { TikTokApi } from '../api/client.ts';
 import { AccessTokenInvalid } from '../api/errors.ts';
 import { tiktokEvent } from '../events.ts';
-import type { Placed, FencedWriter } from '../owner/fenced-writer.ts';
+import type { FencedWriter, PlacedRecord as Placed } from '../../../shared/bus/types.ts';
 import type { Connection } from '../state/connections.ts';
 import { seenKey, VIDEOS_TOPIC, videoVersion, type Seen } from '../state/videos.ts';
 import { readTokens } from '../tokens/vault.ts';

@@ -1,5 +1,5 @@
-import type { KafkaTable } from '../../../shared/bus/table.ts';
-import type { KafkaBus } from '../../../shared/bus/producer.ts';
+import type { KafkaTable } from '../../../shared/bus/table/table.ts';
+import type { Bus } from '../../../shared/bus/types.ts';
 import type { WorkspaceConnector } from '../../../shared/commands/state.ts';
 import { HubError } from '../../../shared/errors.ts';
 import type { EventCodec } from '../../../shared/events/codec.ts';
@@ -11,9 +11,9 @@ import { readTokens, type StoredTokens } from './vault.ts';
 
 export interface TokenAccessDeps {
   /** Refresh requests (single records). */
-  bus: KafkaBus;
+  bus: Bus;
   /** The needs_reauthorization records, in one transaction. */
-  txBus: KafkaBus;
+  txBus: Bus;
   codec: EventCodec;
   store: SecretStore;
   connections: KafkaTable<Connection>;

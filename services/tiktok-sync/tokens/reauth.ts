@@ -1,4 +1,4 @@
-import type { KafkaTable } from '../../../shared/bus/table.ts';
+import type { KafkaTable } from '../../../shared/bus/table/table.ts';
 import type { OutgoingRecord } from '../../../shared/bus/types.ts';
 import { auditRecord } from '../../../shared/commands/audit.ts';
 import { wsConnectorKey, type WorkspaceConnector } from '../../../shared/commands/state.ts';

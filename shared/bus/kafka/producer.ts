@@ -1,8 +1,8 @@
 import { Partitioners, type Kafka, type Message, type Producer, type TopicMessages } from 'kafkajs';
-import { HubError } from '../errors.ts';
-import type { Logger } from '../logger.ts';
+import { HubError } from '../../errors.ts';
+import type { Logger } from '../../logger.ts';
+import type { OutgoingRecord, PublishOptions, PublishOutcome, RecordAck } from '../types.ts';
 import type { TopicProvisioner } from './provision.ts';
-import type { Bus, OutgoingRecord, PublishOptions, PublishOutcome, RecordAck } from './types.ts';
 
 /** Records that must land together (or not at all, when transactional); never split across requests. */
 interface Unit {
@@ -41,7 +41,7 @@ class Lane {
   private connected: Promise<void> | undefined;
 
   constructor(
-    private readonly bus: KafkaBus,
+    private readonly owner: KafkaProducer,
     private readonly newProducer: () => Producer,
     private readonly transactional: boolean,
   ) {
@@ -79,7 +79,7 @@ class Lane {
     const records = batch.flatMap((u) => u.records);
     try {
       await this.connect();
-      const { topicMessages, partitions } = await this.bus.requestOf(records);
+      const { topicMessages, partitions } = await this.owner.requestOf(records);
       const results = this.transactional ? await this.sendInTransaction(topicMessages) : await this.producer.sendBatch({ topicMessages, acks: -1 });
       const acks = offsetsOf(records, partitions, results);
       let i = 0;
@@ -89,7 +89,7 @@ class Lane {
       }
     } catch (e) {
       const error = new HubError('publish_failed', `Kafka did not acknowledge: ${(e as Error).message}`, { retryable: true, cause: e });
-      this.bus.logger.warn({ err: error, records: records.length }, 'publish failed');
+      this.owner.logger.warn({ err: error, records: records.length }, 'publish failed');
       for (const u of batch) {
         clearTimeout(u.timer);
         u.reject(error);
@@ -121,7 +121,7 @@ class Lane {
  * gets its own outcome, while records that arrive during a send go together in the next
  * request (one awaited send per record is ~10x slower: KafkaJS issue 772).
  */
-export class KafkaBus implements Bus {
+export class KafkaProducer {
   private readonly lanes: Lane[];
   private next = 0;
   private closed = false;
@@ -219,7 +219,6 @@ export class KafkaBus implements Bus {
     this.closed = true;
     while (this.lanes.some((l) => l.flushing || l.queue.length > 0)) await new Promise((r) => setTimeout(r, 10));
     await Promise.all(this.lanes.map((l) => l.producer.disconnect()));
-    await this.opts.provisioner.close();
   }
 }
 

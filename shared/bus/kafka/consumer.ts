@@ -1,74 +1,19 @@
-import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
-import { describeError, HubError } from '../errors.ts';
-import type { Logger } from '../logger.ts';
-import { deadLetterRecord } from './dead-letter.ts';
-import { topicPattern, topics } from './topics.ts';
-import { headersToStrings, type Bus, type IncomingRecord } from './types.ts';
+import type { EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
+import { describeError } from '../../errors.ts';
+import type { Logger } from '../../logger.ts';
+import { deadLetterRecord } from '../dead-letter.ts';
+import { backoffDelay, defaultClassify } from '../policy.ts';
+import { topicPattern, topics } from '../topics.ts';
+import type { IncomingRecord, OutgoingRecord, RecordAck, SubscribeOptions, Subscription } from '../types.ts';
+import { toRecord } from './records.ts';
 
-/** What the runner does with a record whose handler failed. */
-export type FailureAction =
-  | { action: 'retry' } // transient: try again in place, with backoff, up to maxAttempts
-  | { action: 'dead_letter' } // will never succeed: park it with the reason, move on
-  | { action: 'pause'; ms: number }; // e.g. a rate limit: stop this partition only, re-read it later
-
-/**
- * The default table, per error class:
- * - HubError `rate_limited` with `retryAfterMs` -> pause the partition that long (others go on)
- * - HubError retryable                          -> retry with backoff, then dead-letter
- * - anything else (poison, bad input, bugs)      -> dead-letter at once
- */
-export function defaultClassify(e: unknown): FailureAction {
-  if (e instanceof HubError && e.code === 'rate_limited') return { action: 'pause', ms: Number((e as HubError & { retryAfterMs?: number }).retryAfterMs ?? 1000) };
-  if (e instanceof HubError && e.retryable) return { action: 'retry' };
-  return { action: 'dead_letter' };
-}
-
-export interface ConsumerRunnerOptions {
-  kafka: Kafka;
-  bus: Bus;
-  logger: Logger;
-  /** Names dead letters `ionflux.dlq.<service>` and tags their headers. */
-  service: string;
-  groupId: string;
-  /** Topic names or patterns (see topicPattern). */
-  subscriptions: (string | RegExp)[];
-  fromBeginning?: boolean;
-  /**
-   * Handles one record. It may return `{ settled }`: work it queued (e.g. a produce) that must
-   * succeed before the record's offset is committed. With concurrentKeys the runner goes on with
-   * the key's next record meanwhile and awaits every `settled` before resolving offsets; a
-   * rejected one re-runs its record. Otherwise `settled` is awaited in place.
-   */
-  handler: (record: IncomingRecord) => Promise<void | Handled>;
-  classify?: (e: unknown) => FailureAction;
-  maxAttempts?: number;
-  backoffMs?: { initial: number; max: number };
-  partitionsConsumedConcurrently?: number;
-  sessionTimeoutMs?: number;
-  /** Run records of different keys concurrently within a batch (order is kept per key). */
-  concurrentKeys?: boolean;
-  /** How often resolved offsets are committed in the background (default 500 ms). */
-  commitIntervalMs?: number;
-  /** Called after a record is dead-lettered (metrics, failure events). */
-  onDeadLetter?: (record: IncomingRecord, error: unknown) => Promise<void> | void;
-}
-
-export interface Handled {
-  settled: Promise<unknown>;
-}
-
-export interface ConsumerRunner {
-  consumer: Consumer;
-  /** Finishes in-flight records, commits, leaves the group. */
-  stop(): Promise<void>;
-}
 
 /**
  * eachBatch runner: records are handled in order per partition, an offset is committed only
  * after its record was handled (or dead-lettered), and a failing partition never blocks others.
  */
-export async function runConsumer(opts: ConsumerRunnerOptions): Promise<ConsumerRunner> {
-  const consumer = opts.kafka.consumer({
+export async function runConsumer(kafka: Kafka, deps: { publish: (r: OutgoingRecord) => Promise<RecordAck>; logger: Logger }, opts: SubscribeOptions): Promise<Subscription> {
+  const consumer = kafka.consumer({
     groupId: opts.groupId,
     allowAutoTopicCreation: false,
     sessionTimeout: opts.sessionTimeoutMs ?? 30_000,
@@ -93,9 +38,9 @@ export async function runConsumer(opts: ConsumerRunnerOptions): Promise<Consumer
     await consumer.subscribe({ topic: typeof s === 'string' ? topicPattern(s) : s, fromBeginning: opts.fromBeginning ?? false });
   }
 
-  async function deadLetter(record: IncomingRecord, message: KafkaMessage, error: unknown, attempts: number): Promise<void> {
-    await opts.bus.publish(deadLetterRecord({ dlqTopic, service: opts.service, record, message, error, attempts }));
-    opts.logger.warn({ topic: record.topic, partition: record.partition, offset: record.offset, error: describeError(error) }, 'record dead-lettered');
+  async function deadLetter(record: IncomingRecord, error: unknown, attempts: number): Promise<void> {
+    await deps.publish(deadLetterRecord({ dlqTopic, service: opts.service, record, message: record, error, attempts }));
+    deps.logger.warn({ topic: record.topic, partition: record.partition, offset: record.offset, error: describeError(error) }, 'record dead-lettered');
     await opts.onDeadLetter?.(record, error);
   }
 
@@ -118,7 +63,7 @@ export async function runConsumer(opts: ConsumerRunnerOptions): Promise<Consumer
         if (verdict.action === 'retry' && attempts >= maxAttempts) verdict = { action: 'dead_letter' };
         if (verdict.action === 'pause' && !canPause) verdict = attempts >= maxAttempts ? { action: 'dead_letter' } : { action: 'retry' };
         if (verdict.action === 'dead_letter') {
-          await deadLetter(record, message, e, attempts);
+          await deadLetter(record, e, attempts);
           return 'done';
         }
         if (verdict.action === 'pause') {
@@ -127,8 +72,7 @@ export async function runConsumer(opts: ConsumerRunnerOptions): Promise<Consumer
           setTimeout(resume, verdict.ms).unref();
           return 'paused';
         }
-        const delay = Math.min(backoff.max, backoff.initial * 2 ** (attempts - 1));
-        await sleep(delay / 2 + Math.random() * (delay / 2));
+        await sleep(backoffDelay(attempts, backoff));
         await p.heartbeat();
         if (!p.isRunning() || stopping) return 'stopped';
       }
@@ -191,7 +135,7 @@ export async function runConsumer(opts: ConsumerRunnerOptions): Promise<Consumer
     (committing = committing.then(async () => {
       const offsets = [...resolved.values()];
       resolved.clear();
-      if (offsets.length) await consumer.commitOffsets(offsets).catch((e: unknown) => opts.logger.debug({ err: e }, 'offset commit failed; the next one covers it'));
+      if (offsets.length) await consumer.commitOffsets(offsets).catch((e: unknown) => deps.logger.debug({ err: e }, 'offset commit failed; the next one covers it'));
     }));
   const committer = setInterval(() => void commit(), opts.commitIntervalMs ?? 500);
   committer.unref();
@@ -211,7 +155,6 @@ export async function runConsumer(opts: ConsumerRunnerOptions): Promise<Consumer
   });
 
   return {
-    consumer,
     async stop() {
       stopping = true;
       clearInterval(committer);
@@ -221,10 +164,6 @@ export async function runConsumer(opts: ConsumerRunnerOptions): Promise<Consumer
       await consumer.disconnect();
     },
   };
-}
-
-function toRecord(topic: string, partition: number, m: KafkaMessage): IncomingRecord {
-  return { topic, partition, offset: m.offset, key: m.key, value: m.value, headers: headersToStrings(m.headers), timestamp: m.timestamp };
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -1,0 +1,43 @@
+import { createRequire } from 'node:module';
+import { Kafka, logLevel, type LogEntry } from 'kafkajs';
+import type { Logger } from '../../logger.ts';
+
+const levels: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
+  [logLevel.ERROR]: 'error',
+  [logLevel.WARN]: 'warn',
+  [logLevel.INFO]: 'info',
+  [logLevel.DEBUG]: 'debug',
+};
+
+// kafkajs logs every failed request at ERROR, including the ones it retries by itself (a topic
+// whose leader is still being elected, CONCURRENT_TRANSACTIONS after each commit, a rebalance).
+// Those say nothing to an operator: they go to debug; what kafkajs gives up on still surfaces
+// as an error from the call that failed.
+const retriableMessages: ReadonlySet<string> = new Set(
+  (createRequire(import.meta.url)('kafkajs/src/protocol/error.js') as { errorCodes: { retriable: boolean; message: string }[] }).errorCodes
+    .filter((e) => e.retriable)
+    .map((e) => e.message),
+);
+
+function levelOf(entry: LogEntry): 'error' | 'warn' | 'info' | 'debug' {
+  const level = levels[entry.level] ?? 'info';
+  if (level !== 'error' && level !== 'warn') return level;
+  const error = (entry.log as { error?: unknown }).error;
+  return typeof error === 'string' && retriableMessages.has(error) ? 'debug' : level;
+}
+
+/** A kafkajs client whose own logs go through our (redacting) pino logger. */
+export function createKafka(opts: { brokers: string[]; clientId: string; logger: Logger; connectionTimeoutMs?: number }): Kafka {
+  process.env.KAFKAJS_NO_PARTITIONER_WARNING ??= '1';
+  return new Kafka({
+    brokers: opts.brokers,
+    clientId: opts.clientId,
+    connectionTimeout: opts.connectionTimeoutMs ?? 1000,
+    requestTimeout: 10_000,
+    logLevel: logLevel.WARN,
+    logCreator: () => (entry: LogEntry) => {
+      const { message, ...rest } = entry.log;
+      opts.logger[levelOf(entry)]({ kafkajs: entry.namespace, ...rest }, message);
+    },
+  });
+}

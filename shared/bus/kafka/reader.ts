@@ -1,0 +1,90 @@
+import { randomUUID } from 'node:crypto';
+import type { Kafka } from 'kafkajs';
+import type { Logger } from '../../logger.ts';
+import type { PartitionOffsets, ReadBatch, Reader, ReadOptions } from '../types.ts';
+import { toRecord } from './records.ts';
+
+export interface ReaderDeps {
+  kafka: Kafka;
+  logger: Logger;
+  offsets: (topic: string) => Promise<PartitionOffsets[]>;
+  listTopics: () => Promise<string[]>;
+}
+
+/**
+ * Reads committed records outside any consumer group (a group of its own that never commits).
+ * Every partition is seeked explicitly to where `from` says, so nothing written between the
+ * offsets lookup and the group join is skipped. "Caught up" compares each partition's position
+ * with its high watermark taken at start; the position comes from the fetched batches
+ * themselves, transaction markers included, never from an empty fetch (kafkajs reports those as
+ * high watermark - 1 although records before it may still be waiting for their commit markers).
+ */
+export async function startReader(deps: ReaderDeps, o: ReadOptions): Promise<Reader> {
+  const existing = typeof o.topic === 'string' ? (await deps.listTopics()).filter((t) => t === o.topic) : (await deps.listTopics()).filter((t) => (o.topic as RegExp).test(t));
+  const starts = new Map<string, string>();
+  const waiting = new Map<string, bigint>();
+  for (const topic of existing) {
+    for (const p of await deps.offsets(topic)) {
+      const given = o.from instanceof Map ? o.from.get(p.partition) : undefined;
+      const start = o.from === 'end' ? p.high : (given ?? p.low);
+      starts.set(`${topic}/${p.partition}`, start);
+      if (BigInt(start) < BigInt(p.high)) waiting.set(`${topic}/${p.partition}`, BigInt(p.high));
+    }
+  }
+
+  let caughtUp!: () => void;
+  const caught = new Promise<void>((resolve) => (caughtUp = resolve));
+  const advanced = (tp: string, next: string) => {
+    const target = waiting.get(tp);
+    if (target !== undefined && BigInt(next) >= target) waiting.delete(tp);
+    if (waiting.size === 0) caughtUp();
+  };
+  if (waiting.size === 0) caughtUp();
+
+  // One chain per partition: a batch of markers only (seen through kafkajs's instrumentation
+  // event, not eachBatch) must be handed over in order with the batches around it.
+  const chains = new Map<string, Promise<void>>();
+  const positions = new Map(starts); // next offset to hand over, per partition
+  const handOver = (batch: ReadBatch): Promise<void> => {
+    const tp = `${batch.topic}/${batch.partition}`;
+    const next = (chains.get(tp) ?? Promise.resolve()).then(async () => {
+      await o.onBatch(batch);
+      positions.set(tp, batch.next);
+      advanced(tp, batch.next);
+    });
+    chains.set(tp, next);
+    return next;
+  };
+
+  const consumer = deps.kafka.consumer({ groupId: `ionflux-reader-${randomUUID()}`, allowAutoTopicCreation: false, maxWaitTimeInMs: 250 });
+  consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
+    if (payload.batchSize > 0) return; // eachBatch has handed it over
+    const batch = { topic: payload.topic, partition: payload.partition, records: [], next: String(BigInt(payload.lastOffset) + 1n) };
+    handOver(batch).catch((e: unknown) => deps.logger.error({ topic: batch.topic, err: e }, 'reader failed on a batch of markers'));
+  });
+  // Every (re)join seeks each partition to where this reader stands: the first join to the
+  // start positions, a join after kafkajs restarted a crashed consumer to the next unhanded offset
+  // (the group commits nothing, so kafkajs alone would start over from its default).
+  consumer.on(consumer.events.GROUP_JOIN, () => {
+    for (const [tp, offset] of positions) {
+      const cut = tp.lastIndexOf('/');
+      consumer.seek({ topic: tp.slice(0, cut), partition: Number(tp.slice(cut + 1)), offset });
+    }
+  });
+  consumer.on(consumer.events.CRASH, ({ payload }) => {
+    if (!payload.restart) deps.logger.error({ topic: String(o.topic), err: payload.error }, 'reader stopped');
+  });
+  await consumer.connect();
+  // A plain topic that does not exist yet is subscribed by its exact name as a pattern, so it
+  // is read once created instead of failing the subscription.
+  const topic = typeof o.topic === 'string' && existing.length === 0 ? new RegExp(`^${o.topic.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`) : o.topic;
+  await consumer.subscribe({ topic, fromBeginning: o.from !== 'end' });
+  await consumer.run({
+    autoCommit: false,
+    eachBatch: async ({ batch }) => {
+      const records = batch.messages.map((m) => toRecord(batch.topic, batch.partition, m));
+      await handOver({ topic: batch.topic, partition: batch.partition, records, next: String(BigInt(batch.lastOffset()) + 1n) });
+    },
+  });
+  return { caughtUp: caught, close: () => consumer.disconnect() };
+}

@@ -1,0 +1,175 @@
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { open, TransactionFlags, type Database, type RootDatabase } from 'lmdb';
+import { HubError } from '../../errors.ts';
+import { checkLmdbFiles, markClosed, markOpen, PAGE_SIZE } from './lmdb-check.ts';
+import type { Change, ExpiryOf, TableStore } from './store.ts';
+
+const FORMAT = 1;
+// Commit synchronously (a `get` right after `apply` sees the write) but let lmdb-js flush to
+// disk in the background: a crash of the machine may lose the last commits, never the store's
+// integrity, and the checkpoint travels in the same commit as its data, so the lost part is
+// simply read again from the topic.
+const COMMIT = TransactionFlags.ABORTABLE | TransactionFlags.SYNCHRONOUS_COMMIT | TransactionFlags.NO_SYNC_FLUSH;
+const openDirs = new Set<string>();
+
+/**
+ * A table's state in LMDB (memory-mapped B-tree files; reads are synchronous and cost no heap).
+ * Databases: `data` (key -> value, msgpack), `expiry` ([expires at, key], so a sweep reads only
+ * what is due), `meta` (format, topic, and `cp:<partition>` -> next offset).
+ */
+export class LmdbStore<V> implements TableStore<V> {
+  private constructor(
+    private readonly dir: string,
+    private readonly env: RootDatabase,
+    private readonly data: Database<V, string>,
+    private readonly expiry: Database<number, [number, string]>,
+    private readonly meta: Database<unknown, string>,
+    private readonly expiryOf?: ExpiryOf<V>,
+  ) {}
+
+  /**
+   * Opens (or creates) the store of `topic` in `dir`. A store that cannot be opened, or holds
+   * another topic or format, is wiped: the topic is the source of truth and rebuilds it.
+   * `reset` says why it started empty, if it did.
+   */
+  static open<V>(dir: string, topic: string, expiryOf?: ExpiryOf<V>): { store: LmdbStore<V>; reset?: string } {
+    lock(dir);
+    try {
+      const store = LmdbStore.tryOpen<V>(dir, expiryOf);
+      const format = store.meta.get('format') as { version: number; topic: string } | undefined;
+      if (format && format.version === FORMAT && format.topic === topic) return { store };
+      const reset = format ? `the store holds ${format.topic} (format ${format.version})` : undefined;
+      store.clear();
+      store.meta.putSync('format', { version: FORMAT, topic });
+      return { store, reset };
+    } catch (e) {
+      // Unreadable (truncated, overwritten, wrong version): start from an empty directory.
+      rmSync(dir, { recursive: true, force: true });
+      openDirs.delete(dir);
+      lock(dir);
+      const store = LmdbStore.tryOpen<V>(dir, expiryOf);
+      store.meta.putSync('format', { version: FORMAT, topic });
+      return { store, reset: `the store could not be read (${(e as Error).message})` };
+    }
+  }
+
+  private static tryOpen<V>(dir: string, expiryOf?: ExpiryOf<V>): LmdbStore<V> {
+    // remapChunks maps the file in chunks as they are used instead of all at once, so the
+    // resident set stays near what is read, not the size of the file.
+    const path = join(dir, 'lmdb');
+    checkLmdbFiles(path);
+    markOpen(path);
+    // noReadAhead (not in lmdb's typings): the kernel reads only the pages asked for.
+    const env = open({ path, maxDbs: 4, pageSize: PAGE_SIZE, remapChunks: true, noMemInit: true, ...{ noReadAhead: true } });
+    try {
+      const data = env.openDB<V, string>({ name: 'data', encoding: 'msgpack' });
+      const expiry = env.openDB<number, [number, string]>({ name: 'expiry', encoding: 'msgpack', keyEncoding: 'ordered-binary' });
+      const meta = env.openDB<unknown, string>({ name: 'meta', encoding: 'msgpack' });
+      meta.get('format'); // fails here, not later, on a store that is not one
+      return new LmdbStore(dir, env, data, expiry, meta, expiryOf);
+    } catch (e) {
+      void env.close().catch(() => undefined);
+      throw e;
+    }
+  }
+
+  get(key: string): V | undefined {
+    return this.data.get(key);
+  }
+
+  apply(changes: Change<V>[], partition: number, next: string): void {
+    this.env.transactionSync(() => {
+      for (const [key, value] of changes) {
+        if (this.expiryOf) this.unindex(key);
+        if (value === undefined) {
+          this.data.removeSync(key);
+          continue;
+        }
+        this.data.putSync(key, value);
+        const at = this.expiryOf?.(value);
+        if (at !== undefined && Number.isFinite(at)) this.expiry.putSync([at, key], 1);
+      }
+      this.meta.putSync(`cp:${partition}`, next);
+    }, COMMIT);
+  }
+
+  /** Removes the expiry entry of the value `key` holds now, before it is replaced. */
+  private unindex(key: string): void {
+    const old = this.data.get(key);
+    const at = old === undefined ? undefined : this.expiryOf!(old);
+    if (at !== undefined && Number.isFinite(at)) this.expiry.removeSync([at, key]);
+  }
+
+  checkpoint(): Map<number, string> {
+    const out = new Map<number, string>();
+    for (const { key, value } of this.meta.getRange({ start: 'cp:', end: 'cp;' })) out.set(Number(key.slice(3)), String(value));
+    return out;
+  }
+
+  *entries(): Iterable<[string, V]> {
+    for (const { key, value } of this.data.getRange()) yield [key, value];
+  }
+
+  get size(): number {
+    return (this.data.getStats() as { entryCount: number }).entryCount;
+  }
+
+  sweep(cutoff: number): number {
+    let dropped = 0;
+    // In slices, so one sweep of many expired values does not hold a write transaction long.
+    for (;;) {
+      const due = [...this.expiry.getKeys({ end: [cutoff], limit: 5000 })];
+      if (due.length === 0) return dropped;
+      this.env.transactionSync(() => {
+        for (const [at, key] of due) {
+          this.expiry.removeSync([at, key]);
+          if (this.data.removeSync(key)) dropped++;
+        }
+      }, COMMIT);
+    }
+  }
+
+  clear(): void {
+    this.env.transactionSync(() => {
+      for (const key of [...this.data.getKeys()]) this.data.removeSync(key);
+      for (const key of [...this.expiry.getKeys()]) this.expiry.removeSync(key);
+      for (const key of [...this.meta.getKeys({ start: 'cp:', end: 'cp;' })]) this.meta.removeSync(key);
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.env.flushed;
+    await this.env.close();
+    markClosed(join(this.dir, 'lmdb'));
+    rmSync(join(this.dir, 'owner.pid'), { force: true });
+    openDirs.delete(this.dir);
+  }
+}
+
+/** One process per state directory: two writers would move each other's checkpoints. */
+function lock(dir: string): void {
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, 'owner.pid');
+  let owner = NaN;
+  try {
+    owner = Number(readFileSync(file, 'utf8'));
+  } catch {
+    // no owner yet
+  }
+  const alive = owner !== process.pid && Number.isInteger(owner) && owner > 0 && isAlive(owner);
+  if (alive || (owner === process.pid && openDirs.has(dir))) {
+    throw new HubError('state_dir_in_use', `${dir} is used by process ${owner}; give each instance its own IONFLUX_STATE_DIR or instance id`);
+  }
+  writeFileSync(file, String(process.pid));
+  openDirs.add(dir);
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

@@ -1,0 +1,189 @@
+import { join } from 'node:path';
+import { HubError } from '../../errors.ts';
+import type { Logger } from '../../logger.ts';
+import type { Bus, OutgoingRecord, PartitionOffsets, ReadBatch, Reader } from '../types.ts';
+import { LmdbStore } from './lmdb-store.ts';
+import { MemoryStore, type Change, type ExpiryOf, type TableStore } from './store.ts';
+
+/** What a table needs from a service's runtime (`...rt`); without `stateDir` it lives in memory. */
+export interface TableHost {
+  bus: Bus;
+  logger: Logger;
+  stateDir?: string | undefined;
+}
+
+export interface TableOptions<V> extends TableHost {
+  topic: string;
+  parse: (value: Buffer) => V;
+  /** Called for every change read from the topic (including this process's own writes). */
+  onChange?: (key: string, value: V | undefined) => void;
+  /**
+   * Values that matter only for a while (e.g. dedupe markers): older ones are not kept, and are
+   * dropped every `sweepMs` (default a minute); the topic's retention drops them on the broker.
+   */
+  expire?: { afterMs: number; at: (value: V) => number; sweepMs?: number };
+  /**
+   * With a directory, the state lives on disk (LMDB, in `<stateDir>/<topic>/`) and a restart
+   * reads only what the topic got after the store's checkpoint; without one, in the heap.
+   */
+  stateDir?: string | undefined;
+}
+
+// A write applied locally is served from memory until the topic delivers it back (same bytes)
+// or delivers a record of that key produced after it (another writer's newer value), or for
+// at most this long. Records produced before it (e.g. the command's `started` still on its way
+// when `done` is applied) do not replace it. Only what the topic holds reaches the store, so a
+// write whose transaction never committed cannot outlive a restart.
+const LOCAL_MAX_MS = 60_000;
+
+/**
+ * A compacted topic as a key-value table: every instance sees every write, the state survives
+ * restarts of everything, and `start` resolves once the topic was read up to its high watermark
+ * as of start (read_committed). `get` is synchronous, from the heap or from LMDB.
+ */
+export class KafkaTable<V> {
+  private store: TableStore<V> = new MemoryStore<V>();
+  private readonly local = new Map<string, { value: V | undefined; bytes: string | null; at: number }>();
+  private reader: Reader | undefined;
+  private sweeper: NodeJS.Timeout | undefined;
+  private readonly expiryOf: ExpiryOf<V> | undefined;
+  ready: Promise<void> = Promise.resolve();
+  /** How the last start went: records read to catch up, from where, and why the store was rebuilt (if it was). */
+  restored: { records: number; from: 'beginning' | 'checkpoint'; reset?: string; ms: number } = { records: 0, from: 'beginning', ms: 0 };
+
+  constructor(private readonly opts: TableOptions<V>) {
+    const e = opts.expire;
+    this.expiryOf = e && ((v: V) => e.at(v) + e.afterMs);
+  }
+
+  async start(timeoutMs = 30_000): Promise<void> {
+    const { bus, topic, logger } = this.opts;
+    const began = Date.now();
+    await bus.ensureTopics([topic]);
+    let reset: string | undefined;
+    if (this.opts.stateDir) ({ store: this.store, reset } = LmdbStore.open<V>(join(this.opts.stateDir, topic), topic, this.expiryOf));
+    else this.store = new MemoryStore<V>(this.expiryOf);
+    let from = this.store.checkpoint();
+    const stale = staleCheckpoint(from, await bus.offsets(topic));
+    if (stale) {
+      this.store.clear();
+      from = new Map();
+      reset = stale;
+    }
+    if (reset) logger.warn({ topic, reason: reset }, 'table store rebuilt from the topic');
+    let read = 0;
+    this.reader = await bus.read({ topic, from, onBatch: (b) => void (read += this.applyBatch(b)) });
+    let timer: NodeJS.Timeout | undefined;
+    this.ready = Promise.race([
+      this.reader.caughtUp,
+      new Promise<void>((_, reject) => (timer = setTimeout(() => reject(new HubError('table_not_ready', `reading ${topic} took over ${timeoutMs} ms`, { retryable: true })), timeoutMs))),
+    ]).finally(() => clearTimeout(timer));
+    await this.ready;
+    // A store resumed from its checkpoint may hold values that expired while the service was down.
+    if (this.expiryOf) this.sweep();
+    this.restored = { records: read, from: from.size ? 'checkpoint' : 'beginning', reset, ms: Date.now() - began };
+    logger.info({ topic, entries: this.store.size, records_read: read, from: this.restored.from, store: this.opts.stateDir ? 'disk' : 'memory', ms: this.restored.ms }, 'table ready');
+    this.sweeper = setInterval(() => this.maintain(), Math.min(this.opts.expire?.sweepMs ?? 60_000, 5_000));
+    this.sweeper.unref();
+  }
+
+  /** Applies one batch read from the topic, with its checkpoint; returns how many records it held. */
+  private applyBatch(b: ReadBatch): number {
+    const changes: Change<V>[] = [];
+    const now = Date.now();
+    for (const r of b.records) {
+      if (!r.key) continue;
+      const key = r.key.toString();
+      if (r.value === null) {
+        changes.push([key, undefined]);
+        continue;
+      }
+      try {
+        const value = this.opts.parse(r.value);
+        changes.push([key, this.expiryOf && this.expiryOf(value) < now ? undefined : value]);
+      } catch (e) {
+        this.opts.logger.error({ topic: this.opts.topic, key, err: e }, 'unreadable table record skipped');
+      }
+    }
+    this.store.apply(changes, b.partition, b.next);
+    for (const r of b.records) {
+      const mine = r.key && this.local.get(r.key.toString());
+      if (mine && (Number(r.timestamp) >= mine.at || (r.value === null ? null : r.value.toString('utf8')) === mine.bytes)) this.local.delete(r.key!.toString());
+    }
+    if (this.opts.onChange) for (const [key, value] of changes) this.opts.onChange(key, value);
+    return b.records.length;
+  }
+
+  private maintain(now = Date.now()): void {
+    for (const [k, e] of this.local) if (now - e.at > LOCAL_MAX_MS) this.local.delete(k);
+    if (this.expiryOf && now - this.lastSweep >= (this.opts.expire?.sweepMs ?? 60_000)) this.sweep(now);
+  }
+
+  private lastSweep = Date.now();
+
+  /** Drops expired values; returns how many. */
+  sweep(now = Date.now()): number {
+    this.lastSweep = now;
+    let dropped = this.store.sweep(now);
+    return dropped;
+  }
+
+  get size(): number {
+    return this.store.size;
+  }
+
+  /** The value of `key`; an expired one counts as absent even before a sweep drops it. */
+  get(key: string): V | undefined {
+    const l = this.local.get(key);
+    const v = l ? l.value : this.store.get(key);
+    return v !== undefined && this.expiryOf && this.expiryOf(v) < Date.now() ? undefined : v;
+  }
+
+  entries(): [string, V][] {
+    const out: [string, V][] = [];
+    for (const [k, v] of this.store.entries()) if (!this.local.has(k)) out.push([k, v]);
+    for (const [k, e] of this.local) if (e.value !== undefined) out.push([k, e.value]);
+    return out;
+  }
+
+  /** The record that sets `key`; publish it alone or atomically with others. */
+  record(key: string, value: V | undefined): OutgoingRecord {
+    return { topic: this.opts.topic, key, value: value === undefined ? null : Buffer.from(JSON.stringify(value)) };
+  }
+
+  /** Writes and applies locally at once, so the writer reads its own write. */
+  async set(key: string, value: V): Promise<void> {
+    await this.opts.bus.publish(this.record(key, value));
+    this.applyLocal(key, value);
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.opts.bus.publish(this.record(key, undefined));
+    this.applyLocal(key, undefined);
+  }
+
+  /** Applies a write that was published by the caller (e.g. inside a transaction with other records). */
+  applyLocal(key: string, value: V | undefined): void {
+    this.local.set(key, { value, bytes: value === undefined ? null : JSON.stringify(value), at: Date.now() });
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.sweeper);
+    await this.reader?.close();
+    await this.store.close();
+  }
+}
+
+/** Why a checkpoint cannot be resumed from (the topic was trimmed past it, or recreated), if so. */
+function staleCheckpoint(checkpoint: Map<number, string>, ends: PartitionOffsets[]): string | undefined {
+  for (const [partition, next] of checkpoint) {
+    const end = ends.find((e) => e.partition === partition);
+    if (!end) return `partition ${partition} no longer exists`;
+    if (BigInt(next) < BigInt(end.low)) return `checkpoint ${partition}:${next} is below the topic's low watermark ${end.low}`;
+    if (BigInt(next) > BigInt(end.high)) return `checkpoint ${partition}:${next} is past the topic's end ${end.high} (was it recreated?)`;
+  }
+  return undefined;
+}
+
+/** JSON values checked by a parse function (e.g. a zod schema's parse). */
+export const jsonValue = <V>(check: (v: unknown) => V) => (b: Buffer) => check(JSON.parse(b.toString('utf8')));
