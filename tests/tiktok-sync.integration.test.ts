@@ -59,7 +59,6 @@ describe('tiktok-sync against a TikTok v2 simulator: connect, reads, polling, re
       TIKTOK_POLL_INTERVAL_MS: '2000',
       TIKTOK_REFRESH_MARGIN_MS: '15000',
       TIKTOK_PUBLISH_POLL_MS: '300',
-      TIKTOK_MEDIA_ALLOW_PRIVATE: 'true',
       TIKTOK_UPLOAD_CHUNK_BYTES: String(5 * 1024 * 1024),
       // The hub's own limiter is lifted for video.query so the simulator's 429 is what is met.
       TIKTOK_RATE_LIMITS: JSON.stringify({ 'video.query': 1000 }),

@@ -2,7 +2,6 @@ import { z } from 'zod';
 import { commandEnvShape } from '../../shared/commands/service.ts';
 import { baseEnv, csv, port } from '../../shared/config.ts';
 
-const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
 const ms = (fallback: number) => z.coerce.number().int().nonnegative().default(fallback);
 
 /**
@@ -42,8 +41,6 @@ export const tiktokSyncEnv = baseEnv.extend({
   TIKTOK_PUBLISH_TIMEOUT_MS: ms(10 * 60_000),
   TIKTOK_UPLOAD_MAX_BYTES: z.coerce.number().int().positive().default(256 * 1024 * 1024),
   TIKTOK_UPLOAD_CHUNK_BYTES: z.coerce.number().int().min(5 * 1024 * 1024).max(64 * 1024 * 1024).default(10 * 1024 * 1024),
-  /** FILE_UPLOAD fetches video_url: loopback and private addresses are refused unless this is true. */
-  TIKTOK_MEDIA_ALLOW_PRIVATE: bool.default(false),
   /** Per-endpoint limits as JSON, e.g. {"video.list": 600}; defaults are TikTok's documented ones. */
   TIKTOK_RATE_LIMITS: z.string().optional(),
   /** How long an endpoint rests after TikTok answered 429 without a Retry-After (TikTok sends none). */

@@ -61,7 +61,7 @@ rt.onClose(() => http.close());
 const tokens = createTokenAccess({ bus: stateBus, txBus: rt.bus, codec: rt.codec, store, connections, workspaceConnectors, connectUrl, waitMs: env.TIKTOK_REFRESH_WAIT_MS });
 const connector = createTikTokConnector({
   api, tokens, clientTokens: createClientTokens(oauth), ledger, bus: stateBus, connectUrlTemplate: `${base}/tiktok/connect?workspace=<workspace>`,
-  publish: { pollMs: env.TIKTOK_PUBLISH_POLL_MS, timeoutMs: env.TIKTOK_PUBLISH_TIMEOUT_MS, maxBytes: env.TIKTOK_UPLOAD_MAX_BYTES, chunkBytes: env.TIKTOK_UPLOAD_CHUNK_BYTES, allowPrivate: env.TIKTOK_MEDIA_ALLOW_PRIVATE },
+  publish: { pollMs: env.TIKTOK_PUBLISH_POLL_MS, timeoutMs: env.TIKTOK_PUBLISH_TIMEOUT_MS, maxBytes: env.TIKTOK_UPLOAD_MAX_BYTES, chunkBytes: env.TIKTOK_UPLOAD_CHUNK_BYTES },
 });
 await runCommandService(rt, {
   service: env.TIKTOK_SERVICE, connector, store, shared,

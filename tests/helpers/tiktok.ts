@@ -24,7 +24,7 @@ export interface RunningTikTokSync {
 export async function startTikTokSync(env: Record<string, string> = {}): Promise<RunningTikTokSync> {
   const port = Number(env.TIKTOK_SYNC_PORT ?? (await freePort()));
   const output: string[] = [];
-  const fullEnv = { ...process.env, VAULT_TOKEN: process.env.VAULT_TOKEN ?? 'ionflux-dev-root', TIKTOK_SYNC_INSTANCE_ID: uid('tt'), IONFLUX_STATE_DIR: testStateDir(), LOG_LEVEL: 'info', ...env, TIKTOK_SYNC_PORT: String(port) };
+  const fullEnv = { ...process.env, VAULT_TOKEN: process.env.VAULT_TOKEN ?? 'ionflux-dev-root', TIKTOK_SYNC_INSTANCE_ID: uid('tt'), IONFLUX_STATE_DIR: testStateDir(), OUTBOUND_ALLOWLIST: '127.0.0.1', LOG_LEVEL: 'info', ...env, TIKTOK_SYNC_PORT: String(port) };
   let child: ChildProcess;
   const exited = () => new Promise<void>((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', () => resolve())));
   async function start(): Promise<void> {

@@ -12,5 +12,5 @@ export interface ActionDeps {
   clientTokens: ReturnType<typeof createClientTokens>;
   ledger: KafkaTable<LedgerEntry>;
   bus: Bus;
-  publish: { pollMs: number; timeoutMs: number; maxBytes: number; chunkBytes: number; allowPrivate: boolean };
+  publish: { pollMs: number; timeoutMs: number; maxBytes: number; chunkBytes: number };
 }

@@ -1,4 +1,5 @@
 import { VendorError, retryAfterMs } from '../../../shared/connectors/types.ts';
+import { outboundFetch } from '../../../shared/net/outbound.ts';
 import { registerSecret } from '../../../shared/redact.ts';
 import { ENDPOINTS, ENDPOINT_SCOPES, type EndpointName } from './endpoints.ts';
 import { DEFAULT_THROTTLE_MS, fromTikTok } from './errors.ts';
@@ -34,7 +35,7 @@ export function createTikTokApi(o: { baseUrl: string; clientKey: string; limiter
       const url = `${base}${spec.path}${c.query ? `?${new URLSearchParams(c.query)}` : ''}`;
       let res: Response;
       try {
-        res = await fetch(url, {
+        res = await outboundFetch(url, {
           method: spec.method,
           headers: { authorization: `Bearer ${c.token}`, ...(spec.method === 'POST' ? { 'content-type': 'application/json; charset=UTF-8' } : {}) },
           body: spec.method === 'POST' ? JSON.stringify(c.body ?? {}) : undefined,
@@ -65,7 +66,7 @@ export function createTikTokApi(o: { baseUrl: string; clientKey: string; limiter
     async upload(url, chunk, range, signal) {
       let res: Response;
       try {
-        res = await fetch(url, {
+        res = await outboundFetch(url, {
           method: 'PUT',
           headers: { 'content-type': range.contentType, 'content-length': String(chunk.length), 'content-range': `bytes ${range.first}-${range.first + chunk.length - 1}/${range.total}` },
           body: new Uint8Array(chunk),

@@ -1,5 +1,6 @@
 import { createHash, randomInt } from 'node:crypto';
 import { HubError } from '../../../shared/errors.ts';
+import { outboundFetch } from '../../../shared/net/outbound.ts';
 import { registerSecret } from '../../../shared/redact.ts';
 
 /**
@@ -48,7 +49,7 @@ export function authorizeUrl(c: OAuthConfig, p: { scopes: string[]; redirectUri:
 async function tokenCall(c: OAuthConfig, path: string, form: Record<string, string>, signal?: AbortSignal): Promise<Record<string, unknown>> {
   let res: Response;
   try {
-    res = await fetch(`${c.baseUrl.replace(/\/$/, '')}${path}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'cache-control': 'no-cache' }, body: new URLSearchParams(form), signal: signal ?? AbortSignal.timeout(15_000) });
+    res = await outboundFetch(`${c.baseUrl.replace(/\/$/, '')}${path}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'cache-control': 'no-cache' }, body: new URLSearchParams(form), signal: signal ?? AbortSignal.timeout(15_000) });
   } catch (e) {
     throw new HubError('oauth_unavailable', `TikTok ${path} unreachable: ${(e as Error).message}`, { retryable: true, cause: e });
   }

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { Manifest } from '../manifest.ts';
+import { outboundFetch } from '../../net/outbound.ts';
 import type { ConnectorSpec } from '../types.ts';
 
 /**
@@ -177,7 +178,7 @@ export const spec: ConnectorSpec = {
   async healthcheck(credentials, signal) {
     if (!credentials.access_token) return { ok: false, detail: 'no access token: connect TikTok with `ionflux connect tiktok --workspace <workspace>`' };
     const base = (process.env.TIKTOK_API_BASE_URL ?? 'https://open.tiktokapis.com').replace(/\/$/, '');
-    const res = await fetch(`${base}/v2/user/info/?fields=open_id,display_name`, { headers: { authorization: `Bearer ${credentials.access_token}` }, signal });
+    const res = await outboundFetch(`${base}/v2/user/info/?fields=open_id,display_name`, { headers: { authorization: `Bearer ${credentials.access_token}` }, signal });
     const body = (await res.json().catch(() => ({}))) as { data?: { user?: { display_name?: string } }; error?: { code?: string; message?: string } };
     if (res.ok && body.error?.code === 'ok') return { ok: true, detail: `connected as ${body.data?.user?.display_name ?? 'the linked account'}` };
     return { ok: false, detail: `TikTok answered ${res.status} ${body.error?.code ?? ''}: ${body.error?.message ?? ''}`.trim() };
