@@ -68,6 +68,8 @@ async function removed(d: LifecycleDeps, event: PlatformEvent, body: Webhook): P
   const openId = body.user_openid;
   const held = await readTokens(d.store, ws);
   const c = d.connections.get(ws);
+  // Already forgotten (a redelivery or a replay): nothing left to do.
+  if (!held && !c && (!openId || d.links.get(linkKey('tiktok', openId))?.workspaceId !== ws)) return;
   // A removal older than the tokens held (a replay, or a reconnect after it) must not end the new grant.
   const newer = (held?.issued_at ?? 0) > event.timestamp || (c?.issued_at ?? 0) > event.timestamp;
   if (!openId || (held && held.open_id !== openId) || (c && c.open_id !== openId) || newer) {
