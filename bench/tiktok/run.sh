@@ -4,7 +4,7 @@
 # fraction of what that limit allows; next to a bare fetch loop against the same simulator and the
 # hub with the limits lifted (bench/tiktok/drive.ts explains the method). Starts only the
 # infrastructure that is not running and stops only that at exit.
-#   BENCH_ACCOUNTS (40), BENCH_VIDEOS (1000 per account), BENCH_LIMITED_S (150)
+#   BENCH_ACCOUNTS (40), BENCH_VIDEOS (1000 per account), BENCH_LIMITED_S (180)
 set -uo pipefail
 source "$(dirname "$0")/../../deploy/local/env.sh"
 ROOT="$(cd "$LOCAL_DIR/../.." && pwd)"
