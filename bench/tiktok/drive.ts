@@ -50,7 +50,7 @@ async function eventTimes(wss: string[]): Promise<number[]> {
   const wanted = new Set(wss.map((ws) => `ionflux.tiktok.ws_${ws}.video.created`));
   const times: number[] = [];
   const reader = await bus.read({
-    topic: new RegExp(`^ionflux\\.tiktok\\.ws_ttbench${RUN}\\d+\\.video\\.created$`),
+    topic: new RegExp(`^ionflux\\.tiktok\\.ws_ttbench${RUN}[a-z]\\d+\\.video\\.created$`),
     from: 'beginning',
     onBatch: (b) => void (wanted.has(b.topic) && times.push(...b.records.map((r) => Number(r.timestamp)))),
   });
@@ -70,10 +70,10 @@ async function allEvents(wss: string[], total: number, timeoutMs: number): Promi
   }
 }
 
-async function connectAll(sim: TikTokSimulator, sync: RunningTikTokSync, n: number, videos: number): Promise<string[]> {
+async function connectAll(sim: TikTokSimulator, sync: RunningTikTokSync, n: number, videos: number, phase: string): Promise<string[]> {
   const wss: string[] = [];
   for (let i = 0; i < n; i++) {
-    const ws = `ttbench${RUN}${i}`;
+    const ws = `ttbench${RUN}${phase}${i}`;
     wss.push(ws);
     workspaces.push(ws);
     const user = sim.addUser({ videos });
@@ -151,7 +151,7 @@ async function main(): Promise<void> {
   const fast = await startTikTokSync(syncEnv(free, { TIKTOK_RATE_LIMITS: JSON.stringify({ 'video.list': 1e9 }) }));
   running.push(fast);
   const fastStart = Date.now();
-  const fastWs = await connectAll(free, fast, ACCOUNTS / 2, VIDEOS / 2);
+  const fastWs = await connectAll(free, fast, ACCOUNTS / 2, VIDEOS / 2, 'u');
   const fastTotal = (ACCOUNTS / 2) * (VIDEOS / 2);
   const ft = await allEvents(fastWs, fastTotal, 300_000);
   const firstList = Math.min(...free.requests.filter((r) => r.path === '/v2/video/list/' && r.at >= fastStart).map((r) => r.at));
@@ -165,7 +165,7 @@ async function main(): Promise<void> {
   const sim = await startTikTokSimulator();
   const sync = await startTikTokSync(syncEnv(sim, {}));
   running.push(sync);
-  const wss = await connectAll(sim, sync, ACCOUNTS, VIDEOS);
+  const wss = await connectAll(sim, sync, ACCOUNTS, VIDEOS, 'l');
   const lists = () => sim.requests.filter((r) => r.path === '/v2/video/list/');
   const t0 = Math.min(...lists().map((r) => r.at));
   await new Promise((r) => setTimeout(r, Math.max(0, t0 + LIMITED_S * 1000 + 2000 - Date.now())));
