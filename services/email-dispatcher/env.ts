@@ -25,6 +25,8 @@ export const emailDispatcherEnv = baseEnv.extend({
   ...providerEnvShape,
   /** The platform account's sender, e.g. "IONFLUX <noreply@example.com>" or noreply@example.com. */
   EMAIL_FROM: z.string().min(3).optional(),
+  /** The command topic is ionflux.cmd.<this>; only benchmarks change it, to run beside a live hub. */
+  EMAIL_WORKER_SERVICE: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/).default('email'),
   EMAIL_INSTANCE_ID: z.string().regex(/^[a-z0-9_-]{1,40}$/).default('0'),
   EMAIL_PORT: port(8092),
   EMAIL_HOST: z.string().default('127.0.0.1'),

@@ -20,6 +20,8 @@ export interface ApiDeps {
   sealer: Sealer;
   platformToken?: string;
   logger: Logger;
+  /** ionflux.cmd.<service> (email). */
+  service?: string;
 }
 
 const MAX_WAIT_MS = 30_000;
@@ -66,9 +68,9 @@ export function mountEmailApi(app: Express, d: ApiDeps): void {
     if (issues.length) return void res.status(400).json({ error: 'invalid_request', problems: issues });
     const workspaceId = ws as string;
     const finalParams = caller.kind === 'platform' ? d.sealer.seal(commandId, workspaceId, params) : params;
-    const command = { command_id: commandId, workspace_id: workspaceId, agent_id: caller.kind === 'platform' ? 'platform' : 'http-api', service: 'email', action, params: finalParams };
+    const command = { command_id: commandId, workspace_id: workspaceId, agent_id: caller.kind === 'platform' ? 'platform' : 'http-api', service: d.service ?? 'email', action, params: finalParams };
     try {
-      await d.bus.publish({ topic: topics.command('email'), key: workspaceId, value: encodeCommandJson(command) });
+      await d.bus.publish({ topic: topics.command(d.service ?? 'email'), key: workspaceId, value: encodeCommandJson(command) });
     } catch (e) {
       d.logger.warn({ err: e }, 'command not published');
       return void res.status(503).json({ error: 'unavailable', message: 'the command could not be queued; retry with the same Idempotency-Key' });

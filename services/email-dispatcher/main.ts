@@ -62,7 +62,7 @@ const [ledger, suppressions, approvals, workspaceConnectors, states, accountLink
   openSuppressions(rt),
   openApprovals(rt),
   openWorkspaceConnectors(rt),
-  openCommandStates(rt, 'email'),
+  openCommandStates(rt, env.EMAIL_WORKER_SERVICE),
   openLinks(rt),
 ]);
 for (const t of [ledger, suppressions, approvals, workspaceConnectors, states, accountLinks]) rt.onClose(() => t.close());
@@ -90,14 +90,14 @@ const connector = createEmailConnector({
 });
 
 mountUnsubscribe(app, { links, table: suppressions, logger: rt.logger });
-mountEmailApi(app, { bus: rt.bus, states, store, sealer, platformToken: env.EMAIL_API_TOKEN, logger: rt.logger });
+mountEmailApi(app, { bus: rt.bus, states, store, sealer, platformToken: env.EMAIL_API_TOKEN, logger: rt.logger, service: env.EMAIL_WORKER_SERVICE });
 
-await rt.provisioner.ensure([topics.command('email'), topics.internal('email')]);
+await rt.provisioner.ensure([topics.command(env.EMAIL_WORKER_SERVICE), topics.internal('email')]);
 await registerContracts(rt.registry, [connector]);
-const learner = await consumeDeliveryEvents(rt, suppressions);
+const learner = await consumeDeliveryEvents(rt, suppressions, `ionflux-${env.EMAIL_WORKER_SERVICE}-suppressions`);
 rt.onClose(() => learner.stop());
 const runner = await startCommandWorker({
-  rt, service: 'email', connectors: new Map([['email', connector]]), store, states, approvals, workspaceConnectors,
+  rt, service: env.EMAIL_WORKER_SERVICE, connectors: new Map([[env.EMAIL_WORKER_SERVICE, connector]]), store, states, approvals, workspaceConnectors,
   // Commands per workspace; messages are paced per unit by the throttles above.
   buckets: new TokenBuckets(100, 200),
   retry: { maxAttempts: env.EMAIL_RETRY_MAX_ATTEMPTS, initialMs: 500, maxWaitMs: 30_000 },
