@@ -15,6 +15,7 @@ import { runCli } from './helpers/cli.ts';
 import { startDispatcher, type RunningDispatcher } from './helpers/email.ts';
 import { infraEnv, readAll, realInfra, uid } from './helpers/infra.ts';
 import { startIngester, type RunningIngester } from './helpers/ingester.ts';
+import { startMediaServer } from './helpers/llm.ts';
 import { loadFixture, sendgridHeaders, sendgridKeyPair } from './helpers/sign.ts';
 import { startSmtpCapture, type SmtpCapture } from './helpers/smtp.ts';
 import { startSendgridSimulator, type SendgridSimulator } from './simulators/sendgrid.ts';
@@ -38,6 +39,7 @@ describe('email dispatcher: SMTP to a real capturing server, SendGrid to its sim
   let approvals: KafkaTable<Approval>;
   let settings: KafkaTable<WorkspaceConnector>;
   let dir: string;
+  let media: Awaited<ReturnType<typeof startMediaServer>>;
   const vault = createVaultSecretStore({ addr: env.vaultAddr, token: env.vaultToken, mount: 'secret' });
   const ws = uid('ws');
   const sgWs = uid('ws');
@@ -74,6 +76,7 @@ describe('email dispatcher: SMTP to a real capturing server, SendGrid to its sim
   beforeAll(async () => {
     infra = await realInfra('email-test');
     dir = await mkdtemp(join(tmpdir(), 'email-test-'));
+    media = await startMediaServer();
     smtp = await startSmtpCapture({ auth: { user: 'hub', pass: SMTP_PASS } });
     sendgrid = await startSendgridSimulator({ keys: [SG_KEY] });
     [approvals, settings] = await Promise.all([openApprovals(infra), openWorkspaceConnectors(infra)]);
@@ -94,7 +97,7 @@ describe('email dispatcher: SMTP to a real capturing server, SendGrid to its sim
   afterAll(async () => {
     await client?.close();
     await Promise.all([dispatcher?.stop(), ingester?.stop()]);
-    await Promise.all([smtp?.close(), sendgrid?.close(), approvals?.close(), settings?.close(), infra?.close()]);
+    await Promise.all([smtp?.close(), sendgrid?.close(), media?.close(), approvals?.close(), settings?.close(), infra?.close()]);
     for (const p of cleanup) await vault.delete(p).catch(() => undefined);
     if (dir) await rm(dir, { recursive: true, force: true });
   });
@@ -111,7 +114,11 @@ describe('email dispatcher: SMTP to a real capturing server, SendGrid to its sim
       text: 'Plain body',
       html: '<p>HTML <b>body</b></p>',
       headers: { 'X-Campaign': 'exports' },
-      attachments: [{ filename: 'report.csv', content_base64: Buffer.from('a,b\n1,2\n').toString('base64'), content_type: 'text/csv' }],
+      attachments: [
+        { filename: 'report.csv', content_base64: Buffer.from('a,b\n1,2\n').toString('base64'), content_type: 'text/csv' },
+        // By reference, as a stored artifact is: fetched by the dispatcher at send time.
+        { filename: 'chart.png', url: media.serve('/artifacts/chart.png', Buffer.alloc(3000, 7), 'image/png') },
+      ],
     };
     const res = await api('/v1/emails/send?wait=20s', body, { ...platform, 'Idempotency-Key': key });
     expect(res.status, JSON.stringify(res.body)).toBe(200);
@@ -131,7 +138,8 @@ describe('email dispatcher: SMTP to a real capturing server, SendGrid to its sim
     expect(smtp.header(m!, 'From')).toContain('noreply@ionflux.test');
     expect(smtp.header(m!, 'List-Unsubscribe')).toBeUndefined();
     expect(m!.message_id).toBe((res.body.result as { message_id: string }).message_id);
-    expect(m!.attachments).toEqual([{ filename: 'report.csv', content_type: 'text/csv', size: 8 }]);
+    expect(m!.attachments).toEqual([{ filename: 'report.csv', content_type: 'text/csv', size: 8 }, { filename: 'chart.png', content_type: 'image/png', size: 3000 }]);
+    expect(media.hits('/artifacts/chart.png')).toBe(1);
 
     // The same Idempotency-Key again: the first outcome, no second message.
     const again = await api('/v1/emails/send?wait=20s', body, { ...platform, 'Idempotency-Key': key });

@@ -12,6 +12,7 @@
  *   bulk:   BENCH_BULK_COMMANDS `send_bulk` commands of BENCH_BULK_SIZE recipients each.
  * The dispatcher runs with its own command topic, groups and workspaces (EMAIL_WORKER_SERVICE),
  * so a hub running beside it is not involved; its rate limits are raised out of the way.
+ * BENCH_CPU_PROF=<dir> writes a V8 CPU profile of the dispatcher there (bench/commands/prof-summary.ts reads it).
  */
 import { randomUUID } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -109,7 +110,7 @@ await provisioner.ensure([topics.command(service), ...outcomeTopics]);
 
 const port = await freePort();
 const rate = '1000000';
-void start(process.execPath, ['--import', 'tsx', 'services/email-dispatcher/main.ts'], {
+void start(process.execPath, [...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : []), '--import', 'tsx', 'services/email-dispatcher/main.ts'], {
   EMAIL_WORKER_SERVICE: service, EMAIL_INSTANCE_ID: `bench${run}`, EMAIL_PORT: String(port), EMAIL_PROVIDER: 'smtp', EMAIL_SMTP_URL: smtpUrl, EMAIL_FROM: 'bench@ionflux.test',
   EMAIL_RATE_PER_SECOND: rate, EMAIL_RATE_BURST: rate, EMAIL_WORKSPACE_RATE_PER_SECOND: rate, EMAIL_WORKSPACE_RATE_BURST: rate, LOG_LEVEL: process.env.BENCH_VERBOSE ? 'info' : 'warn',
 }, /$^/).catch(() => undefined);
@@ -169,4 +170,6 @@ console.log(`  bulk    hub ${report.bulk.hub_msgs_per_s.toString().padStart(6)} 
 await consumer.disconnect();
 await bus.close();
 killAll();
+// A profiled dispatcher writes its profile on exit.
+if (process.env.BENCH_CPU_PROF) await new Promise((r) => setTimeout(r, 5000));
 process.exit(0);

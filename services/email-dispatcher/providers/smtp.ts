@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import nodemailer from 'nodemailer';
 import type { Mailbox } from '../../../shared/connectors/catalog/email.ts';
-import { redactString } from '../../../shared/redact.ts';
+import { redactString, registerSecret } from '../../../shared/redact.ts';
 import type { OutgoingMessage, Provider, SendResult } from './types.ts';
 
 /** Pool and TLS settings of every SMTP transport (EMAIL_SMTP_* settings). */
@@ -42,6 +42,8 @@ export function smtpProvider(url: string, s: SmtpSettings): Provider {
   const account = `smtp:${createHash('sha256').update(url).digest('hex').slice(0, 16)}`;
   let transport = transports.get(account);
   if (!transport) {
+    // The password alone may show up in an error text; the whole URL is registered by the store.
+    registerSecret(URL.canParse(url) ? decodeURIComponent(new URL(url).password) : undefined);
     transport = nodemailer.createTransport({
       url,
       pool: true,
