@@ -147,6 +147,16 @@ describe('email dispatcher: SMTP to a real capturing server, SendGrid to its sim
     expect(await smtp.to('ada@example.com')).toHaveLength(1);
   });
 
+  it('fails a send the server refuses for good at once (550), and one it defers (451) after the worker\'s retries, dead-lettered; nothing delivered', async () => {
+    const refused = await api('/v1/emails/send?wait=20s', { workspace_id: ws, to: [`reject-${ws}@example.com`], subject: 'x', text: 'x' }, platform);
+    expect(refused.body).toMatchObject({ status: 'failed', attempts: 1, error: { code: 'smtp_550' } });
+    const deferred = await api('/v1/emails/send?wait=30s', { workspace_id: ws, to: [`tempfail-${ws}@example.com`], subject: 'x', text: 'x' }, platform);
+    expect(deferred.body).toMatchObject({ status: 'failed', attempts: 3, error: { code: 'vendor_unavailable', retryable: true } });
+    const dead = await readAll(infra.kafka, topics.deadLetter('email'), { atLeast: 1 });
+    expect(dead.some((r) => r.value?.toString().includes(String(deferred.body.command_id)))).toBe(true);
+    expect((await smtp.messages()).filter((m) => m.rcpt_tos.some((r) => r.includes(ws) && /reject-|tempfail-/.test(r)))).toEqual([]);
+  });
+
   it('answers 401 without a valid token and 400 naming every problem; a workspace token queues (202) a send that waits for approval', async () => {
     expect((await api('/v1/emails/send', { to: ['a@example.com'], subject: 's', text: 't' })).status).toBe(401);
     expect((await api('/v1/emails/send', { to: ['a@example.com'], subject: 's', text: 't' }, { authorization: 'Bearer not-a-token-at-all-here' })).status).toBe(401);
@@ -283,6 +293,11 @@ describe('email dispatcher: SMTP to a real capturing server, SendGrid to its sim
     expect(ps[2]).toMatchObject({ substitutions: { '{{name}}': 'P2', '{{deal}}': '20%', '{{deal|html}}': '20%' }, custom_args: { ionflux_workspace: sgWs, ionflux_command: out.command_id, ionflux_recipient: recipients[2]!.email }, headers: { 'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click' } });
     expect(mail.body).toMatchObject({ from: { email: 'news@shop.test' }, subject: 'Hello {{name}}', content: [{ type: 'text/plain', value: 'Deal {{deal}}' }, { type: 'text/html', value: '<i>{{deal|html}}</i>' }] });
     expect(out.result).toMatchObject({ provider: 'sendgrid', sent: recipients.map((r) => ({ email: r.email, message_id: mail.messageId })) });
+
+    // A 400 with SendGrid's error body: that batch's recipients are listed failed with its message, not retried.
+    sendgrid.script([{ status: 400, body: { errors: [{ message: 'The from address does not match a verified Sender Identity.', field: 'from', help: null }] } }]);
+    const refusedBatch = await agentSend(sgWs, 'send_bulk', { template, recipients: [{ email: `x-${sgWs}@example.com`, merge: { deal: '5%' } }] });
+    expect(refusedBatch.result).toMatchObject({ sent: [], failed: [{ email: `x-${sgWs}@example.com`, code: 'sendgrid_400', message: 'from: The from address does not match a verified Sender Identity.' }] });
 
     // A revoked key: the command fails vendor_unauthorized and the connection needs re-authorization.
     sendgrid.keys.delete(SG_KEY);

@@ -12,7 +12,7 @@ export type UnitOutcome =
   /** Handed to the provider by an earlier run that stopped before hearing back: not repeated. */
   | { state: 'unknown'; messageId?: string }
   /** The provider stayed unavailable (throttled, 5xx, unreachable) for longer than the wait budget. */
-  | { state: 'unavailable'; code: string; message: string; status?: number };
+  | { state: 'unavailable'; code: string; message: string; status?: number; retryAfterMs?: number };
 
 export interface UnitDeps {
   ledger: Ledger;
@@ -85,7 +85,7 @@ export async function runUnit(d: UnitDeps, job: UnitJob): Promise<UnitOutcome> {
     const backoff = Math.min(30_000, 500 * 2 ** (attempt - 1));
     const delay = Math.max(backoff, r.retryAfterMs ?? 0);
     if (r.retryAfterMs !== undefined) d.providerThrottle.block(job.account, Date.now() + r.retryAfterMs);
-    if (Date.now() - started + delay > d.waitBudgetMs) return { state: 'unavailable', code: r.code, message: r.message, status: r.status };
+    if (Date.now() - started + delay > d.waitBudgetMs) return { state: 'unavailable', code: r.code, message: r.message, status: r.status, retryAfterMs: r.retryAfterMs };
     d.logger.debug({ code: r.code, delay, attempt }, 'provider unavailable; waiting');
     await sleep(delay, job.signal);
   }

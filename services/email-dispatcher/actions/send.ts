@@ -29,8 +29,9 @@ export const send = (d: EmailDeps) =>
     if (to.length + cc.length + bcc.length === 0) return { ...base, status: 'suppressed' as const };
     // SMTP needs a To; when only cc/bcc are left, they go in the envelope with an empty To list.
     const messageId = messageIdFor(ctx.workspaceId, ctx.idempotencyKey, 'message', from);
+    // No waiting here: one message, so the worker's own retries (backoff, Retry-After) do it.
     const out = await runUnit(
-      d,
+      { ...d, waitBudgetMs: 0 },
       {
         keys: [unitKey(ctx.workspaceId, ctx.idempotencyKey, 'message')],
         account: provider.account,
@@ -44,6 +45,6 @@ export const send = (d: EmailDeps) =>
     if (out.state === 'sent') return { ...base, status: 'sent' as const, message_id: out.messageId, accepted: out.accepted, rejected: out.rejected };
     if (out.state === 'unknown') return { ...base, status: 'unknown' as const, message_id: out.messageId };
     if (out.state === 'failed') throw new HubError(out.code, `the provider refused the message: ${out.message}`);
-    // Still unavailable after the wait budget: the worker retries the command (the ledger says it was not sent).
-    throw new VendorError(out.status ?? 503, `the email provider is unavailable: ${out.message}`);
+    // Not taken (throttled, 5xx, unreachable): the worker retries the command; the ledger says it was not sent.
+    throw new VendorError(out.status ?? 503, `the email provider is unavailable: ${out.message}`, { retryAfterMs: out.retryAfterMs });
   });
