@@ -152,8 +152,8 @@ describe('email dispatcher: SMTP to a real capturing server, SendGrid to its sim
     expect(refused.body).toMatchObject({ status: 'failed', attempts: 1, error: { code: 'smtp_550' } });
     const deferred = await api('/v1/emails/send?wait=30s', { workspace_id: ws, to: [`tempfail-${ws}@example.com`], subject: 'x', text: 'x' }, platform);
     expect(deferred.body).toMatchObject({ status: 'failed', attempts: 3, error: { code: 'vendor_unavailable', retryable: true } });
-    const dead = await readAll(infra.kafka, topics.deadLetter('email'), { atLeast: 1 });
-    expect(dead.some((r) => r.value?.toString().includes(String(deferred.body.command_id)))).toBe(true);
+    // The dead letter is written in the outcome's transaction; ?wait answers as soon as the dispatcher has the outcome.
+    await expect.poll(async () => (await readAll(infra.kafka, topics.deadLetter('email'))).some((r) => r.value?.toString().includes(String(deferred.body.command_id))), { timeout: 15_000, interval: 500 }).toBe(true);
     expect((await smtp.messages()).filter((m) => m.rcpt_tos.some((r) => r.includes(ws) && /reject-|tempfail-/.test(r)))).toEqual([]);
   });
 
