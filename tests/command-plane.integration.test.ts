@@ -4,7 +4,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DLQ_HEADERS } from '../shared/bus/dead-letter.ts';
 import type { KafkaTable } from '../shared/bus/table.ts';
 import { topics } from '../shared/bus/topics.ts';
-import { decideApproval } from '../shared/commands/approvals.ts';
 import { createHubClient, type HubClient } from '../shared/commands/client.ts';
 import { defaultOutcomeTopic } from '../shared/commands/outcome.ts';
 import { COMMAND_SUBJECT } from '../shared/commands/envelope.ts';
@@ -13,6 +12,7 @@ import { createRegistry, registerAvro } from '../shared/events/registry.ts';
 import { openApprovals, openWorkspaceConnectors, WORKSPACE_POLICY, wsConnectorKey, type Approval, type WorkspaceConnector } from '../shared/commands/state.ts';
 import { createVaultSecretStore } from '../shared/secrets/vault-store.ts';
 import { secretPaths } from '../shared/secrets/store.ts';
+import { runCli } from './helpers/cli.ts';
 import { infraEnv, readAll, realInfra, uid } from './helpers/infra.ts';
 import { startReceiver } from './helpers/receiver.ts';
 import { startWorker, type RunningWorker } from './helpers/worker.ts';
@@ -108,15 +108,19 @@ describe('command plane: webhook.post through a worker process, real Kafka, regi
     expect(receiver.count('/avro')).toBe(1);
   });
 
-  it('approves through a command on ionflux.cmd.platform, only within the agent\'s own workspace', async () => {
+  it('refuses an agent that approves through ionflux.cmd.platform, audits it, and runs nothing (RELIABILITY 22)', async () => {
     await allow(['/platform'], []);
     const waiting = await post('/platform');
     await expect.poll(() => approvals.get(waiting.approval_id!)?.status, { timeout: 10_000 }).toBe('pending');
-    const stranger = await client.send({ workspace_id: uid('ws'), agent_id: 'x', service: 'platform', action: 'approvals.approve', params: { approval_id: waiting.approval_id } }, { timeoutMs: 60_000 });
-    expect(stranger).toMatchObject({ status: 'failed', error: { code: 'unknown_approval' } });
-    const decided = await client.send({ workspace_id: ws, agent_id: 'admin-agent', service: 'platform', action: 'approvals.approve', params: { approval_id: waiting.approval_id } }, { timeoutMs: 60_000 });
-    expect(decided).toMatchObject({ status: 'succeeded', result: { status: 'approved' } });
-    await expect.poll(() => receiver.count('/platform'), { timeout: 20_000 }).toBe(1);
+    const audited = (await nextEvent(topics.audit, (e) => e.event_type === 'platform.audit.action_failed' && JSON.parse(e.payload_json).action === 'approvals.approve' && e.workspace_id === ws)).event;
+    for (const workspace_id of [ws, uid('ws')]) {
+      const refused = await client.send({ workspace_id, agent_id: 'agent-1', service: 'platform', action: 'approvals.approve', params: { approval_id: waiting.approval_id } }, { timeoutMs: 60_000 });
+      expect(refused).toMatchObject({ status: 'failed', error: { code: 'forbidden_principal' } });
+    }
+    expect(JSON.parse((await audited).payload_json)).toMatchObject({ outcome: 'forbidden_principal', actor: 'agent-1' });
+    expect(approvals.get(waiting.approval_id!)?.status).toBe('pending');
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(receiver.count('/platform')).toBe(0);
   });
 
   it('keeps an external write without approval as awaiting_approval, sends it once approved, and fails a denied one (item 17)', async () => {
@@ -127,15 +131,17 @@ describe('command plane: webhook.post through a worker process, real Kafka, regi
     await expect.poll(() => approvals.get(waiting.approval_id!)?.status, { timeout: 10_000 }).toBe('pending');
 
     const released = (await nextEvent(defaultOutcomeTopic('webhook', ws), (e) => e.correlation_id === waiting.command_id && e.event_type.endsWith('succeeded'))).event;
-    await decideApproval({ bus: infra.bus, codec: infra.codec, approvals }, waiting.approval_id!, 'approved', 'test-admin');
+    expect((await runCli(['approvals', 'approve', waiting.approval_id!])).code).toBe(0);
     await released;
     expect(receiver.count('/gated')).toBe(1);
-    await expect(decideApproval({ bus: infra.bus, codec: infra.codec, approvals }, waiting.approval_id!, 'approved', 'test-admin')).rejects.toThrow(/already/);
+    const twice = await runCli(['approvals', 'approve', waiting.approval_id!]);
+    expect(twice.code).toBe(1);
+    expect(twice.stderr).toMatch(/already/);
 
     const other = await post('/denied');
     await expect.poll(() => approvals.get(other.approval_id!)?.status, { timeout: 10_000 }).toBe('pending');
     const denied = (await nextEvent(defaultOutcomeTopic('webhook', ws), (e) => e.correlation_id === other.command_id && e.event_type.endsWith('failed'))).event.then((e) => JSON.parse(e.payload_json) as unknown);
-    await decideApproval({ bus: infra.bus, codec: infra.codec, approvals }, other.approval_id!, 'denied', 'test-admin', 'not today');
+    expect((await runCli(['approvals', 'deny', other.approval_id!, '--reason', 'not today'])).code).toBe(0);
     expect(await denied).toMatchObject({ error: { code: 'approval_denied' } });
     expect(receiver.count('/denied')).toBe(0);
   });

@@ -7,7 +7,7 @@ import { DLQ_HEADERS } from '../shared/bus/dead-letter.ts';
 import { topics } from '../shared/bus/topics.ts';
 import { createHubClient, type HubClient, type Outcome } from '../shared/commands/client.ts';
 import { defaultOutcomeTopic } from '../shared/commands/outcome.ts';
-import { DEFAULT_PRICES, PRICES_TAKEN_AT } from '../shared/connectors/builtin/llm/prices.ts';
+import { DEFAULT_PRICES, PRICES_TAKEN_AT } from '../services/llm-orchestrator/connector/prices.ts';
 import { createVaultSecretStore } from '../shared/secrets/vault-store.ts';
 import { secretPaths } from '../shared/secrets/store.ts';
 import { infraEnv, readAll, realInfra, uid } from './helpers/infra.ts';

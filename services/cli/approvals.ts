@@ -1,8 +1,10 @@
-import { decideApproval } from '../../shared/commands/approvals.ts';
+import { decisionRecords } from '../../shared/commands/approvals.ts';
+import { approvalSigningKey } from '../../shared/commands/release.ts';
 import { openApprovals, type Approval } from '../../shared/commands/state.ts';
 import { createEventCodec } from '../../shared/events/codec.ts';
 import { createRegistry } from '../../shared/events/registry.ts';
 import { assertWorkspaceId } from '../../shared/ids.ts';
+import { createSecretStore } from '../../shared/secrets/index.ts';
 import { parse, UsageError } from './args.ts';
 import { cliContext } from './context.ts';
 import { cliActor, emit } from './integrations.ts';
@@ -47,7 +49,7 @@ async function list(args: string[]): Promise<number> {
 }
 
 /**
- * The decision and the released command are written together by decideApproval; the service's
+ * The decision and the released command are written in one transaction (decisionRecords); the service's
  * worker then runs the command once (approved) or answers approval_denied. Deciding twice is
  * refused (exit 1), so a second approve can never release the command again.
  */
@@ -55,14 +57,18 @@ async function decide(decision: 'approved' | 'denied', args: string[]): Promise<
   const { values, positionals } = parse(args, { reason: { type: 'string' }, json: { type: 'boolean' } }, USAGE);
   const id = positionals[0];
   if (!id || positionals.length !== 1) throw new UsageError(`expected one approval id\nusage: ${USAGE}`);
-  const ctx = cliContext();
-  const [approvals, codec] = await Promise.all([openApprovals(ctx), createEventCodec(createRegistry(ctx.env.SCHEMA_REGISTRY_URL))]);
+  const ctx = cliContext(undefined, { transactional: true });
+  const store = createSecretStore(ctx.env);
+  const [approvals, codec, signingKey] = await Promise.all([openApprovals(ctx), createEventCodec(createRegistry(ctx.env.SCHEMA_REGISTRY_URL)), approvalSigningKey(store)]);
   try {
-    const a = await decideApproval({ bus: ctx.bus, codec, approvals }, id, decision, cliActor(), values.reason);
+    const { decided: a, records } = await decisionRecords({ codec, approvals, signingKey }, id, decision, cliActor(), values.reason);
+    // The decision, the released command (with the signed decision) and the audit: one transaction.
+    await ctx.bus.publishAtomic(records);
     emit(values.json, a, `${decision} ${id}: ${a.connector}.${a.action} for ${a.command.workspace_id} (command ${a.command.command_id} ${decision === 'approved' ? 're-sent to the worker' : 'will be answered approval_denied'})`);
     return 0;
   } finally {
     await approvals.close();
+    await store.close?.();
     await ctx.close();
   }
 }

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { auditRecord } from '../../shared/commands/audit.ts';
 import { openWorkspaceConnectors, WORKSPACE_POLICY, wsConnectorKey, type WorkspaceConnector } from '../../shared/commands/state.ts';
-import type { Connector } from '../../shared/connectors/types.ts';
+import type { ConnectorSpec } from '../../shared/connectors/types.ts';
 import { createEventCodec } from '../../shared/events/codec.ts';
 import { createRegistry } from '../../shared/events/registry.ts';
 import { createSecretStore, secretPaths } from '../../shared/secrets/index.ts';
@@ -17,7 +17,7 @@ const WEBHOOKS = 'ionflux webhooks add-url --workspace <w> <url> [--preapprove] 
 const WORKSPACE = 'ionflux workspace set --workspace <w> financial-actions on|off';
 
 /** OAuth connectors are expected to expose this; none exists yet, so it is read loosely. */
-type OAuthCapable = Connector & { oauth?: { authorizationUrl(o: { workspaceId: string; state: string }): string } };
+type OAuthCapable = ConnectorSpec & { oauth?: { authorizationUrl(o: { workspaceId: string; state: string }): string } };
 
 /** A terminal prompt that echoes nothing: raw mode, read up to Enter. Ctrl-C aborts. */
 function readHidden(prompt: string): Promise<string> {

@@ -5,8 +5,9 @@ import { createHubClient } from '../../shared/commands/client.ts';
 import { wsConnectorKey, openWorkspaceConnectors, type WorkspaceConnector } from '../../shared/commands/state.ts';
 import { resolveCredentials } from '../../shared/connectors/credentials.ts';
 import { CATEGORIES } from '../../shared/connectors/manifest.ts';
+import { catalog } from '../../shared/connectors/catalog/index.ts';
 import { loadConnectors } from '../../shared/connectors/registry.ts';
-import type { Connector } from '../../shared/connectors/types.ts';
+import type { ConnectorSpec } from '../../shared/connectors/types.ts';
 import { assertWorkspaceId } from '../../shared/ids.ts';
 import { createLogger } from '../../shared/logger.ts';
 import { redactString } from '../../shared/redact.ts';
@@ -20,15 +21,15 @@ const USAGE = `ionflux integrations list [--category <c>] [--workspace <w> [--co
        ionflux integrations test <connector> --workspace <w> [--json]
        ionflux integrations run <connector> <action> --workspace <w> [--param k=v ...] [--params-json '{...}'] [--agent <id>] [--timeout <s>] [--json]`;
 
-/** The same connectors the worker serves: the built-in ones plus EXTRA_CONNECTORS_DIR, if set. */
-export async function cliConnectors(): Promise<Map<string, Connector>> {
-  const all = await loadConnectors();
+/** Every connector of the hub (the catalog) plus those in EXTRA_CONNECTORS_DIR, if set. */
+export async function cliConnectors(): Promise<Map<string, ConnectorSpec>> {
+  const all = new Map<string, ConnectorSpec>(catalog);
   const extra = process.env.EXTRA_CONNECTORS_DIR;
   if (extra) for (const [id, c] of await loadConnectors(pathToFileURL(`${resolve(extra)}/`))) all.set(id, c);
   return all;
 }
 
-export function findConnector(all: Map<string, Connector>, id: string | undefined, usage: string): Connector {
+export function findConnector(all: Map<string, ConnectorSpec>, id: string | undefined, usage: string): ConnectorSpec {
   const c = id ? all.get(id) : undefined;
   if (!c) throw new UsageError(`${id ? `unknown connector "${id}"` : 'which connector?'} (known: ${[...all.keys()].join(', ')})\nusage: ${usage}`);
   return c;
@@ -49,7 +50,7 @@ export const emit = (json: boolean | undefined, row: unknown, text: string) => p
  * `connected` needs both: credentials that resolve (workspace or platform) and no table entry
  * saying otherwise. The worker marks `needs_reauth` on a vendor 401, `disconnect` marks `disconnected`.
  */
-export async function connectionState(store: SecretStore, table: KafkaTable<WorkspaceConnector>, c: Connector, ws: string): Promise<string> {
+export async function connectionState(store: SecretStore, table: KafkaTable<WorkspaceConnector>, c: ConnectorSpec, ws: string): Promise<string> {
   const entry = table.get(wsConnectorKey(ws, c.manifest.id));
   if (entry?.connection === 'needs_reauth' || entry?.connection === 'disconnected') return entry.connection;
   const creds = await resolveCredentials(store, c.manifest, ws);
@@ -57,7 +58,8 @@ export async function connectionState(store: SecretStore, table: KafkaTable<Work
 }
 
 /** Runs a connector's healthcheck; a throw or a hang counts as a failed check, not a crash. */
-export async function healthcheck(c: Connector, credentials: Record<string, string>): Promise<{ ok: boolean; detail?: string }> {
+export async function healthcheck(c: ConnectorSpec, credentials: Record<string, string>): Promise<{ ok: boolean; detail?: string }> {
+  if (!c.healthcheck) return { ok: true, detail: 'no healthcheck for this connector' };
   try {
     return await c.healthcheck(credentials, AbortSignal.timeout(15_000));
   } catch (e) {

@@ -1,8 +1,10 @@
 import { z } from 'zod';
+import { commandEnvShape } from '../../shared/commands/service.ts';
 import { baseEnv, csv, port } from '../../shared/config.ts';
 
 export const workerEnv = baseEnv.extend({
-  /** Connector ids to serve (each on ionflux.cmd.<id>); empty = every connector without a dedicated service. */
+  ...commandEnvShape,
+  /** Connector ids to serve (each on ionflux.cmd.<id>); empty = all of this service's (webhook and plugins); platform always. */
   WORKER_CONNECTORS: csv.default([]),
   EXTRA_CONNECTORS_DIR: z.string().optional(),
   WORKER_INSTANCE_ID: z.string().regex(/^[a-z0-9_-]{1,40}$/).default('0'),

@@ -1,48 +1,33 @@
-import { z } from 'zod';
-import { runConsumer, type ConsumerRunner } from '../../shared/bus/consumer.ts';
 import type { KafkaTable } from '../../shared/bus/table.ts';
-import { topics } from '../../shared/bus/topics.ts';
-import { decideApproval } from '../../shared/commands/approvals.ts';
-import { decodeCommand } from '../../shared/commands/envelope.ts';
-import { outcomeEvent, outcomeTopic } from '../../shared/commands/outcome.ts';
+import { decisionRecords } from '../../shared/commands/approvals.ts';
+import { approvalSigningKey } from '../../shared/commands/release.ts';
 import type { Approval } from '../../shared/commands/state.ts';
-import { describeError, HubError } from '../../shared/errors.ts';
-import { publishEvent } from '../../shared/events/publisher.ts';
-import type { Runtime } from '../../shared/runtime.ts';
-
-const decisionParams = z.object({ approval_id: z.string().min(1), reason: z.string().max(500).optional() });
-const ACTIONS = { 'approvals.approve': 'approved', 'approvals.deny': 'denied' } as const;
+import { decisionInput, spec } from '../../shared/connectors/catalog/platform.ts';
+import { handler, type Connector } from '../../shared/connectors/types.ts';
+import { HubError } from '../../shared/errors.ts';
+import type { EventCodec } from '../../shared/events/codec.ts';
+import type { SecretStore } from '../../shared/secrets/index.ts';
 
 /**
- * ionflux.cmd.platform: `approvals.approve` / `approvals.deny` with { approval_id, reason? }, the
- * same as `ionflux approvals approve|deny`. An agent may decide only its own workspace's approvals.
+ * ionflux.cmd.platform: `approvals.approve` / `approvals.deny` { approval_id, reason? }. The
+ * manifest admits admins only, so the pipeline refuses (and audits) an agent's decision before
+ * this runs. The decision, the released command and the audit entry are staged into the
+ * outcome's transaction: one commit for all of them.
  */
-export function startPlatformWorker(rt: Runtime, approvals: KafkaTable<Approval>): Promise<ConsumerRunner> {
-  return runConsumer({
-    kafka: rt.kafka,
-    bus: rt.bus,
-    logger: rt.logger,
-    service: 'platform',
-    groupId: 'ionflux-platform-worker',
-    subscriptions: [topics.command('platform')],
-    fromBeginning: true,
-    handler: async (record) => {
-      const c = await decodeCommand(record.value, rt.registry); // invalid: dead-lettered by the runner
-      const decision = ACTIONS[c.action as keyof typeof ACTIONS];
-      const params = decisionParams.safeParse(c.params);
-      let payload;
-      try {
-        if (!decision) throw new HubError('unknown_action', `platform has no action ${c.action}`);
-        if (!params.success) throw new HubError('invalid_params', 'expected { approval_id, reason? }');
-        const a = approvals.get(params.data.approval_id);
-        if (!a || a.command.workspace_id !== c.workspace_id) throw new HubError('unknown_approval', `no approval ${params.data.approval_id} in this workspace`);
-        const decided = await decideApproval({ bus: rt.bus, codec: rt.codec, approvals }, a.approval_id, decision, `agent:${c.agent_id}`, params.data.reason);
-        payload = { status: 'succeeded' as const, result: { approval_id: decided.approval_id, status: decided.status }, attempts: 1 };
-      } catch (e) {
-        const d = describeError(e);
-        payload = { status: 'failed' as const, error: { code: d.code, message: d.message }, attempts: 1 };
-      }
-      await publishEvent(rt, outcomeTopic(c), outcomeEvent('platform', c, payload));
-    },
-  });
+export function createPlatformConnector(deps: { codec: EventCodec; approvals: KafkaTable<Approval>; store: SecretStore }): Connector {
+  const decide = (decision: 'approved' | 'denied') =>
+    handler(decisionInput, async (ctx) => {
+      const a = deps.approvals.get(ctx.params.approval_id);
+      if (!a || a.command.workspace_id !== ctx.workspaceId) throw new HubError('unknown_approval', `no approval ${ctx.params.approval_id} in this workspace`);
+      const signingKey = await approvalSigningKey(deps.store);
+      const { decided, records } = await decisionRecords({ codec: deps.codec, approvals: deps.approvals, signingKey }, a.approval_id, decision, `admin:${ctx.agentId}`, ctx.params.reason);
+      for (const r of records) ctx.stage(r);
+      deps.approvals.applyLocal(a.approval_id, decided);
+      return { approval_id: decided.approval_id, status: decision };
+    });
+  return {
+    ...spec,
+    handlers: { 'approvals.approve': decide('approved'), 'approvals.deny': decide('denied') },
+    healthcheck: async () => ({ ok: true }),
+  };
 }

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import type { Express } from 'express';
-import { ARTIFACT_NAME, type ArtifactStore } from '../../shared/connectors/builtin/llm/artifacts.ts';
+import { ARTIFACT_NAME, type ArtifactStore } from './connector/artifacts.ts';
 
 /**
  * GET /artifacts/<sha256>.<ext>: generated images and oversized responses. The names are

@@ -1,10 +1,14 @@
 import { z } from 'zod';
+import { commandEnvShape } from '../../shared/commands/service.ts';
 import { baseEnv, port } from '../../shared/config.ts';
-import { llmEnvShape } from '../../shared/connectors/builtin/llm/config.ts';
+import { llmEnvShape } from './connector/config.ts';
 
 /** The orchestrator's environment: the LLM connector's variables (docs/llm.md) plus how the service runs. */
 export const llmOrchestratorEnv = baseEnv.extend({
   ...llmEnvShape,
+  ...commandEnvShape,
+  /** The command topic is ionflux.cmd.<this>; a bench runs its own orchestrator under another name. */
+  LLM_SERVICE: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/).default('llm'),
   LLM_INSTANCE_ID: z.string().regex(/^[a-z0-9_-]{1,40}$/).default('0'),
   LLM_OPS_PORT: port(8091),
   LLM_OPS_HOST: z.string().default('127.0.0.1'),

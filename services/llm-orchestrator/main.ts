@@ -3,14 +3,12 @@ import { KafkaBus } from '../../shared/bus/producer.ts';
 import { TopicProvisioner, defaultTopicSpecFor } from '../../shared/bus/provision.ts';
 import { KafkaTable, jsonValue } from '../../shared/bus/table.ts';
 import { topics } from '../../shared/bus/topics.ts';
-import { openApprovals, openCommandStates, openWorkspaceConnectors } from '../../shared/commands/state.ts';
-import { startCommandWorker } from '../../shared/commands/worker.ts';
+import { openSharedTables, runCommandService } from '../../shared/commands/service.ts';
 import { parseEnv } from '../../shared/config.ts';
-import { createArtifactStore } from '../../shared/connectors/builtin/llm/artifacts.ts';
-import { createSpendStore, spendEntrySchema, type SpendEntry } from '../../shared/connectors/builtin/llm/budget.ts';
-import { buildLlmConfig } from '../../shared/connectors/builtin/llm/config.ts';
-import { createLlmConnector } from '../../shared/connectors/builtin/llm/index.ts';
-import { registerContracts } from '../../shared/connectors/contracts.ts';
+import { createArtifactStore } from './connector/artifacts.ts';
+import { createSpendStore, spendEntrySchema, type SpendEntry } from './connector/budget.ts';
+import { buildLlmConfig } from './connector/config.ts';
+import { createLlmConnector } from './connector/index.ts';
 import { TokenBuckets } from '../../shared/connectors/rate-limit.ts';
 import { listen, mountOpsRoutes } from '../../shared/http.ts';
 import { closeOnSignals, createRuntime } from '../../shared/runtime.ts';
@@ -39,9 +37,9 @@ sweep();
 const sweeper = setInterval(sweep, 3600_000).unref();
 rt.onClose(() => clearInterval(sweeper));
 
-const spendTable = new KafkaTable<SpendEntry>({ ...rt, topic: topics.state('llm-spend'), parse: jsonValue((v) => spendEntrySchema.parse(v)) });
-const [approvals, workspaceConnectors, states] = await Promise.all([openApprovals(rt), openWorkspaceConnectors(rt), openCommandStates(rt, 'llm'), spendTable.start(120_000)]);
-for (const t of [approvals, workspaceConnectors, states, spendTable]) rt.onClose(() => t.close());
+const spendTable = new KafkaTable<SpendEntry>({ ...rt, topic: topics.state(env.LLM_SERVICE === 'llm' ? 'llm-spend' : `${env.LLM_SERVICE}-spend`), parse: jsonValue((v) => spendEntrySchema.parse(v)) });
+const [shared] = await Promise.all([openSharedTables(rt), spendTable.start(120_000)]);
+rt.onClose(() => spendTable.close());
 // Spend totals go through a producer of their own, outside transactions: they are latest totals
 // (a repeat is harmless), and extra transactions on the outcome producer would queue outcomes
 // behind them and collide with the next commit (CONCURRENT_TRANSACTIONS, retried after 5 ms and more).
@@ -51,18 +49,15 @@ const spend = createSpendStore({ table: spendTable, publish: (records) => spendB
 rt.onClose(() => spend.flush());
 
 const connector = createLlmConnector({ config, store, spend, artifacts, logger: rt.logger, onCall: llmMetrics(rt.metrics) });
-await rt.provisioner.ensure([topics.command('llm')]);
-// The llm actions' input and output contracts, as JSON Schema subjects agents can read.
-await registerContracts(rt.registry, [connector]);
-const runner = await startCommandWorker({
-  rt, service: 'llm', connectors: new Map([['llm', connector]]), store, states, approvals, workspaceConnectors,
+await runCommandService(rt, {
+  service: env.LLM_SERVICE, connector, store, shared,
   buckets: new TokenBuckets(env.LLM_RATE_PER_SECOND, env.LLM_RATE_BURST),
   retry: { maxAttempts: env.LLM_RETRY_MAX_ATTEMPTS, initialMs: 250, maxWaitMs: env.LLM_RETRY_MAX_WAIT_MS },
   actionTimeoutMs: env.LLM_ACTION_TIMEOUT_MS,
+  dedupeWindowHours: env.COMMAND_DEDUPE_WINDOW_HOURS,
+  groupPrefix: env.COMMAND_GROUP_PREFIX,
   partitionsConsumedConcurrently: env.LLM_PARTITIONS_CONCURRENTLY,
 });
-// Registered last, so it stops first: finish in-flight calls, commit, leave; then spend is flushed.
-rt.onClose(() => runner.stop());
 serving = true;
 const keyed = Object.values(config.providers).filter((p) => p.envKey).map((p) => p.id);
 rt.logger.info({ ops: ops.url, providers: Object.keys(config.providers), platform_keys_in_env: keyed, models: Object.keys(config.models).length }, 'llm orchestrator running');

@@ -1,5 +1,5 @@
 import { Counter, Histogram, type Registry } from 'prom-client';
-import type { CallObservation } from '../../shared/connectors/builtin/llm/run.ts';
+import type { CallObservation } from './connector/run.ts';
 
 /** Prometheus series of completed model calls: count, provider latency, our overhead, spend, fallbacks. */
 export function llmMetrics(registry: Registry): (o: CallObservation) => void {

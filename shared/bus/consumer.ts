@@ -47,6 +47,8 @@ export interface ConsumerRunnerOptions {
   sessionTimeoutMs?: number;
   /** Run records of different keys concurrently within a batch (order is kept per key). */
   concurrentKeys?: boolean;
+  /** How often resolved offsets are committed in the background (default 500 ms). */
+  commitIntervalMs?: number;
   /** Called after a record is dead-lettered (metrics, failure events). */
   onDeadLetter?: (record: IncomingRecord, error: unknown) => Promise<void> | void;
 }
@@ -79,6 +81,12 @@ export async function runConsumer(opts: ConsumerRunnerOptions): Promise<Consumer
   const backoff = opts.backoffMs ?? { initial: 200, max: 10_000 };
   const dlqTopic = topics.deadLetter(opts.service);
   let stopping = false;
+  /** Per topic|partition, the offset after the last record handled: what a commit should say. */
+  const lastResolved = new Map<string, string>();
+  const resolve = (p: EachBatchPayload, offset: string) => {
+    p.resolveOffset(offset);
+    lastResolved.set(`${p.batch.topic}|${p.batch.partition}`, String(BigInt(offset) + 1n));
+  };
 
   await consumer.connect();
   for (const s of opts.subscriptions) {
@@ -132,8 +140,7 @@ export async function runConsumer(opts: ConsumerRunnerOptions): Promise<Consumer
     for (const message of p.batch.messages) {
       if (!p.isRunning() || p.isStale() || stopping) break;
       if ((await handleOne(p, message, true)) !== 'done') return;
-      p.resolveOffset(message.offset);
-      await p.commitOffsetsIfNecessary();
+      resolve(p, message.offset);
       await p.heartbeat();
     }
   }
@@ -170,23 +177,47 @@ export async function runConsumer(opts: ConsumerRunnerOptions): Promise<Consumer
     }
     const firstOpen = done.indexOf(false);
     const last = firstOpen === -1 ? messages.length - 1 : firstOpen - 1;
-    if (last >= 0) p.resolveOffset(messages[last]!.offset);
-    await p.commitOffsetsIfNecessary();
+    if (last >= 0) resolve(p, messages[last]!.offset);
   }
+
+  // Offsets are committed in the background, not by kafkajs after every batch: its auto-commit
+  // awaits an OffsetCommit between every fetch, and Kafka 4's group coordinator answers that in
+  // 7-25 ms (it batches its appends), which every record then waits for. A record is done (and its
+  // offset resolved) only after what it queued was acknowledged, so committing later can only
+  // redeliver finished records, which handlers recognise; it never skips one.
+  const resolved = new Map<string, { topic: string; partition: number; offset: string }>();
+  let committing: Promise<void> = Promise.resolve();
+  const commit = () =>
+    (committing = committing.then(async () => {
+      const offsets = [...resolved.values()];
+      resolved.clear();
+      if (offsets.length) await consumer.commitOffsets(offsets).catch((e: unknown) => opts.logger.debug({ err: e }, 'offset commit failed; the next one covers it'));
+    }));
+  const committer = setInterval(() => void commit(), opts.commitIntervalMs ?? 500);
+  committer.unref();
 
   await consumer.run({
     eachBatchAutoResolve: false,
-    autoCommit: true,
-    autoCommitInterval: 1000,
+    autoCommit: false,
     partitionsConsumedConcurrently: opts.partitionsConsumedConcurrently ?? 1,
-    eachBatch: handleBatch,
+    eachBatch: async (p) => {
+      await handleBatch(p);
+      // What handleBatch resolved: the next offset to read, committed by the timer.
+      const next = lastResolved.get(`${p.batch.topic}|${p.batch.partition}`);
+      if (next !== undefined) resolved.set(`${p.batch.topic}|${p.batch.partition}`, { topic: p.batch.topic, partition: p.batch.partition, offset: next });
+      // Stopping: kafkajs leaves the group right after this batch, so commit now, while still a member.
+      if (stopping) await commit();
+    },
   });
 
   return {
     consumer,
     async stop() {
       stopping = true;
-      // kafkajs waits for the running batch, commits resolved offsets and leaves the group.
+      clearInterval(committer);
+      // Commit what earlier batches resolved; the running batch commits its own as it ends
+      // (kafkajs waits for it before leaving the group).
+      await commit();
       await consumer.disconnect();
     },
   };

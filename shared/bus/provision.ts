@@ -21,7 +21,7 @@ export class TopicProvisioner {
 
   constructor(
     private readonly kafka: Kafka,
-    private readonly defaults: TopicSpec,
+    readonly defaults: TopicSpec,
     private readonly specFor: TopicSpecFor = () => undefined,
   ) {}
 
@@ -83,6 +83,9 @@ const STATE_RETENTION_MS: Record<string, number> = { 'ionflux.state.webhook-deli
 
 /** Dead letters are kept longer than events so an admin has time to replay them. */
 export const defaultTopicSpecFor: TopicSpecFor = (topic): Partial<TopicSpec> | undefined => {
+  // Commands are kept as long as the workers' dedupe window (DEFAULT_DEDUPE_WINDOW_MS), timestamped
+  // by the broker, so a record's age cannot be set by whoever wrote it.
+  if (topic.startsWith('ionflux.cmd.')) return { configs: { 'retention.ms': String(7 * DAY), 'message.timestamp.type': 'LogAppendTime' } };
   if (topic.startsWith('ionflux.dlq.')) return { configs: { 'retention.ms': String(30 * 24 * 3600 * 1000) } };
   // Hub state (links, dedupe markers, completed commands): latest value per key. Stores of
   // delivery ids only need to outlive the vendors' retry windows, so they also expire.

@@ -14,7 +14,7 @@ import { assertSegment, assertWorkspaceId } from '../ids.ts';
  */
 const MAX_TOPIC_LENGTH = 249;
 // Second segments that mean something else; an event source named so would be ambiguous.
-const RESERVED_SOURCES = new Set(['cmd', 'agent', 'dlq', 'state', 'internal', 'platform', 'inbox']);
+const RESERVED_SOURCES = new Set(['cmd', 'agent', 'dlq', 'state', 'internal', 'inbox']);
 
 function checked(topic: string): string {
   if (topic.length > MAX_TOPIC_LENGTH) throw new HubError('invalid_topic', `topic name longer than ${MAX_TOPIC_LENGTH} characters`);

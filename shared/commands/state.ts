@@ -16,6 +16,8 @@ type Rt = Pick<Runtime, 'kafka' | 'bus' | 'provisioner' | 'logger'>;
 export const commandStateSchema = z.object({
   phase: z.enum(['started', 'awaiting_approval', 'done']),
   at: z.number(),
+  /** commandDigest of what is awaiting approval: a command reusing the id with other content is refused. */
+  digest: z.string().optional(),
   outcome: z.object({ topic: z.string(), event: platformEventSchema }).optional(),
 });
 export type CommandState = z.infer<typeof commandStateSchema>;
@@ -23,16 +25,20 @@ export type CommandState = z.infer<typeof commandStateSchema>;
 export const commandKey = (workspaceId: string, commandId: string) => `${workspaceId}:${commandId}`;
 
 /**
- * Finished commands are remembered in memory for `keepDoneMs` (default 72 hours, like the webhook
- * dedupe window): a duplicate within it gets the original outcome again, a command id re-sent
- * later runs anew. Started and awaiting commands are never forgotten.
+ * The dedupe window: a finished command is remembered this long after it finished, and a command
+ * record older than this (by its broker timestamp) is refused as `expired_command`, so no replay
+ * or offset reset can run a command whose state was forgotten. Seven days, the command topics'
+ * retention: every command still on its topic is inside the window.
  */
-export async function openCommandStates(rt: Rt, service: string, keepDoneMs = 72 * 3600_000): Promise<KafkaTable<CommandState>> {
+export const DEFAULT_DEDUPE_WINDOW_MS = 7 * 24 * 3600_000;
+
+/** Started and awaiting commands are never forgotten; finished ones after `windowMs`. */
+export async function openCommandStates(rt: Rt, service: string, windowMs = DEFAULT_DEDUPE_WINDOW_MS): Promise<KafkaTable<CommandState>> {
   const t = new KafkaTable<CommandState>({
     ...rt,
     topic: topics.state(`commands-${service}`),
     parse: jsonValue((v) => commandStateSchema.parse(v)),
-    expire: { afterMs: keepDoneMs, at: (s) => (s.phase === 'done' ? s.at : Number.POSITIVE_INFINITY) },
+    expire: { afterMs: windowMs, at: (s) => (s.phase === 'done' ? s.at : Number.POSITIVE_INFINITY) },
   });
   await t.start(120_000);
   return t;
@@ -45,6 +51,8 @@ export const approvalSchema = z.object({
   service: z.string(),
   connector: z.string(),
   action: z.string(),
+  /** commandDigest of the kept command: the release runs only a command with this digest. */
+  digest: z.string().optional(),
   command: commandSchema.extend({ deadline: z.number().nullish() }),
   requested_at: z.string(),
   decided_at: z.string().optional(),

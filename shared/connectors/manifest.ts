@@ -19,6 +19,8 @@ export const actionSchema = z.object({
   /** The permission level this action exercises; financial_action is refused unless the workspace enabled it. */
   permission: z.enum(PERMISSIONS),
   auditRequired: z.boolean(),
+  /** Who may send it: agents and admins (unset), or admins only (e.g. deciding approvals). */
+  invokedBy: z.array(z.enum(['agent', 'admin'])).min(1).readonly().optional(),
 });
 
 export const manifestSchema = z.object({

@@ -2,13 +2,12 @@ import { readdir } from 'node:fs/promises';
 import { validateManifest } from './manifest.ts';
 import type { Connector } from './types.ts';
 
-const BUILTIN = new URL('./builtin/', import.meta.url);
-
 /**
- * Every connector is a folder under shared/connectors/builtin/ whose index.ts exports
- * `connector`. Adding one is adding a folder; manifests are validated here, at load.
+ * Connectors kept outside the tree (EXTRA_CONNECTORS_DIR): each subfolder's index.ts exports
+ * `connector`. Manifests are validated here, at load. The hub's own connectors live in the
+ * services that run them and are listed in shared/connectors/catalog/.
  */
-export async function loadConnectors(dir: URL = BUILTIN): Promise<Map<string, Connector>> {
+export async function loadConnectors(dir: URL): Promise<Map<string, Connector>> {
   const out = new Map<string, Connector>();
   const entries = await readdir(dir, { withFileTypes: true });
   for (const e of entries.filter((d) => d.isDirectory()).sort((a, b) => a.name.localeCompare(b.name))) {

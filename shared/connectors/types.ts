@@ -1,6 +1,7 @@
 import type { z } from 'zod';
 import { HubError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
+import type { OutgoingRecord } from '../bus/types.ts';
 import type { Manifest } from './manifest.ts';
 
 /** What an action handler gets: validated params, the workspace's credentials, and an idempotency key. */
@@ -26,16 +27,32 @@ export interface ActionContext<P = Record<string, unknown>> {
    * as the outcome (e.g. usage records). Its payload must match the connector's `events` schema.
    */
   emit(entity: string, action: string, payload: unknown): void;
+  /**
+   * A record published in the same transaction as the outcome (the platform connector stages an
+   * approval decision and the command it releases). Connectors of vendors have no use for it.
+   */
+  stage(record: OutgoingRecord): void;
 }
 
 export type ActionHandler = (ctx: ActionContext) => Promise<unknown>;
 
-/** One module per connector: its manifest and a handler per action. */
-export interface Connector {
+type Health = { ok: boolean; detail?: string };
+
+/**
+ * What every process may know of a connector (shared/connectors/catalog/): its manifest, the
+ * events its handlers emit, and a healthcheck of credentials, used by the CLI before storing them.
+ */
+export interface ConnectorSpec {
   manifest: Manifest;
-  handlers: Record<string, ActionHandler>;
   /** zod schemas of the extra events handlers emit, keyed `<entity>.<action>`. */
   events?: Record<string, z.ZodType>;
+  /** Checks credentials against the vendor (used by `ionflux connect` and `integrations test`). */
+  healthcheck?(credentials: Record<string, string>, signal: AbortSignal): Promise<Health>;
+}
+
+/** A connector as its service runs it: the spec plus a handler per action. */
+export interface Connector extends ConnectorSpec {
+  handlers: Record<string, ActionHandler>;
   /**
    * Actions whose handlers record each unit of work (a recipient sent, a page synced, a publish
    * id) in a ledger of their own before and after doing it. A command redelivered after a crash
@@ -44,8 +61,7 @@ export interface Connector {
   resumable?: ReadonlySet<string>;
   /** An external write the workspace allowed in advance (e.g. a pre-approved URL) needs no approval. */
   preapproved?(action: string, params: Record<string, unknown>, settings: Record<string, unknown>): boolean;
-  /** Checks credentials against the vendor (used by `ionflux connect` and `integrations test`). */
-  healthcheck(credentials: Record<string, string>, signal: AbortSignal): Promise<{ ok: boolean; detail?: string }>;
+  healthcheck(credentials: Record<string, string>, signal: AbortSignal): Promise<Health>;
 }
 
 /**

@@ -118,6 +118,18 @@ export function createFileSecretStore(opts: { file: string; keyFile: string }): 
         await save(entries);
       });
     },
+    async create(path, value) {
+      assertSecretPath(path);
+      for (const v of Object.values(value)) registerSecret(v);
+      return serial(async () => {
+        const entries = await load();
+        if (entries[path]) return false;
+        const now = new Date().toISOString();
+        entries[path] = { value: { ...value }, metadata: { createdAt: now, updatedAt: now } };
+        await save(entries);
+        return true;
+      });
+    },
     async list(prefix) {
       assertSecretPath(prefix, { prefix: true });
       const base = prefix === '' || prefix.endsWith('/') ? prefix : `${prefix}/`;

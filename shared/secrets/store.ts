@@ -21,6 +21,8 @@ export interface SecretStore {
   readonly kind: 'vault' | 'file';
   get(path: string): Promise<SecretRecord | null>;
   put(path: string, value: Record<string, string>, opts?: { expiresAt?: string; labels?: Record<string, string> }): Promise<void>;
+  /** Writes only if nothing is at `path` yet (check-and-set); false when something already was. */
+  create(path: string, value: Record<string, string>): Promise<boolean>;
   /** Direct children of `prefix` ('' = root); folders end with '/'. */
   list(prefix: string): Promise<string[]>;
   /** Deleting a missing path is fine. */

@@ -67,6 +67,18 @@ export function createVaultSecretStore(opts: { addr: string; token: string; moun
       // POST replaces custom_metadata as a whole, so dropped labels and expiry really go away.
       await call(`write metadata ${path}`, () => client.write(`${m}/metadata/${path}`, { custom_metadata: custom }));
     },
+    async create(path, value) {
+      assertSecretPath(path);
+      for (const v of Object.values(value)) registerSecret(v);
+      try {
+        // KV v2 check-and-set: cas 0 writes only when the path has no version yet.
+        await client.write(`${m}/data/${path}`, { options: { cas: 0 }, data: value });
+        return true;
+      } catch (e) {
+        if (status(e) === 400 && /check-and-set/i.test(String((e as Error).message))) return false;
+        throw unavailable(`create ${path}`, e);
+      }
+    },
     async list(prefix) {
       assertSecretPath(prefix, { prefix: true });
       const res = await call<{ data?: { keys?: string[] } }>(`list ${prefix || '/'}`, () => client.list(`${m}/metadata/${prefix}`), () => ({}));

@@ -11,7 +11,7 @@ export interface RunningWorker {
 }
 
 /** services/connector-worker/main.ts as its own process; `kill` is SIGKILL, `stop` a clean SIGTERM. */
-export async function startWorker(env: Record<string, string> = {}): Promise<RunningWorker> {
+export async function startWorker(env: Record<string, string> = {}, opts: { waitReady?: boolean } = {}): Promise<RunningWorker> {
   const port = await freePort();
   const output: string[] = [];
   const fullEnv = { ...process.env, VAULT_TOKEN: process.env.VAULT_TOKEN ?? 'ionflux-dev-root', WORKER_INSTANCE_ID: uid('w'), WORKER_OPS_PORT: String(port), LOG_LEVEL: 'info', ...env };
@@ -24,7 +24,7 @@ export async function startWorker(env: Record<string, string> = {}): Promise<Run
     const deadline = Date.now() + 90_000;
     for (;;) {
       if (child.exitCode !== null) throw new Error(`worker exited ${child.exitCode}:\n${output.slice(-20).join('\n')}`);
-      if (output.some((l) => l.includes('connector worker running')) && (await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.ok, () => false))) return;
+      if (output.some((l) => l.includes('connector worker running')) && (opts.waitReady === false || await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.ok, () => false))) return;
       if (Date.now() > deadline) throw new Error(`worker not ready:\n${output.slice(-20).join('\n')}`);
       await new Promise((r) => setTimeout(r, 200));
     }

@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import type { OutgoingRecord } from '../../../bus/types.ts';
-import { HubError } from '../../../errors.ts';
-import type { Logger } from '../../../logger.ts';
+import type { OutgoingRecord } from '../../../shared/bus/types.ts';
+import { HubError } from '../../../shared/errors.ts';
+import type { Logger } from '../../../shared/logger.ts';
 import type { LlmConfig } from './config.ts';
 
 /**

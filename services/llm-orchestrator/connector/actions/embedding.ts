@@ -1,7 +1,7 @@
-import { HubError } from '../../../../errors.ts';
-import { handler } from '../../../types.ts';
+import { HubError } from '../../../../shared/errors.ts';
+import { handler } from '../../../../shared/connectors/types.ts';
 import { runTask, type LlmRuntime } from '../run.ts';
-import { embeddingInput } from '../schemas.ts';
+import { embeddingInput } from '../../../../shared/connectors/catalog/llm-schemas.ts';
 
 // Float32 values need at most 9 significant digits to survive a round trip; JSON would print 17.
 const f32 = (v: number) => Number(v.toPrecision(9));

@@ -1,7 +1,7 @@
 import type OpenAI from 'openai';
-import { handler } from '../../../types.ts';
+import { handler } from '../../../../shared/connectors/types.ts';
 import { runTask, type LlmRuntime } from '../run.ts';
-import { textGenerationInput } from '../schemas.ts';
+import { textGenerationInput } from '../../../../shared/connectors/catalog/llm-schemas.ts';
 
 type Params = OpenAI.Chat.ChatCompletionCreateParamsNonStreaming;
 

@@ -1,8 +1,8 @@
 import type OpenAI from 'openai';
-import { handler } from '../../../types.ts';
+import { handler } from '../../../../shared/connectors/types.ts';
 import { sniffImageType } from '../artifacts.ts';
 import { runTask, type LlmRuntime } from '../run.ts';
-import { imageGenerationInput } from '../schemas.ts';
+import { imageGenerationInput } from '../../../../shared/connectors/catalog/llm-schemas.ts';
 
 type Params = OpenAI.Images.ImageGenerateParamsNonStreaming;
 

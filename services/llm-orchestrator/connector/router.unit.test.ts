@@ -2,10 +2,10 @@ import { APIConnectionError, APIConnectionTimeoutError, APIError } from 'openai'
 import type OpenAI from 'openai';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { HubError } from '../../../errors.ts';
-import { parseEnv } from '../../../config.ts';
-import type { SecretStore } from '../../../secrets/index.ts';
-import { VendorError } from '../../types.ts';
+import { HubError } from '../../../shared/errors.ts';
+import { parseEnv } from '../../../shared/config.ts';
+import type { SecretStore } from '../../../shared/secrets/index.ts';
+import { VendorError } from '../../../shared/connectors/types.ts';
 import { buildLlmConfig, llmEnvShape, type ModelRoute } from './config.ts';
 import { createKeyResolver } from './keys.ts';
 import { Cooldowns, resolveChain, walkChain } from './router.ts';

@@ -1,10 +1,10 @@
 import { performance } from 'node:perf_hooks';
 import { toFile } from 'openai';
 import type { Transcription } from 'openai/resources/audio/transcriptions';
-import { handler } from '../../../types.ts';
+import { handler } from '../../../../shared/connectors/types.ts';
 import { fetchAudio, wavSeconds } from '../media.ts';
 import { runTask, type LlmRuntime } from '../run.ts';
-import { speechToTextInput } from '../schemas.ts';
+import { speechToTextInput } from '../../../../shared/connectors/catalog/llm-schemas.ts';
 
 /** Audio by URL: fetched here (size limit, content-type check), sent as a multipart transcription. */
 export const speechToText = (rt: LlmRuntime) =>

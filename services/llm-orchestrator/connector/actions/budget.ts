@@ -1,6 +1,6 @@
-import { handler } from '../../../types.ts';
+import { handler } from '../../../../shared/connectors/types.ts';
 import type { LlmRuntime } from '../run.ts';
-import { getBudgetInput, setBudgetInput } from '../schemas.ts';
+import { getBudgetInput, setBudgetInput } from '../../../../shared/connectors/catalog/llm-schemas.ts';
 
 function view(rt: LlmRuntime, ws: string) {
   const b = rt.spend.budget(ws);

@@ -1,5 +1,10 @@
 import { z } from 'zod';
-import { aliasName, TASKS } from './config.ts';
+
+/** The model tasks of ionflux.cmd.llm. */
+export const TASKS = ['text_generation', 'embedding', 'speech_to_text', 'image_understanding', 'image_generation'] as const;
+export type Task = (typeof TASKS)[number];
+/** A model alias or provider model name, as callers may name it. */
+export const aliasName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/, 'letters, digits and . _ : / -');
 
 /** Routing fields every task takes: an alias (or `provider/model`), and the chain to fall back on. */
 const routing = {

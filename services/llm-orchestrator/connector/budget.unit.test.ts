@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { parseEnv } from '../../../config.ts';
-import type { OutgoingRecord } from '../../../bus/types.ts';
+import { parseEnv } from '../../../shared/config.ts';
+import type { OutgoingRecord } from '../../../shared/bus/types.ts';
 import { checkBudget, createSpendStore, memorySpendTable, spendKeys } from './budget.ts';
 import { buildLlmConfig, llmEnvShape } from './config.ts';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { ConfigError, parseEnv } from '../../../config.ts';
+import { ConfigError, parseEnv } from '../../../shared/config.ts';
 import { buildLlmConfig, llmEnvShape } from './config.ts';
 
 const parse = (env: Record<string, string>) => buildLlmConfig(parseEnv(z.object(llmEnvShape), env), env);

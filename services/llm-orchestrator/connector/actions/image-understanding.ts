@@ -1,7 +1,7 @@
 import type OpenAI from 'openai';
-import { handler } from '../../../types.ts';
+import { handler } from '../../../../shared/connectors/types.ts';
 import { runTask, type LlmRuntime } from '../run.ts';
-import { imageUnderstandingInput } from '../schemas.ts';
+import { imageUnderstandingInput } from '../../../../shared/connectors/catalog/llm-schemas.ts';
 
 /** Chat with image content parts; the provider fetches the image URL (or reads the data URL). */
 export const imageUnderstanding = (rt: LlmRuntime) =>

@@ -2,13 +2,13 @@ import { createHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import OpenAI from 'openai';
 import type { z } from 'zod';
-import { HubError } from '../../../errors.ts';
-import type { Logger } from '../../../logger.ts';
-import { VendorError } from '../../types.ts';
+import { HubError } from '../../../shared/errors.ts';
+import type { Logger } from '../../../shared/logger.ts';
+import { VendorError } from '../../../shared/connectors/types.ts';
 import { TASKS, type LlmConfig, type ModelRoute, type ProviderConfig, type Task } from './config.ts';
 import type { KeyResolver, KeySource } from './keys.ts';
 import { classifyProviderError, type ProviderFailure } from './provider-errors.ts';
-import type { attemptSchema } from './schemas.ts';
+import type { attemptSchema } from '../../../shared/connectors/catalog/llm-schemas.ts';
 
 export type Attempt = z.infer<typeof attemptSchema>;
 

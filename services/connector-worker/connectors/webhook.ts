@@ -1,16 +1,6 @@
 import { createHmac } from 'node:crypto';
-import { z } from 'zod';
-import { handler, retryAfterMs, VendorError, type Connector } from '../../types.ts';
-
-/** Workspace settings of this connector: the URLs it may post to, and those needing no approval. */
-const settingsSchema = z.object({ urls: z.array(z.string()).default([]), preapproved: z.array(z.string()).default([]) });
-
-const postInput = z.object({
-  url: z.url({ protocol: /^https?$/ }),
-  event_type: z.string().min(1).max(200).default('ionflux.webhook'),
-  payload: z.record(z.string(), z.unknown()),
-});
-const postOutput = z.object({ status: z.number().int(), delivered_at: z.string(), webhook_id: z.string() });
+import { postInput, spec, webhookSettingsSchema as settingsSchema } from '../../../shared/connectors/catalog/webhook.ts';
+import { handler, retryAfterMs, VendorError, type Connector } from '../../../shared/connectors/types.ts';
 
 /**
  * The outbound webhook: POST a JSON body, signed the Standard Webhooks way with the workspace's
@@ -18,30 +8,7 @@ const postOutput = z.object({ status: z.number().int(), delivered_at: z.string()
  * receiver can dedupe too.
  */
 export const connector: Connector = {
-  manifest: {
-    id: 'webhook',
-    name: 'Outbound webhook',
-    category: 'automation',
-    version: '1.0.0',
-    authType: 'webhook_secret',
-    permissionsRequested: ['external_write'],
-    riskLevel: 'high',
-    authHelp: 'Run `ionflux connect webhook --workspace <id>` to create the signing secret, then `ionflux webhooks add-url --workspace <id> <url>` to register where it may post.',
-    credentialFields: ['signing_secret'],
-    healthcheck: { description: 'A signing secret exists for the workspace.' },
-    disconnectPolicy: 'delete_credentials',
-    dataRetentionPolicy: 'Keeps nothing; the posted body exists only in the command and outcome records.',
-    actions: {
-      post: {
-        description: 'POST a signed JSON body to a registered URL.',
-        input: postInput,
-        output: postOutput,
-        approvalGate: 'external_write',
-        permission: 'external_write',
-        auditRequired: true,
-      },
-    },
-  },
+  ...spec,
   handlers: {
     post: handler(postInput, async (ctx) => {
       const settings = settingsSchema.parse(ctx.settings);
@@ -68,7 +35,5 @@ export const connector: Connector = {
     }),
   },
   preapproved: (_action, params, settings) => settingsSchema.parse(settings).preapproved.includes(String(params.url)),
-  async healthcheck(credentials) {
-    return credentials.signing_secret ? { ok: true } : { ok: false, detail: 'no signing secret' };
-  },
+  healthcheck: spec.healthcheck!,
 };

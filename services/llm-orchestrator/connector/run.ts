@@ -1,16 +1,16 @@
 import { performance } from 'node:perf_hooks';
 import type OpenAI from 'openai';
 import type { z } from 'zod';
-import type { Logger } from '../../../logger.ts';
-import type { SecretStore } from '../../../secrets/index.ts';
-import type { ActionContext } from '../../types.ts';
+import type { Logger } from '../../../shared/logger.ts';
+import type { SecretStore } from '../../../shared/secrets/index.ts';
+import type { ActionContext } from '../../../shared/connectors/types.ts';
 import type { ArtifactStore } from './artifacts.ts';
 import { checkBudget, type SpendStore } from './budget.ts';
 import type { LlmConfig, ModelRoute, Task } from './config.ts';
 import { createKeyResolver, type KeyResolver } from './keys.ts';
 import { costOf, PRICES_TAKEN_AT, type Usage } from './prices.ts';
 import { Cooldowns, createClientPool, resolveChain, walkChain, type ClientPool } from './router.ts';
-import type { UsageRecorded, usageSchema } from './schemas.ts';
+import type { UsageRecorded, usageSchema } from '../../../shared/connectors/catalog/llm-schemas.ts';
 
 /** What a call observed, for metrics. */
 export interface CallObservation {

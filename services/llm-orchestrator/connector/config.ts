@@ -1,9 +1,10 @@
 import { z } from 'zod';
-import { registerSecret } from '../../../redact.ts';
+import { registerSecret } from '../../../shared/redact.ts';
 import { DEFAULT_PRICES, priceSchema, type Price } from './prices.ts';
+import { aliasName, TASKS, type Task } from '../../../shared/connectors/catalog/llm-schemas.ts';
 
-export const TASKS = ['text_generation', 'embedding', 'speech_to_text', 'image_understanding', 'image_generation'] as const;
-export type Task = (typeof TASKS)[number];
+export { aliasName, TASKS, type Task };
+
 
 /** An OpenAI-compatible endpoint and where its platform key comes from. */
 export interface ProviderConfig {
@@ -103,7 +104,6 @@ const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' |
 const ms = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 const usd = z.coerce.number().nonnegative();
 
-export const aliasName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/, 'letters, digits and . _ : / -');
 const providerId = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'lowercase letters, digits, _ and -');
 const task = z.enum(TASKS);
 const extraModel = z.object({ model: z.string().min(1), tasks: z.array(task).min(1), price: priceSchema.optional() });

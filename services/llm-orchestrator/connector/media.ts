@@ -1,7 +1,7 @@
 import { lookup } from 'node:dns/promises';
 import { BlockList, isIP } from 'node:net';
 import { basename } from 'node:path';
-import { HubError } from '../../../errors.ts';
+import { HubError } from '../../../shared/errors.ts';
 
 // Loopback, private, link-local (cloud metadata), CGNAT, unspecified and their IPv6 forms.
 const PRIVATE = new BlockList();

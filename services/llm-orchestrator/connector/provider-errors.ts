@@ -1,6 +1,6 @@
 import { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
-import { redactString } from '../../../redact.ts';
-import { retryAfterMs } from '../../types.ts';
+import { redactString } from '../../../shared/redact.ts';
+import { retryAfterMs } from '../../../shared/connectors/types.ts';
 
 /** What one failed provider call means for the chain. */
 export interface ProviderFailure {

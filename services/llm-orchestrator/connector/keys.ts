@@ -1,5 +1,5 @@
-import { registerSecret } from '../../../redact.ts';
-import { secretPaths, type SecretStore } from '../../../secrets/index.ts';
+import { registerSecret } from '../../../shared/redact.ts';
+import { secretPaths, type SecretStore } from '../../../shared/secrets/index.ts';
 import type { ProviderConfig } from './config.ts';
 
 export type KeySource = 'workspace' | 'platform' | 'none';

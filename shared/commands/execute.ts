@@ -1,0 +1,86 @@
+import { topics } from '../bus/topics.ts';
+import type { OutgoingRecord } from '../bus/types.ts';
+import { VendorError, type ActionContext } from '../connectors/types.ts';
+import { describeError, HubError } from '../errors.ts';
+import { buildEvent, PayloadSchemas, type PlatformEvent } from '../events/platform-event.ts';
+import { wsConnectorKey } from './state.ts';
+import type { Job, PipelineDeps, Verdict } from './pipeline.ts';
+
+export interface Retry {
+  maxAttempts: number;
+  initialMs: number;
+  maxWaitMs: number;
+}
+
+/**
+ * Calls the handler with retries (vendor 429/408/5xx and retryable errors: exponential backoff
+ * with jitter, honouring Retry-After, up to the budget), then checks the result against the
+ * action's output schema. Events the handler emits are checked when emitted: an undeclared or
+ * invalid one fails the handler, so nothing is left half-recorded after the vendor call.
+ */
+export async function execute(job: Job, d: PipelineDeps): Promise<Verdict> {
+  const attempt = await callWithRetries(job, d);
+  if (!attempt.ok) {
+    const { error } = attempt;
+    if (error.code === 'vendor_unauthorized') {
+      const key = wsConnectorKey(job.c.workspace_id, d.connector.manifest.id);
+      await d.workspaceConnectors.set(key, { ...(job.connection ?? { settings: {} }), connection: 'needs_reauth', connection_detail: error.message, updated_at: new Date(d.now()).toISOString() });
+    }
+    const authHelp = error.code === 'vendor_unauthorized' ? { auth_help: d.connector.manifest.authHelp } : {};
+    return { kind: 'fail', failure: { ...error, ...authHelp, attempts: attempt.attempts } };
+  }
+  const output = job.action!.output.safeParse(attempt.result);
+  if (!output.success) return { kind: 'fail', failure: { code: 'invalid_vendor_response', message: output.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ').slice(0, 500), attempts: attempt.attempts } };
+  const events = await Promise.all(attempt.produced.events.map(async (e) => d.eventRecord(e.topic, e.event)));
+  return { kind: 'succeed', result: output.data, attempts: attempt.attempts, extra: [...events, ...attempt.produced.staged] };
+}
+
+type Attempt = { ok: true; result: unknown; attempts: number; produced: { events: { topic: string; event: PlatformEvent }[]; staged: OutgoingRecord[] } } | { ok: false; error: { code: string; message: string; retryable: boolean }; attempts: number };
+
+async function callWithRetries(job: Job, d: PipelineDeps): Promise<Attempt> {
+  const { c } = job;
+  const handler = d.connector.handlers[job.name]!;
+  const { retry } = d;
+  for (let attempts = 1; ; attempts++) {
+    const produced = { events: [] as { topic: string; event: PlatformEvent }[], staged: [] as OutgoingRecord[] };
+    const ctx: ActionContext = {
+      params: job.params!,
+      workspaceId: c.workspace_id,
+      agentId: c.agent_id,
+      idempotencyKey: c.command_id,
+      credentials: job.credentials ?? {},
+      settings: job.connection?.settings ?? {},
+      logger: d.logger,
+      signal: AbortSignal.timeout(d.actionTimeoutMs),
+      resumed: job.resumed,
+      emit: (entity, action, payload) => void produced.events.push(emitted(job, d, produced.events.length, entity, action, payload)),
+      stage: (record) => void produced.staged.push(record),
+    };
+    try {
+      const result = await handler(ctx);
+      return { ok: true, result, attempts, produced };
+    } catch (e) {
+      const err = describeError(e);
+      const retryable = (e instanceof VendorError || e instanceof HubError) && e.retryable;
+      if (!retryable || attempts >= retry.maxAttempts) {
+        return { ok: false, error: { code: retryable ? 'vendor_unavailable' : err.code, message: err.message, retryable }, attempts };
+      }
+      const backoff = Math.min(retry.maxWaitMs, retry.initialMs * 2 ** (attempts - 1));
+      const asked = e instanceof VendorError ? (e.retryAfterMs ?? 0) : 0;
+      await new Promise((r) => setTimeout(r, Math.min(retry.maxWaitMs, Math.max(backoff, asked)) + Math.random() * backoff * 0.5));
+    }
+  }
+}
+
+/** An emitted event, checked against the connector's declared schema at once (throws `invalid_event`). */
+function emitted(job: Job, d: PipelineDeps, index: number, entity: string, action: string, payload: unknown): { topic: string; event: PlatformEvent } {
+  const schema = d.connector.events?.[`${entity}.${action}`];
+  if (!schema) throw new HubError('invalid_event', `${d.connector.manifest.id} declares no event ${entity}.${action}`);
+  const c = job.c;
+  try {
+    const event = buildEvent(new PayloadSchemas().register('*', schema), { eventType: `${d.service}.${entity}.${action}`, workspaceId: c.workspace_id, source: `${d.service}-worker`, payload, idempotencyKey: `${c.command_id}:emit:${index}`, correlationId: c.command_id, causationId: c.command_id });
+    return { topic: topics.event(d.service, c.workspace_id, entity, action), event };
+  } catch (e) {
+    throw new HubError('invalid_event', `event ${entity}.${action}: ${describeError(e).message}`);
+  }
+}

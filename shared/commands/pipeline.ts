@@ -1,0 +1,194 @@
+import type { z } from 'zod';
+import type { Bus, IncomingRecord, OutgoingRecord } from '../bus/types.ts';
+import type { KafkaTable } from '../bus/table.ts';
+import { resolveCredentials } from '../connectors/credentials.ts';
+import type { ActionManifest } from '../connectors/manifest.ts';
+import type { TokenBuckets } from '../connectors/rate-limit.ts';
+import type { Connector } from '../connectors/types.ts';
+import type { PlatformEvent } from '../events/platform-event.ts';
+import type { Logger } from '../logger.ts';
+import type { SecretStore } from '../secrets/index.ts';
+import { approvalIdFor } from './digest.ts';
+import type { Command } from './envelope.ts';
+import { execute, type Retry } from './execute.ts';
+import { outcomeTopic } from './outcome.ts';
+import type { FailureCode } from './policy.ts';
+import type { Release } from './release.ts';
+import { WORKSPACE_POLICY, wsConnectorKey, type Approval, type CommandState, type WorkspaceConnector } from './state.ts';
+
+/** Who sent a command: agents, or an admin (the broker authenticates principals; see docs/commands.md). */
+export type Principal = 'agent' | 'admin';
+
+export interface Failure {
+  code: FailureCode | (string & {});
+  message: string;
+  auth_help?: string;
+  retryable?: boolean;
+  attempts?: number;
+  /** False when the command is not finished by this failure (it still awaits its approval). */
+  finishes?: boolean;
+}
+
+/** What a step decided; `undefined` lets the command go on to the next step. */
+export type Verdict =
+  | { kind: 'fail'; failure: Failure }
+  | { kind: 'replay'; state: CommandState } // a duplicate: its stored outcome again, same event id
+  | { kind: 'await'; approval: Approval; requested: boolean }
+  | { kind: 'succeed'; result: unknown; attempts: number; extra: OutgoingRecord[] };
+
+/** One command on its way through the steps. Steps fill in what later ones need. */
+export interface Job {
+  record: IncomingRecord;
+  c: Command;
+  /** `<workspace>:<command_id>` in the state table. */
+  key: string;
+  digest: string;
+  principal: Principal;
+  /** The action's name in the connector (`post` for `post` and `webhook.post`). */
+  name: string;
+  action?: ActionManifest;
+  state?: CommandState;
+  params?: Record<string, unknown>;
+  credentials?: Record<string, string>;
+  connection?: WorkspaceConnector;
+  resumed: boolean;
+}
+
+export interface PipelineDeps {
+  service: string;
+  connector: Connector;
+  bus: Bus;
+  logger: Logger;
+  store: SecretStore;
+  states: KafkaTable<CommandState>;
+  workspaceConnectors: KafkaTable<WorkspaceConnector>;
+  buckets: TokenBuckets;
+  retry: Retry;
+  actionTimeoutMs: number;
+  dedupeWindowMs: number;
+  verifyRelease: (header: string | undefined) => Promise<Release | null>;
+  /** A PlatformEvent as the record that publishes it (Avro, keyed by workspace). */
+  eventRecord: (topic: string, event: PlatformEvent) => Promise<OutgoingRecord>;
+  /** Writes the `started` marker and waits for Kafka's acknowledgement. */
+  markStarted: (job: Job) => Promise<void>;
+  now: () => number;
+}
+
+type Step = (job: Job, deps: PipelineDeps) => Promise<Verdict | undefined> | Verdict | undefined;
+const fail = (code: Failure['code'], message: string, more: Partial<Failure> = {}): Verdict => ({ kind: 'fail', failure: { code, message, ...more } });
+
+/** A command seen before: its outcome again, or why it cannot run again. */
+const dedupe: Step = (job, d) => {
+  const s = job.state;
+  if (!s) return undefined;
+  if (s.phase === 'done') return { kind: 'replay', state: s };
+  if (s.phase === 'awaiting_approval') {
+    if (s.digest && s.digest !== job.digest) {
+      return fail('approval_mismatch', 'a command with this id is awaiting approval with other content; it still waits, and this one does not run', { finishes: false });
+    }
+    return job.c.approval_id ? undefined : { kind: 'replay', state: s };
+  }
+  if (d.connector.resumable?.has(job.name)) return void (job.resumed = true);
+  return fail('outcome_unknown', 'the worker stopped after calling the vendor and before recording the result; the call is not repeated, check the vendor');
+};
+
+/** Envelope checks that need no secret: age, deadline, reply_to, action and params. */
+const validate: Step = (job, d) => {
+  const age = d.now() - Number(job.record.timestamp);
+  if (age > d.dedupeWindowMs) return fail('expired_command', `the command was written ${Math.round(age / 3600_000)} h ago, beyond the ${Math.round(d.dedupeWindowMs / 3600_000)} h dedupe window; it is not run`);
+  if (job.c.deadline && job.c.deadline < d.now()) return fail('deadline_exceeded', `deadline ${new Date(job.c.deadline).toISOString()} passed before the command ran`);
+  if (job.c.service !== d.service) return fail('unknown_action', `the command names service ${job.c.service} but was sent to ${d.service}'s topic`);
+  try {
+    outcomeTopic(job.c);
+  } catch (e) {
+    return fail('invalid_reply_to', (e as Error).message);
+  }
+  if (!job.action) return fail('unknown_action', `service ${d.service} has no action ${job.c.action} (actions: ${Object.keys(d.connector.manifest.actions).join(', ')})`);
+  const params = job.action.input.safeParse(job.c.params);
+  if (!params.success) return fail('invalid_params', prettify(params.error));
+  job.params = params.data as Record<string, unknown>;
+  return undefined;
+};
+
+/** Who may send it, and what the workspace allows. */
+const authorize: Step = (job, d) => {
+  const action = job.action!;
+  if (!(action.invokedBy ?? ['agent', 'admin']).includes(job.principal)) return fail('forbidden_principal', `${d.service}.${job.name} may only be sent by an admin`);
+  const policy = d.workspaceConnectors.get(wsConnectorKey(job.c.workspace_id, WORKSPACE_POLICY));
+  if (action.permission === 'financial_action' && !policy?.financial_actions_enabled) return fail('financial_actions_disabled', 'financial actions are refused unless the workspace enables them');
+  if (action.approvalGate === 'blocked_by_default') return fail('blocked', `${d.service}.${job.name} is blocked by default`);
+  return undefined;
+};
+
+const credentials: Step = async (job, d) => {
+  const m = d.connector.manifest;
+  let creds;
+  try {
+    creds = await resolveCredentials(d.store, m, job.c.workspace_id);
+  } catch (e) {
+    return fail('secret_store_unavailable', `credentials could not be read: ${(e as Error).message}`, { retryable: true });
+  }
+  if (!creds.ok) return fail('not_connected', `missing credentials: ${creds.missing.join(', ')}`, { auth_help: m.authHelp });
+  job.connection = d.workspaceConnectors.get(wsConnectorKey(job.c.workspace_id, m.id));
+  if (job.connection?.connection === 'needs_reauth') return fail('needs_reauthorization', `${m.id} must be re-authorized for this workspace${job.connection.connection_detail ? `: ${job.connection.connection_detail}` : ''}`, { auth_help: m.authHelp });
+  job.credentials = creds.values;
+  return undefined;
+};
+
+/**
+ * External writes run only with an admin's signed release of exactly this command, or when the
+ * workspace pre-approved them; otherwise they wait, kept with their digest.
+ */
+const gate: Step = async (job, d) => {
+  if (job.action!.approvalGate !== 'external_write' || job.resumed) return undefined;
+  if (d.connector.preapproved?.(job.name, job.params!, job.connection?.settings ?? {})) return undefined;
+  const id = approvalIdFor(d.service, job.c, job.digest);
+  const awaiting = job.state?.phase === 'awaiting_approval';
+  if (job.c.approval_id) {
+    let release: Release | null;
+    try {
+      release = await d.verifyRelease(job.record.headers['ionflux.approval']);
+    } catch (e) {
+      return fail('secret_store_unavailable', `the approval could not be checked: ${(e as Error).message}`, { retryable: true });
+    }
+    if (!release) return fail('forbidden_principal', 'only an admin can approve (ionflux approvals approve); this release carries no valid decision and does not run', { finishes: !awaiting });
+    if (release.approval_id !== job.c.approval_id || release.approval_id !== id || release.digest !== job.digest) {
+      return fail('approval_mismatch', 'the approval was given for other content; only the command the admin saw runs', { finishes: !awaiting });
+    }
+    if (release.decision === 'denied') return fail('approval_denied', 'an admin denied this action');
+    return undefined;
+  }
+  const approval: Approval = { approval_id: id, status: 'pending', service: d.service, connector: d.connector.manifest.id, action: job.name, digest: job.digest, command: job.c, requested_at: new Date(d.now()).toISOString() };
+  return { kind: 'await', approval, requested: true };
+};
+
+const run: Step = async (job, d) => {
+  const wait = d.buckets.take(`${job.c.workspace_id}:${d.connector.manifest.id}`);
+  if (wait > 0) await sleep(wait); // only this workspace's commands wait (records run per key)
+  const gateKind = job.action!.approvalGate;
+  if (gateKind === 'external_write' || gateKind === 'workspace_write') await d.markStarted(job);
+  return execute(job, d);
+};
+
+/** The steps, in order; each either decides the command's outcome or lets it go on. */
+export const STEPS: readonly (readonly [string, Step])[] = [
+  ['dedupe', dedupe],
+  ['validate', validate],
+  ['authorize', authorize],
+  ['credentials', credentials],
+  ['gate', gate],
+  ['execute', run],
+];
+
+/** Runs the steps until one decides. */
+export async function decide(job: Job, deps: PipelineDeps): Promise<Verdict> {
+  for (const [, step] of STEPS) {
+    const verdict = await step(job, deps);
+    if (verdict) return verdict;
+  }
+  throw new Error('the execute step always decides');
+}
+
+export const prettify = (e: z.ZodError) => e.issues.map((i) => `${i.path.join('.') || '(params)'}: ${i.message}`).join('; ').slice(0, 500);
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+export type { PlatformEvent };

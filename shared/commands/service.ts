@@ -1,0 +1,56 @@
+import { z } from 'zod';
+import type { ConsumerRunner } from '../bus/consumer.ts';
+import type { KafkaTable } from '../bus/table.ts';
+import { topics } from '../bus/topics.ts';
+import { registerContracts } from '../connectors/contracts.ts';
+import type { TokenBuckets } from '../connectors/rate-limit.ts';
+import type { Connector } from '../connectors/types.ts';
+import type { Runtime } from '../runtime.ts';
+import type { SecretStore } from '../secrets/index.ts';
+import { openApprovals, openCommandStates, openWorkspaceConnectors, type Approval, type WorkspaceConnector } from './state.ts';
+import { startCommandWorker, type WorkerOptions } from './worker.ts';
+
+/** Settings every command service shares; each service's env.ts extends its schema with these. */
+export const commandEnvShape = {
+  /** How long a finished command is remembered, and the age past which a command record is refused as expired. */
+  COMMAND_DEDUPE_WINDOW_HOURS: z.coerce.number().positive().default(168),
+  /** Consumer groups are `<prefix>-<service>-worker`: another prefix reads the command topics anew (benches, replays). */
+  COMMAND_GROUP_PREFIX: z.string().regex(/^[A-Za-z0-9._-]{1,100}$/).default('ionflux'),
+};
+
+/** The tables every command worker of a process shares: open them once. */
+export async function openSharedTables(rt: Runtime): Promise<{ approvals: KafkaTable<Approval>; workspaceConnectors: KafkaTable<WorkspaceConnector> }> {
+  const [approvals, workspaceConnectors] = await Promise.all([openApprovals(rt), openWorkspaceConnectors(rt)]);
+  rt.onClose(() => approvals.close());
+  rt.onClose(() => workspaceConnectors.close());
+  return { approvals, workspaceConnectors };
+}
+
+export interface CommandServiceOptions extends Omit<WorkerOptions, 'rt' | 'states' | 'approvals' | 'workspaceConnectors' | 'dedupeWindowMs' | 'groupId'> {
+  connector: Connector;
+  store: SecretStore;
+  buckets: TokenBuckets;
+  shared: Awaited<ReturnType<typeof openSharedTables>>;
+  dedupeWindowHours: number;
+  groupPrefix: string;
+}
+
+/**
+ * Runs one connector on `ionflux.cmd.<service>`: its state table, its contracts in the schema
+ * registry, and the command worker. Every worker service (connector-worker, llm-orchestrator,
+ * and each vendor's own) starts its connector through this. Closing the runtime stops the worker
+ * first (in-flight commands finish, offsets commit), then its table.
+ */
+export async function runCommandService(rt: Runtime, o: CommandServiceOptions): Promise<ConsumerRunner> {
+  const dedupeWindowMs = o.dedupeWindowHours * 3600_000;
+  const states = await openCommandStates(rt, o.service, dedupeWindowMs);
+  rt.onClose(() => states.close());
+  await rt.provisioner.ensure([topics.command(o.service)]);
+  // The actions' input and output contracts, as JSON Schema subjects any client can read.
+  await registerContracts(rt.registry, [o.connector]);
+  const { shared, dedupeWindowHours: _, groupPrefix, ...worker } = o;
+  const runner = await startCommandWorker({ ...worker, rt, states, ...shared, dedupeWindowMs, groupId: `${groupPrefix}-${o.service}-worker` });
+  // Registered after the tables, so it stops first: finish in-flight commands, commit, leave.
+  rt.onClose(() => runner.stop());
+  return runner;
+}
