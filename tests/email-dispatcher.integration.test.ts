@@ -5,7 +5,6 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KafkaTable } from '../shared/bus/table.ts';
 import { topics } from '../shared/bus/topics.ts';
-import { decideApproval } from '../shared/commands/approvals.ts';
 import { createHubClient, type HubClient, type Outcome } from '../shared/commands/client.ts';
 import { defaultOutcomeTopic } from '../shared/commands/outcome.ts';
 import { openApprovals, openWorkspaceConnectors, wsConnectorKey, type Approval, type WorkspaceConnector } from '../shared/commands/state.ts';
@@ -185,7 +184,8 @@ describe('email dispatcher: SMTP to a real capturing server, SendGrid to its sim
     expect(waiting).toMatchObject({ status: 'awaiting_approval', approval_id: expect.stringMatching(/^apr_/) });
     await expect.poll(() => approvals.get(waiting.approval_id!)?.status, { timeout: 10_000 }).toBe('pending');
     expect(await smtp.to('approve-me@example.com')).toHaveLength(0);
-    await decideApproval({ bus: infra.bus, codec: infra.codec, approvals }, waiting.approval_id!, 'approved', 'test-admin');
+    const approved = await runCli(['approvals', 'approve', waiting.approval_id!]);
+    expect(approved.code, approved.stderr).toBe(0);
     expect(await outcomeOf(ws, waiting.command_id, 'succeeded')).toMatchObject({ result: { status: 'sent' } });
     expect(await smtp.to('approve-me@example.com')).toHaveLength(1);
 

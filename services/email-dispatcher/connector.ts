@@ -32,6 +32,6 @@ export function createEmailConnector(d: EmailDeps): Connector {
     // Both keep a ledger of units: a command found started after a crash runs again and sends only what was not handed over.
     resumable: new Set(['send', 'send_bulk']),
     preapproved: (action, params, settings) => isPreapproved(d, action, params, settings),
-    healthcheck: (credentials, signal) => spec.healthcheck(credentials, signal),
+    healthcheck: (credentials, signal) => spec.healthcheck!(credentials, signal),
   };
 }

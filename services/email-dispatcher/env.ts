@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { commandEnvShape } from '../../shared/commands/service.ts';
 import { baseEnv, port } from '../../shared/config.ts';
 
 const flag = z.enum(['true', 'false']).transform((v) => v === 'true');
@@ -23,6 +24,7 @@ export const providerEnvShape = {
 /** The dispatcher's environment (docs/email.md lists each variable). */
 export const emailDispatcherEnv = baseEnv.extend({
   ...providerEnvShape,
+  ...commandEnvShape,
   /** The platform account's sender, e.g. "IONFLUX <noreply@example.com>" or noreply@example.com. */
   EMAIL_FROM: z.string().min(3).optional(),
   /** The command topic is ionflux.cmd.<this>; only benchmarks change it, to run beside a live hub. */

@@ -2,7 +2,8 @@ import express from 'express';
 import { KafkaBus } from '../../shared/bus/producer.ts';
 import { TopicProvisioner, defaultTopicSpecFor } from '../../shared/bus/provision.ts';
 import { topics } from '../../shared/bus/topics.ts';
-import { openApprovals, openCommandStates, openWorkspaceConnectors } from '../../shared/commands/state.ts';
+import { openSharedTables } from '../../shared/commands/service.ts';
+import { openCommandStates } from '../../shared/commands/state.ts';
 import { startCommandWorker } from '../../shared/commands/worker.ts';
 import { parseEnv } from '../../shared/config.ts';
 import { registerContracts } from '../../shared/connectors/contracts.ts';
@@ -57,15 +58,16 @@ const specFor = (t: string) => (t === UNITS_TOPIC ? { configs: { 'cleanup.policy
 const provisioner = new TopicProvisioner(rt.kafka, { partitions: env.KAFKA_TOPIC_PARTITIONS, replicationFactor: env.KAFKA_REPLICATION_FACTOR }, specFor);
 const ledgerBus = new KafkaBus({ kafka: rt.kafka, provisioner, logger: rt.logger });
 rt.onClose(() => ledgerBus.close());
-const [ledger, suppressions, approvals, workspaceConnectors, states, accountLinks] = await Promise.all([
+const dedupeWindowMs = env.COMMAND_DEDUPE_WINDOW_HOURS * 3600_000;
+const [ledger, suppressions, shared, states, accountLinks] = await Promise.all([
   openLedger({ ...rt, provisioner }, ledgerBus),
   openSuppressions(rt),
-  openApprovals(rt),
-  openWorkspaceConnectors(rt),
-  openCommandStates(rt, env.EMAIL_WORKER_SERVICE),
+  openSharedTables(rt),
+  // Opened here rather than by runCommandService: the HTTP API's ?wait reads outcomes from it.
+  openCommandStates(rt, env.EMAIL_WORKER_SERVICE, dedupeWindowMs),
   openLinks(rt),
 ]);
-for (const t of [ledger, suppressions, approvals, workspaceConnectors, states, accountLinks]) rt.onClose(() => t.close());
+for (const t of [ledger, suppressions, states, accountLinks]) rt.onClose(() => t.close());
 rt.onClose(() => closeSmtpTransports());
 
 const connector = createEmailConnector({
@@ -97,7 +99,7 @@ await registerContracts(rt.registry, [connector]);
 const learner = await consumeDeliveryEvents(rt, suppressions, `ionflux-${env.EMAIL_WORKER_SERVICE}-suppressions`);
 rt.onClose(() => learner.stop());
 const runner = await startCommandWorker({
-  rt, service: env.EMAIL_WORKER_SERVICE, connectors: new Map([[env.EMAIL_WORKER_SERVICE, connector]]), store, states, approvals, workspaceConnectors,
+  rt, service: env.EMAIL_WORKER_SERVICE, connector, store, states, ...shared, dedupeWindowMs, groupId: `${env.COMMAND_GROUP_PREFIX}-${env.EMAIL_WORKER_SERVICE}-worker`,
   // Commands per workspace; messages are paced per unit by the throttles above.
   buckets: new TokenBuckets(100, 200),
   retry: { maxAttempts: env.EMAIL_RETRY_MAX_ATTEMPTS, initialMs: 500, maxWaitMs: 30_000 },

@@ -33,6 +33,10 @@ export function withPlatformDefault(store: SecretStore, connector: string, fallb
       cache.delete(p);
       await store.put(p, v, o);
     },
+    async create(p, v) {
+      cache.delete(p);
+      return store.create(p, v);
+    },
     list: (p) => store.list(p),
     async delete(p) {
       cache.delete(p);

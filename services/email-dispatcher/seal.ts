@@ -45,16 +45,17 @@ export function createSealer(key: Buffer): Sealer {
 }
 
 /**
- * The sealing key from the secret store, created on first start. Two instances starting at once
- * may both write; each reads back what the store holds last, and `refresh` re-reads on a miss.
+ * The sealing key from the secret store, created on first start (check-and-set, so instances
+ * starting at once agree on one).
  */
 export async function loadSealKey(store: SecretStore): Promise<Buffer> {
   let record = await store.get(SEAL_PATH);
   if (!record?.value.key) {
-    await store.put(SEAL_PATH, { key: randomBytes(32).toString('base64') }, { labels: { purpose: 'email platform notification seal' } });
+    await store.create(SEAL_PATH, { key: randomBytes(32).toString('base64') });
     record = await store.get(SEAL_PATH);
   }
-  const key = record!.value.key!;
+  const key = record?.value.key;
+  if (!key) throw new Error('the seal key could not be created');
   registerSecret(key);
   return Buffer.from(key, 'base64');
 }

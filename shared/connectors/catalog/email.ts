@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import type { Manifest } from '../manifest.ts';
+import type { ConnectorSpec } from '../types.ts';
 
 /**
  * The email connector's contract, readable by any process (CLI, registry, other workers): the
@@ -151,9 +152,9 @@ export const manifest: Manifest = {
 };
 
 /** Catalog entry: manifest, extra events (none), and the healthcheck `ionflux connect email` runs. */
-export const spec = {
+export const spec: ConnectorSpec = {
   manifest,
-  events: {} as Record<string, z.ZodType>,
+  events: {},
   /** Loaded on first use so reading the catalog does not load nodemailer. */
   async healthcheck(credentials: Record<string, string>, signal: AbortSignal): Promise<{ ok: boolean; detail?: string }> {
     const { checkProvider } = await import('../../../services/email-dispatcher/providers/healthcheck.ts');
