@@ -275,6 +275,7 @@ describe('email dispatcher: SMTP to a real capturing server, SendGrid to its sim
     expect(bad.stderr).toContain('401');
     const ok = await runCli(['connect', 'email', '--workspace', sgWs, '--field', 'provider=sendgrid', '--field', 'from=news@shop.test'], { env: connectEnv, input: `${SG_KEY}\n` });
     expect(ok.code, ok.stderr).toBe(0);
+    for (const out of [bad.stdout, bad.stderr, ok.stdout, ok.stderr]) for (const k of [SG_KEY, SG_BAD_KEY]) expect(out).not.toContain(k);
     cleanup.push(secretPaths.workspace(sgWs, 'email'));
     const template = { id: 'promo', subject: 'Hello {{name}}', text: 'Deal {{deal}}', html: '<i>{{deal}}</i>' };
     await approveTemplate(sgWs, template);
@@ -314,6 +315,9 @@ describe('email dispatcher: SMTP to a real capturing server, SendGrid to its sim
     const http = JSON.stringify((await api('/v1/emails/send', { to: ['x'] }, { authorization: `Bearer ${PLATFORM_TOKEN}x` })).body);
     const logs = dispatcher.output.join('\n');
     expect(logs.length).toBeGreaterThan(0);
+    const metrics = await (await fetch(`${dispatcher.url}/metrics`)).text();
+    expect(metrics).toMatch(/ionflux_email_messages_total\{[^}]*provider="smtp"[^}]*state="sent"[^}]*\} [1-9]/);
+    expect(metrics).toMatch(/ionflux_email_messages_total\{[^}]*provider="sendgrid"[^}]*state="throttled"[^}]*\} [1-9]/);
     for (const s of [SMTP_PASS, PLATFORM_TOKEN, SG_KEY, SG_BAD_KEY]) {
       for (const text of [logs, events, dead, http]) expect(text).not.toContain(s);
     }

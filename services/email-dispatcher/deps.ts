@@ -1,6 +1,7 @@
 import type { Logger } from '../../shared/logger.ts';
 import type { AttachmentOptions } from './attachments.ts';
 import type { Ledger } from './ledger.ts';
+import type { UnitObservation } from './metrics.ts';
 import type { ProviderEnv } from './providers/index.ts';
 import type { Provider } from './providers/types.ts';
 import type { Sealer } from './seal.ts';
@@ -24,6 +25,8 @@ export interface EmailDeps {
   concurrency: number;
   waitBudgetMs: number;
   logger: Logger;
+  /** Metrics of each provider call (metrics.ts). */
+  observe?(o: UnitObservation): void;
   /** Called before a platform SendGrid send: delivery events of the workspace must reach it. */
   onPlatformSendgrid?(workspaceId: string): Promise<void>;
   /** Tests swap the provider factory; main uses providers/index.ts. */

@@ -16,6 +16,7 @@ import { createSecretStore } from '../../shared/secrets/index.ts';
 import { createEmailConnector } from './connector.ts';
 import { emailDispatcherEnv } from './env.ts';
 import { mountEmailApi } from './http-api.ts';
+import { emailMetrics } from './metrics.ts';
 import { openLedger, UNITS_RETENTION_MS, UNITS_TOPIC } from './ledger.ts';
 import { withPlatformDefault } from './platform-store.ts';
 import { platformCredentials, providerFor } from './providers/index.ts';
@@ -84,6 +85,7 @@ const connector = createEmailConnector({
   concurrency: env.EMAIL_SEND_CONCURRENCY,
   waitBudgetMs: env.EMAIL_PROVIDER_WAIT_MAX_MS,
   logger: rt.logger,
+  observe: emailMetrics(rt.metrics),
   providerFor: (credentials) => providerFor(credentials, env),
   // Platform SendGrid sends carry ionflux_workspace=<ws>; the ingester maps that account through a link.
   async onPlatformSendgrid(ws) {

@@ -2,6 +2,7 @@ import { VendorError } from '../../shared/connectors/types.ts';
 import { HubError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/logger.ts';
 import type { Ledger, Unit } from './ledger.ts';
+import type { UnitObservation } from './metrics.ts';
 import type { SendResult } from './providers/types.ts';
 import type { Throttle } from './throttle.ts';
 
@@ -21,6 +22,7 @@ export interface UnitDeps {
   /** How long a unit may wait on an unavailable provider in total. */
   waitBudgetMs: number;
   logger: Logger;
+  observe?(o: UnitObservation): void;
 }
 
 export interface UnitJob {
@@ -66,25 +68,35 @@ export async function runUnit(d: UnitDeps, job: UnitJob): Promise<UnitOutcome> {
     const wait = Math.max(d.providerThrottle.take(job.account, job.messages), d.workspaceThrottle.take(job.workspaceId, job.messages));
     if (wait > 0) await sleep(wait, job.signal);
     await write({ state: 'sending', message_id: job.messageId });
+    const t0 = performance.now();
     const r = await job.call();
+    const provider = job.account.split(':')[0]!;
+    const seen = (state: UnitObservation['state']) => d.observe?.({ provider, state, messages: job.messages, providerMs: performance.now() - t0 });
     if (r.ok) {
+      seen('sent');
       await write({ state: 'sent', message_id: r.messageId || job.messageId, accepted: r.accepted, rejected: r.rejected });
       return { state: 'sent', messageId: r.messageId || job.messageId || '', accepted: r.accepted, rejected: r.rejected };
     }
     if (r.kind === 'ambiguous') {
+      seen('unknown');
       d.logger.warn({ code: r.code, workspace: job.workspaceId }, 'provider connection broke after the message was handed over; not resent');
       return { state: 'unknown', messageId: job.messageId };
     }
     if (r.kind === 'rejected') {
+      seen('failed');
       await write({ state: 'failed', code: r.code, error: r.message });
       return { state: 'failed', code: r.code, message: r.message };
     }
     // Certainly not taken: the unit is to do again.
     await write({ state: 'pending' });
-    if (r.kind === 'unauthorized') throw new VendorError(401, `the email provider refused the credentials: ${r.message}`);
+    if (r.kind === 'unauthorized') {
+      seen('failed');
+      throw new VendorError(401, `the email provider refused the credentials: ${r.message}`);
+    }
     const backoff = Math.min(30_000, 500 * 2 ** (attempt - 1));
     const delay = Math.max(backoff, r.retryAfterMs ?? 0);
     if (r.retryAfterMs !== undefined) d.providerThrottle.block(job.account, Date.now() + r.retryAfterMs);
+    seen('throttled');
     if (Date.now() - started + delay > d.waitBudgetMs) return { state: 'unavailable', code: r.code, message: r.message, status: r.status, retryAfterMs: r.retryAfterMs };
     d.logger.debug({ code: r.code, delay, attempt }, 'provider unavailable; waiting');
     await sleep(delay, job.signal);

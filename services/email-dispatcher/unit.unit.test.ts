@@ -51,3 +51,14 @@ describe('runUnit: each unit handed to the provider at most once', () => {
     await expect(runUnit(deps(), job([{ ok: false, kind: 'unauthorized', code: 'sendgrid_401', message: 'bad key' }]))).rejects.toBeInstanceOf(VendorError);
   });
 });
+
+describe('throttling is per provider account', () => {
+  it("a 429 on one account holds that account's next units, not another account's", async () => {
+    const d = deps();
+    const throttled = job([{ ok: false, kind: 'not_sent', code: 'sendgrid_429', message: 'too many requests', status: 429, retryAfterMs: 60_000 }]);
+    // Budget too short to wait a minute: the unit ends unavailable, and the account stays blocked.
+    expect(await runUnit({ ...d, waitBudgetMs: 1000 }, { ...throttled, account: 'sendgrid:a' })).toMatchObject({ state: 'unavailable', retryAfterMs: 60_000 });
+    expect(d.providerThrottle.take('sendgrid:a')).toBeGreaterThan(50_000);
+    expect(d.providerThrottle.take('sendgrid:b')).toBe(0);
+  });
+});
