@@ -249,7 +249,7 @@ describe('email dispatcher: SMTP to a real capturing server, SendGrid to its sim
 
   it('suppresses an address after a signed SendGrid bounce POSTed to the ingester (through ionflux.internal.email)', async () => {
     const account = uid('esp');
-    expect((await runCli(['link', 'email', account, ws])).code).toBe(0);
+    expect((await runCli(['link', 'email', account, ws, '--verification-key', sendgridWebhook.publicKey])).code).toBe(0);
     const address = `bounced-${ws}@example.com`;
     const [item] = JSON.parse(loadFixture('sendgrid', 'bounce').toString()) as Record<string, unknown>[];
     // Each try is a new delivery: the link reaches the running ingester through Kafka.
