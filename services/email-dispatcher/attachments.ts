@@ -1,6 +1,6 @@
 import { basename } from 'node:path';
 import { HubError } from '../../shared/errors.ts';
-import { checkHost } from './hosts.ts';
+import { FORBIDDEN_DESTINATION, outboundFetch } from '../../shared/net/outbound.ts';
 import type { ResolvedAttachment } from './providers/types.ts';
 
 export type AttachmentRef = { filename: string; url: string; content_type?: string } | { filename: string; content_base64: string; content_type?: string };
@@ -17,13 +17,14 @@ const refuse = (code: string, message: string, retryable = false) => new HubErro
 
 /** Fetches one URL: no redirects, a size limit checked on the header and while reading. */
 async function fetchBytes(url: string, o: AttachmentOptions): Promise<{ bytes: Buffer; contentType: string }> {
-  const trusted = o.trustedPrefixes.some((p) => p && url.startsWith(p));
-  const problem = trusted ? null : await checkHost(new URL(url).hostname, o.allowPrivate);
-  if (problem) throw refuse('attachment_url_forbidden', problem);
+  // The hub's own stored artifacts (trusted prefixes) may live on a private address; any other URL
+  // goes through the shared outbound policy, checked on the address actually connected to.
+  const trusted = o.allowPrivate || o.trustedPrefixes.some((p) => p && url.startsWith(p));
   let res: Response;
   try {
-    res = await fetch(url, { redirect: 'manual', signal: AbortSignal.any([o.signal, AbortSignal.timeout(30_000)]) });
+    res = (await (trusted ? fetch : outboundFetch)(url, { redirect: 'manual', signal: AbortSignal.any([o.signal, AbortSignal.timeout(30_000)]) })) as Response;
   } catch (e) {
+    if ((e as { code?: string }).code === FORBIDDEN_DESTINATION || (e as { cause?: { code?: string } }).cause?.code === FORBIDDEN_DESTINATION) throw refuse('attachment_url_forbidden', (e as Error).message);
     throw refuse('attachment_unavailable', `could not fetch attachment from ${new URL(url).host}: ${(e as Error).message}`, true);
   }
   if (!res.ok) {
