@@ -241,6 +241,10 @@ describe('webhook ingester against real Kafka, registry and OpenBao', () => {
     expect(await readAll(infra.bus, topics.event('whatsapp', ws, 'messages', 'received'), { atLeast: 1 })).toHaveLength(1);
     expect(await readAll(infra.bus, topics.event('email', ws, 'delivery', 'delivered'), { atLeast: 1 })).toHaveLength(1);
     expect(await readAll(infra.bus, topics.event('email', ws, 'delivery', 'bounced'), { atLeast: 1 })).toHaveLength(1);
+    // The bounce (not the delivery) is also copied, same bytes, to the email dispatcher's fixed topic, keyed by workspace.
+    const internal = (await readAll(infra.bus, topics.internal('email'), { atLeast: 1 })).filter((r) => r.key?.toString() === ws);
+    expect(internal).toHaveLength(1);
+    expect((await infra.codec.decode(internal[0]!.value!)).event_type).toBe('email.delivery.bounced');
     expect(await readAll(infra.bus, topics.event('tiktok', ws, 'video', 'publish_completed'), { atLeast: 1 })).toHaveLength(1);
   });
 

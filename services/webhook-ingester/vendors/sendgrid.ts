@@ -152,4 +152,6 @@ export const sendgrid: VendorModule = {
   requiredHeaders: [SENDGRID_SIGNATURE_HEADER, SENDGRID_TIMESTAMP_HEADER],
   verify,
   map,
+  // The email dispatcher learns suppressions from these (ionflux.internal.email), in every workspace.
+  internal: new Set(['delivery.bounced', 'delivery.dropped', 'delivery.spam_reported', 'delivery.unsubscribed', 'delivery.group_unsubscribed', 'delivery.group_resubscribed']),
 };

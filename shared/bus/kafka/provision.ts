@@ -95,7 +95,8 @@ export class TopicProvisioner {
 }
 
 const DAY = 24 * 3600 * 1000;
-const STATE_RETENTION_MS: Record<string, number> = { 'ionflux.state.webhook-deliveries': 7 * DAY };
+// Stores of delivery ids and of email send units only need to outlive their dedupe windows.
+const STATE_RETENTION_MS: Record<string, number> = { 'ionflux.state.webhook-deliveries': 7 * DAY, 'ionflux.state.email-units': 7 * DAY };
 
 /** Dead letters are kept longer than events so an admin has time to replay them. */
 export const defaultTopicSpecFor: TopicSpecFor = (topic): Partial<TopicSpec> | undefined => {
