@@ -1,4 +1,6 @@
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { registerSecret } from './redact.ts';
 
 /** Thrown at start-up when the environment is wrong; names every bad variable at once. */
 export class ConfigError extends Error {
@@ -21,6 +23,7 @@ export function parseEnv<S extends z.ZodObject>(schema: S, env: NodeJS.ProcessEn
 
 const port = (fallback: number) => z.coerce.number().int().min(0).max(65535).default(fallback);
 const csv = z.string().transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean));
+const flag = z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((v) => v === 'true' || v === '1' || v === 'yes');
 
 /** Variables every service shares: where Kafka, the registry and secrets are, and logging. */
 export const baseEnv = z.object({
@@ -28,6 +31,15 @@ export const baseEnv = z.object({
   KAFKA_CLIENT_ID: z.string().default('ionflux'),
   KAFKA_TOPIC_PARTITIONS: z.coerce.number().int().min(1).default(3),
   KAFKA_REPLICATION_FACTOR: z.coerce.number().int().min(1).default(1),
+  /** SASL: the principal this process is (one per service, the admin for the CLI; see docs/security.md). */
+  KAFKA_SASL_MECHANISM: z.string().toLowerCase().pipe(z.enum(['scram-sha-256', 'scram-sha-512', 'plain'])).optional(),
+  KAFKA_SASL_USERNAME: z.string().optional(),
+  KAFKA_SASL_PASSWORD: z.string().optional(),
+  /** The password in a file instead (Docker/Kubernetes secrets); read once at start. */
+  KAFKA_SASL_PASSWORD_FILE: z.string().optional(),
+  /** TLS to the brokers, verified against the system CAs or KAFKA_SSL_CA_FILE (PEM). */
+  KAFKA_SSL: flag.default(false),
+  KAFKA_SSL_CA_FILE: z.string().optional(),
   SCHEMA_REGISTRY_URL: z.url().default('http://127.0.0.1:8081/apis/ccompat/v7'),
   VAULT_ADDR: z.url().default('http://127.0.0.1:8200'),
   VAULT_TOKEN: z.string().optional(),
@@ -41,4 +53,49 @@ export const baseEnv = z.object({
 });
 export type BaseEnv = z.infer<typeof baseEnv>;
 
-export { port, csv };
+export { port, csv, flag };
+
+/** How a Kafka client proves who it is: SASL credentials, and TLS when the cluster needs it. */
+export interface KafkaAuth {
+  sasl?: { mechanism: 'scram-sha-256' | 'scram-sha-512' | 'plain'; username: string; password: string };
+  ssl?: { ca?: string };
+}
+
+type KafkaAuthEnv = Pick<BaseEnv, 'KAFKA_SASL_MECHANISM' | 'KAFKA_SASL_USERNAME' | 'KAFKA_SASL_PASSWORD' | 'KAFKA_SASL_PASSWORD_FILE' | 'KAFKA_SSL' | 'KAFKA_SSL_CA_FILE'>;
+
+/**
+ * The client settings the KAFKA_SASL_* and KAFKA_SSL* variables describe (no SASL when no user is
+ * set). The password is registered for redaction; a half-configured SASL is a ConfigError.
+ */
+export function kafkaAuth(env: KafkaAuthEnv): KafkaAuth {
+  const problems: string[] = [];
+  let sasl: KafkaAuth['sasl'];
+  if (env.KAFKA_SASL_USERNAME) {
+    let password = env.KAFKA_SASL_PASSWORD;
+    if (!password && env.KAFKA_SASL_PASSWORD_FILE) {
+      try {
+        password = readFileSync(env.KAFKA_SASL_PASSWORD_FILE, 'utf8').trim();
+      } catch (e) {
+        problems.push(`KAFKA_SASL_PASSWORD_FILE: cannot read ${env.KAFKA_SASL_PASSWORD_FILE} (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+      }
+    }
+    if (!password && problems.length === 0) problems.push('KAFKA_SASL_PASSWORD: required with KAFKA_SASL_USERNAME (or KAFKA_SASL_PASSWORD_FILE)');
+    registerSecret(password);
+    if (password) sasl = { mechanism: env.KAFKA_SASL_MECHANISM ?? 'scram-sha-256', username: env.KAFKA_SASL_USERNAME, password };
+  } else if (env.KAFKA_SASL_PASSWORD || env.KAFKA_SASL_PASSWORD_FILE) {
+    problems.push('KAFKA_SASL_USERNAME: required with KAFKA_SASL_PASSWORD');
+  }
+  let ssl: KafkaAuth['ssl'];
+  if (env.KAFKA_SSL) {
+    ssl = {};
+    if (env.KAFKA_SSL_CA_FILE) {
+      try {
+        ssl.ca = readFileSync(env.KAFKA_SSL_CA_FILE, 'utf8');
+      } catch (e) {
+        problems.push(`KAFKA_SSL_CA_FILE: cannot read ${env.KAFKA_SSL_CA_FILE} (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+      }
+    }
+  } else if (env.KAFKA_SSL_CA_FILE) problems.push('KAFKA_SSL: set KAFKA_SSL=true to use KAFKA_SSL_CA_FILE');
+  if (problems.length) throw new ConfigError(problems);
+  return { ...(sasl ? { sasl } : {}), ...(ssl ? { ssl } : {}) };
+}

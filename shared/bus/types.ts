@@ -69,6 +69,8 @@ export interface SubscribeOptions {
   concurrentKeys?: boolean;
   /** Called after a record is dead-lettered (metrics, failure events). */
   onDeadLetter?: (record: IncomingRecord, error: unknown) => Promise<void> | void;
+  /** With patterns among the subscriptions: how often the topic list is checked for new matching topics (default 5000 ms). */
+  rescanTopicsMs?: number;
 }
 
 export interface Subscription {

@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
-import { Kafka, logLevel, type LogEntry } from 'kafkajs';
+import { Kafka, logLevel, type LogEntry, type SASLOptions } from 'kafkajs';
+import type { KafkaAuth } from '../../config.ts';
 import type { Logger } from '../../logger.ts';
 
 const levels: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
@@ -27,11 +28,14 @@ function levelOf(entry: LogEntry): 'error' | 'warn' | 'info' | 'debug' {
 }
 
 /** A kafkajs client whose own logs go through our (redacting) pino logger. */
-export function createKafka(opts: { brokers: string[]; clientId: string; logger: Logger; connectionTimeoutMs?: number }): Kafka {
+export function createKafka(opts: { brokers: string[]; clientId: string; logger: Logger; auth?: KafkaAuth; connectionTimeoutMs?: number }): Kafka {
   process.env.KAFKAJS_NO_PARTITIONER_WARNING ??= '1';
+  const { sasl, ssl } = opts.auth ?? {};
   return new Kafka({
     brokers: opts.brokers,
     clientId: opts.clientId,
+    ...(sasl ? { sasl: { mechanism: sasl.mechanism, username: sasl.username, password: sasl.password } as SASLOptions } : {}),
+    ...(ssl ? { ssl: ssl.ca ? { ca: [ssl.ca] } : true } : {}),
     connectionTimeout: opts.connectionTimeoutMs ?? 1000,
     requestTimeout: 10_000,
     logLevel: logLevel.WARN,

@@ -1,4 +1,4 @@
-import type { EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
+import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
 import { describeError } from '../../errors.ts';
 import type { Logger } from '../../logger.ts';
 import { deadLetterRecord } from '../dead-letter.ts';
@@ -12,26 +12,24 @@ import { toRecord } from './records.ts';
  * eachBatch runner: records are handled in order per partition, an offset is committed only
  * after its record was handled (or dead-lettered), and a failing partition never blocks others.
  */
-export async function runConsumer(kafka: Kafka, deps: { publish: (r: OutgoingRecord) => Promise<RecordAck>; logger: Logger }, opts: SubscribeOptions): Promise<Subscription> {
-  const consumer = kafka.consumer({
-    groupId: opts.groupId,
-    allowAutoTopicCreation: false,
-    sessionTimeout: opts.sessionTimeoutMs ?? 30_000,
-    heartbeatInterval: 1000,
-    maxWaitTimeInMs: 1000,
-    retry: { retries: 10 },
-  });
+export async function runConsumer(kafka: Kafka, deps: { publish: (r: OutgoingRecord) => Promise<RecordAck>; listTopics: () => Promise<string[]>; logger: Logger }, opts: SubscribeOptions): Promise<Subscription> {
+  const newConsumer = () =>
+    kafka.consumer({
+      groupId: opts.groupId,
+      allowAutoTopicCreation: false,
+      sessionTimeout: opts.sessionTimeoutMs ?? 30_000,
+      heartbeatInterval: 1000,
+      maxWaitTimeInMs: 1000,
+      retry: { retries: 10 },
+    });
   const classify = opts.classify ?? defaultClassify;
   const maxAttempts = opts.maxAttempts ?? 5;
   const backoff = opts.backoffMs ?? { initial: 200, max: 10_000 };
   const dlqTopic = topics.deadLetter(opts.service);
+  const subscriptions = opts.subscriptions.map((s) => (typeof s === 'string' ? topicPattern(s) : s));
+  const patterns = subscriptions.filter((s): s is RegExp => s instanceof RegExp);
+  const matching = async () => new Set((await deps.listTopics()).filter((t) => patterns.some((p) => p.test(t))));
   let stopping = false;
-
-  await consumer.connect();
-  for (const s of opts.subscriptions) {
-    await consumer.subscribe({ topic: typeof s === 'string' ? topicPattern(s) : s, fromBeginning: opts.fromBeginning ?? false });
-  }
-
   async function deadLetter(record: IncomingRecord, error: unknown, attempts: number): Promise<void> {
     await deps.publish(deadLetterRecord({ dlqTopic, service: opts.service, record, message: record, error, attempts }));
     deps.logger.warn({ topic: record.topic, partition: record.partition, offset: record.offset, error: describeError(error) }, 'record dead-lettered');
@@ -120,19 +118,62 @@ export async function runConsumer(kafka: Kafka, deps: { publish: (r: OutgoingRec
     await p.commitOffsetsIfNecessary();
   }
 
-  await consumer.run({
-    eachBatchAutoResolve: false,
-    autoCommit: true,
-    autoCommitInterval: 1000,
-    partitionsConsumedConcurrently: opts.partitionsConsumedConcurrently ?? 1,
-    eachBatch: handleBatch,
-  });
+  /** A consumer subscribed to every subscription as it stands now, running. */
+  async function start() {
+    const consumer = newConsumer();
+    try {
+      await consumer.connect();
+      for (const s of subscriptions) await consumer.subscribe({ topic: s, fromBeginning: opts.fromBeginning ?? false });
+      await consumer.run({
+        eachBatchAutoResolve: false,
+        autoCommit: true,
+        autoCommitInterval: 1000,
+        partitionsConsumedConcurrently: opts.partitionsConsumedConcurrently ?? 1,
+        eachBatch: handleBatch,
+      });
+    } catch (e) {
+      await consumer.disconnect().catch(() => undefined);
+      throw e;
+    }
+    return consumer;
+  }
+
+  let known = patterns.length ? await matching() : new Set<string>();
+  let consumer: Consumer | undefined = await start();
+
+  // kafkajs resolves a pattern once, when it subscribes: a topic created later (a new workspace's
+  // command topic) would never be read. The topic list is watched instead, and when a new topic
+  // matches, the consumer leaves the group cleanly (in-flight records finish and commit) and joins
+  // again subscribed to it. A new topic's partitions start where `fromBeginning` says.
+  let watching: Promise<void> = Promise.resolve();
+  const rescan = async () => {
+    if (stopping) return;
+    const now = await matching();
+    const added = [...now].filter((t) => !known.has(t));
+    if (consumer && added.length === 0) return;
+    if (consumer) {
+      deps.logger.info({ group: opts.groupId, topics: added }, 'new topics match the subscription; rejoining the group');
+      const leaving = consumer;
+      consumer = undefined;
+      await leaving.disconnect();
+    }
+    if (stopping) return;
+    consumer = await start();
+    known = now;
+  };
+  const watcher = patterns.length
+    ? setInterval(() => {
+        watching = watching.then(rescan).catch((e: unknown) => deps.logger.warn({ group: opts.groupId, err: describeError(e) }, 'could not rejoin with new topics; retrying'));
+      }, opts.rescanTopicsMs ?? 5000)
+    : undefined;
 
   return {
     async stop() {
       stopping = true;
+      clearInterval(watcher);
+      await watching;
       // kafkajs waits for the running batch, commits resolved offsets and leaves the group.
-      await consumer.disconnect();
+      await consumer?.disconnect();
     },
   };
 }
