@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { z } from 'zod';
 import { registerSecret } from './redact.ts';
 
@@ -98,4 +99,42 @@ export function kafkaAuth(env: KafkaAuthEnv): KafkaAuth {
   } else if (env.KAFKA_SSL_CA_FILE) problems.push('KAFKA_SSL: set KAFKA_SSL=true to use KAFKA_SSL_CA_FILE');
   if (problems.length) throw new ConfigError(problems);
   return { ...(sasl ? { sasl } : {}), ...(ssl ? { ssl } : {}) };
+}
+
+/** Where `make up` writes the settings of the hub it started (IONFLUX_ENV_DIR, default `.ionflux`). */
+export const envDir = (env: NodeJS.ProcessEnv = process.env) => env.IONFLUX_ENV_DIR ?? '.ionflux';
+
+/** KEY=value lines (blank lines and # comments skipped; no quoting, no expansion). */
+export function readEnvFile(file: string): Record<string, string> {
+  if (!existsSync(file)) return {};
+  const out: Record<string, string> = {};
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    const m = /^\s*([A-Z_][A-Z0-9_]*)=(.*)$/.exec(line);
+    if (m) out[m[1]!] = m[2]!.trim();
+  }
+  return out;
+}
+
+// Each group is taken from the file only when the environment sets none of its variables, so a
+// broker, a secret store or a registry is never half from the environment, half from the file.
+const GROUPS: { file: string; keys: string[] }[] = [
+  { file: 'kafka.env', keys: ['KAFKA_BROKERS', 'KAFKA_SASL_MECHANISM', 'KAFKA_SASL_USERNAME', 'KAFKA_SASL_PASSWORD', 'KAFKA_SASL_PASSWORD_FILE', 'KAFKA_SSL', 'KAFKA_SSL_CA_FILE'] },
+  { file: 'hub.env', keys: ['VAULT_ADDR', 'VAULT_TOKEN'] },
+  { file: 'hub.env', keys: ['SCHEMA_REGISTRY_URL'] },
+];
+
+/**
+ * The environment completed from the files `make up` writes (`.ionflux/kafka.env`: the broker and
+ * the admin's credentials; `.ionflux/hub.env`: the secret store and registry the running hub
+ * uses), so the CLI or a client in a second terminal needs nothing exported. A variable set to an
+ * empty string counts as set (e.g. `VAULT_TOKEN=` picks the local file store).
+ */
+export function withLocalHubEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const merged: NodeJS.ProcessEnv = { ...env };
+  for (const g of GROUPS) {
+    if (g.keys.some((k) => env[k] !== undefined)) continue;
+    const values = readEnvFile(join(envDir(env), g.file));
+    for (const k of g.keys) if (values[k] !== undefined) merged[k] = values[k];
+  }
+  return merged;
 }

@@ -6,6 +6,7 @@ import { dlqCommand } from './dlq.ts';
 import { endpointsCommand } from './endpoints.ts';
 import { integrationsCommand } from './integrations.ts';
 import { linkCommand, linksCommand } from './links.ts';
+import { principalsCommand } from './principals.ts';
 import { schemasCommand } from './schemas.ts';
 import { tailCommand } from './tail.ts';
 
@@ -28,6 +29,7 @@ const commands: Record<string, CliCommand> = {
   workspace: workspaceCommand,
   approvals: approvalsCommand,
   dlq: dlqCommand,
+  principals: principalsCommand,
 };
 
 function usage(): string {
