@@ -97,11 +97,17 @@ wanted registry && start registry registry_healthy 120 "$(modern_java)" -Xmx512m
   -jar "$APICURIO_HOME/quarkus-run.jar"
 wanted vault && start vault vault_healthy 60 "$IONFLUX_VENV/bin/bao" server -dev -dev-root-token-id="$VAULT_DEV_ROOT_TOKEN" \
   -dev-listen-address="127.0.0.1:$VAULT_PORT"
+# Per-service policies and tokens, and the admin's ($IONFLUX_RUN/vault/<principal>.token); the root
+# token is used for this setup only.
+if wanted vault; then
+  (cd "$LOCAL_DIR/../.." && VAULT_ADDR="http://127.0.0.1:$VAULT_PORT" VAULT_ROOT_TOKEN="$VAULT_DEV_ROOT_TOKEN" node --import tsx deploy/local/vault/setup.ts "$IONFLUX_RUN/vault") ||
+    { log "could not set up OpenBao policies and tokens with the dev root token (VAULT_DEV_ROOT_TOKEN)"; exit 1; }
+fi
 
 cat >&2 <<EOT
 [infra] ready:
   KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT  (SASL/SCRAM; admin client settings: $IONFLUX_RUN/kafka/admin.env)
   SCHEMA_REGISTRY_URL=http://127.0.0.1:$REGISTRY_PORT/apis/ccompat/v7
-  VAULT_ADDR=http://127.0.0.1:$VAULT_PORT  (dev root token: $VAULT_DEV_ROOT_TOKEN)
+  VAULT_ADDR=http://127.0.0.1:$VAULT_PORT  (tokens per service and the admin's: $IONFLUX_RUN/vault/)
   logs: $IONFLUX_RUN/logs/
 EOT

@@ -24,7 +24,13 @@ function levelOf(entry: LogEntry): 'error' | 'warn' | 'info' | 'debug' {
   const level = levels[entry.level] ?? 'info';
   if (level !== 'error' && level !== 'warn') return level;
   const error = (entry.log as { error?: unknown }).error;
-  return typeof error === 'string' && retriableMessages.has(error) ? 'debug' : level;
+  if (typeof error === 'string' && retriableMessages.has(error)) return 'debug';
+  // A consumer that crashed on a retriable error (a fresh broker's group coordinator still
+  // loading) restarts by itself; only what it gives up on matters.
+  const crash = /^Crash: KafkaJS\w+: (.*)$/.exec(entry.log.message ?? '');
+  if (crash && retriableMessages.has(crash[1]!)) return 'debug';
+  if (entry.log.message?.startsWith('Restarting the consumer in')) return 'debug';
+  return level;
 }
 
 /** A kafkajs client whose own logs go through our (redacting) pino logger. */
