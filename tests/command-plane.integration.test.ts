@@ -57,7 +57,7 @@ describe('command plane: webhook.post through a worker process, real Kafka, regi
     await vault.put(secretPaths.workspace(ws, 'webhook'), { signing_secret: signingSecret });
     [approvals, settings] = await Promise.all([openApprovals(infra), openWorkspaceConnectors(infra)]);
     worker = await startWorker({ RETRY_MAX_WAIT_MS: '3000', EXTRA_CONNECTORS_DIR: 'tests/fixtures/connectors' });
-    client = await createHubClient({ brokers: env.brokers, registryUrl: env.registryUrl });
+    client = await createHubClient({ brokers: env.brokers, auth: env.auth, registryUrl: env.registryUrl });
   }, 180_000);
   afterAll(async () => {
     await client?.close();
