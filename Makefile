@@ -1,6 +1,6 @@
 # IONFLUX Integration Hub. `make up` runs the hub, `make test` runs every test.
 SHELL := /bin/bash
-.PHONY: up test test-reliability test-unit install infra-up infra-down schemas-check typecheck bench-producer bench-ingest bench-commands bench-llm bench-state
+.PHONY: up test test-reliability test-unit install infra-up infra-down schemas-check typecheck bench-producer bench-ingest bench-commands bench-llm bench-state bench-email
 
 up: ## start Kafka, the schema registry, OpenBao and every service; Ctrl-C stops them
 	@bash deploy/local/up.sh
@@ -44,3 +44,6 @@ bench-state: install ## one worker with 1M finished commands in its table: resta
 
 bench-llm: install ## LLM orchestrator: latency added over calling the same OpenAI-API simulator directly, p50/p99 at 1 and 50 concurrent, req/s
 	@bash bench/llm/run.sh
+
+bench-email: install ## email over SMTP to a local aiosmtpd: the dispatcher's messages/s (single and bulk) next to nodemailer direct, same run
+	@bash bench/email/run.sh

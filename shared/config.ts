@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { registerSecret } from './redact.ts';
+import { parseAllowlist, type AllowRule } from './net/allowlist.ts';
 
 /** Thrown at start-up when the environment is wrong; names every bad variable at once. */
 export class ConfigError extends Error {
@@ -25,6 +26,14 @@ export function parseEnv<S extends z.ZodObject>(schema: S, env: NodeJS.ProcessEn
 const port = (fallback: number) => z.coerce.number().int().min(0).max(65535).default(fallback);
 const csv = z.string().transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean));
 const flag = z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((v) => v === 'true' || v === '1' || v === 'yes');
+const allowlist = z.string().transform((s, ctx): AllowRule[] => {
+  try {
+    return parseAllowlist(s);
+  } catch (e) {
+    ctx.issues.push({ code: 'custom', message: (e as Error).message, input: s });
+    return z.NEVER;
+  }
+});
 
 /** Variables every service shares: where Kafka, the registry and secrets are, and logging. */
 export const baseEnv = z.object({
@@ -51,6 +60,11 @@ export const baseEnv = z.object({
   IONFLUX_STATE_DIR: z.string().optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   METRICS_PORT: port(0),
+  /**
+   * Exceptions to the outbound policy (shared/net/outbound.ts): hosts, host:port, IPs or CIDRs that
+   * connectors may reach although they are loopback, private or reserved. Empty: none.
+   */
+  OUTBOUND_ALLOWLIST: allowlist.default([]),
 });
 export type BaseEnv = z.infer<typeof baseEnv>;
 

@@ -28,10 +28,25 @@ export function mountOpsRoutes(app: Express, opts: { metrics: Registry; checks: 
   });
 }
 
-/** Listens on 127.0.0.1 (or `host`) and resolves once bound; port 0 picks a free port. */
-/** Serves an express app (or any request listener) on host:port. */
-export async function listen(app: Express | RequestListener, port: number, host = '127.0.0.1'): Promise<{ server: Server; url: string; close: () => Promise<void> }> {
-  const server = createServer(app as RequestListener);
+/** Limits of a public listener: how long a client may take to send its request, and how many sockets it may hold. */
+export interface ListenLimits {
+  headersTimeoutMs?: number;
+  requestTimeoutMs?: number;
+  maxConnections?: number;
+}
+
+/**
+ * Serves an express app (or any request listener) on host:port (127.0.0.1 unless given) and
+ * resolves once bound; port 0 picks a free port. With `limits`, a request whose headers or whole
+ * body do not arrive in time is answered 408 and its socket closed (checked every second, not
+ * node's default 30 s), and sockets over maxConnections are closed on accept.
+ */
+export async function listen(app: Express | RequestListener, port: number, host = '127.0.0.1', limits: ListenLimits = {}): Promise<{ server: Server; url: string; close: () => Promise<void> }> {
+  const timeouts = limits.requestTimeoutMs !== undefined || limits.headersTimeoutMs !== undefined
+    ? { headersTimeout: limits.headersTimeoutMs, requestTimeout: limits.requestTimeoutMs, connectionsCheckingInterval: 1000 }
+    : {};
+  const server = createServer(timeouts, app as RequestListener);
+  if (limits.maxConnections !== undefined) server.maxConnections = limits.maxConnections;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {

@@ -11,6 +11,7 @@ import { createRegistry } from './events/registry.ts';
 import { busReadiness, registryReadiness, type ReadinessCheck } from './http.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createMetricsRegistry } from './metrics.ts';
+import { configureOutbound } from './net/outbound.ts';
 
 /** What every service is built from; `main.ts` files create one and wire handlers onto it. */
 export interface Runtime {
@@ -40,6 +41,8 @@ export interface RuntimeOptions {
 
 export async function createRuntime(service: string, env: BaseEnv, opts: RuntimeOptions = {}): Promise<Runtime> {
   const logger = opts.logger ?? createLogger({ service, level: env.LOG_LEVEL });
+  // One outbound policy per process: connectors' requests go through it (shared/net/outbound.ts).
+  configureOutbound(env.OUTBOUND_ALLOWLIST);
   const metrics = createMetricsRegistry(service);
   const auth = kafkaAuth(env);
   const kafka = createKafka({ brokers: env.KAFKA_BROKERS, clientId: `${env.KAFKA_CLIENT_ID}-${service}`, logger, auth });

@@ -151,7 +151,13 @@ describe('command plane: webhook.post through a worker process, real Kafka, regi
     expect(await refund()).toMatchObject({ status: 'failed', error: { code: 'financial_actions_disabled' } });
     await settings.set(wsConnectorKey(ws, WORKSPACE_POLICY), { settings: {}, financial_actions_enabled: true, updated_at: new Date().toISOString() });
     await new Promise((r) => setTimeout(r, 1500));
-    expect(await refund()).toMatchObject({ status: 'succeeded', result: { refunded: '9.99' } });
+    // Enabled, it still waits for an admin's approval (its gate is external_write), then runs.
+    const waiting = await refund();
+    expect(waiting).toMatchObject({ status: 'awaiting_approval', approval_id: expect.stringMatching(/^apr_/) });
+    await expect.poll(() => approvals.get(waiting.approval_id!)?.status, { timeout: 10_000 }).toBe('pending');
+    const released = (await nextEvent(defaultOutcomeTopic('payments', ws), (e) => e.correlation_id === waiting.command_id && e.event_type.endsWith('succeeded'))).event;
+    expect((await runCli(['approvals', 'approve', waiting.approval_id!])).code).toBe(0);
+    expect(JSON.parse((await released).payload_json)).toMatchObject({ status: 'succeeded', result: { refunded: '9.99' } });
   }, 120_000);
 
   it('answers invalid JSON, an unknown action, bad params and an expired deadline with a failed outcome and a dead letter of the original bytes (item 12)', async () => {

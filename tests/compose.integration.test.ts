@@ -72,11 +72,26 @@ describe('docker-compose.yml (checked without a Docker engine)', () => {
     }
   });
 
-  it('the ingester is published on 8080, listens on every interface and is health-checked on /readyz', () => {
+  it('the ingester publishes only its webhook port (8080) on every interface; its ops port (health, metrics) is another, unpublished, and health-checked', () => {
     const r = composeCheck(['--json']);
     const svc = (JSON.parse(r.stdout) as { services: Record<string, ComposeService & { ports?: string[]; healthcheck?: { test: string[] } }> }).services['webhook-ingester']!;
-    expect(svc.ports).toContain('8080:8080');
-    expect(envOf(svc)).toMatchObject({ INGESTER_PORT: '8080', INGESTER_HOST: '0.0.0.0' });
-    expect(svc.healthcheck?.test.join(' ')).toContain(':8080/readyz');
+    expect(svc.ports).toEqual(['8080:8080']);
+    const env = envOf(svc);
+    expect(env).toMatchObject({ INGESTER_PORT: '8080', INGESTER_HOST: '0.0.0.0', INGESTER_OPS_PORT: '8089' });
+    expect(env.INGESTER_OPS_PORT).not.toBe(env.INGESTER_PORT);
+    expect(svc.healthcheck?.test.join(' ')).toContain(`:${env.INGESTER_OPS_PORT}/readyz`);
+  });
+
+  it('publishes nothing else on a public interface: ops ports, stored artifacts and the infrastructure bind to the host loopback or stay unpublished', () => {
+    const r = composeCheck(['--json']);
+    const services = (JSON.parse(r.stdout) as { services: Record<string, { ports?: (string | { published?: string | number; host_ip?: string; target?: number })[] }> }).services;
+    const exposed: string[] = [];
+    for (const [name, svc] of Object.entries(services)) {
+      for (const p of svc.ports ?? []) {
+        const [ip, published] = typeof p === 'string' ? (p.split(':').length === 3 ? [p.split(':')[0], p.split(':')[1]] : ['', p.split(':')[0]]) : [p.host_ip ?? '', String(p.published)];
+        if (ip !== '127.0.0.1') exposed.push(`${name}:${published}`);
+      }
+    }
+    expect(exposed).toEqual(['webhook-ingester:8080']);
   });
 });

@@ -76,7 +76,6 @@ describe('llm orchestrator: every task through Kafka, against local OpenAI-API s
         [keylessProvider]: { base_url: openai.url, key_required: true, models: { 'keyless-chat': { model: 'gpt-4o-mini', tasks: ['text_generation'] } } },
       }),
       LLM_COOLDOWN_MS: '3000',
-      LLM_MEDIA_ALLOW_PRIVATE: 'true',
       LLM_MEDIA_MAX_BYTES: '200000',
       LLM_WORKSPACE_BUDGETS: JSON.stringify({ [zeroBudgetWs]: { day_usd: 0 } }),
       LLM_RETRY_MAX_ATTEMPTS: '2',
@@ -220,6 +219,19 @@ describe('llm orchestrator: every task through Kafka, against local OpenAI-API s
     const got = Buffer.from(await (await fetch(ref.url)).arrayBuffer());
     expect(got.length).toBe(IMAGE_BYTES);
     expect(createHash('sha256').update(got).digest('hex')).toBe(ref.sha256);
+    // The URL is signed for this workspace and expires: another workspace, a bare name or a
+    // tampered expiry opens nothing.
+    const signed = new URL(ref.url);
+    expect(signed.searchParams.get('ws')).toBe(ws);
+    const other = new URL(ref.url);
+    other.searchParams.set('ws', uid('ws'));
+    const later = new URL(ref.url);
+    later.searchParams.set('exp', String(Number(signed.searchParams.get('exp')) + 3600));
+    for (const url of [other.href, `${signed.origin}${signed.pathname}`, later.href]) {
+      const res = await fetch(url);
+      expect(res.status, url).toBe(403);
+      expect(await res.json()).toEqual({ error: 'invalid_signature' });
+    }
 
     // gpt-image models always answer base64: stored too, without asking for a response_format.
     const gptImage = await send(ws, 'image_generation', { model: 'gpt-image-1', prompt: 'a sticker' });

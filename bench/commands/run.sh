@@ -73,7 +73,7 @@ if has hub; then
     prof=(--cpu-prof --cpu-prof-dir "$ROOT/reports/bench-commands-prof")
   fi
   echo "[bench] hub: services/connector-worker serving noop (ops 127.0.0.1:$port, log $work/worker.log)" >&2
-  WORKER_CONNECTORS=noop EXTRA_CONNECTORS_DIR=bench/commands/connectors LOG_LEVEL=warn \
+  WORKER_CONNECTORS=noop EXTRA_CONNECTORS_DIR=bench/commands/connectors LOG_LEVEL=warn COMMAND_GROUP_PREFIX=bench-commands \
     RATE_LIMIT_PER_SECOND=1000000 RATE_LIMIT_BURST=1000000 VAULT_TOKEN="${VAULT_TOKEN:-$VAULT_DEV_ROOT_TOKEN}" \
     WORKER_INSTANCE_ID="bench$RUN_ID" WORKER_OPS_PORT="$port" \
     node "${prof[@]}" --import tsx services/connector-worker/main.ts >"$work/worker.log" 2>&1 &

@@ -117,12 +117,13 @@ ok_2xx() { node -e 'const r=JSON.parse(require("fs").readFileSync(process.argv[1
 # run_hub NAME ORDERS CONNECTIONS: a fresh ingester (and a fresh event topic, so its record count
 # is this run's; the ingester provisions it again), the load, then the count.
 run_hub() {
-  local name=$1 orders=$2 conns=$3 port code ready profdir profile expect
+  local name=$1 orders=$2 conns=$3 port ops_port code ready profdir profile expect
   topic_cmd --delete --if-exists --topic "${HUB_TOPIC//./\\.}" >/dev/null 2>&1
   for _ in $(seq 1 40); do topic_cmd --list 2>/dev/null | grep -qxF "$HUB_TOPIC" || break; sleep 0.25; done
   SECRETS_FILE="$work/secrets.enc" SECRETS_KEY_FILE="$work/secrets.key" LOG_LEVEL=warn \
     node bin/ionflux.mjs link shopify "$SHOP" "$WS" >&2 || { echo "[bench] ionflux link failed" >&2; return 1; }
   port=$(free_port)
+  ops_port=$(free_port)
   local prof=()
   profdir="reports/bench-ingest-prof/$name-$RUN_ID"
   if [ "${BENCH_CPU_PROF:-0}" = 1 ]; then
@@ -130,14 +131,14 @@ run_hub() {
     prof=(--cpu-prof --cpu-prof-dir "$ROOT/$profdir")
   fi
   echo "[bench] $name: webhook ingester on 127.0.0.1:$port, orders: $orders (log $work/$name-ingester.log)" >&2
-  SHOPIFY_API_SECRET="$SECRET" INGESTER_PORT="$port" INGESTER_HOST=127.0.0.1 LOG_LEVEL=warn \
+  SHOPIFY_API_SECRET="$SECRET" INGESTER_PORT="$port" INGESTER_OPS_PORT="$ops_port" INGESTER_HOST=127.0.0.1 LOG_LEVEL=warn \
     INGESTER_INSTANCE_ID="bench$RUN_ID$name" SECRETS_FILE="$work/secrets.enc" SECRETS_KEY_FILE="$work/secrets.key" \
     node "${prof[@]}" --import tsx services/webhook-ingester/main.ts >"$work/$name-ingester.log" 2>&1 &
   ingester_pid=$!
   ready=0
   for _ in $(seq 1 300); do
     kill -0 "$ingester_pid" 2>/dev/null || break
-    curl -fs -o /dev/null "http://127.0.0.1:$port/readyz" && { ready=1; break; }
+    curl -fs -o /dev/null "http://127.0.0.1:$ops_port/readyz" && { ready=1; break; }
     sleep 0.2
   done
   [ "$ready" = 1 ] || { echo "[bench] the ingester did not become ready:" >&2; tail -n 30 "$work/$name-ingester.log" >&2; return 1; }

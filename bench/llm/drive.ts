@@ -20,7 +20,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import OpenAI from 'openai';
+import { createKafka } from '../../shared/bus/kafka/client.ts';
 import { createHubClient, type HubClient } from '../../shared/commands/client.ts';
+import { createLogger } from '../../shared/logger.ts';
 
 const N1 = Number(process.env.BENCH_N1 ?? 400);
 const N50 = Number(process.env.BENCH_N50 ?? 3000);
@@ -30,6 +32,22 @@ const registryUrl = process.env.SCHEMA_REGISTRY_URL ?? 'http://127.0.0.1:8081/ap
 const KEY = `sk-bench-${Math.random().toString(36).slice(2)}${Date.now().toString(36)}`;
 const PROMPT = 'Summarize in one sentence: the order #1042 shipped late because the carrier missed the pickup window; the customer asked for a refund of the shipping fee.';
 const log = (m: string) => process.stderr.write(`[bench-llm] ${m}\n`);
+const SERVICE = 'llmbench';
+const BENCH_TOPIC = /^ionflux\.(cmd\.llmbench|llmbench\..+|state\.(commands-llmbench|llmbench-spend))$/;
+
+/** Deletes the bench's topics and consumer group, so nothing of it stays in the user's broker. */
+async function cleanupBroker(): Promise<void> {
+  const admin = createKafka({ brokers, clientId: 'bench-llm-cleanup', logger: createLogger({ service: 'bench-llm', level: 'silent' }) }).admin();
+  await admin.connect();
+  try {
+    const mine = (await admin.listTopics()).filter((t) => BENCH_TOPIC.test(t));
+    if (mine.length) await admin.deleteTopics({ topics: mine });
+    await admin.deleteGroups([`bench-llm-${SERVICE}-worker`]).catch(() => undefined);
+    log(`deleted ${mine.length} bench topics and the bench consumer group`);
+  } finally {
+    await admin.disconnect();
+  }
+}
 const children: ChildProcess[] = [];
 // Never leave the simulator or an orchestrator (which would keep consuming ionflux.cmd.llm) behind.
 const killAll = () => children.forEach((c) => c.exitCode === null && c.signalCode === null && c.kill('SIGTERM'));
@@ -120,6 +138,10 @@ async function main(): Promise<void> {
         LLM_OPS_PORT: String(opsPort),
         LLM_INSTANCE_ID: `bench${process.pid}`,
         LLM_ARTIFACTS_DIR: join(work, 'artifacts'),
+        // Its own command topic, outcome topics, state and consumer group: a running hub neither
+        // consumes the bench's commands nor shares its group; all are deleted at the end.
+        LLM_SERVICE: SERVICE,
+        COMMAND_GROUP_PREFIX: 'bench-llm',
         // The per-workspace rate limit would otherwise be what we measure.
         LLM_RATE_PER_SECOND: '1000000',
         LLM_RATE_BURST: '1000000',
@@ -140,7 +162,7 @@ async function main(): Promise<void> {
     const client: HubClient = await createHubClient({ brokers, registryUrl, clientId: 'bench-llm' });
     const ws = (i: number) => `llmbench${i}`;
     const viaHub = (w: number) => async () => {
-      const out = await client.send({ workspace_id: ws(w), agent_id: 'bench', service: 'llm', action: 'text_generation', params: { model: 'gpt-4o-mini', prompt: PROMPT, max_tokens: 64 } }, { timeoutMs: 60_000 });
+      const out = await client.send({ workspace_id: ws(w), agent_id: 'bench', service: SERVICE, action: 'text_generation', params: { model: 'gpt-4o-mini', prompt: PROMPT, max_tokens: 64 } }, { timeoutMs: 60_000 });
       if (out.status !== 'succeeded') throw new Error(`command failed: ${JSON.stringify(out.error)}`);
       return (out.result as { timing: { overhead_ms: number } }).timing.overhead_ms;
     };
@@ -199,6 +221,7 @@ async function main(): Promise<void> {
     for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
     await Promise.all(children.map((c) => (c.exitCode !== null || c.signalCode !== null ? undefined : new Promise((r) => c.once('exit', r)))));
     rmSync(work, { recursive: true, force: true });
+    await cleanupBroker().catch((e: unknown) => log(`cleanup failed: ${(e as Error).message}`));
   }
 }
 

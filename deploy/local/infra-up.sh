@@ -93,7 +93,7 @@ kafka_provision() {
 wanted kafka && kafka_prepare && start kafka kafka_healthy 90 java -Xms512m -Xmx1g -cp "$KAFKA_HOME/lib/*" \
   -Dlog4j2.configurationFile="$LOCAL_DIR/kafka/log4j2.properties" kafka.Kafka "$IONFLUX_RUN/kafka/server.properties"
 wanted kafka && kafka_provision
-wanted registry && start registry registry_healthy 120 "$(modern_java)" -Xmx512m -Dquarkus.http.host=127.0.0.1 -Dquarkus.http.port="$REGISTRY_PORT" \
+wanted registry && start registry registry_healthy 120 "$(modern_java)" -Xmx512m -Dquarkus.http.host=127.0.0.1 -Dquarkus.http.port="$REGISTRY_PORT" -Dquarkus.management.host=127.0.0.1 \
   -jar "$APICURIO_HOME/quarkus-run.jar"
 wanted vault && start vault vault_healthy 60 "$IONFLUX_VENV/bin/bao" server -dev -dev-root-token-id="$VAULT_DEV_ROOT_TOKEN" \
   -dev-listen-address="127.0.0.1:$VAULT_PORT"

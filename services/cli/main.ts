@@ -3,6 +3,7 @@ import { HubError } from '../../shared/errors.ts';
 import { approvalsCommand } from './approvals.ts';
 import { connectCommand, disconnectCommand, webhooksCommand, workspaceCommand } from './connect.ts';
 import { dlqCommand } from './dlq.ts';
+import { emailCommand } from './email.ts';
 import { endpointsCommand } from './endpoints.ts';
 import { integrationsCommand } from './integrations.ts';
 import { linkCommand, linksCommand } from './links.ts';
@@ -29,6 +30,7 @@ const commands: Record<string, CliCommand> = {
   workspace: workspaceCommand,
   approvals: approvalsCommand,
   dlq: dlqCommand,
+  email: emailCommand,
   principals: principalsCommand,
 };
 

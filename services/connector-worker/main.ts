@@ -26,7 +26,7 @@ const connectors = new Map<string, Connector>([
   ['platform', createPlatformConnector({ codec: rt.codec, approvals: shared.approvals, store })],
 ]);
 if (env.EXTRA_CONNECTORS_DIR) for (const [id, c] of await loadConnectors(pathToFileURL(`${resolve(env.EXTRA_CONNECTORS_DIR)}/`))) connectors.set(id, c);
-const served = [...connectors.keys()].filter((id) => !env.WORKER_CONNECTORS.length || env.WORKER_CONNECTORS.includes(id) || id === 'platform');
+const served = [...connectors.keys()].filter((id) => !env.WORKER_CONNECTORS.length || env.WORKER_CONNECTORS.includes(id));
 
 const buckets = new TokenBuckets(env.RATE_LIMIT_PER_SECOND, env.RATE_LIMIT_BURST);
 for (const service of served) {

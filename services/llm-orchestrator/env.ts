@@ -7,6 +7,8 @@ import { llmEnvShape } from './connector/config.ts';
 export const llmOrchestratorEnv = baseEnv.extend({
   ...llmEnvShape,
   ...commandEnvShape,
+  /** The command topic is ionflux.cmd.<this>; a bench runs its own orchestrator under another name. */
+  LLM_SERVICE: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/).default('llm'),
   LLM_INSTANCE_ID: z.string().regex(/^[a-z0-9_-]{1,40}$/).default('0'),
   LLM_OPS_PORT: port(8091),
   LLM_OPS_HOST: z.string().default('127.0.0.1'),

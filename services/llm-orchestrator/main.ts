@@ -9,6 +9,7 @@ import { buildLlmConfig } from './connector/config.ts';
 import { createLlmConnector } from './connector/index.ts';
 import { TokenBuckets } from '../../shared/connectors/rate-limit.ts';
 import { listen, mountOpsRoutes } from '../../shared/http.ts';
+import { registerSecret } from '../../shared/redact.ts';
 import { closeOnSignals, createRuntime } from '../../shared/runtime.ts';
 import { createSecretStore } from '../../shared/secrets/index.ts';
 import { mountArtifactRoutes } from './artifacts-route.ts';
@@ -27,15 +28,16 @@ const app = express();
 mountOpsRoutes(app, { metrics: rt.metrics, checks: { ...rt.checks, secret_store: async () => (await store.health()).ok, command_worker: async () => serving } });
 const ops = await listen(app, env.LLM_OPS_PORT, env.LLM_OPS_HOST);
 rt.onClose(() => ops.close());
-const artifacts = createArtifactStore({ dir: env.LLM_ARTIFACTS_DIR, baseUrl: env.LLM_ARTIFACTS_BASE_URL ?? ops.url });
-mountArtifactRoutes(app, artifacts);
 const ttlMs = env.LLM_ARTIFACTS_TTL_HOURS * 3600_000;
+registerSecret(env.LLM_ARTIFACTS_SIGNING_KEY);
+const artifacts = createArtifactStore({ dir: env.LLM_ARTIFACTS_DIR, baseUrl: env.LLM_ARTIFACTS_BASE_URL ?? ops.url, urlTtlMs: ttlMs, signingKey: env.LLM_ARTIFACTS_SIGNING_KEY });
+mountArtifactRoutes(app, artifacts);
 const sweep = () => void artifacts.sweep(ttlMs).catch((e: unknown) => rt.logger.warn({ err: e }, 'artifact sweep failed'));
 sweep();
 const sweeper = setInterval(sweep, 3600_000).unref();
 rt.onClose(() => clearInterval(sweeper));
 
-const spendTable = new KafkaTable<SpendEntry>({ ...rt, topic: topics.state('llm-spend'), parse: jsonValue((v) => spendEntrySchema.parse(v)) });
+const spendTable = new KafkaTable<SpendEntry>({ ...rt, topic: topics.state(env.LLM_SERVICE === 'llm' ? 'llm-spend' : `${env.LLM_SERVICE}-spend`), parse: jsonValue((v) => spendEntrySchema.parse(v)) });
 const [shared] = await Promise.all([openSharedTables(rt), spendTable.start(120_000)]);
 rt.onClose(() => spendTable.close());
 // Spend totals go through a producer of their own, outside transactions: they are latest totals
@@ -47,7 +49,7 @@ rt.onClose(() => spend.flush());
 
 const connector = createLlmConnector({ config, store, spend, artifacts, logger: rt.logger, onCall: llmMetrics(rt.metrics) });
 await runCommandService(rt, {
-  service: 'llm', connector, store, shared,
+  service: env.LLM_SERVICE, connector, store, shared,
   buckets: new TokenBuckets(env.LLM_RATE_PER_SECOND, env.LLM_RATE_BURST),
   retry: { maxAttempts: env.LLM_RETRY_MAX_ATTEMPTS, initialMs: 250, maxWaitMs: env.LLM_RETRY_MAX_WAIT_MS },
   actionTimeoutMs: env.LLM_ACTION_TIMEOUT_MS,

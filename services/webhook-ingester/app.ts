@@ -1,18 +1,18 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import express from 'express';
-import { mountOpsRoutes, type ReadinessCheck } from '../../shared/http.ts';
-import type { Registry } from 'prom-client';
-import { ingest, inFlightCount, type IngestDeps, type IngestResponse } from './ingest.ts';
+import { admission, readBody } from './admission.ts';
+import { ingest, precheck, type IngestDeps, type IngestResponse } from './ingest.ts';
 import type { Outcome } from './metrics.ts';
 import { vendors, verifyChallenge } from './vendors/index.ts';
 import type { RawDelivery, VendorModule } from './vendors/types.ts';
 
 export interface AppOptions {
   deps: IngestDeps;
-  metrics: Registry;
-  checks: Record<string, ReadinessCheck>;
   bodyLimit: number;
+  /** Requests counted from arrival until answered. */
   maxInFlight: number;
+  /** Body bytes held at once across every request. */
+  maxBufferedBytes: number;
   whatsappVerifyToken?: string;
 }
 
@@ -26,32 +26,53 @@ const WEBHOOK_ROUTES: { path: RegExp; vendor: string }[] = [
 ];
 
 /**
- * Routes (see README "Webhooks"): POST /webhooks/shopify, /webhooks/tiktok,
- * /webhooks/email/sendgrid[/<account>], GET+POST /webhooks/whatsapp, POST /webhooks/generic/<endpoint-id>.
- * Bodies are read as raw bytes (what vendors sign); no JSON parser runs before verification.
- * The webhook POSTs are the hot path: they are served straight off node:http (express's own
- * per-request work measured at about 3x node:http's, MEASUREMENTS.md); express serves the rest
- * (ops routes, the WhatsApp challenge, 404s, and any other spelling of a webhook path).
+ * The public listener (see docs/webhooks.md): POST /webhooks/shopify, /webhooks/tiktok,
+ * /webhooks/email/sendgrid[/<account>], GET+POST /webhooks/whatsapp, POST /webhooks/generic/<endpoint-id>;
+ * nothing else (ops routes live on their own port, main.ts). Bodies are read as raw bytes (what
+ * vendors sign); no JSON parser runs before verification. The webhook POSTs are the hot path:
+ * they are served straight off node:http (express's own per-request work measured at about 3x
+ * node:http's); express serves the WhatsApp challenge, 404s and any other spelling of a webhook path.
+ *
+ * What a request may cost before it is known to be signed: it counts against the in-flight limit
+ * from arrival; an unknown endpoint or account, missing signature headers or a declared length
+ * over the limit are answered before the body is read; and its body bytes count against one
+ * budget shared by all requests (admission.ts: the longest-reading requests make room for new
+ * ones), so slow or unsigned floods are bounded by that budget rather than by connections x body
+ * limit, and cannot keep a signed delivery from being read.
  */
-export function createApp(o: AppOptions): RequestListener {
+export function createApp(o: AppOptions): RequestListener & { load(): { inFlight: number; bufferedBytes: number } } {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
-  mountOpsRoutes(app, { metrics: o.metrics, checks: o.checks });
+  const gate = admission({ maxInFlight: o.maxInFlight, maxBufferedBytes: o.maxBufferedBytes });
 
   const route = (vendor: VendorModule, paramOf: (req: IncomingMessage) => string | undefined) => async (req: IncomingMessage, res: ServerResponse) => {
     const count = (outcome: Outcome) => o.deps.metrics.requests.inc({ vendor: vendor.source, outcome });
-    if (inFlightCount() >= o.maxInFlight) {
+    const ticket = gate.enter(res);
+    if (!ticket) {
       count('overloaded');
-      return reply(res, { status: 503, body: { error: 'overloaded' } }, { 'retry-after': '1' });
+      return reply(res, { status: 503, body: { error: 'overloaded' } }, { 'retry-after': '1', connection: 'close' });
     }
-    const body = await readBody(req, o.bodyLimit);
+    if (Number(req.headers['content-length'] ?? 0) > o.bodyLimit) {
+      count('too_large');
+      return reply(res, { status: 413, body: { error: 'payload_too_large', limit_bytes: o.bodyLimit } }, { connection: 'close' });
+    }
+    const headers = lowerHeaders(req);
+    const pathParam = paramOf(req) || undefined;
+    const early = precheck(o.deps, vendor, headers, pathParam);
+    // Answered without reading the body; closing the connection drops whatever is still coming.
+    if (early) return reply(res, early, { connection: 'close' });
+    const body = await readBody(req, o.bodyLimit, ticket);
     if (body === 'too_large') {
       count('too_large');
       return reply(res, { status: 413, body: { error: 'payload_too_large', limit_bytes: o.bodyLimit } }, { connection: 'close' });
     }
+    if (body === 'over_budget') {
+      count('overloaded');
+      return reply(res, { status: 503, body: { error: 'overloaded' } }, { 'retry-after': '1', connection: 'close' });
+    }
     if (body === 'aborted') return;
-    const delivery: RawDelivery = { rawBody: body, headers: lowerHeaders(req), pathParam: paramOf(req) || undefined, receivedAt: new Date() };
+    const delivery: RawDelivery = { rawBody: body, headers, pathParam, receivedAt: new Date() };
     let result: IngestResponse;
     try {
       result = await ingest(o.deps, vendor, delivery);
@@ -79,7 +100,7 @@ export function createApp(o: AppOptions): RequestListener {
   app.use((_req, res) => void res.status(404).json({ error: 'not_found' }));
 
   const fast = WEBHOOK_ROUTES.map((r) => ({ ...r, handle: route(vendor(r.vendor), (req) => (req as IncomingMessage & { param?: string }).param) }));
-  return (req, res) => {
+  const listener: RequestListener = (req, res) => {
     if (req.method === 'POST' && req.url) {
       const q = req.url.indexOf('?');
       const path = q === -1 ? req.url : req.url.slice(0, q);
@@ -98,6 +119,7 @@ export function createApp(o: AppOptions): RequestListener {
     }
     app(req, res);
   };
+  return Object.assign(listener, { load: gate.load });
 }
 
 function vendor(name: string): VendorModule {
@@ -116,32 +138,4 @@ function lowerHeaders(req: IncomingMessage): Record<string, string | undefined> 
   const out: Record<string, string | undefined> = {};
   for (const [k, v] of Object.entries(req.headers)) out[k] = Array.isArray(v) ? v.join(', ') : v;
   return out;
-}
-
-/** The raw body, or 'too_large' as soon as the declared or received length passes the limit. */
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer | 'too_large' | 'aborted'> {
-  const declared = Number(req.headers['content-length'] ?? 0);
-  if (declared > limit) {
-    req.resume(); // drain without keeping it
-    return Promise.resolve('too_large');
-  }
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let done = false;
-    req.on('data', (c: Buffer) => {
-      if (done) return;
-      size += c.length;
-      if (size > limit) {
-        done = true;
-        chunks.length = 0;
-        req.resume();
-        return resolve('too_large');
-      }
-      chunks.push(c);
-    });
-    req.on('end', () => !done && ((done = true), resolve(Buffer.concat(chunks, size))));
-    req.on('aborted', () => !done && ((done = true), resolve('aborted')));
-    req.on('error', () => !done && ((done = true), resolve('aborted')));
-  });
 }

@@ -4,14 +4,28 @@ import { baseEnv, port } from '../../shared/config.ts';
 const optionalTime = z.iso.datetime({ offset: true }).optional();
 
 /** The ingester's environment; vendor secrets may instead live in the secret store (platform/<vendor>). */
+const int = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+
 export const ingesterEnv = baseEnv.extend({
+  /** The public port: webhook routes only. */
   INGESTER_PORT: port(8080),
   INGESTER_HOST: z.string().default('127.0.0.1'),
-  INGESTER_BODY_LIMIT: z.coerce.number().int().positive().default(2 * 1024 * 1024),
+  /** /healthz, /readyz, /metrics: never on the public port (8081 is the schema registry's). */
+  INGESTER_OPS_PORT: port(8089),
+  INGESTER_OPS_HOST: z.string().default('127.0.0.1'),
+  INGESTER_BODY_LIMIT: int(2 * 1024 * 1024),
   /** Kafka must acknowledge within this; vendors time out at 5 s (Shopify). */
-  INGESTER_PUBLISH_TIMEOUT_MS: z.coerce.number().int().positive().default(4000),
-  /** Above this many deliveries in flight, answer 503 at once instead of queueing more. */
-  INGESTER_MAX_IN_FLIGHT: z.coerce.number().int().positive().default(5000),
+  INGESTER_PUBLISH_TIMEOUT_MS: int(4000),
+  /** Requests counted from arrival (before the body is read) until answered; above it, 503 at once. */
+  INGESTER_MAX_IN_FLIGHT: int(5000),
+  /** Body bytes held at once across all requests being read or worked on; a request that would pass it gets 503. */
+  INGESTER_MAX_BUFFERED_BYTES: int(64 * 1024 * 1024),
+  /** Open connections; more are closed at once by the server. */
+  INGESTER_MAX_CONNECTIONS: int(4096),
+  /** The request line and headers must arrive within this. */
+  INGESTER_HEADERS_TIMEOUT_MS: int(10_000),
+  /** The whole request (headers and body) must arrive within this; vendors wait 5-10 s for an answer anyway. */
+  INGESTER_REQUEST_TIMEOUT_MS: int(15_000),
   /** Kafka transactions in flight at once (one transactional producer each; an entity's deliveries always share one). Measured: 1 is as fast as 3 on 2 cores (CPU-bound), and makes fewer transactions. */
   INGESTER_PRODUCERS: z.coerce.number().int().min(1).max(16).default(1),
   /** Stable per running instance: it names the Kafka transactional id. */
@@ -19,6 +33,8 @@ export const ingesterEnv = baseEnv.extend({
   INGESTER_PUBLIC_URL: z.url().optional(),
   WEBHOOK_DEDUPE_HOURS: z.coerce.number().positive().default(72),
   SECRET_CACHE_MS: z.coerce.number().int().nonnegative().default(30_000),
+  /** Secret store paths (vendor secrets, endpoint and account keys) kept in the cache at most. */
+  SECRET_CACHE_MAX_ENTRIES: int(10_000),
   SHOPIFY_API_SECRET: z.string().optional(),
   SHOPIFY_API_SECRET_PREVIOUS: z.string().optional(),
   SHOPIFY_API_SECRET_PREVIOUS_UNTIL: optionalTime,
@@ -32,5 +48,5 @@ export const ingesterEnv = baseEnv.extend({
   WHATSAPP_APP_SECRET_PREVIOUS: z.string().optional(),
   WHATSAPP_APP_SECRET_PREVIOUS_UNTIL: optionalTime,
   WHATSAPP_VERIFY_TOKEN: z.string().optional(),
-});
+}).refine((e) => e.INGESTER_HEADERS_TIMEOUT_MS <= e.INGESTER_REQUEST_TIMEOUT_MS, { path: ['INGESTER_HEADERS_TIMEOUT_MS'], message: 'must not exceed INGESTER_REQUEST_TIMEOUT_MS' });
 export type IngesterEnv = z.infer<typeof ingesterEnv>;

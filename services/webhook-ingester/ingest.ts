@@ -73,15 +73,28 @@ async function inEntityOrder(entityKey: string, fn: (entityKey: string) => Promi
 }
 
 /** Deliveries being published right now, so a concurrent retry waits for the first one's outcome. */
-const inFlight = new Map<string, Promise<unknown>>();
+const publishing = new Map<string, Promise<unknown>>();
 
-/** verify -> map -> link -> dedupe -> publish (event + delivery marker in one transaction). */
+/**
+ * The answers that need neither the body nor a secret, given before either is read: an endpoint id
+ * or SendGrid account the link table does not know is 404 (so made-up ids never cause a secret
+ * store read), and missing signature headers are 401. Null: go on.
+ */
+export function precheck(deps: Pick<IngestDeps, 'links' | 'metrics'>, vendor: VendorModule, headers: RawDelivery['headers'], pathParam: string | undefined): IngestResponse | null {
+  const count = (outcome: Outcome) => deps.metrics.requests.inc({ vendor: vendor.source, outcome });
+  const linked = (kind: 'generic' | 'email', account: string) => !accountProblem(kind, account) && deps.links.get(linkKey(kind, account)) !== undefined;
+  if (vendor.source === 'generic' && !linked('generic', pathParam ?? '')) return (count('not_found'), { status: 404, body: { error: 'unknown_endpoint' } });
+  if (vendor.source === 'email' && pathParam !== undefined && !linked('email', pathParam)) return (count('not_found'), { status: 404, body: { error: 'unknown_account' } });
+  const missing = vendor.requiredHeaders.filter((h) => !headers[h]);
+  if (missing.length) return (count('bad_signature'), { status: 401, body: { error: 'invalid_signature', reason: 'missing_headers', missing_headers: missing } });
+  return null;
+}
+
+/** precheck -> verify -> map -> link -> dedupe -> publish (event + delivery marker in one transaction). */
 export async function ingest(deps: IngestDeps, vendor: VendorModule, d: RawDelivery, topicSource?: string): Promise<IngestResponse> {
   const count = (outcome: Outcome) => deps.metrics.requests.inc({ vendor: vendor.source, outcome });
-  if (vendor.source === 'generic' && accountProblem('generic', d.pathParam ?? '')) {
-    count('not_found');
-    return { status: 404, body: { error: 'unknown_endpoint' } };
-  }
+  const early = precheck(deps, vendor, d.headers, d.pathParam);
+  if (early) return early;
   let secret;
   try {
     secret = await deps.secretsFor(vendor.source, d.pathParam);
@@ -92,7 +105,8 @@ export async function ingest(deps: IngestDeps, vendor: VendorModule, d: RawDeliv
   }
   if (!secret) {
     if (vendor.source === 'generic') return (count('not_found'), { status: 404, body: { error: 'unknown_endpoint' } });
-    deps.logger.error({ vendor: vendor.source }, 'no verification secret configured for this vendor');
+    if (d.pathParam !== undefined) deps.logger.error({ vendor: vendor.source, account: d.pathParam }, 'no verification key stored for this account (ionflux link email <account> <ws> --verification-key K)');
+    else deps.logger.error({ vendor: vendor.source }, 'no verification secret configured for this vendor');
     count('unavailable');
     return { status: 503, body: { error: 'vendor_not_configured' } };
   }
@@ -214,9 +228,9 @@ async function publishUnit(deps: IngestDeps, key: string, marker: Delivery, reco
  * the running one and then runs `work` again, which finds the marker and answers "duplicate".
  */
 async function once(key: string, work: () => Promise<void>): Promise<void> {
-  for (let running = inFlight.get(key); running; running = inFlight.get(key)) await running.catch(() => undefined);
-  const p = work().finally(() => inFlight.delete(key));
-  inFlight.set(key, p);
+  for (let running = publishing.get(key); running; running = publishing.get(key)) await running.catch(() => undefined);
+  const p = work().finally(() => publishing.delete(key));
+  publishing.set(key, p);
   return p;
 }
 
@@ -229,5 +243,3 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout;
   return Promise.race([p, new Promise<T>((_, reject) => (timer = setTimeout(() => reject(new Error(`no acknowledgement within ${ms} ms`)), ms)))]).finally(() => clearTimeout(timer));
 }
-
-export const inFlightCount = () => inFlight.size;

@@ -1,5 +1,6 @@
 import { parseEnv } from '../../shared/config.ts';
-import { listen } from '../../shared/http.ts';
+import express from 'express';
+import { listen, mountOpsRoutes } from '../../shared/http.ts';
 import { openLinks } from '../../shared/links.ts';
 import { closeOnSignals, createRuntime } from '../../shared/runtime.ts';
 import { createSecretStore } from '../../shared/secrets/index.ts';
@@ -23,6 +24,12 @@ rt.onClose(() => deliveries.close());
 const versions = await openEntityVersions(rt);
 rt.onClose(() => versions.close());
 
+// Ops routes on their own port, bound to 127.0.0.1 by default: never on the public one.
+const opsApp = express();
+mountOpsRoutes(opsApp, { metrics: rt.metrics, checks: rt.checks });
+const ops = await listen(opsApp, env.INGESTER_OPS_PORT, env.INGESTER_OPS_HOST);
+rt.onClose(() => ops.close());
+
 const app = createApp({
   deps: {
     bus: rt.bus,
@@ -36,13 +43,16 @@ const app = createApp({
     publishTimeoutMs: env.INGESTER_PUBLISH_TIMEOUT_MS,
     dedupeWindowMs: env.WEBHOOK_DEDUPE_HOURS * 3600 * 1000,
   },
-  metrics: rt.metrics,
-  checks: rt.checks,
   bodyLimit: env.INGESTER_BODY_LIMIT,
   maxInFlight: env.INGESTER_MAX_IN_FLIGHT,
+  maxBufferedBytes: env.INGESTER_MAX_BUFFERED_BYTES,
   whatsappVerifyToken: env.WHATSAPP_VERIFY_TOKEN,
 });
-const server = await listen(app, env.INGESTER_PORT, env.INGESTER_HOST);
+const server = await listen(app, env.INGESTER_PORT, env.INGESTER_HOST, {
+  headersTimeoutMs: env.INGESTER_HEADERS_TIMEOUT_MS,
+  requestTimeoutMs: env.INGESTER_REQUEST_TIMEOUT_MS,
+  maxConnections: env.INGESTER_MAX_CONNECTIONS,
+});
 // Stop taking requests first; in-flight ones finish, then Kafka clients close (reverse order).
 rt.onClose(() => server.close());
-rt.logger.info({ url: server.url }, 'webhook ingester listening');
+rt.logger.info({ url: server.url, ops: ops.url }, 'webhook ingester listening');

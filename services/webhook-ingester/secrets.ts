@@ -7,8 +7,11 @@ import type { VendorSource } from './vendors/types.ts';
 /**
  * Verification secrets per vendor, with rotation: the current secret, plus the previous one
  * until its `previous_valid_until` passes. From the environment when set there, else from the
- * secret store: `platform/<vendor>` ({ secret, previous_secret, previous_valid_until }) and,
- * for generic endpoints, `webhooks/endpoints/<endpoint-id>` (same fields).
+ * secret store: `platform/<vendor>` ({ secret, previous_secret, previous_valid_until }); for
+ * generic endpoints `webhooks/endpoints/<endpoint-id>`; for SendGrid accounts
+ * (/webhooks/email/sendgrid/<account>) `webhooks/sendgrid/<account>`, the verification key of
+ * that SendGrid account only: the platform key never verifies an account route, so a batch signed
+ * for one account cannot be replayed into another account's workspace.
  */
 export interface RotatingSecret {
   secret: string;
@@ -25,6 +28,8 @@ const ENV_NAMES: Record<Exclude<VendorSource, 'generic'>, string> = {
 const STORE_NAMES: Record<Exclude<VendorSource, 'generic'>, string> = { shopify: 'shopify', tiktok: 'tiktok', email: 'sendgrid', whatsapp: 'whatsapp' };
 
 export const endpointSecretPath = (endpointId: string) => `webhooks/endpoints/${endpointId.replace(/_/g, '-')}`;
+/** Where the verification key of one SendGrid account lives (`ionflux link email <account> <ws> --verification-key K`). */
+export const sendgridAccountKeyPath = (account: string) => `webhooks/sendgrid/${account}`;
 
 /** The secrets valid at `now`: current first. */
 export function validSecrets(s: RotatingSecret, now: Date): string[] {
@@ -33,11 +38,18 @@ export function validSecrets(s: RotatingSecret, now: Date): string[] {
   return out.filter(Boolean);
 }
 
-export type SecretsFor = (vendor: VendorSource, endpointId?: string) => Promise<RotatingSecret | null>;
+export type SecretsFor = (vendor: VendorSource, account?: string) => Promise<RotatingSecret | null>;
 
-/** Environment first, then the store; store answers are cached briefly (verification is per request). */
-export function createSecretsFor(env: IngesterEnv, store: SecretStore | null): SecretsFor {
+/**
+ * Environment first, then the store. Store answers (found or not) are cached for
+ * `SECRET_CACHE_MS` in an LRU of at most `SECRET_CACHE_MAX_ENTRIES` paths, and concurrent lookups
+ * of one path share one read: a burst of requests costs the store one read per path. Callers only
+ * ask for paths of linked endpoints and accounts, so unsigned requests with made-up ids never
+ * reach the store at all (ingest.ts answers them 404 from the link table).
+ */
+export function createSecretsFor(env: Pick<IngesterEnv, 'SECRET_CACHE_MS' | 'SECRET_CACHE_MAX_ENTRIES'> & Partial<IngesterEnv>, store: Pick<SecretStore, 'get'> | null): SecretsFor {
   const cache = new Map<string, { at: number; value: RotatingSecret | null }>();
+  const reading = new Map<string, Promise<RotatingSecret | null>>();
   const fromEnv = (vendor: Exclude<VendorSource, 'generic'>): RotatingSecret | null => {
     const name = ENV_NAMES[vendor];
     const e = env as unknown as Record<string, string | undefined>;
@@ -49,21 +61,36 @@ export function createSecretsFor(env: IngesterEnv, store: SecretStore | null): S
     registerSecret(s?.secret);
     registerSecret(s?.previous_secret);
   }
-  return async (vendor, endpointId) => {
-    if (vendor !== 'generic') {
-      const s = fromEnv(vendor);
-      if (s) return s;
-    }
-    if (!store) return null;
-    const path = vendor === 'generic' ? endpointSecretPath(endpointId ?? '') : `platform/${STORE_NAMES[vendor]}`;
-    const hit = cache.get(path);
-    if (hit && Date.now() - hit.at < env.SECRET_CACHE_MS) return hit.value;
-    const record = await store.get(path).catch((e: unknown) => {
+  const read = async (path: string): Promise<RotatingSecret | null> => {
+    const record = await store!.get(path).catch((e: unknown) => {
       throw new HubError('secret_store_unavailable', 'cannot read verification secrets', { retryable: true, cause: e });
     });
     const v = record?.value;
     const value = v?.secret ? { secret: v.secret, previous_secret: v.previous_secret, previous_valid_until: v.previous_valid_until } : null;
+    cache.delete(path);
     cache.set(path, { at: Date.now(), value });
+    // Map iteration is insertion order: the first key is the least recently used.
+    while (cache.size > env.SECRET_CACHE_MAX_ENTRIES) cache.delete(cache.keys().next().value!);
     return value;
+  };
+  return async (vendor, account) => {
+    if (vendor !== 'generic' && !(vendor === 'email' && account)) {
+      const s = fromEnv(vendor);
+      if (s) return s;
+    }
+    if (!store) return null;
+    const path = vendor === 'generic' ? endpointSecretPath(account ?? '') : vendor === 'email' && account ? sendgridAccountKeyPath(account) : `platform/${STORE_NAMES[vendor]}`;
+    const hit = cache.get(path);
+    if (hit && Date.now() - hit.at < env.SECRET_CACHE_MS) {
+      cache.delete(path);
+      cache.set(path, hit);
+      return hit.value;
+    }
+    let pending = reading.get(path);
+    if (!pending) {
+      pending = read(path).finally(() => reading.delete(path));
+      reading.set(path, pending);
+    }
+    return pending;
   };
 }

@@ -1,5 +1,5 @@
 import { HubError } from '../errors.ts';
-import { assertSegment, assertWorkspaceId } from '../ids.ts';
+import { assertSegment, assertWorkspaceId, NO_UNDERSCORE_SEGMENT } from '../ids.ts';
 
 /**
  * The only place topic strings are built. Every variable part is validated, so no input can
@@ -11,10 +11,19 @@ import { assertSegment, assertWorkspaceId } from '../ids.ts';
  *   dead letters:  ionflux.dlq.<service>
  *   hub state:     ionflux.state.<name> (compacted)
  *   internal:      ionflux.internal.<source> (copies of the lifecycle events workers act on)
+ *
+ * No two workspaces' (or sources') names can collide, even as Kafka compares them ('.' and '_'
+ * alike): sources and workspace ids hold no '_', so `ionflux_<source>_ws_<workspace>_...` still
+ * splits into one source and one workspace. Agent ids may hold '_': the workspace is the last
+ * part before `outputs`. Entity and action may hold '_' (draft_orders, spam_reported): only
+ * within one workspace and source can `a_b.c` and `a.b_c` collide; the vendor tables produce no
+ * such pair (a unit test checks), so only a workspace's own generic sender could, to itself.
  */
 const MAX_TOPIC_LENGTH = 249;
 // Second segments that mean something else; an event source named so would be ambiguous.
 const RESERVED_SOURCES = new Set(['cmd', 'agent', 'dlq', 'state', 'internal', 'inbox']);
+
+const eventSource = (source: string) => assertSegment('source', source, NO_UNDERSCORE_SEGMENT);
 
 function checked(topic: string): string {
   if (topic.length > MAX_TOPIC_LENGTH) throw new HubError('invalid_topic', `topic name longer than ${MAX_TOPIC_LENGTH} characters`);
@@ -25,7 +34,7 @@ export const topics = {
   event(source: string, workspaceId: string, entity: string, action: string): string {
     if (RESERVED_SOURCES.has(source)) throw new HubError('invalid_source', `source "${source}" is reserved`);
     return checked(
-      `ionflux.${assertSegment('source', source)}.ws_${assertWorkspaceId(workspaceId)}.${assertSegment('entity', entity)}.${assertSegment('action', action)}`,
+      `ionflux.${eventSource(source)}.ws_${assertWorkspaceId(workspaceId)}.${assertSegment('entity', entity)}.${assertSegment('action', action)}`,
     );
   },
   command(service: string): string {
@@ -54,16 +63,16 @@ export const topics = {
    * workspace topics would miss workspaces created after it subscribed.
    */
   internal(source: string): string {
-    return checked(`ionflux.internal.${assertSegment('source', source)}`);
+    return checked(`ionflux.internal.${eventSource(source)}`);
   },
   audit: 'ionflux.platform.audit',
   userActivity: 'ionflux.platform.user_activity',
 } as const;
 
-const EVENT_TOPIC = /^ionflux\.([a-z0-9][a-z0-9_-]*)\.ws_([a-z0-9][a-z0-9_-]*)\.([a-z0-9][a-z0-9_-]*)\.([a-z0-9][a-z0-9_-]*)$/;
-const AGENT_TOPIC = /^ionflux\.agent\.([a-z0-9][a-z0-9_-]*)\.ws_([a-z0-9][a-z0-9_-]*)\.outputs$/;
+const EVENT_TOPIC = /^ionflux\.([a-z0-9][a-z0-9-]*)\.ws_([a-z0-9][a-z0-9-]*)\.([a-z0-9][a-z0-9_-]*)\.([a-z0-9][a-z0-9_-]*)$/;
+const AGENT_TOPIC = /^ionflux\.agent\.([a-z0-9][a-z0-9_-]*)\.ws_([a-z0-9][a-z0-9-]*)\.outputs$/;
 
-const WORKSPACE_COMMAND_TOPIC = /^ionflux\.cmd\.([a-z0-9][a-z0-9_-]*)\.ws_([a-z0-9][a-z0-9_-]*)$/;
+const WORKSPACE_COMMAND_TOPIC = /^ionflux\.cmd\.([a-z0-9][a-z0-9_-]*)\.ws_([a-z0-9][a-z0-9-]*)$/;
 
 /** The workspace of a workspace command topic (`ionflux.cmd.<service>.ws_<ws>`), else null. */
 export function workspaceOfCommandTopic(topic: string): string | null {
@@ -72,7 +81,7 @@ export function workspaceOfCommandTopic(topic: string): string | null {
 
 /** Every workspace command topic of one service, as a subscription pattern. */
 export function workspaceCommandPattern(service: string): RegExp {
-  return new RegExp(`^ionflux\\.cmd\\.${assertSegment('service', service)}\\.ws_[a-z0-9][a-z0-9_-]*$`);
+  return new RegExp(`^ionflux\\.cmd\\.${assertSegment('service', service)}\\.ws_[a-z0-9][a-z0-9-]*$`);
 }
 
 /** The workspace a topic belongs to, or null for commands, platform and dead-letter topics. */

@@ -76,16 +76,28 @@ export function hubClientOn(bus: Bus, codec: EventCodec, logger: Logger, clientO
     return reader;
   }
 
+  /**
+   * Outcome topics asked for in the same tick share one consumer (a client serving many
+   * workspaces would otherwise run a consumer, a group and a fetch loop per workspace).
+   */
+  let batch: { topics: string[]; started: Promise<void> } | undefined;
   function listen(topic: string): Promise<void> {
     let p = listening.get(topic);
     if (!p) {
-      p = (async () => {
-        await bus.ensureTopics([topic]);
-        await tail(topic, (event) => {
-          const payload = JSON.parse(event.payload_json) as OutcomePayload;
-          waiting.get(payload.command_id)?.({ ...payload, event });
+      if (!batch) {
+        const b = { topics: [] as string[], started: Promise.resolve() };
+        b.started = new Promise<void>((r) => setImmediate(r)).then(async () => {
+          batch = undefined;
+          await bus.ensureTopics(b.topics);
+          await tail(exactly(b.topics), (event) => {
+            const payload = JSON.parse(event.payload_json) as OutcomePayload;
+            waiting.get(payload.command_id)?.({ ...payload, event });
+          });
         });
-      })();
+        batch = b;
+      }
+      batch.topics.push(topic);
+      p = batch.started;
       listening.set(topic, p);
       p.catch(() => listening.delete(topic)); // a failed start is retried by the next send
     }
@@ -122,3 +134,6 @@ export function hubClientOn(bus: Bus, codec: EventCodec, logger: Logger, clientO
     },
   };
 }
+
+/** A pattern matching exactly these topic names. */
+const exactly = (names: string[]) => new RegExp(`^(?:${names.map((n) => n.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|')})$`);

@@ -37,6 +37,7 @@ export const FAILURES = {
   vendor_unavailable: row('vendor 429/408/5xx or network error on every attempt (backoff with jitter, honouring `Retry-After`)', false, true, true),
   vendor_unauthorized: row('vendor 401; the connection becomes `needs_reauth`', false, false, true),
   vendor_rejected: row('vendor 400/403/404/410/422 (code `vendor_http_<status>`)', false, false, true),
+  forbidden_destination: row('the connector\'s request would reach a loopback, private, link-local or reserved address (checked on the address connected to) not in `OUTBOUND_ALLOWLIST`', false, false, true),
   invalid_vendor_response: row('the result fails the action\'s output schema', false, false, true),
   invalid_event: row('the handler emitted an event its connector does not declare, or one failing its schema', false, false, true),
   handler_error: row('the handler failed in a way it names (its own code, e.g. `budget_exceeded`)', false, false, true),

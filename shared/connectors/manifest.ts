@@ -9,6 +9,24 @@ export const AUTH_TYPES = ['oauth', 'api_key', 'service_account', 'webhook_secre
 export type ApprovalGate = (typeof APPROVAL_GATES)[number];
 export type Permission = (typeof PERMISSIONS)[number];
 
+/**
+ * The least strict gate an action of each permission may carry (APPROVAL_GATES runs from least to
+ * most strict). A gate below it would let the worker run the action with less than its permission
+ * needs: external writes wait for an admin's approval (SPEC: "explicit approval"), and financial
+ * actions, riskier still, need that approval too once the workspace has enabled them.
+ */
+export const MIN_GATE: Readonly<Record<Permission, ApprovalGate>> = Object.freeze({
+  read: 'read_only',
+  write_draft: 'artifact_generation',
+  secret_management: 'workspace_write',
+  external_write: 'external_write',
+  financial_action: 'external_write',
+});
+/** Permissions whose every use must be audited (SPEC: secret_management is "high: audited"). */
+const AUDITED: ReadonlySet<Permission> = new Set(['external_write', 'financial_action', 'secret_management']);
+
+const strictness = (g: ApprovalGate) => APPROVAL_GATES.indexOf(g);
+
 const zodType = z.custom<z.ZodType>((v) => v instanceof z.ZodType, 'expected a zod schema');
 
 export const actionSchema = z.object({
@@ -48,10 +66,13 @@ export type Manifest = z.infer<typeof manifestSchema>;
 export function validateManifest(m: unknown): Manifest {
   const parsed = manifestSchema.safeParse(m);
   if (!parsed.success) throw new Error(`invalid connector manifest${(m as { id?: string })?.id ? ` ${(m as { id: string }).id}` : ''}: ${z.prettifyError(parsed.error)}`);
+  const problems: string[] = [];
   for (const [name, action] of Object.entries(parsed.data.actions)) {
-    if (!parsed.data.permissionsRequested.includes(action.permission)) {
-      throw new Error(`invalid connector manifest ${parsed.data.id}: action ${name} uses ${action.permission}, not in permissionsRequested`);
-    }
+    if (!parsed.data.permissionsRequested.includes(action.permission)) problems.push(`action ${name} uses ${action.permission}, not in permissionsRequested`);
+    const min = MIN_GATE[action.permission];
+    if (strictness(action.approvalGate) < strictness(min)) problems.push(`action ${name}: a ${action.permission} action needs approvalGate ${min} or stricter, not ${action.approvalGate}`);
+    if (AUDITED.has(action.permission) && !action.auditRequired) problems.push(`action ${name}: a ${action.permission} action must set auditRequired`);
   }
+  if (problems.length) throw new Error(`invalid connector manifest ${parsed.data.id}: ${problems.join('; ')}`);
   return parsed.data;
 }

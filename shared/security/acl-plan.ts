@@ -71,6 +71,7 @@ export function servicePlan(service: string, input: PlanInput): AclBinding[] {
   for (const d of profile.deadLetters ?? []) out.push(...topic(topics.deadLetter(d), 'literal', 'write', 'create'));
   // Approval releases re-send the kept command to its service's topic.
   if (profile.sendsCommands) out.push(...topic('ionflux.cmd.', 'prefixed', 'write'));
+  if (profile.sendsOwnCommands) for (const c of commands) out.push(...topic(topics.command(c), 'literal', 'write'));
   // Its readers' throwaway groups (`<principal>.reader-<uuid>`) and its own named groups.
   out.push(...grant(p, 'group', `${p}.`, 'prefixed', 'read'));
   for (const g of profile.groups ?? []) out.push(...grant(p, 'group', g, 'prefixed', 'read'));

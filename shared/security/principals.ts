@@ -34,6 +34,8 @@ export interface ServiceProfile {
   deadLetters?: string[];
   /** Sends commands to any service (approval releases on ionflux.cmd.<service>). */
   sendsCommands?: boolean;
+  /** Sends commands to its own command topics (an HTTP API that turns requests into commands). */
+  sendsOwnCommands?: boolean;
   /** Consumer groups besides `ionflux-<command>-worker` and its own prefix, as prefixes. */
   groups?: string[];
 }
@@ -51,7 +53,8 @@ export const SERVICES: Record<string, ServiceProfile> = {
   },
   'connector-worker': { commands: ['*'], sendsCommands: true },
   'llm-orchestrator': { commands: ['llm'], stateWrite: ['llm-spend'] },
-  'email-dispatcher': { commands: ['email'], internalRead: ['email'], stateWrite: ['email-suppressions', 'email-units'], stateRead: ['links'], groups: ['ionflux-email-'] },
+  // POST /v1/emails/send turns requests into commands on ionflux.cmd.email; links platform SendGrid accounts.
+  'email-dispatcher': { commands: ['email'], sendsOwnCommands: true, internalRead: ['email'], stateWrite: ['email-suppressions', 'email-units', 'links'], groups: ['ionflux-email-'] },
   'tiktok-sync': { commands: ['tiktok'], internalRead: ['tiktok'], stateWrite: ['links', 'tiktok-connections', 'tiktok-publishes', 'tiktok-videos'] },
   'shopify-sync': { commands: ['shopify'], internalRead: ['shopify'], stateWrite: ['links', 'shopify-connections', 'shopify-sync'] },
 };
@@ -59,7 +62,7 @@ export const SERVICES: Record<string, ServiceProfile> = {
 /** `ionflux-<service>`: the principal a service runs as. */
 export const servicePrincipal = (service: string) => `ionflux-${service}`;
 
-const AGENT = /^agent\.([a-z0-9][a-z0-9_-]{0,62})\.ws_([a-z0-9][a-z0-9_-]{0,62})$/;
+const AGENT = /^agent\.([a-z0-9][a-z0-9_-]{0,62})\.ws_([a-z0-9][a-z0-9-]{0,62})$/;
 
 /** `agent.<agent>.ws_<workspace>`, mirroring its outputs topic `ionflux.agent.<agent>.ws_<workspace>.outputs`. */
 export function agentPrincipal(agentId: string, workspaceId: string): string {

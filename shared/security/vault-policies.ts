@@ -22,10 +22,11 @@ const LLM_PROVIDERS = ['openai', 'anthropic', 'deepseek'];
 
 /** What each service of SERVICES reads; `*` stands for every connector (the connector worker runs plugins). */
 export const VAULT_ACCESS: Record<keyof typeof SERVICES, VaultAccess> = {
-  'webhook-ingester': { platformRead: ['shopify', 'tiktok', 'sendgrid', 'whatsapp'], workspaceRead: [], read: ['webhooks/endpoints/*'] },
+  'webhook-ingester': { platformRead: ['shopify', 'tiktok', 'sendgrid', 'whatsapp'], workspaceRead: [], read: ['webhooks/endpoints/*', 'webhooks/sendgrid/*'] },
   'connector-worker': { platformRead: ['*'], workspaceRead: ['*'] },
   'llm-orchestrator': { platformRead: ['llm', ...LLM_PROVIDERS], workspaceRead: ['llm', ...LLM_PROVIDERS] },
-  'email-dispatcher': { platformRead: ['email', 'sendgrid'], workspaceRead: ['email'], write: ['platform/email-dispatcher'] },
+  // The seal key (unsubscribe links, platform notifications) is created on first start if missing.
+  'email-dispatcher': { platformRead: ['email'], workspaceRead: ['email', 'email-api'], write: ['platform/email-seal'] },
   'tiktok-sync': { platformRead: ['tiktok'], workspaceRead: ['tiktok'], workspaceWrite: ['tiktok'] },
   'shopify-sync': { platformRead: ['shopify'], workspaceRead: ['shopify'], workspaceWrite: ['shopify'] },
 };

@@ -15,8 +15,12 @@ export function freePort(): Promise<number> {
 }
 
 export interface RunningIngester {
+  /** The public port: webhook routes only. */
   url: string;
   port: number;
+  /** The ops port: /healthz, /readyz, /metrics. */
+  opsUrl: string;
+  pid(): number;
   /** Every line the process printed (pino JSON), for grepping. */
   output: string[];
   post(path: string, body: Buffer | string, headers: Record<string, string>): Promise<{ status: number; body: Record<string, unknown>; ms: number }>;
@@ -28,8 +32,9 @@ export interface RunningIngester {
 /** Runs services/webhook-ingester/main.ts as its own process, the way `make up` does. */
 export async function startIngester(env: Record<string, string>): Promise<RunningIngester> {
   const port = Number(env.INGESTER_PORT ?? (await freePort()));
+  const opsPort = Number(env.INGESTER_OPS_PORT ?? (await freePort()));
   const output: string[] = [];
-  const fullEnv = { ...process.env, INGESTER_INSTANCE_ID: uid('i'), IONFLUX_STATE_DIR: testStateDir(), LOG_LEVEL: 'info', ...env, INGESTER_PORT: String(port) };
+  const fullEnv = { ...process.env, INGESTER_INSTANCE_ID: uid('i'), IONFLUX_STATE_DIR: testStateDir(), LOG_LEVEL: 'info', ...env, INGESTER_PORT: String(port), INGESTER_OPS_PORT: String(opsPort) };
   let child: ChildProcess;
 
   async function launch(): Promise<void> {
@@ -40,7 +45,7 @@ export async function startIngester(env: Record<string, string>): Promise<Runnin
     const deadline = Date.now() + 60_000;
     for (;;) {
       if (child.exitCode !== null) throw new Error(`ingester exited with ${child.exitCode}:\n${output.slice(-20).join('\n')}`);
-      const ok = await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.ok, () => false);
+      const ok = await fetch(`http://127.0.0.1:${opsPort}/readyz`).then((r) => r.ok, () => false);
       if (ok) return;
       if (Date.now() > deadline) throw new Error(`ingester not ready:\n${output.slice(-20).join('\n')}`);
       await new Promise((r) => setTimeout(r, 200));
@@ -52,6 +57,8 @@ export async function startIngester(env: Record<string, string>): Promise<Runnin
   return {
     url: `http://127.0.0.1:${port}`,
     port,
+    opsUrl: `http://127.0.0.1:${opsPort}`,
+    pid: () => child.pid!,
     output,
     async post(path, body, headers) {
       const started = performance.now();

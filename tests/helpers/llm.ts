@@ -19,7 +19,10 @@ export interface RunningOrchestrator {
 export async function startOrchestrator(env: Record<string, string> = {}): Promise<RunningOrchestrator> {
   const port = await freePort();
   const output: string[] = [];
-  const fullEnv = { ...process.env, VAULT_TOKEN: process.env.VAULT_TOKEN ?? 'ionflux-dev-root', LLM_INSTANCE_ID: uid('llm'), IONFLUX_STATE_DIR: testStateDir(), LLM_OPS_PORT: String(port), LOG_LEVEL: 'info', ...env };
+  const fullEnv = { ...process.env, VAULT_TOKEN: process.env.VAULT_TOKEN ?? 'ionflux-dev-root', LLM_INSTANCE_ID: uid('llm'), IONFLUX_STATE_DIR: testStateDir(), LLM_OPS_PORT: String(port), LOG_LEVEL: 'info',
+    // Tests post to receivers, simulators and media servers on 127.0.0.1, which the outbound policy refuses by default.
+    OUTBOUND_ALLOWLIST: '127.0.0.1',
+    ...env };
   let child: ChildProcess;
   const exited = () => new Promise<void>((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', () => resolve())));
   async function start(): Promise<void> {

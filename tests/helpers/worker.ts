@@ -14,7 +14,10 @@ export interface RunningWorker {
 export async function startWorker(env: Record<string, string> = {}, opts: { waitReady?: boolean } = {}): Promise<RunningWorker> {
   const port = await freePort();
   const output: string[] = [];
-  const fullEnv = { ...process.env, VAULT_TOKEN: process.env.VAULT_TOKEN ?? 'ionflux-dev-root', WORKER_INSTANCE_ID: uid('w'), IONFLUX_STATE_DIR: testStateDir(), WORKER_OPS_PORT: String(port), LOG_LEVEL: 'info', ...env };
+  const fullEnv = { ...process.env, VAULT_TOKEN: process.env.VAULT_TOKEN ?? 'ionflux-dev-root', WORKER_INSTANCE_ID: uid('w'), IONFLUX_STATE_DIR: testStateDir(), WORKER_OPS_PORT: String(port), LOG_LEVEL: 'info',
+    // Tests post to receivers, simulators and media servers on 127.0.0.1, which the outbound policy refuses by default.
+    OUTBOUND_ALLOWLIST: '127.0.0.1',
+    ...env };
   let child: ChildProcess;
   const exited = () => new Promise<void>((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', () => resolve())));
   async function start(): Promise<void> {

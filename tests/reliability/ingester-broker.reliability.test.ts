@@ -89,7 +89,7 @@ describe('ingester when the broker dies (items 7, 8, 20)', () => {
     const statuses = results.map((r) => r.status);
     expect(statuses.filter((s) => s !== 200 && s !== 503)).toEqual([]);
     expect(statuses.filter((s) => s === 200).length).toBeGreaterThan(0);
-    const metrics = await fetch(`${ingester.url}/metrics`).then((r) => r.text());
+    const metrics = await fetch(`${ingester.opsUrl}/metrics`).then((r) => r.text());
     const rss = Number(/process_resident_memory_bytes\{[^}]*\} (\d+)/.exec(metrics)?.[1]);
     expect(rss).toBeLessThan(512 * 1024 * 1024);
   }, 120_000);

@@ -1,11 +1,14 @@
 import { createHmac } from 'node:crypto';
 import { postInput, spec, webhookSettingsSchema as settingsSchema } from '../../../shared/connectors/catalog/webhook.ts';
 import { handler, retryAfterMs, VendorError, type Connector } from '../../../shared/connectors/types.ts';
+import { ForbiddenDestination, outboundFetch } from '../../../shared/net/outbound.ts';
 
 /**
  * The outbound webhook: POST a JSON body, signed the Standard Webhooks way with the workspace's
  * signing secret, to a URL the workspace registered. `webhook-id` is the command id, so a
- * receiver can dedupe too.
+ * receiver can dedupe too. The request goes through the outbound policy: a URL reaching loopback,
+ * private or reserved addresses fails `forbidden_destination` at once (no retries) unless
+ * OUTBOUND_ALLOWLIST names it.
  */
 export const connector: Connector = {
   ...spec,
@@ -19,7 +22,7 @@ export const connector: Connector = {
       const signature = createHmac('sha256', key).update(`${ctx.idempotencyKey}.${timestamp}.${body}`).digest('base64');
       let res: Response;
       try {
-        res = await fetch(ctx.params.url, {
+        res = await outboundFetch(ctx.params.url, {
           method: 'POST',
           body,
           signal: ctx.signal,
@@ -27,6 +30,7 @@ export const connector: Connector = {
           headers: { 'content-type': 'application/json', 'user-agent': 'ionflux-webhooks/1', 'webhook-id': ctx.idempotencyKey, 'webhook-timestamp': String(timestamp), 'webhook-signature': `v1,${signature}` },
         });
       } catch (e) {
+        if (e instanceof ForbiddenDestination) throw e;
         throw new VendorError(503, `could not reach ${new URL(ctx.params.url).host}: ${(e as Error).message}`, { cause: e });
       }
       await res.arrayBuffer().catch(() => undefined);

@@ -36,7 +36,7 @@ export interface LlmConfig {
   cooldownMs: number;
   requestTimeoutMs: number;
   keyCacheMs: number;
-  media: { maxBytes: number; timeoutMs: number; allowPrivate: boolean };
+  media: { maxBytes: number; timeoutMs: number };
   maxInlineBytes: number;
   embeddingMaxInputs: number;
   budgets: { dayUsd: number | null; monthUsd: number | null; perWorkspace: Record<string, { day_usd?: number | null; month_usd?: number | null }> };
@@ -138,8 +138,6 @@ export const llmEnvShape = {
   LLM_KEY_CACHE_MS: z.coerce.number().int().nonnegative().default(30_000),
   LLM_MEDIA_MAX_BYTES: ms(25 * 1024 * 1024),
   LLM_MEDIA_TIMEOUT_MS: ms(15_000),
-  /** Lets audio URLs point at loopback and private networks (off: they could reach internal services). */
-  LLM_MEDIA_ALLOW_PRIVATE: bool.default(false),
   LLM_MAX_INLINE_BYTES: ms(512 * 1024),
   LLM_EMBEDDING_MAX_INPUTS: ms(256),
   LLM_BUDGET_USD_DAY: usd.optional(),
@@ -150,6 +148,8 @@ export const llmEnvShape = {
   LLM_ARTIFACTS_DIR: z.string().default('.ionflux/llm-artifacts'),
   /** Default: the orchestrator's own ops address. */
   LLM_ARTIFACTS_BASE_URL: z.url().optional(),
+  /** Signs artifact URLs (workspace + expiry); default: a random key kept in LLM_ARTIFACTS_DIR. Same value on every instance. */
+  LLM_ARTIFACTS_SIGNING_KEY: z.string().min(32).optional(),
   LLM_ARTIFACTS_TTL_HOURS: z.coerce.number().positive().default(168),
 };
 export const llmEnvSchema = z.object(llmEnvShape);
@@ -197,7 +197,7 @@ export function buildLlmConfig(env: LlmEnv, rawEnv: NodeJS.ProcessEnv = process.
     cooldownMs: env.LLM_COOLDOWN_MS,
     requestTimeoutMs: env.LLM_REQUEST_TIMEOUT_MS,
     keyCacheMs: env.LLM_KEY_CACHE_MS,
-    media: { maxBytes: env.LLM_MEDIA_MAX_BYTES, timeoutMs: env.LLM_MEDIA_TIMEOUT_MS, allowPrivate: env.LLM_MEDIA_ALLOW_PRIVATE },
+    media: { maxBytes: env.LLM_MEDIA_MAX_BYTES, timeoutMs: env.LLM_MEDIA_TIMEOUT_MS },
     maxInlineBytes: env.LLM_MAX_INLINE_BYTES,
     embeddingMaxInputs: env.LLM_EMBEDDING_MAX_INPUTS,
     budgets: { dayUsd: env.LLM_BUDGET_USD_DAY ?? null, monthUsd: env.LLM_BUDGET_USD_MONTH ?? null, perWorkspace: env.LLM_WORKSPACE_BUDGETS },

@@ -1,12 +1,6 @@
-import { lookup } from 'node:dns/promises';
-import { BlockList, isIP } from 'node:net';
 import { basename } from 'node:path';
 import { HubError } from '../../../shared/errors.ts';
-
-// Loopback, private, link-local (cloud metadata), CGNAT, unspecified and their IPv6 forms.
-const PRIVATE = new BlockList();
-for (const [net, bits] of [['0.0.0.0', 8], ['10.0.0.0', 8], ['100.64.0.0', 10], ['127.0.0.0', 8], ['169.254.0.0', 16], ['172.16.0.0', 12], ['192.168.0.0', 16]] as const) PRIVATE.addSubnet(net, bits, 'ipv4');
-for (const [net, bits] of [['::', 128], ['::1', 128], ['fc00::', 7], ['fe80::', 10]] as const) PRIVATE.addSubnet(net, bits, 'ipv6');
+import { ForbiddenDestination, outboundFetch, type OutboundFetch } from '../../../shared/net/outbound.ts';
 
 /** Audio formats the transcription endpoint takes, by content type -> file extension it needs. */
 const AUDIO_TYPES: Record<string, string> = {
@@ -25,32 +19,23 @@ export interface FetchedMedia {
 
 const refuse = (code: string, message: string, retryable = false) => new HubError(code, message, { retryable });
 
-async function assertPublic(url: URL): Promise<void> {
-  const host = url.hostname.replace(/^\[|\]$/g, '');
-  const addresses = isIP(host) ? [{ address: host, family: isIP(host) }] : await lookup(host, { all: true }).catch(() => []);
-  if (addresses.length === 0) throw refuse('media_unavailable', `cannot resolve ${url.hostname}`, true);
-  for (const a of addresses) {
-    const v4mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(a.address)?.[1];
-    const [address, type] = v4mapped ? [v4mapped, 'ipv4' as const] : [a.address, a.family === 6 ? ('ipv6' as const) : ('ipv4' as const)];
-    if (PRIVATE.check(address, type)) throw refuse('media_url_forbidden', `${url.hostname} resolves to a private or loopback address; set LLM_MEDIA_ALLOW_PRIVATE=true to allow it`);
-  }
-}
-
 /**
- * Fetches an audio file by URL for transcription: http(s) only, public addresses only (unless
- * allowed), at most 3 redirects (each checked), an audio content type, and at most `maxBytes`,
- * enforced on the declared length and again while streaming.
+ * Fetches an audio file by URL for transcription: http(s) only, through the outbound policy
+ * (public addresses unless OUTBOUND_ALLOWLIST names them, checked on the address connected to,
+ * at every one of at most 3 redirects), an audio content type, and at most `maxBytes`, enforced
+ * on the declared length and again while streaming.
  */
-export async function fetchAudio(raw: string, o: { maxBytes: number; timeoutMs: number; allowPrivate: boolean; signal: AbortSignal }): Promise<FetchedMedia> {
+export async function fetchAudio(raw: string, o: { maxBytes: number; timeoutMs: number; signal: AbortSignal; fetch?: OutboundFetch }): Promise<FetchedMedia> {
+  const get = o.fetch ?? outboundFetch;
   let url = new URL(raw);
   const signal = AbortSignal.any([o.signal, AbortSignal.timeout(o.timeoutMs)]);
   for (let hop = 0; ; hop++) {
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw refuse('invalid_media_url', 'audio URLs must be http or https');
-    if (!o.allowPrivate) await assertPublic(url);
     let res: Response;
     try {
-      res = await fetch(url, { redirect: 'manual', signal, headers: { accept: 'audio/*, video/mp4, video/webm, application/octet-stream' } });
+      res = await get(url, { redirect: 'manual', signal, headers: { accept: 'audio/*, video/mp4, video/webm, application/octet-stream' } });
     } catch (e) {
+      if (e instanceof ForbiddenDestination) throw e;
       throw refuse('media_unavailable', `could not fetch the audio from ${url.host}: ${(e as Error).message}`, true);
     }
     if (res.status >= 300 && res.status < 400 && res.headers.get('location')) {

@@ -88,7 +88,7 @@ export async function runTask<T>(
   const usage = clean(done.usage);
   const cost = costOf(rt.config.prices[`${r.route.provider}/${r.route.model}`], usage, done.image);
   rt.spend.add(ctx.workspaceId, cost.usd);
-  const providerResponse = await fit(rt, done.providerResponse);
+  const providerResponse = await fit(rt, done.providerResponse, ctx.workspaceId);
   const event: UsageRecorded = {
     command_id: ctx.idempotencyKey,
     agent_id: ctx.agentId,
@@ -128,10 +128,10 @@ export async function runTask<T>(
  * Records must stay under the broker's message size: a response bigger than
  * LLM_MAX_INLINE_BYTES (a large embedding batch, say) is stored and referenced instead.
  */
-async function fit(rt: LlmRuntime, response: Record<string, unknown>): Promise<Record<string, unknown>> {
+async function fit(rt: LlmRuntime, response: Record<string, unknown>, workspaceId: string): Promise<Record<string, unknown>> {
   const json = JSON.stringify(response);
   if (Buffer.byteLength(json) <= rt.config.maxInlineBytes) return response;
-  const stored = await rt.artifacts.put(Buffer.from(json), 'application/json');
+  const stored = await rt.artifacts.put(Buffer.from(json), 'application/json', workspaceId);
   const { embedding, embeddings, choices: _c, ...small } = response as Record<string, unknown> & { embedding?: unknown[]; embeddings?: unknown[] };
   return { stored, ...small, ...(embedding || embeddings ? { count: embeddings?.length ?? 1 } : {}) };
 }

@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { vendors } from './index.ts';
+import { sendgridEventMap } from './sendgrid.ts';
+import { shopifyTopicMap } from './shopify.ts';
+import { tiktokEventMap } from './tiktok.ts';
 import { loadFixture, toRawDelivery } from '../../../tests/helpers/sign.ts';
 
 const SEGMENT = /^[a-z0-9][a-z0-9_-]{0,62}$/;
@@ -54,6 +57,19 @@ describe('vendor registry', () => {
         } else {
           expect(typeof m.reason).toBe('string');
         }
+      }
+    }
+  });
+
+  it("no vendor table maps two events to topic names Kafka would take for the same ('.' and '_' alike)", () => {
+    const whatsapp = [{ entity: 'messages', action: 'received' }, { entity: 'messages', action: 'status' }];
+    for (const table of [Object.values(shopifyTopicMap), Object.values(sendgridEventMap), Object.values(tiktokEventMap), whatsapp]) {
+      const byKey = new Map<string, string>();
+      for (const { entity, action } of table) {
+        const name = `${entity}.${action}`;
+        const other = byKey.get(`${entity}_${action}`);
+        expect(other === undefined || other === name, `${name} vs ${other}`).toBe(true);
+        byKey.set(`${entity}_${action}`, name);
       }
     }
   });

@@ -8,10 +8,18 @@ import { checkRequired, guardMap, guardVerify, isIdText, makeEvent, parseJson, u
  * in base64. The "secrets" are the public verification keys as the SendGrid console shows them
  * (base64 DER SPKI; PEM also accepted). Two keys = rotation overlap.
  *
- * No age limit on the timestamp: SendGrid documents none and retries failed posts later, and a
- * replayed batch is harmless because every event is deduped on sg_event_id. Future timestamps
- * beyond SENDGRID_FUTURE_SKEW_SECONDS are refused (clock abuse, not a retry).
+ * Timestamps older than SENDGRID_MAX_AGE_SECONDS (24 h) are refused (`timestamp_too_old`), so a
+ * captured batch cannot be replayed once the dedupe window (WEBHOOK_DEDUPE_HOURS, 72 h) has
+ * forgotten its sg_event_ids: anything younger is still answered `duplicate`. 24 h because
+ * SendGrid retries a failed post for up to 24 h and documents nothing about re-signing retries:
+ * a shorter limit could refuse genuine retries after an outage. Future timestamps beyond
+ * SENDGRID_FUTURE_SKEW_SECONDS are refused (clock abuse, not a retry).
+ *
+ * Which workspace a batch reaches is bound by the key (secrets.ts): /webhooks/email/sendgrid/<account>
+ * verifies only with that SendGrid account's own key, so a batch signed by one account fails on
+ * another account's route; the platform key verifies only the route without an account.
  */
+export const SENDGRID_MAX_AGE_SECONDS = 24 * 3600;
 export const SENDGRID_FUTURE_SKEW_SECONDS = 5 * 60;
 export const SENDGRID_SIGNATURE_HEADER = 'x-twilio-email-event-webhook-signature';
 export const SENDGRID_TIMESTAMP_HEADER = 'x-twilio-email-event-webhook-timestamp';
@@ -61,9 +69,9 @@ function verify(d: RawDelivery, secrets: string[], now: Date): VerifyResult {
     if (!/^\d{1,12}$/.test(ts)) return { valid: false, reason: 'malformed_timestamp' };
     // DER ECDSA P-256 signatures are 70-72 bytes; base64 of that is < 100 chars.
     if (!/^[A-Za-z0-9+/]{80,120}={0,2}$/.test(sig)) return { valid: false, reason: 'malformed_signature' };
-    if (Number(ts) - Math.floor(now.getTime() / 1000) > SENDGRID_FUTURE_SKEW_SECONDS) {
-      return { valid: false, reason: 'timestamp_too_new' };
-    }
+    const age = Math.floor(now.getTime() / 1000) - Number(ts);
+    if (age < -SENDGRID_FUTURE_SKEW_SECONDS) return { valid: false, reason: 'timestamp_too_new' };
+    if (age > SENDGRID_MAX_AGE_SECONDS) return { valid: false, reason: 'timestamp_too_old' };
     const keys = usableSecrets(secrets).map(publicKey).filter((k): k is KeyObject => k !== null);
     if (!keys.length) return { valid: false, reason: 'no_secret_configured' };
     const signed = Buffer.concat([Buffer.from(ts, 'utf8'), d.rawBody]);
@@ -97,7 +105,7 @@ function workspaceHint(e: Record<string, unknown>): string | undefined {
 
 /**
  * Account per event. An endpoint with its own account (/webhooks/email/sendgrid/<account>, verified
- * with that account's keys) always wins: a workspace sending through its own SendGrid account sets
+ * with that account's key only) always wins: a workspace sending through its own SendGrid account sets
  * its own custom args, and must not be able to steer events into another workspace by writing
  * ionflux_workspace. On the shared platform endpoint the platform's dispatcher set the custom arg
  * itself, so there the hint is trusted.
@@ -144,4 +152,6 @@ export const sendgrid: VendorModule = {
   requiredHeaders: [SENDGRID_SIGNATURE_HEADER, SENDGRID_TIMESTAMP_HEADER],
   verify,
   map,
+  // The email dispatcher learns suppressions from these (ionflux.internal.email), in every workspace.
+  internal: new Set(['delivery.bounced', 'delivery.dropped', 'delivery.spam_reported', 'delivery.unsubscribed', 'delivery.group_unsubscribed', 'delivery.group_resubscribed']),
 };

@@ -1,6 +1,6 @@
 import { createPublicKey } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { sendgrid, sendgridEventMap, SENDGRID_FUTURE_SKEW_SECONDS } from './sendgrid.ts';
+import { sendgrid, sendgridEventMap, SENDGRID_FUTURE_SKEW_SECONDS, SENDGRID_MAX_AGE_SECONDS } from './sendgrid.ts';
 import { loadFixture, sendgridHeaders, sendgridKeyPair, toRawDelivery } from '../../../tests/helpers/sign.ts';
 
 const SEGMENT = /^[a-z0-9][a-z0-9_-]{0,62}$/;
@@ -78,8 +78,12 @@ describe('sendgrid.verify with generated keys', () => {
     expect(sendgrid.verify(d(), [], NOW)).toEqual({ valid: false, reason: 'no_secret_configured' });
   });
 
-  it('accepts old timestamps (dedupe covers replays) but not far-future ones', () => {
-    expect(sendgrid.verify(d(body, T - 3 * 86400), [publicKey], NOW).valid).toBe(true);
+  it('accepts retries up to SENDGRID_MAX_AGE_SECONDS old (24 h, inside the 72 h dedupe window), refuses older and far-future ones', () => {
+    expect(SENDGRID_MAX_AGE_SECONDS).toBeLessThan(72 * 3600);
+    expect(sendgrid.verify(d(body, T - 3600), [publicKey], NOW).valid).toBe(true);
+    expect(sendgrid.verify(d(body, T - SENDGRID_MAX_AGE_SECONDS), [publicKey], NOW).valid).toBe(true);
+    expect(sendgrid.verify(d(body, T - SENDGRID_MAX_AGE_SECONDS - 1), [publicKey], NOW)).toEqual({ valid: false, reason: 'timestamp_too_old' });
+    expect(sendgrid.verify(d(body, T - 3 * 86400), [publicKey], NOW)).toEqual({ valid: false, reason: 'timestamp_too_old' });
     expect(sendgrid.verify(d(body, T + SENDGRID_FUTURE_SKEW_SECONDS + 1), [publicKey], NOW)).toEqual({ valid: false, reason: 'timestamp_too_new' });
   });
 });

@@ -30,6 +30,15 @@ export async function runConsumer(kafka: Kafka, deps: { publish: (r: OutgoingRec
   const patterns = subscriptions.filter((s): s is RegExp => s instanceof RegExp);
   const matching = async () => new Set((await deps.listTopics()).filter((t) => patterns.some((p) => p.test(t))));
   let stopping = false;
+  /** Set while the consumer leaves the group (stopping, or rejoining with new topics): the running batch commits as it ends. */
+  let leaving = false;
+  /** Per topic|partition, the offset after the last record handled: what a commit should say. */
+  const lastResolved = new Map<string, string>();
+  const resolve = (p: EachBatchPayload, offset: string) => {
+    p.resolveOffset(offset);
+    lastResolved.set(`${p.batch.topic}|${p.batch.partition}`, String(BigInt(offset) + 1n));
+  };
+
   async function deadLetter(record: IncomingRecord, error: unknown, attempts: number): Promise<void> {
     await deps.publish(deadLetterRecord({ dlqTopic, service: opts.service, record, message: record, error, attempts }));
     deps.logger.warn({ topic: record.topic, partition: record.partition, offset: record.offset, error: describeError(error) }, 'record dead-lettered');
@@ -76,8 +85,7 @@ export async function runConsumer(kafka: Kafka, deps: { publish: (r: OutgoingRec
     for (const message of p.batch.messages) {
       if (!p.isRunning() || p.isStale() || stopping) break;
       if ((await handleOne(p, message, true)) !== 'done') return;
-      p.resolveOffset(message.offset);
-      await p.commitOffsetsIfNecessary();
+      resolve(p, message.offset);
       await p.heartbeat();
     }
   }
@@ -114,32 +122,68 @@ export async function runConsumer(kafka: Kafka, deps: { publish: (r: OutgoingRec
     }
     const firstOpen = done.indexOf(false);
     const last = firstOpen === -1 ? messages.length - 1 : firstOpen - 1;
-    if (last >= 0) p.resolveOffset(messages[last]!.offset);
-    await p.commitOffsetsIfNecessary();
+    if (last >= 0) resolve(p, messages[last]!.offset);
   }
 
+  // Offsets are committed in the background, not by kafkajs after every batch: its auto-commit
+  // awaits an OffsetCommit between every fetch, and Kafka 4's group coordinator answers that in
+  // 7-25 ms (it batches its appends), which every record then waits for. A record is done (and its
+  // offset resolved) only after what it queued was acknowledged, so committing later can only
+  // redeliver finished records, which handlers recognise; it never skips one.
+  const resolved = new Map<string, { topic: string; partition: number; offset: string }>();
+  let committing: Promise<void> = Promise.resolve();
+  /** Commits what was resolved so far, through `member` (the consumer in the group). */
+  const commit = (member: Consumer | undefined) =>
+    (committing = committing.then(async () => {
+      if (!member) return;
+      const offsets = [...resolved.values()];
+      resolved.clear();
+      if (offsets.length) await member.commitOffsets(offsets).catch((e: unknown) => deps.logger.debug({ err: e }, 'offset commit failed; the next one covers it'));
+    }));
+
   /** A consumer subscribed to every subscription as it stands now, running. */
-  async function start() {
-    const consumer = newConsumer();
+  async function start(): Promise<Consumer> {
+    const member = newConsumer();
     try {
-      await consumer.connect();
-      for (const s of subscriptions) await consumer.subscribe({ topic: s, fromBeginning: opts.fromBeginning ?? false });
-      await consumer.run({
+      await member.connect();
+      for (const s of subscriptions) await member.subscribe({ topic: s, fromBeginning: opts.fromBeginning ?? false });
+      await member.run({
         eachBatchAutoResolve: false,
-        autoCommit: true,
-        autoCommitInterval: 1000,
+        autoCommit: false,
         partitionsConsumedConcurrently: opts.partitionsConsumedConcurrently ?? 1,
-        eachBatch: handleBatch,
+        eachBatch: async (p) => {
+          await handleBatch(p);
+          // What handleBatch resolved: the next offset to read, committed by the timer.
+          const next = lastResolved.get(`${p.batch.topic}|${p.batch.partition}`);
+          if (next !== undefined) resolved.set(`${p.batch.topic}|${p.batch.partition}`, { topic: p.batch.topic, partition: p.batch.partition, offset: next });
+          // Leaving: kafkajs leaves the group right after this batch, so commit now, while still a member.
+          if (stopping || leaving) await commit(member);
+        },
       });
     } catch (e) {
-      await consumer.disconnect().catch(() => undefined);
+      await member.disconnect().catch(() => undefined);
       throw e;
     }
-    return consumer;
+    return member;
   }
 
   let known = patterns.length ? await matching() : new Set<string>();
   let consumer: Consumer | undefined = await start();
+  const committer = setInterval(() => void commit(consumer), opts.commitIntervalMs ?? 500);
+  committer.unref();
+
+  /** Leaves the group cleanly: earlier batches' offsets now, the running batch's as it ends. */
+  async function leave(): Promise<void> {
+    const member = consumer;
+    consumer = undefined;
+    leaving = true;
+    try {
+      await commit(member);
+      await member?.disconnect();
+    } finally {
+      leaving = false;
+    }
+  }
 
   // kafkajs resolves a pattern once, when it subscribes: a topic created later (a new workspace's
   // command topic) would never be read. The topic list is watched instead, and when a new topic
@@ -153,9 +197,7 @@ export async function runConsumer(kafka: Kafka, deps: { publish: (r: OutgoingRec
     if (consumer && added.length === 0) return;
     if (consumer) {
       deps.logger.info({ group: opts.groupId, topics: added }, 'new topics match the subscription; rejoining the group');
-      const leaving = consumer;
-      consumer = undefined;
-      await leaving.disconnect();
+      await leave();
     }
     if (stopping) return;
     consumer = await start();
@@ -172,8 +214,10 @@ export async function runConsumer(kafka: Kafka, deps: { publish: (r: OutgoingRec
       stopping = true;
       clearInterval(watcher);
       await watching;
-      // kafkajs waits for the running batch, commits resolved offsets and leaves the group.
-      await consumer?.disconnect();
+      clearInterval(committer);
+      // Commit what earlier batches resolved; the running batch commits its own as it ends
+      // (kafkajs waits for it before leaving the group).
+      await leave();
     },
   };
 }

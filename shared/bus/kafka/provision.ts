@@ -53,11 +53,10 @@ export class TopicProvisioner {
       replicationFactor: spec.replicationFactor,
       configEntries: Object.entries(spec.configs ?? {}).map(([name, value]) => ({ name, value })),
     };
-    let created = false;
     // Ask first: creating an existing topic works but makes kafkajs log an error.
     const exists = (await this.admin.listTopics()).includes(topic);
     try {
-      if (!exists) created = await this.admin.createTopics({ topics: [config], waitForLeaders: true });
+      if (!exists) await this.admin.createTopics({ topics: [config], waitForLeaders: false });
     } catch (e) {
       const types = [(e as { type?: string }).type, ...((e as { errors?: { type?: string }[] }).errors ?? []).map((x) => x.type)];
       // Not visible to this principal and not creatable by it: the broker's ACLs keep it out.
@@ -66,9 +65,26 @@ export class TopicProvisioner {
       }
       if (!types.includes('TOPIC_ALREADY_EXISTS')) throw e;
     }
-    if (created) return void this.known.set(topic, spec.partitions);
-    const meta = await this.admin.fetchTopicMetadata({ topics: [topic] });
-    this.known.set(topic, meta.topics[0]?.partitions.length ?? spec.partitions);
+    this.known.set(topic, await this.withLeaders(topic));
+  }
+
+  /**
+   * Waits until every partition of a topic has a leader; returns how many it has. kafkajs's own
+   * `waitForLeaders` gives up with UNKNOWN_TOPIC_OR_PARTITION when a broker that just started
+   * has not yet spread the new topic's metadata (seen on the first topics of a fresh test broker).
+   */
+  private async withLeaders(topic: string): Promise<number> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const meta = await this.admin!.fetchTopicMetadata({ topics: [topic] });
+        const partitions = meta.topics[0]?.partitions ?? [];
+        if (partitions.length > 0 && partitions.every((p) => p.leader >= 0)) return partitions.length;
+      } catch (e) {
+        if (attempt >= 50) throw e;
+      }
+      if (attempt >= 50) throw new Error(`topic ${topic} has no leader for every partition after 10 s`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
   }
 
   /** The partition count of a topic that `ensure` has seen. */
@@ -85,7 +101,8 @@ export class TopicProvisioner {
 }
 
 const DAY = 24 * 3600 * 1000;
-const STATE_RETENTION_MS: Record<string, number> = { 'ionflux.state.webhook-deliveries': 7 * DAY };
+// Stores of delivery ids and of email send units only need to outlive their dedupe windows.
+const STATE_RETENTION_MS: Record<string, number> = { 'ionflux.state.webhook-deliveries': 7 * DAY, 'ionflux.state.email-units': 7 * DAY };
 
 /** Dead letters are kept longer than events so an admin has time to replay them. */
 export const defaultTopicSpecFor: TopicSpecFor = (topic): Partial<TopicSpec> | undefined => {

@@ -1,5 +1,6 @@
 import { validateManifest } from '../manifest.ts';
 import type { ConnectorSpec } from '../types.ts';
+import { spec as email } from './email.ts';
 import { spec as llm } from './llm.ts';
 import { spec as platform } from './platform.ts';
 import { spec as webhook } from './webhook.ts';
@@ -9,7 +10,7 @@ import { spec as webhook } from './webhook.ts';
  * registration): manifest, emitted events and credential healthcheck. Each connector's handlers
  * live in the service that runs it (services/<service>/), never here.
  */
-export const catalog: ReadonlyMap<string, ConnectorSpec> = byId([llm, platform, webhook]);
+export const catalog: ReadonlyMap<string, ConnectorSpec> = byId([email, llm, platform, webhook]);
 
 function byId(specs: ConnectorSpec[]): Map<string, ConnectorSpec> {
   const out = new Map<string, ConnectorSpec>();

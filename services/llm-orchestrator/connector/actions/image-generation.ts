@@ -29,7 +29,7 @@ export const imageGeneration = (rt: LlmRuntime) =>
             const revised = img.revised_prompt ? { revised_prompt: img.revised_prompt } : {};
             if (img.b64_json) {
               const bytes = Buffer.from(img.b64_json, 'base64');
-              return { reference: await rt.artifacts.put(bytes, sniffImageType(bytes)), ...revised };
+              return { reference: await rt.artifacts.put(bytes, sniffImageType(bytes), ctx.workspaceId), ...revised };
             }
             return { url: img.url, ...revised };
           }),

@@ -1,0 +1,39 @@
+import type { Mailbox } from '../../../shared/connectors/catalog/email.ts';
+import type { ActionContext } from '../../../shared/connectors/types.ts';
+import { HubError } from '../../../shared/errors.ts';
+import { resolveAttachments, type AttachmentRef } from '../attachments.ts';
+import { senderFor } from '../compose.ts';
+import type { EmailDeps } from '../deps.ts';
+import { checkHost } from '../hosts.ts';
+import type { Provider, ResolvedAttachment } from '../providers/types.ts';
+
+export interface Prepared {
+  provider: Provider;
+  from: Mailbox;
+  attachments: ResolvedAttachment[];
+  platform: boolean;
+}
+
+/**
+ * What both actions do before the first unit: refuse a platform seal that is not this command's,
+ * pick the provider from the resolved credentials (a workspace's own SMTP host must be public),
+ * fix the sender, fetch the attachments once.
+ */
+export async function prepare(d: EmailDeps, ctx: ActionContext<{ from?: Mailbox; attachments?: AttachmentRef[]; platform_seal?: unknown }>): Promise<Prepared> {
+  if (ctx.params.platform_seal !== undefined) {
+    const sealed = d.sealer.verify(ctx.params as Record<string, unknown>);
+    if (!sealed || sealed.command_id !== ctx.idempotencyKey || sealed.workspace_id !== ctx.workspaceId) {
+      throw new HubError('invalid_platform_seal', 'platform_seal is set only by the dispatcher HTTP API with the platform token, for that command alone');
+    }
+  }
+  const platform = d.platformCredential !== undefined && ctx.credentials.credential === d.platformCredential;
+  const provider = d.providerFor(ctx.credentials);
+  if (!platform && provider.name === 'smtp') {
+    const problem = await checkHost(new URL(ctx.credentials.credential!).hostname, d.attachments.allowPrivate);
+    if (problem) throw new HubError('smtp_host_forbidden', problem);
+  }
+  if (platform && provider.name === 'sendgrid') await d.onPlatformSendgrid?.(ctx.workspaceId);
+  const from = senderFor(ctx.credentials.from ?? '', ctx.params.from);
+  const attachments = await resolveAttachments(ctx.params.attachments, { ...d.attachments, signal: ctx.signal });
+  return { provider, from, attachments, platform };
+}

@@ -1,0 +1,50 @@
+import { addressOf, sendInput, type Mailbox } from '../../../shared/connectors/catalog/email.ts';
+import { handler, VendorError } from '../../../shared/connectors/types.ts';
+import { HubError } from '../../../shared/errors.ts';
+import { customArgs, messageIdFor } from '../compose.ts';
+import type { EmailDeps } from '../deps.ts';
+import { unitKey } from '../ledger.ts';
+import { suppressionKey } from '../suppressions.ts';
+import { runUnit } from '../unit.ts';
+import { prepare } from './prepare.ts';
+
+/**
+ * One message, one unit: suppressed addresses are dropped from to/cc/bcc first; the rest go in
+ * one provider call, recorded in the ledger before and after, so a redelivered or resumed command
+ * reports the first result instead of sending again.
+ */
+export const send = (d: EmailDeps) =>
+  handler(sendInput, async (ctx) => {
+    const p = ctx.params;
+    const { provider, from, attachments } = await prepare(d, ctx);
+    const suppressed: { email: string; reason: string }[] = [];
+    const keep = (list: Mailbox[] | undefined) =>
+      (list ?? []).filter((m) => {
+        const s = d.suppressions.get(suppressionKey(ctx.workspaceId, addressOf(m)));
+        if (s) suppressed.push({ email: addressOf(m), reason: s.reason });
+        return !s;
+      });
+    const [to, cc, bcc] = [keep(p.to), keep(p.cc), keep(p.bcc)];
+    const base = { provider: provider.name, accepted: [] as string[], rejected: [] as string[], suppressed };
+    if (to.length + cc.length + bcc.length === 0) return { ...base, status: 'suppressed' as const };
+    // SMTP needs a To; when only cc/bcc are left, they go in the envelope with an empty To list.
+    const messageId = messageIdFor(ctx.workspaceId, ctx.idempotencyKey, 'message', from);
+    // No waiting here: one message, so the worker's own retries (backoff, Retry-After) do it.
+    const out = await runUnit(
+      { ...d, waitBudgetMs: 0 },
+      {
+        keys: [unitKey(ctx.workspaceId, ctx.idempotencyKey, 'message')],
+        account: provider.account,
+        workspaceId: ctx.workspaceId,
+        messages: 1,
+        messageId,
+        signal: ctx.signal,
+        call: () => provider.send({ from, to, cc, bcc, replyTo: p.reply_to, subject: p.subject, text: p.text, html: p.html, headers: p.headers ?? {}, attachments, messageId, customArgs: customArgs(ctx.workspaceId, ctx.idempotencyKey) }, ctx.signal),
+      },
+    );
+    if (out.state === 'sent') return { ...base, status: 'sent' as const, message_id: out.messageId, accepted: out.accepted, rejected: out.rejected };
+    if (out.state === 'unknown') return { ...base, status: 'unknown' as const, message_id: out.messageId };
+    if (out.state === 'failed') throw new HubError(out.code, `the provider refused the message: ${out.message}`);
+    // Not taken (throttled, 5xx, unreachable): the worker retries the command; the ledger says it was not sent.
+    throw new VendorError(out.status ?? 503, `the email provider is unavailable: ${out.message}`, { retryAfterMs: out.retryAfterMs });
+  });

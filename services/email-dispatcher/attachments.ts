@@ -1,0 +1,62 @@
+import { basename } from 'node:path';
+import { HubError } from '../../shared/errors.ts';
+import { FORBIDDEN_DESTINATION, outboundFetch } from '../../shared/net/outbound.ts';
+import type { ResolvedAttachment } from './providers/types.ts';
+
+export type AttachmentRef = { filename: string; url: string; content_type?: string } | { filename: string; content_base64: string; content_type?: string };
+
+export interface AttachmentOptions {
+  maxBytes: number;
+  /** URL prefixes fetched even on private addresses (the LLM orchestrator's stored artifacts). */
+  trustedPrefixes: string[];
+  allowPrivate: boolean;
+  signal: AbortSignal;
+}
+
+const refuse = (code: string, message: string, retryable = false) => new HubError(code, message, { retryable });
+
+/** Fetches one URL: no redirects, a size limit checked on the header and while reading. */
+async function fetchBytes(url: string, o: AttachmentOptions): Promise<{ bytes: Buffer; contentType: string }> {
+  // The hub's own stored artifacts (trusted prefixes) may live on a private address; any other URL
+  // goes through the shared outbound policy, checked on the address actually connected to.
+  const trusted = o.allowPrivate || o.trustedPrefixes.some((p) => p && url.startsWith(p));
+  let res: Response;
+  try {
+    res = (await (trusted ? fetch : outboundFetch)(url, { redirect: 'manual', signal: AbortSignal.any([o.signal, AbortSignal.timeout(30_000)]) })) as Response;
+  } catch (e) {
+    if ((e as { code?: string }).code === FORBIDDEN_DESTINATION || (e as { cause?: { code?: string } }).cause?.code === FORBIDDEN_DESTINATION) throw refuse('attachment_url_forbidden', (e as Error).message);
+    throw refuse('attachment_unavailable', `could not fetch attachment from ${new URL(url).host}: ${(e as Error).message}`, true);
+  }
+  if (!res.ok) {
+    await res.body?.cancel();
+    throw refuse('attachment_unavailable', `fetching the attachment answered ${res.status}`, res.status === 429 || res.status >= 500);
+  }
+  if (Number(res.headers.get('content-length')) > o.maxBytes) {
+    await res.body?.cancel();
+    throw refuse('attachment_too_large', `attachment over ${o.maxBytes} bytes`);
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of res.body ?? []) {
+    size += (chunk as Uint8Array).byteLength;
+    if (size > o.maxBytes) {
+      await res.body?.cancel().catch(() => undefined);
+      throw refuse('attachment_too_large', `attachment over ${o.maxBytes} bytes`);
+    }
+    chunks.push(Buffer.from(chunk as Uint8Array));
+  }
+  return { bytes: Buffer.concat(chunks), contentType: (res.headers.get('content-type') ?? 'application/octet-stream').split(';')[0]!.trim() };
+}
+
+/** Every attachment of a command with its bytes; fetched once, before the first unit is sent. */
+export async function resolveAttachments(refs: AttachmentRef[] | undefined, o: AttachmentOptions): Promise<ResolvedAttachment[]> {
+  const out: ResolvedAttachment[] = [];
+  let total = 0;
+  for (const a of refs ?? []) {
+    const got = 'url' in a ? await fetchBytes(a.url, o) : { bytes: Buffer.from(a.content_base64, 'base64'), contentType: 'application/octet-stream' };
+    total += got.bytes.length;
+    if (total > o.maxBytes) throw refuse('attachment_too_large', `attachments over ${o.maxBytes} bytes in total`);
+    out.push({ filename: basename(a.filename), contentType: a.content_type ?? got.contentType, content: got.bytes });
+  }
+  return out;
+}

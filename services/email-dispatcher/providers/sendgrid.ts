@@ -1,0 +1,92 @@
+import { createHash } from 'node:crypto';
+import type { Mailbox } from '../../../shared/connectors/catalog/email.ts';
+import { retryAfterMs } from '../../../shared/connectors/types.ts';
+import { redactString } from '../../../shared/redact.ts';
+import type { OutgoingMessage, Personalization, Provider, SendResult } from './types.ts';
+
+/** SendGrid v3 settings: the API base (a simulator in tests) and a per-request timeout. */
+export interface SendgridSettings {
+  baseUrl: string;
+  timeoutMs: number;
+}
+
+const box = (m: Mailbox) => (typeof m === 'string' ? { email: m } : { email: m.email, ...(m.name ? { name: m.name } : {}) });
+
+/** The content array: SendGrid requires text/plain before text/html. */
+const contentOf = (m: { text?: string; html?: string }) => [...(m.text ? [{ type: 'text/plain', value: m.text }] : []), ...(m.html ? [{ type: 'text/html', value: m.html }] : [])];
+
+/**
+ * When to try again after a 429: Retry-After if given, else X-RateLimit-Reset (epoch seconds,
+ * per SendGrid's rate-limit reference), else a second.
+ */
+export function throttleWaitMs(h: Headers, now = Date.now()): number {
+  const after = retryAfterMs(h.get('retry-after'), now);
+  if (after !== undefined) return after;
+  const reset = Number(h.get('x-ratelimit-reset'));
+  return Number.isFinite(reset) && reset > 0 ? Math.max(0, reset * 1000 - now) : 1000;
+}
+
+async function errorText(res: Response): Promise<string> {
+  const body = await res.text().catch(() => '');
+  try {
+    const errors = (JSON.parse(body) as { errors?: { message?: string; field?: string | null }[] }).errors ?? [];
+    if (errors.length) return errors.map((e) => (e.field ? `${e.field}: ${e.message}` : String(e.message))).join('; ');
+  } catch {
+    // not JSON: fall through to the status line
+  }
+  return `SendGrid answered ${res.status}`;
+}
+
+/** SendGrid's v3 `POST /v3/mail/send`; one call per message or per batch of personalizations. */
+export function sendgridProvider(apiKey: string, s: SendgridSettings): Provider {
+  const account = `sendgrid:${createHash('sha256').update(apiKey).digest('hex').slice(0, 16)}`;
+
+  async function post(body: unknown, signal: AbortSignal): Promise<SendResult> {
+    let res: Response;
+    try {
+      res = await fetch(`${s.baseUrl.replace(/\/$/, '')}/v3/mail/send`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+        signal: AbortSignal.any([signal, AbortSignal.timeout(s.timeoutMs)]),
+      });
+    } catch (e) {
+      const cause = (e as { cause?: { code?: string } }).cause?.code ?? '';
+      const message = redactString(`could not reach SendGrid: ${(e as Error).message}${cause ? ` (${cause})` : ''}`);
+      // Refused or unresolvable: the request never left. A timeout or reset: it may have been taken.
+      return /ECONNREFUSED|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH/.test(cause) ? { ok: false, kind: 'not_sent', code: 'sendgrid_unreachable', message } : { ok: false, kind: 'ambiguous', code: 'sendgrid_no_answer', message };
+    }
+    if (res.status === 202 || res.status === 200) {
+      await res.arrayBuffer().catch(() => undefined);
+      return { ok: true, messageId: res.headers.get('x-message-id') ?? '', accepted: [], rejected: [] };
+    }
+    const message = redactString(await errorText(res)).slice(0, 500);
+    const code = `sendgrid_${res.status}`;
+    if (res.status === 401) return { ok: false, kind: 'unauthorized', code, message };
+    if (res.status === 429 || res.status >= 500) return { ok: false, kind: 'not_sent', code, message, status: res.status, retryAfterMs: res.status === 429 ? throttleWaitMs(res.headers) : retryAfterMs(res.headers.get('retry-after')) };
+    return { ok: false, kind: 'rejected', code, message };
+  }
+
+  const base = (m: Omit<OutgoingMessage, 'to' | 'cc' | 'bcc' | 'customArgs'>) => ({
+    from: box(m.from),
+    ...(m.replyTo ? { reply_to: box(m.replyTo) } : {}),
+    subject: m.subject,
+    content: contentOf(m),
+    ...(Object.keys(m.headers).length ? { headers: m.headers } : {}),
+    ...(m.attachments.length ? { attachments: m.attachments.map((a) => ({ content: a.content.toString('base64'), filename: a.filename, type: a.contentType, disposition: 'attachment' })) } : {}),
+  });
+
+  return {
+    name: 'sendgrid',
+    account,
+    async send(msg, signal) {
+      const personalization = { to: msg.to.map(box), ...(msg.cc?.length ? { cc: msg.cc.map(box) } : {}), ...(msg.bcc?.length ? { bcc: msg.bcc.map(box) } : {}), custom_args: msg.customArgs };
+      const r = await post({ personalizations: [personalization], ...base(msg) }, signal);
+      return r.ok ? { ...r, accepted: [...msg.to, ...(msg.cc ?? []), ...(msg.bcc ?? [])].map((m) => (typeof m === 'string' ? m : m.email).toLowerCase()) } : r;
+    },
+    async sendBatch(msg, recipients: Personalization[], signal) {
+      const personalizations = recipients.map((p) => ({ to: [box(p.to)], substitutions: p.substitutions, headers: p.headers, custom_args: p.customArgs }));
+      return post({ personalizations, ...base(msg) }, signal);
+    },
+  };
+}

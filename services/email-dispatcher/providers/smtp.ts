@@ -1,0 +1,92 @@
+import { createHash } from 'node:crypto';
+import nodemailer from 'nodemailer';
+import type { Mailbox } from '../../../shared/connectors/catalog/email.ts';
+import { redactString, registerSecret } from '../../../shared/redact.ts';
+import type { OutgoingMessage, Provider, SendResult } from './types.ts';
+
+/** Pool and TLS settings of every SMTP transport (EMAIL_SMTP_* settings). */
+export interface SmtpSettings {
+  maxConnections: number;
+  /** Refuse to send unless the server offers STARTTLS (smtp://); smtps:// is TLS from the start. */
+  requireTls: boolean;
+  rejectUnauthorized: boolean;
+  timeoutMs: number;
+}
+
+export const toAddress = (m: Mailbox) => (typeof m === 'string' ? m : { name: m.name ?? '', address: m.email });
+
+/** nodemailer's error fields we classify on. */
+type SmtpError = Error & { code?: string; responseCode?: number; command?: string; rejected?: string[] };
+
+/**
+ * Whether the server could have taken the message. A reply code means the server answered (and
+ * refused); a failure to connect, resolve, greet, secure or log in happens before any message is
+ * handed over. Anything else (a socket that broke or timed out mid-transaction) is ambiguous.
+ */
+export function classifySmtpError(e: SmtpError): SendResult {
+  const message = redactString(e.message).slice(0, 300);
+  if (e.code === 'EAUTH') return { ok: false, kind: 'unauthorized', code: 'smtp_auth_failed', message };
+  if (typeof e.responseCode === 'number') {
+    const code = `smtp_${e.responseCode}`;
+    return e.responseCode >= 500 ? { ok: false, kind: 'rejected', code, message } : { ok: false, kind: 'not_sent', code, message };
+  }
+  const beforeHandover = ['EDNS', 'ETLS', 'ECONNREFUSED'].includes(e.code ?? '') || /ECONNREFUSED|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|Greeting never received/i.test(e.message) || e.code === 'EENVELOPE';
+  if (beforeHandover) return { ok: false, kind: 'not_sent', code: `smtp_${(e.code ?? 'error').toLowerCase()}`, message };
+  return { ok: false, kind: 'ambiguous', code: `smtp_${(e.code ?? 'error').toLowerCase()}`, message };
+}
+
+const transports = new Map<string, ReturnType<typeof nodemailer.createTransport>>();
+
+/** A pooled nodemailer transport per SMTP URL (kept for the process: connections are reused). */
+export function smtpProvider(url: string, s: SmtpSettings): Provider {
+  const account = `smtp:${createHash('sha256').update(url).digest('hex').slice(0, 16)}`;
+  let transport = transports.get(account);
+  if (!transport) {
+    // The password alone may show up in an error text; the whole URL is registered by the store.
+    registerSecret(URL.canParse(url) ? decodeURIComponent(new URL(url).password) : undefined);
+    transport = nodemailer.createTransport({
+      url,
+      pool: true,
+      maxConnections: s.maxConnections,
+      maxMessages: Infinity,
+      requireTLS: s.requireTls,
+      tls: { rejectUnauthorized: s.rejectUnauthorized },
+      connectionTimeout: s.timeoutMs,
+      greetingTimeout: s.timeoutMs,
+      socketTimeout: s.timeoutMs,
+    });
+    transports.set(account, transport);
+  }
+  const t = transport;
+  return {
+    name: 'smtp',
+    account,
+    async send(msg: OutgoingMessage): Promise<SendResult> {
+      try {
+        const info = (await t.sendMail({
+          from: toAddress(msg.from),
+          to: msg.to.map(toAddress),
+          cc: msg.cc?.map(toAddress),
+          bcc: msg.bcc?.map(toAddress),
+          replyTo: msg.replyTo ? toAddress(msg.replyTo) : undefined,
+          subject: msg.subject,
+          text: msg.text,
+          html: msg.html,
+          headers: msg.headers,
+          messageId: msg.messageId,
+          attachments: msg.attachments.map((a) => ({ filename: a.filename, content: a.content, contentType: a.contentType })),
+        })) as { accepted?: (string | { address: string })[]; rejected?: (string | { address: string })[] };
+        const plain = (l?: (string | { address: string })[]) => (l ?? []).map((a) => (typeof a === 'string' ? a : a.address).toLowerCase());
+        return { ok: true, messageId: msg.messageId, accepted: plain(info.accepted), rejected: plain(info.rejected) };
+      } catch (e) {
+        return classifySmtpError(e as SmtpError);
+      }
+    },
+  };
+}
+
+/** Closes every pooled connection (shutdown). */
+export function closeSmtpTransports(): void {
+  for (const t of transports.values()) t.close();
+  transports.clear();
+}

@@ -1,0 +1,39 @@
+/** `{{field}}` merge tags, as in the template; names are letters, digits and _. */
+const TAG = /\{\{\s*([A-Za-z0-9_]{1,50})\s*\}\}/g;
+
+const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+export const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => ESCAPES[c]!);
+
+/** Replaces merge tags with values (unknown tags become empty); html escapes them. */
+export function render(template: string, values: Record<string, string>, html = false): string {
+  return template.replace(TAG, (_, name: string) => {
+    const v = values[name] ?? '';
+    return html ? escapeHtml(v) : v;
+  });
+}
+
+/** Subjects are one header line: merged values lose their line breaks. */
+export const renderSubject = (template: string, values: Record<string, string>) => render(template, values).replace(/[\r\n]+/g, ' ');
+
+/**
+ * SendGrid substitutes the same value into text and html, so html gets its own tags:
+ * `{{name}}` in html becomes `{{name|html}}`, whose value is escaped.
+ */
+export const htmlTags = (template: string) => template.replace(TAG, (_, name: string) => `{{${name}|html}}`);
+
+/** The substitution map of one recipient: both spellings of every tag used. */
+export function substitutions(values: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(values)) {
+    out[`{{${k}}}`] = v.replace(/[\r\n]+/g, ' ');
+    out[`{{${k}|html}}`] = escapeHtml(v);
+  }
+  return out;
+}
+
+/** Tag names a template uses, so a batch sends only the substitutions it needs. */
+export function tagsOf(...templates: (string | undefined)[]): Set<string> {
+  const out = new Set<string>();
+  for (const t of templates) for (const m of (t ?? '').matchAll(TAG)) out.add(m[1]!);
+  return out;
+}

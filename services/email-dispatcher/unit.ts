@@ -1,0 +1,104 @@
+import { VendorError } from '../../shared/connectors/types.ts';
+import { HubError } from '../../shared/errors.ts';
+import type { Logger } from '../../shared/logger.ts';
+import type { Ledger, Unit } from './ledger.ts';
+import type { UnitObservation } from './metrics.ts';
+import type { SendResult } from './providers/types.ts';
+import type { Throttle } from './throttle.ts';
+
+/** How one unit (a message, or a batch of recipients) ended. */
+export type UnitOutcome =
+  | { state: 'sent'; messageId: string; accepted: string[]; rejected: string[] }
+  | { state: 'failed'; code: string; message: string }
+  /** Handed to the provider by an earlier run that stopped before hearing back: not repeated. */
+  | { state: 'unknown'; messageId?: string }
+  /** The provider stayed unavailable (throttled, 5xx, unreachable) for longer than the wait budget. */
+  | { state: 'unavailable'; code: string; message: string; status?: number; retryAfterMs?: number };
+
+export interface UnitDeps {
+  ledger: Ledger;
+  providerThrottle: Throttle;
+  workspaceThrottle: Throttle;
+  /** How long a unit may wait on an unavailable provider in total. */
+  waitBudgetMs: number;
+  logger: Logger;
+  observe?(o: UnitObservation): void;
+}
+
+export interface UnitJob {
+  /** Ledger keys of every recipient in the unit (one for a message). */
+  keys: string[];
+  account: string;
+  workspaceId: string;
+  /** Messages the unit counts for in the rate limits. */
+  messages: number;
+  messageId?: string;
+  signal: AbortSignal;
+  call(): Promise<SendResult>;
+}
+
+/** What an earlier run left in the ledger for these keys, or null when the unit is still to do. */
+export function recorded(ledger: Ledger, keys: string[]): UnitOutcome | null {
+  const units = keys.map((k) => ledger.get(k)).filter((u): u is Unit => u !== undefined && u.state !== 'pending');
+  if (units.length === 0) return null;
+  const u = units.find((x) => x.state === 'sending') ?? units[0]!;
+  if (u.state === 'sending') return { state: 'unknown', messageId: u.message_id };
+  if (u.state === 'failed') return { state: 'failed', code: u.code ?? 'failed', message: u.error ?? '' };
+  return { state: 'sent', messageId: u.message_id ?? '', accepted: u.accepted ?? [], rejected: u.rejected ?? [] };
+}
+
+export const sleep = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((resolve, reject) => {
+    if (signal.aborted) return reject(new HubError('action_timeout', 'the command ran out of time'));
+    const t = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => (clearTimeout(t), reject(new HubError('action_timeout', 'the command ran out of time'))), { once: true });
+  });
+
+/**
+ * Sends one unit at most once: waits for the rate limits, records `sending`, calls the provider,
+ * records the result. A provider that throttles or is down is waited for (Retry-After honoured,
+ * only this account waits) within the budget; refused credentials stop the command (401).
+ */
+export async function runUnit(d: UnitDeps, job: UnitJob): Promise<UnitOutcome> {
+  const earlier = recorded(d.ledger, job.keys);
+  if (earlier) return earlier;
+  const write = (u: Omit<Unit, 'at'>) => d.ledger.write(job.keys.map((k) => [k, { ...u, at: Date.now() }]));
+  const started = Date.now();
+  for (let attempt = 1; ; attempt++) {
+    const wait = Math.max(d.providerThrottle.take(job.account, job.messages), d.workspaceThrottle.take(job.workspaceId, job.messages));
+    if (wait > 0) await sleep(wait, job.signal);
+    await write({ state: 'sending', message_id: job.messageId });
+    const t0 = performance.now();
+    const r = await job.call();
+    const provider = job.account.split(':')[0]!;
+    const seen = (state: UnitObservation['state']) => d.observe?.({ provider, state, messages: job.messages, providerMs: performance.now() - t0 });
+    if (r.ok) {
+      seen('sent');
+      await write({ state: 'sent', message_id: r.messageId || job.messageId, accepted: r.accepted, rejected: r.rejected });
+      return { state: 'sent', messageId: r.messageId || job.messageId || '', accepted: r.accepted, rejected: r.rejected };
+    }
+    if (r.kind === 'ambiguous') {
+      seen('unknown');
+      d.logger.warn({ code: r.code, workspace: job.workspaceId }, 'provider connection broke after the message was handed over; not resent');
+      return { state: 'unknown', messageId: job.messageId };
+    }
+    if (r.kind === 'rejected') {
+      seen('failed');
+      await write({ state: 'failed', code: r.code, error: r.message });
+      return { state: 'failed', code: r.code, message: r.message };
+    }
+    // Certainly not taken: the unit is to do again.
+    await write({ state: 'pending' });
+    if (r.kind === 'unauthorized') {
+      seen('failed');
+      throw new VendorError(401, `the email provider refused the credentials: ${r.message}`);
+    }
+    const backoff = Math.min(30_000, 500 * 2 ** (attempt - 1));
+    const delay = Math.max(backoff, r.retryAfterMs ?? 0);
+    if (r.retryAfterMs !== undefined) d.providerThrottle.block(job.account, Date.now() + r.retryAfterMs);
+    seen('throttled');
+    if (Date.now() - started + delay > d.waitBudgetMs) return { state: 'unavailable', code: r.code, message: r.message, status: r.status, retryAfterMs: r.retryAfterMs };
+    d.logger.debug({ code: r.code, delay, attempt }, 'provider unavailable; waiting');
+    await sleep(delay, job.signal);
+  }
+}

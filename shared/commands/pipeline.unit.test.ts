@@ -1,0 +1,155 @@
+import { describe, expect, it, vi } from 'vitest';
+import { z } from 'zod';
+import type { KafkaTable } from '../bus/table/table.ts';
+import type { IncomingRecord } from '../bus/types.ts';
+import { TokenBuckets } from '../connectors/rate-limit.ts';
+import type { Connector } from '../connectors/types.ts';
+import { createLogger } from '../logger.ts';
+import type { SecretStore } from '../secrets/index.ts';
+import { approvalIdFor, commandDigest } from './digest.ts';
+import type { Command } from './envelope.ts';
+import { decide, type Job, type PipelineDeps } from './pipeline.ts';
+import { signRelease, verifyRelease, type Release } from './release.ts';
+import type { CommandState } from './state.ts';
+
+/** A table held in a Map: the part of KafkaTable the pipeline reads. */
+function mapTable<V>(entries: [string, V][] = []) {
+  const m = new Map(entries);
+  return { get: (k: string) => m.get(k), set: async (k: string, v: V) => void m.set(k, v), applyLocal: (k: string, v: V) => void m.set(k, v), record: () => ({ topic: 't', value: null }) } as unknown as KafkaTable<V>;
+}
+
+const calls: string[] = [];
+const connector: Connector = {
+  manifest: {
+    id: 'demo',
+    name: 'Demo',
+    category: 'developer',
+    version: '1.0.0',
+    authType: 'local',
+    permissionsRequested: ['read', 'external_write'],
+    riskLevel: 'low',
+    authHelp: 'nothing',
+    credentialFields: [],
+    healthcheck: { description: 'none' },
+    disconnectPolicy: 'delete_credentials',
+    dataRetentionPolicy: 'none',
+    actions: {
+      read: { description: 'r', input: z.object({ n: z.number() }), output: z.object({ n: z.number() }), approvalGate: 'read_only', permission: 'read', auditRequired: false },
+      send: { description: 's', input: z.object({ to: z.string() }), output: z.object({ sent: z.string() }), approvalGate: 'external_write', permission: 'external_write', auditRequired: true },
+      admin_only: { description: 'a', input: z.object({}), output: z.object({}), approvalGate: 'read_only', permission: 'read', auditRequired: false, invokedBy: ['admin'] },
+      loud: { description: 'l', input: z.object({}), output: z.object({}), approvalGate: 'read_only', permission: 'read', auditRequired: false },
+      bulk: { description: 'b', input: z.object({}), output: z.object({ resumed: z.boolean() }), approvalGate: 'external_write', permission: 'external_write', auditRequired: true },
+    },
+  },
+  events: { 'demo.done': z.object({ ok: z.boolean() }) },
+  resumable: new Set(['bulk']),
+  handlers: {
+    read: async (ctx) => (calls.push(`read:${ctx.params.n}`), { n: ctx.params.n }),
+    send: async (ctx) => (calls.push(`send:${ctx.params.to}`), { sent: String(ctx.params.to) }),
+    admin_only: async () => ({}),
+    loud: async (ctx) => (ctx.emit('demo', 'undeclared', {}), {}),
+    bulk: async (ctx) => ({ resumed: ctx.resumed }),
+  },
+  healthcheck: async () => ({ ok: true }),
+};
+
+const KEY = Buffer.alloc(32, 7);
+const store = { get: async () => null } as unknown as SecretStore;
+
+function deps(over: Partial<PipelineDeps> = {}): PipelineDeps {
+  return {
+    service: 'demo',
+    connector,
+    bus: {} as PipelineDeps['bus'],
+    logger: createLogger({ service: 'test', level: 'silent' }),
+    store,
+    states: mapTable<CommandState>(),
+    workspaceConnectors: mapTable(),
+    buckets: new TokenBuckets(1000, 1000),
+    retry: { maxAttempts: 1, initialMs: 1, maxWaitMs: 1 },
+    actionTimeoutMs: 1000,
+    dedupeWindowMs: 3600_000,
+    verifyRelease: async (h) => verifyRelease(KEY, h),
+    eventRecord: async (topic) => ({ topic, value: null }),
+    markStarted: vi.fn(async () => undefined),
+    now: () => 1_000_000_000_000,
+    ...over,
+  };
+}
+
+function job(c: Partial<Command>, more: { state?: CommandState; headers?: Record<string, string>; timestamp?: number; principal?: 'agent' | 'admin' } = {}): Job {
+  const command: Command = { command_id: 'c1', workspace_id: 'acme', agent_id: 'a1', service: 'demo', action: 'read', params: { n: 1 }, ...c };
+  const record: IncomingRecord = { topic: 'ionflux.cmd.demo', partition: 0, offset: '0', key: null, value: null, headers: more.headers ?? {}, timestamp: String(more.timestamp ?? 1_000_000_000_000 - 1000) };
+  const name = command.action.replace(/^demo\./, '');
+  return { record, c: command, key: `acme:${command.command_id}`, digest: commandDigest('demo', command), principal: more.principal ?? 'agent', name, action: connector.manifest.actions[name], state: more.state, resumed: false };
+}
+
+const release = (j: Job, r: Partial<Release> = {}) => ({ 'ionflux.approval': signRelease(KEY, { approval_id: approvalIdFor('demo', j.c, j.digest), digest: j.digest, decision: 'approved', decided_by: 'cli:admin', decided_at: 'now', ...r }) });
+const code = async (j: Job, d = deps()) => {
+  const v = await decide(j, d);
+  return v.kind === 'fail' ? v.failure.code : v.kind;
+};
+
+describe('command pipeline', () => {
+  it('runs a read and succeeds with its checked output; `demo.read` names the same action', async () => {
+    expect(await decide(job({}), deps())).toMatchObject({ kind: 'succeed', result: { n: 1 }, attempts: 1 });
+    expect(await code(job({ action: 'demo.read' }))).toBe('succeed');
+  });
+
+  it('replays a finished command and refuses one whose vendor call may have happened', async () => {
+    expect(await code(job({}, { state: { phase: 'done', at: 1 } }))).toBe('replay');
+    expect(await code(job({ action: 'send', params: { to: 'x' } }, { state: { phase: 'started', at: 1 } }))).toBe('outcome_unknown');
+  });
+
+  it('re-runs a resumable action found started, telling the handler it resumes', async () => {
+    expect(await decide(job({ action: 'bulk', params: {} }, { state: { phase: 'started', at: 1 } }), deps())).toMatchObject({ kind: 'succeed', result: { resumed: true } });
+  });
+
+  it('refuses a record older than the dedupe window, another service\'s action and an unknown one', async () => {
+    expect(await code(job({}, { timestamp: 1_000_000_000_000 - 3600_001 }))).toBe('expired_command');
+    expect(await code(job({ action: 'llm.get_budget' }))).toBe('unknown_action');
+    expect(await code(job({ service: 'llm' }))).toBe('unknown_action');
+    expect(await code(job({ params: { n: 'one' } }))).toBe('invalid_params');
+  });
+
+  it('lets only admins send admin-only actions', async () => {
+    expect(await code(job({ action: 'admin_only', params: {} }))).toBe('forbidden_principal');
+    expect(await code(job({ action: 'admin_only', params: {} }, { principal: 'admin' }))).toBe('succeed');
+  });
+
+  it('keeps an external write for approval, bound to its digest', async () => {
+    const j = job({ action: 'send', params: { to: 'x' } });
+    const v = await decide(j, deps());
+    expect(v).toMatchObject({ kind: 'await', approval: { approval_id: approvalIdFor('demo', j.c, j.digest), digest: j.digest, status: 'pending' } });
+    expect(calls).not.toContain('send:x');
+  });
+
+  it('runs a release only when an admin signed it for exactly this content', async () => {
+    const waiting: CommandState = { phase: 'awaiting_approval', at: 1, digest: commandDigest('demo', { action: 'send', params: { to: 'x' }, workspace_id: 'acme' }) };
+    const base = job({ action: 'send', params: { to: 'x' } });
+    const withId = (j: Job, headers: Record<string, string>) => job({ ...j.c, approval_id: approvalIdFor('demo', j.c, j.digest) }, { state: waiting, headers });
+
+    expect(await code(withId(base, {}))).toBe('forbidden_principal'); // no signature: an agent's own release
+    expect(await code(withId(base, { 'ionflux.approval': signRelease(Buffer.alloc(32, 1), { approval_id: 'x', digest: base.digest, decision: 'approved', decided_by: 'a', decided_at: 'n' }) }))).toBe('forbidden_principal');
+    expect(await code(withId(base, release(base, { decision: 'denied' })))).toBe('approval_denied');
+    const other = job({ action: 'send', params: { to: 'y' } });
+    expect(await code(job({ ...other.c, approval_id: approvalIdFor('demo', base.c, base.digest) }, { state: waiting, headers: release(base) }))).toBe('approval_mismatch');
+    calls.length = 0;
+    expect(await code(withId(base, release(base)))).toBe('succeed');
+    expect(calls).toEqual(['send:x']);
+  });
+
+  it('answers the same id with other content while awaiting approval with approval_mismatch, leaving it waiting', async () => {
+    const waiting: CommandState = { phase: 'awaiting_approval', at: 1, digest: 'something-else' };
+    const v = await decide(job({ action: 'send', params: { to: 'x' } }, { state: waiting }), deps());
+    expect(v).toMatchObject({ kind: 'fail', failure: { code: 'approval_mismatch', finishes: false } });
+  });
+
+  it('fails an undeclared emitted event as invalid_event, and a secret store error as retryable secret_store_unavailable', async () => {
+    expect(await code(job({ action: 'loud', params: {} }))).toBe('invalid_event');
+    const down = { get: async () => Promise.reject(new Error('connect ECONNREFUSED')) } as unknown as SecretStore;
+    const needsCreds = { ...connector, manifest: { ...connector.manifest, credentialFields: ['api_key'] } };
+    const v = await decide(job({}), deps({ store: down, connector: needsCreds }));
+    expect(v).toMatchObject({ kind: 'fail', failure: { code: 'secret_store_unavailable', retryable: true } });
+  });
+});
