@@ -164,6 +164,10 @@ async function sync(args: string[]): Promise<number> {
       }
     }
     const input = await planInput(ctx.bus, (await cliConnectors()).values());
+    // Agents may not create topics: a connector added since an agent was created gets its
+    // command and outcome topics for that agent's workspace here.
+    const agents = (await security.listScramUsers()).map((u) => principalKind(u.name)).filter((k) => k.kind === 'agent');
+    await ctx.bus.ensureTopics(agents.flatMap((a) => agentTopics(a.agentId, a.workspaceId, input)));
     const result = await syncAcls(security, input);
     const bindings = services.reduce((n, s) => n + servicePlan(s, input).length, 0);
     emit(values.json, { services, credentials: dir ? 'set' : 'unchanged', ...result }, `principals: ${services.length} services (${bindings} ACLs)${dir ? `, passwords in ${dir}` : ''}; ACLs created ${result.created}, removed ${result.deleted}, unchanged ${result.kept}`);
