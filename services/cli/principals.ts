@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { topics } from '../../shared/bus/topics.ts';
+import type { ConnectorSpec } from '../../shared/connectors/types.ts';
+import { HubError } from '../../shared/errors.ts';
 import { auditRecord } from '../../shared/commands/audit.ts';
 import { createEventCodec } from '../../shared/events/codec.ts';
 import { createRegistry } from '../../shared/events/registry.ts';
@@ -174,6 +176,19 @@ async function sync(args: string[]): Promise<number> {
     return 0;
   } finally {
     await ctx.close();
+  }
+}
+
+/**
+ * Brings the ACLs in line with the links (a new generic endpoint's source). A broker without an
+ * authorizer (not the SASL one `make up` starts) has no ACLs to change: said on stderr, not fatal.
+ */
+export async function grantWorkspaceSources(ctx: ReturnType<typeof cliContext>, connectors: Iterable<ConnectorSpec>): Promise<void> {
+  try {
+    await syncAcls(ctx.security(), await planInput(ctx.bus, connectors));
+  } catch (e) {
+    if (!(e instanceof HubError && e.code === 'security_disabled')) throw e;
+    process.stderr.write(`note: ${e.message}; no ACLs changed\n`);
   }
 }
 
