@@ -53,6 +53,8 @@ export const baseEnv = z.object({
   SCHEMA_REGISTRY_URL: z.url().default('http://127.0.0.1:8081/apis/ccompat/v7'),
   VAULT_ADDR: z.url().default('http://127.0.0.1:8200'),
   VAULT_TOKEN: z.string().optional(),
+  /** The token in a file instead (Docker secrets); read once at start. */
+  VAULT_TOKEN_FILE: z.string().optional(),
   VAULT_KV_MOUNT: z.string().default('secret'),
   SECRETS_FILE: z.string().default('.ionflux/secrets.enc'),
   SECRETS_KEY_FILE: z.string().default('.ionflux/secrets.key'),
@@ -133,7 +135,7 @@ export function readEnvFile(file: string): Record<string, string> {
 // broker, a secret store or a registry is never half from the environment, half from the file.
 const GROUPS: { file: string; keys: string[] }[] = [
   { file: 'kafka.env', keys: ['KAFKA_BROKERS', 'KAFKA_SASL_MECHANISM', 'KAFKA_SASL_USERNAME', 'KAFKA_SASL_PASSWORD', 'KAFKA_SASL_PASSWORD_FILE', 'KAFKA_SSL', 'KAFKA_SSL_CA_FILE'] },
-  { file: 'hub.env', keys: ['VAULT_ADDR', 'VAULT_TOKEN'] },
+  { file: 'hub.env', keys: ['VAULT_ADDR', 'VAULT_TOKEN', 'VAULT_TOKEN_FILE'] },
   { file: 'hub.env', keys: ['SCHEMA_REGISTRY_URL'] },
 ];
 

@@ -100,7 +100,7 @@ wanted vault && start vault vault_healthy 60 "$IONFLUX_VENV/bin/bao" server -dev
 # Per-service policies and tokens, and the admin's ($IONFLUX_RUN/vault/<principal>.token); the root
 # token is used for this setup only.
 if wanted vault; then
-  (cd "$LOCAL_DIR/../.." && VAULT_ADDR="http://127.0.0.1:$VAULT_PORT" VAULT_ROOT_TOKEN="$VAULT_DEV_ROOT_TOKEN" node --import tsx deploy/local/vault/setup.ts "$IONFLUX_RUN/vault") ||
+  VAULT_ADDR="http://127.0.0.1:$VAULT_PORT" VAULT_TOKEN="$VAULT_DEV_ROOT_TOKEN" node "$LOCAL_DIR/../../bin/ionflux.mjs" principals vault --tokens-dir "$IONFLUX_RUN/vault" >&2 ||
     { log "could not set up OpenBao policies and tokens with the dev root token (VAULT_DEV_ROOT_TOKEN)"; exit 1; }
 fi
 

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { topics } from '../../shared/bus/topics.ts';
 import type { ConnectorSpec } from '../../shared/connectors/types.ts';
@@ -10,18 +10,20 @@ import { createRegistry } from '../../shared/events/registry.ts';
 import { assertSegment, assertWorkspaceId } from '../../shared/ids.ts';
 import { registerSecret } from '../../shared/redact.ts';
 import { agentPlan, agentTopics, servicePlan, workspaceSources } from '../../shared/security/acl-plan.ts';
-import { agentPrincipal, principalKind, SERVICES, servicePrincipal } from '../../shared/security/principals.ts';
+import { agentPrincipal, principalKind, SCHEMA_REGISTRY_PRINCIPAL, SERVICES, servicePrincipal } from '../../shared/security/principals.ts';
 import { planInput, syncAcls } from '../../shared/security/sync.ts';
+import { setupVault } from '../../shared/security/vault-setup.ts';
 import { createSecretStore, secretPaths } from '../../shared/secrets/index.ts';
 import { parse, UsageError } from './args.ts';
-import { cliContext } from './context.ts';
+import { cliContext, cliEnv } from './context.ts';
 import { cliActor, cliConnectors, emit } from './integrations.ts';
 import type { CliCommand } from './main.ts';
 
 const USAGE = `ionflux principals create agent <agent-id> --workspace <w> [--json]
        ionflux principals list [--json]
        ionflux principals revoke agent <agent-id> --workspace <w> [--json]
-       ionflux principals sync [--credentials-dir <dir>] [--json]`;
+       ionflux principals sync [--credentials-dir <dir>] [--json]
+       ionflux principals vault --tokens-dir <dir>   (with a root VAULT_TOKEN)`;
 
 const newPassword = () => randomBytes(24).toString('base64url');
 
@@ -34,6 +36,7 @@ export const principalsCommand: CliCommand = {
     if (sub === 'list') return list(rest);
     if (sub === 'revoke') return revoke(rest);
     if (sub === 'sync') return sync(rest);
+    if (sub === 'vault') return vault(rest);
     throw new UsageError(`usage: ${USAGE}`);
   },
 };
@@ -133,7 +136,7 @@ async function list(args: string[]): Promise<number> {
     for (const u of users) {
       const k = principalKind(u.name);
       const count = acls.filter((a) => a.principal === u.name).length;
-      const scope = k.kind === 'agent' ? `workspace ${k.workspaceId}, agent ${k.agentId}` : k.kind === 'service' ? `service ${k.service}` : k.kind === 'admin' || k.kind === 'broker' ? 'super user' : 'not managed by the hub';
+      const scope = k.kind === 'agent' ? `workspace ${k.workspaceId}, agent ${k.agentId}` : k.kind === 'service' ? `service ${k.service}` : k.kind === 'infra' ? 'schema registry' : k.kind === 'admin' || k.kind === 'broker' ? 'super user' : 'not managed by the hub';
       emit(values.json, { principal: u.name, kind: k.kind, ...(k.kind === 'agent' ? { workspace_id: k.workspaceId, agent_id: k.agentId } : {}), ...(k.kind === 'service' ? { service: k.service } : {}), mechanisms: u.mechanisms, acls: count }, `${u.name.padEnd(40)} ${k.kind.padEnd(8)} ${scope}${k.kind === 'admin' || k.kind === 'broker' ? '' : `, ${count} ACLs`}`);
     }
     return 0;
@@ -155,15 +158,17 @@ async function sync(args: string[]): Promise<number> {
     const dir = values['credentials-dir'];
     const services = Object.keys(SERVICES);
     if (dir) {
-      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 });
       for (const s of services) {
         const file = join(dir, `${servicePrincipal(s)}.password`);
         if (!existsSync(file)) writeFileSync(file, newPassword(), { mode: 0o600 });
-        chmodSync(file, 0o600);
         const password = readFileSync(file, 'utf8').trim();
         registerSecret(password);
         await security.upsertScramUser(servicePrincipal(s), password);
       }
+      // docker-compose's schema registry, when its password is there (deploy/compose/init-secrets.sh).
+      const registry = join(dir, `${SCHEMA_REGISTRY_PRINCIPAL}.password`);
+      if (existsSync(registry)) await security.upsertScramUser(SCHEMA_REGISTRY_PRINCIPAL, readFileSync(registry, 'utf8').trim());
     }
     const input = await planInput(ctx.bus, (await cliConnectors()).values());
     // Agents may not create topics: a connector added since an agent was created gets its
@@ -177,6 +182,16 @@ async function sync(args: string[]): Promise<number> {
   } finally {
     await ctx.close();
   }
+}
+
+/** OpenBao policies and a token per service and for the admin (shared/security/vault-setup.ts). */
+async function vault(args: string[]): Promise<number> {
+  const { values } = parse(args, { 'tokens-dir': { type: 'string' } }, USAGE);
+  const env = cliEnv();
+  if (!values['tokens-dir'] || !env.VAULT_TOKEN) throw new UsageError(`--tokens-dir and a VAULT_TOKEN allowed to write policies are needed\nusage: ${USAGE}`);
+  const names = await setupVault({ addr: env.VAULT_ADDR, rootToken: env.VAULT_TOKEN, mount: env.VAULT_KV_MOUNT, dir: values['tokens-dir'] });
+  process.stdout.write(`OpenBao: ${names.length} policies and tokens (${values['tokens-dir']}); approval signing key present\n`);
+  return 0;
 }
 
 /**

@@ -1,6 +1,6 @@
 import type { AclBinding, AclOperation } from '../bus/security.ts';
 import { topics } from '../bus/topics.ts';
-import { agentPrincipal, SERVICES, servicePrincipal, VENDOR_SOURCES, type ServiceProfile } from './principals.ts';
+import { agentPrincipal, SCHEMA_REGISTRY_PRINCIPAL, SERVICES, servicePrincipal, VENDOR_SOURCES, type ServiceProfile } from './principals.ts';
 
 /**
  * Which prefixed and literal ACLs each principal gets, computed from the topic naming scheme
@@ -78,6 +78,15 @@ export function servicePlan(service: string, input: PlanInput): AclBinding[] {
   // Transactional ids are `ionflux-<service>-<instance>` (and further suffixes per lane).
   out.push(...grant(p, 'transactional_id', `ionflux-${service}`, 'prefixed', 'write', 'describe'));
   return dedupe(out);
+}
+
+/**
+ * Infrastructure that keeps its own state in Kafka: docker-compose's Confluent schema registry
+ * stores schemas in `_schemas` and elects its leader in the `schema-registry` group.
+ */
+export function infraPlans(): AclBinding[] {
+  const p = SCHEMA_REGISTRY_PRINCIPAL;
+  return [...grant(p, 'topic', '_schemas', 'literal', 'read', 'write', 'create', 'describe_configs'), ...grant(p, 'group', 'schema-registry', 'prefixed', 'read')];
 }
 
 /** The event sources whose workspace topics an agent reads: vendors, command services, the workspace's generic endpoints. */

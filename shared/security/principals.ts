@@ -7,6 +7,8 @@ import { assertSegment, assertWorkspaceId } from '../ids.ts';
 export const ADMIN_PRINCIPAL = 'ionflux-admin';
 /** The broker's own principal (inter-broker listener); a super user like the admin. */
 export const BROKER_PRINCIPAL = 'ionflux-broker';
+/** docker-compose's Confluent schema registry (its schemas live in Kafka). */
+export const SCHEMA_REGISTRY_PRINCIPAL = 'ionflux-schema-registry';
 
 /** Event sources the webhook ingester publishes for vendors (generic endpoints add their own). */
 export const VENDOR_SOURCES = ['shopify', 'tiktok', 'email', 'whatsapp'] as const;
@@ -74,11 +76,12 @@ export function parseAgentPrincipal(name: string): { agentId: string; workspaceI
   return m ? { agentId: m[1]!, workspaceId: m[2]! } : null;
 }
 
-export type PrincipalKind = { kind: 'admin' | 'broker' } | { kind: 'service'; service: string } | { kind: 'agent'; agentId: string; workspaceId: string } | { kind: 'other' };
+export type PrincipalKind = { kind: 'admin' | 'broker' | 'infra' } | { kind: 'service'; service: string } | { kind: 'agent'; agentId: string; workspaceId: string } | { kind: 'other' };
 
 export function principalKind(name: string): PrincipalKind {
   if (name === ADMIN_PRINCIPAL) return { kind: 'admin' };
   if (name === BROKER_PRINCIPAL) return { kind: 'broker' };
+  if (name === SCHEMA_REGISTRY_PRINCIPAL) return { kind: 'infra' };
   const service = Object.keys(SERVICES).find((s) => servicePrincipal(s) === name);
   if (service) return { kind: 'service', service };
   const agent = parseAgentPrincipal(name);

@@ -4,7 +4,7 @@ import type { Bus } from '../bus/types.ts';
 import type { ConnectorSpec } from '../connectors/types.ts';
 import { HubError } from '../errors.ts';
 import { linkSchema } from '../links.ts';
-import { agentPlan, servicePlan, type PlanInput } from './acl-plan.ts';
+import { agentPlan, infraPlans, servicePlan, type PlanInput } from './acl-plan.ts';
 import { parseAgentPrincipal, principalKind, SERVICES } from './principals.ts';
 
 /** What the plan needs to know of the hub: its connectors and the generic endpoints' sources. */
@@ -28,7 +28,7 @@ export async function planInput(bus: Pick<Bus, 'readToEnd'>, connectors: Iterabl
 
 /** The ACLs the cluster should hold: every service's, and every agent's whose SCRAM user exists. */
 export function desiredAcls(input: PlanInput, users: string[]): AclBinding[] {
-  const out = Object.keys(SERVICES).flatMap((s) => servicePlan(s, input));
+  const out = [...Object.keys(SERVICES).flatMap((s) => servicePlan(s, input)), ...infraPlans()];
   for (const u of users) {
     const agent = parseAgentPrincipal(u);
     if (agent) out.push(...agentPlan(agent.agentId, agent.workspaceId, input));
@@ -57,7 +57,7 @@ export async function syncAcls(security: SecurityAdmin, input: PlanInput): Promi
     if ((e as { type?: string }).type === 'SECURITY_DISABLED') throw new HubError('security_disabled', 'the broker has no authorizer (no ACLs): it is not the SASL broker `make up` starts', { cause: e });
     throw e;
   }
-  const managed = (principal: string) => ['service', 'agent'].includes(principalKind(principal).kind);
+  const managed = (principal: string) => ['service', 'agent', 'infra'].includes(principalKind(principal).kind);
   const want = new Set(desired.map(aclKey));
   const have = new Set(existing.map(aclKey));
   const create = desired.filter((b) => !have.has(aclKey(b)));
