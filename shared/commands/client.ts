@@ -43,11 +43,13 @@ export interface HubClientOptions {
 /** The agent-side client: one call sends a command and awaits the correlated outcome. */
 export async function createHubClient(o: HubClientOptions = {}): Promise<HubClient> {
   const logger = o.logger ?? createLogger({ service: 'hub-client', level: 'warn' });
-  const env = o.brokers && o.registryUrl ? undefined : parseEnv(baseEnv, withLocalHubEnv());
-  const auth = o.auth ?? (o.brokers ? {} : kafkaAuth(env!));
-  const bus = createKafkaBus({ brokers: o.brokers ?? env!.KAFKA_BROKERS, clientId: o.clientId ?? 'ionflux-hub-client', logger, auth });
+  // With brokers given, the credentials (unless given too) are the environment's own; without,
+  // both come from the environment or, when it sets none, from what `make up` wrote.
+  const env = parseEnv(baseEnv, o.brokers ? process.env : withLocalHubEnv());
+  const auth = o.auth ?? kafkaAuth(env);
+  const bus = createKafkaBus({ brokers: o.brokers ?? env.KAFKA_BROKERS, clientId: o.clientId ?? 'ionflux-hub-client', logger, auth });
   const commandTopics = o.commandTopics ?? (auth.sasl && parseAgentPrincipal(auth.sasl.username) ? 'workspace' : 'service');
-  return hubClientOn(bus, await createEventCodec(createRegistry(o.registryUrl ?? env!.SCHEMA_REGISTRY_URL)), logger, { commandTopics });
+  return hubClientOn(bus, await createEventCodec(createRegistry(o.registryUrl ?? env.SCHEMA_REGISTRY_URL)), logger, { commandTopics });
 }
 
 /** The same client on any bus (the in-memory one in unit tests); closing it closes the bus. */
