@@ -95,8 +95,7 @@ describe('docker-compose.yml (checked without a Docker engine)', () => {
         if (ip !== '127.0.0.1') exposed.push(`${name}:${published}`);
       }
     }
-    // The email dispatcher's port serves the unsubscribe links recipients open (and the authenticated send API).
-    expect(exposed.sort()).toEqual(['email-dispatcher:8092', 'webhook-ingester:8080']);
+    expect(exposed).toEqual(['webhook-ingester:8080']);
   });
 
   it('every hub service is its own Kafka principal and has its own Vault token, each a Docker secret of its own', () => {
