@@ -84,15 +84,19 @@ kafka_prepare() {
 # Service principals (passwords in $IONFLUX_RUN/kafka/credentials/, mode 0600) and every ACL.
 kafka_provision() {
   local dir="$IONFLUX_RUN/kafka"
-  if ! (set -a && source "$dir/admin.env" && node "$LOCAL_DIR/../../bin/ionflux.mjs" principals sync --credentials-dir "$dir/credentials" >&2); then
+  if ! [ -s "$dir/admin.env" ] || ! (set -a && source "$dir/admin.env" && node "$LOCAL_DIR/../../bin/ionflux.mjs" principals sync --credentials-dir "$dir/credentials" >&2); then
     log "could not provision Kafka principals on 127.0.0.1:$KAFKA_PORT as ionflux-admin (a broker started without SASL, or by another checkout, holds the port? \`make infra-down\` stops the one this checkout started)"
     return 1
   fi
 }
 
-wanted kafka && kafka_prepare && start kafka kafka_healthy 90 java -Xms512m -Xmx1g -cp "$KAFKA_HOME/lib/*" \
-  -Dlog4j2.configurationFile="$LOCAL_DIR/kafka/log4j2.properties" kafka.Kafka "$IONFLUX_RUN/kafka/server.properties"
-wanted kafka && kafka_provision
+if wanted kafka; then
+  # A broker already running keeps its settings and data untouched (never move a live data folder).
+  kafka_healthy || kafka_prepare
+  start kafka kafka_healthy 90 java -Xms512m -Xmx1g -cp "$KAFKA_HOME/lib/*" \
+    -Dlog4j2.configurationFile="$LOCAL_DIR/kafka/log4j2.properties" kafka.Kafka "$IONFLUX_RUN/kafka/server.properties"
+  kafka_provision
+fi
 wanted registry && start registry registry_healthy 120 "$(modern_java)" -Xmx512m -Dquarkus.http.host=127.0.0.1 -Dquarkus.http.port="$REGISTRY_PORT" -Dquarkus.management.host=127.0.0.1 \
   -jar "$APICURIO_HOME/quarkus-run.jar"
 wanted vault && start vault vault_healthy 60 "$IONFLUX_VENV/bin/bao" server -dev -dev-root-token-id="$VAULT_DEV_ROOT_TOKEN" \
