@@ -57,8 +57,9 @@ export const SERVICES: Record<string, ServiceProfile> = {
   'llm-orchestrator': { commands: ['llm'], stateWrite: ['llm-spend'] },
   // POST /v1/emails/send turns requests into commands on ionflux.cmd.email; links platform SendGrid accounts.
   'email-dispatcher': { commands: ['email'], sendsOwnCommands: true, internalRead: ['email'], stateWrite: ['email-suppressions', 'email-units', 'links'], groups: ['ionflux-email-'] },
-  'tiktok-sync': { commands: ['tiktok'], internalRead: ['tiktok'], stateWrite: ['links', 'tiktok-connections', 'tiktok-publishes', 'tiktok-videos'] },
-  'shopify-sync': { commands: ['shopify'], internalRead: ['shopify'], stateWrite: ['links', 'shopify-connections', 'shopify-sync'] },
+  // Its lifecycle consumer and the per-connection owners run in groups `ionflux-tiktok-sync-*`.
+  'tiktok-sync': { commands: ['tiktok'], internalRead: ['tiktok'], stateWrite: ['links', 'tiktok-connections', 'tiktok-publishes', 'tiktok-videos'], groups: ['ionflux-tiktok-sync-'] },
+  'shopify-sync': { commands: ['shopify'], internalRead: ['shopify'], stateWrite: ['links', 'shopify-connections', 'shopify-sync'], groups: ['ionflux-shopify-sync-'] },
 };
 
 /** `ionflux-<service>`: the principal a service runs as. */
