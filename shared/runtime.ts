@@ -1,11 +1,11 @@
 import { join } from 'node:path';
 import type { Registry } from 'prom-client';
 import type { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
-import { KafkaBus } from './bus/kafka/bus.ts';
+import { KafkaBus, readerGroupPrefix } from './bus/kafka/bus.ts';
 import { createKafka } from './bus/kafka/client.ts';
 import { TopicProvisioner, defaultTopicSpecFor } from './bus/kafka/provision.ts';
 import type { Bus } from './bus/types.ts';
-import type { BaseEnv } from './config.ts';
+import { kafkaAuth, type BaseEnv } from './config.ts';
 import { createEventCodec, type EventCodec } from './events/codec.ts';
 import { createRegistry } from './events/registry.ts';
 import { busReadiness, registryReadiness, type ReadinessCheck } from './http.ts';
@@ -44,9 +44,10 @@ export async function createRuntime(service: string, env: BaseEnv, opts: Runtime
   // One outbound policy per process: connectors' requests go through it (shared/net/outbound.ts).
   configureOutbound(env.OUTBOUND_ALLOWLIST);
   const metrics = createMetricsRegistry(service);
-  const kafka = createKafka({ brokers: env.KAFKA_BROKERS, clientId: `${env.KAFKA_CLIENT_ID}-${service}`, logger });
+  const auth = kafkaAuth(env);
+  const kafka = createKafka({ brokers: env.KAFKA_BROKERS, clientId: `${env.KAFKA_CLIENT_ID}-${service}`, logger, auth });
   const provisioner = new TopicProvisioner(kafka, { partitions: env.KAFKA_TOPIC_PARTITIONS, replicationFactor: env.KAFKA_REPLICATION_FACTOR }, defaultTopicSpecFor);
-  const newBus = (o: { transactionalId?: string; lanes?: number } = {}) => new KafkaBus({ kafka, logger, provisioner, transactionalId: o.transactionalId, lanes: o.lanes });
+  const newBus = (o: { transactionalId?: string; lanes?: number } = {}) => new KafkaBus({ kafka, logger, provisioner, readerGroupPrefix: readerGroupPrefix(auth), transactionalId: o.transactionalId, lanes: o.lanes });
   const bus = newBus({ transactionalId: opts.transactionalId, lanes: opts.producerLanes });
   const registry = createRegistry(env.SCHEMA_REGISTRY_URL);
   const closers: (() => Promise<void> | void)[] = [() => provisioner.close(), () => bus.close()];

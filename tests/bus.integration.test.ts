@@ -11,7 +11,7 @@ describe('KafkaBus with several transactional producers (lanes)', () => {
   beforeAll(async () => {
     infra = await realInfra('lanes-test');
     // The real client, watched: which transactional producer sent which key.
-    const real = createKafka({ brokers: infraEnv().brokers, clientId: 'lanes-test', logger: infra.logger });
+    const real = createKafka({ brokers: infraEnv().brokers, auth: infraEnv().auth, clientId: 'lanes-test', logger: infra.logger });
     const kafka = Object.create(real) as typeof real;
     kafka.producer = (config) => {
       const producer = real.producer(config);

@@ -61,7 +61,7 @@ describe('command core: approvals, outcomes on every path, expiry', () => {
     [approvals, settings] = await Promise.all([openApprovals(infra), openWorkspaceConnectors(infra)]);
     await settings.set(wsConnectorKey(ws, 'webhook'), { settings: { urls: ['/a', '/b', '/c', '/d'].map(receiver.url), preapproved: [] }, connection: 'connected', updated_at: new Date().toISOString() });
     worker = await startWorker({ RETRY_MAX_WAIT_MS: '1000', EXTRA_CONNECTORS_DIR: 'tests/fixtures/connectors' });
-    client = await createHubClient({ brokers: env.brokers, registryUrl: env.registryUrl });
+    client = await createHubClient({ brokers: env.brokers, auth: env.auth, registryUrl: env.registryUrl });
   }, 180_000);
   afterAll(async () => {
     await client?.close();
@@ -160,7 +160,7 @@ describe('command core: approvals, outcomes on every path, expiry', () => {
       await replayer.stop();
       await new Promise((r) => setTimeout(r, 3500)); // the command is now older than the window
       // An operator's offset reset, as Kafka's own tools do it.
-      const admin = createKafka({ brokers: infraEnv().brokers, clientId: 'command-core-test', logger: infra.logger }).admin();
+      const admin = createKafka({ brokers: infraEnv().brokers, auth: infraEnv().auth, clientId: 'command-core-test', logger: infra.logger }).admin();
       await admin.connect();
       await admin.resetOffsets({ groupId: `${group}-probe-worker`, topic: topics.command('probe'), earliest: true });
       await admin.disconnect();

@@ -57,7 +57,7 @@ describe('command plane: webhook.post through a worker process, real Kafka, regi
     await vault.put(secretPaths.workspace(ws, 'webhook'), { signing_secret: signingSecret });
     [approvals, settings] = await Promise.all([openApprovals(infra), openWorkspaceConnectors(infra)]);
     worker = await startWorker({ RETRY_MAX_WAIT_MS: '3000', EXTRA_CONNECTORS_DIR: 'tests/fixtures/connectors' });
-    client = await createHubClient({ brokers: env.brokers, registryUrl: env.registryUrl });
+    client = await createHubClient({ brokers: env.brokers, auth: env.auth, registryUrl: env.registryUrl });
   }, 180_000);
   afterAll(async () => {
     await client?.close();
@@ -113,9 +113,17 @@ describe('command plane: webhook.post through a worker process, real Kafka, regi
     const waiting = await post('/platform');
     await expect.poll(() => approvals.get(waiting.approval_id!)?.status, { timeout: 10_000 }).toBe('pending');
     const audited = (await nextEvent(topics.audit, (e) => e.event_type === 'platform.audit.action_failed' && JSON.parse(e.payload_json).action === 'approvals.approve' && e.workspace_id === ws)).event;
-    for (const workspace_id of [ws, uid('ws')]) {
-      const refused = await client.send({ workspace_id, agent_id: 'agent-1', service: 'platform', action: 'approvals.approve', params: { approval_id: waiting.approval_id } }, { timeoutMs: 60_000 });
-      expect(refused).toMatchObject({ status: 'failed', error: { code: 'forbidden_principal' } });
+    // An agent principal may not write ionflux.cmd.platform at all (the broker refuses it:
+    // tests/principals.integration.test.ts). What an agent's own topic would carry is written here
+    // by the admin: the worker counts everything on a workspace's command topic as an agent's.
+    const asAgent = await createHubClient({ brokers: env.brokers, auth: env.auth, registryUrl: env.registryUrl, commandTopics: 'workspace' });
+    try {
+      for (const workspace_id of [ws, uid('ws')]) {
+        const refused = await asAgent.send({ workspace_id, agent_id: 'agent-1', service: 'platform', action: 'approvals.approve', params: { approval_id: waiting.approval_id } }, { timeoutMs: 60_000 });
+        expect(refused).toMatchObject({ status: 'failed', error: { code: 'forbidden_principal' } });
+      }
+    } finally {
+      await asAgent.close();
     }
     expect(JSON.parse((await audited).payload_json)).toMatchObject({ outcome: 'forbidden_principal', actor: 'agent-1' });
     expect(approvals.get(waiting.approval_id!)?.status).toBe('pending');

@@ -1,10 +1,11 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { baseEnv, parseEnv } from '../shared/config.ts';
+import { SERVICES, servicePrincipal } from '../shared/security/principals.ts';
 
 // There is no Docker engine here: docker-compose.yml is checked by deploy/compose-check.sh
 // (`docker compose config -q` when the plugin exists, a structural check in Python always), and
@@ -52,7 +53,9 @@ describe('docker-compose.yml (checked without a Docker engine)', () => {
 
     // The shared block is baseEnv only; the essentials are in it.
     expect(baseKeys).toEqual(expect.arrayContaining(Object.keys(doc['x-hub-env'])));
-    expect(Object.keys(doc['x-hub-env'])).toEqual(expect.arrayContaining(['KAFKA_BROKERS', 'SCHEMA_REGISTRY_URL', 'VAULT_ADDR', 'VAULT_TOKEN', 'LOG_LEVEL']));
+    expect(Object.keys(doc['x-hub-env'])).toEqual(expect.arrayContaining(['KAFKA_BROKERS', 'KAFKA_SASL_MECHANISM', 'SCHEMA_REGISTRY_URL', 'VAULT_ADDR', 'LOG_LEVEL']));
+    // No shared secret: each service gets its own (see the principals test below).
+    expect(Object.keys(doc['x-hub-env'])).not.toContain('VAULT_TOKEN');
     // Confluent's registry serves its API at the root, unlike Apicurio's /apis/ccompat/v7.
     expect(doc['x-hub-env'].SCHEMA_REGISTRY_URL).toBe('http://schema-registry:8081');
 
@@ -93,5 +96,44 @@ describe('docker-compose.yml (checked without a Docker engine)', () => {
       }
     }
     expect(exposed).toEqual(['webhook-ingester:8080']);
+  });
+
+  it('every hub service is its own Kafka principal and has its own Vault token, each a Docker secret of its own', () => {
+    const r = composeCheck(['--json']);
+    type Svc = ComposeService & { secrets?: ({ source: string; target?: string } | string)[] };
+    const doc = JSON.parse(r.stdout) as { services: Record<string, Svc>; secrets: Record<string, { file: string }> };
+    const hub = Object.entries(doc.services).filter(([, s]) => s.build !== undefined);
+    const sources = new Set<string>();
+    for (const [name, svc] of hub) {
+      const env = envOf(svc);
+      expect(Object.keys(SERVICES), name).toContain(name);
+      expect(env, name).toMatchObject({ KAFKA_SASL_USERNAME: servicePrincipal(name), KAFKA_SASL_PASSWORD_FILE: '/run/secrets/kafka-password', VAULT_TOKEN_FILE: '/run/secrets/vault-token' });
+      expect(env.KAFKA_SASL_PASSWORD, name).toBeUndefined();
+      expect(env.VAULT_TOKEN, name).toBeUndefined();
+      const mounted = (svc.secrets ?? []).map((x) => (typeof x === 'string' ? { source: x, target: x } : x));
+      const kafka = mounted.find((m) => m.target === 'kafka-password')!;
+      const vault = mounted.find((m) => m.target === 'vault-token')!;
+      expect(doc.secrets[kafka.source]?.file, name).toBe(`./deploy/compose/secrets/kafka/${servicePrincipal(name)}.password`);
+      expect(doc.secrets[vault.source]?.file, name).toBe(`./deploy/compose/secrets/vault/${servicePrincipal(name)}.token`);
+      for (const m of mounted) {
+        expect(sources.has(m.source), `${m.source} mounted by two services`).toBe(false);
+        sources.add(m.source);
+      }
+    }
+    // Every secret the file names is one init-secrets.sh writes.
+    const init = readFileSync(join(root, 'deploy/compose/init-secrets.sh'), 'utf8');
+    for (const s of Object.values(doc.secrets)) expect(init, s.file).toMatch(/\$dir\/(kafka|vault)\//);
+  });
+
+  it('the broker has no unauthenticated listener and allows nothing without an ACL', () => {
+    const start = readFileSync(join(root, 'deploy/compose/kafka-start.sh'), 'utf8');
+    const map = /^listener\.security\.protocol\.map=(.*)$/m.exec(start)![1]!.split(',').map((e) => e.split(':')[1]);
+    expect(map.length).toBeGreaterThan(0);
+    expect(map.every((p) => p === 'SASL_PLAINTEXT' || p === 'SASL_SSL')).toBe(true);
+    expect(start).toMatch(/^authorizer\.class\.name=org\.apache\.kafka\.metadata\.authorizer\.StandardAuthorizer$/m);
+    expect(start).toMatch(/^allow\.everyone\.if\.no\.acl\.found=false$/m);
+    const doc = JSON.parse(composeCheck(['--json']).stdout) as { services: Record<string, { depends_on?: Record<string, { condition: string }>; environment?: Record<string, string> }> };
+    expect(doc.services['schema-registry']!.environment!.SCHEMA_REGISTRY_KAFKASTORE_SECURITY_PROTOCOL).toBe('SASL_PLAINTEXT');
+    for (const name of ['webhook-ingester', 'connector-worker', 'schema-registry']) expect(doc.services[name]!.depends_on!['kafka-setup']?.condition, name).toBe('service_completed_successfully');
   });
 });

@@ -100,7 +100,7 @@ describe('consumer runner against real Kafka', () => {
     setTimeout(releaseFirst, 15_000).unref(); // never leave the runner stuck, even if an assertion fails
     await expect.poll(() => calls, { timeout: 10_000 }).toEqual(expect.arrayContaining(['a1', 'a2', 'a3']));
     // The group's committed offsets, as Kafka's own tools would show them.
-    const admin = createKafka({ brokers: infraEnv().brokers, clientId: 'runner-test-offsets', logger: infra.logger }).admin();
+    const admin = createKafka({ brokers: infraEnv().brokers, auth: infraEnv().auth, clientId: 'runner-test-offsets', logger: infra.logger }).admin();
     await admin.connect();
     const committed = async () => Number((await admin.fetchOffsets({ groupId, topics: [topic] }))[0]!.partitions.reduce((n, p) => n + Math.max(0, Number(p.offset)), 0));
     await new Promise((r) => setTimeout(r, 1500));

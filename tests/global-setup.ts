@@ -1,4 +1,5 @@
 import { createKafkaBus } from '../shared/bus/kafka/bus.ts';
+import { baseEnv, kafkaAuth, parseEnv } from '../shared/config.ts';
 import { createLogger } from '../shared/logger.ts';
 
 /**
@@ -8,7 +9,7 @@ import { createLogger } from '../shared/logger.ts';
 export default async function setup(): Promise<void> {
   const env = infraEnv();
   const problems: string[] = [];
-  const bus = createKafkaBus({ brokers: env.brokers, clientId: 'ionflux-test-setup', logger: createLogger({ service: 'test-setup', level: 'silent' }) });
+  const bus = createKafkaBus({ brokers: env.brokers, auth: env.auth, clientId: 'ionflux-test-setup', logger: createLogger({ service: 'test-setup', level: 'silent' }) });
   try {
     await bus.listTopics();
   } catch (e) {
@@ -26,9 +27,16 @@ export default async function setup(): Promise<void> {
   if (problems.length) throw new Error(`infrastructure not reachable (run \`make infra-up\`):\n  ${problems.join('\n  ')}`);
 }
 
+/**
+ * Where the tests' infrastructure is, and the admin's credentials (`make test` exports
+ * KAFKA_SASL_* of the test broker's admin and the OpenBao admin token). Tests that are about a
+ * service's own permissions take its credentials from serviceCredentials() (tests/helpers/principals.ts).
+ */
 export function infraEnv() {
+  const env = parseEnv(baseEnv, process.env);
   return {
-    brokers: (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(','),
+    brokers: env.KAFKA_BROKERS,
+    auth: kafkaAuth(env),
     registryUrl: process.env.SCHEMA_REGISTRY_URL ?? 'http://127.0.0.1:8081/apis/ccompat/v7',
     vaultAddr: process.env.VAULT_ADDR ?? 'http://127.0.0.1:8200',
     vaultToken: process.env.VAULT_TOKEN ?? 'ionflux-dev-root',

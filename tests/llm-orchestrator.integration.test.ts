@@ -82,7 +82,7 @@ describe('llm orchestrator: every task through Kafka, against local OpenAI-API s
       LLM_RETRY_MAX_WAIT_MS: '1000',
       LLM_ARTIFACTS_DIR: artifactsDir,
     });
-    client = await createHubClient({ brokers: env.brokers, registryUrl: env.registryUrl });
+    client = await createHubClient({ brokers: env.brokers, auth: env.auth, registryUrl: env.registryUrl });
   }, 180_000);
 
   afterAll(async () => {

@@ -55,7 +55,7 @@ function intEnv(name: string, fallback: number): number {
 }
 
 process.env.KAFKAJS_NO_PARTITIONER_WARNING ??= '1';
-const kafka = new Kafka({ brokers, clientId: 'bench-commands', logLevel: logLevel.WARN, connectionTimeout: 1000, requestTimeout: 30_000 });
+const kafka = new Kafka({ brokers, clientId: 'bench-commands', logLevel: logLevel.WARN, connectionTimeout: 1000, requestTimeout: 30_000, ...(process.env.KAFKA_SASL_USERNAME ? { sasl: { mechanism: 'scram-sha-256' as const, username: process.env.KAFKA_SASL_USERNAME, password: process.env.KAFKA_SASL_PASSWORD ?? '' } } : {}) });
 
 async function withAdmin<T>(fn: (admin: Admin) => Promise<T>): Promise<T> {
   const admin = kafka.admin();

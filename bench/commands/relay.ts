@@ -28,7 +28,7 @@ function need(name: string): string {
 }
 
 process.env.KAFKAJS_NO_PARTITIONER_WARNING ??= '1';
-const kafka = new Kafka({ brokers, clientId: `bench-relay-${MODE}`, logLevel: logLevel.WARN, connectionTimeout: 1000, requestTimeout: 10_000 });
+const kafka = new Kafka({ brokers, clientId: `bench-relay-${MODE}`, logLevel: logLevel.WARN, connectionTimeout: 1000, requestTimeout: 10_000, ...(process.env.KAFKA_SASL_USERNAME ? { sasl: { mechanism: 'scram-sha-256' as const, username: process.env.KAFKA_SASL_USERNAME, password: process.env.KAFKA_SASL_PASSWORD ?? '' } } : {}) });
 const producer = kafka.producer({
   idempotent: true,
   maxInFlightRequests: 1,

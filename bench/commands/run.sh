@@ -59,6 +59,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 bash "$LOCAL_DIR/infra-up.sh" --record "$record" || exit 1
+kafka_admin_env # the bench acts as the admin
 [ "$BENCH_BROKER_PID" = 0 ] && export BENCH_BROKER_PID="$(cat "$IONFLUX_RUN/kafka.pid" 2>/dev/null || echo 0)"
 
 drive prepare || exit 1
@@ -74,7 +75,7 @@ if has hub; then
   fi
   echo "[bench] hub: services/connector-worker serving noop (ops 127.0.0.1:$port, log $work/worker.log)" >&2
   WORKER_CONNECTORS=noop EXTRA_CONNECTORS_DIR=bench/commands/connectors LOG_LEVEL=warn COMMAND_GROUP_PREFIX=bench-commands \
-    RATE_LIMIT_PER_SECOND=1000000 RATE_LIMIT_BURST=1000000 VAULT_TOKEN="${VAULT_TOKEN:-$VAULT_DEV_ROOT_TOKEN}" \
+    RATE_LIMIT_PER_SECOND=1000000 RATE_LIMIT_BURST=1000000 VAULT_TOKEN="${VAULT_TOKEN:-$(cat "$IONFLUX_RUN/vault/ionflux-admin.token")}" \
     WORKER_INSTANCE_ID="bench$RUN_ID" WORKER_OPS_PORT="$port" \
     node "${prof[@]}" --import tsx services/connector-worker/main.ts >"$work/worker.log" 2>&1 &
   worker_pid=$!

@@ -23,6 +23,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import nodemailer from 'nodemailer';
 import { createKafkaBus } from '../../shared/bus/kafka/bus.ts';
+import { baseEnv, kafkaAuth, parseEnv } from '../../shared/config.ts';
 import { topics } from '../../shared/bus/topics.ts';
 import { encodeCommandJson } from '../../shared/commands/envelope.ts';
 import { defaultOutcomeTopic } from '../../shared/commands/outcome.ts';
@@ -94,7 +95,7 @@ const directSingle = await direct(smtpUrl, SINGLE);
 const directBulk = await direct(smtpUrl, BULK_COMMANDS * BULK_SIZE);
 
 const logger = createLogger({ service: 'bench-email', level: 'warn', destination: process.stderr });
-const bus = createKafkaBus({ brokers, clientId: 'bench-email', logger, topicDefaults: { partitions: 3, replicationFactor: 1 } });
+const bus = createKafkaBus({ brokers, auth: kafkaAuth(parseEnv(baseEnv)), clientId: 'bench-email', logger, topicDefaults: { partitions: 3, replicationFactor: 1 } });
 const codec = await createEventCodec(createRegistry(registryUrl));
 const workspaces = Array.from({ length: WORKSPACES }, (_, i) => `bench${run}w${i}`);
 const settings = await openWorkspaceConnectors({ bus, logger });

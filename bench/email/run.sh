@@ -12,7 +12,6 @@ cd "$ROOT"
 export KAFKA_BROKERS="${KAFKA_BROKERS:-127.0.0.1:$KAFKA_PORT}"
 export SCHEMA_REGISTRY_URL="${SCHEMA_REGISTRY_URL:-http://127.0.0.1:$REGISTRY_PORT/apis/ccompat/v7}"
 export VAULT_ADDR="${VAULT_ADDR:-http://127.0.0.1:$VAULT_PORT}"
-export VAULT_TOKEN="${VAULT_TOKEN:-$VAULT_DEV_ROOT_TOKEN}"
 
 bash "$LOCAL_DIR/npm-install.sh" || exit 1
 record=$(mktemp)
@@ -25,6 +24,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 bash "$LOCAL_DIR/infra-up.sh" --record "$record" || exit 1
+kafka_admin_env # the bench acts as the admin
+export VAULT_TOKEN="${VAULT_TOKEN:-$(cat "$IONFLUX_RUN/vault/ionflux-admin.token")}"
 
 node --import tsx bench/email/drive.ts
 rc=$?

@@ -374,7 +374,7 @@ async function count(): Promise<void> {
   const expect = Number(process.env.COUNT_EXPECT ?? 0);
   const brokers = (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(',');
   if (!topic) throw new Error('COUNT_TOPIC is required');
-  const kafka = new Kafka({ clientId: 'bench-ingest-count', brokers, logLevel: logLevel.NOTHING });
+  const kafka = new Kafka({ clientId: 'bench-ingest-count', brokers, logLevel: logLevel.NOTHING, ...(process.env.KAFKA_SASL_USERNAME ? { sasl: { mechanism: 'scram-sha-256' as const, username: process.env.KAFKA_SASL_USERNAME, password: process.env.KAFKA_SASL_PASSWORD ?? '' } } : {}) });
   const admin = kafka.admin();
   await admin.connect();
   const offsets = await admin.fetchTopicOffsets(topic);

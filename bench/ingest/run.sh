@@ -54,7 +54,7 @@ peer_pid=""
 kafka_java() {
   java -Xmx512m -cp "$KAFKA_HOME/lib/*" -Dlog4j2.configurationFile="$LOCAL_DIR/kafka/log4j2.properties" "$@"
 }
-topic_cmd() { kafka_java org.apache.kafka.tools.TopicCommand --bootstrap-server "$BOOTSTRAP" "$@"; }
+topic_cmd() { kafka_java org.apache.kafka.tools.TopicCommand --bootstrap-server "$BOOTSTRAP" --command-config "${KAFKA_ADMIN_PROPERTIES:-/dev/null}" "$@"; }
 has() { [[ ",$ONLY," == *",$1,"* ]]; }
 CLK_TCK=$(getconf CLK_TCK)
 # cpu_s PID: user+system CPU seconds the process has used so far (0 when it is not readable).
@@ -97,6 +97,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 bash "$LOCAL_DIR/infra-up.sh" --record "$record" || exit 1
+kafka_admin_env # the bench acts as the admin
 # The figures are only comparable when nothing else is busy: say how loaded the machine was.
 export LOADAVG_START="$(cut -d' ' -f1-3 /proc/loadavg)"
 
@@ -204,12 +205,16 @@ output:
   reject_errored:
     kafka_franz:
       seed_brokers: [ "$BOOTSTRAP" ]
+      sasl:
+        - mechanism: SCRAM-SHA-256
+          username: "$KAFKA_SASL_USERNAME"
+          password: "\${PEER_KAFKA_PASSWORD}"
       topic: $PEER_TOPIC
       key: \${! @kafka_key }
       max_in_flight: ${PEER_MAX_IN_FLIGHT:-256}
 EOF
   echo "[bench] peer: Redpanda Connect ($(tr '\n' ' ' <"$IONFLUX_CACHE/redpanda-connect/versions.txt" 2>/dev/null)) on 127.0.0.1:$port -> $PEER_TOPIC" >&2
-  PEER_SHOPIFY_SECRET="$SECRET" "$PEER_BIN" run "$work/peer.yaml" >"$work/peer.log" 2>&1 &
+  PEER_SHOPIFY_SECRET="$SECRET" PEER_KAFKA_PASSWORD="$KAFKA_SASL_PASSWORD" "$PEER_BIN" run "$work/peer.yaml" >"$work/peer.log" 2>&1 &
   peer_pid=$!
   ready=0
   for _ in $(seq 1 150); do
@@ -236,7 +241,7 @@ if has pp; then
   topic_cmd --create --topic "$PP_TOPIC" --partitions 3 --replication-factor 1 >/dev/null || exit 1
   echo "[bench] ProducerPerformance: $PP_RECORDS records of 2048 B, acks=all -> $PP_TOPIC" >&2
   kafka_java org.apache.kafka.tools.ProducerPerformance --topic "$PP_TOPIC" --num-records "$PP_RECORDS" --record-size 2048 \
-    --throughput -1 --producer-props bootstrap.servers="$BOOTSTRAP" acks=all | tee "$work/pp.txt" >&2
+    --throughput -1 --producer.config "$KAFKA_ADMIN_PROPERTIES" --producer-props bootstrap.servers="$BOOTSTRAP" acks=all | tee "$work/pp.txt" >&2
 fi
 
 mkdir -p reports

@@ -18,7 +18,7 @@ import { z } from 'zod';
 import { createKafkaBus } from '../../shared/bus/kafka/bus.ts';
 import { topics } from '../../shared/bus/topics.ts';
 import type { OutgoingRecord } from '../../shared/bus/types.ts';
-import { baseEnv, parseEnv } from '../../shared/config.ts';
+import { baseEnv, kafkaAuth, parseEnv } from '../../shared/config.ts';
 import { createEventCodec, type EventCodec } from '../../shared/events/codec.ts';
 import { PayloadSchemas, buildEvent, type PlatformEvent } from '../../shared/events/platform-event.ts';
 import { EVENT_HEADERS, publishEvent } from '../../shared/events/publisher.ts';
@@ -162,7 +162,7 @@ const round = (x: number, d: number) => Math.round(x * 10 ** d) / 10 ** d;
 
 async function main(): Promise<void> {
   const logger = createLogger({ service: 'bench-producer', level: 'warn', destination: process.stderr });
-  const bus = createKafkaBus({ brokers: env.KAFKA_BROKERS, clientId: 'ionflux-bench', logger, maxBatch: MAX_BATCH });
+  const bus = createKafkaBus({ brokers: env.KAFKA_BROKERS, auth: kafkaAuth(env), clientId: 'ionflux-bench', logger, maxBatch: MAX_BATCH });
   const codec = await createEventCodec(createRegistry(env.SCHEMA_REGISTRY_URL));
   const padding = await paddingFor(codec);
   const e2eTopic = topics.event('bench', WORKSPACE, 'load', 'e2e');

@@ -32,7 +32,7 @@ kafka_java() {
 cleanup() {
   if [ "${BENCH_KEEP_TOPICS:-0}" != 1 ] && port_open "$KAFKA_PORT"; then
     for t in "${PP_TOPIC//./\\.}" "$HUB_TOPIC_REGEX"; do
-      kafka_java org.apache.kafka.tools.TopicCommand --bootstrap-server "$BOOTSTRAP" --delete --if-exists --topic "$t" >/dev/null 2>&1 || true
+      kafka_java org.apache.kafka.tools.TopicCommand --bootstrap-server "$BOOTSTRAP" --command-config "${KAFKA_ADMIN_PROPERTIES:-/dev/null}" --delete --if-exists --topic "$t" >/dev/null 2>&1 || true
     done
   fi
   # infra-down.sh with no names stops everything: call it only for what this run started.
@@ -42,15 +42,16 @@ cleanup() {
 }
 trap cleanup EXIT
 bash "$LOCAL_DIR/infra-up.sh" --record "$record" || exit 1
+kafka_admin_env # the bench acts as the admin
 
 echo "[bench] $N records of ~1 KB per run, acks=all, 3 partitions, RF 1" >&2
 
 # (a) Kafka's ProducerPerformance.
-kafka_java org.apache.kafka.tools.TopicCommand --bootstrap-server "$BOOTSTRAP" --create --topic "$PP_TOPIC" \
+kafka_java org.apache.kafka.tools.TopicCommand --bootstrap-server "$BOOTSTRAP" --command-config "$KAFKA_ADMIN_PROPERTIES" --create --topic "$PP_TOPIC" \
   --partitions 3 --replication-factor 1 >/dev/null || exit 1
 echo "[bench] ProducerPerformance -> $PP_TOPIC" >&2
 kafka_java org.apache.kafka.tools.ProducerPerformance --topic "$PP_TOPIC" --num-records "$N" --record-size 1024 \
-  --throughput -1 --producer-props bootstrap.servers="$BOOTSTRAP" acks=all | tee "$work/pp.txt" >&2
+  --throughput -1 --producer.config "$KAFKA_ADMIN_PROPERTIES" --producer-props bootstrap.servers="$BOOTSTRAP" acks=all | tee "$work/pp.txt" >&2
 pp_line=$(grep 'records sent' "$work/pp.txt" | tail -n 1)
 [ -n "$pp_line" ] || { echo "[bench] ProducerPerformance printed no summary" >&2; exit 1; }
 

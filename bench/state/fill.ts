@@ -6,6 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { createKafkaBus } from '../../shared/bus/kafka/bus.ts';
+import { baseEnv, kafkaAuth, parseEnv } from '../../shared/config.ts';
 import { topics } from '../../shared/bus/topics.ts';
 import type { OutgoingRecord } from '../../shared/bus/types.ts';
 import type { CommandState } from '../../shared/commands/state.ts';
@@ -15,7 +16,7 @@ const N = Number(process.env.BENCH_STATE_COMMANDS ?? 1_000_000);
 const CHUNK = 20_000;
 const topic = topics.state('commands-noop');
 const logger = createLogger({ service: 'bench-state-fill', level: 'warn', destination: process.stderr });
-const bus = createKafkaBus({ brokers: (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(','), clientId: 'bench-state-fill', logger, maxBatch: 5000 });
+const bus = createKafkaBus({ brokers: (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(','), auth: kafkaAuth(parseEnv(baseEnv)), clientId: 'bench-state-fill', logger, maxBatch: 5000 });
 
 function finished(i: number, now: number): OutgoingRecord {
   const ws = `bench${i % 16}`;

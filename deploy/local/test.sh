@@ -7,7 +7,13 @@
 # log stays), so no test topic or consumer group is left in the broker `make up` uses. The schema registry and
 # OpenBao are shared (tests use their own subjects and paths); they are started if not running
 # and stopped afterwards only if this run started them. IONFLUX_TEST_BROKERS=host:port runs the
-# suite against a broker you already have instead.
+# suite against a broker you already have instead (export its KAFKA_SASL_* too).
+#
+# The test broker authenticates like `make up`'s (SASL/SCRAM, ACLs): the tests act as its admin
+# (KAFKA_SASL_* exported from its admin.env) and as the OpenBao admin; a test about a service's
+# own permissions takes that service's credentials from IONFLUX_KAFKA_CREDENTIALS and
+# IONFLUX_VAULT_TOKENS (tests/helpers/principals.ts). The CLI run by tests never reads the
+# developer's .ionflux/*.env (IONFLUX_ENV_DIR points to an empty folder).
 set -uo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$LOCAL_DIR/../.."
@@ -39,11 +45,18 @@ else
   log "test broker on 127.0.0.1:$port (data in $test_run, removed at the end)"
   IONFLUX_RUN="$test_run" KAFKA_PORT="$port" KAFKA_CONTROLLER_PORT=$((port + 1)) \
     bash "$LOCAL_DIR/infra-up.sh" --only kafka || exit 1
-  export KAFKA_BROKERS="127.0.0.1:$port"
+  set -a
+  # shellcheck disable=SC1091
+  source "$test_run/kafka/admin.env" # KAFKA_BROKERS and the admin's KAFKA_SASL_*
+  set +a
+  export IONFLUX_KAFKA_CREDENTIALS="$test_run/kafka/credentials"
 fi
+export IONFLUX_VAULT_TOKENS="$IONFLUX_RUN/vault"
+export IONFLUX_ENV_DIR="${test_run:-$(mktemp -d)}/no-env"
 
 echo "[test] typecheck" >&2
 node_modules/.bin/tsc --noEmit -p . || exit 1
 mkdir -p reports
-export VAULT_TOKEN="${VAULT_TOKEN:-$VAULT_DEV_ROOT_TOKEN}"
+VAULT_TOKEN="${VAULT_TOKEN:-$(cat "$IONFLUX_VAULT_TOKENS/ionflux-admin.token")}"
+export VAULT_TOKEN
 node_modules/.bin/vitest run --reporter=default --reporter=json --outputFile.json=reports/vitest.json "$@"

@@ -6,6 +6,8 @@ import { createSecretStore } from '../../shared/secrets/index.ts';
 import { endpointSecretPath } from '../webhook-ingester/secrets.ts';
 import { parse, UsageError } from './args.ts';
 import { cliContext } from './context.ts';
+import { cliConnectors } from './integrations.ts';
+import { grantWorkspaceSources } from './principals.ts';
 import type { CliCommand } from './main.ts';
 
 const USAGE = 'ionflux endpoints create --workspace <id> --source <name> | endpoints rotate <endpoint-id> [--overlap-hours <h>]';
@@ -29,12 +31,16 @@ export const endpointsCommand: CliCommand = {
         if (!values.workspace || !values.source) throw new UsageError(`usage: ${USAGE}`);
         const workspaceId = assertWorkspaceId(values.workspace);
         const source = assertSegment('source', values.source, NO_UNDERSCORE_SEGMENT);
-        if (['shopify', 'tiktok', 'email', 'whatsapp', 'cmd', 'agent', 'platform', 'dlq', 'state'].includes(source)) throw new UsageError(`source "${source}" is reserved`);
+        // Vendor sources, topic kinds, and every command service (its outcomes live under its name).
+        const connectors = await cliConnectors();
+        if (['shopify', 'tiktok', 'email', 'whatsapp', 'cmd', 'agent', 'platform', 'dlq', 'state', 'internal', ...connectors.keys()].includes(source)) throw new UsageError(`source "${source}" is reserved`);
         const id = `ep_${randomBytes(8).toString('hex')}`;
         const secret = newSecret();
         await store.put(endpointSecretPath(id), { secret }, { labels: { workspace: workspaceId, source } });
         const link: Link = { workspaceId, source, linkedAt: new Date().toISOString() };
         await ctx.bus.publish({ topic: topics.state('links'), key: linkKey('generic', id), value: Buffer.from(JSON.stringify(link)) });
+        // The ingester may now write ionflux.<source>.ws_<workspace>.*, the workspace's agents read it.
+        await grantWorkspaceSources(ctx, connectors.values());
         const base = process.env.INGESTER_PUBLIC_URL ?? `http://127.0.0.1:${process.env.INGESTER_PORT ?? 8080}`;
         process.stdout.write(`${JSON.stringify({ endpoint_id: id, url: `${base}/webhooks/generic/${id}`, secret, workspace: workspaceId, source })}\n`);
         process.stderr.write('The secret is shown only this once; sign deliveries with it (Standard Webhooks).\n');

@@ -11,10 +11,10 @@ import type { ConnectorSpec } from '../../shared/connectors/types.ts';
 import { assertWorkspaceId } from '../../shared/ids.ts';
 import { createLogger } from '../../shared/logger.ts';
 import { redactString } from '../../shared/redact.ts';
-import { baseEnv, parseEnv } from '../../shared/config.ts';
 import { createSecretStore, type SecretStore } from '../../shared/secrets/index.ts';
 import { parse, UsageError } from './args.ts';
-import { cliContext } from './context.ts';
+import { cliContext, cliEnv } from './context.ts';
+import { kafkaAuth } from '../../shared/config.ts';
 import type { CliCommand } from './main.ts';
 
 const USAGE = `ionflux integrations list [--category <c>] [--workspace <w> [--connected]] [--json]
@@ -126,7 +126,7 @@ async function test(args: string[]): Promise<number> {
   const { values, positionals } = parse(args, { workspace: { type: 'string' }, json: { type: 'boolean' } }, USAGE);
   const c = findConnector(await cliConnectors(), positionals[0], USAGE);
   const ws = requireWorkspace(values.workspace, USAGE);
-  const store = createSecretStore(parseEnv(baseEnv));
+  const store = createSecretStore(cliEnv());
   try {
     const creds = await resolveCredentials(store, c.manifest, ws);
     const result = creds.ok ? await healthcheck(c, creds.values) : { ok: false, detail: `missing credentials: ${creds.missing.join(', ')}. ${c.manifest.authHelp}` };
@@ -152,9 +152,9 @@ async function run(args: string[]): Promise<number> {
   const params = paramsFrom(values.param ?? [], values['params-json']);
   const timeoutS = Number(values.timeout ?? 60);
   if (!(timeoutS > 0)) throw new UsageError('--timeout must be a positive number of seconds');
-  const env = parseEnv(baseEnv);
+  const env = cliEnv();
   const logger = createLogger({ service: 'ionflux-cli', level: 'warn', destination: process.stderr });
-  const client = await createHubClient({ brokers: env.KAFKA_BROKERS, registryUrl: env.SCHEMA_REGISTRY_URL, clientId: 'ionflux-cli', logger });
+  const client = await createHubClient({ brokers: env.KAFKA_BROKERS, auth: kafkaAuth(env), registryUrl: env.SCHEMA_REGISTRY_URL, clientId: 'ionflux-cli', logger });
   try {
     const { event, ...outcome } = await client.send({ workspace_id: ws, agent_id: values.agent ?? 'cli', service, action, params }, { timeoutMs: timeoutS * 1000 });
     const row = { ...outcome, event_id: event.event_id, event_type: event.event_type };

@@ -7,6 +7,7 @@ import { emailCommand } from './email.ts';
 import { endpointsCommand } from './endpoints.ts';
 import { integrationsCommand } from './integrations.ts';
 import { linkCommand, linksCommand } from './links.ts';
+import { principalsCommand } from './principals.ts';
 import { schemasCommand } from './schemas.ts';
 import { tailCommand } from './tail.ts';
 
@@ -30,6 +31,7 @@ const commands: Record<string, CliCommand> = {
   approvals: approvalsCommand,
   dlq: dlqCommand,
   email: emailCommand,
+  principals: principalsCommand,
 };
 
 function usage(): string {

@@ -1,4 +1,4 @@
-import { baseEnv, parseEnv } from '../../shared/config.ts';
+import { cliEnv } from './context.ts';
 import { checkSchemaFiles } from '../../shared/events/registry.ts';
 import { UsageError } from './args.ts';
 import type { CliCommand } from './main.ts';
@@ -11,7 +11,7 @@ export const schemasCommand: CliCommand = {
   summary: 'schemas check   tell whether schemas/ is compatible with what the registry holds',
   async run(args) {
     if (args[0] !== 'check') throw new UsageError('usage: ionflux schemas check');
-    const env = parseEnv(baseEnv);
+    const env = cliEnv();
     const verdicts = await checkSchemaFiles(env.SCHEMA_REGISTRY_URL);
     for (const v of verdicts) {
       const state = v.firstVersion ? 'new subject (compatible)' : v.compatible ? 'compatible' : 'INCOMPATIBLE';

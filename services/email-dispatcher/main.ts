@@ -103,6 +103,7 @@ const runner = await startCommandWorker({
   retry: { maxAttempts: env.EMAIL_RETRY_MAX_ATTEMPTS, initialMs: 500, maxWaitMs: 30_000 },
   actionTimeoutMs: env.EMAIL_ACTION_TIMEOUT_MS,
   partitionsConsumedConcurrently: env.EMAIL_PARTITIONS_CONCURRENTLY,
+  rescanTopicsMs: env.COMMAND_TOPIC_RESCAN_MS,
 });
 // Registered last, so it stops first: finish in-flight sends, commit, leave.
 rt.onClose(() => runner.stop());

@@ -55,6 +55,7 @@ await runCommandService(rt, {
   actionTimeoutMs: env.LLM_ACTION_TIMEOUT_MS,
   dedupeWindowHours: env.COMMAND_DEDUPE_WINDOW_HOURS,
   groupPrefix: env.COMMAND_GROUP_PREFIX,
+  rescanTopicsMs: env.COMMAND_TOPIC_RESCAN_MS,
   partitionsConsumedConcurrently: env.LLM_PARTITIONS_CONCURRENTLY,
 });
 serving = true;

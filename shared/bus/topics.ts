@@ -5,7 +5,7 @@ import { assertSegment, assertWorkspaceId, NO_UNDERSCORE_SEGMENT } from '../ids.
  * The only place topic strings are built. Every variable part is validated, so no input can
  * add a segment or land in another workspace's topic.
  *   events:        ionflux.<source>.ws_<workspace>.<entity>.<action>
- *   commands:      ionflux.cmd.<service>
+ *   commands:      ionflux.cmd.<service> (admin and services), ionflux.cmd.<service>.ws_<workspace> (agents)
  *   agent outputs: ionflux.agent.<agent>.ws_<workspace>.outputs
  *   platform:      ionflux.platform.audit | ionflux.platform.user_activity
  *   dead letters:  ionflux.dlq.<service>
@@ -40,6 +40,13 @@ export const topics = {
   command(service: string): string {
     return checked(`ionflux.cmd.${assertSegment('service', service)}`);
   },
+  /**
+   * The command topic of one workspace: only that workspace's agents (and the admin) may write it,
+   * so the worker knows a command's workspace from where it came (docs/security.md).
+   */
+  workspaceCommand(service: string, workspaceId: string): string {
+    return checked(`ionflux.cmd.${assertSegment('service', service)}.ws_${assertWorkspaceId(workspaceId)}`);
+  },
   agentOutputs(agentId: string, workspaceId: string): string {
     return checked(`ionflux.agent.${assertSegment('agent', agentId)}.ws_${assertWorkspaceId(workspaceId)}.outputs`);
   },
@@ -64,6 +71,18 @@ export const topics = {
 
 const EVENT_TOPIC = /^ionflux\.([a-z0-9][a-z0-9-]*)\.ws_([a-z0-9][a-z0-9-]*)\.([a-z0-9][a-z0-9_-]*)\.([a-z0-9][a-z0-9_-]*)$/;
 const AGENT_TOPIC = /^ionflux\.agent\.([a-z0-9][a-z0-9_-]*)\.ws_([a-z0-9][a-z0-9-]*)\.outputs$/;
+
+const WORKSPACE_COMMAND_TOPIC = /^ionflux\.cmd\.([a-z0-9][a-z0-9_-]*)\.ws_([a-z0-9][a-z0-9-]*)$/;
+
+/** The workspace of a workspace command topic (`ionflux.cmd.<service>.ws_<ws>`), else null. */
+export function workspaceOfCommandTopic(topic: string): string | null {
+  return WORKSPACE_COMMAND_TOPIC.exec(topic)?.[2] ?? null;
+}
+
+/** Every workspace command topic of one service, as a subscription pattern. */
+export function workspaceCommandPattern(service: string): RegExp {
+  return new RegExp(`^ionflux\\.cmd\\.${assertSegment('service', service)}\\.ws_[a-z0-9][a-z0-9-]*$`);
+}
 
 /** The workspace a topic belongs to, or null for commands, platform and dead-letter topics. */
 export function workspaceOfTopic(topic: string): string | null {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { topicPattern, topics, workspaceOfTopic } from './topics.ts';
+import { topicPattern, topics, workspaceCommandPattern, workspaceOfCommandTopic, workspaceOfTopic } from './topics.ts';
 
 describe('topic naming', () => {
   it('builds the documented names', () => {
@@ -61,5 +61,18 @@ describe('topic naming', () => {
     const re = topicPattern('ionflux.shopify.ws_.*.orders.created') as RegExp;
     expect(re.test('ionflux.shopify.ws_acme.orders.created')).toBe(true);
     expect(re.test('x.ionflux.shopify.ws_acme.orders.created.y')).toBe(false);
+  });
+
+  it('names each workspace\'s command topic and tells its workspace back; the pattern matches only those of one service', () => {
+    expect(topics.workspaceCommand('webhook', 'acme')).toBe('ionflux.cmd.webhook.ws_acme');
+    expect(() => topics.workspaceCommand('webhook', 'a.b')).toThrow();
+    expect(workspaceOfCommandTopic('ionflux.cmd.webhook.ws_acme')).toBe('acme');
+    expect(workspaceOfCommandTopic('ionflux.cmd.webhook')).toBeNull();
+    expect(workspaceOfCommandTopic('ionflux.webhook.ws_acme.command.outcomes')).toBeNull();
+    const re = workspaceCommandPattern('webhook');
+    expect(re.test('ionflux.cmd.webhook.ws_acme')).toBe(true);
+    expect(re.test('ionflux.cmd.webhook')).toBe(false);
+    expect(re.test('ionflux.cmd.webhookx.ws_acme')).toBe(false);
+    expect(re.test('ionflux.cmd.webhook.ws_acme.x')).toBe(false);
   });
 });

@@ -71,6 +71,8 @@ export interface SubscribeOptions {
   /** How often resolved offsets are committed in the background (default 500 ms). */
   commitIntervalMs?: number;
   onDeadLetter?: (record: IncomingRecord, error: unknown) => Promise<void> | void;
+  /** With patterns among the subscriptions: how often the topic list is checked for new matching topics (default 5000 ms). */
+  rescanTopicsMs?: number;
 }
 
 export interface Subscription {

@@ -5,7 +5,7 @@ import type { EventCodec } from '../events/codec.ts';
 import { buildEvent, PayloadSchemas } from '../events/platform-event.ts';
 import { EVENT_HEADERS } from '../events/publisher.ts';
 
-export const AUDIT_KINDS = ['install', 'connect', 'disconnect', 'action_used', 'action_failed', 'approval_requested', 'approval_decided', 'secret_changed'] as const;
+export const AUDIT_KINDS = ['install', 'connect', 'disconnect', 'action_used', 'action_failed', 'approval_requested', 'approval_decided', 'secret_changed', 'principal_created', 'principal_revoked'] as const;
 
 const auditSchema = z.object({
   kind: z.enum(AUDIT_KINDS),

@@ -2,11 +2,13 @@ import { randomUUID } from 'node:crypto';
 import { createKafkaBus } from '../bus/kafka/bus.ts';
 import { topicPattern, topics } from '../bus/topics.ts';
 import type { Bus, Reader } from '../bus/types.ts';
+import { baseEnv, kafkaAuth, parseEnv, withLocalHubEnv, type KafkaAuth } from '../config.ts';
 import { HubError } from '../errors.ts';
 import { createEventCodec, type EventCodec } from '../events/codec.ts';
 import type { PlatformEvent } from '../events/platform-event.ts';
 import { createRegistry } from '../events/registry.ts';
 import { createLogger, type Logger } from '../logger.ts';
+import { parseAgentPrincipal } from '../security/principals.ts';
 import { encodeCommandJson, type CommandInput } from './envelope.ts';
 import { outcomeTopic, type OutcomePayload } from './outcome.ts';
 
@@ -22,15 +24,36 @@ export interface HubClient {
   close(): Promise<void>;
 }
 
+export interface HubClientOptions {
+  /** Default: KAFKA_BROKERS, KAFKA_SASL_* and KAFKA_SSL* from the environment, else from `.ionflux/kafka.env` (written by `make up`). */
+  brokers?: string[];
+  auth?: KafkaAuth;
+  /** Default: SCHEMA_REGISTRY_URL, else `.ionflux/hub.env`, else the local registry. */
+  registryUrl?: string;
+  clientId?: string;
+  logger?: Logger;
+  /**
+   * Where commands go: `workspace` = `ionflux.cmd.<service>.ws_<workspace>`, the only command
+   * topics an agent principal may write; `service` = `ionflux.cmd.<service>` (admins and
+   * services). Default: `workspace` when the SASL user is an agent principal (`agent.<id>.ws_<ws>`).
+   */
+  commandTopics?: 'service' | 'workspace';
+}
+
 /** The agent-side client: one call sends a command and awaits the correlated outcome. */
-export async function createHubClient(o: { brokers: string[]; registryUrl: string; clientId?: string; logger?: Logger }): Promise<HubClient> {
+export async function createHubClient(o: HubClientOptions = {}): Promise<HubClient> {
   const logger = o.logger ?? createLogger({ service: 'hub-client', level: 'warn' });
-  const bus = createKafkaBus({ brokers: o.brokers, clientId: o.clientId ?? 'ionflux-hub-client', logger });
-  return hubClientOn(bus, await createEventCodec(createRegistry(o.registryUrl)), logger);
+  // With brokers given, the credentials (unless given too) are the environment's own; without,
+  // both come from the environment or, when it sets none, from what `make up` wrote.
+  const env = parseEnv(baseEnv, o.brokers ? process.env : withLocalHubEnv());
+  const auth = o.auth ?? kafkaAuth(env);
+  const bus = createKafkaBus({ brokers: o.brokers ?? env.KAFKA_BROKERS, clientId: o.clientId ?? 'ionflux-hub-client', logger, auth });
+  const commandTopics = o.commandTopics ?? (auth.sasl && parseAgentPrincipal(auth.sasl.username) ? 'workspace' : 'service');
+  return hubClientOn(bus, await createEventCodec(createRegistry(o.registryUrl ?? env.SCHEMA_REGISTRY_URL)), logger, { commandTopics });
 }
 
 /** The same client on any bus (the in-memory one in unit tests); closing it closes the bus. */
-export function hubClientOn(bus: Bus, codec: EventCodec, logger: Logger): HubClient {
+export function hubClientOn(bus: Bus, codec: EventCodec, logger: Logger, clientOpts: { commandTopics?: 'service' | 'workspace' } = {}): HubClient {
   const readers: Reader[] = [];
   const listening = new Map<string, Promise<void>>();
   const waiting = new Map<string, (outcome: Outcome) => void>();
@@ -99,7 +122,8 @@ export function hubClientOn(bus: Bus, codec: EventCodec, logger: Logger): HubCli
           resolve(out);
         });
       });
-      await bus.publish({ topic: topics.command(full.service), key: full.workspace_id, value: encodeCommandJson(full) });
+      const commandTopic = clientOpts.commandTopics === 'workspace' ? topics.workspaceCommand(full.service, full.workspace_id) : topics.command(full.service);
+      await bus.publish({ topic: commandTopic, key: full.workspace_id, value: encodeCommandJson(full) });
       return outcome;
     },
     async subscribe(pattern, handler) {

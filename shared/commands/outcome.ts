@@ -29,13 +29,16 @@ export function defaultOutcomeTopic(service: string, workspaceId: string): strin
 }
 
 /**
- * reply_to must be a topic of the sender's own workspace (an event topic or its agent outputs
- * topic): a command cannot make the hub write into another workspace.
+ * reply_to must be a topic of the sender's own workspace that the service may write: an agent
+ * outputs topic (`ionflux.agent.<agent>.ws_<workspace>.outputs`) or one of the service's own event
+ * topics (`ionflux.<service>.ws_<workspace>.<entity>.<action>`). So a command cannot make the hub
+ * write into another workspace, nor into another source's topics (the broker would refuse it too).
  */
 export function outcomeTopic(c: Pick<Command, 'reply_to' | 'service' | 'workspace_id'>): string {
   if (!c.reply_to) return defaultOutcomeTopic(c.service, c.workspace_id);
-  if (workspaceOfTopic(c.reply_to) !== c.workspace_id) {
-    throw new HubError('invalid_reply_to', 'reply_to must be a topic of the sending workspace (ionflux.<source>.ws_<workspace>.<entity>.<action> or ionflux.agent.<agent>.ws_<workspace>.outputs)');
+  const own = c.reply_to.startsWith(`ionflux.${c.service}.`) || c.reply_to.startsWith('ionflux.agent.');
+  if (!own || workspaceOfTopic(c.reply_to) !== c.workspace_id) {
+    throw new HubError('invalid_reply_to', `reply_to must be a topic of the sending workspace: ionflux.agent.<agent>.ws_<workspace>.outputs or ionflux.${c.service}.ws_<workspace>.<entity>.<action>`);
   }
   return c.reply_to;
 }

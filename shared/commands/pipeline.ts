@@ -16,7 +16,11 @@ import type { FailureCode } from './policy.ts';
 import type { Release } from './release.ts';
 import { WORKSPACE_POLICY, wsConnectorKey, type Approval, type CommandState, type WorkspaceConnector } from './state.ts';
 
-/** Who sent a command: agents, or an admin (the broker authenticates principals; see docs/commands.md). */
+/**
+ * Who sent a command. The broker lets only the admin and the services write
+ * `ionflux.cmd.<service>`, and only a workspace's agents (and the admin) write
+ * `ionflux.cmd.<service>.ws_<workspace>` (docs/security.md): the topic tells.
+ */
 export type Principal = 'agent' | 'admin';
 
 export interface Failure {
@@ -44,6 +48,11 @@ export interface Job {
   key: string;
   digest: string;
   principal: Principal;
+  /**
+   * Set when the command came on a workspace's own topic but names another workspace: `c` then
+   * carries the topic's workspace (where the refusal is told and audited) and this the one claimed.
+   */
+  claimedWorkspace?: string;
   /** The action's name in the connector (`post` for `post` and `webhook.post`). */
   name: string;
   action?: ActionManifest;
@@ -76,6 +85,13 @@ export interface PipelineDeps {
 
 type Step = (job: Job, deps: PipelineDeps) => Promise<Verdict | undefined> | Verdict | undefined;
 const fail = (code: Failure['code'], message: string, more: Partial<Failure> = {}): Verdict => ({ kind: 'fail', failure: { code, message, ...more } });
+
+/** A command from a workspace's own topic acts in that workspace only. */
+const scope: Step = (job) => {
+  if (job.claimedWorkspace === undefined) return undefined;
+  // Not a finished command of this workspace: nothing is remembered under its id.
+  return fail('forbidden_workspace', `a command on ${job.record.topic} acts in workspace ${job.c.workspace_id} only; it named ${job.claimedWorkspace} and does not run`, { finishes: false });
+};
 
 /** A command seen before: its outcome again, or why it cannot run again. */
 const dedupe: Step = (job, d) => {
@@ -172,6 +188,7 @@ const run: Step = async (job, d) => {
 
 /** The steps, in order; each either decides the command's outcome or lets it go on. */
 export const STEPS: readonly (readonly [string, Step])[] = [
+  ['scope', scope],
   ['dedupe', dedupe],
   ['validate', validate],
   ['authorize', authorize],

@@ -16,6 +16,8 @@ export const commandEnvShape = {
   COMMAND_DEDUPE_WINDOW_HOURS: z.coerce.number().positive().default(168),
   /** Consumer groups are `<prefix>-<service>-worker`: another prefix reads the command topics anew (benches, replays). */
   COMMAND_GROUP_PREFIX: z.string().regex(/^[A-Za-z0-9._-]{1,100}$/).default('ionflux'),
+  /** How often the worker looks for new workspaces' command topics (`ionflux.cmd.<service>.ws_<ws>`, created by `ionflux principals create agent`). */
+  COMMAND_TOPIC_RESCAN_MS: z.coerce.number().int().min(100).default(5000),
 };
 
 /** The tables every command worker of a process shares: open them once. */

@@ -1,6 +1,6 @@
 import { deadLetterRecord } from '../bus/dead-letter.ts';
 import type { KafkaTable } from '../bus/table/table.ts';
-import { topics } from '../bus/topics.ts';
+import { topics, workspaceCommandPattern, workspaceOfCommandTopic } from '../bus/topics.ts';
 import type { Handled, IncomingRecord, OutgoingRecord, Subscription } from '../bus/types.ts';
 import type { TokenBuckets } from '../connectors/rate-limit.ts';
 import type { Connector } from '../connectors/types.ts';
@@ -36,8 +36,13 @@ export interface WorkerOptions {
   groupId?: string;
   /** Partitions of the command topic handled at once (order stays per key); default 1. */
   partitionsConsumedConcurrently?: number;
-  /** Who wrote a record. Until the broker authenticates principals, everyone is an agent. */
+  /**
+   * Who wrote a record. Default: the topic tells (the broker's ACLs decide who may write where):
+   * `ionflux.cmd.<service>` is the admin's and the services', `ionflux.cmd.<service>.ws_<ws>` an agent's of <ws>.
+   */
   principalOf?: (record: IncomingRecord) => Principal;
+  /** How often the topic list is checked for new workspaces' command topics (default 5000 ms). */
+  rescanTopicsMs?: number;
 }
 
 /** An outcome computed but not yet acknowledged by Kafka: a re-run publishes it instead of deciding again. */
@@ -167,10 +172,15 @@ export async function startCommandWorker(o: WorkerOptions): Promise<Subscription
     publish(ctx, null, [await eventRecord(defaultOutcomeTopic(service, salvaged.workspace), event), dead]);
   }
 
-  function jobOf(record: IncomingRecord, c: Command): Job {
+  function jobOf(record: IncomingRecord, claimed: Command): Job {
+    // On a workspace's own topic the workspace is the topic's, whatever the envelope says.
+    const topicWorkspace = workspaceOfCommandTopic(record.topic);
+    const foreign = topicWorkspace !== null && topicWorkspace !== claimed.workspace_id;
+    const c = foreign ? { ...claimed, workspace_id: topicWorkspace, reply_to: null } : claimed;
     const name = c.action.startsWith(`${service}.`) ? c.action.slice(service.length + 1) : c.action;
     const action = c.service === service ? o.connector.manifest.actions[name] : undefined;
-    return { record, c, key: commandKey(c.workspace_id, c.command_id), digest: commandDigest(service, c), principal: o.principalOf?.(record) ?? 'agent', name, action, resumed: false };
+    const principal = o.principalOf?.(record) ?? (topicWorkspace === null ? 'admin' : 'agent');
+    return { record, c, key: commandKey(c.workspace_id, c.command_id), digest: commandDigest(service, c), principal, ...(foreign ? { claimedWorkspace: claimed.workspace_id } : {}), name, action, resumed: false };
   }
 
   async function handle(ctx: Ctx, record: IncomingRecord): Promise<void> {
@@ -203,7 +213,10 @@ export async function startCommandWorker(o: WorkerOptions): Promise<Subscription
   return rt.bus.subscribe({
     service,
     groupId: o.groupId ?? `ionflux-${service}-worker`,
-    subscriptions: [topics.command(service)],
+    // Admins and services on the service's topic; each workspace's agents on their own (new
+    // workspaces' topics are picked up while running: see the consumer's topic rescan).
+    subscriptions: [topics.command(service), workspaceCommandPattern(service)],
+    rescanTopicsMs: o.rescanTopicsMs,
     fromBeginning: true,
     concurrentKeys: true,
     partitionsConsumedConcurrently: o.partitionsConsumedConcurrently,
@@ -227,8 +240,9 @@ function salvage(record: IncomingRecord): { workspace: string; commandId: string
     // not JSON: only the key can tell the workspace
   }
   const str = (v: unknown, re: RegExp) => (typeof v === 'string' && re.test(v) ? v : undefined);
-  // The key first: commands are keyed by workspace, and a broken body should not choose where its failure goes.
-  const workspace = [record.key?.toString(), raw.workspace_id].find(isWorkspaceId);
+  // On a workspace's own topic, that workspace; else the key first: commands are keyed by
+  // workspace, and a broken body should not choose where its failure goes.
+  const workspace = workspaceOfCommandTopic(record.topic) ?? [record.key?.toString(), raw.workspace_id].find(isWorkspaceId);
   if (!workspace) return null;
   return {
     workspace,

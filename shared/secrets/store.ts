@@ -45,11 +45,13 @@ export function assertSecretPath(path: string, { prefix = false } = {}): string 
   return path;
 }
 
-/** The only places secrets live: `platform/<provider>` and `workspaces/<ws>/connectors/<connector>`. */
+/** The only places secrets live: `platform/<provider>`, `workspaces/<ws>/connectors/<connector>` and `workspaces/<ws>/agents/<agent>`. */
 export const secretPaths = {
   platform: (provider: string) => `platform/${assertSegment('provider', provider)}`,
   workspace: (workspaceId: string, connector: string) => `workspaces/${assertWorkspaceId(workspaceId)}/connectors/${assertSegment('connector', connector)}`,
   workspacePrefix: (workspaceId: string) => `workspaces/${assertWorkspaceId(workspaceId)}/`,
+  /** An agent principal's Kafka credentials (admin only). */
+  agentPrincipal: (workspaceId: string, agentId: string) => `workspaces/${assertWorkspaceId(workspaceId)}/agents/${assertSegment('agent', agentId)}`,
 };
 
 /**

@@ -1,9 +1,11 @@
 import { spawn } from 'node:child_process';
 
 /** Runs the real `ionflux` CLI (bin/ionflux.mjs) and collects its output. */
-export function runCli(args: string[], opts: { env?: Record<string, string>; input?: string; timeoutMs?: number } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export function runCli(args: string[], opts: { env?: Record<string, string>; unset?: string[]; input?: string; timeoutMs?: number } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const env: NodeJS.ProcessEnv = { ...process.env, ...opts.env };
+  for (const k of opts.unset ?? []) delete env[k];
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['bin/ionflux.mjs', ...args], { env: { ...process.env, ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['bin/ionflux.mjs', ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));

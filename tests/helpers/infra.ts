@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { KafkaBus } from '../../shared/bus/kafka/bus.ts';
+import { KafkaBus, readerGroupPrefix } from '../../shared/bus/kafka/bus.ts';
 import { createKafka } from '../../shared/bus/kafka/client.ts';
 import type { Bus, IncomingRecord } from '../../shared/bus/types.ts';
 import { createEventCodec, type EventCodec } from '../../shared/events/codec.ts';
@@ -52,7 +52,7 @@ export async function realInfra(service = 'test'): Promise<{
 }> {
   const env = infraEnv();
   const { logger, lines } = capturingLogger(service);
-  const bus = new KafkaBus({ kafka: createKafka({ brokers: env.brokers, clientId: `test-${service}`, logger }), logger });
+  const bus = new KafkaBus({ kafka: createKafka({ brokers: env.brokers, auth: env.auth, clientId: `test-${service}`, logger }), logger, readerGroupPrefix: readerGroupPrefix(env.auth) });
   const codec = await createEventCodec(createRegistry(env.registryUrl));
   return { bus, codec, logger, lines, registryUrl: env.registryUrl, close: () => bus.close() };
 }

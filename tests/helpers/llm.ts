@@ -22,6 +22,8 @@ export async function startOrchestrator(env: Record<string, string> = {}): Promi
   const fullEnv = { ...process.env, VAULT_TOKEN: process.env.VAULT_TOKEN ?? 'ionflux-dev-root', LLM_INSTANCE_ID: uid('llm'), IONFLUX_STATE_DIR: testStateDir(), LLM_OPS_PORT: String(port), LOG_LEVEL: 'info',
     // Tests post to receivers, simulators and media servers on 127.0.0.1, which the outbound policy refuses by default.
     OUTBOUND_ALLOWLIST: '127.0.0.1',
+    // New workspaces' command topics are found within a second.
+    COMMAND_TOPIC_RESCAN_MS: '1000',
     ...env };
   let child: ChildProcess;
   const exited = () => new Promise<void>((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', () => resolve())));

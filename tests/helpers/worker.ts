@@ -17,6 +17,8 @@ export async function startWorker(env: Record<string, string> = {}, opts: { wait
   const fullEnv = { ...process.env, VAULT_TOKEN: process.env.VAULT_TOKEN ?? 'ionflux-dev-root', WORKER_INSTANCE_ID: uid('w'), IONFLUX_STATE_DIR: testStateDir(), WORKER_OPS_PORT: String(port), LOG_LEVEL: 'info',
     // Tests post to receivers, simulators and media servers on 127.0.0.1, which the outbound policy refuses by default.
     OUTBOUND_ALLOWLIST: '127.0.0.1',
+    // New workspaces' command topics are found within a second.
+    COMMAND_TOPIC_RESCAN_MS: '1000',
     ...env };
   let child: ChildProcess;
   const exited = () => new Promise<void>((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', () => resolve())));

@@ -3,9 +3,12 @@ schema registry by confluent-kafka's AvroDeserializer, as one JSON line. None of
 is involved: this is what an analytics consumer in another language sees.
 
 usage: decode_avro.py <bootstrap> <registry-url> <topic> <count> [timeout-seconds]
+The principal comes from the same variables the hub uses: KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME,
+KAFKA_SASL_PASSWORD (or KAFKA_SASL_PASSWORD_FILE), KAFKA_SSL and KAFKA_SSL_CA_FILE.
 """
 import datetime
 import json
+import os
 import sys
 import time
 import uuid
@@ -24,6 +27,26 @@ def plain(value):
     return value
 
 
+def auth():
+    """confluent-kafka settings for the principal in the environment (none: an anonymous client)."""
+    env = os.environ
+    out = {}
+    tls = env.get("KAFKA_SSL", "").lower() in ("true", "1", "yes")
+    if env.get("KAFKA_SASL_USERNAME"):
+        password = env.get("KAFKA_SASL_PASSWORD") or open(env["KAFKA_SASL_PASSWORD_FILE"]).read().strip()
+        out.update({
+            "security.protocol": "SASL_SSL" if tls else "SASL_PLAINTEXT",
+            "sasl.mechanisms": env.get("KAFKA_SASL_MECHANISM", "scram-sha-256").upper(),
+            "sasl.username": env["KAFKA_SASL_USERNAME"],
+            "sasl.password": password,
+        })
+    elif tls:
+        out["security.protocol"] = "SSL"
+    if tls and env.get("KAFKA_SSL_CA_FILE"):
+        out["ssl.ca.location"] = env["KAFKA_SSL_CA_FILE"]
+    return out
+
+
 def main():
     bootstrap, registry_url, topic, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     timeout = float(sys.argv[5]) if len(sys.argv) > 5 else 30
@@ -34,6 +57,7 @@ def main():
         "group.id": f"interop-{uuid.uuid4()}",
         "auto.offset.reset": "earliest",
         "enable.auto.commit": False,
+        **auth(),
     })
     # Every partition from its beginning, assigned directly: no consumer-group join to wait for.
     metadata = consumer.list_topics(topic, timeout=10)

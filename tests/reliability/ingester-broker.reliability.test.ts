@@ -19,12 +19,13 @@ describe('ingester when the broker dies (items 7, 8, 20)', () => {
   const ws = uid('ws');
   const shop = `${uid('shop')}.myshopify.com`;
   let ingester: RunningIngester;
-  const kafkaEnv = { KAFKA_BROKERS: broker.brokers.join(',') };
 
   beforeAll(async () => {
     await broker.start();
-    expect((await runCli(['link', 'shopify', shop, ws], { env: kafkaEnv })).code).toBe(0);
-    ingester = await startIngester({ ...kafkaEnv, SHOPIFY_API_SECRET: SECRET, INGESTER_MAX_IN_FLIGHT: '200' });
+    expect((await runCli(['link', 'shopify', shop, ws], { env: broker.adminEnv() })).code).toBe(0);
+    // The ingester as its own principal on this broker: its ACLs are all it has.
+    const asIngester = { KAFKA_BROKERS: broker.brokers.join(','), KAFKA_SASL_USERNAME: 'ionflux-webhook-ingester', KAFKA_SASL_PASSWORD: '', KAFKA_SASL_PASSWORD_FILE: `${broker.credentials}/ionflux-webhook-ingester.password` };
+    ingester = await startIngester({ ...asIngester, SHOPIFY_API_SECRET: SECRET, INGESTER_MAX_IN_FLIGHT: '200' });
   }, 180_000);
   afterAll(async () => {
     await ingester?.stop();
@@ -69,7 +70,7 @@ describe('ingester when the broker dies (items 7, 8, 20)', () => {
     expect(accepted.size).toBeGreaterThan(beforeKill); // it recovered
 
     const logger = capturingLogger('reader').logger;
-    const bus = createKafkaBus({ brokers: broker.brokers, clientId: 'reliability-reader', logger });
+    const bus = createKafkaBus({ brokers: broker.brokers, auth: broker.auth(), clientId: 'reliability-reader', logger });
     const codec = await createEventCodec(createRegistry(infraEnv().registryUrl));
     const records = await readAll(bus, topics.event('shopify', ws, 'orders', 'created'), { atLeast: accepted.size, timeoutMs: 30_000 });
     const onTopic = new Map<string, number>();

@@ -1,4 +1,5 @@
 import type { Admin, Kafka } from 'kafkajs';
+import type { KafkaAuth } from '../../config.ts';
 import { HubError } from '../../errors.ts';
 import type { Logger } from '../../logger.ts';
 import type { Bus, IncomingRecord, OutgoingRecord, Ownership, OwnershipOptions, PartitionOffsets, PublishOptions, PublishOutcome, Reader, ReadOptions, RecordAck, SubscribeOptions, Subscription } from '../types.ts';
@@ -21,6 +22,16 @@ export interface KafkaBusOptions {
   transactionalId?: string;
   lanes?: number;
   maxBatch?: number;
+  /**
+   * Readers join throwaway consumer groups named `<prefix><uuid>`. Under SASL a principal may
+   * join only groups under its own prefix (`<principal>.`), so nobody can join another's readers.
+   */
+  readerGroupPrefix?: string;
+}
+
+/** The prefix of a principal's throwaway reader groups (see KafkaBusOptions.readerGroupPrefix). */
+export function readerGroupPrefix(auth: KafkaAuth | undefined): string {
+  return auth?.sasl ? `${auth.sasl.username}.reader-` : 'ionflux-reader-';
 }
 
 /** The Bus on Kafka (kafkajs): the only place outside this folder's files that knows kafkajs. */
@@ -57,7 +68,7 @@ export class KafkaBus implements Bus {
   }
 
   async subscribe(opts: SubscribeOptions): Promise<Subscription> {
-    const sub = await runConsumer(this.opts.kafka, { publish: (r) => this.publish(r), logger: this.logger }, opts);
+    const sub = await runConsumer(this.opts.kafka, { publish: (r) => this.publish(r), listTopics: () => this.listTopics(), logger: this.logger }, opts);
     return this.track({ stop: () => sub.stop() });
   }
 
@@ -67,7 +78,7 @@ export class KafkaBus implements Bus {
   }
 
   async read(opts: ReadOptions): Promise<Reader> {
-    const reader = await startReader({ kafka: this.opts.kafka, logger: this.logger, offsets: (t) => this.offsets(t), listTopics: () => this.listTopics() }, opts);
+    const reader = await startReader({ kafka: this.opts.kafka, logger: this.logger, groupPrefix: this.opts.readerGroupPrefix, offsets: (t) => this.offsets(t), listTopics: () => this.listTopics() }, opts);
     const tracked = this.track({ close: () => reader.close() });
     return { caughtUp: reader.caughtUp, close: () => tracked.close() };
   }
@@ -148,7 +159,7 @@ export class KafkaBus implements Bus {
 }
 
 /** A KafkaBus with its own kafkajs client. */
-export function createKafkaBus(o: Omit<KafkaBusOptions, 'kafka'> & { brokers: string[]; clientId: string; connectionTimeoutMs?: number }): KafkaBus {
-  const kafka = createKafka({ brokers: o.brokers, clientId: o.clientId, logger: o.logger, connectionTimeoutMs: o.connectionTimeoutMs });
-  return new KafkaBus({ ...o, kafka });
+export function createKafkaBus(o: Omit<KafkaBusOptions, 'kafka'> & { brokers: string[]; clientId: string; auth?: KafkaAuth; connectionTimeoutMs?: number }): KafkaBus {
+  const kafka = createKafka({ brokers: o.brokers, clientId: o.clientId, logger: o.logger, auth: o.auth, connectionTimeoutMs: o.connectionTimeoutMs });
+  return new KafkaBus({ readerGroupPrefix: readerGroupPrefix(o.auth), ...o, kafka });
 }

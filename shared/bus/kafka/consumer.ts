@@ -1,4 +1,4 @@
-import type { EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
+import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
 import { describeError } from '../../errors.ts';
 import type { Logger } from '../../logger.ts';
 import { deadLetterRecord } from '../dead-letter.ts';
@@ -12,31 +12,32 @@ import { toRecord } from './records.ts';
  * eachBatch runner: records are handled in order per partition, an offset is committed only
  * after its record was handled (or dead-lettered), and a failing partition never blocks others.
  */
-export async function runConsumer(kafka: Kafka, deps: { publish: (r: OutgoingRecord) => Promise<RecordAck>; logger: Logger }, opts: SubscribeOptions): Promise<Subscription> {
-  const consumer = kafka.consumer({
-    groupId: opts.groupId,
-    allowAutoTopicCreation: false,
-    sessionTimeout: opts.sessionTimeoutMs ?? 30_000,
-    heartbeatInterval: 1000,
-    maxWaitTimeInMs: 1000,
-    retry: { retries: 10 },
-  });
+export async function runConsumer(kafka: Kafka, deps: { publish: (r: OutgoingRecord) => Promise<RecordAck>; listTopics: () => Promise<string[]>; logger: Logger }, opts: SubscribeOptions): Promise<Subscription> {
+  const newConsumer = () =>
+    kafka.consumer({
+      groupId: opts.groupId,
+      allowAutoTopicCreation: false,
+      sessionTimeout: opts.sessionTimeoutMs ?? 30_000,
+      heartbeatInterval: 1000,
+      maxWaitTimeInMs: 1000,
+      retry: { retries: 10 },
+    });
   const classify = opts.classify ?? defaultClassify;
   const maxAttempts = opts.maxAttempts ?? 5;
   const backoff = opts.backoffMs ?? { initial: 200, max: 10_000 };
   const dlqTopic = topics.deadLetter(opts.service);
+  const subscriptions = opts.subscriptions.map((s) => (typeof s === 'string' ? topicPattern(s) : s));
+  const patterns = subscriptions.filter((s): s is RegExp => s instanceof RegExp);
+  const matching = async () => new Set((await deps.listTopics()).filter((t) => patterns.some((p) => p.test(t))));
   let stopping = false;
+  /** Set while the consumer leaves the group (stopping, or rejoining with new topics): the running batch commits as it ends. */
+  let leaving = false;
   /** Per topic|partition, the offset after the last record handled: what a commit should say. */
   const lastResolved = new Map<string, string>();
   const resolve = (p: EachBatchPayload, offset: string) => {
     p.resolveOffset(offset);
     lastResolved.set(`${p.batch.topic}|${p.batch.partition}`, String(BigInt(offset) + 1n));
   };
-
-  await consumer.connect();
-  for (const s of opts.subscriptions) {
-    await consumer.subscribe({ topic: typeof s === 'string' ? topicPattern(s) : s, fromBeginning: opts.fromBeginning ?? false });
-  }
 
   async function deadLetter(record: IncomingRecord, error: unknown, attempts: number): Promise<void> {
     await deps.publish(deadLetterRecord({ dlqTopic, service: opts.service, record, message: record, error, attempts }));
@@ -131,37 +132,92 @@ export async function runConsumer(kafka: Kafka, deps: { publish: (r: OutgoingRec
   // redeliver finished records, which handlers recognise; it never skips one.
   const resolved = new Map<string, { topic: string; partition: number; offset: string }>();
   let committing: Promise<void> = Promise.resolve();
-  const commit = () =>
+  /** Commits what was resolved so far, through `member` (the consumer in the group). */
+  const commit = (member: Consumer | undefined) =>
     (committing = committing.then(async () => {
+      if (!member) return;
       const offsets = [...resolved.values()];
       resolved.clear();
-      if (offsets.length) await consumer.commitOffsets(offsets).catch((e: unknown) => deps.logger.debug({ err: e }, 'offset commit failed; the next one covers it'));
+      if (offsets.length) await member.commitOffsets(offsets).catch((e: unknown) => deps.logger.debug({ err: e }, 'offset commit failed; the next one covers it'));
     }));
-  const committer = setInterval(() => void commit(), opts.commitIntervalMs ?? 500);
+
+  /** A consumer subscribed to every subscription as it stands now, running. */
+  async function start(): Promise<Consumer> {
+    const member = newConsumer();
+    try {
+      await member.connect();
+      for (const s of subscriptions) await member.subscribe({ topic: s, fromBeginning: opts.fromBeginning ?? false });
+      await member.run({
+        eachBatchAutoResolve: false,
+        autoCommit: false,
+        partitionsConsumedConcurrently: opts.partitionsConsumedConcurrently ?? 1,
+        eachBatch: async (p) => {
+          await handleBatch(p);
+          // What handleBatch resolved: the next offset to read, committed by the timer.
+          const next = lastResolved.get(`${p.batch.topic}|${p.batch.partition}`);
+          if (next !== undefined) resolved.set(`${p.batch.topic}|${p.batch.partition}`, { topic: p.batch.topic, partition: p.batch.partition, offset: next });
+          // Leaving: kafkajs leaves the group right after this batch, so commit now, while still a member.
+          if (stopping || leaving) await commit(member);
+        },
+      });
+    } catch (e) {
+      await member.disconnect().catch(() => undefined);
+      throw e;
+    }
+    return member;
+  }
+
+  let known = patterns.length ? await matching() : new Set<string>();
+  let consumer: Consumer | undefined = await start();
+  const committer = setInterval(() => void commit(consumer), opts.commitIntervalMs ?? 500);
   committer.unref();
 
-  await consumer.run({
-    eachBatchAutoResolve: false,
-    autoCommit: false,
-    partitionsConsumedConcurrently: opts.partitionsConsumedConcurrently ?? 1,
-    eachBatch: async (p) => {
-      await handleBatch(p);
-      // What handleBatch resolved: the next offset to read, committed by the timer.
-      const next = lastResolved.get(`${p.batch.topic}|${p.batch.partition}`);
-      if (next !== undefined) resolved.set(`${p.batch.topic}|${p.batch.partition}`, { topic: p.batch.topic, partition: p.batch.partition, offset: next });
-      // Stopping: kafkajs leaves the group right after this batch, so commit now, while still a member.
-      if (stopping) await commit();
-    },
-  });
+  /** Leaves the group cleanly: earlier batches' offsets now, the running batch's as it ends. */
+  async function leave(): Promise<void> {
+    const member = consumer;
+    consumer = undefined;
+    leaving = true;
+    try {
+      await commit(member);
+      await member?.disconnect();
+    } finally {
+      leaving = false;
+    }
+  }
+
+  // kafkajs resolves a pattern once, when it subscribes: a topic created later (a new workspace's
+  // command topic) would never be read. The topic list is watched instead, and when a new topic
+  // matches, the consumer leaves the group cleanly (in-flight records finish and commit) and joins
+  // again subscribed to it. A new topic's partitions start where `fromBeginning` says.
+  let watching: Promise<void> = Promise.resolve();
+  const rescan = async () => {
+    if (stopping) return;
+    const now = await matching();
+    const added = [...now].filter((t) => !known.has(t));
+    if (consumer && added.length === 0) return;
+    if (consumer) {
+      deps.logger.info({ group: opts.groupId, topics: added }, 'new topics match the subscription; rejoining the group');
+      await leave();
+    }
+    if (stopping) return;
+    consumer = await start();
+    known = now;
+  };
+  const watcher = patterns.length
+    ? setInterval(() => {
+        watching = watching.then(rescan).catch((e: unknown) => deps.logger.warn({ group: opts.groupId, err: describeError(e) }, 'could not rejoin with new topics; retrying'));
+      }, opts.rescanTopicsMs ?? 5000)
+    : undefined;
 
   return {
     async stop() {
       stopping = true;
+      clearInterval(watcher);
+      await watching;
       clearInterval(committer);
       // Commit what earlier batches resolved; the running batch commits its own as it ends
       // (kafkajs waits for it before leaving the group).
-      await commit();
-      await consumer.disconnect();
+      await leave();
     },
   };
 }

@@ -1,16 +1,6 @@
 import type { Kafka } from 'kafkajs';
 import type { PartitionOffsets } from '../types.ts';
-
-/** The parts of kafkajs's internal Cluster used here. */
-interface Cluster {
-  connect(): Promise<void>;
-  disconnect(): Promise<void>;
-  addTargetTopic(topic: string): Promise<void>;
-  refreshMetadata(): Promise<void>;
-  refreshMetadataIfNecessary(): Promise<void>;
-  findTopicPartitionMetadata(topic: string): { partitionId: number }[];
-  fetchTopicsOffset(q: { topic: string; fromBeginning: boolean; partitions: { partition: number }[] }[]): Promise<{ topic: string; partitions: { partition: number; offset: string }[] }[]>;
-}
+import { createCluster, type Cluster } from './cluster.ts';
 
 const READ_UNCOMMITTED = 0;
 
@@ -30,13 +20,7 @@ export class OffsetsClient {
 
   private async ready(): Promise<Cluster> {
     if (!this.cluster) {
-      // Kafka keeps its cluster factory under a private symbol; it is the one function-valued one
-      // (looked up along the prototype chain, so a wrapped client works too).
-      const symbols: symbol[] = [];
-      for (let o: object | null = this.kafka; o && o !== Object.prototype; o = Object.getPrototypeOf(o) as object | null) symbols.push(...Object.getOwnPropertySymbols(o));
-      const create = symbols.map((s) => (this.kafka as unknown as Record<symbol, unknown>)[s]).find((v): v is (o: object) => Cluster => typeof v === 'function');
-      if (!create) throw new Error('kafkajs changed: no cluster factory on the client');
-      this.cluster = create({ allowAutoTopicCreation: false, isolationLevel: READ_UNCOMMITTED });
+      this.cluster = createCluster(this.kafka, { allowAutoTopicCreation: false, isolationLevel: READ_UNCOMMITTED });
     }
     const cluster = this.cluster;
     this.connected ??= cluster.connect().catch((e: unknown) => {

@@ -1,4 +1,5 @@
 import type { Admin, ITopicConfig, Kafka } from 'kafkajs';
+import { HubError } from '../../errors.ts';
 
 export interface TopicSpec {
   partitions: number;
@@ -57,7 +58,12 @@ export class TopicProvisioner {
     try {
       if (!exists) await this.admin.createTopics({ topics: [config], waitForLeaders: false });
     } catch (e) {
-      if ((e as { type?: string }).type !== 'TOPIC_ALREADY_EXISTS') throw e;
+      const types = [(e as { type?: string }).type, ...((e as { errors?: { type?: string }[] }).errors ?? []).map((x) => x.type)];
+      // Not visible to this principal and not creatable by it: the broker's ACLs keep it out.
+      if (types.some((t) => t === 'TOPIC_AUTHORIZATION_FAILED' || t === 'CLUSTER_AUTHORIZATION_FAILED')) {
+        throw new HubError('topic_not_authorized', `not authorized to use topic ${topic} (refused by the broker's ACLs)`, { cause: e });
+      }
+      if (!types.includes('TOPIC_ALREADY_EXISTS')) throw e;
     }
     this.known.set(topic, await this.withLeaders(topic));
   }

@@ -7,6 +7,8 @@ import { toRecord } from './records.ts';
 export interface ReaderDeps {
   kafka: Kafka;
   logger: Logger;
+  /** Group ids are `<groupPrefix><uuid>` (default `ionflux-reader-`). */
+  groupPrefix?: string;
   offsets: (topic: string) => Promise<PartitionOffsets[]>;
   listTopics: () => Promise<string[]>;
 }
@@ -56,7 +58,7 @@ export async function startReader(deps: ReaderDeps, o: ReadOptions): Promise<Rea
     return next;
   };
 
-  const consumer = deps.kafka.consumer({ groupId: `ionflux-reader-${randomUUID()}`, allowAutoTopicCreation: false, maxWaitTimeInMs: 250 });
+  const consumer = deps.kafka.consumer({ groupId: `${deps.groupPrefix ?? 'ionflux-reader-'}${randomUUID()}`, allowAutoTopicCreation: false, maxWaitTimeInMs: 250 });
   consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
     if (payload.batchSize > 0) return; // eachBatch has handed it over
     const batch = { topic: payload.topic, partition: payload.partition, records: [], next: String(BigInt(payload.lastOffset) + 1n) };

@@ -9,8 +9,8 @@ const decide = (description: string) =>
 
 /**
  * `ionflux.cmd.platform`: decisions on approvals. Only an admin principal may decide (agents never
- * approve); until the broker authenticates principals, every command on this topic counts as an
- * agent's, so the admin decides with `ionflux approvals approve|deny` (docs/commands.md).
+ * approve): the broker lets only the admin and the services write this topic, and whatever comes
+ * on a workspace's command topic is an agent's and refused (docs/security.md).
  */
 export const spec: ConnectorSpec = {
   manifest: {

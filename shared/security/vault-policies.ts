@@ -1,0 +1,70 @@
+import { SERVICES } from './principals.ts';
+
+/**
+ * OpenBao / Vault policies, one per service and one for the admin (the CLI): each service reads
+ * only the secrets it uses (KV v2 under `<mount>/data/...`). The approval signing key is created
+ * by the admin (at setup) and only read by services. Paths follow shared/secrets/store.ts:
+ * `platform/<name>`, `workspaces/<ws>/connectors/<connector>`, `workspaces/<ws>/agents/<agent>`
+ * (admin only) and `webhooks/endpoints/<id>` (the ingester's generic endpoints).
+ */
+interface VaultAccess {
+  /** `platform/<name>` read. */
+  platformRead: string[];
+  /** `workspaces/<ws>/connectors/<name>` read / read and write (tokens it refreshes). */
+  workspaceRead: string[];
+  workspaceWrite?: string[];
+  /** Other paths under the mount, read / read and write. */
+  read?: string[];
+  write?: string[];
+}
+
+const LLM_PROVIDERS = ['openai', 'anthropic', 'deepseek'];
+
+/** What each service of SERVICES reads; `*` stands for every connector (the connector worker runs plugins). */
+export const VAULT_ACCESS: Record<keyof typeof SERVICES, VaultAccess> = {
+  'webhook-ingester': { platformRead: ['shopify', 'tiktok', 'sendgrid', 'whatsapp'], workspaceRead: [], read: ['webhooks/endpoints/*', 'webhooks/sendgrid/*'] },
+  'connector-worker': { platformRead: ['*'], workspaceRead: ['*'] },
+  'llm-orchestrator': { platformRead: ['llm', ...LLM_PROVIDERS], workspaceRead: ['llm', ...LLM_PROVIDERS] },
+  // The seal key (unsubscribe links, platform notifications) is created on first start if missing.
+  'email-dispatcher': { platformRead: ['email'], workspaceRead: ['email', 'email-api'], write: ['platform/email-seal'] },
+  'tiktok-sync': { platformRead: ['tiktok'], workspaceRead: ['tiktok'], workspaceWrite: ['tiktok'] },
+  'shopify-sync': { platformRead: ['shopify'], workspaceRead: ['shopify'], workspaceWrite: ['shopify'] },
+};
+
+const READ = '["read"]';
+const LIST = '["read", "list"]';
+const WRITE = '["create", "read", "update", "delete"]';
+const DENY = '["deny"]';
+
+/** The HCL policy of one service, for a KV v2 mount. */
+export function servicePolicy(service: string, mount = 'secret'): string {
+  const a = VAULT_ACCESS[service as keyof typeof VAULT_ACCESS];
+  if (!a) throw new Error(`no vault access for ${service} in shared/security/vault-policies.ts`);
+  // One rule per path; a later, stronger grant replaces an earlier one.
+  const rules = new Map<string, string>();
+  const path = (p: string, caps: string) => rules.set(p, caps);
+  // Every command worker verifies approval releases with this key; the admin creates it.
+  path('data/platform/approvals', READ);
+  for (const p of a.platformRead) path(`data/platform/${p}`, READ);
+  // A `*` reader (the connector worker and its plugins) still cannot read what other services
+  // hold: an exact path outranks a glob.
+  const others = Object.entries(VAULT_ACCESS).filter(([s]) => s !== service);
+  if (a.platformRead.includes('*')) for (const p of new Set(others.flatMap(([, o]) => o.platformRead))) path(`data/platform/${p}`, DENY);
+  if (a.workspaceRead.includes('*')) for (const c of new Set(others.flatMap(([, o]) => o.workspaceRead))) path(`data/workspaces/+/connectors/${c}`, DENY);
+  for (const c of a.workspaceRead) path(`data/workspaces/+/connectors/${c}`, READ);
+  for (const c of a.workspaceWrite ?? []) {
+    path(`data/workspaces/+/connectors/${c}`, WRITE);
+    path(`metadata/workspaces/+/connectors/${c}`, WRITE);
+  }
+  for (const p of a.read ?? []) path(`data/${p}`, READ);
+  for (const p of a.write ?? []) {
+    path(`data/${p}`, WRITE);
+    path(`metadata/${p}`, WRITE);
+  }
+  return [...rules].map(([p, caps]) => `path "${mount}/${p}" { capabilities = ${caps} }`).join('\n') + '\n';
+}
+
+/** The admin (the CLI): every secret, including agents' credentials and the signing key. */
+export function adminPolicy(mount = 'secret'): string {
+  return [`path "${mount}/data/*" { capabilities = ${WRITE.replace(']', ', "list"]')} }`, `path "${mount}/metadata/*" { capabilities = ${WRITE.replace(']', ', "list"]')} }`, `path "${mount}/metadata/" { capabilities = ${LIST} }`].join('\n') + '\n';
+}

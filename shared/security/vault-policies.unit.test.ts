@@ -1,0 +1,32 @@
+import { describe, expect, it } from 'vitest';
+import { SERVICES } from './principals.ts';
+import { adminPolicy, servicePolicy } from './vault-policies.ts';
+
+const rules = (hcl: string) => new Map([...hcl.matchAll(/path "([^"]+)" \{ capabilities = (\[[^\]]*\]) \}/g)].map((m) => [m[1]!, JSON.parse(m[2]!) as string[]]));
+
+describe('OpenBao policies', () => {
+  it('give every service the approval signing key to read, never to write', () => {
+    for (const s of Object.keys(SERVICES)) expect(rules(servicePolicy(s)).get('secret/data/platform/approvals'), s).toEqual(['read']);
+  });
+
+  it('keep agents\' credentials and other services\' keys out of a service\'s reach', () => {
+    const worker = rules(servicePolicy('connector-worker'));
+    expect(worker.get('secret/data/workspaces/+/connectors/*')).toEqual(['read']);
+    expect(worker.get('secret/data/platform/shopify')).toEqual(['deny']);
+    expect(worker.get('secret/data/workspaces/+/connectors/llm')).toEqual(['deny']);
+    expect([...worker.keys()].some((p) => p.includes('/agents/'))).toBe(false);
+    const ingester = rules(servicePolicy('webhook-ingester'));
+    expect(ingester.get('secret/data/webhooks/endpoints/*')).toEqual(['read']);
+    expect([...ingester.keys()].some((p) => p.includes('workspaces/'))).toBe(false);
+    const tiktok = rules(servicePolicy('tiktok-sync'));
+    expect(tiktok.get('secret/data/workspaces/+/connectors/tiktok')).toEqual(['create', 'read', 'update', 'delete']);
+  });
+
+  it('one rule per path (the stronger grant wins), and the admin gets everything', () => {
+    for (const s of Object.keys(SERVICES)) {
+      const paths = [...servicePolicy(s).matchAll(/path "([^"]+)"/g)].map((m) => m[1]);
+      expect(new Set(paths).size, s).toBe(paths.length);
+    }
+    expect(rules(adminPolicy()).get('secret/data/*')).toContain('create');
+  });
+});
