@@ -1,0 +1,92 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { MemoryBus } from '../bus/memory.ts';
+import { KafkaTable, jsonValue } from '../bus/table/table.ts';
+import { topics } from '../bus/topics.ts';
+import { TokenBuckets } from '../connectors/rate-limit.ts';
+import type { Connector } from '../connectors/types.ts';
+import type { EventCodec } from '../events/codec.ts';
+import type { PlatformEvent } from '../events/platform-event.ts';
+import { createLogger } from '../logger.ts';
+import type { Runtime } from '../runtime.ts';
+import type { SecretStore } from '../secrets/index.ts';
+import { encodeCommandJson } from './envelope.ts';
+import { defaultOutcomeTopic } from './outcome.ts';
+import { approvalSchema, commandStateSchema, workspaceConnectorSchema, type Approval, type CommandState, type WorkspaceConnector } from './state.ts';
+import { startCommandWorker } from './worker.ts';
+
+// The registry's wire format is not what these tests are about: JSON stands in for Avro.
+const codec: EventCodec = { schemaId: 1, encode: async (e) => Buffer.from(JSON.stringify(e)), decode: async (b) => JSON.parse(b.toString()) as PlatformEvent };
+const logger = createLogger({ service: 'test', level: 'silent' });
+const store = { get: async () => null } as unknown as SecretStore;
+
+let calls = 0;
+const connector: Connector = {
+  manifest: {
+    id: 'demo', name: 'Demo', category: 'developer', version: '1.0.0', authType: 'local', permissionsRequested: ['read'], riskLevel: 'low', authHelp: 'nothing',
+    credentialFields: [], healthcheck: { description: 'none' }, disconnectPolicy: 'delete_credentials', dataRetentionPolicy: 'none',
+    actions: { echo: { description: 'e', input: z.object({ n: z.number() }), output: z.object({ n: z.number() }), approvalGate: 'read_only', permission: 'read', auditRequired: false } },
+  },
+  handlers: { echo: async (ctx) => (calls++, { n: ctx.params.n }) },
+  healthcheck: async () => ({ ok: true }),
+};
+
+const closers: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of closers.splice(0).reverse()) await c();
+});
+
+async function worker(bus: MemoryBus) {
+  const rt = { service: 'demo', logger, bus, codec, registry: {}, createBus: () => bus, onClose: (fn: () => Promise<void> | void) => void closers.push(async () => void (await fn())) } as unknown as Runtime;
+  const table = <V>(name: string, parse: (v: unknown) => V) => new KafkaTable<V>({ bus, logger, topic: topics.state(name), parse: jsonValue(parse) });
+  const states = table<CommandState>('commands-demo', (v) => commandStateSchema.parse(v));
+  const approvals = table<Approval>('approvals', (v) => approvalSchema.parse(v));
+  const workspaceConnectors = table<WorkspaceConnector>('workspace-connectors', (v) => workspaceConnectorSchema.parse(v));
+  await Promise.all([states.start(), approvals.start(), workspaceConnectors.start()]);
+  const sub = await startCommandWorker({ rt, service: 'demo', connector, store, states, approvals, workspaceConnectors, buckets: new TokenBuckets(1000, 1000), retry: { maxAttempts: 2, initialMs: 1, maxWaitMs: 5 } });
+  closers.push(async () => {
+    await sub.stop();
+    await Promise.all([states.close(), approvals.close(), workspaceConnectors.close()]);
+  });
+}
+
+const send = (bus: MemoryBus, command: Record<string, unknown>, value?: Buffer) =>
+  bus.publish({ topic: topics.command('demo'), key: 'acme', value: value ?? encodeCommandJson({ workspace_id: 'acme', agent_id: 'a1', service: 'demo', action: 'echo', params: { n: 1 }, command_id: 'c1', ...command } as never) });
+
+/** The decoded outcomes on acme's outcome topic, once `count` are there. */
+async function outcomes(bus: MemoryBus, count: number) {
+  for (let i = 0; i < 200 && bus.records(defaultOutcomeTopic('demo', 'acme')).length < count; i++) await new Promise((r) => setTimeout(r, 10));
+  return Promise.all(bus.records(defaultOutcomeTopic('demo', 'acme')).map(async (r) => codec.decode(r.value!)));
+}
+
+describe('command worker on the in-memory bus', () => {
+  it('answers each command once, a duplicate with the same outcome event, and a broken one with invalid_command and a dead letter', async () => {
+    const bus = new MemoryBus();
+    await worker(bus);
+    calls = 0;
+    await send(bus, { command_id: 'c1' });
+    await send(bus, { command_id: 'c1' });
+    await send(bus, {}, Buffer.from('{"command_id":"c2","workspace_id":"acme","agent_id":"a1"}')); // no service, no action
+    const got = await outcomes(bus, 3);
+    expect(got.map((e) => e.event_type)).toEqual(['demo.command.succeeded', 'demo.command.succeeded', 'demo.command.failed']);
+    expect(got[0]!.event_id).toBe(got[1]!.event_id);
+    expect(JSON.parse(got[2]!.payload_json)).toMatchObject({ command_id: 'c2', error: { code: 'invalid_command' } });
+    expect(calls).toBe(1);
+    expect(bus.records(topics.deadLetter('demo'))).toHaveLength(1);
+  });
+
+  it('publishes an outcome the bus refused once, when the record runs again, without calling the handler twice', async () => {
+    const bus = new MemoryBus();
+    let refused = 0;
+    const publishAtomic = bus.publishAtomic.bind(bus);
+    bus.publishAtomic = (records: Parameters<MemoryBus["publishAtomic"]>[0]) => publishAtomic(records).catch((e: unknown) => ((refused += 1), Promise.reject(e)));
+    await worker(bus);
+    calls = 0;
+    await send(bus, { command_id: 'c3' });
+    bus.failPublishes(undefined, 1); // the worker's outcome unit, the next publish
+    const got = await outcomes(bus, 1);
+    expect(got.map((e) => e.correlation_id)).toEqual(['c3']);
+    expect(refused).toBe(1);
+    expect(calls).toBe(1);
+  });
+});
