@@ -30,6 +30,10 @@ function levelOf(entry: LogEntry): 'error' | 'warn' | 'info' | 'debug' {
   const crash = /^Crash: KafkaJS\w+: (.*)$/.exec(entry.log.message ?? '');
   if (crash && retriableMessages.has(crash[1]!)) return 'debug';
   if (entry.log.message?.startsWith('Restarting the consumer in')) return 'debug';
+  // The producer retries a send whose partition leader moved (a topic just created, a broker
+  // restarting); what it gives up on reaches the caller as publish_failed.
+  const send = /^Failed to send messages: (.*)$/.exec(entry.log.message ?? '');
+  if (send && retriableMessages.has(send[1]!)) return 'debug';
   // Two services creating the same topic at once: the loser's TOPIC_ALREADY_EXISTS is expected, and
   // a refusal by the ACLs surfaces as a HubError from the provisioner (provision.ts).
   if (entry.log.message?.startsWith('Response CreateTopics')) return 'debug';
