@@ -37,6 +37,7 @@ export interface Failure {
 export type Verdict =
   | { kind: 'fail'; failure: Failure }
   | { kind: 'replay'; state: CommandState } // a duplicate: its stored outcome again, same event id
+  | { kind: 'redelivered' } // the very record that finished it, read again: its outcome is already out
   | { kind: 'await'; approval: Approval; requested: boolean }
   | { kind: 'succeed'; result: unknown; attempts: number; extra: OutgoingRecord[] };
 
@@ -97,7 +98,7 @@ const scope: Step = (job) => {
 const dedupe: Step = (job, d) => {
   const s = job.state;
   if (!s) return undefined;
-  if (s.phase === 'done') return { kind: 'replay', state: s };
+  if (s.phase === 'done') return s.record === recordId(job.record) ? { kind: 'redelivered' } : { kind: 'replay', state: s };
   if (s.phase === 'awaiting_approval') {
     if (s.digest && s.digest !== job.digest) {
       return fail('approval_mismatch', 'a command with this id is awaiting approval with other content; it still waits, and this one does not run', { finishes: false });
@@ -205,6 +206,9 @@ export async function decide(job: Job, deps: PipelineDeps): Promise<Verdict> {
   }
   throw new Error('the execute step always decides');
 }
+
+/** Where a record sits, as command states remember it. */
+export const recordId = (r: IncomingRecord) => `${r.topic}/${r.partition}/${r.offset}`;
 
 export const prettify = (e: z.ZodError) => e.issues.map((i) => `${i.path.join('.') || '(params)'}: ${i.message}`).join('; ').slice(0, 500);
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -17,6 +17,8 @@ export const commandStateSchema = z.object({
   at: z.number(),
   /** commandDigest of what is awaiting approval: a command reusing the id with other content is refused. */
   digest: z.string().optional(),
+  /** `<topic>/<partition>/<offset>` of the record that finished it: that same record read again (after a crash or a rebalance) publishes nothing. */
+  record: z.string().optional(),
   outcome: z.object({ topic: z.string(), event: platformEventSchema }).optional(),
 });
 export type CommandState = z.infer<typeof commandStateSchema>;

@@ -15,7 +15,7 @@ import { commandDigest } from './digest.ts';
 import { decodeCommand, type Command } from './envelope.ts';
 import type { Retry } from './execute.ts';
 import { defaultOutcomeTopic, outcomeEvent, outcomeTopic } from './outcome.ts';
-import { decide, sleep, type Failure, type Job, type PipelineDeps, type Principal, type Verdict } from './pipeline.ts';
+import { decide, recordId, sleep, type Failure, type Job, type PipelineDeps, type Principal, type Verdict } from './pipeline.ts';
 import { policyFor } from './policy.ts';
 import { releaseVerifier } from './release.ts';
 import { commandKey, DEFAULT_DEDUPE_WINDOW_MS, type Approval, type CommandState, type WorkspaceConnector } from './state.ts';
@@ -123,6 +123,9 @@ export async function startCommandWorker(o: WorkerOptions): Promise<Subscription
   /** Records a verdict: the outcome, and per its kind the state, approval, audit, dead letter and extra events. */
   async function recordVerdict(ctx: Ctx, job: Job, v: Verdict, attempts: number): Promise<void> {
     const { c, key } = job;
+    // Offsets are committed in the background: a record read again after a crash or a rebalance
+    // already has its outcome out. Another record with the same command id (a re-send) gets it again.
+    if (v.kind === 'redelivered') return;
     if (v.kind === 'replay') return void ctx.queued.push(rt.bus.publish(await eventRecord(v.state.outcome!.topic, v.state.outcome!.event)));
     const topic = safeOutcomeTopic(c);
     const records: OutgoingRecord[] = [];
@@ -134,7 +137,7 @@ export async function startCommandWorker(o: WorkerOptions): Promise<Subscription
       event = outcomeEvent(service, c, { status: 'failed', error: { code: f.code, message: f.message, ...(f.retryable !== undefined ? { retryable: f.retryable } : {}), ...(f.auth_help ? { auth_help: f.auth_help } : {}) }, attempts: f.attempts ?? attempts });
       if (policy.deadLetter) records.push(deadLetterRecord({ dlqTopic, service, record: job.record, message: job.record, error: new HubError(f.code, f.message), attempts: f.attempts ?? attempts }));
       if (policy.audit) records.push(await audit(c, 'action_failed', { action: job.name, outcome: f.code, detail: f.message }, `${c.command_id}:failed:${f.code}`));
-      if (f.finishes !== false) state = { phase: 'done', at: Date.now(), outcome: { topic, event } };
+      if (f.finishes !== false) state = { phase: 'done', at: Date.now(), record: recordId(job.record), outcome: { topic, event } };
     } else if (v.kind === 'await') {
       const id = v.approval.approval_id;
       event = outcomeEvent(service, c, { status: 'awaiting_approval', approval_id: id, attempts: 0 });
@@ -143,14 +146,16 @@ export async function startCommandWorker(o: WorkerOptions): Promise<Subscription
       o.approvals.applyLocal(id, v.approval);
     } else {
       event = outcomeEvent(service, c, { status: 'succeeded', result: v.result, attempts: v.attempts });
-      state = { phase: 'done', at: Date.now(), outcome: { topic, event } };
+      state = { phase: 'done', at: Date.now(), record: recordId(job.record), outcome: { topic, event } };
       records.push(...v.extra);
       if (job.action?.auditRequired) records.push(await audit(c, 'action_used', { action: job.name, outcome: 'succeeded' }, `${c.command_id}:used`));
     }
     records.unshift(await eventRecord(topic, event));
-    if (state) records.push(o.states.record(key, state));
     const gate = job.action?.approvalGate;
     const harmless = (gate === 'read_only' || gate === 'artifact_generation') && (v.kind === 'succeed' || (v.kind === 'fail' && !policyFor(v.failure.code).deadLetter));
+    // Outside a transaction the state might land without its outcome: then a redelivery must publish it.
+    if (state && harmless) delete state.record;
+    if (state) records.push(o.states.record(key, state));
     publish(ctx, key, records, state, harmless);
   }
 
