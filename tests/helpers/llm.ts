@@ -1,62 +1,25 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { freePort } from './ingester.ts';
 import { testStateDir, uid } from './infra.ts';
+import { spawnService, type RunningService } from './service.ts';
 
-export interface RunningOrchestrator {
+export interface RunningOrchestrator extends RunningService {
   /** The ops address (health, metrics, stored artifacts). */
   url: string;
-  pid(): number;
-  /** Every line the process printed (pino JSON), for grepping. */
-  output: string[];
-  stop(): Promise<void>;
-  kill(): Promise<void>;
-  start(): Promise<void>;
 }
 
 /** services/llm-orchestrator/main.ts as its own process, the way `make up` runs it. */
 export async function startOrchestrator(env: Record<string, string> = {}): Promise<RunningOrchestrator> {
   const port = await freePort();
-  const output: string[] = [];
   const fullEnv = { ...process.env, VAULT_TOKEN: process.env.VAULT_TOKEN ?? 'ionflux-dev-root', LLM_INSTANCE_ID: uid('llm'), IONFLUX_STATE_DIR: testStateDir(), LLM_OPS_PORT: String(port), LOG_LEVEL: 'info',
     // Tests post to receivers, simulators and media servers on 127.0.0.1, which the outbound policy refuses by default.
     OUTBOUND_ALLOWLIST: '127.0.0.1',
     // New workspaces' command topics are found within a second.
     COMMAND_TOPIC_RESCAN_MS: '1000',
     ...env };
-  let child: ChildProcess;
-  const exited = () => new Promise<void>((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', () => resolve())));
-  async function start(): Promise<void> {
-    child = spawn(process.execPath, ['--import', 'tsx', 'services/llm-orchestrator/main.ts'], { env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout!.on('data', (d: Buffer) => output.push(...d.toString().split('\n').filter(Boolean)));
-    child.stderr!.on('data', (d: Buffer) => output.push(...d.toString().split('\n').filter(Boolean)));
-    const deadline = Date.now() + 90_000;
-    for (;;) {
-      if (child.exitCode !== null) throw new Error(`orchestrator exited ${child.exitCode}:\n${output.slice(-20).join('\n')}`);
-      if (output.some((l) => l.includes('llm orchestrator running')) && (await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.ok, () => false))) return;
-      if (Date.now() > deadline) throw new Error(`orchestrator not ready:\n${output.slice(-20).join('\n')}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
-  await start();
-  return {
-    url: `http://127.0.0.1:${port}`,
-    pid: () => child.pid!,
-    output,
-    start: async () => {
-      output.length = 0;
-      await start();
-    },
-    async stop() {
-      child.kill('SIGTERM');
-      await exited();
-    },
-    async kill() {
-      child.kill('SIGKILL');
-      await exited();
-    },
-  };
+  const url = `http://127.0.0.1:${port}`;
+  return { url, ...(await spawnService({ name: 'llm-orchestrator', env: fullEnv, readyLine: 'llm orchestrator running', readyUrl: `${url}/readyz` })) };
 }
 
 /** A mono 16-bit PCM WAV of a 440 Hz tone. */

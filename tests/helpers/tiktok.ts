@@ -1,4 +1,3 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import type { Bus } from '../../shared/bus/types.ts';
 import type { KafkaTable } from '../../shared/bus/table/table.ts';
 import { decisionRecords } from '../../shared/commands/approvals.ts';
@@ -9,58 +8,18 @@ import { createVaultSecretStore } from '../../shared/secrets/vault-store.ts';
 import type { TikTokSimulator } from '../simulators/tiktok/index.ts';
 import { freePort } from './ingester.ts';
 import { infraEnv, testStateDir, uid } from './infra.ts';
+import { spawnService, type RunningService } from './service.ts';
 
-export interface RunningTikTokSync {
+export interface RunningTikTokSync extends RunningService {
   url: string;
-  pid(): number;
-  /** Every line the process printed (pino JSON), for grepping. */
-  output: string[];
-  stop(): Promise<void>;
-  kill(): Promise<void>;
-  start(): Promise<void>;
 }
 
 /** services/tiktok-sync/main.ts as its own process, the way `make up` runs it. */
 export async function startTikTokSync(env: Record<string, string> = {}): Promise<RunningTikTokSync> {
   const port = Number(env.TIKTOK_SYNC_PORT ?? (await freePort()));
-  const output: string[] = [];
   const fullEnv = { ...process.env, VAULT_TOKEN: process.env.VAULT_TOKEN ?? 'ionflux-dev-root', TIKTOK_SYNC_INSTANCE_ID: uid('tt'), IONFLUX_STATE_DIR: testStateDir(), OUTBOUND_ALLOWLIST: '127.0.0.1', LOG_LEVEL: 'info', ...env, TIKTOK_SYNC_PORT: String(port) };
-  let child: ChildProcess;
-  const exited = () => new Promise<void>((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', () => resolve())));
-  async function start(): Promise<void> {
-    child = spawn(process.execPath, ['--import', 'tsx', 'services/tiktok-sync/main.ts'], { env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-    const collect = (d: Buffer) => output.push(...d.toString().split('\n').filter(Boolean));
-    child.stdout!.on('data', collect);
-    child.stderr!.on('data', collect);
-    const deadline = Date.now() + 90_000;
-    for (;;) {
-      if (child.exitCode !== null) throw new Error(`tiktok-sync exited ${child.exitCode}:\n${output.slice(-20).join('\n')}`);
-      if (output.some((l) => l.includes('tiktok sync running')) && (await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.ok, () => false))) return;
-      if (Date.now() > deadline) {
-        child.kill('SIGKILL'); // never leave one behind
-        throw new Error(`tiktok-sync not ready:\n${output.slice(-20).join('\n')}`);
-      }
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
-  await start();
-  return {
-    url: `http://127.0.0.1:${port}`,
-    pid: () => child.pid!,
-    output,
-    start: async () => {
-      output.length = 0;
-      await start();
-    },
-    async stop() {
-      child.kill('SIGTERM');
-      await exited();
-    },
-    async kill() {
-      child.kill('SIGKILL');
-      await exited();
-    },
-  };
+  const url = `http://127.0.0.1:${port}`;
+  return { url, ...(await spawnService({ name: 'tiktok-sync', env: fullEnv, readyLine: 'tiktok sync running', readyUrl: `${url}/readyz` })) };
 }
 
 /** Environment that points tiktok-sync at a simulator. */

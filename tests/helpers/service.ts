@@ -1,0 +1,59 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+
+/** A service under test, as its own process the way `make up` runs it. */
+export interface RunningService {
+  pid(): number;
+  /** Every line the process printed (pino JSON), for grepping; cleared on `start()` unless kept. */
+  output: string[];
+  /** Clean stop: SIGTERM, then waits for the exit. */
+  stop(): Promise<void>;
+  /** SIGKILL, then waits for the exit. */
+  kill(): Promise<void>;
+  /** Starts it again with the same environment (same instance id and state folder). */
+  start(): Promise<void>;
+}
+
+/**
+ * Spawns `services/<name>/main.ts` and resolves once it logged `readyLine` and `readyUrl` answers
+ * 200 (or, with `readyUrl` null, once it logged the line). A process that does not get there in
+ * 90 s is killed and its last lines reported.
+ */
+export async function spawnService(o: { name: string; env: NodeJS.ProcessEnv; readyLine: string; readyUrl: string | null; keepOutputOnRestart?: boolean }): Promise<RunningService> {
+  const output: string[] = [];
+  let child: ChildProcess;
+  const exited = () => new Promise<void>((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', () => resolve())));
+  async function start(): Promise<void> {
+    child = spawn(process.execPath, ['--import', 'tsx', `services/${o.name}/main.ts`], { env: o.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const collect = (d: Buffer) => output.push(...d.toString().split('\n').filter(Boolean));
+    child.stdout!.on('data', collect);
+    child.stderr!.on('data', collect);
+    const deadline = Date.now() + 90_000;
+    for (;;) {
+      if (child.exitCode !== null) throw new Error(`${o.name} exited ${child.exitCode}:\n${output.slice(-20).join('\n')}`);
+      const logged = output.some((l) => l.includes(o.readyLine));
+      if (logged && (o.readyUrl === null || (await fetch(o.readyUrl).then((r) => r.ok, () => false)))) return;
+      if (Date.now() > deadline) {
+        child.kill('SIGKILL'); // never leave one behind
+        throw new Error(`${o.name} not ready in 90 s:\n${output.slice(-20).join('\n')}`);
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+  await start();
+  return {
+    pid: () => child.pid!,
+    output,
+    start: async () => {
+      if (!o.keepOutputOnRestart) output.length = 0;
+      await start();
+    },
+    async stop() {
+      child.kill('SIGTERM');
+      await exited();
+    },
+    async kill() {
+      child.kill('SIGKILL');
+      await exited();
+    },
+  };
+}
