@@ -21,6 +21,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import OpenAI from 'openai';
 import { createKafka } from '../../shared/bus/kafka/client.ts';
+import { baseEnv, kafkaAuth, parseEnv } from '../../shared/config.ts';
 import { createHubClient, type HubClient } from '../../shared/commands/client.ts';
 import { createLogger } from '../../shared/logger.ts';
 
@@ -37,7 +38,7 @@ const BENCH_TOPIC = /^ionflux\.(cmd\.llmbench|llmbench\..+|state\.(commands-llmb
 
 /** Deletes the bench's topics and consumer group, so nothing of it stays in the user's broker. */
 async function cleanupBroker(): Promise<void> {
-  const admin = createKafka({ brokers, clientId: 'bench-llm-cleanup', logger: createLogger({ service: 'bench-llm', level: 'silent' }) }).admin();
+  const admin = createKafka({ brokers, auth: kafkaAuth(parseEnv(baseEnv)), clientId: 'bench-llm-cleanup', logger: createLogger({ service: 'bench-llm', level: 'silent' }) }).admin();
   await admin.connect();
   try {
     const mine = (await admin.listTopics()).filter((t) => BENCH_TOPIC.test(t));

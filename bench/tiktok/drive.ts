@@ -20,6 +20,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { createKafkaBus } from '../../shared/bus/kafka/bus.ts';
 import { createKafka } from '../../shared/bus/kafka/client.ts';
+import { baseEnv, kafkaAuth, parseEnv } from '../../shared/config.ts';
 import { createLogger } from '../../shared/logger.ts';
 import { createVaultSecretStore } from '../../shared/secrets/vault-store.ts';
 import { secretPaths } from '../../shared/secrets/store.ts';
@@ -37,9 +38,9 @@ const SERVICE = `tiktokbench${RUN}`;
 const GROUP = `ionflux-tiktokbench-${RUN}`;
 const log = (m: string) => process.stderr.write(`[bench-tiktok] ${m}\n`);
 const quiet = createLogger({ service: 'bench-tiktok', level: 'silent' });
-const bus = createKafkaBus({ brokers, clientId: 'bench-tiktok', logger: quiet });
+const bus = createKafkaBus({ brokers, auth: kafkaAuth(parseEnv(baseEnv)), clientId: 'bench-tiktok', logger: quiet });
 // Deleting topics and groups is beyond the bus: the same client's admin does it.
-const kafka = createKafka({ brokers, clientId: 'bench-tiktok-admin', logger: quiet });
+const kafka = createKafka({ brokers, auth: kafkaAuth(parseEnv(baseEnv)), clientId: 'bench-tiktok-admin', logger: quiet });
 const workspaces: string[] = [];
 const running: RunningTikTokSync[] = [];
 process.on('exit', () => running.forEach((r) => void r.kill().catch(() => undefined)));
