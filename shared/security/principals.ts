@@ -38,6 +38,8 @@ export interface ServiceProfile {
   sendsCommands?: boolean;
   /** Sends commands to its own command topics (an HTTP API that turns requests into commands). */
   sendsOwnCommands?: boolean;
+  /** The ingest inbox (`ionflux.inbox.webhooks`): appends to it, or appends and processes it. */
+  inbox?: 'append' | 'process';
   /** Consumer groups besides `ionflux-<command>-worker` and its own prefix, as prefixes. */
   groups?: string[];
 }
@@ -52,6 +54,8 @@ export const SERVICES: Record<string, ServiceProfile> = {
     stateWrite: ['webhook-deliveries', 'entity-versions'],
     stateRead: ['links'],
     deadLetters: ['webhook-ingester'],
+    // Its edges append deliveries; its processors consume them in group ionflux-webhook-ingester-processor.
+    inbox: 'process',
   },
   'connector-worker': { commands: ['*'], sendsCommands: true },
   'llm-orchestrator': { commands: ['llm'], stateWrite: ['llm-spend'] },
@@ -59,7 +63,8 @@ export const SERVICES: Record<string, ServiceProfile> = {
   'email-dispatcher': { commands: ['email'], sendsOwnCommands: true, internalRead: ['email'], stateWrite: ['email-suppressions', 'email-units', 'links'], groups: ['ionflux-email-'] },
   // Its lifecycle consumer and the per-connection owners run in groups `ionflux-tiktok-sync-*`.
   'tiktok-sync': { commands: ['tiktok'], internalRead: ['tiktok'], stateWrite: ['links', 'tiktok-connections', 'tiktok-publishes', 'tiktok-videos'], groups: ['ionflux-tiktok-sync-'] },
-  'shopify-sync': { commands: ['shopify'], internalRead: ['shopify'], stateWrite: ['links', 'shopify-connections', 'shopify-sync'], groups: ['ionflux-shopify-sync-'] },
+  // Polled entities go through the ingest inbox, so webhooks and polls share one writer of events.
+  'shopify-sync': { commands: ['shopify'], inbox: 'append', internalRead: ['shopify'], stateWrite: ['links', 'shopify-connections', 'shopify-sync'], groups: ['ionflux-shopify-sync-'] },
 };
 
 /** `ionflux-<service>`: the principal a service runs as. */
