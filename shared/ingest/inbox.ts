@@ -14,7 +14,7 @@ export const INBOX_TOPIC = 'ionflux.inbox.webhooks';
 
 /** The hub's own headers on an inbox record; vendor headers keep their own (lower-cased) names. */
 export const INBOX_HEADERS = {
-  /** The vendor route that received it (`shopify`, `tiktok`, `sendgrid`, `whatsapp`, `generic`). */
+  /** The vendor's route under /webhooks/ that received it (`shopify`, `tiktok`, `email/sendgrid`, `whatsapp`, `generic`). */
   route: 'ionflux.inbox.route',
   /** The route's path parameter (generic endpoint id, SendGrid account), when it has one. */
   param: 'ionflux.inbox.param',
