@@ -18,6 +18,8 @@ export interface EdgeDeps {
   publishTimeoutMs: number;
   /** Answers of deliveries this process appended lately, so its retries answer `duplicate` (bounded). */
   recent: RecentAnswers;
+  /** IONFLUX_INBOX_TOPIC (default ionflux.inbox.webhooks). */
+  inboxTopic?: string;
 }
 
 export interface IngestResponse {
@@ -131,7 +133,7 @@ export async function accept(deps: EdgeDeps, vendor: VendorModule, d: RawDeliver
     const inbox: InboxDelivery = { route: vendor.route.path, param: d.pathParam, origin: 'webhook', receivedAt: d.receivedAt, headers: keptHeaders(vendor, d.headers), body: d.rawBody, key };
     const end = deps.metrics.publishSeconds.startTimer({ vendor: vendor.source });
     try {
-      await appendToInbox(deps.bus, [inbox], { timeoutMs: deps.publishTimeoutMs });
+      await appendToInbox(deps.bus, [inbox], { timeoutMs: deps.publishTimeoutMs, topic: deps.inboxTopic });
     } catch (e) {
       deps.logger.warn({ vendor: vendor.source, err: e }, 'delivery not appended; the vendor will retry');
       count('unavailable');

@@ -35,7 +35,7 @@ if (processor) {
   rt.onClose(() => deliveries.close());
   const versions = await openEntityVersions(rt);
   rt.onClose(() => versions.close());
-  const sub = await startProcessor({ bus: rt.bus, codec: rt.codec, logger: rt.logger, links, deliveries, versions, metrics, dedupeWindowMs: env.WEBHOOK_DEDUPE_HOURS * 3600_000 });
+  const sub = await startProcessor({ bus: rt.bus, codec: rt.codec, logger: rt.logger, links, deliveries, versions, metrics, dedupeWindowMs: env.WEBHOOK_DEDUPE_HOURS * 3600_000, inboxTopic: env.IONFLUX_INBOX_TOPIC });
   rt.onClose(() => sub.stop());
 }
 
@@ -51,6 +51,7 @@ if (edge) {
       metrics,
       publishTimeoutMs: env.INGESTER_PUBLISH_TIMEOUT_MS,
       recent: new RecentAnswers(env.INGESTER_RECENT_ANSWERS),
+      inboxTopic: env.IONFLUX_INBOX_TOPIC,
     },
     bodyLimit: env.INGESTER_BODY_LIMIT,
     maxInFlight: env.INGESTER_MAX_IN_FLIGHT,

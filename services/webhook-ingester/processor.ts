@@ -25,11 +25,16 @@ export interface ProcessorDeps {
   versions: EntityVersions;
   metrics: IngesterMetrics;
   dedupeWindowMs: number;
+  /** IONFLUX_INBOX_TOPIC (default ionflux.inbox.webhooks). */
+  inboxTopic?: string;
 }
 
-/** The processors' consumer group on the inbox; partition p is written by transactional id `<prefix>-<p>`. */
+/**
+ * The processors' consumer group on the inbox, which also prefixes their transactional ids
+ * (`<group>-<partition>`); another inbox topic gets a group of its own.
+ */
 export const PROCESSOR_GROUP = `ionflux-${SERVICE}-processor`;
-export const PROCESSOR_TRANSACTIONAL_PREFIX = `ionflux-${SERVICE}-processor`;
+export const processorGroup = (inboxTopic: string) => (inboxTopic === INBOX_TOPIC ? PROCESSOR_GROUP : `${PROCESSOR_GROUP}.${inboxTopic}`);
 
 /** Headers on events whose payload carries `updated_at`: its value, and `true` when older than one already published. */
 export const VERSION_HEADER = 'ionflux.entity_version';
@@ -54,11 +59,12 @@ function entityVersion(payload: unknown): string | undefined {
  * after taking the partition.
  */
 export async function startProcessor(deps: ProcessorDeps): Promise<Subscription> {
-  await deps.bus.ensureTopics([INBOX_TOPIC]);
+  const topic = deps.inboxTopic ?? INBOX_TOPIC;
+  await deps.bus.ensureTopics([topic]);
   return deps.bus.transform({
-    groupId: PROCESSOR_GROUP,
-    topic: INBOX_TOPIC,
-    transactionalPrefix: PROCESSOR_TRANSACTIONAL_PREFIX,
+    groupId: processorGroup(topic),
+    topic,
+    transactionalPrefix: processorGroup(topic),
     // The previous owner is fenced by now: whatever it committed is on the state topics.
     onAssigned: async () => void (await Promise.all([deps.deliveries.catchUp(), deps.versions.catchUp(), deps.links.catchUp()])),
     transform: async (records) => {

@@ -34,7 +34,8 @@ export async function startIngester(env: Record<string, string>): Promise<Runnin
   const port = Number(env.INGESTER_PORT ?? (await freePort()));
   const opsPort = Number(env.INGESTER_OPS_PORT ?? (await freePort()));
   const output: string[] = [];
-  const fullEnv = { ...process.env, INGESTER_INSTANCE_ID: uid('i'), IONFLUX_STATE_DIR: testStateDir(), LOG_LEVEL: 'info', ...env, INGESTER_PORT: String(port), INGESTER_OPS_PORT: String(opsPort) };
+  // An inbox of its own (so its processor's group is its own too), unless the test shares one between ingesters.
+  const fullEnv = { ...process.env, INGESTER_INSTANCE_ID: uid('i'), IONFLUX_STATE_DIR: testStateDir(), IONFLUX_INBOX_TOPIC: `ionflux.inbox.${uid('t')}`, LOG_LEVEL: 'info', ...env, INGESTER_PORT: String(port), INGESTER_OPS_PORT: String(opsPort) };
   let child: ChildProcess;
 
   async function launch(): Promise<void> {
