@@ -105,7 +105,7 @@ export function createApp(o: AppOptions): RequestListener & { load(): { inFlight
         try {
           param = m[1] === undefined ? undefined : decodeURIComponent(m[1]);
         } catch {
-          break; // a malformed escape: express answers it (404)
+          return void reply(res, { status: 400, body: { error: 'malformed_path' } });
         }
         return void r.handle(req, res, param || undefined);
       }

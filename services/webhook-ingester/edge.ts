@@ -20,6 +20,11 @@ export interface EdgeDeps {
   recent: RecentAnswers;
   /** IONFLUX_INBOX_TOPIC (default ionflux.inbox.webhooks). */
   inboxTopic?: string;
+  /**
+   * The processor's delivery markers, when it runs in this process: a delivery whose events are
+   * all published already is answered `duplicate` without appending it again.
+   */
+  published?: (deliveryKey: string) => string | undefined;
 }
 
 export interface IngestResponse {
@@ -130,6 +135,11 @@ export async function accept(deps: EdgeDeps, vendor: VendorModule, d: RawDeliver
       count(known.status === 200 ? 'duplicate' : outcome);
       return known.status === 200 ? { status: 200, body: { ...known.body, status: 'duplicate' } } : known;
     }
+    const published = mapped.ok && deps.published ? mapped.events.map((ev) => deps.published!(deliveryKey(vendor, ev))) : [];
+    if (published.length && published.every((id) => id !== undefined)) {
+      count('duplicate');
+      return { status: 200, body: { status: 'duplicate', event_ids: published } };
+    }
     const inbox: InboxDelivery = { route: vendor.route.path, param: d.pathParam, origin: 'webhook', receivedAt: d.receivedAt, headers: keptHeaders(vendor, d.headers), body: d.rawBody, key };
     const end = deps.metrics.publishSeconds.startTimer({ vendor: vendor.source });
     try {
@@ -140,6 +150,7 @@ export async function accept(deps: EdgeDeps, vendor: VendorModule, d: RawDeliver
       return { status: 503, body: { error: 'unavailable', reason: 'event store did not acknowledge; retry later' } };
     }
     end();
+    deps.metrics.appended.inc();
     deps.recent.set(identity, answer);
     count(outcome);
     return answer;

@@ -5,7 +5,7 @@ import { openLinks } from '../../shared/links.ts';
 import { closeOnSignals, createRuntime } from '../../shared/runtime.ts';
 import { createSecretStore } from '../../shared/secrets/index.ts';
 import { createApp } from './app.ts';
-import { openDeliveryLog, openEntityVersions } from './deliveries.ts';
+import { openDeliveryLog, openEntityVersions, seenWithin } from './deliveries.ts';
 import { RecentAnswers, SERVICE } from './edge.ts';
 import { ingesterEnv } from './env.ts';
 import { createIngesterMetrics } from './metrics.ts';
@@ -24,12 +24,7 @@ rt.onClose(() => links.close());
 const edge = env.INGESTER_ROLE !== 'processor';
 const processor = env.INGESTER_ROLE !== 'edge';
 
-// Ops routes on their own port, bound to 127.0.0.1 by default: never on the public one.
-const opsApp = express();
-mountOpsRoutes(opsApp, { metrics: rt.metrics, checks: rt.checks });
-const ops = await listen(opsApp, env.INGESTER_OPS_PORT, env.INGESTER_OPS_HOST);
-rt.onClose(() => ops.close());
-
+let published: ((key: string) => string | undefined) | undefined;
 if (processor) {
   const deliveries = await openDeliveryLog(rt, env.WEBHOOK_DEDUPE_HOURS * 3600_000);
   rt.onClose(() => deliveries.close());
@@ -37,8 +32,14 @@ if (processor) {
   rt.onClose(() => versions.close());
   const sub = await startProcessor({ bus: rt.bus, codec: rt.codec, logger: rt.logger, links, deliveries, versions, metrics, dedupeWindowMs: env.WEBHOOK_DEDUPE_HOURS * 3600_000, inboxTopic: env.IONFLUX_INBOX_TOPIC });
   rt.onClose(() => sub.stop());
+  const window = env.WEBHOOK_DEDUPE_HOURS * 3600_000;
+  published = (key) => {
+    const d = seenWithin(deliveries, key, window);
+    return d?.outcome === 'published' ? d.eventId : undefined;
+  };
 }
 
+let publicUrl: string | undefined;
 if (edge) {
   const store = createSecretStore(env);
   rt.onClose(() => store.close?.());
@@ -52,6 +53,7 @@ if (edge) {
       publishTimeoutMs: env.INGESTER_PUBLISH_TIMEOUT_MS,
       recent: new RecentAnswers(env.INGESTER_RECENT_ANSWERS),
       inboxTopic: env.IONFLUX_INBOX_TOPIC,
+      published,
     },
     bodyLimit: env.INGESTER_BODY_LIMIT,
     maxInFlight: env.INGESTER_MAX_IN_FLIGHT,
@@ -65,7 +67,16 @@ if (edge) {
   });
   // Stop taking requests first; in-flight ones finish, then Kafka clients close (reverse order).
   rt.onClose(() => server.close());
-  rt.logger.info({ url: server.url, ops: ops.url, role: env.INGESTER_ROLE }, 'webhook ingester listening');
-} else {
-  rt.logger.info({ ops: ops.url, role: env.INGESTER_ROLE }, 'webhook ingester processing the inbox');
+  publicUrl = server.url;
 }
+
+// Ops routes on their own port, bound to 127.0.0.1 by default: never on the public one. Last,
+// so /readyz answers only once everything this process runs is up.
+const opsApp = express();
+mountOpsRoutes(opsApp, { metrics: rt.metrics, checks: rt.checks });
+const ops = await listen(opsApp, env.INGESTER_OPS_PORT, env.INGESTER_OPS_HOST);
+rt.onClose(() => ops.close());
+
+if (publicUrl) rt.logger.info({ url: publicUrl, ops: ops.url, role: env.INGESTER_ROLE }, 'webhook ingester listening');
+else rt.logger.info({ ops: ops.url, role: env.INGESTER_ROLE }, 'webhook ingester processing the inbox');
+

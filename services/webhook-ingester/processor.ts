@@ -70,7 +70,8 @@ export async function startProcessor(deps: ProcessorDeps): Promise<Subscription>
     transform: async (records) => {
       const batch = new Batch(deps);
       for (const r of records) await batch.add(r);
-      return batch.result();
+      const result = batch.result();
+      return { records: result.records, committed: () => (result.committed(), deps.metrics.committed.inc(records.length)) };
     },
   });
 }

@@ -24,6 +24,8 @@ export interface RunningIngester {
   /** Every line the process printed (pino JSON), for grepping. */
   output: string[];
   post(path: string, body: Buffer | string, headers: Record<string, string>): Promise<{ status: number; body: Record<string, unknown>; ms: number }>;
+  /** Resolves once its inbox processor has committed everything its edge appended (from /metrics). */
+  drained(timeoutMs?: number): Promise<void>;
   stop(): Promise<void>;
   kill(): Promise<void>;
   restart(): Promise<void>;
@@ -72,6 +74,16 @@ export async function startIngester(env: Record<string, string>): Promise<Runnin
         parsed = { text };
       }
       return { status: res.status, body: parsed, ms: performance.now() - started };
+    },
+    async drained(timeoutMs = 15_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const text = await fetch(`http://127.0.0.1:${opsPort}/metrics`).then((r) => r.text());
+        const value = (name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+        if (value('ionflux_inbox_committed_total') >= value('ionflux_inbox_appended_total')) return;
+        if (Date.now() > deadline) throw new Error('the ingester did not process its inbox in time');
+        await new Promise((r) => setTimeout(r, 50));
+      }
     },
     async stop() {
       child.kill('SIGTERM');
