@@ -63,9 +63,17 @@ const withId = z.looseObject({ id, admin_graphql_api_id: gid });
 const lineItem = z.looseObject({ id: id.optional(), quantity: z.number().int(), product_id: id.nullable().optional() });
 const order = withId.extend({ name: z.string(), line_items: z.array(lineItem), updated_at: z.string().nullable().optional() });
 const product = withId.extend({ title: z.string(), variants: z.array(z.looseObject({ id })).optional() });
-const checkout = withId.extend({ token: z.string(), line_items: z.array(z.looseObject({ quantity: z.number().int() })) });
+// Shopify's own checkouts/create and checkouts/update examples (API 2026-04) carry no `id`, only the
+// checkout `token`: the id is optional here (the delivery then keys by the shop, see orderingKeyFor).
+const checkout = z.looseObject({
+  id: id.optional(), admin_graphql_api_id: gid, token: z.string(),
+  line_items: z.array(z.looseObject({ quantity: z.number().int() })),
+});
 const draftOrder = withId.extend({ status: z.string(), line_items: z.array(z.looseObject({ quantity: z.number().int() })) });
 const theme = withId.extend({ name: z.string(), role: z.string() });
+// orders/edited is not an order: Shopify sends `{ order_edit: { id, order_id, line_items: { additions,
+// removals }, ... } }` (every published API version's example), so the order schema rejected it.
+const orderEdit = z.looseObject({ order_edit: z.looseObject({ id, order_id: id }) });
 const shop = withId.extend({ name: z.string() });
 const inventoryLevel = z.looseObject({ inventory_item_id: id, location_id: id });
 const childOfOrder = withId.extend({ order_id: id });
@@ -83,6 +91,7 @@ function schemaFor(topic: string, entity: string): z.ZodType {
     case 'customers/data_request': return dataRequest;
     case 'customers/redact': return redact;
     case 'shop/redact': return complianceBase;
+    case 'orders/edited': return orderEdit;
     case 'app/uninstalled': case 'shop/update': case 'app/scopes_update': return z.looseObject({});
     // {admin_graphql_api_id: gid://shopify/BulkOperation/<n>, status, error_code, completed_at, ...}: no numeric id.
     case 'bulk_operations/finish': return z.looseObject({ admin_graphql_api_id: z.string().max(200), status: z.string().optional() });
