@@ -41,6 +41,8 @@ PEER_TOPIC="bench.ingest-peer.$RUN_ID"
 WS=bench
 SHOP=bench-shop.myshopify.com
 HUB_TOPIC="ionflux.shopify.ws_$WS.orders.created"
+# An inbox of the bench's own (and so a processor group of its own): a running hub never sees it.
+INBOX_TOPIC="ionflux.inbox.bench-$RUN_ID"
 SECRET="$(node -e 'process.stdout.write(require("crypto").randomBytes(24).toString("hex"))')"
 export KAFKA_BROKERS="$BOOTSTRAP" SCHEMA_REGISTRY_URL="$REGISTRY_URL"
 export LOAD_CONNECTIONS="${BENCH_CONNECTIONS:-16,32,64,128,256}" LOAD_STEP_SECONDS="${BENCH_STEP_SECONDS:-8}" LOAD_HALF_SECONDS="${BENCH_HALF_SECONDS:-10}"
@@ -85,7 +87,7 @@ cleanup() {
   stop_pid "$ingester_pid"
   stop_pid "$peer_pid"
   if [ "${BENCH_KEEP_TOPICS:-0}" != 1 ] && port_open "$KAFKA_PORT"; then
-    for t in "$PP_TOPIC" "$PEER_TOPIC" "$HUB_TOPIC"; do
+    for t in "$PP_TOPIC" "$PEER_TOPIC" "$HUB_TOPIC" "$INBOX_TOPIC"; do
       topic_cmd --delete --if-exists --topic "${t//./\\.}" >/dev/null 2>&1 || true
     done
   fi
@@ -133,7 +135,7 @@ run_hub() {
   fi
   echo "[bench] $name: webhook ingester on 127.0.0.1:$port, orders: $orders (log $work/$name-ingester.log)" >&2
   SHOPIFY_API_SECRET="$SECRET" INGESTER_PORT="$port" INGESTER_OPS_PORT="$ops_port" INGESTER_HOST=127.0.0.1 LOG_LEVEL=warn \
-    INGESTER_INSTANCE_ID="bench$RUN_ID$name" SECRETS_FILE="$work/secrets.enc" SECRETS_KEY_FILE="$work/secrets.key" \
+    INGESTER_INSTANCE_ID="bench$RUN_ID$name" IONFLUX_INBOX_TOPIC="$INBOX_TOPIC" SECRETS_FILE="$work/secrets.enc" SECRETS_KEY_FILE="$work/secrets.key" \
     node "${prof[@]}" --import tsx services/webhook-ingester/main.ts >"$work/$name-ingester.log" 2>&1 &
   ingester_pid=$!
   ready=0
@@ -156,6 +158,11 @@ run_hub() {
   done
   [ "$code" = 200 ] || { echo "[bench] the ingester answers $code to a signed delivery" >&2; tail -n 30 "$work/$name-ingester.log" >&2; return 1; }
   LOAD_ORDERS="$orders" LOAD_CONNECTIONS="$conns" load_run "$name" "$port" "$ingester_pid" || { echo "[bench] $name load run failed" >&2; return 1; }
+  # The 2xx answers came once the inbox append was acknowledged: let the processor finish them.
+  for _ in $(seq 1 600); do
+    curl -fs "http://127.0.0.1:$ops_port/metrics" | awk '/^ionflux_inbox_appended_total/ { a = $2 } /^ionflux_inbox_committed_total/ { c = $2 } END { exit !(c >= a) }' && break
+    sleep 0.1
+  done
   stop_pid "$ingester_pid"; ingester_pid=""
   mkdir -p reports && cp "$work/$name-ingester.log" "reports/bench-ingest-$name-ingester.log"
   grep -c 'concurrent operation on the same transaction' "$work/$name-ingester.log" >"$work/$name-concurrent-txn.txt"
