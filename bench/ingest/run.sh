@@ -157,7 +157,7 @@ run_hub() {
     sleep 0.2
   done
   [ "$code" = 200 ] || { echo "[bench] the ingester answers $code to a signed delivery" >&2; tail -n 30 "$work/$name-ingester.log" >&2; return 1; }
-  LOAD_ORDERS="$orders" LOAD_CONNECTIONS="$conns" load_run "$name" "$port" "$ingester_pid" || { echo "[bench] $name load run failed" >&2; return 1; }
+  LOAD_E2E_TOPIC="$HUB_TOPIC" LOAD_ORDERS="$orders" LOAD_CONNECTIONS="$conns" load_run "$name" "$port" "$ingester_pid" || { echo "[bench] $name load run failed" >&2; return 1; }
   # The 2xx answers came once the inbox append was acknowledged: let the processor finish them.
   for _ in $(seq 1 600); do
     curl -fs "http://127.0.0.1:$ops_port/metrics" | awk '/^ionflux_inbox_appended_total/ { a = $2 } /^ionflux_inbox_committed_total/ { c = $2 } END { exit !(c >= a) }' && break
@@ -301,6 +301,11 @@ for (const r of rows) {
 out.push("p50/p99: autocannon overallRate at half the max rate (it sends each second's quota per connection back to back: bursty; CO-corrected).");
 out.push('paced p50/p99: the same rate evenly spaced, open loop, timed from the scheduled send. sys CPU / broker: average over the whole load run (100% = one core).');
 out.push('ProducerPerformance row: records/s of 2048 B records (no key, 3 partitions) and its own p50/p99 latency at full speed.');
+const e2e = hub.half_paced?.e2e_ms;
+if (e2e) out.push(`hub at the paced half rate, from the 2xx answer to its event being readable (read_committed) on the workspace topic: p50 ${e2e.p50} ms, p99 ${e2e.p99} ms, max ${e2e.max} ms (${e2e.count} events, ${e2e.missing} not read within 10 s)`);
+const perK = (c, r) => (c && r.totals?.ok_2xx ? Math.round((1000 * 1000 * c.system_cpu_s) / r.totals.ok_2xx) : null);
+const brokerPerK = (c, r) => (c && r.totals?.ok_2xx ? Math.round((1000 * 1000 * c.broker_cpu_s) / r.totals.ok_2xx) : null);
+out.push(`CPU per 1,000 deliveries over the whole load run (ms): hub process ${perK(cpu.hub, hub) ?? '-'} (broker ${brokerPerK(cpu.hub, hub) ?? '-'}), peer process ${perK(cpu.peer, peer) ?? '-'} (broker ${brokerPerK(cpu.peer, peer) ?? '-'})`);
 out.push(`ratios: hub/peer ${ratios.hub_to_peer ?? '-'}   hub one order/peer ${ratios.hub_one_order_to_peer ?? '-'}   hub/ProducerPerformance ${ratios.hub_to_producer_performance ?? '-'}   peer/ProducerPerformance ${ratios.peer_to_producer_performance ?? '-'}`);
 const check = (name, r, c) => {
   if (!r.totals) return null;
