@@ -31,6 +31,11 @@ export const ingesterEnv = baseEnv.extend({
    * (the inbox consumer group that publishes events exactly once), or `all` (both, the default).
    */
   INGESTER_ROLE: z.enum(['all', 'edge', 'processor']).default('all'),
+  /**
+   * Idempotent producers the edge appends through side by side (an entity's appends always share
+   * one, so they stay in order): while one waits for its acknowledgement the next sends.
+   */
+  INGESTER_EDGE_PRODUCERS: z.coerce.number().int().min(1).max(16).default(1),
   /** Deliveries whose answer this process remembers, so its own retries answer `duplicate` (the processor dedupes regardless). */
   INGESTER_RECENT_ANSWERS: int(100_000),
   /** Stable per running instance: it names the state directory. */

@@ -18,7 +18,7 @@ import { createSecretsFor } from './secrets.ts';
 // idempotent, not transactional: an append is one acks=all produce. The processor's
 // transactions are per inbox partition (processor.ts).
 const env = parseEnv(ingesterEnv);
-const rt = await createRuntime(SERVICE, env, { instanceId: env.INGESTER_INSTANCE_ID });
+const rt = await createRuntime(SERVICE, env, { instanceId: env.INGESTER_INSTANCE_ID, producerLanes: env.INGESTER_EDGE_PRODUCERS });
 closeOnSignals(() => rt.close(), rt.logger);
 const metrics = createIngesterMetrics(rt.metrics);
 const edge = env.INGESTER_ROLE !== 'processor';

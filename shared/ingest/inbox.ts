@@ -62,7 +62,8 @@ export function inboxRecord(d: InboxDelivery, topic = INBOX_TOPIC): OutgoingReco
 
 /** Appends deliveries (to `topic`, the env's IONFLUX_INBOX_TOPIC); resolves once Kafka acknowledged every one (acks=all). */
 export function appendToInbox(bus: Bus, deliveries: InboxDelivery[], opts: { timeoutMs?: number; topic?: string } = {}): Promise<RecordAck[]> {
-  return bus.publishAtomic(deliveries.map((d) => inboxRecord(d, opts.topic)), { timeoutMs: opts.timeoutMs });
+  // The key as order key: on a bus with several producer lanes, one entity's appends share a lane, so they land in order.
+  return bus.publishAtomic(deliveries.map((d) => inboxRecord(d, opts.topic)), { timeoutMs: opts.timeoutMs, orderKey: deliveries[0]?.key });
 }
 
 /** Reads an inbox record back; null when it is not one (no route header). */
