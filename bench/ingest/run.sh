@@ -90,6 +90,9 @@ cleanup() {
     for t in "$PP_TOPIC" "$PEER_TOPIC" "$HUB_TOPIC" "$INBOX_TOPIC"; do
       topic_cmd --delete --if-exists --topic "${t//./\\.}" >/dev/null 2>&1 || true
     done
+    # The processor group of the bench's inbox (its name derives from the inbox, services/webhook-ingester/processor.ts).
+    kafka_java org.apache.kafka.tools.consumer.group.ConsumerGroupCommand --bootstrap-server "$BOOTSTRAP" --command-config "${KAFKA_ADMIN_PROPERTIES:-/dev/null}" \
+      --delete --group "ionflux-webhook-ingester-processor.$INBOX_TOPIC" >/dev/null 2>&1 || true
   fi
   # infra-down.sh with no names stops everything: call it only for what this run started.
   # shellcheck disable=SC2046
