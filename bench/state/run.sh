@@ -75,10 +75,10 @@ measure() {
   t0=$(date +%s%N)
   if [ "$TARGET" = ingester ]; then
     (cd "$tree" && INGESTER_ROLE=processor INGESTER_OPS_PORT="$ops" INGESTER_INSTANCE_ID=bench IONFLUX_INBOX_TOPIC=ionflux.inbox.bench-state \
-      IONFLUX_STATE_DIR="$state" LOG_LEVEL=info exec node --import tsx services/webhook-ingester/main.ts >>"$work/$name.log" 2>&1) &
+      IONFLUX_STATE_DIR="$state" LOG_LEVEL=info exec node $(node_flags webhook-ingester) --import tsx services/webhook-ingester/main.ts >>"$work/$name.log" 2>&1) &
   else
     (cd "$tree" && WORKER_CONNECTORS=noop EXTRA_CONNECTORS_DIR=bench/commands/connectors WORKER_OPS_PORT="$ops" WORKER_INSTANCE_ID=bench \
-      IONFLUX_STATE_DIR="$state" LOG_LEVEL=info exec node --import tsx services/connector-worker/main.ts >>"$work/$name.log" 2>&1) &
+      IONFLUX_STATE_DIR="$state" LOG_LEVEL=info exec node $(node_flags connector-worker) --import tsx services/connector-worker/main.ts >>"$work/$name.log" 2>&1) &
   fi
   worker_pid=$!
   until curl -fs -o /dev/null "http://127.0.0.1:$ops/readyz"; do

@@ -77,7 +77,8 @@ for name in "${services[@]}"; do
   log "starting $name"
   # Each service prints pino JSON; pino-pretty makes it readable and sed prefixes the name.
   # In a subshell, so credentials never appear on a command line.
-  (eval "$(service_env "$name")" && exec node --import tsx "services/$name/main.ts") \
+  # shellcheck disable=SC2046
+  (eval "$(service_env "$name")" && exec node $(node_flags "$name") --import tsx "services/$name/main.ts") \
     > >(node_modules/.bin/pino-pretty --singleLine --colorize --ignore pid,hostname,service | sed -u "s/^/[$name] /") 2>&1 &
   pids+=($!)
 done
