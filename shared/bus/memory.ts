@@ -118,7 +118,6 @@ export class MemoryBus implements Bus {
     const classify = o.classify ?? defaultClassify;
     const paused = new Map<string, number>();
     let stopped = false;
-    let running: Promise<void> = Promise.resolve();
     const handle = async (record: IncomingRecord): Promise<'done' | 'paused'> => {
       for (let attempts = 1; ; attempts++) {
         try {
@@ -153,18 +152,7 @@ export class MemoryBus implements Bus {
         }
       }
     };
-    const kick = () => void (running = running.then(poll).catch(() => undefined));
-    const timer = setInterval(kick, 20); // picks up paused partitions again
-    this.listeners.add(kick);
-    kick();
-    return {
-      stop: async () => {
-        stopped = true;
-        clearInterval(timer);
-        this.listeners.delete(kick);
-        await running;
-      },
-    };
+    return this.pump(poll, () => (stopped = true));
   }
 
   /** One member owning every partition: each partition's new records are one batch, written atomically with its offsets. */
@@ -172,7 +160,6 @@ export class MemoryBus implements Bus {
     const log = this.topic(o.topic);
     for (let p = 0; p < log.length; p++) await o.onAssigned?.(p);
     let stopped = false;
-    let running: Promise<void> = Promise.resolve();
     const pump = async () => {
       for (let p = 0; p < log.length && !stopped; p++) {
         const at = `${o.groupId}|${o.topic}/${p}`;
@@ -185,15 +172,24 @@ export class MemoryBus implements Bus {
         out.committed?.();
       }
     };
-    const kick = () => void (running = running.then(pump).catch(() => undefined));
-    const timer = setInterval(kick, 20); // a failed batch comes again
+    return this.pump(pump, () => (stopped = true), true);
+  }
+
+  /**
+   * Runs `work` after every publish and every 20 ms (a paused partition or a failed batch comes
+   * again), one run at a time; `transformed()` waits for the runs of those marked `transform`.
+   */
+  private pump(work: () => Promise<void>, onStop: () => void, transform = false): Subscription {
+    let running: Promise<void> = Promise.resolve();
+    const kick = () => void (running = running.then(work).catch(() => undefined));
+    const timer = setInterval(kick, 20);
     const current = () => running;
     this.listeners.add(kick);
-    this.transforms.add(current);
+    if (transform) this.transforms.add(current);
     kick();
     return {
       stop: async () => {
-        stopped = true;
+        onStop();
         clearInterval(timer);
         this.listeners.delete(kick);
         this.transforms.delete(current);
