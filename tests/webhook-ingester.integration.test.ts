@@ -198,7 +198,7 @@ describe('webhook ingester against real Kafka, registry and OpenBao', () => {
     expect(notes).toEqual(['v1', 'v2', 'v3', 'v4', 'v5']);
   });
 
-  it('flags an update older than one already published as stale instead of letting it overwrite newer state (item 16)', async () => {
+  it('never publishes an update older than one already published after it (item 16): the vendor gets 2xx, the topic keeps newer state last', async () => {
     const order = JSON.parse(ORDER.toString()) as Record<string, unknown>;
     const body = (note: string, updatedAt: string) => Buffer.from(JSON.stringify({ ...order, id: 777, admin_graphql_api_id: 'gid://shopify/Order/777', note, updated_at: updatedAt }));
     // Relative to now: versions older than the 30-day window are forgotten by design, so fixed
@@ -206,14 +206,16 @@ describe('webhook ingester against real Kafka, registry and OpenBao', () => {
     const hoursAgo = (h: number) => new Date(Date.now() - h * 3600_000).toISOString();
     const sequence = [body('newer', hoursAgo(2)), body('older', hoursAgo(3)), body('newest', hoursAgo(1))];
     for (const b of sequence) expect((await postOrder(shopifyHeaders({ topic: 'orders/updated', shop, secret: SHOPIFY_SECRET, body: b }), b)).status).toBe(200);
-    const records = await readAll(infra.bus, topics.event('shopify', ws, 'orders', 'updated'), { atLeast: 8 });
+    await ingester.drained();
+    const records = await readAll(infra.bus, topics.event('shopify', ws, 'orders', 'updated'), { atLeast: 7 });
     const mine = [];
     for (const r of records) {
       const e = await infra.codec.decode(r.value!);
       const note = (JSON.parse(e.payload_json) as { note: string }).note;
-      if (['newer', 'older', 'newest'].includes(note)) mine.push({ note, stale: r.headers['ionflux.stale'] });
+      if (['newer', 'older', 'newest'].includes(note)) mine.push({ note, version: r.headers['ionflux.entity_version'] });
     }
-    expect(mine).toEqual([{ note: 'newer', stale: undefined }, { note: 'older', stale: 'true' }, { note: 'newest', stale: undefined }]);
+    expect(mine.map((m) => m.note)).toEqual(['newer', 'newest']);
+    expect(Date.parse(mine[1]!.version!)).toBeGreaterThan(Date.parse(mine[0]!.version!));
   });
 
   it('maps TikTok, WhatsApp (with the GET challenge) and a SendGrid batch to their topics', async () => {

@@ -9,7 +9,8 @@ import { topics } from '../../shared/bus/topics.ts';
  */
 export const deliverySchema = z.object({
   eventId: z.string(),
-  outcome: z.enum(['published', 'dead_lettered']),
+  /** stale: older than the version of its entity already published, so no event (processor.ts). */
+  outcome: z.enum(['published', 'dead_lettered', 'stale']),
   reason: z.string().optional(),
   at: z.number(),
 });
@@ -31,7 +32,7 @@ export function seenWithin(log: DeliveryLog, key: string, windowMs: number, now 
   return d && now - d.at <= windowMs ? d : undefined;
 }
 
-/** The latest `updated_at` published per entity (`<source>:<account>:<entity>:<id>`), to flag stale updates. */
+/** The latest `updated_at` published per entity (`<source>:<account>:<entity>:<id>`), so older updates are not published after it. */
 export const entityVersionSchema = z.object({
   version: z.string(),
   eventId: z.string(),
@@ -44,7 +45,7 @@ export type EntityVersions = KafkaTable<EntityVersion>;
 
 /**
  * Versions older than `keepMs` (by the vendor's own updated_at) are forgotten in memory: an
- * update arriving later than that behind a newer one is no longer flagged stale.
+ * update arriving later than that behind a newer one is no longer recognised as stale.
  */
 export async function openEntityVersions(rt: TableHost, keepMs = 30 * 24 * 3600_000): Promise<EntityVersions> {
   const table = new KafkaTable<EntityVersion>({ ...rt, topic: topics.state('entity-versions'), parse: jsonValue((v) => entityVersionSchema.parse(v)), expire: { afterMs: keepMs, at: (v) => Date.parse(v.version) } });

@@ -16,7 +16,7 @@ import { loadFixture, shopifyHeaders, toRawDelivery } from '../../tests/helpers/
 import { DELIVERIES_TOPIC, openDeliveryLog, openEntityVersions } from './deliveries.ts';
 import { accept, RecentAnswers, type EdgeDeps } from './edge.ts';
 import { createIngesterMetrics } from './metrics.ts';
-import { STALE_HEADER, startProcessor } from './processor.ts';
+import { startProcessor, VERSION_HEADER } from './processor.ts';
 import { appendToInbox, inboxKey } from '../../shared/ingest/inbox.ts';
 import { vendors } from './vendors/index.ts';
 
@@ -160,7 +160,7 @@ describe('edge and inbox processor on the in-memory bus', () => {
     expect(bus.records(ordersTopic)).toHaveLength(1);
   });
 
-  it('flags an update older than the one already published as stale and keeps the newer version', async () => {
+  it('never publishes an update older than the one already published after it (item 16), and keeps the newer version', async () => {
     const order = JSON.parse(ORDER.toString()) as Record<string, unknown>;
     const body = (note: string, updatedAt: string) => Buffer.from(JSON.stringify({ ...order, id: 777, admin_graphql_api_id: 'gid://shopify/Order/777', note, updated_at: updatedAt }));
     // Within the versions' 30-day window: older versions are forgotten by design.
@@ -169,7 +169,10 @@ describe('edge and inbox processor on the in-memory bus', () => {
       expect((await post(body(note, at), { topic: 'orders/updated' })).status).toBe(200);
     }
     const records = bus.records(topics.event('shopify', WS, 'orders', 'updated'));
-    const seen = await Promise.all(records.map(async (r) => ({ note: (JSON.parse((await codec.decode(r.value!)).payload_json) as { note: string }).note, stale: r.headers[STALE_HEADER] })));
-    expect(seen).toEqual([{ note: 'newer', stale: undefined }, { note: 'older', stale: 'true' }, { note: 'newest', stale: undefined }]);
+    const seen = await Promise.all(records.map(async (r) => ({ note: (JSON.parse((await codec.decode(r.value!)).payload_json) as { note: string }).note, version: r.headers[VERSION_HEADER] })));
+    expect(seen.map((e) => e.note)).toEqual(['newer', 'newest']);
+    expect(Date.parse(seen[1]!.version!)).toBeGreaterThan(Date.parse(seen[0]!.version!));
+    // The older delivery is remembered as stale: its retry publishes nothing either.
+    expect(bus.records(DELIVERIES_TOPIC).map((r) => JSON.parse(r.value!.toString()).outcome)).toContain('stale');
   });
 });

@@ -41,9 +41,8 @@ export interface ProcessorDeps {
 export const PROCESSOR_GROUP = `ionflux-${SERVICE}-processor`;
 export const processorGroup = (inboxTopic: string) => (inboxTopic === INBOX_TOPIC ? PROCESSOR_GROUP : `${PROCESSOR_GROUP}.${inboxTopic}`);
 
-/** Headers on events whose payload carries `updated_at`: its value, and `true` when older than one already published. */
+/** Header on events whose payload carries `updated_at`: its value (consumers that apply state compare it). */
 export const VERSION_HEADER = 'ionflux.entity_version';
-export const STALE_HEADER = 'ionflux.stale';
 
 // The vendor module has checked each payload against its event type's zod schema (written from
 // the vendor's published samples); here every family only needs to be a JSON object.
@@ -164,23 +163,25 @@ class Batch {
       correlationId: ev.deliveryId,
       timestamp: d.receivedAt.getTime(),
     });
+    // An update older than one already published (a late retry, a poll that read before a newer
+    // webhook) never follows the newer one on the topic: its delivery is marked `stale`, no event.
+    if (version !== undefined && latest !== undefined && Date.parse(version) < Date.parse(latest.version)) {
+      this.mark(key, { eventId: event.event_id, outcome: 'stale', at: Date.now() });
+      return this.count(vendor.source, 'stale');
+    }
     const headers: Record<string, string> = { [EVENT_HEADERS.eventId]: event.event_id, [EVENT_HEADERS.eventType]: event.event_type, [EVENT_HEADERS.workspace]: link.workspaceId };
-    // An update older than one already published is still delivered (nothing lost) but flagged
-    // stale, and never becomes the entity's latest version.
-    const stale = version !== undefined && latest !== undefined && Date.parse(version) < Date.parse(latest.version);
     if (version !== undefined) headers[VERSION_HEADER] = version;
-    if (stale) headers[STALE_HEADER] = 'true';
     const value = await this.deps.codec.encode(event);
     this.out.push({ topic: topics.event(source, link.workspaceId, ev.entity, ev.action), key: ev.orderingKey, value, headers });
     // Workers learn of lifecycle events (uninstalled, authorization removed, bounced) on one fixed topic.
     if (vendor.internal?.has(`${ev.entity}.${ev.action}`)) this.out.push({ topic: topics.internal(source), key: link.workspaceId, value, headers });
-    if (version !== undefined && !stale) {
+    if (version !== undefined) {
       const v: EntityVersion = { version, eventId: event.event_id, action: ev.action, origin: inbox.origin };
       this.versions.set(entityKey, v);
       this.out.push(this.deps.versions.record(entityKey, v));
     }
     this.mark(key, { eventId: event.event_id, outcome: 'published', at: Date.now() });
-    this.count(vendor.source, stale ? 'stale' : 'published');
+    this.count(vendor.source, 'published');
   }
 
   /** A record no vendor route reads: parked as it came. */

@@ -204,7 +204,7 @@ export const shopify: VendorModule = {
   secret: { env: 'SHOPIFY_API_SECRET', platformPath: 'platform/shopify' },
   verbatim: true,
   // The shopify-sync worker acts on these in every workspace (uninstall, GDPR compliance, bulk syncs).
-  internal: new Set(['app.uninstalled', 'app.scopes_updated', 'customers.redact', 'shop.redact', 'customers.data_request', 'bulk_operations.finished']),
+  internal: new Set(['app.uninstalled', 'app.scopes_updated', 'customers.redacted', 'shop.redacted', 'customers.data_requested', 'bulk_operations.finished']),
   mapHeaders: ['x-shopify-topic', 'x-shopify-shop-domain', 'x-shopify-webhook-id', 'x-shopify-triggered-at', 'x-shopify-event-id', 'x-shopify-api-version'],
   requiredHeaders: [...SHOPIFY_REQUIRED_HEADERS],
   verify,
