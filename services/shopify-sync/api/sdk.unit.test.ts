@@ -26,15 +26,12 @@ describe('the SDK pointed at the simulator through SHOPIFY_ADMIN_BASE_URL', () =
   it('refreshes a token and pages with cost pacing, waiting out THROTTLED instead of hammering', async () => {
     const shop = sim.addShop(undefined, { products: 150 });
     const shopify = createShopify({ apiKey: sim.apiKey, apiSecret: sim.apiSecret, scopes: ['read_products'], apiVersion: '2026-07', publicBaseUrl: 'http://127.0.0.1:1' }, createLogger({ service: 'test', level: 'silent' }));
-    // A grant as a callback would have made (the code path is covered by the integration test).
-    const g = (sim as unknown as { grants: { shop: string }[] }).grants;
-    expect(g).toHaveLength(0);
     const slept: number[] = [];
     const api = createAdminApi({ shopify: () => shopify, throttle: new CostThrottle(), sleep: async (ms) => { slept.push(ms); await new Promise((r) => setTimeout(r, ms)); } });
     // No token yet: the simulator answers 401 and the client says so.
     await expect(api.graphql(shop.domain, 'shpat_nope', 'shop.get', 'query Shop { shop { name } }')).rejects.toMatchObject({ code: 'vendor_unauthorized' });
-    const refreshedless = await fetch(`${sim.url}/${shop.domain}/admin/oauth/authorize?client_id=${sim.apiKey}&scope=read_products&redirect_uri=http://127.0.0.1:1/cb&state=s`, { redirect: 'manual' });
-    const code = new URL(refreshedless.headers.get('location')!).searchParams.get('code')!;
+    const authorized = await fetch(`${sim.url}/${shop.domain}/admin/oauth/authorize?client_id=${sim.apiKey}&scope=read_products&redirect_uri=http://127.0.0.1:1/cb&state=s`, { redirect: 'manual' });
+    const code = new URL(authorized.headers.get('location')!).searchParams.get('code')!;
     const tokenRes = await fetch(`${sim.url}/${shop.domain}/admin/oauth/access_token`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ client_id: sim.apiKey, client_secret: sim.apiSecret, code, expiring: '1' }) });
     const granted = (await tokenRes.json()) as { access_token: string; refresh_token: string; expires_in: number };
     expect(granted.expires_in).toBeGreaterThan(3000);
@@ -48,7 +45,7 @@ describe('the SDK pointed at the simulator through SHOPIFY_ADMIN_BASE_URL', () =
     let after: string | null = null;
     let seen = 0;
     for (let i = 0; i < 3; i++) {
-      const { data, cost } = await api.graphql<{ products: { edges: unknown[]; pageInfo: { endCursor: string } } }>(shop.domain, session.accessToken!, 'products.page', query, { first: 50, after });
+      const { data, cost }: { data: { products: { edges: unknown[]; pageInfo: { endCursor: string } } }; cost?: { requestedQueryCost: number } } = await api.graphql<{ products: { edges: unknown[]; pageInfo: { endCursor: string } } }>(shop.domain, session.accessToken!, 'products.page', query, { first: 50, after });
       seen += data.products.edges.length;
       after = data.products.pageInfo.endCursor;
       expect(cost?.requestedQueryCost).toBe(2 + 50 * 13);
