@@ -60,6 +60,8 @@ export const baseEnv = z.object({
   SECRETS_KEY_FILE: z.string().default('.ionflux/secrets.key'),
   /** Where services keep table state on disk; default `.ionflux/state/<service>-<instance>`. */
   IONFLUX_STATE_DIR: z.string().optional(),
+  /** The ingest inbox (shared/ingest/inbox.ts); another name gives a separate hub on the same brokers (tests). */
+  IONFLUX_INBOX_TOPIC: z.string().regex(/^ionflux\.inbox\.[a-z0-9._-]{1,100}$/).default('ionflux.inbox.webhooks'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   METRICS_PORT: port(0),
   /**

@@ -1,13 +1,13 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import express from 'express';
 import { admission, readBody } from './admission.ts';
-import { ingest, precheck, type IngestDeps, type IngestResponse } from './ingest.ts';
+import { accept, precheck, type EdgeDeps, type IngestResponse } from './edge.ts';
 import type { Outcome } from './metrics.ts';
 import { vendors, verifyChallenge } from './vendors/index.ts';
 import type { RawDelivery, VendorModule } from './vendors/types.ts';
 
 export interface AppOptions {
-  deps: IngestDeps;
+  deps: EdgeDeps;
   bodyLimit: number;
   /** Requests counted from arrival until answered. */
   maxInFlight: number;
@@ -16,14 +16,16 @@ export interface AppOptions {
   whatsappVerifyToken?: string;
 }
 
-/** The POST routes, matched on the exact path before express sees the request. */
-const WEBHOOK_ROUTES: { path: RegExp; vendor: string }[] = [
-  { path: /^\/webhooks\/shopify$/, vendor: 'shopify' },
-  { path: /^\/webhooks\/tiktok$/, vendor: 'tiktok' },
-  { path: /^\/webhooks\/email\/sendgrid(?:\/([^/]+))?$/, vendor: 'sendgrid' },
-  { path: /^\/webhooks\/whatsapp$/, vendor: 'whatsapp' },
-  { path: /^\/webhooks\/generic\/([^/]+)$/, vendor: 'generic' },
-];
+/**
+ * The POST routes, one per vendor module (its `route`): `/webhooks/<path>`, with `/<param>` when the
+ * route has one. Matched before express sees the request, case-insensitively and with or without
+ * one trailing slash, as express would.
+ */
+function routeOf(m: VendorModule): RegExp {
+  const base = `^/webhooks/${m.route.path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`;
+  const param = { none: '', optional: '(?:/([^/]+))?', required: '/([^/]+)' }[m.route.param];
+  return new RegExp(`${base}${param}/?$`, 'i');
+}
 
 /**
  * The public listener (see docs/webhooks.md): POST /webhooks/shopify, /webhooks/tiktok,
@@ -31,7 +33,7 @@ const WEBHOOK_ROUTES: { path: RegExp; vendor: string }[] = [
  * nothing else (ops routes live on their own port, main.ts). Bodies are read as raw bytes (what
  * vendors sign); no JSON parser runs before verification. The webhook POSTs are the hot path:
  * they are served straight off node:http (express's own per-request work measured at about 3x
- * node:http's); express serves the WhatsApp challenge, 404s and any other spelling of a webhook path.
+ * node:http's), every spelling of them included; express serves the WhatsApp challenge and 404s.
  *
  * What a request may cost before it is known to be signed: it counts against the in-flight limit
  * from arrival; an unknown endpoint or account, missing signature headers or a declared length
@@ -46,7 +48,7 @@ export function createApp(o: AppOptions): RequestListener & { load(): { inFlight
   app.set('etag', false);
   const gate = admission({ maxInFlight: o.maxInFlight, maxBufferedBytes: o.maxBufferedBytes });
 
-  const route = (vendor: VendorModule, paramOf: (req: IncomingMessage) => string | undefined) => async (req: IncomingMessage, res: ServerResponse) => {
+  const route = (vendor: VendorModule) => async (req: IncomingMessage, res: ServerResponse, pathParam: string | undefined) => {
     const count = (outcome: Outcome) => o.deps.metrics.requests.inc({ vendor: vendor.source, outcome });
     const ticket = gate.enter(res);
     if (!ticket) {
@@ -58,7 +60,6 @@ export function createApp(o: AppOptions): RequestListener & { load(): { inFlight
       return reply(res, { status: 413, body: { error: 'payload_too_large', limit_bytes: o.bodyLimit } }, { connection: 'close' });
     }
     const headers = lowerHeaders(req);
-    const pathParam = paramOf(req) || undefined;
     const early = precheck(o.deps, vendor, headers, pathParam);
     // Answered without reading the body; closing the connection drops whatever is still coming.
     if (early) return reply(res, early, { connection: 'close' });
@@ -75,7 +76,7 @@ export function createApp(o: AppOptions): RequestListener & { load(): { inFlight
     const delivery: RawDelivery = { rawBody: body, headers, pathParam, receivedAt: new Date() };
     let result: IngestResponse;
     try {
-      result = await ingest(o.deps, vendor, delivery);
+      result = await accept(o.deps, vendor, delivery);
     } catch (e) {
       o.deps.logger.error({ vendor: vendor.source, err: e }, 'ingest failed unexpectedly');
       count('unavailable');
@@ -84,13 +85,6 @@ export function createApp(o: AppOptions): RequestListener & { load(): { inFlight
     reply(res, result);
   };
 
-  const fromExpress = (name: string) => (req: IncomingMessage) => String((req as express.Request).params[name] ?? '');
-  app.post('/webhooks/shopify', route(vendor('shopify'), () => undefined));
-  app.post('/webhooks/tiktok', route(vendor('tiktok'), () => undefined));
-  app.post('/webhooks/email/sendgrid', route(vendor('sendgrid'), () => undefined));
-  app.post('/webhooks/email/sendgrid/:account', route(vendor('sendgrid'), fromExpress('account')));
-  app.post('/webhooks/whatsapp', route(vendor('whatsapp'), () => undefined));
-  app.post('/webhooks/generic/:endpointId', route(vendor('generic'), fromExpress('endpointId')));
   // Meta's subscription check: echo hub.challenge when hub.verify_token matches ours.
   app.get('/webhooks/whatsapp', (req, res) => {
     const challenge = o.whatsappVerifyToken ? verifyChallenge(req.query as Record<string, unknown>, o.whatsappVerifyToken) : null;
@@ -99,7 +93,7 @@ export function createApp(o: AppOptions): RequestListener & { load(): { inFlight
   });
   app.use((_req, res) => void res.status(404).json({ error: 'not_found' }));
 
-  const fast = WEBHOOK_ROUTES.map((r) => ({ ...r, handle: route(vendor(r.vendor), (req) => (req as IncomingMessage & { param?: string }).param) }));
+  const fast = Object.values(vendors).map((m) => ({ path: routeOf(m), handle: route(m) }));
   const listener: RequestListener = (req, res) => {
     if (req.method === 'POST' && req.url) {
       const q = req.url.indexOf('?');
@@ -111,21 +105,14 @@ export function createApp(o: AppOptions): RequestListener & { load(): { inFlight
         try {
           param = m[1] === undefined ? undefined : decodeURIComponent(m[1]);
         } catch {
-          break; // a malformed escape: express answers it
+          return void reply(res, { status: 400, body: { error: 'malformed_path' } });
         }
-        (req as IncomingMessage & { param?: string }).param = param;
-        return void r.handle(req, res);
+        return void r.handle(req, res, param || undefined);
       }
     }
     app(req, res);
   };
   return Object.assign(listener, { load: gate.load });
-}
-
-function vendor(name: string): VendorModule {
-  const m = vendors[name];
-  if (!m) throw new Error(`no vendor module ${name}`);
-  return m;
 }
 
 function reply(res: ServerResponse, r: IngestResponse, headers: Record<string, string> = {}): void {

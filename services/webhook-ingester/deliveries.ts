@@ -32,15 +32,22 @@ export function seenWithin(log: DeliveryLog, key: string, windowMs: number, now 
 }
 
 /** The latest `updated_at` published per entity (`<source>:<account>:<entity>:<id>`), to flag stale updates. */
-export const entityVersionSchema = z.object({ version: z.string(), eventId: z.string() });
-export type EntityVersions = KafkaTable<z.infer<typeof entityVersionSchema>>;
+export const entityVersionSchema = z.object({
+  version: z.string(),
+  eventId: z.string(),
+  /** The event's action (`updated`, `paid`, ...) and whether a webhook or a poll brought it (older records: neither). */
+  action: z.string().optional(),
+  origin: z.enum(['webhook', 'poll']).optional(),
+});
+export type EntityVersion = z.infer<typeof entityVersionSchema>;
+export type EntityVersions = KafkaTable<EntityVersion>;
 
 /**
  * Versions older than `keepMs` (by the vendor's own updated_at) are forgotten in memory: an
  * update arriving later than that behind a newer one is no longer flagged stale.
  */
 export async function openEntityVersions(rt: TableHost, keepMs = 30 * 24 * 3600_000): Promise<EntityVersions> {
-  const table = new KafkaTable<z.infer<typeof entityVersionSchema>>({ ...rt, topic: topics.state('entity-versions'), parse: jsonValue((v) => entityVersionSchema.parse(v)), expire: { afterMs: keepMs, at: (v) => Date.parse(v.version) } });
+  const table = new KafkaTable<EntityVersion>({ ...rt, topic: topics.state('entity-versions'), parse: jsonValue((v) => entityVersionSchema.parse(v)), expire: { afterMs: keepMs, at: (v) => Date.parse(v.version) } });
   await table.start(120_000);
   return table;
 }

@@ -26,9 +26,14 @@ export const ingesterEnv = baseEnv.extend({
   INGESTER_HEADERS_TIMEOUT_MS: int(10_000),
   /** The whole request (headers and body) must arrive within this; vendors wait 5-10 s for an answer anyway. */
   INGESTER_REQUEST_TIMEOUT_MS: int(15_000),
-  /** Kafka transactions in flight at once (one transactional producer each; an entity's deliveries always share one). Measured: 1 is as fast as 3 on 2 cores (CPU-bound), and makes fewer transactions. */
-  INGESTER_PRODUCERS: z.coerce.number().int().min(1).max(16).default(1),
-  /** Stable per running instance: it names the Kafka transactional id. */
+  /**
+   * What this process runs: `edge` (the HTTP side: verify, append to the inbox, answer), `processor`
+   * (the inbox consumer group that publishes events exactly once), or `all` (both, the default).
+   */
+  INGESTER_ROLE: z.enum(['all', 'edge', 'processor']).default('all'),
+  /** Deliveries whose answer this process remembers, so its own retries answer `duplicate` (the processor dedupes regardless). */
+  INGESTER_RECENT_ANSWERS: int(100_000),
+  /** Stable per running instance: it names the state directory. */
   INGESTER_INSTANCE_ID: z.string().regex(/^[a-z0-9_-]{1,40}$/).default('0'),
   INGESTER_PUBLIC_URL: z.url().optional(),
   WEBHOOK_DEDUPE_HOURS: z.coerce.number().positive().default(72),

@@ -7,14 +7,17 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DLQ_HEADERS } from '../../shared/bus/dead-letter.ts';
 import { MemoryBus } from '../../shared/bus/memory.ts';
 import { topics } from '../../shared/bus/topics.ts';
+import { INBOX_TOPIC } from '../../shared/ingest/inbox.ts';
 import type { EventCodec } from '../../shared/events/codec.ts';
 import type { PlatformEvent } from '../../shared/events/platform-event.ts';
 import { linkKey, openLinks, type LinkTable } from '../../shared/links.ts';
 import { createLogger } from '../../shared/logger.ts';
 import { loadFixture, shopifyHeaders, toRawDelivery } from '../../tests/helpers/sign.ts';
 import { DELIVERIES_TOPIC, openDeliveryLog, openEntityVersions } from './deliveries.ts';
-import { ingest, STALE_HEADER, type IngestDeps } from './ingest.ts';
+import { accept, RecentAnswers, type EdgeDeps } from './edge.ts';
 import { createIngesterMetrics } from './metrics.ts';
+import { STALE_HEADER, startProcessor } from './processor.ts';
+import { appendToInbox, inboxKey } from '../../shared/ingest/inbox.ts';
 import { vendors } from './vendors/index.ts';
 
 const SECRET = 'shpss_unit-test-secret';
@@ -27,21 +30,27 @@ const codec: EventCodec = { schemaId: 1, encode: async (e) => Buffer.from(JSON.s
 const logger = createLogger({ service: 'ingest-unit', level: 'silent' });
 const ordersTopic = topics.event('shopify', WS, 'orders', 'created');
 
-describe('ingest on the in-memory bus', () => {
+describe('edge and inbox processor on the in-memory bus', () => {
   let bus: MemoryBus;
   let stateDir: string;
-  let deps: IngestDeps;
+  let deps: EdgeDeps;
   let links: LinkTable;
   const closers: (() => Promise<void>)[] = [];
 
-  async function open(): Promise<IngestDeps> {
+  /** An edge (with a fresh memory of answers, as after a restart) and the processor, with state on disk. */
+  async function open(): Promise<EdgeDeps> {
     const host = { bus, logger, stateDir };
     const [deliveries, versions] = await Promise.all([openDeliveryLog(host, 3600_000), openEntityVersions(host)]);
-    closers.push(() => deliveries.close(), () => versions.close());
-    return { bus, codec, logger, links, deliveries, versions, secretsFor: async () => ({ secret: SECRET }), metrics: createIngesterMetrics(new Registry()), publishTimeoutMs: 1000, dedupeWindowMs: 3600_000 };
+    const metrics = createIngesterMetrics(new Registry());
+    const processor = await startProcessor({ bus, codec, logger, links, deliveries, versions, metrics, dedupeWindowMs: 3600_000 });
+    closers.push(() => deliveries.close(), () => versions.close(), () => processor.stop());
+    return { bus, logger, links, secretsFor: async () => ({ secret: SECRET }), metrics, publishTimeoutMs: 1000, recent: new RecentAnswers() };
   }
-  const post = (body: Buffer, o: { webhookId?: string; topic?: string } = {}) =>
-    ingest(deps, shopify, toRawDelivery(body, shopifyHeaders({ topic: o.topic ?? 'orders/create', shop: SHOP, secret: SECRET, body, webhookId: o.webhookId })));
+  const post = async (body: Buffer, o: { webhookId?: string; topic?: string } = {}) => {
+    const answer = await accept(deps, shopify, toRawDelivery(body, shopifyHeaders({ topic: o.topic ?? 'orders/create', shop: SHOP, secret: SECRET, body, webhookId: o.webhookId })));
+    await bus.transformed();
+    return answer;
+  };
 
   beforeEach(async () => {
     bus = new MemoryBus();
@@ -56,7 +65,7 @@ describe('ingest on the in-memory bus', () => {
     rmSync(stateDir, { recursive: true, force: true });
   });
 
-  it('publishes a verified delivery as one event on its workspace topic, with its delivery marker in the same unit', async () => {
+  it('publishes a verified delivery as one event on its workspace topic, with the id the edge answered and its delivery marker', async () => {
     const res = await post(ORDER);
     expect(res).toMatchObject({ status: 200, body: { status: 'accepted' } });
     const [record, ...more] = bus.records(ordersTopic);
@@ -76,27 +85,69 @@ describe('ingest on the in-memory bus', () => {
     expect(bus.records(ordersTopic)).toHaveLength(1);
   });
 
-  it('remembers deliveries across a restart, from the store on disk', async () => {
+  it('remembers deliveries across a restart, from the store on disk: the retry is appended again and dropped by the processor', async () => {
     const webhookId = randomUUID();
     expect((await post(ORDER, { webhookId })).body.status).toBe('accepted');
-    for (const close of closers.splice(1).reverse()) await close(); // the delivery log and versions
+    for (const close of closers.splice(1).reverse()) await close(); // the processor, the delivery log and versions
     deps = await open();
-    expect((await post(ORDER, { webhookId })).body.status).toBe('duplicate');
+    // A new edge does not remember the answer; the processor knows the delivery from its marker.
+    const again = await post(ORDER, { webhookId });
+    expect(again).toMatchObject({ status: 200, body: { status: 'accepted' } });
+    expect(bus.records(INBOX_TOPIC)).toHaveLength(2);
     expect(bus.records(ordersTopic)).toHaveLength(1);
   });
 
+  it('gives one event for a poll and a webhook that saw the same version of an entity, in either order', async () => {
+    const order = JSON.parse(ORDER.toString()) as Record<string, unknown>;
+    const version = (id: number, at: string) => Buffer.from(JSON.stringify({ ...order, id, admin_graphql_api_id: `gid://shopify/Order/${id}`, updated_at: at }));
+    const at = new Date(Date.now() - 60_000).toISOString();
+    const poll = (id: number, updatedAt: string) =>
+      appendToInbox(bus, [{ route: 'shopify', origin: 'poll', receivedAt: new Date(), body: version(id, updatedAt), key: inboxKey('shopify', SHOP, 'orders', String(id)), headers: { 'x-shopify-topic': 'orders/updated', 'x-shopify-shop-domain': SHOP, 'x-shopify-webhook-id': `poll:orders:${id}:${updatedAt}` } }]).then(() => bus.transformed());
+    const updated = topics.event('shopify', WS, 'orders', 'updated');
+    await poll(901, at);
+    await post(version(901, at), { topic: 'orders/updated' });
+    await post(version(902, at), { topic: 'orders/updated' });
+    await poll(902, at);
+    const events = await Promise.all(bus.records(updated).map(async (r) => (JSON.parse((await codec.decode(r.value!)).payload_json) as { id: number }).id));
+    expect(events.sort()).toEqual([901, 902]);
+    // A later version from either side is an event again.
+    await poll(901, new Date().toISOString());
+    expect(bus.records(updated)).toHaveLength(3);
+  });
+
   it('answers 401 to a bad signature and publishes nothing', async () => {
-    const res = await ingest(deps, shopify, toRawDelivery(ORDER, shopifyHeaders({ topic: 'orders/create', shop: SHOP, secret: 'wrong', body: ORDER })));
+    const res = await accept(deps, shopify, toRawDelivery(ORDER, shopifyHeaders({ topic: 'orders/create', shop: SHOP, secret: 'wrong', body: ORDER })));
     expect(res.status).toBe(401);
+    await bus.transformed();
+    expect(bus.records(INBOX_TOPIC)).toEqual([]);
     expect(await bus.listTopics()).not.toContain(ordersTopic);
   });
 
   it('dead-letters a delivery for an unlinked account with the reason and answers 202', async () => {
     const body = ORDER;
-    const res = await ingest(deps, shopify, toRawDelivery(body, shopifyHeaders({ topic: 'orders/create', shop: 'stranger.myshopify.com', secret: SECRET, body })));
+    const res = await accept(deps, shopify, toRawDelivery(body, shopifyHeaders({ topic: 'orders/create', shop: 'stranger.myshopify.com', secret: SECRET, body })));
     expect(res).toMatchObject({ status: 202, body: { status: 'dead_lettered', reason: 'unlinked' } });
+    await bus.transformed();
     const [dead] = bus.records(topics.deadLetter('webhook-ingester'));
     expect(dead!.headers[DLQ_HEADERS.errorClass]).toBe('unlinked');
+    expect(dead!.value).toEqual(body);
+  });
+
+  it('dead-letters a delivery that fails its schema with the original bytes, once however often it comes', async () => {
+    const body = Buffer.from('{"id": "not-a-number"}');
+    const webhookId = randomUUID();
+    for (let i = 0; i < 2; i++) expect(await post(body, { webhookId })).toMatchObject({ status: 202, body: { status: 'dead_lettered', reason: 'schema_failed' } });
+    const dead = bus.records(topics.deadLetter('webhook-ingester'));
+    expect(dead).toHaveLength(1);
+    expect(dead[0]!.headers[DLQ_HEADERS.errorClass]).toBe('schema_failed');
+    expect(dead[0]!.value).toEqual(body);
+  });
+
+  it('dead-letters an inbox record no vendor route reads and goes on', async () => {
+    await bus.publish({ topic: INBOX_TOPIC, key: 'x', value: 'not a delivery' });
+    await post(ORDER);
+    expect(bus.records(topics.deadLetter('webhook-ingester'))[0]!.headers[DLQ_HEADERS.errorClass]).toBe('unreadable_inbox_record');
+    expect(bus.records(ordersTopic)).toHaveLength(1);
   });
 
   it('answers 503 while the bus fails, and the vendor retry is then published exactly once', async () => {

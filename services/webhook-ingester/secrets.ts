@@ -2,7 +2,8 @@ import { HubError } from '../../shared/errors.ts';
 import { registerSecret } from '../../shared/redact.ts';
 import type { SecretStore } from '../../shared/secrets/store.ts';
 import type { IngesterEnv } from './env.ts';
-import type { VendorSource } from './vendors/types.ts';
+import { vendors } from './vendors/index.ts';
+import type { SecretSource, VendorSource } from './vendors/types.ts';
 
 /**
  * Verification secrets per vendor, with rotation: the current secret, plus the previous one
@@ -19,17 +20,8 @@ export interface RotatingSecret {
   previous_valid_until?: string;
 }
 
-const ENV_NAMES: Record<Exclude<VendorSource, 'generic'>, string> = {
-  shopify: 'SHOPIFY_API_SECRET',
-  tiktok: 'TIKTOK_CLIENT_SECRET',
-  email: 'SENDGRID_WEBHOOK_PUBLIC_KEY',
-  whatsapp: 'WHATSAPP_APP_SECRET',
-};
-const STORE_NAMES: Record<Exclude<VendorSource, 'generic'>, string> = { shopify: 'shopify', tiktok: 'tiktok', email: 'sendgrid', whatsapp: 'whatsapp' };
-
-export const endpointSecretPath = (endpointId: string) => `webhooks/endpoints/${endpointId.replace(/_/g, '-')}`;
-/** Where the verification key of one SendGrid account lives (`ionflux link email <account> <ws> --verification-key K`). */
-export const sendgridAccountKeyPath = (account: string) => `webhooks/sendgrid/${account}`;
+export { endpointSecretPath } from './vendors/generic.ts';
+export { sendgridAccountKeyPath } from './vendors/sendgrid.ts';
 
 /** The secrets valid at `now`: current first. */
 export function validSecrets(s: RotatingSecret, now: Date): string[] {
@@ -50,13 +42,14 @@ export type SecretsFor = (vendor: VendorSource, account?: string) => Promise<Rot
 export function createSecretsFor(env: Pick<IngesterEnv, 'SECRET_CACHE_MS' | 'SECRET_CACHE_MAX_ENTRIES'> & Partial<IngesterEnv>, store: Pick<SecretStore, 'get'> | null): SecretsFor {
   const cache = new Map<string, { at: number; value: RotatingSecret | null }>();
   const reading = new Map<string, Promise<RotatingSecret | null>>();
-  const fromEnv = (vendor: Exclude<VendorSource, 'generic'>): RotatingSecret | null => {
-    const name = ENV_NAMES[vendor];
+  const sources = new Map<VendorSource, SecretSource>(Object.values(vendors).map((m) => [m.source, m.secret]));
+  const fromEnv = (vendor: VendorSource): RotatingSecret | null => {
+    const name = sources.get(vendor)?.env;
     const e = env as unknown as Record<string, string | undefined>;
-    if (!e[name]) return null;
+    if (!name || !e[name]) return null;
     return { secret: e[name]!, previous_secret: e[`${name}_PREVIOUS`], previous_valid_until: e[`${name}_PREVIOUS_UNTIL`] };
   };
-  for (const vendor of Object.keys(ENV_NAMES) as (keyof typeof ENV_NAMES)[]) {
+  for (const vendor of sources.keys()) {
     const s = fromEnv(vendor);
     registerSecret(s?.secret);
     registerSecret(s?.previous_secret);
@@ -74,12 +67,15 @@ export function createSecretsFor(env: Pick<IngesterEnv, 'SECRET_CACHE_MS' | 'SEC
     return value;
   };
   return async (vendor, account) => {
-    if (vendor !== 'generic' && !(vendor === 'email' && account)) {
+    const source = sources.get(vendor);
+    // An account's own secret only, never the platform one (see above).
+    const ofAccount = account !== undefined && source?.accountPath;
+    if (!ofAccount) {
       const s = fromEnv(vendor);
       if (s) return s;
     }
-    if (!store) return null;
-    const path = vendor === 'generic' ? endpointSecretPath(account ?? '') : vendor === 'email' && account ? sendgridAccountKeyPath(account) : `platform/${STORE_NAMES[vendor]}`;
+    const path = ofAccount ? source.accountPath!(account) : source?.platformPath;
+    if (!store || !path) return null;
     const hit = cache.get(path);
     if (hit && Date.now() - hit.at < env.SECRET_CACHE_MS) {
       cache.delete(path);

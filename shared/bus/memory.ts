@@ -2,7 +2,7 @@ import { HubError } from '../errors.ts';
 import { deadLetterRecord } from './dead-letter.ts';
 import { backoffDelay, defaultClassify } from './policy.ts';
 import { topicPattern, topics as topicNames } from './topics.ts';
-import type { Bus, FencedWriter, IncomingRecord, OutgoingRecord, OwnedPartition, Ownership, OwnershipOptions, PartitionOffsets, PlacedRecord, PublishOutcome, Reader, ReadOptions, RecordAck, SubscribeOptions, Subscription } from './types.ts';
+import type { Bus, FencedWriter, IncomingRecord, OutgoingRecord, OwnedPartition, Ownership, OwnershipOptions, PartitionOffsets, PlacedRecord, PublishOutcome, Reader, ReadOptions, RecordAck, SubscribeOptions, Subscription, TransformOptions } from './types.ts';
 
 type Listener = () => void;
 
@@ -17,6 +17,7 @@ export class MemoryBus implements Bus {
   private readonly listeners = new Set<Listener>();
   private readonly committed = new Map<string, number>(); // `${group}|${topic}/${partition}` -> next offset
   private failures: { error: Error; remaining: number } | undefined;
+  private readonly transforms = new Set<() => Promise<void>>();
   private closed = false;
 
   constructor(private readonly partitions = 3) {}
@@ -29,6 +30,15 @@ export class MemoryBus implements Bus {
   /** Publishes succeed again. */
   heal(): void {
     this.failures = undefined;
+  }
+
+  /** Resolves once every transform has worked through what was published so far (and what that published). */
+  async transformed(): Promise<void> {
+    for (;;) {
+      const chains = [...this.transforms].map((t) => t());
+      await Promise.all(chains);
+      if ([...this.transforms].every((t, i) => t() === chains[i])) return;
+    }
   }
 
   /** Every record of a topic, in partition then offset order (a synchronous readToEnd for assertions). */
@@ -152,6 +162,41 @@ export class MemoryBus implements Bus {
         stopped = true;
         clearInterval(timer);
         this.listeners.delete(kick);
+        await running;
+      },
+    };
+  }
+
+  /** One member owning every partition: each partition's new records are one batch, written atomically with its offsets. */
+  async transform(o: TransformOptions): Promise<Subscription> {
+    const log = this.topic(o.topic);
+    for (let p = 0; p < log.length; p++) await o.onAssigned?.(p);
+    let stopped = false;
+    let running: Promise<void> = Promise.resolve();
+    const pump = async () => {
+      for (let p = 0; p < log.length && !stopped; p++) {
+        const at = `${o.groupId}|${o.topic}/${p}`;
+        const from = this.committed.get(at) ?? 0;
+        const records = log[p]!.slice(from);
+        if (records.length === 0) continue;
+        const out = await o.transform(records, p);
+        await this.publishAtomic(out.records);
+        this.committed.set(at, from + records.length);
+        out.committed?.();
+      }
+    };
+    const kick = () => void (running = running.then(pump).catch(() => undefined));
+    const timer = setInterval(kick, 20); // a failed batch comes again
+    const current = () => running;
+    this.listeners.add(kick);
+    this.transforms.add(current);
+    kick();
+    return {
+      stop: async () => {
+        stopped = true;
+        clearInterval(timer);
+        this.listeners.delete(kick);
+        this.transforms.delete(current);
         await running;
       },
     };

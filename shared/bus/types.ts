@@ -159,6 +159,36 @@ export interface Ownership {
   stop(): Promise<void>;
 }
 
+/** What a batch of consumed records becomes: records to write, and what to do once they are committed. */
+export interface Transformed {
+  records: OutgoingRecord[];
+  /** Runs after the transaction holding `records` and the batch's offsets committed (e.g. table.applyLocal). */
+  committed?: () => void;
+}
+
+/**
+ * Consume-transform-produce, exactly once: a consumer group on `topic` where each batch of a
+ * partition becomes `transform`'s records, written in one Kafka transaction together with the
+ * batch's consumed offsets. Each partition has its own transactional id, `<prefix>-<partition>`:
+ * taking a partition fences whoever held it before, so two members never both commit one
+ * partition's work, and after a crash the next owner goes on from the last committed batch.
+ */
+export interface TransformOptions {
+  groupId: string;
+  topic: string;
+  transactionalPrefix: string;
+  /**
+   * Runs when this member takes a partition, after the previous holder was fenced and before
+   * the partition's first batch: the place to bring state up to date (e.g. table.catchUp()).
+   */
+  onAssigned?(partition: number): Promise<void>;
+  /** Must not change anything outside its result: on a failed commit the same batch comes again. */
+  transform(records: IncomingRecord[], partition: number): Promise<Transformed>;
+  /** Partitions worked on at once (default: all). */
+  partitionsConsumedConcurrently?: number;
+  sessionTimeoutMs?: number;
+}
+
 /**
  * The one bus every service, the CLI and the tests type against. KafkaBus (shared/bus/kafka/) is
  * the real one; MemoryBus (shared/bus/memory.ts) serves unit tests only.
@@ -181,6 +211,8 @@ export interface Bus {
   listTopics(): Promise<string[]>;
   /** Creates missing topics with the hub's partitions, replication and per-topic configs. */
   ensureTopics(topics: Iterable<string>): Promise<void>;
+  /** Joins `groupId` to consume `topic` exactly once into other topics (see TransformOptions). */
+  transform(opts: TransformOptions): Promise<Subscription>;
   /** Joins `groupId` to own some of `topic`'s partitions (see OwnershipOptions). */
   own<V>(opts: OwnershipOptions<V>): Promise<Ownership>;
   /** True when the broker answers (readiness). */

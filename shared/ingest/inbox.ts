@@ -11,10 +11,13 @@ import type { Bus, IncomingRecord, OutgoingRecord, RecordAck } from '../bus/type
  * land on one partition, whichever edge or worker appended them.
  */
 export const INBOX_TOPIC = 'ionflux.inbox.webhooks';
+export const INBOX_PREFIX = 'ionflux.inbox.';
+// Set IONFLUX_INBOX_TOPIC (shared/config.ts) to run a separate hub on the same brokers: its
+// processors then consume that topic in a group of their own (tests do this).
 
 /** The hub's own headers on an inbox record; vendor headers keep their own (lower-cased) names. */
 export const INBOX_HEADERS = {
-  /** The vendor route that received it (`shopify`, `tiktok`, `sendgrid`, `whatsapp`, `generic`). */
+  /** The vendor's route under /webhooks/ that received it (`shopify`, `tiktok`, `email/sendgrid`, `whatsapp`, `generic`). */
   route: 'ionflux.inbox.route',
   /** The route's path parameter (generic endpoint id, SendGrid account), when it has one. */
   param: 'ionflux.inbox.param',
@@ -46,7 +49,7 @@ export function inboxKey(source: string, account: string, entity?: string, order
   return entity !== undefined && orderingKey !== undefined ? `${source}:${account}:${entity}:${orderingKey}` : `${source}:${account}`;
 }
 
-export function inboxRecord(d: InboxDelivery): OutgoingRecord {
+export function inboxRecord(d: InboxDelivery, topic = INBOX_TOPIC): OutgoingRecord {
   const headers: Record<string, string> = {
     [INBOX_HEADERS.route]: d.route,
     [INBOX_HEADERS.origin]: d.origin,
@@ -54,12 +57,12 @@ export function inboxRecord(d: InboxDelivery): OutgoingRecord {
   };
   if (d.param !== undefined) headers[INBOX_HEADERS.param] = d.param;
   for (const [k, v] of Object.entries(d.headers)) if (v !== undefined && !k.startsWith('ionflux.')) headers[k] = v;
-  return { topic: INBOX_TOPIC, key: d.key, value: d.body, headers };
+  return { topic, key: d.key, value: d.body, headers };
 }
 
-/** Appends deliveries; resolves once Kafka acknowledged every one (acks=all). */
-export function appendToInbox(bus: Bus, deliveries: InboxDelivery[], opts: { timeoutMs?: number } = {}): Promise<RecordAck[]> {
-  return bus.publishAtomic(deliveries.map(inboxRecord), { timeoutMs: opts.timeoutMs });
+/** Appends deliveries (to `topic`, the env's IONFLUX_INBOX_TOPIC); resolves once Kafka acknowledged every one (acks=all). */
+export function appendToInbox(bus: Bus, deliveries: InboxDelivery[], opts: { timeoutMs?: number; topic?: string } = {}): Promise<RecordAck[]> {
+  return bus.publishAtomic(deliveries.map((d) => inboxRecord(d, opts.topic)), { timeoutMs: opts.timeoutMs });
 }
 
 /** Reads an inbox record back; null when it is not one (no route header). */

@@ -1,4 +1,4 @@
-import { INBOX_TOPIC } from '../ingest/inbox.ts';
+import { INBOX_PREFIX } from '../ingest/inbox.ts';
 import type { AclBinding, AclOperation } from '../bus/security.ts';
 import { topics } from '../bus/topics.ts';
 import { agentPrincipal, SCHEMA_REGISTRY_PRINCIPAL, SERVICES, servicePrincipal, VENDOR_SOURCES, type ServiceProfile } from './principals.ts';
@@ -69,8 +69,9 @@ export function servicePlan(service: string, input: PlanInput): AclBinding[] {
   for (const s of profile.internalRead ?? []) out.push(...topic(topics.internal(s), 'literal', 'read', 'create'));
   for (const s of profile.stateWrite ?? []) out.push(...topic(topics.state(s), 'literal', 'read', 'write', 'create'));
   for (const s of profile.stateRead ?? []) out.push(...topic(topics.state(s), 'literal', 'read', 'create'));
-  if (profile.inbox === 'append') out.push(...topic(INBOX_TOPIC, 'literal', 'write', 'create'));
-  if (profile.inbox === 'process') out.push(...topic(INBOX_TOPIC, 'literal', 'read', 'write', 'create'), ...grant(p, 'group', `ionflux-${service}-processor`, 'literal', 'read'));
+  // The inbox, and the inboxes of separate hubs on the same brokers (IONFLUX_INBOX_TOPIC).
+  if (profile.inbox === 'append') out.push(...topic(INBOX_PREFIX, 'prefixed', 'write', 'create'));
+  if (profile.inbox === 'process') out.push(...topic(INBOX_PREFIX, 'prefixed', 'read', 'write', 'create'), ...grant(p, 'group', `ionflux-${service}-processor`, 'prefixed', 'read'));
   for (const d of profile.deadLetters ?? []) out.push(...topic(topics.deadLetter(d), 'literal', 'write', 'create'));
   // Approval releases re-send the kept command to its service's topic.
   if (profile.sendsCommands) out.push(...topic('ionflux.cmd.', 'prefixed', 'write'));

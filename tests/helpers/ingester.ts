@@ -24,6 +24,8 @@ export interface RunningIngester {
   /** Every line the process printed (pino JSON), for grepping. */
   output: string[];
   post(path: string, body: Buffer | string, headers: Record<string, string>): Promise<{ status: number; body: Record<string, unknown>; ms: number }>;
+  /** Resolves once its inbox processor has committed everything its edge appended (from /metrics). */
+  drained(timeoutMs?: number): Promise<void>;
   stop(): Promise<void>;
   kill(): Promise<void>;
   restart(): Promise<void>;
@@ -34,7 +36,8 @@ export async function startIngester(env: Record<string, string>): Promise<Runnin
   const port = Number(env.INGESTER_PORT ?? (await freePort()));
   const opsPort = Number(env.INGESTER_OPS_PORT ?? (await freePort()));
   const output: string[] = [];
-  const fullEnv = { ...process.env, INGESTER_INSTANCE_ID: uid('i'), IONFLUX_STATE_DIR: testStateDir(), LOG_LEVEL: 'info', ...env, INGESTER_PORT: String(port), INGESTER_OPS_PORT: String(opsPort) };
+  // An inbox of its own (so its processor's group is its own too), unless the test shares one between ingesters.
+  const fullEnv = { ...process.env, INGESTER_INSTANCE_ID: uid('i'), IONFLUX_STATE_DIR: testStateDir(), IONFLUX_INBOX_TOPIC: `ionflux.inbox.${uid('t')}`, LOG_LEVEL: 'info', ...env, INGESTER_PORT: String(port), INGESTER_OPS_PORT: String(opsPort) };
   let child: ChildProcess;
 
   async function launch(): Promise<void> {
@@ -71,6 +74,16 @@ export async function startIngester(env: Record<string, string>): Promise<Runnin
         parsed = { text };
       }
       return { status: res.status, body: parsed, ms: performance.now() - started };
+    },
+    async drained(timeoutMs = 15_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const text = await fetch(`http://127.0.0.1:${opsPort}/metrics`).then((r) => r.text());
+        const value = (name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+        if (value('ionflux_inbox_committed_total') >= value('ionflux_inbox_appended_total')) return;
+        if (Date.now() > deadline) throw new Error('the ingester did not process its inbox in time');
+        await new Promise((r) => setTimeout(r, 50));
+      }
     },
     async stop() {
       child.kill('SIGTERM');

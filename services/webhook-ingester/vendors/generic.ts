@@ -12,6 +12,9 @@ import {
  * `whsec_<base64>`. Only symmetric v1 is verified; v1a (ed25519) and unknown versions are skipped,
  * as the reference libraries do.
  */
+/** Where a generic endpoint's signing secret lives (`ionflux endpoints create`). */
+export const endpointSecretPath = (endpointId: string) => `webhooks/endpoints/${endpointId.replace(/_/g, '-')}`;
+
 export const STANDARD_WEBHOOKS_TOLERANCE_SECONDS = 5 * 60;
 export const GENERIC_REQUIRED_HEADERS = ['webhook-id', 'webhook-timestamp', 'webhook-signature'] as const;
 const MAX_SIGNATURES = 20;
@@ -116,6 +119,10 @@ function map(d: RawDelivery): MapResult {
 
 export const generic: VendorModule = {
   source: 'generic',
+  route: { path: 'generic', param: 'required', paramLink: 'generic' },
+  secret: { accountPath: endpointSecretPath },
+  verbatim: true,
+  mapHeaders: ['webhook-id', 'webhook-timestamp'],
   requiredHeaders: [...GENERIC_REQUIRED_HEADERS],
   verify,
   map,

@@ -18,6 +18,9 @@ export const vendors: Record<string, VendorModule> = Object.freeze({
   generic,
 });
 
+/** The vendor of each route path (`POST /webhooks/<path>`), as inbox records name it. */
+export const vendorByRoute: ReadonlyMap<string, VendorModule> = new Map(Object.values(vendors).map((m) => [m.route.path, m]));
+
 export type { MapResult, MappedEvent, RawDelivery, VendorModule, VerifyResult } from './types.ts';
 export { verifyChallenge } from './whatsapp.ts';
 export { shopifyTopicMap } from './shopify.ts';

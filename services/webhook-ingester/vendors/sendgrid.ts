@@ -19,6 +19,9 @@ import { checkRequired, guardMap, guardVerify, isIdText, makeEvent, parseJson, u
  * verifies only with that SendGrid account's own key, so a batch signed by one account fails on
  * another account's route; the platform key verifies only the route without an account.
  */
+/** Where the verification key of one SendGrid account lives (`ionflux link email <account> <ws> --verification-key K`). */
+export const sendgridAccountKeyPath = (account: string) => `webhooks/sendgrid/${account}`;
+
 export const SENDGRID_MAX_AGE_SECONDS = 24 * 3600;
 export const SENDGRID_FUTURE_SKEW_SECONDS = 5 * 60;
 export const SENDGRID_SIGNATURE_HEADER = 'x-twilio-email-event-webhook-signature';
@@ -149,6 +152,10 @@ function map(d: RawDelivery): MapResult {
 
 export const sendgrid: VendorModule = {
   source: 'email',
+  route: { path: 'email/sendgrid', param: 'optional', paramLink: 'email' },
+  secret: { env: 'SENDGRID_WEBHOOK_PUBLIC_KEY', platformPath: 'platform/sendgrid', accountPath: sendgridAccountKeyPath },
+  verbatim: false,
+  mapHeaders: [],
   requiredHeaders: [SENDGRID_SIGNATURE_HEADER, SENDGRID_TIMESTAMP_HEADER],
   verify,
   map,

@@ -36,6 +36,7 @@ const TOPICS = [
   'inventory_items/create', 'inventory_items/update', 'inventory_items/delete',
   'fulfillments/create', 'fulfillments/update', 'refunds/create',
   'collections/create', 'collections/update', 'collections/delete',
+  'bulk_operations/finish',
 ] as const;
 
 /** Shopify topic -> topic parts, e.g. orders/create -> orders.created, themes/publish -> themes.published. */
@@ -83,6 +84,8 @@ function schemaFor(topic: string, entity: string): z.ZodType {
     case 'customers/redact': return redact;
     case 'shop/redact': return complianceBase;
     case 'app/uninstalled': case 'shop/update': case 'app/scopes_update': return z.looseObject({});
+    // {admin_graphql_api_id: gid://shopify/BulkOperation/<n>, status, error_code, completed_at, ...}: no numeric id.
+    case 'bulk_operations/finish': return z.looseObject({ admin_graphql_api_id: z.string().max(200), status: z.string().optional() });
   }
   switch (entity) {
     case 'orders': return order;
@@ -177,6 +180,12 @@ function map(d: RawDelivery): MapResult {
 
 export const shopify: VendorModule = {
   source: 'shopify',
+  route: { path: 'shopify', param: 'none' },
+  secret: { env: 'SHOPIFY_API_SECRET', platformPath: 'platform/shopify' },
+  verbatim: true,
+  // The shopify-sync worker acts on these in every workspace (uninstall, GDPR compliance, bulk syncs).
+  internal: new Set(['app.uninstalled', 'app.scopes_updated', 'customers.redact', 'shop.redact', 'customers.data_request', 'bulk_operations.finished']),
+  mapHeaders: ['x-shopify-topic', 'x-shopify-shop-domain', 'x-shopify-webhook-id', 'x-shopify-triggered-at', 'x-shopify-event-id', 'x-shopify-api-version'],
   requiredHeaders: [...SHOPIFY_REQUIRED_HEADERS],
   verify,
   map,

@@ -142,6 +142,10 @@ function map(d: RawDelivery): MapResult {
 
 export const tiktok: VendorModule = {
   source: 'tiktok',
+  route: { path: 'tiktok', param: 'none' },
+  secret: { env: 'TIKTOK_CLIENT_SECRET', platformPath: 'platform/tiktok' },
+  verbatim: true,
+  mapHeaders: [],
   requiredHeaders: [...TIKTOK_REQUIRED_HEADERS],
   verify,
   map,

@@ -33,8 +33,41 @@ export type MapResult = { ok: true; events: MappedEvent[] } | { ok: false; reaso
 
 export type VendorSource = 'shopify' | 'tiktok' | 'email' | 'whatsapp' | 'generic';
 
+/**
+ * Where a vendor posts: `POST /webhooks/<path>` and, by `param`, a segment after it. A param
+ * that names a linked account (`paramLink`) must be linked, or the request is 404 before its
+ * body is read.
+ */
+export interface VendorRoute {
+  path: string;
+  param: 'none' | 'optional' | 'required';
+  paramLink?: 'generic' | 'email';
+}
+
+/**
+ * Where the verification secret comes from: the environment variable `env` (with `<env>_PREVIOUS`
+ * and `<env>_PREVIOUS_UNTIL` for rotation), else the secret store at `platformPath`; a route
+ * param with `accountPath` uses that account's own secret only (never the platform one).
+ */
+export interface SecretSource {
+  env?: string;
+  platformPath?: string;
+  accountPath?: (account: string) => string;
+}
+
+/**
+ * One vendor, declared once (the registry in index.ts): its route, its secret, how it is verified
+ * and mapped, and what of it the inbox keeps. The edge (app.ts, edge.ts) and the inbox processor
+ * (processor.ts) read everything vendor-specific from here.
+ */
 export interface VendorModule {
   source: VendorSource;
+  route: VendorRoute;
+  secret: SecretSource;
+  /** A delivery of one event is published byte-for-byte (JSON.parse would round ids past 2^53). */
+  verbatim: boolean;
+  /** The (lower-cased) headers `map` reads: the inbox keeps these with the body. */
+  mapHeaders: string[];
   /** headers that must be present; checked before anything else */
   requiredHeaders: string[];
   /** constant-time verification over the raw bytes with every currently valid secret (rotation: several secrets) */

@@ -125,6 +125,10 @@ function map(d: RawDelivery): MapResult {
 
 export const whatsapp: VendorModule = {
   source: 'whatsapp',
+  route: { path: 'whatsapp', param: 'none' },
+  secret: { env: 'WHATSAPP_APP_SECRET', platformPath: 'platform/whatsapp' },
+  verbatim: false,
+  mapHeaders: [],
   requiredHeaders: [...WHATSAPP_REQUIRED_HEADERS],
   verify,
   map,

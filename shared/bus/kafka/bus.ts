@@ -2,7 +2,7 @@ import type { Admin, Kafka } from 'kafkajs';
 import type { KafkaAuth } from '../../config.ts';
 import { HubError } from '../../errors.ts';
 import type { Logger } from '../../logger.ts';
-import type { Bus, IncomingRecord, OutgoingRecord, Ownership, OwnershipOptions, PartitionOffsets, PublishOptions, PublishOutcome, Reader, ReadOptions, RecordAck, SubscribeOptions, Subscription } from '../types.ts';
+import type { Bus, IncomingRecord, OutgoingRecord, Ownership, OwnershipOptions, PartitionOffsets, PublishOptions, PublishOutcome, Reader, ReadOptions, RecordAck, SubscribeOptions, Subscription, TransformOptions } from '../types.ts';
 import { createKafka } from './client.ts';
 import { runConsumer } from './consumer.ts';
 import { OffsetsClient } from './offsets.ts';
@@ -10,6 +10,7 @@ import { KafkaProducer } from './producer.ts';
 import { defaultTopicSpecFor, TopicProvisioner, type TopicSpec } from './provision.ts';
 import { startOwnership } from './ownership.ts';
 import { startReader } from './reader.ts';
+import { startTransform } from './transform.ts';
 
 export interface KafkaBusOptions {
   kafka: Kafka;
@@ -69,6 +70,11 @@ export class KafkaBus implements Bus {
 
   async subscribe(opts: SubscribeOptions): Promise<Subscription> {
     const sub = await runConsumer(this.opts.kafka, { publish: (r) => this.publish(r), listTopics: () => this.listTopics(), logger: this.logger }, opts);
+    return this.track({ stop: () => sub.stop() });
+  }
+
+  async transform(opts: TransformOptions): Promise<Subscription> {
+    const sub = await startTransform({ kafka: this.opts.kafka, logger: this.logger, requestOf: (r) => this.producer.requestOf(r) }, opts);
     return this.track({ stop: () => sub.stop() });
   }
 

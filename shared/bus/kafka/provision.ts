@@ -110,7 +110,7 @@ export const defaultTopicSpecFor: TopicSpecFor = (topic): Partial<TopicSpec> | u
   // by the broker, so a record's age cannot be set by whoever wrote it.
   if (topic.startsWith('ionflux.cmd.')) return { configs: { 'retention.ms': String(7 * DAY), 'message.timestamp.type': 'LogAppendTime' } };
   // The ingest inbox holds deliveries until processed; a week covers any processor outage.
-  if (topic === 'ionflux.inbox.webhooks') return { configs: { 'retention.ms': String(7 * DAY) } };
+  if (topic.startsWith('ionflux.inbox.')) return { configs: { 'retention.ms': String(7 * DAY) } };
   if (topic.startsWith('ionflux.dlq.')) return { configs: { 'retention.ms': String(30 * 24 * 3600 * 1000) } };
   // Hub state (links, dedupe markers, completed commands): latest value per key. Stores of
   // delivery ids only need to outlive the vendors' retry windows, so they also expire.

@@ -47,6 +47,8 @@ export class KafkaTable<V> {
   private reader: Reader | undefined;
   private sweeper: NodeJS.Timeout | undefined;
   private readonly expiryOf: ExpiryOf<V> | undefined;
+  /** Per partition, the offset after the last batch applied (transaction markers included). */
+  private readonly positions = new Map<number, bigint>();
   ready: Promise<void> = Promise.resolve();
   /** How the last start went: records read to catch up, from where, and why the store was rebuilt (if it was). */
   restored: { records: number; from: 'beginning' | 'checkpoint'; reset?: string; ms: number } = { records: 0, from: 'beginning', ms: 0 };
@@ -71,6 +73,7 @@ export class KafkaTable<V> {
       reset = stale;
     }
     if (reset) logger.warn({ topic, reason: reset }, 'table store rebuilt from the topic');
+    for (const [p, next] of from) this.positions.set(p, BigInt(next));
     let read = 0;
     this.reader = await bus.read({ topic, from, onBatch: (b) => void (read += this.applyBatch(b)) });
     let timer: NodeJS.Timeout | undefined;
@@ -106,12 +109,27 @@ export class KafkaTable<V> {
       }
     }
     this.store.apply(changes, b.partition, b.next);
+    this.positions.set(b.partition, BigInt(b.next));
     for (const r of b.records) {
       const mine = r.key && this.local.get(r.key.toString());
       if (mine && (Number(r.timestamp) >= mine.at || (r.value === null ? null : r.value.toString('utf8')) === mine.bytes)) this.local.delete(r.key!.toString());
     }
     if (this.opts.onChange) for (const [key, value] of changes) this.opts.onChange(key, value);
     return b.records.length;
+  }
+
+  /**
+   * Resolves once every write committed to the topic before the call was applied here (e.g. after
+   * fencing a partition's previous owner, so what it committed is known before working on).
+   */
+  async catchUp(timeoutMs = 30_000): Promise<void> {
+    const ends = await this.opts.bus.offsets(this.opts.topic);
+    const deadline = Date.now() + timeoutMs;
+    const behind = () => ends.some((e) => BigInt(e.high) > BigInt(e.low) && (this.positions.get(e.partition) ?? -1n) < BigInt(e.high));
+    while (behind()) {
+      if (Date.now() > deadline) throw new HubError('table_not_ready', `${this.opts.topic} was not read to its end within ${timeoutMs} ms`, { retryable: true });
+      await new Promise((r) => setTimeout(r, 5));
+    }
   }
 
   private maintain(now = Date.now()): void {

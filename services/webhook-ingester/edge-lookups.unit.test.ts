@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { Registry } from 'prom-client';
 import { createLogger } from '../../shared/logger.ts';
 import type { Link } from '../../shared/links.ts';
-import { ingest, type IngestDeps } from './ingest.ts';
+import { accept as ingest, type EdgeDeps as IngestDeps } from './edge.ts';
 import { createIngesterMetrics } from './metrics.ts';
 import { vendors } from './vendors/index.ts';
 import { sendgridHeaders, sendgridKeyPair, standardWebhookHeaders, toRawDelivery } from '../../tests/helpers/sign.ts';
@@ -23,7 +23,7 @@ function deps(linked: string[]) {
   return { d, lookups };
 }
 
-describe('ingest: unsigned requests for unknown endpoints and accounts never reach the secret store', () => {
+describe('edge: unsigned requests for unknown endpoints and accounts never reach the secret store', () => {
   const body = '{"type":"x.y"}';
   const signed = standardWebhookHeaders({ body, secrets: ['whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA='] });
 

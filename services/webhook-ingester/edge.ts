@@ -1,0 +1,178 @@
+import type { Bus } from '../../shared/bus/types.ts';
+import { deterministicEventId } from '../../shared/events/platform-event.ts';
+import { appendToInbox, inboxKey, type InboxDelivery } from '../../shared/ingest/inbox.ts';
+import { accountProblem, linkKey, type LinkTable } from '../../shared/links.ts';
+import type { Logger } from '../../shared/logger.ts';
+import type { IngesterMetrics, Outcome } from './metrics.ts';
+import { validSecrets, type SecretsFor } from './secrets.ts';
+import type { MappedEvent, RawDelivery, VendorModule } from './vendors/types.ts';
+
+export const SERVICE = 'webhook-ingester';
+
+export interface EdgeDeps {
+  bus: Bus;
+  logger: Logger;
+  links: LinkTable;
+  secretsFor: SecretsFor;
+  metrics: IngesterMetrics;
+  publishTimeoutMs: number;
+  /** Answers of deliveries this process appended lately, so its retries answer `duplicate` (bounded). */
+  recent: RecentAnswers;
+  /** IONFLUX_INBOX_TOPIC (default ionflux.inbox.webhooks). */
+  inboxTopic?: string;
+  /**
+   * The processor's delivery markers, when it runs in this process: a delivery whose events are
+   * all published already is answered `duplicate` without appending it again.
+   */
+  published?: (deliveryKey: string) => string | undefined;
+}
+
+export interface IngestResponse {
+  status: number;
+  body: Record<string, unknown>;
+}
+
+/**
+ * The edge's answers to deliveries it appended, by delivery identity, at most `max` of them
+ * (oldest forgotten first). Only an answer: the inbox processor dedupes exactly, whatever this
+ * process remembers, so a retry this process does not remember is appended again and dropped there.
+ */
+export class RecentAnswers {
+  private readonly answers = new Map<string, IngestResponse>();
+  private readonly running = new Map<string, Promise<IngestResponse>>();
+  constructor(private readonly max = 100_000) {}
+
+  get(key: string): IngestResponse | undefined {
+    return this.answers.get(key);
+  }
+
+  set(key: string, r: IngestResponse): void {
+    this.answers.delete(key);
+    this.answers.set(key, r);
+    while (this.answers.size > this.max) this.answers.delete(this.answers.keys().next().value!);
+  }
+
+  /** Runs `work` for `key` unless it is running; a concurrent duplicate waits for it, then runs (and finds the answer). */
+  async once(key: string, work: () => Promise<IngestResponse>): Promise<IngestResponse> {
+    for (let r = this.running.get(key); r; r = this.running.get(key)) await r.catch(() => undefined);
+    const p = work().finally(() => this.running.delete(key));
+    this.running.set(key, p);
+    return p;
+  }
+}
+
+/**
+ * The answers that need neither the body nor a secret, given before either is read: a route param
+ * naming an account the link table does not know is 404 (so made-up ids never cause a secret
+ * store read), and missing signature headers are 401. Null: go on.
+ */
+export function precheck(deps: Pick<EdgeDeps, 'links' | 'metrics'>, vendor: VendorModule, headers: RawDelivery['headers'], pathParam: string | undefined): IngestResponse | null {
+  const count = (outcome: Outcome) => deps.metrics.requests.inc({ vendor: vendor.source, outcome });
+  const kind = vendor.route.paramLink;
+  if (kind && (pathParam !== undefined || vendor.route.param === 'required')) {
+    const account = pathParam ?? '';
+    if (accountProblem(kind, account) || deps.links.get(linkKey(kind, account)) === undefined) {
+      count('not_found');
+      return { status: 404, body: { error: kind === 'generic' ? 'unknown_endpoint' : 'unknown_account' } };
+    }
+  }
+  const missing = vendor.requiredHeaders.filter((h) => !headers[h]);
+  if (missing.length) return (count('bad_signature'), { status: 401, body: { error: 'invalid_signature', reason: 'missing_headers', missing_headers: missing } });
+  return null;
+}
+
+/**
+ * A delivery at the edge: precheck -> secret -> verify -> map -> append to the inbox -> answer.
+ * The 2xx is given only once Kafka acknowledged the append (acks=all); turning it into events,
+ * dedupe included, is the inbox processor's (processor.ts). The answer carries the event ids the
+ * delivery's events get, computed the same way the processor computes them.
+ */
+export async function accept(deps: EdgeDeps, vendor: VendorModule, d: RawDelivery): Promise<IngestResponse> {
+  const count = (outcome: Outcome) => deps.metrics.requests.inc({ vendor: vendor.source, outcome });
+  const early = precheck(deps, vendor, d.headers, d.pathParam);
+  if (early) return early;
+  let secret;
+  try {
+    secret = await deps.secretsFor(vendor.source, d.pathParam);
+  } catch (e) {
+    deps.logger.error({ vendor: vendor.source, err: e }, 'verification secrets unavailable');
+    count('unavailable');
+    return { status: 503, body: { error: 'unavailable', reason: 'verification secrets unavailable' } };
+  }
+  if (!secret) {
+    if (vendor.route.paramLink === 'generic') return (count('not_found'), { status: 404, body: { error: 'unknown_endpoint' } });
+    if (d.pathParam !== undefined) deps.logger.error({ vendor: vendor.source, account: d.pathParam }, 'no verification key stored for this account (ionflux link email <account> <ws> --verification-key K)');
+    else deps.logger.error({ vendor: vendor.source }, 'no verification secret configured for this vendor');
+    count('unavailable');
+    return { status: 503, body: { error: 'vendor_not_configured' } };
+  }
+  const verdict = vendor.verify(d, validSecrets(secret, d.receivedAt), d.receivedAt);
+  if (!verdict.valid) {
+    count('bad_signature');
+    return { status: 401, body: { error: 'invalid_signature', reason: verdict.reason, ...(verdict.missingHeaders ? { missing_headers: verdict.missingHeaders } : {}) } };
+  }
+
+  const mapped = vendor.map(d);
+  const identity = mapped.ok ? mapped.events.map((ev) => deliveryKey(vendor, ev)).join(' ') : failedDeliveryKey(vendor, d);
+  const key = mapped.ok && mapped.events.length === 1 ? inboxKey(vendor.source, mapped.events[0]!.account, mapped.events[0]!.entity, mapped.events[0]!.orderingKey) : mapped.ok && mapped.events.length ? inboxKey(vendor.source, mapped.events[0]!.account) : inboxKey(vendor.source, identity);
+  let answer: IngestResponse;
+  let outcome: Outcome;
+  if (!mapped.ok) {
+    deps.logger.warn({ vendor: vendor.source, reason: mapped.reason }, 'verified delivery failed its schema; dead-lettered');
+    [answer, outcome] = [{ status: 202, body: { status: 'dead_lettered', reason: 'schema_failed', detail: mapped.reason } }, 'schema_failed'];
+  } else {
+    const ids = mapped.events.flatMap((ev) => {
+      const link = deps.links.get(linkKey(vendor.source, ev.account));
+      return link ? [eventIdOf(vendor, ev, link.workspaceId, link.source ?? vendor.source)] : [];
+    });
+    if (ids.length === 0) deps.logger.warn({ vendor: vendor.source, account: mapped.events[0]?.account }, 'delivery for an unlinked account dead-lettered');
+    [answer, outcome] = ids.length ? [{ status: 200, body: { status: 'accepted', event_ids: ids } }, 'accepted'] : [{ status: 202, body: { status: 'dead_lettered', reason: 'unlinked' } }, 'unlinked'];
+  }
+
+  return deps.recent.once(identity, async () => {
+    const known = deps.recent.get(identity);
+    if (known) {
+      count(known.status === 200 ? 'duplicate' : outcome);
+      return known.status === 200 ? { status: 200, body: { ...known.body, status: 'duplicate' } } : known;
+    }
+    const published = mapped.ok && deps.published ? mapped.events.map((ev) => deps.published!(deliveryKey(vendor, ev))) : [];
+    if (published.length && published.every((id) => id !== undefined)) {
+      count('duplicate');
+      return { status: 200, body: { status: 'duplicate', event_ids: published } };
+    }
+    const inbox: InboxDelivery = { route: vendor.route.path, param: d.pathParam, origin: 'webhook', receivedAt: d.receivedAt, headers: keptHeaders(vendor, d.headers), body: d.rawBody, key };
+    const end = deps.metrics.publishSeconds.startTimer({ vendor: vendor.source });
+    try {
+      await appendToInbox(deps.bus, [inbox], { timeoutMs: deps.publishTimeoutMs, topic: deps.inboxTopic });
+    } catch (e) {
+      deps.logger.warn({ vendor: vendor.source, err: e }, 'delivery not appended; the vendor will retry');
+      count('unavailable');
+      return { status: 503, body: { error: 'unavailable', reason: 'event store did not acknowledge; retry later' } };
+    }
+    end();
+    deps.metrics.appended.inc();
+    deps.recent.set(identity, answer);
+    count(outcome);
+    return answer;
+  });
+}
+
+/** `<source>:<account>:<delivery-id>`: what the processor dedupes a vendor event by. */
+export const deliveryKey = (vendor: VendorModule, ev: MappedEvent) => `${vendor.source}:${ev.account}:${ev.deliveryId}`;
+
+/** A delivery that did not map: the vendor's delivery id header when it has one, else a digest of the body. */
+export function failedDeliveryKey(vendor: VendorModule, d: RawDelivery): string {
+  const id = d.headers['x-shopify-webhook-id'] ?? d.headers['webhook-id'] ?? deterministicEventId(d.rawBody.toString('base64'));
+  return `${vendor.source}:${d.pathParam ?? ''}:${id}`;
+}
+
+/** The id the event of `ev` gets in `workspaceId` (PlatformEvent ids derive from the delivery). */
+export function eventIdOf(vendor: VendorModule, ev: MappedEvent, workspaceId: string, source: string): string {
+  return deterministicEventId(`${source}.${ev.entity}.${ev.action}:${workspaceId}:${deliveryKey(vendor, ev)}`);
+}
+
+function keptHeaders(vendor: VendorModule, headers: RawDelivery['headers']): Record<string, string | undefined> {
+  const out: Record<string, string | undefined> = {};
+  for (const h of vendor.mapHeaders) if (headers[h] !== undefined) out[h] = headers[h];
+  return out;
+}

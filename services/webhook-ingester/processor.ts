@@ -1,0 +1,179 @@
+import { z } from 'zod';
+import { deadLetterRecord } from '../../shared/bus/dead-letter.ts';
+import { topics } from '../../shared/bus/topics.ts';
+import { HubError } from '../../shared/errors.ts';
+import type { Bus, IncomingRecord, OutgoingRecord, Subscription } from '../../shared/bus/types.ts';
+import type { EventCodec } from '../../shared/events/codec.ts';
+import { buildEvent, deterministicEventId, PayloadSchemas } from '../../shared/events/platform-event.ts';
+import { EVENT_HEADERS } from '../../shared/events/publisher.ts';
+import { fromInboxRecord, INBOX_TOPIC, type InboxDelivery } from '../../shared/ingest/inbox.ts';
+import { linkKey, type LinkTable } from '../../shared/links.ts';
+import type { Logger } from '../../shared/logger.ts';
+import { webhookDeadLetter } from './dead-letter.ts';
+import { seenWithin, type Delivery, type DeliveryLog, type EntityVersion, type EntityVersions } from './deliveries.ts';
+import { deliveryKey, failedDeliveryKey, SERVICE } from './edge.ts';
+import type { IngesterMetrics } from './metrics.ts';
+import { vendorByRoute } from './vendors/index.ts';
+import type { MappedEvent, RawDelivery, VendorModule } from './vendors/types.ts';
+
+export interface ProcessorDeps {
+  bus: Bus;
+  codec: EventCodec;
+  logger: Logger;
+  links: LinkTable;
+  deliveries: DeliveryLog;
+  versions: EntityVersions;
+  metrics: IngesterMetrics;
+  dedupeWindowMs: number;
+  /** IONFLUX_INBOX_TOPIC (default ionflux.inbox.webhooks). */
+  inboxTopic?: string;
+}
+
+/**
+ * The processors' consumer group on the inbox, which also prefixes their transactional ids
+ * (`<group>-<partition>`); another inbox topic gets a group of its own.
+ */
+export const PROCESSOR_GROUP = `ionflux-${SERVICE}-processor`;
+export const processorGroup = (inboxTopic: string) => (inboxTopic === INBOX_TOPIC ? PROCESSOR_GROUP : `${PROCESSOR_GROUP}.${inboxTopic}`);
+
+/** Headers on events whose payload carries `updated_at`: its value, and `true` when older than one already published. */
+export const VERSION_HEADER = 'ionflux.entity_version';
+export const STALE_HEADER = 'ionflux.stale';
+
+// The vendor module has checked each payload against its event type's zod schema (written from
+// the vendor's published samples); here every family only needs to be a JSON object.
+const payloadSchemas = new PayloadSchemas().register('*', z.union([z.looseObject({}), z.array(z.unknown())]));
+
+function entityVersion(payload: unknown): string | undefined {
+  const v = (payload as { updated_at?: unknown } | null)?.updated_at;
+  return typeof v === 'string' && !Number.isNaN(Date.parse(v)) ? v : undefined;
+}
+
+/**
+ * The inbox processor: a consumer group on `ionflux.inbox.webhooks` in which each partition has
+ * one owner at a time (fenced by its transactional id), so dedupe is exact however many edges
+ * append. A batch of a partition becomes, in one transaction with the batch's offsets: its
+ * events (and internal copies), delivery markers, entity versions and dead letters. Every retry
+ * of a delivery and every delivery of one entity share a partition (the inbox key), so the
+ * owner's view of their markers and versions is complete once it caught up with the state topics
+ * after taking the partition.
+ */
+export async function startProcessor(deps: ProcessorDeps): Promise<Subscription> {
+  const topic = deps.inboxTopic ?? INBOX_TOPIC;
+  await deps.bus.ensureTopics([topic]);
+  return deps.bus.transform({
+    groupId: processorGroup(topic),
+    topic,
+    transactionalPrefix: processorGroup(topic),
+    // The previous owner is fenced by now: whatever it committed is on the state topics.
+    onAssigned: async () => void (await Promise.all([deps.deliveries.catchUp(), deps.versions.catchUp(), deps.links.catchUp()])),
+    transform: async (records) => {
+      const batch = new Batch(deps);
+      for (const r of records) await batch.add(r);
+      const result = batch.result();
+      return { records: result.records, committed: () => (result.committed(), deps.metrics.committed.inc(records.length)) };
+    },
+  });
+}
+
+/** One batch's output; its markers and versions are seen by the batch's later records, and applied locally once committed. */
+class Batch {
+  private readonly out: OutgoingRecord[] = [];
+  private readonly markers = new Map<string, Delivery>();
+  private readonly versions = new Map<string, EntityVersion>();
+  constructor(private readonly deps: ProcessorDeps) {}
+
+  result() {
+    return {
+      records: this.out,
+      committed: () => {
+        for (const [k, v] of this.markers) this.deps.deliveries.applyLocal(k, v);
+        for (const [k, v] of this.versions) this.deps.versions.applyLocal(k, v);
+      },
+    };
+  }
+
+  private seen(key: string): Delivery | undefined {
+    return this.markers.get(key) ?? seenWithin(this.deps.deliveries, key, this.deps.dedupeWindowMs);
+  }
+
+  private mark(key: string, marker: Delivery): void {
+    this.markers.set(key, marker);
+    this.out.push(this.deps.deliveries.record(key, marker));
+  }
+
+  private count(vendor: string, outcome: 'published' | 'duplicate' | 'stale' | 'dead_lettered'): void {
+    this.deps.metrics.processed.inc({ vendor, outcome });
+  }
+
+  async add(r: IncomingRecord): Promise<void> {
+    const inbox = fromInboxRecord(r);
+    const vendor = inbox && vendorByRoute.get(inbox.route);
+    if (!inbox || !vendor) return this.unreadable(r, inbox ? `no vendor route ${inbox.route}` : 'not an inbox record');
+    const d: RawDelivery = { rawBody: inbox.body, headers: inbox.headers, pathParam: inbox.param, receivedAt: inbox.receivedAt };
+    const mapped = vendor.map(d);
+    if (!mapped.ok) {
+      const key = failedDeliveryKey(vendor, d);
+      if (this.seen(key)) return this.count(vendor.source, 'duplicate');
+      this.out.push(webhookDeadLetter({ vendor, d, error: { code: 'schema_failed', message: mapped.reason }, value: d.rawBody }));
+      this.mark(key, { eventId: deterministicEventId(key), outcome: 'dead_lettered', reason: 'schema_failed', at: Date.now() });
+      return this.count(vendor.source, 'dead_lettered');
+    }
+    for (const ev of mapped.events) await this.event(vendor, inbox, d, ev, mapped.events.length === 1);
+  }
+
+  private async event(vendor: VendorModule, inbox: InboxDelivery, d: RawDelivery, ev: MappedEvent, only: boolean): Promise<void> {
+    const key = deliveryKey(vendor, ev);
+    if (this.seen(key)) return this.count(vendor.source, 'duplicate');
+    const link = this.deps.links.get(linkKey(vendor.source, ev.account));
+    if (!link) {
+      this.deps.logger.warn({ vendor: vendor.source, account: ev.account }, 'delivery for an unlinked account dead-lettered');
+      const value = only ? d.rawBody : Buffer.from(JSON.stringify(ev.payload));
+      this.out.push(webhookDeadLetter({ vendor, d, error: { code: 'unlinked', message: `no workspace linked to ${vendor.source} account ${ev.account}` }, value }));
+      this.mark(key, { eventId: deterministicEventId(key), outcome: 'dead_lettered', reason: 'unlinked', at: Date.now() });
+      return this.count(vendor.source, 'dead_lettered');
+    }
+    const source = link.source ?? vendor.source;
+    const entityKey = `${vendor.source}:${ev.account}:${ev.entity}:${ev.orderingKey}`;
+    const version = entityVersion(ev.payload);
+    const latest = this.versions.get(entityKey) ?? this.deps.versions.get(entityKey);
+    // A poll and a webhook that saw the same version of an entity are one event, whichever came first.
+    if (version !== undefined && latest?.version === version && latest.action === ev.action && (inbox.origin === 'poll' || latest.origin === 'poll')) {
+      this.mark(key, { eventId: latest.eventId, outcome: 'published', at: Date.now() });
+      return this.count(vendor.source, 'duplicate');
+    }
+    const event = buildEvent(payloadSchemas, {
+      eventType: `${source}.${ev.entity}.${ev.action}`,
+      workspaceId: link.workspaceId,
+      source: SERVICE,
+      payload: ev.payload,
+      rawPayloadJson: only && vendor.verbatim ? d.rawBody.toString('utf8') : undefined,
+      idempotencyKey: key,
+      correlationId: ev.deliveryId,
+      timestamp: d.receivedAt.getTime(),
+    });
+    const headers: Record<string, string> = { [EVENT_HEADERS.eventId]: event.event_id, [EVENT_HEADERS.eventType]: event.event_type, [EVENT_HEADERS.workspace]: link.workspaceId };
+    // An update older than one already published is still delivered (nothing lost) but flagged
+    // stale, and never becomes the entity's latest version.
+    const stale = version !== undefined && latest !== undefined && Date.parse(version) < Date.parse(latest.version);
+    if (version !== undefined) headers[VERSION_HEADER] = version;
+    if (stale) headers[STALE_HEADER] = 'true';
+    const value = await this.deps.codec.encode(event);
+    this.out.push({ topic: topics.event(source, link.workspaceId, ev.entity, ev.action), key: ev.orderingKey, value, headers });
+    // Workers learn of lifecycle events (uninstalled, authorization removed, bounced) on one fixed topic.
+    if (vendor.internal?.has(`${ev.entity}.${ev.action}`)) this.out.push({ topic: topics.internal(source), key: link.workspaceId, value, headers });
+    if (version !== undefined && !stale) {
+      const v: EntityVersion = { version, eventId: event.event_id, action: ev.action, origin: inbox.origin };
+      this.versions.set(entityKey, v);
+      this.out.push(this.deps.versions.record(entityKey, v));
+    }
+    this.mark(key, { eventId: event.event_id, outcome: 'published', at: Date.now() });
+    this.count(vendor.source, stale ? 'stale' : 'published');
+  }
+
+  /** A record no vendor route reads: parked as it came. */
+  private unreadable(r: IncomingRecord, reason: string): void {
+    this.deps.logger.warn({ partition: r.partition, offset: r.offset, reason }, 'unreadable inbox record dead-lettered');
+    this.out.push(deadLetterRecord({ dlqTopic: topics.deadLetter(SERVICE), service: SERVICE, record: r, message: r, error: new HubError('unreadable_inbox_record', reason), attempts: 1 }));
+  }
+}
