@@ -5,7 +5,6 @@ import { openSharedTables, runCommandService } from '../../shared/commands/servi
 import { parseEnv } from '../../shared/config.ts';
 import { TokenBuckets } from '../../shared/connectors/rate-limit.ts';
 import { listen, mountOpsRoutes } from '../../shared/http.ts';
-import { INBOX_TOPIC } from '../../shared/ingest/inbox.ts';
 import { openLinks } from '../../shared/links.ts';
 import { registerSecret } from '../../shared/redact.ts';
 import { closeOnSignals, createRuntime } from '../../shared/runtime.ts';
@@ -47,7 +46,7 @@ let owned = () => 0;
 const metrics = shopifyMetrics(rt.metrics, () => owned());
 const api = createAdminApi({ shopify, throttle: new CostThrottle(), onCall: metrics.onCall });
 
-await rt.bus.ensureTopics([topics.internal('shopify'), CONNECTIONS_TOPIC, SYNC_STATE_TOPIC, INBOX_TOPIC]);
+await rt.bus.ensureTopics([topics.internal('shopify'), CONNECTIONS_TOPIC, SYNC_STATE_TOPIC, env.IONFLUX_INBOX_TOPIC]);
 const [shared, links, connections, syncState] = await Promise.all([openSharedTables(rt), openLinks(rt), openConnections(rt), openSyncState(rt)]);
 for (const t of [links, connections, syncState]) rt.onClose(() => t.close());
 const { workspaceConnectors } = shared;
@@ -64,7 +63,7 @@ rt.onClose(() => http.close());
 
 const tokens = createTokenAccess({ shopify, store, bus: stateBus, connections, installUrl, marginMs: env.SHOPIFY_REFRESH_MARGIN_MS, onRefresh: metrics.onRefresh });
 const sync: SyncDeps = {
-  api, tokens, bus: syncBus, state: syncState, logger: rt.logger, pageSize: env.SHOPIFY_PAGE_SIZE, onEntities: metrics.onEntities,
+  api, tokens, bus: syncBus, inboxTopic: env.IONFLUX_INBOX_TOPIC, state: syncState, logger: rt.logger, pageSize: env.SHOPIFY_PAGE_SIZE, onEntities: metrics.onEntities,
   async onProgress(ws, runId, c) {
     if (c.pages % 10 !== 1) return;
     const shop = connections.get(ws)?.shop ?? '';

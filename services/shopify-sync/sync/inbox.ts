@@ -1,5 +1,4 @@
-import type { Bus } from '../../../shared/bus/types.ts';
-import { appendToInbox, inboxKey, type InboxDelivery } from '../../../shared/ingest/inbox.ts';
+import { inboxKey, type InboxDelivery } from '../../../shared/ingest/inbox.ts';
 import type { Payload } from './entities.ts';
 import { stringifyExact } from './json.ts';
 
@@ -25,9 +24,3 @@ export function pollDelivery(shop: string, p: Payload, receivedAt: Date): InboxD
   };
 }
 
-/** Appends one page of polled entities (one atomic append; resolves once Kafka acknowledged them). */
-export async function appendPage(bus: Bus, shop: string, payloads: Payload[]): Promise<void> {
-  if (!payloads.length) return;
-  const now = new Date();
-  await appendToInbox(bus, payloads.map((p) => pollDelivery(shop, p, now)), { timeoutMs: 30_000 });
-}

@@ -13,6 +13,8 @@ export interface SyncDeps {
   tokens: TokenAccess;
   /** A transactional bus of the sync's own: each page's inbox appends and its checkpoint land together. */
   bus: Bus;
+  /** The ingest inbox (IONFLUX_INBOX_TOPIC). */
+  inboxTopic: string;
   state: KafkaTable<SyncState>;
   logger: Logger;
   pageSize: number;
@@ -53,7 +55,7 @@ export async function commitBatch(d: SyncDeps, ws: string, shop: string, runId: 
   const now = new Date();
   const markers = customerMarkers(ws, shop, payloads);
   await d.bus.publishAtomic([
-    ...payloads.map((p) => inboxRecord(pollDelivery(shop, p, now))),
+    ...payloads.map((p) => inboxRecord(pollDelivery(shop, p, now), d.inboxTopic)),
     ...markers.map(([k, v]) => stateRecord(k, v)),
     stateRecord(keys.run(ws, runId), next),
   ], { timeoutMs: 60_000 });

@@ -26,8 +26,8 @@ export interface ShopifySimulator {
   addShop(domain?: string, counts?: Parameters<typeof seedShop>[1]): SimShop;
   /** GraphQL requests to `root` (e.g. 'themePublish'), answered 200 and not throttled. */
   count(root: string): number;
-  /** Every GraphQL answer takes this long from now on (0 to stop). */
-  delay(ms: number): void;
+  /** Every GraphQL answer (of `shop` only, when given) takes this long from now on (0 to stop). */
+  delay(ms: number, shop?: string): void;
   /** The access token of the next code exchange lives this long. */
   nextGrantAccessTtlS(seconds: number): void;
   /** Every access token of the shop stops working (Shopify's 401), refresh tokens still do. */
@@ -72,6 +72,7 @@ export async function startShopifySimulator(o: SimOptions = {}): Promise<Shopify
   const oauth = { authorizations: 0, codeExchanges: 0, refreshes: 0 };
   const counters: Record<string, number> = {};
   let delayMs = 0;
+  const shopDelay = new Map<string, number>();
   let nextTtl: number | null = null;
   let url = '';
 
@@ -144,7 +145,8 @@ export async function startShopifySimulator(o: SimOptions = {}): Promise<Shopify
       if (!g || g.revoked || g.accessExpiresAt < Date.now()) { log(401); return json(res, 401, { errors: '[API] Invalid API key or access token (unrecognized login or wrong password)' }); }
       let body: { query?: string; variables?: Json };
       try { body = JSON.parse(raw) as typeof body; } catch { log(400); return json(res, 400, { errors: { query: 'Required parameter missing or invalid' } }); }
-      if (delayMs) await new Promise((r) => setTimeout(r, delayMs));
+      const wait = shopDelay.get(shop.domain) ?? delayMs;
+      if (wait) await new Promise((r) => setTimeout(r, wait));
       const query = body.query ?? '';
       const variables = body.variables ?? {};
       const now = Date.now();
@@ -182,7 +184,7 @@ export async function startShopifySimulator(o: SimOptions = {}): Promise<Shopify
       return s;
     },
     count: (root) => requests.filter((r) => r.root === root && r.status === 200 && !r.throttled).length,
-    delay(ms) { delayMs = ms; },
+    delay(ms, shop) { if (shop) shopDelay.set(shop, ms); else delayMs = ms; },
     nextGrantAccessTtlS(s) { nextTtl = s; },
     expireAccessTokens(shop) { for (const g of grants) if (g.shop === shop) g.accessExpiresAt = Math.min(g.accessExpiresAt, Date.now() - 1); },
     tokenIsLive: (shop, t) => grants.some((g) => g.shop === shop && g.accessToken === t && !g.revoked && g.accessExpiresAt > Date.now()),

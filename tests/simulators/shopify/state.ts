@@ -66,3 +66,13 @@ export function seedShop(domain: string, counts: { products?: number; orders?: n
   shop.scriptTags.push({ id: nextId(), src: 'https://tracker.example.com/t.js' });
   return shop;
 }
+
+/** An order as Shopify's orders/updated webhook carries it (REST payload shape, abridged). */
+export function orderWebhookBody(o: SimOrder): Record<string, unknown> {
+  return {
+    id: o.id, admin_graphql_api_id: `gid://shopify/Order/${o.id}`, name: o.name, email: o.email, created_at: o.createdAt, updated_at: o.updatedAt,
+    financial_status: o.financial.toLowerCase(), fulfillment_status: null, currency: o.currency, total_price: o.total, tags: o.tags.join(', '), note: o.note,
+    customer: o.customerId ? { id: o.customerId, admin_graphql_api_id: `gid://shopify/Customer/${o.customerId}` } : null,
+    line_items: o.lineItems.map((li) => ({ id: li.id, admin_graphql_api_id: `gid://shopify/LineItem/${li.id}`, title: li.title, quantity: li.quantity, sku: li.sku, price: li.price, product_id: li.productId, variant_id: li.variantId })),
+  };
+}
