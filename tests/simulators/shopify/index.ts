@@ -21,7 +21,7 @@ export interface ShopifySimulator {
   shops: Map<string, SimShop>;
   grants: SimGrant[];
   /** Every request: method, path, shop, GraphQL root field, answer status, whether throttled. */
-  requests: { method: string; path: string; shop: string; root: string | null; variables?: Json; status: number; throttled: boolean; at: number }[];
+  requests: { method: string; path: string; shop: string; root: string | null; variables?: Json; status: number; throttled: boolean; at: number; cost?: { requested: number; actual: number | null } }[];
   oauth: { authorizations: number; codeExchanges: number; refreshes: number };
   addShop(domain?: string, counts?: Parameters<typeof seedShop>[1]): SimShop;
   /** GraphQL requests to `root` (e.g. 'themePublish'), answered 200 and not throttled. */
@@ -96,7 +96,7 @@ export async function startShopifySimulator(o: SimOptions = {}): Promise<Shopify
     const shop = m ? shops.get(m[1]!) : undefined;
     if (!m || !shop) return json(res, 404, { errors: 'Not Found' });
     const path = m[2]!;
-    const log = (status: number, root: string | null = null, throttled = false, variables?: Json) => requests.push({ method: req.method ?? 'GET', path, shop: shop.domain, root, variables, status, throttled, at: Date.now() });
+    const log = (status: number, root: string | null = null, throttled = false, variables?: Json, cost?: { requested: number; actual: number | null }) => requests.push({ method: req.method ?? 'GET', path, shop: shop.domain, root, variables, status, throttled, at: Date.now(), ...(cost ? { cost } : {}) });
 
     if (req.method === 'GET' && path === '/admin/oauth/authorize') {
       const q = Object.fromEntries(u.searchParams);
@@ -157,12 +157,12 @@ export async function startShopifySimulator(o: SimOptions = {}): Promise<Shopify
       if (requested > max) { log(200, root, false, variables); return json(res, 200, { errors: [{ message: `Query cost is ${requested}, which exceeds the single query max cost limit (${max}).`, extensions: { code: 'MAX_COST_EXCEEDED', cost: requested, maxCost: max } }] }); }
       const status = () => ({ maximumAvailable: max, currentlyAvailable: Math.floor(shop.bucket.available), restoreRate: restore });
       if (requested > shop.bucket.available) {
-        log(200, root, true, variables);
+        log(200, root, true, variables, { requested, actual: null });
         return json(res, 200, { errors: [{ message: 'Throttled', extensions: { code: 'THROTTLED', documentation: 'https://shopify.dev/api/usage/rate-limits' } }], extensions: { cost: { requestedQueryCost: requested, actualQueryCost: null, throttleStatus: status() } } });
       }
       const r = execute({ shop, baseUrl: url, bulkDelayMs: o.bulkDelayMs ?? 300, counters }, query, variables);
       shop.bucket.available -= Math.min(requested, r.cost.actual);
-      log(200, root, false, variables);
+      log(200, root, false, variables, { requested, actual: r.cost.actual });
       const out: Json = { extensions: { cost: { requestedQueryCost: requested, actualQueryCost: r.cost.actual, throttleStatus: status() } } };
       if (r.data) out.data = r.data;
       if (r.errors) out.errors = r.errors;
