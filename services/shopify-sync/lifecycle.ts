@@ -20,10 +20,12 @@ export interface LifecycleDeps {
   syncState: KafkaTable<SyncState>;
   workspaceConnectors: KafkaTable<WorkspaceConnector>;
   groupId: string;
+  /** A bulk operation Shopify reports finished (bulk_operations/finish): wakes the run waiting for it. */
+  onBulkFinished?: (operationId: string) => void;
 }
 
 /** The event types (of the ingester's Shopify mapping) this worker acts on, copied to ionflux.internal.shopify. */
-export const LIFECYCLE_EVENTS = ['app.uninstalled', 'customers.redacted', 'shop.redacted', 'customers.data_requested'] as const;
+export const LIFECYCLE_EVENTS = ['app.uninstalled', 'customers.redacted', 'shop.redacted', 'customers.data_requested', 'bulk_operations.finished'] as const;
 
 export const RETENTION = 'Entity events and webhooks stay on their topics (ionflux.shopify.ws_<ws>.*) and in the ingest inbox until topic retention deletes them (7 days by default, KAFKA retention.ms of each topic); compacted state topics drop a tombstoned key at their next compaction (delete.retention.ms, 1 day by default). The hub keeps no other copy.';
 
@@ -43,6 +45,7 @@ const customerIdOf = (raw: string): string | null => /"customer"\s*:\s*\{[^{}]*?
  * - customers/redact: the customer's sync marker is tombstoned, audited.
  * - shop/redact: everything the hub holds for the shop (token, link, connection, sync state).
  * - customers/data_request: a `customers.data_report` event lists what the hub holds about the customer.
+ * - bulk_operations/finish: wakes the bulk run waiting for that operation.
  */
 export function startLifecycle(d: LifecycleDeps): Promise<Subscription> {
   return d.rt.bus.subscribe({
@@ -59,6 +62,7 @@ export function startLifecycle(d: LifecycleDeps): Promise<Subscription> {
         case 'shopify.shop.redacted': return forget(d, event, body, 'redacted');
         case 'shopify.customers.redacted': return redactCustomer(d, event, event.payload_json);
         case 'shopify.customers.data_requested': return dataRequest(d, event, body, event.payload_json);
+        case 'shopify.bulk_operations.finished': return void (typeof body.admin_graphql_api_id === 'string' && d.onBulkFinished?.(body.admin_graphql_api_id));
       }
     },
   });

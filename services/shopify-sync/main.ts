@@ -20,6 +20,7 @@ import { shopifyMetrics } from './metrics.ts';
 import { mountOAuthRoutes } from './oauth/routes.ts';
 import { CONNECTIONS_TOPIC, openConnections, parseConnection, type Connection } from './state/connections.ts';
 import { openSyncState, SYNC_STATE_TOPIC } from './state/sync-state.ts';
+import { BulkFinishes } from './sync/bulk.ts';
 import type { SyncDeps } from './sync/run.ts';
 import { createScheduler } from './sync/scheduler.ts';
 import { createTokenAccess } from './tokens/access.ts';
@@ -70,7 +71,8 @@ const sync: SyncDeps = {
     await stateBus.publish(await shopifyEvent(rt.codec, { workspaceId: ws, type: 'sync.progress', idempotencyKey: `progress:${runId}:${c.pages}`, payload: { shop, run_id: runId, entity: c.entity, mode: c.mode, count: c.count, pages: c.pages } })).catch(() => undefined);
   },
 };
-const bulk = { pollMs: env.SHOPIFY_BULK_POLL_MS, timeoutMs: env.SHOPIFY_BULK_TIMEOUT_MS };
+const finishes = new BulkFinishes();
+const bulk = { pollMs: env.SHOPIFY_BULK_POLL_MS, timeoutMs: env.SHOPIFY_BULK_TIMEOUT_MS, finishes };
 const connector = createShopifyConnector({ api, tokens, connections, sync, bulk, installUrlTemplate: installUrl('<workspace>') });
 await runCommandService(rt, {
   service: env.SHOPIFY_SERVICE, connector, store, shared,
@@ -81,7 +83,7 @@ await runCommandService(rt, {
   groupPrefix: env.COMMAND_GROUP_PREFIX,
   partitionsConsumedConcurrently: env.SHOPIFY_PARTITIONS_CONCURRENTLY,
 });
-const lifecycle = await startLifecycle({ rt, store, links, connections, syncState, workspaceConnectors, groupId: `${env.SHOPIFY_SYNC_GROUP}-lifecycle` });
+const lifecycle = await startLifecycle({ rt, store, links, connections, syncState, workspaceConnectors, groupId: `${env.SHOPIFY_SYNC_GROUP}-lifecycle`, onBulkFinished: (id) => finishes.finished(id) });
 rt.onClose(() => lifecycle.stop());
 
 const scheduler = createScheduler({

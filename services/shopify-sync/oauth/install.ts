@@ -28,7 +28,7 @@ export interface InstallDeps {
 /**
  * The webhook subscriptions registered on install: SPEC.md's topics (orders, products, themes,
  * app/uninstalled, shop/update, checkouts, draft orders) and those sync relies on (customers,
- * inventory levels). The compliance topics are not subscribed through the API: Shopify takes
+ * inventory levels, bulk_operations/finish). The compliance topics are not subscribed through the API: Shopify takes
  * them from the app's configuration (docs/shopify-sync.md).
  */
 export const WEBHOOK_TOPICS = [
@@ -37,6 +37,7 @@ export const WEBHOOK_TOPICS = [
   'CUSTOMERS_CREATE', 'CUSTOMERS_UPDATE', 'INVENTORY_LEVELS_UPDATE',
   'THEMES_PUBLISH', 'APP_UNINSTALLED', 'SHOP_UPDATE',
   'CHECKOUTS_CREATE', 'CHECKOUTS_UPDATE', 'DRAFT_ORDERS_CREATE', 'DRAFT_ORDERS_UPDATE',
+  'BULK_OPERATIONS_FINISH',
 ] as const;
 
 const SUBSCRIBE = `mutation WebhookSubscriptionCreate($topic: WebhookSubscriptionTopic!, $webhookSubscription: WebhookSubscriptionInput!) {

@@ -5,7 +5,39 @@ import { keys, type RunCheckpoint } from '../state/sync-state.ts';
 import { assembleBulk, entitySpecs, sinceFilter, type Payload } from './entities.ts';
 import { commitBatch, finishRun, summary, type SyncDeps, type SyncRun, type SyncSummary } from './run.ts';
 
+/**
+ * Wakes a bulk run when Shopify's `bulk_operations/finish` webhook arrives (the ingester copies it
+ * to ionflux.internal.shopify); without it the run still polls every `pollMs`.
+ */
+export class BulkFinishes {
+  private readonly waiters = new Map<string, Set<() => void>>();
+
+  /** Resolves when `id` is reported finished, or after `ms`. */
+  wait(id: string, ms: number, signal: AbortSignal): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const set = this.waiters.get(id) ?? new Set();
+      this.waiters.set(id, set);
+      const settle = (ok: boolean) => {
+        clearTimeout(t);
+        set.delete(done);
+        if (!set.size) this.waiters.delete(id);
+        if (ok) resolve();
+        else reject(signal.reason);
+      };
+      const done = () => settle(true);
+      const t = setTimeout(done, ms);
+      set.add(done);
+      signal.addEventListener('abort', () => settle(false), { once: true });
+    });
+  }
+
+  finished(id: string): void {
+    for (const w of [...(this.waiters.get(id) ?? [])]) w();
+  }
+}
+
 export interface BulkOptions {
+  finishes?: BulkFinishes;
   pollMs: number;
   timeoutMs: number;
   /** Entities appended per transaction. */
@@ -28,8 +60,8 @@ const sleep = (ms: number, signal: AbortSignal) => new Promise<void>((resolve, r
 
 /**
  * A full (or since-a-time) sync of one entity through Bulk Operations: `bulkOperationRunQuery`,
- * then the operation polled by id until it finishes (the `bulk_operations/finish` webhook does not
- * reach the worker yet; see docs/shopify-sync.md), then its JSONL result read line by line,
+ * then the operation polled by id until it finishes (woken early by the `bulk_operations/finish`
+ * webhook when the ingester copies it to the worker), then its JSONL result read line by line,
  * children assembled under their parents, and appended to the inbox in batches, each with the
  * run's checkpoint (operation id, entities done). A restarted run skips what it already appended
  * and never starts a second operation.
@@ -58,7 +90,7 @@ export async function runBulkSync(d: SyncDeps, o: BulkOptions, r: SyncRun, signa
       if (b.status === 'COMPLETED') return { shop, op: b };
       if (['FAILED', 'CANCELED', 'EXPIRED'].includes(b.status)) throw new HubError('bulk_operation_failed', `Shopify's bulk operation ${id} ended ${b.status}${b.errorCode ? ` (${b.errorCode})` : ''}`);
       if (Date.now() > deadline) throw new HubError('bulk_operation_timeout', `bulk operation ${id} did not finish within ${o.timeoutMs} ms`, { retryable: true });
-      await sleep(o.pollMs, signal);
+      await (o.finishes ? o.finishes.wait(id, o.pollMs, signal) : sleep(o.pollMs, signal));
     }
   });
 
