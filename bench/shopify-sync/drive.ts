@@ -15,7 +15,7 @@
  *
  * The bench runs shopify-sync under its own service name, groups and inbox topic, with polling
  * off, and removes its topics, groups, connection records and tokens at the end.
- * Env: BENCH_PAGED_PRODUCTS (1000), BENCH_BULK_PRODUCTS (20000), BENCH_PAGE_SIZE (50).
+ * Env: BENCH_PAGED_PRODUCTS (1000), BENCH_UNTHROTTLED_PRODUCTS (10000), BENCH_BULK_PRODUCTS (20000), BENCH_PAGE_SIZE (50).
  * Writes reports/bench-shopify.json.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -32,6 +32,7 @@ import { startShopifySimulator, type ShopifySimulator } from '../../tests/simula
 
 const PAGED = Number(process.env.BENCH_PAGED_PRODUCTS ?? 1000);
 const BULK = Number(process.env.BENCH_BULK_PRODUCTS ?? 20000);
+const UNTHROTTLED = Number(process.env.BENCH_UNTHROTTLED_PRODUCTS ?? 10000);
 const PAGE = Number(process.env.BENCH_PAGE_SIZE ?? 50);
 const brokers = (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(',');
 const registryUrl = process.env.SCHEMA_REGISTRY_URL;
@@ -101,10 +102,10 @@ async function cleanup(): Promise<void> {
   }
 }
 
-async function paged(restoreRate: number, phase: string): Promise<Record<string, number>> {
+async function paged(restoreRate: number, phase: string, products: number): Promise<Record<string, number>> {
   const sim = await startShopifySimulator({ maximumAvailable: 1000, restoreRate });
   const sync = await hub(sim);
-  const { ws, shop } = await installShop(sim, sync, PAGED, phase);
+  const { ws, shop } = await installShop(sim, sync, products, phase);
   const t0 = Date.now();
   const r = await syncProducts(ws, 'pages');
   const pages = sim.requests.filter((x) => x.shop === shop && x.root === 'products' && x.at >= t0 && !x.throttled);
@@ -153,10 +154,10 @@ async function main(): Promise<void> {
   await cleanup(); // what an interrupted run left
   const report: Record<string, unknown> = { page_size: PAGE, bucket: 1000 };
   log(`throttled: ${PAGED} products in pages of ${PAGE} under 1,000 points / 50 per s`);
-  report.throttled = await paged(50, 't');
+  report.throttled = await paged(50, 't', PAGED);
   log(`  ${JSON.stringify(report.throttled)}`);
-  log(`unthrottled: ${PAGED} products, restore rate lifted`);
-  report.unthrottled = await paged(1e9, 'u');
+  log(`unthrottled: ${UNTHROTTLED} products, restore rate lifted`);
+  report.unthrottled = await paged(1e9, 'u', UNTHROTTLED);
   log(`  ${JSON.stringify(report.unthrottled)}`);
   log(`bulk: ${BULK} products through Bulk Operations`);
   report.bulk = await bulk();
