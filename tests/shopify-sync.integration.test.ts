@@ -326,6 +326,10 @@ describe('shopify-sync against a Shopify simulator through @shopify/shopify-api:
     const order = shop.orders[0]!;
     const v = touch(shop, 'orders', order.id, (o: { note: string | null }) => (o.note = 'changed without a webhook'));
     await until('the polled change', async () => (await inbox(shop.domain)).some((d) => d.headers['x-shopify-webhook-id'] === `poll:orders:${order.id}:${v}`), 30_000);
+    // Polls that find nothing new append nothing (the entity at the watermark is not read in again).
+    const appended = (await inbox(shop.domain)).length;
+    await new Promise((r) => setTimeout(r, 5000));
+    expect((await inbox(shop.domain)).length).toBe(appended);
   });
 
   it('app/uninstalled forgets the token, unlinks the shop, stops polling and audits', async () => {
@@ -380,4 +384,31 @@ describe('shopify-sync against a Shopify simulator through @shopify/shopify-api:
     const audit = (await Promise.all((await readAll(infra.bus, topics.audit, { atLeast: 1 })).map((x) => infra.codec.decode(x.value!)))).filter((e) => e.workspace_id === ws).map((e) => JSON.parse(e.payload_json) as { action?: string; outcome?: string });
     expect(audit).toEqual(expect.arrayContaining([expect.objectContaining({ action: 'customers.redact' }), expect.objectContaining({ action: 'customers.data_request' }), expect.objectContaining({ outcome: 'redacted' })]));
   });
+
+  it('the nightly full sync runs through Bulk Operations for a shop that never had one, and records when', async () => {
+    // A deployment with the nightly schedule on, in place of this file's (whose polls would count
+    // as the shop's first full sync): it runs last.
+    await sync.stop();
+    const group = uid('shn');
+    const nightly = await startShopifySync({ ...simEnv(sim), IONFLUX_INBOX_TOPIC: inboxTopic, SHOPIFY_SERVICE: uid('shsvc'), COMMAND_GROUP_PREFIX: group, SHOPIFY_SYNC_GROUP: group, SHOPIFY_POLL_INTERVAL_MS: '0', SHOPIFY_FULL_SYNC_INTERVAL_MS: '3600000', SHOPIFY_BULK_POLL_MS: '200', SHOPIFY_WEBHOOK_URL: `${ingester.url}/webhooks/shopify` });
+    try {
+      const ws = newWorkspace();
+      const shop = sim.addShop(undefined, { products: 4, orders: 3, customers: 2, inventory: 2 });
+      const r = await browseInstall(`${nightly.url}/shopify/install?shop=${shop.domain}&workspace=${ws}`);
+      expect(r.status, r.body).toBe(200);
+      const completed = async () => (await events(ws, 'sync', 'completed')).map((e) => JSON.parse(e.payload_json) as { entity: string; trigger: string; mode: string; count: number });
+      await until('a nightly run of every entity', async () => (await completed()).filter((c) => c.trigger === 'nightly').length >= 4, 60_000);
+      expect(Object.fromEntries((await completed()).filter((c) => c.trigger === 'nightly').map((c) => [c.entity, [c.mode, c.count]]))).toEqual({ products: ['bulk', 4], orders: ['bulk', 3], customers: ['bulk', 2], inventory: ['bulk', 2] });
+      const records = await inbox(shop.domain, 4 + 3 + 2 + 2 * 2);
+      expect(new Set(records.map((d) => d.headers['x-shopify-topic']))).toEqual(new Set(['products/update', 'orders/updated', 'customers/update', 'inventory_levels/update']));
+      const state = await readAll(infra.bus, SYNC_STATE_TOPIC);
+      for (const entity of ['products', 'orders', 'customers', 'inventory']) {
+        const full = state.filter((x) => x.key?.toString() === `full:${ws}:${entity}`).at(-1);
+        expect(JSON.parse(full!.value!.toString()), entity).toMatchObject({ kind: 'full' });
+      }
+    } finally {
+      if (process.env.SHOPIFY_TEST_LOG) (await import('node:fs')).writeFileSync(`${process.env.SHOPIFY_TEST_LOG}.nightly`, nightly.output.join('\n'));
+      await nightly.stop();
+    }
+  }, 120_000);
 });

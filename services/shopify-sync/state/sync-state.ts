@@ -7,8 +7,9 @@ import { topics } from '../../../shared/bus/topics.ts';
  * - `run:<ws>:<run id>`: a sync in progress (a command's id, or a scheduled run's): the entity, the
  *   cursor after the last page appended to the inbox and the count so far. A sync restarted after
  *   a crash resumes from it; it is deleted when the run completes.
- * - `poll:<ws>:<entity>`: the incremental poll's watermark (the newest `updated_at` appended).
- * - `full:<ws>`: when the last full catalog sync of the shop completed (the nightly schedule).
+ * - `poll:<ws>:<entity>`: the incremental poll's watermark (the newest `updated_at` appended) and
+ *   the entities seen at exactly that time, which the next poll (`updated_at:>=`) skips.
+ * - `full:<ws>:<entity>`: when the last full sync of that entity completed (the nightly schedule).
  * - `customer:<ws>:<customer id>`: that a customer was synced and at which version: what
  *   customers/data_request reports and customers/redact tombstones.
  * No entity content is kept here; entities travel through the inbox to their event topics.
@@ -24,9 +25,11 @@ export const runSchema = z.object({
   started_at: z.number(),
   bulk_id: z.string().optional(),
   max_updated_at: z.string().optional(),
+  /** Ordering keys of the entities seen at exactly max_updated_at (the next poll's `>=` sees them again). */
+  newest_ids: z.array(z.string()).optional(),
   updated_at: z.number(),
 });
-const pollSchema = z.object({ kind: z.literal('poll'), watermark: z.string(), at: z.number() });
+const pollSchema = z.object({ kind: z.literal('poll'), watermark: z.string(), ids: z.array(z.string()).optional(), at: z.number() });
 const fullSchema = z.object({ kind: z.literal('full'), at: z.number() });
 const customerSchema = z.object({ kind: z.literal('customer'), shop: z.string(), updated_at: z.string().nullable(), synced_at: z.number() });
 export const syncStateSchema = z.discriminatedUnion('kind', [runSchema, pollSchema, fullSchema, customerSchema]);
@@ -37,7 +40,7 @@ export const SYNC_STATE_TOPIC = topics.state('shopify-sync');
 export const keys = {
   run: (ws: string, runId: string) => `run:${ws}:${runId}`,
   poll: (ws: string, entity: string) => `poll:${ws}:${entity}`,
-  full: (ws: string) => `full:${ws}`,
+  full: (ws: string, entity: string) => `full:${ws}:${entity}`,
   customer: (ws: string, id: string) => `customer:${ws}:${id}`,
 };
 

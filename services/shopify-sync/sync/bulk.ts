@@ -3,7 +3,7 @@ import { outboundFetch } from '../../../shared/net/outbound.ts';
 import { checkUserErrors } from '../api/admin.ts';
 import { keys, type RunCheckpoint } from '../state/sync-state.ts';
 import { assembleBulk, entitySpecs, sinceFilter, type Payload } from './entities.ts';
-import { commitBatch, finishRun, summary, type SyncDeps, type SyncRun, type SyncSummary } from './run.ts';
+import { advance, commitBatch, finishRun, summary, type SyncDeps, type SyncRun, type SyncSummary } from './run.ts';
 
 /**
  * Wakes a bulk run when Shopify's `bulk_operations/finish` webhook arrives (the ingester copies it
@@ -73,6 +73,7 @@ export async function runBulkSync(d: SyncDeps, o: BulkOptions, r: SyncRun, signa
   const resumed = held?.kind === 'run' && held.mode === 'bulk' && held.entity === r.entity;
   let c: RunCheckpoint = resumed ? held : { kind: 'run', entity: r.entity, mode: 'bulk', ...(r.since ? { since: r.since } : {}), cursor: null, count: 0, pages: 0, started_at: Date.now(), updated_at: Date.now() };
 
+  d.logger.debug({ workspace: r.ws, run: r.runId, entity: r.entity, resumed }, 'bulk sync starting');
   const op = await d.tokens.withToken(r.ws, async (shop, token) => {
     let id = c.bulk_id;
     if (!id) {
@@ -81,6 +82,7 @@ export async function runBulkSync(d: SyncDeps, o: BulkOptions, r: SyncRun, signa
       id = data.bulkOperationRunQuery.bulkOperation!.id;
       c = { ...c, bulk_id: id, updated_at: Date.now() };
       await commitBatch(d, r.ws, shop, r.runId, [], c);
+      d.logger.debug({ workspace: r.ws, run: r.runId, bulk: id }, 'bulk operation started');
     }
     const deadline = Date.now() + o.timeoutMs;
     for (;;) {
@@ -101,8 +103,7 @@ export async function runBulkSync(d: SyncDeps, o: BulkOptions, r: SyncRun, signa
   let nodes = 0;
   const flush = async () => {
     if (!nodes) return;
-    const newest = batch.reduce<string | undefined>((m, p) => (p.updatedAt && (!m || p.updatedAt > m) ? p.updatedAt : m), c.max_updated_at);
-    c = { ...c, count: c.count + nodes, pages: c.pages + 1, ...(newest ? { max_updated_at: newest } : {}), updated_at: Date.now() };
+    c = { ...c, count: c.count + nodes, pages: c.pages + 1, ...advance(c, batch), updated_at: Date.now() };
     await commitBatch(d, r.ws, op.shop, r.runId, batch, c);
     await d.onProgress?.(r.ws, r.runId, c);
     batch = [];

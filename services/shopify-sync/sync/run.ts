@@ -25,6 +25,8 @@ export interface SyncDeps {
 
 export interface SyncRun {
   ws: string;
+  /** Entities already appended at exactly `since` (a poll's watermark): not appended again. */
+  seenAtSince?: string[];
   /** The command id, or `poll-<entity>` / `full-<entity>` for scheduled runs. */
   runId: string;
   entity: EntityName;
@@ -71,21 +73,35 @@ export async function finishRun(d: SyncDeps, ws: string, runId: string, entity: 
   const prevMark = prev?.kind === 'poll' ? prev.watermark : '';
   const records = [stateRecord(keys.run(ws, runId), undefined)];
   const applied: [string, SyncState | undefined][] = [[keys.run(ws, runId), undefined]];
-  if (c.max_updated_at && c.max_updated_at > prevMark) {
-    const v: SyncState = { kind: 'poll', watermark: c.max_updated_at, at: Date.now() };
+  if (c.max_updated_at && c.max_updated_at >= prevMark) {
+    const same = c.max_updated_at === prevMark && prev?.kind === 'poll' ? (prev.ids ?? []) : [];
+    const v: SyncState = { kind: 'poll', watermark: c.max_updated_at, ids: [...new Set([...same, ...(c.newest_ids ?? [])])].slice(-1000), at: Date.now() };
     records.push(stateRecord(pollKey, v));
     applied.push([pollKey, v]);
   }
   if (full && !c.since) {
     const v: SyncState = { kind: 'full', at: Date.now() };
-    records.push(stateRecord(keys.full(ws), v));
-    applied.push([keys.full(ws), v]);
+    records.push(stateRecord(keys.full(ws, entity), v));
+    applied.push([keys.full(ws, entity), v]);
   }
   await d.bus.publishAtomic(records, { timeoutMs: 60_000 });
   for (const [k, v] of applied) d.state.applyLocal(k, v);
 }
 
-const maxIso = (a: string | undefined, b: string | null) => (b && (!a || b > a) ? b : a);
+/** The checkpoint's newest version and the entities seen at exactly it, after a batch. */
+export function advance(c: RunCheckpoint, payloads: Payload[]): Pick<RunCheckpoint, 'max_updated_at' | 'newest_ids'> {
+  let max = c.max_updated_at;
+  let ids = new Set(c.newest_ids ?? []);
+  for (const p of payloads) {
+    if (!p.updatedAt) continue;
+    if (!max || p.updatedAt > max) {
+      max = p.updatedAt;
+      ids = new Set();
+    }
+    if (p.updatedAt === max) ids.add(p.orderingKey);
+  }
+  return max ? { max_updated_at: max, newest_ids: [...ids].slice(-1000) } : {};
+}
 
 /**
  * A sync of one entity through cursor pagination (GraphQL `pageInfo`), oldest change first
@@ -108,9 +124,11 @@ export async function runPagedSync(d: SyncDeps, r: SyncRun, signal: AbortSignal)
         shop, token, `${r.entity}.page`, spec.pageQuery, { first: d.pageSize, after: c.cursor, query: sinceFilter(c.since) }, signal);
       return { shop, conn: data[spec.root]! };
     });
-    const payloads = page.conn.edges.flatMap((e) => spec.payloads(e.node));
-    const newest = payloads.reduce<string | undefined>((m, p) => maxIso(m, p.updatedAt), c.max_updated_at);
-    c = { ...c, cursor: page.conn.pageInfo.endCursor ?? c.cursor, count: c.count + page.conn.edges.length, pages: c.pages + 1, ...(newest ? { max_updated_at: newest } : {}), updated_at: Date.now() };
+    const seen = new Set(r.seenAtSince ?? []);
+    const fresh = (p: Payload) => !(c.since && p.updatedAt === c.since && seen.has(p.orderingKey));
+    const nodes = page.conn.edges.map((e) => spec.payloads(e.node).filter(fresh)).filter((ps) => ps.length > 0);
+    const payloads = nodes.flat();
+    c = { ...c, cursor: page.conn.pageInfo.endCursor ?? c.cursor, count: c.count + nodes.length, pages: c.pages + 1, ...advance(c, payloads), updated_at: Date.now() };
     await commitBatch(d, r.ws, page.shop, r.runId, payloads, c);
     await d.onProgress?.(r.ws, r.runId, c);
     if (!page.conn.pageInfo.hasNextPage) break;

@@ -38,8 +38,8 @@ const jitter = (ms: number) => Math.round(ms * (0.9 + Math.random() * 0.2));
  * The scheduled work of the shops this instance owns (the partitions of
  * ionflux.state.shopify-connections it holds through bus.own): a token refresh before expiry, and
  * per poll interval, for each entity, the nightly full sync when one is due (Bulk Operations,
- * `full:<ws>` records when it last completed) or else an incremental sync since the entity's
- * watermark. Runs are checkpointed under `full-<entity>` / `poll-<entity>`, so a new owner after a
+ * `full:<ws>:<entity>` records when it last completed) or else an incremental sync since the
+ * entity's watermark (skipping the entities already seen at exactly the watermark). Runs are checkpointed under `full-<entity>` / `poll-<entity>`, so a new owner after a
  * crash or rebalance resumes them. A tombstoned connection (uninstall) stops everything at once.
  */
 export function createScheduler(o: SchedulerOptions) {
@@ -74,16 +74,18 @@ export function createScheduler(o: SchedulerOptions) {
 
   async function runEntity(t: Task, entity: EntityName): Promise<void> {
     const ws = t.known.workspace_id;
-    const full = o.state.get(keys.full(ws));
+    const full = o.state.get(keys.full(ws, entity));
     const inFull = o.state.get(keys.run(ws, `full-${entity}`));
+    o.logger.debug({ workspace: ws, entity, full: full ?? null, in_full: inFull ?? null }, 'scheduled sync of an entity');
     const fullDue = o.fullIntervalMs > 0 && (inFull !== undefined || !full || (full.kind === 'full' && Date.now() - full.at >= o.fullIntervalMs));
     if (fullDue) {
       const s = await runBulkSync(o.sync, o.bulk, { ws, runId: `full-${entity}`, entity }, t.abort.signal);
+      o.logger.info({ workspace: ws, shop: t.known.shop, entity, count: s.count, duration_ms: s.duration_ms, resumed: s.resumed }, 'nightly full sync done');
       return o.onCompleted(ws, t.known.shop, `full-${entity}`, 'nightly', s);
     }
     if (o.pollIntervalMs <= 0) return;
     const mark = o.state.get(keys.poll(ws, entity));
-    const s = await runPagedSync(o.sync, { ws, runId: `poll-${entity}`, entity, ...(mark?.kind === 'poll' ? { since: mark.watermark } : {}) }, t.abort.signal);
+    const s = await runPagedSync(o.sync, { ws, runId: `poll-${entity}`, entity, ...(mark?.kind === 'poll' ? { since: mark.watermark, seenAtSince: mark.ids ?? [] } : {}) }, t.abort.signal);
     if (s.count > 0) await o.onCompleted(ws, t.known.shop, `poll-${entity}`, 'schedule', s);
   }
 
@@ -91,11 +93,11 @@ export function createScheduler(o: SchedulerOptions) {
     if (t.running || t.abort.signal.aborted || t.known.status !== 'active') return;
     t.running = (async () => {
       for (const entity of ENTITIES) {
-        if (t.abort.signal.aborted) return;
+        if (t.abort.signal.aborted) return void o.logger.info({ workspace: t.known.workspace_id, entity }, 'scheduled sync stopped');
         try {
           await runEntity(t, entity);
         } catch (e) {
-          if (t.abort.signal.aborted) return;
+          if (t.abort.signal.aborted) return void o.logger.info({ workspace: t.known.workspace_id, entity, error: describeError(e) }, 'scheduled sync stopped');
           o.logger.warn({ workspace: t.known.workspace_id, shop: t.known.shop, entity, error: describeError(e) }, 'scheduled shopify sync failed; next try at the next poll');
         }
       }
