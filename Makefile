@@ -1,6 +1,6 @@
 # IONFLUX Integration Hub. `make up` runs the hub, `make test` runs every test.
 SHELL := /bin/bash
-.PHONY: up test test-reliability test-unit install infra-up infra-down schemas-check typecheck bench-producer bench-ingest bench-commands bench-llm bench-state bench-email bench-tiktok bench-shopify
+.PHONY: up test test-reliability test-unit install infra-up infra-down schemas-check typecheck bench-producer bench-ingest bench-commands bench-llm bench-state bench-state-ingester bench-email bench-tiktok bench-shopify
 
 up: ## start Kafka, the schema registry, OpenBao and every service; Ctrl-C stops them
 	@bash deploy/local/up.sh
@@ -41,6 +41,9 @@ bench-commands: install ## commands/s through one connector worker (no-op action
 
 bench-state: install ## one worker with 1M finished commands in its table: restart-to-ready and RSS, next to the in-heap table, same run
 	@bash bench/state/run.sh
+
+bench-state-ingester: install ## the webhook ingester's inbox processor with 1M delivery markers in its table: restart-to-ready and RSS
+	@BENCH_STATE_TARGET=ingester bash bench/state/run.sh
 
 bench-llm: install ## LLM orchestrator: latency added over calling the same OpenAI-API simulator directly, p50/p99 at 1 and 50 concurrent, req/s
 	@bash bench/llm/run.sh

@@ -79,6 +79,8 @@ function makePayload(fixture: Buffer, size: number): Buffer {
 // ---- load ------------------------------------------------------------------------------------
 
 interface Step {
+  /** half_paced, hub only: from the 2xx answer to its event being readable (read_committed). */
+  e2e_ms?: { p50: number; p99: number; max: number; count: number; missing: number };
   phase: string;
   connections: number;
   overall_rate?: number;
@@ -100,6 +102,49 @@ function percentiles(values: number[]): { p50: number; p90: number; p99: number;
   const s = Float64Array.from(values).sort();
   const at = (p: number) => s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
   return { p50: round(at(50)), p90: round(at(90)), p99: round(at(99)), max: round(s[s.length - 1]!), mean: round(values.reduce((a, b) => a + b, 0) / values.length) };
+}
+
+/**
+ * From a 2xx answer to its event being readable: a read_committed consumer on the event topic,
+ * joined before the run, notes when each event id (header) arrives; the load generator notes when
+ * each answer naming it came. Same process, same clock.
+ */
+async function endToEnd(topic: string) {
+  const brokers = (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(',');
+  const kafka = new Kafka({ clientId: 'bench-ingest-e2e', brokers, logLevel: logLevel.NOTHING, ...(process.env.KAFKA_SASL_USERNAME ? { sasl: { mechanism: 'scram-sha-256' as const, username: process.env.KAFKA_SASL_USERNAME, password: process.env.KAFKA_SASL_PASSWORD ?? '' } } : {}) });
+  const groupId = `bench-ingest-e2e-${Date.now()}-${randomBytes(3).toString('hex')}`;
+  const consumer = kafka.consumer({ groupId, maxWaitTimeInMs: 20 });
+  const answered = new Map<string, number>();
+  const read = new Map<string, number>();
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: false });
+  const joined = new Promise<void>((r) => consumer.on(consumer.events.GROUP_JOIN, () => r()));
+  await consumer.run({
+    eachBatch: async ({ batch }) => {
+      const now = performance.now();
+      for (const m of batch.messages) {
+        const id = m.headers?.['ionflux.event_id']?.toString();
+        if (id) read.set(id, now);
+      }
+    },
+  });
+  await joined;
+  await sleep(1000); // its fetch positions are set
+  return {
+    answered,
+    async finish() {
+      const deadline = Date.now() + 10_000;
+      while (Date.now() < deadline && [...answered.keys()].some((id) => !read.has(id))) await sleep(100);
+      await consumer.disconnect();
+      const admin = kafka.admin();
+      await admin.connect();
+      await admin.deleteGroups([groupId]).catch(() => undefined);
+      await admin.disconnect();
+      const deltas = [...answered].flatMap(([id, at]) => (read.has(id) ? [Math.max(0, read.get(id)! - at)] : []));
+      const p = percentiles(deltas);
+      return { p50: p.p50, p99: p.p99, max: p.max, count: deltas.length, missing: answered.size - deltas.length };
+    },
+  };
 }
 
 async function run(): Promise<void> {
@@ -209,6 +254,7 @@ async function run(): Promise<void> {
    */
   async function paced(rate: number, seconds: number): Promise<Step> {
     const maxConns = 256;
+    const e2e = process.env.LOAD_E2E_TOPIC ? await endToEnd(process.env.LOAD_E2E_TOPIC) : undefined;
     const { hostname, port } = new URL(url);
     const request = () => {
       const d = nextDelivery({ ...headers });
@@ -252,11 +298,13 @@ async function run(): Promise<void> {
           size = term + 7;
         } else size = end + 4;
         if (c.buf.length < size) return;
+        const answer = e2e && status === 200 ? /"event_ids":\["([0-9a-f-]{36})"/.exec(c.buf.subarray(end + 4, size).toString('latin1'))?.[1] : undefined;
         c.buf = c.buf.subarray(size);
         codes[status] = (codes[status] ?? 0) + 1;
         if (status >= 200 && status < 300) {
           ok++;
           lat.push(performance.now() - c.due);
+          if (answer) e2e!.answered.set(answer, performance.now());
         } else non2xx++;
         c.due = null;
         settle();
@@ -306,7 +354,10 @@ async function run(): Promise<void> {
     const elapsed = (performance.now() - start) / 1000;
     for (const c of idle.splice(0)) c.sock.destroy();
     const p = percentiles(lat);
+    const e2eMs = e2e ? await e2e.finish() : undefined;
+    if (e2eMs) log(`${label} half_paced: 2xx answer -> event readable (read_committed) p50=${e2eMs.p50} p99=${e2eMs.p99} max=${e2eMs.max} ms over ${e2eMs.count} events (${e2eMs.missing} not read within 10 s)`);
     const step: Step = {
+      e2e_ms: e2eMs,
       phase: 'half_paced', connections: peak, overall_rate: rate, seconds: round(elapsed), sent, ok_2xx: ok, non_2xx: non2xx, errors, timeouts: Math.max(0, total - finished),
       status_codes: codes, rps_2xx: round(ok / elapsed, 1), zero_error: non2xx === 0 && errors === 0 && finished === total && ok > 0, latency_ms: p,
     };
@@ -359,7 +410,7 @@ async function run(): Promise<void> {
       max_at_connections: best?.connections ?? null,
       half_rate: half?.overall_rate ?? null,
       half_autocannon: half ? { p50_ms: half.latency_ms.p50, p99_ms: half.latency_ms.p99, raw_p50_ms: half.raw_latency_ms?.p50, raw_p99_ms: half.raw_latency_ms?.p99, zero_error: half.zero_error, rps_2xx: half.rps_2xx } : null,
-      half_paced: halfPaced ? { p50_ms: halfPaced.latency_ms.p50, p99_ms: halfPaced.latency_ms.p99, max_ms: halfPaced.latency_ms.max, zero_error: halfPaced.zero_error, rps_2xx: halfPaced.rps_2xx } : null,
+      half_paced: halfPaced ? { p50_ms: halfPaced.latency_ms.p50, p99_ms: halfPaced.latency_ms.p99, max_ms: halfPaced.latency_ms.max, zero_error: halfPaced.zero_error, rps_2xx: halfPaced.rps_2xx, e2e_ms: halfPaced.e2e_ms ?? null } : null,
       totals,
       loadgen_cpu_s: round((process.cpuUsage().user + process.cpuUsage().system) / 1e6),
       steps,

@@ -41,6 +41,8 @@ PEER_TOPIC="bench.ingest-peer.$RUN_ID"
 WS=bench
 SHOP=bench-shop.myshopify.com
 HUB_TOPIC="ionflux.shopify.ws_$WS.orders.created"
+# An inbox of the bench's own (and so a processor group of its own): a running hub never sees it.
+INBOX_TOPIC="ionflux.inbox.bench-$RUN_ID"
 SECRET="$(node -e 'process.stdout.write(require("crypto").randomBytes(24).toString("hex"))')"
 export KAFKA_BROKERS="$BOOTSTRAP" SCHEMA_REGISTRY_URL="$REGISTRY_URL"
 export LOAD_CONNECTIONS="${BENCH_CONNECTIONS:-16,32,64,128,256}" LOAD_STEP_SECONDS="${BENCH_STEP_SECONDS:-8}" LOAD_HALF_SECONDS="${BENCH_HALF_SECONDS:-10}"
@@ -85,7 +87,7 @@ cleanup() {
   stop_pid "$ingester_pid"
   stop_pid "$peer_pid"
   if [ "${BENCH_KEEP_TOPICS:-0}" != 1 ] && port_open "$KAFKA_PORT"; then
-    for t in "$PP_TOPIC" "$PEER_TOPIC" "$HUB_TOPIC"; do
+    for t in "$PP_TOPIC" "$PEER_TOPIC" "$HUB_TOPIC" "$INBOX_TOPIC"; do
       topic_cmd --delete --if-exists --topic "${t//./\\.}" >/dev/null 2>&1 || true
     done
   fi
@@ -133,7 +135,7 @@ run_hub() {
   fi
   echo "[bench] $name: webhook ingester on 127.0.0.1:$port, orders: $orders (log $work/$name-ingester.log)" >&2
   SHOPIFY_API_SECRET="$SECRET" INGESTER_PORT="$port" INGESTER_OPS_PORT="$ops_port" INGESTER_HOST=127.0.0.1 LOG_LEVEL=warn \
-    INGESTER_INSTANCE_ID="bench$RUN_ID$name" SECRETS_FILE="$work/secrets.enc" SECRETS_KEY_FILE="$work/secrets.key" \
+    INGESTER_INSTANCE_ID="bench$RUN_ID$name" IONFLUX_INBOX_TOPIC="$INBOX_TOPIC" SECRETS_FILE="$work/secrets.enc" SECRETS_KEY_FILE="$work/secrets.key" \
     node "${prof[@]}" --import tsx services/webhook-ingester/main.ts >"$work/$name-ingester.log" 2>&1 &
   ingester_pid=$!
   ready=0
@@ -155,7 +157,12 @@ run_hub() {
     sleep 0.2
   done
   [ "$code" = 200 ] || { echo "[bench] the ingester answers $code to a signed delivery" >&2; tail -n 30 "$work/$name-ingester.log" >&2; return 1; }
-  LOAD_ORDERS="$orders" LOAD_CONNECTIONS="$conns" load_run "$name" "$port" "$ingester_pid" || { echo "[bench] $name load run failed" >&2; return 1; }
+  LOAD_E2E_TOPIC="$HUB_TOPIC" LOAD_ORDERS="$orders" LOAD_CONNECTIONS="$conns" load_run "$name" "$port" "$ingester_pid" || { echo "[bench] $name load run failed" >&2; return 1; }
+  # The 2xx answers came once the inbox append was acknowledged: let the processor finish them.
+  for _ in $(seq 1 600); do
+    curl -fs "http://127.0.0.1:$ops_port/metrics" | awk '/^ionflux_inbox_appended_total/ { a = $2 } /^ionflux_inbox_committed_total/ { c = $2 } END { exit !(c >= a) }' && break
+    sleep 0.1
+  done
   stop_pid "$ingester_pid"; ingester_pid=""
   mkdir -p reports && cp "$work/$name-ingester.log" "reports/bench-ingest-$name-ingester.log"
   grep -c 'concurrent operation on the same transaction' "$work/$name-ingester.log" >"$work/$name-concurrent-txn.txt"
@@ -294,6 +301,11 @@ for (const r of rows) {
 out.push("p50/p99: autocannon overallRate at half the max rate (it sends each second's quota per connection back to back: bursty; CO-corrected).");
 out.push('paced p50/p99: the same rate evenly spaced, open loop, timed from the scheduled send. sys CPU / broker: average over the whole load run (100% = one core).');
 out.push('ProducerPerformance row: records/s of 2048 B records (no key, 3 partitions) and its own p50/p99 latency at full speed.');
+const e2e = hub.half_paced?.e2e_ms;
+if (e2e) out.push(`hub at the paced half rate, from the 2xx answer to its event being readable (read_committed) on the workspace topic: p50 ${e2e.p50} ms, p99 ${e2e.p99} ms, max ${e2e.max} ms (${e2e.count} events, ${e2e.missing} not read within 10 s)`);
+const perK = (c, r) => (c && r.totals?.ok_2xx ? Math.round((1000 * 1000 * c.system_cpu_s) / r.totals.ok_2xx) : null);
+const brokerPerK = (c, r) => (c && r.totals?.ok_2xx ? Math.round((1000 * 1000 * c.broker_cpu_s) / r.totals.ok_2xx) : null);
+out.push(`CPU per 1,000 deliveries over the whole load run (ms): hub process ${perK(cpu.hub, hub) ?? '-'} (broker ${brokerPerK(cpu.hub, hub) ?? '-'}), peer process ${perK(cpu.peer, peer) ?? '-'} (broker ${brokerPerK(cpu.peer, peer) ?? '-'})`);
 out.push(`ratios: hub/peer ${ratios.hub_to_peer ?? '-'}   hub one order/peer ${ratios.hub_one_order_to_peer ?? '-'}   hub/ProducerPerformance ${ratios.hub_to_producer_performance ?? '-'}   peer/ProducerPerformance ${ratios.peer_to_producer_performance ?? '-'}`);
 const check = (name, r, c) => {
   if (!r.totals) return null;

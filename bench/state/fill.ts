@@ -14,9 +14,17 @@ import { createLogger } from '../../shared/logger.ts';
 
 const N = Number(process.env.BENCH_STATE_COMMANDS ?? 1_000_000);
 const CHUNK = 20_000;
-const topic = topics.state('commands-noop');
+// BENCH_STATE_TARGET=ingester: the webhook ingester's delivery markers instead (what its inbox
+// processor keeps per delivery for WEBHOOK_DEDUPE_HOURS), as services/webhook-ingester/processor.ts writes them.
+const ingester = process.env.BENCH_STATE_TARGET === 'ingester';
+const topic = ingester ? topics.state('webhook-deliveries') : topics.state('commands-noop');
 const logger = createLogger({ service: 'bench-state-fill', level: 'warn', destination: process.stderr });
 const bus = createKafkaBus({ brokers: (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(','), auth: kafkaAuth(parseEnv(baseEnv)), clientId: 'bench-state-fill', logger, maxBatch: 5000 });
+
+function marker(i: number, now: number): OutgoingRecord {
+  const at = now - Math.floor(Math.random() * 70 * 3600_000);
+  return { topic, key: `shopify:bench${i % 16}.myshopify.com:${randomUUID()}`, value: JSON.stringify({ eventId: randomUUID(), outcome: 'published', at }) };
+}
 
 function finished(i: number, now: number): OutgoingRecord {
   const ws = `bench${i % 16}`;
@@ -48,7 +56,7 @@ const started = performance.now();
 let bytes = 0;
 const now = Date.now();
 for (let from = 0; from < N; from += CHUNK) {
-  const records = Array.from({ length: Math.min(CHUNK, N - from) }, (_, j) => finished(from + j, now));
+  const records = Array.from({ length: Math.min(CHUNK, N - from) }, (_, j) => (ingester ? marker : finished)(from + j, now));
   bytes += records.reduce((n, r) => n + Buffer.byteLength(r.value as string), 0);
   const failed = (await bus.publishBatch(records)).filter((o) => !o.ok).length;
   if (failed) throw new Error(`${failed} records not acknowledged`);

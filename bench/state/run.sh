@@ -21,6 +21,11 @@ source "$(dirname "$0")/../../deploy/local/env.sh"
 ROOT="$(cd "$LOCAL_DIR/../.." && pwd)"
 cd "$ROOT"
 N="${BENCH_STATE_COMMANDS:-1000000}"
+# BENCH_STATE_TARGET=ingester (make bench-state-ingester): the webhook ingester's inbox processor
+# with N delivery markers in ionflux.state.webhook-deliveries instead (no in-heap baseline).
+TARGET="${BENCH_STATE_TARGET:-worker}"
+export BENCH_STATE_TARGET="$TARGET"
+if [ "$TARGET" = ingester ]; then TABLE_TOPIC=ionflux.state.webhook-deliveries; BENCH_SKIP_BASELINE=1; else TABLE_TOPIC=ionflux.state.commands-noop; fi
 
 bash "$LOCAL_DIR/npm-install.sh" || exit 1
 record=$(mktemp)
@@ -58,7 +63,7 @@ IONFLUX_RUN="$broker_run" KAFKA_PORT="$port" KAFKA_CONTROLLER_PORT=$((port + 1))
 kafka_admin_env "$broker_run" # the bench acts as that broker's admin
 export KAFKA_BROKERS="127.0.0.1:$port" SCHEMA_REGISTRY_URL="http://127.0.0.1:$REGISTRY_PORT/apis/ccompat/v7" VAULT_TOKEN="${VAULT_TOKEN:-$(cat "$IONFLUX_RUN/vault/ionflux-admin.token")}"
 
-log "writing $N finished commands"
+log "writing $N $([ "$TARGET" = ingester ] && echo delivery markers || echo finished commands)"
 fill=$(BENCH_STATE_COMMANDS="$N" node --import tsx bench/state/fill.ts) || exit 1
 log "filled: $fill"
 
@@ -68,8 +73,13 @@ measure() {
   local name=$1 tree=$2 state=$3 how=${4:-stop} ops t0 t1 status
   ops=$(free_port)
   t0=$(date +%s%N)
-  (cd "$tree" && WORKER_CONNECTORS=noop EXTRA_CONNECTORS_DIR=bench/commands/connectors WORKER_OPS_PORT="$ops" WORKER_INSTANCE_ID=bench \
-    IONFLUX_STATE_DIR="$state" LOG_LEVEL=info exec node --import tsx services/connector-worker/main.ts >>"$work/$name.log" 2>&1) &
+  if [ "$TARGET" = ingester ]; then
+    (cd "$tree" && INGESTER_ROLE=processor INGESTER_OPS_PORT="$ops" INGESTER_INSTANCE_ID=bench IONFLUX_INBOX_TOPIC=ionflux.inbox.bench-state \
+      IONFLUX_STATE_DIR="$state" LOG_LEVEL=info exec node --import tsx services/webhook-ingester/main.ts >>"$work/$name.log" 2>&1) &
+  else
+    (cd "$tree" && WORKER_CONNECTORS=noop EXTRA_CONNECTORS_DIR=bench/commands/connectors WORKER_OPS_PORT="$ops" WORKER_INSTANCE_ID=bench \
+      IONFLUX_STATE_DIR="$state" LOG_LEVEL=info exec node --import tsx services/connector-worker/main.ts >>"$work/$name.log" 2>&1) &
+  fi
   worker_pid=$!
   until curl -fs -o /dev/null "http://127.0.0.1:$ops/readyz"; do
     kill -0 "$worker_pid" 2>/dev/null || { log "$name exited; see below"; tail -n 20 "$work/$name.log" >&2; return 1; }
@@ -82,7 +92,7 @@ measure() {
   worker_pid=""
   kb() { sed -n "s/^$1:[[:space:]]*\([0-9]*\) kB/\1/p" <<<"$status"; }
   # The table's own start (open, checkpoint, catch up), as it logs it; the in-heap tree does not.
-  table=$(grep '"table ready"' "$work/$name.log" | grep 'ionflux.state.commands-noop' | tail -n 1 | node -e 'let s="";process.stdin.on("data",(d)=>(s+=d)).on("end",()=>{const l=s.trim()?JSON.parse(s):null;process.stdout.write(JSON.stringify(l?{ms:l.ms,records_read:l.records_read,from:l.from}:null))})')
+  table=$(grep '"table ready"' "$work/$name.log" | grep "$TABLE_TOPIC" | tail -n 1 | node -e 'let s="";process.stdin.on("data",(d)=>(s+=d)).on("end",()=>{const l=s.trim()?JSON.parse(s):null;process.stdout.write(JSON.stringify(l?{ms:l.ms,records_read:l.records_read,from:l.from}:null))})')
   printf '{"name":"%s","ready_ms":%d,"table":%s,"rss_mb":%d,"rss_anon_mb":%d,"rss_file_mb":%d}\n' "$name" $(((t1 - t0) / 1000000)) "$table" $(($(kb VmRSS) / 1024)) $(($(kb RssAnon) / 1024)) $(($(kb RssFile) / 1024))
 }
 
@@ -102,10 +112,10 @@ mkdir -p reports
 printf '%s\n' "${results[@]}" | node -e '
   const rows = require("fs").readFileSync(0, "utf8").trim().split("\n").map((l) => JSON.parse(l));
   const fill = JSON.parse(process.argv[1]);
-  console.log(`\n1 worker, ${fill.records} finished commands in the window (values ~${fill.avg_value_bytes} B)`);
+  console.log(process.env.BENCH_STATE_TARGET === "ingester" ? `\n1 ingester inbox processor, ${fill.records} delivery markers in the dedupe window (values ~${fill.avg_value_bytes} B)` : `\n1 worker, ${fill.records} finished commands in the window (values ~${fill.avg_value_bytes} B)`);
   console.log("run              ready (s)  table (s)  records read   RSS MB   anon MB   file MB");
   const t = (r) => (r.table ? (r.table.ms / 1000).toFixed(1) : "-").padStart(10);
   const n = (r) => String(r.table ? r.table.records_read : "-").padStart(13);
   for (const r of rows) console.log(`${r.name.padEnd(16)} ${(r.ready_ms / 1000).toFixed(1).padStart(9)} ${t(r)} ${n(r)} ${String(r.rss_mb).padStart(8)} ${String(r.rss_anon_mb).padStart(9)} ${String(r.rss_file_mb).padStart(9)}`);
-  require("fs").writeFileSync("reports/bench-state.json", JSON.stringify({ fill, runs: rows }, null, 2));
+  require("fs").writeFileSync(process.env.BENCH_STATE_TARGET === "ingester" ? "reports/bench-state-ingester.json" : "reports/bench-state.json", JSON.stringify({ fill, runs: rows }, null, 2));
 ' "$fill"

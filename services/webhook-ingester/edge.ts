@@ -20,11 +20,6 @@ export interface EdgeDeps {
   recent: RecentAnswers;
   /** IONFLUX_INBOX_TOPIC (default ionflux.inbox.webhooks). */
   inboxTopic?: string;
-  /**
-   * The processor's delivery markers, when it runs in this process: a delivery whose events are
-   * all published already is answered `duplicate` without appending it again.
-   */
-  published?: (deliveryKey: string) => string | undefined;
 }
 
 export interface IngestResponse {
@@ -134,11 +129,6 @@ export async function accept(deps: EdgeDeps, vendor: VendorModule, d: RawDeliver
     if (known) {
       count(known.status === 200 ? 'duplicate' : outcome);
       return known.status === 200 ? { status: 200, body: { ...known.body, status: 'duplicate' } } : known;
-    }
-    const published = mapped.ok && deps.published ? mapped.events.map((ev) => deps.published!(deliveryKey(vendor, ev))) : [];
-    if (published.length && published.every((id) => id !== undefined)) {
-      count('duplicate');
-      return { status: 200, body: { status: 'duplicate', event_ids: published } };
     }
     const inbox: InboxDelivery = { route: vendor.route.path, param: d.pathParam, origin: 'webhook', receivedAt: d.receivedAt, headers: keptHeaders(vendor, d.headers), body: d.rawBody, key };
     const end = deps.metrics.publishSeconds.startTimer({ vendor: vendor.source });

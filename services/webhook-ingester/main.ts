@@ -1,3 +1,5 @@
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { parseEnv } from '../../shared/config.ts';
 import express from 'express';
 import { listen, mountOpsRoutes } from '../../shared/http.ts';
@@ -5,42 +7,63 @@ import { openLinks } from '../../shared/links.ts';
 import { closeOnSignals, createRuntime } from '../../shared/runtime.ts';
 import { createSecretStore } from '../../shared/secrets/index.ts';
 import { createApp } from './app.ts';
-import { openDeliveryLog, openEntityVersions, seenWithin } from './deliveries.ts';
 import { RecentAnswers, SERVICE } from './edge.ts';
 import { ingesterEnv } from './env.ts';
 import { createIngesterMetrics } from './metrics.ts';
-import { startProcessor } from './processor.ts';
+import { runProcessor, type ProcessorMessage } from './processor-thread.ts';
 import { createSecretsFor } from './secrets.ts';
 
-// Wiring only: what each piece does lives in its own file. The edge's bus is idempotent, not
-// transactional: an append is one acks=all produce. The processor's transactions are per inbox
-// partition (processor.ts).
+// Wiring only: what each piece does lives in its own file. INGESTER_ROLE=all (the default) runs
+// the edge on this thread and the inbox processor on a worker thread. The edge's bus is
+// idempotent, not transactional: an append is one acks=all produce. The processor's
+// transactions are per inbox partition (processor.ts).
 const env = parseEnv(ingesterEnv);
 const rt = await createRuntime(SERVICE, env, { instanceId: env.INGESTER_INSTANCE_ID });
 closeOnSignals(() => rt.close(), rt.logger);
 const metrics = createIngesterMetrics(rt.metrics);
-const links = await openLinks(rt);
-rt.onClose(() => links.close());
 const edge = env.INGESTER_ROLE !== 'processor';
-const processor = env.INGESTER_ROLE !== 'edge';
 
-let published: ((key: string) => string | undefined) | undefined;
-if (processor) {
-  const deliveries = await openDeliveryLog(rt, env.WEBHOOK_DEDUPE_HOURS * 3600_000);
-  rt.onClose(() => deliveries.close());
-  const versions = await openEntityVersions(rt);
-  rt.onClose(() => versions.close());
-  const sub = await startProcessor({ bus: rt.bus, codec: rt.codec, logger: rt.logger, links, deliveries, versions, metrics, dedupeWindowMs: env.WEBHOOK_DEDUPE_HOURS * 3600_000, inboxTopic: env.IONFLUX_INBOX_TOPIC });
-  rt.onClose(() => sub.stop());
-  const window = env.WEBHOOK_DEDUPE_HOURS * 3600_000;
-  published = (key) => {
-    const d = seenWithin(deliveries, key, window);
-    return d?.outcome === 'published' ? d.eventId : undefined;
-  };
+if (env.INGESTER_ROLE === 'processor') await runProcessor(env, metrics, rt);
+else if (env.INGESTER_ROLE === 'all') await startProcessorThread();
+
+/**
+ * The processor on a thread of its own (another core; the edge's event loop never waits for a
+ * batch), its state in `<state dir>/processor`. Its counts feed this thread's /metrics. Should it
+ * stop unexpectedly the process exits, so its supervisor restarts the whole ingester.
+ */
+async function startProcessorThread(): Promise<void> {
+  // The thread loads TypeScript the way this process does (tsx registers its loader per thread).
+  const entry = new URL('./processor-thread.ts', import.meta.url).href;
+  const boot = `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry)}); })`;
+  const worker = new Worker(boot, { eval: true, workerData: { stateDir: join(rt.stateDir, 'processor') } });
+  let stopping = false;
+  await new Promise<void>((resolve, reject) => {
+    worker.on('message', (m: ProcessorMessage) => {
+      if (m.type === 'ready') resolve();
+      else if (m.type === 'failed') reject(new Error(`inbox processor failed to start: ${m.message}`));
+      else {
+        metrics.committed.inc(m.committed);
+        for (const [vendor, outcome, n] of m.processed) metrics.processed.inc({ vendor, outcome }, n);
+      }
+    });
+    worker.on('error', reject);
+    worker.on('exit', (code) => {
+      if (stopping) return;
+      rt.logger.error({ code }, 'inbox processor thread stopped; exiting');
+      process.exit(1);
+    });
+  });
+  rt.onClose(async () => {
+    stopping = true;
+    worker.postMessage('stop');
+    await new Promise((r) => worker.once('exit', r));
+  });
 }
 
 let publicUrl: string | undefined;
 if (edge) {
+  const links = await openLinks(rt);
+  rt.onClose(() => links.close());
   const store = createSecretStore(env);
   rt.onClose(() => store.close?.());
   const app = createApp({
@@ -53,7 +76,6 @@ if (edge) {
       publishTimeoutMs: env.INGESTER_PUBLISH_TIMEOUT_MS,
       recent: new RecentAnswers(env.INGESTER_RECENT_ANSWERS),
       inboxTopic: env.IONFLUX_INBOX_TOPIC,
-      published,
     },
     bodyLimit: env.INGESTER_BODY_LIMIT,
     maxInFlight: env.INGESTER_MAX_IN_FLIGHT,

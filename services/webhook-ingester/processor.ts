@@ -12,9 +12,14 @@ import type { Logger } from '../../shared/logger.ts';
 import { webhookDeadLetter } from './dead-letter.ts';
 import { seenWithin, type Delivery, type DeliveryLog, type EntityVersion, type EntityVersions } from './deliveries.ts';
 import { deliveryKey, failedDeliveryKey, SERVICE } from './edge.ts';
-import type { IngesterMetrics } from './metrics.ts';
 import { vendorByRoute } from './vendors/index.ts';
 import type { MappedEvent, RawDelivery, VendorModule } from './vendors/types.ts';
+
+/** What the processor counts (IngesterMetrics' counters, or a forwarder to the thread that serves /metrics). */
+export interface ProcessorMetrics {
+  processed: { inc(labels: { vendor: string; outcome: string }, n?: number): void };
+  committed: { inc(n: number): void };
+}
 
 export interface ProcessorDeps {
   bus: Bus;
@@ -23,7 +28,7 @@ export interface ProcessorDeps {
   links: LinkTable;
   deliveries: DeliveryLog;
   versions: EntityVersions;
-  metrics: IngesterMetrics;
+  metrics: ProcessorMetrics;
   dedupeWindowMs: number;
   /** IONFLUX_INBOX_TOPIC (default ionflux.inbox.webhooks). */
   inboxTopic?: string;
@@ -81,6 +86,7 @@ class Batch {
   private readonly out: OutgoingRecord[] = [];
   private readonly markers = new Map<string, Delivery>();
   private readonly versions = new Map<string, EntityVersion>();
+  private readonly outcomes = new Map<string, number>();
   constructor(private readonly deps: ProcessorDeps) {}
 
   result() {
@@ -89,6 +95,10 @@ class Batch {
       committed: () => {
         for (const [k, v] of this.markers) this.deps.deliveries.applyLocal(k, v);
         for (const [k, v] of this.versions) this.deps.versions.applyLocal(k, v);
+        for (const [labels, n] of this.outcomes) {
+          const [vendor, outcome] = labels.split(' ') as [string, string];
+          this.deps.metrics.processed.inc({ vendor, outcome }, n);
+        }
       },
     };
   }
@@ -102,8 +112,10 @@ class Batch {
     this.out.push(this.deps.deliveries.record(key, marker));
   }
 
+  /** Counted once the batch is committed. */
   private count(vendor: string, outcome: 'published' | 'duplicate' | 'stale' | 'dead_lettered'): void {
-    this.deps.metrics.processed.inc({ vendor, outcome });
+    const labels = `${vendor} ${outcome}`;
+    this.outcomes.set(labels, (this.outcomes.get(labels) ?? 0) + 1);
   }
 
   async add(r: IncomingRecord): Promise<void> {

@@ -63,9 +63,17 @@ const withId = z.looseObject({ id, admin_graphql_api_id: gid });
 const lineItem = z.looseObject({ id: id.optional(), quantity: z.number().int(), product_id: id.nullable().optional() });
 const order = withId.extend({ name: z.string(), line_items: z.array(lineItem), updated_at: z.string().nullable().optional() });
 const product = withId.extend({ title: z.string(), variants: z.array(z.looseObject({ id })).optional() });
-const checkout = withId.extend({ token: z.string(), line_items: z.array(z.looseObject({ quantity: z.number().int() })) });
+// Shopify's own checkouts/create and checkouts/update examples (API 2026-04) carry no `id`, only the
+// checkout `token`: the id is optional here (the delivery then keys by the shop, see orderingKeyFor).
+const checkout = z.looseObject({
+  id: id.optional(), admin_graphql_api_id: gid, token: z.string(),
+  line_items: z.array(z.looseObject({ quantity: z.number().int() })),
+});
 const draftOrder = withId.extend({ status: z.string(), line_items: z.array(z.looseObject({ quantity: z.number().int() })) });
 const theme = withId.extend({ name: z.string(), role: z.string() });
+// orders/edited is not an order: Shopify sends `{ order_edit: { id, order_id, line_items: { additions,
+// removals }, ... } }` (every published API version's example), so the order schema rejected it.
+const orderEdit = z.looseObject({ order_edit: z.looseObject({ id, order_id: id }) });
 const shop = withId.extend({ name: z.string() });
 const inventoryLevel = z.looseObject({ inventory_item_id: id, location_id: id });
 const childOfOrder = withId.extend({ order_id: id });
@@ -83,6 +91,7 @@ function schemaFor(topic: string, entity: string): z.ZodType {
     case 'customers/data_request': return dataRequest;
     case 'customers/redact': return redact;
     case 'shop/redact': return complianceBase;
+    case 'orders/edited': return orderEdit;
     case 'app/uninstalled': case 'shop/update': case 'app/scopes_update': return z.looseObject({});
     // {admin_graphql_api_id: gid://shopify/BulkOperation/<n>, status, error_code, completed_at, ...}: no numeric id.
     case 'bulk_operations/finish': return z.looseObject({ admin_graphql_api_id: z.string().max(200), status: z.string().optional() });
@@ -101,26 +110,37 @@ function schemaFor(topic: string, entity: string): z.ZodType {
 
 /**
  * Exact entity id. JSON.parse rounds integers above 2^53 (Shopify's own examples have such ids),
- * so the digits of admin_graphql_api_id win; the number is only a fallback.
+ * so the digits of admin_graphql_api_id win; without one, the id's digits from the raw text.
  */
 function entityKey(body: Record<string, unknown>): string | undefined {
   const g = body.admin_graphql_api_id;
   const m = typeof g === 'string' ? /^gid:\/\/shopify\/[A-Za-z]+\/(\d{1,30})$/.exec(g) : null;
-  if (m) return m[1];
-  return typeof body.id === 'number' ? String(body.id) : undefined;
+  return m?.[1];
 }
 
-function orderingKeyFor(topic: string, entity: string, body: Record<string, unknown>, account: string): string {
-  const n = (v: unknown) => (typeof v === 'number' ? String(v) : undefined);
+/**
+ * The exact digits of an integer field: JSON.parse rounds those past 2^53 (orders/delete and
+ * refunds carry no gid to read them from), so they are read from the raw text, where an
+ * occurrence of the field with that rounded value is the same number.
+ */
+function exactInt(raw: string, field: string, v: unknown): string | undefined {
+  if (typeof v !== 'number') return undefined;
+  if (Number.isSafeInteger(v)) return String(v);
+  for (const m of raw.matchAll(new RegExp(`"${field}"\\s*:\\s*(\\d{16,30})`, 'g'))) if (Number(m[1]) === v) return m[1];
+  return String(v);
+}
+
+function orderingKeyFor(topic: string, entity: string, body: Record<string, unknown>, account: string, raw: string): string {
+  const n = (v: unknown, field = 'id') => exactInt(raw, field, v);
   // Shop-level topics (shop/update, shop/redact, app/*) are about the account itself.
   if (topic.startsWith('shop/') || topic.startsWith('app/')) return account;
   if (topic === 'customers/data_request' || topic === 'customers/redact') {
     return n((body.customer as { id?: unknown } | undefined)?.id) ?? account;
   }
   // A fulfillment or refund belongs with its order: key by the order so they stay in its order.
-  if (entity === 'fulfillments' || entity === 'refunds') return n(body.order_id) ?? account;
-  if (entity === 'inventory_levels') return `${n(body.inventory_item_id)}:${n(body.location_id)}`;
-  return entityKey(body) ?? account;
+  if (entity === 'fulfillments' || entity === 'refunds') return n(body.order_id, 'order_id') ?? account;
+  if (entity === 'inventory_levels') return `${n(body.inventory_item_id, 'inventory_item_id')}:${n(body.location_id, 'location_id')}`;
+  return entityKey(body) ?? n(body.id) ?? account;
 }
 
 function verify(d: RawDelivery, secrets: string[], _now: Date): VerifyResult {
@@ -170,7 +190,7 @@ function map(d: RawDelivery): MapResult {
         account: domain,
         entity: parts.entity,
         action: parts.action,
-        orderingKey: orderingKeyFor(topic, parts.entity, body, domain),
+        orderingKey: orderingKeyFor(topic, parts.entity, body, domain, d.rawBody.toString('utf8')),
         payload: body,
         occurredAt,
       })],

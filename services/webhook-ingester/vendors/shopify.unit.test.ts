@@ -176,3 +176,17 @@ describe('shopify.map', () => {
     expect(shopify.map(delivery('orders/create', '{}', { webhookId: 'bad id\u0000' })).ok).toBe(false);
   });
 });
+
+describe('shopify ordering keys past 2^53', () => {
+  it('keys orders/delete and refunds/create of an order by the same exact digits as its orders/create', () => {
+    const key = (topic: string, body: string) => {
+      const r = shopify.map(toRawDelivery(body, shopifyHeaders({ topic, shop: 'big-ids.myshopify.com', secret: 's', body })));
+      if (!r.ok) throw new Error(r.reason);
+      return r.events[0]!.orderingKey;
+    };
+    const created = key('orders/create', '{"id":820982911946154508,"admin_graphql_api_id":"gid://shopify/Order/820982911946154508","name":"#1","line_items":[]}');
+    expect(created).toBe('820982911946154508');
+    expect(key('orders/delete', '{"id":820982911946154508}')).toBe(created);
+    expect(key('refunds/create', '{"id":929361464,"order_id":820982911946154508,"transactions":[{"order_id":820982911946154508}]}')).toBe(created);
+  });
+});

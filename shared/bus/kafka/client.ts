@@ -10,34 +10,107 @@ const levels: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
   [logLevel.DEBUG]: 'debug',
 };
 
-// kafkajs logs every failed request at ERROR, including the ones it retries by itself (a topic
-// whose leader is still being elected, CONCURRENT_TRANSACTIONS after each commit, a rebalance).
-// Those say nothing to an operator: they go to debug; what kafkajs gives up on still surfaces
-// as an error from the call that failed.
-const retriableMessages: ReadonlySet<string> = new Set(
-  (createRequire(import.meta.url)('kafkajs/src/protocol/error.js') as { errorCodes: { retriable: boolean; message: string }[] }).errorCodes
-    .filter((e) => e.retriable)
-    .map((e) => e.message),
-);
+// kafkajs logs every failed request at ERROR, including the ones it retries by itself: while a
+// fresh broker creates and loads the group coordinator (GROUP_COORDINATOR_NOT_AVAILABLE,
+// GROUP_LOAD_IN_PROGRESS, NOT_COORDINATOR_FOR_GROUP), elects the leaders of a topic just created
+// (LEADER_NOT_AVAILABLE, UNKNOWN_TOPIC_OR_PARTITION), rebalances a group (REBALANCE_IN_PROGRESS),
+// after each transaction (CONCURRENT_TRANSACTIONS), and while the broker's port is closed (a broker
+// stopped for 10 s under the running services printed about 870 ERROR lines, every one retried).
+// Those go to debug; what kafkajs gives up on still surfaces as an error from the call that failed
+// (or from kafkajs itself: a consumer crash it does not restart stays an error), and a retry that
+// goes on for RETRY_WARN_AFTER_MS is reported at warn, once per period, so a broker that stays
+// away is not silent at info.
+const errorCodes = (createRequire(import.meta.url)('kafkajs/src/protocol/error.js') as { errorCodes: { type: string; retriable: boolean; message: string }[] }).errorCodes;
+const retriableMessages: ReadonlySet<string> = new Set(errorCodes.filter((e) => e.retriable).map((e) => e.message));
+// Marked non-retriable by kafkajs, but its consumer answers them by re-joining the group
+// (runner.js: isRebalancing, UNKNOWN_MEMBER_ID): noise in a response log, not in a crash.
+const REJOIN = new Set(['REBALANCE_IN_PROGRESS', 'ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID']);
+const rejoinMessages: ReadonlySet<string> = new Set(errorCodes.filter((e) => REJOIN.has(e.type)).map((e) => e.message));
 
-function levelOf(entry: LogEntry): 'error' | 'warn' | 'info' | 'debug' {
+/**
+ * kafkajs's own errors (not broker error codes) that it retries, by message as it logs them
+ * (src/network/connection.js, requestQueue/socketRequest.js, cluster/index.js, producer/sendMessages.js).
+ */
+const retriableKafkaJsMessages: readonly RegExp[] = [
+  /^Connection error: /, // KafkaJSConnectionError: ECONNREFUSED / ECONNRESET while the broker (re)starts
+  /^Connection timeout$/,
+  /^Closed connection$/, // KafkaJSConnectionClosedError
+  /^Request .* timed out$/, // KafkaJSRequestTimeoutError
+  /^Topic metadata not loaded$/, // KafkaJSMetadataNotLoaded / KafkaJSTopicMetadataNotLoaded
+  /^Producing to topic without metadata$/,
+];
+
+/** kafkajs error classes that are retriable (KafkaJSError's default) and appear in crash lines. */
+const retriableErrorNames: ReadonlySet<string> = new Set([
+  // kafkajs restarts a consumer that crashed with this (consumer/index.js onCrash), whatever the cause.
+  'KafkaJSNumberOfRetriesExceeded',
+  'KafkaJSConnectionError', 'KafkaJSConnectionClosedError', 'KafkaJSRequestTimeoutError',
+  'KafkaJSMetadataNotLoaded', 'KafkaJSTopicMetadataNotLoaded', 'KafkaJSStaleTopicMetadataAssignment',
+  'KafkaJSBrokerNotFound', 'KafkaJSNoBrokerAvailableError',
+]);
+
+export function isRetriableMessage(text: unknown): boolean {
+  if (typeof text !== 'string') return false;
+  return retriableMessages.has(text) || retriableKafkaJsMessages.some((re) => re.test(text));
+}
+
+export type KafkaLogLevel = 'error' | 'warn' | 'info' | 'debug';
+
+/**
+ * The level a kafkajs log entry gets in our logs: retriable noise (see above) at debug, anything
+ * else at kafkajs's own level. Pure, for the unit test; `retried` is true when it was lowered.
+ */
+export function classifyKafkaLog(entry: Pick<LogEntry, 'level' | 'log'>): { level: KafkaLogLevel; retried: boolean } {
   const level = levels[entry.level] ?? 'info';
-  if (level !== 'error' && level !== 'warn') return level;
-  const error = (entry.log as { error?: unknown }).error;
-  if (typeof error === 'string' && retriableMessages.has(error)) return 'debug';
-  // A consumer that crashed on a retriable error (a fresh broker's group coordinator still
-  // loading) restarts by itself; only what it gives up on matters.
-  const crash = /^Crash: KafkaJS\w+: (.*)$/.exec(entry.log.message ?? '');
-  if (crash && retriableMessages.has(crash[1]!)) return 'debug';
-  if (entry.log.message?.startsWith('Restarting the consumer in')) return 'debug';
-  // The producer retries a send whose partition leader moved (a topic just created, a broker
-  // restarting); what it gives up on reaches the caller as publish_failed.
-  const send = /^Failed to send messages: (.*)$/.exec(entry.log.message ?? '');
-  if (send && retriableMessages.has(send[1]!)) return 'debug';
+  if (level !== 'error' && level !== 'warn') return { level, retried: false };
+  const log = entry.log as { message?: unknown; error?: unknown };
+  const message = typeof log.message === 'string' ? log.message : '';
+  const lowered = { level: 'debug' as const, retried: true };
+  // A kafkajs error object logged as such carries its own flag (KafkaJSError.retriable).
+  const flagged = (v: unknown) => typeof v === 'object' && v !== null && (v as { retriable?: unknown }).retriable === true;
+  if (flagged(log.message) || flagged(log.error)) return lowered;
+  // `Response <Api>(key, version)` and most retry loops carry the failed request's error message.
+  if (isRetriableMessage(log.error) || (typeof log.error === 'string' && rejoinMessages.has(log.error))) return lowered;
+  // The entry whose message is the error: "Failed to send messages: <e>", a bare "<e>" from the
+  // producer or broker pool, "Failed to connect to seed broker, trying another broker from the list: <e>".
+  const inner = /^(?:Failed to send messages: |Failed to connect to seed broker, trying another broker from the list: )?(.*)$/s.exec(message)![1]!;
+  if (isRetriableMessage(inner)) return lowered;
+  if (message === 'Failed to connect to broker, reconnecting') return lowered;
+  // A consumer that crashed on a retriable error restarts by itself (kafkajs's own rule in
+  // consumer/index.js: KafkaJSNumberOfRetriesExceeded, or a retriable cause), and says so next.
+  const crash = /^Crash: (KafkaJS\w+): (.*)$/s.exec(message);
+  if (crash && (retriableErrorNames.has(crash[1]!) || isRetriableMessage(crash[2]))) return lowered;
+  if (message.startsWith('Restarting the consumer in')) return lowered;
+  // A rebalance (REBALANCE_IN_PROGRESS, or the coordinator forgetting the member after one): the
+  // runner re-joins by itself.
+  if (message === 'The group is rebalancing, re-joining' || message === 'The coordinator is not aware of this member, re-joining the group') return lowered;
   // Two services creating the same topic at once: the loser's TOPIC_ALREADY_EXISTS is expected, and
   // a refusal by the ACLs surfaces as a HubError from the provisioner (provision.ts).
-  if (entry.log.message?.startsWith('Response CreateTopics')) return 'debug';
-  return level;
+  if (message.startsWith('Response CreateTopics')) return lowered;
+  return { level, retried: false };
+}
+
+export const RETRY_WARN_AFTER_MS = 60_000;
+
+/**
+ * Lowered entries, by what they are about: a retry that keeps coming back for RETRY_WARN_AFTER_MS
+ * is logged once at warn (then again every RETRY_WARN_AFTER_MS while it lasts).
+ */
+export function retryWatch(now: () => number = Date.now): (key: string) => boolean {
+  const seen = new Map<string, { first: number; last: number; warned: number }>();
+  return (key) => {
+    const t = now();
+    let s = seen.get(key);
+    if (!s || t - s.last > RETRY_WARN_AFTER_MS) {
+      if (!s && seen.size >= 256) seen.clear(); // bounded: keys are a few messages per broker
+      s = { first: t, last: t, warned: -Infinity };
+      seen.set(key, s);
+    }
+    s.last = t;
+    if (t - s.first < RETRY_WARN_AFTER_MS || t - s.warned < RETRY_WARN_AFTER_MS) return false;
+    s.warned = t;
+    return true;
+  };
 }
 
 /** A kafkajs client whose own logs go through our (redacting) pino logger. */
@@ -52,9 +125,19 @@ export function createKafka(opts: { brokers: string[]; clientId: string; logger:
     connectionTimeout: opts.connectionTimeoutMs ?? 1000,
     requestTimeout: 10_000,
     logLevel: logLevel.WARN,
-    logCreator: () => (entry: LogEntry) => {
-      const { message, ...rest } = entry.log;
-      opts.logger[levelOf(entry)]({ kafkajs: entry.namespace, ...rest }, message);
+    logCreator: () => {
+      const persisting = retryWatch();
+      return (entry: LogEntry) => {
+        const { message, ...rest } = entry.log;
+        const { level, retried } = classifyKafkaLog(entry);
+        if (!retried) return void opts.logger[level]({ kafkajs: entry.namespace, ...rest }, message);
+        // Keep kafkajs's own level beside the lowered one, for whoever reads the debug log.
+        const fields = { kafkajs: entry.namespace, kafkajsLevel: levels[entry.level], ...rest };
+        // What the retry is about, without the counters and delays that change between attempts.
+        const about = `${entry.namespace}:${String(typeof rest.error === 'string' ? rest.error : message).replace(/\d+/g, '#')}`;
+        if (persisting(about)) opts.logger.warn({ ...fields, retryingForMs: RETRY_WARN_AFTER_MS }, `still retrying after ${RETRY_WARN_AFTER_MS / 1000} s: ${message}`);
+        else opts.logger.debug(fields, message);
+      };
     },
   });
 }

@@ -30,6 +30,8 @@ export async function runConsumer(kafka: Kafka, deps: { publish: (r: OutgoingRec
   const patterns = subscriptions.filter((s): s is RegExp => s instanceof RegExp);
   const matching = async () => new Set((await deps.listTopics()).filter((t) => patterns.some((p) => p.test(t))));
   let stopping = false;
+  /** Rejoins (new topics, a crashed consumer) one at a time. */
+  let watching: Promise<void> = Promise.resolve();
   /** Set while the consumer leaves the group (stopping, or rejoining with new topics): the running batch commits as it ends. */
   let leaving = false;
   /** Per topic|partition, the offset after the last record handled: what a commit should say. */
@@ -144,6 +146,21 @@ export async function runConsumer(kafka: Kafka, deps: { publish: (r: OutgoingRec
   /** A consumer subscribed to every subscription as it stands now, running. */
   async function start(): Promise<Consumer> {
     const member = newConsumer();
+    // A crash kafkajs does not restart from (e.g. "Failed to find group coordinator" after a broker
+    // restart) would leave the service running with no consumer: start a new one instead.
+    member.on(member.events.CRASH, ({ payload }) => {
+      if (payload.restart || stopping) return;
+      deps.logger.warn({ group: opts.groupId, err: describeError(payload.error) }, 'consumer stopped by an error kafkajs does not retry; starting a new one');
+      watching = watching.then(async () => {
+        if (consumer !== member || stopping) return;
+        consumer = undefined;
+        await member.disconnect().catch(() => undefined);
+        for (let attempt = 1; !stopping && !consumer; attempt++) {
+          await sleep(Math.min(10_000, 500 * attempt));
+          if (!stopping) consumer = await start().catch((e: unknown) => (deps.logger.warn({ group: opts.groupId, err: describeError(e) }, 'consumer not restarted yet; retrying'), undefined));
+        }
+      });
+    });
     try {
       await member.connect();
       for (const s of subscriptions) await member.subscribe({ topic: s, fromBeginning: opts.fromBeginning ?? false });
@@ -189,7 +206,6 @@ export async function runConsumer(kafka: Kafka, deps: { publish: (r: OutgoingRec
   // command topic) would never be read. The topic list is watched instead, and when a new topic
   // matches, the consumer leaves the group cleanly (in-flight records finish and commit) and joins
   // again subscribed to it. A new topic's partitions start where `fromBeginning` says.
-  let watching: Promise<void> = Promise.resolve();
   const rescan = async () => {
     if (stopping) return;
     const now = await matching();

@@ -53,7 +53,7 @@ export async function startTransform(d: TransformDeps, o: TransformOptions): Pro
     void w.ready.catch(() => undefined).then(() => w.producer.disconnect()).catch(() => undefined);
   };
 
-  const c: Consumer = d.kafka.consumer({
+  const newConsumer = (): Consumer => d.kafka.consumer({
     groupId: o.groupId,
     allowAutoTopicCreation: false,
     // A member that died gives its partitions up after the session timeout, not a 60 s rebalance timeout.
@@ -62,61 +62,83 @@ export async function startTransform(d: TransformDeps, o: TransformOptions): Pro
     heartbeatInterval: 1000,
     maxWaitTimeInMs: 100,
   });
-  c.on(c.events.GROUP_JOIN, ({ payload }) => {
-    for (const w of writers.values()) retire(w);
-    writers.clear();
-    for (const p of payload.memberAssignment[o.topic] ?? []) writers.set(p, newWriter(p));
-    d.logger.info({ topic: o.topic, group: o.groupId, partitions: payload.memberAssignment[o.topic] ?? [] }, 'inbox partitions assigned');
-  });
-  c.on(c.events.CRASH, ({ payload }) => {
-    if (!payload.restart) d.logger.error({ topic: o.topic, err: payload.error }, 'transform consumer stopped');
-  });
-  await c.connect();
-  await c.subscribe({ topic: o.topic, fromBeginning: true });
-  await c.run({
-    autoCommit: false,
-    eachBatchAutoResolve: false,
-    partitionsConsumedConcurrently: o.partitionsConsumedConcurrently ?? 64,
-    eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
-      const { partition } = batch;
-      const again = () => c.seek({ topic: o.topic, partition, offset: batch.firstOffset() ?? batch.messages[0]?.offset ?? '0' });
-      if (!writers.get(partition)) {
-        again(); // not ours (any more): whoever owns it now reads it from its committed offset
-        await sleep(200);
-        return;
-      }
-      if (batch.messages.length === 0) return;
-      const records = batch.messages.map((m) => toRecord(batch.topic, partition, m));
-      const next = String(BigInt(batch.lastOffset()) + 1n);
-      for (let attempt = 1; ; attempt++) {
-        const writer = writers.get(partition);
-        if (!isRunning() || isStale() || stopped || !writer) return void again();
-        try {
-          await writer.ready;
-          const out = await o.transform(records, partition);
-          await commit(d, writer, o, partition, out.records, next);
-          resolveOffset(batch.lastOffset());
-          out.committed?.();
-          return;
-        } catch (e) {
-          if (FENCED.test(`${(e as { type?: string }).type ?? ''} ${(e as Error).message}`)) {
-            d.logger.warn({ topic: o.topic, partition }, 'partition writer fenced by another member; leaving the partition to it');
-            if (writers.get(partition) === writer) writers.delete(partition);
-            retire(writer);
-            return void again();
+  let c = newConsumer();
+  const start = async (c: Consumer) => {
+    c.on(c.events.GROUP_JOIN, ({ payload }) => {
+      for (const w of writers.values()) retire(w);
+      writers.clear();
+      for (const p of payload.memberAssignment[o.topic] ?? []) writers.set(p, newWriter(p));
+      d.logger.info({ topic: o.topic, group: o.groupId, partitions: payload.memberAssignment[o.topic] ?? [] }, 'transform partitions assigned');
+    });
+    // A crash kafkajs does not restart from (e.g. no group coordinator after a broker restart):
+    // a new consumer takes over, so the partitions are not left without an owner in this member.
+    c.on(c.events.CRASH, ({ payload }) => {
+      if (payload.restart || stopped) return;
+      d.logger.warn({ topic: o.topic, err: payload.error }, 'transform consumer stopped by an error kafkajs does not retry; starting a new one');
+      void (async () => {
+        await c.disconnect().catch(() => undefined);
+        for (let attempt = 1; !stopped; attempt++) {
+          await sleep(Math.min(10_000, 500 * attempt));
+          const next = newConsumer();
+          try {
+            await start(next);
+            c = next;
+            return;
+          } catch (e) {
+            await next.disconnect().catch(() => undefined);
+            d.logger.warn({ topic: o.topic, err: e }, 'transform consumer not restarted yet; retrying');
           }
-          d.logger.warn({ topic: o.topic, partition, attempt, err: e }, 'transform batch not committed; retrying');
-          // A writer left unusable (broker gone mid-transaction) is replaced by one with the same id.
-          if (writer.dead && writers.get(partition) === writer) {
-            retire(writer);
-            writers.set(partition, newWriter(partition));
-          }
-          await sleep(Math.min(1000, 20 * 2 ** Math.min(attempt, 6)));
-          await heartbeat().catch(() => undefined);
         }
-      }
-    },
-  });
+      })();
+    });
+    await c.connect();
+    await c.subscribe({ topic: o.topic, fromBeginning: true });
+    await c.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: o.partitionsConsumedConcurrently ?? 64,
+      eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
+        const { partition } = batch;
+        const again = () => c.seek({ topic: o.topic, partition, offset: batch.firstOffset() ?? batch.messages[0]?.offset ?? '0' });
+        if (!writers.get(partition)) {
+          again(); // not ours (any more): whoever owns it now reads it from its committed offset
+          await sleep(200);
+          return;
+        }
+        if (batch.messages.length === 0) return;
+        const records = batch.messages.map((m) => toRecord(batch.topic, partition, m));
+        const next = String(BigInt(batch.lastOffset()) + 1n);
+        for (let attempt = 1; ; attempt++) {
+          const writer = writers.get(partition);
+          if (!isRunning() || isStale() || stopped || !writer) return void again();
+          try {
+            await writer.ready;
+            const out = await o.transform(records, partition);
+            await commit(d, writer, o, partition, out.records, next);
+            resolveOffset(batch.lastOffset());
+            out.committed?.();
+            return;
+          } catch (e) {
+            if (FENCED.test(`${(e as { type?: string }).type ?? ''} ${(e as Error).message}`)) {
+              d.logger.warn({ topic: o.topic, partition }, 'partition writer fenced by another member; leaving the partition to it');
+              if (writers.get(partition) === writer) writers.delete(partition);
+              retire(writer);
+              return void again();
+            }
+            d.logger.warn({ topic: o.topic, partition, attempt, err: e }, 'transform batch not committed; retrying');
+            // A writer left unusable (broker gone mid-transaction) is replaced by one with the same id.
+            if (writer.dead && writers.get(partition) === writer) {
+              retire(writer);
+              writers.set(partition, newWriter(partition));
+            }
+            await sleep(Math.min(1000, 20 * 2 ** Math.min(attempt, 6)));
+            await heartbeat().catch(() => undefined);
+          }
+        }
+      },
+    });
+  };
+  await start(c);
   return {
     async stop() {
       stopped = true;
