@@ -15,6 +15,7 @@ import { SYNC_STATE_TOPIC } from '../services/shopify-sync/state/sync-state.ts';
 import { WEBHOOK_TOPICS } from '../services/shopify-sync/oauth/install.ts';
 import { infraEnv, readAll, realInfra, uid } from './helpers/infra.ts';
 import { startIngester, type RunningIngester } from './helpers/ingester.ts';
+import { serviceEnv } from './helpers/principals.ts';
 import { approveAsAdmin } from './helpers/tiktok.ts';
 import { browseInstall, BROWSER, publishInternal, simEnv, startShopifySync, type RunningShopifySync } from './helpers/shopify.ts';
 import { signQuery, startShopifySimulator, type ShopifySimulator } from './simulators/shopify/index.ts';
@@ -88,10 +89,12 @@ describe('shopify-sync against a Shopify simulator through @shopify/shopify-api:
     infra = await realInfra('shopify-test');
     sim = await startShopifySimulator({ bulkDelayMs: 300 });
     ingester = await startIngester({ SHOPIFY_API_SECRET: sim.apiSecret, IONFLUX_INBOX_TOPIC: inboxTopic });
+    // As its own Kafka principal and OpenBao token, the way `make up` runs it: the ACLs are part of what is tested.
     sync = await startShopifySync({
+      ...serviceEnv('shopify-sync'),
       IONFLUX_INBOX_TOPIC: inboxTopic,
       ...simEnv(sim),
-      SHOPIFY_SYNC_GROUP: uid('shg'),
+      SHOPIFY_SYNC_GROUP: `ionflux-shopify-sync-${uid('t')}`,
       SHOPIFY_WEBHOOK_URL: `${ingester.url}/webhooks/shopify`,
       SHOPIFY_POLL_INTERVAL_MS: '2000',
       // The nightly full sync is its own test below; here only incremental polls run.
@@ -389,8 +392,7 @@ describe('shopify-sync against a Shopify simulator through @shopify/shopify-api:
     // A deployment with the nightly schedule on, in place of this file's (whose polls would count
     // as the shop's first full sync): it runs last.
     await sync.stop();
-    const group = uid('shn');
-    const nightly = await startShopifySync({ ...simEnv(sim), IONFLUX_INBOX_TOPIC: inboxTopic, SHOPIFY_SERVICE: uid('shsvc'), COMMAND_GROUP_PREFIX: group, SHOPIFY_SYNC_GROUP: group, SHOPIFY_POLL_INTERVAL_MS: '0', SHOPIFY_FULL_SYNC_INTERVAL_MS: '3600000', SHOPIFY_BULK_POLL_MS: '200', SHOPIFY_WEBHOOK_URL: `${ingester.url}/webhooks/shopify` });
+    const nightly = await startShopifySync({ ...serviceEnv('shopify-sync'), ...simEnv(sim), IONFLUX_INBOX_TOPIC: inboxTopic, SHOPIFY_SYNC_GROUP: `ionflux-shopify-sync-${uid('n')}`, SHOPIFY_POLL_INTERVAL_MS: '0', SHOPIFY_FULL_SYNC_INTERVAL_MS: '3600000', SHOPIFY_BULK_POLL_MS: '200', SHOPIFY_WEBHOOK_URL: `${ingester.url}/webhooks/shopify` });
     try {
       const ws = newWorkspace();
       const shop = sim.addShop(undefined, { products: 4, orders: 3, customers: 2, inventory: 2 });
