@@ -28,6 +28,8 @@ interface Task {
   pollTimer?: NodeJS.Timeout;
   refreshTimer?: NodeJS.Timeout;
   running?: Promise<void>;
+  /** No usable token (disconnected): no more polls until a new install replaces the task. */
+  paused?: boolean;
   abort: AbortController;
 }
 
@@ -98,12 +100,19 @@ export function createScheduler(o: SchedulerOptions) {
           await runEntity(t, entity);
         } catch (e) {
           if (t.abort.signal.aborted) return void o.logger.info({ workspace: t.known.workspace_id, entity, error: describeError(e) }, 'scheduled sync stopped');
+          const code = describeError(e).code;
+          if (code === 'not_connected' || code === 'needs_reauthorization') {
+            // Disconnected from the hub's side, or the grant is gone: nothing to poll until a reinstall (a new connection record).
+            o.logger.info({ workspace: t.known.workspace_id, shop: t.known.shop, reason: code }, 'shopify polling paused until the app is installed again');
+            t.paused = true;
+            return;
+          }
           o.logger.warn({ workspace: t.known.workspace_id, shop: t.known.shop, entity, error: describeError(e) }, 'scheduled shopify sync failed; next try at the next poll');
         }
       }
     })().finally(() => {
       t.running = undefined;
-      if (!t.abort.signal.aborted) schedulePoll(t, jitter(o.pollIntervalMs > 0 ? o.pollIntervalMs : o.fullIntervalMs));
+      if (!t.abort.signal.aborted && !t.paused) schedulePoll(t, jitter(o.pollIntervalMs > 0 ? o.pollIntervalMs : o.fullIntervalMs));
     });
   }
 
