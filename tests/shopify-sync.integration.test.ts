@@ -198,6 +198,20 @@ describe('shopify-sync against a Shopify simulator through @shopify/shopify-api:
     expect((await fetch(`${sync.url}/shopify/install?shop=${shop.domain}&workspace=Bad.WS`, { redirect: 'manual', headers: BROWSER })).status).toBe(400);
   });
 
+  it('refuses to install a shop already linked to another workspace (409): nothing stored for the second', async () => {
+    const first = newWorkspace();
+    const second = newWorkspace();
+    const shop = sim.addShop();
+    await install(first, shop);
+    const r = await browseInstall(`${sync.url}/shopify/install?shop=${shop.domain}&workspace=${second}`);
+    expect(r.status).toBe(409);
+    expect(r.body).toContain(`connected to another workspace (${first})`);
+    expect(await vault.get(secretPaths.workspace(second, 'shopify'))).toBeNull();
+    const links = await openLinks(infra);
+    expect(links.get(linkKey('shopify', shop.domain))?.workspaceId).toBe(first);
+    await links.close();
+  });
+
   it('syncs orders through cursor pages into the ingest inbox, in the webhook payload shape, with a sync.completed event', async () => {
     const ws = newWorkspace();
     const shop = sim.addShop(undefined, { orders: 12 });
