@@ -273,6 +273,20 @@ describe('shopify-sync against a Shopify simulator through @shopify/shopify-api:
     expect(sync.output.join('\n')).not.toContain(after!.value.access_token);
   });
 
+  it('the shop\'s owner refreshes a token before it expires, without any command asking', async () => {
+    const ws = newWorkspace();
+    const shop = sim.addShop();
+    // A token that expires 3 s after the 5-minute refresh margin begins.
+    sim.nextGrantAccessTtlS(303);
+    await install(ws, shop);
+    const first = await vault.get(secretPaths.workspace(ws, 'shopify'));
+    await until('the proactive refresh', async () => (await vault.get(secretPaths.workspace(ws, 'shopify')))?.value.access_token !== first!.value.access_token, 30_000);
+    const after = await vault.get(secretPaths.workspace(ws, 'shopify'));
+    expect(JSON.parse(after!.value.meta!).access_expires_at).toBeGreaterThan(Date.now() + 3000_000);
+    expect(sim.tokenIsLive(shop.domain, after!.value.access_token!)).toBe(true);
+    expect(sim.tokenIsLive(shop.domain, first!.value.access_token!)).toBe(false);
+  });
+
   it('an approved themes.rollback publishes the chosen theme once; writes wait for approval; user errors fail with Shopify\'s message', async () => {
     const ws = newWorkspace();
     const shop = sim.addShop(undefined, { themes: 3 });
