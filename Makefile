@@ -1,6 +1,6 @@
 # IONFLUX Integration Hub. `make up` runs the hub, `make test` runs every test.
 SHELL := /bin/bash
-.PHONY: up test test-reliability test-unit install infra-up infra-down schemas-check typecheck bench-producer bench-ingest bench-commands bench-llm bench-state bench-state-ingester bench-email bench-tiktok
+.PHONY: up test test-reliability test-unit install infra-up infra-down schemas-check typecheck bench-producer bench-ingest bench-commands bench-llm bench-state bench-state-ingester bench-email bench-tiktok bench-shopify
 
 up: ## start Kafka, the schema registry, OpenBao and every service; Ctrl-C stops them
 	@bash deploy/local/up.sh
@@ -50,6 +50,9 @@ bench-llm: install ## LLM orchestrator: latency added over calling the same Open
 
 bench-email: install ## email over SMTP to a local aiosmtpd: the dispatcher's messages/s (single and bulk) next to nodemailer direct, same run
 	@bash bench/email/run.sh
+
+bench-shopify: install ## shopify-sync: entities/s synced from a Shopify simulator under the standard cost throttle (1000 points, 50/s) as a fraction of what it allows, and Bulk Operations throughput
+	@bash bench/shopify-sync/run.sh
 
 bench-tiktok: install ## tiktok-sync: videos/s listed and published as events under TikTok's per-minute limit, as a fraction of what it allows, next to a bare fetch loop and the hub unthrottled
 	@bash bench/tiktok/run.sh

@@ -3,6 +3,7 @@ import { startDispatcher } from './helpers/email.ts';
 import { startIngester } from './helpers/ingester.ts';
 import { startOrchestrator } from './helpers/llm.ts';
 import { serviceEnv } from './helpers/principals.ts';
+import { startShopifySync } from './helpers/shopify.ts';
 import { startTikTokSync } from './helpers/tiktok.ts';
 import { startWorker } from './helpers/worker.ts';
 
@@ -27,6 +28,7 @@ describe('a fresh start', () => {
       startIngester(as('webhook-ingester')),
       startDispatcher(as('email-dispatcher')),
       startTikTokSync(as('tiktok-sync')),
+      startShopifySync(as('shopify-sync')),
       startOrchestrator(as('llm-orchestrator')),
       startWorker(as('connector-worker')),
     ]);

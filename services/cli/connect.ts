@@ -8,6 +8,7 @@ import { createRegistry } from '../../shared/events/registry.ts';
 import { createSecretStore, secretPaths } from '../../shared/secrets/index.ts';
 import { parse, UsageError } from './args.ts';
 import { cliContext } from './context.ts';
+import { connectShopify } from './connect-shopify.ts';
 import { connectTikTok } from './connect-tiktok.ts';
 import { cliActor, cliConnectors, emit, findConnector, healthcheck, requireWorkspace } from './integrations.ts';
 import type { CliCommand } from './main.ts';
@@ -87,6 +88,7 @@ export const connectCommand: CliCommand = {
   summary: `${CONNECT.slice('ionflux '.length)}   validate and store a workspace's credentials (prompts without echo)`,
   async run(args) {
     if (args[0] === 'tiktok') return connectTikTok(args);
+    if (args[0] === 'shopify') return connectShopify(args);
     const { values, positionals } = parse(args, { workspace: { type: 'string' }, field: { type: 'string', multiple: true }, json: { type: 'boolean' } }, CONNECT);
     const c: OAuthCapable = findConnector(await cliConnectors(), positionals[0], CONNECT);
     const ws = requireWorkspace(values.workspace, CONNECT);

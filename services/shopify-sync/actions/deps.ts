@@ -1,0 +1,22 @@
+import type { KafkaTable } from '../../../shared/bus/table/table.ts';
+import type { AdminApi } from '../api/admin.ts';
+import type { BulkOptions } from '../sync/bulk.ts';
+import type { SyncDeps } from '../sync/run.ts';
+import type { Connection } from '../state/connections.ts';
+import type { TokenAccess } from '../tokens/access.ts';
+
+/** What the action handlers are built from (main.ts passes the real ones). */
+export interface ActionDeps {
+  api: AdminApi;
+  tokens: TokenAccess;
+  connections: KafkaTable<Connection>;
+  sync: SyncDeps;
+  bulk: BulkOptions;
+}
+
+/** One GraphQL request with the workspace's token. */
+export function call<T>(d: ActionDeps, ws: string, operation: string, query: string, variables: Record<string, unknown>, signal: AbortSignal): Promise<T> {
+  return d.tokens.withToken(ws, async (shop, token) => (await d.api.graphql<T>(shop, token, operation, query, variables, signal)).data);
+}
+
+export const gid = (type: string, id: string) => `gid://shopify/${type}/${id}`;

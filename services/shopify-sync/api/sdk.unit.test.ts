@@ -1,0 +1,67 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger } from '../../../shared/logger.ts';
+import { configureOutbound } from '../../../shared/net/outbound.ts';
+import { parseAllowlist } from '../../../shared/net/allowlist.ts';
+import { startShopifySimulator, type ShopifySimulator } from '../../../tests/simulators/shopify/index.ts';
+import { createAdminApi } from './admin.ts';
+import { createShopify, installSdkFetch, rewriteShopUrl } from './sdk.ts';
+import { CostThrottle } from './throttle.ts';
+
+describe('the SDK pointed at the simulator through SHOPIFY_ADMIN_BASE_URL', () => {
+  let sim: ShopifySimulator;
+  beforeAll(async () => {
+    // Shopify's bucket size; a faster restore than the standard 50/s keeps the waits short here.
+    sim = await startShopifySimulator({ maximumAvailable: 1000, restoreRate: 500 });
+    configureOutbound(parseAllowlist('127.0.0.1'));
+    installSdkFetch(sim.url);
+  });
+  afterAll(() => sim.close());
+
+  it('rewrites only https://<shop>.myshopify.com URLs', () => {
+    expect(rewriteShopUrl('https://acme.myshopify.com/admin/api/2026-07/graphql.json', 'http://127.0.0.1:9300/')).toBe('http://127.0.0.1:9300/acme.myshopify.com/admin/api/2026-07/graphql.json');
+    expect(rewriteShopUrl('https://storage.googleapis.com/x.jsonl', 'http://127.0.0.1:9300')).toBe('https://storage.googleapis.com/x.jsonl');
+    expect(rewriteShopUrl('https://acme.myshopify.com/admin', undefined)).toBe('https://acme.myshopify.com/admin');
+  });
+
+  it('refreshes a token and pages with cost pacing, waiting out THROTTLED instead of hammering', async () => {
+    const shop = sim.addShop(undefined, { products: 150 });
+    const shopify = createShopify({ apiKey: sim.apiKey, apiSecret: sim.apiSecret, scopes: ['read_products'], apiVersion: '2026-07', publicBaseUrl: 'http://127.0.0.1:1' }, createLogger({ service: 'test', level: 'silent' }));
+    const slept: number[] = [];
+    const api = createAdminApi({ shopify: () => shopify, throttle: new CostThrottle(), sleep: async (ms) => { slept.push(ms); await new Promise((r) => setTimeout(r, ms)); } });
+    // No token yet: the simulator answers 401 and the client says so.
+    await expect(api.graphql(shop.domain, 'shpat_nope', 'shop.get', 'query Shop { shop { name } }')).rejects.toMatchObject({ code: 'vendor_unauthorized' });
+    const authorized = await fetch(`${sim.url}/${shop.domain}/admin/oauth/authorize?client_id=${sim.apiKey}&scope=read_products&redirect_uri=http://127.0.0.1:1/cb&state=s`, { redirect: 'manual' });
+    const code = new URL(authorized.headers.get('location')!).searchParams.get('code')!;
+    const tokenRes = await fetch(`${sim.url}/${shop.domain}/admin/oauth/access_token`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ client_id: sim.apiKey, client_secret: sim.apiSecret, code, expiring: '1' }) });
+    const granted = (await tokenRes.json()) as { access_token: string; refresh_token: string; expires_in: number };
+    expect(granted.expires_in).toBeGreaterThan(3000);
+    const { session } = await shopify.auth.refreshToken({ shop: shop.domain, refreshToken: granted.refresh_token });
+    expect(session.accessToken).not.toBe(granted.access_token);
+    expect(session.refreshToken).toBeTruthy();
+    expect(sim.tokenIsLive(shop.domain, session.accessToken!)).toBe(true);
+
+    // 652-point pages (50 products x 10 variants) from a 1000-point bucket: the hub waits before the second.
+    const query = 'query P($first: Int!, $after: String) { products(first: $first, after: $after) { edges { node { id variants(first: 10) { edges { node { id } } } } } pageInfo { hasNextPage endCursor } } }';
+    let after: string | null = null;
+    let seen = 0;
+    for (let i = 0; i < 3; i++) {
+      const { data, cost }: { data: { products: { edges: unknown[]; pageInfo: { endCursor: string } } }; cost?: { requestedQueryCost: number } } = await api.graphql<{ products: { edges: unknown[]; pageInfo: { endCursor: string } } }>(shop.domain, session.accessToken!, 'products.page', query, { first: 50, after });
+      seen += data.products.edges.length;
+      after = data.products.pageInfo.endCursor;
+      expect(cost?.requestedQueryCost).toBe(2 + 50 * 13);
+    }
+    expect(seen).toBe(150);
+    expect(slept.length).toBeGreaterThan(0);
+    expect(sim.requests.filter((r) => r.throttled)).toHaveLength(0);
+
+    // Another client of the app emptied the bucket: one THROTTLED answer, a wait of (652 - 0) / 500 s, then the answer.
+    slept.length = 0;
+    shop.bucket = { available: 0, at: Date.now() };
+    await new Promise((r) => setTimeout(r, 1400)); // the hub's estimate is full again; Shopify's is not
+    shop.bucket = { available: 0, at: Date.now() };
+    await api.graphql(shop.domain, session.accessToken!, 'products.page', query, { first: 50, after: null });
+    expect(sim.requests.filter((r) => r.throttled)).toHaveLength(1);
+    expect(slept.at(-1)).toBeGreaterThanOrEqual(1200);
+    expect(slept.at(-1)).toBeLessThanOrEqual(1400);
+  });
+});

@@ -1,0 +1,100 @@
+import type { Shopify } from '@shopify/shopify-api';
+import { Cookies, type NormalizedRequest, type NormalizedResponse } from '@shopify/shopify-api/runtime';
+import type { Express, Request, Response } from 'express';
+import { auditRecord } from '../../../shared/commands/audit.ts';
+import { describeError, HubError } from '../../../shared/errors.ts';
+import { isWorkspaceId } from '../../../shared/ids.ts';
+import { rewriteShopUrl } from '../api/sdk.ts';
+import { SOURCE } from '../events.ts';
+import { storedFromSession } from '../tokens/access.ts';
+import { completeInstall, type InstallDeps } from './install.ts';
+import { openState, sealState } from './state-token.ts';
+
+export interface RouteDeps extends InstallDeps {
+  shopify: () => Shopify | null;
+  apiSecret: () => string | undefined;
+  scopes: string[];
+  publicBaseUrl: string;
+  adminBaseUrl?: string;
+  stateTtlMs: number;
+}
+
+const STATE_COOKIE = 'shopify_app_state';
+const text = (res: Response, status: number, body: string) => void res.status(status).type('text/plain; charset=utf-8').set('cache-control', 'no-store').send(`${body}\n`);
+
+/**
+ * The state this service sealed and checked is handed to the SDK's callback as the signed state
+ * cookie it expects (signed with the SDK's own cookie code), so `shopify.auth.callback` checks
+ * the query HMAC and the state again and exchanges the code: the exchange is the SDK's.
+ */
+async function sdkCallbackRequest(req: Request, secret: string, state: string): Promise<NormalizedRequest> {
+  const scratch: NormalizedResponse = { statusCode: 200, statusText: 'OK', headers: {} };
+  const jar = new Cookies({ headers: {}, method: 'GET', url: '/' }, scratch, { keys: [secret] });
+  await jar.setAndSign(STATE_COOKIE, state);
+  const cookie = Object.values(jar.outgoingCookieJar).map((c) => `${c.name}=${c.value}`).join('; ');
+  return { method: 'GET', url: req.originalUrl, headers: { ...req.headers, cookie } as NormalizedRequest['headers'] };
+}
+
+/**
+ * GET /shopify/install?shop=<shop>.myshopify.com&workspace=<id>: 302 to the shop's
+ * /admin/oauth/authorize with client_id, scope, redirect_uri and a sealed, expiring state.
+ * GET /shopify/callback: the query HMAC (Shopify's, keyed with the API secret) and the state are
+ * checked before anything else; a bad one answers 400 and stores nothing. Then the SDK exchanges
+ * the code for an expiring offline token and the install completes (install.ts).
+ */
+export function mountOAuthRoutes(app: Express, d: RouteDeps): void {
+  const redirectUri = `${d.publicBaseUrl}/shopify/callback`;
+
+  app.get('/shopify/install', (req: Request, res: Response) => {
+    const shopify = d.shopify();
+    const secret = d.apiSecret();
+    if (!shopify || !secret) return text(res, 503, 'Shopify is not configured on this hub: set SHOPIFY_API_KEY and SHOPIFY_API_SECRET for shopify-sync.');
+    const ws = typeof req.query.workspace === 'string' ? req.query.workspace : '';
+    if (!isWorkspaceId(ws)) return text(res, 400, 'workspace must be a workspace id (lowercase letters, digits, _ and -).');
+    const shop = typeof req.query.shop === 'string' ? shopify.utils.sanitizeShop(req.query.shop) : null;
+    if (!shop) return text(res, 400, 'shop must be a <shop>.myshopify.com domain.');
+    const state = sealState(secret, { workspaceId: ws, shop, expiresAt: Date.now() + d.stateTtlMs });
+    const q = new URLSearchParams({ client_id: shopify.config.apiKey, scope: d.scopes.join(','), redirect_uri: redirectUri, state });
+    res.set('cache-control', 'no-store').redirect(302, rewriteShopUrl(`https://${shop}/admin/oauth/authorize?${q}`, d.adminBaseUrl));
+  });
+
+  app.get('/shopify/callback', async (req: Request, res: Response) => {
+    const shopify = d.shopify();
+    const secret = d.apiSecret();
+    if (!shopify || !secret) return text(res, 503, 'Shopify is not configured on this hub.');
+    const query = Object.fromEntries(Object.entries(req.query).filter((e): e is [string, string] => typeof e[1] === 'string'));
+    const signed = await shopify.utils.validateHmac(query).catch(() => false);
+    if (!signed) return text(res, 400, 'This callback is not signed by Shopify (hmac missing, wrong or too old); start the install again.');
+    const opened = openState(secret, query.state);
+    if (!opened.ok) return text(res, 400, `This install link is ${opened.reason === 'expired' ? 'expired' : 'not valid'}; start again from ${d.publicBaseUrl}/shopify/install?shop=<shop>&workspace=<workspace>.`);
+    const { workspaceId: ws, shop } = opened.state;
+    if (query.shop !== shop) return text(res, 400, 'The callback is for another shop than the install began with; start again.');
+    const failed = async (status: number, why: string) => {
+      const audit = await auditRecord(d.codec, SOURCE, { kind: 'action_failed', workspace_id: ws, connector: 'shopify', action: 'install', actor: 'oauth-callback', outcome: 'refused', detail: why }).catch(() => null);
+      if (audit) await d.bus.publish(audit).catch(() => undefined);
+      text(res, status, `Shopify was not installed for ${ws}: ${why}`);
+    };
+    if (!query.code) return failed(400, 'the callback carried no code');
+    let token;
+    try {
+      // The SDK's cookies (its own session cookie) are not for this hub's browser: a scratch response takes them.
+      const { session } = await shopify.auth.callback({ rawRequest: await sdkCallbackRequest(req, secret, query.state!), rawResponse: { setHeader: () => undefined }, expiring: true } as never);
+      token = storedFromSession(session, Date.now());
+    } catch (e) {
+      const status = (e as { response?: { code?: number } }).response?.code;
+      if (status && status >= 400 && status < 500) return failed(400, `Shopify refused the code (HTTP ${status})`);
+      d.logger.warn({ error: describeError(e), shop }, 'code exchange failed');
+      return text(res, 502, `Shopify could not be reached to finish installing ${shop}; try again.`);
+    }
+    try {
+      const { connection: c, webhooks } = await completeInstall(d, ws, token, 'oauth-callback');
+      d.logger.info({ workspace: ws, shop: c.shop, scope: c.scope, webhooks: webhooks.registered.length, webhooks_failed: webhooks.failed }, 'shopify app installed');
+      const missing = d.scopes.filter((s) => !c.scope.includes(s));
+      text(res, 200, `Shopify shop ${c.shop} is installed for workspace ${ws}.${missing.length ? ` Not granted: ${missing.join(', ')}.` : ''}`);
+    } catch (e) {
+      if (e instanceof HubError && e.code === 'shop_linked_elsewhere') return failed(409, e.message);
+      d.logger.error({ err: e, workspace: ws }, 'storing the Shopify installation failed');
+      text(res, 503, `The hub could not store the installation for ${ws}; try again.`);
+    }
+  });
+}

@@ -1,0 +1,131 @@
+import { HubError } from '../../../shared/errors.ts';
+import { outboundFetch } from '../../../shared/net/outbound.ts';
+import { checkUserErrors } from '../api/admin.ts';
+import { keys, type RunCheckpoint } from '../state/sync-state.ts';
+import { assembleBulk, entitySpecs, sinceFilter, type Payload } from './entities.ts';
+import { advance, commitBatch, finishRun, summary, type SyncDeps, type SyncRun, type SyncSummary } from './run.ts';
+
+/**
+ * Wakes a bulk run when Shopify's `bulk_operations/finish` webhook arrives (the ingester copies it
+ * to ionflux.internal.shopify); without it the run still polls every `pollMs`.
+ */
+export class BulkFinishes {
+  private readonly waiters = new Map<string, Set<() => void>>();
+
+  /** Resolves when `id` is reported finished, or after `ms`. */
+  wait(id: string, ms: number, signal: AbortSignal): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const set = this.waiters.get(id) ?? new Set();
+      this.waiters.set(id, set);
+      const settle = (ok: boolean) => {
+        clearTimeout(t);
+        set.delete(done);
+        if (!set.size) this.waiters.delete(id);
+        if (ok) resolve();
+        else reject(signal.reason);
+      };
+      const done = () => settle(true);
+      const t = setTimeout(done, ms);
+      set.add(done);
+      signal.addEventListener('abort', () => settle(false), { once: true });
+    });
+  }
+
+  finished(id: string): void {
+    for (const w of [...(this.waiters.get(id) ?? [])]) w();
+  }
+}
+
+export interface BulkOptions {
+  finishes?: BulkFinishes;
+  pollMs: number;
+  timeoutMs: number;
+  /** Entities appended per transaction. */
+  batch?: number;
+}
+
+const RUN = `mutation BulkRun($query: String!) {
+  bulkOperationRunQuery(query: $query) { bulkOperation { id status } userErrors { field message code } }
+}`;
+const STATUS = `query BulkStatus($id: ID!) {
+  node(id: $id) { ... on BulkOperation { id status errorCode objectCount url partialDataUrl } }
+}`;
+
+interface BulkOperation { id: string; status: string; errorCode?: string | null; objectCount?: string; url?: string | null }
+
+const sleep = (ms: number, signal: AbortSignal) => new Promise<void>((resolve, reject) => {
+  const t = setTimeout(resolve, ms);
+  signal.addEventListener('abort', () => (clearTimeout(t), reject(signal.reason)), { once: true });
+});
+
+/**
+ * A full (or since-a-time) sync of one entity through Bulk Operations: `bulkOperationRunQuery`,
+ * then the operation polled by id until it finishes (woken early by the `bulk_operations/finish`
+ * webhook when the ingester copies it to the worker), then its JSONL result read line by line,
+ * children assembled under their parents, and appended to the inbox in batches, each with the
+ * run's checkpoint (operation id, entities done). A restarted run skips what it already appended
+ * and never starts a second operation.
+ */
+export async function runBulkSync(d: SyncDeps, o: BulkOptions, r: SyncRun, signal: AbortSignal): Promise<SyncSummary> {
+  const spec = entitySpecs[r.entity];
+  const key = keys.run(r.ws, r.runId);
+  const held = d.state.get(key);
+  const resumed = held?.kind === 'run' && held.mode === 'bulk' && held.entity === r.entity;
+  let c: RunCheckpoint = resumed ? held : { kind: 'run', entity: r.entity, mode: 'bulk', ...(r.since ? { since: r.since } : {}), cursor: null, count: 0, pages: 0, started_at: Date.now(), updated_at: Date.now() };
+
+  d.logger.debug({ workspace: r.ws, run: r.runId, entity: r.entity, resumed }, 'bulk sync starting');
+  const op = await d.tokens.withToken(r.ws, async (shop, token) => {
+    let id = c.bulk_id;
+    if (!id) {
+      const { data } = await d.api.graphql<{ bulkOperationRunQuery: { bulkOperation: BulkOperation | null; userErrors: { field?: string[]; message: string }[] } }>(shop, token, 'bulk.run', RUN, { query: spec.bulkQuery(sinceFilter(c.since)) }, signal);
+      checkUserErrors(data.bulkOperationRunQuery);
+      id = data.bulkOperationRunQuery.bulkOperation!.id;
+      c = { ...c, bulk_id: id, updated_at: Date.now() };
+      await commitBatch(d, r.ws, shop, r.runId, [], c);
+      d.logger.debug({ workspace: r.ws, run: r.runId, bulk: id }, 'bulk operation started');
+    }
+    const deadline = Date.now() + o.timeoutMs;
+    for (;;) {
+      const { data } = await d.api.graphql<{ node: BulkOperation | null }>(shop, token, 'bulk.status', STATUS, { id }, signal);
+      const b = data.node;
+      if (!b) throw new HubError('bulk_operation_missing', `Shopify does not know bulk operation ${id}`);
+      if (b.status === 'COMPLETED') return { shop, op: b };
+      if (['FAILED', 'CANCELED', 'EXPIRED'].includes(b.status)) throw new HubError('bulk_operation_failed', `Shopify's bulk operation ${id} ended ${b.status}${b.errorCode ? ` (${b.errorCode})` : ''}`);
+      if (Date.now() > deadline) throw new HubError('bulk_operation_timeout', `bulk operation ${id} did not finish within ${o.timeoutMs} ms`, { retryable: true });
+      await (o.finishes ? o.finishes.wait(id, o.pollMs, signal) : sleep(o.pollMs, signal));
+    }
+  });
+
+  // No result file: the query matched nothing.
+  const lines = op.op.url ? await fetchLines(op.op.url, signal) : [];
+  let skip = c.count;
+  let batch: Payload[] = [];
+  let nodes = 0;
+  const flush = async () => {
+    if (!nodes) return;
+    c = { ...c, count: c.count + nodes, pages: c.pages + 1, ...advance(c, batch), updated_at: Date.now() };
+    await commitBatch(d, r.ws, op.shop, r.runId, batch, c);
+    await d.onProgress?.(r.ws, r.runId, c);
+    batch = [];
+    nodes = 0;
+  };
+  for (const node of assembleBulk(spec, lines)) {
+    if (skip > 0) {
+      skip--;
+      continue;
+    }
+    batch.push(...spec.payloads(node));
+    nodes++;
+    if (nodes >= (o.batch ?? 250)) await flush();
+  }
+  await flush();
+  await finishRun(d, r.ws, r.runId, r.entity, c, true);
+  return summary(r, c, resumed);
+}
+
+/** The JSONL result (a signed storage URL in production) through the outbound policy. */
+async function fetchLines(url: string, signal: AbortSignal): Promise<string[]> {
+  const res = await outboundFetch(url, { signal });
+  if (!res.ok) throw new HubError('bulk_result_unavailable', `the bulk operation's result answered HTTP ${res.status}`, { retryable: res.status >= 500 });
+  return (await res.text()).split('\n');
+}

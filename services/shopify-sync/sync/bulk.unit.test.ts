@@ -1,0 +1,23 @@
+import { describe, expect, it } from 'vitest';
+import { BulkFinishes } from './bulk.ts';
+
+describe('BulkFinishes', () => {
+  it('wakes the run waiting for that operation at once, others only at their poll time', async () => {
+    const f = new BulkFinishes();
+    const signal = new AbortController().signal;
+    const t0 = Date.now();
+    const a = f.wait('gid://shopify/BulkOperation/1', 5000, signal).then(() => Date.now() - t0);
+    const b = f.wait('gid://shopify/BulkOperation/2', 150, signal).then(() => Date.now() - t0);
+    f.finished('gid://shopify/BulkOperation/1');
+    expect(await a).toBeLessThan(100);
+    expect(await b).toBeGreaterThanOrEqual(140);
+  });
+
+  it('an aborted wait rejects', async () => {
+    const f = new BulkFinishes();
+    const c = new AbortController();
+    const w = f.wait('x', 5000, c.signal);
+    c.abort(new Error('stopped'));
+    await expect(w).rejects.toThrow('stopped');
+  });
+});

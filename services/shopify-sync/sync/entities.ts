@@ -1,0 +1,165 @@
+import { ExactInt, gidNumber, idOf } from './json.ts';
+
+/**
+ * The entities shopify-sync reads, each declared once: its GraphQL Admin page query, its bulk
+ * query, and how one node becomes the body of the webhook Shopify would send for it (REST
+ * payload shape: numeric `id` from the gid, `admin_graphql_api_id`, snake_case, `updated_at`),
+ * so the ingester's inbox processor maps a polled entity exactly as it maps that webhook.
+ */
+export const ENTITIES = ['products', 'orders', 'customers', 'inventory'] as const;
+export type EntityName = (typeof ENTITIES)[number];
+
+type Node = Record<string, unknown>;
+
+export interface Payload {
+  /** The webhook topic this body is the shape of (x-shopify-topic). */
+  topic: string;
+  /** Event entity (the inbox key's entity). */
+  entity: string;
+  /** What the ingester's orderingKeyFor gives for this body. */
+  orderingKey: string;
+  updatedAt: string | null;
+  body: Record<string, unknown>;
+}
+
+export interface EntitySpec {
+  /** The connection's root field. */
+  root: string;
+  /** Page query: variables $first, $after, $query. */
+  pageQuery: string;
+  /** Bulk Operations query for `query` (a search filter, or none). */
+  bulkQuery(query: string | null): string;
+  /** Child lines of a bulk JSONL (by gid type) -> the list field of the parent they belong to. */
+  bulkChildren: Record<string, string>;
+  payloads(node: Node): Payload[];
+}
+
+/** A nested connection as a list, whether it came as {edges: [{node}]}, {nodes: []} or (bulk) an array. */
+export function list(v: unknown): Node[] {
+  if (Array.isArray(v)) return v as Node[];
+  const c = v as { edges?: { node: Node }[]; nodes?: Node[] } | null | undefined;
+  return c?.nodes ?? c?.edges?.map((e) => e.node) ?? [];
+}
+
+const lower = (v: unknown) => (typeof v === 'string' ? v.toLowerCase() : v ?? null);
+const tags = (v: unknown) => (Array.isArray(v) ? v.join(', ') : typeof v === 'string' ? v : '');
+const money = (v: unknown) => ((v as { shopMoney?: { amount?: string } } | null)?.shopMoney?.amount ?? null);
+
+const PAGE = (root: string, fields: string) => `query ${root[0]!.toUpperCase()}${root.slice(1)}Page($first: Int!, $after: String, $query: String) {
+  ${root}(first: $first, after: $after, query: $query, sortKey: UPDATED_AT) {
+    edges { cursor node { ${fields} } }
+    pageInfo { hasNextPage endCursor }
+  }
+}`;
+const BULK = (root: string, fields: string) => (query: string | null) => `{ ${root}${query ? `(query: ${JSON.stringify(query)})` : ''} { edges { node { ${fields} } } } }`;
+
+const PRODUCT_FIELDS = (variants: string) => `id title handle descriptionHtml vendor productType status tags createdAt updatedAt publishedAt
+      ${variants} { edges { node { id title sku price inventoryQuantity inventoryItem { id } } } }`;
+const ORDER_FIELDS = (lineItems: string) => `id name email createdAt updatedAt cancelledAt closedAt displayFinancialStatus displayFulfillmentStatus tags note
+      currencyCode totalPriceSet { shopMoney { amount currencyCode } } customer { id }
+      ${lineItems} { edges { node { id title quantity sku originalUnitPriceSet { shopMoney { amount } } product { id } variant { id } } } }`;
+const CUSTOMER_FIELDS = 'id firstName lastName email phone state tags numberOfOrders createdAt updatedAt';
+const INVENTORY_FIELDS = (levels: string) => `id sku updatedAt
+      ${levels} { edges { node { id updatedAt location { id } quantities(names: ["available"]) { name quantity } } } }`;
+
+const product: EntitySpec = {
+  root: 'products',
+  pageQuery: PAGE('products', PRODUCT_FIELDS('variants(first: 10)')),
+  bulkQuery: BULK('products', PRODUCT_FIELDS('variants')),
+  bulkChildren: { ProductVariant: 'variants' },
+  payloads(n) {
+    const id = idOf(n.id)!;
+    const body = {
+      id, admin_graphql_api_id: n.id, title: n.title, handle: n.handle ?? null, body_html: n.descriptionHtml ?? null, vendor: n.vendor ?? null,
+      product_type: n.productType ?? null, status: lower(n.status), tags: tags(n.tags), created_at: n.createdAt ?? null, updated_at: n.updatedAt ?? null, published_at: n.publishedAt ?? null,
+      variants: list(n.variants).map((v) => ({ id: idOf(v.id), admin_graphql_api_id: v.id, product_id: id, title: v.title ?? null, sku: v.sku ?? null, price: v.price ?? null, inventory_quantity: v.inventoryQuantity ?? null, inventory_item_id: idOf((v.inventoryItem as Node | null)?.id) })),
+    };
+    return [{ topic: 'products/update', entity: 'products', orderingKey: id.digits, updatedAt: (n.updatedAt as string) ?? null, body }];
+  },
+};
+
+const order: EntitySpec = {
+  root: 'orders',
+  pageQuery: PAGE('orders', ORDER_FIELDS('lineItems(first: 50)')),
+  bulkQuery: BULK('orders', ORDER_FIELDS('lineItems')),
+  bulkChildren: { LineItem: 'lineItems' },
+  payloads(n) {
+    const id = idOf(n.id)!;
+    const customer = n.customer as Node | null;
+    const body = {
+      id, admin_graphql_api_id: n.id, name: n.name, email: n.email ?? null, created_at: n.createdAt ?? null, updated_at: n.updatedAt ?? null,
+      cancelled_at: n.cancelledAt ?? null, closed_at: n.closedAt ?? null, financial_status: lower(n.displayFinancialStatus), fulfillment_status: lower(n.displayFulfillmentStatus),
+      currency: n.currencyCode ?? null, total_price: money(n.totalPriceSet), tags: tags(n.tags), note: n.note ?? null,
+      customer: customer?.id ? { id: idOf(customer.id), admin_graphql_api_id: customer.id } : null,
+      line_items: list(n.lineItems).map((li) => ({
+        id: idOf(li.id), admin_graphql_api_id: li.id, title: li.title ?? null, quantity: li.quantity, sku: li.sku ?? null, price: money(li.originalUnitPriceSet),
+        product_id: idOf((li.product as Node | null)?.id), variant_id: idOf((li.variant as Node | null)?.id),
+      })),
+    };
+    return [{ topic: 'orders/updated', entity: 'orders', orderingKey: id.digits, updatedAt: (n.updatedAt as string) ?? null, body }];
+  },
+};
+
+const customer: EntitySpec = {
+  root: 'customers',
+  pageQuery: PAGE('customers', CUSTOMER_FIELDS),
+  bulkQuery: BULK('customers', CUSTOMER_FIELDS),
+  bulkChildren: {},
+  payloads(n) {
+    const id = idOf(n.id)!;
+    const body = {
+      id, admin_graphql_api_id: n.id, email: n.email ?? null, first_name: n.firstName ?? null, last_name: n.lastName ?? null, phone: n.phone ?? null,
+      state: lower(n.state), tags: tags(n.tags), orders_count: n.numberOfOrders === undefined ? null : Number(n.numberOfOrders), created_at: n.createdAt ?? null, updated_at: n.updatedAt ?? null,
+    };
+    return [{ topic: 'customers/update', entity: 'customers', orderingKey: id.digits, updatedAt: (n.updatedAt as string) ?? null, body }];
+  },
+};
+
+/** Inventory is read by item; each of its levels (item x location) is one inventory_levels/update body. */
+const inventory: EntitySpec = {
+  root: 'inventoryItems',
+  pageQuery: PAGE('inventoryItems', INVENTORY_FIELDS('inventoryLevels(first: 10)')),
+  bulkQuery: BULK('inventoryItems', INVENTORY_FIELDS('inventoryLevels')),
+  bulkChildren: { InventoryLevel: 'inventoryLevels' },
+  payloads(n) {
+    const item = gidNumber(n.id)!;
+    return list(n.inventoryLevels).flatMap((l) => {
+      const location = gidNumber((l.location as Node | null)?.id);
+      if (!location) return [];
+      const available = (l.quantities as { name: string; quantity: number }[] | undefined)?.find((q) => q.name === 'available')?.quantity ?? null;
+      const updatedAt = (l.updatedAt as string) ?? (n.updatedAt as string) ?? null;
+      const body = { inventory_item_id: new ExactInt(item), location_id: new ExactInt(location), available, updated_at: updatedAt, admin_graphql_api_id: l.id ?? null };
+      return [{ topic: 'inventory_levels/update', entity: 'inventory_levels', orderingKey: `${item}:${location}`, updatedAt, body }];
+    });
+  },
+};
+
+export const entitySpecs: Record<EntityName, EntitySpec> = { products: product, orders: order, customers: customer, inventory };
+
+/** Shopify's search syntax for "changed since": `updated_at:>='<iso>'`. */
+export const sinceFilter = (since: string | undefined | null) => (since ? `updated_at:>='${since}'` : null);
+
+/**
+ * Bulk Operations JSONL -> whole nodes: a line with `__parentId` is a child of an earlier line
+ * and is appended to its parent's list field (by the child's gid type). Parents come before
+ * their children in Shopify's files, so a node is complete once the next parent begins.
+ */
+export function* assembleBulk(spec: EntitySpec, lines: Iterable<string>): Generator<Node> {
+  let current: Node | null = null;
+  for (const line of lines) {
+    if (!line.trim()) continue;
+    const o = JSON.parse(line) as Node & { __parentId?: string };
+    if (o.__parentId) {
+      const type = /^gid:\/\/shopify\/([A-Za-z]+)\//.exec(String(o.id ?? ''))?.[1] ?? '';
+      const field = spec.bulkChildren[type];
+      if (current && field && current.id === o.__parentId) {
+        const { __parentId: _, ...child } = o;
+        ((current[field] ??= []) as Node[]).push(child);
+      }
+      continue;
+    }
+    if (current) yield current;
+    current = o;
+  }
+  if (current) yield current;
+}

@@ -1,0 +1,143 @@
+import type { KafkaTable } from '../../../shared/bus/table/table.ts';
+import type { Bus, OutgoingRecord } from '../../../shared/bus/types.ts';
+import { inboxRecord } from '../../../shared/ingest/inbox.ts';
+import type { Logger } from '../../../shared/logger.ts';
+import type { AdminApi } from '../api/admin.ts';
+import { keys, SYNC_STATE_TOPIC, type RunCheckpoint, type SyncState } from '../state/sync-state.ts';
+import type { TokenAccess } from '../tokens/access.ts';
+import { entitySpecs, sinceFilter, type EntityName, type Payload } from './entities.ts';
+import { pollDelivery } from './inbox.ts';
+
+export interface SyncDeps {
+  api: AdminApi;
+  tokens: TokenAccess;
+  /** A transactional bus of the sync's own: each page's inbox appends and its checkpoint land together. */
+  bus: Bus;
+  /** The ingest inbox (IONFLUX_INBOX_TOPIC). */
+  inboxTopic: string;
+  state: KafkaTable<SyncState>;
+  logger: Logger;
+  pageSize: number;
+  onEntities?: (entity: string, n: number) => void;
+  /** Called after every page with the run's checkpoint (progress events). */
+  onProgress?: (ws: string, runId: string, c: RunCheckpoint) => Promise<void> | void;
+}
+
+export interface SyncRun {
+  ws: string;
+  /** Entities already appended at exactly `since` (a poll's watermark): not appended again. */
+  seenAtSince?: string[];
+  /** The command id, or `poll-<entity>` / `full-<entity>` for scheduled runs. */
+  runId: string;
+  entity: EntityName;
+  /** ISO time: only entities updated at or after it. */
+  since?: string;
+}
+
+export interface SyncSummary {
+  entity: EntityName;
+  mode: 'pages' | 'bulk';
+  count: number;
+  pages: number;
+  resumed: boolean;
+  since: string | null;
+  started_at: string;
+  duration_ms: number;
+}
+
+const stateRecord = (key: string, v: SyncState | undefined): OutgoingRecord => ({ topic: SYNC_STATE_TOPIC, key, value: v === undefined ? null : Buffer.from(JSON.stringify(v)) });
+
+/** Customer markers for customers/data_request and customers/redact (what the hub holds about them). */
+function customerMarkers(ws: string, shop: string, payloads: Payload[]): [string, SyncState][] {
+  return payloads.filter((p) => p.entity === 'customers').map((p) => [keys.customer(ws, p.orderingKey), { kind: 'customer', shop, updated_at: p.updatedAt, synced_at: Date.now() }]);
+}
+
+/** Appends one batch of entities with the run's new checkpoint, in one transaction. */
+export async function commitBatch(d: SyncDeps, ws: string, shop: string, runId: string, payloads: Payload[], next: RunCheckpoint): Promise<void> {
+  const now = new Date();
+  const markers = customerMarkers(ws, shop, payloads);
+  await d.bus.publishAtomic([
+    ...payloads.map((p) => inboxRecord(pollDelivery(shop, p, now), d.inboxTopic)),
+    ...markers.map(([k, v]) => stateRecord(k, v)),
+    stateRecord(keys.run(ws, runId), next),
+  ], { timeoutMs: 60_000 });
+  for (const [k, v] of markers) d.state.applyLocal(k, v);
+  d.state.applyLocal(keys.run(ws, runId), next);
+  d.onEntities?.(payloads[0]?.entity ?? 'none', payloads.length);
+}
+
+/** The run is over: its checkpoint goes, the entity's poll watermark moves to the newest version seen. */
+export async function finishRun(d: SyncDeps, ws: string, runId: string, entity: EntityName, c: RunCheckpoint, full: boolean): Promise<void> {
+  const pollKey = keys.poll(ws, entity);
+  const prev = d.state.get(pollKey);
+  const prevMark = prev?.kind === 'poll' ? prev.watermark : '';
+  const records = [stateRecord(keys.run(ws, runId), undefined)];
+  const applied: [string, SyncState | undefined][] = [[keys.run(ws, runId), undefined]];
+  if (c.max_updated_at && c.max_updated_at >= prevMark) {
+    const same = c.max_updated_at === prevMark && prev?.kind === 'poll' ? (prev.ids ?? []) : [];
+    const v: SyncState = { kind: 'poll', watermark: c.max_updated_at, ids: [...new Set([...same, ...(c.newest_ids ?? [])])].slice(-1000), at: Date.now() };
+    records.push(stateRecord(pollKey, v));
+    applied.push([pollKey, v]);
+  }
+  if (full && !c.since) {
+    const v: SyncState = { kind: 'full', at: Date.now() };
+    records.push(stateRecord(keys.full(ws, entity), v));
+    applied.push([keys.full(ws, entity), v]);
+  }
+  await d.bus.publishAtomic(records, { timeoutMs: 60_000 });
+  for (const [k, v] of applied) d.state.applyLocal(k, v);
+}
+
+/** The checkpoint's newest version and the entities seen at exactly it, after a batch. */
+export function advance(c: RunCheckpoint, payloads: Payload[]): Pick<RunCheckpoint, 'max_updated_at' | 'newest_ids'> {
+  let max = c.max_updated_at;
+  let ids = new Set(c.newest_ids ?? []);
+  for (const p of payloads) {
+    if (!p.updatedAt) continue;
+    if (!max || p.updatedAt > max) {
+      max = p.updatedAt;
+      ids = new Set();
+    }
+    if (p.updatedAt === max) ids.add(p.orderingKey);
+  }
+  return max ? { max_updated_at: max, newest_ids: [...ids].slice(-1000) } : {};
+}
+
+/**
+ * A sync of one entity through cursor pagination (GraphQL `pageInfo`), oldest change first
+ * (sortKey UPDATED_AT). Every page is appended to the ingest inbox together with the run's
+ * checkpoint (cursor, count), so a run cut short by a crash resumes after the last page recorded;
+ * a page appended twice (crash between append and a later page) is harmless, the inbox processor
+ * publishes each entity version once.
+ */
+export async function runPagedSync(d: SyncDeps, r: SyncRun, signal: AbortSignal): Promise<SyncSummary> {
+  const spec = entitySpecs[r.entity];
+  const key = keys.run(r.ws, r.runId);
+  const held = d.state.get(key);
+  const resumed = held?.kind === 'run' && held.mode === 'pages' && held.entity === r.entity;
+  let c: RunCheckpoint = resumed ? held : { kind: 'run', entity: r.entity, mode: 'pages', ...(r.since ? { since: r.since } : {}), cursor: null, count: 0, pages: 0, started_at: Date.now(), updated_at: Date.now() };
+  if (resumed) d.logger.info({ workspace: r.ws, run: r.runId, entity: r.entity, pages: c.pages, count: c.count }, 'resuming shopify sync from its checkpoint');
+  for (;;) {
+    signal.throwIfAborted();
+    const page = await d.tokens.withToken(r.ws, async (shop, token) => {
+      const { data } = await d.api.graphql<Record<string, { edges: { cursor: string; node: Record<string, unknown> }[]; pageInfo: { hasNextPage: boolean; endCursor: string | null } }>>(
+        shop, token, `${r.entity}.page`, spec.pageQuery, { first: d.pageSize, after: c.cursor, query: sinceFilter(c.since) }, signal);
+      return { shop, conn: data[spec.root]! };
+    });
+    const seen = new Set(r.seenAtSince ?? []);
+    const fresh = (p: Payload) => !(c.since && p.updatedAt === c.since && seen.has(p.orderingKey));
+    const nodes = page.conn.edges.map((e) => spec.payloads(e.node).filter(fresh)).filter((ps) => ps.length > 0);
+    const payloads = nodes.flat();
+    c = { ...c, cursor: page.conn.pageInfo.endCursor ?? c.cursor, count: c.count + nodes.length, pages: c.pages + 1, ...advance(c, payloads), updated_at: Date.now() };
+    await commitBatch(d, r.ws, page.shop, r.runId, payloads, c);
+    await d.onProgress?.(r.ws, r.runId, c);
+    if (!page.conn.pageInfo.hasNextPage) break;
+  }
+  await finishRun(d, r.ws, r.runId, r.entity, c, true);
+  return summary(r, c, resumed);
+}
+
+export function summary(r: SyncRun, c: RunCheckpoint, resumed: boolean): SyncSummary {
+  return { entity: r.entity, mode: c.mode, count: c.count, pages: c.pages, resumed, since: c.since ?? null, started_at: new Date(c.started_at).toISOString(), duration_ms: Date.now() - c.started_at };
+}
+

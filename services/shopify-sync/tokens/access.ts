@@ -1,0 +1,123 @@
+import type { Session, Shopify } from '@shopify/shopify-api';
+import type { KafkaTable } from '../../../shared/bus/table/table.ts';
+import type { Bus } from '../../../shared/bus/types.ts';
+import { HubError } from '../../../shared/errors.ts';
+import type { SecretStore } from '../../../shared/secrets/index.ts';
+import { TokenRefused } from '../api/admin.ts';
+import { connectionRecord, type Connection } from '../state/connections.ts';
+import { readToken, writeToken, type StoredToken } from './vault.ts';
+
+export interface TokenAccessDeps {
+  shopify: () => Shopify | null;
+  store: SecretStore;
+  bus: Bus;
+  connections: KafkaTable<Connection>;
+  installUrl: (ws: string, shop?: string) => string;
+  marginMs: number;
+  onRefresh?: (outcome: string) => void;
+}
+
+export interface TokenAccess {
+  /**
+   * Runs `fn` with the workspace's shop and a usable offline token: refreshed first when it is
+   * within the margin of expiry, and once more if Shopify refuses it.
+   */
+  withToken<T>(ws: string, fn: (shop: string, token: string) => Promise<T>): Promise<T>;
+  /** Refreshes now if the token is within the margin of expiry (the owner's timer calls this). */
+  refreshIfDue(ws: string): Promise<StoredToken | null>;
+}
+
+/** The stored token after a refresh through the SDK (`shopify.auth.refreshToken`). */
+export function storedFromSession(s: Session, issuedAt: number): StoredToken {
+  return {
+    access_token: s.accessToken!,
+    refresh_token: s.refreshToken ?? '',
+    shop: s.shop,
+    scope: (s.scope ?? '').split(',').filter(Boolean),
+    issued_at: issuedAt,
+    access_expires_at: s.expires?.getTime() ?? 0,
+    refresh_expires_at: s.refreshTokenExpires?.getTime() ?? 0,
+  };
+}
+
+/**
+ * Shopify's expiring offline tokens (60 min, with a refresh token that rotates on use). A
+ * refresh is single-flight per workspace in this process, and the store is read again first, so
+ * a token another instance refreshed meanwhile is used rather than refreshed twice.
+ */
+export function createTokenAccess(d: TokenAccessDeps): TokenAccess {
+  const inflight = new Map<string, Promise<StoredToken>>();
+
+  async function current(ws: string): Promise<StoredToken> {
+    const t = await readToken(d.store, ws).catch((e: unknown) => {
+      throw new HubError('secret_store_unavailable', 'the Shopify token could not be read', { retryable: true, cause: e });
+    });
+    if (!t) throw new HubError('not_connected', `Shopify is not installed for ${ws}; install the app at ${d.installUrl(ws)}`);
+    return t;
+  }
+
+  async function doRefresh(ws: string, used: StoredToken): Promise<StoredToken> {
+    const again = await current(ws);
+    if (again.issued_at > used.issued_at) return again;
+    const shopify = d.shopify();
+    if (!shopify) throw new HubError('not_configured', 'Shopify is not configured on this hub');
+    if (!used.refresh_token) throw new HubError('needs_reauthorization', `the Shopify token of ${used.shop} expired and has no refresh token; reinstall at ${d.installUrl(ws, used.shop)}`);
+    let session: Session;
+    try {
+      ({ session } = await shopify.auth.refreshToken({ shop: used.shop, refreshToken: used.refresh_token }));
+    } catch (e) {
+      const status = (e as { response?: { code?: number } }).response?.code;
+      d.onRefresh?.(status ? `http_${status}` : 'error');
+      if (status && status >= 400 && status < 500) {
+        const c = d.connections.get(ws);
+        if (c) {
+          const next: Connection = { ...c, status: 'needs_reauthorization', reason: `Shopify refused the refresh (HTTP ${status})`, updated_at: Date.now() };
+          await d.bus.publish(connectionRecord(next)).catch(() => undefined);
+          d.connections.applyLocal(ws, next);
+        }
+        throw new HubError('needs_reauthorization', `Shopify refused to refresh the token of ${used.shop}; reinstall at ${d.installUrl(ws, used.shop)}`);
+      }
+      throw new HubError('vendor_unreachable', `refreshing the Shopify token of ${used.shop} failed`, { retryable: true, cause: e });
+    }
+    const next = storedFromSession(session, Date.now());
+    await writeToken(d.store, ws, next);
+    const c = d.connections.get(ws);
+    if (c) {
+      const rec: Connection = { ...c, status: 'active', reason: undefined, issued_at: next.issued_at, access_expires_at: next.access_expires_at, updated_at: Date.now() };
+      await d.bus.publish(connectionRecord(rec));
+      d.connections.applyLocal(ws, rec);
+    }
+    d.onRefresh?.('ok');
+    return next;
+  }
+
+  function refresh(ws: string, used: StoredToken): Promise<StoredToken> {
+    let p = inflight.get(ws);
+    if (!p) {
+      p = doRefresh(ws, used).finally(() => inflight.delete(ws));
+      inflight.set(ws, p);
+    }
+    return p;
+  }
+
+  const due = (t: StoredToken) => t.access_expires_at > 0 && t.access_expires_at - d.marginMs <= Date.now();
+
+  return {
+    async withToken(ws, fn) {
+      let t = await current(ws);
+      if (due(t)) t = await refresh(ws, t);
+      try {
+        return await fn(t.shop, t.access_token);
+      } catch (e) {
+        if (!(e instanceof TokenRefused)) throw e;
+        t = await refresh(ws, t);
+        return fn(t.shop, t.access_token);
+      }
+    },
+    async refreshIfDue(ws) {
+      const t = await readToken(d.store, ws);
+      if (!t) return null;
+      return due(t) ? refresh(ws, t) : t;
+    },
+  };
+}

@@ -1,0 +1,233 @@
+import { iso, nextId, type SimBulk, type SimCustomer, type SimInventoryItem, type SimOrder, type SimProduct, type SimShop } from './state.ts';
+
+/**
+ * The GraphQL Admin API subset the simulator answers, in Shopify's shapes: connections with
+ * edges/cursor/pageInfo (keyset cursors, opaque base64), `query:` search filters on updated_at,
+ * userErrors on mutations, Bulk Operations with a JSONL result, and `extensions.cost`.
+ * It does not parse GraphQL: it finds the operation's root field and reads arguments from the
+ * variables (as the hub sends them) or literal `first:` values; it returns every field it knows
+ * for a node whatever was selected (a superset, which clients ignore).
+ */
+export type Json = Record<string, unknown>;
+export interface GqlResult { data?: Json; errors?: Json[]; cost: { requested: number; actual: number } }
+
+const gid = (type: string, id: number | string) => `gid://shopify/${type}/${id}`;
+const idFrom = (g: unknown) => Number(/\/(\d+)(\?.*)?$/.exec(String(g ?? ''))?.[1] ?? NaN);
+
+/** The first field selected at the top of the operation (after `query X(...) {` or `{`). */
+export function rootField(query: string): string | null {
+  const q = query.replace(/#[^\n]*/g, '');
+  const open = q.indexOf('{');
+  return open < 0 ? null : (/^\s*([A-Za-z_]\w*)/.exec(q.slice(open + 1))?.[1] ?? null);
+}
+
+export const isMutation = (query: string) => /^\s*mutation\b/.test(query.replace(/#[^\n]*/g, ''));
+
+/** Shopify's documented shape of the calculation: a connection costs 2 + first x (cost of a node), an object 1. */
+export function requestedCost(query: string, variables: Json): number {
+  const root = rootField(query);
+  if (!root) return 1;
+  if (isMutation(query)) return 10;
+  const firsts = [...query.matchAll(/(?<![$\w])first:\s*(\$?\w+)/g)].map((m) => (m[1]!.startsWith('$') ? Number(variables[m[1]!.slice(1)] ?? 0) : Number(m[1])));
+  if (!firsts.length) return root === 'shop' || root === 'node' || root === 'currentBulkOperation' ? 1 : 2;
+  const nested = firsts[1] !== undefined ? 2 + firsts[1] : 0;
+  return 2 + firsts[0]! * (1 + nested);
+}
+
+function actualCost(query: string, variables: Json, returned: number, nestedReturned: number): number {
+  const firsts = [...query.matchAll(/(?<![$\w])first:\s*(\$?\w+)/g)];
+  if (isMutation(query)) return 10;
+  if (!firsts.length) return 1;
+  return 2 + returned * (1 + (firsts.length > 1 ? 2 + nestedReturned : 0));
+}
+
+/** `updated_at:>='2026-01-01T00:00:00Z'` (also `>`, `<`, `<=`); anything else matches all. */
+function matches(filter: unknown, updatedAt: string): boolean {
+  if (typeof filter !== 'string' || !filter) return true;
+  const m = /updated_at:(>=|<=|>|<)'?([^' ]+)'?/.exec(filter);
+  if (!m) return true;
+  const [a, b] = [Date.parse(updatedAt), Date.parse(m[2]!)];
+  return m[1] === '>=' ? a >= b : m[1] === '>' ? a > b : m[1] === '<=' ? a <= b : a < b;
+}
+
+const encodeCursor = (u: string, id: number) => Buffer.from(JSON.stringify({ last_id: id, last_value: u })).toString('base64');
+const decodeCursor = (c: unknown): { last_id: number; last_value: string } | null => {
+  if (typeof c !== 'string' || !c) return null;
+  try { return JSON.parse(Buffer.from(c, 'base64').toString()) as { last_id: number; last_value: string }; } catch { return null; }
+};
+
+const edges = <T>(items: T[], node: (t: T) => Json) => ({ edges: items.map((i) => ({ node: node(i) })) });
+
+export const productNode = (p: SimProduct) => ({
+  id: gid('Product', p.id), title: p.title, handle: p.handle, descriptionHtml: p.descriptionHtml, vendor: p.vendor, productType: p.productType, status: p.status, tags: p.tags, createdAt: p.createdAt, updatedAt: p.updatedAt, publishedAt: p.createdAt,
+  variants: edges(p.variants, (v) => ({ id: gid('ProductVariant', v.id), title: v.title, sku: v.sku, price: v.price, inventoryQuantity: v.inventoryQuantity, inventoryItem: { id: gid('InventoryItem', v.inventoryItemId) } })),
+});
+export const orderNode = (o: SimOrder) => ({
+  id: gid('Order', o.id), name: o.name, email: o.email, createdAt: o.createdAt, updatedAt: o.updatedAt, cancelledAt: null, closedAt: null, displayFinancialStatus: o.financial, displayFulfillmentStatus: o.fulfillment, tags: o.tags, note: o.note,
+  currencyCode: o.currency, totalPriceSet: { shopMoney: { amount: o.total, currencyCode: o.currency } }, customer: o.customerId ? { id: gid('Customer', o.customerId) } : null,
+  lineItems: edges(o.lineItems, (li) => ({ id: gid('LineItem', li.id), title: li.title, quantity: li.quantity, sku: li.sku, originalUnitPriceSet: { shopMoney: { amount: li.price } }, product: li.productId ? { id: gid('Product', li.productId) } : null, variant: li.variantId ? { id: gid('ProductVariant', li.variantId) } : null })),
+});
+export const customerNode = (c: SimCustomer) => ({ id: gid('Customer', c.id), firstName: c.firstName, lastName: c.lastName, email: c.email, phone: c.phone, state: c.state, tags: c.tags, numberOfOrders: String(c.numberOfOrders), createdAt: c.createdAt, updatedAt: c.updatedAt });
+export const inventoryNode = (i: SimInventoryItem) => ({
+  id: gid('InventoryItem', i.id), sku: i.sku, updatedAt: i.updatedAt,
+  inventoryLevels: edges(i.levels, (l) => ({ id: `${gid('InventoryLevel', l.id)}?inventory_item_id=${i.id}`, updatedAt: l.updatedAt, location: { id: gid('Location', l.locationId) }, quantities: [{ name: 'available', quantity: l.available }] })),
+});
+
+type Listed = { items: { id: number; updatedAt: string }[]; node: (x: never) => Json; nested?: string };
+function collection(shop: SimShop, root: string): Listed | null {
+  switch (root) {
+    case 'products': return { items: shop.products, node: productNode as never, nested: 'variants' };
+    case 'orders': return { items: shop.orders, node: orderNode as never, nested: 'lineItems' };
+    case 'customers': return { items: shop.customers, node: customerNode as never };
+    case 'inventoryItems': return { items: shop.inventoryItems, node: inventoryNode as never, nested: 'inventoryLevels' };
+    default: return null;
+  }
+}
+
+const sorted = <T extends { id: number; updatedAt: string }>(items: T[]) => [...items].sort((a, b) => a.updatedAt.localeCompare(b.updatedAt) || a.id - b.id);
+
+function page(shop: SimShop, root: string, query: string, v: Json): GqlResult {
+  const c = collection(shop, root)!;
+  const first = Math.min(250, Number(v.first ?? /first:\s*(\d+)/.exec(query)?.[1] ?? 50));
+  const after = decodeCursor(v.after);
+  const all = sorted(c.items).filter((i) => matches(v.query, i.updatedAt)).filter((i) => !after || i.updatedAt > after.last_value || (i.updatedAt === after.last_value && i.id > after.last_id));
+  const items = all.slice(0, first);
+  const nodes = items.map((i) => ({ cursor: encodeCursor(i.updatedAt, i.id), node: c.node(i as never) }));
+  const nestedCount = c.nested ? nodes.reduce((n, e) => n + ((e.node[c.nested!] as { edges: unknown[] }).edges.length), 0) / Math.max(1, nodes.length) : 0;
+  const last = items.at(-1);
+  return {
+    data: { [root]: { edges: nodes, pageInfo: { hasNextPage: all.length > first, hasPreviousPage: Boolean(after), startCursor: nodes[0]?.cursor ?? null, endCursor: last ? encodeCursor(last.updatedAt, last.id) : null } } },
+    cost: { requested: requestedCost(query, v), actual: actualCost(query, v, items.length, nestedCount) },
+  };
+}
+
+/** JSONL of a bulk query: each node on its line, its nested connection's nodes after it with __parentId. */
+function bulkLines(shop: SimShop, inner: string): { lines: string[]; count: number } | null {
+  const root = rootField(inner);
+  const c = root ? collection(shop, root) : null;
+  if (!c) return null;
+  const filter = /\(query:\s*"((?:[^"\\]|\\.)*)"\)/.exec(inner)?.[1]?.replace(/\\"/g, '"') ?? null;
+  const lines: string[] = [];
+  let count = 0;
+  for (const item of sorted(c.items).filter((i) => matches(filter, i.updatedAt))) {
+    const node = c.node(item as never);
+    const children = c.nested ? (node[c.nested] as { edges: { node: Json }[] }).edges.map((e) => e.node) : [];
+    if (c.nested) delete node[c.nested];
+    lines.push(JSON.stringify(node));
+    count++;
+    for (const ch of children) {
+      lines.push(JSON.stringify({ ...ch, __parentId: node.id }));
+      count++;
+    }
+  }
+  return { lines, count };
+}
+
+const bulkNode = (b: SimBulk) => ({ id: gid('BulkOperation', b.id), status: b.status, errorCode: null, createdAt: b.createdAt, completedAt: b.completedAt, objectCount: String(b.objectCount), fileSize: b.lines.join('\n').length, url: b.url, partialDataUrl: null, query: b.query });
+
+export interface GqlContext { shop: SimShop; baseUrl: string; bulkDelayMs: number; counters: Record<string, number> }
+
+const userErrors = (errors: { field: string[]; message: string; code?: string }[]) => errors;
+const WEBHOOK_TOPICS = new Set(['ORDERS_CREATE', 'ORDERS_UPDATED', 'ORDERS_DELETE', 'ORDERS_PAID', 'ORDERS_CANCELLED', 'ORDERS_FULFILLED', 'PRODUCTS_CREATE', 'PRODUCTS_UPDATE', 'PRODUCTS_DELETE', 'CUSTOMERS_CREATE', 'CUSTOMERS_UPDATE', 'CUSTOMERS_DELETE', 'INVENTORY_LEVELS_UPDATE', 'THEMES_PUBLISH', 'APP_UNINSTALLED', 'SHOP_UPDATE', 'CHECKOUTS_CREATE', 'CHECKOUTS_UPDATE', 'DRAFT_ORDERS_CREATE', 'DRAFT_ORDERS_UPDATE', 'BULK_OPERATIONS_FINISH']);
+
+/** Executes one request against a shop; `cost` is what the throttle charges. */
+export function execute(ctx: GqlContext, query: string, v: Json): GqlResult {
+  const { shop } = ctx;
+  const root = rootField(query);
+  ctx.counters[root ?? '?'] = (ctx.counters[root ?? '?'] ?? 0) + 1;
+  const done = (data: Json): GqlResult => ({ data, cost: { requested: requestedCost(query, v), actual: isMutation(query) ? 10 : 1 } });
+  const now = iso();
+  switch (root) {
+    case 'shop':
+      return done({ shop: { id: gid('Shop', shop.id), name: shop.name, email: `owner@${shop.domain}`, myshopifyDomain: shop.domain, currencyCode: 'USD', ianaTimezone: 'UTC', plan: { displayName: 'Basic' }, primaryDomain: { host: shop.domain } } });
+    case 'products': case 'orders': case 'customers': case 'inventoryItems':
+      return page(shop, root, query, v);
+    case 'themes':
+      return { data: { themes: edges(shop.themes, (t) => ({ id: gid('OnlineStoreTheme', t.id), name: t.name, role: t.role, updatedAt: t.updatedAt })) }, cost: { requested: requestedCost(query, v), actual: 2 + shop.themes.length } };
+    case 'node': case 'currentBulkOperation': {
+      const b = root === 'node' ? shop.bulk.find((x) => gid('BulkOperation', x.id) === v.id) : shop.bulk.at(-1);
+      return done({ [root]: b ? bulkNode(b) : null });
+    }
+    case 'bulkOperationRunQuery': {
+      const running = shop.bulk.find((b) => b.status === 'CREATED' || b.status === 'RUNNING');
+      if (running) return done({ bulkOperationRunQuery: { bulkOperation: null, userErrors: userErrors([{ field: ['query'], message: `A bulk query operation for this app and shop is already in progress: ${gid('BulkOperation', running.id)}.`, code: 'OPERATION_IN_PROGRESS' }]) } });
+      const inner = String(v.query ?? '');
+      const result = bulkLines(shop, inner);
+      if (!result) return done({ bulkOperationRunQuery: { bulkOperation: null, userErrors: userErrors([{ field: ['query'], message: 'Invalid bulk query: the query must contain at least one connection.', code: 'INVALID' }]) } });
+      const b: SimBulk = { id: nextId(), status: 'CREATED', query: inner, createdAt: now, completedAt: null, objectCount: 0, url: null, lines: result.lines };
+      shop.bulk.push(b);
+      setTimeout(() => (b.status = 'RUNNING'), 0).unref();
+      setTimeout(() => Object.assign(b, { status: 'COMPLETED', completedAt: iso(), objectCount: result.count, url: result.count ? `${ctx.baseUrl}/bulk-results/${shop.domain}/${b.id}.jsonl` : null }), ctx.bulkDelayMs).unref();
+      return done({ bulkOperationRunQuery: { bulkOperation: { id: gid('BulkOperation', b.id), status: b.status }, userErrors: [] } });
+    }
+    case 'webhookSubscriptionCreate': {
+      const topic = String(v.topic ?? '');
+      if (!WEBHOOK_TOPICS.has(topic)) return { errors: [{ message: `Variable $topic of type WebhookSubscriptionTopic! was provided invalid value`, extensions: { code: 'INVALID_VARIABLE' } }], cost: { requested: 10, actual: 10 } };
+      const input = (v.webhookSubscription ?? {}) as { uri?: string; callbackUrl?: string; format?: string };
+      const uri = input.uri ?? input.callbackUrl ?? '';
+      if (!/^https?:\/\//.test(uri)) return done({ webhookSubscriptionCreate: { webhookSubscription: null, userErrors: userErrors([{ field: ['webhookSubscription', 'callbackUrl'], message: 'Address is invalid' }]) } });
+      if (shop.webhooks.some((w) => w.topic === topic && w.uri === uri)) return done({ webhookSubscriptionCreate: { webhookSubscription: null, userErrors: userErrors([{ field: ['webhookSubscription', 'callbackUrl'], message: 'Address for this topic has already been taken' }]) } });
+      const w = { id: nextId(), topic, uri, format: input.format ?? 'JSON' };
+      shop.webhooks.push(w);
+      return done({ webhookSubscriptionCreate: { webhookSubscription: { id: gid('WebhookSubscription', w.id), topic, uri, format: w.format }, userErrors: [] } });
+    }
+    case 'tagsAdd': case 'tagsRemove': {
+      const id = idFrom(v.id);
+      const target: { tags: string[]; updatedAt: string } | undefined = String(v.id).includes('/Order/') ? shop.orders.find((o) => o.id === id) : shop.products.find((p) => p.id === id);
+      if (!target) return done({ [root]: { node: null, userErrors: userErrors([{ field: ['id'], message: `${String(v.id).includes('/Order/') ? 'Order' : 'Product'} does not exist` }]) } });
+      const tags = (v.tags as string[]) ?? [];
+      target.tags = root === 'tagsAdd' ? [...new Set([...target.tags, ...tags])] : target.tags.filter((t) => !tags.includes(t));
+      target.updatedAt = now;
+      return done({ [root]: { node: { id: v.id }, userErrors: [] } });
+    }
+    case 'productUpdate': {
+      const input = (v.product ?? v.input ?? {}) as Partial<SimProduct> & { id?: string };
+      const p = shop.products.find((x) => x.id === idFrom(input.id));
+      if (!p) return done({ productUpdate: { product: null, userErrors: userErrors([{ field: ['id'], message: 'Product does not exist' }]) } });
+      if (input.title !== undefined && !input.title.trim()) return done({ productUpdate: { product: null, userErrors: userErrors([{ field: ['title'], message: "Title can't be blank" }]) } });
+      for (const k of ['title', 'descriptionHtml', 'vendor', 'productType', 'status', 'tags'] as const) if (input[k] !== undefined) (p as never as Json)[k] = input[k];
+      p.updatedAt = now;
+      return done({ productUpdate: { product: { id: gid('Product', p.id), title: p.title, status: p.status, vendor: p.vendor, productType: p.productType, tags: p.tags, updatedAt: p.updatedAt }, userErrors: [] } });
+    }
+    case 'inventoryAdjustQuantities': {
+      const input = (v.input ?? {}) as { name?: string; reason?: string; changes?: { delta: number; inventoryItemId: string; locationId: string }[] };
+      if (input.name !== 'available' && input.name !== 'on_hand') return done({ inventoryAdjustQuantities: { inventoryAdjustmentGroup: null, userErrors: userErrors([{ field: ['input', 'name'], message: 'The quantity name must be either available or on_hand.', code: 'INVALID_QUANTITY_NAME' }]) } });
+      const changes: { name: string; delta: number }[] = [];
+      for (const ch of input.changes ?? []) {
+        const item = shop.inventoryItems.find((i) => i.id === idFrom(ch.inventoryItemId));
+        const level = item?.levels.find((l) => l.locationId === idFrom(ch.locationId));
+        if (!item || !level) return done({ inventoryAdjustQuantities: { inventoryAdjustmentGroup: null, userErrors: userErrors([{ field: ['input', 'changes', '0', 'locationId'], message: 'The specified inventory item is not stocked at the location.', code: 'ITEM_NOT_STOCKED_AT_LOCATION' }]) } });
+        level.available += ch.delta;
+        level.updatedAt = now;
+        item.updatedAt = now;
+        changes.push({ name: 'available', delta: ch.delta }, { name: 'on_hand', delta: ch.delta });
+      }
+      return done({ inventoryAdjustQuantities: { inventoryAdjustmentGroup: { reason: input.reason, changes }, userErrors: [] } });
+    }
+    case 'themePublish': {
+      const t = shop.themes.find((x) => x.id === idFrom(v.id));
+      if (!t) return done({ themePublish: { theme: null, userErrors: userErrors([{ field: ['id'], message: 'Theme does not exist', code: 'NOT_FOUND' }]) } });
+      for (const other of shop.themes) if (other.role === 'MAIN') other.role = 'UNPUBLISHED';
+      t.role = 'MAIN';
+      t.updatedAt = now;
+      return done({ themePublish: { theme: { id: gid('OnlineStoreTheme', t.id), name: t.name, role: t.role, updatedAt: t.updatedAt }, userErrors: [] } });
+    }
+    case 'scriptTagDelete': {
+      const i = shop.scriptTags.findIndex((s) => s.id === idFrom(v.id));
+      if (i < 0) return done({ scriptTagDelete: { deletedScriptTagId: null, userErrors: userErrors([{ field: ['id'], message: 'Script tag does not exist' }]) } });
+      shop.scriptTags.splice(i, 1);
+      return done({ scriptTagDelete: { deletedScriptTagId: v.id, userErrors: [] } });
+    }
+    default:
+      return { errors: [{ message: `Field '${root}' doesn't exist on type '${isMutation(query) ? 'Mutation' : 'QueryRoot'}'`, extensions: { code: 'undefinedField' } }], cost: { requested: 1, actual: 1 } };
+  }
+}
+
+/** A touched entity for webhook/poll tests: its updatedAt moves to now. */
+export function touch(shop: SimShop, kind: 'orders' | 'products' | 'customers', id: number, change: (x: never) => void = () => undefined): string {
+  const list = shop[kind] as { id: number; updatedAt: string }[];
+  const x = list.find((e) => e.id === id)!;
+  change(x as never);
+  x.updatedAt = iso();
+  return x.updatedAt;
+}
