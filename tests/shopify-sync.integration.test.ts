@@ -255,6 +255,13 @@ describe('shopify-sync against a Shopify simulator through @shopify/shopify-api:
     const seen = await ofOrder();
     expect(seen.map((p) => p.updated_at)).toEqual([v1, v2]);
     expect(seen[1]!.tags).toBe('polled');
+
+    // Shopify's late webhook of v1 (another delivery of it) after v2 was published: the vendor gets
+    // its 2xx, and no older version follows the newer one on the topic.
+    const late = await sim.sendWebhook(`${ingester.url}/webhooks/shopify`, 'orders/updated', shop.domain, { ...orderWebhookBody(order), updated_at: v1 }, uid('wh'));
+    expect(late.status).toBe(200);
+    await ingester.drained();
+    expect((await ofOrder()).map((p) => p.updated_at)).toEqual([v1, v2]);
   });
 
   it('refreshes an expired offline token through the SDK and goes on (the refresh token rotates)', async () => {
