@@ -33,17 +33,20 @@ export interface IngestResponse {
  * process remembers, so a retry this process does not remember is appended again and dropped there.
  */
 export class RecentAnswers {
-  private readonly answers = new Map<string, IngestResponse>();
+  // Answers kept as their JSON text: one string per entry instead of a small object graph, so a
+  // full map costs the old generation little to keep and to churn.
+  private readonly answers = new Map<string, string>();
   private readonly running = new Map<string, Promise<IngestResponse>>();
-  constructor(private readonly max = 100_000) {}
+  constructor(private readonly max = 20_000) {}
 
   get(key: string): IngestResponse | undefined {
-    return this.answers.get(key);
+    const a = this.answers.get(key);
+    return a === undefined ? undefined : (JSON.parse(a) as IngestResponse);
   }
 
   set(key: string, r: IngestResponse): void {
     this.answers.delete(key);
-    this.answers.set(key, r);
+    this.answers.set(key, JSON.stringify(r));
     while (this.answers.size > this.max) this.answers.delete(this.answers.keys().next().value!);
   }
 

@@ -37,7 +37,7 @@ export const ingesterEnv = baseEnv.extend({
    */
   INGESTER_EDGE_PRODUCERS: z.coerce.number().int().min(1).max(16).default(1),
   /** Deliveries whose answer this process remembers, so its own retries answer `duplicate` (the processor dedupes regardless). */
-  INGESTER_RECENT_ANSWERS: int(100_000),
+  INGESTER_RECENT_ANSWERS: int(20_000),
   /** Stable per running instance: it names the state directory. */
   INGESTER_INSTANCE_ID: z.string().regex(/^[a-z0-9_-]{1,40}$/).default('0'),
   INGESTER_PUBLIC_URL: z.url().optional(),
