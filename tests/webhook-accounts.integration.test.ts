@@ -50,6 +50,7 @@ describe('webhook accounts: SendGrid batches stay in their account, unknown endp
     expect(platformSigned).toMatchObject({ status: 401, body: { reason: 'signature_mismatch' } });
     // The same bytes on their own route are accepted, into A's workspace only.
     expect((await ingester.post(`/webhooks/email/sendgrid/${accountA}`, body, captured)).body).toMatchObject({ status: 'accepted' });
+    await ingester.drained(); // its events are the inbox processor's, after the 2xx
     expect((await inB()).length).toBe(before);
     expect((await readAll(infra.bus, topics.event('email', wsA, 'delivery', 'bounced'), { atLeast: 2 })).length).toBeGreaterThanOrEqual(2);
   });

@@ -49,6 +49,7 @@ describe('webhook ingester against real Kafka, registry and OpenBao', () => {
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ status: 'accepted', event_ids: [expect.any(String)] });
 
+    await ingester.drained(); // the events are the processor's, after the 2xx
     const records = await readAll(infra.bus, ordersTopic(), { atLeast: 1 });
     const mine = await Promise.all(records.map((r) => infra.codec.decode(r.value!)));
     const event = mine.find((e) => e.correlation_id === webhookId)!;
@@ -120,6 +121,7 @@ describe('webhook ingester against real Kafka, registry and OpenBao', () => {
     const ids = new Set([...concurrent, ...afterRestart].map((r) => (r.body.event_ids as string[])[0]));
     expect(ids.size).toBe(1);
 
+    await ingester.drained(); // the events are the processor's, after the 2xx
     const records = await readAll(infra.bus, ordersTopic(), { atLeast: 1 });
     const decoded = await Promise.all(records.map((r) => infra.codec.decode(r.value!)));
     expect(decoded.filter((e) => e.correlation_id === webhookId)).toHaveLength(1);
@@ -166,6 +168,7 @@ describe('webhook ingester against real Kafka, registry and OpenBao', () => {
     const webhookId = randomUUID();
     const res = await postOrder(shopifyHeaders({ topic: 'orders/create', shop: stranger, secret: SHOPIFY_SECRET, body: ORDER, webhookId }));
     expect(res.status).toBe(202);
+    await ingester.drained(); // the events are the processor's, after the 2xx
     const dead = await readAll(infra.bus, topics.deadLetter('webhook-ingester'), { atLeast: 1 });
     const mine = dead.find((r) => r.headers['webhook.header.x-shopify-webhook-id'] === webhookId)!;
     expect(mine.headers[DLQ_HEADERS.errorClass]).toBe('unlinked');
@@ -192,6 +195,7 @@ describe('webhook ingester against real Kafka, registry and OpenBao', () => {
     const order = JSON.parse(ORDER.toString()) as Record<string, unknown>;
     const bodies = [1, 2, 3, 4, 5].map((n) => Buffer.from(JSON.stringify({ ...order, id: 4242, admin_graphql_api_id: 'gid://shopify/Order/4242', note: `v${n}` })));
     for (const body of bodies) expect((await postOrder(shopifyHeaders({ topic: 'orders/updated', shop, secret: SHOPIFY_SECRET, body }), body)).status).toBe(200);
+    await ingester.drained(); // the events are the processor's, after the 2xx
     const records = await readAll(infra.bus, topics.event('shopify', ws, 'orders', 'updated'), { atLeast: 5 });
     const notes = (await Promise.all(records.map((r) => infra.codec.decode(r.value!)))).map((e) => (JSON.parse(e.payload_json) as { note: string }).note);
     expect(new Set(records.map((r) => r.partition)).size).toBe(1);
@@ -257,6 +261,7 @@ describe('webhook ingester against real Kafka, registry and OpenBao', () => {
   it('never shows a secret in logs, responses or dead letters (item 18)', async () => {
     const bad = await postOrder(shopifyHeaders({ topic: 'orders/create', shop, secret: 'x', body: ORDER }));
     const text = JSON.stringify(bad.body) + ingester.output.join('\n');
+    await ingester.drained(); // the events are the processor's, after the 2xx
     const dead = await readAll(infra.bus, topics.deadLetter('webhook-ingester'));
     const deadText = dead.map((r) => JSON.stringify(r.headers) + r.value!.toString()).join('\n');
     for (const secret of [SHOPIFY_SECRET, OLD_SHOPIFY_SECRET, TIKTOK_SECRET, WHATSAPP_SECRET]) {

@@ -186,8 +186,8 @@ async function run(): Promise<void> {
     h['X-Shopify-Webhook-Id'] = `${prefix}-w${n.toString(36)}`;
     h['X-Shopify-Event-Id'] = `${prefix}-e${n.toString(36)}`;
     if (!distinctOrders) return { headers: h, body };
-    // Order ids from 8e17 up, the same in every run, so the hub's compacted entity-versions
-    // topic keeps one entry per id however often the bench runs.
+    // Order ids from 8e17 up, the same in every run (each run's processor keeps its versions in
+    // state topics of the run's own, deleted at its end).
     const digits = String(800_000_000_000_000_000n + BigInt(n));
     const b = Buffer.from(body);
     for (const at of idAt) b.write(digits, at, 'latin1');

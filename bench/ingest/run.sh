@@ -43,6 +43,8 @@ SHOP=bench-shop.myshopify.com
 HUB_TOPIC="ionflux.shopify.ws_$WS.orders.created"
 # An inbox of the bench's own (and so a processor group of its own): a running hub never sees it.
 INBOX_TOPIC="ionflux.inbox.bench-$RUN_ID"
+# ... and with it, state topics of its own (services/webhook-ingester/deliveries.ts stateTopicsFor).
+BENCH_STATE_TOPICS="ionflux.state.webhook-deliveries-bench-$RUN_ID ionflux.state.entity-versions-bench-$RUN_ID"
 SECRET="$(node -e 'process.stdout.write(require("crypto").randomBytes(24).toString("hex"))')"
 export KAFKA_BROKERS="$BOOTSTRAP" SCHEMA_REGISTRY_URL="$REGISTRY_URL"
 export LOAD_CONNECTIONS="${BENCH_CONNECTIONS:-16,32,64,128,256}" LOAD_STEP_SECONDS="${BENCH_STEP_SECONDS:-8}" LOAD_HALF_SECONDS="${BENCH_HALF_SECONDS:-10}"
@@ -87,13 +89,16 @@ cleanup() {
   stop_pid "$ingester_pid"
   stop_pid "$peer_pid"
   if [ "${BENCH_KEEP_TOPICS:-0}" != 1 ] && port_open "$KAFKA_PORT"; then
-    for t in "$PP_TOPIC" "$PEER_TOPIC" "$HUB_TOPIC" "$INBOX_TOPIC"; do
+    # shellcheck disable=SC2086
+    for t in "$PP_TOPIC" "$PEER_TOPIC" "$HUB_TOPIC" "$INBOX_TOPIC" $BENCH_STATE_TOPICS; do
       topic_cmd --delete --if-exists --topic "${t//./\\.}" >/dev/null 2>&1 || true
     done
     # The processor group of the bench's inbox (its name derives from the inbox, services/webhook-ingester/processor.ts).
     kafka_java org.apache.kafka.tools.consumer.group.ConsumerGroupCommand --bootstrap-server "$BOOTSTRAP" --command-config "${KAFKA_ADMIN_PROPERTIES:-/dev/null}" \
       --delete --group "ionflux-webhook-ingester-processor.$INBOX_TOPIC" >/dev/null 2>&1 || true
   fi
+  # The state directories of the run's ingesters (INGESTER_INSTANCE_ID=bench<run><name>).
+  rm -rf ".ionflux/state/webhook-ingester-bench$RUN_ID"*
   # infra-down.sh with no names stops everything: call it only for what this run started.
   # shellcheck disable=SC2046
   [ -s "$record" ] && bash "$LOCAL_DIR/infra-down.sh" $(cat "$record")

@@ -74,7 +74,7 @@ measure() {
   ops=$(free_port)
   t0=$(date +%s%N)
   if [ "$TARGET" = ingester ]; then
-    (cd "$tree" && INGESTER_ROLE=processor INGESTER_OPS_PORT="$ops" INGESTER_INSTANCE_ID=bench IONFLUX_INBOX_TOPIC=ionflux.inbox.bench-state \
+    (cd "$tree" && INGESTER_ROLE=processor INGESTER_OPS_PORT="$ops" INGESTER_INSTANCE_ID=bench \
       IONFLUX_STATE_DIR="$state" LOG_LEVEL=info exec node $(node_flags webhook-ingester) --import tsx services/webhook-ingester/main.ts >>"$work/$name.log" 2>&1) &
   else
     (cd "$tree" && WORKER_CONNECTORS=noop EXTRA_CONNECTORS_DIR=bench/commands/connectors WORKER_OPS_PORT="$ops" WORKER_INSTANCE_ID=bench \

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { KafkaTable, jsonValue, type TableHost } from '../../shared/bus/table/table.ts';
 import { topics } from '../../shared/bus/topics.ts';
+import { INBOX_PREFIX, INBOX_TOPIC } from '../../shared/ingest/inbox.ts';
 
 /**
  * What became of each vendor delivery, keyed `<source>:<account>:<delivery-id>`. Written in the
@@ -18,10 +19,22 @@ export type Delivery = z.infer<typeof deliverySchema>;
 export type DeliveryLog = KafkaTable<Delivery>;
 
 export const DELIVERIES_TOPIC = topics.state('webhook-deliveries');
+export const VERSIONS_TOPIC = topics.state('entity-versions');
+
+/**
+ * The processor's state topics for an inbox: the hub's own for `ionflux.inbox.webhooks`, and
+ * topics of its own for any other inbox (IONFLUX_INBOX_TOPIC: a bench or a test), so a separate
+ * hub on the same brokers never adds to the running hub's state.
+ */
+export function stateTopicsFor(inboxTopic: string): { deliveries: string; versions: string } {
+  if (inboxTopic === INBOX_TOPIC) return { deliveries: DELIVERIES_TOPIC, versions: VERSIONS_TOPIC };
+  const suffix = inboxTopic.slice(INBOX_PREFIX.length).replace(/[._]/g, '-');
+  return { deliveries: topics.state(`webhook-deliveries-${suffix}`), versions: topics.state(`entity-versions-${suffix}`) };
+}
 
 /** Markers older than the dedupe window are not kept in memory (the topic keeps them 7 days). */
-export async function openDeliveryLog(rt: TableHost, dedupeWindowMs: number): Promise<DeliveryLog> {
-  const table = new KafkaTable<Delivery>({ ...rt, topic: DELIVERIES_TOPIC, parse: jsonValue((v) => deliverySchema.parse(v)), expire: { afterMs: dedupeWindowMs, at: (d) => d.at } });
+export async function openDeliveryLog(rt: TableHost, dedupeWindowMs: number, topic = DELIVERIES_TOPIC): Promise<DeliveryLog> {
+  const table = new KafkaTable<Delivery>({ ...rt, topic, parse: jsonValue((v) => deliverySchema.parse(v)), expire: { afterMs: dedupeWindowMs, at: (d) => d.at } });
   await table.start(120_000);
   return table;
 }
@@ -47,8 +60,8 @@ export type EntityVersions = KafkaTable<EntityVersion>;
  * Versions older than `keepMs` (by the vendor's own updated_at) are forgotten in memory: an
  * update arriving later than that behind a newer one is no longer recognised as stale.
  */
-export async function openEntityVersions(rt: TableHost, keepMs = 30 * 24 * 3600_000): Promise<EntityVersions> {
-  const table = new KafkaTable<EntityVersion>({ ...rt, topic: topics.state('entity-versions'), parse: jsonValue((v) => entityVersionSchema.parse(v)), expire: { afterMs: keepMs, at: (v) => Date.parse(v.version) } });
+export async function openEntityVersions(rt: TableHost, keepMs = 30 * 24 * 3600_000, topic = VERSIONS_TOPIC): Promise<EntityVersions> {
+  const table = new KafkaTable<EntityVersion>({ ...rt, topic, parse: jsonValue((v) => entityVersionSchema.parse(v)), expire: { afterMs: keepMs, at: (v) => Date.parse(v.version) } });
   await table.start(120_000);
   return table;
 }

@@ -136,7 +136,13 @@ class Batch {
   private async event(vendor: VendorModule, inbox: InboxDelivery, d: RawDelivery, ev: MappedEvent, only: boolean): Promise<void> {
     const key = deliveryKey(vendor, ev);
     if (this.seen(key)) return this.count(vendor.source, 'duplicate');
-    const link = this.deps.links.get(linkKey(vendor.source, ev.account));
+    let link = this.deps.links.get(linkKey(vendor.source, ev.account));
+    // The edge may have seen a link this thread's table has not applied yet: read up to the
+    // links topic's end before calling the delivery unlinked.
+    if (!link) {
+      await this.deps.links.catchUp(5000).catch(() => undefined);
+      link = this.deps.links.get(linkKey(vendor.source, ev.account));
+    }
     if (!link) {
       this.deps.logger.warn({ vendor: vendor.source, account: ev.account }, 'delivery for an unlinked account dead-lettered');
       const value = only ? d.rawBody : Buffer.from(JSON.stringify(ev.payload));

@@ -71,7 +71,11 @@ export function servicePlan(service: string, input: PlanInput): AclBinding[] {
   for (const s of profile.stateRead ?? []) out.push(...topic(topics.state(s), 'literal', 'read', 'create'));
   // The inbox, and the inboxes of separate hubs on the same brokers (IONFLUX_INBOX_TOPIC).
   if (profile.inbox === 'append') out.push(...topic(INBOX_PREFIX, 'prefixed', 'write', 'create'));
-  if (profile.inbox === 'process') out.push(...topic(INBOX_PREFIX, 'prefixed', 'read', 'write', 'create'), ...grant(p, 'group', `ionflux-${service}-processor`, 'prefixed', 'read'));
+  if (profile.inbox === 'process') {
+    out.push(...topic(INBOX_PREFIX, 'prefixed', 'read', 'write', 'create'), ...grant(p, 'group', `ionflux-${service}-processor`, 'prefixed', 'read'));
+    // Another inbox's processor keeps its markers and versions in topics of its own (`…-<inbox>`).
+    for (const s of profile.stateWrite ?? []) out.push(...topic(`${topics.state(s)}-`, 'prefixed', 'read', 'write', 'create'));
+  }
   for (const d of profile.deadLetters ?? []) out.push(...topic(topics.deadLetter(d), 'literal', 'write', 'create'));
   // Approval releases re-send the kept command to its service's topic.
   if (profile.sendsCommands) out.push(...topic('ionflux.cmd.', 'prefixed', 'write'));

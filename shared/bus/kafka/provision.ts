@@ -114,7 +114,8 @@ export const defaultTopicSpecFor: TopicSpecFor = (topic): Partial<TopicSpec> | u
   if (topic.startsWith('ionflux.dlq.')) return { configs: { 'retention.ms': String(30 * 24 * 3600 * 1000) } };
   // Hub state (links, dedupe markers, completed commands): latest value per key. Stores of
   // delivery ids only need to outlive the vendors' retry windows, so they also expire.
-  const window = STATE_RETENTION_MS[topic];
+  // A separate inbox's markers (`ionflux.state.webhook-deliveries-<inbox>`) expire like the hub's.
+  const window = STATE_RETENTION_MS[topic] ?? (topic.startsWith('ionflux.state.webhook-deliveries-') ? STATE_RETENTION_MS['ionflux.state.webhook-deliveries'] : undefined);
   if (window) return { configs: { 'cleanup.policy': 'compact,delete', 'retention.ms': String(window), 'min.compaction.lag.ms': '60000' } };
   if (topic.startsWith('ionflux.state.')) return { configs: { 'cleanup.policy': 'compact', 'min.compaction.lag.ms': '60000' } };
   return undefined;
