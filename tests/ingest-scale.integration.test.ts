@@ -71,7 +71,9 @@ describe('ingest v2: several ingesters, one inbox, exactly one event per deliver
     expect(again.every((r) => r.status === 200)).toBe(true);
     // b takes a's inbox partitions once a's session expires, and goes on from a's last commit.
     await b.drained(60_000);
-    const counts = await eventCounts(deliveries.length);
+    const counts = await eventCounts(deliveries.length).catch((e: unknown) => {
+      throw new Error(`${(e as Error).message}\n${b.output.slice(-25).join('\n')}`);
+    });
     expect([...counts.keys()].sort()).toEqual([...idOf.values()].sort());
     expect([...counts.values()].every((c) => c === 1)).toBe(true);
   }, 180_000);
@@ -81,14 +83,19 @@ describe('ingest v2: several ingesters, one inbox, exactly one event per deliver
     const edge = await ingester({ ...inbox, INGESTER_ROLE: 'edge' });
     const processor = await ingester({ ...inbox, INGESTER_ROLE: 'processor', IONFLUX_STATE_DIR: testStateDir() });
     const acked = new Set<string>();
+    const webhookOf = new Map<string, string>();
     let sent = 0;
     let stop = false;
     const offset = 100_000;
     const sender = async () => {
       while (!stop) {
         const n = sent++;
-        const r = await post(edge, order(offset + n), randomUUID());
-        if (r.status === 200) acked.add((r.body.event_ids as string[])[0]!);
+        const webhookId = randomUUID();
+        const r = await post(edge, order(offset + n), webhookId);
+        if (r.status === 200) {
+          acked.add((r.body.event_ids as string[])[0]!);
+          webhookOf.set((r.body.event_ids as string[])[0]!, webhookId);
+        }
       }
     };
     const senders = Array.from({ length: 8 }, sender);
@@ -104,6 +111,18 @@ describe('ingest v2: several ingesters, one inbox, exactly one event per deliver
     const counts = await eventCounts(acked.size);
     const doubled = [...counts].filter(([, c]) => c > 1);
     const lost = [...acked].filter((id) => !counts.has(id));
+    if (lost.length) {
+      // Where the lost deliveries are: their inbox records and markers, and the processor's last words.
+      const inboxRecords = await infra.bus.readToEnd(inbox.IONFLUX_INBOX_TOPIC);
+      const state = await infra.bus.readToEnd(`ionflux.state.webhook-deliveries-${inbox.IONFLUX_INBOX_TOPIC.slice('ionflux.inbox.'.length)}`);
+      for (const id of lost) {
+        const w = webhookOf.get(id)!;
+        const r = inboxRecords.filter((x) => x.headers['x-shopify-webhook-id'] === w).map((x) => `${x.partition}:${x.offset}`);
+        const m = state.filter((x) => x.key?.toString().endsWith(w)).map((x) => x.value?.toString());
+        console.error(`LOST ${id} webhook ${w}: inbox ${JSON.stringify(r)} markers ${JSON.stringify(m)}`);
+      }
+      console.error(processor.output.slice(-40).join('\n'));
+    }
     expect({ lost: lost.length, doubled: doubled.length }).toEqual({ lost: 0, doubled: 0 });
     expect(counts.size).toBe(acked.size);
   }, 240_000);

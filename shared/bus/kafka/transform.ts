@@ -29,6 +29,8 @@ interface PartitionWriter {
  */
 export async function startTransform(d: TransformDeps, o: TransformOptions): Promise<Subscription> {
   const writers = new Map<number, PartitionWriter>();
+  /** Per partition, the offset after the last batch committed in this assignment (or where its first batch was fetched from). */
+  const positions = new Map<number, bigint>();
   let stopped = false;
 
   const newWriter = (partition: number): PartitionWriter => {
@@ -67,6 +69,7 @@ export async function startTransform(d: TransformDeps, o: TransformOptions): Pro
     c.on(c.events.GROUP_JOIN, ({ payload }) => {
       for (const w of writers.values()) retire(w);
       writers.clear();
+      positions.clear(); // kafkajs starts each assigned partition at its committed offset
       for (const p of payload.memberAssignment[o.topic] ?? []) writers.set(p, newWriter(p));
       d.logger.info({ topic: o.topic, group: o.groupId, partitions: payload.memberAssignment[o.topic] ?? [] }, 'transform partitions assigned');
     });
@@ -99,23 +102,30 @@ export async function startTransform(d: TransformDeps, o: TransformOptions): Pro
       partitionsConsumedConcurrently: o.partitionsConsumedConcurrently ?? 64,
       eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
         const { partition } = batch;
-        const again = () => c.seek({ topic: o.topic, partition, offset: batch.firstOffset() ?? batch.messages[0]?.offset ?? '0' });
         if (!writers.get(partition)) {
-          again(); // not ours (any more): whoever owns it now reads it from its committed offset
+          // Not ours (any more): left unresolved; whoever owns it reads it from its committed offset.
           await sleep(200);
           return;
         }
+        // Batches must follow one another: one fetched from elsewhere than where this partition's
+        // work stands (prefetched while an earlier batch failed, or from before a seek) would
+        // skip records once resolved, so the partition is read again from there.
+        const expected = positions.get(partition);
+        const fetched = BigInt((batch as unknown as { fetchedOffset: string }).fetchedOffset); // kafkajs has it, its typings do not
+        if (expected === undefined) positions.set(partition, fetched);
+        else if (fetched !== expected) return void (isStale() || c.seek({ topic: o.topic, partition, offset: String(expected) }));
         if (batch.messages.length === 0) return;
         const records = batch.messages.map((m) => toRecord(batch.topic, partition, m));
         const next = String(BigInt(batch.lastOffset()) + 1n);
         for (let attempt = 1; ; attempt++) {
           const writer = writers.get(partition);
-          if (!isRunning() || isStale() || stopped || !writer) return void again();
+          if (!isRunning() || isStale() || stopped || !writer) return;
           try {
             await writer.ready;
             const out = await o.transform(records, partition);
             await commit(d, writer, o, partition, out.records, next);
             resolveOffset(batch.lastOffset());
+            positions.set(partition, BigInt(next));
             out.committed?.();
             return;
           } catch (e) {
@@ -123,7 +133,7 @@ export async function startTransform(d: TransformDeps, o: TransformOptions): Pro
               d.logger.warn({ topic: o.topic, partition }, 'partition writer fenced by another member; leaving the partition to it');
               if (writers.get(partition) === writer) writers.delete(partition);
               retire(writer);
-              return void again();
+              return;
             }
             d.logger.warn({ topic: o.topic, partition, attempt, err: e }, 'transform batch not committed; retrying');
             // A writer left unusable (broker gone mid-transaction) is replaced by one with the same id.
