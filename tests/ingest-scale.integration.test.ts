@@ -81,7 +81,7 @@ describe('ingest v2: several ingesters, one inbox, exactly one event per deliver
   it('a processor killed with SIGKILL mid-batch: every 2xx delivery ends as exactly one event, none lost, none doubled', async () => {
     const inbox = { IONFLUX_INBOX_TOPIC: `ionflux.inbox.${uid('kill')}` };
     const edge = await ingester({ ...inbox, INGESTER_ROLE: 'edge' });
-    const processor = await ingester({ ...inbox, INGESTER_ROLE: 'processor', IONFLUX_STATE_DIR: testStateDir() });
+    const processor = await ingester({ ...inbox, INGESTER_ROLE: 'processor', IONFLUX_STATE_DIR: testStateDir(), LOG_LEVEL: process.env.DEBUG_PROCESSOR ? 'debug' : 'info' });
     const acked = new Set<string>();
     const webhookOf = new Map<string, string>();
     let sent = 0;
@@ -111,6 +111,15 @@ describe('ingest v2: several ingesters, one inbox, exactly one event per deliver
     const counts = await eventCounts(acked.size);
     const doubled = [...counts].filter(([, c]) => c > 1);
     const lost = [...acked].filter((id) => !counts.has(id));
+    if (doubled.length && process.env.DEBUG_PROCESSOR) {
+      const inboxRecords = await infra.bus.readToEnd(inbox.IONFLUX_INBOX_TOPIC);
+      const events = await infra.bus.readToEnd(topics.event('shopify', ws, 'orders', 'created'));
+      for (const [id] of doubled) {
+        const w = webhookOf.get(id);
+        console.error(`DOUBLED ${id} webhook ${w}: inbox ${JSON.stringify(inboxRecords.filter((x) => x.headers['x-shopify-webhook-id'] === w).map((x) => `${x.partition}:${x.offset}`))} events ${JSON.stringify(events.filter((x) => x.headers['ionflux.event_id'] === id).map((x) => `${x.partition}:${x.offset}`))}`);
+      }
+      console.error(processor.output.filter((l) => /committed|assigned|fenced|not committed|table ready|catch/.test(l)).map((l) => l.slice(0, 300)).join('\n'));
+    }
     if (lost.length) {
       // Where the lost deliveries are: their inbox records and markers, and the processor's last words.
       const inboxRecords = await infra.bus.readToEnd(inbox.IONFLUX_INBOX_TOPIC);

@@ -125,6 +125,7 @@ export async function startTransform(d: TransformDeps, o: TransformOptions): Pro
             const out = await o.transform(records, partition);
             await commit(d, writer, o, partition, out.records, next);
             resolveOffset(batch.lastOffset());
+            d.logger.debug({ topic: o.topic, partition, from: String(fetched), first: batch.messages[0]?.offset, next, records: records.length, out: out.records.length }, 'transform batch committed');
             positions.set(partition, BigInt(next));
             out.committed?.();
             return;
