@@ -42,14 +42,24 @@ describe('ingest v2: several ingesters, one inbox, exactly one event per deliver
   const post = (i: RunningIngester, body: Buffer, webhookId: string) => i.post('/webhooks/shopify', body, shopifyHeaders({ topic: 'orders/create', shop, secret: SECRET, body, webhookId }));
 
   /** Every event on the orders topic, by event id, with how often each appears. */
-  async function eventCounts(atLeast: number): Promise<Map<string, number>> {
-    const records = await readAll(infra.bus, topics.event('shopify', ws, 'orders', 'created'), { atLeast, timeoutMs: 60_000 });
-    const counts = new Map<string, number>();
-    for (const r of records) {
-      const id = (await infra.codec.decode(r.value!)).event_id;
-      counts.set(id, (counts.get(id) ?? 0) + 1);
+  /**
+   * Every event on the orders topic, by event id, with how often each appears, once every id in
+   * `expected` is there (or after 60 s). Deliveries answered 503 may land too, so a record count
+   * alone could be reached before the last acknowledged event is readable.
+   */
+  async function eventCounts(expected: Iterable<string>): Promise<Map<string, number>> {
+    const want = [...expected];
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const records = await readAll(infra.bus, topics.event('shopify', ws, 'orders', 'created'), { atLeast: want.length, timeoutMs: 30_000 });
+      const counts = new Map<string, number>();
+      for (const r of records) {
+        const id = r.headers['ionflux.event_id'] ?? (await infra.codec.decode(r.value!)).event_id;
+        counts.set(id, (counts.get(id) ?? 0) + 1);
+      }
+      if (want.every((id) => counts.has(id)) || Date.now() > deadline) return counts;
+      await new Promise((r) => setTimeout(r, 500));
     }
-    return counts;
   }
 
   it('the same deliveries retried concurrently against two ingesters, and again after killing one, are one event each', async () => {
@@ -71,7 +81,7 @@ describe('ingest v2: several ingesters, one inbox, exactly one event per deliver
     expect(again.every((r) => r.status === 200)).toBe(true);
     // b takes a's inbox partitions once a's session expires, and goes on from a's last commit.
     await b.drained(60_000);
-    const counts = await eventCounts(deliveries.length).catch((e: unknown) => {
+    const counts = await eventCounts(idOf.values()).catch((e: unknown) => {
       throw new Error(`${(e as Error).message}\n${b.output.slice(-25).join('\n')}`);
     });
     expect([...counts.keys()].sort()).toEqual([...idOf.values()].sort());
@@ -108,7 +118,7 @@ describe('ingest v2: several ingesters, one inbox, exactly one event per deliver
     stop = true;
     await Promise.all(senders);
 
-    const counts = await eventCounts(acked.size);
+    const counts = await eventCounts(acked);
     const doubled = [...counts].filter(([, c]) => c > 1);
     const lost = [...acked].filter((id) => !counts.has(id));
     if (doubled.length && process.env.DEBUG_PROCESSOR) {
@@ -133,6 +143,8 @@ describe('ingest v2: several ingesters, one inbox, exactly one event per deliver
       console.error(processor.output.slice(-40).join('\n'));
     }
     expect({ lost: lost.length, doubled: doubled.length }).toEqual({ lost: 0, doubled: 0 });
-    expect(counts.size).toBe(acked.size);
+    // Every event is one of the deliveries sent (a delivery answered 503 may still have landed, once).
+    expect(counts.size).toBeGreaterThanOrEqual(acked.size);
+    expect(counts.size).toBeLessThanOrEqual(sent);
   }, 240_000);
 });
