@@ -137,8 +137,10 @@ export async function startTransform(d: TransformDeps, o: TransformOptions): Pro
               return;
             }
             d.logger.warn({ topic: o.topic, partition, attempt, err: e }, 'transform batch not committed; retrying');
-            // A writer left unusable (broker gone mid-transaction) is replaced by one with the same id.
-            if (writer.dead && writers.get(partition) === writer) {
+            // The transaction may have committed even so (an EndTxn that took effect but answered an
+            // error): a new writer of the same id completes whatever is pending, and its onAssigned
+            // reads the state it wrote before the batch is worked on again.
+            if (writers.get(partition) === writer) {
               retire(writer);
               writers.set(partition, newWriter(partition));
             }
