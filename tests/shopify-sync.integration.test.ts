@@ -341,7 +341,7 @@ describe('shopify-sync against a Shopify simulator through @shopify/shopify-api:
     // One first page in all: the restarted worker went on from the cursor it had recorded.
     expect(fullFirstPages()).toBe(1);
     expect(fullPages()).toBeLessThan(8 + 2);
-  });
+  }, 180_000); // a restart waits for the killed member's consumer-group sessions to expire
 
   it('syncs a whole catalog through Bulk Operations (JSONL assembled, children under parents)', async () => {
     const ws = newWorkspace();

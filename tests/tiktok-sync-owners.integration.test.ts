@@ -146,8 +146,9 @@ describe('tiktok-sync owners: one refresh per token across instances, one init p
     const outcomeTopic = defaultOutcomeTopic('tiktok', ws);
     const finals = async () => (await Promise.all((await readAll(infra.bus, outcomeTopic, { timeoutMs: 500 })).map((r) => infra.codec.decode(r.value!)))).filter((e) => e.correlation_id === asked.command_id && !e.event_type.endsWith('awaiting_approval'));
     await until('the outcome', async () => (await finals()).length > 0, 60_000, logs);
-    const [outcome, ...more] = await finals();
-    expect(more).toHaveLength(0);
+    const all = await finals();
+    const [outcome, ...more] = all;
+    expect(more, `outcomes: ${JSON.stringify(all.map((e) => ({ id: e.event_id, type: e.event_type, at: e.timestamp, payload: e.payload_json })))}\n${logs()}`).toHaveLength(0);
     expect(outcome!.event_type).toBe('tiktok.command.succeeded');
     expect(JSON.parse(outcome!.payload_json)).toMatchObject({ status: 'succeeded', result: { publish_id: publishId, status: 'PUBLISH_COMPLETE', status_source: 'poll', post_ids: [done.post_id] } });
     expect(sim.count('/v2/post/publish/video/init/')).toBe(1);

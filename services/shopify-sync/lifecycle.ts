@@ -51,6 +51,8 @@ export function startLifecycle(d: LifecycleDeps): Promise<Subscription> {
   return d.rt.bus.subscribe({
     service: 'shopify-sync',
     groupId: d.groupId,
+    // A restarted instance takes over within seconds of a crashed one (the runner heartbeats while handlers run).
+    sessionTimeoutMs: 10_000,
     subscriptions: [topics.internal('shopify')],
     fromBeginning: true,
     handler: async (record: IncomingRecord) => {

@@ -23,6 +23,8 @@ export async function spawnService(o: { name: string; env: NodeJS.ProcessEnv; re
   let child: ChildProcess;
   const exited = () => new Promise<void>((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', () => resolve())));
   async function start(): Promise<void> {
+    // Only this start's own ready line counts (a restart may keep the last run's output).
+    const from = output.length;
     child = spawn(process.execPath, ['--import', 'tsx', `services/${o.name}/main.ts`], { env: o.env, stdio: ['ignore', 'pipe', 'pipe'] });
     const collect = (d: Buffer) => output.push(...d.toString().split('\n').filter(Boolean));
     child.stdout!.on('data', collect);
@@ -30,7 +32,7 @@ export async function spawnService(o: { name: string; env: NodeJS.ProcessEnv; re
     const deadline = Date.now() + 90_000;
     for (;;) {
       if (child.exitCode !== null) throw new Error(`${o.name} exited ${child.exitCode}:\n${output.slice(-20).join('\n')}`);
-      const logged = output.some((l) => l.includes(o.readyLine));
+      const logged = output.slice(from).some((l) => l.includes(o.readyLine));
       if (logged && (o.readyUrl === null || (await fetch(o.readyUrl).then((r) => r.ok, () => false)))) return;
       if (Date.now() > deadline) {
         child.kill('SIGKILL'); // never leave one behind
