@@ -21,6 +21,7 @@ import { browseInstall, BROWSER, publishInternal, simEnv, startShopifySync, type
 import { signQuery, startShopifySimulator, type ShopifySimulator } from './simulators/shopify/index.ts';
 import { orderWebhookBody, type SimShop } from './simulators/shopify/state.ts';
 import { touch } from './simulators/shopify/graphql.ts';
+import { forgetConnections } from './helpers/connections.ts';
 
 const env = infraEnv();
 const vault = createVaultSecretStore({ addr: env.vaultAddr, token: env.vaultToken, mount: 'secret' });
@@ -113,10 +114,7 @@ describe('shopify-sync against a Shopify simulator through @shopify/shopify-api:
     await sync?.stop();
     await ingester?.stop();
     // Leave no installation behind for later runs' owners to poll.
-    for (const ws of workspaces) {
-      await vault.delete(secretPaths.workspace(ws, 'shopify')).catch(() => undefined);
-      await infra?.bus.publish({ topic: CONNECTIONS_TOPIC, key: ws, value: null }).catch(() => undefined);
-    }
+    await forgetConnections({ vault, bus: infra?.bus, vendor: 'shopify', connectionsTopic: CONNECTIONS_TOPIC }, workspaces);
     await sim?.close();
     await infra?.close();
   });

@@ -8,6 +8,7 @@ import { CONNECTIONS_TOPIC } from '../services/tiktok-sync/state/connections.ts'
 import { infraEnv, readAll, realInfra, uid } from './helpers/infra.ts';
 import { approveAsAdmin, browseConnect, simEnv, startTikTokSync, type RunningTikTokSync } from './helpers/tiktok.ts';
 import { startTikTokSimulator, type TikTokSimulator } from './simulators/tiktok/index.ts';
+import { forgetConnections } from './helpers/connections.ts';
 
 const env = infraEnv();
 const vault = createVaultSecretStore({ addr: env.vaultAddr, token: env.vaultToken, mount: 'secret' });
@@ -40,10 +41,7 @@ describe('tiktok-sync owners: one refresh per token across instances, one init p
   afterAll(async () => {
     for (const r of running) await r.stop();
     await client?.close();
-    for (const ws of workspaces) {
-      await vault.delete(secretPaths.workspace(ws, 'tiktok')).catch(() => undefined);
-      await infra?.bus.publish({ topic: CONNECTIONS_TOPIC, key: ws, value: null }).catch(() => undefined);
-    }
+    await forgetConnections({ vault, bus: infra?.bus, vendor: 'tiktok', connectionsTopic: CONNECTIONS_TOPIC }, workspaces);
     await sim?.close();
     await infra?.close();
   });

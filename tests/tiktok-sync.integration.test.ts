@@ -15,6 +15,7 @@ import { startIngester, type RunningIngester } from './helpers/ingester.ts';
 import { startMediaServer } from './helpers/llm.ts';
 import { approveAsAdmin, browseConnect, simEnv, startTikTokSync, type RunningTikTokSync } from './helpers/tiktok.ts';
 import { startTikTokSimulator, type TikTokSimulator } from './simulators/tiktok/index.ts';
+import { forgetConnections } from './helpers/connections.ts';
 
 const env = infraEnv();
 const vault = createVaultSecretStore({ addr: env.vaultAddr, token: env.vaultToken, mount: 'secret' });
@@ -76,10 +77,7 @@ describe('tiktok-sync against a TikTok v2 simulator: connect, reads, polling, re
     await sync?.stop();
     await ingester?.stop();
     // Leave no connection behind for later runs' owners to look after.
-    for (const ws of workspaces) {
-      await vault.delete(secretPaths.workspace(ws, 'tiktok')).catch(() => undefined);
-      await infra?.bus.publish({ topic: CONNECTIONS_TOPIC, key: ws, value: null }).catch(() => undefined);
-    }
+    await forgetConnections({ vault, bus: infra?.bus, vendor: 'tiktok', connectionsTopic: CONNECTIONS_TOPIC }, workspaces);
     await Promise.all([sim?.close(), media?.close()]);
     await infra?.close();
   });
