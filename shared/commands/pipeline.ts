@@ -37,7 +37,7 @@ export interface Failure {
 export type Verdict =
   | { kind: 'fail'; failure: Failure }
   | { kind: 'replay'; state: CommandState } // a duplicate: its stored outcome again, same event id
-  | { kind: 'redelivered' } // the very record that finished it, read again: its outcome is already out
+  | { kind: 'redelivered' } // a record this command already answered (or is answering), read again: nothing to publish
   | { kind: 'await'; approval: Approval; requested: boolean }
   | { kind: 'succeed'; result: unknown; attempts: number; extra: OutgoingRecord[] };
 
@@ -98,7 +98,14 @@ const scope: Step = (job) => {
 const dedupe: Step = (job, d) => {
   const s = job.state;
   if (!s) return undefined;
-  if (s.phase === 'done') return s.record === recordId(job.record) ? { kind: 'redelivered' } : { kind: 'replay', state: s };
+  // The record that asked for approval, started or finished it (or the asking one after its
+  // release), read again after a crash or a rebalance: its answer is out, or on its way.
+  const id = recordId(job.record);
+  if (s.phase === 'done') return s.record === id || s.origin === id ? { kind: 'redelivered' } : { kind: 'replay', state: s };
+  if (s.phase === 'awaiting_approval' && s.record === id) return { kind: 'redelivered' };
+  // Started by another record (its release while the asking record is read again, or a re-send):
+  // that record carries the outcome (it is redelivered itself until it has one); this one adds nothing.
+  if (s.phase === 'started' && s.record !== undefined && s.record !== id) return { kind: 'redelivered' };
   if (s.phase === 'awaiting_approval') {
     if (s.digest && s.digest !== job.digest) {
       return fail('approval_mismatch', 'a command with this id is awaiting approval with other content; it still waits, and this one does not run', { finishes: false });

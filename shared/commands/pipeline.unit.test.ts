@@ -77,9 +77,9 @@ function deps(over: Partial<PipelineDeps> = {}): PipelineDeps {
   };
 }
 
-function job(c: Partial<Command>, more: { state?: CommandState; headers?: Record<string, string>; timestamp?: number; principal?: 'agent' | 'admin' } = {}): Job {
+function job(c: Partial<Command>, more: { state?: CommandState; headers?: Record<string, string>; timestamp?: number; principal?: 'agent' | 'admin'; offset?: string } = {}): Job {
   const command: Command = { command_id: 'c1', workspace_id: 'acme', agent_id: 'a1', service: 'demo', action: 'read', params: { n: 1 }, ...c };
-  const record: IncomingRecord = { topic: 'ionflux.cmd.demo', partition: 0, offset: '0', key: null, value: null, headers: more.headers ?? {}, timestamp: String(more.timestamp ?? 1_000_000_000_000 - 1000) };
+  const record: IncomingRecord = { topic: 'ionflux.cmd.demo', partition: 0, offset: more.offset ?? '0', key: null, value: null, headers: more.headers ?? {}, timestamp: String(more.timestamp ?? 1_000_000_000_000 - 1000) };
   const name = command.action.replace(/^demo\./, '');
   return { record, c: command, key: `acme:${command.command_id}`, digest: commandDigest('demo', command), principal: more.principal ?? 'agent', name, action: connector.manifest.actions[name], state: more.state, resumed: false };
 }
@@ -99,6 +99,23 @@ describe('command pipeline', () => {
   it('replays a finished command and refuses one whose vendor call may have happened', async () => {
     expect(await code(job({}, { state: { phase: 'done', at: 1 } }))).toBe('replay');
     expect(await code(job({ action: 'send', params: { to: 'x' } }, { state: { phase: 'started', at: 1 } }))).toBe('outcome_unknown');
+  });
+
+  it('adds nothing for a record the command already answered: read again, or the asking record once its release took over', async () => {
+    const send = { action: 'send', params: { to: 'x' } };
+    const asked = 'ionflux.cmd.demo/0/0';
+    const released = 'ionflux.cmd.demo/0/7';
+    // The asking record read again while it waits: its awaiting_approval outcome is out already.
+    expect(await code(job(send, { state: { phase: 'awaiting_approval', at: 1, record: asked } }))).toBe('redelivered');
+    // Its release is running or ran: the asking record read again (after a crash) neither resumes nor replays.
+    expect(await code(job(send, { state: { phase: 'started', at: 1, record: released, origin: asked } }))).toBe('redelivered');
+    expect(await code(job(send, { state: { phase: 'done', at: 1, record: released, origin: asked } }))).toBe('redelivered');
+    // A re-send while another record runs it waits for that one's outcome; once done, it gets it again.
+    expect(await code(job(send, { offset: '9', state: { phase: 'started', at: 1, record: released } }))).toBe('redelivered');
+    expect(await code(job(send, { offset: '9', state: { phase: 'done', at: 1, record: released, origin: asked } }))).toBe('replay');
+    // The record that started it, read again: an unfinished vendor call is not repeated.
+    expect(await code(job(send, { offset: '7', state: { phase: 'started', at: 1, record: released } }))).toBe('outcome_unknown');
+    expect(await decide(job({ action: 'bulk', params: {} }, { offset: '7', state: { phase: 'started', at: 1, record: released } }), deps())).toMatchObject({ kind: 'succeed', result: { resumed: true } });
   });
 
   it('re-runs a resumable action found started, telling the handler it resumes', async () => {

@@ -17,8 +17,13 @@ export const commandStateSchema = z.object({
   at: z.number(),
   /** commandDigest of what is awaiting approval: a command reusing the id with other content is refused. */
   digest: z.string().optional(),
-  /** `<topic>/<partition>/<offset>` of the record that finished it: that same record read again (after a crash or a rebalance) publishes nothing. */
+  /**
+   * `<topic>/<partition>/<offset>` of the record that asked for approval (awaiting), started it or
+   * finished it: that same record read again (after a crash or a rebalance) publishes nothing.
+   */
   record: z.string().optional(),
+  /** The record that asked for approval, once its release has taken over `record`: read again, it too publishes nothing. */
+  origin: z.string().optional(),
   outcome: z.object({ topic: z.string(), event: platformEventSchema }).optional(),
 });
 export type CommandState = z.infer<typeof commandStateSchema>;

@@ -89,7 +89,7 @@ export async function startCommandWorker(o: WorkerOptions): Promise<Subscription
     eventRecord,
     now: Date.now,
     async markStarted(job) {
-      const state: CommandState = { phase: 'started', at: Date.now() };
+      const state: CommandState = { phase: 'started', at: Date.now(), record: recordId(job.record), ...originOf(job) };
       await rt.bus.publish(o.states.record(job.key, state));
       o.states.applyLocal(job.key, state);
     },
@@ -137,16 +137,16 @@ export async function startCommandWorker(o: WorkerOptions): Promise<Subscription
       event = outcomeEvent(service, c, { status: 'failed', error: { code: f.code, message: f.message, ...(f.retryable !== undefined ? { retryable: f.retryable } : {}), ...(f.auth_help ? { auth_help: f.auth_help } : {}) }, attempts: f.attempts ?? attempts });
       if (policy.deadLetter) records.push(deadLetterRecord({ dlqTopic, service, record: job.record, message: job.record, error: new HubError(f.code, f.message), attempts: f.attempts ?? attempts }));
       if (policy.audit) records.push(await audit(c, 'action_failed', { action: job.name, outcome: f.code, detail: f.message }, `${c.command_id}:failed:${f.code}`));
-      if (f.finishes !== false) state = { phase: 'done', at: Date.now(), record: recordId(job.record), outcome: { topic, event } };
+      if (f.finishes !== false) state = { phase: 'done', at: Date.now(), record: recordId(job.record), ...originOf(job), outcome: { topic, event } };
     } else if (v.kind === 'await') {
       const id = v.approval.approval_id;
       event = outcomeEvent(service, c, { status: 'awaiting_approval', approval_id: id, attempts: 0 });
-      state = { phase: 'awaiting_approval', at: Date.now(), digest: job.digest, outcome: { topic, event } };
+      state = { phase: 'awaiting_approval', at: Date.now(), digest: job.digest, record: recordId(job.record), outcome: { topic, event } };
       records.push(o.approvals.record(id, v.approval), await audit(c, 'approval_requested', { action: job.name, approval_id: id }, `${id}:requested`));
       o.approvals.applyLocal(id, v.approval);
     } else {
       event = outcomeEvent(service, c, { status: 'succeeded', result: v.result, attempts: v.attempts });
-      state = { phase: 'done', at: Date.now(), record: recordId(job.record), outcome: { topic, event } };
+      state = { phase: 'done', at: Date.now(), record: recordId(job.record), ...originOf(job), outcome: { topic, event } };
       records.push(...v.extra);
       if (job.action?.auditRequired) records.push(await audit(c, 'action_used', { action: job.name, outcome: 'succeeded' }, `${c.command_id}:used`));
     }
@@ -233,6 +233,13 @@ export async function startCommandWorker(o: WorkerOptions): Promise<Subscription
       return { settled: Promise.all(ctx.queued) };
     },
   });
+}
+
+/** The record that asked for approval, carried on once another record (its release) takes the command over. */
+function originOf(job: Job): Pick<CommandState, 'origin'> {
+  const s = job.state;
+  const origin = s?.phase === 'awaiting_approval' ? s.record : s?.origin;
+  return origin !== undefined && origin !== recordId(job.record) ? { origin } : {};
 }
 
 /** What can be read of an invalid command, so its sender still hears why: workspace, id, agent, action. */
