@@ -1,6 +1,6 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { testStateDir, uid } from './infra.ts';
+import { spawnService } from './service.ts';
 
 /** A free TCP port on 127.0.0.1. */
 export function freePort(): Promise<number> {
@@ -35,34 +35,15 @@ export interface RunningIngester {
 export async function startIngester(env: Record<string, string>): Promise<RunningIngester> {
   const port = Number(env.INGESTER_PORT ?? (await freePort()));
   const opsPort = Number(env.INGESTER_OPS_PORT ?? (await freePort()));
-  const output: string[] = [];
   // An inbox of its own (so its processor's group is its own too), unless the test shares one between ingesters.
   const fullEnv = { ...process.env, INGESTER_INSTANCE_ID: uid('i'), IONFLUX_STATE_DIR: testStateDir(), IONFLUX_INBOX_TOPIC: `ionflux.inbox.${uid('t')}`, LOG_LEVEL: 'info', ...env, INGESTER_PORT: String(port), INGESTER_OPS_PORT: String(opsPort) };
-  let child: ChildProcess;
-
-  async function launch(): Promise<void> {
-    child = spawn(process.execPath, ['--import', 'tsx', 'services/webhook-ingester/main.ts'], { env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-    const collect = (d: Buffer) => output.push(...d.toString().split('\n').filter(Boolean));
-    child.stdout!.on('data', collect);
-    child.stderr!.on('data', collect);
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      if (child.exitCode !== null) throw new Error(`ingester exited with ${child.exitCode}:\n${output.slice(-20).join('\n')}`);
-      const ok = await fetch(`http://127.0.0.1:${opsPort}/readyz`).then((r) => r.ok, () => false);
-      if (ok) return;
-      if (Date.now() > deadline) throw new Error(`ingester not ready:\n${output.slice(-20).join('\n')}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
-
-  const exited = () => new Promise<void>((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', () => resolve())));
-  await launch();
+  const service = await spawnService({ name: 'webhook-ingester', env: fullEnv, readyUrl: `http://127.0.0.1:${opsPort}/readyz`, keepOutputOnRestart: true });
   return {
     url: `http://127.0.0.1:${port}`,
     port,
     opsUrl: `http://127.0.0.1:${opsPort}`,
-    pid: () => child.pid!,
-    output,
+    pid: service.pid,
+    output: service.output,
     async post(path, body, headers) {
       const started = performance.now();
       const res = await fetch(`http://127.0.0.1:${port}${path}`, { method: 'POST', body: typeof body === 'string' ? body : new Uint8Array(body), headers });
@@ -85,14 +66,8 @@ export async function startIngester(env: Record<string, string>): Promise<Runnin
         await new Promise((r) => setTimeout(r, 50));
       }
     },
-    async stop() {
-      child.kill('SIGTERM');
-      await exited();
-    },
-    async kill() {
-      child.kill('SIGKILL');
-      await exited();
-    },
-    restart: launch,
+    stop: service.stop,
+    kill: service.kill,
+    restart: service.start,
   };
 }

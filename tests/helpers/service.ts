@@ -14,11 +14,11 @@ export interface RunningService {
 }
 
 /**
- * Spawns `services/<name>/main.ts` and resolves once it logged `readyLine` and `readyUrl` answers
- * 200 (or, with `readyUrl` null, once it logged the line). A process that does not get there in
+ * Spawns `services/<name>/main.ts` and resolves once it logged `readyLine` (when given) and
+ * `readyUrl` answers 200 (or, with `readyUrl` null, once it logged the line). A process that does not get there in
  * 90 s is killed and its last lines reported.
  */
-export async function spawnService(o: { name: string; env: NodeJS.ProcessEnv; readyLine: string; readyUrl: string | null; keepOutputOnRestart?: boolean }): Promise<RunningService> {
+export async function spawnService(o: { name: string; env: NodeJS.ProcessEnv; readyLine?: string; readyUrl: string | null; keepOutputOnRestart?: boolean }): Promise<RunningService> {
   const output: string[] = [];
   let child: ChildProcess;
   const exited = () => new Promise<void>((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', () => resolve())));
@@ -32,7 +32,7 @@ export async function spawnService(o: { name: string; env: NodeJS.ProcessEnv; re
     const deadline = Date.now() + 90_000;
     for (;;) {
       if (child.exitCode !== null) throw new Error(`${o.name} exited ${child.exitCode}:\n${output.slice(-20).join('\n')}`);
-      const logged = output.slice(from).some((l) => l.includes(o.readyLine));
+      const logged = o.readyLine === undefined || output.slice(from).some((l) => l.includes(o.readyLine!));
       if (logged && (o.readyUrl === null || (await fetch(o.readyUrl).then((r) => r.ok, () => false)))) return;
       if (Date.now() > deadline) {
         child.kill('SIGKILL'); // never leave one behind
