@@ -35,3 +35,14 @@ export async function decodeWithConfluentPython(a: { brokers: string[]; registry
     }
   }
 }
+
+/**
+ * Two overlapping transactions on partition 0 of `topic`, aborted in the other order than they
+ * began, then one committed record (tests/interop/aborted_txns.py): the offset of each record and
+ * what Confluent's read_committed consumer read.
+ */
+export async function abortOverlappingTransactions(a: { brokers: string[]; topic: string; tag: string }): Promise<Record<'a1' | 'b1' | 'a2' | 'b2' | 'end', number> & { seen: string[] }> {
+  const script = new URL('../interop/aborted_txns.py', import.meta.url).pathname;
+  const { stdout } = await run(interopPython(), [script, a.brokers.join(','), a.topic, a.tag], { timeout: 60_000, killSignal: 'SIGKILL' });
+  return JSON.parse(stdout.trim().split('\n').at(-1)!) as Record<'a1' | 'b1' | 'a2' | 'b2' | 'end', number> & { seen: string[] };
+}
