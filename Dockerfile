@@ -6,8 +6,10 @@ FROM node:20-bookworm-slim
 ENV NODE_ENV=production
 WORKDIR /app
 
-# Dependencies first, so code changes reuse this layer.
+# Dependencies first, so code changes reuse this layer; patches/ is applied by npm ci's postinstall
+# (patch-package, a runtime dependency for that reason).
 COPY package.json package-lock.json ./
+COPY patches/ patches/
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 
 COPY tsconfig.json ./
