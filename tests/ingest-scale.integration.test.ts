@@ -2,7 +2,8 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { topics } from '../shared/bus/topics.ts';
 import { runCli } from './helpers/cli.ts';
-import { readAll, realInfra, testStateDir, uid } from './helpers/infra.ts';
+import { infraEnv, readAll, realInfra, testStateDir, uid } from './helpers/infra.ts';
+import { eventIdsWithConfluentPython } from './helpers/interop.ts';
 import { startIngester, type RunningIngester } from './helpers/ingester.ts';
 import { loadFixture, shopifyHeaders } from './helpers/sign.ts';
 
@@ -143,6 +144,12 @@ describe('ingest v2: several ingesters, one inbox, exactly one event per deliver
       console.error(processor.output.slice(-40).join('\n'));
     }
     expect({ lost: lost.length, doubled: doubled.length }).toEqual({ lost: 0, doubled: 0 });
+    // The same count by another client: Confluent's (librdkafka) read_committed consumer.
+    const foreign = new Map<string, number>();
+    const foreignRecords = await eventIdsWithConfluentPython({ brokers: infraEnv().brokers, topic: topics.event('shopify', ws, 'orders', 'created') });
+    for (const [, , id] of foreignRecords) foreign.set(id!, (foreign.get(id!) ?? 0) + 1);
+    const seenBy = `Confluent's client read ${foreignRecords.length} records (${foreign.size} ids), kafkajs ${[...counts.values()].reduce((a, b) => a + b, 0)}; sent ${sent}, acknowledged ${acked.size}`;
+    expect({ lost: [...acked].filter((id) => !foreign.has(id)).length, doubled: [...foreign].filter(([, c]) => c > 1).length }, seenBy).toEqual({ lost: 0, doubled: 0 });
     // Every event is one of the deliveries sent (a delivery answered 503 may still have landed, once).
     expect(counts.size).toBeGreaterThanOrEqual(acked.size);
     expect(counts.size).toBeLessThanOrEqual(sent);

@@ -46,3 +46,10 @@ export async function abortOverlappingTransactions(a: { brokers: string[]; topic
   const { stdout } = await run(interopPython(), [script, a.brokers.join(','), a.topic, a.tag], { timeout: 60_000, killSignal: 'SIGKILL' });
   return JSON.parse(stdout.trim().split('\n').at(-1)!) as Record<'a1' | 'b1' | 'a2' | 'b2' | 'end', number> & { seen: string[] };
 }
+
+/** [partition, offset, event id] of every record of `topic`, as Confluent's Python client reads it (read_committed). */
+export async function eventIdsWithConfluentPython(a: { brokers: string[]; topic: string }): Promise<[number, number, string | null][]> {
+  const script = new URL('../interop/event_ids.py', import.meta.url).pathname;
+  const { stdout } = await run(interopPython(), [script, a.brokers.join(','), a.topic, '40'], { timeout: 60_000, killSignal: 'SIGKILL', maxBuffer: 256 * 1024 * 1024 });
+  return JSON.parse(stdout.trim().split('\n').at(-1)!) as [number, number, string | null][];
+}
