@@ -93,17 +93,21 @@ export class KafkaBus implements Bus {
     const ends = new Map((await this.offsets(topic)).map((e) => [e.partition, BigInt(e.high)]));
     if (![...ends.values()].some((high) => high > 0n)) return [];
     const out: IncomingRecord[] = [];
+    const reached = new Map<number, string>();
     const reader = await this.read({
       topic,
       from: 'beginning',
       onBatch: (b) => {
+        reached.set(b.partition, b.next);
         for (const r of b.records) if (BigInt(r.offset) < (ends.get(r.partition) ?? 0n)) out.push(r);
       },
     });
     const timeoutMs = opts.timeoutMs ?? 30_000;
     let timer: NodeJS.Timeout | undefined;
+    // Where each partition stands against its end: a partition stuck below it waits on an open transaction.
+    const progress = () => [...ends].filter(([, high]) => high > 0n).map(([p, high]) => `${p}: ${reached.get(p) ?? 'nothing'} of ${high}`).join(', ');
     try {
-      await Promise.race([reader.caughtUp, new Promise((_, reject) => (timer = setTimeout(() => reject(new HubError('read_timeout', `${topic} was not read to its end within ${timeoutMs} ms`, { retryable: true })), timeoutMs)))]);
+      await Promise.race([reader.caughtUp, new Promise((_, reject) => (timer = setTimeout(() => reject(new HubError('read_timeout', `${topic} was not read to its end within ${timeoutMs} ms (partition: read to / end: ${progress()})`, { retryable: true })), timeoutMs)))]);
     } finally {
       clearTimeout(timer);
       await reader.close();

@@ -78,7 +78,7 @@ export class LmdbStore<V> implements TableStore<V> {
     return this.data.get(key);
   }
 
-  apply(changes: Change<V>[], partition: number, next: string): void {
+  apply(changes: Change<V>[], checkpoints: ReadonlyMap<number, string>): void {
     this.env.transactionSync(() => {
       for (const [key, value] of changes) {
         if (this.expiryOf) this.unindex(key);
@@ -90,7 +90,7 @@ export class LmdbStore<V> implements TableStore<V> {
         const at = this.expiryOf?.(value);
         if (at !== undefined && Number.isFinite(at)) this.expiry.putSync([at, key], 1);
       }
-      this.meta.putSync(`cp:${partition}`, next);
+      for (const [partition, next] of checkpoints) this.meta.putSync(`cp:${partition}`, next);
     }, COMMIT);
   }
 

@@ -2,12 +2,12 @@
 export type Change<V> = [key: string, value: V | undefined];
 
 /**
- * Where a KafkaTable keeps its state. `apply` writes a batch of changes together with the
- * partition's next offset, atomically, so the checkpoint never runs ahead of the data it covers.
+ * Where a KafkaTable keeps its state. `apply` writes changes together with the next offset of
+ * each partition they came from, atomically, so a checkpoint never runs ahead of the data it covers.
  */
 export interface TableStore<V> {
   get(key: string): V | undefined;
-  apply(changes: Change<V>[], partition: number, next: string): void;
+  apply(changes: Change<V>[], checkpoints: ReadonlyMap<number, string>): void;
   /** Next offset per partition of everything applied so far (empty for a new store). */
   checkpoint(): Map<number, string>;
   entries(): Iterable<[string, V]>;
@@ -33,12 +33,12 @@ export class MemoryStore<V> implements TableStore<V> {
     return this.map.get(key);
   }
 
-  apply(changes: Change<V>[], partition: number, next: string): void {
+  apply(changes: Change<V>[], checkpoints: ReadonlyMap<number, string>): void {
     for (const [key, value] of changes) {
       if (value === undefined) this.map.delete(key);
       else this.map.set(key, value);
     }
-    this.next.set(partition, next);
+    for (const [partition, next] of checkpoints) this.next.set(partition, next);
   }
 
   checkpoint(): Map<number, string> {

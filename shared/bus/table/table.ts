@@ -36,6 +36,13 @@ export interface TableOptions<V> extends TableHost {
 // write whose transaction never committed cannot outlive a restart.
 const LOCAL_MAX_MS = 60_000;
 
+// A disk store takes what the topic delivers in commits of many batches, not one LMDB commit per
+// batch read (each commit rewrites branch pages, the free list and the meta page): changes wait
+// in `pending`, served from there, for at most this long or until there are this many of them.
+// A crash loses only pending changes, whose checkpoint was not written either: they are read again.
+const FLUSH_MS = 200;
+const FLUSH_MAX = 20_000;
+
 /**
  * A compacted topic as a key-value table: every instance sees every write, the state survives
  * restarts of everything, and `start` resolves once the topic was read up to its high watermark
@@ -49,6 +56,10 @@ export class KafkaTable<V> {
   private readonly expiryOf: ExpiryOf<V> | undefined;
   /** Per partition, the offset after the last batch applied (transaction markers included). */
   private readonly positions = new Map<number, bigint>();
+  /** Changes read from the topic, applied here but not yet written to a disk store, with their checkpoints. */
+  private readonly pending = new Map<string, V | undefined>();
+  private readonly pendingCheckpoints = new Map<number, string>();
+  private flushTimer: NodeJS.Timeout | undefined;
   ready: Promise<void> = Promise.resolve();
   /** How the last start went: records read to catch up, from where, and why the store was rebuilt (if it was). */
   restored: { records: number; from: 'beginning' | 'checkpoint'; reset?: string; ms: number } = { records: 0, from: 'beginning', ms: 0 };
@@ -82,6 +93,7 @@ export class KafkaTable<V> {
       new Promise<void>((_, reject) => (timer = setTimeout(() => reject(new HubError('table_not_ready', `reading ${topic} took over ${timeoutMs} ms`, { retryable: true })), timeoutMs))),
     ]).finally(() => clearTimeout(timer));
     await this.ready;
+    this.flush();
     // A store resumed from its checkpoint may hold values that expired while the service was down.
     if (this.expiryOf) this.sweep();
     this.restored = { records: read, from: from.size ? 'checkpoint' : 'beginning', reset, ms: Date.now() - began };
@@ -108,7 +120,12 @@ export class KafkaTable<V> {
         this.opts.logger.error({ topic: this.opts.topic, key, err: e }, 'unreadable table record skipped');
       }
     }
-    this.store.apply(changes, b.partition, b.next);
+    if (this.opts.stateDir) {
+      for (const [key, value] of changes) this.pending.set(key, value);
+      this.pendingCheckpoints.set(b.partition, b.next);
+      if (this.pending.size >= FLUSH_MAX) this.flush();
+      else this.flushTimer ??= setTimeout(() => this.flush(), FLUSH_MS).unref();
+    } else this.store.apply(changes, new Map([[b.partition, b.next]]));
     this.positions.set(b.partition, BigInt(b.next));
     for (const r of b.records) {
       const mine = r.key && this.local.get(r.key.toString());
@@ -132,6 +149,16 @@ export class KafkaTable<V> {
     }
   }
 
+  /** Writes what was read but not yet stored, with its checkpoints, in one commit. */
+  private flush(): void {
+    clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    if (this.pendingCheckpoints.size === 0) return;
+    this.store.apply([...this.pending], new Map(this.pendingCheckpoints));
+    this.pending.clear();
+    this.pendingCheckpoints.clear();
+  }
+
   private maintain(now = Date.now()): void {
     for (const [k, e] of this.local) if (now - e.at > LOCAL_MAX_MS) this.local.delete(k);
     if (this.expiryOf && now - this.lastSweep >= (this.opts.expire?.sweepMs ?? 60_000)) this.sweep(now);
@@ -141,23 +168,26 @@ export class KafkaTable<V> {
 
   /** Drops expired values; returns how many. */
   sweep(now = Date.now()): number {
+    this.flush();
     this.lastSweep = now;
     let dropped = this.store.sweep(now);
     return dropped;
   }
 
   get size(): number {
+    this.flush();
     return this.store.size;
   }
 
   /** The value of `key`; an expired one counts as absent even before a sweep drops it. */
   get(key: string): V | undefined {
     const l = this.local.get(key);
-    const v = l ? l.value : this.store.get(key);
+    const v = l ? l.value : this.pending.has(key) ? this.pending.get(key) : this.store.get(key);
     return v !== undefined && this.expiryOf && this.expiryOf(v) < Date.now() ? undefined : v;
   }
 
   entries(): [string, V][] {
+    this.flush();
     const out: [string, V][] = [];
     for (const [k, v] of this.store.entries()) if (!this.local.has(k)) out.push([k, v]);
     for (const [k, e] of this.local) if (e.value !== undefined) out.push([k, e.value]);
@@ -188,6 +218,7 @@ export class KafkaTable<V> {
   async close(): Promise<void> {
     clearInterval(this.sweeper);
     await this.reader?.close();
+    this.flush();
     await this.store.close();
   }
 }

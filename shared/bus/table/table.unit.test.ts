@@ -53,6 +53,27 @@ describe('KafkaTable', () => {
     await t.close();
   });
 
+  it('with a state dir, serves what it read at once, before the store is written, and stores it with its checkpoint', async () => {
+    const bus = new MemoryBus(2);
+    const stateDir = mkdtempSync(join(tmpdir(), 'ionflux-table-unit-'));
+    dirs.push(stateDir);
+    const t = await table(bus, stateDir);
+    await bus.publishBatch(Array.from({ length: 50 }, (_, i) => ({ topic, key: `k${i}`, value: JSON.stringify({ v: i }) })));
+    await bus.publish({ topic, key: 'k3', value: null });
+    await t.catchUp();
+    // Read from the topic moments ago: served now, whether or not it reached the disk yet.
+    expect(t.get('k49')).toEqual({ v: 49 });
+    expect(t.get('k3')).toBeUndefined();
+    expect(t.entries()).toHaveLength(49);
+    await t.close();
+    const again = await table(bus, stateDir);
+    expect(again.restored).toMatchObject({ records: 0, from: 'checkpoint' });
+    expect(again.get('k49')).toEqual({ v: 49 });
+    expect(again.get('k3')).toBeUndefined();
+    expect(again.size).toBe(49);
+    await again.close();
+  });
+
   it('with a state dir, a restarted table reads only what came after its checkpoint', async () => {
     const bus = new MemoryBus();
     const stateDir = mkdtempSync(join(tmpdir(), 'ionflux-table-unit-'));
