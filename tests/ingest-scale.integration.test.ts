@@ -50,9 +50,16 @@ describe('ingest v2: several ingesters, one inbox, exactly one event per deliver
    */
   async function eventCounts(expected: Iterable<string>): Promise<Map<string, number>> {
     const want = [...expected];
-    const deadline = Date.now() + 60_000;
+    const deadline = Date.now() + 90_000;
     for (;;) {
-      const records = await readAll(infra.bus, topics.event('shopify', ws, 'orders', 'created'), { atLeast: want.length, timeoutMs: 30_000 });
+      // A killed ingester's open transactions hold the topic's readable end back until the
+      // survivor takes its partitions over (session timeout, rebalance, fencing): slow on a
+      // loaded machine. Reading again is fine; a partition still held at the deadline is reported.
+      const records = await readAll(infra.bus, topics.event('shopify', ws, 'orders', 'created'), { atLeast: want.length, timeoutMs: 30_000 }).catch((e: unknown) => {
+        if ((e as { code?: string }).code === 'read_timeout' && Date.now() < deadline) return void console.error(`reading again: ${(e as Error).message}`), null;
+        throw e;
+      });
+      if (!records) continue;
       const counts = new Map<string, number>();
       for (const r of records) {
         const id = r.headers['ionflux.event_id'] ?? (await infra.codec.decode(r.value!)).event_id;
