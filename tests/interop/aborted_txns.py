@@ -13,11 +13,10 @@ The principal comes from the environment, as for decode_avro.py.
 import json
 import sys
 import time
-import uuid
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 
-from decode_avro import auth
+from decode_avro import auth, reader
 
 
 def main():
@@ -52,14 +51,7 @@ def main():
     send(a, "end")
     a.commit_transaction(30)
 
-    consumer = Consumer({
-        "bootstrap.servers": bootstrap,
-        "group.id": f"interop-{uuid.uuid4()}",
-        "isolation.level": "read_committed",
-        "enable.auto.commit": False,
-        **auth(),
-    })
-    consumer.assign([TopicPartition(topic, 0, 0)])
+    consumer, _ = reader(bootstrap, topic)
     seen = []
     deadline = time.time() + 20
     while time.time() < deadline and "end" not in seen:

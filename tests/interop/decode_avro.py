@@ -47,22 +47,29 @@ def auth():
     return out
 
 
-def main():
-    bootstrap, registry_url, topic, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-    timeout = float(sys.argv[5]) if len(sys.argv) > 5 else 30
-    # Without a timeout the client waits on a stalled HTTP connection forever (seen once in CI).
-    deserializer = AvroDeserializer(SchemaRegistryClient({"url": registry_url, "timeout": 10}))
+def reader(bootstrap, topic):
+    """A read_committed consumer of no group's, every partition of `topic` assigned from its
+    beginning (no group join to wait for); and the partitions."""
     consumer = Consumer({
         "bootstrap.servers": bootstrap,
         "group.id": f"interop-{uuid.uuid4()}",
         "auto.offset.reset": "earliest",
         "enable.auto.commit": False,
+        "isolation.level": "read_committed",
         **auth(),
     })
-    # Every partition from its beginning, assigned directly: no consumer-group join to wait for.
     metadata = consumer.list_topics(topic, timeout=10)
     partitions = sorted(metadata.topics[topic].partitions)
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+    return consumer, partitions
+
+
+def main():
+    bootstrap, registry_url, topic, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    timeout = float(sys.argv[5]) if len(sys.argv) > 5 else 30
+    # Without a timeout the client waits on a stalled HTTP connection forever (seen once in CI).
+    deserializer = AvroDeserializer(SchemaRegistryClient({"url": registry_url, "timeout": 10}))
+    consumer, _ = reader(bootstrap, topic)
     seen, deadline = 0, time.time() + timeout
     try:
         while seen < count and time.time() < deadline:

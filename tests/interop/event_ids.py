@@ -9,27 +9,17 @@ The principal comes from the environment, as for decode_avro.py.
 import json
 import sys
 import time
-import uuid
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import TopicPartition
 
-from decode_avro import auth
+from decode_avro import reader
 
 
 def main():
     bootstrap, topic = sys.argv[1], sys.argv[2]
     timeout = float(sys.argv[3]) if len(sys.argv) > 3 else 30
-    consumer = Consumer({
-        "bootstrap.servers": bootstrap,
-        "group.id": f"interop-{uuid.uuid4()}",
-        "isolation.level": "read_committed",
-        "enable.auto.commit": False,
-        **auth(),
-    })
-    metadata = consumer.list_topics(topic, timeout=10)
-    partitions = sorted(metadata.topics[topic].partitions)
+    consumer, partitions = reader(bootstrap, topic)
     ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
-    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
     out, deadline = [], time.time() + timeout
     try:
         while time.time() < deadline:
