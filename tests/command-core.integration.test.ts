@@ -59,7 +59,7 @@ describe('command core: approvals, outcomes on every path, expiry', () => {
     receiver = await startReceiver();
     await vault.put(secretPaths.workspace(ws, 'webhook'), { signing_secret: `whsec_${randomBytes(32).toString('base64')}` });
     [approvals, settings] = await Promise.all([openApprovals(infra), openWorkspaceConnectors(infra)]);
-    await settings.set(wsConnectorKey(ws, 'webhook'), { settings: { urls: ['/a', '/b', '/c', '/d'].map(receiver.url), preapproved: [] }, connection: 'connected', updated_at: new Date().toISOString() });
+    await settings.set(wsConnectorKey(ws, 'webhook'), { settings: { urls: ['/a', '/b', '/c', '/d', '/e'].map(receiver.url), preapproved: [] }, connection: 'connected', updated_at: new Date().toISOString() });
     worker = await startWorker({ RETRY_MAX_WAIT_MS: '1000', EXTRA_CONNECTORS_DIR: 'tests/fixtures/connectors' });
     client = await createHubClient({ brokers: env.brokers, auth: env.auth, registryUrl: env.registryUrl });
   }, 180_000);
@@ -144,6 +144,35 @@ describe('command core: approvals, outcomes on every path, expiry', () => {
       expect(dead.some((r) => r.key?.toString() === ws && r.headers[DLQ_HEADERS.errorClass] === 'secret_store_unavailable')).toBe(true);
     } finally {
       await down.stop();
+      await worker.start();
+    }
+  }, 180_000);
+
+  it("reads an approved write's records again after an offset reset inside the window: no outcome added, no second call (RELIABILITY 15)", async () => {
+    const group = uid('ionflux-reset-');
+    await worker.stop();
+    const again = await startWorker({ RETRY_MAX_WAIT_MS: '1000', EXTRA_CONNECTORS_DIR: 'tests/fixtures/connectors', COMMAND_GROUP_PREFIX: group });
+    try {
+      const id = randomUUID();
+      const waiting = await post('/e', id);
+      expect(waiting).toMatchObject({ status: 'awaiting_approval' });
+      const { event: released } = await next(defaultOutcomeTopic('webhook', ws), (e) => e.correlation_id === id && e.event_type.endsWith('succeeded'));
+      expect((await runCli(['approvals', 'approve', waiting.approval_id!])).code).toBe(0);
+      await released;
+      expect((await outcomesOf('webhook', id, 1)).map((o) => o.status)).toEqual(['awaiting_approval', 'succeeded']);
+      await again.stop();
+      // An operator's offset reset: the asking command and its release are both read again.
+      const admin = createKafka({ brokers: infraEnv().brokers, auth: infraEnv().auth, clientId: 'command-core-test', logger: infra.logger }).admin();
+      await admin.connect();
+      await admin.resetOffsets({ groupId: `${group}-webhook-worker`, topic: topics.command('webhook'), earliest: true });
+      await admin.disconnect();
+      await again.start();
+      // A command sent after the reset, on the same partition: once it is answered, the old records were read.
+      expect(await send({ service: 'webhook', action: 'post', params: { url: 42 } })).toMatchObject({ status: 'failed', error: { code: 'invalid_params' } });
+      expect((await outcomesOf('webhook', id, 1)).map((o) => o.status)).toEqual(['awaiting_approval', 'succeeded']);
+      expect(receiver.count('/e')).toBe(1);
+    } finally {
+      await again.stop();
       await worker.start();
     }
   }, 180_000);
