@@ -47,7 +47,9 @@ describe('ingester when the broker dies (items 7, 8, 20)', () => {
         const res = await send(id).catch(() => ({ status: 0, body: {} as Record<string, unknown>, ms: 0 }));
         if (res.status === 200) accepted.set(id, (res.body.event_ids as string[])[0]!);
         else failedStatuses.push(res.status);
-        if (wasDown && brokerDown && res.status !== 200) downLatencies.push(res.ms);
+        // Every request sent while the broker is down is answered within the vendor's deadline,
+        // whether the answer is a 503 or, the broker being back by then, a 200.
+        if (wasDown) downLatencies.push(res.ms);
       }
     };
     const workers = Array.from({ length: 8 }, worker);
