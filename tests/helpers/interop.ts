@@ -1,7 +1,8 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
@@ -52,4 +53,32 @@ export async function eventIdsWithConfluentPython(a: { brokers: string[]; topic:
   const script = new URL('../interop/event_ids.py', import.meta.url).pathname;
   const { stdout } = await run(interopPython(), [script, a.brokers.join(','), a.topic, '40'], { timeout: 60_000, killSignal: 'SIGKILL', maxBuffer: 256 * 1024 * 1024 });
   return JSON.parse(stdout.trim().split('\n').at(-1)!) as [number, number, string | null][];
+}
+
+/**
+ * A writer holding a transaction open on partition 0 of `topic` (tests/interop/zombie_txn.py):
+ * `opened` resolves once its record is written; `tryCommit()` then asks it to commit and tells
+ * whether Kafka took the commit.
+ */
+export async function openZombieTransaction(a: { brokers: string[]; topic: string; transactionalId: string; value: string }): Promise<{ opened: number; tryCommit(): Promise<{ committed: boolean; error?: string }> }> {
+  const script = new URL('../interop/zombie_txn.py', import.meta.url).pathname;
+  const child = spawn(interopPython(), [script, a.brokers.join(','), a.topic, a.transactionalId, a.value], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const lines: Record<string, unknown>[] = [];
+  let err = '';
+  const waiters: (() => void)[] = [];
+  createInterface({ input: child.stdout! }).on('line', (l) => (lines.push(JSON.parse(l) as Record<string, unknown>), waiters.splice(0).forEach((w) => w())));
+  child.stderr!.on('data', (d) => (err += d));
+  const line = (n: number) => new Promise<Record<string, unknown>>((resolve, reject) => {
+    const timer = setTimeout(() => (child.kill('SIGKILL'), reject(new Error(`zombie_txn.py said nothing within 60 s: ${err}`))), 60_000);
+    const check = () => (lines.length > n ? (clearTimeout(timer), resolve(lines[n]!)) : waiters.push(check));
+    check();
+  });
+  const opened = (await line(0)).open as number;
+  return {
+    opened,
+    async tryCommit() {
+      child.stdin!.end('commit\n');
+      return (await line(1)) as { committed: boolean; error?: string };
+    },
+  };
 }

@@ -1,6 +1,7 @@
 import type { Consumer, Kafka, Producer, TopicMessages } from 'kafkajs';
 import { HubError } from '../../errors.ts';
 import type { Logger } from '../../logger.ts';
+import { connectFenced } from './fence.ts';
 import type { FencedWriter, OutgoingRecord, OwnedPartition, Ownership, OwnershipOptions, PartitionOffsets, PlacedRecord } from '../types.ts';
 
 export interface OwnershipDeps {
@@ -14,8 +15,9 @@ export interface OwnershipDeps {
 const FENCED = new Set(['INVALID_PRODUCER_EPOCH', 'PRODUCER_FENCED', 'TRANSACTIONAL_ID_AUTHORIZATION_FAILED', 'INVALID_PRODUCER_ID_MAPPING']);
 
 /**
- * The writer of one partition: transactional id `<prefix>-<partition>`, so connecting it fences
- * the previous holder (Kafka aborts what that one left open and refuses its later commits). Once
+ * The writer of one partition: transactional id `<prefix>-<partition>`, so connecting it
+ * (connectFenced) fences the previous holder (Kafka aborts what that one left open and refuses
+ * its later commits). Once
  * fenced it is dead and says so; other failures abort the transaction and can be retried.
  */
 class KafkaFencedWriter implements FencedWriter {
@@ -32,7 +34,7 @@ class KafkaFencedWriter implements FencedWriter {
   }
 
   connect(): Promise<void> {
-    return this.producer.connect();
+    return connectFenced(this.producer);
   }
 
   send(placed: PlacedRecord[]): Promise<void> {
@@ -66,7 +68,7 @@ class KafkaFencedWriter implements FencedWriter {
         // Unusable (broker gone mid-transaction): a new producer with the same id.
         await this.producer.disconnect().catch(() => undefined);
         this.producer = this.newProducer();
-        await this.producer.connect();
+        await connectFenced(this.producer);
       });
       throw new HubError('publish_failed', `transaction of ${this.transactionalId} failed: ${(e as Error).message}`, { retryable: true, cause: e });
     }

@@ -1,6 +1,7 @@
 import type { Consumer, Kafka, Producer, TopicMessages } from 'kafkajs';
 import type { Logger } from '../../logger.ts';
 import type { OutgoingRecord, Subscription, TransformOptions } from '../types.ts';
+import { connectFenced } from './fence.ts';
 import { toRecord } from './records.ts';
 
 export interface TransformDeps {
@@ -44,7 +45,9 @@ export async function startTransform(d: TransformDeps, o: TransformOptions): Pro
     });
     const w: PartitionWriter = { producer, dead: false, ready: Promise.resolve() };
     w.ready = (async () => {
-      await producer.connect(); // InitProducerId: the previous holder's open transaction is aborted, its commits refused
+      // The previous holder's open transaction is aborted and its commits refused before the
+      // state it committed is read (onAssigned).
+      await connectFenced(producer);
       await o.onAssigned?.(partition);
     })();
     w.ready.catch(() => (w.dead = true));
