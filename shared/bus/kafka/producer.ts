@@ -2,6 +2,7 @@ import { Partitioners, type Kafka, type Message, type Producer, type TopicMessag
 import { HubError } from '../../errors.ts';
 import type { Logger } from '../../logger.ts';
 import type { OutgoingRecord, PublishOptions, PublishOutcome, RecordAck } from '../types.ts';
+import { connectFenced } from './fence.ts';
 import type { TopicProvisioner } from './provision.ts';
 
 /** Records that must land together (or not at all, when transactional); never split across requests. */
@@ -49,7 +50,9 @@ class Lane {
   }
 
   connect(): Promise<void> {
-    this.connected ??= this.producer.connect().catch((e: unknown) => {
+    // A transactional lane fences its id's previous holder (this instance before a crash) at
+    // once, so what that one left open is aborted before this process reads its state tables.
+    this.connected ??= (this.transactional ? connectFenced(this.producer) : this.producer.connect()).catch((e: unknown) => {
       this.connected = undefined;
       throw e;
     });
