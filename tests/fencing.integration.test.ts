@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Subscription } from '../shared/bus/types.ts';
+import { topics } from '../shared/bus/topics.ts';
 import { openZombieTransaction } from './helpers/interop.ts';
 import { infraEnv, realInfra, uid } from './helpers/infra.ts';
+import { startWorker } from './helpers/worker.ts';
 
 /**
  * Taking a partition fences its previous holder before anything is read as final: the inbox
@@ -46,6 +48,23 @@ describe('a partition taken over fences the writer that held it', () => {
     expect(read).toEqual([]);
     expect(commit.committed, commit.error).toBe(false);
   });
+
+  it('a service restarted after a crash fences what its last run left open before it reads its state', async () => {
+    // The connector worker's transactional id is `ionflux-connector-worker-<instance>`; its last
+    // run "crashed" holding a transaction open on the command table it reads at start.
+    const instance = uid('w');
+    const table = topics.state('commands-webhook');
+    await infra.bus.ensureTopics([table]);
+    const zombie = await openZombieTransaction({ brokers: infraEnv().brokers, topic: table, transactionalId: `ionflux-connector-worker-${instance}`, value: 'zombie' });
+    // Ready (its tables read to their end) within the helper's 90 s, not after the zombie's 120 s transaction timeout.
+    const worker = await startWorker({ WORKER_INSTANCE_ID: instance });
+    try {
+      const commit = await zombie.tryCommit();
+      expect(commit.committed, commit.error).toBe(false);
+    } finally {
+      await worker.stop();
+    }
+  }, 180_000);
 
   it('Bus.own: the new owner of a partition of connections', async () => {
     const topic = `test.fence-own.${uid('t')}`;

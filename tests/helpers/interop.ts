@@ -73,7 +73,9 @@ export async function openZombieTransaction(a: { brokers: string[]; topic: strin
     const check = () => (lines.length > n ? (clearTimeout(timer), resolve(lines[n]!)) : waiters.push(check));
     check();
   });
-  const opened = (await line(0)).open as number;
+  const first = await line(0);
+  if (typeof first.open !== 'number') throw new Error(`zombie_txn.py could not write: ${JSON.stringify(first)} ${err}`);
+  const opened = first.open;
   return {
     opened,
     async tryCommit() {

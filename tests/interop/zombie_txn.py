@@ -1,5 +1,5 @@
-"""A writer that keeps a transaction open: with transactional id <id>, writes <value> to partition 0
-of <topic>, prints {"open": offset}, waits for a line on stdin, then tries to commit and prints
+"""A writer that keeps a transaction open: with transactional id <id>, writes <value> (keyed by
+itself) to partition 0 of <topic>, prints {"open": offset}, waits for a line on stdin, then tries to commit and prints
 {"committed": true} or {"committed": false, "error": "..."}. What a processor that lost its
 partition (a long pause, a network split) still holds when the new owner takes over.
 
@@ -20,8 +20,12 @@ def main():
     p.init_transactions(30)
     p.begin_transaction()
     offsets = []
-    p.produce(topic, value=value.encode(), partition=0, on_delivery=lambda err, msg: offsets.append(msg.offset() if err is None else -1))
+    errors = []
+    p.produce(topic, key=value.encode(), value=value.encode(), partition=0, on_delivery=lambda err, msg: offsets.append(msg.offset()) if err is None else errors.append(str(err)))
     p.flush(30)
+    if errors:
+        print(json.dumps({"error": errors[0]}), flush=True)
+        sys.exit(1)
     print(json.dumps({"open": offsets[0]}), flush=True)
     sys.stdin.readline()
     try:
