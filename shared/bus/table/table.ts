@@ -124,7 +124,7 @@ export class KafkaTable<V> {
       for (const [key, value] of changes) this.pending.set(key, value);
       this.pendingCheckpoints.set(b.partition, b.next);
       if (this.pending.size >= FLUSH_MAX) this.flush();
-      else this.flushTimer ??= setTimeout(() => this.flush(), FLUSH_MS).unref();
+      else this.flushTimer ??= setTimeout(() => this.flushSafely(), FLUSH_MS).unref();
     } else this.store.apply(changes, new Map([[b.partition, b.next]]));
     this.positions.set(b.partition, BigInt(b.next));
     for (const r of b.records) {
@@ -146,6 +146,17 @@ export class KafkaTable<V> {
     while (behind()) {
       if (Date.now() > deadline) throw new HubError('table_not_ready', `${this.opts.topic} was not read to its end within ${timeoutMs} ms`, { retryable: true });
       await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+
+  /** A timer's flush: a store that refuses the write keeps the changes pending for the next one. */
+  private flushSafely(): void {
+    try {
+      this.flush();
+    } catch (e) {
+      this.flushTimer = undefined;
+      this.opts.logger.error({ topic: this.opts.topic, err: e }, 'table store write failed; kept in memory, tried again');
+      this.flushTimer = setTimeout(() => this.flushSafely(), 1000).unref();
     }
   }
 
