@@ -18,6 +18,7 @@ describe('ingester when the broker dies (items 7, 8, 20)', () => {
   const broker = dedicatedBroker(19092);
   const ws = uid('ws');
   const shop = `${uid('shop')}.myshopify.com`;
+  const inbox = `ionflux.inbox.${uid('rel')}`;
   let ingester: RunningIngester;
 
   beforeAll(async () => {
@@ -25,7 +26,7 @@ describe('ingester when the broker dies (items 7, 8, 20)', () => {
     expect((await runCli(['link', 'shopify', shop, ws], { env: broker.adminEnv() })).code).toBe(0);
     // The ingester as its own principal on this broker: its ACLs are all it has.
     const asIngester = { KAFKA_BROKERS: broker.brokers.join(','), KAFKA_SASL_USERNAME: 'ionflux-webhook-ingester', KAFKA_SASL_PASSWORD: '', KAFKA_SASL_PASSWORD_FILE: `${broker.credentials}/ionflux-webhook-ingester.password` };
-    ingester = await startIngester({ ...asIngester, SHOPIFY_API_SECRET: SECRET, INGESTER_MAX_IN_FLIGHT: '200' });
+    ingester = await startIngester({ ...asIngester, SHOPIFY_API_SECRET: SECRET, INGESTER_MAX_IN_FLIGHT: '200', IONFLUX_INBOX_TOPIC: inbox });
   }, 180_000);
   afterAll(async () => {
     await ingester?.stop();
@@ -87,9 +88,19 @@ describe('ingester when the broker dies (items 7, 8, 20)', () => {
       if ([...accepted.values()].every((id) => onTopic.has(id)) || Date.now() > deadline) break;
       await sleep(500);
     }
-    await bus.close();
     const missing = [...accepted.values()].filter((id) => !onTopic.has(id));
-    expect(missing).toEqual([]);
+    // Where a missing one is: its inbox record, its delivery marker, a dead letter, and what the ingester said.
+    let where = '';
+    if (missing.length) {
+      const webhookOf = new Map([...accepted].map(([w, id]) => [id, w]));
+      const [inboxed = [], markers = [], dead = []] = await Promise.all([inbox, `ionflux.state.webhook-deliveries-${inbox.slice('ionflux.inbox.'.length)}`, topics.deadLetter('webhook-ingester')].map((t) => bus.readToEnd(t).catch(() => [])));
+      where = missing.map((id) => {
+        const w = webhookOf.get(id)!;
+        return `${id} (webhook ${w}): inbox ${JSON.stringify(inboxed.filter((r) => r.headers['x-shopify-webhook-id'] === w).map((r) => `${r.partition}:${r.offset}`))}, markers ${JSON.stringify(markers.filter((r) => r.key?.toString().endsWith(w)).map((r) => r.value?.toString()))}, dead letters ${dead.filter((r) => r.value?.toString().includes(w) || Object.values(r.headers).some((h) => h?.includes(w))).length}`;
+      }).join('\n') + `\n${ingester.output.filter((l) => /"level":(40|50)/.test(l)).slice(-30).join('\n')}`;
+    }
+    await bus.close();
+    expect(missing, where).toEqual([]);
     expect([...onTopic.values()].every((n) => n === 1)).toBe(true);
   }, 180_000);
 
