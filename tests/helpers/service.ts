@@ -51,7 +51,14 @@ export async function spawnService(o: { name: string; env: NodeJS.ProcessEnv; re
     },
     async stop() {
       child.kill('SIGTERM');
+      // A service that does not finish its shutdown is killed, loudly, so one hang does not
+      // also take the test's cleanup (and the broker's stop after it) down with it.
+      const timer = setTimeout(() => {
+        process.stderr.write(`${o.name} did not exit within 30 s of SIGTERM; killed. Last lines:\n${output.slice(-15).join('\n')}\n`);
+        child.kill('SIGKILL');
+      }, 30_000);
       await exited();
+      clearTimeout(timer);
     },
     async kill() {
       child.kill('SIGKILL');
