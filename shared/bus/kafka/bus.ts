@@ -3,7 +3,7 @@ import type { KafkaAuth } from '../../config.ts';
 import { HubError } from '../../errors.ts';
 import type { Logger } from '../../logger.ts';
 import type { Bus, IncomingRecord, OutgoingRecord, Ownership, OwnershipOptions, PartitionOffsets, PublishOptions, PublishOutcome, Reader, ReadOptions, RecordAck, SubscribeOptions, Subscription, TransformOptions } from '../types.ts';
-import { createKafka } from './client.ts';
+import { createKafka, type SocketFactory } from './client.ts';
 import { runConsumer } from './consumer.ts';
 import { OffsetsClient } from './offsets.ts';
 import { KafkaProducer } from './producer.ts';
@@ -169,7 +169,7 @@ export class KafkaBus implements Bus {
 }
 
 /** A KafkaBus with its own kafkajs client. */
-export function createKafkaBus(o: Omit<KafkaBusOptions, 'kafka'> & { brokers: string[]; clientId: string; auth?: KafkaAuth; connectionTimeoutMs?: number }): KafkaBus {
-  const kafka = createKafka({ brokers: o.brokers, clientId: o.clientId, logger: o.logger, auth: o.auth, connectionTimeoutMs: o.connectionTimeoutMs });
+export function createKafkaBus(o: Omit<KafkaBusOptions, 'kafka'> & { brokers: string[]; clientId: string; auth?: KafkaAuth; connectionTimeoutMs?: number; socketFactory?: SocketFactory }): KafkaBus {
+  const kafka = createKafka({ brokers: o.brokers, clientId: o.clientId, logger: o.logger, auth: o.auth, connectionTimeoutMs: o.connectionTimeoutMs, socketFactory: o.socketFactory });
   return new KafkaBus({ readerGroupPrefix: readerGroupPrefix(o.auth), ...o, kafka });
 }

@@ -1,5 +1,5 @@
 import { createRequire } from 'node:module';
-import { Kafka, logLevel, type LogEntry, type SASLOptions } from 'kafkajs';
+import { Kafka, logLevel, type ISocketFactory, type LogEntry, type SASLOptions } from 'kafkajs';
 import type { KafkaAuth } from '../../config.ts';
 import type { Logger } from '../../logger.ts';
 
@@ -113,8 +113,14 @@ export function retryWatch(now: () => number = Date.now): (key: string) => boole
   };
 }
 
+/**
+ * How the client opens its connections (kafkajs's socket factory): given to route them through a
+ * network that misbehaves on purpose (tests/helpers/faulty-network.ts). Unset, plain TCP/TLS.
+ */
+export type SocketFactory = ISocketFactory;
+
 /** A kafkajs client whose own logs go through our (redacting) pino logger. */
-export function createKafka(opts: { brokers: string[]; clientId: string; logger: Logger; auth?: KafkaAuth; connectionTimeoutMs?: number }): Kafka {
+export function createKafka(opts: { brokers: string[]; clientId: string; logger: Logger; auth?: KafkaAuth; connectionTimeoutMs?: number; socketFactory?: SocketFactory }): Kafka {
   process.env.KAFKAJS_NO_PARTITIONER_WARNING ??= '1';
   const { sasl, ssl } = opts.auth ?? {};
   return new Kafka({
@@ -124,6 +130,7 @@ export function createKafka(opts: { brokers: string[]; clientId: string; logger:
     ...(ssl ? { ssl: ssl.ca ? { ca: [ssl.ca] } : true } : {}),
     connectionTimeout: opts.connectionTimeoutMs ?? 1000,
     requestTimeout: 10_000,
+    ...(opts.socketFactory ? { socketFactory: opts.socketFactory } : {}),
     logLevel: logLevel.WARN,
     logCreator: () => {
       const persisting = retryWatch();

@@ -33,8 +33,14 @@ class KafkaFencedWriter implements FencedWriter {
     return this.d.kafka.producer({ transactionalId: this.transactionalId, idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false, transactionTimeout: 30_000, retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 5, maxRetryTime: 1000 } });
   }
 
+  private connected: Promise<void> | undefined;
+
   connect(): Promise<void> {
-    return connectFenced(this.producer);
+    this.connected ??= connectFenced(this.producer).catch((e: unknown) => {
+      this.connected = undefined;
+      throw e;
+    });
+    return this.connected;
   }
 
   send(placed: PlacedRecord[]): Promise<void> {
@@ -54,6 +60,7 @@ class KafkaFencedWriter implements FencedWriter {
       index.set(p.record.topic, i + 1);
       if (p.partition !== undefined) byTopic.get(p.record.topic)!.messages[i]!.partition = p.partition;
     }
+    await this.connect();
     const txn = await this.producer.transaction();
     try {
       await txn.sendBatch({ topicMessages, acks: -1 });
@@ -64,12 +71,14 @@ class KafkaFencedWriter implements FencedWriter {
         await this.producer.disconnect().catch(() => undefined);
         throw new HubError('ownership_lost', `${this.transactionalId} was fenced by another member`, { cause: e });
       }
-      await txn.abort().catch(async () => {
-        // Unusable (broker gone mid-transaction): a new producer with the same id.
-        await this.producer.disconnect().catch(() => undefined);
-        this.producer = this.newProducer();
-        await connectFenced(this.producer);
-      });
+      await txn.abort().catch(() => undefined);
+      // Aborted or unusable (broker gone mid-transaction), the next transaction gets a new
+      // producer of the same id: its new epoch fences this one, and its sequence numbers start
+      // again, so records of the next transaction are never taken for a retry of this one's
+      // (see producer.ts, Lane.send).
+      void this.producer.disconnect().catch(() => undefined);
+      this.producer = this.newProducer();
+      this.connected = undefined;
       throw new HubError('publish_failed', `transaction of ${this.transactionalId} failed: ${(e as Error).message}`, { retryable: true, cause: e });
     }
   }

@@ -91,6 +91,11 @@ class Lane {
         u.resolve(acks.slice(i, (i += u.records.length)));
       }
     } catch (e) {
+      // The broker may have appended the request whose answer was lost, and it remembers the
+      // request's sequence numbers. kafkajs hands the same numbers to the next records: the broker
+      // would take them for a retry of that request, drop them and answer "appended" (a lost
+      // acknowledged record). A new producer (new id, numbers from 0) never meets them again.
+      this.renew();
       const error = new HubError('publish_failed', `Kafka did not acknowledge: ${(e as Error).message}`, { retryable: true, cause: e });
       this.owner.logger.warn({ err: error, records: records.length }, 'publish failed');
       for (const u of batch) {
@@ -107,15 +112,19 @@ class Lane {
       await txn.commit();
       return results;
     } catch (e) {
-      await txn.abort().catch(async () => {
-        // The producer is unusable (broker gone mid-transaction): a new one with the same id
-        // fences the old epoch and the coordinator aborts what it left open.
-        await this.producer.disconnect().catch(() => undefined);
-        this.producer = this.newProducer();
-        this.connected = undefined;
-      });
+      // Unusable or not (broker gone mid-transaction), send() renews the producer: the new one
+      // (same id, next epoch) fences this one and the coordinator aborts what it left open.
+      await txn.abort().catch(() => undefined);
       throw e;
     }
+  }
+
+  /** A new producer for what comes next; the old one is let go. */
+  private renew(): void {
+    const old = this.producer;
+    void old.disconnect().catch(() => undefined);
+    this.producer = this.newProducer();
+    this.connected = undefined;
   }
 }
 
