@@ -80,13 +80,19 @@ export async function createRuntime(service: string, env: BaseEnv, opts: Runtime
   };
 }
 
-/** Closes the runtime once on SIGINT/SIGTERM, then exits; a second signal exits at once. */
-export function closeOnSignals(close: () => Promise<void>, logger: Logger): void {
+/** Closes the runtime once on SIGINT/SIGTERM, then exits; a second signal exits at once, and a close still running after `boundMs` exits with 1. */
+export function closeOnSignals(close: () => Promise<void>, logger: Logger, boundMs = 25_000): void {
   let signalled = false;
   const handler = (signal: NodeJS.Signals) => {
     if (signalled) process.exit(130);
     signalled = true;
     logger.info({ signal }, 'shutting down');
+    // A close that never returns (a client retrying against a broker that is gone) must not keep
+    // the process: what it did not finish is not acknowledged, and is redone by whoever comes next.
+    setTimeout(() => {
+      logger.error({ boundMs }, 'shutdown did not finish in time; exiting');
+      process.exit(1);
+    }, boundMs).unref();
     close().then(
       () => process.exit(0),
       (e: unknown) => {
