@@ -1,7 +1,7 @@
 import type { Consumer, Kafka, Producer, TopicMessages } from 'kafkajs';
 import { HubError } from '../../errors.ts';
 import type { Logger } from '../../logger.ts';
-import { connectFenced } from './fence.ts';
+import { connectFenced, hubProducer } from './fence.ts';
 import type { FencedWriter, OutgoingRecord, OwnedPartition, Ownership, OwnershipOptions, PartitionOffsets, PlacedRecord } from '../types.ts';
 
 export interface OwnershipDeps {
@@ -30,7 +30,7 @@ class KafkaFencedWriter implements FencedWriter {
   }
 
   private newProducer(): Producer {
-    return this.d.kafka.producer({ transactionalId: this.transactionalId, idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false, transactionTimeout: 30_000, retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 5, maxRetryTime: 1000 } });
+    return hubProducer(this.d.kafka, this.transactionalId);
   }
 
   private connected: Promise<void> | undefined;

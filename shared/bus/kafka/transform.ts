@@ -1,7 +1,7 @@
 import type { Consumer, Kafka, Producer, TopicMessages } from 'kafkajs';
 import type { Logger } from '../../logger.ts';
 import type { OutgoingRecord, Subscription, TransformOptions } from '../types.ts';
-import { connectFenced } from './fence.ts';
+import { connectFenced, hubProducer } from './fence.ts';
 import { toRecord } from './records.ts';
 
 export interface TransformDeps {
@@ -35,14 +35,7 @@ export async function startTransform(d: TransformDeps, o: TransformOptions): Pro
   let stopped = false;
 
   const newWriter = (partition: number): PartitionWriter => {
-    const producer = d.kafka.producer({
-      transactionalId: `${o.transactionalPrefix}-${partition}`,
-      idempotent: true,
-      maxInFlightRequests: 1,
-      allowAutoTopicCreation: false,
-      transactionTimeout: 30_000,
-      retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 5, maxRetryTime: 1000 },
-    });
+    const producer = hubProducer(d.kafka, `${o.transactionalPrefix}-${partition}`);
     const w: PartitionWriter = { producer, dead: false, ready: Promise.resolve() };
     w.ready = (async () => {
       // The previous holder's open transaction is aborted and its commits refused before the
