@@ -43,6 +43,9 @@ async function callWithRetries(job: Job, d: PipelineDeps): Promise<Attempt> {
   const { retry } = d;
   for (let attempts = 1; ; attempts++) {
     const produced = { events: [] as { topic: string; event: PlatformEvent }[], staged: [] as OutgoingRecord[] };
+    // The attempt's deadline; its timer is made only for a handler that reads the signal.
+    const deadline = Date.now() + d.actionTimeoutMs;
+    let signal: AbortSignal | undefined;
     const ctx: ActionContext = {
       params: job.params!,
       workspaceId: c.workspace_id,
@@ -51,7 +54,9 @@ async function callWithRetries(job: Job, d: PipelineDeps): Promise<Attempt> {
       credentials: job.credentials ?? {},
       settings: job.connection?.settings ?? {},
       logger: d.logger,
-      signal: AbortSignal.timeout(d.actionTimeoutMs),
+      get signal() {
+        return (signal ??= AbortSignal.timeout(Math.max(0, deadline - Date.now())));
+      },
       resumed: job.resumed,
       emit: (entity, action, payload) => void produced.events.push(emitted(job, d, produced.events.length, entity, action, payload)),
       stage: (record) => void produced.staged.push(record),

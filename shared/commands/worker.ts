@@ -185,7 +185,21 @@ export async function startCommandWorker(o: WorkerOptions): Promise<Subscription
     const name = c.action.startsWith(`${service}.`) ? c.action.slice(service.length + 1) : c.action;
     const action = c.service === service ? o.connector.manifest.actions[name] : undefined;
     const principal = o.principalOf?.(record) ?? (topicWorkspace === null ? 'admin' : 'agent');
-    return { record, c, key: commandKey(c.workspace_id, c.command_id), digest: commandDigest(service, c), principal, ...(foreign ? { claimedWorkspace: claimed.workspace_id } : {}), name, action, resumed: false };
+    let digest: string | undefined;
+    return {
+      record,
+      c,
+      key: commandKey(c.workspace_id, c.command_id),
+      // A sha256 of the canonical command, needed only where approvals are involved: computed on first use.
+      get digest() {
+        return (digest ??= commandDigest(service, c));
+      },
+      principal,
+      ...(foreign ? { claimedWorkspace: claimed.workspace_id } : {}),
+      name,
+      action,
+      resumed: false,
+    };
   }
 
   async function handle(ctx: Ctx, record: IncomingRecord): Promise<void> {

@@ -211,9 +211,16 @@ export class KafkaProducer {
     return { topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })), partitions };
   }
 
+  /** Per partition count, the metadata the partitioner is given (it reads only the ids and count). */
+  private readonly metadataOf = new Map<number, { partitionId: number; leader: number; partitionErrorCode: number; replicas: number[]; isr: number[] }[]>();
+
   private partitionFor(r: OutgoingRecord): number {
     const count = this.opts.provisioner.partitionCount(r.topic);
-    const partitionMetadata = Array.from({ length: count }, (_, partitionId) => ({ partitionId, leader: 0, partitionErrorCode: 0, replicas: [0], isr: [0] }));
+    let partitionMetadata = this.metadataOf.get(count);
+    if (!partitionMetadata) {
+      partitionMetadata = Array.from({ length: count }, (_, partitionId) => ({ partitionId, leader: 0, partitionErrorCode: 0, replicas: [0], isr: [0] }));
+      this.metadataOf.set(count, partitionMetadata);
+    }
     return this.partitioner({ topic: r.topic, partitionMetadata, message: toMessage(r) });
   }
 

@@ -109,6 +109,15 @@ export class KafkaTable<V> {
     for (const r of b.records) {
       if (!r.key) continue;
       const key = r.key.toString();
+      const mine = this.local.get(key);
+      const bytes = mine ? (r.value === null ? null : r.value.toString('utf8')) : undefined;
+      // This process's own write coming back (same bytes): the value applied locally, not parsed again.
+      if (mine && bytes === mine.bytes) this.local.delete(key);
+      else if (mine && Number(r.timestamp) >= mine.at) this.local.delete(key); // another writer's newer value
+      if (mine && bytes === mine.bytes) {
+        changes.push([key, mine.value === undefined || (this.expiryOf && this.expiryOf(mine.value) < now) ? undefined : mine.value]);
+        continue;
+      }
       if (r.value === null) {
         changes.push([key, undefined]);
         continue;
@@ -127,10 +136,6 @@ export class KafkaTable<V> {
       else this.flushTimer ??= setTimeout(() => this.flushSafely(), FLUSH_MS).unref();
     } else this.store.apply(changes, new Map([[b.partition, b.next]]));
     this.positions.set(b.partition, BigInt(b.next));
-    for (const r of b.records) {
-      const mine = r.key && this.local.get(r.key.toString());
-      if (mine && (Number(r.timestamp) >= mine.at || (r.value === null ? null : r.value.toString('utf8')) === mine.bytes)) this.local.delete(r.key!.toString());
-    }
     if (this.opts.onChange) for (const [key, value] of changes) this.opts.onChange(key, value);
     return b.records.length;
   }
@@ -205,10 +210,19 @@ export class KafkaTable<V> {
     return out;
   }
 
-  /** The record that sets `key`; publish it alone or atomically with others. */
+  /**
+   * The record that sets `key`; publish it alone or atomically with others. Its JSON is kept (by
+   * value object) for `applyLocal` of the same value: a value is not changed once recorded.
+   */
   record(key: string, value: V | undefined): OutgoingRecord {
-    return { topic: this.opts.topic, key, value: value === undefined ? null : Buffer.from(JSON.stringify(value)) };
+    if (value === undefined) return { topic: this.opts.topic, key, value: null };
+    const json = JSON.stringify(value);
+    if (typeof value === 'object' && value !== null) this.encoded.set(value, json);
+    return { topic: this.opts.topic, key, value: Buffer.from(json) };
   }
+
+  /** The JSON `record` made of a value, so applying that value locally does not encode it again. */
+  private readonly encoded = new WeakMap<object, string>();
 
   /** Writes and applies locally at once, so the writer reads its own write. */
   async set(key: string, value: V): Promise<void> {
@@ -223,7 +237,8 @@ export class KafkaTable<V> {
 
   /** Applies a write that was published by the caller (e.g. inside a transaction with other records). */
   applyLocal(key: string, value: V | undefined): void {
-    this.local.set(key, { value, bytes: value === undefined ? null : JSON.stringify(value), at: Date.now() });
+    const bytes = value === undefined ? null : ((typeof value === 'object' && value !== null && this.encoded.get(value)) || JSON.stringify(value));
+    this.local.set(key, { value, bytes, at: Date.now() });
   }
 
   async close(): Promise<void> {

@@ -42,6 +42,33 @@ describe('KafkaTable', () => {
     await again.close();
   });
 
+  it("stores its own write when the topic delivers it back, without parsing it again, and keeps it across a restart", async () => {
+    const bus = new MemoryBus(1);
+    const stateDir = mkdtempSync(join(tmpdir(), 'ionflux-table-unit-'));
+    dirs.push(stateDir);
+    let parsed = 0;
+    const open = async () => {
+      const t = new KafkaTable<V>({ bus, logger, stateDir, topic, parse: jsonValue((x) => (parsed++, x as V)) });
+      await t.start();
+      return t;
+    };
+    const t = await open();
+    const mine = { v: 1 };
+    const published = bus.publish(t.record('mine', mine)); // as the command worker does: applied before Kafka answers
+    t.applyLocal('mine', mine);
+    await published;
+    await bus.publish({ topic, key: 'theirs', value: JSON.stringify({ v: 2 }) }); // another writer's
+    await t.catchUp();
+    expect(parsed).toBe(1); // only the other writer's record
+    expect([t.get('mine'), t.get('theirs')]).toEqual([{ v: 1 }, { v: 2 }]);
+    await t.close();
+    parsed = 0;
+    const again = await open();
+    expect(again.restored).toMatchObject({ records: 0, from: 'checkpoint' });
+    expect([again.get('mine'), again.get('theirs')]).toEqual([{ v: 1 }, { v: 2 }]);
+    await again.close();
+  });
+
   it('does not answer with a value that expired while the service was down', async () => {
     const bus = new MemoryBus(1);
     const t = new KafkaTable<V & { at: number }>({ bus, logger, topic, parse: jsonValue((x) => x as V & { at: number }), expire: { afterMs: 50, at: (x) => x.at } });
