@@ -1,3 +1,5 @@
+import { connect, isIP } from 'node:net';
+import tls from 'node:tls';
 import { createRequire } from 'node:module';
 import { Kafka, logLevel, type ISocketFactory, type LogEntry, type SASLOptions } from 'kafkajs';
 import type { KafkaAuth } from '../../config.ts';
@@ -119,6 +121,26 @@ export function retryWatch(now: () => number = Date.now): (key: string) => boole
  */
 export type SocketFactory = ISocketFactory;
 
+/**
+ * Requests leave at once (TCP_NODELAY, as the Java client and the broker set it): with Nagle's
+ * algorithm a small request written while an earlier one is unacknowledged (a heartbeat or
+ * commit beside a fetch the broker holds) waits for that ACK, which the broker's kernel may delay.
+ */
+/** kafkajs's own factory, which it does not export: TCP or TLS, with keep-alive. */
+const plainSocket: SocketFactory = ({ host, port, ssl, onConnect }) => {
+  const socket = ssl ? tls.connect({ host, port, ...(isIP(host) ? {} : { servername: host }), ...ssl }, onConnect) : connect({ host, port }, onConnect);
+  socket.setKeepAlive(true, 60_000);
+  return socket;
+};
+
+function noDelay(factory: SocketFactory): SocketFactory {
+  return (args) => {
+    const socket = factory(args);
+    socket.setNoDelay(true);
+    return socket;
+  };
+}
+
 /** A kafkajs client whose own logs go through our (redacting) pino logger. */
 export function createKafka(opts: { brokers: string[]; clientId: string; logger: Logger; auth?: KafkaAuth; connectionTimeoutMs?: number; socketFactory?: SocketFactory }): Kafka {
   process.env.KAFKAJS_NO_PARTITIONER_WARNING ??= '1';
@@ -130,7 +152,7 @@ export function createKafka(opts: { brokers: string[]; clientId: string; logger:
     ...(ssl ? { ssl: ssl.ca ? { ca: [ssl.ca] } : true } : {}),
     connectionTimeout: opts.connectionTimeoutMs ?? 1000,
     requestTimeout: 10_000,
-    ...(opts.socketFactory ? { socketFactory: opts.socketFactory } : {}),
+    socketFactory: noDelay(opts.socketFactory ?? plainSocket),
     logLevel: logLevel.WARN,
     logCreator: () => {
       const persisting = retryWatch();
