@@ -36,6 +36,13 @@ export const ingesterEnv = baseEnv.extend({
    * one, so they stay in order): while one waits for its acknowledgement the next sends.
    */
   INGESTER_EDGE_PRODUCERS: z.coerce.number().int().min(1).max(16).default(1),
+  /**
+   * The processor's inbox fetches wait for this many bytes or INGESTER_PROCESSOR_FETCH_MAX_WAIT_MS,
+   * whichever comes first: under load a transaction then covers more deliveries (fewer commit
+   * markers for the broker to write); when idle an event is readable at most that much later.
+   */
+  INGESTER_PROCESSOR_FETCH_MIN_BYTES: z.coerce.number().int().min(1).default(262_144),
+  INGESTER_PROCESSOR_FETCH_MAX_WAIT_MS: z.coerce.number().int().min(0).max(1000).default(20),
   /** Deliveries whose answer this process remembers, so its own retries answer `duplicate` (the processor dedupes regardless). */
   INGESTER_RECENT_ANSWERS: int(20_000),
   /** Stable per running instance: it names the state directory. */

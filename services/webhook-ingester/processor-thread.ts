@@ -26,7 +26,7 @@ export async function runProcessor(env: IngesterEnv, metrics: ProcessorMetrics, 
   runtime.onClose(() => deliveries.close());
   const versions = await openEntityVersions(runtime, undefined, state.versions);
   runtime.onClose(() => versions.close());
-  const sub = await startProcessor({ bus: runtime.bus, codec: runtime.codec, logger: runtime.logger, links, deliveries, versions, metrics, dedupeWindowMs: env.WEBHOOK_DEDUPE_HOURS * 3600_000, inboxTopic: env.IONFLUX_INBOX_TOPIC });
+  const sub = await startProcessor({ bus: runtime.bus, codec: runtime.codec, logger: runtime.logger, links, deliveries, versions, metrics, dedupeWindowMs: env.WEBHOOK_DEDUPE_HOURS * 3600_000, inboxTopic: env.IONFLUX_INBOX_TOPIC, fetch: { minBytes: env.INGESTER_PROCESSOR_FETCH_MIN_BYTES, maxWaitMs: env.INGESTER_PROCESSOR_FETCH_MAX_WAIT_MS } });
   runtime.onClose(() => sub.stop());
   return runtime;
 }

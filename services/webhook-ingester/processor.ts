@@ -32,6 +32,8 @@ export interface ProcessorDeps {
   dedupeWindowMs: number;
   /** IONFLUX_INBOX_TOPIC (default ionflux.inbox.webhooks). */
   inboxTopic?: string;
+  /** INGESTER_PROCESSOR_FETCH_MIN_BYTES / _MAX_WAIT_MS (see TransformOptions.fetch). */
+  fetch?: { minBytes: number; maxWaitMs: number };
 }
 
 /**
@@ -69,6 +71,7 @@ export async function startProcessor(deps: ProcessorDeps): Promise<Subscription>
     groupId: processorGroup(topic),
     topic,
     transactionalPrefix: processorGroup(topic),
+    ...(deps.fetch ? { fetch: deps.fetch } : {}),
     // The previous owner is fenced by now: whatever it committed is on the state topics.
     onAssigned: async () => void (await Promise.all([deps.deliveries.catchUp(), deps.versions.catchUp(), deps.links.catchUp()])),
     transform: async (records) => {

@@ -187,6 +187,12 @@ export interface TransformOptions {
   /** Partitions worked on at once (default: all). */
   partitionsConsumedConcurrently?: number;
   sessionTimeoutMs?: number;
+  /**
+   * A fetch waits for `minBytes` (default 1) or `maxWaitMs` (default 100), whichever comes first:
+   * under load, bigger batches and so fewer transactions (each writes a commit marker on every
+   * partition it touched); when idle, a record waits at most `maxWaitMs` more.
+   */
+  fetch?: { minBytes?: number; maxWaitMs?: number };
 }
 
 /**

@@ -58,7 +58,8 @@ export async function startTransform(d: TransformDeps, o: TransformOptions): Pro
     sessionTimeout: o.sessionTimeoutMs ?? 10_000,
     rebalanceTimeout: 15_000,
     heartbeatInterval: 1000,
-    maxWaitTimeInMs: 100,
+    maxWaitTimeInMs: o.fetch?.maxWaitMs ?? 100,
+    minBytes: o.fetch?.minBytes ?? 1,
   });
   let c = newConsumer();
   const start = async (c: Consumer) => {
