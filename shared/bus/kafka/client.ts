@@ -121,11 +121,6 @@ export function retryWatch(now: () => number = Date.now): (key: string) => boole
  */
 export type SocketFactory = ISocketFactory;
 
-/**
- * Requests leave at once (TCP_NODELAY, as the Java client and the broker set it): with Nagle's
- * algorithm a small request written while an earlier one is unacknowledged (a heartbeat or
- * commit beside a fetch the broker holds) waits for that ACK, which the broker's kernel may delay.
- */
 /** kafkajs's own factory, which it does not export: TCP or TLS, with keep-alive. */
 const plainSocket: SocketFactory = ({ host, port, ssl, onConnect }) => {
   const socket = ssl ? tls.connect({ host, port, ...(isIP(host) ? {} : { servername: host }), ...ssl }, onConnect) : connect({ host, port }, onConnect);
@@ -133,6 +128,11 @@ const plainSocket: SocketFactory = ({ host, port, ssl, onConnect }) => {
   return socket;
 };
 
+/**
+ * Requests leave at once (TCP_NODELAY, as the Java client and the broker set it): with Nagle's
+ * algorithm a small request written while an earlier one is unacknowledged (a heartbeat or
+ * commit beside a fetch the broker holds) waits for that ACK, which the broker's kernel may delay.
+ */
 function noDelay(factory: SocketFactory): SocketFactory {
   return (args) => {
     const socket = factory(args);

@@ -1,8 +1,9 @@
+import { connect, createServer, type AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { logLevel, type LogEntry } from 'kafkajs';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createLogger } from '../../logger.ts';
-import { classifyKafkaLog, createKafka, RETRY_WARN_AFTER_MS, retryWatch } from './client.ts';
+import { classifyKafkaLog, createKafka, RETRY_WARN_AFTER_MS, retryWatch, type SocketFactory } from './client.ts';
 
 /**
  * Entries shaped the way kafkajs builds them (src/loggers/index.js createLevel: namespace, level,
@@ -128,5 +129,28 @@ describe('createKafka log creator', () => {
     expect(warns[0]).toMatchObject({ level: 40, kafkajsLevel: 'error', retryingForMs: RETRY_WARN_AFTER_MS });
     expect(String(warns[0]!.msg)).toMatch(/^still retrying after 60 s: Connection error: connect ECONNREFUSED/);
     expect(lines.filter((l) => l.level === 50)).toEqual([]);
+  });
+});
+
+describe('createKafka connections', () => {
+  it('open with TCP_NODELAY, whatever socket factory is given (requests are not held back by Nagle)', async () => {
+    const server = createServer((s) => s.destroy()); // not a broker: the client only has to open a connection
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const { port } = server.address() as AddressInfo;
+    const noDelay: boolean[] = [];
+    const factory: SocketFactory = ({ host, port, onConnect }) => {
+      const socket = connect({ host, port }, onConnect);
+      const set = socket.setNoDelay.bind(socket);
+      socket.setNoDelay = (v?: boolean) => (noDelay.push(v ?? true), set(v));
+      return socket;
+    };
+    const kafka = createKafka({ brokers: [`127.0.0.1:${port}`], clientId: 'nodelay-test', logger: createLogger({ service: 'nodelay-test', level: 'silent' }), socketFactory: factory });
+    const admin = kafka.admin({ retry: { retries: 0 } });
+    const connecting = admin.connect().catch(() => undefined);
+    await vi.waitFor(() => expect(noDelay.length).toBeGreaterThan(0), { timeout: 3000 });
+    expect(noDelay.every((v) => v)).toBe(true);
+    await admin.disconnect();
+    server.close();
+    void connecting;
   });
 });
