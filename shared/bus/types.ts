@@ -64,6 +64,7 @@ export interface SubscribeOptions {
   maxAttempts?: number;
   backoffMs?: { initial: number; max: number };
   partitionsConsumedConcurrently?: number;
+  /** A member that stopped answering gives its partitions up after this long (default 10 s, as the transform's). */
   sessionTimeoutMs?: number;
   /** Run records of different keys concurrently within a batch (order is kept per key). */
   concurrentKeys?: boolean;

@@ -17,7 +17,7 @@ export async function runConsumer(kafka: Kafka, deps: { publish: (r: OutgoingRec
     kafka.consumer({
       groupId: opts.groupId,
       allowAutoTopicCreation: false,
-      sessionTimeout: opts.sessionTimeoutMs ?? 30_000,
+      sessionTimeout: opts.sessionTimeoutMs ?? 10_000,
       heartbeatInterval: 1000,
       maxWaitTimeInMs: 1000,
       retry: { retries: 10 },
