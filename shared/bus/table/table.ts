@@ -110,13 +110,14 @@ export class KafkaTable<V> {
       if (!r.key) continue;
       const key = r.key.toString();
       const mine = this.local.get(key);
-      const bytes = mine ? (r.value === null ? null : r.value.toString('utf8')) : undefined;
-      // This process's own write coming back (same bytes): the value applied locally, not parsed again.
-      if (mine && bytes === mine.bytes) this.local.delete(key);
-      else if (mine && Number(r.timestamp) >= mine.at) this.local.delete(key); // another writer's newer value
-      if (mine && bytes === mine.bytes) {
-        changes.push([key, mine.value === undefined || (this.expiryOf && this.expiryOf(mine.value) < now) ? undefined : mine.value]);
-        continue;
+      if (mine) {
+        if ((r.value === null ? null : r.value.toString('utf8')) === mine.bytes) {
+          // This process's own write coming back: stored as it was applied, not parsed again.
+          this.local.delete(key);
+          changes.push([key, mine.value === undefined || (this.expiryOf && this.expiryOf(mine.value) < now) ? undefined : mine.value]);
+          continue;
+        }
+        if (Number(r.timestamp) >= mine.at) this.local.delete(key); // another writer's newer value
       }
       if (r.value === null) {
         changes.push([key, undefined]);
