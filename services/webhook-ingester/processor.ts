@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { deadLetterRecord } from '../../shared/bus/dead-letter.ts';
 import { topics } from '../../shared/bus/topics.ts';
 import { HubError } from '../../shared/errors.ts';
-import type { Bus, IncomingRecord, OutgoingRecord, Subscription } from '../../shared/bus/types.ts';
+import type { Bus, IncomingRecord, OutgoingRecord, Subscription, TransformOptions } from '../../shared/bus/types.ts';
 import type { EventCodec } from '../../shared/events/codec.ts';
 import { buildEvent, deterministicEventId, PayloadSchemas } from '../../shared/events/platform-event.ts';
 import { EVENT_HEADERS } from '../../shared/events/publisher.ts';
@@ -33,7 +33,7 @@ export interface ProcessorDeps {
   /** IONFLUX_INBOX_TOPIC (default ionflux.inbox.webhooks). */
   inboxTopic?: string;
   /** INGESTER_PROCESSOR_FETCH_MIN_BYTES / _MAX_WAIT_MS (see TransformOptions.fetch). */
-  fetch?: { minBytes: number; maxWaitMs: number };
+  fetch?: TransformOptions['fetch'];
 }
 
 /**

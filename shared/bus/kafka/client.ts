@@ -1,5 +1,3 @@
-import { connect, isIP } from 'node:net';
-import tls from 'node:tls';
 import { createRequire } from 'node:module';
 import { Kafka, logLevel, type ISocketFactory, type LogEntry, type SASLOptions } from 'kafkajs';
 import type { KafkaAuth } from '../../config.ts';
@@ -121,12 +119,8 @@ export function retryWatch(now: () => number = Date.now): (key: string) => boole
  */
 export type SocketFactory = ISocketFactory;
 
-/** kafkajs's own factory, which it does not export: TCP or TLS, with keep-alive. */
-const plainSocket: SocketFactory = ({ host, port, ssl, onConnect }) => {
-  const socket = ssl ? tls.connect({ host, port, ...(isIP(host) ? {} : { servername: host }), ...ssl }, onConnect) : connect({ host, port }, onConnect);
-  socket.setKeepAlive(true, 60_000);
-  return socket;
-};
+/** kafkajs's own socket factory (TCP or TLS, with keep-alive), which its index does not export. */
+const kafkajsSockets = (createRequire(import.meta.url)('kafkajs/src/network/socketFactory.js') as () => SocketFactory)();
 
 /**
  * Requests leave at once (TCP_NODELAY, as the Java client and the broker set it): with Nagle's
@@ -152,7 +146,7 @@ export function createKafka(opts: { brokers: string[]; clientId: string; logger:
     ...(ssl ? { ssl: ssl.ca ? { ca: [ssl.ca] } : true } : {}),
     connectionTimeout: opts.connectionTimeoutMs ?? 1000,
     requestTimeout: 10_000,
-    socketFactory: noDelay(opts.socketFactory ?? plainSocket),
+    socketFactory: noDelay(opts.socketFactory ?? kafkajsSockets),
     logLevel: logLevel.WARN,
     logCreator: () => {
       const persisting = retryWatch();
