@@ -83,6 +83,7 @@ await runCommandService(rt, {
   groupPrefix: env.COMMAND_GROUP_PREFIX,
   partitionsConsumedConcurrently: env.SHOPIFY_PARTITIONS_CONCURRENTLY,
 });
+rt.logger.info('starting the lifecycle consumer');
 const lifecycle = await startLifecycle({ rt, store, links, connections, syncState, workspaceConnectors, groupId: `${env.SHOPIFY_SYNC_GROUP}-lifecycle`, onBulkFinished: (id) => finishes.finished(id) });
 rt.onClose(() => lifecycle.stop());
 
@@ -94,6 +95,7 @@ const scheduler = createScheduler({
   },
 });
 owned = () => scheduler.shops;
+rt.logger.info('joining the shop owners group');
 // Who polls and refreshes which shop: the owner of its connection record's partition.
 const owner = await rt.bus.own<Connection>({
   topic: CONNECTIONS_TOPIC, parse: parseConnection,

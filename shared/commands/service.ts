@@ -49,9 +49,14 @@ export async function runCommandService(rt: Runtime, o: CommandServiceOptions): 
   rt.onClose(() => states.close());
   await rt.bus.ensureTopics([topics.command(o.service)]);
   // The actions' input and output contracts, as JSON Schema subjects any client can read.
-  await registerContracts(rt.registry, [o.connector]);
+  let began = Date.now();
+  const subjects = await registerContracts(rt.registry, [o.connector]);
+  rt.logger.info({ service: o.service, subjects: subjects.length, ms: Date.now() - began }, 'action contracts registered');
   const { shared, dedupeWindowHours: _, groupPrefix, ...worker } = o;
+  began = Date.now();
   const runner = await startCommandWorker({ ...worker, rt, states, ...shared, dedupeWindowMs, groupId: `${groupPrefix}-${o.service}-worker` });
+  // Start-up phases are logged: a start that stalls shows where (a shopify-sync start stalled here or later, twice in CI).
+  rt.logger.info({ service: o.service, group: `${groupPrefix}-${o.service}-worker`, ms: Date.now() - began }, 'command worker joined its group');
   // Registered after the tables, so it stops first: finish in-flight commands, commit, leave.
   rt.onClose(() => runner.stop());
   return runner;
