@@ -18,22 +18,36 @@ export function createRegistry(url: string): SchemaRegistry {
   return new SchemaRegistry({ host: url, retry: { retries: 2, initialRetryTimeInSecs: 0.1, maxRetryTimeInSecs: 1 } }, { [SchemaType.JSON]: { strict: false, logger: false } });
 }
 
+const REGISTRATION_ATTEMPT_MS = 15_000;
+class RegistryTimeout extends Error {
+  constructor() {
+    super(`the schema registry did not answer within ${REGISTRATION_ATTEMPT_MS} ms`);
+  }
+}
+
 /**
- * Runs a registration again when another process set up the same new subject at the same moment:
+ * Runs a registration again when another process set up the same new subject at the same moment,
+ * or when the registry left it unanswered for REGISTRATION_ATTEMPT_MS:
  * the client sets a new subject's compatibility before registering, and the loser of that race
  * gets an error (seen when `make up` starts every service at once).
  */
 export async function retryingRegistrationRace<T>(register: () => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
+    let timer: NodeJS.Timeout | undefined;
     try {
-      return await register();
+      // The registry client sets no request timeout: a request the registry never answers would
+      // stall the caller (a service's start) for good. Registering the same schema again is harmless.
+      const unanswered = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new RegistryTimeout()), REGISTRATION_ATTEMPT_MS)));
+      return await Promise.race([register(), unanswered]);
     } catch (e) {
       // Apicurio's answers while another process creates the subject: 409 "... already exists", or
       // for a moment the default level instead of the one being set ("Compatibility does not match").
       const message = (e as Error).message;
       const raced = ((e as { status?: number }).status === 409 && /already exists/i.test(message)) || /Compatibility does not match/.test(message);
-      if (!raced || attempt >= 5) throw e;
+      if (!(raced || e instanceof RegistryTimeout) || attempt >= 5) throw e;
       await new Promise((r) => setTimeout(r, 50 * attempt));
+    } finally {
+      clearTimeout(timer);
     }
   }
 }
