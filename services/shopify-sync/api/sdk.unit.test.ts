@@ -61,7 +61,10 @@ describe('the SDK pointed at the simulator through SHOPIFY_ADMIN_BASE_URL', () =
     shop.bucket = { available: 0, at: Date.now() };
     await api.graphql(shop.domain, session.accessToken!, 'products.page', query, { first: 50, after: null });
     expect(sim.requests.filter((r) => r.throttled)).toHaveLength(1);
-    expect(slept.at(-1)).toBeGreaterThanOrEqual(1200);
-    expect(slept.at(-1)).toBeLessThanOrEqual(1400);
+    // The wait the hub chose, in total: the answer's own throttle status may leave it a millisecond
+    // short of the cost, which the pacing before the retry then waits out too.
+    const waited = slept.reduce((a, b) => a + b, 0);
+    expect(waited).toBeGreaterThanOrEqual(1200);
+    expect(waited).toBeLessThanOrEqual(1400);
   });
 });
