@@ -1,4 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 /** A service under test, as its own process the way `make up` runs it. */
 export interface RunningService {
@@ -25,7 +28,10 @@ export async function spawnService(o: { name: string; env: NodeJS.ProcessEnv; re
   async function start(): Promise<void> {
     // Only this start's own ready line counts (a restart may keep the last run's output).
     const from = output.length;
-    child = spawn(process.execPath, ['--import', 'tsx', `services/${o.name}/main.ts`], { env: o.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    // SIGUSR2 writes a diagnostic report: a start that stalls shows which connections it waits on.
+    const reports = mkdtempSync(join(tmpdir(), `ionflux-report-${o.name.replace(/[^A-Za-z0-9-]/g, '_')}-`));
+    child = spawn(process.execPath, ['--report-on-signal', '--report-signal=SIGUSR2', `--report-directory=${reports}`, '--import', 'tsx', `services/${o.name}/main.ts`], { env: o.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    child.once('exit', () => rmSync(reports, { recursive: true, force: true }));
     const collect = (d: Buffer) => output.push(...d.toString().split('\n').filter(Boolean));
     child.stdout!.on('data', collect);
     child.stderr!.on('data', collect);
@@ -35,8 +41,9 @@ export async function spawnService(o: { name: string; env: NodeJS.ProcessEnv; re
       const logged = o.readyLine === undefined || output.slice(from).some((l) => l.includes(o.readyLine!));
       if (logged && (o.readyUrl === null || (await fetch(o.readyUrl).then((r) => r.ok, () => false)))) return;
       if (Date.now() > deadline) {
+        const waiting = await openConnections(child, reports);
         child.kill('SIGKILL'); // never leave one behind
-        throw new Error(`${o.name} not ready in 90 s:\n${output.slice(-20).join('\n')}`);
+        throw new Error(`${o.name} not ready in 90 s:\n${output.slice(-20).join('\n')}\n${waiting}`);
       }
       await new Promise((r) => setTimeout(r, 200));
     }
@@ -65,4 +72,23 @@ export async function spawnService(o: { name: string; env: NodeJS.ProcessEnv; re
       await exited();
     },
   };
+}
+
+/** The process's open TCP connections and pending timers, from a diagnostic report (SIGUSR2). */
+async function openConnections(child: ChildProcess, dir: string): Promise<string> {
+  child.kill('SIGUSR2');
+  for (let i = 0; i < 25; i++) {
+    await new Promise((r) => setTimeout(r, 200));
+    const file = readdirSync(dir).find((f) => f.endsWith('.json'));
+    if (!file) continue;
+    try {
+      const report = JSON.parse(readFileSync(join(dir, file), 'utf8')) as { libuv: { type: string; is_active?: boolean; localEndpoint?: { port: number }; remoteEndpoint?: { host: string; port: number } }[] };
+      const tcp = report.libuv.filter((h) => h.type === 'tcp' && h.remoteEndpoint).map((h) => `${h.localEndpoint?.port}->${h.remoteEndpoint!.host}:${h.remoteEndpoint!.port}`);
+      const timers = report.libuv.filter((h) => h.type === 'timer' && h.is_active).length;
+      return `open connections (local->remote): ${tcp.join(', ') || 'none'}; active timer handles: ${timers}`;
+    } catch {
+      // still being written
+    }
+  }
+  return 'no diagnostic report within 5 s';
 }
