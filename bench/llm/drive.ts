@@ -6,6 +6,9 @@
  *   hub:    HubClient.send (command on ionflux.cmd.llm, Kafka) -> orchestrator (decode, route, key,
  *           budget, the same openai call, cost, usage event, outcome + state in one Kafka
  *           transaction) -> HubClient reads the outcome (read_committed) and resolves
+ *   bare:   the floor (bench/llm/bare.ts): plain kafkajs, a JSON command in, the same openai call,
+ *           a JSON outcome out with an idempotent producer; no transaction, schema, state or
+ *           budget. What crossing Kafka twice costs on this machine with nothing of the hub's.
  *
  * Closed loop: C workers each send, wait, repeat. Percentiles are of each path's own latencies;
  * "added" is hub minus direct at the same percentile. The orchestrator's in-process overhead is
@@ -35,6 +38,9 @@ const PROMPT = 'Summarize in one sentence: the order #1042 shipped late because 
 const log = (m: string) => process.stderr.write(`[bench-llm] ${m}\n`);
 const SERVICE = 'llmbench';
 const BENCH_TOPIC = /^ionflux\.(cmd\.llmbench|llmbench\..+|state\.(commands-llmbench|llmbench-spend))$/;
+const BARE_IN = 'ionflux.llmbench.bare-in';
+const BARE_OUT = 'ionflux.llmbench.bare-out';
+const BARE_GROUP = 'bench-llm-bare';
 
 /** Deletes the bench's topics and consumer group, so nothing of it stays in the user's broker. */
 async function cleanupBroker(): Promise<void> {
@@ -43,7 +49,7 @@ async function cleanupBroker(): Promise<void> {
   try {
     const mine = (await admin.listTopics()).filter((t) => BENCH_TOPIC.test(t));
     if (mine.length) await admin.deleteTopics({ topics: mine });
-    await admin.deleteGroups([`bench-llm-${SERVICE}-worker`]).catch(() => undefined);
+    await admin.deleteGroups([`bench-llm-${SERVICE}-worker`, BARE_GROUP, `${BARE_GROUP}-client`]).catch(() => undefined);
     log(`deleted ${mine.length} bench topics and the bench consumer group`);
   } finally {
     await admin.disconnect();
@@ -123,6 +129,42 @@ async function closedLoop(n: number, c: number, one: (worker: number) => Promise
   return { latencies, overhead, seconds: (performance.now() - t0) / 1000 };
 }
 
+/** The floor's client: commands to BARE_IN, outcomes matched by their `command_id` header on BARE_OUT. */
+async function startBare(simUrl: string): Promise<{ send: (ws: string) => Promise<void>; close: () => Promise<void> }> {
+  const kafka = createKafka({ brokers, auth: kafkaAuth(parseEnv(baseEnv)), clientId: 'bench-llm-bare-client', logger: createLogger({ service: 'bench-llm', level: 'warn' }) });
+  const admin = kafka.admin();
+  await admin.connect();
+  await admin.createTopics({ topics: [BARE_IN, BARE_OUT].map((topic) => ({ topic, numPartitions: 3, replicationFactor: 1 })), waitForLeaders: true });
+  await admin.disconnect();
+  await start('bench/llm/bare.ts', { OPENAI_BASE_URL: simUrl, OPENAI_API_KEY: KEY, BARE_IN, BARE_OUT, BARE_GROUP }, /^ready$/);
+  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+  const consumer = kafka.consumer({ groupId: `${BARE_GROUP}-client`, maxWaitTimeInMs: 1000 });
+  const waiting = new Map<string, () => void>();
+  await producer.connect();
+  await consumer.connect();
+  await consumer.subscribe({ topic: BARE_OUT, fromBeginning: true });
+  const joined = new Promise<void>((resolve) => consumer.on(consumer.events.GROUP_JOIN, () => resolve()));
+  await consumer.run({
+    autoCommit: false, // it reads from the beginning of its own fresh topic; nothing to resume
+    eachMessage: async ({ message }) => {
+      const id = message.headers?.command_id?.toString();
+      if (id) waiting.get(id)?.();
+    },
+  });
+  await joined;
+  let n = 0;
+  return {
+    async send(ws) {
+      const command_id = `bare-${process.pid}-${n++}`;
+      const done = new Promise<void>((resolve) => waiting.set(command_id, resolve));
+      await producer.send({ topic: BARE_IN, acks: -1, messages: [{ key: ws, value: JSON.stringify({ command_id, workspace_id: ws, params: { model: 'gpt-4o-mini', prompt: PROMPT, max_tokens: 64 } }) }] });
+      await done;
+      waiting.delete(command_id);
+    },
+    close: () => Promise.all([consumer.disconnect(), producer.disconnect()]).then(() => undefined),
+  };
+}
+
 async function main(): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), 'bench-llm-'));
   try {
@@ -168,21 +210,31 @@ async function main(): Promise<void> {
       return (out.result as { timing: { overhead_ms: number } }).timing.overhead_ms;
     };
 
-    log(`warm-up: 300 direct calls, 3 commands in each of ${WORKSPACES} workspaces (topics, consumers, key cache, JIT)`);
+    const bare = await startBare(simUrl);
+    const viaBare = (w: number) => async () => {
+      await bare.send(ws(w));
+      return undefined;
+    };
+
+    log(`warm-up: 300 direct calls, 3 commands in each of ${WORKSPACES} workspaces (topics, consumers, key cache, JIT), the same through the floor`);
     await closedLoop(300, 10, direct);
     await Promise.all(Array.from({ length: WORKSPACES }, async (_, w) => { for (let i = 0; i < 3; i++) await viaHub(w)(); }));
+    await Promise.all(Array.from({ length: WORKSPACES }, async (_, w) => { for (let i = 0; i < 3; i++) await viaBare(w)(); }));
 
-    const rows: { label: string; concurrency: number; direct?: Phase; hub: Phase }[] = [];
-    log(`c=1: ${N1} direct, then ${N1} through the hub`);
+    const rows: { label: string; concurrency: number; direct?: Phase; hub: Phase; bare?: Phase }[] = [];
+    log(`c=1: ${N1} direct, then ${N1} through the hub, then ${N1} through the floor`);
     const d1 = await closedLoop(N1, 1, direct);
-    rows.push({ label: '1 concurrent', concurrency: 1, direct: d1, hub: await closedLoop(N1, 1, () => viaHub(0)()) });
-    log(`c=50: ${N50} direct, then ${N50} through the hub (${WORKSPACES} workspaces, one in flight each)`);
+    const h1 = await closedLoop(N1, 1, () => viaHub(0)());
+    rows.push({ label: '1 concurrent', concurrency: 1, direct: d1, hub: h1, bare: await closedLoop(N1, 1, () => viaBare(0)()) });
+    log(`c=50: ${N50} direct, then ${N50} through the hub (${WORKSPACES} workspaces, one in flight each), then through the floor`);
     const d50 = await closedLoop(N50, 50, direct);
-    rows.push({ label: `50 concurrent, ${WORKSPACES} workspaces`, concurrency: 50, direct: d50, hub: await closedLoop(N50, 50, (w) => viaHub(w % WORKSPACES)()) });
+    const h50 = await closedLoop(N50, 50, (w) => viaHub(w % WORKSPACES)());
+    rows.push({ label: `50 concurrent, ${WORKSPACES} workspaces`, concurrency: 50, direct: d50, hub: h50, bare: await closedLoop(N50, 50, (w) => viaBare(w % WORKSPACES)()) });
     const nOne = Math.min(N50, 600);
     log(`c=50 in one workspace: ${nOne} through the hub (commands of one workspace run in order)`);
     rows.push({ label: '50 concurrent, 1 workspace', concurrency: 50, direct: d50, hub: await closedLoop(nOne, 50, () => viaHub(1)()) });
     await client.close();
+    await bare.close();
 
     const table = rows.map((r) => {
       const dp50 = q(r.direct!.latencies, 0.5);
@@ -199,6 +251,7 @@ async function main(): Promise<void> {
         added_p99_ms: r2(hp99 - dp99),
         direct_rps: Math.round(r.direct!.latencies.length / r.direct!.seconds),
         hub_rps: Math.round(r.hub.latencies.length / r.hub.seconds),
+        ...(r.bare ? { floor_p50_ms: r2(q(r.bare.latencies, 0.5)), floor_p99_ms: r2(q(r.bare.latencies, 0.99)), floor_rps: Math.round(r.bare.latencies.length / r.bare.seconds) } : {}),
         in_process_overhead_p50_ms: r2(q(r.hub.overhead, 0.5)),
         in_process_overhead_p99_ms: r2(q(r.hub.overhead, 0.99)),
         requests: r.hub.latencies.length,
@@ -211,6 +264,10 @@ async function main(): Promise<void> {
       `${'run'.padEnd(30)}${pad('direct p50', 11)}${pad('p99', 8)}${pad('hub p50', 9)}${pad('p99', 8)}${pad('added p50', 11)}${pad('p99', 8)}${pad('direct rps', 11)}${pad('hub rps', 9)}${pad('handler ovh p50', 17)}${pad('p99', 7)}`,
       ...table.map((t) => `${t.run.padEnd(30)}${pad(t.direct_p50_ms, 11)}${pad(t.direct_p99_ms, 8)}${pad(t.hub_p50_ms, 9)}${pad(t.hub_p99_ms, 8)}${pad(t.added_p50_ms, 11)}${pad(t.added_p99_ms, 8)}${pad(t.direct_rps, 11)}${pad(t.hub_rps, 9)}${pad(t.in_process_overhead_p50_ms, 17)}${pad(t.in_process_overhead_p99_ms, 7)}`),
       `ms unless noted. added = hub - direct at the same percentile. The hub path crosses Kafka twice (command in, outcome out as a committed transaction read with read_committed).`,
+      '',
+      `The floor (bench/llm/bare.ts: plain kafkajs, JSON in, the same openai call, JSON out, idempotent producer, nothing else), same run:`,
+      `${'run'.padEnd(30)}${pad('floor p50', 11)}${pad('p99', 8)}${pad('floor rps', 11)}${pad('floor/direct', 14)}${pad('hub/floor', 11)}${pad('hub/direct', 12)}`,
+      ...table.filter((t) => t.floor_rps !== undefined).map((t) => `${t.run.padEnd(30)}${pad(t.floor_p50_ms, 11)}${pad(t.floor_p99_ms, 8)}${pad(t.floor_rps, 11)}${pad(r2(t.floor_rps! / t.direct_rps), 14)}${pad(r2(t.hub_rps / t.floor_rps!), 11)}${pad(r2(t.hub_rps / t.direct_rps), 12)}`),
       `handler ovh = the orchestrator's own work around the provider call (routing, key lookup, budget check, cost, response shaping), reported by each outcome's timing.overhead_ms.`,
       `Yardstick: LiteLLM publishes 2-12 ms p50 added latency for its HTTP proxy; aim here was p50 < 2 ms / p99 < 10 ms added.`,
       '',
