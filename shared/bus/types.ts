@@ -107,6 +107,12 @@ export interface ReadOptions {
   from: 'beginning' | 'end' | ReadonlyMap<number, string>;
   /** Called per batch, in offset order per partition; the next batch of that partition waits for it. */
   onBatch: (batch: ReadBatch) => void | Promise<void>;
+  /**
+   * How long a fetch may wait for how much (default: answered as soon as one record is there, or
+   * after 250 ms). More bytes and a longer wait mean fewer, bigger fetches, for readers whose
+   * records are seldom waited for (a table whose only writer applies its own writes locally).
+   */
+  fetch?: { minBytes: number; maxWaitMs: number };
 }
 
 export interface Reader {

@@ -58,7 +58,7 @@ export async function startReader(deps: ReaderDeps, o: ReadOptions): Promise<Rea
     return next;
   };
 
-  const consumer = deps.kafka.consumer({ groupId: `${deps.groupPrefix ?? 'ionflux-reader-'}${randomUUID()}`, allowAutoTopicCreation: false, maxWaitTimeInMs: 250 });
+  const consumer = deps.kafka.consumer({ groupId: `${deps.groupPrefix ?? 'ionflux-reader-'}${randomUUID()}`, allowAutoTopicCreation: false, maxWaitTimeInMs: o.fetch?.maxWaitMs ?? 250, minBytes: o.fetch?.minBytes ?? 1 });
   consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
     if (payload.batchSize > 0) return; // eachBatch has handed it over
     const batch = { topic: payload.topic, partition: payload.partition, records: [], next: String(BigInt(payload.lastOffset) + 1n) };

@@ -15,6 +15,8 @@ export interface TableHost {
 export interface TableOptions<V> extends TableHost {
   topic: string;
   parse: (value: Buffer) => V;
+  /** How the table's reader fetches (see ReadOptions.fetch); default: as soon as a record is there. */
+  fetch?: { minBytes: number; maxWaitMs: number };
   /** Called for every change read from the topic (including this process's own writes). */
   onChange?: (key: string, value: V | undefined) => void;
   /**
@@ -86,7 +88,7 @@ export class KafkaTable<V> {
     if (reset) logger.warn({ topic, reason: reset }, 'table store rebuilt from the topic');
     for (const [p, next] of from) this.positions.set(p, BigInt(next));
     let read = 0;
-    this.reader = await bus.read({ topic, from, onBatch: (b) => void (read += this.applyBatch(b)) });
+    this.reader = await bus.read({ topic, from, onBatch: (b) => void (read += this.applyBatch(b)), ...(this.opts.fetch ? { fetch: this.opts.fetch } : {}) });
     let timer: NodeJS.Timeout | undefined;
     this.ready = Promise.race([
       this.reader.caughtUp,
