@@ -80,6 +80,26 @@ load_run() {
     "$(awk -v a="$(cpu_s "$pid")" -v b="$s0" 'BEGIN { print a - b }')" "$(awk -v a="$(cpu_s "$(broker_pid)")" -v b="$b0" 'BEGIN { print a - b }')" >"$work/$label-cpu.json"
   return $rc
 }
+# wait_ready NAME PID LOG CHECK...: up to 30 s for CHECK to succeed while PID runs; else its log's tail.
+wait_ready() {
+  local name=$1 pid=$2 log=$3
+  shift 3
+  for _ in $(seq 1 150); do
+    kill -0 "$pid" 2>/dev/null || break
+    "$@" && return 0
+    sleep 0.2
+  done
+  echo "[bench] the $name did not become ready:" >&2
+  tail -n 30 "$log" >&2
+  return 1
+}
+# wrong_signature NAME PORT: the signature check must bite; says what a wrong HMAC is answered.
+wrong_signature() {
+  local code
+  code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' -H 'X-Shopify-Hmac-Sha256: AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=' \
+    --data-binary @"$LOAD_PAYLOAD" "http://127.0.0.1:$2/webhooks/shopify")
+  echo "[bench] $1 answers $code to a wrong signature" >&2
+}
 free_port() { node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{process.stdout.write(String(s.address().port));s.close()})'; }
 # stop_pid PID: SIGTERM, then SIGKILL after 20 s; only processes this script started.
 stop_pid() {
@@ -237,17 +257,8 @@ EOF
   echo "[bench] peer: Redpanda Connect ($(tr '\n' ' ' <"$IONFLUX_CACHE/redpanda-connect/versions.txt" 2>/dev/null)) on 127.0.0.1:$port -> $PEER_TOPIC" >&2
   PEER_SHOPIFY_SECRET="$SECRET" PEER_KAFKA_PASSWORD="$KAFKA_SASL_PASSWORD" "$PEER_BIN" run "$work/peer.yaml" >"$work/peer.log" 2>&1 &
   peer_pid=$!
-  ready=0
-  for _ in $(seq 1 150); do
-    kill -0 "$peer_pid" 2>/dev/null || break
-    curl -fs -o /dev/null "http://127.0.0.1:$admin/ready" && { ready=1; break; }
-    sleep 0.2
-  done
-  [ "$ready" = 1 ] || { echo "[bench] the peer did not become ready:" >&2; tail -n 30 "$work/peer.log" >&2; exit 1; }
-  # The signature check must bite: a wrong HMAC is refused.
-  bad=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' -H 'X-Shopify-Hmac-Sha256: AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=' \
-    --data-binary @"$LOAD_PAYLOAD" "http://127.0.0.1:$port/webhooks/shopify")
-  echo "[bench] peer answers $bad to a wrong signature" >&2
+  wait_ready peer "$peer_pid" "$work/peer.log" curl -fs -o /dev/null "http://127.0.0.1:$admin/ready" || exit 1
+  wrong_signature peer "$port"
   load_run peer "$port" "$peer_pid" || { echo "[bench] peer load run failed" >&2; exit 1; }
   stop_pid "$peer_pid"; peer_pid=""
   mkdir -p reports && cp "$work/peer.log" reports/bench-ingest-peer.log
@@ -264,16 +275,8 @@ if has floor; then
   echo "[bench] floor: bench/ingest/bare.ts (node:http + kafkajs) on 127.0.0.1:$port -> $FLOOR_TOPIC" >&2
   FLOOR_PORT="$port" FLOOR_TOPIC="$FLOOR_TOPIC" FLOOR_SHOPIFY_SECRET="$SECRET" node --import tsx bench/ingest/bare.ts >"$work/floor.log" 2>&1 &
   floor_pid=$!
-  ready=0
-  for _ in $(seq 1 150); do
-    kill -0 "$floor_pid" 2>/dev/null || break
-    grep -qx ready "$work/floor.log" && { ready=1; break; }
-    sleep 0.2
-  done
-  [ "$ready" = 1 ] || { echo "[bench] the floor did not become ready:" >&2; tail -n 30 "$work/floor.log" >&2; exit 1; }
-  bad=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' -H 'X-Shopify-Hmac-Sha256: AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=' \
-    --data-binary @"$LOAD_PAYLOAD" "http://127.0.0.1:$port/webhooks/shopify")
-  echo "[bench] floor answers $bad to a wrong signature" >&2
+  wait_ready floor "$floor_pid" "$work/floor.log" grep -qx ready "$work/floor.log" || exit 1
+  wrong_signature floor "$port"
   load_run floor "$port" "$floor_pid" || { echo "[bench] floor load run failed" >&2; exit 1; }
   stop_pid "$floor_pid"; floor_pid=""
   expect=$(ok_2xx "$work/floor.json")
