@@ -156,10 +156,18 @@ async function startBare(simUrl: string): Promise<{ send: (ws: string) => Promis
   return {
     async send(ws) {
       const command_id = `bare-${process.pid}-${n++}`;
-      const done = new Promise<void>((resolve) => waiting.set(command_id, resolve));
-      await producer.send({ topic: BARE_IN, acks: -1, messages: [{ key: ws, value: JSON.stringify({ command_id, workspace_id: ws, params: { model: 'gpt-4o-mini', prompt: PROMPT, max_tokens: 64 } }) }] });
-      await done;
-      waiting.delete(command_id);
+      let timer: NodeJS.Timeout | undefined;
+      const done = new Promise<void>((resolve, reject) => {
+        waiting.set(command_id, resolve);
+        timer = setTimeout(() => reject(new Error(`the floor gave no outcome for ${command_id} within 60 s`)), 60_000);
+      });
+      try {
+        await producer.send({ topic: BARE_IN, acks: -1, messages: [{ key: ws, value: JSON.stringify({ command_id, workspace_id: ws, params: { model: 'gpt-4o-mini', prompt: PROMPT, max_tokens: 64 } }) }] });
+        await done;
+      } finally {
+        clearTimeout(timer);
+        waiting.delete(command_id);
+      }
     },
     close: () => Promise.all([consumer.disconnect(), producer.disconnect()]).then(() => undefined),
   };
