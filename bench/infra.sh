@@ -22,4 +22,5 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 bash "$LOCAL_DIR/infra-up.sh" --record "$record" || exit 1
 kafka_admin_env
+bash "$ROOT/bench/warm-broker.sh" || exit 1
 export VAULT_TOKEN="${VAULT_TOKEN:-$(cat "$IONFLUX_RUN/vault/ionflux-admin.token")}"

@@ -60,6 +60,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 bash "$LOCAL_DIR/infra-up.sh" --record "$record" || exit 1
 kafka_admin_env # the bench acts as the admin
+bash "$ROOT/bench/warm-broker.sh" || exit 1
 [ "$BENCH_BROKER_PID" = 0 ] && export BENCH_BROKER_PID="$(cat "$IONFLUX_RUN/kafka.pid" 2>/dev/null || echo 0)"
 
 drive prepare || exit 1

@@ -134,6 +134,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 bash "$LOCAL_DIR/infra-up.sh" --record "$record" || exit 1
 kafka_admin_env # the bench acts as the admin
+bash "$ROOT/bench/warm-broker.sh" || exit 1
 # The figures are only comparable when nothing else is busy: say how loaded the machine was.
 export LOADAVG_START="$(cut -d' ' -f1-3 /proc/loadavg)"
 
