@@ -3,6 +3,7 @@ import { createServer, type RequestListener, type Server } from 'node:http';
 import express, { type Express } from 'express';
 import type { Registry } from 'prom-client';
 import type { Bus } from './bus/types.ts';
+import { withDeadline } from './deadline.ts';
 
 /** A named readiness probe; resolves true when the dependency answers. */
 export type ReadinessCheck = () => Promise<boolean>;
@@ -17,7 +18,7 @@ export function mountOpsRoutes(app: Express, opts: { metrics: Registry; checks: 
   });
   app.get('/readyz', async (_req, res) => {
     const entries = await Promise.all(
-      Object.entries(opts.checks).map(async ([name, check]) => [name, await withTimeout(check(), 2000).catch(() => false)] as const),
+      Object.entries(opts.checks).map(async ([name, check]) => [name, await withDeadline(check(), 2000, () => new Error('timeout')).catch(() => false)] as const),
     );
     const checks = Object.fromEntries(entries.map(([n, ok]) => [n, ok ? 'ok' : 'unavailable']));
     const ready = entries.every(([, ok]) => ok);
@@ -74,8 +75,4 @@ export function busReadiness(bus: Pick<Bus, 'healthy'>): ReadinessCheck {
 /** The schema registry answers its subjects listing. */
 export function registryReadiness(url: string): ReadinessCheck {
   return async () => (await fetch(`${url}/subjects`, { signal: AbortSignal.timeout(2000) }).catch(() => null))?.ok ?? false;
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  return Promise.race([p, new Promise<T>((_, reject) => setTimeout(() => reject(new Error('timeout')), ms).unref())]);
 }

@@ -2,6 +2,7 @@ import express from 'express';
 import { topics } from '../../shared/bus/topics.ts';
 import { openSharedTables, runCommandService } from '../../shared/commands/service.ts';
 import { parseEnv } from '../../shared/config.ts';
+import { withDeadline } from '../../shared/deadline.ts';
 import { TokenBuckets } from '../../shared/connectors/rate-limit.ts';
 import { listen, mountOpsRoutes } from '../../shared/http.ts';
 import { openLinks } from '../../shared/links.ts';
@@ -90,7 +91,7 @@ const supervisor = createSupervisor({
     const read = new Promise<void>((resolve) => barriers.set(key, resolve));
     try {
       await owned.writer.send([{ record: { topic: VIDEOS_TOPIC, key, value: null }, partition: owned.partition }]);
-      await Promise.race([read, new Promise((_, reject) => setTimeout(() => reject(new Error('seen-videos barrier not read within 60 s')), 60_000).unref())]);
+      await withDeadline(read, 60_000, () => new Error('seen-videos barrier not read within 60 s'));
     } finally {
       barriers.delete(key);
     }

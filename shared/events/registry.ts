@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
+import { withDeadline } from '../deadline.ts';
 import { HubError } from '../errors.ts';
 
 /** Subject of the envelope: one subject for every topic (RecordNameStrategy), so evolution is checked once. */
@@ -33,12 +34,10 @@ class RegistryTimeout extends Error {
  */
 export async function retryingRegistrationRace<T>(register: () => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
-    let timer: NodeJS.Timeout | undefined;
     try {
       // The registry client sets no request timeout: a request the registry never answers would
       // stall the caller (a service's start) for good. Registering the same schema again is harmless.
-      const unanswered = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new RegistryTimeout()), REGISTRATION_ATTEMPT_MS)));
-      return await Promise.race([register(), unanswered]);
+      return await withDeadline(register(), REGISTRATION_ATTEMPT_MS, () => new RegistryTimeout());
     } catch (e) {
       // Apicurio's answers while another process creates the subject: 409 "... already exists", or
       // for a moment the default level instead of the one being set ("Compatibility does not match").
@@ -46,8 +45,6 @@ export async function retryingRegistrationRace<T>(register: () => Promise<T>): P
       const raced = ((e as { status?: number }).status === 409 && /already exists/i.test(message)) || /Compatibility does not match/.test(message);
       if (!(raced || e instanceof RegistryTimeout) || attempt >= 5) throw e;
       await new Promise((r) => setTimeout(r, 50 * attempt));
-    } finally {
-      clearTimeout(timer);
     }
   }
 }

@@ -1,5 +1,6 @@
 import type { Admin, Kafka } from 'kafkajs';
 import type { KafkaAuth } from '../../config.ts';
+import { withDeadline } from '../../deadline.ts';
 import { HubError } from '../../errors.ts';
 import type { Logger } from '../../logger.ts';
 import type { Bus, IncomingRecord, OutgoingRecord, Ownership, OwnershipOptions, PartitionOffsets, PublishOptions, PublishOutcome, Reader, ReadOptions, RecordAck, SubscribeOptions, Subscription, TransformOptions } from '../types.ts';
@@ -103,13 +104,11 @@ export class KafkaBus implements Bus {
       },
     });
     const timeoutMs = opts.timeoutMs ?? 30_000;
-    let timer: NodeJS.Timeout | undefined;
     // Where each partition stands against its end: a partition stuck below it waits on an open transaction.
     const progress = () => [...ends].filter(([, high]) => high > 0n).map(([p, high]) => `${p}: ${reached.get(p) ?? 'nothing'} of ${high}`).join(', ');
     try {
-      await Promise.race([reader.caughtUp, new Promise((_, reject) => (timer = setTimeout(() => reject(new HubError('read_timeout', `${topic} was not read to its end within ${timeoutMs} ms (partition: read to / end: ${progress()})`, { retryable: true })), timeoutMs)))]);
+      await withDeadline(reader.caughtUp, timeoutMs, () => new HubError('read_timeout', `${topic} was not read to its end within ${timeoutMs} ms (partition: read to / end: ${progress()})`, { retryable: true }));
     } finally {
-      clearTimeout(timer);
       await reader.close();
     }
     return out.sort((a, b) => a.partition - b.partition || Number(BigInt(a.offset) - BigInt(b.offset)));

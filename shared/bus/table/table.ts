@@ -1,7 +1,8 @@
 import { join } from 'node:path';
+import { withDeadline } from '../../deadline.ts';
 import { HubError } from '../../errors.ts';
 import type { Logger } from '../../logger.ts';
-import type { Bus, OutgoingRecord, PartitionOffsets, ReadBatch, Reader } from '../types.ts';
+import type { Bus, OutgoingRecord, PartitionOffsets, ReadBatch, Reader, ReadOptions } from '../types.ts';
 import { LmdbStore } from './lmdb-store.ts';
 import { MemoryStore, type Change, type ExpiryOf, type TableStore } from './store.ts';
 
@@ -15,8 +16,8 @@ export interface TableHost {
 export interface TableOptions<V> extends TableHost {
   topic: string;
   parse: (value: Buffer) => V;
-  /** How the table's reader fetches (see ReadOptions.fetch); default: as soon as a record is there. */
-  fetch?: { minBytes: number; maxWaitMs: number };
+  /** How the table's reader fetches; default: as soon as a record is there. */
+  fetch?: ReadOptions['fetch'];
   /** Called for every change read from the topic (including this process's own writes). */
   onChange?: (key: string, value: V | undefined) => void;
   /**
@@ -88,12 +89,8 @@ export class KafkaTable<V> {
     if (reset) logger.warn({ topic, reason: reset }, 'table store rebuilt from the topic');
     for (const [p, next] of from) this.positions.set(p, BigInt(next));
     let read = 0;
-    this.reader = await bus.read({ topic, from, onBatch: (b) => void (read += this.applyBatch(b)), ...(this.opts.fetch ? { fetch: this.opts.fetch } : {}) });
-    let timer: NodeJS.Timeout | undefined;
-    this.ready = Promise.race([
-      this.reader.caughtUp,
-      new Promise<void>((_, reject) => (timer = setTimeout(() => reject(new HubError('table_not_ready', `reading ${topic} took over ${timeoutMs} ms`, { retryable: true })), timeoutMs))),
-    ]).finally(() => clearTimeout(timer));
+    this.reader = await bus.read({ topic, from, onBatch: (b) => void (read += this.applyBatch(b)), fetch: this.opts.fetch });
+    this.ready = withDeadline(this.reader.caughtUp, timeoutMs, () => new HubError('table_not_ready', `reading ${topic} took over ${timeoutMs} ms`, { retryable: true }));
     await this.ready;
     this.flush();
     // A store resumed from its checkpoint may hold values that expired while the service was down.
