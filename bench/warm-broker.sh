@@ -16,15 +16,14 @@ bootstrap="${KAFKA_BROKERS:-127.0.0.1:$KAFKA_PORT}"
 props="${KAFKA_ADMIN_PROPERTIES:-/dev/null}"
 topic="bench.warm-broker.$(date +%s)$$"
 group="bench-warm-broker-$$"
-java_tool() { java -Xmx512m -cp "$KAFKA_HOME/lib/*" -Dlog4j2.configurationFile="$LOCAL_DIR/kafka/log4j2.properties" "$@"; }
 started=$(date +%s)
-java_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$bootstrap" --command-config "$props" --create --topic "$topic" --partitions 3 --replication-factor 1 >/dev/null || exit 1
-java_tool org.apache.kafka.tools.ProducerPerformance --topic "$topic" --num-records 200000 --record-size 2048 --throughput -1 \
+kafka_java org.apache.kafka.tools.TopicCommand --bootstrap-server "$bootstrap" --command-config "$props" --create --topic "$topic" --partitions 3 --replication-factor 1 >/dev/null || exit 1
+kafka_java org.apache.kafka.tools.ProducerPerformance --topic "$topic" --num-records 200000 --record-size 2048 --throughput -1 \
   --producer.config "$props" --producer-props bootstrap.servers="$bootstrap" acks=all >/dev/null
-java_tool org.apache.kafka.tools.ProducerPerformance --topic "$topic" --num-records 100000 --record-size 2048 --throughput -1 --transaction-duration-ms 20 \
+kafka_java org.apache.kafka.tools.ProducerPerformance --topic "$topic" --num-records 100000 --record-size 2048 --throughput -1 --transaction-duration-ms 20 \
   --producer.config "$props" --producer-props bootstrap.servers="$bootstrap" acks=all >/dev/null
-java_tool org.apache.kafka.tools.ConsumerPerformance --bootstrap-server "$bootstrap" --consumer.config "$props" --topic "$topic" --group "$group" \
+kafka_java org.apache.kafka.tools.ConsumerPerformance --bootstrap-server "$bootstrap" --consumer.config "$props" --topic "$topic" --group "$group" \
   --messages 300000 --timeout 60000 >/dev/null
-java_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$bootstrap" --command-config "$props" --delete --topic "${topic//./\\.}" >/dev/null 2>&1
-java_tool org.apache.kafka.tools.consumer.group.ConsumerGroupCommand --bootstrap-server "$bootstrap" --command-config "$props" --delete --group "$group" >/dev/null 2>&1
+kafka_java org.apache.kafka.tools.TopicCommand --bootstrap-server "$bootstrap" --command-config "$props" --delete --topic "${topic//./\\.}" >/dev/null 2>&1
+kafka_java org.apache.kafka.tools.consumer.group.ConsumerGroupCommand --bootstrap-server "$bootstrap" --command-config "$props" --delete --group "$group" >/dev/null 2>&1
 echo "[bench] broker warmed up in $(( $(date +%s) - started )) s (200k plain and 100k transactional 2 KB records produced, all read back)" >&2

@@ -60,9 +60,6 @@ ingester_pid=""
 peer_pid=""
 floor_pid=""
 
-kafka_java() {
-  java -Xmx512m -cp "$KAFKA_HOME/lib/*" -Dlog4j2.configurationFile="$LOCAL_DIR/kafka/log4j2.properties" "$@"
-}
 topic_cmd() { kafka_java org.apache.kafka.tools.TopicCommand --bootstrap-server "$BOOTSTRAP" --command-config "${KAFKA_ADMIN_PROPERTIES:-/dev/null}" "$@"; }
 has() { [[ ",$ONLY," == *",$1,"* ]]; }
 CLK_TCK=$(getconf CLK_TCK)

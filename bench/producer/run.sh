@@ -24,11 +24,6 @@ bash "$LOCAL_DIR/npm-install.sh" || exit 1
 record=$(mktemp)
 work=$(mktemp -d)
 
-# -Xmx512m as in Kafka's kafka-producer-perf-test.sh.
-kafka_java() {
-  java -Xmx512m -cp "$KAFKA_HOME/lib/*" -Dlog4j2.configurationFile="$LOCAL_DIR/kafka/log4j2.properties" "$@"
-}
-
 cleanup() {
   if [ "${BENCH_KEEP_TOPICS:-0}" != 1 ] && port_open "$KAFKA_PORT"; then
     for t in "${PP_TOPIC//./\\.}" "$HUB_TOPIC_REGEX"; do

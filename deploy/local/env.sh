@@ -68,4 +68,10 @@ kafka_admin_env() {
 # 4 MB young generation: with 1M finished commands in a worker's table its RSS measured 152 MB at
 # V8's default and 122 MB with this (make bench-state, one run each); the webhook ingester keeps the
 # default, for throughput.
+# kafka_java CLASS ARGS...: one of Kafka's own tools (perf tests, topic and group commands), with
+# the heap of Kafka's kafka-producer-perf-test.sh and our log4j settings.
+kafka_java() {
+  java -Xmx512m -cp "$KAFKA_HOME/lib/*" -Dlog4j2.configurationFile="$LOCAL_DIR/kafka/log4j2.properties" "$@"
+}
+
 node_flags() { [ "$1" = webhook-ingester ] || echo "--max-semi-space-size=4"; }
