@@ -176,3 +176,26 @@ describe('edge and inbox processor on the in-memory bus', () => {
     expect(bus.records(DELIVERIES_TOPIC).map((r) => JSON.parse(r.value!.toString()).outcome)).toContain('stale');
   });
 });
+
+describe('RecentAnswers', () => {
+  const answer = (n: number) => ({ status: 200, body: { status: 'accepted', event_ids: [`evt_${n}`] } });
+
+  it('keeps at least the latest max/2 answers and never more than max, forgetting the oldest first', () => {
+    const recent = new RecentAnswers(10);
+    for (let n = 0; n < 37; n++) recent.set(`k${n}`, answer(n));
+    const kept = Array.from({ length: 37 }, (_, n) => n).filter((n) => recent.get(`k${n}`) !== undefined);
+    expect(kept.length).toBeGreaterThanOrEqual(5);
+    expect(kept.length).toBeLessThanOrEqual(10);
+    // The kept ones are the latest, in one run up to the last answer set.
+    expect(kept).toEqual(Array.from({ length: kept.length }, (_, i) => 37 - kept.length + i));
+    expect(recent.get('k36')).toEqual(answer(36));
+  });
+
+  it('answers a key set again with its latest answer', () => {
+    const recent = new RecentAnswers(4);
+    recent.set('a', answer(1));
+    recent.set('b', answer(2));
+    recent.set('a', answer(3));
+    expect(recent.get('a')).toEqual(answer(3));
+  });
+});
