@@ -1,4 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { topics } from '../shared/bus/topics.ts';
 import { runCli } from './helpers/cli.ts';
@@ -72,7 +73,12 @@ describe('ingest v2: several ingesters, one inbox, exactly one event per deliver
 
   it('the same deliveries retried concurrently against two ingesters, and again after killing one, are one event each', async () => {
     const inbox = { IONFLUX_INBOX_TOPIC: `ionflux.inbox.${uid('scale')}` };
-    const [a, b] = [await ingester(inbox), await ingester(inbox)];
+    // b's processor thread runs niced (INGESTER_PROCESSOR_NICE); its edge keeps the process's priority.
+    const [a, b] = [await ingester(inbox), await ingester({ ...inbox, INGESTER_PROCESSOR_NICE: '5' })];
+    const niceOf = (tid: string) => Number(readFileSync(`/proc/${b.pid()}/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ')[16]);
+    const threads = readdirSync(`/proc/${b.pid()}/task`);
+    expect(niceOf(String(b.pid()))).toBe(0);
+    expect(threads.filter((t) => niceOf(t) === 5)).toHaveLength(1);
     const deliveries = Array.from({ length: 30 }, (_, n) => ({ body: order(n), webhookId: randomUUID() }));
     const answers = await Promise.all(deliveries.flatMap((d) => [post(a, d.body, d.webhookId), post(b, d.body, d.webhookId), post(a, d.body, d.webhookId), post(b, d.body, d.webhookId)]));
     expect(answers.every((r) => r.status === 200)).toBe(true);

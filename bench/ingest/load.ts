@@ -95,6 +95,9 @@ interface Step {
   zero_error: boolean;
   latency_ms: { p50: number; p90: number; p99: number; max: number; mean: number };
   raw_latency_ms?: { p50: number; p99: number; max: number };
+  /** Hub (LOAD_METRICS_URL): inbox deliveries the processor committed per second during the step, and how many appended ones it had not committed at the step's end. */
+  processed_rps?: number;
+  backlog_at_end?: number;
 }
 
 function percentiles(values: number[]): { p50: number; p90: number; p99: number; max: number; mean: number } {
@@ -147,6 +150,15 @@ async function endToEnd(topic: string) {
   };
 }
 
+/** The hub's inbox counters (LOAD_METRICS_URL, its /metrics): appended by the edge, committed by the processor. */
+async function inboxCounts(): Promise<{ appended: number; committed: number } | undefined> {
+  const url = process.env.LOAD_METRICS_URL;
+  if (!url) return undefined;
+  const text = await (await fetch(url)).text();
+  const value = (name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+  return { appended: value('ionflux_inbox_appended_total'), committed: value('ionflux_inbox_committed_total') };
+}
+
 async function run(): Promise<void> {
   const url = process.env.LOAD_URL ?? '';
   const secret = process.env.LOAD_SECRET ?? '';
@@ -197,6 +209,7 @@ async function run(): Promise<void> {
 
   async function cannon(phase: string, conns: number, seconds: number, overallRate?: number): Promise<Step> {
     const raw: number[] = [];
+    const before = await inboxCounts();
     const instance = autocannon({
       url: `http://${host}`,
       connections: conns,
@@ -242,6 +255,12 @@ async function run(): Promise<void> {
     };
     const p = percentiles(raw);
     step.raw_latency_ms = { p50: p.p50, p99: p.p99, max: p.max };
+    const after = await inboxCounts();
+    if (before && after) {
+      step.processed_rps = round((after.committed - before.committed) / r.duration, 1);
+      step.backlog_at_end = after.appended - after.committed;
+      log(`${label} ${phase}: the processor committed ${step.processed_rps} deliveries/s; ${step.backlog_at_end} appended but not yet committed at the end`);
+    }
     log(`${label} ${phase} c=${conns}${overallRate ? ` rate=${overallRate}/s` : ''}: ${step.rps_2xx} 2xx/s, 2xx=${ok} non2xx=${r.non2xx} errors=${r.errors} timeouts=${r.timeouts} p50=${step.latency_ms.p50} p99=${step.latency_ms.p99} ms (raw p50=${p.p50} p99=${p.p99})`);
     return step;
   }
@@ -408,6 +427,8 @@ async function run(): Promise<void> {
       orders: distinctOrders ? 'distinct' : 'same',
       max_zero_error_rps: best?.rps_2xx ?? null,
       max_at_connections: best?.connections ?? null,
+      max_step_processed_rps: best?.processed_rps ?? null,
+      max_step_backlog_at_end: best?.backlog_at_end ?? null,
       half_rate: half?.overall_rate ?? null,
       half_autocannon: half ? { p50_ms: half.latency_ms.p50, p99_ms: half.latency_ms.p99, raw_p50_ms: half.raw_latency_ms?.p50, raw_p99_ms: half.raw_latency_ms?.p99, zero_error: half.zero_error, rps_2xx: half.rps_2xx } : null,
       half_paced: halfPaced ? { p50_ms: halfPaced.latency_ms.p50, p99_ms: halfPaced.latency_ms.p99, max_ms: halfPaced.latency_ms.max, zero_error: halfPaced.zero_error, rps_2xx: halfPaced.rps_2xx, e2e_ms: halfPaced.e2e_ms ?? null } : null,

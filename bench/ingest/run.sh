@@ -189,7 +189,7 @@ run_hub() {
     sleep 0.2
   done
   [ "$code" = 200 ] || { echo "[bench] the ingester answers $code to a signed delivery" >&2; tail -n 30 "$work/$name-ingester.log" >&2; return 1; }
-  LOAD_E2E_TOPIC="$HUB_TOPIC" LOAD_ORDERS="$orders" LOAD_CONNECTIONS="$conns" load_run "$name" "$port" "$ingester_pid" || { echo "[bench] $name load run failed" >&2; return 1; }
+  LOAD_METRICS_URL="http://127.0.0.1:$ops_port/metrics" LOAD_E2E_TOPIC="$HUB_TOPIC" LOAD_ORDERS="$orders" LOAD_CONNECTIONS="$conns" load_run "$name" "$port" "$ingester_pid" || { echo "[bench] $name load run failed" >&2; return 1; }
   # The 2xx answers came once the inbox append was acknowledged: let the processor finish them.
   for _ in $(seq 1 600); do
     curl -fs "http://127.0.0.1:$ops_port/metrics" | awk '/^ionflux_inbox_appended_total/ { a = $2 } /^ionflux_inbox_committed_total/ { c = $2 } END { exit !(c >= a) }' && break
@@ -344,6 +344,9 @@ out.push("p50/p99: autocannon overallRate at half the max rate (it sends each se
 out.push('paced p50/p99: the same rate evenly spaced, open loop, timed from the scheduled send. sys CPU / broker: average over the whole load run (100% = one core).');
 out.push('ProducerPerformance row: records/s of 2048 B records (no key, 3 partitions) and its own p50/p99 latency at full speed.');
 const e2e = hub.half_paced?.e2e_ms;
+for (const [name, r] of [['hub', hub], ['hub, one order', hub1]]) {
+  if (r.max_step_processed_rps != null) out.push(`${name} in its max-rate step: answered ${r.max_zero_error_rps} 2xx/s, its processor committed ${r.max_step_processed_rps} deliveries/s, ${r.max_step_backlog_at_end} appended deliveries not yet committed at the step's end (a processor that keeps up commits as many as are answered)`);
+}
 if (e2e) out.push(`hub at the paced half rate, from the 2xx answer to its event being readable (read_committed) on the workspace topic: p50 ${e2e.p50} ms, p99 ${e2e.p99} ms, max ${e2e.max} ms (${e2e.count} events, ${e2e.missing} not read within 10 s)`);
 const perK = (c, r) => (c && r.totals?.ok_2xx ? Math.round((1000 * 1000 * c.system_cpu_s) / r.totals.ok_2xx) : null);
 const brokerPerK = (c, r) => (c && r.totals?.ok_2xx ? Math.round((1000 * 1000 * c.broker_cpu_s) / r.totals.ok_2xx) : null);

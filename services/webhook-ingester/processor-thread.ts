@@ -1,3 +1,5 @@
+import { readlinkSync } from 'node:fs';
+import { setPriority } from 'node:os';
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { parseEnv } from '../../shared/config.ts';
 import { openLinks } from '../../shared/links.ts';
@@ -47,6 +49,8 @@ if (!isMainThread && parentPort) {
     },
   };
   const env = parseEnv(ingesterEnv, { ...process.env, IONFLUX_STATE_DIR: (workerData as { stateDir: string }).stateDir });
+  // setpriority(2) on Linux takes a thread id: /proc/thread-self names this thread's.
+  if (env.INGESTER_PROCESSOR_NICE && process.platform === 'linux') setPriority(Number(readlinkSync('/proc/thread-self').split('/').pop()), env.INGESTER_PROCESSOR_NICE);
   try {
     const rt = await runProcessor(env, metrics);
     port.on('message', (m) => {
