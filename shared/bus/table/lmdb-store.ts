@@ -16,7 +16,8 @@ const openDirs = new Set<string>();
 /**
  * A table's state in LMDB (memory-mapped B-tree files; reads are synchronous and cost no heap).
  * Databases: `data` (key -> value, msgpack), `expiry` ([expires at, key], so a sweep reads only
- * what is due), `meta` (format, topic, and `cp:<partition>` -> next offset).
+ * what is due; entries of replaced values included), `meta` (format, topic, and
+ * `cp:<partition>` -> next offset).
  */
 export class LmdbStore<V> implements TableStore<V> {
   private constructor(
@@ -81,24 +82,20 @@ export class LmdbStore<V> implements TableStore<V> {
   apply(changes: Change<V>[], checkpoints: ReadonlyMap<number, string>): void {
     this.env.transactionSync(() => {
       for (const [key, value] of changes) {
-        if (this.expiryOf) this.unindex(key);
         if (value === undefined) {
           this.data.removeSync(key);
           continue;
         }
         this.data.putSync(key, value);
+        // The entry of the value this one replaces stays in the index: the sweep drops it when it
+        // comes due and finds a value that expires later. Looking the old value up to remove its
+        // entry made 4 LMDB operations of every change instead of 2 (make bench-commands: 10 us a
+        // change before, 8.1 after; a flush of 4,500 changes held the event loop 32 ms).
         const at = this.expiryOf?.(value);
         if (at !== undefined && Number.isFinite(at)) this.expiry.putSync([at, key], 1);
       }
       for (const [partition, next] of checkpoints) this.meta.putSync(`cp:${partition}`, next);
     }, COMMIT);
-  }
-
-  /** Removes the expiry entry of the value `key` holds now, before it is replaced. */
-  private unindex(key: string): void {
-    const old = this.data.get(key);
-    const at = old === undefined ? undefined : this.expiryOf!(old);
-    if (at !== undefined && Number.isFinite(at)) this.expiry.removeSync([at, key]);
   }
 
   checkpoint(): Map<number, string> {
@@ -124,6 +121,9 @@ export class LmdbStore<V> implements TableStore<V> {
       this.env.transactionSync(() => {
         for (const [at, key] of due) {
           this.expiry.removeSync([at, key]);
+          // An entry of a value since replaced: the key's value now may expire later (or never).
+          const now = this.data.get(key);
+          if (now !== undefined && !(this.expiryOf && this.expiryOf(now) <= cutoff)) continue;
           if (this.data.removeSync(key)) dropped++;
         }
       }, COMMIT);
