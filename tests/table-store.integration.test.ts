@@ -71,7 +71,7 @@ describe('KafkaTable with its state on disk (item 28)', () => {
     await write(5000, 2, Date.now() - 7_200_000); // older than the window: never stored
     const t = await open();
     expect(t.get('k5000')).toBeUndefined();
-    expect(t.sweep(Date.now() + 3_600_000 + 60_000)).toBe(3024);
+    expect(await t.sweep(Date.now() + 3_600_000 + 60_000)).toBe(3024);
     expect(t.size).toBe(0);
     await t.close();
   });

@@ -98,6 +98,23 @@ export class LmdbStore<V> implements TableStore<V> {
     }, COMMIT);
   }
 
+  applyAsync(changes: Change<V>[], checkpoints: ReadonlyMap<number, string>): Promise<void> {
+    // Operations queued in one event turn are one transaction, committed by lmdb-js's write
+    // thread in the order queued (checkpoints last); they share one promise in practice.
+    const commits = new Set<Promise<boolean>>();
+    for (const [key, value] of changes) {
+      if (value === undefined) {
+        commits.add(this.data.remove(key));
+        continue;
+      }
+      commits.add(this.data.put(key, value));
+      const at = this.expiryOf?.(value);
+      if (at !== undefined && Number.isFinite(at)) commits.add(this.expiry.put([at, key], 1));
+    }
+    for (const [partition, next] of checkpoints) commits.add(this.meta.put(`cp:${partition}`, next));
+    return Promise.all(commits).then(() => undefined);
+  }
+
   checkpoint(): Map<number, string> {
     const out = new Map<number, string>();
     for (const { key, value } of this.meta.getRange({ start: 'cp:', end: 'cp;' })) out.set(Number(key.slice(3)), String(value));

@@ -8,6 +8,11 @@ export type Change<V> = [key: string, value: V | undefined];
 export interface TableStore<V> {
   get(key: string): V | undefined;
   apply(changes: Change<V>[], checkpoints: ReadonlyMap<number, string>): void;
+  /**
+   * `apply` done on the store's own write thread, committed when the promise resolves (reads see
+   * the changes only then). All in one commit; never called while an earlier one is in flight.
+   */
+  applyAsync?(changes: Change<V>[], checkpoints: ReadonlyMap<number, string>): Promise<void>;
   /** Next offset per partition of everything applied so far (empty for a new store). */
   checkpoint(): Map<number, string>;
   entries(): Iterable<[string, V]>;

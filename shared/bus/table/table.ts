@@ -42,7 +42,10 @@ const LOCAL_MAX_MS = 60_000;
 // A disk store takes what the topic delivers in commits of many batches, not one LMDB commit per
 // batch read (each commit rewrites branch pages, the free list and the meta page): changes wait
 // in `pending`, served from there, for at most this long or until there are this many of them.
-// A crash loses only pending changes, whose checkpoint was not written either: they are read again.
+// Then they are handed to the store's write thread (`writing`, still served from here until
+// committed; one commit in flight at a time): writing 4,500 changes into a store of 270,000 keys
+// held the event loop 64 ms when committed on it, 12 ms when handed over.
+// A crash loses only uncommitted changes, whose checkpoint was not written either: they are read again.
 const FLUSH_MS = 200;
 const FLUSH_MAX = 20_000;
 
@@ -60,8 +63,11 @@ export class KafkaTable<V> {
   /** Per partition, the offset after the last batch applied (transaction markers included). */
   private readonly positions = new Map<number, bigint>();
   /** Changes read from the topic, applied here but not yet written to a disk store, with their checkpoints. */
-  private readonly pending = new Map<string, V | undefined>();
-  private readonly pendingCheckpoints = new Map<number, string>();
+  private pending = new Map<string, V | undefined>();
+  private pendingCheckpoints = new Map<number, string>();
+  /** Changes handed to the store's write thread and not yet committed (one commit in flight at a time). */
+  private writing: Map<string, V | undefined> | undefined;
+  private write: Promise<void> | undefined;
   private flushTimer: NodeJS.Timeout | undefined;
   ready: Promise<void> = Promise.resolve();
   /** How the last start went: records read to catch up, from where, and why the store was rebuilt (if it was). */
@@ -92,9 +98,9 @@ export class KafkaTable<V> {
     this.reader = await bus.read({ topic, from, onBatch: (b) => void (read += this.applyBatch(b)), fetch: this.opts.fetch });
     this.ready = withDeadline(this.reader.caughtUp, timeoutMs, () => new HubError('table_not_ready', `reading ${topic} took over ${timeoutMs} ms`, { retryable: true }));
     await this.ready;
-    this.flush();
     // A store resumed from its checkpoint may hold values that expired while the service was down.
-    if (this.expiryOf) this.sweep();
+    if (this.expiryOf) await this.sweep();
+    else await this.settle();
     this.restored = { records: read, from: from.size ? 'checkpoint' : 'beginning', reset, ms: Date.now() - began };
     logger.info({ topic, entries: this.store.size, records_read: read, from: this.restored.from, store: this.opts.stateDir ? 'disk' : 'memory', ms: this.restored.ms }, 'table ready');
     this.sweeper = setInterval(() => this.maintain(), Math.min(this.opts.expire?.sweepMs ?? 60_000, 5_000));
@@ -132,8 +138,8 @@ export class KafkaTable<V> {
     if (this.opts.stateDir) {
       for (const [key, value] of changes) this.pending.set(key, value);
       this.pendingCheckpoints.set(b.partition, b.next);
-      if (this.pending.size >= FLUSH_MAX) this.flush();
-      else this.flushTimer ??= setTimeout(() => this.flushSafely(), FLUSH_MS).unref();
+      if (this.pending.size >= FLUSH_MAX) this.flushLater();
+      else this.flushTimer ??= setTimeout(() => this.flushLater(), FLUSH_MS).unref();
     } else this.store.apply(changes, new Map([[b.partition, b.next]]));
     this.positions.set(b.partition, BigInt(b.next));
     if (this.opts.onChange) for (const [key, value] of changes) this.opts.onChange(key, value);
@@ -154,59 +160,104 @@ export class KafkaTable<V> {
     }
   }
 
-  /** A timer's flush: a store that refuses the write keeps the changes pending for the next one. */
+  /**
+   * Hands what is pending to the store's write thread, unless a commit is in flight (then it
+   * tries again shortly). A store that refuses the write gets the changes back, under any newer
+   * ones, with their checkpoints: no later checkpoint is committed before them.
+   */
+  private flushLater(): void {
+    clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    if (this.pendingCheckpoints.size === 0) return;
+    if (this.write || !this.store.applyAsync) {
+      if (!this.store.applyAsync) this.flushSafely();
+      else this.flushTimer = setTimeout(() => this.flushLater(), FLUSH_MS).unref();
+      return;
+    }
+    const [changes, checkpoints] = [this.pending, this.pendingCheckpoints];
+    [this.pending, this.pendingCheckpoints] = [new Map(), new Map()];
+    this.writing = changes;
+    this.write = this.store.applyAsync([...changes], checkpoints).then(
+      () => {
+        this.writing = this.write = undefined;
+      },
+      (e: unknown) => {
+        this.opts.logger.error({ topic: this.opts.topic, err: e }, 'table store write failed; kept in memory, tried again');
+        for (const [k, v] of changes) if (!this.pending.has(k)) this.pending.set(k, v);
+        for (const [p, next] of checkpoints) if (!this.pendingCheckpoints.has(p)) this.pendingCheckpoints.set(p, next);
+        this.writing = this.write = undefined;
+        this.flushTimer ??= setTimeout(() => this.flushLater(), 1000).unref();
+      },
+    );
+  }
+
+  /** A synchronous flush (a store without a write thread): one that fails keeps the changes pending. */
   private flushSafely(): void {
     try {
       this.flush();
     } catch (e) {
-      this.flushTimer = undefined;
       this.opts.logger.error({ topic: this.opts.topic, err: e }, 'table store write failed; kept in memory, tried again');
-      this.flushTimer = setTimeout(() => this.flushSafely(), 1000).unref();
+      this.flushTimer ??= setTimeout(() => this.flushLater(), 1000).unref();
     }
   }
 
-  /** Writes what was read but not yet stored, with its checkpoints, in one commit. */
+  /** Writes what is pending, with its checkpoints, in one synchronous commit; only while no commit is in flight. */
   private flush(): void {
     clearTimeout(this.flushTimer);
     this.flushTimer = undefined;
+    if (this.write) throw new Error('table store: synchronous flush while a commit is in flight');
     if (this.pendingCheckpoints.size === 0) return;
     this.store.apply([...this.pending], new Map(this.pendingCheckpoints));
     this.pending.clear();
     this.pendingCheckpoints.clear();
   }
 
+  /**
+   * Once nothing is in flight, writes what is pending and runs `then`, in one synchronous step
+   * (a synchronous LMDB commit must not overtake queued asynchronous ones).
+   */
+  private async settle<T>(then: () => T = () => undefined as T): Promise<T> {
+    while (this.write) await this.write;
+    this.flush();
+    return then();
+  }
+
   private maintain(now = Date.now()): void {
     for (const [k, e] of this.local) if (now - e.at > LOCAL_MAX_MS) this.local.delete(k);
-    if (this.expiryOf && now - this.lastSweep >= (this.opts.expire?.sweepMs ?? 60_000)) this.sweep(now);
+    if (this.expiryOf && now - this.lastSweep >= (this.opts.expire?.sweepMs ?? 60_000)) {
+      this.lastSweep = now;
+      void this.sweep(now).catch((e: unknown) => this.opts.logger.error({ topic: this.opts.topic, err: e }, 'table sweep failed; tried again later'));
+    }
   }
 
   private lastSweep = Date.now();
 
-  /** Drops expired values; returns how many. */
-  sweep(now = Date.now()): number {
-    this.flush();
-    this.lastSweep = now;
-    let dropped = this.store.sweep(now);
-    return dropped;
+  /** Drops expired values (once everything read so far is stored); returns how many. */
+  sweep(now = Date.now()): Promise<number> {
+    return this.settle(() => {
+      this.lastSweep = now;
+      return this.store.sweep(now);
+    });
   }
 
+  /** Entries, expired ones not yet swept included (what `entries()` returns). */
   get size(): number {
-    this.flush();
-    return this.store.size;
+    return this.entries().length;
   }
 
   /** The value of `key`; an expired one counts as absent even before a sweep drops it. */
   get(key: string): V | undefined {
     const l = this.local.get(key);
-    const v = l ? l.value : this.pending.has(key) ? this.pending.get(key) : this.store.get(key);
+    const v = l ? l.value : this.pending.has(key) ? this.pending.get(key) : this.writing?.has(key) ? this.writing.get(key) : this.store.get(key);
     return v !== undefined && this.expiryOf && this.expiryOf(v) < Date.now() ? undefined : v;
   }
 
   entries(): [string, V][] {
-    this.flush();
+    const all = new Map<string, V | undefined>(this.store.entries());
+    for (const layer of [this.writing, this.pending]) for (const [k, v] of layer ?? []) all.set(k, v);
+    for (const [k, e] of this.local) all.set(k, e.value);
     const out: [string, V][] = [];
-    for (const [k, v] of this.store.entries()) if (!this.local.has(k)) out.push([k, v]);
-    for (const [k, e] of this.local) if (e.value !== undefined) out.push([k, e.value]);
+    for (const [k, v] of all) if (v !== undefined) out.push([k, v]);
     return out;
   }
 
@@ -244,7 +295,7 @@ export class KafkaTable<V> {
   async close(): Promise<void> {
     clearInterval(this.sweeper);
     await this.reader?.close();
-    this.flush();
+    await this.settle().catch((e: unknown) => this.opts.logger.error({ topic: this.opts.topic, err: e }, 'table store not written at close; read again from the topic at start'));
     await this.store.close();
   }
 }

@@ -101,6 +101,25 @@ describe('KafkaTable', () => {
     await again.close();
   });
 
+  it('with a state dir, commits what it reads to the store on its own, without a close, checkpoint included', async () => {
+    const bus = new MemoryBus(2);
+    const stateDir = mkdtempSync(join(tmpdir(), 'ionflux-table-unit-'));
+    dirs.push(stateDir);
+    const t = await table(bus, stateDir);
+    await bus.publishBatch(Array.from({ length: 30 }, (_, i) => ({ topic, key: `k${i}`, value: JSON.stringify({ v: i }) })));
+    await bus.publish({ topic, key: 'k3', value: null });
+    await t.catchUp();
+    // What the store itself holds (committed by lmdb-js's write thread), not the table's layers above it.
+    const store = (t as unknown as { store: { get(k: string): V | undefined; checkpoint(): Map<number, string> } }).store;
+    const deadline = Date.now() + 5000;
+    while (store.get('k29') === undefined && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(store.get('k29')).toEqual({ v: 29 });
+    expect(store.get('k3')).toBeUndefined();
+    expect([...store.checkpoint().values()].reduce((n, next) => n + Number(next), 0)).toBe(31);
+    expect(t.size).toBe(29);
+    await t.close();
+  });
+
   it('with a state dir, a restarted table reads only what came after its checkpoint', async () => {
     const bus = new MemoryBus();
     const stateDir = mkdtempSync(join(tmpdir(), 'ionflux-table-unit-'));
