@@ -80,39 +80,38 @@ export class LmdbStore<V> implements TableStore<V> {
   }
 
   apply(changes: Change<V>[], checkpoints: ReadonlyMap<number, string>): void {
-    this.env.transactionSync(() => {
-      for (const [key, value] of changes) {
-        if (value === undefined) {
-          this.data.removeSync(key);
-          continue;
-        }
-        this.data.putSync(key, value);
-        // The entry of the value this one replaces stays in the index: the sweep drops it when it
-        // comes due and finds a value that expires later. Looking the old value up to remove its
-        // entry made 4 LMDB operations of every change instead of 2 (make bench-commands: 10 us a
-        // change before, 8.1 after; a flush of 4,500 changes held the event loop 32 ms).
-        const at = this.expiryOf?.(value);
-        if (at !== undefined && Number.isFinite(at)) this.expiry.putSync([at, key], 1);
-      }
-      for (const [partition, next] of checkpoints) this.meta.putSync(`cp:${partition}`, next);
-    }, COMMIT);
+    this.env.transactionSync(() => void this.write(changes, checkpoints, false), COMMIT);
   }
 
   applyAsync(changes: Change<V>[], checkpoints: ReadonlyMap<number, string>): Promise<void> {
     // Operations queued in one event turn are one transaction, committed by lmdb-js's write
     // thread in the order queued (checkpoints last); they share one promise in practice.
+    return Promise.all(this.write(changes, checkpoints, true)).then(() => undefined);
+  }
+
+  /**
+   * The changes, then their checkpoints: written at once (inside a synchronous transaction) or
+   * queued for lmdb-js's write thread (`queued`: their commit promises are returned).
+   */
+  private write(changes: Change<V>[], checkpoints: ReadonlyMap<number, string>, queued: boolean): Set<Promise<boolean>> {
     const commits = new Set<Promise<boolean>>();
+    const put = <K extends string | [number, string]>(db: Database<unknown, K>, key: K, value: unknown) => void (queued ? commits.add(db.put(key, value)) : db.putSync(key, value));
     for (const [key, value] of changes) {
       if (value === undefined) {
-        commits.add(this.data.remove(key));
+        if (queued) commits.add(this.data.remove(key));
+        else this.data.removeSync(key);
         continue;
       }
-      commits.add(this.data.put(key, value));
+      put(this.data as Database<unknown, string>, key, value);
+      // The entry of the value this one replaces stays in the index: the sweep drops it when it
+      // comes due and finds a value that expires later. Looking the old value up to remove its
+      // entry made 4 LMDB operations of every change instead of 2 (make bench-commands: 10 us a
+      // change before, 8.1 after; a flush of 4,500 changes held the event loop 32 ms).
       const at = this.expiryOf?.(value);
-      if (at !== undefined && Number.isFinite(at)) commits.add(this.expiry.put([at, key], 1));
+      if (at !== undefined && Number.isFinite(at)) put(this.expiry as Database<unknown, [number, string]>, [at, key], 1);
     }
-    for (const [partition, next] of checkpoints) commits.add(this.meta.put(`cp:${partition}`, next));
-    return Promise.all(commits).then(() => undefined);
+    for (const [partition, next] of checkpoints) put(this.meta, `cp:${partition}`, next);
+    return commits;
   }
 
   checkpoint(): Map<number, string> {
