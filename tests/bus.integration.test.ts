@@ -102,8 +102,8 @@ describe('KafkaTable with expiring values', () => {
       expect(table.get('old')).toBeUndefined();
       expect(table.get('young')).toEqual({ at: now - 1_000 });
       expect(table.size).toBe(1);
-      expect(table.sweep(now + 30_000)).toBe(0);
-      expect(table.sweep(now + 60_000)).toBe(1);
+      expect(await table.sweep(now + 30_000)).toBe(0);
+      expect(await table.sweep(now + 60_000)).toBe(1);
       expect(table.get('young')).toBeUndefined();
     } finally {
       await table.close();
