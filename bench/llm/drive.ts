@@ -102,6 +102,7 @@ const q = (xs: number[], p: number) => {
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))]!;
 };
 const r2 = (x: number) => Math.round(x * 100) / 100;
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
 interface Phase {
   latencies: number[];
@@ -212,10 +213,18 @@ async function main(): Promise<void> {
     };
     const client: HubClient = await createHubClient({ brokers, registryUrl, clientId: 'bench-llm' });
     const ws = (i: number) => `llmbench${i}`;
+    // At 1 in flight: where a command's time goes, from the outcome's own stamps (the worker's
+    // clock stamps the outcome event in whole ms, so these are means, not percentiles).
+    const splits: { toBuilt: number; handler: number; provider: number; back: number }[] = [];
+    let splitting = false;
+    const epochNow = () => performance.timeOrigin + performance.now();
     const viaHub = (w: number) => async () => {
+      const sent = epochNow();
       const out = await client.send({ workspace_id: ws(w), agent_id: 'bench', service: SERVICE, action: 'text_generation', params: { model: 'gpt-4o-mini', prompt: PROMPT, max_tokens: 64 } }, { timeoutMs: 60_000 });
       if (out.status !== 'succeeded') throw new Error(`command failed: ${JSON.stringify(out.error)}`);
-      return (out.result as { timing: { overhead_ms: number } }).timing.overhead_ms;
+      const timing = (out.result as { timing: { overhead_ms: number; provider_ms: number } }).timing;
+      if (splitting) splits.push({ toBuilt: out.event.timestamp - sent, handler: timing.provider_ms + timing.overhead_ms, provider: timing.provider_ms, back: epochNow() - out.event.timestamp });
+      return timing.overhead_ms;
     };
 
     const bare = await startBare(simUrl);
@@ -232,7 +241,9 @@ async function main(): Promise<void> {
     const rows: { label: string; concurrency: number; direct?: Phase; hub: Phase; bare?: Phase }[] = [];
     log(`c=1: ${N1} direct, then ${N1} through the hub, then ${N1} through the floor`);
     const d1 = await closedLoop(N1, 1, direct);
+    splitting = true;
     const h1 = await closedLoop(N1, 1, () => viaHub(0)());
+    splitting = false;
     rows.push({ label: '1 concurrent', concurrency: 1, direct: d1, hub: h1, bare: await closedLoop(N1, 1, () => viaBare(0)()) });
     log(`c=50: ${N50} direct, then ${N50} through the hub (${WORKSPACES} workspaces, one in flight each), then through the floor`);
     const d50 = await closedLoop(N50, 50, direct);
@@ -271,7 +282,8 @@ async function main(): Promise<void> {
       `text_generation (gpt-4o-mini, ~150-char prompt, 64 max tokens) against the local OpenAI-API simulator; 2 cores shared by driver, simulator, orchestrator, Kafka and the registry`,
       `${'run'.padEnd(30)}${pad('direct p50', 11)}${pad('p99', 8)}${pad('hub p50', 9)}${pad('p99', 8)}${pad('added p50', 11)}${pad('p99', 8)}${pad('direct rps', 11)}${pad('hub rps', 9)}${pad('handler ovh p50', 17)}${pad('p99', 7)}`,
       ...table.map((t) => `${t.run.padEnd(30)}${pad(t.direct_p50_ms, 11)}${pad(t.direct_p99_ms, 8)}${pad(t.hub_p50_ms, 9)}${pad(t.hub_p99_ms, 8)}${pad(t.added_p50_ms, 11)}${pad(t.added_p99_ms, 8)}${pad(t.direct_rps, 11)}${pad(t.hub_rps, 9)}${pad(t.in_process_overhead_p50_ms, 17)}${pad(t.in_process_overhead_p99_ms, 7)}`),
-      `ms unless noted. added = hub - direct at the same percentile. The hub path crosses Kafka twice (command in, outcome out as a committed transaction read with read_committed).`,
+      `ms unless noted. added = hub - direct at the same percentile. The hub path crosses Kafka twice (command in; outcome out, for text_generation one idempotent produce, read with read_committed).`,
+      ...(splits.length ? [`hub at 1 in flight, mean ms (${splits.length} commands): send -> worker -> outcome built, outside the handler ${r2(mean(splits.map((x) => x.toBuilt - x.handler)))}; handler ${r2(mean(splits.map((x) => x.handler)))} (provider call ${r2(mean(splits.map((x) => x.provider)))}); outcome built -> client has it ${r2(mean(splits.map((x) => x.back)))}`] : []),
       '',
       `The floor (bench/llm/bare.ts: plain kafkajs, JSON in, the same openai call, JSON out, idempotent producer, nothing else), same run:`,
       `${'run'.padEnd(30)}${pad('floor p50', 11)}${pad('p99', 8)}${pad('floor rps', 11)}${pad('floor/direct', 14)}${pad('hub/floor', 11)}${pad('hub/direct', 12)}`,
