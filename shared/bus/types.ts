@@ -108,11 +108,18 @@ export interface ReadOptions {
   /** Called per batch, in offset order per partition; the next batch of that partition waits for it. */
   onBatch: (batch: ReadBatch) => void | Promise<void>;
   /**
-   * How long a fetch may wait for how much (default: answered as soon as one record is there, or
-   * after 250 ms). More bytes and a longer wait mean fewer, bigger fetches, for readers whose
-   * records are seldom waited for (a table whose only writer applies its own writes locally).
+   * Fetches wait for `minBytes` (default 1: answered as soon as one record is there) or
+   * `maxWaitMs` (default 250). More bytes and a longer wait mean fewer, bigger fetches, for
+   * readers whose records are seldom waited for (a table whose only writer applies its own
+   * writes locally).
    */
-  fetch?: { minBytes: number; maxWaitMs: number };
+  fetch?: FetchOptions;
+}
+
+/** How a consumer's fetches wait: for this many bytes or this long, whichever comes first (each user states its defaults). */
+export interface FetchOptions {
+  minBytes?: number;
+  maxWaitMs?: number;
 }
 
 export interface Reader {
@@ -195,11 +202,11 @@ export interface TransformOptions {
   partitionsConsumedConcurrently?: number;
   sessionTimeoutMs?: number;
   /**
-   * A fetch waits for `minBytes` (default 1) or `maxWaitMs` (default 100), whichever comes first:
+   * Fetches wait for `minBytes` (default 1) or `maxWaitMs` (default 100), whichever comes first:
    * under load, bigger batches and so fewer transactions (each writes a commit marker on every
    * partition it touched); when idle, a record waits at most `maxWaitMs` more.
    */
-  fetch?: { minBytes?: number; maxWaitMs?: number };
+  fetch?: FetchOptions;
 }
 
 /**
