@@ -9,10 +9,11 @@ export interface TableStore<V> {
   get(key: string): V | undefined;
   apply(changes: Change<V>[], checkpoints: ReadonlyMap<number, string>): void;
   /**
-   * `apply` done on the store's own write thread, committed when the promise resolves (reads see
-   * the changes only then). All in one commit; never called while an earlier one is in flight.
+   * `apply` done on the store's own write thread (LMDB; the memory store applies at once),
+   * committed when the promise resolves (reads see the changes only then). All in one commit;
+   * never called while an earlier one is in flight.
    */
-  applyAsync?(changes: Change<V>[], checkpoints: ReadonlyMap<number, string>): Promise<void>;
+  applyAsync(changes: Change<V>[], checkpoints: ReadonlyMap<number, string>): Promise<void>;
   /** Next offset per partition of everything applied so far (empty for a new store). */
   checkpoint(): Map<number, string>;
   entries(): Iterable<[string, V]>;
@@ -44,6 +45,10 @@ export class MemoryStore<V> implements TableStore<V> {
       else this.map.set(key, value);
     }
     for (const [partition, next] of checkpoints) this.next.set(partition, next);
+  }
+
+  async applyAsync(changes: Change<V>[], checkpoints: ReadonlyMap<number, string>): Promise<void> {
+    this.apply(changes, checkpoints);
   }
 
   checkpoint(): Map<number, string> {

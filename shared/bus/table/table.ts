@@ -169,9 +169,8 @@ export class KafkaTable<V> {
     clearTimeout(this.flushTimer);
     this.flushTimer = undefined;
     if (this.pendingCheckpoints.size === 0) return;
-    if (this.write || !this.store.applyAsync) {
-      if (!this.store.applyAsync) this.flushSafely();
-      else this.flushTimer = setTimeout(() => this.flushLater(), FLUSH_MS).unref();
+    if (this.write) {
+      this.flushTimer = setTimeout(() => this.flushLater(), FLUSH_MS).unref();
       return;
     }
     const [changes, checkpoints] = [this.pending, this.pendingCheckpoints];
@@ -189,16 +188,6 @@ export class KafkaTable<V> {
         this.flushTimer ??= setTimeout(() => this.flushLater(), 1000).unref();
       },
     );
-  }
-
-  /** A synchronous flush (a store without a write thread): one that fails keeps the changes pending. */
-  private flushSafely(): void {
-    try {
-      this.flush();
-    } catch (e) {
-      this.opts.logger.error({ topic: this.opts.topic, err: e }, 'table store write failed; kept in memory, tried again');
-      this.flushTimer ??= setTimeout(() => this.flushLater(), 1000).unref();
-    }
   }
 
   /** Writes what is pending, with its checkpoints, in one synchronous commit; only while no commit is in flight. */
