@@ -27,6 +27,7 @@
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { Kafka, logLevel, type Admin, type Message } from 'kafkajs';
+import { cpuSeconds } from '../cpu.ts';
 
 const brokers = (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(',');
 const WORKSPACES = Array.from({ length: 16 }, (_, i) => `bench${i}`);
@@ -98,19 +99,6 @@ async function cleanup(): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------------------
-
-const CLK_TCK = intEnv('BENCH_CLK_TCK', 100);
-/** user+system CPU seconds of a process so far, or null when unreadable. */
-function cpuSeconds(pid: number | undefined): number | null {
-  if (!pid) return null;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / CLK_TCK;
-  } catch {
-    return null;
-  }
-}
 
 interface CpuMark { at: number; system: number | null; broker: number | null; driver: number }
 const systemPid = Number(process.env.BENCH_SYSTEM_PID ?? 0) || undefined;

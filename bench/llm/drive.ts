@@ -14,7 +14,7 @@
  * "added" is hub minus direct at the same percentile. The orchestrator's in-process overhead is
  * what its handler reports (`timing.overhead_ms`: time around the provider call, i.e. routing,
  * keys, budget, cost, response shaping), so it excludes Kafka and the worker's own bookkeeping.
- * Env: BENCH_N1 (400), BENCH_N50 (3000), BENCH_WORKSPACES (50). Writes reports/bench-llm.json.
+ * Env: BENCH_N1 (400), BENCH_N50 (3000), BENCH_WORKSPACES (50), BENCH_CPU_PROF=1 (profile the orchestrator). Writes reports/bench-llm.json.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -27,10 +27,13 @@ import { createKafka } from '../../shared/bus/kafka/client.ts';
 import { baseEnv, kafkaAuth, parseEnv } from '../../shared/config.ts';
 import { createHubClient, type HubClient } from '../../shared/commands/client.ts';
 import { createLogger } from '../../shared/logger.ts';
+import { cpuSeconds } from '../cpu.ts';
 
 const N1 = Number(process.env.BENCH_N1 ?? 400);
 const N50 = Number(process.env.BENCH_N50 ?? 3000);
 const WORKSPACES = Number(process.env.BENCH_WORKSPACES ?? 50);
+/** BENCH_CPU_PROF=1: a V8 CPU profile of the orchestrator in reports/bench-llm-prof/ (bench/commands/prof-summary.ts reads it). */
+const PROF_DIR = process.env.BENCH_CPU_PROF === '1' ? join(process.cwd(), 'reports', 'bench-llm-prof') : undefined;
 const brokers = (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(',');
 const registryUrl = process.env.SCHEMA_REGISTRY_URL ?? 'http://127.0.0.1:8081/apis/ccompat/v7';
 const KEY = `sk-bench-${Math.random().toString(36).slice(2)}${Date.now().toString(36)}`;
@@ -73,9 +76,9 @@ function freePort(): Promise<number> {
 }
 
 /** Spawns a tsx process and resolves with its first stdout line matching `ready` (at once when null). */
-function start(file: string, env: Record<string, string>, ready: RegExp | null): Promise<{ child: ChildProcess; line: string }> {
+function start(file: string, env: Record<string, string>, ready: RegExp | null, nodeArgs: string[] = []): Promise<{ child: ChildProcess; line: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', file], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', file], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     children.push(child);
     let buf = '';
     const tail: string[] = [];
@@ -108,13 +111,21 @@ interface Phase {
   latencies: number[];
   overhead: number[];
   seconds: number;
+  /** CPU seconds each watched process used during the phase (null: unreadable). */
+  cpu: Record<string, number | null>;
 }
+
+/** Processes whose CPU each phase reports: the driver itself, and what `watch` adds (orchestrator, floor, simulator, broker). */
+const watched = new Map<string, () => number | null>([['driver', () => { const u = process.cpuUsage(); return (u.user + u.system) / 1e6; }]]);
+const watch = (name: string, pid: number | undefined) => void watched.set(name, () => cpuSeconds(pid));
+const cpuNow = () => new Map([...watched].map(([k, f]) => [k, f()]));
 
 /** C workers in a closed loop until `n` requests completed. */
 async function closedLoop(n: number, c: number, one: (worker: number) => Promise<number | undefined>): Promise<Phase> {
   const latencies: number[] = [];
   const overhead: number[] = [];
   let issued = 0;
+  const cpu0 = cpuNow();
   const t0 = performance.now();
   await Promise.all(
     Array.from({ length: c }, async (_, w) => {
@@ -127,7 +138,9 @@ async function closedLoop(n: number, c: number, one: (worker: number) => Promise
       }
     }),
   );
-  return { latencies, overhead, seconds: (performance.now() - t0) / 1000 };
+  const seconds = (performance.now() - t0) / 1000;
+  const cpu1 = cpuNow();
+  return { latencies, overhead, seconds, cpu: Object.fromEntries([...cpu1].map(([k, v]) => [k, v === null || cpu0.get(k) == null ? null : v - cpu0.get(k)!])) };
 }
 
 /** The floor's client: commands to BARE_IN, outcomes matched by their `command_id` header on BARE_OUT. */
@@ -137,7 +150,8 @@ async function startBare(simUrl: string): Promise<{ send: (ws: string) => Promis
   await admin.connect();
   await admin.createTopics({ topics: [BARE_IN, BARE_OUT].map((topic) => ({ topic, numPartitions: 3, replicationFactor: 1 })), waitForLeaders: true });
   await admin.disconnect();
-  await start('bench/llm/bare.ts', { OPENAI_BASE_URL: simUrl, OPENAI_API_KEY: KEY, BARE_IN, BARE_OUT, BARE_GROUP }, /^ready$/);
+  const floor = await start('bench/llm/bare.ts', { OPENAI_BASE_URL: simUrl, OPENAI_API_KEY: KEY, BARE_IN, BARE_OUT, BARE_GROUP }, /^ready$/);
+  watch('floor', floor.child.pid);
   const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
   const consumer = kafka.consumer({ groupId: `${BARE_GROUP}-client`, maxWaitTimeInMs: 1000 });
   const waiting = new Map<string, () => void>();
@@ -174,11 +188,36 @@ async function startBare(simUrl: string): Promise<{ send: (ws: string) => Promis
   };
 }
 
+/** CPU ms per request of each watched process in a phase (null: unreadable). */
+function cpuPerRequest(p: Phase): Record<string, number | null> {
+  return Object.fromEntries(Object.entries(p.cpu).map(([k, v]) => [k, v === null ? null : r2((1000 * v) / p.latencies.length)]));
+}
+
+/**
+ * The CPU each path costs per request at 50 in flight, by process: on 2 shared cores a path's
+ * rate is bounded by what all its processes use together, so this says whose work to cut.
+ */
+function cpuLines(rows: { label: string; direct?: Phase; hub: Phase; bare?: Phase }[]): string[] {
+  const row = rows.find((r) => r.label.startsWith('50 concurrent') && r.bare);
+  if (!row) return [];
+  const paths = [['direct', row.direct, ['driver', 'simulator']], ['hub', row.hub, ['orchestrator', 'driver', 'simulator', 'broker']], ['floor', row.bare, ['floor', 'driver', 'simulator', 'broker']]] as const;
+  const out = [`CPU ms per request at ${row.label} (user+system, all threads; driver = the client side: openai, HubClient or the floor's kafkajs client):`];
+  for (const [name, phase, procs] of paths) {
+    if (!phase) continue;
+    const per = cpuPerRequest(phase);
+    const known = procs.map((k) => per[k]).filter((v): v is number => v !== null && v !== undefined);
+    out.push(`  ${name.padEnd(7)}${procs.map((k) => `${k} ${per[k] ?? 'n/a'}`).join(', ')}; total ${r2(known.reduce((a, b) => a + b, 0))}`);
+  }
+  return out;
+}
+
 async function main(): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), 'bench-llm-'));
   try {
     const sim = await start('bench/llm/sim.ts', { SIM_KEYS: KEY }, /"url"/);
     const simUrl = (JSON.parse(sim.line) as { url: string }).url;
+    watch('simulator', sim.child.pid);
+    watch('broker', Number(process.env.BENCH_BROKER_PID ?? 0) || undefined);
     const opsPort = await freePort();
     log(`simulator at ${simUrl}; starting the orchestrator (ops :${opsPort})`);
     const orchestrator = await start(
@@ -199,7 +238,9 @@ async function main(): Promise<void> {
         LLM_RATE_BURST: '1000000',
       },
       null,
+      PROF_DIR ? ['--cpu-prof', '--cpu-prof-dir', PROF_DIR] : [],
     );
+    watch('orchestrator', orchestrator.child.pid);
     // Readiness (the worker has joined its group) before the first command.
     for (let i = 0; !(await fetch(`http://127.0.0.1:${opsPort}/readyz`).then((r) => r.ok, () => false)); i++) {
       if (i > 600 || orchestrator.child.exitCode !== null) throw new Error('the orchestrator did not become ready');
@@ -288,13 +329,15 @@ async function main(): Promise<void> {
       `The floor (bench/llm/bare.ts: plain kafkajs, JSON in, the same openai call, JSON out, idempotent producer, nothing else), same run:`,
       `${'run'.padEnd(30)}${pad('floor p50', 11)}${pad('p99', 8)}${pad('floor rps', 11)}${pad('floor/direct', 14)}${pad('hub/floor', 11)}${pad('hub/direct', 12)}`,
       ...table.filter((t) => t.floor_rps !== undefined).map((t) => `${t.run.padEnd(30)}${pad(t.floor_p50_ms, 11)}${pad(t.floor_p99_ms, 8)}${pad(t.floor_rps, 11)}${pad(r2(t.floor_rps! / t.direct_rps), 14)}${pad(r2(t.hub_rps / t.floor_rps!), 11)}${pad(r2(t.hub_rps / t.direct_rps), 12)}`),
+      ...cpuLines(rows),
       `handler ovh = the orchestrator's own work around the provider call (routing, key lookup, budget check, cost, response shaping), reported by each outcome's timing.overhead_ms.`,
       `Yardstick: LiteLLM publishes 2-12 ms p50 added latency for its HTTP proxy; aim here was p50 < 2 ms / p99 < 10 ms added.`,
       '',
     ];
     console.log(lines.join('\n'));
     mkdirSync('reports', { recursive: true });
-    writeFileSync('reports/bench-llm.json', `${JSON.stringify({ at: new Date().toISOString(), rows: table }, null, 2)}\n`);
+    const cpu = rows.flatMap((r) => (['direct', 'hub', 'bare'] as const).flatMap((path) => (r[path] ? [{ run: r.label, path: path === 'bare' ? 'floor' : path, ms_per_request: cpuPerRequest(r[path]!) }] : [])));
+    writeFileSync('reports/bench-llm.json', `${JSON.stringify({ at: new Date().toISOString(), rows: table, cpu }, null, 2)}\n`);
   } finally {
     for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
     await Promise.all(children.map((c) => (c.exitCode !== null || c.signalCode !== null ? undefined : new Promise((r) => c.once('exit', r)))));

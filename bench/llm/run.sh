@@ -4,7 +4,9 @@
 # (bench/llm/drive.ts explains the method). Starts only the infrastructure that is not running and
 # stops only that at exit; the simulator and orchestrator it starts are stopped by the driver.
 #   BENCH_N1 (400) requests at concurrency 1, BENCH_N50 (3000) at 50, BENCH_WORKSPACES (50)
+#   BENCH_CPU_PROF=1: a V8 CPU profile of the orchestrator to reports/bench-llm-prof/ (read it with bench/commands/prof-summary.ts)
 source "$(dirname "$0")/../infra.sh"
+export BENCH_BROKER_PID="$(cat "$IONFLUX_RUN/kafka.pid" 2>/dev/null || echo 0)" BENCH_CLK_TCK="$(getconf CLK_TCK)"
 
 node --import tsx bench/llm/drive.ts
 rc=$?
