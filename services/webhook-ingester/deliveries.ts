@@ -55,6 +55,12 @@ export function seenWithin(log: DeliveryLog, key: string, windowMs: number, now 
   return d && now - d.at <= windowMs ? d : undefined;
 }
 
+/** A payload's `updated_at` (a parseable date), the version of its entity. */
+export function entityVersion(payload: unknown): string | undefined {
+  const v = (payload as { updated_at?: unknown } | null)?.updated_at;
+  return typeof v === 'string' && !Number.isNaN(Date.parse(v)) ? v : undefined;
+}
+
 /** The latest `updated_at` published per entity (`<source>:<account>:<entity>:<id>`), so older updates are not published after it. */
 export const entityVersionSchema = z.object({
   version: z.string(),

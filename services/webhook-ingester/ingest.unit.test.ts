@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { DLQ_HEADERS } from '../../shared/bus/dead-letter.ts';
 import { MemoryBus } from '../../shared/bus/memory.ts';
 import { topics } from '../../shared/bus/topics.ts';
@@ -113,6 +113,34 @@ describe('edge and inbox processor on the in-memory bus', () => {
     // A later version from either side is an event again.
     await poll(901, new Date().toISOString());
     expect(bus.records(updated)).toHaveLength(3);
+  });
+
+  it("publishes a webhook delivery from the edge's reading without mapping its body again, the same event as mapping it gives", async () => {
+    const map = vi.spyOn(shopify, 'map');
+    try {
+      const order = JSON.parse(ORDER.toString()) as Record<string, unknown>;
+      const body = (id: number) => Buffer.from(JSON.stringify({ ...order, id, admin_graphql_api_id: `gid://shopify/Order/${id}` }));
+      const headers = (id: number) => ({ 'x-shopify-topic': 'orders/create', 'x-shopify-shop-domain': SHOP, 'x-shopify-webhook-id': `unit-${id}` });
+      const append = (id: number, o: { mapped?: string; origin?: 'webhook' | 'poll' } = {}) =>
+        appendToInbox(bus, [{ route: 'shopify', origin: o.origin ?? 'webhook', receivedAt: new Date(), body: body(id), key: inboxKey('shopify', SHOP, 'orders', String(id)), headers: headers(id), ...(o.mapped ? { mapped: o.mapped } : {}) }]).then(() => bus.transformed());
+      await post(body(801), { webhookId: 'unit-801' });
+      expect(map).toHaveBeenCalledTimes(1); // the edge's; the processor used its reading
+      expect(bus.records(INBOX_TOPIC)[0]!.headers['ionflux.inbox.mapped']).toBeDefined();
+      await append(802); // no reading: the processor maps the body
+      await append(803, { mapped: '{"deliveryId": 803' }); // unreadable: mapped
+      await append(804, { mapped: bus.records(INBOX_TOPIC)[0]!.headers['ionflux.inbox.mapped'], origin: 'poll' }); // a poll's body is always mapped
+      expect(map).toHaveBeenCalledTimes(4);
+      const events = await Promise.all(bus.records(ordersTopic).map(async (r) => ({ event: await codec.decode(r.value!), key: r.key?.toString(), headers: r.headers })));
+      const byId = new Map(events.map((e) => [(JSON.parse(e.event.payload_json) as { id: number }).id, e]));
+      expect([...byId.keys()].sort()).toEqual([801, 802, 803, 804]);
+      const [read, mapped] = [byId.get(801), byId.get(802)];
+      expect(read!.event.payload_json).toBe(body(801).toString());
+      expect({ ...read!.event, event_id: 0, correlation_id: 0, timestamp: 0, payload_json: 0 }).toEqual({ ...mapped!.event, event_id: 0, correlation_id: 0, timestamp: 0, payload_json: 0 });
+      expect([read!.key, mapped!.key]).toEqual(['801', '802']);
+      expect(read!.event.correlation_id).toBe('unit-801');
+    } finally {
+      map.mockRestore();
+    }
   });
 
   it('answers 401 to a bad signature and publishes nothing', async () => {

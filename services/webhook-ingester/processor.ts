@@ -10,10 +10,10 @@ import { fromInboxRecord, INBOX_TOPIC, type InboxDelivery } from '../../shared/i
 import { linkKey, type LinkTable } from '../../shared/links.ts';
 import type { Logger } from '../../shared/logger.ts';
 import { webhookDeadLetter } from './dead-letter.ts';
-import { seenWithin, type Delivery, type DeliveryLog, type EntityVersion, type EntityVersions } from './deliveries.ts';
-import { deliveryKey, failedDeliveryKey, SERVICE } from './edge.ts';
+import { entityVersion, seenWithin, type Delivery, type DeliveryLog, type EntityVersion, type EntityVersions } from './deliveries.ts';
+import { deliveryKey, edgeReadingSchema, failedDeliveryKey, SERVICE, type EdgeReading } from './edge.ts';
 import { vendorByRoute } from './vendors/index.ts';
-import type { MappedEvent, RawDelivery, VendorModule } from './vendors/types.ts';
+import type { RawDelivery, VendorModule } from './vendors/types.ts';
 
 /** What the processor counts (IngesterMetrics' counters, or a forwarder to the thread that serves /metrics). */
 export interface ProcessorMetrics {
@@ -49,10 +49,22 @@ export const VERSION_HEADER = 'ionflux.entity_version';
 // The vendor module has checked each payload against its event type's zod schema (written from
 // the vendor's published samples); here every family only needs to be a JSON object.
 const payloadSchemas = new PayloadSchemas().register('*', z.union([z.looseObject({}), z.array(z.unknown())]));
+// An event the edge read (EdgeReading): published as the body's bytes, which the edge checked
+// against the vendor's schema, a stricter check than the one above; nothing is parsed here.
+const readByEdge = new PayloadSchemas().register('*', z.undefined());
 
-function entityVersion(payload: unknown): string | undefined {
-  const v = (payload as { updated_at?: unknown } | null)?.updated_at;
-  return typeof v === 'string' && !Number.isNaN(Date.parse(v)) ? v : undefined;
+/** One event of a delivery: as the vendor module maps it (payload parsed) or as the edge read it (no payload). */
+type ToPublish = EdgeReading & { payload?: unknown };
+
+/** The edge's reading of a webhook delivery, if it left one that reads (else the body is mapped here). */
+function readingOf(inbox: InboxDelivery, vendor: VendorModule): EdgeReading | undefined {
+  if (inbox.mapped === undefined || inbox.origin !== 'webhook' || !vendor.verbatim) return undefined;
+  try {
+    const r = edgeReadingSchema.safeParse(JSON.parse(inbox.mapped));
+    return r.success ? r.data : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -125,6 +137,8 @@ class Batch {
     const vendor = inbox && vendorByRoute.get(inbox.route);
     if (!inbox || !vendor) return this.unreadable(r, inbox ? `no vendor route ${inbox.route}` : 'not an inbox record');
     const d: RawDelivery = { rawBody: inbox.body, headers: inbox.headers, pathParam: inbox.param, receivedAt: inbox.receivedAt };
+    const reading = readingOf(inbox, vendor);
+    if (reading) return this.event(vendor, inbox, d, reading, true);
     const mapped = vendor.map(d);
     if (!mapped.ok) {
       const key = failedDeliveryKey(vendor, d);
@@ -133,10 +147,10 @@ class Batch {
       this.mark(key, { eventId: deterministicEventId(key), outcome: 'dead_lettered', reason: 'schema_failed', at: Date.now() });
       return this.count(vendor.source, 'dead_lettered');
     }
-    for (const ev of mapped.events) await this.event(vendor, inbox, d, ev, mapped.events.length === 1);
+    for (const ev of mapped.events) await this.event(vendor, inbox, d, { ...ev, version: entityVersion(ev.payload) }, mapped.events.length === 1);
   }
 
-  private async event(vendor: VendorModule, inbox: InboxDelivery, d: RawDelivery, ev: MappedEvent, only: boolean): Promise<void> {
+  private async event(vendor: VendorModule, inbox: InboxDelivery, d: RawDelivery, ev: ToPublish, only: boolean): Promise<void> {
     const key = deliveryKey(vendor, ev);
     if (this.seen(key)) return this.count(vendor.source, 'duplicate');
     let link = this.deps.links.get(linkKey(vendor.source, ev.account));
@@ -155,14 +169,14 @@ class Batch {
     }
     const source = link.source ?? vendor.source;
     const entityKey = `${vendor.source}:${ev.account}:${ev.entity}:${ev.orderingKey}`;
-    const version = entityVersion(ev.payload);
+    const version = ev.version;
     const latest = this.versions.get(entityKey) ?? this.deps.versions.get(entityKey);
     // A poll and a webhook that saw the same version of an entity are one event, whichever came first.
     if (version !== undefined && latest?.version === version && latest.action === ev.action && (inbox.origin === 'poll' || latest.origin === 'poll')) {
       this.mark(key, { eventId: latest.eventId, outcome: 'published', at: Date.now() });
       return this.count(vendor.source, 'duplicate');
     }
-    const event = buildEvent(payloadSchemas, {
+    const event = buildEvent(ev.payload === undefined ? readByEdge : payloadSchemas, {
       eventType: `${source}.${ev.entity}.${ev.action}`,
       workspaceId: link.workspaceId,
       source: SERVICE,

@@ -25,6 +25,12 @@ export const INBOX_HEADERS = {
   receivedAt: 'ionflux.inbox.received_at',
   /** `webhook` (a verified vendor delivery) or `poll` (an entity a sync worker read from the vendor's API). */
   origin: 'ionflux.inbox.origin',
+  /**
+   * The edge's reading of a verified delivery of one event, so the processor need not parse and
+   * validate the body again: JSON of its delivery id, account, entity, action, ordering key and
+   * entity version (services/webhook-ingester/edge.ts `edgeReading`). Absent: the processor maps the body.
+   */
+  mapped: 'ionflux.inbox.mapped',
 } as const;
 
 export type InboxOrigin = 'webhook' | 'poll';
@@ -39,6 +45,8 @@ export interface InboxDelivery {
   body: Buffer;
   /** The partition key: `inboxKey(...)`. */
   key: string;
+  /** INBOX_HEADERS.mapped, when the appender read the body already. */
+  mapped?: string;
 }
 
 /**
@@ -56,6 +64,7 @@ export function inboxRecord(d: InboxDelivery, topic = INBOX_TOPIC): OutgoingReco
     [INBOX_HEADERS.receivedAt]: String(d.receivedAt.getTime()),
   };
   if (d.param !== undefined) headers[INBOX_HEADERS.param] = d.param;
+  if (d.mapped !== undefined) headers[INBOX_HEADERS.mapped] = d.mapped;
   for (const [k, v] of Object.entries(d.headers)) if (v !== undefined && !k.startsWith('ionflux.')) headers[k] = v;
   return { topic, key: d.key, value: d.body, headers };
 }
@@ -81,5 +90,6 @@ export function fromInboxRecord(r: IncomingRecord): InboxDelivery | null {
     headers,
     body: r.value,
     key: r.key?.toString() ?? '',
+    ...(r.headers[INBOX_HEADERS.mapped] !== undefined ? { mapped: r.headers[INBOX_HEADERS.mapped] } : {}),
   };
 }
