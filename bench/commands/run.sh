@@ -78,7 +78,7 @@ if has hub; then
   WORKER_CONNECTORS=noop EXTRA_CONNECTORS_DIR=bench/commands/connectors LOG_LEVEL=warn COMMAND_GROUP_PREFIX=bench-commands \
     RATE_LIMIT_PER_SECOND=1000000 RATE_LIMIT_BURST=1000000 VAULT_TOKEN="${VAULT_TOKEN:-$(cat "$IONFLUX_RUN/vault/ionflux-admin.token")}" \
     WORKER_INSTANCE_ID="bench$RUN_ID" WORKER_OPS_PORT="$port" \
-    node "${prof[@]}" --import tsx services/connector-worker/main.ts >"$work/worker.log" 2>&1 &
+    node $(node_flags connector-worker) "${prof[@]}" --import tsx services/connector-worker/main.ts >"$work/worker.log" 2>&1 &
   worker_pid=$!
   ready=0
   for _ in $(seq 1 450); do

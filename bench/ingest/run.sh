@@ -168,7 +168,7 @@ run_hub() {
   echo "[bench] $name: webhook ingester on 127.0.0.1:$port, orders: $orders (log $work/$name-ingester.log)" >&2
   SHOPIFY_API_SECRET="$SECRET" INGESTER_EDGE_PRODUCERS="${INGESTER_EDGE_PRODUCERS:-1}" INGESTER_PORT="$port" INGESTER_OPS_PORT="$ops_port" INGESTER_HOST=127.0.0.1 LOG_LEVEL=warn \
     INGESTER_INSTANCE_ID="bench$RUN_ID$name" IONFLUX_INBOX_TOPIC="$INBOX_TOPIC" SECRETS_FILE="$work/secrets.enc" SECRETS_KEY_FILE="$work/secrets.key" \
-    node "${prof[@]}" --import tsx services/webhook-ingester/main.ts >"$work/$name-ingester.log" 2>&1 &
+    node $(node_flags webhook-ingester) "${prof[@]}" --import tsx services/webhook-ingester/main.ts >"$work/$name-ingester.log" 2>&1 &
   ingester_pid=$!
   ready=0
   for _ in $(seq 1 300); do

@@ -238,7 +238,7 @@ async function main(): Promise<void> {
         LLM_RATE_BURST: '1000000',
       },
       null,
-      PROF_DIR ? ['--cpu-prof', '--cpu-prof-dir', PROF_DIR] : [],
+      [...(process.env.BENCH_SERVICE_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean), ...(PROF_DIR ? ['--cpu-prof', '--cpu-prof-dir', PROF_DIR] : [])],
     );
     watch('orchestrator', orchestrator.child.pid);
     // Readiness (the worker has joined its group) before the first command.

@@ -6,7 +6,8 @@
 #   BENCH_N1 (400) requests at concurrency 1, BENCH_N50 (3000) at 50, BENCH_WORKSPACES (50)
 #   BENCH_CPU_PROF=1: a V8 CPU profile of the orchestrator to reports/bench-llm-prof/ (read it with bench/commands/prof-summary.ts)
 source "$(dirname "$0")/../infra.sh"
-export BENCH_BROKER_PID="$(cat "$IONFLUX_RUN/kafka.pid" 2>/dev/null || echo 0)" BENCH_CLK_TCK="$(getconf CLK_TCK)"
+# The orchestrator runs with the V8 flags `make up` gives it (deploy/local/env.sh node_flags).
+export BENCH_SERVICE_NODE_FLAGS="$(node_flags llm-orchestrator)" BENCH_BROKER_PID="$(cat "$IONFLUX_RUN/kafka.pid" 2>/dev/null || echo 0)" BENCH_CLK_TCK="$(getconf CLK_TCK)"
 
 node --import tsx bench/llm/drive.ts
 rc=$?

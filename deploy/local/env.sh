@@ -64,14 +64,17 @@ kafka_admin_env() {
   export KAFKA_ADMIN_PROPERTIES="$run/kafka/admin.properties"
 }
 
-# node_flags SERVICE: V8 flags a service runs with (make up, bench-state). Command services keep a
-# 4 MB young generation: with 1M finished commands in a worker's table its RSS measured 152 MB at
-# V8's default and 122 MB with this (make bench-state, one run each); the webhook ingester keeps the
-# default, for throughput.
+# node_flags SERVICE: V8 flags a service runs with (make up, bench-commands, bench-llm, bench-state;
+# compose passes the same). None today: command services once ran with a 4 MB young generation
+# (--max-semi-space-size=4: RSS with 1M finished commands in a worker's table 122 MB against 152 MB
+# at V8's default, make bench-state, one run each), but in make bench-commands it cost about a tenth
+# of the worker's rate (10,672 and 9,170 commands/s at 4 MB against 11,791, 11,574 and 11,029 at the
+# default; 11,686 and 10,698 at 64 MB): its more frequent scavenges promote more of every command's
+# short-lived garbage. Finished commands live on disk, so memory stays bounded either way.
 # kafka_java CLASS ARGS...: one of Kafka's own tools (perf tests, topic and group commands), with
 # the heap of Kafka's kafka-producer-perf-test.sh and our log4j settings.
 kafka_java() {
   java -Xmx512m -cp "$KAFKA_HOME/lib/*" -Dlog4j2.configurationFile="$LOCAL_DIR/kafka/log4j2.properties" "$@"
 }
 
-node_flags() { [ "$1" = webhook-ingester ] || echo "--max-semi-space-size=4"; }
+node_flags() { :; }
