@@ -98,6 +98,12 @@ interface Step {
   /** Hub (LOAD_METRICS_URL): inbox deliveries the processor committed per second during the step, and how many appended ones it had not committed at the step's end. */
   processed_rps?: number;
   backlog_at_end?: number;
+  /**
+   * half_paced, hub only (LOAD_METRICS_URL): the share of answers, and of the edge's inbox appends
+   * (ionflux_webhook_publish_seconds), slower than 25 and 100 ms. Answers slow where appends are
+   * not waited elsewhere than on Kafka (the event loop, the cores).
+   */
+  slow_share?: { answers_over_25ms: number; answers_over_100ms: number; appends_over_25ms: number; appends_over_100ms: number };
 }
 
 function percentiles(values: number[]): { p50: number; p90: number; p99: number; max: number; mean: number } {
@@ -157,6 +163,23 @@ async function inboxCounts(): Promise<{ appended: number; committed: number } | 
   const text = await (await fetch(url)).text();
   const value = (name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
   return { appended: value('ionflux_inbox_appended_total'), committed: value('ionflux_inbox_committed_total') };
+}
+
+/** The hub's inbox appends so far by latency bucket (cumulative counts by `le`, all vendors), from LOAD_METRICS_URL. */
+async function appendBuckets(): Promise<Map<string, number> | undefined> {
+  const url = process.env.LOAD_METRICS_URL;
+  if (!url) return undefined;
+  const text = await (await fetch(url)).text();
+  const out = new Map<string, number>();
+  for (const m of text.matchAll(/^ionflux_webhook_publish_seconds_bucket\{[^}]*le="([^"]+)"[^}]*\} (\S+)$/gm)) out.set(m[1]!, (out.get(m[1]!) ?? 0) + Number(m[2]));
+  return out;
+}
+
+/** The share (%) of appends between two bucket snapshots slower than `seconds` (a bucket bound). */
+function shareOver(before: Map<string, number>, after: Map<string, number>, seconds: string): number {
+  const delta = (le: string) => (after.get(le) ?? 0) - (before.get(le) ?? 0);
+  const all = delta('+Inf');
+  return all > 0 ? round((100 * (all - delta(seconds))) / all, 2) : NaN;
 }
 
 async function run(): Promise<void> {
@@ -274,6 +297,7 @@ async function run(): Promise<void> {
   async function paced(rate: number, seconds: number): Promise<Step> {
     const maxConns = 256;
     const e2e = process.env.LOAD_E2E_TOPIC ? await endToEnd(process.env.LOAD_E2E_TOPIC) : undefined;
+    const bucketsBefore = await appendBuckets();
     const { hostname, port } = new URL(url);
     const request = () => {
       const d = nextDelivery({ ...headers });
@@ -373,10 +397,15 @@ async function run(): Promise<void> {
     const elapsed = (performance.now() - start) / 1000;
     for (const c of idle.splice(0)) c.sock.destroy();
     const p = percentiles(lat);
+    const bucketsAfter = bucketsBefore && (await appendBuckets());
+    const over = (ms: number) => round((100 * lat.filter((l) => l > ms).length) / Math.max(1, lat.length), 2);
+    const slow = bucketsBefore && bucketsAfter ? { answers_over_25ms: over(25), answers_over_100ms: over(100), appends_over_25ms: shareOver(bucketsBefore, bucketsAfter, '0.025'), appends_over_100ms: shareOver(bucketsBefore, bucketsAfter, '0.1') } : undefined;
+    if (slow) log(`${label} half_paced: answers over 25 ms ${slow.answers_over_25ms}% (over 100 ms ${slow.answers_over_100ms}%); inbox appends over 25 ms ${slow.appends_over_25ms}% (over 100 ms ${slow.appends_over_100ms}%)`);
     const e2eMs = e2e ? await e2e.finish() : undefined;
     if (e2eMs) log(`${label} half_paced: 2xx answer -> event readable (read_committed) p50=${e2eMs.p50} p99=${e2eMs.p99} max=${e2eMs.max} ms over ${e2eMs.count} events (${e2eMs.missing} not read within 10 s)`);
     const step: Step = {
       e2e_ms: e2eMs,
+      ...(slow ? { slow_share: slow } : {}),
       phase: 'half_paced', connections: peak, overall_rate: rate, seconds: round(elapsed), sent, ok_2xx: ok, non_2xx: non2xx, errors, timeouts: Math.max(0, total - finished),
       status_codes: codes, rps_2xx: round(ok / elapsed, 1), zero_error: non2xx === 0 && errors === 0 && finished === total && ok > 0, latency_ms: p,
     };
@@ -431,7 +460,7 @@ async function run(): Promise<void> {
       max_step_backlog_at_end: best?.backlog_at_end ?? null,
       half_rate: half?.overall_rate ?? null,
       half_autocannon: half ? { p50_ms: half.latency_ms.p50, p99_ms: half.latency_ms.p99, raw_p50_ms: half.raw_latency_ms?.p50, raw_p99_ms: half.raw_latency_ms?.p99, zero_error: half.zero_error, rps_2xx: half.rps_2xx } : null,
-      half_paced: halfPaced ? { p50_ms: halfPaced.latency_ms.p50, p99_ms: halfPaced.latency_ms.p99, max_ms: halfPaced.latency_ms.max, zero_error: halfPaced.zero_error, rps_2xx: halfPaced.rps_2xx, e2e_ms: halfPaced.e2e_ms ?? null } : null,
+      half_paced: halfPaced ? { p50_ms: halfPaced.latency_ms.p50, p99_ms: halfPaced.latency_ms.p99, max_ms: halfPaced.latency_ms.max, zero_error: halfPaced.zero_error, rps_2xx: halfPaced.rps_2xx, e2e_ms: halfPaced.e2e_ms ?? null, slow_share: halfPaced.slow_share ?? null } : null,
       totals,
       loadgen_cpu_s: round((process.cpuUsage().user + process.cpuUsage().system) / 1e6),
       steps,
