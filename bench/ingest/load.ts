@@ -104,6 +104,8 @@ interface Step {
    * not waited elsewhere than on Kafka (the event loop, the cores).
    */
   slow_share?: { answers_over_25ms: number; answers_over_100ms: number; appends_over_25ms: number; appends_over_100ms: number };
+  /** half_paced, hub only: the edge thread's event-loop delay (p99, max) and GC milliseconds per second by kind, over the phase. */
+  edge_thread?: { loop_delay_p99_ms: number; loop_delay_max_ms: number; gc_ms_per_s: Record<string, number> };
 }
 
 function percentiles(values: number[]): { p50: number; p90: number; p99: number; max: number; mean: number } {
@@ -165,14 +167,21 @@ async function inboxCounts(): Promise<{ appended: number; committed: number } | 
   return { appended: value('ionflux_inbox_appended_total'), committed: value('ionflux_inbox_committed_total') };
 }
 
-/** The hub's inbox appends so far by latency bucket (cumulative counts by `le`, all vendors), from LOAD_METRICS_URL. */
-async function appendBuckets(): Promise<Map<string, number> | undefined> {
+/**
+ * From the hub's /metrics (LOAD_METRICS_URL): its inbox appends so far by latency bucket
+ * (cumulative counts by `le`, all vendors), the edge thread's GC seconds so far by kind, and its
+ * event-loop delay p99 and max since the previous scrape (prom-client resets it on each).
+ */
+async function edgeMetrics(): Promise<{ appends: Map<string, number>; gc: Map<string, number>; loopP99: number; loopMax: number } | undefined> {
   const url = process.env.LOAD_METRICS_URL;
   if (!url) return undefined;
   const text = await (await fetch(url)).text();
-  const out = new Map<string, number>();
-  for (const m of text.matchAll(/^ionflux_webhook_publish_seconds_bucket\{[^}]*le="([^"]+)"[^}]*\} (\S+)$/gm)) out.set(m[1]!, (out.get(m[1]!) ?? 0) + Number(m[2]));
-  return out;
+  const appends = new Map<string, number>();
+  for (const m of text.matchAll(/^ionflux_webhook_publish_seconds_bucket\{[^}]*le="([^"]+)"[^}]*\} (\S+)$/gm)) appends.set(m[1]!, (appends.get(m[1]!) ?? 0) + Number(m[2]));
+  const gc = new Map<string, number>();
+  for (const m of text.matchAll(/^nodejs_gc_duration_seconds_sum\{[^}]*kind="([^"]+)"[^}]*\} (\S+)$/gm)) gc.set(m[1]!, (gc.get(m[1]!) ?? 0) + Number(m[2]));
+  const gauge = (name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+  return { appends, gc, loopP99: gauge('nodejs_eventloop_lag_p99_seconds'), loopMax: gauge('nodejs_eventloop_lag_max_seconds') };
 }
 
 /** The share (%) of appends between two bucket snapshots slower than `seconds` (a bucket bound). */
@@ -297,7 +306,7 @@ async function run(): Promise<void> {
   async function paced(rate: number, seconds: number): Promise<Step> {
     const maxConns = 256;
     const e2e = process.env.LOAD_E2E_TOPIC ? await endToEnd(process.env.LOAD_E2E_TOPIC) : undefined;
-    const bucketsBefore = await appendBuckets();
+    const bucketsBefore = await edgeMetrics();
     const { hostname, port } = new URL(url);
     const request = () => {
       const d = nextDelivery({ ...headers });
@@ -397,15 +406,20 @@ async function run(): Promise<void> {
     const elapsed = (performance.now() - start) / 1000;
     for (const c of idle.splice(0)) c.sock.destroy();
     const p = percentiles(lat);
-    const bucketsAfter = bucketsBefore && (await appendBuckets());
+    const bucketsAfter = bucketsBefore && (await edgeMetrics());
     const over = (ms: number) => round((100 * lat.filter((l) => l > ms).length) / Math.max(1, lat.length), 2);
-    const slow = bucketsBefore && bucketsAfter ? { answers_over_25ms: over(25), answers_over_100ms: over(100), appends_over_25ms: shareOver(bucketsBefore, bucketsAfter, '0.025'), appends_over_100ms: shareOver(bucketsBefore, bucketsAfter, '0.1') } : undefined;
+    const slow = bucketsBefore && bucketsAfter ? { answers_over_25ms: over(25), answers_over_100ms: over(100), appends_over_25ms: shareOver(bucketsBefore.appends, bucketsAfter.appends, '0.025'), appends_over_100ms: shareOver(bucketsBefore.appends, bucketsAfter.appends, '0.1') } : undefined;
+    const edgeThread = bucketsBefore && bucketsAfter
+      ? { loop_delay_p99_ms: round(bucketsAfter.loopP99 * 1000), loop_delay_max_ms: round(bucketsAfter.loopMax * 1000), gc_ms_per_s: Object.fromEntries([...bucketsAfter.gc].map(([k, v]) => [k, round((1000 * (v - (bucketsBefore.gc.get(k) ?? 0))) / elapsed)])) }
+      : undefined;
     if (slow) log(`${label} half_paced: answers over 25 ms ${slow.answers_over_25ms}% (over 100 ms ${slow.answers_over_100ms}%); inbox appends over 25 ms ${slow.appends_over_25ms}% (over 100 ms ${slow.appends_over_100ms}%)`);
+    if (edgeThread) log(`${label} half_paced: edge thread event-loop delay p99 ${edgeThread.loop_delay_p99_ms} ms, max ${edgeThread.loop_delay_max_ms} ms; GC ms per s ${JSON.stringify(edgeThread.gc_ms_per_s)}`);
     const e2eMs = e2e ? await e2e.finish() : undefined;
     if (e2eMs) log(`${label} half_paced: 2xx answer -> event readable (read_committed) p50=${e2eMs.p50} p99=${e2eMs.p99} max=${e2eMs.max} ms over ${e2eMs.count} events (${e2eMs.missing} not read within 10 s)`);
     const step: Step = {
       e2e_ms: e2eMs,
       ...(slow ? { slow_share: slow } : {}),
+      ...(edgeThread ? { edge_thread: edgeThread } : {}),
       phase: 'half_paced', connections: peak, overall_rate: rate, seconds: round(elapsed), sent, ok_2xx: ok, non_2xx: non2xx, errors, timeouts: Math.max(0, total - finished),
       status_codes: codes, rps_2xx: round(ok / elapsed, 1), zero_error: non2xx === 0 && errors === 0 && finished === total && ok > 0, latency_ms: p,
     };
@@ -460,7 +474,7 @@ async function run(): Promise<void> {
       max_step_backlog_at_end: best?.backlog_at_end ?? null,
       half_rate: half?.overall_rate ?? null,
       half_autocannon: half ? { p50_ms: half.latency_ms.p50, p99_ms: half.latency_ms.p99, raw_p50_ms: half.raw_latency_ms?.p50, raw_p99_ms: half.raw_latency_ms?.p99, zero_error: half.zero_error, rps_2xx: half.rps_2xx } : null,
-      half_paced: halfPaced ? { p50_ms: halfPaced.latency_ms.p50, p99_ms: halfPaced.latency_ms.p99, max_ms: halfPaced.latency_ms.max, zero_error: halfPaced.zero_error, rps_2xx: halfPaced.rps_2xx, e2e_ms: halfPaced.e2e_ms ?? null, slow_share: halfPaced.slow_share ?? null } : null,
+      half_paced: halfPaced ? { p50_ms: halfPaced.latency_ms.p50, p99_ms: halfPaced.latency_ms.p99, max_ms: halfPaced.latency_ms.max, zero_error: halfPaced.zero_error, rps_2xx: halfPaced.rps_2xx, e2e_ms: halfPaced.e2e_ms ?? null, slow_share: halfPaced.slow_share ?? null, edge_thread: halfPaced.edge_thread ?? null } : null,
       totals,
       loadgen_cpu_s: round((process.cpuUsage().user + process.cpuUsage().system) / 1e6),
       steps,

@@ -348,6 +348,8 @@ for (const [name, r] of [['hub', hub], ['hub, one order', hub1]]) {
   if (r.max_step_processed_rps != null) out.push(`${name} in its max-rate step: answered ${r.max_zero_error_rps} 2xx/s, its processor committed ${r.max_step_processed_rps} deliveries/s, ${r.max_step_backlog_at_end} appended deliveries not yet committed at the step's end (a processor that keeps up commits as many as are answered)`);
 }
 const slow = hub.half_paced?.slow_share;
+const edge = hub.half_paced?.edge_thread;
+if (edge) out.push(`hub at the paced half rate, its edge thread: event-loop delay p99 ${edge.loop_delay_p99_ms} ms, max ${edge.loop_delay_max_ms} ms; GC ms per second ${Object.entries(edge.gc_ms_per_s).map(([k, v]) => `${k} ${v}`).join(', ')}`);
 if (slow) out.push(`hub at the paced half rate: answers over 25 ms ${slow.answers_over_25ms}% (over 100 ms ${slow.answers_over_100ms}%), the edge's inbox appends over 25 ms ${slow.appends_over_25ms}% (over 100 ms ${slow.appends_over_100ms}%): a slow answer whose append was fast waited on the process, not on Kafka`);
 if (e2e) out.push(`hub at the paced half rate, from the 2xx answer to its event being readable (read_committed) on the workspace topic: p50 ${e2e.p50} ms, p99 ${e2e.p99} ms, max ${e2e.max} ms (${e2e.count} events, ${e2e.missing} not read within 10 s)`);
 const perK = (c, r) => (c && r.totals?.ok_2xx ? Math.round((1000 * 1000 * c.system_cpu_s) / r.totals.ok_2xx) : null);
