@@ -5,6 +5,7 @@ import { deadLetterRecord } from '../dead-letter.ts';
 import { backoffDelay, defaultClassify } from '../policy.ts';
 import { topicPattern, topics } from '../topics.ts';
 import type { IncomingRecord, OutgoingRecord, RecordAck, SubscribeOptions, Subscription } from '../types.ts';
+import { PendingOffsets } from './pending-offsets.ts';
 import { toRecord } from './records.ts';
 
 
@@ -132,15 +133,18 @@ export async function runConsumer(kafka: Kafka, deps: { publish: (r: OutgoingRec
   // 7-25 ms (it batches its appends), which every record then waits for. A record is done (and its
   // offset resolved) only after what it queued was acknowledged, so committing later can only
   // redeliver finished records, which handlers recognise; it never skips one.
-  const resolved = new Map<string, { topic: string; partition: number; offset: string }>();
+  const resolved = new PendingOffsets();
   let committing: Promise<void> = Promise.resolve();
-  /** Commits what was resolved so far, through `member` (the consumer in the group). */
+  /** Commits what was resolved so far, through `member` (the consumer in the group); what fails is tried again with the next commit. */
   const commit = (member: Consumer | undefined) =>
     (committing = committing.then(async () => {
       if (!member) return;
-      const offsets = [...resolved.values()];
-      resolved.clear();
-      if (offsets.length) await member.commitOffsets(offsets).catch((e: unknown) => deps.logger.debug({ err: e }, 'offset commit failed; the next one covers it'));
+      const offsets = resolved.take();
+      if (offsets.length === 0) return;
+      await member.commitOffsets(offsets).catch((e: unknown) => {
+        resolved.failed(offsets);
+        deps.logger.debug({ err: e }, 'offset commit failed; tried again with the next one');
+      });
     }));
 
   /** A consumer subscribed to every subscription as it stands now, running. */
@@ -161,6 +165,8 @@ export async function runConsumer(kafka: Kafka, deps: { publish: (r: OutgoingRec
         }
       });
     });
+    // A rejoin may have moved partitions elsewhere: their offsets are their new owner's to commit.
+    member.on(member.events.GROUP_JOIN, ({ payload }) => resolved.assigned(payload.memberAssignment));
     try {
       await member.connect();
       for (const s of subscriptions) await member.subscribe({ topic: s, fromBeginning: opts.fromBeginning ?? false });
@@ -172,7 +178,7 @@ export async function runConsumer(kafka: Kafka, deps: { publish: (r: OutgoingRec
           await handleBatch(p);
           // What handleBatch resolved: the next offset to read, committed by the timer.
           const next = lastResolved.get(`${p.batch.topic}|${p.batch.partition}`);
-          if (next !== undefined) resolved.set(`${p.batch.topic}|${p.batch.partition}`, { topic: p.batch.topic, partition: p.batch.partition, offset: next });
+          if (next !== undefined) resolved.resolve({ topic: p.batch.topic, partition: p.batch.partition, offset: next });
           // Leaving: kafkajs leaves the group right after this batch, so commit now, while still a member.
           if (stopping || leaving) await commit(member);
         },
