@@ -148,4 +148,35 @@ describe('consumer runner against real Kafka', () => {
     runners.push(runner);
     await expect.poll(() => seen, { timeout: 20_000 }).toEqual(['0 crash']);
   });
+
+  it('brings state up to date on joining, before handling a record of its partitions, and tries again while that fails', async () => {
+    const topic = `ionflux.test.${uid()}`;
+    const service = uid('svc');
+    await infra.bus.ensureTopics([topic]);
+    await infra.bus.publish({ topic, key: 'k', value: 'waiting' });
+    const calls: number[] = [];
+    let readyAt = 0;
+    const handled: { value: string; at: number }[] = [];
+    runners.push(
+      await infra.bus.subscribe({
+        service,
+        groupId: uid('g-'),
+        subscriptions: [topic],
+        fromBeginning: true,
+        backoffMs: { initial: 50, max: 100 },
+        onAssigned: async () => {
+          calls.push(Date.now());
+          if (calls.length === 1) throw new HubError('table_not_ready', 'not read to its end yet', { retryable: true });
+          await new Promise((r) => setTimeout(r, 1500));
+          readyAt = Date.now();
+        },
+        handler: async (r) => void handled.push({ value: r.value!.toString(), at: Date.now() }),
+      }),
+    );
+    await expect.poll(() => handled.map((h) => h.value), { timeout: 20_000 }).toEqual(['waiting']);
+    expect(calls.length).toBe(2);
+    expect(readyAt).toBeGreaterThan(0);
+    expect(handled[0]!.at).toBeGreaterThanOrEqual(readyAt);
+  });
+
 });

@@ -118,6 +118,7 @@ export class MemoryBus implements Bus {
     const classify = o.classify ?? defaultClassify;
     const paused = new Map<string, number>();
     let stopped = false;
+    await o.onAssigned?.();
     const handle = async (record: IncomingRecord): Promise<'done' | 'paused'> => {
       for (let attempts = 1; ; attempts++) {
         try {

@@ -74,6 +74,12 @@ export interface SubscribeOptions {
   onDeadLetter?: (record: IncomingRecord, error: unknown) => Promise<void> | void;
   /** With patterns among the subscriptions: how often the topic list is checked for new matching topics (default 5000 ms). */
   rescanTopicsMs?: number;
+  /**
+   * Runs each time this member (re)joins the group, before it handles a record of its new
+   * assignment: the place to bring state up to date (e.g. table.catchUp()), so records a previous
+   * owner handled but did not commit are recognised. A failure is logged and tried again.
+   */
+  onAssigned?(): Promise<void>;
 }
 
 export interface Subscription {

@@ -241,6 +241,10 @@ export async function startCommandWorker(o: WorkerOptions): Promise<Subscription
     partitionsConsumedConcurrently: o.partitionsConsumedConcurrently,
     // A crashed worker's partitions move to a live one after this long.
     sessionTimeoutMs: 10_000,
+    // A partition's new owner reads the state topic to its end first: a command its previous owner
+    // finished (state written) but whose offset it had not committed yet is recognised, not run again.
+    // (An open transaction of a crashed owner holds this until Kafka aborts it: transactionTimeout.)
+    onAssigned: () => o.states.catchUp(60_000),
     handler: async (r): Promise<Handled> => {
       const ctx: Ctx = { queued: [] };
       await handle(ctx, r);

@@ -166,7 +166,32 @@ export async function runConsumer(kafka: Kafka, deps: { publish: (r: OutgoingRec
       });
     });
     // A rejoin may have moved partitions elsewhere: their offsets are their new owner's to commit.
-    member.on(member.events.GROUP_JOIN, ({ payload }) => resolved.assigned(payload.memberAssignment));
+    // And partitions may have come from elsewhere: state is brought up to date before their first batch.
+    let caughtUp: Promise<void> | undefined;
+    member.on(member.events.GROUP_JOIN, ({ payload }) => {
+      resolved.assigned(payload.memberAssignment);
+      caughtUp = undefined;
+    });
+    /** Waits for `onAssigned` of the current assignment (tried again while it fails); false if the consumer stops meanwhile. */
+    const assignedReady = async (p: EachBatchPayload): Promise<boolean> => {
+      if (!opts.onAssigned) return true;
+      const heartbeat = setInterval(() => void p.heartbeat().catch(() => undefined), 1000);
+      try {
+        for (let attempt = 1; ; attempt++) {
+          try {
+            await (caughtUp ??= opts.onAssigned());
+            return true;
+          } catch (e) {
+            caughtUp = undefined;
+            deps.logger.warn({ group: opts.groupId, err: describeError(e) }, 'bringing state up to date for new partitions failed; trying again');
+            if (!p.isRunning() || p.isStale() || stopping) return false;
+            await sleep(backoffDelay(attempt, backoff));
+          }
+        }
+      } finally {
+        clearInterval(heartbeat);
+      }
+    };
     try {
       await member.connect();
       for (const s of subscriptions) await member.subscribe({ topic: s, fromBeginning: opts.fromBeginning ?? false });
@@ -175,6 +200,7 @@ export async function runConsumer(kafka: Kafka, deps: { publish: (r: OutgoingRec
         autoCommit: false,
         partitionsConsumedConcurrently: opts.partitionsConsumedConcurrently ?? 1,
         eachBatch: async (p) => {
+          if (!(await assignedReady(p))) return;
           await handleBatch(p);
           // What handleBatch resolved: the next offset to read, committed by the timer.
           const next = lastResolved.get(`${p.batch.topic}|${p.batch.partition}`);
