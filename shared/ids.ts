@@ -10,7 +10,8 @@ import { HubError } from './errors.ts';
  * `ws_acme.x_y` and `ws_acme_x.y` collide, so one workspace could take or block another's topic.
  */
 const WORKSPACE = /^[a-z0-9](?:[a-z0-9-]{0,62})$/;
-const SEGMENT = /^[a-z0-9](?:[a-z0-9_-]{0,62})$/;
+/** A topic name segment (entity, action, service, ...). */
+export const SEGMENT = /^[a-z0-9](?:[a-z0-9_-]{0,62})$/;
 /** Segments that other segments follow in a topic name, so they may not hold '_'. */
 export const NO_UNDERSCORE_SEGMENT = /^[a-z0-9](?:[a-z0-9-]{0,62})$/;
 

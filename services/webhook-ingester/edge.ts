@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { Bus } from '../../shared/bus/types.ts';
 import { deterministicEventId } from '../../shared/events/platform-event.ts';
+import { SEGMENT } from '../../shared/ids.ts';
 import { appendToInbox, inboxKey, type InboxDelivery } from '../../shared/ingest/inbox.ts';
 import { accountProblem, linkKey, type LinkTable } from '../../shared/links.ts';
 import type { Logger } from '../../shared/logger.ts';
@@ -169,8 +170,9 @@ export async function accept(deps: EdgeDeps, vendor: VendorModule, d: RawDeliver
 export const edgeReadingSchema = z.object({
   deliveryId: z.string(),
   account: z.string(),
-  entity: z.string(),
-  action: z.string(),
+  // Topic name segments, as every vendor module maps them: a reading that is not one is not used.
+  entity: z.string().regex(SEGMENT),
+  action: z.string().regex(SEGMENT),
   orderingKey: z.string(),
   version: z.string().optional(),
 });

@@ -128,11 +128,12 @@ describe('edge and inbox processor on the in-memory bus', () => {
       expect(bus.records(INBOX_TOPIC)[0]!.headers['ionflux.inbox.mapped']).toBeDefined();
       await append(802); // no reading: the processor maps the body
       await append(803, { mapped: '{"deliveryId": 803' }); // unreadable: mapped
+      await append(805, { mapped: JSON.stringify({ deliveryId: 'unit-805', account: SHOP, entity: 'orders.x', action: 'created', orderingKey: '805' }) }); // not a topic segment: mapped
       await append(804, { mapped: bus.records(INBOX_TOPIC)[0]!.headers['ionflux.inbox.mapped'], origin: 'poll' }); // a poll's body is always mapped
-      expect(map).toHaveBeenCalledTimes(4);
+      expect(map).toHaveBeenCalledTimes(5);
       const events = await Promise.all(bus.records(ordersTopic).map(async (r) => ({ event: await codec.decode(r.value!), key: r.key?.toString(), headers: r.headers })));
       const byId = new Map(events.map((e) => [(JSON.parse(e.event.payload_json) as { id: number }).id, e]));
-      expect([...byId.keys()].sort()).toEqual([801, 802, 803, 804]);
+      expect([...byId.keys()].sort()).toEqual([801, 802, 803, 804, 805]);
       const [read, mapped] = [byId.get(801), byId.get(802)];
       expect(read!.event.payload_json).toBe(body(801).toString());
       expect({ ...read!.event, event_id: 0, correlation_id: 0, timestamp: 0, payload_json: 0 }).toEqual({ ...mapped!.event, event_id: 0, correlation_id: 0, timestamp: 0, payload_json: 0 });
