@@ -124,3 +124,28 @@ describe("kafkajs's varint and varlong codec (patched)", () => {
     expect(e.buffer).toEqual(Buffer.concat([leb128(300n, 32), leb128(-5n, 64), Buffer.from([0xff, 0xff, 0xff, 0xff, 0x0f])]));
   });
 });
+
+describe("kafkajs's grouping of a batch per partition (patched)", () => {
+  const group = require('kafkajs/src/producer/groupMessagesPerPartition.js') as (a: { topic: string; partitionMetadata: unknown[]; messages: { key: string | null; value: string; partition?: number }[]; partitioner: (a: PartitionerArgs) => number }) => Record<string, { value: string }[]>;
+  const partitionMetadata = Array.from({ length: 4 }, (_, id) => ({ partitionId: id, leader: id === 3 ? -1 : 1, replicas: [1], isr: [1], partitionErrorCode: 0 }));
+
+  it("puts every message in its partition's list, in the batch's order", () => {
+    const messages = Array.from({ length: 2000 }, (_, i) => ({ key: `k${i % 37}`, value: String(i) }));
+    const grouped = group({ topic: 't', partitionMetadata, messages, partitioner: Partitioners.DefaultPartitioner() });
+    const expected: Record<string, string[]> = {};
+    for (const m of messages) (expected[(reference(Buffer.from(m.key)) & 0x7fffffff) % 4] ??= []).push(m.value);
+    expect(Object.fromEntries(Object.entries(grouped).map(([p, ms]) => [p, ms.map((m) => m.value)]))).toEqual(expected);
+  });
+
+  it('keeps a chosen partition, and spreads keyless messages over the partitions that have a leader', () => {
+    const partition = Partitioners.DefaultPartitioner();
+    const args = (message: { key: string | null; partition?: number }) => ({ topic: 'u', partitionMetadata, message: { ...message, value: null } }) as PartitionerArgs;
+    expect(partition(args({ key: 'x', partition: 3 }))).toBe(3);
+    const keyless = new Set(Array.from({ length: 30 }, () => partition(args({ key: null }))));
+    expect([...keyless].sort()).toEqual([0, 1, 2]);
+  });
+
+  it('returns nothing for a topic without metadata', () => {
+    expect(group({ topic: 't', partitionMetadata: [], messages: [{ key: 'a', value: '1' }], partitioner: Partitioners.DefaultPartitioner() })).toEqual({});
+  });
+});
