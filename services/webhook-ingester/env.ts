@@ -41,8 +41,8 @@ export const ingesterEnv = baseEnv.extend({
    * whichever comes first: under load a transaction then covers more deliveries (fewer commit
    * markers for the broker to write); when idle an event is readable at most that much later.
    */
-  INGESTER_PROCESSOR_FETCH_MIN_BYTES: z.coerce.number().int().min(1).default(262_144),
-  INGESTER_PROCESSOR_FETCH_MAX_WAIT_MS: z.coerce.number().int().min(0).max(1000).default(20),
+  INGESTER_PROCESSOR_FETCH_MIN_BYTES: z.coerce.number().int().min(1).default(1_048_576),
+  INGESTER_PROCESSOR_FETCH_MAX_WAIT_MS: z.coerce.number().int().min(0).max(1000).default(50),
   /**
    * INGESTER_ROLE=all, Linux: the processor thread's nice value (0-19; 0, the default, is the
    * process's own). Higher lets the edge's answers go first when the cores are busy: in one
