@@ -1,5 +1,6 @@
 import type { Admin, ITopicConfig, Kafka } from 'kafkajs';
 import { HubError } from '../../errors.ts';
+import { workspaceOfCommandTopic } from '../topics.ts';
 
 export interface TopicSpec {
   partitions: number;
@@ -104,11 +105,20 @@ const DAY = 24 * 3600 * 1000;
 // Stores of delivery ids and of email send units only need to outlive their dedupe windows.
 const STATE_RETENTION_MS: Record<string, number> = { 'ionflux.state.webhook-deliveries': 7 * DAY, 'ionflux.state.email-units': 7 * DAY };
 
+/** `ionflux.<service>.ws_<workspace>.command.outcomes` (shared/commands/outcome.ts defaultOutcomeTopic). */
+const COMMAND_OUTCOMES = /^ionflux\.[a-z0-9][a-z0-9-]*\.ws_[a-z0-9][a-z0-9-]*\.command\.outcomes$/;
+
 /** Dead letters are kept longer than events so an admin has time to replay them. */
 export const defaultTopicSpecFor: TopicSpecFor = (topic): Partial<TopicSpec> | undefined => {
   // Commands are kept as long as the workers' dedupe window (DEFAULT_DEDUPE_WINDOW_MS), timestamped
   // by the broker, so a record's age cannot be set by whoever wrote it.
-  if (topic.startsWith('ionflux.cmd.')) return { configs: { 'retention.ms': String(7 * DAY), 'message.timestamp.type': 'LogAppendTime' } };
+  // A workspace's command topic and its command outcomes are keyed by the workspace, so only one
+  // partition of each is ever written: they get one. Every fetch of a worker (or of a client
+  // awaiting outcomes) lists each partition of every workspace's topic, and the broker
+  // authorizes and reads each of them, empty or not.
+  const oneWorkspace = workspaceOfCommandTopic(topic) !== null || COMMAND_OUTCOMES.test(topic) ? { partitions: 1 } : {};
+  if (topic.startsWith('ionflux.cmd.')) return { ...oneWorkspace, configs: { 'retention.ms': String(7 * DAY), 'message.timestamp.type': 'LogAppendTime' } };
+  if (oneWorkspace.partitions) return oneWorkspace;
   // The ingest inbox holds deliveries until processed; a week covers any processor outage.
   if (topic.startsWith('ionflux.inbox.')) return { configs: { 'retention.ms': String(7 * DAY) } };
   if (topic.startsWith('ionflux.dlq.')) return { configs: { 'retention.ms': String(30 * 24 * 3600 * 1000) } };
