@@ -79,6 +79,12 @@ export function workspaceOfCommandTopic(topic: string): string | null {
   return WORKSPACE_COMMAND_TOPIC.exec(topic)?.[2] ?? null;
 }
 
+/** Whether a topic is a workspace's command outcomes, `ionflux.<service>.ws_<ws>.command.outcomes`. */
+export function isCommandOutcomesTopic(topic: string): boolean {
+  const m = EVENT_TOPIC.exec(topic);
+  return m?.[3] === 'command' && m[4] === 'outcomes';
+}
+
 /** Every workspace command topic of one service, as a subscription pattern. */
 export function workspaceCommandPattern(service: string): RegExp {
   return new RegExp(`^ionflux\\.cmd\\.${assertSegment('service', service)}\\.ws_[a-z0-9][a-z0-9-]*$`);

@@ -168,18 +168,23 @@ export async function runConsumer(kafka: Kafka, deps: { publish: (r: OutgoingRec
     // A rejoin may have moved partitions elsewhere: their offsets are their new owner's to commit.
     // And partitions may have come from elsewhere: state is brought up to date before their first batch.
     let caughtUp: Promise<void> | undefined;
+    let ready = !opts.onAssigned;
     member.on(member.events.GROUP_JOIN, ({ payload }) => {
       resolved.assigned(payload.memberAssignment);
       caughtUp = undefined;
+      ready = !opts.onAssigned;
     });
     /** Waits for `onAssigned` of the current assignment (tried again while it fails); false if the consumer stops meanwhile. */
     const assignedReady = async (p: EachBatchPayload): Promise<boolean> => {
-      if (!opts.onAssigned) return true;
+      if (ready || !opts.onAssigned) return true;
       const heartbeat = setInterval(() => void p.heartbeat().catch(() => undefined), 1000);
       try {
         for (let attempt = 1; ; attempt++) {
           try {
-            await (caughtUp ??= opts.onAssigned());
+            const joined = (caughtUp ??= opts.onAssigned());
+            await joined;
+            // Unless a rejoin came meanwhile (it asks again), batches go straight on from now.
+            if (caughtUp === joined) ready = true;
             return true;
           } catch (e) {
             caughtUp = undefined;

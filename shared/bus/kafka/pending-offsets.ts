@@ -39,8 +39,4 @@ export class PendingOffsets {
   assigned(assignment: Record<string, number[]>): void {
     for (const [key, o] of this.pending) if (!assignment[o.topic]?.includes(o.partition)) this.pending.delete(key);
   }
-
-  get size(): number {
-    return this.pending.size;
-  }
 }

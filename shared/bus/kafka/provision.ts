@@ -1,6 +1,6 @@
 import type { Admin, ITopicConfig, Kafka } from 'kafkajs';
 import { HubError } from '../../errors.ts';
-import { workspaceOfCommandTopic } from '../topics.ts';
+import { isCommandOutcomesTopic, workspaceOfCommandTopic } from '../topics.ts';
 
 export interface TopicSpec {
   partitions: number;
@@ -105,9 +105,6 @@ const DAY = 24 * 3600 * 1000;
 // Stores of delivery ids and of email send units only need to outlive their dedupe windows.
 const STATE_RETENTION_MS: Record<string, number> = { 'ionflux.state.webhook-deliveries': 7 * DAY, 'ionflux.state.email-units': 7 * DAY };
 
-/** `ionflux.<service>.ws_<workspace>.command.outcomes` (shared/commands/outcome.ts defaultOutcomeTopic). */
-const COMMAND_OUTCOMES = /^ionflux\.[a-z0-9][a-z0-9-]*\.ws_[a-z0-9][a-z0-9-]*\.command\.outcomes$/;
-
 /** Dead letters are kept longer than events so an admin has time to replay them. */
 export const defaultTopicSpecFor: TopicSpecFor = (topic): Partial<TopicSpec> | undefined => {
   // Commands are kept as long as the workers' dedupe window (DEFAULT_DEDUPE_WINDOW_MS), timestamped
@@ -116,7 +113,7 @@ export const defaultTopicSpecFor: TopicSpecFor = (topic): Partial<TopicSpec> | u
   // partition of each is ever written: they get one. Every fetch of a worker (or of a client
   // awaiting outcomes) lists each partition of every workspace's topic, and the broker
   // authorizes and reads each of them, empty or not.
-  const oneWorkspace = workspaceOfCommandTopic(topic) !== null || COMMAND_OUTCOMES.test(topic) ? { partitions: 1 } : {};
+  const oneWorkspace = workspaceOfCommandTopic(topic) !== null || isCommandOutcomesTopic(topic) ? { partitions: 1 } : {};
   if (topic.startsWith('ionflux.cmd.')) return { ...oneWorkspace, configs: { 'retention.ms': String(7 * DAY), 'message.timestamp.type': 'LogAppendTime' } };
   if (oneWorkspace.partitions) return oneWorkspace;
   // The ingest inbox holds deliveries until processed; a week covers any processor outage.
