@@ -11,7 +11,8 @@ afterEach(() => dirs.splice(0).forEach((d) => rmSync(d, { recursive: true, force
 function open() {
   const dir = mkdtempSync(join(tmpdir(), 'ionflux-lmdb-unit-'));
   dirs.push(dir);
-  return LmdbStore.open<V>(dir, 'ionflux.state.unit', (x) => x.exp).store;
+  const codec = { encode: (v: V) => Buffer.from(JSON.stringify({ ...v, exp: String(v.exp) })), decode: (b: Buffer) => JSON.parse(b.toString(), (k, x) => (k === 'exp' ? Number(x) : x)) as V };
+  return LmdbStore.open<V>(dir, 'ionflux.state.unit', codec, (x) => x.exp).store;
 }
 
 describe('LmdbStore expiry', () => {
@@ -27,6 +28,17 @@ describe('LmdbStore expiry', () => {
     expect(store.get('a')).toBeUndefined();
     expect(store.get('b')).toEqual({ v: 2, exp: Infinity });
     expect(store.checkpoint()).toEqual(new Map([[0, '7']]));
+    await store.close();
+  });
+
+  it('keeps the bytes a change comes with, and reads them back with the codec', async () => {
+    const store = open();
+    const bytes = Buffer.from('{"v":7,"exp":"9000"}');
+    await store.applyAsync([['k', { v: 7, exp: 9000 }, bytes]], new Map([[1, '3']]));
+    expect(store.get('k')).toEqual({ v: 7, exp: 9000 });
+    store.apply([['k', { v: 8, exp: 9000 }]], new Map([[1, '4']]));
+    expect(store.get('k')).toEqual({ v: 8, exp: 9000 });
+    expect(store.checkpoint()).toEqual(new Map([[1, '4']]));
     await store.close();
   });
 });

@@ -56,17 +56,17 @@ const FLUSH_MAX = 20_000;
  */
 export class KafkaTable<V> {
   private store: TableStore<V> = new MemoryStore<V>();
-  private readonly local = new Map<string, { value: V | undefined; bytes: string | null; at: number }>();
+  private readonly local = new Map<string, { value: V | undefined; bytes: Buffer | null; at: number }>();
   private reader: Reader | undefined;
   private sweeper: NodeJS.Timeout | undefined;
   private readonly expiryOf: ExpiryOf<V> | undefined;
   /** Per partition, the offset after the last batch applied (transaction markers included). */
   private readonly positions = new Map<number, bigint>();
   /** Changes read from the topic, applied here but not yet written to a disk store, with their checkpoints. */
-  private pending = new Map<string, V | undefined>();
+  private pending = new Map<string, Change<V>>();
   private pendingCheckpoints = new Map<number, string>();
   /** Changes handed to the store's write thread and not yet committed (one commit in flight at a time). */
-  private writing: Map<string, V | undefined> | undefined;
+  private writing: Map<string, Change<V>> | undefined;
   private write: Promise<void> | undefined;
   private flushTimer: NodeJS.Timeout | undefined;
   ready: Promise<void> = Promise.resolve();
@@ -83,7 +83,7 @@ export class KafkaTable<V> {
     const began = Date.now();
     await bus.ensureTopics([topic]);
     let reset: string | undefined;
-    if (this.opts.stateDir) ({ store: this.store, reset } = LmdbStore.open<V>(join(this.opts.stateDir, topic), topic, this.expiryOf));
+    if (this.opts.stateDir) ({ store: this.store, reset } = LmdbStore.open<V>(join(this.opts.stateDir, topic), topic, { encode: jsonBytes, decode: this.opts.parse }, this.expiryOf));
     else this.store = new MemoryStore<V>(this.expiryOf);
     let from = this.store.checkpoint();
     const stale = staleCheckpoint(from, await bus.offsets(topic));
@@ -116,10 +116,11 @@ export class KafkaTable<V> {
       const key = r.key.toString();
       const mine = this.local.get(key);
       if (mine) {
-        if ((r.value === null ? null : r.value.toString('utf8')) === mine.bytes) {
+        if (r.value === null ? mine.bytes === null : mine.bytes !== null && r.value.equals(mine.bytes)) {
           // This process's own write coming back: stored as it was applied, not parsed again.
           this.local.delete(key);
-          changes.push([key, mine.value === undefined || (this.expiryOf && this.expiryOf(mine.value) < now) ? undefined : mine.value]);
+          const live = mine.value !== undefined && !(this.expiryOf && this.expiryOf(mine.value) < now);
+          changes.push(live ? [key, mine.value, r.value!] : [key, undefined]);
           continue;
         }
         if (Number(r.timestamp) >= mine.at) this.local.delete(key); // another writer's newer value
@@ -130,13 +131,13 @@ export class KafkaTable<V> {
       }
       try {
         const value = this.opts.parse(r.value);
-        changes.push([key, this.expiryOf && this.expiryOf(value) < now ? undefined : value]);
+        changes.push(this.expiryOf && this.expiryOf(value) < now ? [key, undefined] : [key, value, r.value]);
       } catch (e) {
         this.opts.logger.error({ topic: this.opts.topic, key, err: e }, 'unreadable table record skipped');
       }
     }
     if (this.opts.stateDir) {
-      for (const [key, value] of changes) this.pending.set(key, value);
+      for (const c of changes) this.pending.set(c[0], c);
       this.pendingCheckpoints.set(b.partition, b.next);
       if (this.pending.size >= FLUSH_MAX) this.flushLater();
       else this.flushTimer ??= setTimeout(() => this.flushLater(), FLUSH_MS).unref();
@@ -176,7 +177,7 @@ export class KafkaTable<V> {
     const [changes, checkpoints] = [this.pending, this.pendingCheckpoints];
     [this.pending, this.pendingCheckpoints] = [new Map(), new Map()];
     this.writing = changes;
-    this.write = this.store.applyAsync([...changes], checkpoints).then(
+    this.write = this.store.applyAsync([...changes.values()], checkpoints).then(
       () => {
         this.writing = this.write = undefined;
       },
@@ -196,7 +197,7 @@ export class KafkaTable<V> {
     this.flushTimer = undefined;
     if (this.write) throw new Error('table store: synchronous flush while a commit is in flight');
     if (this.pendingCheckpoints.size === 0) return;
-    this.store.apply([...this.pending], new Map(this.pendingCheckpoints));
+    this.store.apply([...this.pending.values()], new Map(this.pendingCheckpoints));
     this.pending.clear();
     this.pendingCheckpoints.clear();
   }
@@ -237,13 +238,14 @@ export class KafkaTable<V> {
   /** The value of `key`; an expired one counts as absent even before a sweep drops it. */
   get(key: string): V | undefined {
     const l = this.local.get(key);
-    const v = l ? l.value : this.pending.has(key) ? this.pending.get(key) : this.writing?.has(key) ? this.writing.get(key) : this.store.get(key);
+    const layered = l ? undefined : (this.pending.get(key) ?? this.writing?.get(key));
+    const v = l ? l.value : layered ? layered[1] : this.store.get(key);
     return v !== undefined && this.expiryOf && this.expiryOf(v) < Date.now() ? undefined : v;
   }
 
   entries(): [string, V][] {
     const all = new Map<string, V | undefined>(this.store.entries());
-    for (const layer of [this.writing, this.pending]) for (const [k, v] of layer ?? []) all.set(k, v);
+    for (const layer of [this.writing, this.pending]) for (const [k, [, v]] of layer ?? []) all.set(k, v);
     for (const [k, e] of this.local) all.set(k, e.value);
     const out: [string, V][] = [];
     for (const [k, v] of all) if (v !== undefined) out.push([k, v]);
@@ -256,13 +258,13 @@ export class KafkaTable<V> {
    */
   record(key: string, value: V | undefined): OutgoingRecord {
     if (value === undefined) return { topic: this.opts.topic, key, value: null };
-    const json = JSON.stringify(value);
-    if (typeof value === 'object' && value !== null) this.encoded.set(value, json);
-    return { topic: this.opts.topic, key, value: Buffer.from(json) };
+    const bytes = jsonBytes(value);
+    if (typeof value === 'object' && value !== null) this.encoded.set(value, bytes);
+    return { topic: this.opts.topic, key, value: bytes };
   }
 
-  /** The JSON `record` made of a value, so applying that value locally does not encode it again. */
-  private readonly encoded = new WeakMap<object, string>();
+  /** The bytes `record` made of a value, so applying that value locally does not encode it again. */
+  private readonly encoded = new WeakMap<object, Buffer>();
 
   /** Writes and applies locally at once, so the writer reads its own write. */
   async set(key: string, value: V): Promise<void> {
@@ -277,7 +279,7 @@ export class KafkaTable<V> {
 
   /** Applies a write that was published by the caller (e.g. inside a transaction with other records). */
   applyLocal(key: string, value: V | undefined): void {
-    const bytes = value === undefined ? null : ((typeof value === 'object' && value !== null && this.encoded.get(value)) || JSON.stringify(value));
+    const bytes = value === undefined ? null : ((typeof value === 'object' && value !== null && this.encoded.get(value)) || jsonBytes(value));
     this.local.set(key, { value, bytes, at: Date.now() });
   }
 
@@ -299,6 +301,8 @@ function staleCheckpoint(checkpoint: Map<number, string>, ends: PartitionOffsets
   }
   return undefined;
 }
+
+const jsonBytes = (value: unknown): Buffer => Buffer.from(JSON.stringify(value));
 
 /** JSON values checked by a parse function (e.g. a zod schema's parse). */
 export const jsonValue = <V>(check: (v: unknown) => V) => (b: Buffer) => check(JSON.parse(b.toString('utf8')));
