@@ -205,10 +205,11 @@ export const STEPS: readonly (readonly [string, Step])[] = [
   ['execute', run],
 ];
 
-/** Runs the steps until one decides. */
+/** Runs the steps until one decides. A step that answers at once is not awaited (a microtask each). */
 export async function decide(job: Job, deps: PipelineDeps): Promise<Verdict> {
   for (const [, step] of STEPS) {
-    const verdict = await step(job, deps);
+    const answer = step(job, deps);
+    const verdict = answer instanceof Promise ? await answer : answer;
     if (verdict) return verdict;
   }
   throw new Error('the execute step always decides');
