@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { commandEnvShape } from '../../shared/commands/service.ts';
 import { baseEnv, csv, port } from '../../shared/config.ts';
+import { PARTITIONS_AT_ONCE } from '../../shared/commands/worker.ts';
 
 export const workerEnv = baseEnv.extend({
   ...commandEnvShape,
@@ -17,6 +18,6 @@ export const workerEnv = baseEnv.extend({
   RETRY_MAX_ATTEMPTS: z.coerce.number().int().positive().default(4),
   RETRY_MAX_WAIT_MS: z.coerce.number().int().positive().default(30_000),
   /** Partitions of each command topic worked on at once (order stays per workspace); the topics have 3. */
-  WORKER_PARTITIONS_CONCURRENTLY: z.coerce.number().int().positive().default(3),
+  WORKER_PARTITIONS_CONCURRENTLY: z.coerce.number().int().positive().default(PARTITIONS_AT_ONCE),
 });
 export type WorkerEnv = z.infer<typeof workerEnv>;

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { commandEnvShape } from '../../shared/commands/service.ts';
 import { baseEnv, port } from '../../shared/config.ts';
+import { PARTITIONS_AT_ONCE } from '../../shared/commands/worker.ts';
 
 const flag = z.enum(['true', 'false']).transform((v) => v === 'true');
 
@@ -51,7 +52,7 @@ export const emailDispatcherEnv = baseEnv.extend({
   /** One command, bulk included. */
   EMAIL_ACTION_TIMEOUT_MS: z.coerce.number().int().positive().default(30 * 60_000),
   EMAIL_RETRY_MAX_ATTEMPTS: z.coerce.number().int().positive().default(3),
-  EMAIL_PARTITIONS_CONCURRENTLY: z.coerce.number().int().positive().default(3),
+  EMAIL_PARTITIONS_CONCURRENTLY: z.coerce.number().int().positive().default(PARTITIONS_AT_ONCE),
   /** Attachments fetched by URL: largest size, and URL prefixes trusted even on private addresses (stored artifacts). */
   EMAIL_ATTACHMENT_MAX_BYTES: z.coerce.number().int().positive().default(10 * 1024 * 1024),
   EMAIL_TRUSTED_ATTACHMENT_PREFIXES: z.string().default('http://127.0.0.1:8091/'),

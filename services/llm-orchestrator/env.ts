@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { commandEnvShape } from '../../shared/commands/service.ts';
 import { baseEnv, port } from '../../shared/config.ts';
 import { llmEnvShape } from './connector/config.ts';
+import { PARTITIONS_AT_ONCE } from '../../shared/commands/worker.ts';
 
 /** The orchestrator's environment: the LLM connector's variables (docs/llm.md) plus how the service runs. */
 export const llmOrchestratorEnv = baseEnv.extend({
@@ -21,6 +22,6 @@ export const llmOrchestratorEnv = baseEnv.extend({
   LLM_RETRY_MAX_ATTEMPTS: z.coerce.number().int().positive().default(3),
   LLM_RETRY_MAX_WAIT_MS: z.coerce.number().int().positive().default(30_000),
   /** Partitions of ionflux.cmd.llm worked on at once: a slow model call on one does not hold the others. */
-  LLM_PARTITIONS_CONCURRENTLY: z.coerce.number().int().positive().default(3),
+  LLM_PARTITIONS_CONCURRENTLY: z.coerce.number().int().positive().default(PARTITIONS_AT_ONCE),
 });
 export type LlmOrchestratorEnv = z.infer<typeof llmOrchestratorEnv>;

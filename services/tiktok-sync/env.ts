@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { commandEnvShape } from '../../shared/commands/service.ts';
 import { baseEnv, csv, port } from '../../shared/config.ts';
+import { PARTITIONS_AT_ONCE } from '../../shared/commands/worker.ts';
 
 const ms = (fallback: number) => z.coerce.number().int().nonnegative().default(fallback);
 
@@ -51,7 +52,7 @@ export const tiktokSyncEnv = baseEnv.extend({
   /** Per workspace: commands per second and burst before that workspace's commands wait. */
   TIKTOK_RATE_PER_SECOND: z.coerce.number().positive().default(10),
   TIKTOK_RATE_BURST: z.coerce.number().int().positive().default(20),
-  TIKTOK_PARTITIONS_CONCURRENTLY: z.coerce.number().int().positive().default(3),
+  TIKTOK_PARTITIONS_CONCURRENTLY: z.coerce.number().int().positive().default(PARTITIONS_AT_ONCE),
 });
 export type TikTokSyncEnv = z.infer<typeof tiktokSyncEnv>;
 
