@@ -1,3 +1,4 @@
+import type { z } from 'zod';
 import { topics } from '../bus/topics.ts';
 import type { OutgoingRecord } from '../bus/types.ts';
 import { VendorError, type ActionContext } from '../connectors/types.ts';
@@ -77,13 +78,21 @@ async function callWithRetries(job: Job, d: PipelineDeps): Promise<Attempt> {
   }
 }
 
+/** The declared schema of an emitted event as PayloadSchemas (made once per schema, not per event). */
+const schemasBySchema = new WeakMap<z.ZodType, PayloadSchemas>();
+function schemasOf(schema: z.ZodType): PayloadSchemas {
+  let s = schemasBySchema.get(schema);
+  if (!s) schemasBySchema.set(schema, (s = new PayloadSchemas().register('*', schema)));
+  return s;
+}
+
 /** An emitted event, checked against the connector's declared schema at once (throws `invalid_event`). */
 function emitted(job: Job, d: PipelineDeps, index: number, entity: string, action: string, payload: unknown): { topic: string; event: PlatformEvent } {
   const schema = d.connector.events?.[`${entity}.${action}`];
   if (!schema) throw new HubError('invalid_event', `${d.connector.manifest.id} declares no event ${entity}.${action}`);
   const c = job.c;
   try {
-    const event = buildEvent(new PayloadSchemas().register('*', schema), { eventType: `${d.service}.${entity}.${action}`, workspaceId: c.workspace_id, source: `${d.service}-worker`, payload, idempotencyKey: `${c.command_id}:emit:${index}`, correlationId: c.command_id, causationId: c.command_id });
+    const event = buildEvent(schemasOf(schema), { eventType: `${d.service}.${entity}.${action}`, workspaceId: c.workspace_id, source: `${d.service}-worker`, payload, idempotencyKey: `${c.command_id}:emit:${index}`, correlationId: c.command_id, causationId: c.command_id });
     return { topic: topics.event(d.service, c.workspace_id, entity, action), event };
   } catch (e) {
     throw new HubError('invalid_event', `event ${entity}.${action}: ${describeError(e).message}`);
