@@ -119,7 +119,7 @@ export function buildEvent(schemas: PayloadSchemas, e: NewEvent): PlatformEvent 
  * zod schema took about a tenth of building an event, on every command and every delivery.)
  */
 function envelopeProblem(e: PlatformEvent): string | undefined {
-  if (!EVENT_TYPE.test(e.event_type)) return `event_type ${JSON.stringify(e.event_type.slice(0, 100))} is not <source>.<entity>.<action> in lower case`;
+  if (!EVENT_TYPE.test(e.event_type)) return `event_type ${JSON.stringify(String(e.event_type).slice(0, 100))} is not <source>.<entity>.<action> in lower case`;
   if (!Number.isSafeInteger(e.timestamp) || e.timestamp < 0) return 'timestamp must be a non-negative integer (ms since epoch)';
   if (!e.source_service_name) return 'source_service_name must not be empty';
   if (!isWorkspaceId(e.workspace_id)) return 'workspace_id: invalid workspace id';
