@@ -4,8 +4,9 @@
 import { open } from 'lmdb';
 
 const env = open({ path: process.argv[2], maxDbs: 4, pageSize: 4096, remapChunks: true, readOnly: true });
-for (const name of ['data', 'expiry', 'meta']) {
-  const db = env.openDB({ name, encoding: 'msgpack' });
+// As LmdbStore opens them: `data` holds record bytes (binary), the others msgpack.
+for (const [name, encoding] of [['data', 'binary'], ['expiry', 'msgpack'], ['meta', 'msgpack']]) {
+  const db = env.openDB({ name, encoding });
   db.getStats();
   for (const key of db.getKeys({ limit: 1 })) db.get(key);
 }
