@@ -1,5 +1,8 @@
 import { createServer } from 'node:net';
-import { testStateDir, uid } from './infra.ts';
+import { createKafka } from '../../shared/bus/kafka/client.ts';
+import { createLogger } from '../../shared/logger.ts';
+import { processorGroup } from '../../services/webhook-ingester/processor.ts';
+import { infraEnv, testStateDir, uid } from './infra.ts';
 import { spawnService } from './service.ts';
 
 /** A free TCP port on 127.0.0.1. */
@@ -24,7 +27,10 @@ export interface RunningIngester {
   /** Every line the process printed (pino JSON), for grepping. */
   output: string[];
   post(path: string, body: Buffer | string, headers: Record<string, string>): Promise<{ status: number; body: Record<string, unknown>; ms: number }>;
-  /** Resolves once its inbox processor has committed everything its edge appended (from /metrics). */
+  /**
+   * Resolves once its inbox processor group has committed everything on its inbox (offsets on the
+   * broker, which move in the transaction of the events), so whatever was answered 2xx is out.
+   */
   drained(timeoutMs?: number): Promise<void>;
   stop(): Promise<void>;
   kill(): Promise<void>;
@@ -57,13 +63,23 @@ export async function startIngester(env: Record<string, string>): Promise<Runnin
       return { status: res.status, body: parsed, ms: performance.now() - started };
     },
     async drained(timeoutMs = 15_000) {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        const text = await fetch(`http://127.0.0.1:${opsPort}/metrics`).then((r) => r.text());
-        const value = (name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
-        if (value('ionflux_inbox_committed_total') >= value('ionflux_inbox_appended_total')) return;
-        if (Date.now() > deadline) throw new Error('the ingester did not process its inbox in time');
-        await new Promise((r) => setTimeout(r, 50));
+      // Not the process's own counters: after a restart it may commit again what an earlier
+      // process appended, and "committed >= appended" then held before its latest delivery was out.
+      const inbox = fullEnv.IONFLUX_INBOX_TOPIC;
+      const { brokers, auth } = infraEnv();
+      const admin = createKafka({ brokers, auth, clientId: uid('drained'), logger: createLogger({ service: 'test-drained', level: 'silent' }) }).admin();
+      await admin.connect();
+      try {
+        const deadline = Date.now() + timeoutMs;
+        for (;;) {
+          const [ends, [committed]] = await Promise.all([admin.fetchTopicOffsets(inbox), admin.fetchOffsets({ groupId: processorGroup(inbox), topics: [inbox] })]);
+          const at = new Map(committed!.partitions.map((p) => [p.partition, BigInt(p.offset)]));
+          if (ends.every((e) => BigInt(e.high) === 0n || (at.get(e.partition) ?? -1n) >= BigInt(e.high))) return;
+          if (Date.now() > deadline) throw new Error('the ingester did not process its inbox in time');
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      } finally {
+        await admin.disconnect();
       }
     },
     stop: service.stop,
