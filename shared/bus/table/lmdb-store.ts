@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { open, TransactionFlags, type Database, type RootDatabase } from 'lmdb';
 import { HubError } from '../../errors.ts';
 import { checkLmdbFiles, markClosed, markOpen, PAGE_SIZE } from './lmdb-check.ts';
-import type { Change, ExpiryOf, StoreCodec, TableStore } from './store.ts';
+import type { Change, ExpiryOf, TableStore } from './store.ts';
 
 // 2: values are the topic's record bytes (binary), not msgpack: a change is written without
 // encoding it again (make bench-commands: 1.3-1.6 us a change on the event loop against 4.3-5.4).
@@ -28,7 +28,7 @@ export class LmdbStore<V> implements TableStore<V> {
     private readonly data: Database<Buffer, string>,
     private readonly expiry: Database<number, [number, string]>,
     private readonly meta: Database<unknown, string>,
-    private readonly codec: StoreCodec<V>,
+    private readonly decode: (bytes: Buffer) => V,
     private readonly expiryOf?: ExpiryOf<V>,
   ) {}
 
@@ -37,10 +37,10 @@ export class LmdbStore<V> implements TableStore<V> {
    * another topic or format, is wiped: the topic is the source of truth and rebuilds it.
    * `reset` says why it started empty, if it did.
    */
-  static open<V>(dir: string, topic: string, codec: StoreCodec<V>, expiryOf?: ExpiryOf<V>): { store: LmdbStore<V>; reset?: string } {
+  static open<V>(dir: string, topic: string, decode: (bytes: Buffer) => V, expiryOf?: ExpiryOf<V>): { store: LmdbStore<V>; reset?: string } {
     lock(dir);
     try {
-      const store = LmdbStore.tryOpen<V>(dir, codec, expiryOf);
+      const store = LmdbStore.tryOpen<V>(dir, decode, expiryOf);
       const format = store.meta.get('format') as { version: number; topic: string } | undefined;
       if (format && format.version === FORMAT && format.topic === topic) return { store };
       const reset = format ? `the store holds ${format.topic} (format ${format.version})` : undefined;
@@ -52,13 +52,13 @@ export class LmdbStore<V> implements TableStore<V> {
       rmSync(dir, { recursive: true, force: true });
       openDirs.delete(dir);
       lock(dir);
-      const store = LmdbStore.tryOpen<V>(dir, codec, expiryOf);
+      const store = LmdbStore.tryOpen<V>(dir, decode, expiryOf);
       store.meta.putSync('format', { version: FORMAT, topic });
       return { store, reset: `the store could not be read (${(e as Error).message})` };
     }
   }
 
-  private static tryOpen<V>(dir: string, codec: StoreCodec<V>, expiryOf?: ExpiryOf<V>): LmdbStore<V> {
+  private static tryOpen<V>(dir: string, decode: (bytes: Buffer) => V, expiryOf?: ExpiryOf<V>): LmdbStore<V> {
     // remapChunks maps the file in chunks as they are used instead of all at once, so the
     // resident set stays near what is read, not the size of the file.
     const path = join(dir, 'lmdb');
@@ -71,7 +71,7 @@ export class LmdbStore<V> implements TableStore<V> {
       const expiry = env.openDB<number, [number, string]>({ name: 'expiry', encoding: 'msgpack', keyEncoding: 'ordered-binary' });
       const meta = env.openDB<unknown, string>({ name: 'meta', encoding: 'msgpack' });
       meta.get('format'); // fails here, not later, on a store that is not one
-      return new LmdbStore(dir, env, data, expiry, meta, codec, expiryOf);
+      return new LmdbStore(dir, env, data, expiry, meta, decode, expiryOf);
     } catch (e) {
       void env.close().catch(() => undefined);
       throw e;
@@ -80,7 +80,7 @@ export class LmdbStore<V> implements TableStore<V> {
 
   get(key: string): V | undefined {
     const b = this.data.get(key);
-    return b === undefined ? undefined : this.codec.decode(b);
+    return b === undefined ? undefined : this.decode(b);
   }
 
   apply(changes: Change<V>[], checkpoints: ReadonlyMap<number, string>): void {
@@ -100,13 +100,14 @@ export class LmdbStore<V> implements TableStore<V> {
   private write(changes: Change<V>[], checkpoints: ReadonlyMap<number, string>, queued: boolean): Set<Promise<boolean>> {
     const commits = new Set<Promise<boolean>>();
     const put = <K extends string | [number, string]>(db: Database<unknown, K>, key: K, value: unknown) => void (queued ? commits.add(db.put(key, value)) : db.putSync(key, value));
-    for (const [key, value, bytes] of changes) {
-      if (value === undefined) {
-        if (queued) commits.add(this.data.remove(key));
-        else this.data.removeSync(key);
+    for (const change of changes) {
+      if (change[1] === undefined) {
+        if (queued) commits.add(this.data.remove(change[0]));
+        else this.data.removeSync(change[0]);
         continue;
       }
-      put(this.data as Database<unknown, string>, key, bytes ?? this.codec.encode(value));
+      const [key, value, bytes] = change;
+      put(this.data as Database<unknown, string>, key, bytes);
       // The entry of the value this one replaces stays in the index: the sweep drops it when it
       // comes due and finds a value that expires later. Looking the old value up to remove its
       // entry made 4 LMDB operations of every change instead of 2 (make bench-commands: 10 us a
@@ -125,7 +126,7 @@ export class LmdbStore<V> implements TableStore<V> {
   }
 
   *entries(): Iterable<[string, V]> {
-    for (const { key, value } of this.data.getRange()) yield [key, this.codec.decode(value)];
+    for (const { key, value } of this.data.getRange()) yield [key, this.decode(value)];
   }
 
   get size(): number {

@@ -1,8 +1,8 @@
 /**
- * One change read from the topic: a value, or undefined for a tombstone; with the record's bytes
- * (what a disk store keeps, so it does not encode the value again).
+ * One change read from the topic: undefined for a tombstone, or a value with the record's bytes
+ * (what a disk store keeps, so it never encodes a value itself).
  */
-export type Change<V> = [key: string, value: V | undefined, bytes?: Buffer];
+export type Change<V> = [key: string, value: undefined] | [key: string, value: V, bytes: Buffer];
 
 /**
  * Where a KafkaTable keeps its state. `apply` writes changes together with the next offset of
@@ -26,12 +26,6 @@ export interface TableStore<V> {
   /** Forgets everything, checkpoint included. */
   clear(): void;
   close(): Promise<void>;
-}
-
-/** How a disk store writes a value given without its bytes, and reads one back. */
-export interface StoreCodec<V> {
-  encode: (value: V) => Buffer;
-  decode: (bytes: Buffer) => V;
 }
 
 /** The expiry time of a value (ms since epoch), or Infinity when it never expires. */

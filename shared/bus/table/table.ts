@@ -83,7 +83,7 @@ export class KafkaTable<V> {
     const began = Date.now();
     await bus.ensureTopics([topic]);
     let reset: string | undefined;
-    if (this.opts.stateDir) ({ store: this.store, reset } = LmdbStore.open<V>(join(this.opts.stateDir, topic), topic, { encode: jsonBytes, decode: this.opts.parse }, this.expiryOf));
+    if (this.opts.stateDir) ({ store: this.store, reset } = LmdbStore.open<V>(join(this.opts.stateDir, topic), topic, this.opts.parse, this.expiryOf));
     else this.store = new MemoryStore<V>(this.expiryOf);
     let from = this.store.checkpoint();
     const stale = staleCheckpoint(from, await bus.offsets(topic));
@@ -119,8 +119,8 @@ export class KafkaTable<V> {
         if (r.value === null ? mine.bytes === null : mine.bytes !== null && r.value.equals(mine.bytes)) {
           // This process's own write coming back: stored as it was applied, not parsed again.
           this.local.delete(key);
-          const live = mine.value !== undefined && !(this.expiryOf && this.expiryOf(mine.value) < now);
-          changes.push(live ? [key, mine.value, r.value!] : [key, undefined]);
+          const { value } = mine;
+          changes.push(value === undefined || r.value === null || (this.expiryOf && this.expiryOf(value) < now) ? [key, undefined] : [key, value, r.value]);
           continue;
         }
         if (Number(r.timestamp) >= mine.at) this.local.delete(key); // another writer's newer value
