@@ -36,7 +36,7 @@ bench-producer: install ## Kafka's ProducerPerformance vs the hub's producer, sa
 bench-ingest: install ## signed Shopify deliveries over HTTP: the hub vs Redpanda Connect vs ProducerPerformance, same run
 	@bash bench/ingest/run.sh
 
-bench-commands: install ## commands/s through one connector worker (no-op action) and p50/p99 at half that, next to a bare kafkajs relay, same run
+bench-commands: install ## commands/s through one connector worker (no-op action) and p50/p99 at half that, next to bare kafkajs relays and the worker's Kafka-only floor, same run
 	@bash bench/commands/run.sh
 
 bench-state: install ## one worker with 1M finished commands in its table: restart-to-ready and RSS, next to the in-heap table, same run

@@ -39,10 +39,13 @@ const TARGETS = {
   hub: { input: HUB_CMD, outputs: HUB_OUTCOMES },
   relay: { input: 'ionflux.cmd.noop-relay', outputs: ['ionflux.cmd.noop-relay-out'] },
   'relay-txn': { input: 'ionflux.cmd.noop-relay-txn', outputs: ['ionflux.cmd.noop-relay-txn-out'] },
+  floor: { input: 'ionflux.cmd.noop-floor', outputs: WORKSPACES.map((ws) => `ionflux.cmd.noop-floor-out.${ws}`) },
 } as const;
+/** The floor's state topic (compacted, as the worker's): bench/commands/relay.ts RELAY_MODE=floor. */
+const FLOOR_STATE = 'ionflux.cmd.noop-floor-state';
 type Target = keyof typeof TARGETS;
 /** Every topic this bench creates or makes the worker create (the worker adds its state topic and, on failures, its DLQ). */
-const BENCH_TOPIC = /^(ionflux\.cmd\.noop(-relay(-txn)?(-out)?)?|ionflux\.noop\.ws_[a-z0-9_-]+\.command\.outcomes|ionflux\.state\.commands-noop|ionflux\.dlq\.noop)$/;
+const BENCH_TOPIC = /^(ionflux\.cmd\.noop(-relay(-txn)?(-out)?|-floor(-state|-out\.bench\d+)?)?|ionflux\.noop\.ws_[a-z0-9_-]+\.command\.outcomes|ionflux\.state\.commands-noop|ionflux\.dlq\.noop)$/;
 const BENCH_GROUP = /^(ionflux-noop-worker|bench-commands-.*)$/;
 
 const say = (msg: string) => process.stderr.write(`[drive] ${msg}\n`);
@@ -83,8 +86,9 @@ async function prepare(): Promise<void> {
     const old = await deleteBenchTopics(admin);
     if (old.length) say(`deleted ${old.length} leftover bench topics`);
     const names = Object.values(TARGETS).flatMap((t) => [t.input, ...t.outputs]);
-    await admin.createTopics({ topics: names.map((topic) => ({ topic, numPartitions: PARTITIONS, replicationFactor: 1 })), waitForLeaders: true });
-    say(`created ${names.length} topics (${PARTITIONS} partitions each)`);
+    const state = { topic: FLOOR_STATE, numPartitions: PARTITIONS, replicationFactor: 1, configEntries: [{ name: 'cleanup.policy', value: 'compact' }] };
+    await admin.createTopics({ topics: [...names.map((topic) => ({ topic, numPartitions: PARTITIONS, replicationFactor: 1 })), state], waitForLeaders: true });
+    say(`created ${names.length + 1} topics (${PARTITIONS} partitions each)`);
   });
 }
 
@@ -94,7 +98,7 @@ async function cleanup(): Promise<void> {
     const groups = (await admin.listGroups()).groups.map((g) => g.groupId).filter((g) => BENCH_GROUP.test(g));
     // One at a time: a group that is already gone (the driver's never commit) fails alone.
     for (const g of groups) await admin.deleteGroups([g]).catch(() => undefined);
-    say(`deleted ${deleted.length} topics (${deleted.filter((t) => !/ws_bench\d+/.test(t)).join(', ')} and ${deleted.filter((t) => /ws_bench\d+/.test(t)).length} outcome topics) and ${groups.length} consumer groups`);
+    say(`deleted ${deleted.length} topics (${deleted.filter((t) => !/bench\d+$/.test(t)).join(', ')} and ${deleted.filter((t) => /bench\d+$/.test(t)).length} outcome topics) and ${groups.length} consumer groups`);
   });
 }
 

@@ -4,13 +4,15 @@
 # produce-to-outcome p50/p99 at a steady rate of half that, next to the same measurements of a
 # bare kafkajs relay (bench/commands/relay.ts: consume, produce unchanged with acks=all, commit)
 # in the same run: "a Kafka round trip with no hub logic". Also measured: the relay with one
-# Kafka transaction per batch (consumed offsets inside it), the exactly-once shape the worker has.
+# Kafka transaction per batch (consumed offsets inside it), the exactly-once shape the worker has;
+# and the worker's floor: relay.ts RELAY_MODE=floor, the Kafka traffic the worker has for each
+# command (an outcome and a state record out, the state read back) with none of its logic.
 # Load and timing: bench/commands/drive.ts (one process, one clock). Prints one table, writes
 # reports/bench-commands.json.
 #   BENCH_COMMANDS         backlog for the throughput phase (default 30000)
 #   BENCH_WARMUP           untimed warm-up commands per system (2000)
 #   BENCH_STEADY_SECONDS   steady-rate phase length (10); BENCH_MAX_RATE cap of its rate (20000/s)
-#   BENCH_ONLY             systems to run: hub,relay,relay-txn (default all three)
+#   BENCH_ONLY             systems to run: hub,floor,relay,relay-txn (default all four)
 #   BENCH_CPU_PROF=1       V8 CPU profile of the worker to reports/bench-commands-prof/, summarized
 #   BENCH_KEEP_TOPICS=1    keep the bench topics (deleted by default)
 # Starts only the infrastructure that is not running and stops only that at exit; stops the
@@ -23,7 +25,7 @@ cd "$ROOT"
 BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
 REGISTRY_URL="http://127.0.0.1:$REGISTRY_PORT/apis/ccompat/v7"
 RUN_ID="$(date +%s)$$"
-ONLY="${BENCH_ONLY:-hub,relay,relay-txn}"
+ONLY="${BENCH_ONLY:-hub,floor,relay,relay-txn}"
 export KAFKA_BROKERS="$BOOTSTRAP" SCHEMA_REGISTRY_URL="$REGISTRY_URL" BENCH_RUN_ID="$RUN_ID" BENCH_CLK_TCK="$(getconf CLK_TCK)"
 export BENCH_BROKER_PID="$(cat "$IONFLUX_RUN/kafka.pid" 2>/dev/null || echo 0)"
 
@@ -64,7 +66,7 @@ bash "$ROOT/bench/warm-broker.sh" || exit 1
 [ "$BENCH_BROKER_PID" = 0 ] && export BENCH_BROKER_PID="$(cat "$IONFLUX_RUN/kafka.pid" 2>/dev/null || echo 0)"
 
 drive prepare || exit 1
-for s in hub relay relay-txn; do echo '{}' >"$work/$s.json"; done
+for s in hub floor relay relay-txn; do echo '{}' >"$work/$s.json"; done
 
 # ---- 1. the hub: one connector worker ---------------------------------------------------------
 if has hub; then
@@ -101,7 +103,7 @@ fi
 run_relay() {
   local target=$1 mode=$2 in=$3 out=$4 rc ready=0
   echo "[bench] $target: bench/commands/relay.ts RELAY_MODE=$mode ($in -> $out)" >&2
-  RELAY_MODE="$mode" RELAY_IN="$in" RELAY_OUT="$out" RELAY_GROUP="bench-commands-$target-$RUN_ID" \
+  RELAY_MODE="$mode" RELAY_IN="$in" RELAY_OUT="$out" RELAY_STATE=ionflux.cmd.noop-floor-state RELAY_GROUP="bench-commands-$target-$RUN_ID" \
     node --import tsx bench/commands/relay.ts >"$work/$target.log" 2>&1 &
   relay_pid=$!
   for _ in $(seq 1 300); do
@@ -117,6 +119,7 @@ run_relay() {
   [ "$rc" = 0 ] || echo "[bench] the $target run reported missing outcomes (exit $rc)" >&2
   return 0
 }
+has floor && { run_relay floor floor ionflux.cmd.noop-floor ionflux.cmd.noop-floor-out || exit 1; }
 has relay && { run_relay relay plain ionflux.cmd.noop-relay ionflux.cmd.noop-relay-out || exit 1; }
 has relay-txn && { run_relay relay-txn txn ionflux.cmd.noop-relay-txn ionflux.cmd.noop-relay-txn-out || exit 1; }
 
@@ -126,13 +129,14 @@ node - "$work" reports/bench-commands.json <<'EOF'
 const fs = require('node:fs');
 const [work, outFile] = process.argv.slice(2);
 const read = (f) => { try { return JSON.parse(fs.readFileSync(`${work}/${f}`, 'utf8')); } catch { return {}; } };
-const runs = { hub: read('hub.json'), relay: read('relay.json'), 'relay-txn': read('relay-txn.json') };
+const runs = { hub: read('hub.json'), floor: read('floor.json'), relay: read('relay.json'), 'relay-txn': read('relay-txn.json') };
 const concurrentTxn = {};
 for (const k of ['hub', 'relay-txn']) {
   try { concurrentTxn[k] = Number(fs.readFileSync(`${work}/${k}-concurrent-txn.txt`, 'utf8').trim()); } catch {}
 }
 const names = {
   hub: 'hub (connector-worker, noop action)',
+  floor: 'floor (the worker\'s Kafka traffic only)',
   relay: 'relay (kafkajs, idempotent, acks=all)',
   'relay-txn': 'relay-txn (+ 1 transaction per batch)',
 };
@@ -154,6 +158,8 @@ const ratios = {
   hub_to_relay: ratio(hub, runs.relay.throughput?.commands_per_sec),
   hub_to_relay_txn: ratio(hub, runs['relay-txn'].throughput?.commands_per_sec),
   relay_txn_to_relay: ratio(runs['relay-txn'].throughput?.commands_per_sec, runs.relay.throughput?.commands_per_sec),
+  hub_to_floor: ratio(hub, runs.floor.throughput?.commands_per_sec),
+  floor_to_relay_txn: ratio(runs.floor.throughput?.commands_per_sec, runs['relay-txn'].throughput?.commands_per_sec),
 };
 const fmt = (v, w) => String(v ?? '-').padStart(w);
 const n = Object.values(runs).find((r) => r.throughput)?.throughput.commands;
@@ -164,7 +170,7 @@ for (const r of rows) {
   out.push(`${r.system.padEnd(40)}${fmt(r.commands_per_sec, 11)}${fmt(ratio(r.commands_per_sec, runs.relay.throughput?.commands_per_sec), 9)}${fmt(r.steady_rate, 9)}${fmt(r.p50_ms, 8)}${fmt(r.p99_ms, 8)}${fmt(r.max_ms, 8)}${fmt(r.system_cpu_pct != null ? `${r.system_cpu_pct}%` : null, 8)}${fmt(r.broker_cpu_pct != null ? `${r.broker_cpu_pct}%` : null, 7)}${fmt(r.driver_cpu_pct != null ? `${r.driver_cpu_pct}%` : null, 7)}`);
 }
 out.push('CPU columns: average during the throughput phase, 100% = one core.');
-out.push(`ratios: hub/relay ${ratios.hub_to_relay ?? '-'}   hub/relay-txn ${ratios.hub_to_relay_txn ?? '-'}   relay-txn/relay ${ratios.relay_txn_to_relay ?? '-'}   (aim: hub >= 5000 commands/s)`);
+out.push(`ratios: hub/relay ${ratios.hub_to_relay ?? '-'}   hub/relay-txn ${ratios.hub_to_relay_txn ?? '-'}   relay-txn/relay ${ratios.relay_txn_to_relay ?? '-'}   hub/floor ${ratios.hub_to_floor ?? '-'}   floor/relay-txn ${ratios.floor_to_relay_txn ?? '-'}   (aim: hub/relay-txn >= 0.4)`);
 for (const [k, r] of Object.entries(runs)) {
   if (!r.throughput) continue;
   const bad = [];
