@@ -8,7 +8,12 @@
 #   3. a Node floor: the peer's job written plainly with node:http and kafkajs (bench/ingest/bare.ts:
 #      HMAC, key by order id, idempotent acks=all produce, 200 after the ack; nothing of the hub),
 #      so the hub is read against what a Node HTTP-to-Kafka bridge reaches here at all;
-#   4. Kafka's ProducerPerformance (2 KB records, acks=all) as the ceiling.
+#   4. the design floor: the Kafka work of the hub's own design with none of its logic
+#      (bench/ingest/bare-inbox.ts: the floor's edge appending to an inbox, and a processor thread
+#      turning each inbox batch into one transaction of events, delivery markers, entity versions
+#      and the consumed offsets, the markers and versions read back), so the hub is read against
+#      what its design reaches here at all;
+#   5. Kafka's ProducerPerformance (2 KB records, acks=all) as the ceiling.
 # Payload: Shopify's published orders/create sample trimmed to exactly 2048 bytes, the same for
 # both systems; each request gets its own order id (same length, HMAC per request): the ingester
 # publishes one entity's deliveries one at a time, so identical bodies would measure one order
@@ -22,7 +27,7 @@
 #   PEER_MAX_IN_FLIGHT     kafka_franz max_in_flight (default 256, as many as connections: its own
 #                          default of 10 caps it at about half its throughput here)
 #   BENCH_CPU_PROF=1       V8 CPU profile of the ingester to reports/bench-ingest-prof/
-#   BENCH_ONLY=hub,hub1,peer,floor,pp  which parts to run (default all): hub = every delivery another
+#   BENCH_ONLY=hub,hub1,peer,floor,design,pp  which parts to run (default all): hub = every delivery another
 #                          order (the default payload mode), hub1 = the very same bytes each time
 #                          (one order; the ingester serializes an entity's deliveries)
 #   BENCH_SAME_ORDER_CONNECTIONS  connection counts for hub1 (default 16,64)
@@ -37,11 +42,15 @@ cd "$ROOT"
 BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
 REGISTRY_URL="http://127.0.0.1:$REGISTRY_PORT/apis/ccompat/v7"
 RUN_ID="$(date +%s)$$"
-ONLY="${BENCH_ONLY:-hub,hub1,peer,floor,pp}"
+ONLY="${BENCH_ONLY:-hub,hub1,peer,floor,design,pp}"
 PP_RECORDS="${BENCH_PP_RECORDS:-200000}"
 PP_TOPIC="bench.ingest-pp.$RUN_ID"
 PEER_TOPIC="bench.ingest-peer.$RUN_ID"
 FLOOR_TOPIC="bench.ingest-floor.$RUN_ID"
+DESIGN_INBOX="bench.ingest-design-inbox.$RUN_ID"
+DESIGN_TOPIC="bench.ingest-design.$RUN_ID"
+DESIGN_STATE="bench.ingest-design-state.$RUN_ID"
+DESIGN_GROUP="bench-ingest-design-$RUN_ID"
 WS=bench
 SHOP=bench-shop.myshopify.com
 HUB_TOPIC="ionflux.shopify.ws_$WS.orders.created"
@@ -59,6 +68,7 @@ work=$(mktemp -d)
 ingester_pid=""
 peer_pid=""
 floor_pid=""
+design_pid=""
 
 topic_cmd() { kafka_java org.apache.kafka.tools.TopicCommand --bootstrap-server "$BOOTSTRAP" --command-config "${KAFKA_ADMIN_PROPERTIES:-/dev/null}" "$@"; }
 has() { [[ ",$ONLY," == *",$1,"* ]]; }
@@ -111,14 +121,19 @@ cleanup() {
   stop_pid "$ingester_pid"
   stop_pid "$peer_pid"
   stop_pid "$floor_pid"
+  stop_pid "$design_pid"
   if [ "${BENCH_KEEP_TOPICS:-0}" != 1 ] && port_open "$KAFKA_PORT"; then
     # shellcheck disable=SC2086
-    for t in "$PP_TOPIC" "$PEER_TOPIC" "$FLOOR_TOPIC" "$HUB_TOPIC" "$INBOX_TOPIC" $BENCH_STATE_TOPICS; do
+    for t in "$PP_TOPIC" "$PEER_TOPIC" "$FLOOR_TOPIC" "$DESIGN_INBOX" "$DESIGN_TOPIC" "$DESIGN_STATE" "$HUB_TOPIC" "$INBOX_TOPIC" $BENCH_STATE_TOPICS; do
       topic_cmd --delete --if-exists --topic "${t//./\\.}" >/dev/null 2>&1 || true
     done
     # The processor group of the bench's inbox (its name derives from the inbox, services/webhook-ingester/processor.ts).
     kafka_java org.apache.kafka.tools.consumer.group.ConsumerGroupCommand --bootstrap-server "$BOOTSTRAP" --command-config "${KAFKA_ADMIN_PROPERTIES:-/dev/null}" \
       --delete --group "ionflux-webhook-ingester-processor.$INBOX_TOPIC" >/dev/null 2>&1 || true
+    for g in "$DESIGN_GROUP" "$DESIGN_GROUP-state"; do
+      kafka_java org.apache.kafka.tools.consumer.group.ConsumerGroupCommand --bootstrap-server "$BOOTSTRAP" --command-config "${KAFKA_ADMIN_PROPERTIES:-/dev/null}" \
+        --delete --group "$g" >/dev/null 2>&1 || true
+    done
   fi
   # The state directories of the run's ingesters (INGESTER_INSTANCE_ID=bench<run><name>).
   rm -rf ".ionflux/state/webhook-ingester-bench$RUN_ID"*
@@ -142,7 +157,7 @@ fi
 
 node --import tsx bench/ingest/load.ts payload tests/helpers/fixtures/shopify/orders-create.json "$work/payload.json" || exit 1
 export LOAD_PAYLOAD="$work/payload.json" LOAD_SECRET="$SECRET"
-for f in hub hub1 peer floor; do echo '{}' >"$work/$f.json"; echo '{}' >"$work/$f-count.json"; done; : >"$work/pp.txt"
+for f in hub hub1 peer floor design; do echo '{}' >"$work/$f.json"; echo '{}' >"$work/$f-count.json"; done; : >"$work/pp.txt"
 
 # count TOPIC EXPECT OUT
 count_topic() { COUNT_TOPIC="$1" COUNT_EXPECT="$2" node --import tsx bench/ingest/load.ts count >"$3"; }
@@ -282,7 +297,26 @@ if has floor; then
   COUNT_MODE=offsets count_topic "$FLOOR_TOPIC" "$expect" "$work/floor-count.json" || echo '{}' >"$work/floor-count.json"
 fi
 
-# ---- 4. ProducerPerformance: the ceiling ------------------------------------------------------
+# ---- 4. the design floor ---------------------------------------------------------------------
+if has design; then
+  for t in "$DESIGN_INBOX" "$DESIGN_TOPIC"; do topic_cmd --create --topic "$t" --partitions 3 --replication-factor 1 >/dev/null || exit 1; done
+  topic_cmd --create --topic "$DESIGN_STATE" --partitions 3 --replication-factor 1 --config cleanup.policy=compact >/dev/null || exit 1
+  port=$(free_port)
+  echo "[bench] design floor: bench/ingest/bare-inbox.ts on 127.0.0.1:$port -> $DESIGN_INBOX -> $DESIGN_TOPIC + $DESIGN_STATE" >&2
+  FLOOR_PORT="$port" FLOOR_INBOX="$DESIGN_INBOX" FLOOR_TOPIC="$DESIGN_TOPIC" FLOOR_STATE="$DESIGN_STATE" FLOOR_GROUP="$DESIGN_GROUP" FLOOR_SHOPIFY_SECRET="$SECRET" \
+    node --import tsx bench/ingest/bare-inbox.ts >"$work/design.log" 2>&1 &
+  design_pid=$!
+  wait_ready "design floor" "$design_pid" "$work/design.log" grep -qx ready "$work/design.log" || exit 1
+  wrong_signature "design floor" "$port"
+  load_run design "$port" "$design_pid" || { echo "[bench] design floor load run failed" >&2; exit 1; }
+  # Its processor finishes what was appended while the records are counted (read_committed).
+  expect=$(ok_2xx "$work/design.json")
+  echo "[bench] counting committed records on $DESIGN_TOPIC (expect $expect)" >&2
+  count_topic "$DESIGN_TOPIC" "$expect" "$work/design-count.json" || echo '{}' >"$work/design-count.json"
+  stop_pid "$design_pid"; design_pid=""
+fi
+
+# ---- 5. ProducerPerformance: the ceiling ------------------------------------------------------
 if has pp; then
   topic_cmd --create --topic "$PP_TOPIC" --partitions 3 --replication-factor 1 >/dev/null || exit 1
   echo "[bench] ProducerPerformance: $PP_RECORDS records of 2048 B, acks=all -> $PP_TOPIC" >&2
@@ -295,9 +329,9 @@ LOADAVG_END="$(cut -d' ' -f1-3 /proc/loadavg)" PP_LINE="$(grep 'records sent' "$
 const fs = require('node:fs');
 const [work, outFile] = process.argv.slice(2);
 const read = (f) => { try { return JSON.parse(fs.readFileSync(`${work}/${f}`, 'utf8')); } catch { return {}; } };
-const hub = read('hub.json'), hub1 = read('hub1.json'), peer = read('peer.json'), floor = read('floor.json');
-const counts = { hub: read('hub-count.json'), hub1: read('hub1-count.json'), peer: read('peer-count.json'), floor: read('floor-count.json') };
-const cpu = { hub: read('hub-cpu.json'), hub1: read('hub1-cpu.json'), peer: read('peer-cpu.json'), floor: read('floor-cpu.json') };
+const hub = read('hub.json'), hub1 = read('hub1.json'), peer = read('peer.json'), floor = read('floor.json'), design = read('design.json');
+const counts = { hub: read('hub-count.json'), hub1: read('hub1-count.json'), peer: read('peer-count.json'), floor: read('floor-count.json'), design: read('design-count.json') };
+const cpu = { hub: read('hub-cpu.json'), hub1: read('hub1-cpu.json'), peer: read('peer-cpu.json'), floor: read('floor-cpu.json'), design: read('design-cpu.json') };
 const concurrentTxn = {};
 for (const n of ['hub', 'hub1']) { try { concurrentTxn[n] = Number(fs.readFileSync(`${work}/${n}-concurrent-txn.txt`, 'utf8').trim()); } catch {} }
 const line = process.env.PP_LINE ?? '';
@@ -323,6 +357,7 @@ const rows = [
   row('hub, one order (worst)', hub1, cpu.hub1),
   row('peer (Redpanda Connect)', peer, cpu.peer),
   row('Node floor (bare.ts)', floor, cpu.floor),
+  row('design floor (bare-inbox)', design, cpu.design),
   { system: 'Kafka ProducerPerformance', max_zero_error_rps: pp?.records_per_sec ?? null, at_connections: null, half_rate: null, p50_ms: pp?.p50_ms ?? null, p99_ms: pp?.p99_ms ?? null, paced_p50_ms: null, paced_p99_ms: null, half_zero_error: null, cpu: null },
 ];
 const ratios = {
@@ -332,6 +367,8 @@ const ratios = {
   peer_to_producer_performance: ratio(peer.max_zero_error_rps, pp?.records_per_sec),
   floor_to_peer: ratio(floor.max_zero_error_rps, peer.max_zero_error_rps),
   hub_to_floor: ratio(hub.max_zero_error_rps, floor.max_zero_error_rps),
+  design_floor_to_peer: ratio(design.max_zero_error_rps, peer.max_zero_error_rps),
+  hub_to_design_floor: ratio(hub.max_zero_error_rps, design.max_zero_error_rps),
 };
 const fmt = (v, w) => String(v ?? '-').padStart(w);
 const out = [''];
@@ -354,8 +391,8 @@ if (slow) out.push(`hub at the paced half rate: answers over 25 ms ${slow.answer
 if (e2e) out.push(`hub at the paced half rate, from the 2xx answer to its event being readable (read_committed) on the workspace topic: p50 ${e2e.p50} ms, p99 ${e2e.p99} ms, max ${e2e.max} ms (${e2e.count} events, ${e2e.missing} not read within 10 s)`);
 const perK = (c, r) => (c && r.totals?.ok_2xx ? Math.round((1000 * 1000 * c.system_cpu_s) / r.totals.ok_2xx) : null);
 const brokerPerK = (c, r) => (c && r.totals?.ok_2xx ? Math.round((1000 * 1000 * c.broker_cpu_s) / r.totals.ok_2xx) : null);
-out.push(`CPU per 1,000 deliveries over the whole load run (ms): hub process ${perK(cpu.hub, hub) ?? '-'} (broker ${brokerPerK(cpu.hub, hub) ?? '-'}), peer process ${perK(cpu.peer, peer) ?? '-'} (broker ${brokerPerK(cpu.peer, peer) ?? '-'}), Node floor process ${perK(cpu.floor, floor) ?? '-'} (broker ${brokerPerK(cpu.floor, floor) ?? '-'})`);
-out.push(`ratios: hub/peer ${ratios.hub_to_peer ?? '-'}   hub one order/peer ${ratios.hub_one_order_to_peer ?? '-'}   hub/ProducerPerformance ${ratios.hub_to_producer_performance ?? '-'}   peer/ProducerPerformance ${ratios.peer_to_producer_performance ?? '-'}   Node floor/peer ${ratios.floor_to_peer ?? '-'}   hub/Node floor ${ratios.hub_to_floor ?? '-'}`);
+out.push(`CPU per 1,000 deliveries over the whole load run (ms): hub process ${perK(cpu.hub, hub) ?? '-'} (broker ${brokerPerK(cpu.hub, hub) ?? '-'}), peer process ${perK(cpu.peer, peer) ?? '-'} (broker ${brokerPerK(cpu.peer, peer) ?? '-'}), Node floor process ${perK(cpu.floor, floor) ?? '-'} (broker ${brokerPerK(cpu.floor, floor) ?? '-'}), design floor process ${perK(cpu.design, design) ?? '-'} (broker ${brokerPerK(cpu.design, design) ?? '-'})`);
+out.push(`ratios: hub/peer ${ratios.hub_to_peer ?? '-'}   hub one order/peer ${ratios.hub_one_order_to_peer ?? '-'}   hub/ProducerPerformance ${ratios.hub_to_producer_performance ?? '-'}   peer/ProducerPerformance ${ratios.peer_to_producer_performance ?? '-'}   Node floor/peer ${ratios.floor_to_peer ?? '-'}   hub/Node floor ${ratios.hub_to_floor ?? '-'}   design floor/peer ${ratios.design_floor_to_peer ?? '-'}   hub/design floor ${ratios.hub_to_design_floor ?? '-'}`);
 const check = (name, r, c) => {
   if (!r.totals) return null;
   const isHub = name.startsWith('hub');
@@ -370,12 +407,12 @@ const check = (name, r, c) => {
     `${c.records ?? '?'} records on ${c.topic ?? '?'}${isHub ? ` (read_committed, ${c.distinct_event_ids ?? '?'} distinct event ids)` : ''}: expected ${low}..${high} -> ${match ? 'MATCH' : 'MISMATCH'}`);
   return { answered_2xx: r.totals.ok_2xx, probes: probe, unanswered_at_stop: r.totals.unanswered_at_stop, expected_min: low, expected_max: high, consumed_records: c.records ?? null, distinct_event_ids: c.distinct_event_ids ?? null, match };
 };
-const record_counts = { hub: check('hub', hub, counts.hub), hub1: check('hub1', hub1, counts.hub1), peer: check('peer', peer, counts.peer), floor: check('floor', floor, counts.floor) };
+const record_counts = { hub: check('hub', hub, counts.hub), hub1: check('hub1', hub1, counts.hub1), peer: check('peer', peer, counts.peer), floor: check('floor', floor, counts.floor), design: check('design floor', design, counts.design) };
 out.push(`load average at start ${process.env.LOADAVG_START}, at end ${process.env.LOADAVG_END} (2 cores; other work on the machine skews every figure)`);
 for (const [n, v] of Object.entries(concurrentTxn)) out.push(`${n}: kafkajs logged ${v} CONCURRENT_TRANSACTIONS errors (AddPartitionsToTxn while the previous commit completes; each retried after 5 ms, doubling).`);
 out.push('');
 console.log(out.join('\n'));
-const report = { at: new Date().toISOString(), loadavg: { start: process.env.LOADAVG_START, end: process.env.LOADAVG_END }, rows, ratios, record_counts, hub_concurrent_transactions_errors: concurrentTxn, producer_performance: pp, hub, hub_one_order: hub1, peer, floor, counts };
+const report = { at: new Date().toISOString(), loadavg: { start: process.env.LOADAVG_START, end: process.env.LOADAVG_END }, rows, ratios, record_counts, hub_concurrent_transactions_errors: concurrentTxn, producer_performance: pp, hub, hub_one_order: hub1, peer, floor, design, counts };
 fs.writeFileSync(outFile, `${JSON.stringify(report, null, 2)}\n`);
 console.log(JSON.stringify(ratios));
 if (Object.values(record_counts).some((c) => c && !c.match)) process.exitCode = 3;
