@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { HubError } from '../errors.ts';
 import { buildEvent, deterministicEventId, PayloadSchemas, platformEventSchema, type NewEvent } from './platform-event.ts';
@@ -47,5 +48,21 @@ describe('buildEvent', () => {
   it('refuses an event type without a schema, and a payload its schema refuses', () => {
     expect(codeOf({ ...base, eventType: 'other.orders.created' })).toBe('unknown_event_type: no payload schema registered for other.orders.created');
     expect(codeOf({ ...base, payload: { id: 'x' } })).toMatch(/^payload_invalid: shop.orders.created payload: .*id/);
+  });
+});
+
+describe('deterministicEventId', () => {
+  it('gives the ids it always gave: the v5 uuid of the name in the hub namespace, for short, non-ASCII and long names', () => {
+    // Values computed by the streaming implementation before the one-shot hash replaced it.
+    expect(deterministicEventId('shop.orders.created:acme:d-1')).toBe('fb0a739d-d3da-5d76-ac21-a520b1feabab');
+    expect(deterministicEventId('ç命'.repeat(200))).toBe('704ac676-93f8-5746-a768-aba74d5b19d3');
+    // Names on either side of the one-shot buffer's size, in bytes and in characters.
+    for (const name of ['', 'x'.repeat(336), 'x'.repeat(337), '命'.repeat(336), '命'.repeat(337), 'x'.repeat(5000)]) {
+      const h = createHash('sha1').update(Buffer.from('6f1e1c2a9b7d4e0f8a3c5d2b1e0f9a8c', 'hex')).update(name).digest();
+      h[6] = (h[6]! & 0x0f) | 0x50;
+      h[8] = (h[8]! & 0x3f) | 0x80;
+      const hex = h.subarray(0, 16).toString('hex');
+      expect(deterministicEventId(name)).toBe(`${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`);
+    }
   });
 });
