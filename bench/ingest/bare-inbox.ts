@@ -18,13 +18,12 @@
  * Env: KAFKA_BROKERS (+ SASL), FLOOR_PORT, FLOOR_INBOX, FLOOR_TOPIC, FLOOR_STATE, FLOOR_GROUP,
  * FLOOR_SHOPIFY_SECRET. Prints `ready` once the processor joined its group.
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
-import { createServer } from 'node:http';
 import { isMainThread, parentPort, Worker } from 'node:worker_threads';
 import type { Message, Producer } from 'kafkajs';
 import { createKafka } from '../../shared/bus/kafka/client.ts';
 import { baseEnv, kafkaAuth, parseEnv } from '../../shared/config.ts';
 import { createLogger } from '../../shared/logger.ts';
+import { floorEdge } from './floor-edge.ts';
 
 const env = process.env;
 const kafka = createKafka({ brokers: (env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(','), auth: kafkaAuth(parseEnv(baseEnv)), clientId: 'bench-ingest-design-floor', logger: createLogger({ service: 'bench-ingest-design-floor', level: 'warn' }) });
@@ -33,42 +32,16 @@ if (isMainThread) await edge();
 else await processor();
 
 async function edge(): Promise<void> {
-  const secret = env.FLOOR_SHOPIFY_SECRET!;
   const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
   await producer.connect();
-  let queue: { message: Message; done: (ok: boolean) => void }[] = [];
-  let sending = false;
-  const flush = async (): Promise<void> => {
-    if (sending) return;
-    sending = true;
-    while (queue.length) {
-      const batch = queue;
-      queue = [];
-      const ok = await producer.send({ topic: env.FLOOR_INBOX!, acks: -1, messages: batch.map((b) => b.message) }).then(() => true, () => false);
-      for (const b of batch) b.done(ok);
-    }
-    sending = false;
-  };
-  const server = createServer((req, res) => {
-    if (req.method !== 'POST' || req.url !== '/webhooks/shopify') return void res.writeHead(404).end();
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const body = Buffer.concat(chunks);
-      const given = Buffer.from(String(req.headers['x-shopify-hmac-sha256'] ?? ''), 'base64');
-      const expected = createHmac('sha256', secret).update(body).digest();
-      if (given.length !== expected.length || !timingSafeEqual(given, expected)) return void res.writeHead(401).end();
-      let key: string;
-      try {
-        key = String((JSON.parse(body.toString('utf8')) as { admin_graphql_api_id: string }).admin_graphql_api_id);
-      } catch {
-        return void res.writeHead(400).end();
-      }
+  const server = floorEdge({
+    producer,
+    topic: env.FLOOR_INBOX!,
+    secret: env.FLOOR_SHOPIFY_SECRET!,
+    headers: (req) => {
       const h = (name: string) => String(req.headers[name] ?? '');
-      const headers = { 'x-shopify-topic': h('x-shopify-topic'), 'x-shopify-shop-domain': h('x-shopify-shop-domain'), 'x-shopify-webhook-id': h('x-shopify-webhook-id'), 'received-at': String(Date.now()) };
-      queue.push({ message: { key, value: body, headers }, done: (ok) => res.writeHead(ok ? 200 : 503).end() });
-      void flush();
-    });
+      return { 'x-shopify-topic': h('x-shopify-topic'), 'x-shopify-shop-domain': h('x-shopify-shop-domain'), 'x-shopify-webhook-id': h('x-shopify-webhook-id'), 'received-at': String(Date.now()) };
+    },
   });
   // The processor thread loads TypeScript as this one does (tsx registers its loader per thread).
   const boot = `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((tsx) => { tsx.register(); return import(${JSON.stringify(import.meta.url)}); })`;

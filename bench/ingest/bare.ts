@@ -9,12 +9,10 @@
  * Nothing else: no inbox, no dedupe, no link lookup, no schema, no transaction.
  * Env: KAFKA_BROKERS (+ SASL), FLOOR_PORT, FLOOR_TOPIC, FLOOR_SHOPIFY_SECRET. Prints `ready`.
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
-import { createServer } from 'node:http';
-import type { Message } from 'kafkajs';
 import { createKafka } from '../../shared/bus/kafka/client.ts';
 import { baseEnv, kafkaAuth, parseEnv } from '../../shared/config.ts';
 import { createLogger } from '../../shared/logger.ts';
+import { floorEdge } from './floor-edge.ts';
 
 const env = process.env;
 const topic = env.FLOOR_TOPIC!;
@@ -23,39 +21,7 @@ const kafka = createKafka({ brokers: (env.KAFKA_BROKERS ?? '127.0.0.1:9092').spl
 const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
 await producer.connect();
 
-let queue: { message: Message; done: (ok: boolean) => void }[] = [];
-let sending = false;
-async function flush(): Promise<void> {
-  if (sending) return;
-  sending = true;
-  while (queue.length) {
-    const batch = queue;
-    queue = [];
-    const ok = await producer.send({ topic, acks: -1, messages: batch.map((b) => b.message) }).then(() => true, () => false);
-    for (const b of batch) b.done(ok);
-  }
-  sending = false;
-}
-
-const server = createServer((req, res) => {
-  if (req.method !== 'POST' || req.url !== '/webhooks/shopify') return void res.writeHead(404).end();
-  const chunks: Buffer[] = [];
-  req.on('data', (c: Buffer) => chunks.push(c));
-  req.on('end', () => {
-    const body = Buffer.concat(chunks);
-    const given = Buffer.from(String(req.headers['x-shopify-hmac-sha256'] ?? ''), 'base64');
-    const expected = createHmac('sha256', secret).update(body).digest();
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) return void res.writeHead(401).end();
-    let key: string;
-    try {
-      key = String((JSON.parse(body.toString('utf8')) as { admin_graphql_api_id: string }).admin_graphql_api_id);
-    } catch {
-      return void res.writeHead(400).end();
-    }
-    queue.push({ message: { key, value: body }, done: (ok) => res.writeHead(ok ? 200 : 503).end() });
-    void flush();
-  });
-});
+const server = floorEdge({ producer, topic, secret });
 server.listen(Number(env.FLOOR_PORT), '127.0.0.1', () => process.stdout.write('ready\n'));
 
 const stop = () => server.close(() => void producer.disconnect().finally(() => process.exit(0)));

@@ -14,7 +14,7 @@ const ALLOWED: Record<string, string> = {
   'bench/commands/relay.ts': "the yardstick of bench-commands is by definition a bare kafkajs relay, with no hub code in it",
   'bench/commands/drive.ts': 'the load generator drives the hub and the bare relay through one plain client, so both are measured by the same client',
   'bench/ingest/load.ts': "counts what the hub and the Redpanda Connect peer wrote with one plain client, independent of either",
-  'bench/ingest/bare.ts': "the Node floor of bench-ingest is by definition a bare node:http + kafkajs bridge, with no hub code in it",
+  'bench/ingest/floor-edge.ts': "the HTTP side of bench-ingest's two floors, bare node:http + kafkajs, with no hub code in it",
   'bench/ingest/bare-inbox.ts': "the design floor of bench-ingest is by definition the ingest design's Kafka work in bare kafkajs, with no hub code in it",
 };
 
