@@ -2,7 +2,6 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, TransactionFlags, type Database, type RootDatabase } from 'lmdb';
 import { HubError } from '../../errors.ts';
-import { KeyFilter } from './key-filter.ts';
 import { checkLmdbFiles, markClosed, markOpen, PAGE_SIZE } from './lmdb-check.ts';
 import type { Change, ExpiryOf, TableStore } from './store.ts';
 
@@ -15,8 +14,6 @@ const FORMAT = 2;
 // simply read again from the topic.
 const COMMIT = TransactionFlags.ABORTABLE | TransactionFlags.SYNCHRONOUS_COMMIT | TransactionFlags.NO_SYNC_FLUSH;
 const openDirs = new Set<string>();
-/** Keys read per turn of the event loop while a key filter is built from the store. */
-const FILTER_SLICE = 20_000;
 
 /**
  * A table's state in LMDB (memory-mapped B-tree files; reads are synchronous and cost no heap).
@@ -25,17 +22,6 @@ const FILTER_SLICE = 20_000;
  * `cp:<partition>` -> next offset).
  */
 export class LmdbStore<V> implements TableStore<V> {
-  /**
-   * The keys in `data`, so a lookup of a key the store never held (a new command, a new delivery)
-   * costs no LMDB read (make bench-commands: 3-4% of the worker's thread went to such reads).
-   * Undefined until first built from the store, in the background; while a bigger one is built,
-   * the one in use goes on serving (with more false positives, never a false negative).
-   */
-  private filter: KeyFilter | undefined;
-  private nextFilter: KeyFilter | undefined;
-  /** Bumped by `clear` and `close`: a build under way for an older generation stops. */
-  private generation = 0;
-
   private constructor(
     private readonly dir: string,
     private readonly env: RootDatabase,
@@ -56,11 +42,11 @@ export class LmdbStore<V> implements TableStore<V> {
     try {
       const store = LmdbStore.tryOpen<V>(dir, decode, expiryOf);
       const format = store.meta.get('format') as { version: number; topic: string } | undefined;
-      if (format && format.version === FORMAT && format.topic === topic) return { store: store.filtered() };
+      if (format && format.version === FORMAT && format.topic === topic) return { store };
       const reset = format ? `the store holds ${format.topic} (format ${format.version})` : undefined;
       store.clear();
       store.meta.putSync('format', { version: FORMAT, topic });
-      return { store: store.filtered(), reset };
+      return { store, reset };
     } catch (e) {
       // Unreadable (truncated, overwritten, wrong version): start from an empty directory.
       rmSync(dir, { recursive: true, force: true });
@@ -68,49 +54,8 @@ export class LmdbStore<V> implements TableStore<V> {
       lock(dir);
       const store = LmdbStore.tryOpen<V>(dir, decode, expiryOf);
       store.meta.putSync('format', { version: FORMAT, topic });
-      return { store: store.filtered(), reset: `the store could not be read (${(e as Error).message})` };
+      return { store, reset: `the store could not be read (${(e as Error).message})` };
     }
-  }
-
-  /** Starts building the key filter (the store serves lookups from LMDB until it is built). */
-  private filtered(): this {
-    this.buildFilter();
-    return this;
-  }
-
-  /**
-   * Builds a filter for twice the keys the store holds now, from its keys read a slice per turn
-   * of the event loop; keys written meanwhile are added by `write`. It replaces the one in use
-   * when complete.
-   */
-  private buildFilter(): void {
-    if (this.nextFilter) return;
-    const generation = this.generation;
-    const next = (this.nextFilter = new KeyFilter(Math.max(100_000, 2 * this.size)));
-    let after: string | undefined;
-    const slice = () => {
-      if (generation !== this.generation) return;
-      try {
-        let n = 0;
-        for (const key of this.data.getKeys(after === undefined ? { limit: FILTER_SLICE } : { start: after, limit: FILTER_SLICE + 1 })) {
-          if (key === after) continue;
-          next.add(key);
-          after = key;
-          n++;
-        }
-        if (n < FILTER_SLICE) {
-          this.filter = next;
-          this.nextFilter = undefined;
-          return;
-        }
-      } catch {
-        // The store closed (or failed) meanwhile: lookups go on reading LMDB.
-        if (this.nextFilter === next) this.nextFilter = undefined;
-        return;
-      }
-      setImmediate(slice);
-    };
-    slice();
   }
 
   private static tryOpen<V>(dir: string, decode: (bytes: Buffer) => V, expiryOf?: ExpiryOf<V>): LmdbStore<V> {
@@ -134,7 +79,6 @@ export class LmdbStore<V> implements TableStore<V> {
   }
 
   get(key: string): V | undefined {
-    if (this.filter && !this.filter.mightHave(key)) return undefined;
     const b = this.data.get(key);
     return b === undefined ? undefined : this.decode(b);
   }
@@ -164,8 +108,6 @@ export class LmdbStore<V> implements TableStore<V> {
       }
       const [key, value, bytes] = change;
       put(this.data as Database<unknown, string>, key, bytes);
-      this.filter?.add(key);
-      this.nextFilter?.add(key);
       // The entry of the value this one replaces stays in the index: the sweep drops it when it
       // comes due and finds a value that expires later. Looking the old value up to remove its
       // entry made 4 LMDB operations of every change instead of 2 (make bench-commands: 10 us a
@@ -174,7 +116,6 @@ export class LmdbStore<V> implements TableStore<V> {
       if (at !== undefined && Number.isFinite(at)) put(this.expiry as Database<unknown, [number, string]>, [at, key], 1);
     }
     for (const [partition, next] of checkpoints) put(this.meta, `cp:${partition}`, next);
-    if (this.filter?.full) this.buildFilter();
     return commits;
   }
 
@@ -211,9 +152,6 @@ export class LmdbStore<V> implements TableStore<V> {
   }
 
   clear(): void {
-    this.generation++;
-    this.filter = new KeyFilter(100_000);
-    this.nextFilter = undefined;
     this.env.transactionSync(() => {
       for (const key of [...this.data.getKeys()]) this.data.removeSync(key);
       for (const key of [...this.expiry.getKeys()]) this.expiry.removeSync(key);
@@ -222,8 +160,6 @@ export class LmdbStore<V> implements TableStore<V> {
   }
 
   async close(): Promise<void> {
-    this.generation++;
-    this.filter = this.nextFilter = undefined;
     await this.env.flushed;
     await this.env.close();
     markClosed(join(this.dir, 'lmdb'));

@@ -46,39 +46,3 @@ describe('LmdbStore expiry', () => {
     await store.close();
   });
 });
-
-describe('LmdbStore key filter', () => {
-  const dirOf = () => {
-    const dir = mkdtempSync(join(tmpdir(), 'ionflux-lmdb-unit-'));
-    dirs.push(dir);
-    return dir;
-  };
-  const openAt = (dir: string) => LmdbStore.open<V>(dir, 'ionflux.state.unit', (b: Buffer) => JSON.parse(b.toString(), (k, x) => (k === 'exp' ? Number(x) : x)) as V).store;
-  const settled = () => new Promise((r) => setTimeout(r, 50));
-
-  it('finds every key the store held when it was opened, and every key written since, past the filter sizes', async () => {
-    const dir = dirOf();
-    let store = openAt(dir);
-    // More keys than one slice of the filter's build and than its first capacity (100,000).
-    const keys = Array.from({ length: 130_000 }, (_, i) => `ws_${i % 7}:cmd-${i}`);
-    for (let i = 0; i < keys.length; i += 10_000) store.apply(keys.slice(i, i + 10_000).map((k, j) => change(k, { v: i + j, exp: Infinity })), new Map([[0, String(i)]]));
-    await settled();
-    expect(keys.every((k, i) => store.get(k)?.v === i)).toBe(true);
-    await store.close();
-
-    store = openAt(dir);
-    // Found while the filter is built (lookups read LMDB meanwhile) and once it is.
-    expect(store.get(keys[129_999]!)?.v).toBe(129_999);
-    await settled();
-    expect(keys.every((k, i) => store.get(k)?.v === i)).toBe(true);
-    store.apply([change('later', { v: 1, exp: Infinity })], new Map([[0, '1']]));
-    expect(store.get('later')?.v).toBe(1);
-    expect(Array.from({ length: 1000 }, (_, i) => store.get(`ws_1:other-${i}`)).every((v) => v === undefined)).toBe(true);
-    // Cleared: nothing is found, and what is written afterwards is.
-    store.clear();
-    expect(store.get(keys[0]!)).toBeUndefined();
-    store.apply([change(keys[0]!, { v: 5, exp: Infinity })], new Map([[0, '2']]));
-    expect(store.get(keys[0]!)?.v).toBe(5);
-    await store.close();
-  });
-});
