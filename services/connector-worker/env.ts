@@ -17,7 +17,7 @@ export const workerEnv = baseEnv.extend({
   ACTION_TIMEOUT_MS: z.coerce.number().int().positive().default(15_000),
   RETRY_MAX_ATTEMPTS: z.coerce.number().int().positive().default(4),
   RETRY_MAX_WAIT_MS: z.coerce.number().int().positive().default(30_000),
-  /** Partitions of each command topic worked on at once (order stays per workspace); the topics have 3. */
+  /** Partitions worked on at once (each workspace's command topic has one; order stays per workspace): see PARTITIONS_AT_ONCE. */
   WORKER_PARTITIONS_CONCURRENTLY: z.coerce.number().int().positive().default(PARTITIONS_AT_ONCE),
 });
 export type WorkerEnv = z.infer<typeof workerEnv>;
