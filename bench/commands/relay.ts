@@ -14,8 +14,9 @@
  *                               bytes, keyed <key>:<command_id>) to the compacted RELAY_STATE, in
  *                               one idempotent acks=all request per batch; a second consumer reads
  *                               the state topic back into a Map, as the worker's table does (its
- *                               LMDB store left out); offsets committed every 500 ms, as the
- *                               worker's runner does. The sizes are the hub's records' in this bench.
+ *                               LMDB store left out); offsets auto-committed by kafkajs every 500 ms
+ *                               (the worker commits at that interval too, but in the background).
+ *                               The sizes are the hub's records' in this bench.
  * Env: RELAY_IN, RELAY_OUT, RELAY_GROUP, RELAY_CONCURRENCY (partitionsConsumedConcurrently; default
  * 3 = the partitions for plain, 1 for txn: a producer has one open transaction at a time, as in
  * the hub's runner), KAFKA_BROKERS. The producer retries as KafkaBus's does (100 ms initial). Prints "relay ready" on stdout once it joined its group.
@@ -113,7 +114,7 @@ consumer.on(consumer.events.GROUP_JOIN, () => process.stdout.write('relay ready\
 await consumer.run({
   partitionsConsumedConcurrently: CONCURRENCY,
   eachBatchAutoResolve: false,
-  // txn: offsets travel inside the transaction; plain: committed every second; floor: every 500 ms, as the hub does.
+  // txn: offsets travel inside the transaction; plain: committed every second; floor: every 500 ms (the hub's interval).
   autoCommit: MODE !== 'txn',
   autoCommitInterval: MODE === 'floor' ? 500 : 1000,
   eachBatch: MODE === 'txn' ? relayTxn : MODE === 'floor' ? relayFloor : relayPlain,
