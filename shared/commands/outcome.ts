@@ -21,7 +21,10 @@ export const outcomePayloadSchema = z.object({
 });
 export type OutcomePayload = z.infer<typeof outcomePayloadSchema>;
 
-export const outcomeSchemas = new PayloadSchemas().register('*', outcomePayloadSchema);
+/** The payload_schema_version of every outcome event. */
+export const OUTCOME_SCHEMA_VERSION = '1';
+
+export const outcomeSchemas = new PayloadSchemas().register('*', outcomePayloadSchema, OUTCOME_SCHEMA_VERSION);
 
 /** Where outcomes go when the command names no reply_to: `ionflux.<service>.ws_<ws>.command.outcomes`. */
 export function defaultOutcomeTopic(service: string, workspaceId: string): string {

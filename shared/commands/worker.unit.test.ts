@@ -12,7 +12,7 @@ import type { Runtime } from '../runtime.ts';
 import type { SecretStore } from '../secrets/index.ts';
 import { encodeCommandJson } from './envelope.ts';
 import { defaultOutcomeTopic } from './outcome.ts';
-import { approvalSchema, commandStateSchema, workspaceConnectorSchema, type Approval, type CommandState, type WorkspaceConnector } from './state.ts';
+import { approvalSchema, commandStateFormat, workspaceConnectorSchema, type Approval, type CommandState, type WorkspaceConnector } from './state.ts';
 import { startCommandWorker } from './worker.ts';
 
 // The registry's wire format is not what these tests are about: JSON stands in for Avro.
@@ -39,7 +39,7 @@ afterEach(async () => {
 async function worker(bus: MemoryBus) {
   const rt = { service: 'demo', logger, bus, codec, registry: {}, createBus: () => bus, onClose: (fn: () => Promise<void> | void) => void closers.push(async () => void (await fn())) } as unknown as Runtime;
   const table = <V>(name: string, parse: (v: unknown) => V) => new KafkaTable<V>({ bus, logger, topic: topics.state(name), parse: jsonValue(parse) });
-  const states = table<CommandState>('commands-demo', (v) => commandStateSchema.parse(v));
+  const states = new KafkaTable<CommandState>({ bus, logger, topic: topics.state('commands-demo'), ...commandStateFormat('demo') });
   const approvals = table<Approval>('approvals', (v) => approvalSchema.parse(v));
   const workspaceConnectors = table<WorkspaceConnector>('workspace-connectors', (v) => workspaceConnectorSchema.parse(v));
   await Promise.all([states.start(), approvals.start(), workspaceConnectors.start()]);

@@ -28,7 +28,7 @@ export class LmdbStore<V> implements TableStore<V> {
     private readonly data: Database<Buffer, string>,
     private readonly expiry: Database<number, [number, string]>,
     private readonly meta: Database<unknown, string>,
-    private readonly decode: (bytes: Buffer) => V,
+    private readonly decode: (bytes: Buffer, key: string) => V,
     private readonly expiryOf?: ExpiryOf<V>,
   ) {}
 
@@ -37,7 +37,7 @@ export class LmdbStore<V> implements TableStore<V> {
    * another topic or format, is wiped: the topic is the source of truth and rebuilds it.
    * `reset` says why it started empty, if it did.
    */
-  static open<V>(dir: string, topic: string, decode: (bytes: Buffer) => V, expiryOf?: ExpiryOf<V>): { store: LmdbStore<V>; reset?: string } {
+  static open<V>(dir: string, topic: string, decode: (bytes: Buffer, key: string) => V, expiryOf?: ExpiryOf<V>): { store: LmdbStore<V>; reset?: string } {
     lock(dir);
     try {
       const store = LmdbStore.tryOpen<V>(dir, decode, expiryOf);
@@ -58,7 +58,7 @@ export class LmdbStore<V> implements TableStore<V> {
     }
   }
 
-  private static tryOpen<V>(dir: string, decode: (bytes: Buffer) => V, expiryOf?: ExpiryOf<V>): LmdbStore<V> {
+  private static tryOpen<V>(dir: string, decode: (bytes: Buffer, key: string) => V, expiryOf?: ExpiryOf<V>): LmdbStore<V> {
     // remapChunks maps the file in chunks as they are used instead of all at once, so the
     // resident set stays near what is read, not the size of the file.
     const path = join(dir, 'lmdb');
@@ -80,7 +80,7 @@ export class LmdbStore<V> implements TableStore<V> {
 
   get(key: string): V | undefined {
     const b = this.data.get(key);
-    return b === undefined ? undefined : this.decode(b);
+    return b === undefined ? undefined : this.decode(b, key);
   }
 
   apply(changes: Change<V>[], checkpoints: ReadonlyMap<number, string>): void {
@@ -126,7 +126,7 @@ export class LmdbStore<V> implements TableStore<V> {
   }
 
   *entries(): Iterable<[string, V]> {
-    for (const { key, value } of this.data.getRange()) yield [key, this.decode(value)];
+    for (const { key, value } of this.data.getRange()) yield [key, this.decode(value, key)];
   }
 
   get size(): number {

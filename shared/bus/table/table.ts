@@ -15,7 +15,10 @@ export interface TableHost {
 
 export interface TableOptions<V> extends TableHost {
   topic: string;
-  parse: (value: Buffer) => V;
+  /** A record's value (bytes as on the topic) and its key back to a value; throws on what it cannot read. */
+  parse: (value: Buffer, key: string) => V;
+  /** How a value is written (default its JSON); `parse` must read what it writes. */
+  serialize?: (value: V, key: string) => Buffer;
   /** How the table's reader fetches; default: as soon as a record is there. */
   fetch?: ReadOptions['fetch'];
   /** Called for every change read from the topic (including this process's own writes). */
@@ -130,7 +133,7 @@ export class KafkaTable<V> {
         continue;
       }
       try {
-        const value = this.opts.parse(r.value);
+        const value = this.opts.parse(r.value, key);
         changes.push(this.expiryOf && this.expiryOf(value) < now ? [key, undefined] : [key, value, r.value]);
       } catch (e) {
         this.opts.logger.error({ topic: this.opts.topic, key, err: e }, 'unreadable table record skipped');
@@ -258,9 +261,13 @@ export class KafkaTable<V> {
    */
   record(key: string, value: V | undefined): OutgoingRecord {
     if (value === undefined) return { topic: this.opts.topic, key, value: null };
-    const bytes = jsonBytes(value);
+    const bytes = this.bytesOf(key, value);
     if (typeof value === 'object' && value !== null) this.encoded.set(value, bytes);
     return { topic: this.opts.topic, key, value: bytes };
+  }
+
+  private bytesOf(key: string, value: V): Buffer {
+    return this.opts.serialize ? this.opts.serialize(value, key) : jsonBytes(value);
   }
 
   /** The bytes `record` made of a value, so applying that value locally does not encode it again. */
@@ -279,7 +286,7 @@ export class KafkaTable<V> {
 
   /** Applies a write that was published by the caller (e.g. inside a transaction with other records). */
   applyLocal(key: string, value: V | undefined): void {
-    const bytes = value === undefined ? null : ((typeof value === 'object' && value !== null && this.encoded.get(value)) || jsonBytes(value));
+    const bytes = value === undefined ? null : ((typeof value === 'object' && value !== null && this.encoded.get(value)) || this.bytesOf(key, value));
     this.local.set(key, { value, bytes, at: Date.now() });
   }
 
