@@ -53,8 +53,11 @@ export function commandStateFormat(service: string): Pick<TableOptions<CommandSt
       const derivable = e.source_service_name === source && e.workspace_id === ws && e.correlation_id === id && e.causation_id === id && e.payload_schema_version === OUTCOME_SCHEMA_VERSION;
       if (!derivable) return Buffer.from(JSON.stringify(s));
       const { outcome, ...rest } = s;
-      const topic = outcome!.topic === defaultOutcomeTopic(service, ws) ? {} : { topic: outcome!.topic };
-      return Buffer.from(JSON.stringify({ ...rest, o: { ...topic, id: e.event_id, type: e.event_type, ts: e.timestamp, payload_json: e.payload_json } }));
+      const own = JSON.stringify(rest);
+      const topic = outcome!.topic === defaultOutcomeTopic(service, ws) ? '' : `"topic":${JSON.stringify(outcome!.topic)},`;
+      // The stored outcome's JSON written out: as fast as stringifying the whole state, not slower.
+      const o = `{${topic}"id":${JSON.stringify(e.event_id)},"type":${JSON.stringify(e.event_type)},"ts":${JSON.stringify(e.timestamp)},"payload_json":${JSON.stringify(e.payload_json)}}`;
+      return Buffer.from(`${own.slice(0, -1)},"o":${o}}`);
     },
     parse(bytes, key) {
       const raw = JSON.parse(bytes.toString('utf8')) as Record<string, unknown> | null;
