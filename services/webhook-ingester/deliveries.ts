@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { KafkaTable, jsonValue, type TableHost } from '../../shared/bus/table/table.ts';
+import { KafkaTable, jsonValue, OWNERS_TABLE_FETCH, type TableHost } from '../../shared/bus/table/table.ts';
 import { topics } from '../../shared/bus/topics.ts';
 import { INBOX_PREFIX, INBOX_TOPIC } from '../../shared/ingest/inbox.ts';
 
@@ -32,19 +32,10 @@ export function stateTopicsFor(inboxTopic: string): { deliveries: string; versio
   return { deliveries: topics.state(`webhook-deliveries-${suffix}`), versions: topics.state(`entity-versions-${suffix}`) };
 }
 
-/**
- * How the processor's tables read their topics back. Each inbox partition's owner is the only
- * writer of its deliveries' markers and versions and applies them locally, and a new owner reads
- * to the end before working (catchUp), so what comes back is seldom waited for: bigger, fewer
- * fetches instead of one per transaction committed (in a back-to-back pair of make bench-ingest
- * runs, the broker's CPU per 1,000 deliveries went from 104 to 75 ms; runs vary widely). A
- * partition's new owner starts at most `maxWaitMs` later.
- */
-export const PROCESSOR_TABLE_FETCH = { minBytes: 1 << 20, maxWaitMs: 500 };
 
 /** Markers older than the dedupe window are not kept in memory (the topic keeps them 7 days). */
 export async function openDeliveryLog(rt: TableHost, dedupeWindowMs: number, topic = DELIVERIES_TOPIC): Promise<DeliveryLog> {
-  const table = new KafkaTable<Delivery>({ ...rt, topic, parse: jsonValue((v) => deliverySchema.parse(v)), expire: { afterMs: dedupeWindowMs, at: (d) => d.at }, fetch: PROCESSOR_TABLE_FETCH });
+  const table = new KafkaTable<Delivery>({ ...rt, topic, parse: jsonValue((v) => deliverySchema.parse(v)), expire: { afterMs: dedupeWindowMs, at: (d) => d.at }, fetch: OWNERS_TABLE_FETCH });
   await table.start(120_000);
   return table;
 }
@@ -77,7 +68,7 @@ export type EntityVersions = KafkaTable<EntityVersion>;
  * update arriving later than that behind a newer one is no longer recognised as stale.
  */
 export async function openEntityVersions(rt: TableHost, keepMs = 30 * 24 * 3600_000, topic = VERSIONS_TOPIC): Promise<EntityVersions> {
-  const table = new KafkaTable<EntityVersion>({ ...rt, topic, parse: jsonValue((v) => entityVersionSchema.parse(v)), expire: { afterMs: keepMs, at: (v) => Date.parse(v.version) }, fetch: PROCESSOR_TABLE_FETCH });
+  const table = new KafkaTable<EntityVersion>({ ...rt, topic, parse: jsonValue((v) => entityVersionSchema.parse(v)), expire: { afterMs: keepMs, at: (v) => Date.parse(v.version) }, fetch: OWNERS_TABLE_FETCH });
   await table.start(120_000);
   return table;
 }

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { KafkaTable, jsonValue, type TableHost, type TableOptions } from '../bus/table/table.ts';
+import { KafkaTable, jsonValue, OWNERS_TABLE_FETCH, type TableHost, type TableOptions } from '../bus/table/table.ts';
 import { topics } from '../bus/topics.ts';
 import { platformEventSchema } from '../events/platform-event.ts';
 import { commandSchema } from './envelope.ts';
@@ -86,6 +86,8 @@ export async function openCommandStates(rt: Rt, service: string, windowMs = DEFA
     ...rt,
     topic: topics.state(`commands-${service}`),
     ...commandStateFormat(service),
+    // Each command's state is written by its partition's owner, which applies it locally.
+    fetch: OWNERS_TABLE_FETCH,
     expire: { afterMs: windowMs, at: (s) => (s.phase === 'done' ? s.at : Number.POSITIVE_INFINITY) },
   });
   await t.start(120_000);
