@@ -1,4 +1,10 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { MemoryBus } from '../bus/memory.ts';
+import { KafkaTable } from '../bus/table/table.ts';
+import { createLogger } from '../logger.ts';
 import { outcomeEvent } from './outcome.ts';
 import { commandKey, commandStateFormat, type CommandState } from './state.ts';
 
@@ -46,6 +52,31 @@ describe('command state records', () => {
     const bytes = format.serialize!(other, key);
     expect(JSON.parse(bytes.toString())).toHaveProperty('outcome.event.source_service_name', 'someone-else');
     expect(format.parse(bytes, key)).toEqual(other);
+  });
+
+  it('come back the same from the topic and from the disk store, in another process and after a restart', async () => {
+    const bus = new MemoryBus(1);
+    const logger = createLogger({ service: 'state-unit', level: 'silent' });
+    const dirs = [mkdtempSync(join(tmpdir(), 'ionflux-state-unit-')), mkdtempSync(join(tmpdir(), 'ionflux-state-unit-'))];
+    const open = async (stateDir: string) => {
+      const t = new KafkaTable<CommandState>({ bus, logger, stateDir, topic: 'ionflux.state.commands-shopify', ...format });
+      await t.start();
+      return t;
+    };
+    try {
+      const writer = await open(dirs[0]!);
+      await writer.set(key, done);
+      const reader = await open(dirs[1]!); // another instance: parsed from the topic
+      expect(reader.get(key)).toEqual(done);
+      await Promise.all([writer.close(), reader.close()]);
+      for (const dir of dirs) {
+        const again = await open(dir); // from the store's own bytes
+        expect(again.get(key)).toEqual(done);
+        await again.close();
+      }
+    } finally {
+      for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('refuse a record it cannot read', () => {
