@@ -10,11 +10,12 @@
  *                               (sendOffsets), read by read_committed consumers
  *   RELAY_MODE=floor            the Kafka traffic of the hub's worker for a read-only command, with
  *                               none of its logic: per command an outcome record (276 bytes and
- *                               the hub's 4 headers) to RELAY_OUT.<key> and a state record (572
+ *                               the hub's 4 headers) to RELAY_OUT.<key> and a state record (336
  *                               bytes, keyed <key>:<command_id>) to the compacted RELAY_STATE, in
  *                               one idempotent acks=all request per batch; a second consumer reads
- *                               the state topic back into a Map, as the worker's table does (its
- *                               LMDB store left out); offsets auto-committed by kafkajs every 500 ms
+ *                               the state topic back into a Map, in fetches of up to 1 MB or 500 ms
+ *                               as the worker's table does (OWNERS_TABLE_FETCH; its LMDB store
+ *                               left out); offsets auto-committed by kafkajs every 500 ms
  *                               (the worker commits at that interval too, but in the background).
  *                               The sizes are the hub's records' in this bench.
  * Env: RELAY_IN, RELAY_OUT, RELAY_GROUP, RELAY_CONCURRENCY (partitionsConsumedConcurrently; default
@@ -56,9 +57,9 @@ async function relayPlain({ batch, resolveOffset, heartbeat }: EachBatchPayload)
   await heartbeat();
 }
 
-// floor: bytes of the hub's records' sizes (outcome event 276, state 572 with the command's 128 in each).
+// floor: bytes of the hub's records' sizes (outcome event 276, state 336 with the command's 128 in each).
 const OUTCOME_PAD = Buffer.alloc(276 - 128, 'o');
-const STATE_PAD = Buffer.alloc(572 - 128, 's');
+const STATE_PAD = Buffer.alloc(336 - 128, 's');
 async function relayFloor({ batch, resolveOffset, heartbeat }: EachBatchPayload): Promise<void> {
   if (batch.messages.length === 0) return;
   const outcomes = new Map<string, Message[]>();
@@ -79,7 +80,7 @@ async function relayFloor({ batch, resolveOffset, heartbeat }: EachBatchPayload)
 /** floor: the worker's table reads its state topic back (from the end: this run's records). */
 const readBack = new Map<string, Buffer>();
 async function startStateReader(): Promise<void> {
-  const reader = kafka.consumer({ groupId: `${GROUP}-state`, allowAutoTopicCreation: false, sessionTimeout: 10_000, heartbeatInterval: 1000, maxWaitTimeInMs: 1000, readUncommitted: false });
+  const reader = kafka.consumer({ groupId: `${GROUP}-state`, allowAutoTopicCreation: false, sessionTimeout: 10_000, heartbeatInterval: 1000, minBytes: 1 << 20, maxWaitTimeInMs: 500, readUncommitted: false });
   await reader.connect();
   await reader.subscribe({ topic: STATE, fromBeginning: false });
   await reader.run({
