@@ -14,7 +14,7 @@
  * "added" is hub minus direct at the same percentile. The orchestrator's in-process overhead is
  * what its handler reports (`timing.overhead_ms`: time around the provider call, i.e. routing,
  * keys, budget, cost, response shaping), so it excludes Kafka and the worker's own bookkeeping.
- * Env: BENCH_N1 (400), BENCH_N50 (3000), BENCH_WORKSPACES (50), BENCH_CPU_PROF=1 (profile the orchestrator). Writes reports/bench-llm.json.
+ * Env: BENCH_N1 (400), BENCH_N50 (3000), BENCH_WORKSPACES (50), BENCH_WARM_PER_WORKSPACE (30), BENCH_CPU_PROF=1 (profile the orchestrator). Writes reports/bench-llm.json.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -32,6 +32,13 @@ import { cpuSeconds } from '../cpu.ts';
 const N1 = Number(process.env.BENCH_N1 ?? 400);
 const N50 = Number(process.env.BENCH_N50 ?? 3000);
 const WORKSPACES = Number(process.env.BENCH_WORKSPACES ?? 50);
+/**
+ * Warm-up commands per workspace, through the hub and through the floor; the direct path gets as
+ * many calls. The orchestrator's path runs many more functions than the direct call, and V8 has
+ * optimised them only after some hundreds of calls each: with 3 per workspace (150) the hub's
+ * 1-in-flight phase measured its JIT warming up (one run each: added p50 8.18 ms with 3, 4.63 with 30).
+ */
+const WARM_PER_WS = Number(process.env.BENCH_WARM_PER_WORKSPACE ?? 30);
 /** BENCH_CPU_PROF=1: a V8 CPU profile of the orchestrator in reports/bench-llm-prof/ (bench/commands/prof-summary.ts reads it). */
 const PROF_DIR = process.env.BENCH_CPU_PROF === '1' ? join(process.cwd(), 'reports', 'bench-llm-prof') : undefined;
 const brokers = (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(',');
@@ -274,10 +281,10 @@ async function main(): Promise<void> {
       return undefined;
     };
 
-    log(`warm-up: 300 direct calls, 3 commands in each of ${WORKSPACES} workspaces (topics, consumers, key cache, JIT), the same through the floor`);
-    await closedLoop(300, 10, direct);
-    await Promise.all(Array.from({ length: WORKSPACES }, async (_, w) => { for (let i = 0; i < 3; i++) await viaHub(w)(); }));
-    await Promise.all(Array.from({ length: WORKSPACES }, async (_, w) => { for (let i = 0; i < 3; i++) await viaBare(w)(); }));
+    log(`warm-up: ${WARM_PER_WS * WORKSPACES} direct calls, ${WARM_PER_WS} commands in each of ${WORKSPACES} workspaces (topics, consumers, key cache, JIT), the same through the floor`);
+    await closedLoop(WARM_PER_WS * WORKSPACES, 10, direct);
+    await Promise.all(Array.from({ length: WORKSPACES }, async (_, w) => { for (let i = 0; i < WARM_PER_WS; i++) await viaHub(w)(); }));
+    await Promise.all(Array.from({ length: WORKSPACES }, async (_, w) => { for (let i = 0; i < WARM_PER_WS; i++) await viaBare(w)(); }));
 
     const rows: { label: string; concurrency: number; direct?: Phase; hub: Phase; bare?: Phase }[] = [];
     log(`c=1: ${N1} direct, then ${N1} through the hub, then ${N1} through the floor`);
