@@ -8,6 +8,10 @@ export interface TopicSpec {
   configs?: Record<string, string>;
 }
 
+/** How often a CreateTopics that timed out is asked again, and the wait before the n-th retry (n times this). */
+const CREATE_ATTEMPTS = 5;
+const CREATE_RETRY_MS = 250;
+
 /** Per-topic overrides: compacted stores, longer retention for dead letters. */
 export type TopicSpecFor = (topic: string) => Partial<TopicSpec> | undefined;
 
@@ -54,17 +58,25 @@ export class TopicProvisioner {
       replicationFactor: spec.replicationFactor,
       configEntries: Object.entries(spec.configs ?? {}).map(([name, value]) => ({ name, value })),
     };
-    // Ask first: creating an existing topic works but makes kafkajs log an error.
-    const exists = (await this.admin.listTopics()).includes(topic);
-    try {
-      if (!exists) await this.admin.createTopics({ topics: [config], waitForLeaders: false });
-    } catch (e) {
-      const types = [(e as { type?: string }).type, ...((e as { errors?: { type?: string }[] }).errors ?? []).map((x) => x.type)];
-      // Not visible to this principal and not creatable by it: the broker's ACLs keep it out.
-      if (types.some((t) => t === 'TOPIC_AUTHORIZATION_FAILED' || t === 'CLUSTER_AUTHORIZATION_FAILED')) {
-        throw new HubError('topic_not_authorized', `not authorized to use topic ${topic} (refused by the broker's ACLs)`, { cause: e });
+    for (let attempt = 1; ; attempt++) {
+      // Ask first: creating an existing topic works but makes kafkajs log an error.
+      if ((await this.admin.listTopics()).includes(topic)) break;
+      try {
+        await this.admin.createTopics({ topics: [config], waitForLeaders: false });
+        break;
+      } catch (e) {
+        const types = [(e as { type?: string }).type, ...((e as { errors?: { type?: string }[] }).errors ?? []).map((x) => x.type)];
+        // Not visible to this principal and not creatable by it: the broker's ACLs keep it out.
+        if (types.some((t) => t === 'TOPIC_AUTHORIZATION_FAILED' || t === 'CLUSTER_AUTHORIZATION_FAILED')) {
+          throw new HubError('topic_not_authorized', `not authorized to use topic ${topic} (refused by the broker's ACLs)`, { cause: e });
+        }
+        if (types.includes('TOPIC_ALREADY_EXISTS')) break;
+        // A busy controller answers REQUEST_TIMED_OUT (or the request times out) and may still
+        // create the topic: kafkajs does not retry that. Look again, and ask again if it is not there.
+        const timedOut = types.includes('REQUEST_TIMED_OUT') || (e as Error).name === 'KafkaJSRequestTimeoutError';
+        if (!timedOut || attempt >= CREATE_ATTEMPTS) throw e;
+        await new Promise((r) => setTimeout(r, CREATE_RETRY_MS * attempt));
       }
-      if (!types.includes('TOPIC_ALREADY_EXISTS')) throw e;
     }
     this.known.set(topic, await this.withLeaders(topic));
   }
