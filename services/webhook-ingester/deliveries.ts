@@ -32,7 +32,6 @@ export function stateTopicsFor(inboxTopic: string): { deliveries: string; versio
   return { deliveries: topics.state(`webhook-deliveries-${suffix}`), versions: topics.state(`entity-versions-${suffix}`) };
 }
 
-
 /** Markers older than the dedupe window are not kept in memory (the topic keeps them 7 days). */
 export async function openDeliveryLog(rt: TableHost, dedupeWindowMs: number, topic = DELIVERIES_TOPIC): Promise<DeliveryLog> {
   const table = new KafkaTable<Delivery>({ ...rt, topic, parse: jsonValue((v) => deliverySchema.parse(v)), expire: { afterMs: dedupeWindowMs, at: (d) => d.at }, fetch: OWNERS_TABLE_FETCH });

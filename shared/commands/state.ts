@@ -57,7 +57,7 @@ export function commandStateFormat(service: string): Pick<TableOptions<CommandSt
       const topic = outcome!.topic === defaultOutcomeTopic(service, ws) ? '' : `"topic":${JSON.stringify(outcome!.topic)},`;
       // The stored outcome's JSON written out: as fast as stringifying the whole state, not slower.
       const o = `{${topic}"id":${JSON.stringify(e.event_id)},"type":${JSON.stringify(e.event_type)},"ts":${JSON.stringify(e.timestamp)},"payload_json":${JSON.stringify(e.payload_json)}}`;
-      return Buffer.from(`${own.slice(0, -1)},"o":${o}}`);
+      return Buffer.from(`${own === '{}' ? '{' : `${own.slice(0, -1)},`}"o":${o}}`);
     },
     parse(bytes, key) {
       const raw = JSON.parse(bytes.toString('utf8')) as Record<string, unknown> | null;
