@@ -1,7 +1,8 @@
 /**
  * Fills `ionflux.state.commands-noop` with BENCH_STATE_COMMANDS finished commands (default 1M),
  * as the connector worker writes them: key `<workspace>:<command_id>`, value a `done` state with
- * its outcome event, finished at random times within the last 70 hours (the worker keeps 72).
+ * its outcome (commandStateFormat: the compact form), finished at random times within the last 70
+ * hours (the worker keeps 72).
  * Prints one JSON line: records, value bytes, seconds. Env: KAFKA_BROKERS.
  */
 import { randomUUID } from 'node:crypto';
@@ -9,7 +10,7 @@ import { createKafkaBus } from '../../shared/bus/kafka/bus.ts';
 import { baseEnv, kafkaAuth, parseEnv } from '../../shared/config.ts';
 import { topics } from '../../shared/bus/topics.ts';
 import type { OutgoingRecord } from '../../shared/bus/types.ts';
-import type { CommandState } from '../../shared/commands/state.ts';
+import { commandKey, commandStateFormat, type CommandState } from '../../shared/commands/state.ts';
 import { createLogger } from '../../shared/logger.ts';
 
 const N = Number(process.env.BENCH_STATE_COMMANDS ?? 1_000_000);
@@ -26,6 +27,7 @@ function marker(i: number, now: number): OutgoingRecord {
   return { topic, key: `shopify:bench${i % 16}.myshopify.com:${randomUUID()}`, value: JSON.stringify({ eventId: randomUUID(), outcome: 'published', at }) };
 }
 
+const format = commandStateFormat('noop');
 function finished(i: number, now: number): OutgoingRecord {
   const ws = `bench${i % 16}`;
   const commandId = randomUUID();
@@ -48,7 +50,8 @@ function finished(i: number, now: number): OutgoingRecord {
       },
     },
   };
-  return { topic, key: `${ws}:${commandId}`, value: JSON.stringify(state) };
+  const key = commandKey(ws, commandId);
+  return { topic, key, value: format.serialize!(state, key) };
 }
 
 await bus.ensureTopics([topic]);
@@ -57,7 +60,7 @@ let bytes = 0;
 const now = Date.now();
 for (let from = 0; from < N; from += CHUNK) {
   const records = Array.from({ length: Math.min(CHUNK, N - from) }, (_, j) => (ingester ? marker : finished)(from + j, now));
-  bytes += records.reduce((n, r) => n + Buffer.byteLength(r.value as string), 0);
+  bytes += records.reduce((n, r) => n + Buffer.byteLength(r.value!), 0);
   const failed = (await bus.publishBatch(records)).filter((o) => !o.ok).length;
   if (failed) throw new Error(`${failed} records not acknowledged`);
   if ((from / CHUNK) % 10 === 0) process.stderr.write(`[fill] ${from + records.length} / ${N}\n`);
