@@ -34,9 +34,9 @@ const N50 = Number(process.env.BENCH_N50 ?? 3000);
 const WORKSPACES = Number(process.env.BENCH_WORKSPACES ?? 50);
 /**
  * Warm-up commands per workspace, through the hub and through the floor; the direct path gets as
- * many calls. The orchestrator's path runs many more functions than the direct call, and V8 has
- * optimised them only after some hundreds of calls each: with 3 per workspace (150) the hub's
- * 1-in-flight phase measured its JIT warming up (one run each: added p50 8.18 ms with 3, 4.63 with 30).
+ * many calls. The orchestrator's path runs many more functions than the direct call, each
+ * optimised by V8 only after many calls: with 3 per workspace (150) the hub's 1-in-flight phase
+ * still measured some of that (added p99 16.5 ms in one run; 7.0-9.6 ms in four runs with 30).
  */
 const WARM_PER_WS = Number(process.env.BENCH_WARM_PER_WORKSPACE ?? 30);
 /** BENCH_CPU_PROF=1: a V8 CPU profile of the orchestrator in reports/bench-llm-prof/ (bench/commands/prof-summary.ts reads it). */
