@@ -13,6 +13,9 @@
 #   BENCH_WARMUP           untimed warm-up commands per system (2000)
 #   BENCH_STEADY_SECONDS   steady-rate phase length (10); BENCH_MAX_RATE cap of its rate (20000/s)
 #   BENCH_ONLY             systems to run: hub,floor,relay,relay-txn (default all four)
+#   BENCH_ROUNDS           run the systems in turn this many times (default 1); the table shows each
+#                          system's median round (the lower middle one for an even count: use an odd
+#                          one), one line per round gives its figures and ratios, and one their medians
 #   BENCH_CPU_PROF=1       V8 CPU profile of the worker to reports/bench-commands-prof/, summarized
 #   BENCH_KEEP_TOPICS=1    keep the bench topics (deleted by default)
 # Starts only the infrastructure that is not running and stops only that at exit; stops the
@@ -66,10 +69,11 @@ bash "$ROOT/bench/warm-broker.sh" || exit 1
 [ "$BENCH_BROKER_PID" = 0 ] && export BENCH_BROKER_PID="$(cat "$IONFLUX_RUN/kafka.pid" 2>/dev/null || echo 0)"
 
 drive prepare || exit 1
-for s in hub floor relay relay-txn; do echo '{}' >"$work/$s.json"; done
+ROUNDS="${BENCH_ROUNDS:-1}"
 
 # ---- 1. the hub: one connector worker ---------------------------------------------------------
-if has hub; then
+run_hub() {
+  local round=$1 port prof ready hub_rc
   port=$(free_port)
   prof=()
   if [ "${BENCH_CPU_PROF:-0}" = 1 ]; then
@@ -89,7 +93,7 @@ if has hub; then
     sleep 0.2
   done
   [ "$ready" = 1 ] || { echo "[bench] the worker did not become ready:" >&2; tail -n 30 "$work/worker.log" >&2; exit 1; }
-  BENCH_TARGET=hub BENCH_SYSTEM_PID="$worker_pid" drive run >"$work/hub.json"
+  BENCH_TARGET=hub BENCH_SYSTEM_PID="$worker_pid" drive run >"$work/hub.$round.json"
   hub_rc=$?
   stop_pid "$worker_pid"; worker_pid=""
   # kafkajs logs each CONCURRENT_TRANSACTIONS answer twice (Connection, then Producer): count one.
@@ -97,11 +101,12 @@ if has hub; then
   echo "[bench] worker log: $(cat "$work/hub-concurrent-txn.txt") CONCURRENT_TRANSACTIONS answers to AddPartitionsToTxn (kafkajs retries each after 5 ms, doubling), $(grep -c '"level":[45]0' "$work/worker.log") warn/error lines" >&2
   grep -v '^\s*$' "$work/worker.log" | tail -n 3 >&2
   [ "$hub_rc" = 0 ] || echo "[bench] the hub run reported missing or failed outcomes (exit $hub_rc)" >&2
-fi
+  return 0
+}
 
 # ---- 2./3. the yardsticks: bare kafkajs relays -------------------------------------------------
 run_relay() {
-  local target=$1 mode=$2 in=$3 out=$4 rc ready=0
+  local target=$1 mode=$2 in=$3 out=$4 round=$5 rc ready=0
   echo "[bench] $target: bench/commands/relay.ts RELAY_MODE=$mode ($in -> $out)" >&2
   RELAY_MODE="$mode" RELAY_IN="$in" RELAY_OUT="$out" RELAY_STATE=ionflux.cmd.noop-floor-state RELAY_GROUP="bench-commands-$target-$RUN_ID" \
     node --import tsx bench/commands/relay.ts >"$work/$target.log" 2>&1 &
@@ -112,24 +117,40 @@ run_relay() {
     sleep 0.2
   done
   [ "$ready" = 1 ] || { echo "[bench] $target did not become ready:" >&2; tail -n 30 "$work/$target.log" >&2; return 1; }
-  BENCH_TARGET="$target" BENCH_SYSTEM_PID="$relay_pid" drive run >"$work/$target.json"
+  BENCH_TARGET="$target" BENCH_SYSTEM_PID="$relay_pid" drive run >"$work/$target.$round.json"
   rc=$?
   stop_pid "$relay_pid"; relay_pid=""
   grep 'concurrent operation on the same transaction' "$work/$target.log" | grep -c 'AddPartitionsToTxn' >"$work/$target-concurrent-txn.txt"
   [ "$rc" = 0 ] || echo "[bench] the $target run reported missing outcomes (exit $rc)" >&2
   return 0
 }
-has floor && { run_relay floor floor ionflux.cmd.noop-floor ionflux.cmd.noop-floor-out || exit 1; }
-has relay && { run_relay relay plain ionflux.cmd.noop-relay ionflux.cmd.noop-relay-out || exit 1; }
-has relay-txn && { run_relay relay-txn txn ionflux.cmd.noop-relay-txn ionflux.cmd.noop-relay-txn-out || exit 1; }
+
+for round in $(seq 1 "$ROUNDS"); do
+  # Each round's commands have ids of their own (the worker would take repeated ids for re-sends).
+  export BENCH_RUN_ID="${RUN_ID}r$round"
+  [ "$ROUNDS" = 1 ] || echo "[bench] round $round of $ROUNDS" >&2
+  has hub && run_hub "$round"
+  has floor && { run_relay floor floor ionflux.cmd.noop-floor ionflux.cmd.noop-floor-out "$round" || exit 1; }
+  has relay && { run_relay relay plain ionflux.cmd.noop-relay ionflux.cmd.noop-relay-out "$round" || exit 1; }
+  has relay-txn && { run_relay relay-txn txn ionflux.cmd.noop-relay-txn ionflux.cmd.noop-relay-txn-out "$round" || exit 1; }
+done
 
 # ---- report ------------------------------------------------------------------------------------
 mkdir -p reports
-node - "$work" reports/bench-commands.json <<'EOF'
+node - "$work" reports/bench-commands.json "$ROUNDS" <<'EOF'
 const fs = require('node:fs');
-const [work, outFile] = process.argv.slice(2);
+const [work, outFile, roundsArg] = process.argv.slice(2);
 const read = (f) => { try { return JSON.parse(fs.readFileSync(`${work}/${f}`, 'utf8')); } catch { return {}; } };
-const runs = { hub: read('hub.json'), floor: read('floor.json'), relay: read('relay.json'), 'relay-txn': read('relay-txn.json') };
+const SYSTEMS = ['hub', 'floor', 'relay', 'relay-txn'];
+const roundNumbers = Array.from({ length: Number(roundsArg) || 1 }, (_, i) => i + 1);
+/** Per system, every round's run; the table shows its median round (by commands/s). */
+const rounds = Object.fromEntries(SYSTEMS.map((s) => [s, roundNumbers.map((r) => read(`${s}.${r}.json`))]));
+const rate = (r) => r.throughput?.commands_per_sec;
+const median = (list) => {
+  const done = list.filter((r) => rate(r) != null).sort((a, b) => rate(a) - rate(b));
+  return done.length ? done[Math.floor((done.length - 1) / 2)] : {};
+};
+const runs = Object.fromEntries(SYSTEMS.map((s) => [s, median(rounds[s])]));
 const concurrentTxn = {};
 for (const k of ['hub', 'relay-txn']) {
   try { concurrentTxn[k] = Number(fs.readFileSync(`${work}/${k}-concurrent-txn.txt`, 'utf8').trim()); } catch {}
@@ -170,6 +191,15 @@ for (const r of rows) {
   out.push(`${r.system.padEnd(40)}${fmt(r.commands_per_sec, 11)}${fmt(ratio(r.commands_per_sec, runs.relay.throughput?.commands_per_sec), 9)}${fmt(r.steady_rate, 9)}${fmt(r.p50_ms, 8)}${fmt(r.p99_ms, 8)}${fmt(r.max_ms, 8)}${fmt(r.system_cpu_pct != null ? `${r.system_cpu_pct}%` : null, 8)}${fmt(r.broker_cpu_pct != null ? `${r.broker_cpu_pct}%` : null, 7)}${fmt(r.driver_cpu_pct != null ? `${r.driver_cpu_pct}%` : null, 7)}`);
 }
 out.push('CPU columns: average during the throughput phase, 100% = one core.');
+if (roundNumbers.length > 1) {
+  out.push(`${roundNumbers.length} rounds, the systems in turn in each; the rows above are each system's median round. Per round:`);
+  for (const r of roundNumbers) {
+    const at = (s) => rate(rounds[s][r - 1]);
+    out.push(`  round ${r}: ${SYSTEMS.map((s) => `${s} ${at(s) ?? '-'}`).join(', ')}; hub/relay-txn ${ratio(at('hub'), at('relay-txn')) ?? '-'}, hub/floor ${ratio(at('hub'), at('floor')) ?? '-'}, hub p99 ${rounds.hub[r - 1].steady?.latency.p99_ms ?? '-'} ms`);
+  }
+  const per = (a, b) => median(roundNumbers.map((r) => ({ throughput: { commands_per_sec: ratio(rate(rounds[a][r - 1]), rate(rounds[b][r - 1])) } })));
+  out.push(`  median of the rounds' ratios: hub/relay-txn ${rate(per('hub', 'relay-txn')) ?? '-'}, hub/floor ${rate(per('hub', 'floor')) ?? '-'}, floor/relay-txn ${rate(per('floor', 'relay-txn')) ?? '-'}`);
+}
 out.push(`ratios: hub/relay ${ratios.hub_to_relay ?? '-'}   hub/relay-txn ${ratios.hub_to_relay_txn ?? '-'}   relay-txn/relay ${ratios.relay_txn_to_relay ?? '-'}   hub/floor ${ratios.hub_to_floor ?? '-'}   floor/relay-txn ${ratios.floor_to_relay_txn ?? '-'}   (aim: hub/relay-txn >= 0.4)`);
 for (const [k, r] of Object.entries(runs)) {
   if (!r.throughput) continue;
@@ -186,10 +216,10 @@ for (const [k, c] of Object.entries(concurrentTxn)) out.push(`${k}: the broker a
 out.push(`load average: ${Object.entries(runs).filter(([, r]) => r.loadavg).map(([k, r]) => `${k} ${r.loadavg.start} -> ${r.loadavg.end}`).join('; ')} (2 cores; other work on the machine skews every figure)`);
 out.push('');
 console.log(out.join('\n'));
-const report = { at: new Date().toISOString(), rows, ratios, aim_commands_per_sec: 5000, concurrent_transactions_answers: concurrentTxn, runs };
+const report = { at: new Date().toISOString(), rows, ratios, aim_commands_per_sec: 5000, concurrent_transactions_answers: concurrentTxn, runs, ...(roundNumbers.length > 1 ? { rounds } : {}) };
 fs.writeFileSync(outFile, `${JSON.stringify(report, null, 2)}\n`);
 console.log(JSON.stringify(ratios));
-const incomplete = Object.values(runs).some((r) => r.throughput && (!r.throughput.complete || !r.steady.complete || r.unexpected_outcome_types?.count || r.send_errors?.count));
+const incomplete = Object.values(rounds).flat().some((r) => r.throughput && (!r.throughput.complete || !r.steady.complete || r.unexpected_outcome_types?.count || r.send_errors?.count));
 if (incomplete || !rows.length) process.exitCode = 3;
 EOF
 rc=$?
@@ -198,7 +228,7 @@ if [ "${BENCH_CPU_PROF:-0}" = 1 ]; then
   # CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile: thread 0 is the main thread (1 is tsx's loader).
   f=$(ls -t reports/bench-commands-prof/CPU.*.0.*.cpuprofile 2>/dev/null | head -n 1)
   if [ -n "$f" ]; then
-    secs=$(node -e 'const r=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8"));process.stdout.write(String(Math.max(1,Math.round(r.throughput?.seconds??1))))' "$work/hub.json")
+    secs=$(node -e 'const r=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8"));process.stdout.write(String(Math.max(1,Math.round(r.throughput?.seconds??1))))' "$work/hub.$ROUNDS.json")
     { echo "== whole run (start-up, warm-up, throughput, steady)"; node --import tsx bench/commands/prof-summary.ts "$f" 20
       echo; echo "== the busiest ${secs} s (the throughput phase)"; node --import tsx bench/commands/prof-summary.ts "$f" 25 --busiest="$secs"
     } | tee reports/bench-commands-prof/summary.txt
