@@ -146,10 +146,9 @@ const roundNumbers = Array.from({ length: Number(roundsArg) || 1 }, (_, i) => i 
 /** Per system, every round's run; the table shows its median round (by commands/s). */
 const rounds = Object.fromEntries(SYSTEMS.map((s) => [s, roundNumbers.map((r) => read(`${s}.${r}.json`))]));
 const rate = (r) => r.throughput?.commands_per_sec;
-const median = (list) => {
-  const done = list.filter((r) => rate(r) != null).sort((a, b) => rate(a) - rate(b));
-  return done.length ? done[Math.floor((done.length - 1) / 2)] : {};
-};
+/** The middle of a sorted list (the lower of the two middle ones for an even count). */
+const middle = (sorted) => sorted[Math.floor((sorted.length - 1) / 2)];
+const median = (list) => middle(list.filter((r) => rate(r) != null).sort((a, b) => rate(a) - rate(b))) ?? {};
 const runs = Object.fromEntries(SYSTEMS.map((s) => [s, median(rounds[s])]));
 const concurrentTxn = {};
 for (const k of ['hub', 'relay-txn']) {
@@ -197,8 +196,8 @@ if (roundNumbers.length > 1) {
     const at = (s) => rate(rounds[s][r - 1]);
     out.push(`  round ${r}: ${SYSTEMS.map((s) => `${s} ${at(s) ?? '-'}`).join(', ')}; hub/relay-txn ${ratio(at('hub'), at('relay-txn')) ?? '-'}, hub/floor ${ratio(at('hub'), at('floor')) ?? '-'}, hub p99 ${rounds.hub[r - 1].steady?.latency.p99_ms ?? '-'} ms`);
   }
-  const per = (a, b) => median(roundNumbers.map((r) => ({ throughput: { commands_per_sec: ratio(rate(rounds[a][r - 1]), rate(rounds[b][r - 1])) } })));
-  out.push(`  median of the rounds' ratios: hub/relay-txn ${rate(per('hub', 'relay-txn')) ?? '-'}, hub/floor ${rate(per('hub', 'floor')) ?? '-'}, floor/relay-txn ${rate(per('floor', 'relay-txn')) ?? '-'}`);
+  const per = (a, b) => middle(roundNumbers.map((r) => ratio(rate(rounds[a][r - 1]), rate(rounds[b][r - 1]))).filter((x) => x != null).sort((x, y) => x - y));
+  out.push(`  median of the rounds' ratios: hub/relay-txn ${per('hub', 'relay-txn') ?? '-'}, hub/floor ${per('hub', 'floor') ?? '-'}, floor/relay-txn ${per('floor', 'relay-txn') ?? '-'}`);
 }
 out.push(`ratios: hub/relay ${ratios.hub_to_relay ?? '-'}   hub/relay-txn ${ratios.hub_to_relay_txn ?? '-'}   relay-txn/relay ${ratios.relay_txn_to_relay ?? '-'}   hub/floor ${ratios.hub_to_floor ?? '-'}   floor/relay-txn ${ratios.floor_to_relay_txn ?? '-'}   (aim: hub/relay-txn >= 0.4)`);
 for (const [k, r] of Object.entries(runs)) {

@@ -31,6 +31,12 @@ export type CommandState = z.infer<typeof commandStateSchema>;
 
 export const commandKey = (workspaceId: string, commandId: string) => `${workspaceId}:${commandId}`;
 
+/** The workspace and command id of a commandKey (a workspace id has no ':'; a command id may). */
+function splitCommandKey(key: string): [workspaceId: string, commandId: string] {
+  const cut = key.indexOf(':');
+  return [key.slice(0, cut), key.slice(cut + 1)];
+}
+
 /**
  * An outcome as a state record stores it: what its key (`<workspace>:<command id>`) and the
  * service do not tell. The worker's outcome events all have their source, workspace,
@@ -48,8 +54,7 @@ export function commandStateFormat(service: string): Pick<TableOptions<CommandSt
     serialize(s, key) {
       const e = s.outcome?.event;
       if (!e) return Buffer.from(JSON.stringify(s));
-      const cut = key.indexOf(':');
-      const [ws, id] = [key.slice(0, cut), key.slice(cut + 1)];
+      const [ws, id] = splitCommandKey(key);
       const derivable = e.source_service_name === source && e.workspace_id === ws && e.correlation_id === id && e.causation_id === id && e.payload_schema_version === OUTCOME_SCHEMA_VERSION;
       if (!derivable) return Buffer.from(JSON.stringify(s));
       const { outcome, ...rest } = s;
@@ -64,8 +69,7 @@ export function commandStateFormat(service: string): Pick<TableOptions<CommandSt
       if (!raw || typeof raw !== 'object' || raw.o === undefined) return commandStateSchema.parse(raw);
       const { o: stored, ...rest } = raw;
       const o = storedOutcomeSchema.parse(stored);
-      const cut = key.indexOf(':');
-      const [ws, id] = [key.slice(0, cut), key.slice(cut + 1)];
+      const [ws, id] = splitCommandKey(key);
       const event = { event_id: o.id, event_type: o.type, timestamp: o.ts, source_service_name: source, workspace_id: ws, payload_schema_version: OUTCOME_SCHEMA_VERSION, payload_json: o.payload_json, correlation_id: id, causation_id: id };
       return commandStateSchema.parse({ ...rest, outcome: { topic: o.topic ?? defaultOutcomeTopic(service, ws), event } });
     },
