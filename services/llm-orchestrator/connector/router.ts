@@ -3,6 +3,7 @@ import { performance } from 'node:perf_hooks';
 import OpenAI from 'openai';
 import type { z } from 'zod';
 import { HubError } from '../../../shared/errors.ts';
+import { createLeanFetch } from '../../../shared/net/lean-fetch.ts';
 import type { Logger } from '../../../shared/logger.ts';
 import { VendorError } from '../../../shared/connectors/types.ts';
 import { TASKS, type LlmConfig, type ModelRoute, type ProviderConfig, type Task } from './config.ts';
@@ -66,16 +67,20 @@ export class Cooldowns {
   }
 }
 
-/** One openai client per (provider, key), reused so connections stay open. */
+/**
+ * One openai client per (provider, key), reused so connections stay open. They all send through
+ * one lean fetch (shared/net/lean-fetch.ts): half the CPU of Node's fetch per call.
+ */
 export function createClientPool(requestTimeoutMs: number) {
   const clients = new Map<string, OpenAI>();
+  const fetch = createLeanFetch();
   return (provider: ProviderConfig, key: string): OpenAI => {
     const id = `${provider.id}\u0000${createHash('sha256').update(key).digest('base64url')}`;
     let c = clients.get(id);
     if (!c) {
       const foreign = provider.id !== 'openai';
       // maxRetries 0: the chain, its cooldowns and the worker's backoff decide what is retried.
-      c = new OpenAI({ apiKey: key, baseURL: provider.baseURL, maxRetries: 0, timeout: requestTimeoutMs, logLevel: 'off', ...(foreign ? { organization: null, project: null } : {}) });
+      c = new OpenAI({ apiKey: key, baseURL: provider.baseURL, maxRetries: 0, timeout: requestTimeoutMs, logLevel: 'off', fetch, ...(foreign ? { organization: null, project: null } : {}) });
       if (clients.size >= 1000) clients.delete(clients.keys().next().value!);
       clients.set(id, c);
     }
