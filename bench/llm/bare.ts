@@ -1,7 +1,8 @@
 /**
  * bench/llm's floor: the least any kafkajs service can do for the same request, as its own
  * process beside the orchestrator. It consumes JSON commands (keyed by workspace) from
- * BARE_IN, makes the same openai call, and produces a JSON outcome (header `command_id`) to
+ * BARE_IN, makes the same openai call (through the same lean fetch as the orchestrator's openai
+ * clients, shared/net/lean-fetch.ts), and produces a JSON outcome (header `command_id`) to
  * BARE_OUT with an idempotent producer (acks=all), no transaction, no schema, no state, no
  * dedupe, no budget. Every record of a fetched batch runs at once (the driver keeps one command
  * in flight per workspace, so no key has two). Offsets are committed every second in the
@@ -17,10 +18,11 @@ import OpenAI from 'openai';
 import { createKafka } from '../../shared/bus/kafka/client.ts';
 import { baseEnv, kafkaAuth, parseEnv } from '../../shared/config.ts';
 import { createLogger } from '../../shared/logger.ts';
+import { createLeanFetch } from '../../shared/net/lean-fetch.ts';
 
 const env = process.env;
 const kafka = createKafka({ brokers: (env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(','), auth: kafkaAuth(parseEnv(baseEnv)), clientId: 'bench-llm-bare', logger: createLogger({ service: 'bench-llm-bare', level: 'warn' }) });
-const openai = new OpenAI({ apiKey: env.OPENAI_API_KEY!, baseURL: env.OPENAI_BASE_URL!, maxRetries: 0 });
+const openai = new OpenAI({ apiKey: env.OPENAI_API_KEY!, baseURL: env.OPENAI_BASE_URL!, maxRetries: 0, fetch: createLeanFetch() });
 const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
 const consumer = kafka.consumer({ groupId: env.BARE_GROUP!, maxWaitTimeInMs: 1000 });
 await producer.connect();

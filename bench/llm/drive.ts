@@ -2,10 +2,13 @@
  * bench/llm: the latency the LLM orchestrator adds over calling the same OpenAI-API simulator
  * directly with the `openai` package, at 1 and at 50 concurrent requests, and requests/s.
  *
- *   direct: openai.chat.completions.create -> simulator (HTTP, keep-alive)
+ *   direct: openai.chat.completions.create -> simulator (HTTP, keep-alive), with the SDK's
+ *           default fetch; then again through the orchestrator's own transport
+ *           (shared/net/lean-fetch.ts), printed on a line of its own
  *   hub:    HubClient.send (command on ionflux.cmd.llm, Kafka) -> orchestrator (decode, route, key,
- *           budget, the same openai call, cost, usage event, outcome + state in one Kafka
- *           transaction) -> HubClient reads the outcome (read_committed) and resolves
+ *           budget, the same openai call through the lean fetch, cost, usage event, outcome +
+ *           state in one idempotent produce: text_generation is artifact_generation, see
+ *           docs/commands.md) -> HubClient reads the outcome (read_committed) and resolves
  *   bare:   the floor (bench/llm/bare.ts): plain kafkajs, a JSON command in, the same openai call,
  *           a JSON outcome out with an idempotent producer; no transaction, schema, state or
  *           budget. What crossing Kafka twice costs on this machine with nothing of the hub's.
@@ -27,6 +30,7 @@ import { createKafka } from '../../shared/bus/kafka/client.ts';
 import { baseEnv, kafkaAuth, parseEnv } from '../../shared/config.ts';
 import { createHubClient, type HubClient } from '../../shared/commands/client.ts';
 import { createLogger } from '../../shared/logger.ts';
+import { createLeanFetch } from '../../shared/net/lean-fetch.ts';
 import { cpuSeconds } from '../cpu.ts';
 
 const N1 = Number(process.env.BENCH_N1 ?? 400);
@@ -259,6 +263,13 @@ async function main(): Promise<void> {
       await openai.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: PROMPT }], max_tokens: 64 });
       return undefined;
     };
+    // The same call through the transport the orchestrator's clients use: how much of the hub's
+    // rate is its leaner HTTP client rather than anything else.
+    const leanOpenai = new OpenAI({ apiKey: KEY, baseURL: simUrl, maxRetries: 0, fetch: createLeanFetch() });
+    const directLean = async () => {
+      await leanOpenai.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: PROMPT }], max_tokens: 64 });
+      return undefined;
+    };
     const client: HubClient = await createHubClient({ brokers, registryUrl, clientId: 'bench-llm' });
     const ws = (i: number) => `llmbench${i}`;
     // At 1 in flight: where a command's time goes, from the outcome's own stamps (the worker's
@@ -281,20 +292,23 @@ async function main(): Promise<void> {
       return undefined;
     };
 
-    log(`warm-up: ${WARM_PER_WS * WORKSPACES} direct calls, ${WARM_PER_WS} commands in each of ${WORKSPACES} workspaces (topics, consumers, key cache, JIT), the same through the floor`);
+    log(`warm-up: ${WARM_PER_WS * WORKSPACES} direct calls per transport, ${WARM_PER_WS} commands in each of ${WORKSPACES} workspaces (topics, consumers, key cache, JIT), the same through the floor`);
     await closedLoop(WARM_PER_WS * WORKSPACES, 10, direct);
+    await closedLoop(WARM_PER_WS * WORKSPACES, 10, directLean);
     await Promise.all(Array.from({ length: WORKSPACES }, async (_, w) => { for (let i = 0; i < WARM_PER_WS; i++) await viaHub(w)(); }));
     await Promise.all(Array.from({ length: WORKSPACES }, async (_, w) => { for (let i = 0; i < WARM_PER_WS; i++) await viaBare(w)(); }));
 
     const rows: { label: string; concurrency: number; direct?: Phase; hub: Phase; bare?: Phase }[] = [];
-    log(`c=1: ${N1} direct, then ${N1} through the hub, then ${N1} through the floor`);
+    log(`c=1: ${N1} direct (the SDK's fetch, then the lean one), then ${N1} through the hub, then ${N1} through the floor`);
     const d1 = await closedLoop(N1, 1, direct);
+    const l1 = await closedLoop(N1, 1, directLean);
     splitting = true;
     const h1 = await closedLoop(N1, 1, () => viaHub(0)());
     splitting = false;
     rows.push({ label: '1 concurrent', concurrency: 1, direct: d1, hub: h1, bare: await closedLoop(N1, 1, () => viaBare(0)()) });
-    log(`c=50: ${N50} direct, then ${N50} through the hub (${WORKSPACES} workspaces, one in flight each), then through the floor`);
+    log(`c=50: ${N50} direct (both transports), then ${N50} through the hub (${WORKSPACES} workspaces, one in flight each), then through the floor`);
     const d50 = await closedLoop(N50, 50, direct);
+    const l50 = await closedLoop(N50, 50, directLean);
     const h50 = await closedLoop(N50, 50, (w) => viaHub(w % WORKSPACES)());
     rows.push({ label: `50 concurrent, ${WORKSPACES} workspaces`, concurrency: 50, direct: d50, hub: h50, bare: await closedLoop(N50, 50, (w) => viaBare(w % WORKSPACES)()) });
     const nOne = Math.min(N50, 600);
@@ -303,6 +317,7 @@ async function main(): Promise<void> {
     await client.close();
     await bare.close();
 
+    const rps = (p: Phase) => Math.round(p.latencies.length / p.seconds);
     const table = rows.map((r) => {
       const dp50 = q(r.direct!.latencies, 0.5);
       const dp99 = q(r.direct!.latencies, 0.99);
@@ -316,8 +331,8 @@ async function main(): Promise<void> {
         hub_p99_ms: r2(hp99),
         added_p50_ms: r2(hp50 - dp50),
         added_p99_ms: r2(hp99 - dp99),
-        direct_rps: Math.round(r.direct!.latencies.length / r.direct!.seconds),
-        hub_rps: Math.round(r.hub.latencies.length / r.hub.seconds),
+        direct_rps: rps(r.direct!),
+        hub_rps: rps(r.hub),
         ...(r.bare ? { floor_p50_ms: r2(q(r.bare.latencies, 0.5)), floor_p99_ms: r2(q(r.bare.latencies, 0.99)), floor_rps: Math.round(r.bare.latencies.length / r.bare.seconds) } : {}),
         in_process_overhead_p50_ms: r2(q(r.hub.overhead, 0.5)),
         in_process_overhead_p99_ms: r2(q(r.hub.overhead, 0.99)),
@@ -336,6 +351,7 @@ async function main(): Promise<void> {
       `The floor (bench/llm/bare.ts: plain kafkajs, JSON in, the same openai call, JSON out, idempotent producer, nothing else), same run:`,
       `${'run'.padEnd(30)}${pad('floor p50', 11)}${pad('p99', 8)}${pad('floor rps', 11)}${pad('floor/direct', 14)}${pad('hub/floor', 11)}${pad('hub/direct', 12)}`,
       ...table.filter((t) => t.floor_rps !== undefined).map((t) => `${t.run.padEnd(30)}${pad(t.floor_p50_ms, 11)}${pad(t.floor_p99_ms, 8)}${pad(t.floor_rps, 11)}${pad(r2(t.floor_rps! / t.direct_rps), 14)}${pad(r2(t.hub_rps / t.floor_rps!), 11)}${pad(r2(t.hub_rps / t.direct_rps), 12)}`),
+      `direct through the orchestrator's transport (the same openai package with shared/net/lean-fetch.ts): 1 in flight p50 ${r2(q(l1.latencies, 0.5))} / p99 ${r2(q(l1.latencies, 0.99))} ms; 50 in flight ${rps(l50)} rps (hub / this: ${r2(table[1]!.hub_rps / rps(l50))})`,
       ...cpuLines(rows),
       `handler ovh = the orchestrator's own work around the provider call (routing, key lookup, budget check, cost, response shaping), reported by each outcome's timing.overhead_ms.`,
       `Yardstick: LiteLLM publishes 2-12 ms p50 added latency for its HTTP proxy; the hub's aim is added p50 < 5 ms and p99 < 15 ms at 1 in flight, and at least 0.8x the direct rate at 50 in flight.`,
@@ -344,7 +360,7 @@ async function main(): Promise<void> {
     console.log(lines.join('\n'));
     mkdirSync('reports', { recursive: true });
     const cpu = rows.flatMap((r) => (['direct', 'hub', 'bare'] as const).flatMap((path) => (r[path] ? [{ run: r.label, path: path === 'bare' ? 'floor' : path, ms_per_request: cpuPerRequest(r[path]!) }] : [])));
-    writeFileSync('reports/bench-llm.json', `${JSON.stringify({ at: new Date().toISOString(), rows: table, cpu }, null, 2)}\n`);
+    writeFileSync('reports/bench-llm.json', `${JSON.stringify({ at: new Date().toISOString(), rows: table, cpu, direct_lean_fetch: { c1_p50_ms: r2(q(l1.latencies, 0.5)), c1_p99_ms: r2(q(l1.latencies, 0.99)), c50_rps: rps(l50) } }, null, 2)}\n`);
   } finally {
     for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
     await Promise.all(children.map((c) => (c.exitCode !== null || c.signalCode !== null ? undefined : new Promise((r) => c.once('exit', r)))));
