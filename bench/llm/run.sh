@@ -4,6 +4,7 @@
 # (bench/llm/drive.ts explains the method). Starts only the infrastructure that is not running and
 # stops only that at exit; the simulator and orchestrator it starts are stopped by the driver.
 #   BENCH_N1 (400) requests at concurrency 1, BENCH_N50 (3000) at 50, BENCH_WORKSPACES (50), BENCH_WARM_PER_WORKSPACE (30)
+#   BENCH_ROUNDS=N: both phases of every path N times in turn, a line per round and the medians (use an odd N)
 #   BENCH_CPU_PROF=1: a V8 CPU profile of the orchestrator to reports/bench-llm-prof/ (read it with bench/commands/prof-summary.ts)
 source "$(dirname "$0")/../infra.sh"
 # The orchestrator runs with the V8 flags `make up` gives it (deploy/local/env.sh node_flags).
