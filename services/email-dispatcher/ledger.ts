@@ -37,7 +37,7 @@ export interface Ledger {
  * The ledger on a compacted topic, written through a producer of its own (not the transactional
  * outcome producer): each write is one idempotent, acks=all produce that a crash cannot undo.
  */
-export async function openLedger(rt: Pick<Runtime, 'logger' | 'stateDir'>, bus: Bus): Promise<Ledger & { close(): Promise<void> }> {
+export async function openLedger(rt: Pick<Runtime, 'logger' | 'stateDir'>, bus: Bus): Promise<Ledger & { catchUp(timeoutMs?: number): Promise<void>; close(): Promise<void> }> {
   const table = new KafkaTable<Unit>({
     bus,
     logger: rt.logger,
@@ -53,6 +53,7 @@ export async function openLedger(rt: Pick<Runtime, 'logger' | 'stateDir'>, bus: 
       await bus.publishAtomic(entries.map(([k, u]) => table.record(k, u)));
       for (const [k, u] of entries) table.applyLocal(k, u);
     },
+    catchUp: (timeoutMs) => table.catchUp(timeoutMs),
     close: () => table.close(),
   };
 }

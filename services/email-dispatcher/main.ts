@@ -104,6 +104,8 @@ const runner = await startCommandWorker({
   actionTimeoutMs: env.EMAIL_ACTION_TIMEOUT_MS,
   partitionsConsumedConcurrently: env.EMAIL_PARTITIONS_CONCURRENTLY,
   rescanTopicsMs: env.COMMAND_TOPIC_RESCAN_MS,
+  // A resumed send reads the units its previous owner handed over.
+  resumeTables: [ledger],
 });
 // Registered last, so it stops first: finish in-flight sends, commit, leave.
 rt.onClose(() => runner.stop());

@@ -82,6 +82,8 @@ await runCommandService(rt, {
   dedupeWindowHours: env.COMMAND_DEDUPE_WINDOW_HOURS,
   groupPrefix: env.COMMAND_GROUP_PREFIX,
   partitionsConsumedConcurrently: env.SHOPIFY_PARTITIONS_CONCURRENTLY,
+  // A resumed sync reads the run checkpoint (cursor, bulk operation) its previous owner wrote.
+  resumeTables: [syncState],
 });
 rt.logger.info('starting the lifecycle consumer');
 const lifecycle = await startLifecycle({ rt, store, links, connections, syncState, workspaceConnectors, groupId: `${env.SHOPIFY_SYNC_GROUP}-lifecycle`, onBulkFinished: (id) => finishes.finished(id) });

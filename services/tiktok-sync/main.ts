@@ -72,6 +72,8 @@ await runCommandService(rt, {
   dedupeWindowHours: env.COMMAND_DEDUPE_WINDOW_HOURS,
   groupPrefix: env.COMMAND_GROUP_PREFIX,
   partitionsConsumedConcurrently: env.TIKTOK_PARTITIONS_CONCURRENTLY,
+  // A resumed videos.publish reads the publish id its previous owner got (init is never called twice).
+  resumeTables: [ledger],
 });
 const lifecycle = await startLifecycle({ rt, stateBus, store, links, connections, workspaceConnectors, ledger, groupId: `${env.TIKTOK_SYNC_GROUP}-lifecycle` });
 rt.onClose(() => lifecycle.stop());

@@ -43,6 +43,13 @@ export interface WorkerOptions {
   principalOf?: (record: IncomingRecord) => Principal;
   /** How often the topic list is checked for new workspaces' command topics (default 5000 ms). */
   rescanTopicsMs?: number;
+  /**
+   * Tables the connector's handlers read to resume a command a previous owner started (the email
+   * units ledger, TikTok's publish ledger, Shopify's run checkpoints). A partition's new owner reads
+   * them to their end, with the command states, before it works on the partition: what the
+   * previous owner recorded before it crashed is known, so nothing it handed over is done again.
+   */
+  resumeTables?: { catchUp(timeoutMs?: number): Promise<void> }[];
 }
 
 /**
@@ -255,7 +262,8 @@ export async function startCommandWorker(o: WorkerOptions): Promise<Subscription
     // A partition's new owner reads the state topic to its end first: a command its previous owner
     // finished (state written) but whose offset it had not committed yet is recognised, not run again.
     // (An open transaction of a crashed owner holds this until Kafka aborts it: transactionTimeout.)
-    onAssigned: () => o.states.catchUp(60_000),
+    // The tables a resumed command reads are read to their end too.
+    onAssigned: async () => void (await Promise.all([o.states, ...(o.resumeTables ?? [])].map((t) => t.catchUp(60_000)))),
     handler: async (r): Promise<Handled> => {
       const ctx: Ctx = { queued: [] };
       await handle(ctx, r);

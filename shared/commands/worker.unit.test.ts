@@ -13,7 +13,7 @@ import type { SecretStore } from '../secrets/index.ts';
 import { encodeCommandJson } from './envelope.ts';
 import { defaultOutcomeTopic } from './outcome.ts';
 import { approvalSchema, commandStateFormat, workspaceConnectorSchema, type Approval, type CommandState, type WorkspaceConnector } from './state.ts';
-import { startCommandWorker } from './worker.ts';
+import { startCommandWorker, type WorkerOptions } from './worker.ts';
 
 // The registry's wire format is not what these tests are about: JSON stands in for Avro.
 const codec: EventCodec = { schemaId: 1, encode: async (e) => Buffer.from(JSON.stringify(e)), decode: async (b) => JSON.parse(b.toString()) as PlatformEvent };
@@ -36,14 +36,14 @@ afterEach(async () => {
   for (const c of closers.splice(0).reverse()) await c();
 });
 
-async function worker(bus: MemoryBus) {
+async function worker(bus: MemoryBus, extra: Partial<WorkerOptions> = {}) {
   const rt = { service: 'demo', logger, bus, codec, registry: {}, createBus: () => bus, onClose: (fn: () => Promise<void> | void) => void closers.push(async () => void (await fn())) } as unknown as Runtime;
   const table = <V>(name: string, parse: (v: unknown) => V) => new KafkaTable<V>({ bus, logger, topic: topics.state(name), parse: jsonValue(parse) });
   const states = new KafkaTable<CommandState>({ bus, logger, topic: topics.state('commands-demo'), ...commandStateFormat('demo') });
   const approvals = table<Approval>('approvals', (v) => approvalSchema.parse(v));
   const workspaceConnectors = table<WorkspaceConnector>('workspace-connectors', (v) => workspaceConnectorSchema.parse(v));
   await Promise.all([states.start(), approvals.start(), workspaceConnectors.start()]);
-  const sub = await startCommandWorker({ rt, service: 'demo', connector, store, states, approvals, workspaceConnectors, buckets: new TokenBuckets(1000, 1000), retry: { maxAttempts: 2, initialMs: 1, maxWaitMs: 5 } });
+  const sub = await startCommandWorker({ rt, service: 'demo', connector, store, states, approvals, workspaceConnectors, buckets: new TokenBuckets(1000, 1000), retry: { maxAttempts: 2, initialMs: 1, maxWaitMs: 5 }, ...extra });
   closers.push(async () => {
     await sub.stop();
     await Promise.all([states.close(), approvals.close(), workspaceConnectors.close()]);
@@ -87,6 +87,24 @@ describe('command worker on the in-memory bus', () => {
     const got = await outcomes(bus, 1);
     expect(got.map((e) => e.correlation_id)).toEqual(['c3']);
     expect(refused).toBe(1);
+    expect(calls).toBe(1);
+  });
+
+  it('works on nothing until the tables a resumed command reads are read to their end', async () => {
+    const bus = new MemoryBus();
+    calls = 0;
+    await send(bus, { command_id: 'c4' });
+    let release = () => {};
+    const asked: (number | undefined)[] = [];
+    const ledger = { catchUp: (ms?: number) => (asked.push(ms), new Promise<void>((r) => (release = r))) };
+    const started = worker(bus, { resumeTables: [ledger] });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(asked).toEqual([60_000]);
+    expect(calls).toBe(0);
+    expect(bus.records(defaultOutcomeTopic('demo', 'acme'))).toHaveLength(0);
+    release();
+    await started;
+    expect((await outcomes(bus, 1)).map((e) => e.correlation_id)).toEqual(['c4']);
     expect(calls).toBe(1);
   });
 });
