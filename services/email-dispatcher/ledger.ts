@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { KafkaTable, jsonValue } from '../../shared/bus/table/table.ts';
+import { KafkaTable, OWNERS_TABLE_FETCH, jsonValue } from '../../shared/bus/table/table.ts';
 import type { Bus } from '../../shared/bus/types.ts';
 import type { Runtime } from '../../shared/runtime.ts';
 import { topics } from '../../shared/bus/topics.ts';
@@ -45,6 +45,9 @@ export async function openLedger(rt: Pick<Runtime, 'logger' | 'stateDir'>, bus: 
     topic: UNITS_TOPIC,
     parse: jsonValue((v) => unitSchema.parse(v)),
     expire: { afterMs: UNITS_RETENTION_MS, at: (u) => u.at },
+    // Units are written by the command's owner, which applies them locally; a partition's new owner
+    // reads the ledger to its end first (the worker's resumeTables).
+    fetch: OWNERS_TABLE_FETCH,
   });
   await table.start(120_000);
   return {
