@@ -57,6 +57,8 @@ await runCommandService(rt, {
   groupPrefix: env.COMMAND_GROUP_PREFIX,
   rescanTopicsMs: env.COMMAND_TOPIC_RESCAN_MS,
   partitionsConsumedConcurrently: env.LLM_PARTITIONS_CONCURRENTLY,
+  // Budgets and spend totals a previous owner wrote are known before a command is checked against them.
+  resumeTables: [spendTable],
 });
 serving = true;
 const keyed = Object.values(config.providers).filter((p) => p.envKey).map((p) => p.id);
