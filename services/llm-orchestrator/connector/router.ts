@@ -69,7 +69,7 @@ export class Cooldowns {
 
 /**
  * One openai client per (provider, key), reused so connections stay open. They all send through
- * one lean fetch (shared/net/lean-fetch.ts): half the CPU of Node's fetch per call.
+ * one lean fetch (shared/net/lean-fetch.ts), which costs less CPU per call than Node's fetch.
  */
 export function createClientPool(requestTimeoutMs: number) {
   const clients = new Map<string, OpenAI>();
