@@ -356,7 +356,7 @@ async function main(): Promise<void> {
         added_p99_ms: r2(hp99 - dp99),
         direct_rps: rps(r.direct!),
         hub_rps: rps(r.hub),
-        ...(r.bare ? { floor_p50_ms: r2(q(r.bare.latencies, 0.5)), floor_p99_ms: r2(q(r.bare.latencies, 0.99)), floor_rps: Math.round(r.bare.latencies.length / r.bare.seconds) } : {}),
+        ...(r.bare ? { floor_p50_ms: r2(q(r.bare.latencies, 0.5)), floor_p99_ms: r2(q(r.bare.latencies, 0.99)), floor_rps: rps(r.bare) } : {}),
         in_process_overhead_p50_ms: r2(q(r.hub.overhead, 0.5)),
         in_process_overhead_p99_ms: r2(q(r.hub.overhead, 0.99)),
         requests: r.hub.latencies.length,

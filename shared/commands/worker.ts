@@ -45,9 +45,10 @@ export interface WorkerOptions {
   rescanTopicsMs?: number;
   /**
    * Tables the connector's handlers read to resume a command a previous owner started (the email
-   * units ledger, TikTok's publish ledger, Shopify's run checkpoints). A partition's new owner reads
-   * them to their end, with the command states, before it works on the partition: what the
-   * previous owner recorded before it crashed is known, so nothing it handed over is done again.
+   * units ledger, TikTok's publish ledger, Shopify's run checkpoints, the LLM's budgets and
+   * spend). A partition's new owner reads them to their end, with the command states, before it
+   * works on the partition: what the previous owner recorded before it crashed is known, so
+   * nothing it handed over is done again.
    */
   resumeTables?: { catchUp(timeoutMs?: number): Promise<void> }[];
 }

@@ -14,7 +14,8 @@ import { Agent, request, type Dispatcher } from 'undici';
  * What it does not serve itself goes to `fallback` (the global fetch), so the SDK sees fetch's
  * behaviour everywhere:
  * - a Request object, or a body that is not a string or bytes (FormData uploads, Blobs, streams);
- * - `redirect` other than `follow`, and a 3xx answer with a Location (fetch follows it);
+ * - `redirect` other than `follow`, and a redirect answer (301, 302, 303, 307, 308) with a
+ *   Location (fetch follows it);
  * - an answer that streams (text/event-stream) is passed on as a stream, not read whole.
  * An answer with `content-encoding` gzip, deflate or br is decoded as fetch would; no
  * `accept-encoding` is sent, so servers normally answer uncompressed.
@@ -22,6 +23,8 @@ import { Agent, request, type Dispatcher } from 'undici';
 export type FetchLike = (input: string | URL | Request, init?: RequestInit) => Promise<Response>;
 
 const NULL_BODY_STATUS = new Set([101, 103, 204, 205, 304]);
+/** The answers fetch follows (given a Location): handed to the fallback, which does. */
+const REDIRECT_STATUS = new Set([301, 302, 303, 307, 308]);
 const decoders: Record<string, (b: Buffer) => Promise<Buffer>> = {
   gzip: promisify(gunzip),
   'x-gzip': promisify(gunzip),
@@ -47,7 +50,7 @@ export function createLeanFetch(o: { dispatcher?: Dispatcher; fallback?: FetchLi
       if (Array.isArray(value)) for (const v of value) answerHeaders.append(name, v);
       else if (value !== undefined) answerHeaders.append(name, value);
     }
-    if (res.statusCode >= 300 && res.statusCode < 400 && answerHeaders.has('location')) {
+    if (REDIRECT_STATUS.has(res.statusCode) && answerHeaders.has('location')) {
       await res.body.dump();
       return fallback(input, init);
     }
