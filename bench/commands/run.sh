@@ -83,7 +83,7 @@ run_hub() {
   echo "[bench] hub: services/connector-worker serving noop (ops 127.0.0.1:$port, log $work/worker.log)" >&2
   WORKER_CONNECTORS=noop EXTRA_CONNECTORS_DIR=bench/commands/connectors LOG_LEVEL=warn COMMAND_GROUP_PREFIX=bench-commands \
     RATE_LIMIT_PER_SECOND=1000000 RATE_LIMIT_BURST=1000000 VAULT_TOKEN="${VAULT_TOKEN:-$(cat "$IONFLUX_RUN/vault/ionflux-admin.token")}" \
-    WORKER_INSTANCE_ID="bench$RUN_ID" WORKER_OPS_PORT="$port" \
+    WORKER_INSTANCE_ID="bench$RUN_ID" WORKER_OPS_PORT="$port" IONFLUX_STATE_DIR="$work/state-$round" \
     node $(node_flags connector-worker) "${prof[@]}" --import tsx services/connector-worker/main.ts >"$work/worker.log" 2>&1 &
   worker_pid=$!
   ready=0

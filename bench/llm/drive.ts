@@ -245,6 +245,8 @@ async function main(): Promise<void> {
         LLM_OPS_PORT: String(opsPort),
         LLM_INSTANCE_ID: `bench${process.pid}`,
         LLM_ARTIFACTS_DIR: join(work, 'artifacts'),
+        // Its table stores too: removed with the rest of the run's folder.
+        IONFLUX_STATE_DIR: join(work, 'state'),
         // Its own command topic, outcome topics, state and consumer group: a running hub neither
         // consumes the bench's commands nor shares its group; all are deleted at the end.
         LLM_SERVICE: SERVICE,
