@@ -56,7 +56,8 @@ const stateDir = mkdtempSync(join(tmpdir(), 'bench-email-'));
 /** A bench run's topics, groups and workspaces' rows (`bench<run>w<i>:…`): what cleanup removes. */
 const BENCH_TOPIC = /^ionflux\.(?:cmd\.emailbench[0-9a-f]{8}(?:\..+)?|emailbench[0-9a-f]{8}\..+|state\.commands-emailbench[0-9a-f]{8}|dlq\.emailbench[0-9a-f]{8})$/;
 const BENCH_GROUP = /^(?:bench-email|ionflux)-emailbench[0-9a-f]{8}-/;
-const BENCH_ROW = /^bench[0-9a-f]{8}w\d+:/;
+/** A row of a bench run's workspace (`bench<run>w<i>:…`): its run is told by group 1. */
+const BENCH_ROW = /^bench([0-9a-f]{8})w\d+:/;
 let cleaning: Promise<void> | undefined;
 for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => void (cleaning ? process.exit(130) : cleanup().finally(() => process.exit(130))));
 
@@ -71,6 +72,9 @@ function cleanup(): Promise<void> {
     await admin.connect();
     try {
       const mine = (await admin.listTopics()).filter((t) => BENCH_TOPIC.test(t));
+      // Rows are removed only for runs whose topics are here (this run's included): a workspace
+      // that merely looks like a bench's is left alone.
+      const runs = new Set([run, ...mine.map((t) => /emailbench([0-9a-f]{8})/.exec(t)![1]!)]);
       if (mine.length) await admin.deleteTopics({ topics: mine });
       const groups = (await admin.listGroups()).groups.map((g) => g.groupId).filter((g) => BENCH_GROUP.test(g));
       if (groups.length) await admin.deleteGroups(groups).catch(() => undefined);
@@ -79,7 +83,7 @@ function cleanup(): Promise<void> {
       for (const topic of [topics.state('workspace-connectors'), UNITS_TOPIC]) {
         const table = new KafkaTable<unknown>({ bus: cleaner, logger: quiet, topic, parse: (b) => b });
         await table.start(120_000);
-        const keys = table.entries().map(([k]) => k).filter((k) => BENCH_ROW.test(k));
+        const keys = table.entries().map(([k]) => k).filter((k) => runs.has(BENCH_ROW.exec(k)?.[1] ?? ''));
         if (keys.length) await cleaner.publishBatch(keys.map((k) => table.record(k, undefined)));
         rows += keys.length;
         await table.close();
