@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createKafkaBus } from '../shared/bus/kafka/bus.ts';
 import { baseEnv, kafkaAuth, parseEnv } from '../shared/config.ts';
 import { createLogger } from '../shared/logger.ts';
@@ -6,7 +9,11 @@ import { createLogger } from '../shared/logger.ts';
  * Integration tests need the real Kafka, registry and Vault (`make test` starts them through
  * deploy/local/infra-up.sh). Fail early with one clear message instead of many timeouts.
  */
-export default async function setup(): Promise<void> {
+export default async function setup(): Promise<() => void> {
+  // The run's temporary folder (services' state directories: tests/helpers/infra.ts testStateDir),
+  // removed when the run ends; the test workers inherit it. Both projects that use this setup share one.
+  const root = (process.env.IONFLUX_TEST_TMP ??= mkdtempSync(join(tmpdir(), 'ionflux-test-run-')));
+  const teardown = () => rmSync(root, { recursive: true, force: true });
   const env = infraEnv();
   const problems: string[] = [];
   const bus = createKafkaBus({ brokers: env.brokers, auth: env.auth, clientId: 'ionflux-test-setup', logger: createLogger({ service: 'test-setup', level: 'silent' }) });
@@ -24,7 +31,11 @@ export default async function setup(): Promise<void> {
     const res = await fetch(url, { signal: AbortSignal.timeout(3000) }).catch((e: Error) => e);
     if (res instanceof Error || !res.ok) problems.push(`${name} at ${url}: ${res instanceof Error ? res.message : res.status}`);
   }
-  if (problems.length) throw new Error(`infrastructure not reachable (run \`make infra-up\`):\n  ${problems.join('\n  ')}`);
+  if (problems.length) {
+    teardown();
+    throw new Error(`infrastructure not reachable (run \`make infra-up\`):\n  ${problems.join('\n  ')}`);
+  }
+  return teardown;
 }
 
 /**

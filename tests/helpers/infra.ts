@@ -17,14 +17,17 @@ export { infraEnv };
 export const uid = (prefix = 't') => `${prefix}${randomUUID().replace(/-/g, '').slice(0, 12)}`;
 
 const stateDirs: string[] = [];
+// A process that exits normally (a bench using these helpers) removes its directories. Vitest ends
+// its test workers without an 'exit' event, so under vitest they go into the test run's folder
+// (IONFLUX_TEST_TMP, created by tests/global-setup.ts), which is removed when the run ends.
 process.once('exit', () => stateDirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
 /**
  * A state directory (IONFLUX_STATE_DIR) for one service process a test starts: kept across that
- * process's restarts, removed when the test run exits, never under the clone's `.ionflux/`.
+ * process's restarts, removed when the test run ends, never under the clone's `.ionflux/`.
  */
 export function testStateDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'ionflux-test-state-'));
+  const dir = mkdtempSync(join(process.env.IONFLUX_TEST_TMP ?? tmpdir(), 'ionflux-test-state-'));
   stateDirs.push(dir);
   return dir;
 }
