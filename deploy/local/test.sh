@@ -52,7 +52,7 @@ else
   export IONFLUX_KAFKA_CREDENTIALS="$test_run/kafka/credentials"
 fi
 export IONFLUX_VAULT_TOKENS="$IONFLUX_RUN/vault"
-export IONFLUX_ENV_DIR="${test_run:-$(mktemp -d)}/no-env"
+export IONFLUX_ENV_DIR="${test_run:-$IONFLUX_CACHE}/no-env" # a folder that does not exist: no make up files
 
 echo "[test] typecheck" >&2
 node_modules/.bin/tsc --noEmit -p . || exit 1

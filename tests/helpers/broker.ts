@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -38,6 +38,11 @@ export function dedicatedBroker(port = 19092) {
     },
     async stop() {
       await run('bash', ['deploy/local/infra-down.sh', 'kafka'], { env, timeout: 60_000 });
+    },
+    /** Stops it and deletes its data (topics, credentials), as make test does with its broker; its log stays. */
+    async remove() {
+      await this.stop();
+      rmSync(join(env.IONFLUX_RUN, 'kafka'), { recursive: true, force: true });
     },
   };
 }

@@ -30,7 +30,7 @@ describe('ingester when the broker dies (items 7, 8, 20)', () => {
   }, 180_000);
   afterAll(async () => {
     await ingester?.stop();
-    await broker.stop();
+    await broker.remove();
   }, 120_000);
 
   const send = (webhookId = randomUUID()) => ingester.post('/webhooks/shopify', ORDER, shopifyHeaders({ topic: 'orders/create', shop, secret: SECRET, body: ORDER, webhookId }));
