@@ -11,8 +11,10 @@ import { createLogger } from '../shared/logger.ts';
  */
 export default async function setup(): Promise<() => void> {
   // The run's temporary folder (services' state directories: tests/helpers/infra.ts testStateDir),
-  // removed when the run ends; the test workers inherit it. Both projects that use this setup share one.
-  const root = (process.env.IONFLUX_TEST_TMP ??= mkdtempSync(join(tmpdir(), 'ionflux-test-run-')));
+  // removed when the run ends; the test workers inherit it. Always a new one: what is removed at
+  // the end is only ever a folder this setup made.
+  const root = mkdtempSync(join(tmpdir(), 'ionflux-test-run-'));
+  process.env.IONFLUX_TEST_TMP = root;
   const teardown = () => rmSync(root, { recursive: true, force: true });
   const env = infraEnv();
   const problems: string[] = [];
