@@ -10,12 +10,12 @@ import { createLogger } from '../shared/logger.ts';
  * deploy/local/infra-up.sh). Fail early with one clear message instead of many timeouts.
  */
 export default async function setup(): Promise<() => void> {
-  // The run's temporary folder (services' state directories: tests/helpers/infra.ts testStateDir),
-  // removed when the run ends; the test workers inherit it. Always a new one: what is removed at
-  // the end is only ever a folder this setup made.
-  const root = mkdtempSync(join(tmpdir(), 'ionflux-test-run-'));
-  process.env.IONFLUX_TEST_TMP = root;
-  const teardown = () => rmSync(root, { recursive: true, force: true });
+  // The run's temporary folder (services' state directories: tests/helpers/infra.ts testStateDir);
+  // the test workers inherit it. make test gives one (deploy/local/test.sh removes it, even after
+  // Ctrl-C); otherwise this makes one and removes it when the run ends, and only that one.
+  const given = process.env.IONFLUX_TEST_TMP;
+  const root = given || (process.env.IONFLUX_TEST_TMP = mkdtempSync(join(tmpdir(), 'ionflux-test-run-')));
+  const teardown = () => void (given || rmSync(root, { recursive: true, force: true }));
   const env = infraEnv();
   const problems: string[] = [];
   const bus = createKafkaBus({ brokers: env.brokers, auth: env.auth, clientId: 'ionflux-test-setup', logger: createLogger({ service: 'test-setup', level: 'silent' }) });

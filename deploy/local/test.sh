@@ -21,7 +21,11 @@ bash "$LOCAL_DIR/npm-install.sh" || exit 1
 
 record=$(mktemp)
 test_run=""
+# The test run's temporary folder (services' state directories; tests/global-setup.ts).
+export IONFLUX_TEST_TMP
+IONFLUX_TEST_TMP="$(mktemp -d -t ionflux-test-run-XXXXXX)"
 cleanup() {
+  rm -rf "$IONFLUX_TEST_TMP"
   if [ -n "$test_run" ]; then
     IONFLUX_RUN="$test_run" bash "$LOCAL_DIR/infra-down.sh" kafka
     rm -rf "$test_run/kafka" # its data; the log stays for a look at a failed run
