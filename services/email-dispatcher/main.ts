@@ -27,7 +27,7 @@ import { mountUnsubscribe, unsubscribeLinks } from './unsubscribe.ts';
 // Wiring only: what each piece does lives in its own file (docs/email.md).
 const env = parseEnv(emailDispatcherEnv);
 for (const s of [env.EMAIL_SMTP_URL, env.SENDGRID_API_KEY, env.EMAIL_API_TOKEN]) registerSecret(s);
-const rt = await createRuntime('email-dispatcher', env, { transactionalId: `ionflux-email-dispatcher-${env.EMAIL_INSTANCE_ID}` });
+const rt = await createRuntime('email-dispatcher', env, { transactionalId: `ionflux-email-dispatcher-${env.EMAIL_INSTANCE_ID}`, instanceId: env.EMAIL_INSTANCE_ID });
 closeOnSignals(() => rt.close(), rt.logger);
 const platform = platformCredentials(env);
 const store = withPlatformDefault(createSecretStore(env), 'email', platform);
