@@ -243,5 +243,7 @@ export interface Bus {
   own<V>(opts: OwnershipOptions<V>): Promise<Ownership>;
   /** True when the broker answers (readiness). */
   healthy(): Promise<boolean>;
+  /** The Kafka cluster's id: a table's disk store records it, and is rebuilt when used against another cluster. */
+  clusterId?(): Promise<string>;
   close(): Promise<void>;
 }

@@ -43,6 +43,7 @@ export class KafkaBus implements Bus {
   private readonly offsetsClient: OffsetsClient;
   private readonly open = new Set<{ stop?: () => Promise<void>; close?: () => Promise<void> }>();
   private admin: Promise<Admin> | undefined;
+  private cluster: Promise<string> | undefined;
   private readonly logger: Logger;
 
   constructor(private readonly opts: KafkaBusOptions) {
@@ -124,6 +125,13 @@ export class KafkaBus implements Bus {
 
   ensureTopics(topics: Iterable<string>): Promise<void> {
     return this.provisioner.ensure(topics);
+  }
+
+  async clusterId(): Promise<string> {
+    return (this.cluster ??= this.adminClient().then((a) => a.describeCluster()).then((c) => c.clusterId)).catch((e: unknown) => {
+      this.cluster = undefined;
+      throw e;
+    });
   }
 
   async healthy(): Promise<boolean> {

@@ -34,18 +34,25 @@ export class LmdbStore<V> implements TableStore<V> {
 
   /**
    * Opens (or creates) the store of `topic` in `dir`. A store that cannot be opened, or holds
-   * another topic or format, is wiped: the topic is the source of truth and rebuilds it.
+   * another topic or format, or was filled from another Kafka cluster (`cluster`, its id: a state
+   * folder used against another broker, whose offsets mean nothing here), is wiped: the topic is
+   * the source of truth and rebuilds it.
    * `reset` says why it started empty, if it did.
    */
-  static open<V>(dir: string, topic: string, decode: (bytes: Buffer, key: string) => V, expiryOf?: ExpiryOf<V>): { store: LmdbStore<V>; reset?: string } {
+  static open<V>(dir: string, topic: string, decode: (bytes: Buffer, key: string) => V, expiryOf?: ExpiryOf<V>, cluster?: string): { store: LmdbStore<V>; reset?: string } {
     lock(dir);
     try {
       const store = LmdbStore.tryOpen<V>(dir, decode, expiryOf);
-      const format = store.meta.get('format') as { version: number; topic: string } | undefined;
-      if (format && format.version === FORMAT && format.topic === topic) return { store };
-      const reset = format ? `the store holds ${format.topic} (format ${format.version})` : undefined;
+      const format = store.meta.get('format') as { version: number; topic: string; cluster?: string } | undefined;
+      const sameCluster = !cluster || !format?.cluster || format.cluster === cluster;
+      if (format && format.version === FORMAT && format.topic === topic && sameCluster) {
+        // A store written before stores named their cluster learns it now.
+        if (cluster && !format.cluster) store.meta.putSync('format', { ...format, cluster });
+        return { store };
+      }
+      const reset = !format ? undefined : sameCluster ? `the store holds ${format.topic} (format ${format.version})` : `the store was filled from another Kafka cluster (${format.cluster}, now ${cluster})`;
       store.clear();
-      store.meta.putSync('format', { version: FORMAT, topic });
+      store.meta.putSync('format', { version: FORMAT, topic, ...(cluster ? { cluster } : {}) });
       return { store, reset };
     } catch (e) {
       // Unreadable (truncated, overwritten, wrong version): start from an empty directory.
@@ -53,7 +60,7 @@ export class LmdbStore<V> implements TableStore<V> {
       openDirs.delete(dir);
       lock(dir);
       const store = LmdbStore.tryOpen<V>(dir, decode, expiryOf);
-      store.meta.putSync('format', { version: FORMAT, topic });
+      store.meta.putSync('format', { version: FORMAT, topic, ...(cluster ? { cluster } : {}) });
       return { store, reset: `the store could not be read (${(e as Error).message})` };
     }
   }

@@ -46,3 +46,41 @@ describe('LmdbStore expiry', () => {
     await store.close();
   });
 });
+
+describe('LmdbStore and the cluster it was filled from', () => {
+  const parse = (b: Buffer) => JSON.parse(b.toString(), (k, x) => (k === 'exp' ? Number(x) : x)) as V;
+  const topic = 'ionflux.state.unit';
+
+  it('is rebuilt when opened against another Kafka cluster, kept against its own, and learns its cluster when it had none', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ionflux-lmdb-unit-'));
+    dirs.push(dir);
+    // Written before stores named their cluster (a state folder of make up, say).
+    let { store, reset } = LmdbStore.open<V>(dir, topic, parse);
+    store.apply([change('a', { v: 1, exp: Infinity })], new Map([[0, '5']]));
+    await store.close();
+
+    ({ store, reset } = LmdbStore.open<V>(dir, topic, parse, undefined, 'cluster-A'));
+    expect(reset).toBeUndefined();
+    expect(store.checkpoint()).toEqual(new Map([[0, '5']]));
+    await store.close();
+
+    ({ store, reset } = LmdbStore.open<V>(dir, topic, parse, undefined, 'cluster-A'));
+    expect(reset).toBeUndefined();
+    expect(store.get('a')).toEqual({ v: 1, exp: Infinity });
+    await store.close();
+
+    // The same folder used against another broker (make test's, say): its offsets mean nothing there.
+    ({ store, reset } = LmdbStore.open<V>(dir, topic, parse, undefined, 'cluster-B'));
+    expect(reset).toMatch(/another Kafka cluster \(cluster-A, now cluster-B\)/);
+    expect(store.checkpoint()).toEqual(new Map());
+    expect(store.get('a')).toBeUndefined();
+    store.apply([change('b', { v: 2, exp: Infinity })], new Map([[0, '1']]));
+    await store.close();
+
+    // And back: rebuilt again, from cluster-A's topic.
+    ({ store, reset } = LmdbStore.open<V>(dir, topic, parse, undefined, 'cluster-A'));
+    expect(reset).toMatch(/another Kafka cluster \(cluster-B, now cluster-A\)/);
+    expect(store.size).toBe(0);
+    await store.close();
+  });
+});
