@@ -35,11 +35,14 @@ export interface RuntimeOptions {
   logger?: Logger;
   transactionalId?: string;
   producerLanes?: number;
-  /** Names the default state directory, `.ionflux/state/<service>-<instanceId>` (default `0`). */
-  instanceId?: string;
+  /**
+   * Names the default state directory, `.ionflux/state/<service>-<instanceId>`. Required: a
+   * service that left it out had every instance share one folder (the email dispatcher did).
+   */
+  instanceId: string;
 }
 
-export async function createRuntime(service: string, env: BaseEnv, opts: RuntimeOptions = {}): Promise<Runtime> {
+export async function createRuntime(service: string, env: BaseEnv, opts: RuntimeOptions): Promise<Runtime> {
   const logger = opts.logger ?? createLogger({ service, level: env.LOG_LEVEL });
   // One outbound policy per process: connectors' requests go through it (shared/net/outbound.ts).
   configureOutbound(env.OUTBOUND_ALLOWLIST);
@@ -59,7 +62,7 @@ export async function createRuntime(service: string, env: BaseEnv, opts: Runtime
     logger,
     metrics,
     bus,
-    stateDir: env.IONFLUX_STATE_DIR ?? join('.ionflux', 'state', `${service}-${opts.instanceId ?? '0'}`),
+    stateDir: env.IONFLUX_STATE_DIR ?? join('.ionflux', 'state', `${service}-${opts.instanceId}`),
     createBus(o) {
       const extra = newBus(o);
       closers.push(() => extra.close());

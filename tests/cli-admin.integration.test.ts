@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { deadLetterRecord, DLQ_HEADERS } from '../shared/bus/dead-letter.ts';
 import { topics } from '../shared/bus/topics.ts';
 import { openApprovals, openWorkspaceConnectors, WORKSPACE_POLICY, wsConnectorKey, type Approval } from '../shared/commands/state.ts';
@@ -249,20 +249,18 @@ describe('ionflux integrations run through a connector worker process', () => {
   it('in a second terminal with nothing exported, stores and reads where the running hub does (the files make up writes)', async () => {
     // What `make up` leaves in .ionflux/: the admin's Kafka settings and the hub's OpenBao address and admin token.
     const dir = mkdtempSync(join(tmpdir(), 'ionflux-env-'));
-    try {
-      const sasl = env.auth.sasl!;
-      writeFileSync(join(dir, 'kafka.env'), `KAFKA_BROKERS=${env.brokers.join(',')}\nKAFKA_SASL_MECHANISM=${sasl.mechanism}\nKAFKA_SASL_USERNAME=${sasl.username}\nKAFKA_SASL_PASSWORD=${sasl.password}\n`, { mode: 0o600 });
-      writeFileSync(join(dir, 'hub.env'), `VAULT_ADDR=${env.vaultAddr}\nVAULT_TOKEN=${env.vaultToken}\nSCHEMA_REGISTRY_URL=${env.registryUrl}\n`, { mode: 0o600 });
-      const bare = (args: string[], input?: string) =>
-        runCli(args, { env: { IONFLUX_ENV_DIR: dir, USER: 'test-admin' }, unset: ['KAFKA_BROKERS', 'KAFKA_SASL_MECHANISM', 'KAFKA_SASL_USERNAME', 'KAFKA_SASL_PASSWORD', 'KAFKA_SASL_PASSWORD_FILE', 'VAULT_ADDR', 'VAULT_TOKEN', 'SCHEMA_REGISTRY_URL'], input, timeoutMs: 90_000 });
-      const ws = uid('ws');
-      const connected = await bare(['connect', 'webhook', '--workspace', ws], '\n');
-      expect(connected.code, connected.stderr).toBe(0);
-      // In OpenBao, where the services read it, not in a local file.
-      expect((await vault.get(secretPaths.workspace(ws, 'webhook')))?.value.signing_secret).toMatch(/^whsec_/);
-      expect((await bare(['integrations', 'list', '--workspace', ws, '--connected'])).stdout).toMatch(/webhook .* connected/);
-    } finally {
-      rmSync(dir, { recursive: true, force: true }); // it holds the admin's credentials
-    }
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true })); // it holds the admin's credentials
+    const sasl = env.auth.sasl!;
+    writeFileSync(join(dir, 'kafka.env'), `KAFKA_BROKERS=${env.brokers.join(',')}\nKAFKA_SASL_MECHANISM=${sasl.mechanism}\nKAFKA_SASL_USERNAME=${sasl.username}\nKAFKA_SASL_PASSWORD=${sasl.password}\n`, { mode: 0o600 });
+    writeFileSync(join(dir, 'hub.env'), `VAULT_ADDR=${env.vaultAddr}\nVAULT_TOKEN=${env.vaultToken}\nSCHEMA_REGISTRY_URL=${env.registryUrl}\n`, { mode: 0o600 });
+    const bare = (args: string[], input?: string) =>
+      runCli(args, { env: { IONFLUX_ENV_DIR: dir, USER: 'test-admin' }, unset: ['KAFKA_BROKERS', 'KAFKA_SASL_MECHANISM', 'KAFKA_SASL_USERNAME', 'KAFKA_SASL_PASSWORD', 'KAFKA_SASL_PASSWORD_FILE', 'VAULT_ADDR', 'VAULT_TOKEN', 'SCHEMA_REGISTRY_URL'], input, timeoutMs: 90_000 });
+    const ws = uid('ws');
+    const connected = await bare(['connect', 'webhook', '--workspace', ws], '\n');
+    expect(connected.code, connected.stderr).toBe(0);
+    // In OpenBao, where the services read it, not in a local file.
+    expect((await vault.get(secretPaths.workspace(ws, 'webhook')))?.value.signing_secret).toMatch(/^whsec_/);
+    expect((await bare(['integrations', 'list', '--workspace', ws, '--connected'])).stdout).toMatch(/webhook .* connected/);
+
   });
 });

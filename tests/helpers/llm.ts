@@ -13,7 +13,8 @@ export interface RunningOrchestrator extends RunningService {
 /** services/llm-orchestrator/main.ts as its own process, the way `make up` runs it. */
 export async function startOrchestrator(env: Record<string, string> = {}): Promise<RunningOrchestrator> {
   const port = await freePort();
-  const fullEnv = { ...process.env, VAULT_TOKEN: process.env.VAULT_TOKEN ?? 'ionflux-dev-root', LLM_INSTANCE_ID: uid('llm'), IONFLUX_STATE_DIR: testStateDir(), LLM_ARTIFACTS_DIR: join(testStateDir(), 'artifacts'), LLM_OPS_PORT: String(port), LOG_LEVEL: 'info',
+  const stateDir = testStateDir();
+  const fullEnv = { ...process.env, VAULT_TOKEN: process.env.VAULT_TOKEN ?? 'ionflux-dev-root', LLM_INSTANCE_ID: uid('llm'), IONFLUX_STATE_DIR: stateDir, LLM_ARTIFACTS_DIR: join(stateDir, 'artifacts'), LLM_OPS_PORT: String(port), LOG_LEVEL: 'info',
     // Tests post to receivers, simulators and media servers on 127.0.0.1, which the outbound policy refuses by default.
     OUTBOUND_ALLOWLIST: '127.0.0.1',
     // New workspaces' command topics are found within a second.
