@@ -6,7 +6,9 @@
  *   count                               committed records on a topic, print JSON on stdout
  *
  * `run` (env): LOAD_URL (…/webhooks/shopify), LOAD_SECRET, LOAD_PAYLOAD (file), LOAD_LABEL,
- * LOAD_CONNECTIONS ("16,32,64"), LOAD_STEP_SECONDS (8), LOAD_HALF_SECONDS (10), LOAD_WARMUP_SECONDS (3).
+ * LOAD_CONNECTIONS ("16,32,64"), LOAD_STEP_SECONDS (8), LOAD_HALF_SECONDS (10), LOAD_WARMUP_SECONDS (3),
+ * LOAD_HALF_RATE (unset: half the max zero-error rate; a number: that rate for every system, so
+ * their latencies compare at one load).
  *   1. warm-up (not scored), then one closed-loop autocannon run per connection count: the
  *      highest 2xx/s among runs where EVERY response was 2xx and no socket error or timeout
  *      happened is the system's max zero-error rate;
@@ -201,6 +203,7 @@ async function run(): Promise<void> {
   const stepSeconds = num('LOAD_STEP_SECONDS', 8);
   const halfSeconds = num('LOAD_HALF_SECONDS', 10);
   const warmupSeconds = num('LOAD_WARMUP_SECONDS', 3);
+  const fixedHalfRate = process.env.LOAD_HALF_RATE ? num('LOAD_HALF_RATE', 0) : 0;
   const { pathname, host } = new URL(url);
 
   // LOAD_ORDERS=distinct (default): every delivery is another order. The 18 digits of the order
@@ -445,7 +448,7 @@ async function run(): Promise<void> {
   let half: Step | undefined;
   let halfPaced: Step | undefined;
   if (best) {
-    const rate = Math.max(1, Math.floor(best.rps_2xx / 2));
+    const rate = fixedHalfRate > 0 ? Math.floor(fixedHalfRate) : Math.max(1, Math.floor(best.rps_2xx / 2));
     await sleep(1500);
     half = await cannon('half', Math.min(64, rate), halfSeconds, rate);
     steps.push(half);

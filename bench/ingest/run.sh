@@ -23,6 +23,8 @@
 # After each HTTP run the records on its topic are counted (read_committed) against the 2xx answers.
 #   BENCH_CONNECTIONS      connection counts tried for the max rate (default 16,32,64,128,256)
 #   BENCH_STEP_SECONDS     seconds per max-rate run (8); BENCH_HALF_SECONDS half-load run (10)
+#   BENCH_HALF_RATE        the "half load" rate for every system, in req/s (default: each system's
+#                          own half of its max rate), so that their latencies compare at one load
 #   BENCH_PP_RECORDS       ProducerPerformance records (200000)
 #   PEER_MAX_IN_FLIGHT     kafka_franz max_in_flight (default 256, as many as connections: its own
 #                          default of 10 caps it at about half its throughput here)
@@ -60,7 +62,7 @@ INBOX_TOPIC="ionflux.inbox.bench-$RUN_ID"
 BENCH_STATE_TOPICS="ionflux.state.webhook-deliveries-bench-$RUN_ID ionflux.state.entity-versions-bench-$RUN_ID"
 SECRET="$(node -e 'process.stdout.write(require("crypto").randomBytes(24).toString("hex"))')"
 export KAFKA_BROKERS="$BOOTSTRAP" SCHEMA_REGISTRY_URL="$REGISTRY_URL"
-export LOAD_CONNECTIONS="${BENCH_CONNECTIONS:-16,32,64,128,256}" LOAD_STEP_SECONDS="${BENCH_STEP_SECONDS:-8}" LOAD_HALF_SECONDS="${BENCH_HALF_SECONDS:-10}"
+export LOAD_CONNECTIONS="${BENCH_CONNECTIONS:-16,32,64,128,256}" LOAD_STEP_SECONDS="${BENCH_STEP_SECONDS:-8}" LOAD_HALF_SECONDS="${BENCH_HALF_SECONDS:-10}" LOAD_HALF_RATE="${BENCH_HALF_RATE:-}"
 
 bash "$LOCAL_DIR/npm-install.sh" || exit 1
 record=$(mktemp)
@@ -377,7 +379,7 @@ out.push(`${'system'.padEnd(27)}${fmt('max 0-err req/s', 16)}${fmt('conns', 6)}$
 for (const r of rows) {
   out.push(`${r.system.padEnd(27)}${fmt(r.max_zero_error_rps, 16)}${fmt(r.at_connections, 6)}${fmt(r.half_rate, 10)}${fmt(r.p50_ms, 8)}${fmt(r.p99_ms, 8)}${fmt(r.paced_p50_ms, 10)}${fmt(r.paced_p99_ms, 10)}${fmt(r.cpu ? `${r.cpu.system_cpu_pct}%` : null, 8)}${fmt(r.cpu ? `${r.cpu.broker_cpu_pct}%` : null, 7)}`);
 }
-out.push("p50/p99: autocannon overallRate at half the max rate (it sends each second's quota per connection back to back: bursty; CO-corrected).");
+out.push(`p50/p99: autocannon overallRate at ${process.env.LOAD_HALF_RATE ? `${process.env.LOAD_HALF_RATE} req/s for every system (BENCH_HALF_RATE)` : 'half the max rate'} (it sends each second's quota per connection back to back: bursty; CO-corrected).`);
 out.push('paced p50/p99: the same rate evenly spaced, open loop, timed from the scheduled send. sys CPU / broker: average over the whole load run (100% = one core).');
 out.push('ProducerPerformance row: records/s of 2048 B records (no key, 3 partitions) and its own p50/p99 latency at full speed.');
 const e2e = hub.half_paced?.e2e_ms;
