@@ -72,7 +72,7 @@ describe('KafkaTable with its state on disk (item 28)', () => {
     // The same state folder used against another broker first (make test's, say): a checkpoint
     // there is a plausible offset here, and its values are not this topic's.
     for (const f of readdirSync(stateDir)) (await import('node:fs')).rmSync(join(stateDir, f), { recursive: true, force: true });
-    const { store } = LmdbStore.open<Entry>(join(stateDir, topic), topic, jsonValue((v) => v as Entry), undefined, 'some-other-cluster');
+    const { store } = LmdbStore.open<Entry>(join(stateDir, topic), topic, jsonValue((v) => v as Entry), { cluster: 'some-other-cluster' });
     store.apply([['k1', { n: -1, at: Date.now() }, Buffer.from(JSON.stringify({ n: -1, at: Date.now() }))]], new Map([[0, '100'], [1, '100'], [2, '100']]));
     await store.close();
     const t = await open();

@@ -29,7 +29,9 @@ export async function spawnService(o: { name: string; env: NodeJS.ProcessEnv; re
     // Only this start's own ready line counts (a restart may keep the last run's output).
     const from = output.length;
     // SIGUSR2 writes a diagnostic report: a start that stalls shows which connections it waits on.
-    const reports = mkdtempSync(join(tmpdir(), `ionflux-report-${o.name.replace(/[^A-Za-z0-9-]/g, '_')}-`));
+    // In the test run's folder (IONFLUX_TEST_TMP, removed at its end) like the services' state, so
+    // a run interrupted before the process exits leaves nothing in /tmp.
+    const reports = mkdtempSync(join(process.env.IONFLUX_TEST_TMP ?? tmpdir(), `ionflux-report-${o.name.replace(/[^A-Za-z0-9-]/g, '_')}-`));
     child = spawn(process.execPath, ['--report-on-signal', '--report-signal=SIGUSR2', `--report-directory=${reports}`, '--import', 'tsx', `services/${o.name}/main.ts`], { env: o.env, stdio: ['ignore', 'pipe', 'pipe'] });
     child.once('exit', () => rmSync(reports, { recursive: true, force: true }));
     const collect = (d: Buffer) => output.push(...d.toString().split('\n').filter(Boolean));

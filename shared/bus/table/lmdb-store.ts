@@ -34,12 +34,13 @@ export class LmdbStore<V> implements TableStore<V> {
 
   /**
    * Opens (or creates) the store of `topic` in `dir`. A store that cannot be opened, or holds
-   * another topic or format, or was filled from another Kafka cluster (`cluster`, its id: a state
-   * folder used against another broker, whose offsets mean nothing here), is wiped: the topic is
-   * the source of truth and rebuilds it.
+   * another topic or format, or was filled from another Kafka cluster (`opts.cluster`, its id: a
+   * state folder used against another broker, whose offsets mean nothing here), is wiped: the
+   * topic is the source of truth and rebuilds it. `opts.expiryOf` gives an entry's expiry.
    * `reset` says why it started empty, if it did.
    */
-  static open<V>(dir: string, topic: string, decode: (bytes: Buffer, key: string) => V, expiryOf?: ExpiryOf<V>, cluster?: string): { store: LmdbStore<V>; reset?: string } {
+  static open<V>(dir: string, topic: string, decode: (bytes: Buffer, key: string) => V, opts: { expiryOf?: ExpiryOf<V>; cluster?: string } = {}): { store: LmdbStore<V>; reset?: string } {
+    const { expiryOf, cluster } = opts;
     lock(dir);
     try {
       const store = LmdbStore.tryOpen<V>(dir, decode, expiryOf);

@@ -12,7 +12,7 @@ afterEach(() => dirs.splice(0).forEach((d) => rmSync(d, { recursive: true, force
 function open() {
   const dir = mkdtempSync(join(tmpdir(), 'ionflux-lmdb-unit-'));
   dirs.push(dir);
-  return LmdbStore.open<V>(dir, 'ionflux.state.unit', (b: Buffer) => JSON.parse(b.toString(), (k, x) => (k === 'exp' ? Number(x) : x)) as V, (x) => x.exp).store;
+  return LmdbStore.open<V>(dir, 'ionflux.state.unit', (b: Buffer) => JSON.parse(b.toString(), (k, x) => (k === 'exp' ? Number(x) : x)) as V, { expiryOf: (x) => x.exp }).store;
 }
 
 /** A change as a table hands it over: the value with its record's bytes (exp as text: JSON has no Infinity). */
@@ -59,18 +59,18 @@ describe('LmdbStore and the cluster it was filled from', () => {
     store.apply([change('a', { v: 1, exp: Infinity })], new Map([[0, '5']]));
     await store.close();
 
-    ({ store, reset } = LmdbStore.open<V>(dir, topic, parse, undefined, 'cluster-A'));
+    ({ store, reset } = LmdbStore.open<V>(dir, topic, parse, { cluster: 'cluster-A' }));
     expect(reset).toBeUndefined();
     expect(store.checkpoint()).toEqual(new Map([[0, '5']]));
     await store.close();
 
-    ({ store, reset } = LmdbStore.open<V>(dir, topic, parse, undefined, 'cluster-A'));
+    ({ store, reset } = LmdbStore.open<V>(dir, topic, parse, { cluster: 'cluster-A' }));
     expect(reset).toBeUndefined();
     expect(store.get('a')).toEqual({ v: 1, exp: Infinity });
     await store.close();
 
     // The same folder used against another broker (make test's, say): its offsets mean nothing there.
-    ({ store, reset } = LmdbStore.open<V>(dir, topic, parse, undefined, 'cluster-B'));
+    ({ store, reset } = LmdbStore.open<V>(dir, topic, parse, { cluster: 'cluster-B' }));
     expect(reset).toMatch(/another Kafka cluster \(cluster-A, now cluster-B\)/);
     expect(store.checkpoint()).toEqual(new Map());
     expect(store.get('a')).toBeUndefined();
@@ -78,7 +78,7 @@ describe('LmdbStore and the cluster it was filled from', () => {
     await store.close();
 
     // And back: rebuilt again, from cluster-A's topic.
-    ({ store, reset } = LmdbStore.open<V>(dir, topic, parse, undefined, 'cluster-A'));
+    ({ store, reset } = LmdbStore.open<V>(dir, topic, parse, { cluster: 'cluster-A' }));
     expect(reset).toMatch(/another Kafka cluster \(cluster-B, now cluster-A\)/);
     expect(store.size).toBe(0);
     await store.close();

@@ -100,7 +100,7 @@ export class KafkaTable<V> {
     const began = Date.now();
     await bus.ensureTopics([topic]);
     let reset: string | undefined;
-    if (this.opts.stateDir) ({ store: this.store, reset } = LmdbStore.open<V>(join(this.opts.stateDir, topic), topic, this.opts.parse, this.expiryOf, await bus.clusterId?.()));
+    if (this.opts.stateDir) ({ store: this.store, reset } = LmdbStore.open<V>(join(this.opts.stateDir, topic), topic, this.opts.parse, { expiryOf: this.expiryOf, cluster: await bus.clusterId?.() }));
     else this.store = new MemoryStore<V>(this.expiryOf);
     let from = this.store.checkpoint();
     const stale = staleCheckpoint(from, await bus.offsets(topic));
