@@ -13,8 +13,9 @@
 #   BENCH_WARMUP           untimed warm-up commands per system (2000)
 #   BENCH_STEADY_SECONDS   steady-rate phase length (10); BENCH_MAX_RATE cap of its rate (20000/s)
 #                          (a cap below every system's half rate times them all at one rate, so their
-#                          tails compare at the same load: BENCH_MAX_RATE=4000, one run, p99 hub 56.17
-#                          ms, floor 56.75, relay 39.5, relay-txn 496.06)
+#                          tails compare at the same load; p99 in ms, hub / floor / relay / relay-txn:
+#                          BENCH_MAX_RATE=4000 56.17 / 56.75 / 39.5 / 496.06, BENCH_MAX_RATE=3000
+#                          135.25 / 78.37 / 34.16 / 423.96, one run each)
 #   BENCH_ONLY             systems to run: hub,floor,relay,relay-txn (default all four)
 #   BENCH_ROUNDS           run the systems in turn this many times (default 1); the table shows each
 #                          system's median round (the lower middle one for an even count: use an odd
