@@ -24,7 +24,8 @@
 #   BENCH_CONNECTIONS      connection counts tried for the max rate (default 16,32,64,128,256)
 #   BENCH_STEP_SECONDS     seconds per max-rate run (8); BENCH_HALF_SECONDS half-load run (10)
 #   BENCH_HALF_RATE        the "half load" rate for every system, in req/s (default: each system's
-#                          own half of its max rate), so that their latencies compare at one load
+#                          own half of its max rate), so that their latencies compare at one load; the
+#                          report names a system that fell behind that rate or got errors there
 #   BENCH_PP_RECORDS       ProducerPerformance records (200000)
 #   PEER_MAX_IN_FLIGHT     kafka_franz max_in_flight (default 256, as many as connections: its own
 #                          default of 10 caps it at about half its throughput here)
@@ -352,6 +353,7 @@ const row = (name, r, c) => ({
   p50_ms: r.half_autocannon?.p50_ms ?? null, p99_ms: r.half_autocannon?.p99_ms ?? null,
   paced_p50_ms: r.half_paced?.p50_ms ?? null, paced_p99_ms: r.half_paced?.p99_ms ?? null,
   half_zero_error: r.half_autocannon && r.half_paced ? r.half_autocannon.zero_error && r.half_paced.zero_error : null,
+  half_achieved_rps: r.half_autocannon && r.half_paced ? Math.min(r.half_autocannon.rps_2xx, r.half_paced.rps_2xx) : null,
   cpu: c && c.wall_s ? { ...c, system_cpu_pct: Math.round((100 * c.system_cpu_s) / c.wall_s), broker_cpu_pct: Math.round((100 * c.broker_cpu_s) / c.wall_s), loadgen_cpu_s: r.loadgen_cpu_s ?? null } : null,
 });
 const rows = [
@@ -382,6 +384,12 @@ for (const r of rows) {
 out.push(`p50/p99: autocannon overallRate at ${process.env.LOAD_HALF_RATE ? `${process.env.LOAD_HALF_RATE} req/s for every system (BENCH_HALF_RATE)` : 'half the max rate'} (it sends each second's quota per connection back to back: bursty; CO-corrected).`);
 out.push('paced p50/p99: the same rate evenly spaced, open loop, timed from the scheduled send. sys CPU / broker: average over the whole load run (100% = one core).');
 out.push('ProducerPerformance row: records/s of 2048 B records (no key, 3 partitions) and its own p50/p99 latency at full speed.');
+// A half-load phase that fell behind its rate or was not all 2xx (BENCH_HALF_RATE above what a
+// system holds, say) did not time that system at the load its row names.
+for (const r of rows) {
+  if (r.half_rate == null || (r.half_zero_error !== false && r.half_achieved_rps >= 0.95 * r.half_rate)) continue;
+  out.push(`${r.system}: did not hold ${r.half_rate} req/s in its half-load phases (2xx/s ${r.half_achieved_rps} at the slower one${r.half_zero_error === false ? '; non-2xx answers, socket errors or unanswered requests' : ''}): its p50/p99 there are not of that load`);
+}
 const e2e = hub.half_paced?.e2e_ms;
 for (const [name, r] of [['hub', hub], ['hub, one order', hub1]]) {
   if (r.max_step_processed_rps != null) out.push(`${name} in its max-rate step: answered ${r.max_zero_error_rps} 2xx/s, its processor committed ${r.max_step_processed_rps} deliveries/s, ${r.max_step_backlog_at_end} appended deliveries not yet committed at the step's end (a processor that keeps up commits as many as are answered)`);
