@@ -203,7 +203,7 @@ async function run(): Promise<void> {
   const stepSeconds = num('LOAD_STEP_SECONDS', 8);
   const halfSeconds = num('LOAD_HALF_SECONDS', 10);
   const warmupSeconds = num('LOAD_WARMUP_SECONDS', 3);
-  const fixedHalfRate = process.env.LOAD_HALF_RATE ? num('LOAD_HALF_RATE', 0) : 0;
+  const fixedHalfRate = process.env.LOAD_HALF_RATE ? Math.max(1, Math.floor(num('LOAD_HALF_RATE', 0))) : undefined;
   const { pathname, host } = new URL(url);
 
   // LOAD_ORDERS=distinct (default): every delivery is another order. The 18 digits of the order
@@ -448,7 +448,7 @@ async function run(): Promise<void> {
   let half: Step | undefined;
   let halfPaced: Step | undefined;
   if (best) {
-    const rate = fixedHalfRate > 0 ? Math.floor(fixedHalfRate) : Math.max(1, Math.floor(best.rps_2xx / 2));
+    const rate = fixedHalfRate ?? Math.max(1, Math.floor(best.rps_2xx / 2));
     await sleep(1500);
     half = await cannon('half', Math.min(64, rate), halfSeconds, rate);
     steps.push(half);

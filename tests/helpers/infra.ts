@@ -27,9 +27,14 @@ process.once('exit', () => stateDirs.forEach((d) => rmSync(d, { recursive: true,
  * process's restarts, removed when the test run ends, never under the clone's `.ionflux/`.
  */
 export function testStateDir(): string {
-  const dir = mkdtempSync(join(process.env.IONFLUX_TEST_TMP ?? tmpdir(), 'ionflux-test-state-'));
+  const dir = testTmpDir('ionflux-test-state-');
   stateDirs.push(dir);
   return dir;
+}
+
+/** A new folder in the test run's folder (IONFLUX_TEST_TMP, removed when the run ends), else in the OS temp folder. */
+export function testTmpDir(prefix: string): string {
+  return mkdtempSync(join(process.env.IONFLUX_TEST_TMP ?? tmpdir(), prefix));
 }
 
 /** A logger whose lines are kept in memory, so tests can grep them for secrets. */

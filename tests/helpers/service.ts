@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { testTmpDir } from './infra.ts';
 
 /** A service under test, as its own process the way `make up` runs it. */
 export interface RunningService {
@@ -29,9 +29,9 @@ export async function spawnService(o: { name: string; env: NodeJS.ProcessEnv; re
     // Only this start's own ready line counts (a restart may keep the last run's output).
     const from = output.length;
     // SIGUSR2 writes a diagnostic report: a start that stalls shows which connections it waits on.
-    // In the test run's folder (IONFLUX_TEST_TMP, removed at its end) like the services' state, so
-    // a run interrupted before the process exits leaves nothing in /tmp.
-    const reports = mkdtempSync(join(process.env.IONFLUX_TEST_TMP ?? tmpdir(), `ionflux-report-${o.name.replace(/[^A-Za-z0-9-]/g, '_')}-`));
+    // In the test run's folder like the services' state, so a run interrupted before the process
+    // exits leaves nothing in /tmp.
+    const reports = testTmpDir(`ionflux-report-${o.name.replace(/[^A-Za-z0-9-]/g, '_')}-`);
     child = spawn(process.execPath, ['--report-on-signal', '--report-signal=SIGUSR2', `--report-directory=${reports}`, '--import', 'tsx', `services/${o.name}/main.ts`], { env: o.env, stdio: ['ignore', 'pipe', 'pipe'] });
     child.once('exit', () => rmSync(reports, { recursive: true, force: true }));
     const collect = (d: Buffer) => output.push(...d.toString().split('\n').filter(Boolean));
