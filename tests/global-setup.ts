@@ -4,19 +4,25 @@ import { join } from 'node:path';
 import { createKafkaBus } from '../shared/bus/kafka/bus.ts';
 import { baseEnv, kafkaAuth, parseEnv } from '../shared/config.ts';
 import { createLogger } from '../shared/logger.ts';
+import { createVaultSecretStore } from '../shared/secrets/vault-store.ts';
+import type { SecretStore } from '../shared/secrets/store.ts';
 
 /**
  * Integration tests need the real Kafka, registry and Vault (`make test` starts them through
  * deploy/local/infra-up.sh). Fail early with one clear message instead of many timeouts.
  */
-export default async function setup(): Promise<() => void> {
+export default async function setup(): Promise<() => Promise<void>> {
   // The run's temporary folder (services' state directories: tests/helpers/infra.ts testStateDir);
   // the test workers inherit it. make test gives one (deploy/local/test.sh removes it, even after
   // Ctrl-C); otherwise this makes one and removes it when the run ends, and only that one.
   const given = process.env.IONFLUX_TEST_TMP;
   const root = given || (process.env.IONFLUX_TEST_TMP = mkdtempSync(join(tmpdir(), 'ionflux-test-run-')));
-  const teardown = () => void (given || rmSync(root, { recursive: true, force: true }));
   const env = infraEnv();
+  const secrets = testSecrets(env);
+  const teardown = async () => {
+    if (!given) rmSync(root, { recursive: true, force: true });
+    await secrets.purge();
+  };
   const problems: string[] = [];
   const bus = createKafkaBus({ brokers: env.brokers, auth: env.auth, clientId: 'ionflux-test-setup', logger: createLogger({ service: 'test-setup', level: 'silent' }) });
   try {
@@ -33,11 +39,44 @@ export default async function setup(): Promise<() => void> {
     const res = await fetch(url, { signal: AbortSignal.timeout(3000) }).catch((e: Error) => e);
     if (res instanceof Error || !res.ok) problems.push(`${name} at ${url}: ${res instanceof Error ? res.message : res.status}`);
   }
+  if (!problems.length) await secrets.snapshot();
   if (problems.length) {
-    teardown();
+    await teardown();
     throw new Error(`infrastructure not reachable (run \`make infra-up\`):\n  ${problems.join('\n  ')}`);
   }
   return teardown;
+}
+
+/** A workspace id the tests make (tests/helpers/infra.ts uid: a short prefix and 12 hex digits). */
+const TEST_WORKSPACE = /^[a-z]{1,8}[0-9a-f]{12}$/;
+
+/**
+ * The OpenBao of `make up` is the tests' too. The workspaces the run wrote secrets for go when
+ * the run ends (every version and the metadata): those that were not there at the start and are
+ * named as tests name theirs, so a user's own workspace is never touched.
+ */
+function testSecrets(env: ReturnType<typeof infraEnv>) {
+  const store = createVaultSecretStore({ addr: env.vaultAddr, token: env.vaultToken, mount: 'secret' });
+  const workspaces = async () => new Set((await store.list('workspaces/')).map((k) => k.replace(/\/$/, '')));
+  let before: Set<string> | undefined;
+  return {
+    async snapshot() {
+      before = await workspaces();
+    },
+    async purge() {
+      if (!before) return;
+      const mine = [...(await workspaces())].filter((ws) => !before!.has(ws) && TEST_WORKSPACE.test(ws));
+      for (const ws of mine) await deleteTree(store, `workspaces/${ws}/`);
+    },
+  };
+}
+
+/** Deletes every secret under a prefix (list shows sub-folders with a trailing /). */
+async function deleteTree(store: SecretStore, prefix: string): Promise<void> {
+  for (const key of await store.list(prefix)) {
+    if (key.endsWith('/')) await deleteTree(store, `${prefix}${key}`);
+    else await store.delete(`${prefix}${key}`);
+  }
 }
 
 /**
