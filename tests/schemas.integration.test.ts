@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { checkCompatibility, createRegistry, registerAvro, schemaFiles } from '../shared/events/registry.ts';
 import { runCli } from './helpers/cli.ts';
 import { infraEnv, uid } from './helpers/infra.ts';
@@ -12,9 +12,23 @@ async function envelopeWith(change: (schema: { fields: object[] }) => void): Pro
   return JSON.stringify(schema);
 }
 
+/**
+ * The registry is `make up`'s too: the subjects made here are deleted at the end (soft, then
+ * permanently, as Confluent's API requires).
+ */
+const made: string[] = [];
+const testSubject = (name: string) => (made.push(name), name);
+afterAll(async () => {
+  for (const subject of made) {
+    for (const query of ['', '?permanent=true']) await fetch(`${registryUrl}/subjects/${encodeURIComponent(subject)}${query}`, { method: 'DELETE' });
+  }
+  const left = (await (await fetch(`${registryUrl}/subjects`)).json()) as string[];
+  expect(left.filter((s) => made.includes(s))).toEqual([]);
+});
+
 describe('schema evolution is checked against the registry (BACKWARD)', () => {
   it('accepts an added optional field and refuses an added required field or a removed default', async () => {
-    const subject = `test-${uid()}`;
+    const subject = testSubject(`test-${uid()}`);
     await registerAvro(createRegistry(registryUrl), subject, await envelopeWith(() => undefined));
 
     const optional = await envelopeWith((s) => s.fields.push({ name: 'trace_id', type: ['null', 'string'], default: null }));
@@ -29,7 +43,7 @@ describe('schema evolution is checked against the registry (BACKWARD)', () => {
   });
 
   it('registers a new subject from several processes at once (every service starting together), all getting the same id', async () => {
-    const subject = `io.ionflux.test.Race${uid()}`;
+    const subject = testSubject(`io.ionflux.test.Race${uid()}`);
     const schema = JSON.stringify({ type: 'record', name: 'Race', namespace: 'io.ionflux.test', fields: [{ name: 'id', type: 'string' }] });
     const ids = await Promise.all(Array.from({ length: 6 }, () => registerAvro(createRegistry(registryUrl), subject, schema)));
     expect(new Set(ids).size).toBe(1);
