@@ -63,7 +63,6 @@ export const baseEnv = z.object({
   /** The ingest inbox (shared/ingest/inbox.ts); another name gives a separate hub on the same brokers (tests). */
   IONFLUX_INBOX_TOPIC: z.string().regex(/^ionflux\.inbox\.[a-z0-9._-]{1,100}$/).default('ionflux.inbox.webhooks'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  METRICS_PORT: port(0),
   /**
    * Exceptions to the outbound policy (shared/net/outbound.ts): hosts, host:port, IPs or CIDRs that
    * connectors may reach although they are loopback, private or reserved. Empty: none.

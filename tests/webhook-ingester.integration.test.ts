@@ -134,6 +134,13 @@ describe('webhook ingester against real Kafka, registry and OpenBao', () => {
     const created = await runCli(['endpoints', 'create', '--workspace', ws, '--source', 'zapier'], { env: { INGESTER_PORT: String(ingester.port) } });
     expect(created.code).toBe(0);
     const endpoint = JSON.parse(created.stdout) as { endpoint_id: string; url: string; secret: string };
+    expect(endpoint.url).toBe(`http://127.0.0.1:${ingester.port}/webhooks/generic/${endpoint.endpoint_id}`);
+    // Behind a proxy or tunnel the URL to give the tool is INGESTER_PUBLIC_URL's; a bad one is refused before anything is stored.
+    const behind = await runCli(['endpoints', 'create', '--workspace', ws, '--source', 'zapier'], { env: { INGESTER_PUBLIC_URL: 'https://hooks.example.com/' } });
+    expect(JSON.parse(behind.stdout).url).toMatch(/^https:\/\/hooks\.example\.com\/webhooks\/generic\/ep_[0-9a-f]{16}$/);
+    const bad = await runCli(['endpoints', 'create', '--workspace', ws, '--source', 'zapier'], { env: { INGESTER_PUBLIC_URL: 'hooks.example.com' } });
+    expect(bad).toMatchObject({ code: 1, stdout: '' });
+    expect(bad.stderr).toContain('INGESTER_PUBLIC_URL');
     const body = JSON.stringify({ type: 'invoice.paid', data: { id: 'inv_1' } });
     // The endpoint is known once its link reaches the running ingester through Kafka (about a
     // second); until then it is 404, without a secret store read. Fresh deliveries until it is.

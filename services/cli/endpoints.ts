@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
 import { topics } from '../../shared/bus/topics.ts';
+import { parseEnv, port } from '../../shared/config.ts';
 import { assertSegment, assertWorkspaceId, NO_UNDERSCORE_SEGMENT } from '../../shared/ids.ts';
 import { linkKey, openLinks, type Link } from '../../shared/links.ts';
 import { createSecretStore } from '../../shared/secrets/index.ts';
@@ -13,6 +15,9 @@ import type { CliCommand } from './main.ts';
 const USAGE = 'ionflux endpoints create --workspace <id> --source <name> | endpoints rotate <endpoint-id> [--overlap-hours <h>]';
 
 const newSecret = () => `whsec_${randomBytes(24).toString('base64')}`;
+
+/** Where vendors reach the ingester: INGESTER_PUBLIC_URL (behind a proxy or tunnel), else the local INGESTER_PORT. */
+const ingesterEnv = z.object({ INGESTER_PUBLIC_URL: z.url().optional(), INGESTER_PORT: port(8080) });
 
 /**
  * Standard Webhooks endpoints for Zapier, n8n or any tool. `create` prints the URL and the
@@ -29,6 +34,7 @@ export const endpointsCommand: CliCommand = {
     try {
       if (sub === 'create') {
         if (!values.workspace || !values.source) throw new UsageError(`usage: ${USAGE}`);
+        const env = parseEnv(ingesterEnv); // before anything is stored: the secret is printed only once
         const workspaceId = assertWorkspaceId(values.workspace);
         const source = assertSegment('source', values.source, NO_UNDERSCORE_SEGMENT);
         // Vendor sources, topic kinds, and every command service (its outcomes live under its name).
@@ -41,7 +47,7 @@ export const endpointsCommand: CliCommand = {
         await ctx.bus.publish({ topic: topics.state('links'), key: linkKey('generic', id), value: Buffer.from(JSON.stringify(link)) });
         // The ingester may now write ionflux.<source>.ws_<workspace>.*, the workspace's agents read it.
         await grantWorkspaceSources(ctx, connectors.values());
-        const base = process.env.INGESTER_PUBLIC_URL ?? `http://127.0.0.1:${process.env.INGESTER_PORT ?? 8080}`;
+        const base = (env.INGESTER_PUBLIC_URL ?? `http://127.0.0.1:${env.INGESTER_PORT}`).replace(/\/+$/, '');
         process.stdout.write(`${JSON.stringify({ endpoint_id: id, url: `${base}/webhooks/generic/${id}`, secret, workspace: workspaceId, source })}\n`);
         process.stderr.write('The secret is shown only this once; sign deliveries with it (Standard Webhooks).\n');
         return 0;

@@ -1,5 +1,4 @@
-import { parseAllowlist } from '../../shared/net/allowlist.ts';
-import { checkedAddress } from '../../shared/net/outbound.ts';
+import { checkedAddress, outboundAllowlist } from '../../shared/net/outbound.ts';
 
 /**
  * Null when `hostname` resolves only to addresses the hub's outbound policy allows (or private ones
@@ -9,7 +8,7 @@ import { checkedAddress } from '../../shared/net/outbound.ts';
 export async function checkHost(hostname: string, allowPrivate: boolean, port = 25): Promise<string | null> {
   if (allowPrivate) return null;
   try {
-    await checkedAddress(hostname, port, { allow: parseAllowlist(process.env.OUTBOUND_ALLOWLIST) });
+    await checkedAddress(hostname, port, { allow: outboundAllowlist() });
     return null;
   } catch (e) {
     return `${(e as Error).message} (or EMAIL_ALLOW_PRIVATE_HOSTS=true)`;

@@ -55,7 +55,6 @@ export const ingesterEnv = baseEnv.extend({
   INGESTER_RECENT_ANSWERS: int(20_000),
   /** Stable per running instance: it names the state directory. */
   INGESTER_INSTANCE_ID: z.string().regex(/^[a-z0-9_-]{1,40}$/).default('0'),
-  INGESTER_PUBLIC_URL: z.url().optional(),
   WEBHOOK_DEDUPE_HOURS: z.coerce.number().positive().default(72),
   SECRET_CACHE_MS: z.coerce.number().int().nonnegative().default(30_000),
   /** Secret store paths (vendor secrets, endpoint and account keys) kept in the cache at most. */

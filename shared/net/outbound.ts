@@ -85,16 +85,23 @@ export function createOutboundFetch(o: OutboundOptions = {}): OutboundFetch {
   };
 }
 
+let processAllow: readonly AllowRule[] | undefined;
 let processFetch: OutboundFetch | undefined;
 
 /** Sets this process's policy (services call it once at start with their parsed OUTBOUND_ALLOWLIST). */
 export function configureOutbound(allow: readonly AllowRule[]): void {
+  processAllow = allow;
   processFetch = createOutboundFetch({ allow });
 }
 
 /**
- * The fetch every connector uses for vendor and user URLs. Services configure it from their parsed
- * environment (createRuntime); in a process that did not (the CLI, scripts) the first call reads
- * OUTBOUND_ALLOWLIST itself, and with nothing set nothing is allow-listed.
+ * This process's allow-list: what the service configured from its parsed environment
+ * (createRuntime); in a process that did not (the CLI, scripts) OUTBOUND_ALLOWLIST read once, and
+ * with nothing set nothing is allow-listed.
  */
-export const outboundFetch: OutboundFetch = (url, init) => (processFetch ??= createOutboundFetch({ allow: parseAllowlist(process.env.OUTBOUND_ALLOWLIST) }))(url, init);
+export function outboundAllowlist(): readonly AllowRule[] {
+  return (processAllow ??= parseAllowlist(process.env.OUTBOUND_ALLOWLIST));
+}
+
+/** The fetch every connector uses for vendor and user URLs, under this process's policy (outboundAllowlist). */
+export const outboundFetch: OutboundFetch = (url, init) => (processFetch ??= createOutboundFetch({ allow: outboundAllowlist() }))(url, init);
