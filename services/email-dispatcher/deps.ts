@@ -18,8 +18,11 @@ export interface EmailDeps {
   providerThrottle: Throttle;
   workspaceThrottle: Throttle;
   providerEnv: ProviderEnv;
-  /** The platform account's credential, to tell platform sends from a workspace's own account. */
-  platformCredential?: string;
+  /**
+   * The platform account's credential as the secret store has it now (`platform/email`, else the
+   * environment's), to tell platform sends from a workspace's own account.
+   */
+  platformCredential(): Promise<string | undefined>;
   attachments: Omit<AttachmentOptions, 'signal'>;
   sendgridBatchSize: number;
   concurrency: number;

@@ -16,7 +16,7 @@ import { emailDispatcherEnv } from './env.ts';
 import { mountEmailApi } from './http-api.ts';
 import { emailMetrics } from './metrics.ts';
 import { openLedger, UNITS_RETENTION_MS, UNITS_TOPIC } from './ledger.ts';
-import { withPlatformDefault } from './platform-store.ts';
+import { platformCredentialOf, withPlatformDefault } from './platform-store.ts';
 import { platformCredentials, providerFor } from './providers/index.ts';
 import { closeSmtpTransports } from './providers/smtp.ts';
 import { createSealer, loadSealKey } from './seal.ts';
@@ -75,7 +75,7 @@ const connector = createEmailConnector({
   providerThrottle: new Throttle(env.EMAIL_RATE_PER_SECOND, env.EMAIL_RATE_BURST),
   workspaceThrottle: new Throttle(env.EMAIL_WORKSPACE_RATE_PER_SECOND, env.EMAIL_WORKSPACE_RATE_BURST),
   providerEnv: env,
-  platformCredential: platform?.credential,
+  platformCredential: platformCredentialOf(store, 'email'),
   attachments: { maxBytes: env.EMAIL_ATTACHMENT_MAX_BYTES, trustedPrefixes: env.EMAIL_TRUSTED_ATTACHMENT_PREFIXES.split(',').map((s) => s.trim()).filter(Boolean), allowPrivate: env.EMAIL_ALLOW_PRIVATE_HOSTS },
   sendgridBatchSize: env.EMAIL_SENDGRID_BATCH_SIZE,
   concurrency: env.EMAIL_SEND_CONCURRENCY,

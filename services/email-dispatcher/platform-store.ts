@@ -46,3 +46,10 @@ export function withPlatformDefault(store: SecretStore, connector: string, fallb
     close: () => store.close?.() ?? Promise.resolve(),
   };
 }
+
+/**
+ * The platform account's credential as `store` (withPlatformDefault's) has it now: the one kept at
+ * `platform/<connector>`, else the environment's. A send through it is a platform send.
+ */
+export const platformCredentialOf = (store: SecretStore, connector: string) => async (): Promise<string | undefined> =>
+  (await store.get(secretPaths.platform(connector)))?.value.credential;

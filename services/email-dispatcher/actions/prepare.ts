@@ -26,7 +26,8 @@ export async function prepare(d: EmailDeps, ctx: ActionContext<{ from?: Mailbox;
       throw new HubError('invalid_platform_seal', 'platform_seal is set only by the dispatcher HTTP API with the platform token, for that command alone');
     }
   }
-  const platform = d.platformCredential !== undefined && ctx.credentials.credential === d.platformCredential;
+  const platformCredential = await d.platformCredential();
+  const platform = platformCredential !== undefined && ctx.credentials.credential === platformCredential;
   const provider = d.providerFor(ctx.credentials);
   if (!platform && provider.name === 'smtp') {
     const problem = await checkHost(new URL(ctx.credentials.credential!).hostname, d.attachments.allowPrivate);
