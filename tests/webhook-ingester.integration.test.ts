@@ -1,6 +1,9 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { topics } from '../shared/bus/topics.ts';
+import { linkKey } from '../shared/links.ts';
+import { createVaultSecretStore } from '../shared/secrets/vault-store.ts';
+import { endpointSecretPath } from '../services/webhook-ingester/secrets.ts';
 import { DLQ_HEADERS } from '../shared/bus/dead-letter.ts';
 import { runCli } from './helpers/cli.ts';
 import { infraEnv, readAll, realInfra, uid } from './helpers/infra.ts';
@@ -149,6 +152,37 @@ describe('webhook ingester against real Kafka, registry and OpenBao', () => {
     expect(await ingester.post(`/webhooks/generic/${endpoint.endpoint_id}`, body, stale)).toMatchObject({ status: 401, body: { reason: 'timestamp_too_old' } });
     const [rec] = await readAll(infra.bus, topics.event('zapier', ws, 'invoice', 'paid'), { atLeast: 1 });
     expect((await infra.codec.decode(rec!.value!)).event_type).toBe('zapier.invoice.paid');
+  });
+
+  it('refuses an endpoint whose source names a topic kind; a link naming one anyway is dead-lettered, and the inbox goes on', async () => {
+    const refused = await runCli(['endpoints', 'create', '--workspace', ws, '--source', 'inbox']);
+    expect(refused).toMatchObject({ code: 2, stdout: '' });
+    expect(refused.stderr).toContain('source "inbox" is reserved');
+
+    // Such a link written anyway (by hand, or by an older CLI that let `inbox` through).
+    const id = `ep_${randomBytes(8).toString('hex')}`;
+    const secret = newStandardWebhookSecret();
+    const store = createVaultSecretStore({ addr: infraEnv().vaultAddr, token: infraEnv().vaultToken, mount: 'secret' });
+    await store.put(endpointSecretPath(id), { secret }, { labels: { workspace: ws, source: 'inbox' } });
+    try {
+      await infra.bus.publish({ topic: topics.state('links'), key: linkKey('generic', id), value: Buffer.from(JSON.stringify({ workspaceId: ws, source: 'inbox', linkedAt: new Date().toISOString() })) });
+      const body = JSON.stringify({ type: 'invoice.paid', data: { id: 'inv_2' } });
+      const webhookId = `msg_${randomUUID()}`;
+      await expect.poll(async () => (await ingester.post(`/webhooks/generic/${id}`, body, standardWebhookHeaders({ body, secrets: [secret], id: webhookId }))).status, { timeout: 15_000, interval: 250 }).toBe(200);
+      await ingester.drained(); // not held: the batch that had it was committed
+      const dead = await readAll(infra.bus, topics.deadLetter('webhook-ingester'), { atLeast: 1 });
+      const mine = dead.find((r) => r.headers['webhook.header.webhook-id'] === webhookId);
+      expect(mine?.headers[DLQ_HEADERS.errorClass]).toBe('invalid_source');
+      expect(mine?.value?.toString()).toBe(body);
+      // The next delivery, from any vendor, is published as usual.
+      const next = randomUUID();
+      expect((await postOrder(shopifyHeaders({ topic: 'orders/create', shop, secret: SHOPIFY_SECRET, body: ORDER, webhookId: next }))).status).toBe(200);
+      await ingester.drained();
+      const events = await Promise.all((await readAll(infra.bus, ordersTopic(), { atLeast: 1 })).map((r) => infra.codec.decode(r.value!)));
+      expect(events.filter((e) => e.correlation_id === next)).toHaveLength(1);
+    } finally {
+      await store.delete(endpointSecretPath(id));
+    }
   });
 
   it('answers 413 for a body over the limit before any signature work (item 6)', async () => {

@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { topics } from '../../shared/bus/topics.ts';
+import { isReservedSource, topics } from '../../shared/bus/topics.ts';
 import { parseEnv, port } from '../../shared/config.ts';
 import { assertSegment, assertWorkspaceId, NO_UNDERSCORE_SEGMENT } from '../../shared/ids.ts';
 import { linkKey, openLinks, type Link } from '../../shared/links.ts';
 import { createSecretStore } from '../../shared/secrets/index.ts';
 import { endpointSecretPath } from '../webhook-ingester/secrets.ts';
+import { vendors } from '../webhook-ingester/vendors/index.ts';
 import { parse, UsageError } from './args.ts';
 import { cliContext } from './context.ts';
 import { cliConnectors } from './integrations.ts';
@@ -39,7 +40,7 @@ export const endpointsCommand: CliCommand = {
         const source = assertSegment('source', values.source, NO_UNDERSCORE_SEGMENT);
         // Vendor sources, topic kinds, and every command service (its outcomes live under its name).
         const connectors = await cliConnectors();
-        if (['shopify', 'tiktok', 'email', 'whatsapp', 'cmd', 'agent', 'platform', 'dlq', 'state', 'internal', ...connectors.keys()].includes(source)) throw new UsageError(`source "${source}" is reserved`);
+        if (isReservedSource(source) || ['platform', ...Object.values(vendors).map((v) => v.source), ...connectors.keys()].includes(source)) throw new UsageError(`source "${source}" is reserved`);
         const id = `ep_${randomBytes(8).toString('hex')}`;
         const secret = newSecret();
         await store.put(endpointSecretPath(id), { secret }, { labels: { workspace: workspaceId, source } });

@@ -4,7 +4,7 @@ import { topics } from '../../shared/bus/topics.ts';
 import { HubError } from '../../shared/errors.ts';
 import type { Bus, IncomingRecord, OutgoingRecord, Subscription, TransformOptions } from '../../shared/bus/types.ts';
 import type { EventCodec } from '../../shared/events/codec.ts';
-import { buildEvent, deterministicEventId, PayloadSchemas } from '../../shared/events/platform-event.ts';
+import { buildEvent, deterministicEventId, PayloadSchemas, type PlatformEvent } from '../../shared/events/platform-event.ts';
 import { EVENT_HEADERS } from '../../shared/events/publisher.ts';
 import { fromInboxRecord, INBOX_TOPIC, type InboxDelivery } from '../../shared/ingest/inbox.ts';
 import { linkKey, type LinkTable } from '../../shared/links.ts';
@@ -160,13 +160,15 @@ class Batch {
       await this.deps.links.catchUp(5000).catch(() => undefined);
       link = this.deps.links.get(linkKey(vendor.source, ev.account));
     }
-    if (!link) {
-      this.deps.logger.warn({ vendor: vendor.source, account: ev.account }, 'delivery for an unlinked account dead-lettered');
+    // Parked with the reason, marked so its retries are duplicates: never published, never retried.
+    const deadLetter = (code: string, message: string) => {
+      this.deps.logger.warn({ vendor: vendor.source, account: ev.account, reason: code, detail: message }, code === 'unlinked' ? 'delivery for an unlinked account dead-lettered' : 'delivery no event can be made of dead-lettered');
       const value = only ? d.rawBody : Buffer.from(JSON.stringify(ev.payload));
-      this.out.push(webhookDeadLetter({ vendor, d, error: { code: 'unlinked', message: `no workspace linked to ${vendor.source} account ${ev.account}` }, value }));
-      this.mark(key, { eventId: deterministicEventId(key), outcome: 'dead_lettered', reason: 'unlinked', at: Date.now() });
-      return this.count(vendor.source, 'dead_lettered');
-    }
+      this.out.push(webhookDeadLetter({ vendor, d, error: { code, message }, value }));
+      this.mark(key, { eventId: deterministicEventId(key), outcome: 'dead_lettered', reason: code, at: Date.now() });
+      this.count(vendor.source, 'dead_lettered');
+    };
+    if (!link) return deadLetter('unlinked', `no workspace linked to ${vendor.source} account ${ev.account}`);
     const source = link.source ?? vendor.source;
     const entityKey = `${vendor.source}:${ev.account}:${ev.entity}:${ev.orderingKey}`;
     const version = ev.version;
@@ -176,16 +178,26 @@ class Batch {
       this.mark(key, { eventId: latest.eventId, outcome: 'published', at: Date.now() });
       return this.count(vendor.source, 'duplicate');
     }
-    const event = buildEvent(ev.payload === undefined ? readByEdge : payloadSchemas, {
-      eventType: `${source}.${ev.entity}.${ev.action}`,
-      workspaceId: link.workspaceId,
-      source: SERVICE,
-      payload: ev.payload,
-      rawPayloadJson: only && vendor.verbatim ? d.rawBody.toString('utf8') : undefined,
-      idempotencyKey: key,
-      correlationId: ev.deliveryId,
-      timestamp: d.receivedAt.getTime(),
-    });
+    let event: PlatformEvent;
+    let topic: string;
+    try {
+      event = buildEvent(ev.payload === undefined ? readByEdge : payloadSchemas, {
+        eventType: `${source}.${ev.entity}.${ev.action}`,
+        workspaceId: link.workspaceId,
+        source: SERVICE,
+        payload: ev.payload,
+        rawPayloadJson: only && vendor.verbatim ? d.rawBody.toString('utf8') : undefined,
+        idempotencyKey: key,
+        correlationId: ev.deliveryId,
+        timestamp: d.receivedAt.getTime(),
+      });
+      topic = topics.event(source, link.workspaceId, ev.entity, ev.action);
+    } catch (e) {
+      // No event can be made of it (a link naming a reserved source, a topic name over Kafka's
+      // limit): retrying the batch would hold every later delivery of this inbox partition.
+      if (e instanceof HubError && !e.retryable) return deadLetter(e.code, e.message);
+      throw e;
+    }
     // An update older than one already published (a late retry, a poll that read before a newer
     // webhook) never follows the newer one on the topic: its delivery is marked `stale`, no event.
     if (version !== undefined && latest !== undefined && Date.parse(version) < Date.parse(latest.version)) {
@@ -195,7 +207,7 @@ class Batch {
     const headers: Record<string, string> = { [EVENT_HEADERS.eventId]: event.event_id, [EVENT_HEADERS.eventType]: event.event_type, [EVENT_HEADERS.workspace]: link.workspaceId };
     if (version !== undefined) headers[VERSION_HEADER] = version;
     const value = await this.deps.codec.encode(event);
-    this.out.push({ topic: topics.event(source, link.workspaceId, ev.entity, ev.action), key: ev.orderingKey, value, headers });
+    this.out.push({ topic, key: ev.orderingKey, value, headers });
     // Workers learn of lifecycle events (uninstalled, authorization removed, bounced) on one fixed topic.
     if (vendor.internal?.has(`${ev.entity}.${ev.action}`)) this.out.push({ topic: topics.internal(source), key: link.workspaceId, value, headers });
     if (version !== undefined) {

@@ -22,6 +22,8 @@ import { assertSegment, assertWorkspaceId, NO_UNDERSCORE_SEGMENT } from '../ids.
 const MAX_TOPIC_LENGTH = 249;
 // Second segments that mean something else; an event source named so would be ambiguous.
 const RESERVED_SOURCES = new Set(['cmd', 'agent', 'dlq', 'state', 'internal', 'inbox']);
+/** True for a second segment that means something else than an event source (topics.event refuses it). */
+export const isReservedSource = (source: string) => RESERVED_SOURCES.has(source);
 
 const eventSource = (source: string) => assertSegment('source', source, NO_UNDERSCORE_SEGMENT);
 
@@ -32,7 +34,7 @@ function checked(topic: string): string {
 
 export const topics = {
   event(source: string, workspaceId: string, entity: string, action: string): string {
-    if (RESERVED_SOURCES.has(source)) throw new HubError('invalid_source', `source "${source}" is reserved`);
+    if (isReservedSource(source)) throw new HubError('invalid_source', `source "${source}" is reserved`);
     return checked(
       `ionflux.${eventSource(source)}.ws_${assertWorkspaceId(workspaceId)}.${assertSegment('entity', entity)}.${assertSegment('action', action)}`,
     );
