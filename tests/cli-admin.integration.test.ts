@@ -99,6 +99,12 @@ describe('ionflux admin CLI against real Kafka, registry and OpenBao', () => {
     expect(bad.stdout + bad.stderr).not.toContain('not-a-secret');
     expect(await vault.get(secretPaths.workspace(ws3, 'webhook'))).toBeNull();
     expect((await cli(['connect', 'webhook', '--workspace', ws3, '--field', 'api_key=x'])).code).toBe(2);
+    // A credential typed where key=value was due is not echoed back in the usage error.
+    const typed = newSecret();
+    const noKey = await cli(['connect', 'webhook', '--workspace', ws3, '--field', typed]);
+    expect(noKey.code).toBe(2);
+    expect(noKey.stderr).toContain('--field: expected one of signing_secret as key=value');
+    expect(noKey.stdout + noKey.stderr).not.toContain(typed.slice(6));
   });
 
   it('disconnect deletes the credentials and marks the connection disconnected', async () => {

@@ -106,7 +106,8 @@ export const connectCommand: CliCommand = {
     for (const kv of values.field ?? []) {
       const i = kv.indexOf('=');
       const k = kv.slice(0, i);
-      if (i <= 0 || !m.credentialFields.includes(k)) throw new UsageError(`--field ${kv.slice(0, Math.max(i, 0)) || kv}: expected one of ${m.credentialFields.join(', ') || '(none)'} as key=value`);
+      // Not the text given: `--field whsec_...` is a credential typed where key=value was due (and base64 has '=').
+      if (i <= 0 || !m.credentialFields.includes(k)) throw new UsageError(`--field: expected one of ${m.credentialFields.join(', ') || '(none)'} as key=value (what was given is not shown: it may be a credential)`);
       given[k] = kv.slice(i + 1);
     }
     const generates = (f: string) => m.id === 'webhook' && f === 'signing_secret';
@@ -131,7 +132,14 @@ export const connectCommand: CliCommand = {
     try {
       const path = secretPaths.workspace(ws, m.id);
       await s.store.put(path, creds, { labels: { workspace: ws, connector: m.id } });
-      await s.setState(ws, m.id, 'connect');
+      try {
+        await s.setState(ws, m.id, 'connect');
+      } catch (e) {
+        // The credentials are live already: say so, and show a generated secret now or never.
+        if (generated) process.stdout.write(`signing_secret: ${generated}\n`);
+        process.stderr.write(`connect: the credentials are stored at ${path}${generated ? ' (the generated signing secret above is in use)' : ''}, but recording the connection failed: ${(e as Error).message}; run connect again to record it\n`);
+        return 1;
+      }
       emit(values.json, { connector: m.id, workspace: ws, connection: 'connected', secret_path: path, ...(generated ? { generated_signing_secret: generated } : {}) }, `connected ${m.id} for ${ws} (credentials in the ${s.store.kind} store at ${path})`);
       if (generated && !values.json) process.stdout.write(`signing_secret: ${generated}\n`);
       if (generated) process.stderr.write('The generated signing secret is shown only this once; give it to the receivers that verify the webhooks.\n');
