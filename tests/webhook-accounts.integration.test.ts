@@ -1,9 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { topics } from '../shared/bus/topics.ts';
+import { createVaultSecretStore } from '../shared/secrets/vault-store.ts';
+import { sendgridAccountKeyPath } from '../services/webhook-ingester/secrets.ts';
 import { runCli } from './helpers/cli.ts';
 import { freePort, startIngester, type RunningIngester } from './helpers/ingester.ts';
-import { readAll, realInfra, uid } from './helpers/infra.ts';
+import { infraEnv, readAll, realInfra, uid } from './helpers/infra.ts';
 import { loadFixture, sendgridHeaders, sendgridKeyPair, standardWebhookHeaders } from './helpers/sign.ts';
 
 const platform = sendgridKeyPair();
@@ -79,4 +81,24 @@ describe('webhook accounts: SendGrid batches stay in their account, unknown endp
       await blind.stop();
     }
   }, 120_000);
+  it('a new verification key keeps the previous one valid for --overlap-hours, also when the command is run again', async () => {
+    const account = uid('esp');
+    const ws = uid('ws');
+    const store = createVaultSecretStore({ addr: infraEnv().vaultAddr, token: infraEnv().vaultToken, mount: 'secret' });
+    try {
+      expect((await runCli(['link', 'email', account, ws, '--verification-key', keyA.publicKey])).code).toBe(0);
+      expect(await runCli(['link', 'email', account, ws, '--verification-key', keyB.publicKey, '--overlap-hours', 'soon'])).toMatchObject({ code: 2 });
+      for (let run = 1; run <= 2; run++) {
+        const rotated = await runCli(['link', 'email', account, ws, '--verification-key', keyB.publicKey, '--overlap-hours', '2']);
+        expect(rotated.code, rotated.stderr).toBe(0);
+        const stored = (await store.get(sendgridAccountKeyPath(account)))!.value;
+        expect(stored).toMatchObject({ secret: keyB.publicKey, previous_secret: keyA.publicKey });
+        const hoursLeft = (Date.parse(stored.previous_valid_until!) - Date.now()) / 3600_000;
+        expect(hoursLeft).toBeGreaterThan(1.9);
+        expect(hoursLeft).toBeLessThanOrEqual(2);
+      }
+    } finally {
+      await store.delete(sendgridAccountKeyPath(account));
+    }
+  });
 });

@@ -7,7 +7,7 @@ import { linkKey, openLinks, type Link } from '../../shared/links.ts';
 import { createSecretStore } from '../../shared/secrets/index.ts';
 import { endpointSecretPath } from '../webhook-ingester/secrets.ts';
 import { vendors } from '../webhook-ingester/vendors/index.ts';
-import { parse, UsageError } from './args.ts';
+import { overlapHours, parse, UsageError } from './args.ts';
 import { cliContext } from './context.ts';
 import { cliConnectors } from './integrations.ts';
 import { grantWorkspaceSources } from './principals.ts';
@@ -61,7 +61,7 @@ export const endpointsCommand: CliCommand = {
         await links.close();
         const current = await store.get(endpointSecretPath(id));
         if (!known || !current?.value.secret) throw new UsageError(`no endpoint ${id}`);
-        const hours = Number(values['overlap-hours'] ?? 24);
+        const hours = overlapHours(values['overlap-hours']);
         const secret = newSecret();
         await store.put(endpointSecretPath(id), { secret, previous_secret: current.value.secret, previous_valid_until: new Date(Date.now() + hours * 3600_000).toISOString() }, { labels: current.metadata.labels });
         process.stdout.write(`${JSON.stringify({ endpoint_id: id, secret, previous_valid_for_hours: hours })}\n`);

@@ -4,7 +4,7 @@ import { isWorkspaceId } from '../../shared/ids.ts';
 import { topics } from '../../shared/bus/topics.ts';
 import { createSecretStore } from '../../shared/secrets/index.ts';
 import { sendgridAccountKeyPath } from '../webhook-ingester/secrets.ts';
-import { parse, UsageError } from './args.ts';
+import { overlapHours, parse, UsageError } from './args.ts';
 import { cliContext } from './context.ts';
 import type { CliCommand } from './main.ts';
 
@@ -28,9 +28,10 @@ export const linkCommand: CliCommand = {
     const problem = accountProblem(vendor, account);
     if (problem || vendor === 'generic') throw new UsageError(`${problem ?? 'generic endpoints are linked by `ionflux endpoints create`'}\nusage: ${LINK_USAGE}`);
     if (!isWorkspaceId(workspaceId)) throw new UsageError(`"${workspaceId}" is not a valid workspace id (lowercase letters, digits and -)\nusage: ${LINK_USAGE}`);
+    const hours = overlapHours(values['overlap-hours']); // refused before anything is stored
     const ctx = cliContext();
     try {
-      if (key !== undefined) await storeVerificationKey(ctx.env, account, key.trim(), Number(values['overlap-hours'] ?? 24));
+      if (key !== undefined) await storeVerificationKey(ctx.env, account, key.trim(), hours);
       const link: Link = { workspaceId, linkedAt: new Date().toISOString() };
       await ctx.bus.publish({ topic: topics.state('links'), key: linkKey(vendor, account), value: Buffer.from(JSON.stringify(link)) });
       process.stdout.write(`linked ${vendor} ${account} -> workspace ${workspaceId}\n`);
@@ -55,6 +56,11 @@ async function storeVerificationKey(env: Parameters<typeof createSecretStore>[0]
   try {
     const path = sendgridAccountKeyPath(account);
     const current = (await store.get(path))?.value.secret;
+    if (current === key) {
+      // A re-run (say after the link's publish failed): the overlap the first run gave the previous key stands.
+      process.stdout.write(`the verification key of SendGrid account ${account} is stored already\n`);
+      return;
+    }
     const previous: Record<string, string> = current && current !== key ? { previous_secret: current, previous_valid_until: new Date(Date.now() + overlapHours * 3600_000).toISOString() } : {};
     await store.put(path, { secret: key, ...previous }, { labels: { vendor: 'sendgrid', account } });
     process.stdout.write(`stored the verification key of SendGrid account ${account}${current && current !== key ? ` (the previous one stays valid ${overlapHours} h)` : ''}\n`);
