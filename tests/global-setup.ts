@@ -47,36 +47,38 @@ export default async function setup(): Promise<() => Promise<void>> {
   return teardown;
 }
 
-/** A workspace id the tests make (tests/helpers/infra.ts uid: a short prefix and 12 hex digits). */
-const TEST_WORKSPACE = /^[a-z]{1,8}[0-9a-f]{12}$/;
+/** A name the tests make (tests/helpers/infra.ts uid: a short prefix and 12 hex digits): workspaces, SendGrid accounts. */
+const TEST_NAME = /^[a-z]{1,8}[0-9a-f]{12}$/;
+/** Where tests write secrets: workspaces' connectors and agents, endpoint secrets, SendGrid account keys. */
+const ROOTS = ['workspaces/', 'webhooks/'];
 
 /**
- * The OpenBao of `make up` is the tests' too. The workspaces the run wrote secrets for go when
- * the run ends (every version and the metadata): those that were not there at the start and are
- * named as tests name theirs, so a user's own workspace is never touched.
+ * The OpenBao of `make up` is the tests' too. What the run wrote goes when it ends (every version
+ * and the metadata): the secrets that were not there at the start and that belong to a workspace
+ * or account named as tests name theirs (by path, or by an endpoint's workspace label), so a
+ * user's own are never touched.
  */
 function testSecrets(env: ReturnType<typeof infraEnv>) {
   const store = createVaultSecretStore({ addr: env.vaultAddr, token: env.vaultToken, mount: 'secret' });
-  const workspaces = async () => new Set((await store.list('workspaces/')).map((k) => k.replace(/\/$/, '')));
+  const all = async () => new Set((await Promise.all(ROOTS.map((r) => leaves(store, r)))).flat());
+  const isTests = async (path: string) => path.split('/').some((s) => TEST_NAME.test(s)) || TEST_NAME.test((await store.get(path))?.metadata.labels?.workspace ?? '');
   let before: Set<string> | undefined;
   return {
     async snapshot() {
-      before = await workspaces();
+      before = await all();
     },
     async purge() {
       if (!before) return;
-      const mine = [...(await workspaces())].filter((ws) => !before!.has(ws) && TEST_WORKSPACE.test(ws));
-      for (const ws of mine) await deleteTree(store, `workspaces/${ws}/`);
+      for (const path of await all()) if (!before.has(path) && (await isTests(path))) await store.delete(path);
     },
   };
 }
 
-/** Deletes every secret under a prefix (list shows sub-folders with a trailing /). */
-async function deleteTree(store: SecretStore, prefix: string): Promise<void> {
-  for (const key of await store.list(prefix)) {
-    if (key.endsWith('/')) await deleteTree(store, `${prefix}${key}`);
-    else await store.delete(`${prefix}${key}`);
-  }
+/** Every secret's path under a prefix (list shows sub-folders with a trailing /). */
+async function leaves(store: SecretStore, prefix: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const key of await store.list(prefix)) out.push(...(key.endsWith('/') ? await leaves(store, `${prefix}${key}`) : [`${prefix}${key}`]));
+  return out;
 }
 
 /**

@@ -144,6 +144,14 @@ describe('webhook ingester against real Kafka, registry and OpenBao', () => {
     const bad = await runCli(['endpoints', 'create', '--workspace', ws, '--source', 'zapier'], { env: { INGESTER_PUBLIC_URL: 'hooks.example.com' } });
     expect(bad).toMatchObject({ code: 1, stdout: '' });
     expect(bad.stderr).toContain('INGESTER_PUBLIC_URL');
+    // Kafka unreachable: the link cannot be published, and the secret stored before it is removed again.
+    const vault = createVaultSecretStore({ addr: infraEnv().vaultAddr, token: infraEnv().vaultToken, mount: 'secret' });
+    const endpointSecrets = async () => (await vault.list('webhooks/endpoints/')).length;
+    const before = await endpointSecrets();
+    const cut = await runCli(['endpoints', 'create', '--workspace', ws, '--source', 'zapier'], { env: { KAFKA_BROKERS: '127.0.0.1:1' } });
+    expect(cut).toMatchObject({ code: 1, stdout: '' });
+    expect(cut.stderr).toContain('nothing created');
+    expect(await endpointSecrets()).toBe(before);
     const body = JSON.stringify({ type: 'invoice.paid', data: { id: 'inv_1' } });
     // The endpoint is known once its link reaches the running ingester through Kafka (about a
     // second); until then it is 404, without a secret store read. Fresh deliveries until it is.

@@ -6,7 +6,7 @@
 # and data directory ($IONFLUX_CACHE/run-test-<port>), wiped at start and removed at the end (its
 # log stays), so no test topic or consumer group is left in the broker `make up` uses. The schema registry and
 # OpenBao are shared (tests use their own subjects and paths; tests/global-setup.ts deletes the
-# secrets of the workspaces they made when the run ends); they are started if not running
+# secrets they wrote when the run ends); they are started if not running
 # and stopped afterwards only if this run started them. IONFLUX_TEST_BROKERS=host:port runs the
 # suite against a broker you already have instead (export its KAFKA_SASL_* too).
 #

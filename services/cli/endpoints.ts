@@ -45,12 +45,25 @@ export const endpointsCommand: CliCommand = {
         const secret = newSecret();
         await store.put(endpointSecretPath(id), { secret }, { labels: { workspace: workspaceId, source } });
         const link: Link = { workspaceId, source, linkedAt: new Date().toISOString() };
-        await ctx.bus.publish({ topic: topics.state('links'), key: linkKey('generic', id), value: Buffer.from(JSON.stringify(link)) });
-        // The ingester may now write ionflux.<source>.ws_<workspace>.*, the workspace's agents read it.
-        await grantWorkspaceSources(ctx, connectors.values());
+        try {
+          await ctx.bus.publish({ topic: topics.state('links'), key: linkKey('generic', id), value: Buffer.from(JSON.stringify(link)) });
+        } catch (e) {
+          // No endpoint without its link: the secret goes too, so nothing is left half made.
+          await store.delete(endpointSecretPath(id)).catch(() => undefined);
+          process.stderr.write(`endpoints create failed: the link could not be published (${(e as Error).message}); nothing created\n`);
+          return 1;
+        }
+        // From here the endpoint exists: its secret is shown whatever happens next.
         const base = (env.INGESTER_PUBLIC_URL ?? `http://127.0.0.1:${env.INGESTER_PORT}`).replace(/\/+$/, '');
         process.stdout.write(`${JSON.stringify({ endpoint_id: id, url: `${base}/webhooks/generic/${id}`, secret, workspace: workspaceId, source })}\n`);
         process.stderr.write('The secret is shown only this once; sign deliveries with it (Standard Webhooks).\n');
+        try {
+          // The ingester may now write ionflux.<source>.ws_<workspace>.*, the workspace's agents read it.
+          await grantWorkspaceSources(ctx, connectors.values());
+        } catch (e) {
+          process.stderr.write(`endpoints create: the endpoint exists, but the ACLs for its topics were not updated (${(e as Error).message}); run \`ionflux principals sync\`\n`);
+          return 1;
+        }
         return 0;
       }
       if (sub === 'rotate') {
