@@ -89,6 +89,20 @@ describe('agent principals: confined to their workspace by the broker and the wo
     expect(list.stdout).not.toContain(agent.password);
   });
 
+  it('with the registry down (its audit record cannot be made), creates nothing, and a retry then works', async () => {
+    const later = uid('later');
+    const down = await runCli(['principals', 'create', 'agent', later, '--workspace', wsA, '--json'], { env: { SCHEMA_REGISTRY_URL: 'http://127.0.0.1:1/apis/ccompat/v7' } });
+    expect(down.code).not.toBe(0);
+    expect(down.stdout).toBe('');
+    expect(await vault.get(secretPaths.agentPrincipal(wsA, later))).toBeNull();
+    const listed = await runCli(['principals', 'list', '--json']);
+    expect(listed.stdout).not.toContain(`agent.${later}.`);
+    const retried = await runCli(['principals', 'create', 'agent', later, '--workspace', wsA, '--json']);
+    expect(retried.code, retried.stderr).toBe(0);
+    expect(JSON.parse(retried.stdout)).toMatchObject({ username: `agent.${later}.ws_${wsA}`, password: expect.any(String) });
+    expect((await runCli(['principals', 'revoke', 'agent', later, '--workspace', wsA])).code).toBe(0);
+  });
+
   it('runs its commands for A end to end, on a workspace topic the worker found while running', async () => {
     const out = await client.send(postFor(wsA, `/${wsA}`), { timeoutMs: 60_000 });
     expect(out).toMatchObject({ status: 'succeeded', result: { status: 200 } });

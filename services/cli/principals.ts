@@ -66,12 +66,15 @@ async function create(args: string[]): Promise<number> {
     const password = newPassword();
     registerSecret(password);
     const mechanism = 'scram-sha-256';
+    // Encoded before anything changes (it needs the registry): a failure here leaves nothing made.
+    const auditEntry = await audit(ctx.env.SCHEMA_REGISTRY_URL, 'principal_created', workspaceId, agentId);
     await store.put(secretPaths.agentPrincipal(workspaceId, agentId), { username: name, password, mechanism }, { labels: { kind: 'kafka-principal', workspace: workspaceId } });
     await ctx.bus.ensureTopics(agentTopics(agentId, workspaceId, input));
     await security.createAcls(agentPlan(agentId, workspaceId, input));
     // Credentials last: the principal can do nothing before its ACLs and topics exist.
     await security.upsertScramUser(name, password);
-    await ctx.bus.publish(await audit(ctx.env.SCHEMA_REGISTRY_URL, 'principal_created', workspaceId, agentId));
+    // From here the principal exists and a retry is refused: its password is shown whatever happens.
+    const auditFailed = await ctx.bus.publish(auditEntry).then(() => undefined, (e: unknown) => e as Error);
     const row = {
       principal: name,
       workspace_id: workspaceId,
@@ -99,6 +102,10 @@ async function create(args: string[]): Promise<number> {
         `consumer groups: ${row.consumer_group_prefix}<anything>`,
       ].join('\n'),
     );
+    if (auditFailed) {
+      process.stderr.write(`principals create: ${name} exists and works, but its audit record was not written (${auditFailed.message})\n`);
+      return 1;
+    }
     return 0;
   } finally {
     await store.close?.();
