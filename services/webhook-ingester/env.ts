@@ -72,5 +72,12 @@ export const ingesterEnv = baseEnv.extend({
   WHATSAPP_APP_SECRET_PREVIOUS: z.string().optional(),
   WHATSAPP_APP_SECRET_PREVIOUS_UNTIL: optionalTime,
   WHATSAPP_VERIFY_TOKEN: z.string().optional(),
-}).refine((e) => e.INGESTER_HEADERS_TIMEOUT_MS <= e.INGESTER_REQUEST_TIMEOUT_MS, { path: ['INGESTER_HEADERS_TIMEOUT_MS'], message: 'must not exceed INGESTER_REQUEST_TIMEOUT_MS' });
+})
+  .refine((e) => e.INGESTER_HEADERS_TIMEOUT_MS <= e.INGESTER_REQUEST_TIMEOUT_MS, { path: ['INGESTER_HEADERS_TIMEOUT_MS'], message: 'must not exceed INGESTER_REQUEST_TIMEOUT_MS' })
+  // A replaced secret verifies until a time, never for good: <VAR>_PREVIOUS needs <VAR>_PREVIOUS_UNTIL.
+  .superRefine((e, ctx) => {
+    for (const name of ['SHOPIFY_API_SECRET', 'TIKTOK_CLIENT_SECRET', 'SENDGRID_WEBHOOK_PUBLIC_KEY', 'WHATSAPP_APP_SECRET'] as const) {
+      if (e[`${name}_PREVIOUS`] && !e[`${name}_PREVIOUS_UNTIL`]) ctx.addIssue({ code: 'custom', path: [`${name}_PREVIOUS_UNTIL`], message: `required with ${name}_PREVIOUS (until when the previous secret still verifies)` });
+    }
+  });
 export type IngesterEnv = z.infer<typeof ingesterEnv>;

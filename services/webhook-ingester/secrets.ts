@@ -23,10 +23,10 @@ export interface RotatingSecret {
 export { endpointSecretPath } from './vendors/generic.ts';
 export { sendgridAccountKeyPath } from './vendors/sendgrid.ts';
 
-/** The secrets valid at `now`: current first. */
+/** The secrets valid at `now`: current first. A previous secret without a valid-until time is not one (never valid for good). */
 export function validSecrets(s: RotatingSecret, now: Date): string[] {
   const out = [s.secret];
-  if (s.previous_secret && (!s.previous_valid_until || Date.parse(s.previous_valid_until) > now.getTime())) out.push(s.previous_secret);
+  if (s.previous_secret && s.previous_valid_until && Date.parse(s.previous_valid_until) > now.getTime()) out.push(s.previous_secret);
   return out.filter(Boolean);
 }
 
