@@ -1,7 +1,7 @@
 import { videosPublishInput } from '../../../shared/connectors/catalog/tiktok.ts';
-import { handler, VendorError, type ActionContext } from '../../../shared/connectors/types.ts';
+import { handler, type ActionContext } from '../../../shared/connectors/types.ts';
 import { HubError } from '../../../shared/errors.ts';
-import { AccessTokenInvalid } from '../api/errors.ts';
+import { refusedByTikTok } from '../api/errors.ts';
 import { unitKey, webhookKey, type PublishUnit, type WebhookStatus } from '../state/publishes.ts';
 import type { ActionDeps } from './deps.ts';
 import { chunking, fetchVideo } from './video-source.ts';
@@ -55,8 +55,7 @@ async function start(d: ActionDeps, ctx: ActionContext<Params>, token: string, s
     data = await d.api.call('publish.init', { token, body: { post_info, source_info }, signal: ctx.signal });
   } catch (e) {
     // TikTok answered and refused (4xx, throttled, token): nothing was created, so init may run again.
-    const refused = e instanceof AccessTokenInvalid || (e instanceof VendorError ? e.status === 429 : e instanceof HubError);
-    if (refused) await set(undefined);
+    if (refusedByTikTok(e)) await set(undefined);
     throw e;
   }
   if (!data.publish_id) throw new HubError('invalid_vendor_response', 'TikTok started the post but sent no publish_id');

@@ -2,7 +2,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { VendorError } from '../../../shared/connectors/types.ts';
 import { HubError } from '../../../shared/errors.ts';
 import { limitsFrom } from './endpoints.ts';
-import { AccessTokenInvalid, fromTikTok } from './errors.ts';
+import { AccessTokenInvalid, fromTikTok, refusedByTikTok } from './errors.ts';
 import { parseJsonKeepingInt64 } from './json.ts';
 import { EndpointLimiter } from './limiter.ts';
 
@@ -10,6 +10,17 @@ describe('TikTok answers', () => {
   it('keeps every digit of int64 ids, leaves strings and small numbers alone', () => {
     const text = '{"data":{"publicaly_available_post_id":[7300000000001234567],"n":12,"f":1.5,"neg":-9223372036854775807,"s":"a: 12345678901234567890,"},"error":{"code":"ok"}}';
     expect(parseJsonKeepingInt64(text)).toEqual({ data: { publicaly_available_post_id: ['7300000000001234567'], n: 12, f: 1.5, neg: '-9223372036854775807', s: 'a: 12345678901234567890,' }, error: { code: 'ok' } });
+  });
+
+  it('tells a refusal (nothing done at TikTok: init may run again) from an answer that may have taken effect', () => {
+    const base = { message: 'm', path: '/v2/post/publish/video/init/', scopes: ['video.publish'] };
+    for (const [status, code] of [[401, 'access_token_invalid'], [400, 'invalid_params'], [403, 'spam_risk_too_many_posts'], [429, 'rate_limit_exceeded']] as const) expect(refusedByTikTok(fromTikTok({ ...base, status, code })), code).toBe(true);
+    // A 4xx without TikTok's envelope (a proxy's page) is a refusal too; a 5xx or a network error is not.
+    expect(refusedByTikTok(new VendorError(403, 'TikTok /v2/post/publish/video/init/ answered 403 without its JSON envelope'))).toBe(true);
+    expect(refusedByTikTok(new VendorError(502, 'answered 502 without its JSON envelope'))).toBe(false);
+    expect(refusedByTikTok(fromTikTok({ ...base, status: 500, code: 'internal_error' }))).toBe(false);
+    expect(refusedByTikTok(new VendorError(503, 'TikTok unreachable: ECONNRESET'))).toBe(false);
+    expect(refusedByTikTok(new Error('aborted'))).toBe(false);
   });
 
   it('maps error codes to what the command core does with them', () => {

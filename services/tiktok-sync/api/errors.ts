@@ -38,3 +38,13 @@ export function fromTikTok(a: { status: number; code: string; message: string; l
   if (a.status === 429) return new VendorError(429, where, { retryAfterMs: a.retryAfterMs ?? DEFAULT_THROTTLE_MS });
   return new HubError(`tiktok_${a.code.replace(/[^a-z0-9_]/gi, '_').slice(0, 60) || a.status}`, where);
 }
+
+/**
+ * TikTok (or a proxy in front of it) answered and refused: nothing was done there, so the call
+ * may run again. Every 4xx, with TikTok's envelope or without one; not a 5xx or a network error,
+ * after which the call may or may not have taken effect.
+ */
+export function refusedByTikTok(e: unknown): boolean {
+  if (e instanceof VendorError) return e.status >= 400 && e.status < 500;
+  return e instanceof HubError; // AccessTokenInvalid, scope errors, tiktok_<code> (all 4xx)
+}
