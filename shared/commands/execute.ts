@@ -4,6 +4,7 @@ import type { OutgoingRecord } from '../bus/types.ts';
 import { VendorError, type ActionContext } from '../connectors/types.ts';
 import { describeError, HubError } from '../errors.ts';
 import { buildEvent, PayloadSchemas, type PlatformEvent } from '../events/platform-event.ts';
+import { redactString } from '../redact.ts';
 import { wsConnectorKey } from './state.ts';
 import type { Job, PipelineDeps, Verdict } from './pipeline.ts';
 
@@ -25,7 +26,7 @@ export async function execute(job: Job, d: PipelineDeps): Promise<Verdict> {
     const { error } = attempt;
     if (error.code === 'vendor_unauthorized') {
       const key = wsConnectorKey(job.c.workspace_id, d.connector.manifest.id);
-      await d.workspaceConnectors.set(key, { ...(job.connection ?? { settings: {} }), connection: 'needs_reauth', connection_detail: error.message, updated_at: new Date(d.now()).toISOString() });
+      await d.workspaceConnectors.set(key, { ...(job.connection ?? { settings: {} }), connection: 'needs_reauth', connection_detail: redactString(error.message), updated_at: new Date(d.now()).toISOString() });
     }
     const authHelp = error.code === 'vendor_unauthorized' ? { auth_help: d.connector.manifest.authHelp } : {};
     return { kind: 'fail', failure: { ...error, ...authHelp, attempts: attempt.attempts } };

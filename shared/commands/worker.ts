@@ -5,6 +5,7 @@ import type { Handled, IncomingRecord, OutgoingRecord, Subscription } from '../b
 import type { TokenBuckets } from '../connectors/rate-limit.ts';
 import type { Connector } from '../connectors/types.ts';
 import { describeError, HubError } from '../errors.ts';
+import { redactString } from '../redact.ts';
 import type { PlatformEvent } from '../events/platform-event.ts';
 import { EVENT_HEADERS } from '../events/publisher.ts';
 import { isWorkspaceId } from '../ids.ts';
@@ -150,7 +151,9 @@ export async function startCommandWorker(o: WorkerOptions): Promise<Subscription
     let state: CommandState | undefined;
     let event: PlatformEvent;
     if (v.kind === 'fail') {
-      const f = v.failure;
+      // Handlers word their own errors, but a vendor's text can quote a credential: every copy of
+      // the message (outcome, dead letter, audit) goes out without the known secrets.
+      const f = { ...v.failure, message: redactString(v.failure.message) };
       const policy = policyFor(f.code);
       event = outcomeEvent(service, c, { status: 'failed', error: { code: f.code, message: f.message, ...(f.retryable !== undefined ? { retryable: f.retryable } : {}), ...(f.auth_help ? { auth_help: f.auth_help } : {}) }, attempts: f.attempts ?? attempts });
       if (policy.deadLetter) records.push(deadLetterRecord({ dlqTopic, service, record: job.record, message: job.record, error: new HubError(f.code, f.message), attempts: f.attempts ?? attempts }));

@@ -7,7 +7,9 @@ import { TokenBuckets } from '../connectors/rate-limit.ts';
 import type { Connector } from '../connectors/types.ts';
 import type { EventCodec } from '../events/codec.ts';
 import type { PlatformEvent } from '../events/platform-event.ts';
+import { HubError } from '../errors.ts';
 import { createLogger } from '../logger.ts';
+import { registerSecret } from '../redact.ts';
 import type { Runtime } from '../runtime.ts';
 import type { SecretStore } from '../secrets/index.ts';
 import { encodeCommandJson } from './envelope.ts';
@@ -73,6 +75,19 @@ describe('command worker on the in-memory bus', () => {
     expect(JSON.parse(got[2]!.payload_json)).toMatchObject({ command_id: 'c2', error: { code: 'invalid_command' } });
     expect(calls).toBe(1);
     expect(bus.records(topics.deadLetter('demo'))).toHaveLength(1);
+  });
+
+  it("never carries a known secret that a vendor's error text quoted: not in the outcome, nor in the dead letter", async () => {
+    const bus = new MemoryBus();
+    const key = `sk-live-${Math.random().toString(36).slice(2)}0123456789`;
+    registerSecret(key);
+    const quoting: Connector = { ...connector, handlers: { echo: async () => { throw new HubError('vendor_refused', `the vendor refused key ${key} for this request`); } } };
+    await worker(bus, { connector: quoting });
+    await send(bus, { command_id: 'c-quoting' });
+    const [failed] = await outcomes(bus, 1);
+    expect(JSON.parse(failed!.payload_json)).toMatchObject({ error: { code: 'vendor_refused', message: 'the vendor refused key [REDACTED] for this request' } });
+    const everything = [...bus.records(defaultOutcomeTopic('demo', 'acme')), ...bus.records(topics.deadLetter('demo'))].map((r) => `${r.value?.toString()} ${JSON.stringify(r.headers)}`).join('\n');
+    expect(everything).not.toContain(key);
   });
 
   it('publishes an outcome the bus refused once, when the record runs again, without calling the handler twice', async () => {
