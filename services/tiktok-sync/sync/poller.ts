@@ -26,8 +26,9 @@ export type PollResult = { ok: true; pages: number; published: number } | { ok: 
 /**
  * One poll of a connected account, by its owner: pages of /v2/video/list/ newest first; each
  * page's new or changed videos become `video.created` / `video.updated` events, written in one
- * transaction with their seen-state (in the owner's partition), so a poll cut short by a crash
- * resumes from what was recorded and never publishes a video twice at the same version.
+ * transaction with their seen-state (in the owner's partition). No cursor is kept: the next poll
+ * starts from the newest page again and skips what the seen-state holds, so a poll cut short by a
+ * crash never publishes a video twice at the same version.
  */
 export async function pollVideos(d: PollDeps, writer: FencedWriter, partition: number, c: Connection, signal: AbortSignal): Promise<PollResult> {
   const tokens = await readTokens(d.store, c.workspace_id);
