@@ -10,7 +10,12 @@ export function runCli(args: string[], opts: { env?: Record<string, string>; uns
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
     child.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGTERM'), opts.timeoutMs ?? 30_000);
+    const timeoutMs = opts.timeoutMs ?? 30_000;
+    const timer = setTimeout(() => {
+      // Said in its stderr, which the failing assertion shows: which command hung, and for how long.
+      stderr += `\n[runCli: \`ionflux ${args.join(' ')}\` killed after ${timeoutMs} ms without exiting]\n`;
+      child.kill('SIGTERM');
+    }, timeoutMs);
     child.on('error', reject);
     child.on('close', (code) => {
       clearTimeout(timer);
