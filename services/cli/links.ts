@@ -61,9 +61,9 @@ async function storeVerificationKey(env: Parameters<typeof createSecretStore>[0]
       process.stdout.write(`the verification key of SendGrid account ${account} is stored already\n`);
       return;
     }
-    const previous: Record<string, string> = current && current !== key ? { previous_secret: current, previous_valid_until: new Date(Date.now() + overlapHours * 3600_000).toISOString() } : {};
+    const previous: Record<string, string> = current ? { previous_secret: current, previous_valid_until: new Date(Date.now() + overlapHours * 3600_000).toISOString() } : {};
     await store.put(path, { secret: key, ...previous }, { labels: { vendor: 'sendgrid', account } });
-    process.stdout.write(`stored the verification key of SendGrid account ${account}${current && current !== key ? ` (the previous one stays valid ${overlapHours} h)` : ''}\n`);
+    process.stdout.write(`stored the verification key of SendGrid account ${account}${current ? ` (the previous one stays valid ${overlapHours} h)` : ''}\n`);
   } finally {
     await store.close?.();
   }

@@ -143,9 +143,7 @@ class Batch {
     if (!mapped.ok) {
       const key = failedDeliveryKey(vendor, d);
       if (this.seen(key)) return this.count(vendor.source, 'duplicate');
-      this.out.push(webhookDeadLetter({ vendor, d, error: { code: 'schema_failed', message: mapped.reason }, value: d.rawBody }));
-      this.mark(key, { eventId: deterministicEventId(key), outcome: 'dead_lettered', reason: 'schema_failed', at: Date.now() });
-      return this.count(vendor.source, 'dead_lettered');
+      return this.park(vendor, d, key, { code: 'schema_failed', message: mapped.reason }, d.rawBody);
     }
     for (const ev of mapped.events) await this.event(vendor, inbox, d, { ...ev, version: entityVersion(ev.payload) }, mapped.events.length === 1);
   }
@@ -160,13 +158,10 @@ class Batch {
       await this.deps.links.catchUp(5000).catch(() => undefined);
       link = this.deps.links.get(linkKey(vendor.source, ev.account));
     }
-    // Parked with the reason, marked so its retries are duplicates: never published, never retried.
+    // Logged, then parked (park): never published, never retried.
     const deadLetter = (code: string, message: string) => {
       this.deps.logger.warn({ vendor: vendor.source, account: ev.account, reason: code, detail: message }, code === 'unlinked' ? 'delivery for an unlinked account dead-lettered' : 'delivery no event can be made of dead-lettered');
-      const value = only ? d.rawBody : Buffer.from(JSON.stringify(ev.payload));
-      this.out.push(webhookDeadLetter({ vendor, d, error: { code, message }, value }));
-      this.mark(key, { eventId: deterministicEventId(key), outcome: 'dead_lettered', reason: code, at: Date.now() });
-      this.count(vendor.source, 'dead_lettered');
+      this.park(vendor, d, key, { code, message }, only ? d.rawBody : Buffer.from(JSON.stringify(ev.payload)));
     };
     if (!link) return deadLetter('unlinked', `no workspace linked to ${vendor.source} account ${ev.account}`);
     const source = link.source ?? vendor.source;
@@ -217,6 +212,13 @@ class Batch {
     }
     this.mark(key, { eventId: event.event_id, outcome: 'published', at: Date.now() });
     this.count(vendor.source, 'published');
+  }
+
+  /** A delivery parked on the dead-letter topic with the reason, marked so its retries are duplicates. */
+  private park(vendor: VendorModule, d: RawDelivery, key: string, error: { code: string; message: string }, value: Buffer): void {
+    this.out.push(webhookDeadLetter({ vendor, d, error, value }));
+    this.mark(key, { eventId: deterministicEventId(key), outcome: 'dead_lettered', reason: error.code, at: Date.now() });
+    this.count(vendor.source, 'dead_lettered');
   }
 
   /** A record no vendor route reads: parked as it came. */
