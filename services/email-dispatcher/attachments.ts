@@ -1,6 +1,6 @@
 import { basename } from 'node:path';
 import { HubError } from '../../shared/errors.ts';
-import { FORBIDDEN_DESTINATION, outboundFetch } from '../../shared/net/outbound.ts';
+import { FORBIDDEN_DESTINATION, outboundFetch, readCapped } from '../../shared/net/outbound.ts';
 import type { ResolvedAttachment } from './providers/types.ts';
 
 export type AttachmentRef = { filename: string; url: string; content_type?: string } | { filename: string; content_base64: string; content_type?: string };
@@ -31,21 +31,8 @@ async function fetchBytes(url: string, o: AttachmentOptions): Promise<{ bytes: B
     await res.body?.cancel();
     throw refuse('attachment_unavailable', `fetching the attachment answered ${res.status}`, res.status === 429 || res.status >= 500);
   }
-  if (Number(res.headers.get('content-length')) > o.maxBytes) {
-    await res.body?.cancel();
-    throw refuse('attachment_too_large', `attachment over ${o.maxBytes} bytes`);
-  }
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of res.body ?? []) {
-    size += (chunk as Uint8Array).byteLength;
-    if (size > o.maxBytes) {
-      await res.body?.cancel().catch(() => undefined);
-      throw refuse('attachment_too_large', `attachment over ${o.maxBytes} bytes`);
-    }
-    chunks.push(Buffer.from(chunk as Uint8Array));
-  }
-  return { bytes: Buffer.concat(chunks), contentType: (res.headers.get('content-type') ?? 'application/octet-stream').split(';')[0]!.trim() };
+  const bytes = await readCapped(res, o.maxBytes, () => refuse('attachment_too_large', `attachment over ${o.maxBytes} bytes`));
+  return { bytes, contentType: (res.headers.get('content-type') ?? 'application/octet-stream').split(';')[0]!.trim() };
 }
 
 /** Every attachment of a command with its bytes; fetched once, before the first unit is sent. */

@@ -105,3 +105,66 @@ export function outboundAllowlist(): readonly AllowRule[] {
 
 /** The fetch every connector uses for vendor and user URLs, under this process's policy (outboundAllowlist). */
 export const outboundFetch: OutboundFetch = (url, init) => (processFetch ??= createOutboundFetch({ allow: outboundAllowlist() }))(url, init);
+
+/**
+ * A response body read whole, at most `maxBytes`: a larger declared length is refused before
+ * reading, a larger stream as soon as it passes the limit (`tooLarge` makes the error).
+ */
+export async function readCapped(res: Response, maxBytes: number, tooLarge: () => Error): Promise<Buffer> {
+  const refuse = async () => {
+    await res.body?.cancel().catch(() => undefined);
+    return tooLarge();
+  };
+  const declared = Number(res.headers.get('content-length'));
+  if (Number.isFinite(declared) && declared > maxBytes) throw await refuse();
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of res.body ?? []) {
+    size += (chunk as Uint8Array).byteLength;
+    if (size > maxBytes) throw await refuse();
+    chunks.push(Buffer.from(chunk as Uint8Array));
+  }
+  return Buffer.concat(chunks);
+}
+
+export interface FollowOptions {
+  signal: AbortSignal;
+  headers?: Record<string, string>;
+  fetch?: OutboundFetch;
+  /** What is fetched, for messages ("the audio"), and the error codes: a URL that is not http(s), one that cannot be fetched. */
+  what: string;
+  codes: { invalid: string; unavailable: string };
+}
+
+/**
+ * GET `raw` through the outbound policy (`outboundFetch` unless `o.fetch`): http(s) only, at most 3
+ * redirects, each target checked by the policy again. Resolves to the first 2xx answer and the URL
+ * that gave it; a refused destination rejects with ForbiddenDestination; a network error, too many
+ * redirects or another status with `o.codes.unavailable` (retryable for network errors, 429, 5xx).
+ */
+export async function fetchFollowing(raw: string, o: FollowOptions): Promise<{ res: Response; url: URL }> {
+  const get = o.fetch ?? outboundFetch;
+  const unavailable = (message: string, retryable: boolean) => new HubError(o.codes.unavailable, message, { retryable });
+  let url = new URL(raw);
+  for (let hop = 0; ; hop++) {
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new HubError(o.codes.invalid, `${o.what} URL must be http or https`);
+    let res: Response;
+    try {
+      res = await get(url, { redirect: 'manual', signal: o.signal, headers: o.headers });
+    } catch (e) {
+      if (e instanceof ForbiddenDestination) throw e;
+      throw unavailable(`could not fetch ${o.what} from ${url.host}: ${(e as Error).message}`, true);
+    }
+    if (res.status >= 300 && res.status < 400 && res.headers.get('location')) {
+      await res.body?.cancel();
+      if (hop >= 3) throw unavailable(`too many redirects fetching ${o.what}`, false);
+      url = new URL(res.headers.get('location')!, url);
+      continue;
+    }
+    if (!res.ok) {
+      await res.body?.cancel();
+      throw unavailable(`fetching ${o.what} answered ${res.status}`, res.status === 429 || res.status >= 500);
+    }
+    return { res, url };
+  }
+}

@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllowlist } from './allowlist.ts';
-import { createOutboundFetch, ForbiddenDestination, type LookupAll } from './outbound.ts';
+import { createOutboundFetch, fetchFollowing, ForbiddenDestination, readCapped, type LookupAll } from './outbound.ts';
 
 describe('outbound fetch policy', () => {
   let server: Server;
@@ -66,5 +66,53 @@ describe('outbound fetch policy', () => {
     expect(seen.length).toBe(before);
     // The next connection resolves anew and is checked anew: now refused.
     await refused(f(`http://rebind.test:${port}/again`));
+  });
+});
+
+describe('fetchFollowing and readCapped', () => {
+  let server: Server;
+  let base: string;
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      const path = req.url ?? '/';
+      if (path.startsWith('/hop/')) {
+        const n = Number(path.slice(5));
+        res.writeHead(302, { location: n > 0 ? `/hop/${n - 1}` : '/data/10' }).end();
+      } else if (path === '/to-metadata') res.writeHead(301, { location: 'http://169.254.169.254/latest/' }).end();
+      else if (path.startsWith('/data/')) res.end(Buffer.alloc(Number(path.slice(6)), 1));
+      else if (path.startsWith('/stream/')) {
+        // Chunked, no content-length: only counting while reading can stop it.
+        res.writeHead(200, { 'content-type': 'application/octet-stream' });
+        for (let i = 0; i < Number(path.slice(8)); i++) res.write(Buffer.alloc(100, 2));
+        res.end();
+      } else if (path === '/busy') res.writeHead(503).end('busy');
+      else res.writeHead(404).end();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => new Promise<void>((r) => server.close(() => r())));
+
+  const o = { signal: new AbortController().signal, fetch: createOutboundFetch({ allow: parseAllowlist('127.0.0.1') }), what: 'the file', codes: { invalid: 'bad_url', unavailable: 'file_unavailable' } };
+  const tooLarge = () => new Error('too large');
+
+  it('follows up to 3 redirects, each checked by the policy, and refuses a 4th', async () => {
+    const { res, url } = await fetchFollowing(`${base}/hop/2`, o);
+    expect(url.pathname).toBe('/data/10');
+    expect(await readCapped(res, 10, tooLarge)).toEqual(Buffer.alloc(10, 1));
+    await expect(fetchFollowing(`${base}/hop/3`, o)).rejects.toMatchObject({ code: 'file_unavailable', message: 'too many redirects fetching the file', retryable: false });
+    await expect(fetchFollowing(`${base}/to-metadata`, o)).rejects.toBeInstanceOf(ForbiddenDestination);
+  });
+
+  it('refuses other schemes, and says which statuses are worth retrying', async () => {
+    await expect(fetchFollowing('file:///etc/passwd', o)).rejects.toMatchObject({ code: 'bad_url' });
+    await expect(fetchFollowing(`${base}/busy`, o)).rejects.toMatchObject({ code: 'file_unavailable', message: 'fetching the file answered 503', retryable: true });
+    await expect(fetchFollowing(`${base}/missing`, o)).rejects.toMatchObject({ code: 'file_unavailable', retryable: false });
+  });
+
+  it('refuses a body over the limit by its declared length, and a chunked one while reading', async () => {
+    await expect(readCapped((await fetchFollowing(`${base}/data/11`, o)).res, 10, tooLarge)).rejects.toThrow('too large');
+    await expect(readCapped((await fetchFollowing(`${base}/stream/50`, o)).res, 1000, tooLarge)).rejects.toThrow('too large');
+    expect((await readCapped((await fetchFollowing(`${base}/stream/10`, o)).res, 1000, tooLarge)).length).toBe(1000);
   });
 });

@@ -1,6 +1,6 @@
 import { basename } from 'node:path';
 import { HubError } from '../../../shared/errors.ts';
-import { ForbiddenDestination, outboundFetch, type OutboundFetch } from '../../../shared/net/outbound.ts';
+import { fetchFollowing, readCapped, type OutboundFetch } from '../../../shared/net/outbound.ts';
 
 /** Audio formats the transcription endpoint takes, by content type -> file extension it needs. */
 const AUDIO_TYPES: Record<string, string> = {
@@ -26,54 +26,24 @@ const refuse = (code: string, message: string, retryable = false) => new HubErro
  * on the declared length and again while streaming.
  */
 export async function fetchAudio(raw: string, o: { maxBytes: number; timeoutMs: number; signal: AbortSignal; fetch?: OutboundFetch }): Promise<FetchedMedia> {
-  const get = o.fetch ?? outboundFetch;
-  let url = new URL(raw);
-  const signal = AbortSignal.any([o.signal, AbortSignal.timeout(o.timeoutMs)]);
-  for (let hop = 0; ; hop++) {
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw refuse('invalid_media_url', 'audio URLs must be http or https');
-    let res: Response;
-    try {
-      res = await get(url, { redirect: 'manual', signal, headers: { accept: 'audio/*, video/mp4, video/webm, application/octet-stream' } });
-    } catch (e) {
-      if (e instanceof ForbiddenDestination) throw e;
-      throw refuse('media_unavailable', `could not fetch the audio from ${url.host}: ${(e as Error).message}`, true);
-    }
-    if (res.status >= 300 && res.status < 400 && res.headers.get('location')) {
-      await res.body?.cancel();
-      if (hop >= 3) throw refuse('media_unavailable', 'too many redirects fetching the audio');
-      url = new URL(res.headers.get('location')!, url);
-      continue;
-    }
-    if (!res.ok) {
-      await res.body?.cancel();
-      throw refuse('media_unavailable', `fetching the audio answered ${res.status}`, res.status === 429 || res.status >= 500);
-    }
-    const contentType = (res.headers.get('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
-    const name = basename(decodeURIComponent(url.pathname)) || 'audio';
-    const urlExt = /\.([a-z0-9]+)$/i.exec(name)?.[1]?.toLowerCase();
-    const ext = AUDIO_TYPES[contentType] ?? (contentType === 'application/octet-stream' && urlExt && AUDIO_EXTENSIONS.has(urlExt) ? urlExt : undefined);
-    if (!ext) {
-      await res.body?.cancel();
-      throw refuse('unsupported_media_type', `the audio URL answered content-type ${contentType || '(none)'}; expected audio (${[...AUDIO_EXTENSIONS].join(', ')})`);
-    }
-    const declared = Number(res.headers.get('content-length'));
-    if (Number.isFinite(declared) && declared > o.maxBytes) {
-      await res.body?.cancel();
-      throw refuse('media_too_large', `the audio is ${declared} bytes; the limit is ${o.maxBytes}`);
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of res.body ?? []) {
-      size += (chunk as Uint8Array).byteLength;
-      if (size > o.maxBytes) {
-        await res.body?.cancel().catch(() => undefined);
-        throw refuse('media_too_large', `the audio is over the limit of ${o.maxBytes} bytes`);
-      }
-      chunks.push(Buffer.from(chunk as Uint8Array));
-    }
-    const filename = urlExt === ext ? name : `${name.replace(/\.[a-z0-9]+$/i, '') || 'audio'}.${ext}`;
-    return { bytes: Buffer.concat(chunks), contentType, filename };
+  const { res, url } = await fetchFollowing(raw, {
+    signal: AbortSignal.any([o.signal, AbortSignal.timeout(o.timeoutMs)]),
+    headers: { accept: 'audio/*, video/mp4, video/webm, application/octet-stream' },
+    fetch: o.fetch,
+    what: 'the audio',
+    codes: { invalid: 'invalid_media_url', unavailable: 'media_unavailable' },
+  });
+  const contentType = (res.headers.get('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
+  const name = basename(decodeURIComponent(url.pathname)) || 'audio';
+  const urlExt = /\.([a-z0-9]+)$/i.exec(name)?.[1]?.toLowerCase();
+  const ext = AUDIO_TYPES[contentType] ?? (contentType === 'application/octet-stream' && urlExt && AUDIO_EXTENSIONS.has(urlExt) ? urlExt : undefined);
+  if (!ext) {
+    await res.body?.cancel();
+    throw refuse('unsupported_media_type', `the audio URL answered content-type ${contentType || '(none)'}; expected audio (${[...AUDIO_EXTENSIONS].join(', ')})`);
   }
+  const bytes = await readCapped(res, o.maxBytes, () => refuse('media_too_large', `the audio is over the limit of ${o.maxBytes} bytes`));
+  const filename = urlExt === ext ? name : `${name.replace(/\.[a-z0-9]+$/i, '') || 'audio'}.${ext}`;
+  return { bytes, contentType, filename };
 }
 
 /** Seconds of audio in a PCM WAV file, from its header; undefined for anything else. */
