@@ -102,7 +102,7 @@ describe('tiktok-sync owners: one refresh per token across instances, one init p
     sim.delay('/v2/video/list/', 0);
     await sync.start();
     const topic = `ionflux.tiktok.ws_${ws}.video.created`;
-    await until('all 200 videos', async () => (await readAll(infra.bus, topic, { timeoutMs: 500 })).length >= 200, 60_000, logs);
+    await until('all 200 videos', async () => (await readAll(infra.bus, topic)).length >= 200, 60_000, logs);
     // Two more polls find nothing new.
     const after = pages();
     await until('two more polls', () => pages() >= after + 20, 60_000, logs);
@@ -142,7 +142,7 @@ describe('tiktok-sync owners: one refresh per token across instances, one init p
     const done = sim.finishPublish(publishId, 'PUBLISH_COMPLETE');
 
     const outcomeTopic = defaultOutcomeTopic('tiktok', ws);
-    const finals = async () => (await Promise.all((await readAll(infra.bus, outcomeTopic, { timeoutMs: 500 })).map((r) => infra.codec.decode(r.value!)))).filter((e) => e.correlation_id === asked.command_id && !e.event_type.endsWith('awaiting_approval'));
+    const finals = async () => (await Promise.all((await readAll(infra.bus, outcomeTopic)).map((r) => infra.codec.decode(r.value!)))).filter((e) => e.correlation_id === asked.command_id && !e.event_type.endsWith('awaiting_approval'));
     await until('the outcome', async () => (await finals()).length > 0, 60_000, logs);
     const all = await finals();
     const [outcome, ...more] = all;

@@ -67,9 +67,11 @@ export async function realInfra(service = 'test'): Promise<{
 
 /**
  * Everything in `topic` right now (up to its high watermarks), waiting first until it holds at
- * least `atLeast` records or `timeoutMs` passed. Exact: tests can assert "exactly one".
+ * least `atLeast` records or `timeoutMs` passed. Exact: tests can assert "exactly one". Without
+ * `atLeast` it does not wait: to show that nothing more came, first wait until the writer is done
+ * (an ingester's `drained()`, a command's outcome).
  */
-export async function readAll(bus: Bus, topic: string, opts: { atLeast?: number; timeoutMs?: number } = {}): Promise<IncomingRecord[]> {
+export async function readAll(bus: Bus, topic: string, opts: { atLeast: number; timeoutMs?: number } | { atLeast?: undefined; timeoutMs?: never } = {}): Promise<IncomingRecord[]> {
   const deadline = Date.now() + (opts.timeoutMs ?? 15_000);
   const atLeast = opts.atLeast ?? 0;
   for (;;) {
