@@ -134,6 +134,21 @@ const validate: Step = (job, d) => {
   return undefined;
 };
 
+/**
+ * Commands that write outside the hub, or move money, are decided on the workspace's settings as
+ * they stand when the command is taken: whatever an admin wrote before (a pre-approval or URL
+ * withdrawn, financial actions turned off, a reconnect) is read here first, one shared read of
+ * the table's end offsets at a time. Other commands take the table as it is (a few ms behind).
+ */
+const current: Step = (job, d) => {
+  const a = job.action!;
+  if (a.approvalGate !== 'external_write' && a.permission !== 'financial_action') return undefined;
+  return d.workspaceConnectors.fresh().then(
+    () => undefined,
+    (e: unknown) => fail('settings_unavailable', `the workspace's settings could not be read to their end: ${(e as Error).message}`, { retryable: true }),
+  );
+};
+
 /** Who may send it, and what the workspace allows. */
 const authorize: Step = (job, d) => {
   const action = job.action!;
@@ -199,6 +214,7 @@ export const STEPS: readonly (readonly [string, Step])[] = [
   ['scope', scope],
   ['dedupe', dedupe],
   ['validate', validate],
+  ['current', current],
   ['authorize', authorize],
   ['credentials', credentials],
   ['gate', gate],

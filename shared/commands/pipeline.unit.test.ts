@@ -10,12 +10,12 @@ import { approvalIdFor, commandDigest } from './digest.ts';
 import type { Command } from './envelope.ts';
 import { decide, type Job, type PipelineDeps } from './pipeline.ts';
 import { signRelease, verifyRelease, type Release } from './release.ts';
-import type { CommandState } from './state.ts';
+import { wsConnectorKey, type CommandState, type WorkspaceConnector } from './state.ts';
 
 /** A table held in a Map: the part of KafkaTable the pipeline reads. */
-function mapTable<V>(entries: [string, V][] = []) {
+function mapTable<V>(entries: [string, V][] = [], fresh: (m: Map<string, V>) => Promise<void> = async () => undefined) {
   const m = new Map(entries);
-  return { get: (k: string) => m.get(k), set: async (k: string, v: V) => void m.set(k, v), applyLocal: (k: string, v: V) => void m.set(k, v), record: () => ({ topic: 't', value: null }) } as unknown as KafkaTable<V>;
+  return { get: (k: string) => m.get(k), set: async (k: string, v: V) => void m.set(k, v), applyLocal: (k: string, v: V) => void m.set(k, v), record: () => ({ topic: 't', value: null }), fresh: () => fresh(m) } as unknown as KafkaTable<V>;
 }
 
 const calls: string[] = [];
@@ -43,6 +43,7 @@ const connector: Connector = {
   },
   events: { 'demo.done': z.object({ ok: z.boolean() }) },
   resumable: new Set(['bulk']),
+  preapproved: (_action, params, settings) => ((settings.preapproved ?? []) as unknown[]).includes(params.to),
   handlers: {
     read: async (ctx) => (calls.push(`read:${ctx.params.n}`), { n: ctx.params.n }),
     send: async (ctx) => (calls.push(`send:${ctx.params.to}`), { sent: String(ctx.params.to) }),
@@ -132,6 +133,23 @@ describe('command pipeline', () => {
   it('lets only admins send admin-only actions', async () => {
     expect(await code(job({ action: 'admin_only', params: {} }))).toBe('forbidden_principal');
     expect(await code(job({ action: 'admin_only', params: {} }, { principal: 'admin' }))).toBe('succeed');
+  });
+
+  it('decides an external write on the settings as they stand when it is taken; a read on the table as it is', async () => {
+    let reads = 0;
+    // The admin's pre-approval of `pre` is on the topic but not yet applied here: reading to the end applies it.
+    const table = mapTable<WorkspaceConnector>([], async (m) => {
+      reads += 1;
+      m.set(wsConnectorKey('acme', 'demo'), { settings: { preapproved: ['pre'] }, connection: 'connected', updated_at: 'now' });
+    });
+    expect(await code(job({ action: 'send', params: { to: 'pre' } }), deps({ workspaceConnectors: table }))).toBe('succeed');
+    expect(reads).toBe(1);
+    expect(await code(job({}), deps({ workspaceConnectors: table }))).toBe('succeed');
+    expect(reads).toBe(1);
+    // Kafka not answering: retried (and in the end failed with a dead letter), never decided on what the table held.
+    const down = mapTable<WorkspaceConnector>([], async () => Promise.reject(new Error('table_not_ready')));
+    const v = await decide(job({ action: 'send', params: { to: 'pre' } }), deps({ workspaceConnectors: down }));
+    expect(v).toMatchObject({ kind: 'fail', failure: { code: 'settings_unavailable', retryable: true } });
   });
 
   it('keeps an external write for approval, bound to its digest', async () => {

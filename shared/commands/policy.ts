@@ -28,6 +28,7 @@ export const FAILURES = {
   forbidden_principal: row('an action only an admin may send (deciding approvals), or a release of an approval that no admin signed', false, false, true),
   financial_actions_disabled: row('a financial action in a workspace that has not enabled them', false, false, true),
   blocked: row('the action\'s gate is `blocked_by_default`', false, false, true),
+  settings_unavailable: row('an external write or a financial action, and the workspace\'s settings (`ionflux.state.workspace-connectors`) could not be read to their end: Kafka did not answer', true, true, true),
   secret_store_unavailable: row('the secret store cannot be read', true, true, true),
   not_connected: row('credentials missing (with the connector\'s `auth_help`)', false, false, false),
   needs_reauthorization: row('the connection is marked for re-authorization (after a vendor 401 or a failed token refresh)', false, false, false),

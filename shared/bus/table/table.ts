@@ -200,6 +200,34 @@ export class KafkaTable<V> {
     }
   }
 
+  private round: Promise<void> | undefined;
+  private nextRound: Promise<void> | undefined;
+
+  /**
+   * Resolves once every write committed to the topic before the call was applied here, like
+   * `catchUp`, but callers share the work: one read of the end offsets at a time, and whoever asks
+   * while one is under way waits for the next (a read that began before the call could miss a write
+   * made just before it).
+   */
+  fresh(timeoutMs = 10_000): Promise<void> {
+    if (!this.round) return this.startRound(timeoutMs);
+    return (this.nextRound ??= this.round.then(
+      () => undefined,
+      () => undefined,
+    ).then(() => {
+      this.nextRound = undefined;
+      return this.startRound(timeoutMs);
+    }));
+  }
+
+  private startRound(timeoutMs: number): Promise<void> {
+    const round: Promise<void> = this.catchUp(timeoutMs).finally(() => {
+      if (this.round === round) this.round = undefined;
+    });
+    this.round = round;
+    return round;
+  }
+
   /**
    * Hands what is pending to the store's write thread, unless a commit is in flight (then it
    * tries again shortly). A store that refuses the write gets the changes back, under any newer

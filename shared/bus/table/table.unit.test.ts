@@ -69,6 +69,27 @@ describe('KafkaTable', () => {
     await again.close();
   });
 
+  it('fresh: callers at the same moment share reads of the end offsets; one asking during a read waits for the next', async () => {
+    const bus = new MemoryBus(2);
+    const t = await table(bus);
+    const offsets = bus.offsets.bind(bus);
+    let reads = 0;
+    bus.offsets = async (name) => {
+      reads += 1;
+      const ends = await offsets(name);
+      await new Promise((r) => setTimeout(r, 20)); // the answer is on its way back
+      return ends;
+    };
+    const first = t.fresh();
+    await bus.publish(t.record('a', { v: 1 })); // written while the first read is under way
+    await Promise.all([first, ...Array.from({ length: 20 }, () => t.fresh())]);
+    expect(reads).toBe(2);
+    expect(t.get('a')).toEqual({ v: 1 });
+    await t.fresh();
+    expect(reads).toBe(3);
+    await t.close();
+  });
+
   it('does not answer with a value that expired while the service was down', async () => {
     const bus = new MemoryBus(1);
     const t = new KafkaTable<V & { at: number }>({ bus, logger, topic, parse: jsonValue((x) => x as V & { at: number }), expire: { afterMs: 50, at: (x) => x.at } });
