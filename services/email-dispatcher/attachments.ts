@@ -7,7 +7,7 @@ export type AttachmentRef = { filename: string; url: string; content_type?: stri
 
 export interface AttachmentOptions {
   maxBytes: number;
-  /** URL prefixes fetched even on private addresses (the LLM orchestrator's stored artifacts). */
+  /** URL prefixes fetched even on private addresses (the LLM orchestrator's stored artifacts); see isTrustedUrl. */
   trustedPrefixes: string[];
   allowPrivate: boolean;
   signal: AbortSignal;
@@ -15,14 +15,37 @@ export interface AttachmentOptions {
 
 const refuse = (code: string, message: string, retryable = false) => new HubError(code, message, { retryable });
 
+/** Path segments of a stored artifact's name: no percent-escapes a server could decode into `/` or `..`. */
+const PLAIN_PATH = /^[A-Za-z0-9._~-]+(?:\/[A-Za-z0-9._~-]+)*$/;
+
+/**
+ * The URL, parsed and normalised by the URL parser (`..` and `%2e%2e` segments resolved, default
+ * port dropped, IPv4 shorthand expanded), if it is under one of `prefixes`: the same origin, and a
+ * path below the prefix's path (taken as a folder) made of plain segments. Otherwise null, as for
+ * an unparsable URL or prefix.
+ */
+export function isTrustedUrl(url: string, prefixes: string[]): URL | null {
+  const u = URL.parse(url);
+  if (!u || u.username || u.password) return null;
+  for (const prefix of prefixes) {
+    const p = URL.parse(prefix);
+    if (!p || p.origin !== u.origin) continue;
+    const folder = p.pathname.endsWith('/') ? p.pathname : `${p.pathname}/`;
+    if (u.pathname.startsWith(folder) && PLAIN_PATH.test(u.pathname.slice(folder.length))) return u;
+  }
+  return null;
+}
+
 /** Fetches one URL: no redirects, a size limit checked on the header and while reading. */
 async function fetchBytes(url: string, o: AttachmentOptions): Promise<{ bytes: Buffer; contentType: string }> {
-  // The hub's own stored artifacts (trusted prefixes) may live on a private address; any other URL
-  // goes through the shared outbound policy, checked on the address actually connected to.
-  const trusted = o.allowPrivate || o.trustedPrefixes.some((p) => p && url.startsWith(p));
+  // The hub's own stored artifacts (URLs under a trusted prefix, fetched as parsed) may live on a
+  // private address; any other URL goes through the shared outbound policy, checked on the address
+  // actually connected to.
+  const trusted = isTrustedUrl(url, o.trustedPrefixes);
+  const init = { redirect: 'manual', signal: AbortSignal.any([o.signal, AbortSignal.timeout(30_000)]) } as const;
   let res: Response;
   try {
-    res = (await (trusted ? fetch : outboundFetch)(url, { redirect: 'manual', signal: AbortSignal.any([o.signal, AbortSignal.timeout(30_000)]) })) as Response;
+    res = (await (trusted ? fetch(trusted, init) : o.allowPrivate ? fetch(url, init) : outboundFetch(url, init))) as Response;
   } catch (e) {
     if ((e as { code?: string }).code === FORBIDDEN_DESTINATION || (e as { cause?: { code?: string } }).cause?.code === FORBIDDEN_DESTINATION) throw refuse('attachment_url_forbidden', (e as Error).message);
     throw refuse('attachment_unavailable', `could not fetch attachment from ${new URL(url).host}: ${(e as Error).message}`, true);

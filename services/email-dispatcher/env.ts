@@ -55,7 +55,7 @@ export const emailDispatcherEnv = baseEnv.extend({
   EMAIL_PARTITIONS_CONCURRENTLY: z.coerce.number().int().positive().default(PARTITIONS_AT_ONCE),
   /** Attachments fetched by URL: largest size, and URL prefixes trusted even on private addresses (stored artifacts). */
   EMAIL_ATTACHMENT_MAX_BYTES: z.coerce.number().int().positive().default(10 * 1024 * 1024),
-  EMAIL_TRUSTED_ATTACHMENT_PREFIXES: z.string().default('http://127.0.0.1:8091/'),
+  EMAIL_TRUSTED_ATTACHMENT_PREFIXES: z.string().default('http://127.0.0.1:8091/artifacts/'),
   /** Lets workspace SMTP servers and attachment URLs be loopback or private addresses (local tests). */
   EMAIL_ALLOW_PRIVATE_HOSTS: flag.default(false),
 });

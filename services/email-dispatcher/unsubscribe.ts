@@ -21,9 +21,12 @@ export function unsubscribeLinks(key: Buffer, baseUrl: string): UnsubscribeLinks
     },
     verify(token) {
       const [body, sig] = token.split('.');
-      if (!body || !sig || sig.length !== 32) return null;
+      if (!body || !sig) return null;
+      // Compared as bytes: a sig of 32 characters may be more bytes (multibyte UTF-8), and
+      // timingSafeEqual throws on buffers of different lengths.
       const want = Buffer.from(mac(body));
-      if (!timingSafeEqual(want, Buffer.from(sig.padEnd(32).slice(0, 32)))) return null;
+      const got = Buffer.from(sig);
+      if (got.length !== want.length || !timingSafeEqual(want, got)) return null;
       const [workspaceId, address] = Buffer.from(body, 'base64url').toString('utf8').split('\n');
       return isWorkspaceId(workspaceId) && address?.includes('@') ? { workspaceId, address } : null;
     },

@@ -68,7 +68,7 @@ export const sendInput = z
     cc: z.array(mailbox).max(50).optional(),
     bcc: z.array(mailbox).max(50).optional(),
     ...content,
-    /** Names a workspace-approved template whose subject/text/html this message carries verbatim. */
+    /** Names a workspace-approved template whose subject/text/html this message carries verbatim; pre-approved only with nothing but that template and its recipients (services/email-dispatcher/connector.ts). */
     template_id: z.string().regex(/^[A-Za-z0-9_.-]{1,100}$/).optional(),
   })
   .refine(hasBody, { message: 'text or html is required', path: ['text'] })
