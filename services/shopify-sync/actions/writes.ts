@@ -7,6 +7,11 @@ import { THEMES, themeOut, type ThemeNode } from './reads.ts';
 
 type UserErrors = { userErrors: { field?: string[] | null; message: string; code?: string | null }[] };
 
+// Sent again after a failure (the command core retries retryable ones), tagsAdd/tagsRemove,
+// productUpdate, themePublish and scriptTagDelete leave the shop as sent once: they keep the
+// retries. inventoryAdjustQuantities moves stock by its delta each time it is applied: it is sent
+// with `idempotent: false` (api/admin.ts), so a failure it may have outlived is `outcome_unknown`.
+
 const TAGS_ADD = `mutation TagsAdd($id: ID!, $tags: [String!]!) { tagsAdd(id: $id, tags: $tags) { node { id } userErrors { field message } } }`;
 const TAGS_REMOVE = `mutation TagsRemove($id: ID!, $tags: [String!]!) { tagsRemove(id: $id, tags: $tags) { node { id } userErrors { field message } } }`;
 
@@ -45,12 +50,17 @@ const INVENTORY_ADJUST = `mutation InventoryAdjust($input: InventoryAdjustQuanti
   inventoryAdjustQuantities(input: $input) { inventoryAdjustmentGroup { reason changes { name delta } } userErrors { field message code } }
 }`;
 
-/** `inventory.adjust`: inventoryAdjustQuantities on `available`, the command id as its reference document. */
+/**
+ * `inventory.adjust`: inventoryAdjustQuantities on `available`, the command id as its reference
+ * document (Shopify records it, it does not dedupe on it). Sent at most once: a 5xx, a lost
+ * connection or the deadline fails `outcome_unknown`; THROTTLED, 429 and a refused connection are
+ * retried.
+ */
 export const inventoryAdjust = (d: ActionDeps) =>
   handler(inventoryAdjustInput, async (ctx) => {
     const p = ctx.params;
     const input = { reason: p.reason, name: 'available', referenceDocumentUri: `gid://ionflux/Command/${ctx.idempotencyKey}`, changes: [{ delta: p.delta, inventoryItemId: gid('InventoryItem', p.inventory_item_id), locationId: gid('Location', p.location_id) }] };
-    const data = await call<{ inventoryAdjustQuantities: UserErrors & { inventoryAdjustmentGroup: { changes: { name: string; delta: number }[] } | null } }>(d, ctx.workspaceId, 'inventory.adjust', INVENTORY_ADJUST, { input }, ctx.signal);
+    const data = await call<{ inventoryAdjustQuantities: UserErrors & { inventoryAdjustmentGroup: { changes: { name: string; delta: number }[] } | null } }>(d, ctx.workspaceId, 'inventory.adjust', INVENTORY_ADJUST, { input }, ctx.signal, { idempotent: false });
     checkUserErrors(data.inventoryAdjustQuantities);
     return { changes: data.inventoryAdjustQuantities.inventoryAdjustmentGroup?.changes ?? [] };
   });

@@ -1,5 +1,6 @@
 import { GraphqlQueryError, HttpResponseError, Session, type Shopify } from '@shopify/shopify-api';
 import { HubError } from '../../../shared/errors.ts';
+import { neverSent, withFetchFailure } from './sdk.ts';
 import { CostThrottle, type ThrottleStatus } from './throttle.ts';
 
 /** A Shopify access token refused (401): the caller refreshes once, then asks for re-authorization. */
@@ -32,9 +33,18 @@ export interface AdminApiOptions {
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
 }
 
+export interface GraphqlOptions {
+  /**
+   * false for a mutation that, applied twice, changes the shop twice (adjusting by a delta,
+   * creating): a failure after the request may have reached Shopify is then `outcome_unknown`,
+   * not retryable. Default true.
+   */
+  idempotent?: boolean;
+}
+
 export interface AdminApi {
   /** One GraphQL Admin request, paced by the shop's cost bucket; THROTTLED is waited out and retried. */
-  graphql<T>(shop: string, token: string, operation: string, query: string, variables?: Record<string, unknown>, signal?: AbortSignal): Promise<{ data: T; cost?: Cost }>;
+  graphql<T>(shop: string, token: string, operation: string, query: string, variables?: Record<string, unknown>, signal?: AbortSignal, opts?: GraphqlOptions): Promise<{ data: T; cost?: Cost }>;
   throttle: CostThrottle;
 }
 
@@ -52,24 +62,33 @@ const abortable = (ms: number, signal?: AbortSignal) =>
  * - THROTTLED: wait (requested - available) / restoreRate seconds, then again (never hammers);
  * - 401: TokenRefused (the caller refreshes the token once);
  * - 429 / 5xx: retryable VendorError-like HubError for the command core's backoff;
+ * - no answer: `vendor_unreachable`, retryable;
  * - other GraphQL errors: not retryable, Shopify's message kept.
+ * A request with `idempotent: false` that may have reached Shopify and failed without saying it
+ * was not applied (5xx, INTERNAL_SERVER_ERROR, no answer once connected, the deadline) fails
+ * `outcome_unknown`, not retryable: Shopify may have applied it, and it is not sent again.
+ * THROTTLED, 429 and a connection never made stay retryable: nothing was applied.
  */
 export function createAdminApi(o: AdminApiOptions): AdminApi {
   const sleep = o.sleep ?? abortable;
   const costs = new Map<string, number>();
   return {
     throttle: o.throttle,
-    async graphql<T>(shop: string, token: string, operation: string, query: string, variables?: Record<string, unknown>, signal?: AbortSignal) {
+    async graphql<T>(shop: string, token: string, operation: string, query: string, variables?: Record<string, unknown>, signal?: AbortSignal, opts?: GraphqlOptions) {
       const shopify = o.shopify();
       if (!shopify) throw new HubError('not_configured', 'Shopify is not configured on this hub: set SHOPIFY_API_KEY and SHOPIFY_API_SECRET for shopify-sync');
       const session = new Session({ id: `offline_${shop}`, shop, state: '', isOnline: false, accessToken: token });
       const client = new shopify.clients.Graphql({ session });
+      const once = opts?.idempotent === false;
+      const unknown = (what: string, cause?: unknown) =>
+        new HubError('outcome_unknown', `${what}; the result is unknown (Shopify may have applied it): not sent again, check the shop before repeating it`, { retryable: false, cause });
       for (let attempt = 0; ; attempt++) {
         const wait = o.throttle.waitMs(shop, costs.get(operation) ?? o.defaultCost ?? 100);
         if (wait > 0) await sleep(wait, signal);
         signal?.throwIfAborted();
+        const failure: { error?: unknown } = {};
         try {
-          const res = await client.request<T>(query, { variables, signal } as never);
+          const res = await withFetchFailure(failure, () => client.request<T>(query, { variables, signal } as never));
           const cost = (res.extensions as { cost?: Cost } | undefined)?.cost;
           if (cost) {
             o.throttle.observe(shop, cost.throttleStatus);
@@ -91,6 +110,7 @@ export function createAdminApi(o: AdminApiOptions): AdminApi {
               await sleep(Math.max(ms, 50), signal);
               continue;
             }
+            if (once && body?.errors?.graphQLErrors?.some((g) => g.extensions?.code === 'INTERNAL_SERVER_ERROR')) throw unknown(`Shopify answered ${operation}: ${e.message}`, e);
             throw new HubError(throttled ? 'shopify_throttled' : 'shopify_graphql_error', `Shopify answered ${operation}: ${e.message}`, { retryable: Boolean(throttled) });
           }
           if (e instanceof HttpResponseError) {
@@ -98,10 +118,12 @@ export function createAdminApi(o: AdminApiOptions): AdminApi {
             o.onCall?.(operation, `http_${status}`);
             if (status === 401) throw new TokenRefused(shop);
             const message = `Shopify answered ${operation} with HTTP ${status} ${e.response.statusText ?? ''}`.trim();
+            if (once && status >= 500) throw unknown(message, e);
             throw new HubError(`vendor_http_${status}`, message, { retryable: status === 429 || status >= 500 });
           }
-          if (signal?.aborted) throw e;
+          if (signal?.aborted) throw once ? unknown(`${operation} was cut short (${String(signal.reason)})`, e) : e;
           o.onCall?.(operation, 'network');
+          if (once && !neverSent(failure.error)) throw unknown(`Shopify did not answer ${operation}: ${(e as Error).message}`, failure.error ?? e);
           throw new HubError('vendor_unreachable', `Shopify could not be reached for ${operation}: ${(e as Error).message}`, { retryable: true, cause: e });
         }
       }

@@ -30,7 +30,7 @@ export interface SyncRun {
   /** The command id, or `poll-<entity>` / `full-<entity>` for scheduled runs. */
   runId: string;
   entity: EntityName;
-  /** ISO time: only entities updated at or after it. */
+  /** ISO time: only entities updated at or after it; one after the poll watermark leaves the watermark (finishRun). */
   since?: string;
 }
 
@@ -66,14 +66,25 @@ export async function commitBatch(d: SyncDeps, ws: string, shop: string, runId: 
   d.onEntities?.(payloads[0]?.entity ?? 'none', payloads.length);
 }
 
-/** The run is over: its checkpoint goes, the entity's poll watermark moves to the newest version seen. */
+/**
+ * Whether a run since `since` read everything the poll has yet to read: no `since`, or one at or
+ * before the watermark (with no watermark the poll reads everything, so only a run without `since`).
+ */
+export const coversWatermark = (since: string | undefined, watermark: string | undefined): boolean =>
+  !since || (!!watermark && Date.parse(since) <= Date.parse(watermark));
+
+/**
+ * The run is over: its checkpoint goes; the entity's poll watermark moves to the newest version
+ * seen if the run covered it (coversWatermark), else stays, so the poll still reads the changes
+ * between the watermark and `since`.
+ */
 export async function finishRun(d: SyncDeps, ws: string, runId: string, entity: EntityName, c: RunCheckpoint, full: boolean): Promise<void> {
   const pollKey = keys.poll(ws, entity);
   const prev = d.state.get(pollKey);
   const prevMark = prev?.kind === 'poll' ? prev.watermark : '';
   const records = [stateRecord(keys.run(ws, runId), undefined)];
   const applied: [string, SyncState | undefined][] = [[keys.run(ws, runId), undefined]];
-  if (c.max_updated_at && c.max_updated_at >= prevMark) {
+  if (c.max_updated_at && c.max_updated_at >= prevMark && coversWatermark(c.since, prevMark)) {
     const same = c.max_updated_at === prevMark && prev?.kind === 'poll' ? (prev.ids ?? []) : [];
     const v: SyncState = { kind: 'poll', watermark: c.max_updated_at, ids: [...new Set([...same, ...(c.newest_ids ?? [])])].slice(-1000), at: Date.now() };
     records.push(stateRecord(pollKey, v));
