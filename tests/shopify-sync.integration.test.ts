@@ -13,7 +13,7 @@ import { createVaultSecretStore } from '../shared/secrets/vault-store.ts';
 import { CONNECTIONS_TOPIC } from '../services/shopify-sync/state/connections.ts';
 import { SYNC_STATE_TOPIC } from '../services/shopify-sync/state/sync-state.ts';
 import { WEBHOOK_TOPICS } from '../services/shopify-sync/oauth/install.ts';
-import { infraEnv, readAll, realInfra, uid } from './helpers/infra.ts';
+import { connectGrant, infraEnv, readAll, realInfra, uid } from './helpers/infra.ts';
 import { startIngester, type RunningIngester } from './helpers/ingester.ts';
 import { serviceEnv } from './helpers/principals.ts';
 import { approveAsAdmin } from './helpers/tiktok.ts';
@@ -81,7 +81,7 @@ describe('shopify-sync against a Shopify simulator through @shopify/shopify-api:
     return (await outcome) as { status: string; result?: Record<string, unknown>; error?: { code: string; message: string } };
   };
   const install = async (ws: string, shop: SimShop) => {
-    const r = await browseInstall(`${sync.url}/shopify/install?shop=${shop.domain}&workspace=${ws}`);
+    const r = await browseInstall(`${sync.url}/shopify/install?shop=${shop.domain}&workspace=${ws}&grant=${await connectGrant('shopify', ws)}`);
     expect(r.status, r.body).toBe(200);
     return r;
   };
@@ -128,7 +128,7 @@ describe('shopify-sync against a Shopify simulator through @shopify/shopify-api:
     const exit = new Promise<number | null>((r) => cli.on('close', r));
     await until('the CLI to print the URL', () => stdout.includes('authorization_url'));
     const printed = JSON.parse(stdout.split('\n')[0]!) as { authorization_url: string };
-    expect(printed.authorization_url).toBe(`${sync.url}/shopify/install?shop=${shop.domain}&workspace=${ws}`);
+    expect(printed.authorization_url).toMatch(new RegExp(`^${sync.url}/shopify/install\\?shop=${shop.domain}&workspace=${ws}&grant=[\\w-]+\\.[\\w-]+$`));
 
     const r = await browseInstall(printed.authorization_url);
     expect(r.status, r.body).toBe(200);
@@ -170,7 +170,7 @@ describe('shopify-sync against a Shopify simulator through @shopify/shopify-api:
     const shop = sim.addShop();
     const other = sim.addShop();
     const exchanges = sim.oauth.codeExchanges;
-    const badHmac = await browseInstall(`${sync.url}/shopify/install?shop=${shop.domain}&workspace=${ws}`, { tamper: (u) => u.searchParams.set('hmac', '0'.repeat(64)) });
+    const badHmac = await browseInstall(`${sync.url}/shopify/install?shop=${shop.domain}&workspace=${ws}&grant=${await connectGrant('shopify', ws)}`, { tamper: (u) => u.searchParams.set('hmac', '0'.repeat(64)) });
     expect(badHmac.status).toBe(400);
     expect(badHmac.body).toContain('not signed by Shopify');
     // A state altered and re-signed as if by Shopify (the HMAC passes; the seal does not).
@@ -181,10 +181,10 @@ describe('shopify-sync against a Shopify simulator through @shopify/shopify-api:
       for (const k of [...u.searchParams.keys()]) u.searchParams.delete(k);
       for (const [k, v] of Object.entries({ ...p, hmac: signQuery(sim.apiSecret, p) })) u.searchParams.set(k, v);
     };
-    const badState = await browseInstall(`${sync.url}/shopify/install?shop=${shop.domain}&workspace=${ws}`, { tamper: (u) => resign(u, (p) => (p.state = `${p.state!.slice(0, -4)}AAAA`)) });
+    const badState = await browseInstall(`${sync.url}/shopify/install?shop=${shop.domain}&workspace=${ws}&grant=${await connectGrant('shopify', ws)}`, { tamper: (u) => resign(u, (p) => (p.state = `${p.state!.slice(0, -4)}AAAA`)) });
     expect(badState.status).toBe(400);
     expect(badState.body).toContain('not valid');
-    const otherShop = await browseInstall(`${sync.url}/shopify/install?shop=${shop.domain}&workspace=${ws}`, { tamper: (u) => resign(u, (p) => (p.shop = other.domain)) });
+    const otherShop = await browseInstall(`${sync.url}/shopify/install?shop=${shop.domain}&workspace=${ws}&grant=${await connectGrant('shopify', ws)}`, { tamper: (u) => resign(u, (p) => (p.shop = other.domain)) });
     expect(otherShop.status).toBe(400);
     expect(sim.oauth.codeExchanges).toBe(exchanges);
     expect(await vault.get(secretPaths.workspace(ws, 'shopify'))).toBeNull();
@@ -194,6 +194,15 @@ describe('shopify-sync against a Shopify simulator through @shopify/shopify-api:
     // A bad shop or workspace never leaves the hub.
     expect((await fetch(`${sync.url}/shopify/install?shop=evil.example.com&workspace=${ws}`, { redirect: 'manual', headers: BROWSER })).status).toBe(400);
     expect((await fetch(`${sync.url}/shopify/install?shop=${shop.domain}&workspace=Bad.WS`, { redirect: 'manual', headers: BROWSER })).status).toBe(400);
+    // Only a link the hub issued for this workspace begins an install: whoever completes one binds their shop to it.
+    const plain = `${sync.url}/shopify/install?shop=${shop.domain}&workspace=${ws}`;
+    const valid = await connectGrant('shopify', ws);
+    for (const url of [plain, `${plain}&grant=${await connectGrant('shopify', uid('ws'))}`, `${plain}&grant=${await connectGrant('tiktok', ws)}`, `${plain}&grant=${valid.slice(0, -3)}${valid.endsWith('AAA') ? 'BBB' : 'AAA'}`]) {
+      const res = await fetch(url, { redirect: 'manual', headers: BROWSER });
+      expect(res.status).toBe(403);
+      expect(await res.text()).toContain(`ionflux connect shopify --workspace ${ws} --shop ${shop.domain}`);
+    }
+    expect(sim.oauth.codeExchanges).toBe(exchanges);
   });
 
   it('refuses to install a shop already linked to another workspace (409): nothing stored for the second', async () => {
@@ -201,7 +210,7 @@ describe('shopify-sync against a Shopify simulator through @shopify/shopify-api:
     const second = newWorkspace();
     const shop = sim.addShop();
     await install(first, shop);
-    const r = await browseInstall(`${sync.url}/shopify/install?shop=${shop.domain}&workspace=${second}`);
+    const r = await browseInstall(`${sync.url}/shopify/install?shop=${shop.domain}&workspace=${second}&grant=${await connectGrant('shopify', second)}`);
     expect(r.status).toBe(409);
     expect(r.body).toContain(`connected to another workspace (${first})`);
     expect(await vault.get(secretPaths.workspace(second, 'shopify'))).toBeNull();
@@ -429,7 +438,7 @@ describe('shopify-sync against a Shopify simulator through @shopify/shopify-api:
     try {
       const ws = newWorkspace();
       const shop = sim.addShop(undefined, { products: 4, orders: 3, customers: 2, inventory: 2 });
-      const r = await browseInstall(`${nightly.url}/shopify/install?shop=${shop.domain}&workspace=${ws}`);
+      const r = await browseInstall(`${nightly.url}/shopify/install?shop=${shop.domain}&workspace=${ws}&grant=${await connectGrant('shopify', ws)}`);
       expect(r.status, r.body).toBe(200);
       const completed = async () => (await events(ws, 'sync', 'completed')).map((e) => JSON.parse(e.payload_json) as { entity: string; trigger: string; mode: string; count: number });
       await until('a nightly run of every entity', async () => (await completed()).filter((c) => c.trigger === 'nightly').length >= 4, 60_000);

@@ -5,7 +5,7 @@ import { openApprovals } from '../shared/commands/state.ts';
 import { createVaultSecretStore } from '../shared/secrets/vault-store.ts';
 import { secretPaths } from '../shared/secrets/store.ts';
 import { CONNECTIONS_TOPIC } from '../services/tiktok-sync/state/connections.ts';
-import { infraEnv, readAll, realInfra, uid } from './helpers/infra.ts';
+import { connectGrant, infraEnv, readAll, realInfra, uid } from './helpers/infra.ts';
 import { approveAsAdmin, browseConnect, simEnv, startTikTokSync, type RunningTikTokSync } from './helpers/tiktok.ts';
 import { startTikTokSimulator, type TikTokSimulator } from './simulators/tiktok/index.ts';
 import { forgetConnections } from './helpers/connections.ts';
@@ -63,7 +63,7 @@ describe('tiktok-sync owners: one refresh per token across instances, one init p
       workspaces.push(ws);
       sim.nextGrantAccessTtlS(25);
       connectedAt.set(ws, Date.now());
-      const r = await browseConnect(`${a.url}/tiktok/connect?workspace=${ws}`, sim, user.open_id);
+      const r = await browseConnect(`${a.url}/tiktok/connect?workspace=${ws}&grant=${await connectGrant('tiktok', ws)}`, sim, user.open_id);
       expect(r.status, r.body).toBe(200);
     }
     const first = new Map(await Promise.all(accounts.map(async ({ ws }) => [ws, await issuedAt(ws)] as const)));
@@ -94,7 +94,7 @@ describe('tiktok-sync owners: one refresh per token across instances, one init p
     const user = sim.addUser({ videos: 200 });
     sim.delay('/v2/video/list/', 400);
     const pages = () => sim.requests.filter((x) => x.path === '/v2/video/list/' && x.token !== null && sim.state.grantOf(x.token)?.open_id === user.open_id && x.status === 200).length;
-    expect((await browseConnect(`${sync.url}/tiktok/connect?workspace=${ws}`, sim, user.open_id)).status).toBe(200);
+    expect((await browseConnect(`${sync.url}/tiktok/connect?workspace=${ws}&grant=${await connectGrant('tiktok', ws)}`, sim, user.open_id)).status).toBe(200);
     await until('a few pages', () => pages() >= 3, 60_000, logs);
     await sync.kill();
     const done = pages();
@@ -121,7 +121,7 @@ describe('tiktok-sync owners: one refresh per token across instances, one init p
     const ws = uid('ws');
     workspaces.push(ws);
     const user = sim.addUser({ videos: 0 });
-    expect((await browseConnect(`${sync.url}/tiktok/connect?workspace=${ws}`, sim, user.open_id)).status).toBe(200);
+    expect((await browseConnect(`${sync.url}/tiktok/connect?workspace=${ws}&grant=${await connectGrant('tiktok', ws)}`, sim, user.open_id)).status).toBe(200);
 
     const asked = await client.send({ workspace_id: ws, agent_id: 'agent-p', service: 'tiktok', action: 'videos.publish', params: { source: 'PULL_FROM_URL', video_url: `${VERIFIED}clip-${uid()}.mp4`, title: 'Once #sim', privacy_level: 'PUBLIC_TO_EVERYONE' } }, { timeoutMs: 60_000 });
     expect(asked).toMatchObject({ status: 'awaiting_approval' });

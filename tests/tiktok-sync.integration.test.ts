@@ -10,7 +10,7 @@ import { linkKey, openLinks } from '../shared/links.ts';
 import { createVaultSecretStore } from '../shared/secrets/vault-store.ts';
 import { secretPaths } from '../shared/secrets/store.ts';
 import { CONNECTIONS_TOPIC } from '../services/tiktok-sync/state/connections.ts';
-import { infraEnv, readAll, realInfra, uid } from './helpers/infra.ts';
+import { connectGrant, infraEnv, readAll, realInfra, uid } from './helpers/infra.ts';
 import { startIngester, type RunningIngester } from './helpers/ingester.ts';
 import { startMediaServer } from './helpers/llm.ts';
 import { approveAsAdmin, browseConnect, simEnv, startTikTokSync, type RunningTikTokSync } from './helpers/tiktok.ts';
@@ -38,7 +38,7 @@ describe('tiktok-sync against a TikTok v2 simulator: connect, reads, polling, re
   const send = (ws: string, action: string, params: Record<string, unknown> = {}, timeoutMs = 60_000) => client.send({ workspace_id: ws, agent_id: 'agent-t', service: 'tiktok', action, params }, { timeoutMs });
   const events = async (ws: string, entity: string, action: string, atLeast = 0, timeoutMs = 15_000) => Promise.all((await readAll(infra.bus, topics.event('tiktok', ws, entity, action), { atLeast, timeoutMs })).map(async (r) => infra.codec.decode(r.value!)));
   const connect = async (ws: string, openId: string) => {
-    const r = await browseConnect(`${sync.url}/tiktok/connect?workspace=${ws}`, sim, openId);
+    const r = await browseConnect(`${sync.url}/tiktok/connect?workspace=${ws}&grant=${await connectGrant('tiktok', ws)}`, sim, openId);
     expect(r.status, r.body).toBe(200);
   };
   const until = async (what: string, check: () => boolean | Promise<boolean>, timeoutMs = 30_000) => {
@@ -91,7 +91,7 @@ describe('tiktok-sync against a TikTok v2 simulator: connect, reads, polling, re
     const exit = new Promise<number | null>((r) => cli.on('close', r));
     await until('the CLI to print the URL', () => stdout.includes('authorization_url'));
     const printed = JSON.parse(stdout.split('\n')[0]!) as { authorization_url: string };
-    expect(printed.authorization_url).toBe(`${sync.url}/tiktok/connect?workspace=${ws}`);
+    expect(printed.authorization_url).toMatch(new RegExp(`^${sync.url}/tiktok/connect\\?workspace=${ws}&grant=[\\w-]+\\.[\\w-]+$`));
 
     const r = await browseConnect(printed.authorization_url, sim, user.open_id);
     expect(r.status, r.body).toBe(200);
@@ -128,7 +128,7 @@ describe('tiktok-sync against a TikTok v2 simulator: connect, reads, polling, re
   it('refuses a code obtained with another PKCE challenge (verifier mismatch): nothing stored, nothing linked', async () => {
     const ws = newWorkspace();
     const user = sim.addUser();
-    const r = await browseConnect(`${sync.url}/tiktok/connect?workspace=${ws}`, sim, user.open_id, {
+    const r = await browseConnect(`${sync.url}/tiktok/connect?workspace=${ws}&grant=${await connectGrant('tiktok', ws)}`, sim, user.open_id, {
       tamper: (u) => u.searchParams.set('code_challenge', createHash('sha256').update(randomBytes(48).toString('base64url')).digest('hex')),
     });
     expect(r.status).toBe(400);
@@ -140,6 +140,14 @@ describe('tiktok-sync against a TikTok v2 simulator: connect, reads, polling, re
     // A forged or altered state is refused before TikTok is asked anything.
     const forged = await fetch(`${sync.url}/tiktok/callback?code=abc&state=${randomBytes(60).toString('base64url')}`);
     expect(forged.status).toBe(400);
+    // Only a link the hub issued for this workspace begins: whoever completes one binds their account to it.
+    const plain = `${sync.url}/tiktok/connect?workspace=${ws}`;
+    const valid = await connectGrant('tiktok', ws);
+    for (const url of [plain, `${plain}&grant=${await connectGrant('tiktok', uid('ws'))}`, `${plain}&grant=${await connectGrant('shopify', ws)}`, `${plain}&grant=${valid.slice(0, -3)}${valid.endsWith('AAA') ? 'BBB' : 'AAA'}`]) {
+      const res = await fetch(url, { redirect: 'manual' });
+      expect(res.status).toBe(403);
+      expect(await res.text()).toContain(`ionflux connect tiktok --workspace ${ws}`);
+    }
   });
 
   it('lists videos page by page, queries them by id, and answers Research API video and hashtag queries', async () => {
@@ -240,7 +248,7 @@ describe('tiktok-sync against a TikTok v2 simulator: connect, reads, polling, re
     await connect(ws, user.open_id);
     const needs = await events(ws, 'authorization', 'needs_reauthorization', 1, 40_000);
     expect(needs).toHaveLength(1);
-    expect(JSON.parse(needs[0]!.payload_json)).toMatchObject({ open_id: user.open_id, connect_url: `${sync.url}/tiktok/connect?workspace=${ws}` });
+    expect(JSON.parse(needs[0]!.payload_json)).toMatchObject({ open_id: user.open_id, connect_url: expect.stringMatching(new RegExp(`^${sync.url}/tiktok/connect\\?workspace=${ws}&grant=`)) });
     expect(JSON.parse(needs[0]!.payload_json).reason).toContain('invalid_grant');
     const audit = (await Promise.all((await readAll(infra.bus, topics.audit, { atLeast: 1 })).map((x) => infra.codec.decode(x.value!)))).filter((e) => e.workspace_id === ws).map((e) => JSON.parse(e.payload_json) as Record<string, string>);
     expect(audit).toContainEqual(expect.objectContaining({ kind: 'action_failed', action: 'token.refresh', outcome: 'needs_reauthorization' }));
@@ -249,7 +257,7 @@ describe('tiktok-sync against a TikTok v2 simulator: connect, reads, polling, re
     await table.close();
     const out = await send(ws, 'videos.list', {});
     expect(out).toMatchObject({ status: 'failed', error: { code: 'needs_reauthorization' } });
-    expect(out.error!.auth_help).toContain(`${sync.url}/tiktok/connect?workspace=<workspace>`);
+    expect(out.error!.auth_help).toContain('ionflux connect tiktok --workspace <workspace>');
     expect(sim.oauth.refreshLog.filter((x) => x.open_id === user.open_id)).toHaveLength(1);
   });
 

@@ -1,9 +1,12 @@
 import { parseEnv } from '../../shared/config.ts';
+import { createSecretStore } from '../../shared/secrets/index.ts';
+import { connectGrants } from '../../shared/security/connect-grant.ts';
 import { accountProblem } from '../../shared/links.ts';
 import { publicBaseUrl, shopifySyncEnv } from '../shopify-sync/env.ts';
 import { openConnections } from '../shopify-sync/state/connections.ts';
 import { parse, UsageError } from './args.ts';
 import { awaitAuthorization, timeoutSeconds } from './connect-oauth.ts';
+import { cliEnv } from './context.ts';
 import { requireWorkspace } from './integrations.ts';
 
 const USAGE = 'ionflux connect shopify --workspace <w> --shop <shop>.myshopify.com [--timeout <s>] [--json]';
@@ -25,7 +28,7 @@ export async function connectShopify(args: string[]): Promise<number> {
   const baseUrl = publicBaseUrl(env);
   return awaitAuthorization({
     connector: 'shopify', vendor: 'Shopify', service: 'shopify-sync', settings: 'PUBLIC_BASE_URL / SHOPIFY_SYNC_PORT', env, baseUrl,
-    url: `${baseUrl}/shopify/install?shop=${shop}&workspace=${ws}`, workspace: ws, timeoutS, json: values.json,
+    url: `${baseUrl}/shopify/install?shop=${shop}&workspace=${ws}&grant=${await connectGrants(createSecretStore(cliEnv()), 'shopify').issue(ws)}`, workspace: ws, timeoutS, json: values.json,
     intro: { fields: { shop }, text: `Open this URL in a browser to install the app on ${shop} for ${ws}` },
     openConnections,
     connected: (c) => (c?.shop === shop ? { fields: { shop: c.shop, scope: c.scope }, text: `installed: ${c.shop} for ${ws} (scopes ${c.scope.join(', ')})` } : null),

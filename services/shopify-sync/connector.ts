@@ -12,9 +12,9 @@ import { inventoryAdjust, ordersTag, productsUpdate, scriptTagsDelete, themesRol
  * this deployment's install URL), one handler per action, and the syncs resumable (each page is
  * checkpointed under the command's id).
  */
-export function createShopifyConnector(d: ActionDeps & { installUrlTemplate: string }): Connector {
+export function createShopifyConnector(d: ActionDeps): Connector {
   return {
-    manifest: validateManifest({ ...manifest, authHelp: `Install the app on a shop: open ${d.installUrlTemplate} in a browser, or run \`ionflux connect shopify --workspace <workspace> --shop <shop>.myshopify.com\`. See docs/shopify-sync.md.` }),
+    manifest: validateManifest({ ...manifest, authHelp: 'Install the app on a shop: an admin runs `ionflux connect shopify --workspace <workspace> --shop <shop>.myshopify.com` and opens the link it prints (the failure message carries one for this workspace too). See docs/shopify-sync.md.' }),
     events,
     resumable: new Set(['products.sync', 'orders.sync', 'customers.sync', 'inventory.sync']),
     handlers: {

@@ -8,6 +8,7 @@ import { listen, mountOpsRoutes } from '../../shared/http.ts';
 import { openLinks } from '../../shared/links.ts';
 import { registerSecret } from '../../shared/redact.ts';
 import { closeOnSignals, createRuntime } from '../../shared/runtime.ts';
+import { connectGrants, grantedLink } from '../../shared/security/connect-grant.ts';
 import { createSecretStore } from '../../shared/secrets/index.ts';
 import { createAdminApi } from './api/admin.ts';
 import { createShopify, installSdkFetch } from './api/sdk.ts';
@@ -41,7 +42,9 @@ const shopifyApp: Shopify | null = env.SHOPIFY_API_KEY && env.SHOPIFY_API_SECRET
   ? createShopify({ apiKey: env.SHOPIFY_API_KEY, apiSecret: env.SHOPIFY_API_SECRET, scopes: env.SHOPIFY_SCOPES, apiVersion: env.SHOPIFY_API_VERSION, publicBaseUrl: base, adminBaseUrl: env.SHOPIFY_ADMIN_BASE_URL }, rt.logger)
   : null;
 const shopify = () => shopifyApp;
-const installUrl = (ws: string, shop = '<shop>.myshopify.com') => `${base}/shopify/install?shop=${shop}&workspace=${ws}`;
+const grants = connectGrants(store, 'shopify');
+/** An install link for the workspace, as its failures tell it (or the CLI command, if no grant can be issued). */
+const installUrl = (ws: string, shop = '<shop>.myshopify.com') => grantedLink(grants, `${base}/shopify/install?shop=${shop}&workspace=${ws}`, ws, `(an admin runs: ionflux connect shopify --workspace ${ws} --shop ${shop})`);
 let serving = false;
 let owned = () => 0;
 const metrics = shopifyMetrics(rt.metrics, () => owned());
@@ -57,7 +60,7 @@ mountOpsRoutes(app, { metrics: rt.metrics, checks: { ...rt.checks, secret_store:
 mountOAuthRoutes(app, {
   bus: rt.bus, codec: rt.codec, store, api, logger: rt.logger, links, connections, workspaceConnectors,
   webhookUrl: env.SHOPIFY_WEBHOOK_URL ?? `${base}/webhooks/shopify`,
-  shopify, apiSecret: () => env.SHOPIFY_API_SECRET, scopes: env.SHOPIFY_SCOPES, publicBaseUrl: base, adminBaseUrl: env.SHOPIFY_ADMIN_BASE_URL, stateTtlMs: env.SHOPIFY_INSTALL_TTL_MS,
+  shopify, apiSecret: () => env.SHOPIFY_API_SECRET, scopes: env.SHOPIFY_SCOPES, publicBaseUrl: base, adminBaseUrl: env.SHOPIFY_ADMIN_BASE_URL, stateTtlMs: env.SHOPIFY_INSTALL_TTL_MS, grants,
 });
 const http = await listen(app, env.SHOPIFY_SYNC_PORT, env.SHOPIFY_SYNC_HOST);
 rt.onClose(() => http.close());
@@ -73,7 +76,7 @@ const sync: SyncDeps = {
 };
 const finishes = new BulkFinishes();
 const bulk = { pollMs: env.SHOPIFY_BULK_POLL_MS, timeoutMs: env.SHOPIFY_BULK_TIMEOUT_MS, finishes };
-const connector = createShopifyConnector({ api, tokens, connections, sync, bulk, installUrlTemplate: installUrl('<workspace>') });
+const connector = createShopifyConnector({ api, tokens, connections, sync, bulk });
 await runCommandService(rt, {
   service: env.SHOPIFY_SERVICE, connector, store, shared,
   buckets: new TokenBuckets(env.SHOPIFY_RATE_PER_SECOND, env.SHOPIFY_RATE_BURST),
@@ -108,4 +111,4 @@ const owner = await rt.bus.own<Connection>({
 rt.onClose(() => owner.stop());
 rt.onClose(() => scheduler.stopAll());
 serving = true;
-rt.logger.info({ url: http.url, install: installUrl('<workspace>'), configured: Boolean(shopifyApp), scopes: env.SHOPIFY_SCOPES, api_version: env.SHOPIFY_API_VERSION, poll_interval_ms: env.SHOPIFY_POLL_INTERVAL_MS, admin_base_url: env.SHOPIFY_ADMIN_BASE_URL ?? null }, shopifyApp ? 'shopify sync running' : 'shopify sync running without Shopify credentials (SHOPIFY_API_KEY, SHOPIFY_API_SECRET): installing answers 503, commands fail not_connected');
+rt.logger.info({ url: http.url, install: `${base}/shopify/install`, configured: Boolean(shopifyApp), scopes: env.SHOPIFY_SCOPES, api_version: env.SHOPIFY_API_VERSION, poll_interval_ms: env.SHOPIFY_POLL_INTERVAL_MS, admin_base_url: env.SHOPIFY_ADMIN_BASE_URL ?? null }, shopifyApp ? 'shopify sync running' : 'shopify sync running without Shopify credentials (SHOPIFY_API_KEY, SHOPIFY_API_SECRET): installing answers 503, commands fail not_connected');

@@ -13,9 +13,9 @@ import { videosPublish } from './actions/videos-publish.ts';
  * The TikTok connector as tiktok-sync runs it: the catalog's manifest (its authHelp pointing at
  * this deployment's connect URL), one handler per action, and `videos.publish` resumable.
  */
-export function createTikTokConnector(d: ActionDeps & { api: TikTokApi; connectUrlTemplate: string }): Connector {
+export function createTikTokConnector(d: ActionDeps & { api: TikTokApi }): Connector {
   return {
-    manifest: validateManifest({ ...manifest, authHelp: `Connect a TikTok account: open ${d.connectUrlTemplate} in a browser, or run \`ionflux connect tiktok --workspace <workspace>\` (TikTok Login Kit v2 with PKCE). See docs/tiktok-sync.md.` }),
+    manifest: validateManifest({ ...manifest, authHelp: 'Connect a TikTok account: an admin runs `ionflux connect tiktok --workspace <workspace>` and opens the link it prints (TikTok Login Kit v2 with PKCE; the failure message carries one for this workspace too). See docs/tiktok-sync.md.' }),
     events,
     resumable: new Set(['videos.publish']),
     handlers: {

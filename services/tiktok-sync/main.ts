@@ -8,6 +8,7 @@ import { listen, mountOpsRoutes } from '../../shared/http.ts';
 import { openLinks } from '../../shared/links.ts';
 import { registerSecret } from '../../shared/redact.ts';
 import { closeOnSignals, createRuntime } from '../../shared/runtime.ts';
+import { connectGrants, grantedLink } from '../../shared/security/connect-grant.ts';
 import { createSecretStore } from '../../shared/secrets/index.ts';
 import { createTikTokApi } from './api/client.ts';
 import { limitsFrom } from './api/endpoints.ts';
@@ -38,7 +39,9 @@ const base = publicBaseUrl(env);
 const instanceId = env.TIKTOK_SYNC_INSTANCE_ID;
 const oauthCfg: OAuthConfig | null = env.TIKTOK_CLIENT_KEY && env.TIKTOK_CLIENT_SECRET ? { baseUrl: env.TIKTOK_API_BASE_URL, authorizeUrl: env.TIKTOK_AUTHORIZE_URL, clientKey: env.TIKTOK_CLIENT_KEY, clientSecret: env.TIKTOK_CLIENT_SECRET } : null;
 const oauth = () => oauthCfg;
-const connectUrl = (ws: string) => `${base}/tiktok/connect?workspace=${ws}`;
+const grants = connectGrants(store, 'tiktok');
+/** A connect link for the workspace, as its failures and events tell it (or the CLI command, if no grant can be issued). */
+const connectUrl = (ws: string) => grantedLink(grants, `${base}/tiktok/connect?workspace=${ws}`, ws, `(an admin runs: ionflux connect tiktok --workspace ${ws})`);
 let serving = false;
 let supervisorSize = () => 0;
 const metrics = tiktokMetrics(rt.metrics, () => supervisorSize());
@@ -55,13 +58,13 @@ const { workspaceConnectors } = shared;
 
 const app = express();
 mountOpsRoutes(app, { metrics: rt.metrics, checks: { ...rt.checks, secret_store: async () => (await store.health()).ok, command_worker: async () => serving } });
-mountOAuthRoutes(app, { bus: rt.bus, codec: rt.codec, store, links, connections, workspaceConnectors, logger: rt.logger, oauth, scopes: env.TIKTOK_SCOPES, publicBaseUrl: base, stateTtlMs: env.TIKTOK_CONNECT_TTL_MS });
+mountOAuthRoutes(app, { bus: rt.bus, codec: rt.codec, store, links, connections, workspaceConnectors, logger: rt.logger, oauth, scopes: env.TIKTOK_SCOPES, publicBaseUrl: base, stateTtlMs: env.TIKTOK_CONNECT_TTL_MS, grants });
 const http = await listen(app, env.TIKTOK_SYNC_PORT, env.TIKTOK_SYNC_HOST);
 rt.onClose(() => http.close());
 
 const tokens = createTokenAccess({ bus: stateBus, txBus: rt.bus, codec: rt.codec, store, connections, workspaceConnectors, connectUrl, waitMs: env.TIKTOK_REFRESH_WAIT_MS });
 const connector = createTikTokConnector({
-  api, tokens, clientTokens: createClientTokens(oauth), ledger, bus: stateBus, connectUrlTemplate: `${base}/tiktok/connect?workspace=<workspace>`,
+  api, tokens, clientTokens: createClientTokens(oauth), ledger, bus: stateBus,
   publish: { pollMs: env.TIKTOK_PUBLISH_POLL_MS, timeoutMs: env.TIKTOK_PUBLISH_TIMEOUT_MS, maxBytes: env.TIKTOK_UPLOAD_MAX_BYTES, chunkBytes: env.TIKTOK_UPLOAD_CHUNK_BYTES },
 });
 await runCommandService(rt, {
@@ -109,4 +112,4 @@ const owner = await rt.bus.own<Connection>({
 // Registered last, so it stops first: no refresh or poll starts while the rest shuts down.
 rt.onClose(() => owner.stop());
 serving = true;
-rt.logger.info({ url: http.url, connect: `${base}/tiktok/connect?workspace=<workspace>`, configured: Boolean(oauthCfg), scopes: env.TIKTOK_SCOPES, poll_interval_ms: env.TIKTOK_POLL_INTERVAL_MS }, oauthCfg ? 'tiktok sync running' : 'tiktok sync running without TikTok credentials (TIKTOK_CLIENT_KEY, TIKTOK_CLIENT_SECRET): connecting answers 503, commands fail not_connected');
+rt.logger.info({ url: http.url, connect: `${base}/tiktok/connect`, configured: Boolean(oauthCfg), scopes: env.TIKTOK_SCOPES, poll_interval_ms: env.TIKTOK_POLL_INTERVAL_MS }, oauthCfg ? 'tiktok sync running' : 'tiktok sync running without TikTok credentials (TIKTOK_CLIENT_KEY, TIKTOK_CLIENT_SECRET): connecting answers 503, commands fail not_connected');

@@ -9,6 +9,8 @@ import type { Bus, IncomingRecord } from '../../shared/bus/types.ts';
 import { createEventCodec, type EventCodec } from '../../shared/events/codec.ts';
 import { createRegistry } from '../../shared/events/registry.ts';
 import { createLogger, type Logger } from '../../shared/logger.ts';
+import { createVaultSecretStore } from '../../shared/secrets/vault-store.ts';
+import { connectGrants } from '../../shared/security/connect-grant.ts';
 import { infraEnv } from '../global-setup.ts';
 
 export { infraEnv };
@@ -83,4 +85,10 @@ export async function readAll(bus: Bus, topic: string, opts: { atLeast: number; 
     }
     await new Promise((r) => setTimeout(r, 200));
   }
+}
+
+/** A connect link's `grant` as the hub issues it (what `ionflux connect shopify|tiktok` prints), signed with the admin's view of the approval key. */
+export async function connectGrant(connector: 'shopify' | 'tiktok', workspace: string): Promise<string> {
+  const env = infraEnv();
+  return connectGrants(createVaultSecretStore({ addr: env.vaultAddr, token: env.vaultToken, mount: 'secret' }), connector).issue(workspace);
 }

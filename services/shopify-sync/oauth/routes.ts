@@ -9,6 +9,7 @@ import { SOURCE } from '../events.ts';
 import { storedFromSession } from '../tokens/access.ts';
 import { completeInstall, type InstallDeps } from './install.ts';
 import { openState, sealState } from './state-token.ts';
+import type { ConnectGrants } from '../../../shared/security/connect-grant.ts';
 
 export interface RouteDeps extends InstallDeps {
   shopify: () => Shopify | null;
@@ -17,6 +18,8 @@ export interface RouteDeps extends InstallDeps {
   publicBaseUrl: string;
   adminBaseUrl?: string;
   stateTtlMs: number;
+  /** Install links the hub issued (`grant`): an admin's `ionflux connect shopify`, or this service's own messages to the workspace. */
+  grants: ConnectGrants;
 }
 
 const STATE_COOKIE = 'shopify_app_state';
@@ -36,8 +39,10 @@ async function sdkCallbackRequest(req: Request, secret: string, state: string): 
 }
 
 /**
- * GET /shopify/install?shop=<shop>.myshopify.com&workspace=<id>: 302 to the shop's
- * /admin/oauth/authorize with client_id, scope, redirect_uri and a sealed, expiring state.
+ * GET /shopify/install?shop=<shop>.myshopify.com&workspace=<id>&grant=<grant>: 302 to the shop's
+ * /admin/oauth/authorize with client_id, scope, redirect_uri and a sealed, expiring state. Only for
+ * a link the hub issued for that workspace (shared/security/connect-grant.ts): 403 otherwise, since
+ * whoever completes it binds their shop to the workspace.
  * GET /shopify/callback: the query HMAC (Shopify's, keyed with the API secret) and the state are
  * checked before anything else; a bad one answers 400 and stores nothing. Then the SDK exchanges
  * the code for an expiring offline token and the install completes (install.ts).
@@ -45,7 +50,7 @@ async function sdkCallbackRequest(req: Request, secret: string, state: string): 
 export function mountOAuthRoutes(app: Express, d: RouteDeps): void {
   const redirectUri = `${d.publicBaseUrl}/shopify/callback`;
 
-  app.get('/shopify/install', (req: Request, res: Response) => {
+  app.get('/shopify/install', async (req: Request, res: Response) => {
     const shopify = d.shopify();
     const secret = d.apiSecret();
     if (!shopify || !secret) return text(res, 503, 'Shopify is not configured on this hub: set SHOPIFY_API_KEY and SHOPIFY_API_SECRET for shopify-sync.');
@@ -53,6 +58,9 @@ export function mountOAuthRoutes(app: Express, d: RouteDeps): void {
     if (!isWorkspaceId(ws)) return text(res, 400, 'workspace must be a workspace id (lowercase letters, digits, _ and -).');
     const shop = typeof req.query.shop === 'string' ? shopify.utils.sanitizeShop(req.query.shop) : null;
     if (!shop) return text(res, 400, 'shop must be a <shop>.myshopify.com domain.');
+    const granted = await d.grants.check(typeof req.query.grant === 'string' ? req.query.grant : undefined, ws).catch(() => null);
+    if (!granted) return text(res, 503, 'The hub could not check this install link (secret store unreachable); try again.');
+    if (!granted.ok) return text(res, 403, `This install link ${granted.reason === 'expired' ? 'has expired' : 'was not issued by the hub for this workspace'}; an admin gets one with: ionflux connect shopify --workspace ${ws} --shop ${shop}`);
     const state = sealState(secret, { workspaceId: ws, shop, expiresAt: Date.now() + d.stateTtlMs });
     const q = new URLSearchParams({ client_id: shopify.config.apiKey, scope: d.scopes.join(','), redirect_uri: redirectUri, state });
     res.set('cache-control', 'no-store').redirect(302, rewriteShopUrl(`https://${shop}/admin/oauth/authorize?${q}`, d.adminBaseUrl));
@@ -66,7 +74,7 @@ export function mountOAuthRoutes(app: Express, d: RouteDeps): void {
     const signed = await shopify.utils.validateHmac(query).catch(() => false);
     if (!signed) return text(res, 400, 'This callback is not signed by Shopify (hmac missing, wrong or too old); start the install again.');
     const opened = openState(secret, query.state);
-    if (!opened.ok) return text(res, 400, `This install link is ${opened.reason === 'expired' ? 'expired' : 'not valid'}; start again from ${d.publicBaseUrl}/shopify/install?shop=<shop>&workspace=<workspace>.`);
+    if (!opened.ok) return text(res, 400, `This install link is ${opened.reason === 'expired' ? 'expired' : 'not valid'}; get a new link with: ionflux connect shopify --workspace <workspace> --shop <shop>.`);
     const { workspaceId: ws, shop } = opened.state;
     if (query.shop !== shop) return text(res, 400, 'The callback is for another shop than the install began with; start again.');
     const failed = async (status: number, why: string) => {

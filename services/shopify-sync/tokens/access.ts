@@ -12,7 +12,7 @@ export interface TokenAccessDeps {
   store: SecretStore;
   bus: Bus;
   connections: KafkaTable<Connection>;
-  installUrl: (ws: string, shop?: string) => string;
+  installUrl: (ws: string, shop?: string) => Promise<string>;
   marginMs: number;
   onRefresh?: (outcome: string) => void;
 }
@@ -52,7 +52,7 @@ export function createTokenAccess(d: TokenAccessDeps): TokenAccess {
     const t = await readToken(d.store, ws).catch((e: unknown) => {
       throw new HubError('secret_store_unavailable', 'the Shopify token could not be read', { retryable: true, cause: e });
     });
-    if (!t) throw new HubError('not_connected', `Shopify is not installed for ${ws}; install the app at ${d.installUrl(ws)}`);
+    if (!t) throw new HubError('not_connected', `Shopify is not installed for ${ws}; install the app at ${await d.installUrl(ws)}`);
     return t;
   }
 
@@ -61,7 +61,7 @@ export function createTokenAccess(d: TokenAccessDeps): TokenAccess {
     if (again.issued_at > used.issued_at) return again;
     const shopify = d.shopify();
     if (!shopify) throw new HubError('not_configured', 'Shopify is not configured on this hub');
-    if (!used.refresh_token) throw new HubError('needs_reauthorization', `the Shopify token of ${used.shop} expired and has no refresh token; reinstall at ${d.installUrl(ws, used.shop)}`);
+    if (!used.refresh_token) throw new HubError('needs_reauthorization', `the Shopify token of ${used.shop} expired and has no refresh token; reinstall at ${await d.installUrl(ws, used.shop)}`);
     let session: Session;
     try {
       ({ session } = await shopify.auth.refreshToken({ shop: used.shop, refreshToken: used.refresh_token }));
@@ -75,7 +75,7 @@ export function createTokenAccess(d: TokenAccessDeps): TokenAccess {
           await d.bus.publish(connectionRecord(next)).catch(() => undefined);
           d.connections.applyLocal(ws, next);
         }
-        throw new HubError('needs_reauthorization', `Shopify refused to refresh the token of ${used.shop}; reinstall at ${d.installUrl(ws, used.shop)}`);
+        throw new HubError('needs_reauthorization', `Shopify refused to refresh the token of ${used.shop}; reinstall at ${await d.installUrl(ws, used.shop)}`);
       }
       throw new HubError('vendor_unreachable', `refreshing the Shopify token of ${used.shop} failed`, { retryable: true, cause: e });
     }

@@ -7,6 +7,7 @@ import { authorizeUrl, exchangeCode, OAuthRefused, pkcePair, revokeToken, type O
 import { SOURCE } from '../events.ts';
 import { completeConnect, type ConnectDeps } from './connect.ts';
 import { openState, sealState } from './state-token.ts';
+import type { ConnectGrants } from '../../../shared/security/connect-grant.ts';
 
 export interface RouteDeps extends ConnectDeps {
   logger: Logger;
@@ -14,23 +15,30 @@ export interface RouteDeps extends ConnectDeps {
   scopes: string[];
   publicBaseUrl: string;
   stateTtlMs: number;
+  /** Connect links the hub issued (`grant`): an admin's `ionflux connect tiktok`, or this service's own messages to the workspace. */
+  grants: ConnectGrants;
 }
 
 const text = (res: Response, status: number, body: string) => void res.status(status).type('text/plain; charset=utf-8').set('cache-control', 'no-store').send(`${body}\n`);
 
 /**
- * GET /tiktok/connect?workspace=<id>: 302 to TikTok's authorize page with a fresh PKCE pair and a
- * sealed, expiring state. GET /tiktok/callback: checks the state, exchanges the code (with the
+ * GET /tiktok/connect?workspace=<id>&grant=<grant>: 302 to TikTok's authorize page with a fresh
+ * PKCE pair and a sealed, expiring state; only for a link the hub issued for that workspace
+ * (shared/security/connect-grant.ts), 403 otherwise, since whoever completes it binds their account
+ * to the workspace. GET /tiktok/callback: checks the state, exchanges the code (with the
  * verifier) at /v2/oauth/token/ and completes the connection. Every refusal is a 4xx naming why.
  */
 export function mountOAuthRoutes(app: Express, d: RouteDeps): void {
   const redirectUri = `${d.publicBaseUrl}/tiktok/callback`;
 
-  app.get('/tiktok/connect', (req: Request, res: Response) => {
+  app.get('/tiktok/connect', async (req: Request, res: Response) => {
     const cfg = d.oauth();
     if (!cfg) return text(res, 503, 'TikTok is not configured on this hub: set TIKTOK_CLIENT_KEY and TIKTOK_CLIENT_SECRET for tiktok-sync.');
     const ws = typeof req.query.workspace === 'string' ? req.query.workspace : '';
     if (!isWorkspaceId(ws)) return text(res, 400, 'workspace must be a workspace id (lowercase letters, digits, _ and -).');
+    const granted = await d.grants.check(typeof req.query.grant === 'string' ? req.query.grant : undefined, ws).catch(() => null);
+    if (!granted) return text(res, 503, 'The hub could not check this connect link (secret store unreachable); try again.');
+    if (!granted.ok) return text(res, 403, `This connect link ${granted.reason === 'expired' ? 'has expired' : 'was not issued by the hub for this workspace'}; an admin gets one with: ionflux connect tiktok --workspace ${ws}`);
     const { verifier, challenge } = pkcePair();
     const state = sealState(cfg.clientSecret, { workspaceId: ws, verifier, expiresAt: Date.now() + d.stateTtlMs });
     res.set('cache-control', 'no-store').redirect(302, authorizeUrl(cfg, { scopes: d.scopes, redirectUri, state, challenge }));
@@ -41,7 +49,7 @@ export function mountOAuthRoutes(app: Express, d: RouteDeps): void {
     if (!cfg) return text(res, 503, 'TikTok is not configured on this hub.');
     const q = req.query as Record<string, string | undefined>;
     const opened = openState(cfg.clientSecret, q.state);
-    if (!opened.ok) return text(res, 400, `This connect link is ${opened.reason === 'expired' ? 'expired' : 'not valid'}; start again from ${d.publicBaseUrl}/tiktok/connect?workspace=<workspace>.`);
+    if (!opened.ok) return text(res, 400, `This connect link is ${opened.reason === 'expired' ? 'expired' : 'not valid'}; get a new link with: ionflux connect tiktok --workspace <workspace>.`);
     const ws = opened.state.workspaceId;
     const failed = async (status: number, why: string) => {
       const audit = await auditRecord(d.codec, SOURCE, { kind: 'action_failed', workspace_id: ws, connector: 'tiktok', action: 'connect', actor: 'oauth-callback', outcome: 'refused', detail: why }).catch(() => null);

@@ -16,7 +16,7 @@ export interface RefreshDeps {
   logger: Logger;
   oauth: () => OAuthConfig | null;
   workspaceConnectors: KafkaTable<WorkspaceConnector>;
-  connectUrl: (ws: string) => string;
+  connectUrl: (ws: string) => Promise<string>;
   instanceId: string;
   onRefresh?: (outcome: 'refreshed' | 'adopted' | 'needs_reauthorization' | 'retry') => void;
 }

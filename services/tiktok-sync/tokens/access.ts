@@ -18,7 +18,7 @@ export interface TokenAccessDeps {
   store: SecretStore;
   connections: KafkaTable<Connection>;
   workspaceConnectors: KafkaTable<WorkspaceConnector>;
-  connectUrl: (ws: string) => string;
+  connectUrl: (ws: string) => Promise<string>;
   waitMs: number;
 }
 
@@ -32,8 +32,8 @@ export interface TokenAccess {
   withUserToken<T>(ws: string, by: string, fn: (token: string, openId: string) => Promise<T>, signal?: AbortSignal): Promise<T>;
 }
 
-export function needsReauthorization(ws: string, connectUrl: (ws: string) => string, why: string): HubError {
-  return new HubError('needs_reauthorization', `${why}; re-authorize TikTok for ${ws}: ${connectUrl(ws)}`);
+export async function needsReauthorization(ws: string, connectUrl: (ws: string) => Promise<string>, why: string): Promise<HubError> {
+  return new HubError('needs_reauthorization', `${why}; re-authorize TikTok for ${ws}: ${await connectUrl(ws)}`);
 }
 
 export function createTokenAccess(d: TokenAccessDeps): TokenAccess {
@@ -41,7 +41,7 @@ export function createTokenAccess(d: TokenAccessDeps): TokenAccess {
     const t = await readTokens(d.store, ws).catch((e: unknown) => {
       throw new HubError('secret_store_unavailable', 'TikTok tokens unavailable', { retryable: true, cause: e });
     });
-    if (!t) throw new HubError('not_connected', `TikTok is not connected for ${ws}; connect it at ${d.connectUrl(ws)}`);
+    if (!t) throw new HubError('not_connected', `TikTok is not connected for ${ws}; connect it at ${await d.connectUrl(ws)}`);
     return t;
   }
 
@@ -50,12 +50,12 @@ export function createTokenAccess(d: TokenAccessDeps): TokenAccess {
     const again = await current(ws);
     if (again.issued_at > used.issued_at) return again;
     const c = d.connections.get(ws);
-    if (!c || c.status === 'needs_reauthorization') throw needsReauthorization(ws, d.connectUrl, c?.reason ?? 'TikTok refused the access token');
+    if (!c || c.status === 'needs_reauthorization') throw await needsReauthorization(ws, d.connectUrl, c?.reason ?? 'TikTok refused the access token');
     await d.bus.publish({ topic: CONNECTIONS_TOPIC, key: ws, value: Buffer.from(JSON.stringify({ ...c, refresh_requested: { at: Date.now(), by }, updated_at: Date.now() })) });
     const deadline = Date.now() + d.waitMs;
     while (Date.now() < deadline && !signal?.aborted) {
       const now = d.connections.get(ws);
-      if (now?.status === 'needs_reauthorization') throw needsReauthorization(ws, d.connectUrl, now.reason ?? 'TikTok refused to refresh the token');
+      if (now?.status === 'needs_reauthorization') throw await needsReauthorization(ws, d.connectUrl, now.reason ?? 'TikTok refused to refresh the token');
       if (now && now.issued_at > used.issued_at) return current(ws);
       await new Promise((r) => setTimeout(r, 200));
     }
@@ -83,7 +83,7 @@ export function createTokenAccess(d: TokenAccessDeps): TokenAccess {
           await d.txBus.publishAtomic(r.records);
           r.apply();
         }
-        throw needsReauthorization(ws, d.connectUrl, 'TikTok refused the refreshed access token too');
+        throw await needsReauthorization(ws, d.connectUrl, 'TikTok refused the refreshed access token too');
       }
     },
   };

@@ -12,13 +12,13 @@ import { CONNECTIONS_TOPIC, type Connection } from '../state/connections.ts';
  * the connect URL), an `authorization.needs_reauthorization` event and an audit record. The caller
  * publishes them in one transaction.
  */
-export async function needsReauthRecords(d: { codec: EventCodec; workspaceConnectors: KafkaTable<WorkspaceConnector>; connectUrl: (ws: string) => string }, c: Connection, reason: string, actor: string): Promise<{ records: OutgoingRecord[]; apply: () => void }> {
+export async function needsReauthRecords(d: { codec: EventCodec; workspaceConnectors: KafkaTable<WorkspaceConnector>; connectUrl: (ws: string) => Promise<string> }, c: Connection, reason: string, actor: string): Promise<{ records: OutgoingRecord[]; apply: () => void }> {
   const now = Date.now();
   const next: Connection = { ...c, status: 'needs_reauthorization', reason, refreshing: undefined, refresh_requested: undefined, updated_at: now };
   const wsKey = wsConnectorKey(c.workspace_id, 'tiktok');
   const prev = d.workspaceConnectors.get(wsKey) ?? { settings: {} };
   const wsState: WorkspaceConnector = { ...prev, connection: 'needs_reauth', connection_detail: reason, updated_at: new Date(now).toISOString() };
-  const connectUrl = d.connectUrl(c.workspace_id);
+  const connectUrl = await d.connectUrl(c.workspace_id);
   const event = await tiktokEvent(d.codec, { workspaceId: c.workspace_id, type: 'authorization.needs_reauthorization', payload: { open_id: c.open_id, reason, connect_url: connectUrl }, idempotencyKey: `needs_reauth:${c.open_id}:${c.issued_at}` });
   const audit = await auditRecord(d.codec, SOURCE, { kind: 'action_failed', workspace_id: c.workspace_id, connector: 'tiktok', action: 'token.refresh', actor, outcome: 'needs_reauthorization', detail: `${reason}; re-authorize at ${connectUrl}` }, `needs_reauth:${c.open_id}:${c.issued_at}`);
   return {
