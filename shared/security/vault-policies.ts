@@ -47,9 +47,13 @@ export function servicePolicy(service: string, mount = 'secret'): string {
   path('data/platform/approvals', READ);
   for (const p of a.platformRead) path(`data/platform/${p}`, READ);
   // A `*` reader (the connector worker and its plugins) still cannot read what other services
-  // hold: an exact path outranks a glob.
+  // hold under platform/ (what they read, and keys they write, such as the email seal key): an
+  // exact path outranks a glob.
   const others = Object.entries(VAULT_ACCESS).filter(([s]) => s !== service);
-  if (a.platformRead.includes('*')) for (const p of new Set(others.flatMap(([, o]) => o.platformRead))) path(`data/platform/${p}`, DENY);
+  if (a.platformRead.includes('*')) {
+    const held = others.flatMap(([, o]) => [...o.platformRead.map((p) => `platform/${p}`), ...[...((o as { read?: string[] }).read ?? []), ...((o as { write?: string[] }).write ?? [])].filter((p) => p.startsWith('platform/'))]);
+    for (const p of new Set(held)) path(`data/${p}`, DENY);
+  }
   if (a.workspaceRead.includes('*')) for (const c of new Set(others.flatMap(([, o]) => o.workspaceRead))) path(`data/workspaces/+/connectors/${c}`, DENY);
   for (const c of a.workspaceRead) path(`data/workspaces/+/connectors/${c}`, READ);
   for (const c of a.workspaceWrite ?? []) {

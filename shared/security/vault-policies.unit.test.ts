@@ -13,6 +13,9 @@ describe('OpenBao policies', () => {
     const worker = rules(servicePolicy('connector-worker'));
     expect(worker.get('secret/data/workspaces/+/connectors/*')).toEqual(['read']);
     expect(worker.get('secret/data/platform/shopify')).toEqual(['deny']);
+    // Keys another service writes are not the `*` reader's either (the email seal key forges approval-free sends).
+    expect(worker.get('secret/data/platform/email-seal')).toEqual(['deny']);
+    expect(rules(servicePolicy('email-dispatcher')).get('secret/data/platform/email-seal')).toEqual(['create', 'read', 'update', 'delete']);
     expect(worker.get('secret/data/workspaces/+/connectors/llm')).toEqual(['deny']);
     expect([...worker.keys()].some((p) => p.includes('/agents/'))).toBe(false);
     const ingester = rules(servicePolicy('webhook-ingester'));

@@ -32,7 +32,7 @@ const manifest: Manifest = {
     speech_to_text: task('Transcription of audio fetched by URL.', s.speechToTextInput, s.speechToTextOutput, 'read_only'),
     image_understanding: task('Analysis of an image (by URL) with a prompt.', s.imageUnderstandingInput, s.imageUnderstandingOutput, 'read_only'),
     image_generation: task('Image generation; returns URLs or stored references, never the bytes.', s.imageGenerationInput, s.imageGenerationOutput, 'artifact_generation'),
-    set_budget: { description: "Sets the workspace's LLM budget in USD per UTC day and month.", input: s.setBudgetInput, output: s.budgetOutput, approvalGate: 'workspace_write', permission: 'write_draft', auditRequired: true },
+    set_budget: { description: "Sets the workspace's LLM budget in USD per UTC day and month.", input: s.setBudgetInput, output: s.budgetOutput, approvalGate: 'workspace_write', permission: 'write_draft', auditRequired: true, invokedBy: ['admin'] },
     get_budget: { description: "The workspace's LLM budget and spend today and this month.", input: s.getBudgetInput, output: s.budgetOutput, approvalGate: 'read_only', permission: 'read', auditRequired: false },
   },
 };
