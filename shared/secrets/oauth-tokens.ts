@@ -33,3 +33,21 @@ export async function writeOAuthTokens<M>(store: SecretStore, ws: string, connec
     labels: { workspace: ws, connector },
   });
 }
+
+/**
+ * Stores tokens a refresh just issued. The vendor revoked the previous refresh token when it
+ * issued them, so tokens not stored mean the user has to connect again: a write that fails (the
+ * secret store briefly unreachable, a leader change) is tried again, waiting 0.25 s doubling to 8 s,
+ * for up to `forMs`, and only then does the error go on.
+ */
+export async function storeRefreshed(write: () => Promise<void>, o: { forMs?: number; signal?: AbortSignal } = {}): Promise<void> {
+  const until = Date.now() + (o.forMs ?? 60_000);
+  for (let wait = 250; ; wait = Math.min(wait * 2, 8000)) {
+    try {
+      return await write();
+    } catch (e) {
+      if (Date.now() + wait > until || o.signal?.aborted) throw e;
+      await new Promise((r) => setTimeout(r, wait));
+    }
+  }
+}

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { redactString } from '../redact.ts';
 import { createFileSecretStore } from './file-store.ts';
-import { readOAuthTokens, writeOAuthTokens } from './oauth-tokens.ts';
+import { readOAuthTokens, storeRefreshed, writeOAuthTokens } from './oauth-tokens.ts';
 
 describe('OAuth tokens in the secret store', () => {
   let dir: string;
@@ -30,5 +30,16 @@ describe('OAuth tokens in the secret store', () => {
     expect((await store.get('workspaces/acme/connectors/shopify'))!.metadata?.expiresAt).toBeUndefined();
     await store.put('workspaces/acme/connectors/email', { access_token: 'x-unit-0123456789' });
     expect(await readOAuthTokens(store, 'acme', 'email')).toBeNull();
+  });
+
+  it('stores refreshed tokens through a secret store that fails for a moment, and gives up only after its time', async () => {
+    const store = createFileSecretStore({ file: join(dir, 'secrets.enc'), keyFile: join(dir, 'secrets.key') });
+    let failures = 2;
+    const flaky = () => (failures-- > 0 ? Promise.reject(new Error('503 leader changing')) : writeOAuthTokens(store, 'acme', 'tiktok', { access_token: 'act.new-unit-1', refresh_token: 'rft.new-unit-1', meta: { open_id: 'u-1' } }));
+    await storeRefreshed(flaky);
+    expect((await readOAuthTokens(store, 'acme', 'tiktok'))?.refresh_token).toBe('rft.new-unit-1');
+    let tries = 0;
+    await expect(storeRefreshed(() => (tries++, Promise.reject(new Error('still down'))), { forMs: 600 })).rejects.toThrow('still down');
+    expect(tries).toBe(2); // at once, after 0.25 s; the next wait (0.5 s) would pass 0.6 s
   });
 });

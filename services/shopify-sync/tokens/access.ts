@@ -3,6 +3,7 @@ import type { KafkaTable } from '../../../shared/bus/table/table.ts';
 import type { Bus } from '../../../shared/bus/types.ts';
 import { HubError } from '../../../shared/errors.ts';
 import type { SecretStore } from '../../../shared/secrets/index.ts';
+import { storeRefreshed } from '../../../shared/secrets/oauth-tokens.ts';
 import { TokenRefused } from '../api/admin.ts';
 import { connectionRecord, type Connection } from '../state/connections.ts';
 import { readToken, writeToken, type StoredToken } from './vault.ts';
@@ -80,7 +81,7 @@ export function createTokenAccess(d: TokenAccessDeps): TokenAccess {
       throw new HubError('vendor_unreachable', `refreshing the Shopify token of ${used.shop} failed`, { retryable: true, cause: e });
     }
     const next = storedFromSession(session, Date.now());
-    await writeToken(d.store, ws, next);
+    await storeRefreshed(() => writeToken(d.store, ws, next));
     const c = d.connections.get(ws);
     if (c) {
       const rec: Connection = { ...c, status: 'active', reason: undefined, issued_at: next.issued_at, access_expires_at: next.access_expires_at, updated_at: Date.now() };

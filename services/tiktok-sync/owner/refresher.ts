@@ -4,6 +4,7 @@ import { describeError } from '../../../shared/errors.ts';
 import type { EventCodec } from '../../../shared/events/codec.ts';
 import type { Logger } from '../../../shared/logger.ts';
 import type { SecretStore } from '../../../shared/secrets/index.ts';
+import { storeRefreshed } from '../../../shared/secrets/oauth-tokens.ts';
 import { OAuthRefused, refreshTokens, type OAuthConfig } from '../api/oauth.ts';
 import { CONNECTIONS_TOPIC, type Connection } from '../state/connections.ts';
 import { needsReauthRecords } from '../tokens/reauth.ts';
@@ -73,7 +74,7 @@ export async function refreshConnection(d: RefreshDeps, writer: FencedWriter, c:
     await writer.send([connectionRecord(next)]);
     return { next };
   }
-  await writeTokens(d.store, c.workspace_id, stored);
+  await storeRefreshed(() => writeTokens(d.store, c.workspace_id, stored));
   const next = fromTokens(c, stored);
   await writer.send([connectionRecord(next)]);
   d.onRefresh?.('refreshed');
