@@ -10,12 +10,27 @@ import { prepare } from './prepare.ts';
 
 type Recipient = { email: string; name?: string; merge?: Record<string, string | number | boolean> };
 
-/** Runs `work` over `items` with at most `limit` in flight, in order of start. */
-async function pool<T>(items: T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+/**
+ * Runs `work` over `items` with at most `limit` in flight, in order of start. Once one fails or
+ * `signal` aborts (the action's time is up), no item starts; the first error is thrown once those
+ * in flight have ended, so a retry of the command never runs beside this one.
+ */
+export async function pool<T>(items: T[], limit: number, signal: AbortSignal, work: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) await work(items[next++]!);
+  let failed = false;
+  const ended = await Promise.allSettled(Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length && !failed && !signal.aborted) {
+      try {
+        await work(items[next++]!);
+      } catch (e) {
+        failed = true;
+        throw e;
+      }
+    }
   }));
+  const error = ended.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (error) throw error.reason;
+  signal.throwIfAborted();
 }
 
 /**
@@ -55,7 +70,7 @@ export const sendBulk = (d: EmailDeps) =>
       const batches: Recipient[][] = [];
       for (let i = 0; i < todo.length; i += d.sendgridBatchSize) batches.push(todo.slice(i, i + d.sendgridBatchSize));
       const message = { ...base, subject: t.subject, text: t.text, html: t.html === undefined ? undefined : htmlTags(t.html), headers: p.headers ?? {}, messageId: '' };
-      await pool(batches, d.concurrency, async (batch) => {
+      await pool(batches, d.concurrency, ctx.signal, async (batch) => {
         const personalizations = batch.map((r) => {
           const all = substitutions(values(r));
           const subs = Object.fromEntries(Object.entries(all).filter(([k]) => used.has(k.slice(2, -2).replace(/\|html$/, ''))));
@@ -65,7 +80,7 @@ export const sendBulk = (d: EmailDeps) =>
         for (const r of batch) results.set(r.email.toLowerCase(), out);
       });
     } else {
-      await pool(todo, d.concurrency, async (r) => {
+      await pool(todo, d.concurrency, ctx.signal, async (r) => {
         const address = r.email.toLowerCase();
         const v = values(r);
         const messageId = messageIdFor(ctx.workspaceId, ctx.idempotencyKey, address, from);
