@@ -35,6 +35,14 @@ export function accountProblem(vendor: string, account: string): string | null {
 
 export const linkKey = (vendor: string, account: string) => `${vendor}:${account}`;
 
+/**
+ * The email account of a workspace's platform sends (SendGrid events on the shared endpoint, routed
+ * by their `ionflux_workspace` custom arg): a name `ionflux link email` cannot give (`:` fails the
+ * email account rule), so no admin-linked account, whatever it is called, takes a workspace's
+ * platform events, and no platform send takes an account's.
+ */
+export const platformEmailAccount = (workspaceId: string) => `platform:${workspaceId}`;
+
 export type LinkTable = KafkaTable<Link>;
 
 /** Opens the links table and waits until it has been read to its end. */

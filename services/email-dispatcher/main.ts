@@ -7,7 +7,7 @@ import { parseEnv } from '../../shared/config.ts';
 import { registerContracts } from '../../shared/connectors/contracts.ts';
 import { TokenBuckets } from '../../shared/connectors/rate-limit.ts';
 import { listen, mountOpsRoutes } from '../../shared/http.ts';
-import { linkKey, openLinks } from '../../shared/links.ts';
+import { linkKey, openLinks, platformEmailAccount } from '../../shared/links.ts';
 import { registerSecret } from '../../shared/redact.ts';
 import { closeOnSignals, createRuntime } from '../../shared/runtime.ts';
 import { createSecretStore } from '../../shared/secrets/index.ts';
@@ -83,9 +83,10 @@ const connector = createEmailConnector({
   logger: rt.logger,
   observe: emailMetrics(rt.metrics),
   providerFor: (credentials) => providerFor(credentials, env),
-  // Platform SendGrid sends carry ionflux_workspace=<ws>; the ingester maps that account through a link.
+  // Platform SendGrid sends carry ionflux_workspace=<ws>; the ingester maps them, as account platform:<ws>, through a link.
   async onPlatformSendgrid(ws) {
-    if (!accountLinks.get(linkKey('email', ws))) await accountLinks.set(linkKey('email', ws), { workspaceId: ws, linkedAt: new Date().toISOString() });
+    const key = linkKey('email', platformEmailAccount(ws));
+    if (!accountLinks.get(key)) await accountLinks.set(key, { workspaceId: ws, linkedAt: new Date().toISOString() });
   },
 });
 

@@ -1,5 +1,6 @@
 import { createPublicKey, verify as ecdsaVerify, type KeyObject } from 'node:crypto';
 import { z } from 'zod';
+import { platformEmailAccount } from '../../../shared/links.ts';
 import type { MapResult, MappedEvent, RawDelivery, VendorModule, VerifyResult } from './types.ts';
 import { checkRequired, guardMap, guardVerify, isIdText, makeEvent, parseJson, unixToIso, usableSecrets, zodReason } from './util.ts';
 
@@ -111,10 +112,12 @@ function workspaceHint(e: Record<string, unknown>): string | undefined {
  * with that account's key only) always wins: a workspace sending through its own SendGrid account sets
  * its own custom args, and must not be able to steer events into another workspace by writing
  * ionflux_workspace. On the shared platform endpoint the platform's dispatcher set the custom arg
- * itself, so there the hint is trusted.
+ * itself, so there the hint is trusted, as the account `platform:<ws>` (platformEmailAccount).
  */
 function accountFor(e: Record<string, unknown>, pathParam: string | undefined): string | undefined {
-  return pathParam || workspaceHint(e);
+  if (pathParam) return pathParam;
+  const ws = workspaceHint(e);
+  return ws && platformEmailAccount(ws);
 }
 
 function map(d: RawDelivery): MapResult {

@@ -1,5 +1,6 @@
 import { createPublicKey } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { accountProblem } from '../../../shared/links.ts';
 import { sendgrid, sendgridEventMap, SENDGRID_FUTURE_SKEW_SECONDS, SENDGRID_MAX_AGE_SECONDS } from './sendgrid.ts';
 import { loadFixture, sendgridHeaders, sendgridKeyPair, toRawDelivery } from '../../../tests/helpers/sign.ts';
 
@@ -135,7 +136,10 @@ describe('sendgrid.map', () => {
     ];
     const body = JSON.stringify(items);
     const shared = sendgrid.map(toRawDelivery(body, {}));
-    expect(shared.ok && shared.events.map((e) => e.account)).toEqual(['ws-one', 'ws-two']);
+    expect(shared.ok && shared.events.map((e) => e.account)).toEqual(['platform:ws-one', 'platform:ws-two']);
+    // No account an admin links (`ionflux link email <account>`) can be named like a platform one.
+    expect(accountProblem('email', 'platform:ws-one')).not.toBeNull();
+    expect(accountProblem('email', 'ws-one')).toBeNull();
     const own = sendgrid.map(toRawDelivery(body, {}, { pathParam: 'acme' }));
     expect(own.ok && own.events.map((e) => e.account)).toEqual(['acme', 'acme']);
     expect(map('delivered')).toEqual({ ok: false, reason: expect.stringContaining('ionflux_workspace') });
