@@ -371,15 +371,22 @@ describe('shopify-sync against a Shopify simulator through @shopify/shopify-api:
     const order = shop.orders[0]!;
     const v = touch(shop, 'orders', order.id, (o: { note: string | null }) => (o.note = 'changed without a webhook'));
     await until('the polled change', async () => (await inbox(shop.domain)).some((d) => d.headers['x-shopify-webhook-id'] === `poll:orders:${order.id}:${v}`), 30_000);
-    // Polls that find nothing new append nothing (the entity at the watermark is not read in again).
+    // Polls that find nothing new append nothing (the entity at the watermark is not read in again):
+    // two more polls of this shop's orders, each ended before the next began.
+    const orderPolls = () => sim.requests.filter((r) => r.shop === shop.domain && r.root === 'orders' && r.status === 200).length;
+    await until('the poll after the change', () => orderPolls() > 0);
     const appended = (await inbox(shop.domain)).length;
-    await new Promise((r) => setTimeout(r, 5000));
+    const polls = orderPolls();
+    await until('two more polls of the shop', () => orderPolls() >= polls + 2, 30_000);
     expect((await inbox(shop.domain)).length).toBe(appended);
   });
 
   it('app/uninstalled forgets the token, unlinks the shop, stops polling and audits', async () => {
     const ws = newWorkspace();
     const shop = sim.addShop();
+    // Another installed shop, whose polls (every 2 s) show that polling goes on.
+    const clock = sim.addShop();
+    await install(newWorkspace(), clock);
     await install(ws, shop);
     await until('a scheduled poll', () => sim.requests.some((r) => r.shop === shop.domain && r.root === 'orders'));
     await publishInternal(infra.bus, infra.codec, ws, 'shopify.app.uninstalled', { id: shop.id, name: shop.name, domain: shop.domain, myshopify_domain: shop.domain });
@@ -392,9 +399,14 @@ describe('shopify-sync against a Shopify simulator through @shopify/shopify-api:
     await links.close();
     const audit = (await Promise.all((await readAll(infra.bus, topics.audit, { atLeast: 1 })).map((x) => infra.codec.decode(x.value!)))).filter((e) => e.workspace_id === ws);
     expect(audit.map((e) => JSON.parse(e.payload_json) as { kind: string; outcome?: string })).toContainEqual(expect.objectContaining({ kind: 'disconnect', outcome: 'uninstalled' }));
-    // No more polling of that shop (the interval is 2 s).
+    // No more polling of that shop: after a round of the other shop's polls (a poll of this one that
+    // was under way has ended by then), two more rounds of it, and none of this one.
+    const rounds = () => sim.requests.filter((r) => r.shop === clock.domain && r.root === 'orders').length;
+    let r0 = rounds();
+    await until('a poll round', () => rounds() > r0, 30_000);
     const seen = sim.requests.filter((r) => r.shop === shop.domain).length;
-    await new Promise((r) => setTimeout(r, 5000));
+    r0 = rounds();
+    await until('two more poll rounds', () => rounds() >= r0 + 2, 30_000);
     expect(sim.requests.filter((r) => r.shop === shop.domain).length).toBe(seen);
     expect(await send(ws, 'shop.get')).toMatchObject({ status: 'failed', error: { code: 'not_connected' } });
   });

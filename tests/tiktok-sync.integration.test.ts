@@ -200,9 +200,10 @@ describe('tiktok-sync against a TikTok v2 simulator: connect, reads, polling, re
     const created = await events(ws, 'video', 'created', 25);
     expect(created).toHaveLength(25);
     expect(new Set(created.map((e) => (JSON.parse(e.payload_json) as { video: { id: string } }).video.id))).toEqual(new Set(user.videos.map((v) => v.id)));
-    // Several more polls happen (every 2 s); none publishes anything.
-    const lists = sim.count('/v2/video/list/');
-    await until('two more polls', () => sim.count('/v2/video/list/') >= lists + 4);
+    // Several more polls of this user's videos happen (every 2 s; other tests' users are polled too); none publishes anything.
+    const polled = () => sim.requests.filter((x) => x.path === '/v2/video/list/' && x.status === 200 && x.token !== null && sim.state.grantOf(x.token)?.open_id === user.open_id).length;
+    const lists = polled();
+    await until('two more polls', () => polled() >= lists + 4);
     expect(await events(ws, 'video', 'created', 0, 500)).toHaveLength(25);
     expect(await events(ws, 'video', 'updated', 0, 500)).toHaveLength(0);
 
@@ -212,8 +213,8 @@ describe('tiktok-sync against a TikTok v2 simulator: connect, reads, polling, re
     const p = JSON.parse(updated[0]!.payload_json) as { video: { id: string; like_count: number }; previous_version: string; version: string };
     expect(p.video).toMatchObject({ id: user.videos[3]!.id, like_count: user.videos[3]!.like_count });
     expect(p.previous_version).not.toBe(p.version);
-    const after = sim.count('/v2/video/list/');
-    await until('two more polls', () => sim.count('/v2/video/list/') >= after + 4);
+    const after = polled();
+    await until('two more polls', () => polled() >= after + 4);
     expect(await events(ws, 'video', 'updated', 0, 500)).toHaveLength(1);
   });
 
