@@ -23,3 +23,15 @@ export function describeError(e: unknown): { code: string; message: string; retr
   if (e instanceof Error) return { code: e.name || 'Error', message: e.message, retryable: false };
   return { code: 'Unknown', message: String(e), retryable: false };
 }
+
+/**
+ * Thrown by a consumer's handler that stopped because its partition is being handed over (a
+ * rebalance, the consumer leaving): the record is neither done nor failed, its offset is not
+ * committed, and the partition's next owner takes it up (a resumable command resumes there).
+ */
+export class HandedOver extends Error {
+  constructor(message = 'the partition is being handed over to another member') {
+    super(message);
+    this.name = 'HandedOver';
+  }
+}

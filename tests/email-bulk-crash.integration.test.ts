@@ -80,3 +80,60 @@ describe('email bulk killed mid-send (SIGKILL) and restarted', () => {
     expect(outcome!.result.sent).toHaveLength(recipients.length);
   }, 180_000);
 });
+
+/**
+ * RELIABILITY.md item 11 with a long command: a second dispatcher joins the group while the first
+ * is halfway through a bulk send. The rebalance asks the first to hand over: it stops between
+ * recipients and rejoins, and whichever worker gets the partition resumes from the ledger. Before,
+ * the first went on sending past the rebalance timeout, was dropped from the group, and the new
+ * owner resumed the same command beside it (two senders, two outcomes). The timeout is 5 s here,
+ * the send about 15 s, so only a handover keeps one sender.
+ */
+describe('email bulk while a second dispatcher joins its group (a rebalance mid-send)', () => {
+  let infra: Awaited<ReturnType<typeof realInfra>>;
+  let smtp: SmtpCapture;
+  const running: RunningDispatcher[] = [];
+  let units: KafkaTable<Unit>;
+  const ws = uid('ws');
+  const env = () => ({ EMAIL_PROVIDER: 'smtp', EMAIL_SMTP_URL: smtp.url, EMAIL_FROM: 'news@ionflux.test', EMAIL_RATE_PER_SECOND: '2', EMAIL_RATE_BURST: '1', EMAIL_SEND_CONCURRENCY: '1', COMMAND_GROUP_PREFIX: group, COMMAND_REBALANCE_TIMEOUT_MS: '5000' });
+  const group = uid('rb');
+
+  beforeAll(async () => {
+    infra = await realInfra('email-rebalance-test');
+    smtp = await startSmtpCapture();
+    units = new KafkaTable<Unit>({ ...infra, topic: UNITS_TOPIC, parse: jsonValue((v) => unitSchema.parse(v)) });
+    await units.start(60_000);
+    running.push(await startDispatcher(env()));
+  }, 180_000);
+
+  afterAll(async () => {
+    await Promise.all(running.map((d) => d.stop()));
+    await Promise.all([smtp?.close(), units?.close(), infra?.close()]);
+  });
+
+  it('hands the send over: every recipient once, one outcome', async () => {
+    const template = { id: 'digest', subject: 'Digest for {{name}}', text: 'Hello {{name}}' };
+    const table = await openWorkspaceConnectors(infra);
+    await table.set(wsConnectorKey(ws, 'email'), { settings: { approved_templates: { digest: { digest: templateDigest(template), approved_at: new Date().toISOString(), approved_by: 'test' } } }, updated_at: new Date().toISOString() });
+    await table.close();
+    const recipients = Array.from({ length: 30 }, (_, i) => ({ email: `h${i}-${ws}@example.com`, name: `H${i}` }));
+    const commandId = uid('bulk');
+    await infra.bus.publish({ topic: topics.command('email'), key: ws, value: encodeCommandJson({ command_id: commandId, workspace_id: ws, agent_id: 'agent-bulk', service: 'email', action: 'send_bulk', params: { template, recipients } }) });
+
+    const sentUnits = () => units.entries().filter(([k, u]) => k.startsWith(`${ws}:${commandId}:`) && u.state === 'sent').length;
+    await expect.poll(sentUnits, { timeout: 60_000, interval: 20 }).toBeGreaterThanOrEqual(3);
+    running.push(await startDispatcher(env())); // joins the group: a rebalance while the first sends
+
+    const finals = async () => (await Promise.all((await readAll(infra.bus, defaultOutcomeTopic('email', ws))).map((r) => infra.codec.decode(r.value!)))).filter((e) => e.correlation_id === commandId).map((e) => JSON.parse(e.payload_json) as { status: string; result: { sent: { email: string }[] } });
+    await expect.poll(async () => (await finals()).map((o) => o.status), { timeout: 120_000, interval: 500 }).toEqual(['succeeded']);
+    // Past the rebalance timeout and a few more sends: a second sender or outcome would show by now.
+    await new Promise((r) => setTimeout(r, 6000));
+    expect((await finals()).map((o) => o.status)).toEqual(['succeeded']);
+    const captured = await smtp.messages();
+    for (const r of recipients) expect(captured.filter((m) => m.rcpt_tos.includes(r.email)).length, r.email).toBe(1);
+    expect(captured).toHaveLength(recipients.length);
+    expect((await finals())[0]!.result.sent).toHaveLength(recipients.length);
+    // The first dispatcher did hand over (the path under test ran).
+    expect(running[0]!.output.join('\n')).toContain("record handed over to the partition's next owner");
+  }, 240_000);
+});

@@ -36,6 +36,7 @@ for (const service of served) {
     actionTimeoutMs: env.ACTION_TIMEOUT_MS,
     dedupeWindowHours: env.COMMAND_DEDUPE_WINDOW_HOURS,
     groupPrefix: env.COMMAND_GROUP_PREFIX,
+    rebalanceTimeoutMs: env.COMMAND_REBALANCE_TIMEOUT_MS,
     rescanTopicsMs: env.COMMAND_TOPIC_RESCAN_MS,
     partitionsConsumedConcurrently: env.WORKER_PARTITIONS_CONCURRENTLY,
   });

@@ -105,10 +105,11 @@ const runner = await startCommandWorker({
   actionTimeoutMs: env.EMAIL_ACTION_TIMEOUT_MS,
   partitionsConsumedConcurrently: env.EMAIL_PARTITIONS_CONCURRENTLY,
   rescanTopicsMs: env.COMMAND_TOPIC_RESCAN_MS,
+  rebalanceTimeoutMs: env.COMMAND_REBALANCE_TIMEOUT_MS,
   // A resumed send reads the units its previous owner handed over.
   resumeTables: [ledger],
 });
-// Registered last, so it stops first: finish in-flight sends, commit, leave.
+// Registered last, so it stops first: an in-flight bulk hands over before its next recipient, commit, leave.
 rt.onClose(() => runner.stop());
 serving = true;
 rt.logger.info({ url: server.url, platform_provider: platform ? platform.provider : null, platform_notifications_api: Boolean(env.EMAIL_API_TOKEN) }, platform ? 'email dispatcher running' : 'email dispatcher running without a platform account (EMAIL_FROM with EMAIL_SMTP_URL or SENDGRID_API_KEY); workspaces with their own credentials can send');

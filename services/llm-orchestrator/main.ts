@@ -55,6 +55,7 @@ await runCommandService(rt, {
   actionTimeoutMs: env.LLM_ACTION_TIMEOUT_MS,
   dedupeWindowHours: env.COMMAND_DEDUPE_WINDOW_HOURS,
   groupPrefix: env.COMMAND_GROUP_PREFIX,
+  rebalanceTimeoutMs: env.COMMAND_REBALANCE_TIMEOUT_MS,
   rescanTopicsMs: env.COMMAND_TOPIC_RESCAN_MS,
   partitionsConsumedConcurrently: env.LLM_PARTITIONS_CONCURRENTLY,
   // Budgets and spend totals a previous owner wrote are known before a command is checked against them.

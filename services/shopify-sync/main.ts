@@ -84,6 +84,7 @@ await runCommandService(rt, {
   actionTimeoutMs: env.SHOPIFY_ACTION_TIMEOUT_MS,
   dedupeWindowHours: env.COMMAND_DEDUPE_WINDOW_HOURS,
   groupPrefix: env.COMMAND_GROUP_PREFIX,
+  rebalanceTimeoutMs: env.COMMAND_REBALANCE_TIMEOUT_MS,
   partitionsConsumedConcurrently: env.SHOPIFY_PARTITIONS_CONCURRENTLY,
   // A resumed sync reads the run checkpoint (cursor, bulk operation) its previous owner wrote.
   resumeTables: [syncState],

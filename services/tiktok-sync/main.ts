@@ -74,6 +74,7 @@ await runCommandService(rt, {
   actionTimeoutMs: env.TIKTOK_ACTION_TIMEOUT_MS,
   dedupeWindowHours: env.COMMAND_DEDUPE_WINDOW_HOURS,
   groupPrefix: env.COMMAND_GROUP_PREFIX,
+  rebalanceTimeoutMs: env.COMMAND_REBALANCE_TIMEOUT_MS,
   partitionsConsumedConcurrently: env.TIKTOK_PARTITIONS_CONCURRENTLY,
   // A resumed videos.publish reads the publish id its previous owner got (init is never called twice).
   resumeTables: [ledger],

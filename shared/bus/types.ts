@@ -58,7 +58,12 @@ export interface SubscribeOptions {
    * the key's next record meanwhile and awaits every `settled` before committing; a rejected one
    * re-runs its record. Otherwise `settled` is awaited in place.
    */
-  handler: (record: IncomingRecord) => Promise<void | Handled>;
+  /**
+   * `handover` aborts (with HandedOver) when the group is rebalancing or the consumer is leaving
+   * while the record runs (concurrentKeys only): a long handler may stop at a safe point and throw
+   * HandedOver, and the record is left, uncommitted, to the partition's next owner.
+   */
+  handler: (record: IncomingRecord, ctx?: { handover: AbortSignal }) => Promise<void | Handled>;
   /** The failure policy: error -> action (default: defaultClassify in policy.ts). */
   classify?: (e: unknown) => FailureAction;
   maxAttempts?: number;
@@ -66,6 +71,8 @@ export interface SubscribeOptions {
   partitionsConsumedConcurrently?: number;
   /** A member that stopped answering gives its partitions up after this long (default 10 s, as the transform's). */
   sessionTimeoutMs?: number;
+  /** How long the group waits in a rebalance for a member still running a batch before dropping it (default 60 s, kafkajs's). */
+  rebalanceTimeoutMs?: number;
   /** Run records of different keys concurrently within a batch (order is kept per key). */
   concurrentKeys?: boolean;
   /** Called after a record is dead-lettered (metrics, failure events). */

@@ -2,7 +2,7 @@ import type { z } from 'zod';
 import { topics } from '../bus/topics.ts';
 import type { OutgoingRecord } from '../bus/types.ts';
 import { VendorError, type ActionContext } from '../connectors/types.ts';
-import { describeError, HubError } from '../errors.ts';
+import { describeError, HandedOver, HubError } from '../errors.ts';
 import { buildEvent, PayloadSchemas, type PlatformEvent } from '../events/platform-event.ts';
 import { redactString } from '../redact.ts';
 import { wsConnectorKey } from './state.ts';
@@ -43,6 +43,8 @@ async function callWithRetries(job: Job, d: PipelineDeps): Promise<Attempt> {
   const { c } = job;
   const handler = d.connector.handlers[job.name]!;
   const { retry } = d;
+  // A resumable action stops at its next safe point when its partition is handed over (job.handover).
+  const handover = d.connector.resumable?.has(job.name) ? job.handover : undefined;
   for (let attempts = 1; ; attempts++) {
     const produced = { events: [] as { topic: string; event: PlatformEvent }[], staged: [] as OutgoingRecord[] };
     // The attempt's deadline; its timer is made only for a handler that reads the signal.
@@ -59,6 +61,7 @@ async function callWithRetries(job: Job, d: PipelineDeps): Promise<Attempt> {
       get signal() {
         return (signal ??= AbortSignal.timeout(Math.max(0, deadline - Date.now())));
       },
+      handover,
       resumed: job.resumed,
       emit: (entity, action, payload) => void produced.events.push(emitted(job, d, produced.events.length, entity, action, payload)),
       stage: (record) => void produced.staged.push(record),
@@ -67,6 +70,8 @@ async function callWithRetries(job: Job, d: PipelineDeps): Promise<Attempt> {
       const result = await handler(ctx);
       return { ok: true, result, attempts, produced };
     } catch (e) {
+      // Stopped for the handover (whatever it threw then): no outcome here; the next owner resumes it.
+      if (handover?.aborted) throw new HandedOver();
       const err = describeError(e);
       const retryable = (e instanceof VendorError || e instanceof HubError) && e.retryable;
       if (!retryable || attempts >= retry.maxAttempts) {
@@ -75,6 +80,7 @@ async function callWithRetries(job: Job, d: PipelineDeps): Promise<Attempt> {
       const backoff = Math.min(retry.maxWaitMs, retry.initialMs * 2 ** (attempts - 1));
       const asked = e instanceof VendorError ? (e.retryAfterMs ?? 0) : 0;
       await new Promise((r) => setTimeout(r, Math.min(retry.maxWaitMs, Math.max(backoff, asked)) + Math.random() * backoff * 0.5));
+      if (handover?.aborted) throw new HandedOver();
     }
   }
 }

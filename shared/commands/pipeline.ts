@@ -7,6 +7,7 @@ import type { TokenBuckets } from '../connectors/rate-limit.ts';
 import type { Connector } from '../connectors/types.ts';
 import type { PlatformEvent } from '../events/platform-event.ts';
 import type { Logger } from '../logger.ts';
+import { HandedOver } from '../errors.ts';
 import type { SecretStore } from '../secrets/index.ts';
 import { approvalIdFor } from './digest.ts';
 import type { Command } from './envelope.ts';
@@ -62,6 +63,12 @@ export interface Job {
   credentials?: Record<string, string>;
   connection?: WorkspaceConnector;
   resumed: boolean;
+  /**
+   * Aborts when the command's partition is being handed over (the consumer's `handover`). A
+   * command not started yet is then left to the next owner; a resumable one running stops at its
+   * next safe point (its signal aborts) and resumes there. Others run to their end.
+   */
+  handover?: AbortSignal;
 }
 
 export interface PipelineDeps {
@@ -204,6 +211,7 @@ const gate: Step = async (job, d) => {
 const run: Step = async (job, d) => {
   const wait = d.buckets.take(`${job.c.workspace_id}:${d.connector.manifest.id}`);
   if (wait > 0) await sleep(wait); // only this workspace's commands wait (records run per key)
+  if (job.handover?.aborted) throw new HandedOver(); // not started: the next owner runs it
   const gateKind = job.action!.approvalGate;
   if (gateKind === 'external_write' || gateKind === 'workspace_write') await d.markStarted(job);
   return execute(job, d);

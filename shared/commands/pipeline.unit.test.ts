@@ -4,6 +4,7 @@ import type { KafkaTable } from '../bus/table/table.ts';
 import type { IncomingRecord } from '../bus/types.ts';
 import { TokenBuckets } from '../connectors/rate-limit.ts';
 import type { Connector } from '../connectors/types.ts';
+import { HandedOver } from '../errors.ts';
 import { createLogger } from '../logger.ts';
 import type { SecretStore } from '../secrets/index.ts';
 import { approvalIdFor, commandDigest } from './digest.ts';
@@ -150,6 +151,16 @@ describe('command pipeline', () => {
     const down = mapTable<WorkspaceConnector>([], async () => Promise.reject(new Error('table_not_ready')));
     const v = await decide(job({ action: 'send', params: { to: 'pre' } }), deps({ workspaceConnectors: down }));
     expect(v).toMatchObject({ kind: 'fail', failure: { code: 'settings_unavailable', retryable: true } });
+  });
+
+  it('leaves a command not started yet to the next owner when its partition is handed over; a resumable one stops at its safe point', async () => {
+    const gone = new AbortController();
+    gone.abort();
+    await expect(decide({ ...job({}), handover: gone.signal }, deps())).rejects.toBeInstanceOf(HandedOver);
+    // A resumable handler sees ctx.handover; whatever it throws when stopping, the command is handed over, not failed.
+    const handover = new AbortController();
+    const stopping = { ...connector, handlers: { ...connector.handlers, bulk: async (ctx: { handover?: AbortSignal }) => (handover.abort(), ctx.handover!.throwIfAborted(), { resumed: false }) } } as Connector;
+    await expect(decide({ ...job({ action: 'bulk', params: {} }, { state: { phase: 'started', at: 1 } }), handover: handover.signal }, deps({ connector: stopping }))).rejects.toBeInstanceOf(HandedOver);
   });
 
   it('keeps an external write for approval, bound to its digest', async () => {

@@ -18,6 +18,13 @@ export const commandEnvShape = {
   COMMAND_GROUP_PREFIX: z.string().regex(/^[A-Za-z0-9._-]{1,100}$/).default('ionflux'),
   /** How often the worker looks for new workspaces' command topics (`ionflux.cmd.<service>.ws_<ws>`, created by `ionflux principals create agent`). */
   COMMAND_TOPIC_RESCAN_MS: z.coerce.number().int().min(100).default(5000),
+  /**
+   * How long a rebalance waits for a worker still running a batch before giving its partitions to
+   * another (kafkajs's default). A resumable command (send_bulk, videos.publish, syncs) hands over
+   * at its next safe point as soon as a rebalance starts; another command runs to its end, and one
+   * running longer than this could then run on the new owner too.
+   */
+  COMMAND_REBALANCE_TIMEOUT_MS: z.coerce.number().int().min(1000).default(60_000),
 };
 
 /** The tables every command worker of a process shares: open them once. */
@@ -41,7 +48,7 @@ export interface CommandServiceOptions extends Omit<WorkerOptions, 'rt' | 'state
  * Runs one connector on `ionflux.cmd.<service>`: its state table, its contracts in the schema
  * registry, and the command worker. Every worker service (connector-worker, llm-orchestrator,
  * and each vendor's own) starts its connector through this. Closing the runtime stops the worker
- * first (in-flight commands finish, offsets commit), then its table.
+ * first (in-flight commands finish, resumable ones hand over; offsets commit), then its table.
  */
 export async function runCommandService(rt: Runtime, o: CommandServiceOptions): Promise<Subscription> {
   const dedupeWindowMs = o.dedupeWindowHours * 3600_000;
@@ -57,7 +64,7 @@ export async function runCommandService(rt: Runtime, o: CommandServiceOptions): 
   const runner = await startCommandWorker({ ...worker, rt, states, ...shared, dedupeWindowMs, groupId: `${groupPrefix}-${o.service}-worker` });
   // Start-up phases are logged: a start that stalls shows where (a shopify-sync start stalled here or later, twice in CI).
   rt.logger.info({ service: o.service, group: `${groupPrefix}-${o.service}-worker`, ms: Date.now() - began }, 'command worker joined its group');
-  // Registered after the tables, so it stops first: finish in-flight commands, commit, leave.
+  // Registered after the tables, so it stops first: in-flight commands finish (resumable ones hand over), commit, leave.
   rt.onClose(() => runner.stop());
   return runner;
 }

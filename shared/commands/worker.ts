@@ -4,7 +4,7 @@ import { topics, workspaceCommandPattern, workspaceOfCommandTopic } from '../bus
 import type { Handled, IncomingRecord, OutgoingRecord, Subscription } from '../bus/types.ts';
 import type { TokenBuckets } from '../connectors/rate-limit.ts';
 import type { Connector } from '../connectors/types.ts';
-import { describeError, HubError } from '../errors.ts';
+import { describeError, HandedOver, HubError } from '../errors.ts';
 import { redactString } from '../redact.ts';
 import type { PlatformEvent } from '../events/platform-event.ts';
 import { EVENT_HEADERS } from '../events/publisher.ts';
@@ -33,6 +33,8 @@ export interface WorkerOptions {
   buckets: TokenBuckets;
   retry?: Retry;
   actionTimeoutMs?: number;
+  /** COMMAND_REBALANCE_TIMEOUT_MS: how long a rebalance waits for this worker's running batch (a resumable command hands over at its next safe point well before). */
+  rebalanceTimeoutMs?: number;
   dedupeWindowMs?: number;
   groupId?: string;
   /** Partitions (workspaces' command topics) worked on at once (order stays per key); default PARTITIONS_AT_ONCE. */
@@ -67,7 +69,7 @@ export const PARTITIONS_AT_ONCE = 64;
 /** An outcome computed but not yet acknowledged by Kafka: a re-run publishes it instead of deciding again. */
 type Unpublished = { records: OutgoingRecord[]; plain: boolean; failed?: boolean };
 /** The publishes a command queued: the runner awaits them before committing its offset. */
-type Ctx = { queued: Promise<unknown>[] };
+type Ctx = { queued: Promise<unknown>[]; handover?: AbortSignal };
 
 /**
  * The one way a worker consumes commands: decode, then the pipeline's steps (shared/commands/
@@ -232,12 +234,14 @@ export async function startCommandWorker(o: WorkerOptions): Promise<Subscription
       return invalid(ctx, record, e);
     }
     const job = jobOf(record, c);
+    job.handover = ctx.handover;
     const pending = unpublished.get(job.key);
     // Its publish failed: publish the same records again, never deciding (or calling) twice.
     if (pending?.failed) return publish(ctx, job.key, pending.records, undefined, pending.plain);
     for (let attempt = 1; ; attempt++) {
       job.state = o.states.get(job.key);
       const verdict = await decide(job, deps).catch((e: unknown): Verdict => {
+        if (e instanceof HandedOver) throw e; // left to the partition's next owner
         const d = describeError(e);
         rt.logger.warn({ command_id: c.command_id, err: d }, 'command step failed unexpectedly');
         // A named, final HubError keeps its code; anything else (a bug, Kafka down) is retried as internal_error.
@@ -263,13 +267,14 @@ export async function startCommandWorker(o: WorkerOptions): Promise<Subscription
     partitionsConsumedConcurrently: o.partitionsConsumedConcurrently ?? PARTITIONS_AT_ONCE,
     // A crashed worker's partitions move to a live one after this long.
     sessionTimeoutMs: 10_000,
+    rebalanceTimeoutMs: o.rebalanceTimeoutMs,
     // A partition's new owner reads the state topic to its end first: a command its previous owner
     // finished (state written) but whose offset it had not committed yet is recognised, not run again.
     // (An open transaction of a crashed owner holds this until Kafka aborts it: transactionTimeout.)
     // The tables a resumed command reads are read to their end too.
     onAssigned: async () => void (await Promise.all([o.states, ...(o.resumeTables ?? [])].map((t) => t.catchUp(60_000)))),
-    handler: async (r): Promise<Handled> => {
-      const ctx: Ctx = { queued: [] };
+    handler: async (r, consumer): Promise<Handled> => {
+      const ctx: Ctx = { queued: [], handover: consumer?.handover };
       await handle(ctx, r);
       return { settled: Promise.all(ctx.queued) };
     },

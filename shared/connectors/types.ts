@@ -23,6 +23,13 @@ export interface ActionContext<P = Record<string, unknown>> {
    */
   resumed: boolean;
   /**
+   * For a `resumable` action: aborts when the command's partition is being handed over to another
+   * worker (a rebalance, this worker stopping). The handler checks it at its safe points (between
+   * units, pages, chunks; never inside a vendor call whose effect it could not tell) and stops
+   * there by throwing; the command then resumes on the new owner, with nothing recorded here.
+   */
+  handover?: AbortSignal;
+  /**
    * Publishes an extra event `ionflux.<service>.ws_<ws>.<entity>.<action>` in the same transaction
    * as the outcome (e.g. usage records). Its payload must match the connector's `events` schema.
    */

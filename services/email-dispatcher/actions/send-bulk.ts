@@ -11,15 +11,17 @@ import { prepare } from './prepare.ts';
 type Recipient = { email: string; name?: string; merge?: Record<string, string | number | boolean> };
 
 /**
- * Runs `work` over `items` with at most `limit` in flight, in order of start. Once one fails or
- * `signal` aborts (the action's time is up), no item starts; the first error is thrown once those
- * in flight have ended, so a retry of the command never runs beside this one.
+ * Runs `work` over `items` with at most `limit` in flight, in order of start. Once one fails or a
+ * signal aborts (the action's time is up; the command is handed over to another worker), no item
+ * starts; the first error (or the signal's reason) is thrown once those in flight have ended, so a
+ * retry of the command, or its new owner, never runs beside this one.
  */
-export async function pool<T>(items: T[], limit: number, signal: AbortSignal, work: (item: T) => Promise<void>): Promise<void> {
+export async function pool<T>(items: T[], limit: number, signals: (AbortSignal | undefined)[], work: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
   let failed = false;
+  const stopped = () => signals.find((s) => s?.aborted);
   const ended = await Promise.allSettled(Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length && !failed && !signal.aborted) {
+    while (next < items.length && !failed && !stopped()) {
       try {
         await work(items[next++]!);
       } catch (e) {
@@ -30,7 +32,7 @@ export async function pool<T>(items: T[], limit: number, signal: AbortSignal, wo
   }));
   const error = ended.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (error) throw error.reason;
-  signal.throwIfAborted();
+  stopped()?.throwIfAborted();
 }
 
 /**
@@ -70,7 +72,7 @@ export const sendBulk = (d: EmailDeps) =>
       const batches: Recipient[][] = [];
       for (let i = 0; i < todo.length; i += d.sendgridBatchSize) batches.push(todo.slice(i, i + d.sendgridBatchSize));
       const message = { ...base, subject: t.subject, text: t.text, html: t.html === undefined ? undefined : htmlTags(t.html), headers: p.headers ?? {}, messageId: '' };
-      await pool(batches, d.concurrency, ctx.signal, async (batch) => {
+      await pool(batches, d.concurrency, [ctx.signal, ctx.handover], async (batch) => {
         const personalizations = batch.map((r) => {
           const all = substitutions(values(r));
           const subs = Object.fromEntries(Object.entries(all).filter(([k]) => used.has(k.slice(2, -2).replace(/\|html$/, ''))));
@@ -80,7 +82,7 @@ export const sendBulk = (d: EmailDeps) =>
         for (const r of batch) results.set(r.email.toLowerCase(), out);
       });
     } else {
-      await pool(todo, d.concurrency, ctx.signal, async (r) => {
+      await pool(todo, d.concurrency, [ctx.signal, ctx.handover], async (r) => {
         const address = r.email.toLowerCase();
         const v = values(r);
         const messageId = messageIdFor(ctx.workspaceId, ctx.idempotencyKey, address, from);

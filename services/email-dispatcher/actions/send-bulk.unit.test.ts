@@ -7,7 +7,7 @@ describe('send_bulk pool', () => {
   it('starts nothing once a unit failed, and throws only after the units in flight ended', async () => {
     const started: number[] = [];
     const ended: number[] = [];
-    const run = pool([1, 2, 3, 4, 5, 6], 2, new AbortController().signal, async (n) => {
+    const run = pool([1, 2, 3, 4, 5, 6], 2, [new AbortController().signal], async (n) => {
       started.push(n);
       await tick(n === 2 ? 5 : 30);
       if (n === 2) throw new Error('401 from the provider');
@@ -18,10 +18,10 @@ describe('send_bulk pool', () => {
     expect(ended).toEqual([1]); // 1 was in flight: it ended before the error came out
   });
 
-  it('starts nothing once the action is out of time', async () => {
+  it('starts nothing once the action is out of time, or handed over to another worker', async () => {
     const ac = new AbortController();
     const started: number[] = [];
-    const run = pool([1, 2, 3, 4], 1, ac.signal, async (n) => {
+    const run = pool([1, 2, 3, 4], 1, [new AbortController().signal, ac.signal], async (n) => {
       started.push(n);
       if (n === 2) ac.abort(new Error('action timed out'));
       await tick(5);

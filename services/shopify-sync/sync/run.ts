@@ -119,9 +119,10 @@ export function advance(c: RunCheckpoint, payloads: Payload[]): Pick<RunCheckpoi
  * (sortKey UPDATED_AT). Every page is appended to the ingest inbox together with the run's
  * checkpoint (cursor, count), so a run cut short by a crash resumes after the last page recorded;
  * a page appended twice (crash between append and a later page) is harmless, the inbox processor
- * publishes each entity version once.
+ * publishes each entity version once. A command's run handed over to another worker (`handover`)
+ * stops after a recorded page.
  */
-export async function runPagedSync(d: SyncDeps, r: SyncRun, signal: AbortSignal): Promise<SyncSummary> {
+export async function runPagedSync(d: SyncDeps, r: SyncRun, signal: AbortSignal, handover?: AbortSignal): Promise<SyncSummary> {
   const spec = entitySpecs[r.entity];
   const key = keys.run(r.ws, r.runId);
   const held = d.state.get(key);
@@ -143,6 +144,7 @@ export async function runPagedSync(d: SyncDeps, r: SyncRun, signal: AbortSignal)
     await commitBatch(d, r.ws, page.shop, r.runId, payloads, c);
     await d.onProgress?.(r.ws, r.runId, c);
     if (!page.conn.pageInfo.hasNextPage) break;
+    handover?.throwIfAborted(); // handed over (a command's run): the next owner goes on from this checkpoint
   }
   await finishRun(d, r.ws, r.runId, r.entity, c, true);
   return summary(r, c, resumed);

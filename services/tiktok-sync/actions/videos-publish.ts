@@ -72,6 +72,7 @@ async function uploadRest(d: ActionDeps, ctx: ActionContext<Params>, u: PublishU
     // A chunk sent again covers the same byte range, so TikTok's copy does not change.
     await d.api.upload(u.upload_url, video.bytes.subarray(first, last), { first, total: video.bytes.length, contentType: video.contentType }, ctx.signal);
     await set({ ...u, phase: i === plan.count - 1 ? 'uploaded' : 'uploading', chunks_done: i + 1, at: Date.now() });
+    ctx.handover?.throwIfAborted(); // handed over: the next owner uploads from the next chunk
   }
 }
 
@@ -86,6 +87,7 @@ async function pollToEnd(d: ActionDeps, ctx: ActionContext<Params>, token: strin
     if (last === 'PUBLISH_COMPLETE' || last === 'SEND_TO_USER_INBOX' || last === 'FAILED') return final(publishId, last, (s.publicaly_available_post_id ?? []).map(String), s.fail_reason, 'poll');
     if (Date.now() + d.publish.pollMs > deadline) throw new HubError('publish_status_unknown', `TikTok publish ${publishId} was still ${last} after ${Math.round(d.publish.timeoutMs / 1000)} s; the final status will arrive as a post.publish.* event`);
     await new Promise((r) => setTimeout(r, d.publish.pollMs));
+    ctx.handover?.throwIfAborted(); // handed over: the next owner polls on
   }
 }
 

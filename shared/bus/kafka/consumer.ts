@@ -1,5 +1,5 @@
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
-import { describeError } from '../../errors.ts';
+import { describeError, HandedOver } from '../../errors.ts';
 import type { Logger } from '../../logger.ts';
 import { deadLetterRecord } from '../dead-letter.ts';
 import { backoffDelay, defaultClassify } from '../policy.ts';
@@ -19,6 +19,7 @@ export async function runConsumer(kafka: Kafka, deps: { publish: (r: OutgoingRec
       groupId: opts.groupId,
       allowAutoTopicCreation: false,
       sessionTimeout: opts.sessionTimeoutMs ?? 10_000,
+      rebalanceTimeout: opts.rebalanceTimeoutMs ?? 60_000,
       heartbeatInterval: 1000,
       maxWaitTimeInMs: 1000,
       retry: { retries: 10 },
@@ -35,6 +36,9 @@ export async function runConsumer(kafka: Kafka, deps: { publish: (r: OutgoingRec
   let watching: Promise<void> = Promise.resolve();
   /** Set while the consumer leaves the group (stopping, or rejoining with new topics): the running batch commits as it ends. */
   let leaving = false;
+  /** The running batches' handovers (handleBatchByKey), aborted when this consumer leaves the group. */
+  const handovers = new Set<AbortController>();
+  const handOver = (why: string) => handovers.forEach((h) => h.abort(new HandedOver(why)));
   /** Per topic|partition, the offset after the last record handled: what a commit should say. */
   const lastResolved = new Map<string, string>();
   const resolve = (p: EachBatchPayload, offset: string) => {
@@ -52,17 +56,22 @@ export async function runConsumer(kafka: Kafka, deps: { publish: (r: OutgoingRec
    * Handles one record to the end: 'done' (handled or dead-lettered) or 'paused'. With `queued`,
    * work the handler queued is pushed there instead of awaited here.
    */
-  async function handleOne(p: EachBatchPayload, message: KafkaMessage, canPause: boolean, queued?: Promise<unknown>[]): Promise<'done' | 'paused' | 'stopped'> {
+  async function handleOne(p: EachBatchPayload, message: KafkaMessage, canPause: boolean, queued?: Promise<unknown>[], handover: AbortSignal = NEVER): Promise<'done' | 'paused' | 'stopped'> {
     const record = toRecord(p.batch.topic, p.batch.partition, message);
     for (let attempts = 1; ; attempts++) {
       try {
-        const handled = await opts.handler(record);
+        const handled = await opts.handler(record, { handover });
         if (handled && queued) {
           handled.settled.catch(() => undefined); // awaited (and acted on) by the caller
           queued.push(handled.settled);
         } else if (handled) await handled.settled;
         return 'done';
       } catch (e) {
+        // Left to the partition's next owner: not done, not failed.
+        if (e instanceof HandedOver) {
+          deps.logger.info({ topic: record.topic, partition: record.partition, offset: record.offset, reason: e.message }, 'record handed over to the partition\'s next owner');
+          return 'stopped';
+        }
         let verdict = classify(e);
         if (verdict.action === 'retry' && attempts >= maxAttempts) verdict = { action: 'dead_letter' };
         if (verdict.action === 'pause' && !canPause) verdict = attempts >= maxAttempts ? { action: 'dead_letter' } : { action: 'retry' };
@@ -102,13 +111,21 @@ export async function runConsumer(kafka: Kafka, deps: { publish: (r: OutgoingRec
     const done = new Array<boolean>(messages.length).fill(false);
     const queued = messages.map((): Promise<unknown>[] => []);
     const chains = new Map<string, Promise<void>>();
-    const heartbeat = setInterval(() => void p.heartbeat().catch(() => undefined), 1000);
+    // A rebalance under way (the heartbeat says so) or this consumer leaving: the running handlers
+    // are told (they may stop at a safe point) and no further record starts, so the batch ends and
+    // the member rejoins in time, rather than being dropped while it still works on the partition.
+    const handover = new AbortController();
+    handovers.add(handover);
+    if (stopping || leaving) handover.abort(new HandedOver('the consumer is leaving the group'));
+    const heartbeat = setInterval(() => void p.heartbeat().catch((e: unknown) => {
+      if (REBALANCING.has(String((e as { type?: unknown }).type))) handover.abort(new HandedOver('the group is rebalancing'));
+    }), 1000);
     try {
       messages.forEach((message, i) => {
         const key = message.key?.toString('latin1') ?? '';
         const chain = (chains.get(key) ?? Promise.resolve()).then(async () => {
-          if (!p.isRunning() || p.isStale() || stopping) return;
-          if ((await handleOne(p, message, false, queued[i])) === 'done') done[i] = true;
+          if (!p.isRunning() || p.isStale() || stopping || handover.signal.aborted) return;
+          if ((await handleOne(p, message, false, queued[i], handover.signal)) === 'done') done[i] = true;
         });
         chains.set(key, chain);
       });
@@ -122,6 +139,7 @@ export async function runConsumer(kafka: Kafka, deps: { publish: (r: OutgoingRec
       }
     } finally {
       clearInterval(heartbeat);
+      handovers.delete(handover);
     }
     const firstOpen = done.indexOf(false);
     const last = firstOpen === -1 ? messages.length - 1 : firstOpen - 1;
@@ -231,6 +249,7 @@ export async function runConsumer(kafka: Kafka, deps: { publish: (r: OutgoingRec
     const member = consumer;
     consumer = undefined;
     leaving = true;
+    handOver('the consumer is leaving the group');
     try {
       await commit(member);
       await member?.disconnect();
@@ -276,3 +295,6 @@ export async function runConsumer(kafka: Kafka, deps: { publish: (r: OutgoingRec
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const NEVER = new AbortController().signal;
+/** Heartbeat answers meaning the member must rejoin: its partitions may go to another member. */
+const REBALANCING = new Set(['REBALANCE_IN_PROGRESS', 'ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID']);
