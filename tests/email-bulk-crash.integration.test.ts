@@ -10,6 +10,23 @@ import { startDispatcher, type RunningDispatcher } from './helpers/email.ts';
 import { readAll, realInfra, uid } from './helpers/infra.ts';
 import { startSmtpCapture, type SmtpCapture } from './helpers/smtp.ts';
 
+type Infra = Awaited<ReturnType<typeof realInfra>>;
+
+/**
+ * Approves `template` for `ws` and sends it to `count` recipients (`<prefix><i>-<ws>@example.com`)
+ * with one send_bulk; returns them, the command id and how many of its units are `sent` so far.
+ */
+async function startBulk(infra: Infra, units: KafkaTable<Unit>, ws: string, template: { id: string; subject: string; text: string }, count: number, prefix: string) {
+  const table = await openWorkspaceConnectors(infra);
+  await table.set(wsConnectorKey(ws, 'email'), { settings: { approved_templates: { [template.id]: { digest: templateDigest(template), approved_at: new Date().toISOString(), approved_by: 'test' } } }, updated_at: new Date().toISOString() });
+  await table.close();
+  const recipients = Array.from({ length: count }, (_, i) => ({ email: `${prefix}${i}-${ws}@example.com`, name: `${prefix.toUpperCase()}${i}` }));
+  const commandId = uid('bulk');
+  await infra.bus.publish({ topic: topics.command('email'), key: ws, value: encodeCommandJson({ command_id: commandId, workspace_id: ws, agent_id: 'agent-bulk', service: 'email', action: 'send_bulk', params: { template, recipients } }) });
+  const sentUnits = () => units.entries().filter(([k, u]) => k.startsWith(`${ws}:${commandId}:`) && u.state === 'sent').length;
+  return { recipients, commandId, sentUnits };
+}
+
 /**
  * RELIABILITY.md item 31: a bulk email killed halfway, then restarted: every recipient gets it
  * exactly once, counted by what the SMTP server received.
@@ -22,7 +39,7 @@ import { startSmtpCapture, type SmtpCapture } from './helpers/smtp.ts';
  * `sending` and hearing 250; it would be listed `unknown`, never sent again.
  */
 describe('email bulk killed mid-send (SIGKILL) and restarted', () => {
-  let infra: Awaited<ReturnType<typeof realInfra>>;
+  let infra: Infra;
   let smtp: SmtpCapture;
   let dispatcher: RunningDispatcher;
   let units: KafkaTable<Unit>;
@@ -42,15 +59,7 @@ describe('email bulk killed mid-send (SIGKILL) and restarted', () => {
   });
 
   it('sends to every recipient exactly once across the crash (item 31)', async () => {
-    const template = { id: 'digest', subject: 'Weekly digest for {{name}}', text: 'Hello {{name}}' };
-    const table = await openWorkspaceConnectors(infra);
-    await table.set(wsConnectorKey(ws, 'email'), { settings: { approved_templates: { digest: { digest: templateDigest(template), approved_at: new Date().toISOString(), approved_by: 'test' } } }, updated_at: new Date().toISOString() });
-    await table.close();
-    const recipients = Array.from({ length: 8 }, (_, i) => ({ email: `r${i}-${ws}@example.com`, name: `R${i}` }));
-    const commandId = uid('bulk');
-    await infra.bus.publish({ topic: topics.command('email'), key: ws, value: encodeCommandJson({ command_id: commandId, workspace_id: ws, agent_id: 'agent-bulk', service: 'email', action: 'send_bulk', params: { template, recipients } }) });
-
-    const sentUnits = () => units.entries().filter(([k, u]) => k.startsWith(`${ws}:${commandId}:`) && u.state === 'sent').length;
+    const { recipients, commandId, sentUnits } = await startBulk(infra, units, ws, { id: 'digest', subject: 'Weekly digest for {{name}}', text: 'Hello {{name}}' }, 8, 'r');
     await expect.poll(sentUnits, { timeout: 60_000, interval: 20 }).toBeGreaterThanOrEqual(3);
     await dispatcher.kill();
     const atKill = (await smtp.messages()).length;
@@ -90,7 +99,7 @@ describe('email bulk killed mid-send (SIGKILL) and restarted', () => {
  * the send about 15 s, so only a handover keeps one sender.
  */
 describe('email bulk while a second dispatcher joins its group (a rebalance mid-send)', () => {
-  let infra: Awaited<ReturnType<typeof realInfra>>;
+  let infra: Infra;
   let smtp: SmtpCapture;
   const running: RunningDispatcher[] = [];
   let units: KafkaTable<Unit>;
@@ -112,15 +121,7 @@ describe('email bulk while a second dispatcher joins its group (a rebalance mid-
   });
 
   it('hands the send over: every recipient once, one outcome', async () => {
-    const template = { id: 'digest', subject: 'Digest for {{name}}', text: 'Hello {{name}}' };
-    const table = await openWorkspaceConnectors(infra);
-    await table.set(wsConnectorKey(ws, 'email'), { settings: { approved_templates: { digest: { digest: templateDigest(template), approved_at: new Date().toISOString(), approved_by: 'test' } } }, updated_at: new Date().toISOString() });
-    await table.close();
-    const recipients = Array.from({ length: 30 }, (_, i) => ({ email: `h${i}-${ws}@example.com`, name: `H${i}` }));
-    const commandId = uid('bulk');
-    await infra.bus.publish({ topic: topics.command('email'), key: ws, value: encodeCommandJson({ command_id: commandId, workspace_id: ws, agent_id: 'agent-bulk', service: 'email', action: 'send_bulk', params: { template, recipients } }) });
-
-    const sentUnits = () => units.entries().filter(([k, u]) => k.startsWith(`${ws}:${commandId}:`) && u.state === 'sent').length;
+    const { recipients, commandId, sentUnits } = await startBulk(infra, units, ws, { id: 'digest', subject: 'Digest for {{name}}', text: 'Hello {{name}}' }, 30, 'h');
     await expect.poll(sentUnits, { timeout: 60_000, interval: 20 }).toBeGreaterThanOrEqual(3);
     running.push(await startDispatcher(env())); // joins the group: a rebalance while the first sends
 

@@ -57,13 +57,19 @@ export function verifyRelease(key: Buffer, header: string | undefined): Release 
   }
 }
 
+/** The signing key read once (`get`), or again (`reload`: it may have been rotated); a failed read is not kept. */
+export function approvalKeyCache(store: SecretStore): { get(): Promise<Buffer>; reload(): Promise<Buffer> } {
+  let key: Promise<Buffer> | undefined;
+  const reload = () => (key = approvalSigningKey(store).catch((e: unknown) => ((key = undefined), Promise.reject(e))));
+  return { get: () => key ?? reload(), reload };
+}
+
 /** The key as workers use it: read once, read again when a release does not verify (rotation). */
 export function releaseVerifier(store: SecretStore): (header: string | undefined) => Promise<Release | null> {
-  let key: Promise<Buffer> | undefined;
-  const load = () => (key = approvalSigningKey(store).catch((e: unknown) => ((key = undefined), Promise.reject(e))));
+  const key = approvalKeyCache(store);
   return async (header) => {
     if (!header) return null;
-    const first = verifyRelease(await (key ?? load()), header);
-    return first ?? verifyRelease(await load(), header);
+    const first = verifyRelease(await key.get(), header);
+    return first ?? verifyRelease(await key.reload(), header);
   };
 }

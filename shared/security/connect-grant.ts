@@ -1,6 +1,6 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
-import { approvalSigningKey } from '../commands/release.ts';
+import { approvalKeyCache } from '../commands/release.ts';
 import type { SecretStore } from '../secrets/index.ts';
 
 /**
@@ -59,20 +59,17 @@ export interface ConnectGrants {
  * (the key may have been rotated), at most once a minute, so forged links cannot make a read each.
  */
 export function connectGrants(store: SecretStore, connector: string, now: () => number = Date.now): ConnectGrants {
-  let key: Promise<Buffer> | undefined;
-  let loadedAt = -Infinity;
-  const load = () => {
-    loadedAt = now();
-    return (key = approvalSigningKey(store).catch((e: unknown) => ((key = undefined), Promise.reject(e))));
-  };
+  const key = approvalKeyCache(store);
+  let loadedAt = -Infinity; // when the key was last read again
   return {
     async issue(workspace) {
-      return signConnectGrant(await (key ?? load()), { connector, workspace, expires_at: now() + CONNECT_GRANT_TTL_MS });
+      return signConnectGrant(await key.get(), { connector, workspace, expires_at: now() + CONNECT_GRANT_TTL_MS });
     },
     async check(token, workspace) {
-      const first = checkConnectGrant(await (key ?? load()), token, { connector, workspace }, now());
+      const first = checkConnectGrant(await key.get(), token, { connector, workspace }, now());
       if (first.ok || first.reason !== 'invalid' || now() - loadedAt < 60_000) return first;
-      return checkConnectGrant(await load(), token, { connector, workspace }, now());
+      loadedAt = now();
+      return checkConnectGrant(await key.reload(), token, { connector, workspace }, now());
     },
   };
 }

@@ -51,7 +51,7 @@ export function servicePolicy(service: string, mount = 'secret'): string {
   // exact path outranks a glob.
   const others = Object.entries(VAULT_ACCESS).filter(([s]) => s !== service);
   if (a.platformRead.includes('*')) {
-    const held = others.flatMap(([, o]) => [...o.platformRead.map((p) => `platform/${p}`), ...[...((o as { read?: string[] }).read ?? []), ...((o as { write?: string[] }).write ?? [])].filter((p) => p.startsWith('platform/'))]);
+    const held = others.flatMap(([, o]) => [...o.platformRead.map((p) => `platform/${p}`), ...[...(o.read ?? []), ...(o.write ?? [])].filter((p) => p.startsWith('platform/'))]);
     for (const p of new Set(held)) path(`data/${p}`, DENY);
   }
   if (a.workspaceRead.includes('*')) for (const c of new Set(others.flatMap(([, o]) => o.workspaceRead))) path(`data/workspaces/+/connectors/${c}`, DENY);

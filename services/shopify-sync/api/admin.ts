@@ -88,7 +88,9 @@ export function createAdminApi(o: AdminApiOptions): AdminApi {
         signal?.throwIfAborted();
         const failure: { error?: unknown } = {};
         try {
-          const res = await withFetchFailure(failure, () => client.request<T>(query, { variables, signal } as never));
+          const request = () => client.request<T>(query, { variables, signal } as never);
+          // Only a request sent at most once needs to know how its fetch failed.
+          const res = await (once ? withFetchFailure(failure, request) : request());
           const cost = (res.extensions as { cost?: Cost } | undefined)?.cost;
           if (cost) {
             o.throttle.observe(shop, cost.throttleStatus);
