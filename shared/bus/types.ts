@@ -75,9 +75,9 @@ export interface SubscribeOptions {
   rebalanceTimeoutMs?: number;
   /** Run records of different keys concurrently within a batch (order is kept per key). */
   concurrentKeys?: boolean;
-  /** Called after a record is dead-lettered (metrics, failure events). */
   /** How often resolved offsets are committed in the background (default 500 ms). */
   commitIntervalMs?: number;
+  /** Called after a record is dead-lettered (metrics, failure events). */
   onDeadLetter?: (record: IncomingRecord, error: unknown) => Promise<void> | void;
   /** With patterns among the subscriptions: how often the topic list is checked for new matching topics (default 5000 ms). */
   rescanTopicsMs?: number;

@@ -111,8 +111,9 @@ export function hubClientOn(bus: Bus, codec: EventCodec, logger: Logger, clientO
       const full = { ...command, command_id: command.command_id ?? randomUUID() };
       const topic = outcomeTopic({ reply_to: full.reply_to ?? null, service: full.service, workspace_id: full.workspace_id });
       await listen(topic);
+      let timer: NodeJS.Timeout | undefined;
       const outcome = new Promise<Outcome>((resolve, reject) => {
-        const timer = setTimeout(() => {
+        timer = setTimeout(() => {
           waiting.delete(full.command_id);
           reject(new HubError('command_timeout', `no outcome for ${full.command_id} within ${opts.timeoutMs ?? 30_000} ms`, { retryable: true }));
         }, opts.timeoutMs ?? 30_000);
@@ -123,7 +124,15 @@ export function hubClientOn(bus: Bus, codec: EventCodec, logger: Logger, clientO
         });
       });
       const commandTopic = clientOpts.commandTopics === 'workspace' ? topics.workspaceCommand(full.service, full.workspace_id) : topics.command(full.service);
-      await bus.publish({ topic: commandTopic, key: full.workspace_id, value: encodeCommandJson(full) });
+      try {
+        await bus.publish({ topic: commandTopic, key: full.workspace_id, value: encodeCommandJson(full) });
+      } catch (e) {
+        // Not sent, so no outcome will come: stop waiting now. Left running, the timer would
+        // reject a promise nobody holds, and Node ends the caller's process for that.
+        clearTimeout(timer);
+        waiting.delete(full.command_id);
+        throw e;
+      }
       return outcome;
     },
     async subscribe(pattern, handler) {
