@@ -157,8 +157,9 @@ describe('command plane: webhook.post through a worker process, real Kafka, regi
   it('refuses a financial action unless the workspace enabled it (item 17)', async () => {
     const refund = () => client.send({ workspace_id: ws, agent_id: 'agent-1', service: 'payments', action: 'refund', params: { order_id: '1', amount: '9.99' } }, { timeoutMs: 60_000 });
     expect(await refund()).toMatchObject({ status: 'failed', error: { code: 'financial_actions_disabled' } });
+    // No wait for the worker's table: a financial action is decided on the settings as they are
+    // now (the pipeline reads the table to its end first).
     await settings.set(wsConnectorKey(ws, WORKSPACE_POLICY), { settings: {}, financial_actions_enabled: true, updated_at: new Date().toISOString() });
-    await new Promise((r) => setTimeout(r, 1500));
     // Enabled, it still waits for an admin's approval (its gate is external_write), then runs.
     const waiting = await refund();
     expect(waiting).toMatchObject({ status: 'awaiting_approval', approval_id: expect.stringMatching(/^apr_/) });
