@@ -240,6 +240,24 @@ describe('command plane: webhook.post through a worker process, real Kafka, regi
     expect(receiver.count('/crash')).toBe(1);
   }, 180_000);
 
+  it('calls the vendor once and keeps one outcome when the worker is SIGKILLed after the vendor answered, before the offset commit (item 10)', async () => {
+    await allow(['/answered', '/after'], ['/answered', '/after']);
+    const id = randomUUID();
+    expect(await post('/answered', { command_id: id })).toMatchObject({ status: 'succeeded' });
+    // At once: offsets are committed in the background (every 500 ms), after the outcome.
+    await worker.kill();
+    await worker.start();
+    // A later command of the workspace shares the partition: its outcome comes after the killed
+    // one's record was taken up again by the restarted worker.
+    expect(await post('/after')).toMatchObject({ status: 'succeeded' });
+    expect(receiver.count('/answered')).toBe(1);
+    const outcomes = await Promise.all((await readAll(infra.bus, defaultOutcomeTopic('webhook', ws), { atLeast: 1 })).map((r) => infra.codec.decode(r.value!)));
+    const mine = outcomes.filter((e) => e.correlation_id === id);
+    // Published again on a redelivery at most, as the same event (consumers dedupe by event id).
+    expect(new Set(mine.map((e) => e.event_id)).size).toBe(1);
+    expect(mine[0]!.event_type).toBe('webhook.command.succeeded');
+  }, 180_000);
+
   it('loses nothing and duplicates nothing across a clean rolling restart under load (item 11)', async () => {
     await allow(['/load'], ['/load']);
     const ids = Array.from({ length: 60 }, () => randomUUID());
