@@ -336,6 +336,43 @@ describe('webhook ingester against real Kafka, registry and OpenBao', () => {
     }
   });
 
+  it('puts a parked delivery back with ionflux dlq replay: published once its account is linked, and only once', async () => {
+    const openId = uid('openid');
+    const shareId = `video.${uid()}`;
+    const sample = JSON.parse(loadFixture('tiktok', 'video-publish-completed').toString()) as Record<string, unknown>;
+    const body = JSON.stringify({ ...sample, user_openid: openId, content: JSON.stringify({ share_id: shareId }) });
+    const res = await ingester.post('/webhooks/tiktok', body, tiktokHeaders({ body, secret: TIKTOK_SECRET }));
+    expect(res).toMatchObject({ status: 202, body: { status: 'dead_lettered', reason: 'unlinked' } });
+    await ingester.drained();
+    const dead = (await readAll(infra.bus, topics.deadLetter('webhook-ingester'), { atLeast: 1 })).filter((r) => r.value?.toString() === body);
+    expect(dead).toHaveLength(1);
+    const at = `${dead[0]!.partition}:${dead[0]!.offset}`;
+    const published = async () => {
+      const records = await readAll(infra.bus, topics.event('tiktok', ws, 'video', 'publish_completed'));
+      return (await Promise.all(records.map((r) => infra.codec.decode(r.value!)))).filter((e) => e.payload_json.includes(shareId));
+    };
+
+    // Replayed before the account is linked, it is parked again; after, it is published.
+    const early = await runCli(['dlq', 'replay', 'webhook-ingester', '--offset', at]);
+    expect(early.code, early.stderr).toBe(0);
+    await ingester.drained();
+    expect(await published()).toEqual([]);
+    expect((await readAll(infra.bus, topics.deadLetter('webhook-ingester'), { atLeast: 1 })).filter((r) => r.value?.toString() === body)).toHaveLength(2);
+    expect((await runCli(['link', 'tiktok', openId, ws])).code).toBe(0);
+    const replay = await runCli(['dlq', 'replay', 'webhook-ingester', '--offset', at]);
+    expect(replay.code, replay.stderr).toBe(0);
+    expect(replay.stdout).toMatch(new RegExp(`^replayed ${at} -> ionflux\\.inbox\\.`, 'm'));
+    await ingester.drained();
+    const [event, ...more] = await published();
+    expect(more).toEqual([]);
+    expect(event).toMatchObject({ event_type: 'tiktok.video.publish_completed', workspace_id: ws, payload_json: body });
+
+    // Published since: a second replay is a duplicate of it.
+    expect((await runCli(['dlq', 'replay', 'webhook-ingester', '--offset', at])).code).toBe(0);
+    await ingester.drained();
+    expect(await published()).toHaveLength(1);
+  });
+
   it('survives thousands of mutated and random requests: no 5xx, no crash, no record from an unsigned request (item 21)', async () => {
     await ingester.drained(); // earlier tests' deliveries are out before counting
     const before = (await readAll(infra.bus, ordersTopic())).length;

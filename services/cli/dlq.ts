@@ -1,6 +1,8 @@
 import { DLQ_HEADERS } from '../../shared/bus/dead-letter.ts';
 import { topics } from '../../shared/bus/topics.ts';
-import type { Bus } from '../../shared/bus/types.ts';
+import type { Bus, OutgoingRecord } from '../../shared/bus/types.ts';
+import { inboxRecord } from '../../shared/ingest/inbox.ts';
+import { inboxDeliveryOf } from '../webhook-ingester/dead-letter.ts';
 import { parse, UsageError } from './args.ts';
 import { cliContext } from './context.ts';
 import { emit } from './integrations.ts';
@@ -11,7 +13,10 @@ const USAGE = `ionflux dlq list <service> [--since <ISO time | 30m | 1h | 2d>] [
 Replay re-publishes each selected dead letter's key, value and original headers to the topic it
 came from (plus ionflux.replayed_from=<partition:offset>). It cannot repeat a side effect: workers
 dedupe by command id, so a command that already finished gets its recorded outcome again.
-Dead letters of HTTP deliveries (webhook ingester) are skipped: the vendor retries those itself.`;
+A webhook delivery the ingester parked (unlinked, schema_failed, ...) goes back to the ingest
+inbox as it was received, and is published if it can be now (say, once its account is linked);
+one already published since is not published again. A dead letter holding one event of a batch
+delivery (SendGrid, WhatsApp) cannot be replayed and is skipped.`;
 
 interface DeadLetter {
   partition: number;
@@ -107,18 +112,34 @@ async function replay(ctx: ReturnType<typeof cliContext>, selected: DeadLetter[]
   let replayed = 0;
   for (const d of selected) {
     const origin = header(d, DLQ_HEADERS.topic);
-    // A webhook the ingester refused was answered with an error status; the vendor re-sends it.
-    const skip = !origin ? 'it names no origin topic' : origin.startsWith('http:') ? `it came from an HTTP delivery (${origin}), not a Kafka topic; the vendor retries those` : !existing.has(origin) ? `origin topic ${origin} does not exist` : undefined;
-    if (skip || !origin) {
+    const record = !origin ? undefined : origin.startsWith('http:') ? webhookReplay(d) : sameRecord(d, origin);
+    const skip = !origin
+      ? 'it names no origin topic'
+      : !record
+        ? `it came from an HTTP delivery (${origin}) and holds one event of a batch, or comes from a hub that did not record its inbox record`
+        : !existing.has(record.topic) ? `topic ${record.topic} does not exist` : undefined;
+    if (skip || !record) {
       emit(json, { dlq_offset: where(d), replayed: false, reason: skip }, `skipped ${where(d)}: ${skip}`);
       continue;
     }
-    const headers: Record<string, Buffer | string> = Object.fromEntries(Object.entries(d.headers).filter(([k]) => !k.startsWith('dlq.')));
-    headers['ionflux.replayed_from'] = where(d);
-    const ack = await ctx.bus.publish({ topic: origin, key: d.key, value: d.value, headers });
+    const ack = await ctx.bus.publish(record);
     replayed += 1;
-    emit(json, { dlq_offset: where(d), replayed: true, topic: origin, partition: ack.partition, offset: ack.offset }, `replayed ${where(d)} -> ${origin} [${ack.partition}]@${ack.offset}`);
+    emit(json, { dlq_offset: where(d), replayed: true, topic: record.topic, partition: ack.partition, offset: ack.offset }, `replayed ${where(d)} -> ${record.topic} [${ack.partition}]@${ack.offset}`);
   }
   emit(json, { replayed, skipped: selected.length - replayed }, `replayed ${replayed} of ${selected.length} dead letters`);
   return 0;
+}
+
+/** The dead letter's own record again, on its origin topic, without the dlq.* headers. */
+function sameRecord(d: DeadLetter, origin: string): OutgoingRecord {
+  const headers: Record<string, Buffer | string> = Object.fromEntries(Object.entries(d.headers).filter(([k]) => !k.startsWith('dlq.')));
+  headers['ionflux.replayed_from'] = where(d);
+  return { topic: origin, key: d.key, value: d.value, headers };
+}
+
+/** A parked webhook delivery as its inbox record, when the dead letter holds all of it. */
+function webhookReplay(d: DeadLetter): OutgoingRecord | undefined {
+  const headers = Object.fromEntries(Object.entries(d.headers).map(([k, v]) => [k, v.toString('utf8')]));
+  const inbox = inboxDeliveryOf(headers, d.value, where(d));
+  return inbox && inboxRecord(inbox.delivery, inbox.topic);
 }

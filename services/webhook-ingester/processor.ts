@@ -117,8 +117,10 @@ class Batch {
     };
   }
 
-  private seen(key: string): Delivery | undefined {
-    return this.markers.get(key) ?? seenWithin(this.deps.deliveries, key, this.deps.dedupeWindowMs);
+  /** A dead letter replayed by the admin (`ionflux dlq replay`) is taken again, unless it was published since. */
+  private seen(key: string, inbox: InboxDelivery): Delivery | undefined {
+    const d = this.markers.get(key) ?? seenWithin(this.deps.deliveries, key, this.deps.dedupeWindowMs);
+    return inbox.replayedFrom !== undefined && d?.outcome === 'dead_lettered' ? undefined : d;
   }
 
   private mark(key: string, marker: Delivery): void {
@@ -142,15 +144,15 @@ class Batch {
     const mapped = vendor.map(d);
     if (!mapped.ok) {
       const key = failedDeliveryKey(vendor, d);
-      if (this.seen(key)) return this.count(vendor.source, 'duplicate');
-      return this.park(vendor, d, key, { code: 'schema_failed', message: mapped.reason }, d.rawBody);
+      if (this.seen(key, inbox)) return this.count(vendor.source, 'duplicate');
+      return this.park(vendor, d, key, { code: 'schema_failed', message: mapped.reason }, d.rawBody, inbox);
     }
     for (const ev of mapped.events) await this.event(vendor, inbox, d, { ...ev, version: entityVersion(ev.payload) }, mapped.events.length === 1);
   }
 
   private async event(vendor: VendorModule, inbox: InboxDelivery, d: RawDelivery, ev: ToPublish, only: boolean): Promise<void> {
     const key = deliveryKey(vendor, ev);
-    if (this.seen(key)) return this.count(vendor.source, 'duplicate');
+    if (this.seen(key, inbox)) return this.count(vendor.source, 'duplicate');
     let link = this.deps.links.get(linkKey(vendor.source, ev.account));
     // The edge may have seen a link this thread's table has not applied yet: read up to the
     // links topic's end before calling the delivery unlinked.
@@ -161,7 +163,9 @@ class Batch {
     // Logged, then parked (park): never published, never retried.
     const deadLetter = (code: string, message: string) => {
       this.deps.logger.warn({ vendor: vendor.source, account: ev.account, reason: code, detail: message }, code === 'unlinked' ? 'delivery for an unlinked account dead-lettered' : 'delivery no event can be made of dead-lettered');
-      this.park(vendor, d, key, { code, message }, only ? d.rawBody : Buffer.from(JSON.stringify(ev.payload)));
+      // One event of a batch is parked as its payload alone, which is not a delivery to replay.
+      if (only) this.park(vendor, d, key, { code, message }, d.rawBody, inbox);
+      else this.park(vendor, d, key, { code, message }, Buffer.from(JSON.stringify(ev.payload)));
     };
     if (!link) return deadLetter('unlinked', `no workspace linked to ${vendor.source} account ${ev.account}`);
     const source = link.source ?? vendor.source;
@@ -214,9 +218,12 @@ class Batch {
     this.count(vendor.source, 'published');
   }
 
-  /** A delivery parked on the dead-letter topic with the reason, marked so its retries are duplicates. */
-  private park(vendor: VendorModule, d: RawDelivery, key: string, error: { code: string; message: string }, value: Buffer): void {
-    this.out.push(webhookDeadLetter({ vendor, d, error, value }));
+  /**
+   * A delivery parked on the dead-letter topic with the reason, marked so its retries are
+   * duplicates; with its inbox record when the dead letter holds all of it (it can be replayed).
+   */
+  private park(vendor: VendorModule, d: RawDelivery, key: string, error: { code: string; message: string }, value: Buffer, inbox?: InboxDelivery): void {
+    this.out.push(webhookDeadLetter({ vendor, d, error, value, ...(inbox ? { inbox: { topic: this.deps.inboxTopic ?? INBOX_TOPIC, delivery: inbox } } : {}) }));
     this.mark(key, { eventId: deterministicEventId(key), outcome: 'dead_lettered', reason: error.code, at: Date.now() });
     this.count(vendor.source, 'dead_lettered');
   }

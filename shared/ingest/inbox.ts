@@ -31,6 +31,11 @@ export const INBOX_HEADERS = {
    * entity version (services/webhook-ingester/edge.ts `edgeReading`). Absent: the processor maps the body.
    */
   mapped: 'ionflux.inbox.mapped',
+  /**
+   * A dead letter put back by `ionflux dlq replay` (`<partition>:<offset>` on the dead-letter
+   * topic): the processor takes it again although its delivery was marked dead-lettered.
+   */
+  replayedFrom: 'ionflux.inbox.replayed_from',
 } as const;
 
 export type InboxOrigin = 'webhook' | 'poll';
@@ -47,6 +52,8 @@ export interface InboxDelivery {
   key: string;
   /** INBOX_HEADERS.mapped, when the appender read the body already. */
   mapped?: string;
+  /** INBOX_HEADERS.replayedFrom. */
+  replayedFrom?: string;
 }
 
 /**
@@ -65,6 +72,7 @@ export function inboxRecord(d: InboxDelivery, topic = INBOX_TOPIC): OutgoingReco
   };
   if (d.param !== undefined) headers[INBOX_HEADERS.param] = d.param;
   if (d.mapped !== undefined) headers[INBOX_HEADERS.mapped] = d.mapped;
+  if (d.replayedFrom !== undefined) headers[INBOX_HEADERS.replayedFrom] = d.replayedFrom;
   for (const [k, v] of Object.entries(d.headers)) if (v !== undefined && !k.startsWith('ionflux.')) headers[k] = v;
   return { topic, key: d.key, value: d.body, headers };
 }
@@ -91,5 +99,6 @@ export function fromInboxRecord(r: IncomingRecord): InboxDelivery | null {
     body: r.value,
     key: r.key?.toString() ?? '',
     ...(r.headers[INBOX_HEADERS.mapped] !== undefined ? { mapped: r.headers[INBOX_HEADERS.mapped] } : {}),
+    ...(r.headers[INBOX_HEADERS.replayedFrom] !== undefined ? { replayedFrom: r.headers[INBOX_HEADERS.replayedFrom] } : {}),
   };
 }
