@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Kafka } from 'kafkajs';
+import type { Consumer, Kafka } from 'kafkajs';
 import type { Logger } from '../../logger.ts';
 import type { PartitionOffsets, ReadBatch, Reader, ReadOptions } from '../types.ts';
 import { toRecord } from './records.ts';
@@ -58,35 +58,75 @@ export async function startReader(deps: ReaderDeps, o: ReadOptions): Promise<Rea
     return next;
   };
 
-  const consumer = deps.kafka.consumer({ groupId: `${deps.groupPrefix ?? 'ionflux-reader-'}${randomUUID()}`, allowAutoTopicCreation: false, maxWaitTimeInMs: o.fetch?.maxWaitMs ?? 250, minBytes: o.fetch?.minBytes ?? 1 });
-  consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
-    if (payload.batchSize > 0) return; // eachBatch has handed it over
-    const batch = { topic: payload.topic, partition: payload.partition, records: [], next: String(BigInt(payload.lastOffset) + 1n) };
-    handOver(batch).catch((e: unknown) => deps.logger.error({ topic: batch.topic, err: e }, 'reader failed on a batch of markers'));
-  });
-  // Every (re)join seeks each partition to where this reader stands: the first join to the
-  // start positions, a join after kafkajs restarted a crashed consumer to the next unhanded offset
-  // (the group commits nothing, so kafkajs alone would start over from its default).
-  consumer.on(consumer.events.GROUP_JOIN, () => {
-    for (const [tp, offset] of positions) {
-      const cut = tp.lastIndexOf('/');
-      consumer.seek({ topic: tp.slice(0, cut), partition: Number(tp.slice(cut + 1)), offset });
-    }
-  });
-  consumer.on(consumer.events.CRASH, ({ payload }) => {
-    if (!payload.restart) deps.logger.error({ topic: String(o.topic), err: payload.error }, 'reader stopped');
-  });
-  await consumer.connect();
+  const groupId = `${deps.groupPrefix ?? 'ionflux-reader-'}${randomUUID()}`;
   // A plain topic that does not exist yet is subscribed by its exact name as a pattern, so it
   // is read once created instead of failing the subscription.
   const topic = typeof o.topic === 'string' && existing.length === 0 ? new RegExp(`^${o.topic.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`) : o.topic;
-  await consumer.subscribe({ topic, fromBeginning: o.from !== 'end' });
-  await consumer.run({
-    autoCommit: false,
-    eachBatch: async ({ batch }) => {
-      const records = batch.messages.map((m) => toRecord(batch.topic, batch.partition, m));
-      await handOver({ topic: batch.topic, partition: batch.partition, records, next: String(BigInt(batch.lastOffset()) + 1n) });
+  let closed = false;
+  let current: Consumer | undefined;
+  let restarting: Promise<void> = Promise.resolve();
+  let wake: (() => void) | undefined; // ends a wait between restarts when the reader is closed
+
+  const startConsumer = async (): Promise<Consumer> => {
+    const consumer = deps.kafka.consumer({ groupId, allowAutoTopicCreation: false, maxWaitTimeInMs: o.fetch?.maxWaitMs ?? 250, minBytes: o.fetch?.minBytes ?? 1 });
+    consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
+      if (payload.batchSize > 0) return; // eachBatch has handed it over
+      const batch = { topic: payload.topic, partition: payload.partition, records: [], next: String(BigInt(payload.lastOffset) + 1n) };
+      handOver(batch).catch((e: unknown) => deps.logger.error({ topic: batch.topic, err: e }, 'reader failed on a batch of markers'));
+    });
+    // Every (re)join seeks each partition to where this reader stands: the first join to the
+    // start positions, a join after a restart to the next unhanded offset (the group commits
+    // nothing, so kafkajs alone would start over from its default).
+    consumer.on(consumer.events.GROUP_JOIN, () => {
+      for (const [tp, offset] of positions) {
+        const cut = tp.lastIndexOf('/');
+        consumer.seek({ topic: tp.slice(0, cut), partition: Number(tp.slice(cut + 1)), offset });
+      }
+    });
+    // A crash kafkajs does not restart from (e.g. "Failed to find group coordinator" after a broker
+    // restart) would leave a table answering from what it read until then, for good: start a new
+    // consumer, which goes on from the positions handed over.
+    consumer.on(consumer.events.CRASH, ({ payload }) => {
+      if (payload.restart || closed) return;
+      deps.logger.warn({ topic: String(o.topic), err: payload.error }, 'reader stopped by an error kafkajs does not retry; starting a new one');
+      restarting = restarting.then(async () => {
+        if (current !== consumer || closed) return;
+        current = undefined;
+        await consumer.disconnect().catch(() => undefined);
+        for (let attempt = 1; !closed && !current; attempt++) {
+          await new Promise<void>((r) => {
+            wake = r;
+            setTimeout(r, Math.min(10_000, 500 * attempt)).unref();
+          });
+          if (closed) break;
+          current = await startConsumer().catch((e: unknown) => (deps.logger.warn({ topic: String(o.topic), err: e }, 'reader not restarted yet; retrying'), undefined));
+        }
+      });
+    });
+    try {
+      await consumer.connect();
+      await consumer.subscribe({ topic, fromBeginning: o.from !== 'end' });
+      await consumer.run({
+        autoCommit: false,
+        eachBatch: async ({ batch }) => {
+          const records = batch.messages.map((m) => toRecord(batch.topic, batch.partition, m));
+          await handOver({ topic: batch.topic, partition: batch.partition, records, next: String(BigInt(batch.lastOffset()) + 1n) });
+        },
+      });
+    } catch (e) {
+      await consumer.disconnect().catch(() => undefined);
+      throw e;
+    }
+    return consumer;
+  };
+  current = await startConsumer();
+  return {
+    caughtUp: caught,
+    close: async () => {
+      closed = true;
+      wake?.();
+      await restarting;
+      await current?.disconnect();
     },
-  });
-  return { caughtUp: caught, close: () => consumer.disconnect() };
+  };
 }
