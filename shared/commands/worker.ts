@@ -66,8 +66,11 @@ export interface WorkerOptions {
  */
 export const PARTITIONS_AT_ONCE = 64;
 
-/** An outcome computed but not yet acknowledged by Kafka: a re-run publishes it instead of deciding again. */
-type Unpublished = { records: OutgoingRecord[]; plain: boolean; failed?: boolean };
+/**
+ * An outcome computed but not yet acknowledged by Kafka: a re-run publishes it instead of deciding
+ * again, and another record of the command waits for it (`acked`) before deciding.
+ */
+type Unpublished = { records: OutgoingRecord[]; plain: boolean; state?: CommandState; acked: Promise<void>; failed?: boolean };
 /** The publishes a command queued: the runner awaits them before committing its offset. */
 type Ctx = { queued: Promise<unknown>[]; handover?: AbortSignal };
 
@@ -117,7 +120,8 @@ export async function startCommandWorker(o: WorkerOptions): Promise<Subscription
   };
 
   /**
-   * Queues the records as one unit; the state is seen by this worker at once. A unit of an action
+   * Queues the records as one unit; the state is applied to this worker's table once Kafka took
+   * them, so nothing is decided on a state that may yet be aborted. A unit of an action
    * that changes nothing anywhere (`read_only`, `artifact_generation`) goes as one produce request
    * of the idempotent producer instead of a transaction: the outcome is readable a commit round
    * trip sooner, and should the broker take only part of it, the redelivered command runs again
@@ -125,16 +129,19 @@ export async function startCommandWorker(o: WorkerOptions): Promise<Subscription
    * with a side effect, an approval or a dead letter stays one Kafka transaction.
    */
   function publish(ctx: Ctx, key: string | null, records: OutgoingRecord[], state?: CommandState, plain = false): void {
-    const entry: Unpublished = { records, plain };
-    if (key) unpublished.set(key, entry);
     const ack = (plain ? plainBus : rt.bus).publishAtomic(records).then(
-      () => void (key && unpublished.get(key) === entry && unpublished.delete(key)),
+      () => {
+        if (!key) return;
+        if (state) o.states.applyLocal(key, state);
+        if (unpublished.get(key) === entry) unpublished.delete(key);
+      },
       (e: unknown) => {
         entry.failed = true;
         throw e;
       },
     );
-    if (key && state) o.states.applyLocal(key, state);
+    const entry: Unpublished = { records, plain, ...(state ? { state } : {}), acked: ack.catch(() => undefined) };
+    if (key) unpublished.set(key, entry);
     ctx.queued.push(ack);
   }
 
@@ -235,9 +242,14 @@ export async function startCommandWorker(o: WorkerOptions): Promise<Subscription
     }
     const job = jobOf(record, c);
     job.handover = ctx.handover;
-    const pending = unpublished.get(job.key);
+    let pending = unpublished.get(job.key);
+    // Another record of this command (a re-send) is still being recorded: decide on what Kafka took.
+    if (pending && !pending.failed) {
+      await pending.acked;
+      pending = unpublished.get(job.key);
+    }
     // Its publish failed: publish the same records again, never deciding (or calling) twice.
-    if (pending?.failed) return publish(ctx, job.key, pending.records, undefined, pending.plain);
+    if (pending?.failed) return publish(ctx, job.key, pending.records, pending.state, pending.plain);
     for (let attempt = 1; ; attempt++) {
       job.state = o.states.get(job.key);
       const verdict = await decide(job, deps).catch((e: unknown): Verdict => {

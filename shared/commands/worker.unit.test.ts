@@ -4,6 +4,7 @@ import { MemoryBus } from '../bus/memory.ts';
 import { KafkaTable, jsonValue } from '../bus/table/table.ts';
 import { topics } from '../bus/topics.ts';
 import { TokenBuckets } from '../connectors/rate-limit.ts';
+import type { Handled, SubscribeOptions } from '../bus/types.ts';
 import type { Connector } from '../connectors/types.ts';
 import type { EventCodec } from '../events/codec.ts';
 import type { PlatformEvent } from '../events/platform-event.ts';
@@ -102,6 +103,45 @@ describe('command worker on the in-memory bus', () => {
     const got = await outcomes(bus, 1);
     expect(got.map((e) => e.correlation_id)).toEqual(['c3']);
     expect(refused).toBe(1);
+    expect(calls).toBe(1);
+  });
+
+  it('a re-send taken while the first record\'s outcome is still being recorded waits for it: no outcome on a state Kafka may yet abort', async () => {
+    // The Kafka consumer goes on with a key's next record while the previous one's unit is in
+    // flight (the in-memory one does not), so the handler is driven here as it does.
+    class Driven extends MemoryBus {
+      handler: SubscribeOptions['handler'] | undefined;
+      override async subscribe(opts: SubscribeOptions) {
+        this.handler = opts.handler;
+        await opts.onAssigned?.();
+        return { stop: async () => undefined };
+      }
+    }
+    const bus = new Driven();
+    const writer: Connector = { ...connector, manifest: { ...connector.manifest, actions: { echo: { ...connector.manifest.actions.echo!, approvalGate: 'workspace_write', permission: 'write_draft' } } } };
+    const publishAtomic = bus.publishAtomic.bind(bus);
+    let abortNext = true;
+    bus.publishAtomic = async (records: Parameters<MemoryBus['publishAtomic']>[0]) => {
+      if (abortNext && records.some((r) => r.topic === topics.state('commands-demo') && r.value?.toString().includes('"done"'))) {
+        abortNext = false;
+        await new Promise((r) => setTimeout(r, 50)); // in flight, then aborted
+        throw new HubError('publish_failed', 'Kafka did not acknowledge: transaction aborted', { retryable: true });
+      }
+      return publishAtomic(records);
+    };
+    const record = (offset: number) => ({ topic: topics.command('demo'), partition: 0, offset: String(offset), key: Buffer.from('acme'), headers: {}, timestamp: String(Date.now()), value: encodeCommandJson({ workspace_id: 'acme', agent_id: 'a1', service: 'demo', action: 'echo', params: { n: 1 }, command_id: 'c5' } as never) });
+    const run = async (offset: number) => (await bus.handler!(record(offset), { handover: new AbortController().signal })) as Handled;
+    calls = 0;
+    await worker(bus, { connector: writer });
+    const [first, resend] = [await run(0), await run(1)];
+    await Promise.allSettled([first.settled, resend.settled]);
+    // The worker stops before running the first record again; the partition's next owner does.
+    for (const c of closers.splice(0).reverse()) await c();
+    await worker(bus, { connector: writer });
+    for (const offset of [0, 1]) await (await run(offset)).settled;
+    const got = await outcomes(bus, 1);
+    expect(got.map((e) => e.event_type)).toEqual(got.map(() => 'demo.command.succeeded'));
+    expect(new Set(got.map((e) => e.event_id)).size).toBe(1);
     expect(calls).toBe(1);
   });
 
