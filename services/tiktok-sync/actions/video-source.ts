@@ -17,9 +17,28 @@ export async function fetchVideo(raw: string, o: { maxBytes: number; signal: Abo
   return { bytes, contentType: contentType === 'application/octet-stream' ? 'video/mp4' : contentType };
 }
 
-/** TikTok's chunking: files under 5 MB in one chunk; else floor(size / chunk) chunks, the last taking the rest. */
-export function chunking(size: number, chunkBytes: number): { chunkSize: number; count: number } {
-  if (size < 5 * 1024 * 1024) return { chunkSize: size, count: 1 };
-  const count = Math.max(1, Math.floor(size / chunkBytes));
-  return { chunkSize: chunkBytes, count };
+const MB = 1024 * 1024;
+
+export interface ChunkPlan {
+  chunkSize: number;
+  count: number;
+}
+
+/**
+ * TikTok's chunk plan (Media Transfer Guide): total_chunk_count = floor(video_size / chunk_size);
+ * chunks of 5-64 MB but the last, which takes the trailing bytes (up to 128 MB); a video under
+ * 5 MB goes whole with chunk_size = its size; one over 64 MB in two chunks at least.
+ */
+export function chunking(size: number, chunkBytes: number): ChunkPlan {
+  // At most one chunk's worth (any video under 5 MB, as chunkBytes >= 5 MB): one chunk of the whole
+  // video, which is what TikTok asks under 5 MB; below chunkBytes floor(size / chunkBytes) would be 0.
+  if (size <= chunkBytes) return { chunkSize: size, count: 1 };
+  // Over 64 MB but under two chunks: halves (32-64 MB, as chunkBytes <= 64 MB) make the two TikTok wants.
+  if (size > 64 * MB && size < 2 * chunkBytes) return { chunkSize: Math.floor(size / 2), count: 2 };
+  return { chunkSize: chunkBytes, count: Math.floor(size / chunkBytes) };
+}
+
+/** The byte range [first, end) of each chunk of a plan: chunkSize each, the last one to the end of the video. */
+export function chunkRanges(size: number, plan: ChunkPlan): { first: number; end: number }[] {
+  return Array.from({ length: plan.count }, (_, i) => ({ first: i * plan.chunkSize, end: i === plan.count - 1 ? size : (i + 1) * plan.chunkSize }));
 }

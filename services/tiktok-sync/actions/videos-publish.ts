@@ -4,7 +4,7 @@ import { HubError } from '../../../shared/errors.ts';
 import { refusedByTikTok } from '../api/errors.ts';
 import { unitKey, webhookKey, type PublishUnit, type WebhookStatus } from '../state/publishes.ts';
 import type { ActionDeps } from './deps.ts';
-import { chunking, fetchVideo } from './video-source.ts';
+import { chunking, chunkRanges, fetchVideo } from './video-source.ts';
 
 type Params = ReturnType<typeof videosPublishInput.parse>;
 type Status = { status?: string; fail_reason?: string; publicaly_available_post_id?: (string | number)[] };
@@ -59,19 +59,24 @@ async function start(d: ActionDeps, ctx: ActionContext<Params>, token: string, s
     throw e;
   }
   if (!data.publish_id) throw new HubError('invalid_vendor_response', 'TikTok started the post but sent no publish_id');
-  await set({ phase: p.source === 'FILE_UPLOAD' ? 'initialized' : 'uploaded', publish_id: data.publish_id, ...(data.upload_url ? { upload_url: data.upload_url } : {}), chunks_done: 0, at: Date.now() });
+  const promised = p.source === 'FILE_UPLOAD' ? { video_size: size, chunk_size: plan.chunkSize, chunk_count: plan.count } : {};
+  await set({ phase: p.source === 'FILE_UPLOAD' ? 'initialized' : 'uploaded', publish_id: data.publish_id, ...(data.upload_url ? { upload_url: data.upload_url } : {}), ...promised, chunks_done: 0, at: Date.now() });
 }
 
 async function uploadRest(d: ActionDeps, ctx: ActionContext<Params>, u: PublishUnit, set: (u: PublishUnit) => Promise<void>): Promise<void> {
   if (!u.upload_url) throw new HubError('invalid_vendor_response', 'TikTok sent no upload_url for a FILE_UPLOAD post');
   const video = await fetchVideo(ctx.params.video_url, { ...d.publish, signal: ctx.signal });
-  const plan = chunking(video.bytes.length, d.publish.chunkBytes);
-  for (let i = u.chunks_done ?? 0; i < plan.count; i++) {
-    const first = i * plan.chunkSize;
-    const last = i === plan.count - 1 ? video.bytes.length : first + plan.chunkSize;
+  // The plan TikTok was told at init, even if TIKTOK_UPLOAD_CHUNK_BYTES changed since (ledgers from before it was recorded: recomputed).
+  const plan = u.chunk_size && u.chunk_count ? { chunkSize: u.chunk_size, count: u.chunk_count } : chunking(video.bytes.length, d.publish.chunkBytes);
+  if (u.video_size !== undefined && video.bytes.length !== u.video_size) {
+    throw new HubError('video_changed', `video_url now serves ${video.bytes.length} bytes; TikTok was told ${u.video_size} at init`);
+  }
+  const ranges = chunkRanges(video.bytes.length, plan);
+  for (let i = u.chunks_done ?? 0; i < ranges.length; i++) {
+    const { first, end } = ranges[i]!;
     // A chunk sent again covers the same byte range, so TikTok's copy does not change.
-    await d.api.upload(u.upload_url, video.bytes.subarray(first, last), { first, total: video.bytes.length, contentType: video.contentType }, ctx.signal);
-    await set({ ...u, phase: i === plan.count - 1 ? 'uploaded' : 'uploading', chunks_done: i + 1, at: Date.now() });
+    await d.api.upload(u.upload_url, video.bytes.subarray(first, end), { first, total: video.bytes.length, contentType: video.contentType }, ctx.signal);
+    await set({ ...u, phase: i === ranges.length - 1 ? 'uploaded' : 'uploading', chunks_done: i + 1, at: Date.now() });
     ctx.handover?.throwIfAborted(); // handed over: the next owner uploads from the next chunk
   }
 }

@@ -7,7 +7,8 @@ import type { TableHost } from '../../../shared/bus/table/table.ts';
  * The ledger of `videos.publish`, compacted `ionflux.state.tiktok-publishes`:
  * - `cmd:<workspace>:<command_id>`: the units of one command. `initializing` is written (and
  *   acknowledged) before the init call, `initialized` with the publish id right after it,
- *   `uploading` as chunks are acknowledged; a resumed command never calls init again.
+ *   `uploading` as chunks are acknowledged; a resumed command never calls init again, and uploads
+ *   with the chunk plan recorded at init.
  * - `pub:<publish_id>`: a final status learned from a post.publish.* webhook (lifecycle.ts), which
  *   ends the status polling of the command that owns that publish id.
  */
@@ -16,6 +17,10 @@ export const unitSchema = z.object({
   publish_id: z.string().optional(),
   upload_url: z.string().optional(),
   chunks_done: z.number().int().nonnegative().optional(),
+  /** FILE_UPLOAD: the size and chunk plan TikTok was told at init, which every chunk must follow. */
+  video_size: z.number().int().nonnegative().optional(),
+  chunk_size: z.number().int().positive().optional(),
+  chunk_count: z.number().int().positive().optional(),
   at: z.number(),
 });
 export const webhookStatusSchema = z.object({ status: z.enum(['PUBLISH_COMPLETE', 'FAILED', 'SEND_TO_USER_INBOX']), fail_reason: z.string().optional(), post_ids: z.array(z.string()), at: z.number() });

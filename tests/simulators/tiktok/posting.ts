@@ -18,12 +18,18 @@ export function creatorInfo(s: SimState, g: Grant, res: ServerResponse): void {
   ok(res, { creator_avatar_url: u.avatar_url, creator_username: u.username, creator_nickname: u.display_name, privacy_level_options: u.privacy_level_options, comment_disabled: false, duet_disabled: false, stitch_disabled: true, max_video_post_duration_sec: 600 });
 }
 
-/** Chunks: 5 MB to 64 MB each (the last up to 128 MB), files under 5 MB in one chunk, at most 1000 chunks. */
+/**
+ * Chunks (Media Transfer Guide): 5 MB to 64 MB each, the last up to 128 MB; total_chunk_count =
+ * floor(video_size / chunk_size), 1 to 1000 of them; under 5 MB one chunk of the full size; over
+ * 64 MB more than one chunk.
+ */
 function chunkProblem(size: number, chunk: number, count: number): string | null {
   if (!Number.isInteger(size) || size <= 0 || size > 4096 * MB) return 'video_size is invalid';
   if (size < 5 * MB) return chunk === size && count === 1 ? null : 'videos under 5 MB must be uploaded in one chunk of their full size';
   if (chunk < 5 * MB || chunk > 64 * MB) return 'chunk_size must be between 5 MB and 64 MB';
-  return count === Math.floor(size / chunk) && count <= 1000 ? null : 'total_chunk_count must be floor(video_size / chunk_size)';
+  if (count !== Math.floor(size / chunk)) return 'total_chunk_count must be floor(video_size / chunk_size)';
+  if (count < 1 || count > 1000) return 'total_chunk_count must be between 1 and 1000';
+  return size > 64 * MB && count < 2 ? 'videos over 64 MB must be uploaded in multiple chunks' : null;
 }
 
 export function init(s: SimState, g: Grant, body: Record<string, unknown>, res: ServerResponse, o: { origin: string; verifiedPrefixes: string[] }): void {
@@ -47,20 +53,30 @@ export function init(s: SimState, g: Grant, body: Record<string, unknown>, res: 
     const [size, chunk, count] = [Number(src.video_size), Number(src.chunk_size), Number(src.total_chunk_count)];
     const problem = chunkProblem(size, chunk, count);
     if (problem) return fail(res, 'invalid_params', problem);
-    const p: Publish = { ...base, publish_id: `v_pub_file~v2-1.${BigInt(`0x${rand(7)}`)}`, source: 'FILE_UPLOAD', status: 'PROCESSING_UPLOAD', video_size: size, upload_token: rand(12) };
+    const p: Publish = { ...base, publish_id: `v_pub_file~v2-1.${BigInt(`0x${rand(7)}`)}`, source: 'FILE_UPLOAD', status: 'PROCESSING_UPLOAD', video_size: size, chunk_size: chunk, total_chunk_count: count, chunks_received: 0, upload_token: rand(12) };
     s.publishes.set(p.publish_id, p);
     return ok(res, { publish_id: p.publish_id, upload_url: `${o.origin}/video/?upload_id=${encodeURIComponent(p.publish_id)}&upload_token=${p.upload_token}` });
   }
   fail(res, 'invalid_params', 'source_info.source must be PULL_FROM_URL or FILE_UPLOAD');
 }
 
-/** PUT upload_url: `Content-Range: bytes <first>-<last>/<total>`; 206 until the last byte, then 201. */
+/**
+ * PUT upload_url: `Content-Range: bytes <first>-<last>/<total>`, chunk by chunk in order, each the
+ * range init declared (chunk_size bytes, the last to the end); 206 until the last byte, then 201.
+ */
 export async function upload(s: SimState, url: URL, req: IncomingMessage, res: ServerResponse, body: Buffer): Promise<void> {
   const p = s.publishes.get(url.searchParams.get('upload_id') ?? '');
   if (!p || p.upload_token !== url.searchParams.get('upload_token')) return void json(res, 404, { error: { code: 'invalid_upload', message: 'upload not found', log_id: logId() } });
+  const refuse = (message: string) => void json(res, 400, { error: { code: 'invalid_file_upload', message, log_id: logId() } });
   const m = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(req.headers['content-range'] ?? '');
-  if (!m || Number(m[3]) !== p.video_size || Number(m[2]) - Number(m[1]) + 1 !== body.length) return void json(res, 400, { error: { code: 'invalid_file_upload', message: 'Content-Range does not match the body or the declared video_size', log_id: logId() } });
-  // A chunk sent again (same range) overwrites itself: progress is the furthest byte received.
+  if (!m || Number(m[3]) !== p.video_size || Number(m[2]) - Number(m[1]) + 1 !== body.length) return refuse('Content-Range does not match the body or the declared video_size');
+  const [chunk, count] = [p.chunk_size!, p.total_chunk_count!];
+  const i = Math.floor(Number(m[1]) / chunk);
+  const end = i === count - 1 ? p.video_size - 1 : (i + 1) * chunk - 1;
+  if (i >= count || Number(m[1]) !== i * chunk || Number(m[2]) !== end) return refuse(`Content-Range is not a chunk of the declared chunk_size ${chunk} and total_chunk_count ${count}`);
+  // Chunks go in order; one sent again (same range) overwrites itself.
+  if (i > p.chunks_received!) return refuse(`chunk ${i} sent before chunk ${p.chunks_received}: file chunks must be uploaded sequentially`);
+  p.chunks_received = Math.max(p.chunks_received!, i + 1);
   p.uploaded_bytes = Math.max(p.uploaded_bytes, Number(m[2]) + 1);
   res.writeHead(p.uploaded_bytes >= p.video_size ? 201 : 206).end();
 }

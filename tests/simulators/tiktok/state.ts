@@ -72,6 +72,10 @@ export interface Publish {
   fail_reason?: string;
   post_id?: string;
   video_size: number;
+  /** FILE_UPLOAD: the chunk plan declared at init, and how many chunks (in order) arrived. */
+  chunk_size?: number;
+  total_chunk_count?: number;
+  chunks_received?: number;
   uploaded_bytes: number;
   downloaded_bytes: number;
   polls: number;
