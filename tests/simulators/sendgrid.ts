@@ -8,8 +8,10 @@ import type { AddressInfo } from 'node:net';
  * - POST /v3/mail/send: Bearer API key (401 `{"errors":[{"field":null,"message":"The provided
  *   authorization grant is invalid, expired, or revoked"}]}` otherwise); the body is checked as
  *   the reference says (personalizations 1..1000 each with a `to`, at most 1000 recipients in all,
- *   `from.email`, a subject, `content` with text/plain before text/html, string custom_args) and
- *   answered 400 `{"errors":[{"message","field","help"}]}` naming every problem; success is 202
+ *   no address twice across one personalization's to/cc/bcc, whatever its case, `from.email`, a
+ *   subject, `content` with text/plain before text/html, string custom_args) and answered 400
+ *   `{"errors":[{"message","field","help"}]}` naming every problem, in SendGrid's words where its
+ *   answers are on record (the duplicate as sendgrid/sendgrid-csharp#995 quotes it); success is 202
  *   with an empty body and `X-Message-Id`. Every answer carries X-RateLimit-Limit/-Remaining/-Reset;
  *   past `rateLimit` requests in the window: 429 `{"errors":[{"field":null,"message":"too many requests"}]}`.
  * - GET /v3/scopes: `{"scopes":[...]}` for a valid key (the healthcheck).
@@ -48,10 +50,15 @@ export function validateMailSend(b: Record<string, unknown>): ReturnType<typeof 
     ps.forEach((p, i) => {
       const to = p.to as { email?: string }[] | undefined;
       if (!Array.isArray(to) || to.length === 0) errors.push(error('The to array is required for all personalization objects, and must have at least one email object with a valid email address.', `personalizations.${i}.to`, 'personalizations.to'));
+      let duplicate: string | undefined;
+      const seen = new Set<string>();
       for (const list of ['to', 'cc', 'bcc']) for (const r of (p[list] as { email?: string }[] | undefined) ?? []) {
         recipients++;
         if (typeof r.email !== 'string' || !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(r.email)) errors.push(error('Does not contain a valid address.', `personalizations.${i}.${list}.email`, 'personalizations.to'));
+        else if (seen.has(r.email.toLowerCase())) duplicate ??= `We found the first duplicate instance of [${r.email}] in the personalizations.${i}.${list} field.`;
+        else seen.add(r.email.toLowerCase());
       }
+      if (duplicate) errors.push(error(`Each email address in the personalization block should be unique between to, cc, and bcc. ${duplicate}`, `personalizations.${i}`, 'recipient-errors'));
       for (const [k, v] of Object.entries((p.custom_args as Record<string, unknown>) ?? {})) if (typeof v !== 'string') errors.push(error(`Custom args values must be strings (${k}).`, `personalizations.${i}.custom_args`, 'personalizations.custom_args'));
       if (!b.subject && !p.subject) errors.push(error('The subject is required. You can get around this requirement if you use a template with a subject defined or if every personalization has a subject defined.', 'subject', 'subject'));
     });

@@ -4,30 +4,33 @@ import { HubError } from '../../../shared/errors.ts';
 import { customArgs, messageIdFor } from '../compose.ts';
 import type { EmailDeps } from '../deps.ts';
 import { unitKey } from '../ledger.ts';
+import { onceEach } from '../recipients.ts';
 import { suppressionKey } from '../suppressions.ts';
 import { runUnit } from '../unit.ts';
 import { prepare } from './prepare.ts';
 
 /**
- * One message, one unit: suppressed addresses are dropped from to/cc/bcc first; the rest go in
- * one provider call, recorded in the ledger before and after, so a redelivered or resumed command
- * reports the first result instead of sending again.
+ * One message, one unit: an address named twice in to/cc/bcc keeps only its first place, and
+ * suppressed addresses are dropped; the rest go in one provider call, recorded in the ledger before
+ * and after, so a redelivered or resumed command reports the first result instead of sending again.
  */
 export const send = (d: EmailDeps) =>
   handler(sendInput, async (ctx) => {
     const p = ctx.params;
     const { provider, from, attachments } = await prepare(d, ctx);
     const suppressed: { email: string; reason: string }[] = [];
-    const keep = (list: Mailbox[] | undefined) =>
-      (list ?? []).filter((m) => {
+    const keep = (list: Mailbox[]) =>
+      list.filter((m) => {
         const s = d.suppressions.get(suppressionKey(ctx.workspaceId, addressOf(m)));
         if (s) suppressed.push({ email: addressOf(m), reason: s.reason });
         return !s;
       });
-    const [to, cc, bcc] = [keep(p.to), keep(p.cc), keep(p.bcc)];
+    const named = onceEach({ to: p.to, cc: p.cc ?? [], bcc: p.bcc ?? [] });
+    const [to, cc, bcc] = [keep(named.to), keep(named.cc), keep(named.bcc)];
     const base = { provider: provider.name, accepted: [] as string[], rejected: [] as string[], suppressed };
     if (to.length + cc.length + bcc.length === 0) return { ...base, status: 'suppressed' as const };
-    // SMTP needs a To; when only cc/bcc are left, they go in the envelope with an empty To list.
+    // Every to suppressed, cc/bcc left: SMTP sends without a To header (RFC 5322 requires none);
+    // SendGrid, which requires a to, gets them readdressed (providers/sendgrid.ts).
     const messageId = messageIdFor(ctx.workspaceId, ctx.idempotencyKey, 'message', from);
     // No waiting here: one message, so the worker's own retries (backoff, Retry-After) do it.
     const out = await runUnit(

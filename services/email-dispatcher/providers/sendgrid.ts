@@ -37,6 +37,19 @@ async function errorText(res: Response): Promise<string> {
   return `SendGrid answered ${res.status}`;
 }
 
+/**
+ * The personalizations of one message. SendGrid requires a `to` in each: with every `to` gone
+ * (suppressed), the cc addresses, already shown to everyone, become the `to` (bcc stay bcc); with
+ * only bcc left, each gets a copy of its own addressed to it, so none sees another.
+ */
+export function personalizationsOf(msg: Pick<OutgoingMessage, 'to' | 'cc' | 'bcc' | 'customArgs'>) {
+  const [cc, bcc] = [msg.cc ?? [], msg.bcc ?? []];
+  const hidden = bcc.length ? { bcc: bcc.map(box) } : {};
+  if (msg.to.length) return [{ to: msg.to.map(box), ...(cc.length ? { cc: cc.map(box) } : {}), ...hidden, custom_args: msg.customArgs }];
+  if (cc.length) return [{ to: cc.map(box), ...hidden, custom_args: msg.customArgs }];
+  return bcc.map((b) => ({ to: [box(b)], custom_args: msg.customArgs }));
+}
+
 /** SendGrid's v3 `POST /v3/mail/send`; one call per message or per batch of personalizations. */
 export function sendgridProvider(apiKey: string, s: SendgridSettings): Provider {
   const account = `sendgrid:${createHash('sha256').update(apiKey).digest('hex').slice(0, 16)}`;
@@ -80,8 +93,7 @@ export function sendgridProvider(apiKey: string, s: SendgridSettings): Provider 
     name: 'sendgrid',
     account,
     async send(msg, signal) {
-      const personalization = { to: msg.to.map(box), ...(msg.cc?.length ? { cc: msg.cc.map(box) } : {}), ...(msg.bcc?.length ? { bcc: msg.bcc.map(box) } : {}), custom_args: msg.customArgs };
-      const r = await post({ personalizations: [personalization], ...base(msg) }, signal);
+      const r = await post({ personalizations: personalizationsOf(msg), ...base(msg) }, signal);
       return r.ok ? { ...r, accepted: [...msg.to, ...(msg.cc ?? []), ...(msg.bcc ?? [])].map((m) => (typeof m === 'string' ? m : m.email).toLowerCase()) } : r;
     },
     async sendBatch(msg, recipients: Personalization[], signal) {
