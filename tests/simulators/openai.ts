@@ -9,8 +9,10 @@ import type { AddressInfo } from 'node:net';
  * image content parts, tools, response_format json), /v1/embeddings (float or base64),
  * /v1/audio/transcriptions (multipart; json, verbose_json, text), /v1/images/generations (url or
  * b64_json) and GET /files/<name> for the image URLs it hands out. Bearer keys are checked
- * (401 with OpenAI's body otherwise) and recorded per request; answers can be scripted per path
- * (429 with retry-after, 500, 503, any error body, a delay, a dropped connection).
+ * (401 with OpenAI's body otherwise) and recorded per request; a key out of quota answers every
+ * request 429 `insufficient_quota` (OpenAI's error-code guide: "You exceeded your current quota,
+ * please check your plan and billing details", the body as OpenAI sends it); answers can be
+ * scripted per path (429 with retry-after, 500, 503, any error body, a delay, a dropped connection).
  */
 export interface SimRequest {
   path: string;
@@ -37,12 +39,21 @@ export interface OpenAISimulator {
   requests: SimRequest[];
   /** Keys accepted as valid; add or remove while running. */
   keys: Set<string>;
+  /** Valid keys whose credits or spend limit are used up; add or remove while running. */
+  outOfQuota: Set<string>;
   /** Replaces the next answers for a path (`/v1/chat/completions`, ...) or `*` for any path; then normal answers resume. */
   script(path: string, answers: Scripted[]): void;
   /** Requests to a path (all paths when omitted), optionally only those carrying `key`. */
   count(path?: string, key?: string): number;
   close(): Promise<void>;
 }
+
+const INSUFFICIENT_QUOTA: OpenAIErrorBody['error'] = {
+  message: 'You exceeded your current quota, please check your plan and billing details. For more information on this error, read the docs: https://platform.openai.com/docs/guides/error-codes/api-errors.',
+  type: 'insufficient_quota',
+  param: null,
+  code: 'insufficient_quota',
+};
 
 const DEFAULT_ERRORS: Record<number, OpenAIErrorBody['error']> = {
   400: { message: "Invalid request.", type: 'invalid_request_error', param: null, code: null },
@@ -55,6 +66,7 @@ const DEFAULT_ERRORS: Record<number, OpenAIErrorBody['error']> = {
 export async function startOpenAISimulator(o: { name?: string; keys?: string[]; delayMs?: number; imageBytes?: number } = {}): Promise<OpenAISimulator> {
   const name = o.name ?? 'openai-sim';
   const keys = new Set(o.keys ?? []);
+  const outOfQuota = new Set<string>();
   const requests: SimRequest[] = [];
   const scripts = new Map<string, Scripted[]>();
   const images = new Map<string, Buffer>();
@@ -96,6 +108,7 @@ export async function startOpenAISimulator(o: { name?: string; keys?: string[]; 
 
     if (!auth) return send(res, 401, { error: { message: "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY), or as the password field (with blank username) if you're accessing the API from your browser and are prompted for a username and password. You can obtain an API key from https://platform.openai.com/account/api-keys.", type: 'invalid_request_error', param: null, code: null } });
     if (!keys.has(auth)) return send(res, 401, { error: { message: `Incorrect API key provided: ${mask(auth)}. You can find your API key at https://platform.openai.com/account/api-keys.`, type: 'invalid_request_error', param: null, code: 'invalid_api_key' } });
+    if (outOfQuota.has(auth)) return send(res, 429, { error: INSUFFICIENT_QUOTA });
     const next = scripts.get(path)?.shift() ?? scripts.get('*')?.shift();
     if (next && 'drop' in next) return void req.socket.destroy();
     const delay = (next && 'delayMs' in next ? next.delayMs : undefined) ?? o.delayMs;
@@ -242,6 +255,7 @@ export async function startOpenAISimulator(o: { name?: string; keys?: string[]; 
     name,
     requests,
     keys,
+    outOfQuota,
     script: (path, answers) => void scripts.set(path, [...answers]),
     count: (path, key) => requests.filter((r) => (!path || r.path === path) && (!key || r.key === key)).length,
     close: () =>

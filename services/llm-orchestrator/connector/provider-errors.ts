@@ -6,6 +6,11 @@ import { retryAfterMs } from '../../../shared/connectors/types.ts';
 export interface ProviderFailure {
   /** 429, 408, 5xx, timeout, connection refused: try the next provider, cool this one down. */
   retryable: boolean;
+  /**
+   * The key's credits or spend limit are used up (OpenAI's 429 `insufficient_quota`): try the next
+   * provider, but waiting does not help, so it is not retryable.
+   */
+  quotaExhausted?: boolean;
   /** HTTP status; 0 when there was no answer (connection refused, timeout). */
   status: number;
   /** The provider's own reason, secret-free. */
@@ -33,11 +38,15 @@ export function classifyProviderError(e: unknown): ProviderFailure | null {
     const body = (e.error ?? {}) as { message?: unknown };
     const message = typeof body.message === 'string' ? body.message : e.message;
     const code = typeof e.code === 'string' ? e.code : undefined;
-    const retryable = e.status === 408 || e.status === 409 || e.status === 429 || e.status >= 500;
+    // OpenAI answers a used-up quota with 429 like a rate limit, but no retry restores it: only
+    // credits or a higher limit do (type insufficient_quota; code insufficient_quota, or which limit).
+    const quotaExhausted = e.status === 429 && (e.type === 'insufficient_quota' || code === 'insufficient_quota');
+    const retryable = !quotaExhausted && (e.status === 408 || e.status === 409 || e.status === 429 || e.status >= 500);
     const headers = e.headers;
     const afterMs = Number(headers?.get('retry-after-ms'));
     return {
       retryable,
+      quotaExhausted,
       status: e.status,
       code,
       reason: redactString(`${e.status}${e.type ? ` ${e.type}` : ''}${code ? `/${code}` : ''}: ${message}`).slice(0, 500),

@@ -42,26 +42,28 @@ export function resolveModel(config: LlmConfig, name: string, provider?: string)
 /**
  * Providers that failed retryably are skipped for a while. 5xx, timeouts and refused
  * connections cool the whole provider down; a 429 only the key that got it (another
- * workspace's own key has its own rate limit). Retry-After lengthens the cooldown.
+ * workspace's own key has its own rate limit). Retry-After lengthens the cooldown. A key out of
+ * quota is skipped too (its next calls would fail the same way), marked so that skipping it is
+ * not a reason to retry the command.
  */
 export class Cooldowns {
-  private readonly until = new Map<string, { at: number; reason: string }>();
+  private readonly until = new Map<string, { at: number; reason: string; quotaExhausted: boolean }>();
 
   constructor(private readonly ms: number, private readonly now: () => number) {}
 
-  mark(scope: string, reason: string, retryAfterMs = 0): void {
-    this.until.set(scope, { at: this.now() + Math.max(this.ms, retryAfterMs), reason });
+  mark(scope: string, reason: string, retryAfterMs = 0, quotaExhausted = false): void {
+    this.until.set(scope, { at: this.now() + Math.max(this.ms, retryAfterMs), reason, quotaExhausted });
   }
 
   /** The longest-lasting active cooldown among `scopes`, if any. */
-  active(...scopes: string[]): { remainingMs: number; reason: string } | null {
-    let found: { remainingMs: number; reason: string } | null = null;
+  active(...scopes: string[]): { remainingMs: number; reason: string; quotaExhausted: boolean } | null {
+    let found: { remainingMs: number; reason: string; quotaExhausted: boolean } | null = null;
     for (const s of scopes) {
       const c = this.until.get(s);
       if (!c) continue;
       const remainingMs = c.at - this.now();
       if (remainingMs <= 0) this.until.delete(s);
-      else if (!found || remainingMs > found.remainingMs) found = { remainingMs, reason: c.reason };
+      else if (!found || remainingMs > found.remainingMs) found = { remainingMs, reason: c.reason, quotaExhausted: c.quotaExhausted };
     }
     return found;
   }
@@ -99,10 +101,11 @@ export interface ChainResult<T> {
 
 /**
  * Walks the chain: a provider without a key or cooling down is skipped with its reason; a
- * retryable failure cools it down and moves on; a non-retryable one fails at once with the
- * provider's reason. Throws `provider_not_configured` when no provider had a key, and a
- * retryable VendorError (429/503 with the shortest cooldown as Retry-After) when every provider
- * that could be tried failed retryably, so the worker backs off and tries again.
+ * retryable failure cools it down and moves on, and so does a key out of quota; a non-retryable
+ * one fails at once with the provider's reason. Throws a retryable VendorError (429/503 with the
+ * shortest cooldown as Retry-After) when a provider that could be tried failed retryably, so the
+ * worker backs off and tries again; else `provider_quota_exceeded` when a key was out of quota
+ * (waiting would not help), and `provider_not_configured` when no provider had a key.
  */
 export async function walkChain<T>(
   d: { config: LlmConfig; keys: KeyResolver; clients: ClientPool; cooldowns: Cooldowns },
@@ -111,6 +114,7 @@ export async function walkChain<T>(
   const attempts: Attempt[] = [];
   let waitMs: number | undefined;
   let only429 = true;
+  let outOfQuota = false;
   for (const route of o.chain) {
     const provider = d.config.providers[route.provider]!;
     const key = await d.keys.resolve(provider, o.workspaceId);
@@ -122,8 +126,11 @@ export async function walkChain<T>(
     const cool = d.cooldowns.active(route.provider, keyScope);
     if (cool) {
       attempts.push({ provider: route.provider, model: route.model, outcome: 'skipped', reason: `cooling down for ${Math.ceil(cool.remainingMs)} ms after: ${cool.reason}`, key_source: key.source });
-      waitMs = Math.min(waitMs ?? Infinity, cool.remainingMs);
-      only429 &&= cool.reason.startsWith('429');
+      if (cool.quotaExhausted) outOfQuota = true;
+      else {
+        waitMs = Math.min(waitMs ?? Infinity, cool.remainingMs);
+        only429 &&= cool.reason.startsWith('429');
+      }
       continue;
     }
     const started = performance.now();
@@ -138,12 +145,18 @@ export async function walkChain<T>(
       attempts.push({ provider: route.provider, model: route.model, outcome: 'failed', status: f.status || undefined, reason: f.reason, ms: round(performance.now() - started), key_source: key.source });
       o.logger?.warn({ err: e, workspace_id: o.workspaceId, task: o.task, provider: route.provider, model: route.model, status: f.status, retryable: f.retryable, key_source: key.source }, `llm provider failed: ${f.reason}`);
       if (f.aborted) throw new VendorError(504, `${o.task} timed out: ${summary(attempts)}`);
+      if (f.quotaExhausted) {
+        d.cooldowns.mark(keyScope, f.reason, f.retryAfterMs, true);
+        outOfQuota = true;
+        continue;
+      }
       if (!f.retryable) throw nonRetryable(route, key.source, f);
       d.cooldowns.mark(f.status === 429 ? keyScope : route.provider, f.reason, f.retryAfterMs);
       waitMs = Math.min(waitMs ?? Infinity, Math.max(d.config.cooldownMs, f.retryAfterMs ?? 0));
       only429 &&= f.status === 429;
     }
   }
+  if (waitMs === undefined && outOfQuota) throw new HubError('provider_quota_exceeded', `${o.task}: every provider key that could be tried is out of quota (credits or spend limit used up): ${summary(attempts)}`);
   if (waitMs === undefined) throw new HubError('provider_not_configured', `no provider is configured for ${o.task}: ${summary(attempts)}`);
   throw new VendorError(only429 ? 429 : 503, `every provider for ${o.task} failed: ${summary(attempts)}`, { retryAfterMs: Math.ceil(waitMs) });
 }

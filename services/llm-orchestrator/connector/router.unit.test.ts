@@ -94,6 +94,20 @@ describe('walkChain', () => {
     await expect(walk(own, [() => apiError(401)]).p).rejects.toMatchObject({ code: 'vendor_unauthorized' });
   });
 
+  it('falls back past a key out of quota (429 insufficient_quota), skips that key a while, and fails without retries when no key has quota left', async () => {
+    let t = 0;
+    const d = setup({ now: () => t });
+    const quota = () => apiError(429, {}, { message: 'You exceeded your current quota, please check your plan and billing details.', type: 'insufficient_quota', code: 'insufficient_quota' });
+    const fell = await walk(d, [quota, () => 'from anthropic']).p;
+    expect(fell).toMatchObject({ route: { provider: 'anthropic' }, attempts: [{ provider: 'openai', outcome: 'failed', status: 429, reason: expect.stringContaining('insufficient_quota') }, { outcome: 'ok' }] });
+    const skipped = walk(d, [() => apiError(429, {}, { type: 'insufficient_quota', code: 'insufficient_quota' })]);
+    await expect(skipped.p).rejects.toSatisfy((e: unknown) => e instanceof HubError && !(e instanceof VendorError) && e.code === 'provider_quota_exceeded' && !e.retryable && /openai gpt-4o: skipped \(cooling down/.test(e.message));
+    expect(skipped.seen).toEqual(['anthropic']);
+    // A provider that failed retryably is worth another try of the whole chain; the key out of quota is not.
+    t = 1001;
+    await expect(walk(d, [quota, () => apiError(503)]).p).rejects.toSatisfy((e: unknown) => e instanceof VendorError && e.status === 503 && e.retryable);
+  });
+
   it('is retryable with the shortest cooldown when every provider failed retryably, and provider_not_configured when none had a key', async () => {
     const d = setup();
     const all = walk(d, [() => apiError(500), () => apiError(502)], 'gpt-4o');
