@@ -72,6 +72,16 @@ describe('KafkaBus with several transactional producers (lanes)', () => {
     }
   });
 
+  it('lands a burst of large units to one partition: their requests stay under the broker\'s message size limit', async () => {
+    // 600 KB each, 12 at once through one producer: gathered into one request they would make a
+    // 7 MB batch for one partition, which the broker refuses whole (message.max.bytes 4 MiB).
+    const topic = `ionflux.test.${uid()}`;
+    const value = Buffer.alloc(600_000, 'x');
+    const acks = await Promise.all(Array.from({ length: 12 }, () => bus.publishAtomic([{ topic, key: 'one-key', value }], { orderKey: 'one-key' })));
+    expect(acks).toHaveLength(12);
+    expect((await readAll(infra.bus, topic, { atLeast: 12 })).length).toBe(12);
+  });
+
   it('answers each record of an unordered batch with its own offset', async () => {
     const topic = `ionflux.test.${uid()}`;
     const outcomes = await bus.publishBatch(Array.from({ length: 200 }, (_, i) => ({ topic, key: `k${i}`, value: `v${i}` })));

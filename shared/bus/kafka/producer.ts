@@ -5,9 +5,19 @@ import type { OutgoingRecord, PublishOptions, PublishOutcome, RecordAck } from '
 import { connectFenced, hubProducer } from './fence.ts';
 import type { TopicProvisioner } from './provision.ts';
 
+/**
+ * The most key and value bytes one produce request gathers from several units: a quarter of the
+ * broker's message.max.bytes (4 MiB in deploy/), leaving room for headers and batch overhead.
+ */
+const REQUEST_BYTES = 1024 * 1024;
+
+const recordBytes = (records: OutgoingRecord[]) => records.reduce((n, r) => n + (r.value?.length ?? 0) + (r.key?.length ?? 0), 0);
+
 /** Records that must land together (or not at all, when transactional); never split across requests. */
 interface Unit {
   records: OutgoingRecord[];
+  /** Key and value bytes of its records (headers are small next to the request limit). */
+  bytes: number;
   resolve: (acks: RecordAck[]) => void;
   reject: (e: Error) => void;
   taken: boolean;
@@ -69,10 +79,19 @@ class Lane {
     }
   }
 
+  /**
+   * The next units for one request: at most `max` records and REQUEST_BYTES (a unit alone may be
+   * larger). The broker refuses a partition's batch over its message.max.bytes (4 MiB here), and a
+   * refused request fails every unit in it: a burst of large outcomes to one topic must not add up
+   * to that, or each retry would gather them into the same refused request again.
+   */
   private takeBatch(max: number): Unit[] {
-    let count = 0;
-    let n = 0;
-    while (n < this.queue.length && (n === 0 || count + this.queue[n]!.records.length <= max)) count += this.queue[n++]!.records.length;
+    let [count, bytes, n] = [0, 0, 0];
+    const fits = (u: Unit) => count + u.records.length <= max && bytes + u.bytes <= REQUEST_BYTES;
+    while (n < this.queue.length && (n === 0 || fits(this.queue[n]!))) {
+      count += this.queue[n]!.records.length;
+      bytes += this.queue[n++]!.bytes;
+    }
     const batch = this.queue.splice(0, n);
     for (const u of batch) u.taken = true;
     return batch;
@@ -166,7 +185,7 @@ export class KafkaProducer {
     if (this.closed) return Promise.reject(new HubError('bus_closed', 'the producer is closed'));
     const lane = this.laneFor(opts.orderKey);
     return new Promise<RecordAck[]>((resolve, reject) => {
-      const unit: Unit = { records, resolve, reject, taken: false };
+      const unit: Unit = { records, bytes: recordBytes(records), resolve, reject, taken: false };
       if (opts.timeoutMs !== undefined) {
         unit.timer = setTimeout(() => {
           // Not yet handed to Kafka: drop it, so a record the caller was told failed is never sent.
