@@ -40,6 +40,7 @@ export const FAILURES = {
   vendor_rejected: row('vendor 400/403/404/410/422 (code `vendor_http_<status>`)', false, false, true),
   forbidden_destination: row('the connector\'s request would reach a loopback, private, link-local or reserved address (checked on the address connected to) not in `OUTBOUND_ALLOWLIST`', false, false, true),
   invalid_vendor_response: row('the result fails the action\'s output schema', false, false, true),
+  result_too_large: row('the action ran, but its outcome event would be over 3 MiB (the broker takes at most 4 MiB a message): the failure is told instead of a result the broker would refuse, and the result is not kept', false, true, true),
   invalid_event: row('the handler emitted an event its connector does not declare, or one failing its schema', false, false, true),
   handler_error: row('the handler failed in a way it names (its own code, e.g. `budget_exceeded`)', false, false, true),
   internal_error: row('anything unexpected (a bug); retried, then dead-lettered', true, true, true),

@@ -66,6 +66,9 @@ export interface WorkerOptions {
  */
 export const PARTITIONS_AT_ONCE = 64;
 
+/** The largest outcome event a worker publishes: under the broker's message.max.bytes (4 MiB in deploy/) with room for the rest of its unit. */
+export const MAX_OUTCOME_BYTES = 3 * 1024 * 1024;
+
 /**
  * An outcome computed but not yet acknowledged by Kafka: a re-run publishes it instead of deciding
  * again, and another record of the command waits for it (`acked`) before deciding.
@@ -180,7 +183,13 @@ export async function startCommandWorker(o: WorkerOptions): Promise<Subscription
       records.push(...v.extra);
       if (job.action?.auditRequired) records.push(await audit(c, 'action_used', { action: job.name, outcome: 'succeeded' }, `${c.command_id}:used`));
     }
-    records.unshift(await eventRecord(topic, event));
+    const outcome = await eventRecord(topic, event);
+    // Kafka would refuse the unit on every attempt, and the command would end with no outcome.
+    if (v.kind === 'succeed' && (outcome.value?.length ?? 0) > MAX_OUTCOME_BYTES) {
+      const message = `the action ran, but its result makes an outcome of ${outcome.value!.length} bytes, over the ${MAX_OUTCOME_BYTES} an outcome may have; the result is not kept`;
+      return recordVerdict(ctx, job, { kind: 'fail', failure: { code: 'result_too_large', message, attempts: v.attempts } }, attempts);
+    }
+    records.unshift(outcome);
     const gate = job.action?.approvalGate;
     const harmless = (gate === 'read_only' || gate === 'artifact_generation') && (v.kind === 'succeed' || (v.kind === 'fail' && !policyFor(v.failure.code).deadLetter));
     // Outside a transaction the state might land without its outcome: then a redelivery must publish it.

@@ -16,7 +16,7 @@ import type { SecretStore } from '../secrets/index.ts';
 import { encodeCommandJson } from './envelope.ts';
 import { defaultOutcomeTopic } from './outcome.ts';
 import { approvalSchema, commandStateFormat, workspaceConnectorSchema, type Approval, type CommandState, type WorkspaceConnector } from './state.ts';
-import { startCommandWorker, type WorkerOptions } from './worker.ts';
+import { MAX_OUTCOME_BYTES, startCommandWorker, type WorkerOptions } from './worker.ts';
 
 // The registry's wire format is not what these tests are about: JSON stands in for Avro.
 const codec: EventCodec = { schemaId: 1, encode: async (e) => Buffer.from(JSON.stringify(e)), decode: async (b) => JSON.parse(b.toString()) as PlatformEvent };
@@ -142,6 +142,23 @@ describe('command worker on the in-memory bus', () => {
     const got = await outcomes(bus, 1);
     expect(got.map((e) => e.event_type)).toEqual(got.map(() => 'demo.command.succeeded'));
     expect(new Set(got.map((e) => e.event_id)).size).toBe(1);
+    expect(calls).toBe(1);
+  });
+
+  it('tells a result too large for an outcome event as result_too_large, once, instead of an outcome Kafka would refuse on every attempt', async () => {
+    const bus = new MemoryBus();
+    const big: Connector = {
+      ...connector,
+      manifest: { ...connector.manifest, actions: { echo: { ...connector.manifest.actions.echo!, output: z.object({ text: z.string() }) } } },
+      handlers: { echo: async () => (calls++, { text: 'x'.repeat(MAX_OUTCOME_BYTES) }) },
+    };
+    calls = 0;
+    await worker(bus, { connector: big });
+    await send(bus, { command_id: 'c-big' });
+    const [failed, ...more] = await outcomes(bus, 1);
+    expect(more).toEqual([]);
+    expect(JSON.parse(failed!.payload_json)).toMatchObject({ status: 'failed', error: { code: 'result_too_large' } });
+    expect(bus.records(topics.deadLetter('demo'))).toHaveLength(1);
     expect(calls).toBe(1);
   });
 
