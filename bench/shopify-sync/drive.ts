@@ -3,10 +3,11 @@
  * the ingest inbox (one Kafka transaction per page with its checkpoint), measured three ways:
  *
  *   throttled: `products.sync` in cursor pages against the standard throttle (1,000 points,
- *              50 restored per second). Each page (first 50, variants first 10) is priced by the
- *              simulator as Shopify documents (requested 652 points; actual 2 + 50 x (1 + 2 + 2)
- *              = 252 with two variants a product); the budget then allows 50 / (actual cost per
- *              product) products per second. Reported: the steady rate (pages after the first
+ *              50 restored per second). Each page (BENCH_PAGE_SIZE, capped so its requested cost
+ *              stays under Shopify's single-query limit: 43 products of 23 points with variants
+ *              first 10, 991 points) is priced by the simulator as Shopify documents (actual: the
+ *              objects returned); the budget then allows 50 / (actual cost per product) products
+ *              per second. Reported: the steady rate (pages after the first
  *              30 s, when the initial full bucket is spent) and its fraction of that allowance.
  *   unthrottled: the same sync with the simulator's restore rate lifted: what the hub itself does.
  *   bulk:      `products.sync` through Bulk Operations (one bulkOperationRunQuery, the JSONL read
@@ -27,6 +28,8 @@ import { createLogger } from '../../shared/logger.ts';
 import { secretPaths } from '../../shared/secrets/store.ts';
 import { createVaultSecretStore } from '../../shared/secrets/vault-store.ts';
 import { CONNECTIONS_TOPIC } from '../../services/shopify-sync/state/connections.ts';
+import { entitySpecs } from '../../services/shopify-sync/sync/entities.ts';
+import { pageFirst } from '../../services/shopify-sync/sync/run.ts';
 import { browseInstall, simEnv, startShopifySync, type RunningShopifySync } from '../../tests/helpers/shopify.ts';
 import { startShopifySimulator, type ShopifySimulator } from '../../tests/simulators/shopify/index.ts';
 
@@ -34,6 +37,8 @@ const PAGED = Number(process.env.BENCH_PAGED_PRODUCTS ?? 1000);
 const BULK = Number(process.env.BENCH_BULK_PRODUCTS ?? 20000);
 const UNTHROTTLED = Number(process.env.BENCH_UNTHROTTLED_PRODUCTS ?? 10000);
 const PAGE = Number(process.env.BENCH_PAGE_SIZE ?? 50);
+/** Products a page holds: the setting, or fewer where that many would cost over Shopify's single-query limit. */
+const PER_PAGE = pageFirst(entitySpecs.products, PAGE);
 const brokers = (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(',');
 const registryUrl = process.env.SCHEMA_REGISTRY_URL;
 const vault = createVaultSecretStore({ addr: process.env.VAULT_ADDR ?? 'http://127.0.0.1:8200', token: process.env.VAULT_TOKEN ?? 'ionflux-dev-root', mount: 'secret' });
@@ -112,11 +117,11 @@ async function paged(restoreRate: number, phase: string, products: number): Prom
   const throttled = sim.requests.filter((x) => x.shop === shop && x.throttled).length;
   const actualPerPage = pages.reduce((n, p) => n + (p.cost?.actual ?? 0), 0) / pages.length;
   const requestedPerPage = pages[0]?.cost?.requested ?? 0;
-  const costPerProduct = actualPerPage / PAGE;
+  const costPerProduct = actualPerPage / PER_PAGE;
   const allowed = restoreRate / costPerProduct;
   // Steady state: pages answered after the first 30 s (the initial 1,000-point bucket is spent by then).
   const steady = pages.filter((p) => p.at >= pages[0]!.at + 30_000);
-  const steadyRate = steady.length > 1 ? ((steady.length - 1) * PAGE) / ((steady.at(-1)!.at - steady[0]!.at) / 1000) : NaN;
+  const steadyRate = steady.length > 1 ? ((steady.length - 1) * PER_PAGE) / ((steady.at(-1)!.at - steady[0]!.at) / 1000) : NaN;
   const out = {
     products: r.count, pages: pages.length, duration_s: round(r.duration_ms / 1000), products_per_s: round(r.count / (r.duration_ms / 1000)),
     requested_cost_per_page: requestedPerPage, actual_cost_per_page: round(actualPerPage), restore_rate: restoreRate, allowed_products_per_s: round(allowed),
@@ -152,8 +157,8 @@ async function bulk(): Promise<Record<string, number>> {
 
 async function main(): Promise<void> {
   await cleanup(); // what an interrupted run left
-  const report: Record<string, unknown> = { page_size: PAGE, bucket: 1000 };
-  log(`throttled: ${PAGED} products in pages of ${PAGE} under 1,000 points / 50 per s`);
+  const report: Record<string, unknown> = { page_size: PER_PAGE, bucket: 1000 };
+  log(`throttled: ${PAGED} products in pages of ${PER_PAGE} under 1,000 points / 50 per s`);
   report.throttled = await paged(50, 't', PAGED);
   log(`  ${JSON.stringify(report.throttled)}`);
   log(`unthrottled: ${UNTHROTTLED} products, restore rate lifted`);

@@ -40,7 +40,7 @@ export const shopifySyncEnv = baseEnv.extend({
   SHOPIFY_POLL_INTERVAL_MS: ms(5 * 60_000),
   /** The full catalog sync per linked shop (nightly); 0 turns it off. */
   SHOPIFY_FULL_SYNC_INTERVAL_MS: ms(24 * 3600_000),
-  /** Entities per GraphQL page (products also read up to 10 variants each). */
+  /** Entities per GraphQL page, or fewer where a page would pass Shopify's single-query cost limit (sync/run.ts, pageFirst). */
   SHOPIFY_PAGE_SIZE: z.coerce.number().int().min(1).max(250).default(50),
   /** A bulk operation is polled this often until it finishes. */
   SHOPIFY_BULK_POLL_MS: ms(2000),

@@ -1,5 +1,5 @@
 import type { KafkaTable } from '../../../shared/bus/table/table.ts';
-import type { AdminApi, GraphqlOptions } from '../api/admin.ts';
+import type { AdminApi } from '../api/admin.ts';
 import type { BulkOptions } from '../sync/bulk.ts';
 import type { SyncDeps } from '../sync/run.ts';
 import type { Connection } from '../state/connections.ts';
@@ -15,8 +15,8 @@ export interface ActionDeps {
 }
 
 /** One GraphQL request with the workspace's token. */
-export function call<T>(d: ActionDeps, ws: string, operation: string, query: string, variables: Record<string, unknown>, signal: AbortSignal, opts?: GraphqlOptions): Promise<T> {
-  return d.tokens.withToken(ws, async (shop, token) => (await d.api.graphql<T>(shop, token, operation, query, variables, signal, opts)).data);
+export function call<T>(d: ActionDeps, ws: string, operation: string, query: string, variables: Record<string, unknown>, signal: AbortSignal): Promise<T> {
+  return d.tokens.withToken(ws, async (shop, token) => (await d.api.graphql<T>(shop, token, operation, query, variables, signal)).data);
 }
 
 export const gid = (type: string, id: string) => `gid://shopify/${type}/${id}`;

@@ -1,6 +1,7 @@
 import { inventoryAdjustInput, ordersTagInput, productsUpdateInput, scriptTagsDeleteInput, themesRollbackInput } from '../../../shared/connectors/catalog/shopify.ts';
 import { handler } from '../../../shared/connectors/types.ts';
 import { HubError } from '../../../shared/errors.ts';
+import { deterministicEventId } from '../../../shared/events/platform-event.ts';
 import { checkUserErrors } from '../api/admin.ts';
 import { call, gid, type ActionDeps } from './deps.ts';
 import { THEMES, themeOut, type ThemeNode } from './reads.ts';
@@ -8,9 +9,8 @@ import { THEMES, themeOut, type ThemeNode } from './reads.ts';
 type UserErrors = { userErrors: { field?: string[] | null; message: string; code?: string | null }[] };
 
 // Sent again after a failure (the command core retries retryable ones), tagsAdd/tagsRemove,
-// productUpdate, themePublish and scriptTagDelete leave the shop as sent once: they keep the
-// retries. inventoryAdjustQuantities moves stock by its delta each time it is applied: it is sent
-// with `idempotent: false` (api/admin.ts), so a failure it may have outlived is `outcome_unknown`.
+// productUpdate, themePublish and scriptTagDelete leave the shop as sent once. So does
+// inventoryAdjustQuantities, which moves stock by its delta, through the idempotency key it carries.
 
 const TAGS_ADD = `mutation TagsAdd($id: ID!, $tags: [String!]!) { tagsAdd(id: $id, tags: $tags) { node { id } userErrors { field message } } }`;
 const TAGS_REMOVE = `mutation TagsRemove($id: ID!, $tags: [String!]!) { tagsRemove(id: $id, tags: $tags) { node { id } userErrors { field message } } }`;
@@ -46,21 +46,26 @@ export const productsUpdate = (d: ActionDeps) =>
     return { product: { id: out.id, title: out.title, status: out.status, vendor: out.vendor ?? null, product_type: out.productType ?? null, tags: out.tags ?? [], updated_at: out.updatedAt } };
   });
 
-const INVENTORY_ADJUST = `mutation InventoryAdjust($input: InventoryAdjustQuantitiesInput!) {
-  inventoryAdjustQuantities(input: $input) { inventoryAdjustmentGroup { reason changes { name delta } } userErrors { field message code } }
+const INVENTORY_ADJUST = `mutation InventoryAdjust($input: InventoryAdjustQuantitiesInput!, $key: String!) {
+  inventoryAdjustQuantities(input: $input) @idempotent(key: $key) { inventoryAdjustmentGroup { reason changes { name delta } } userErrors { field message code } }
 }`;
 
 /**
  * `inventory.adjust`: inventoryAdjustQuantities on `available`, the command id as its reference
- * document (Shopify records it, it does not dedupe on it). Sent at most once: a 5xx, a lost
- * connection or the deadline fails `outcome_unknown`; THROTTLED, 429 and a refused connection are
- * retried.
+ * document. Stock moves by the delta each time Shopify applies it, so the mutation carries an
+ * idempotency key (`@idempotent`, required from API version 2026-04): a UUID named by the
+ * workspace and the command id, the same on every attempt of the command. Shopify answers a key it
+ * has seen with the first result and moves nothing again, so the command is retried like the other
+ * writes after a 5xx, INTERNAL_SERVER_ERROR or a lost connection. `changeFromQuantity` (required
+ * from 2026-04 too) is null: the command moves stock by a delta and expects no quantity, so
+ * Shopify's compare-and-swap check is skipped.
  */
 export const inventoryAdjust = (d: ActionDeps) =>
   handler(inventoryAdjustInput, async (ctx) => {
     const p = ctx.params;
-    const input = { reason: p.reason, name: 'available', referenceDocumentUri: `gid://ionflux/Command/${ctx.idempotencyKey}`, changes: [{ delta: p.delta, inventoryItemId: gid('InventoryItem', p.inventory_item_id), locationId: gid('Location', p.location_id) }] };
-    const data = await call<{ inventoryAdjustQuantities: UserErrors & { inventoryAdjustmentGroup: { changes: { name: string; delta: number }[] } | null } }>(d, ctx.workspaceId, 'inventory.adjust', INVENTORY_ADJUST, { input }, ctx.signal, { idempotent: false });
+    const input = { reason: p.reason, name: 'available', referenceDocumentUri: `gid://ionflux/Command/${ctx.idempotencyKey}`, changes: [{ delta: p.delta, changeFromQuantity: null, inventoryItemId: gid('InventoryItem', p.inventory_item_id), locationId: gid('Location', p.location_id) }] };
+    const key = deterministicEventId(`shopify.inventory.adjust:${ctx.workspaceId}:${ctx.idempotencyKey}`);
+    const data = await call<{ inventoryAdjustQuantities: UserErrors & { inventoryAdjustmentGroup: { changes: { name: string; delta: number }[] } | null } }>(d, ctx.workspaceId, 'inventory.adjust', INVENTORY_ADJUST, { input, key }, ctx.signal);
     checkUserErrors(data.inventoryAdjustQuantities);
     return { changes: data.inventoryAdjustQuantities.inventoryAdjustmentGroup?.changes ?? [] };
   });

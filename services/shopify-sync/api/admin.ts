@@ -1,6 +1,5 @@
 import { GraphqlQueryError, HttpResponseError, Session, type Shopify } from '@shopify/shopify-api';
 import { HubError } from '../../../shared/errors.ts';
-import { neverSent, withFetchFailure } from './sdk.ts';
 import { CostThrottle, type ThrottleStatus } from './throttle.ts';
 
 /** A Shopify access token refused (401): the caller refreshes once, then asks for re-authorization. */
@@ -16,6 +15,19 @@ export class ShopifyUserErrors extends HubError {
     super('shopify_user_error', errors.map((e) => (e.field?.length ? `${e.field.join('.')}: ${e.message}` : e.message)).join('; '), { retryable: false });
   }
 }
+
+/**
+ * A query Shopify priced over its single-query limit (MAX_COST_EXCEEDED), refused before it ran:
+ * the same query fits with smaller connections (`first`).
+ */
+export class QueryTooCostly extends HubError {
+  constructor(message: string) {
+    super('shopify_query_too_costly', message, { retryable: false });
+  }
+}
+
+/** Shopify's single-query limit: the most a query's requested cost may be, on every plan. */
+export const SINGLE_QUERY_MAX_COST = 1000;
 
 export interface Cost {
   requestedQueryCost: number;
@@ -33,18 +45,9 @@ export interface AdminApiOptions {
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
 }
 
-export interface GraphqlOptions {
-  /**
-   * false for a mutation that, applied twice, changes the shop twice (adjusting by a delta,
-   * creating): a failure after the request may have reached Shopify is then `outcome_unknown`,
-   * not retryable. Default true.
-   */
-  idempotent?: boolean;
-}
-
 export interface AdminApi {
   /** One GraphQL Admin request, paced by the shop's cost bucket; THROTTLED is waited out and retried. */
-  graphql<T>(shop: string, token: string, operation: string, query: string, variables?: Record<string, unknown>, signal?: AbortSignal, opts?: GraphqlOptions): Promise<{ data: T; cost?: Cost }>;
+  graphql<T>(shop: string, token: string, operation: string, query: string, variables?: Record<string, unknown>, signal?: AbortSignal): Promise<{ data: T; cost?: Cost }>;
   throttle: CostThrottle;
 }
 
@@ -61,36 +64,31 @@ const abortable = (ms: number, signal?: AbortSignal) =>
  * - data: returned, and its `extensions.cost.throttleStatus` recorded for pacing the next query;
  * - THROTTLED: wait (requested - available) / restoreRate seconds, then again (never hammers);
  * - 401: TokenRefused (the caller refreshes the token once);
- * - 429 / 5xx: retryable VendorError-like HubError for the command core's backoff;
+ * - 429 / 5xx, and INTERNAL_SERVER_ERROR (Shopify's answer, HTTP 200, in place of a 500 in most
+ *   circumstances): retryable HubError for the command core's backoff;
+ * - MAX_COST_EXCEEDED: QueryTooCostly (a page query goes on with smaller pages);
  * - no answer: `vendor_unreachable`, retryable;
  * - other GraphQL errors: not retryable, Shopify's message kept.
- * A request with `idempotent: false` that may have reached Shopify and failed without saying it
- * was not applied (5xx, INTERNAL_SERVER_ERROR, no answer once connected, the deadline) fails
- * `outcome_unknown`, not retryable: Shopify may have applied it, and it is not sent again.
- * THROTTLED, 429 and a connection never made stay retryable: nothing was applied.
+ * Retrying is safe for every call the hub makes: reads, writes that leave the shop as sent once,
+ * and inventoryAdjustQuantities, whose idempotency key makes Shopify apply it once
+ * (actions/writes.ts).
  */
 export function createAdminApi(o: AdminApiOptions): AdminApi {
   const sleep = o.sleep ?? abortable;
   const costs = new Map<string, number>();
   return {
     throttle: o.throttle,
-    async graphql<T>(shop: string, token: string, operation: string, query: string, variables?: Record<string, unknown>, signal?: AbortSignal, opts?: GraphqlOptions) {
+    async graphql<T>(shop: string, token: string, operation: string, query: string, variables?: Record<string, unknown>, signal?: AbortSignal) {
       const shopify = o.shopify();
       if (!shopify) throw new HubError('not_configured', 'Shopify is not configured on this hub: set SHOPIFY_API_KEY and SHOPIFY_API_SECRET for shopify-sync');
       const session = new Session({ id: `offline_${shop}`, shop, state: '', isOnline: false, accessToken: token });
       const client = new shopify.clients.Graphql({ session });
-      const once = opts?.idempotent === false;
-      const unknown = (what: string, cause?: unknown) =>
-        new HubError('outcome_unknown', `${what}; the result is unknown (Shopify may have applied it): not sent again, check the shop before repeating it`, { retryable: false, cause });
       for (let attempt = 0; ; attempt++) {
         const wait = o.throttle.waitMs(shop, costs.get(operation) ?? o.defaultCost ?? 100);
         if (wait > 0) await sleep(wait, signal);
         signal?.throwIfAborted();
-        const failure: { error?: unknown } = {};
         try {
-          const request = () => client.request<T>(query, { variables, signal } as never);
-          // Only a request sent at most once needs to know how its fetch failed.
-          const res = await (once ? withFetchFailure(failure, request) : request());
+          const res = await client.request<T>(query, { variables, signal } as never);
           const cost = (res.extensions as { cost?: Cost } | undefined)?.cost;
           if (cost) {
             o.throttle.observe(shop, cost.throttleStatus);
@@ -103,7 +101,8 @@ export function createAdminApi(o: AdminApiOptions): AdminApi {
             const body = e.body as { errors?: { graphQLErrors?: { message?: string; extensions?: { code?: string } }[] }; extensions?: { cost?: Cost } } | undefined;
             const cost = body?.extensions?.cost;
             if (cost) o.throttle.observe(shop, cost.throttleStatus);
-            const throttled = body?.errors?.graphQLErrors?.some((g) => g.extensions?.code === 'THROTTLED');
+            const has = (code: string) => Boolean(body?.errors?.graphQLErrors?.some((g) => g.extensions?.code === code));
+            const throttled = has('THROTTLED');
             o.onCall?.(operation, throttled ? 'throttled' : 'graphql_error', cost);
             if (throttled && attempt < (o.maxThrottledRetries ?? 20)) {
               if (cost) costs.set(operation, cost.requestedQueryCost);
@@ -112,20 +111,20 @@ export function createAdminApi(o: AdminApiOptions): AdminApi {
               await sleep(Math.max(ms, 50), signal);
               continue;
             }
-            if (once && body?.errors?.graphQLErrors?.some((g) => g.extensions?.code === 'INTERNAL_SERVER_ERROR')) throw unknown(`Shopify answered ${operation}: ${e.message}`, e);
-            throw new HubError(throttled ? 'shopify_throttled' : 'shopify_graphql_error', `Shopify answered ${operation}: ${e.message}`, { retryable: Boolean(throttled) });
+            const message = `Shopify answered ${operation}: ${e.message}`;
+            if (has('MAX_COST_EXCEEDED')) throw new QueryTooCostly(message);
+            if (has('INTERNAL_SERVER_ERROR')) throw new HubError('shopify_internal_error', message, { retryable: true });
+            throw new HubError(throttled ? 'shopify_throttled' : 'shopify_graphql_error', message, { retryable: throttled });
           }
           if (e instanceof HttpResponseError) {
             const status = e.response.code;
             o.onCall?.(operation, `http_${status}`);
             if (status === 401) throw new TokenRefused(shop);
             const message = `Shopify answered ${operation} with HTTP ${status} ${e.response.statusText ?? ''}`.trim();
-            if (once && status >= 500) throw unknown(message, e);
             throw new HubError(`vendor_http_${status}`, message, { retryable: status === 429 || status >= 500 });
           }
-          if (signal?.aborted) throw once ? unknown(`${operation} was cut short (${String(signal.reason)})`, e) : e;
+          if (signal?.aborted) throw e;
           o.onCall?.(operation, 'network');
-          if (once && !neverSent(failure.error)) throw unknown(`Shopify did not answer ${operation}: ${(e as Error).message}`, failure.error ?? e);
           throw new HubError('vendor_unreachable', `Shopify could not be reached for ${operation}: ${(e as Error).message}`, { retryable: true, cause: e });
         }
       }

@@ -3,6 +3,7 @@ import { createLogger } from '../../../shared/logger.ts';
 import { configureOutbound } from '../../../shared/net/outbound.ts';
 import { parseAllowlist } from '../../../shared/net/allowlist.ts';
 import { startShopifySimulator, type ShopifySimulator } from '../../../tests/simulators/shopify/index.ts';
+import { entitySpecs } from '../sync/entities.ts';
 import { createAdminApi } from './admin.ts';
 import { createShopify, installSdkFetch, rewriteShopUrl } from './sdk.ts';
 import { CostThrottle } from './throttle.ts';
@@ -66,5 +67,48 @@ describe('the SDK pointed at the simulator through SHOPIFY_ADMIN_BASE_URL', () =
     const waited = slept.reduce((a, b) => a + b, 0);
     expect(waited).toBeGreaterThanOrEqual(1200);
     expect(waited).toBeLessThanOrEqual(1400);
+  });
+
+  const client = (apiVersion: string) => {
+    const shopify = createShopify({ apiKey: sim.apiKey, apiSecret: sim.apiSecret, scopes: ['read_orders', 'write_inventory'], apiVersion, publicBaseUrl: 'http://127.0.0.1:1' }, createLogger({ service: 'test', level: 'silent' }));
+    return createAdminApi({ shopify: () => shopify, throttle: new CostThrottle(), sleep: async () => {} });
+  };
+
+  it('prices every object a query selects and each connection by its first; one over 1000 points is refused before it runs (MAX_COST_EXCEEDED)', async () => {
+    const shop = sim.addShop(undefined, { orders: 4 });
+    const token = sim.accessToken(shop.domain);
+    const api = client('2026-07');
+    // An order of the sync's page query, its 50 line items with their price, product and variant: 256 points.
+    const { cost } = await api.graphql(shop.domain, token, 'orders.page', entitySpecs.orders.pageQuery, { first: 3 });
+    expect(cost).toMatchObject({ requestedQueryCost: 2 + 3 * 256, actualQueryCost: 2 + 3 * (1 + 2 + 1 + 2 + 1 * 5) });
+    const available = shop.bucket.available;
+    await expect(api.graphql(shop.domain, token, 'orders.page', entitySpecs.orders.pageQuery, { first: 4 })).rejects.toMatchObject({ code: 'shopify_query_too_costly', message: expect.stringContaining('Query cost is 1026, which exceeds the single query max cost limit (1000)') });
+    expect(shop.bucket.available).toBeGreaterThanOrEqual(available);
+    // Bulk operations are not priced by their inner query: the operation is a mutation.
+    const { cost: bulk } = await api.graphql(shop.domain, token, 'bulk.run', 'mutation BulkRun($query: String!) { bulkOperationRunQuery(query: $query) { bulkOperation { id status } userErrors { field message code } } }', { query: entitySpecs.orders.bulkQuery(null) });
+    expect(bulk?.requestedQueryCost).toBe(10);
+  });
+
+  it('inventoryAdjustQuantities from 2026-04 needs changeFromQuantity and @idempotent; a key seen before answers the first result and moves nothing', async () => {
+    const shop = sim.addShop(undefined, { inventory: 1 });
+    const token = sim.accessToken(shop.domain);
+    const level = shop.inventoryItems[0]!.levels[0]!;
+    const change = (extra: Record<string, unknown>) => ({ input: { name: 'available', reason: 'correction', changes: [{ delta: 2, inventoryItemId: `gid://shopify/InventoryItem/${shop.inventoryItems[0]!.id}`, locationId: `gid://shopify/Location/${level.locationId}`, ...extra }] } });
+    const plain = 'mutation A($input: InventoryAdjustQuantitiesInput!) { inventoryAdjustQuantities(input: $input) { inventoryAdjustmentGroup { changes { name delta } } userErrors { field message } } }';
+    const keyed = 'mutation A($input: InventoryAdjustQuantitiesInput!, $key: String!) { inventoryAdjustQuantities(input: $input) @idempotent(key: $key) { inventoryAdjustmentGroup { changes { name delta } } userErrors { field message } } }';
+    const before = level.available;
+    const api = client('2026-07');
+    await expect(api.graphql(shop.domain, token, 'a', keyed, { ...change({}), key: 'k0' })).rejects.toMatchObject({ code: 'shopify_graphql_error', message: expect.stringContaining('InventoryChangeInput must include the following argument: changeFromQuantity.') });
+    await expect(api.graphql(shop.domain, token, 'a', plain, change({ changeFromQuantity: null }))).rejects.toMatchObject({ code: 'shopify_graphql_error', message: expect.stringContaining('The @idempotent directive is required for this mutation but was not provided.') });
+    expect(level.available).toBe(before);
+    const first = await api.graphql(shop.domain, token, 'a', keyed, { ...change({ changeFromQuantity: null }), key: 'k1' });
+    const again = await api.graphql(shop.domain, token, 'a', keyed, { ...change({ changeFromQuantity: null }), key: 'k1' });
+    expect(again.data).toEqual(first.data);
+    expect(level.available).toBe(before + 2);
+    await api.graphql(shop.domain, token, 'a', keyed, { ...change({ changeFromQuantity: null }), key: 'k2' });
+    expect(level.available).toBe(before + 4);
+    // Before 2026-04 both are optional.
+    await client('2026-01').graphql(shop.domain, token, 'a', plain, change({}));
+    expect(level.available).toBe(before + 6);
   });
 });

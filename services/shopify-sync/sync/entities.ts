@@ -27,6 +27,12 @@ export interface EntitySpec {
   root: string;
   /** Page query: variables $first, $after, $query. */
   pageQuery: string;
+  /**
+   * What one node of pageQuery costs by Shopify's documented defaults (an object 1 plus what it
+   * selects, a connection 2 + first x one of its nodes, a scalar or an enum 0): a page of n nodes
+   * costs 2 + n x nodeCost.
+   */
+  nodeCost: number;
   /** Bulk Operations query for `query` (a search filter, or none). */
   bulkQuery(query: string | null): string;
   /** Child lines of a bulk JSONL (by gid type) -> the list field of the parent they belong to. */
@@ -65,6 +71,8 @@ const INVENTORY_FIELDS = (levels: string) => `id sku updatedAt
 const product: EntitySpec = {
   root: 'products',
   pageQuery: PAGE('products', PRODUCT_FIELDS('variants(first: 10)')),
+  // product 1 + variants (2 + 10 x (variant 1 + inventoryItem 1))
+  nodeCost: 23,
   bulkQuery: BULK('products', PRODUCT_FIELDS('variants')),
   bulkChildren: { ProductVariant: 'variants' },
   payloads(n) {
@@ -81,6 +89,8 @@ const product: EntitySpec = {
 const order: EntitySpec = {
   root: 'orders',
   pageQuery: PAGE('orders', ORDER_FIELDS('lineItems(first: 50)')),
+  // order 1 + totalPriceSet 2 + customer 1 + lineItems (2 + 50 x (line item 1 + originalUnitPriceSet 2 + product 1 + variant 1))
+  nodeCost: 256,
   bulkQuery: BULK('orders', ORDER_FIELDS('lineItems')),
   bulkChildren: { LineItem: 'lineItems' },
   payloads(n) {
@@ -103,6 +113,7 @@ const order: EntitySpec = {
 const customer: EntitySpec = {
   root: 'customers',
   pageQuery: PAGE('customers', CUSTOMER_FIELDS),
+  nodeCost: 1,
   bulkQuery: BULK('customers', CUSTOMER_FIELDS),
   bulkChildren: {},
   payloads(n) {
@@ -119,6 +130,8 @@ const customer: EntitySpec = {
 const inventory: EntitySpec = {
   root: 'inventoryItems',
   pageQuery: PAGE('inventoryItems', INVENTORY_FIELDS('inventoryLevels(first: 10)')),
+  // item 1 + inventoryLevels (2 + 10 x (level 1 + location 1 + quantities 1))
+  nodeCost: 33,
   bulkQuery: BULK('inventoryItems', INVENTORY_FIELDS('inventoryLevels')),
   bulkChildren: { InventoryLevel: 'inventoryLevels' },
   payloads(n) {

@@ -2,10 +2,10 @@ import type { KafkaTable } from '../../../shared/bus/table/table.ts';
 import type { Bus, OutgoingRecord } from '../../../shared/bus/types.ts';
 import { inboxRecord } from '../../../shared/ingest/inbox.ts';
 import type { Logger } from '../../../shared/logger.ts';
-import type { AdminApi } from '../api/admin.ts';
+import { QueryTooCostly, SINGLE_QUERY_MAX_COST, type AdminApi } from '../api/admin.ts';
 import { keys, SYNC_STATE_TOPIC, type RunCheckpoint, type SyncState } from '../state/sync-state.ts';
 import type { TokenAccess } from '../tokens/access.ts';
-import { entitySpecs, sinceFilter, type EntityName, type Payload } from './entities.ts';
+import { entitySpecs, sinceFilter, type EntityName, type EntitySpec, type Payload } from './entities.ts';
 import { pollDelivery } from './inbox.ts';
 
 export interface SyncDeps {
@@ -115,6 +115,33 @@ export function advance(c: RunCheckpoint, payloads: Payload[]): Pick<RunCheckpoi
 }
 
 /**
+ * Entities a page of `spec` asks for: `pageSize`, or fewer when that many would cost more than
+ * Shopify's single-query limit (2 for the connection, nodeCost for each entity).
+ */
+export const pageFirst = (spec: EntitySpec, pageSize: number) => Math.max(1, Math.min(pageSize, Math.floor((SINGLE_QUERY_MAX_COST - 2) / spec.nodeCost)));
+
+type Connection = { edges: { cursor: string; node: Record<string, unknown> }[]; pageInfo: { hasNextPage: boolean; endCursor: string | null } };
+
+/**
+ * The page after the checkpoint's cursor, of `first` entities at most. One Shopify refuses as too
+ * costly (its costs are not the defaults nodeCost assumes) is asked for again, from the same
+ * cursor, half as large; the size that fitted is returned for the pages after it.
+ */
+async function readPage(d: SyncDeps, r: SyncRun, c: RunCheckpoint, first: number, signal: AbortSignal): Promise<{ shop: string; conn: Connection; first: number }> {
+  const spec = entitySpecs[r.entity];
+  try {
+    return await d.tokens.withToken(r.ws, async (shop, token) => {
+      const { data } = await d.api.graphql<Record<string, Connection>>(shop, token, `${r.entity}.page`, spec.pageQuery, { first, after: c.cursor, query: sinceFilter(c.since) }, signal);
+      return { shop, conn: data[spec.root]!, first };
+    });
+  } catch (e) {
+    if (!(e instanceof QueryTooCostly) || first === 1) throw e;
+    d.logger.warn({ workspace: r.ws, run: r.runId, entity: r.entity, first, error: e.message }, 'Shopify priced the page over its single-query limit: asking for half as many');
+    return readPage(d, r, c, Math.floor(first / 2), signal);
+  }
+}
+
+/**
  * A sync of one entity through cursor pagination (GraphQL `pageInfo`), oldest change first
  * (sortKey UPDATED_AT). Every page is appended to the ingest inbox together with the run's
  * checkpoint (cursor, count), so a run cut short by a crash resumes after the last page recorded;
@@ -129,13 +156,11 @@ export async function runPagedSync(d: SyncDeps, r: SyncRun, signal: AbortSignal,
   const resumed = held?.kind === 'run' && held.mode === 'pages' && held.entity === r.entity;
   let c: RunCheckpoint = resumed ? held : { kind: 'run', entity: r.entity, mode: 'pages', ...(r.since ? { since: r.since } : {}), cursor: null, count: 0, pages: 0, started_at: Date.now(), updated_at: Date.now() };
   if (resumed) d.logger.info({ workspace: r.ws, run: r.runId, entity: r.entity, pages: c.pages, count: c.count }, 'resuming shopify sync from its checkpoint');
+  let first = pageFirst(spec, d.pageSize);
   for (;;) {
     signal.throwIfAborted();
-    const page = await d.tokens.withToken(r.ws, async (shop, token) => {
-      const { data } = await d.api.graphql<Record<string, { edges: { cursor: string; node: Record<string, unknown> }[]; pageInfo: { hasNextPage: boolean; endCursor: string | null } }>>(
-        shop, token, `${r.entity}.page`, spec.pageQuery, { first: d.pageSize, after: c.cursor, query: sinceFilter(c.since) }, signal);
-      return { shop, conn: data[spec.root]! };
-    });
+    const page = await readPage(d, r, c, first, signal);
+    first = page.first;
     const seen = new Set(r.seenAtSince ?? []);
     const fresh = (p: Payload) => !(c.since && p.updatedAt === c.since && seen.has(p.orderingKey));
     const nodes = page.conn.edges.map((e) => spec.payloads(e.node).filter(fresh)).filter((ps) => ps.length > 0);

@@ -1,6 +1,15 @@
 import { describe, expect, it } from 'vitest';
+import type { OutgoingRecord } from '../../../shared/bus/types.ts';
+import { createLogger } from '../../../shared/logger.ts';
+import { parseAllowlist } from '../../../shared/net/allowlist.ts';
+import { configureOutbound } from '../../../shared/net/outbound.ts';
+import { startShopifySimulator, type SimOptions } from '../../../tests/simulators/shopify/index.ts';
+import { createAdminApi } from '../api/admin.ts';
+import { createShopify, installSdkFetch } from '../api/sdk.ts';
+import { CostThrottle } from '../api/throttle.ts';
 import type { SyncState, RunCheckpoint } from '../state/sync-state.ts';
-import { advance, coversWatermark, finishRun, type SyncDeps } from './run.ts';
+import { entitySpecs, type EntityName } from './entities.ts';
+import { advance, coversWatermark, finishRun, pageFirst, runPagedSync, type SyncDeps } from './run.ts';
 
 const c = (over: Partial<RunCheckpoint> = {}): RunCheckpoint => ({ kind: 'run', entity: 'orders', mode: 'pages', cursor: null, count: 0, pages: 0, started_at: 0, updated_at: 0, ...over });
 const p = (id: string, at: string | null) => ({ topic: 'orders/updated', entity: 'orders', orderingKey: id, updatedAt: at, body: {} });
@@ -49,5 +58,72 @@ describe('finishRun and the poll watermark', () => {
     expect(coversWatermark('2026-01-01T10:00:01.000Z', W0)).toBe(false);
     expect(coversWatermark(W0, undefined)).toBe(false);
     expect(coversWatermark(W0, '')).toBe(false);
+  });
+});
+
+describe('runPagedSync against the Shopify simulator', () => {
+  /** A simulator whose bucket refills at once (no pacing waits), the SDK pointed at it, and a paged sync of one of its shops. */
+  async function simulated(o: SimOptions = {}) {
+    const sim = await startShopifySimulator({ restoreRate: 1e6, ...o });
+    configureOutbound(parseAllowlist('127.0.0.1'));
+    installSdkFetch(sim.url);
+    const shopify = createShopify({ apiKey: sim.apiKey, apiSecret: sim.apiSecret, scopes: ['read_products'], apiVersion: '2026-07', publicBaseUrl: 'http://127.0.0.1:1' }, createLogger({ service: 'test', level: 'silent' }));
+    const api = createAdminApi({ shopify: () => shopify, throttle: new CostThrottle(), sleep: async () => {} });
+    /** A sync of `entity` from its first page; the inbox keys it appended. */
+    async function sync(shop: string, entity: EntityName, pageSize: number) {
+      const state = new Map<string, SyncState>();
+      const appended: string[] = [];
+      const token = sim.accessToken(shop);
+      const d = {
+        api, pageSize, inboxTopic: 'inbox', logger: createLogger({ service: 'test', level: 'silent' }),
+        tokens: { withToken: (_ws: string, fn: (shop: string, token: string) => Promise<unknown>) => fn(shop, token) },
+        bus: { publishAtomic: async (records: OutgoingRecord[]) => void appended.push(...records.filter((r) => r.topic === 'inbox').map((r) => String(r.key))) },
+        state: { get: (k: string) => state.get(k), applyLocal: (k: string, v: SyncState | undefined) => void (v ? state.set(k, v) : state.delete(k)) },
+      } as unknown as SyncDeps;
+      return { summary: await runPagedSync(d, { ws: 'ws1', runId: `cmd-${entity}`, entity }, new AbortController().signal), appended };
+    }
+    return { sim, sync };
+  }
+
+  it('asks each entity for as many per page as fit Shopify\'s single-query limit (at most the page size), and reads every one once', async () => {
+    const { sim, sync } = await simulated();
+    try {
+      const shop = sim.addShop(undefined, { products: 45, orders: 7, customers: 3, inventory: 31 });
+      const runs = { products: [45, 45, 2], orders: [7, 7, 3], customers: [3, 3, 1], inventory: [31, 62, 2] } as const;
+      for (const [entity, [count, appended, pages]] of Object.entries(runs) as [EntityName, readonly number[]][]) {
+        const r = await sync(shop.domain, entity, 50);
+        expect(r.summary, entity).toMatchObject({ count, pages });
+        expect(new Set(r.appended).size, entity).toBe(appended);
+      }
+      const asked = sim.requests.filter((x) => x.shop === shop.domain && x.root !== null);
+      expect(asked.map((x) => [x.root, x.variables?.first, x.cost?.requested])).toEqual([
+        ...Array(2).fill(['products', 43, 2 + 43 * entitySpecs.products.nodeCost]),
+        ...Array(3).fill(['orders', 3, 2 + 3 * entitySpecs.orders.nodeCost]),
+        ['customers', 50, 52],
+        ...Array(2).fill(['inventoryItems', 30, 2 + 30 * entitySpecs.inventory.nodeCost]),
+      ]);
+      expect(Math.max(...asked.map((x) => x.cost!.requested))).toBeLessThanOrEqual(1000);
+      expect(pageFirst(entitySpecs.orders, 2)).toBe(2);
+    } finally {
+      await sim.close();
+    }
+  });
+
+  it('a page Shopify refuses as too costly is read again from the same cursor, half as large, and the run goes on at that size', async () => {
+    // A shop whose prices run higher than the defaults the hub reckons with: 3 orders (770 points) are refused.
+    const { sim, sync } = await simulated({ singleQueryMaxCost: 600 });
+    try {
+      const shop = sim.addShop(undefined, { orders: 4 });
+      const r = await sync(shop.domain, 'orders', 50);
+      expect(r.summary).toMatchObject({ count: 4, pages: 4 });
+      expect(r.appended.sort()).toEqual(shop.orders.map((o) => `shopify:${shop.domain}:orders:${o.id}`).sort());
+      const asked = sim.requests.filter((x) => x.shop === shop.domain && x.root === 'orders');
+      expect(asked.map((x) => x.variables?.first)).toEqual([3, 1, 1, 1, 1]);
+      expect(asked[0]!.variables?.after).toBeNull();
+      expect(asked[1]!.variables?.after).toBeNull();
+      expect(new Set(asked.slice(1).map((x) => x.variables?.after)).size).toBe(4);
+    } finally {
+      await sim.close();
+    }
   });
 });

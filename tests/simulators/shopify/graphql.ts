@@ -1,45 +1,18 @@
+import { parseOperation, type Field, type Operation } from './cost.ts';
 import { iso, nextId, type SimBulk, type SimCustomer, type SimInventoryItem, type SimOrder, type SimProduct, type SimShop } from './state.ts';
 
 /**
  * The GraphQL Admin API subset the simulator answers, in Shopify's shapes: connections with
  * edges/cursor/pageInfo (keyset cursors, opaque base64), `query:` search filters on updated_at,
- * userErrors on mutations, Bulk Operations with a JSONL result, and `extensions.cost`.
- * It does not parse GraphQL: it finds the operation's root field and reads arguments from the
- * variables (as the hub sends them) or literal `first:` values; it returns every field it knows
- * for a node whatever was selected (a superset, which clients ignore).
+ * userErrors on mutations, Bulk Operations with a JSONL result. The operation comes parsed
+ * (cost.ts, which also prices it); the simulator answers its root field, with every field it
+ * knows for a node whatever was selected (a superset, which clients ignore).
  */
 export type Json = Record<string, unknown>;
-export interface GqlResult { data?: Json; errors?: Json[]; cost: { requested: number; actual: number } }
+export interface GqlResult { data?: Json; errors?: Json[] }
 
 const gid = (type: string, id: number | string) => `gid://shopify/${type}/${id}`;
 const idFrom = (g: unknown) => Number(/\/(\d+)(\?.*)?$/.exec(String(g ?? ''))?.[1] ?? NaN);
-
-/** The first field selected at the top of the operation (after `query X(...) {` or `{`). */
-export function rootField(query: string): string | null {
-  const q = query.replace(/#[^\n]*/g, '');
-  const open = q.indexOf('{');
-  return open < 0 ? null : (/^\s*([A-Za-z_]\w*)/.exec(q.slice(open + 1))?.[1] ?? null);
-}
-
-export const isMutation = (query: string) => /^\s*mutation\b/.test(query.replace(/#[^\n]*/g, ''));
-
-/** Shopify's documented shape of the calculation: a connection costs 2 + first x (cost of a node), an object 1. */
-export function requestedCost(query: string, variables: Json): number {
-  const root = rootField(query);
-  if (!root) return 1;
-  if (isMutation(query)) return 10;
-  const firsts = [...query.matchAll(/(?<![$\w])first:\s*(\$?\w+)/g)].map((m) => (m[1]!.startsWith('$') ? Number(variables[m[1]!.slice(1)] ?? 0) : Number(m[1])));
-  if (!firsts.length) return root === 'shop' || root === 'node' || root === 'currentBulkOperation' ? 1 : 2;
-  const nested = firsts[1] !== undefined ? 2 + firsts[1] : 0;
-  return 2 + firsts[0]! * (1 + nested);
-}
-
-function actualCost(query: string, variables: Json, returned: number, nestedReturned: number): number {
-  const firsts = [...query.matchAll(/(?<![$\w])first:\s*(\$?\w+)/g)];
-  if (isMutation(query)) return 10;
-  if (!firsts.length) return 1;
-  return 2 + returned * (1 + (firsts.length > 1 ? 2 + nestedReturned : 0));
-}
 
 /** `updated_at:>='2026-01-01T00:00:00Z'` (also `>`, `<`, `<=`); anything else matches all. */
 function matches(filter: unknown, updatedAt: string): boolean {
@@ -86,30 +59,34 @@ function collection(shop: SimShop, root: string): Listed | null {
 
 const sorted = <T extends { id: number; updatedAt: string }>(items: T[]) => [...items].sort((a, b) => a.updatedAt.localeCompare(b.updatedAt) || a.id - b.id);
 
-function page(shop: SimShop, root: string, query: string, v: Json): GqlResult {
-  const c = collection(shop, root)!;
-  const first = Math.min(250, Number(v.first ?? /first:\s*(\d+)/.exec(query)?.[1] ?? 50));
-  const after = decodeCursor(v.after);
-  const all = sorted(c.items).filter((i) => matches(v.query, i.updatedAt)).filter((i) => !after || i.updatedAt > after.last_value || (i.updatedAt === after.last_value && i.id > after.last_id));
+function page(shop: SimShop, f: Field): GqlResult {
+  const c = collection(shop, f.name)!;
+  const first = Math.min(250, Number(f.args.first ?? 50));
+  const after = decodeCursor(f.args.after);
+  const all = sorted(c.items).filter((i) => matches(f.args.query, i.updatedAt)).filter((i) => !after || i.updatedAt > after.last_value || (i.updatedAt === after.last_value && i.id > after.last_id));
   const items = all.slice(0, first);
   const nodes = items.map((i) => ({ cursor: encodeCursor(i.updatedAt, i.id), node: c.node(i as never) }));
-  const nestedCount = c.nested ? nodes.reduce((n, e) => n + ((e.node[c.nested!] as { edges: unknown[] }).edges.length), 0) / Math.max(1, nodes.length) : 0;
   const last = items.at(-1);
-  return {
-    data: { [root]: { edges: nodes, pageInfo: { hasNextPage: all.length > first, hasPreviousPage: Boolean(after), startCursor: nodes[0]?.cursor ?? null, endCursor: last ? encodeCursor(last.updatedAt, last.id) : null } } },
-    cost: { requested: requestedCost(query, v), actual: actualCost(query, v, items.length, nestedCount) },
-  };
+  return { data: { [f.key]: { edges: nodes, pageInfo: { hasNextPage: all.length > first, hasPreviousPage: Boolean(after), startCursor: nodes[0]?.cursor ?? null, endCursor: last ? encodeCursor(last.updatedAt, last.id) : null } } } };
+}
+
+/** The root field of a bulk query, or undefined when it does not parse. */
+function bulkRoot(inner: string): Field | undefined {
+  try {
+    return parseOperation(inner, {}).selection.fields[0];
+  } catch {
+    return undefined;
+  }
 }
 
 /** JSONL of a bulk query: each node on its line, its nested connection's nodes after it with __parentId. */
 function bulkLines(shop: SimShop, inner: string): { lines: string[]; count: number } | null {
-  const root = rootField(inner);
-  const c = root ? collection(shop, root) : null;
+  const root = bulkRoot(inner);
+  const c = root ? collection(shop, root.name) : null;
   if (!c) return null;
-  const filter = /\(query:\s*"((?:[^"\\]|\\.)*)"\)/.exec(inner)?.[1]?.replace(/\\"/g, '"') ?? null;
   const lines: string[] = [];
   let count = 0;
-  for (const item of sorted(c.items).filter((i) => matches(filter, i.updatedAt))) {
+  for (const item of sorted(c.items).filter((i) => matches(root!.args.query, i.updatedAt))) {
     const node = c.node(item as never);
     const children = c.nested ? (node[c.nested] as { edges: { node: Json }[] }).edges.map((e) => e.node) : [];
     if (c.nested) delete node[c.nested];
@@ -125,25 +102,33 @@ function bulkLines(shop: SimShop, inner: string): { lines: string[]; count: numb
 
 const bulkNode = (b: SimBulk) => ({ id: gid('BulkOperation', b.id), status: b.status, errorCode: null, createdAt: b.createdAt, completedAt: b.completedAt, objectCount: String(b.objectCount), fileSize: b.lines.join('\n').length, url: b.url, partialDataUrl: null, query: b.query });
 
-export interface GqlContext { shop: SimShop; baseUrl: string; bulkDelayMs: number; counters: Record<string, number> }
+export interface GqlContext {
+  shop: SimShop;
+  /** The API version of the request's path (`2026-07`, `unstable`). */
+  version: string;
+  baseUrl: string;
+  bulkDelayMs: number;
+  counters: Record<string, number>;
+}
 
 const userErrors = (errors: { field: string[]; message: string; code?: string }[]) => errors;
 const WEBHOOK_TOPICS = new Set(['ORDERS_CREATE', 'ORDERS_UPDATED', 'ORDERS_DELETE', 'ORDERS_PAID', 'ORDERS_CANCELLED', 'ORDERS_FULFILLED', 'PRODUCTS_CREATE', 'PRODUCTS_UPDATE', 'PRODUCTS_DELETE', 'CUSTOMERS_CREATE', 'CUSTOMERS_UPDATE', 'CUSTOMERS_DELETE', 'INVENTORY_LEVELS_UPDATE', 'THEMES_PUBLISH', 'APP_UNINSTALLED', 'SHOP_UPDATE', 'CHECKOUTS_CREATE', 'CHECKOUTS_UPDATE', 'DRAFT_ORDERS_CREATE', 'DRAFT_ORDERS_UPDATE', 'BULK_OPERATIONS_FINISH']);
 
-/** Executes one request against a shop; `cost` is what the throttle charges. */
-export function execute(ctx: GqlContext, query: string, v: Json): GqlResult {
+/** Executes one operation against a shop (its root field; `v` its variables). */
+export function execute(ctx: GqlContext, op: Operation, v: Json): GqlResult {
   const { shop } = ctx;
-  const root = rootField(query);
+  const f = op.selection.fields[0];
+  const root = f?.name;
   ctx.counters[root ?? '?'] = (ctx.counters[root ?? '?'] ?? 0) + 1;
-  const done = (data: Json): GqlResult => ({ data, cost: { requested: requestedCost(query, v), actual: isMutation(query) ? 10 : 1 } });
+  const done = (data: Json): GqlResult => ({ data });
   const now = iso();
   switch (root) {
     case 'shop':
       return done({ shop: { id: gid('Shop', shop.id), name: shop.name, email: `owner@${shop.domain}`, myshopifyDomain: shop.domain, currencyCode: 'USD', ianaTimezone: 'UTC', plan: { displayName: 'Basic' }, primaryDomain: { host: shop.domain } } });
     case 'products': case 'orders': case 'customers': case 'inventoryItems':
-      return page(shop, root, query, v);
+      return page(shop, f!);
     case 'themes':
-      return { data: { themes: edges(shop.themes, (t) => ({ id: gid('OnlineStoreTheme', t.id), name: t.name, role: t.role, updatedAt: t.updatedAt })) }, cost: { requested: requestedCost(query, v), actual: 2 + shop.themes.length } };
+      return done({ themes: edges(shop.themes, (t) => ({ id: gid('OnlineStoreTheme', t.id), name: t.name, role: t.role, updatedAt: t.updatedAt })) });
     case 'node': case 'currentBulkOperation': {
       const b = root === 'node' ? shop.bulk.find((x) => gid('BulkOperation', x.id) === v.id) : shop.bulk.at(-1);
       return done({ [root]: b ? bulkNode(b) : null });
@@ -162,7 +147,7 @@ export function execute(ctx: GqlContext, query: string, v: Json): GqlResult {
     }
     case 'webhookSubscriptionCreate': {
       const topic = String(v.topic ?? '');
-      if (!WEBHOOK_TOPICS.has(topic)) return { errors: [{ message: `Variable $topic of type WebhookSubscriptionTopic! was provided invalid value`, extensions: { code: 'INVALID_VARIABLE' } }], cost: { requested: 10, actual: 10 } };
+      if (!WEBHOOK_TOPICS.has(topic)) return { errors: [{ message: `Variable $topic of type WebhookSubscriptionTopic! was provided invalid value`, extensions: { code: 'INVALID_VARIABLE' } }] };
       const input = (v.webhookSubscription ?? {}) as { uri?: string; callbackUrl?: string; format?: string };
       const uri = input.uri ?? input.callbackUrl ?? '';
       if (!/^https?:\/\//.test(uri)) return done({ webhookSubscriptionCreate: { webhookSubscription: null, userErrors: userErrors([{ field: ['webhookSubscription', 'callbackUrl'], message: 'Address is invalid' }]) } });
@@ -189,21 +174,8 @@ export function execute(ctx: GqlContext, query: string, v: Json): GqlResult {
       p.updatedAt = now;
       return done({ productUpdate: { product: { id: gid('Product', p.id), title: p.title, status: p.status, vendor: p.vendor, productType: p.productType, tags: p.tags, updatedAt: p.updatedAt }, userErrors: [] } });
     }
-    case 'inventoryAdjustQuantities': {
-      const input = (v.input ?? {}) as { name?: string; reason?: string; changes?: { delta: number; inventoryItemId: string; locationId: string }[] };
-      if (input.name !== 'available' && input.name !== 'on_hand') return done({ inventoryAdjustQuantities: { inventoryAdjustmentGroup: null, userErrors: userErrors([{ field: ['input', 'name'], message: 'The quantity name must be either available or on_hand.', code: 'INVALID_QUANTITY_NAME' }]) } });
-      const changes: { name: string; delta: number }[] = [];
-      for (const ch of input.changes ?? []) {
-        const item = shop.inventoryItems.find((i) => i.id === idFrom(ch.inventoryItemId));
-        const level = item?.levels.find((l) => l.locationId === idFrom(ch.locationId));
-        if (!item || !level) return done({ inventoryAdjustQuantities: { inventoryAdjustmentGroup: null, userErrors: userErrors([{ field: ['input', 'changes', '0', 'locationId'], message: 'The specified inventory item is not stocked at the location.', code: 'ITEM_NOT_STOCKED_AT_LOCATION' }]) } });
-        level.available += ch.delta;
-        level.updatedAt = now;
-        item.updatedAt = now;
-        changes.push({ name: 'available', delta: ch.delta }, { name: 'on_hand', delta: ch.delta });
-      }
-      return done({ inventoryAdjustQuantities: { inventoryAdjustmentGroup: { reason: input.reason, changes }, userErrors: [] } });
-    }
+    case 'inventoryAdjustQuantities':
+      return inventoryAdjust(ctx, f!);
     case 'themePublish': {
       const t = shop.themes.find((x) => x.id === idFrom(v.id));
       if (!t) return done({ themePublish: { theme: null, userErrors: userErrors([{ field: ['id'], message: 'Theme does not exist', code: 'NOT_FOUND' }]) } });
@@ -219,8 +191,49 @@ export function execute(ctx: GqlContext, query: string, v: Json): GqlResult {
       return done({ scriptTagDelete: { deletedScriptTagId: v.id, userErrors: [] } });
     }
     default:
-      return { errors: [{ message: `Field '${root}' doesn't exist on type '${isMutation(query) ? 'Mutation' : 'QueryRoot'}'`, extensions: { code: 'undefinedField' } }], cost: { requested: 1, actual: 1 } };
+      return { errors: [{ message: `Field '${root}' doesn't exist on type '${op.mutation ? 'Mutation' : 'QueryRoot'}'`, extensions: { code: 'undefinedField' } }] };
   }
+}
+
+/** An error on the root field itself, its data null, as Shopify answers a mutation it refuses to run. */
+const fieldError = (f: Field, message: string, code: string): GqlResult => ({ data: { [f.key]: null }, errors: [{ message, extensions: { code }, path: [f.key] }] });
+
+/**
+ * From 2026-04 Shopify runs inventoryAdjustQuantities only with `changeFromQuantity` on every
+ * change (null opts out of the compare-and-swap check) and an `@idempotent(key:)` directive
+ * (SOURCES.md); both are checked at run time, in that order. A key seen before answers what it
+ * answered first, and nothing moves again.
+ */
+function inventoryAdjust(ctx: GqlContext, f: Field): GqlResult {
+  const input = (f.args.input ?? {}) as AdjustInput;
+  const strict = ctx.version === 'unstable' || ctx.version >= '2026-04';
+  if (strict && input.changes?.some((c) => !('changeFromQuantity' in c))) return fieldError(f, 'InventoryChangeInput must include the following argument: changeFromQuantity.', 'INVALID_FIELD_ARGUMENTS');
+  const key = f.directives.idempotent?.key;
+  if (strict && key === undefined) return fieldError(f, 'The @idempotent directive is required for this mutation but was not provided.', 'BAD_REQUEST');
+  const seen = key === undefined ? undefined : `${f.name}:${String(key)}`;
+  const first = seen ? ctx.shop.idempotency.get(seen) : undefined;
+  if (first) return { data: first };
+  const data = { [f.key]: adjust(ctx.shop, input) };
+  if (seen) ctx.shop.idempotency.set(seen, data);
+  return { data };
+}
+
+type AdjustInput = { name?: string; reason?: string; changes?: { delta: number; inventoryItemId: string; locationId: string; changeFromQuantity?: number | null }[] };
+
+function adjust(shop: SimShop, input: AdjustInput): Json {
+  if (input.name !== 'available' && input.name !== 'on_hand') return { inventoryAdjustmentGroup: null, userErrors: userErrors([{ field: ['input', 'name'], message: 'The quantity name must be either available or on_hand.', code: 'INVALID_QUANTITY_NAME' }]) };
+  const now = iso();
+  const changes: { name: string; delta: number }[] = [];
+  for (const ch of input.changes ?? []) {
+    const item = shop.inventoryItems.find((i) => i.id === idFrom(ch.inventoryItemId));
+    const level = item?.levels.find((l) => l.locationId === idFrom(ch.locationId));
+    if (!item || !level) return { inventoryAdjustmentGroup: null, userErrors: userErrors([{ field: ['input', 'changes', '0', 'locationId'], message: 'The specified inventory item is not stocked at the location.', code: 'ITEM_NOT_STOCKED_AT_LOCATION' }]) };
+    level.available += ch.delta;
+    level.updatedAt = now;
+    item.updatedAt = now;
+    changes.push({ name: 'available', delta: ch.delta }, { name: 'on_hand', delta: ch.delta });
+  }
+  return { inventoryAdjustmentGroup: { reason: input.reason, changes }, userErrors: [] };
 }
 
 /** A touched entity for webhook/poll tests: its updatedAt moves to now. */

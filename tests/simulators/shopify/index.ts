@@ -1,7 +1,8 @@
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { execute, requestedCost, rootField, type Json } from './graphql.ts';
+import { actualCost, parseOperation, requestedCost } from './cost.ts';
+import { execute, type Json } from './graphql.ts';
 import { seedShop, token, type SimGrant, type SimShop } from './state.ts';
 
 /**
@@ -9,9 +10,10 @@ import { seedShop, token, type SimGrant, type SimShop } from './state.ts';
  * authorize redirect (signed query: hex HMAC-SHA256 of the sorted parameters) and the
  * access_token endpoint (authorization code with `expiring=1`, refresh_token grant, rotating
  * refresh tokens, `expires_in` / `refresh_token_expires_in`); the GraphQL Admin API at
- * /admin/api/<version>/graphql.json with X-Shopify-Access-Token, its cost-based throttle (a
- * bucket of 1000 points refilled at 50/s per app and shop, THROTTLED errors and
- * `extensions.cost.throttleStatus` on every answer) and the subset in graphql.ts; and signed
+ * /admin/api/<version>/graphql.json with X-Shopify-Access-Token, its cost-based throttle (cost.ts;
+ * a bucket of 1000 points refilled at 50/s per app and shop, THROTTLED errors and
+ * `extensions.cost.throttleStatus` on every answer, MAX_COST_EXCEEDED past the single-query
+ * limit of 1000), the subset in graphql.ts and scripted INTERNAL_SERVER_ERROR answers; and signed
  * webhooks. Requests arrive as `<base>/<shop>/<path>` (README.md: the SHOPIFY_ADMIN_BASE_URL convention).
  */
 export interface ShopifySimulator {
@@ -28,8 +30,15 @@ export interface ShopifySimulator {
   count(root: string): number;
   /** Every GraphQL answer (of `shop` only, when given) takes this long from now on (0 to stop). */
   delay(ms: number, shop?: string): void;
+  /** A live access token of `shop`, as a finished install holds one (for tests that need no OAuth). */
+  accessToken(shop: string): string;
   /** The access token of the next code exchange lives this long. */
   nextGrantAccessTtlS(seconds: number): void;
+  /**
+   * The next GraphQL request to `root` (of `shop` only, when given) is answered Shopify's
+   * INTERNAL_SERVER_ERROR (HTTP 200); with `applied` it runs first, and what it did stays done.
+   */
+  internalError(root: string, o?: { shop?: string; applied?: boolean }): void;
   /** Every access token of the shop stops working (Shopify's 401), refresh tokens still do. */
   expireAccessTokens(shop: string): void;
   /** Whether `accessToken` is a live token of `shop`. */
@@ -44,6 +53,8 @@ export interface SimOptions {
   refreshTtlS?: number;
   maximumAvailable?: number;
   restoreRate?: number;
+  /** Shopify's single-query limit (1000 points on every plan); lower only to see what a client does past it. */
+  singleQueryMaxCost?: number;
   bulkDelayMs?: number;
 }
 
@@ -57,6 +68,20 @@ const readBody = (req: IncomingMessage) => new Promise<string>((resolve, reject)
   req.on('end', () => resolve(Buffer.concat(chunks).toString()));
   req.on('error', reject);
 });
+/** Shopify's answer to a query priced over the single-query limit (SOURCES.md): refused before it runs. */
+const maxCostExceeded = (cost: number, maxCost: number) => ({
+  errors: [{
+    message: `Query cost is ${cost}, which exceeds the single query max cost limit (${maxCost}). See https://shopify.dev/concepts/about-apis/rate-limits for more information on how the cost of a query is calculated. To query larger amounts of data with fewer limits, bulk operations should be used instead. See https://shopify.dev/tutorials/perform-bulk-operations-with-admin-api for usage details. `,
+    extensions: { code: 'MAX_COST_EXCEEDED', cost, maxCost, documentation: 'https://shopify.dev/api/usage/rate-limits' },
+  }],
+});
+
+/** Shopify's INTERNAL_SERVER_ERROR, answered (HTTP 200) instead of a 500 in most circumstances (SOURCES.md). */
+function internalErrorAnswer() {
+  const requestId = randomUUID();
+  return { errors: [{ message: `Internal error. Looks like something went wrong on our end.\nRequest ID: ${requestId} (include this in support requests).`, extensions: { code: 'INTERNAL_SERVER_ERROR', requestId } }] };
+}
+
 /** Shopify's signature of an OAuth redirect: hex HMAC-SHA256 of `k=v` pairs sorted by key, joined by `&`. */
 export const signQuery = (secret: string, params: Record<string, string>) => createHmac('sha256', secret).update(Object.keys(params).sort().map((k) => `${k}=${params[k]}`).join('&')).digest('hex');
 
@@ -65,6 +90,8 @@ export async function startShopifySimulator(o: SimOptions = {}): Promise<Shopify
   const apiSecret = `shpss_${randomBytes(16).toString('hex')}`;
   const max = o.maximumAvailable ?? 1000;
   const restore = o.restoreRate ?? 50;
+  const singleMax = o.singleQueryMaxCost ?? 1000;
+  const failing: { root: string; shop?: string; applied: boolean }[] = [];
   const shops = new Map<string, SimShop>();
   const grants: SimGrant[] = [];
   const codes = new Map<string, { shop: string; scope: string; used: boolean; at: number }>();
@@ -147,23 +174,31 @@ export async function startShopifySimulator(o: SimOptions = {}): Promise<Shopify
       try { body = JSON.parse(raw) as typeof body; } catch { log(400); return json(res, 400, { errors: { query: 'Required parameter missing or invalid' } }); }
       const wait = shopDelay.get(shop.domain) ?? delayMs;
       if (wait) await new Promise((r) => setTimeout(r, wait));
-      const query = body.query ?? '';
       const variables = body.variables ?? {};
+      const op = parseOperation(body.query ?? '', variables);
       const now = Date.now();
       shop.bucket.available = Math.min(max, shop.bucket.available + ((now - shop.bucket.at) / 1000) * restore);
       shop.bucket.at = now;
-      const root = rootField(query);
-      const requested = requestedCost(query, variables);
-      if (requested > max) { log(200, root, false, variables); return json(res, 200, { errors: [{ message: `Query cost is ${requested}, which exceeds the single query max cost limit (${max}).`, extensions: { code: 'MAX_COST_EXCEEDED', cost: requested, maxCost: max } }] }); }
+      const root = op.selection.fields[0]?.name ?? null;
+      const requested = requestedCost(op);
+      if (requested > singleMax) { log(200, root, false, variables); return json(res, 200, maxCostExceeded(requested, singleMax)); }
       const status = () => ({ maximumAvailable: max, currentlyAvailable: Math.floor(shop.bucket.available), restoreRate: restore });
       if (requested > shop.bucket.available) {
         log(200, root, true, variables, { requested, actual: null });
         return json(res, 200, { errors: [{ message: 'Throttled', extensions: { code: 'THROTTLED', documentation: 'https://shopify.dev/api/usage/rate-limits' } }], extensions: { cost: { requestedQueryCost: requested, actualQueryCost: null, throttleStatus: status() } } });
       }
-      const r = execute({ shop, baseUrl: url, bulkDelayMs: o.bulkDelayMs ?? 300, counters }, query, variables);
-      shop.bucket.available -= Math.min(requested, r.cost.actual);
-      log(200, root, false, variables, { requested, actual: r.cost.actual });
-      const out: Json = { extensions: { cost: { requestedQueryCost: requested, actualQueryCost: r.cost.actual, throttleStatus: status() } } };
+      const ctx = { shop, version: gql[1]!, baseUrl: url, bulkDelayMs: o.bulkDelayMs ?? 300, counters };
+      const scripted = failing.findIndex((x) => x.root === root && (!x.shop || x.shop === shop.domain));
+      if (scripted >= 0) {
+        if (failing.splice(scripted, 1)[0]!.applied) execute(ctx, op, variables);
+        log(200, root, false, variables);
+        return json(res, 200, internalErrorAnswer());
+      }
+      const r = execute(ctx, op, variables);
+      const actual = actualCost(op, r.data);
+      shop.bucket.available -= Math.min(requested, actual);
+      log(200, root, false, variables, { requested, actual });
+      const out: Json = { extensions: { cost: { requestedQueryCost: requested, actualQueryCost: actual, throttleStatus: status() } } };
       if (r.data) out.data = r.data;
       if (r.errors) out.errors = r.errors;
       return json(res, 200, out);
@@ -185,7 +220,9 @@ export async function startShopifySimulator(o: SimOptions = {}): Promise<Shopify
     },
     count: (root) => requests.filter((r) => r.root === root && r.status === 200 && !r.throttled).length,
     delay(ms, shop) { if (shop) shopDelay.set(shop, ms); else delayMs = ms; },
+    accessToken: (shop) => issue(shop, '', o.accessTtlS ?? 3600).accessToken,
     nextGrantAccessTtlS(s) { nextTtl = s; },
+    internalError(root, { shop, applied = false } = {}) { failing.push({ root, shop, applied }); },
     expireAccessTokens(shop) { for (const g of grants) if (g.shop === shop) g.accessExpiresAt = Math.min(g.accessExpiresAt, Date.now() - 1); },
     tokenIsLive: (shop, t) => grants.some((g) => g.shop === shop && g.accessToken === t && !g.revoked && g.accessExpiresAt > Date.now()),
     async sendWebhook(target, topic, shop, body, webhookId = randomBytes(12).toString('hex')) {

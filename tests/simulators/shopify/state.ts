@@ -28,6 +28,8 @@ export interface SimShop {
   bulk: SimBulk[];
   /** The cost bucket of this app on this shop. */
   bucket: { available: number; at: number };
+  /** What a mutation answered first under each idempotency key (`<mutation>:<key>`), answered again for the key. */
+  idempotency: Map<string, Record<string, unknown>>;
 }
 
 export interface SimGrant { shop: string; scope: string; accessToken: string; refreshToken: string; accessExpiresAt: number; refreshExpiresAt: number; revoked: boolean }
@@ -43,7 +45,7 @@ export function seedShop(domain: string, counts: { products?: number; orders?: n
   const base = Date.now() - 86400_000;
   const at = (i: number) => iso(base + i * 1000);
   const locations = [nextId(), nextId()];
-  const shop: SimShop = { domain, id: nextId(), name: domain.split('.')[0]!, products: [], orders: [], customers: [], inventoryItems: [], locations, themes: [], scriptTags: [], webhooks: [], bulk: [], bucket: { available: 1000, at: Date.now() } };
+  const shop: SimShop = { domain, id: nextId(), name: domain.split('.')[0]!, products: [], orders: [], customers: [], inventoryItems: [], locations, themes: [], scriptTags: [], webhooks: [], bulk: [], bucket: { available: 1000, at: Date.now() }, idempotency: new Map() };
   for (let i = 0; i < (counts.products ?? 5); i++) {
     const id = nextId();
     const variants = [0, 1].map((v) => ({ id: nextId(), title: `Size ${v}`, sku: `SKU-${id}-${v}`, price: `${10 + v}.00`, inventoryQuantity: 5 + v, inventoryItemId: nextId() }));
