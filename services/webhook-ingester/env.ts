@@ -55,7 +55,8 @@ export const ingesterEnv = baseEnv.extend({
   INGESTER_RECENT_ANSWERS: int(20_000),
   /** Stable per running instance: it names the state directory. */
   INGESTER_INSTANCE_ID: z.string().regex(/^[a-z0-9_-]{1,40}$/).default('0'),
-  WEBHOOK_DEDUPE_HOURS: z.coerce.number().positive().default(72),
+  /** At most the 7 days the delivery markers' topic keeps them: a longer window would hold only until a processor rebuilt its store from the topic. */
+  WEBHOOK_DEDUPE_HOURS: z.coerce.number().positive().max(168, 'at most 168 (the 7 days ionflux.state.webhook-deliveries keeps its markers)').default(72),
   SECRET_CACHE_MS: z.coerce.number().int().nonnegative().default(30_000),
   /** Secret store paths (vendor secrets, endpoint and account keys) kept in the cache at most. */
   SECRET_CACHE_MAX_ENTRIES: int(10_000),

@@ -87,4 +87,9 @@ describe('secret rotation: a previous secret verifies until a time, never for go
     expect(String((error as Error).message)).not.toContain('shpss_old');
     expect(parseEnv(ingesterEnv, { SHOPIFY_API_SECRET: 'shpss_new', SHOPIFY_API_SECRET_PREVIOUS: 'shpss_old', SHOPIFY_API_SECRET_PREVIOUS_UNTIL: '2026-12-01T00:00:00Z' }).SHOPIFY_API_SECRET_PREVIOUS).toBe('shpss_old');
   });
+
+  it('refuses a dedupe window longer than the delivery markers are kept (7 days)', () => {
+    expect(() => parseEnv(ingesterEnv, { WEBHOOK_DEDUPE_HOURS: '200' })).toThrow(/WEBHOOK_DEDUPE_HOURS.*168/);
+    expect(parseEnv(ingesterEnv, { WEBHOOK_DEDUPE_HOURS: '168' }).WEBHOOK_DEDUPE_HOURS).toBe(168);
+  });
 });
