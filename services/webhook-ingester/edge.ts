@@ -174,6 +174,7 @@ export const edgeReadingSchema = z.object({
   entity: z.string().regex(SEGMENT),
   action: z.string().regex(SEGMENT),
   orderingKey: z.string(),
+  versionKey: z.string().optional(),
   version: z.string().optional(),
 });
 export type EdgeReading = z.infer<typeof edgeReadingSchema>;
@@ -182,7 +183,7 @@ export type EdgeReading = z.infer<typeof edgeReadingSchema>;
 export function edgeReading(vendor: VendorModule, mapped: MapResult): string | undefined {
   if (!vendor.verbatim || !mapped.ok || mapped.events.length !== 1) return undefined;
   const ev = mapped.events[0]!;
-  const reading: EdgeReading = { deliveryId: ev.deliveryId, account: ev.account, entity: ev.entity, action: ev.action, orderingKey: ev.orderingKey, version: entityVersion(ev.payload) };
+  const reading: EdgeReading = { deliveryId: ev.deliveryId, account: ev.account, entity: ev.entity, action: ev.action, orderingKey: ev.orderingKey, ...(ev.versionKey ? { versionKey: ev.versionKey } : {}), version: entityVersion(ev.payload) };
   return JSON.stringify(reading);
 }
 

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
@@ -203,6 +203,24 @@ describe('edge and inbox processor on the in-memory bus', () => {
     expect(Date.parse(seen[1]!.version!)).toBeGreaterThan(Date.parse(seen[0]!.version!));
     // The older delivery is remembered as stale: its retry publishes nothing either.
     expect(bus.records(DELIVERIES_TOPIC).map((r) => JSON.parse(r.value!.toString()).outcome)).toContain('stale');
+  });
+
+  it('versions each event topic apart: a late orders/paid or orders/create is published after a newer orders/updated, and each fulfillment of an order on its own', async () => {
+    const order = JSON.parse(ORDER.toString()) as Record<string, unknown>;
+    const hoursAgo = (h: number) => new Date(Date.now() - h * 3600_000).toISOString();
+    const body = (updatedAt: string) => Buffer.from(JSON.stringify({ ...order, id: 888, admin_graphql_api_id: 'gid://shopify/Order/888', updated_at: updatedAt }));
+    // Shopify retries with the payload of when each topic fired: the update came through first.
+    for (const [topic, at] of [['orders/updated', hoursAgo(1)], ['orders/paid', hoursAgo(2)], ['orders/create', hoursAgo(3)]] as const) {
+      expect((await post(body(at), { topic })).status).toBe(200);
+    }
+    for (const action of ['updated', 'paid', 'created']) expect(bus.records(topics.event('shopify', WS, 'orders', action)), action).toHaveLength(1);
+
+    const fulfillment = JSON.parse(readFileSync('tests/fixtures/vendor-samples/shopify/fulfillments/update.json', 'utf8')) as Record<string, unknown>;
+    const of = (id: number, updatedAt: string) => Buffer.from(JSON.stringify({ ...fulfillment, id, admin_graphql_api_id: `gid://shopify/Fulfillment/${id}`, order_id: 888, updated_at: updatedAt }));
+    expect((await post(of(111, hoursAgo(1)), { topic: 'fulfillments/update' })).status).toBe(200);
+    expect((await post(of(222, hoursAgo(2)), { topic: 'fulfillments/update' })).status).toBe(200);
+    const fulfillments = bus.records(topics.event('shopify', WS, 'fulfillments', 'updated'));
+    expect(fulfillments.map((r) => r.key?.toString())).toEqual(['888', '888']);
   });
 });
 

@@ -169,7 +169,9 @@ class Batch {
     };
     if (!link) return deadLetter('unlinked', `no workspace linked to ${vendor.source} account ${ev.account}`);
     const source = link.source ?? vendor.source;
-    const entityKey = `${vendor.source}:${ev.account}:${ev.entity}:${ev.orderingKey}`;
+    // Versions are kept per event topic (entity and action): a late orders/create or orders/paid
+    // is not stale behind an orders/updated, nor app/uninstalled behind app/scopes_update.
+    const entityKey = `${vendor.source}:${ev.account}:${ev.entity}:${ev.versionKey ?? ev.orderingKey}:${ev.action}`;
     const version = ev.version;
     const latest = this.versions.get(entityKey) ?? this.deps.versions.get(entityKey);
     // A poll and a webhook that saw the same version of an entity are one event, whichever came first.

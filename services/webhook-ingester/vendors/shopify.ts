@@ -66,7 +66,7 @@ const lineItem = z.object({ id: id.optional(), quantity: z.number().int(), produ
 const order = withId.extend({ name: z.string(), line_items: z.array(lineItem), updated_at: z.string().nullable().optional() });
 const product = withId.extend({ title: z.string(), variants: z.array(z.object({ id })).optional() });
 // Shopify's own checkouts/create and checkouts/update examples (API 2026-04) carry no `id`, only the
-// checkout `token`: the id is optional here (the delivery then keys by the shop, see orderingKeyFor).
+// checkout `token`: the id is optional here (the delivery then keys by the token, see orderingKeyFor).
 const checkout = z.object({
   id: id.optional(), admin_graphql_api_id: gid, token: z.string(),
   line_items: z.array(z.object({ quantity: z.number().int() })),
@@ -141,8 +141,12 @@ function orderingKeyFor(topic: string, entity: string, body: Record<string, unkn
   }
   // A fulfillment or refund belongs with its order: key by the order so they stay in its order.
   if (entity === 'fulfillments' || entity === 'refunds') return n(body.order_id, 'order_id') ?? account;
+  // An order edit is about its order.
+  if (topic === 'orders/edited') return n((body.order_edit as { order_id?: unknown } | undefined)?.order_id, 'order_id') ?? account;
   if (entity === 'inventory_levels') return `${n(body.inventory_item_id, 'inventory_item_id')}:${n(body.location_id, 'location_id')}`;
-  return entityKey(body) ?? n(body.id) ?? account;
+  // Checkouts of API 2026-04 carry their token and no id.
+  const token = entity === 'checkouts' && typeof body.token === 'string' && body.token ? `token:${body.token}` : undefined;
+  return entityKey(body) ?? n(body.id) ?? token ?? account;
 }
 
 function verify(d: RawDelivery, secrets: string[], _now: Date): VerifyResult {
@@ -193,6 +197,8 @@ function map(d: RawDelivery): MapResult {
         entity: parts.entity,
         action: parts.action,
         orderingKey: orderingKeyFor(topic, parts.entity, body, domain, d.rawBody.toString('utf8')),
+        // A fulfillment's updated_at is its own, not its order's.
+        versionKey: parts.entity === 'fulfillments' ? (entityKey(body) ?? exactInt(d.rawBody.toString('utf8'), 'id', body.id)) : undefined,
         payload: body,
         occurredAt,
       })],

@@ -188,5 +188,19 @@ describe('shopify ordering keys past 2^53', () => {
     expect(created).toBe('820982911946154508');
     expect(key('orders/delete', '{"id":820982911946154508}')).toBe(created);
     expect(key('refunds/create', '{"id":929361464,"order_id":820982911946154508,"transactions":[{"order_id":820982911946154508}]}')).toBe(created);
+    expect(key('orders/edited', '{"order_edit":{"id":78912328,"order_id":820982911946154508}}')).toBe(created);
+  });
+
+  it('keys a checkout without an id (API 2026-04) by its token, not by the shop', () => {
+    const mapped = (body: string) => {
+      const r = shopify.map(toRawDelivery(body, shopifyHeaders({ topic: 'checkouts/update', shop: 'tokens.myshopify.com', secret: 's', body })));
+      if (!r.ok) throw new Error(r.reason);
+      return r.events[0]!;
+    };
+    expect(mapped('{"token":"tokA","line_items":[]}').orderingKey).toBe('token:tokA');
+    expect(mapped('{"token":"tokB","line_items":[]}').orderingKey).toBe('token:tokB');
+    // A fulfillment is ordered with its order but versioned on its own.
+    const r = shopify.map(toRawDelivery('{"id":111,"admin_graphql_api_id":"gid://shopify/Fulfillment/111","order_id":5}', shopifyHeaders({ topic: 'fulfillments/update', shop: 'tokens.myshopify.com', secret: 's', body: '{}' })));
+    expect(r.ok && { key: r.events[0]!.orderingKey, version: r.events[0]!.versionKey }).toEqual({ key: '5', version: '111' });
   });
 });

@@ -22,6 +22,11 @@ export interface MappedEvent {
   eventType: string;
   /** entity id where order matters (order id, product id, message id), else the account */
   orderingKey: string;
+  /**
+   * The entity whose `updated_at` is this event's version, where that is not the ordering key:
+   * a fulfillment, ordered with its order but versioned on its own.
+   */
+  versionKey?: string;
   /** the parsed vendor JSON for this one event (one item of a batch) */
   payload: unknown;
   /** vendor timestamp, ISO 8601, if the vendor gave one */

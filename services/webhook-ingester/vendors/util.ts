@@ -112,6 +112,7 @@ export interface EventParts {
   entity: string;
   action: string;
   orderingKey: string;
+  versionKey?: string | undefined;
   payload: unknown;
   occurredAt?: string | undefined;
 }
@@ -137,6 +138,7 @@ export function makeEvent(source: VendorSource, p: EventParts): MappedEvent {
     payload: p.payload,
   };
   if (p.occurredAt) ev.occurredAt = p.occurredAt;
+  if (p.versionKey) ev.versionKey = p.versionKey.slice(0, 512);
   return ev;
 }
 
