@@ -43,6 +43,13 @@ export const linkKey = (vendor: string, account: string) => `${vendor}:${account
  */
 export const platformEmailAccount = (workspaceId: string) => `platform:${workspaceId}`;
 
+/**
+ * The account of SendGrid events about the platform's SendGrid account itself
+ * (`account_status_change`), which name no workspace: linked to none, so they are parked on the
+ * dead-letter topic as `unlinked`, one by one, and the rest of their batch is published.
+ */
+export const PLATFORM_EMAIL_ACCOUNT_ITSELF = platformEmailAccount('');
+
 export type LinkTable = KafkaTable<Link>;
 
 /** Opens the links table and waits until it has been read to its end. */

@@ -1,6 +1,6 @@
 import { createPublicKey, verify as ecdsaVerify, type KeyObject } from 'node:crypto';
 import { z } from 'zod';
-import { platformEmailAccount } from '../../../shared/links.ts';
+import { PLATFORM_EMAIL_ACCOUNT_ITSELF, platformEmailAccount } from '../../../shared/links.ts';
 import type { MapResult, MappedEvent, RawDelivery, VendorModule, VerifyResult } from './types.ts';
 import { checkRequired, guardMap, guardVerify, isIdText, makeEvent, parseJson, unixToIso, usableSecrets, zodReason } from './util.ts';
 
@@ -117,7 +117,8 @@ function workspaceHint(e: Record<string, unknown>): string | undefined {
 function accountFor(e: Record<string, unknown>, pathParam: string | undefined): string | undefined {
   if (pathParam) return pathParam;
   const ws = workspaceHint(e);
-  return ws && platformEmailAccount(ws);
+  if (ws) return platformEmailAccount(ws);
+  return e.event === 'account_status_change' ? PLATFORM_EMAIL_ACCOUNT_ITSELF : undefined;
 }
 
 function map(d: RawDelivery): MapResult {

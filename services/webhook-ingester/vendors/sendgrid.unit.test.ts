@@ -1,6 +1,6 @@
 import { createPublicKey } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { accountProblem } from '../../../shared/links.ts';
+import { accountProblem, PLATFORM_EMAIL_ACCOUNT_ITSELF } from '../../../shared/links.ts';
 import { sendgrid, sendgridEventMap, SENDGRID_FUTURE_SKEW_SECONDS, SENDGRID_MAX_AGE_SECONDS } from './sendgrid.ts';
 import { loadFixture, sendgridHeaders, sendgridKeyPair, toRawDelivery } from '../../../tests/helpers/sign.ts';
 
@@ -143,6 +143,15 @@ describe('sendgrid.map', () => {
     const own = sendgrid.map(toRawDelivery(body, {}, { pathParam: 'acme' }));
     expect(own.ok && own.events.map((e) => e.account)).toEqual(['acme', 'acme']);
     expect(map('delivered')).toEqual({ ok: false, reason: expect.stringContaining('ionflux_workspace') });
+  });
+
+  it("maps SendGrid's account_status_change on the platform route, which names no workspace, to the platform's own account instead of failing its batch", () => {
+    const status = JSON.parse(loadFixture('sendgrid', 'account_status_change').toString()) as Record<string, unknown>[];
+    const body = JSON.stringify([{ email: 'a@x.io', event: 'bounce', sg_event_id: 'b1', timestamp: 1700000000, ionflux_workspace: 'ws-one' }, ...status]);
+    const r = sendgrid.map(toRawDelivery(body, {}));
+    expect(r.ok && r.events.map((e) => [e.account, e.eventType])).toEqual([['platform:ws-one', 'email.delivery.bounced'], [PLATFORM_EMAIL_ACCOUNT_ITSELF, expect.stringMatching(/^email\./)]]);
+    // Never an account an admin could link.
+    expect(accountProblem('email', PLATFORM_EMAIL_ACCOUNT_ITSELF)).not.toBeNull();
   });
 
   it('fails the whole batch on an unknown event or a schema failure', () => {
