@@ -34,6 +34,12 @@ export interface UnitJob {
   messages: number;
   messageId?: string;
   signal: AbortSignal;
+  /**
+   * The command's handover (its partition is moving): a unit waiting for the rate limits or for
+   * an unavailable provider stops there, recorded `pending` or not at all, and throws HandedOver,
+   * so the next owner sends it and this worker never does after that.
+   */
+  handover?: AbortSignal | undefined;
   call(): Promise<SendResult>;
 }
 
@@ -63,10 +69,21 @@ export async function runUnit(d: UnitDeps, job: UnitJob): Promise<UnitOutcome> {
   const earlier = recorded(d.ledger, job.keys);
   if (earlier) return earlier;
   const write = (u: Omit<Unit, 'at'>) => d.ledger.write(job.keys.map((k) => [k, { ...u, at: Date.now() }]));
+  const stop = job.handover ? AbortSignal.any([job.signal, job.handover]) : job.signal;
+  const pause = async (ms: number) => {
+    try {
+      await sleep(ms, stop);
+    } catch (e) {
+      job.handover?.throwIfAborted(); // HandedOver
+      throw e;
+    }
+  };
   const started = Date.now();
   for (let attempt = 1; ; attempt++) {
     const wait = Math.max(d.providerThrottle.take(job.account, job.messages), d.workspaceThrottle.take(job.workspaceId, job.messages));
-    if (wait > 0) await sleep(wait, job.signal);
+    if (wait > 0) await pause(wait);
+    // Handed over while waiting: past the rebalance timeout the partition's next owner sends it.
+    job.handover?.throwIfAborted();
     await write({ state: 'sending', message_id: job.messageId });
     const t0 = performance.now();
     const r = await job.call();
@@ -99,6 +116,6 @@ export async function runUnit(d: UnitDeps, job: UnitJob): Promise<UnitOutcome> {
     seen('throttled');
     if (Date.now() - started + delay > d.waitBudgetMs) return { state: 'unavailable', code: r.code, message: r.message, status: r.status, retryAfterMs: r.retryAfterMs };
     d.logger.debug({ code: r.code, delay, attempt }, 'provider unavailable; waiting');
-    await sleep(delay, job.signal);
+    await pause(delay);
   }
 }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { VendorError } from '../../shared/connectors/types.ts';
+import { HandedOver } from '../../shared/errors.ts';
 import { createLogger } from '../../shared/logger.ts';
 import { memoryLedger } from './ledger.ts';
 import type { SendResult } from './providers/types.ts';
@@ -49,6 +50,24 @@ describe('runUnit: each unit handed to the provider at most once', () => {
     const short = { ...deps(), waitBudgetMs: 100 };
     expect(await runUnit(short, job([{ ok: false, kind: 'not_sent', code: 'sendgrid_503', message: 'down', status: 503, retryAfterMs: 5000 }]))).toMatchObject({ state: 'unavailable', status: 503 });
     await expect(runUnit(deps(), job([{ ok: false, kind: 'unauthorized', code: 'sendgrid_401', message: 'bad key' }]))).rejects.toBeInstanceOf(VendorError);
+  });
+});
+
+describe('runUnit when the command is handed over', () => {
+  it('stops waiting for a throttling provider at the handover, recorded pending, and never calls again: the next owner sends it', async () => {
+    const d = deps();
+    const handover = new AbortController();
+    const j = Object.assign(job([{ ok: false, kind: 'not_sent', code: 'sendgrid_429', message: 'too many requests', status: 429, retryAfterMs: 2000 }, { ok: true, messageId: 'X1', accepted: [], rejected: [] }]), { handover: handover.signal });
+    const run = runUnit(d, j);
+    setTimeout(() => handover.abort(new HandedOver('the group is rebalancing')), 50);
+    await expect(run).rejects.toBeInstanceOf(HandedOver);
+    expect(j.calls).toBe(1);
+    expect(d.ledger.entries.get('ws:c:a@x.io')?.state).toBe('pending');
+    // Handed over before its turn at the rate limit: nothing is recorded, nothing sent.
+    const waiting = Object.assign(job([{ ok: true, messageId: 'X2', accepted: [], rejected: [] }], ['ws:c:b@x.io']), { handover: AbortSignal.abort(new HandedOver('leaving')) });
+    await expect(runUnit(d, waiting)).rejects.toBeInstanceOf(HandedOver);
+    expect(waiting.calls).toBe(0);
+    expect(d.ledger.entries.get('ws:c:b@x.io')).toBeUndefined();
   });
 });
 

@@ -65,7 +65,7 @@ export const sendBulk = (d: EmailDeps) =>
     });
     const base = { from, replyTo: p.reply_to, attachments };
     const unit = (keys: string[], messages: number, messageId: string | undefined, call: UnitJobCall) =>
-      runUnit(d, { keys, account: provider.account, workspaceId: ctx.workspaceId, messages, messageId, signal: ctx.signal, call });
+      runUnit(d, { keys, account: provider.account, workspaceId: ctx.workspaceId, messages, messageId, signal: ctx.signal, handover: ctx.handover, call });
 
     if (provider.sendBatch) {
       const used = tagsOf(t.subject, t.text, t.html);
