@@ -38,7 +38,9 @@ const app = express();
 app.disable('x-powered-by');
 mountOpsRoutes(app, { metrics: rt.metrics, checks: { ...rt.checks, secret_store: async () => (await store.health()).ok, command_worker: async () => serving } });
 const server = await listen(app, env.EMAIL_PORT, env.EMAIL_HOST);
-rt.onClose(() => server.close());
+let closingServer = false;
+const closeServer = () => (closingServer ? undefined : ((closingServer = true), server.close()));
+rt.onClose(closeServer); // until the line below registers it again, last, to close it first
 
 // The seal key signs platform notifications and unsubscribe links; nothing is sent without it.
 let sealKey: Buffer | undefined;
@@ -109,7 +111,13 @@ const runner = await startCommandWorker({
   // A resumed send reads the units its previous owner handed over.
   resumeTables: [ledger],
 });
-// Registered last, so it stops first: an in-flight bulk hands over before its next recipient, commit, leave.
+// Registered late, so it stops early: an in-flight bulk hands over before its next recipient, commit, leave.
 rt.onClose(() => runner.stop());
+// And before it the HTTP API stops taking requests, while the tables it reads (command states for
+// ?wait, suppressions for unsubscribes) are still open: a request answered then was really taken.
+rt.onClose(async () => {
+  serving = false;
+  await closeServer();
+});
 serving = true;
 rt.logger.info({ url: server.url, platform_provider: platform ? platform.provider : null, platform_notifications_api: Boolean(env.EMAIL_API_TOKEN) }, platform ? 'email dispatcher running' : 'email dispatcher running without a platform account (EMAIL_FROM with EMAIL_SMTP_URL or SENDGRID_API_KEY); workspaces with their own credentials can send');
