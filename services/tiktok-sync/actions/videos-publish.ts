@@ -49,6 +49,9 @@ async function start(d: ActionDeps, ctx: ActionContext<Params>, token: string, s
   }
   const post_info = { privacy_level: p.privacy_level, ...(p.title !== undefined ? { title: p.title } : {}), disable_duet: p.disable_duet, disable_comment: p.disable_comment, disable_stitch: p.disable_stitch, brand_content_toggle: p.brand_content_toggle, brand_organic_toggle: p.brand_organic_toggle, ...(p.video_cover_timestamp_ms !== undefined ? { video_cover_timestamp_ms: p.video_cover_timestamp_ms } : {}), ...(p.is_aigc !== undefined ? { is_aigc: p.is_aigc } : {}) };
   const source_info = p.source === 'PULL_FROM_URL' ? { source: 'PULL_FROM_URL', video_url: p.video_url } : { source: 'FILE_UPLOAD', video_size: size, chunk_size: plan.chunkSize, total_chunk_count: plan.count };
+  // Handed over while asking for the creator's options or reading the video (which can take long):
+  // past the rebalance timeout the partition's next owner starts this post, so this one must not.
+  ctx.handover?.throwIfAborted();
   await set({ phase: 'initializing', at: Date.now() });
   let data: { publish_id?: string; upload_url?: string };
   try {

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { videosPublishInput } from '../../../shared/connectors/catalog/tiktok.ts';
 import type { ActionContext } from '../../../shared/connectors/types.ts';
+import { HandedOver } from '../../../shared/errors.ts';
 import { parseAllowlist } from '../../../shared/net/allowlist.ts';
 import { configureOutbound } from '../../../shared/net/outbound.ts';
 import { ledgerSchema, unitKey, type LedgerEntry, type PublishUnit } from '../state/publishes.ts';
@@ -73,8 +74,24 @@ describe('videos.publish FILE_UPLOAD', () => {
     await new Promise<void>((r) => server.close(() => r()));
   });
 
-  const run = (d: ActionDeps, path: string, commandId = 'cmd-1') =>
-    videosPublish(d)({ params: videosPublishInput.parse({ source: 'FILE_UPLOAD', video_url: `${origin}${path}`, privacy_level: 'SELF_ONLY' }), workspaceId: 'ws1', idempotencyKey: commandId, signal: new AbortController().signal } as unknown as ActionContext);
+  const run = (d: ActionDeps, path: string, commandId = 'cmd-1', handover?: AbortSignal) =>
+    videosPublish(d)({ params: videosPublishInput.parse({ source: 'FILE_UPLOAD', video_url: `${origin}${path}`, privacy_level: 'SELF_ONLY' }), workspaceId: 'ws1', idempotencyKey: commandId, signal: new AbortController().signal, handover } as unknown as ActionContext);
+
+  it('handed over while reading the video, it never asks TikTok to start the post: the next owner does', async () => {
+    videos.set('/handed.mp4', Buffer.alloc(6 * MB, 4));
+    const t = fakeTikTok(10 * MB);
+    const handover = new AbortController();
+    const call = t.d.api.call.bind(t.d.api);
+    // The rebalance begins once the creator's options are in, while the video is being read.
+    t.d.api.call = (async (ep: string, o: never) => {
+      const out = await call(ep as never, o);
+      if (ep === 'creator_info') handover.abort(new HandedOver('the group is rebalancing'));
+      return out;
+    }) as typeof t.d.api.call;
+    await expect(run(t.d, '/handed.mp4', 'cmd-handed', handover.signal)).rejects.toBeInstanceOf(HandedOver);
+    expect(t.inits).toEqual([]);
+    expect(t.ledger.get(unitKey('ws1', 'cmd-handed'))).toBeUndefined();
+  });
 
   it('declares a 7 MB video as one chunk of its own size under the default 10 MiB chunks, and sends exactly that', async () => {
     videos.set('/seven.mp4', Buffer.alloc(7 * MB, 1));
