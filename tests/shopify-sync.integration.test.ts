@@ -186,6 +186,11 @@ describe('shopify-sync against a Shopify simulator through @shopify/shopify-api:
     expect(badState.body).toContain('not valid');
     const otherShop = await browseInstall(`${sync.url}/shopify/install?shop=${shop.domain}&workspace=${ws}&grant=${await connectGrant('shopify', ws)}`, { tamper: (u) => resign(u, (p) => (p.shop = other.domain)) });
     expect(otherShop.status).toBe(400);
+    // An install link's authorize page handed to the shop's owner by someone else: the owner's
+    // browser comes back without the cookie of the one that opened it.
+    const otherBrowser = await browseInstall(`${sync.url}/shopify/install?shop=${shop.domain}&workspace=${ws}&grant=${await connectGrant('shopify', ws)}`, { otherBrowser: true });
+    expect(otherBrowser.status).toBe(400);
+    expect(otherBrowser.body).toContain('same browser');
     expect(sim.oauth.codeExchanges).toBe(exchanges);
     expect(await vault.get(secretPaths.workspace(ws, 'shopify'))).toBeNull();
     const links = await openLinks(infra);

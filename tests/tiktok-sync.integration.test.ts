@@ -140,6 +140,15 @@ describe('tiktok-sync against a TikTok v2 simulator: connect, reads, polling, re
     // A forged or altered state is refused before TikTok is asked anything.
     const forged = await fetch(`${sync.url}/tiktok/callback?code=abc&state=${randomBytes(60).toString('base64url')}`);
     expect(forged.status).toBe(400);
+    // A connect link's consent page handed to someone else: their browser comes back without the
+    // cookie of the one that opened it, and their account is not bound to the workspace.
+    const exchanges = () => sim.requests.filter((x) => x.path === '/v2/oauth/token/').length;
+    const before = exchanges();
+    const other = await browseConnect(`${sync.url}/tiktok/connect?workspace=${ws}&grant=${await connectGrant('tiktok', ws)}`, sim, user.open_id, { otherBrowser: true });
+    expect(other.status).toBe(400);
+    expect(other.body).toContain('same browser');
+    expect(exchanges()).toBe(before);
+    expect(await vault.get(secretPaths.workspace(ws, 'tiktok'))).toBeNull();
     // Only a link the hub issued for this workspace begins: whoever completes one binds their account to it.
     const plain = `${sync.url}/tiktok/connect?workspace=${ws}`;
     const valid = await connectGrant('tiktok', ws);
@@ -148,6 +157,18 @@ describe('tiktok-sync against a TikTok v2 simulator: connect, reads, polling, re
       expect(res.status).toBe(403);
       expect(await res.text()).toContain(`ionflux connect tiktok --workspace ${ws}`);
     }
+  });
+
+  it('refuses (409) an account another workspace holds, and leaves that workspace connected (no revoke at TikTok)', async () => {
+    const [held, other] = [newWorkspace(), newWorkspace()];
+    const user = sim.addUser();
+    await connect(held, user.open_id);
+    const r = await browseConnect(`${sync.url}/tiktok/connect?workspace=${other}&grant=${await connectGrant('tiktok', other)}`, sim, user.open_id);
+    expect(r.status).toBe(409);
+    // TikTok's revoke disconnects the app from the account: the holding workspace would lose it.
+    expect(sim.requests.filter((x) => x.path === '/v2/oauth/revoke/')).toEqual([]);
+    expect(await send(held, 'user.info')).toMatchObject({ status: 'succeeded' });
+    expect(await vault.get(secretPaths.workspace(other, 'tiktok'))).toBeNull();
   });
 
   it('lists videos page by page, queries them by id, and answers Research API video and hashtag queries', async () => {

@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { openState as openInstall, sealState as sealInstall } from '../../services/shopify-sync/oauth/state-token.ts';
 import { openState as openConnect, sealState as sealConnect } from '../../services/tiktok-sync/oauth/state-token.ts';
-import { oauthStateToken } from './oauth-state.ts';
+import { browserBinding, oauthStateToken } from './oauth-state.ts';
 
 describe('sealed OAuth state (Shopify install, TikTok connect)', () => {
   const secret = 'app-secret-abc';
-  const install = { workspaceId: 'acme', shop: 'acme.myshopify.com', expiresAt: Date.now() + 60_000 };
-  const connect = { workspaceId: 'acme', verifier: 'v'.repeat(64), expiresAt: Date.now() + 60_000 };
+  const install = { workspaceId: 'acme', shop: 'acme.myshopify.com', browser: 'digest-1', expiresAt: Date.now() + 60_000 };
+  const connect = { workspaceId: 'acme', verifier: 'v'.repeat(64), browser: 'digest-2', expiresAt: Date.now() + 60_000 };
 
   it('round-trips, hides what it carries, and two seals of one state differ (it doubles as the nonce)', () => {
     const raw = sealInstall(secret, install);
@@ -32,5 +32,31 @@ describe('sealed OAuth state (Shopify install, TikTok connect)', () => {
     // Sealed with the right key but without a field the state needs.
     const partial = oauthStateToken<{ workspaceId: string; expiresAt: number }>('ionflux-shopify', { workspaceId: 'w' });
     expect(openInstall(secret, partial.seal(secret, { workspaceId: 'acme', expiresAt: Date.now() + 60_000 }))).toEqual({ ok: false, reason: 'invalid' });
+  });
+});
+
+describe('browser binding of an OAuth flow', () => {
+  const response = () => {
+    const set: string[] = [];
+    return { set, append: (field: string, value: string) => void (field === 'Set-Cookie' && set.push(value)) };
+  };
+  const binding = browserBinding('ionflux_test', '/test/callback', true);
+
+  it('takes the callback only from the browser holding the nonce it set, and clears that cookie', () => {
+    const begun = response();
+    const digest = binding.begin(begun, 900_000);
+    const [cookie] = begun.set;
+    expect(cookie).toMatch(/^ionflux_test_[\w-]{16}=[\w-]{32}; Path=\/test\/callback; Max-Age=900; HttpOnly; SameSite=Lax; Secure$/);
+    const sent = cookie!.split(';')[0]!;
+    const back = response();
+    expect(binding.check({ headers: { cookie: `other=1; ${sent}` } }, back, digest)).toBe(true);
+    expect(back.set[0]).toMatch(/^ionflux_test_[\w-]{16}=; .*Max-Age=0/);
+    // Another browser: no cookie, or the nonce of another flow under this flow's name.
+    expect(binding.check({ headers: {} }, response(), digest)).toBe(false);
+    const [name] = sent.split('=');
+    expect(binding.check({ headers: { cookie: `${name}=${'x'.repeat(32)}` } }, response(), digest)).toBe(false);
+    // Two flows begun in one browser keep their own cookies.
+    const second = binding.begin(response(), 900_000);
+    expect(second.slice(0, 16)).not.toBe(digest.slice(0, 16));
   });
 });

@@ -92,3 +92,9 @@ export async function connectGrant(connector: 'shopify' | 'tiktok', workspace: s
   const env = infraEnv();
   return connectGrants(createVaultSecretStore({ addr: env.vaultAddr, token: env.vaultToken, mount: 'secret' }), connector).issue(workspace);
 }
+
+/** The cookies a response set, as the Cookie header a browser sends back with its next request. */
+export function cookiesOf(res: Response): Record<string, string> {
+  const cookies = res.headers.getSetCookie().map((c) => c.split(';')[0]!).filter((c) => !c.endsWith('='));
+  return cookies.length ? { cookie: cookies.join('; ') } : {};
+}

@@ -6,7 +6,7 @@ import { buildEvent, PayloadSchemas } from '../../shared/events/platform-event.t
 import { EVENT_HEADERS } from '../../shared/events/publisher.ts';
 import type { ShopifySimulator } from '../simulators/shopify/index.ts';
 import { freePort } from './ingester.ts';
-import { testStateDir, uid } from './infra.ts';
+import { cookiesOf, testStateDir, uid } from './infra.ts';
 import { spawnService, type RunningService } from './service.ts';
 
 export interface RunningShopifySync extends RunningService {
@@ -31,10 +31,11 @@ export const BROWSER = { 'user-agent': 'Mozilla/5.0 (X11; Linux x86_64) AppleWeb
 
 /**
  * What a browser does with an install link: follow the hub's 302 to the shop's authorize page
- * (the simulator approves at once), then Shopify's 302 back to the callback. `tamper` may rewrite
- * the callback URL before it is visited.
+ * (the simulator approves at once), then Shopify's 302 back to the callback with the cookies the
+ * hub set. `tamper` may rewrite the callback URL before it is visited; `otherBrowser` comes back
+ * without the cookies (someone else's browser finishing it).
  */
-export async function browseInstall(installUrl: string, o: { tamper?: (callback: URL) => void } = {}): Promise<{ status: number; body: string; authorize: URL; callback: URL }> {
+export async function browseInstall(installUrl: string, o: { tamper?: (callback: URL) => void; otherBrowser?: boolean } = {}): Promise<{ status: number; body: string; authorize: URL; callback: URL }> {
   const first = await fetch(installUrl, { redirect: 'manual', headers: BROWSER });
   if (first.status !== 302) throw new Error(`install answered ${first.status}: ${await first.text()}`);
   const authorize = new URL(first.headers.get('location')!);
@@ -42,7 +43,7 @@ export async function browseInstall(installUrl: string, o: { tamper?: (callback:
   if (consent.status !== 302) throw new Error(`authorize answered ${consent.status}: ${await consent.text()}`);
   const callback = new URL(consent.headers.get('location')!);
   o.tamper?.(callback);
-  const res = await fetch(callback, { redirect: 'manual', headers: BROWSER });
+  const res = await fetch(callback, { redirect: 'manual', headers: { ...BROWSER, ...(o.otherBrowser ? {} : cookiesOf(first)) } });
   return { status: res.status, body: await res.text(), authorize, callback };
 }
 

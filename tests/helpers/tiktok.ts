@@ -7,7 +7,7 @@ import type { EventCodec } from '../../shared/events/codec.ts';
 import { createVaultSecretStore } from '../../shared/secrets/vault-store.ts';
 import type { TikTokSimulator } from '../simulators/tiktok/index.ts';
 import { freePort } from './ingester.ts';
-import { infraEnv, testStateDir, uid } from './infra.ts';
+import { cookiesOf, infraEnv, testStateDir, uid } from './infra.ts';
 import { spawnService, type RunningService } from './service.ts';
 
 export interface RunningTikTokSync extends RunningService {
@@ -29,10 +29,11 @@ export function simEnv(sim: TikTokSimulator): Record<string, string> {
 
 /**
  * What a browser does with the connect link: follow the hub's 302 to TikTok's authorize page (the
- * simulator signs in as `openId` and consents), then follow TikTok's 302 back to the callback.
- * `tamper` may rewrite the authorize URL before it is visited.
+ * simulator signs in as `openId` and consents), then follow TikTok's 302 back to the callback with
+ * the cookies the hub set. `tamper` may rewrite the authorize URL before it is visited;
+ * `otherBrowser` comes back to the callback without them (someone else's browser finishing it).
  */
-export async function browseConnect(connectUrl: string, sim: TikTokSimulator, openId: string, o: { scopes?: string[]; tamper?: (authorize: URL) => void } = {}): Promise<{ status: number; body: string; authorize: URL }> {
+export async function browseConnect(connectUrl: string, sim: TikTokSimulator, openId: string, o: { scopes?: string[]; tamper?: (authorize: URL) => void; otherBrowser?: boolean } = {}): Promise<{ status: number; body: string; authorize: URL }> {
   const first = await fetch(connectUrl, { redirect: 'manual' });
   if (first.status !== 302) throw new Error(`connect answered ${first.status}: ${await first.text()}`);
   const authorize = new URL(first.headers.get('location')!);
@@ -40,7 +41,7 @@ export async function browseConnect(connectUrl: string, sim: TikTokSimulator, op
   sim.consent(openId, o.scopes ? { scopes: o.scopes } : {});
   const consent = await fetch(authorize, { redirect: 'manual' });
   if (consent.status !== 302) throw new Error(`authorize answered ${consent.status}: ${await consent.text()}`);
-  const callback = await fetch(consent.headers.get('location')!, { redirect: 'manual' });
+  const callback = await fetch(consent.headers.get('location')!, { redirect: 'manual', headers: o.otherBrowser ? {} : cookiesOf(first) });
   return { status: callback.status, body: await callback.text(), authorize };
 }
 

@@ -10,6 +10,7 @@ import { storedFromSession } from '../tokens/access.ts';
 import { completeInstall, type InstallDeps } from './install.ts';
 import { openState, sealState } from './state-token.ts';
 import type { ConnectGrants } from '../../../shared/security/connect-grant.ts';
+import { browserBinding } from '../../../shared/security/oauth-state.ts';
 
 export interface RouteDeps extends InstallDeps {
   shopify: () => Shopify | null;
@@ -49,6 +50,7 @@ async function sdkCallbackRequest(req: Request, secret: string, state: string): 
  */
 export function mountOAuthRoutes(app: Express, d: RouteDeps): void {
   const redirectUri = `${d.publicBaseUrl}/shopify/callback`;
+  const browser = browserBinding('ionflux_shopify', '/shopify/callback', d.publicBaseUrl.startsWith('https:'));
 
   app.get('/shopify/install', async (req: Request, res: Response) => {
     const shopify = d.shopify();
@@ -61,7 +63,7 @@ export function mountOAuthRoutes(app: Express, d: RouteDeps): void {
     const granted = await d.grants.check(typeof req.query.grant === 'string' ? req.query.grant : undefined, ws).catch(() => null);
     if (!granted) return text(res, 503, 'The hub could not check this install link (secret store unreachable); try again.');
     if (!granted.ok) return text(res, 403, `This install link ${granted.reason === 'expired' ? 'has expired' : 'was not issued by the hub for this workspace'}; an admin gets one with: ionflux connect shopify --workspace ${ws} --shop ${shop}`);
-    const state = sealState(secret, { workspaceId: ws, shop, expiresAt: Date.now() + d.stateTtlMs });
+    const state = sealState(secret, { workspaceId: ws, shop, browser: browser.begin(res, d.stateTtlMs), expiresAt: Date.now() + d.stateTtlMs });
     const q = new URLSearchParams({ client_id: shopify.config.apiKey, scope: d.scopes.join(','), redirect_uri: redirectUri, state });
     res.set('cache-control', 'no-store').redirect(302, rewriteShopUrl(`https://${shop}/admin/oauth/authorize?${q}`, d.adminBaseUrl));
   });
@@ -77,6 +79,7 @@ export function mountOAuthRoutes(app: Express, d: RouteDeps): void {
     if (!opened.ok) return text(res, 400, `This install link is ${opened.reason === 'expired' ? 'expired' : 'not valid'}; get a new link with: ionflux connect shopify --workspace <workspace> --shop <shop>.`);
     const { workspaceId: ws, shop } = opened.state;
     if (query.shop !== shop) return text(res, 400, 'The callback is for another shop than the install began with; start again.');
+    if (!browser.check(req, res, opened.state.browser)) return text(res, 400, 'This callback did not come back to the browser that opened the install link; open the link again and finish it in the same browser.');
     const failed = async (status: number, why: string) => {
       const audit = await auditRecord(d.codec, SOURCE, { kind: 'action_failed', workspace_id: ws, connector: 'shopify', action: 'install', actor: 'oauth-callback', outcome: 'refused', detail: why }).catch(() => null);
       if (audit) await d.bus.publish(audit).catch(() => undefined);

@@ -5,7 +5,7 @@ import { registerSecret } from '../../../shared/redact.ts';
 
 /**
  * TikTok Login Kit v2: the authorize URL with PKCE and POST /v2/oauth/token/ (authorization code,
- * refresh token, client credentials), POST /v2/oauth/revoke/. These answer a flat body
+ * refresh token, client credentials). These answer a flat body
  * (`{access_token, ...}` or `{error, error_description, log_id}`), not the data API's envelope.
  */
 export interface OAuthConfig {
@@ -96,6 +96,3 @@ export async function clientToken(c: OAuthConfig): Promise<{ token: string; expi
   return { token: b.access_token, expiresAt: Date.now() + Number(b.expires_in ?? 7200) * 1000 };
 }
 
-export async function revokeToken(c: OAuthConfig, token: string): Promise<void> {
-  await tokenCall(c, '/v2/oauth/revoke/', { client_key: c.clientKey, client_secret: c.clientSecret, token });
-}

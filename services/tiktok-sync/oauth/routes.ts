@@ -3,11 +3,12 @@ import { auditRecord } from '../../../shared/commands/audit.ts';
 import { describeError, HubError } from '../../../shared/errors.ts';
 import { isWorkspaceId } from '../../../shared/ids.ts';
 import type { Logger } from '../../../shared/logger.ts';
-import { authorizeUrl, exchangeCode, OAuthRefused, pkcePair, revokeToken, type OAuthConfig } from '../api/oauth.ts';
+import { authorizeUrl, exchangeCode, OAuthRefused, pkcePair, type OAuthConfig } from '../api/oauth.ts';
 import { SOURCE } from '../events.ts';
 import { completeConnect, type ConnectDeps } from './connect.ts';
 import { openState, sealState } from './state-token.ts';
 import type { ConnectGrants } from '../../../shared/security/connect-grant.ts';
+import { browserBinding } from '../../../shared/security/oauth-state.ts';
 
 export interface RouteDeps extends ConnectDeps {
   logger: Logger;
@@ -30,6 +31,7 @@ const text = (res: Response, status: number, body: string) => void res.status(st
  */
 export function mountOAuthRoutes(app: Express, d: RouteDeps): void {
   const redirectUri = `${d.publicBaseUrl}/tiktok/callback`;
+  const browser = browserBinding('ionflux_tiktok', '/tiktok/callback', d.publicBaseUrl.startsWith('https:'));
 
   app.get('/tiktok/connect', async (req: Request, res: Response) => {
     const cfg = d.oauth();
@@ -40,7 +42,7 @@ export function mountOAuthRoutes(app: Express, d: RouteDeps): void {
     if (!granted) return text(res, 503, 'The hub could not check this connect link (secret store unreachable); try again.');
     if (!granted.ok) return text(res, 403, `This connect link ${granted.reason === 'expired' ? 'has expired' : 'was not issued by the hub for this workspace'}; an admin gets one with: ionflux connect tiktok --workspace ${ws}`);
     const { verifier, challenge } = pkcePair();
-    const state = sealState(cfg.clientSecret, { workspaceId: ws, verifier, expiresAt: Date.now() + d.stateTtlMs });
+    const state = sealState(cfg.clientSecret, { workspaceId: ws, verifier, browser: browser.begin(res, d.stateTtlMs), expiresAt: Date.now() + d.stateTtlMs });
     res.set('cache-control', 'no-store').redirect(302, authorizeUrl(cfg, { scopes: d.scopes, redirectUri, state, challenge }));
   });
 
@@ -50,13 +52,15 @@ export function mountOAuthRoutes(app: Express, d: RouteDeps): void {
     const q = req.query as Record<string, string | undefined>;
     const opened = openState(cfg.clientSecret, q.state);
     if (!opened.ok) return text(res, 400, `This connect link is ${opened.reason === 'expired' ? 'expired' : 'not valid'}; get a new link with: ionflux connect tiktok --workspace <workspace>.`);
+    if (!browser.check(req, res, opened.state.browser)) return text(res, 400, 'This callback did not come back to the browser that opened the connect link; open the link again and finish it in the same browser.');
     const ws = opened.state.workspaceId;
     const failed = async (status: number, why: string) => {
       const audit = await auditRecord(d.codec, SOURCE, { kind: 'action_failed', workspace_id: ws, connector: 'tiktok', action: 'connect', actor: 'oauth-callback', outcome: 'refused', detail: why }).catch(() => null);
       if (audit) await d.bus.publish(audit).catch(() => undefined);
       text(res, status, `TikTok was not connected to ${ws}: ${why}`);
     };
-    if (q.error) return failed(400, `TikTok answered ${q.error}${q.error_description ? `: ${q.error_description}` : ''}`);
+    // TikTok's own words, kept short: the query is whatever the browser was sent back with.
+    if (q.error) return failed(400, `TikTok answered ${q.error.slice(0, 64)}${q.error_description ? `: ${q.error_description.slice(0, 200)}` : ''}`);
     if (!q.code) return failed(400, 'the callback carried no code');
     let tokens;
     try {
@@ -72,11 +76,9 @@ export function mountOAuthRoutes(app: Express, d: RouteDeps): void {
       const missing = d.scopes.filter((s) => !c.scope.includes(s));
       text(res, 200, `TikTok account ${c.open_id} is connected to workspace ${ws}.${missing.length ? ` Not granted: ${missing.join(', ')} (actions needing them will say so).` : ''}`);
     } catch (e) {
-      if (e instanceof HubError && e.code === 'account_linked_elsewhere') {
-        // Do not leave a grant behind that nothing will use.
-        await revokeToken(cfg, tokens.access_token).catch(() => undefined);
-        return failed(409, e.message);
-      }
+      // No revoke here: TikTok's revoke disconnects the app from the account altogether, which
+      // would cut off the workspace the account is connected to. The unused token expires in 24 h.
+      if (e instanceof HubError && e.code === 'account_linked_elsewhere') return failed(409, e.message);
       d.logger.error({ err: e, workspace: ws }, 'storing the TikTok connection failed');
       text(res, 503, `The hub could not store the connection for ${ws}; try again.`);
     }
