@@ -112,6 +112,26 @@ describe('consumer runner against real Kafka', () => {
     expect(calls.filter((c) => c === 'a1' || c === 'a3')).toEqual(['a1', 'a3']);
   });
 
+  it('commits the record running when it stops, before leaving the group: the next member does not take it again', async () => {
+    const topic = `ionflux.test.${uid()}`;
+    await infra.bus.ensureTopics([topic]);
+    const groupId = uid('g-');
+    let running!: () => void;
+    const started = new Promise<void>((r) => (running = r));
+    const runner = await infra.bus.subscribe({ service: uid('svc'), groupId, subscriptions: [topic], fromBeginning: true, handler: async () => (running(), await new Promise((r) => setTimeout(r, 2000))) });
+    const ack = await infra.bus.publish({ topic, key: 'k', value: 'slow' });
+    await started;
+    await runner.stop(); // while the record runs: it finishes, then the member leaves
+    const admin = createKafka({ brokers: infraEnv().brokers, auth: infraEnv().auth, clientId: uid('offsets'), logger: infra.logger }).admin();
+    await admin.connect();
+    try {
+      const [committed] = await admin.fetchOffsets({ groupId, topics: [topic] });
+      expect(committed!.partitions.find((p) => p.partition === ack.partition)?.offset).toBe(String(BigInt(ack.offset) + 1n));
+    } finally {
+      await admin.disconnect();
+    }
+  });
+
   it('dead-letters a record whose transient failure outlasts the retry budget', async () => {
     const topic = `ionflux.test.${uid()}`;
     const service = uid('svc');

@@ -5,7 +5,7 @@ import { deadLetterRecord } from '../dead-letter.ts';
 import { backoffDelay, defaultClassify } from '../policy.ts';
 import { topicPattern, topics } from '../topics.ts';
 import type { IncomingRecord, OutgoingRecord, RecordAck, SubscribeOptions, Subscription } from '../types.ts';
-import { PendingOffsets } from './pending-offsets.ts';
+import { PendingOffsets, type TopicPartitionOffset } from './pending-offsets.ts';
 import { toRecord } from './records.ts';
 
 
@@ -153,13 +153,16 @@ export async function runConsumer(kafka: Kafka, deps: { publish: (r: OutgoingRec
   // redeliver finished records, which handlers recognise; it never skips one.
   const resolved = new PendingOffsets();
   let committing: Promise<void> = Promise.resolve();
-  /** Commits what was resolved so far, through `member` (the consumer in the group); what fails is tried again with the next commit. */
-  const commit = (member: Consumer | undefined) =>
+  /**
+   * Commits what was resolved so far, through `member` (the consumer in the group) or `send`;
+   * what fails is tried again with the next commit.
+   */
+  const commit = (member: Consumer | undefined, send: (offsets: TopicPartitionOffset[]) => Promise<unknown> = (o) => member!.commitOffsets(o)) =>
     (committing = committing.then(async () => {
       if (!member) return;
       const offsets = resolved.take();
       if (offsets.length === 0) return;
-      await member.commitOffsets(offsets).catch((e: unknown) => {
+      await send(offsets).catch((e: unknown) => {
         resolved.failed(offsets);
         deps.logger.debug({ err: e }, 'offset commit failed; tried again with the next one');
       });
@@ -228,8 +231,10 @@ export async function runConsumer(kafka: Kafka, deps: { publish: (r: OutgoingRec
           // What handleBatch resolved: the next offset to read, committed by the timer.
           const next = lastResolved.get(`${p.batch.topic}|${p.batch.partition}`);
           if (next !== undefined) resolved.resolve({ topic: p.batch.topic, partition: p.batch.partition, offset: next });
-          // Leaving: kafkajs leaves the group right after this batch, so commit now, while still a member.
-          if (stopping || leaving) await commit(member);
+          // Leaving: kafkajs leaves the group right after this batch, so commit now, while still a
+          // member, through the batch's own handle: once disconnect() began, Consumer.commitOffsets
+          // returns without sending anything ("consumer not running"), and the offsets were lost.
+          if (stopping || leaving) await commit(member, (o) => p.commitOffsetsIfNecessary(byTopic(o)));
         },
       });
     } catch (e) {
@@ -298,3 +303,10 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const NEVER = new AbortController().signal;
 /** Heartbeat answers meaning the member must rejoin: its partitions may go to another member. */
 const REBALANCING = new Set(['REBALANCE_IN_PROGRESS', 'ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID']);
+
+/** Offsets as kafkajs's group commit takes them: per topic, its partitions. */
+function byTopic(offsets: TopicPartitionOffset[]): { topics: { topic: string; partitions: { partition: number; offset: string }[] }[] } {
+  const topics = new Map<string, { partition: number; offset: string }[]>();
+  for (const o of offsets) topics.set(o.topic, [...(topics.get(o.topic) ?? []), { partition: o.partition, offset: o.offset }]);
+  return { topics: [...topics].map(([topic, partitions]) => ({ topic, partitions })) };
+}
