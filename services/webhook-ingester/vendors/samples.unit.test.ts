@@ -134,11 +134,12 @@ describe('WhatsApp published examples', () => {
   it.each(samples('whatsapp'))('%s maps', (name) => {
     const body = raw('whatsapp', name);
     const n = JSON.parse(body.toString()) as {
-      entry: Array<{ changes: Array<{ value: { metadata: { phone_number_id: string }; messages?: Array<{ id: string }>; statuses?: Array<{ id: string; status: string }> } }> }>;
+      entry: Array<{ changes: Array<{ value: { metadata: { phone_number_id: string }; messages?: Array<{ id: string }>; statuses?: Array<{ id: string; status: string }>; errors?: unknown[] } }> }>;
     };
     const expected = n.entry.flatMap((e) => e.changes.flatMap((c) => [
       ...(c.value.messages ?? []).map((m) => ({ account: c.value.metadata.phone_number_id, entity: 'messages', action: 'received', deliveryId: m.id })),
       ...(c.value.statuses ?? []).map((s) => ({ account: c.value.metadata.phone_number_id, entity: 'messages', action: 'status', deliveryId: `${s.id}:${s.status}` })),
+      ...(c.value.errors ?? []).map(() => ({ account: c.value.metadata.phone_number_id, entity: 'messages', action: 'error', deliveryId: expect.stringMatching(/^error:[0-9a-f]{32}$/) })),
     ]));
     expect(expected.length).toBeGreaterThan(0);
     const r = ok(whatsapp.map(toRawDelivery(body, whatsappHeaders({ body, appSecret: 'unused' }), { receivedAt: NOW })));

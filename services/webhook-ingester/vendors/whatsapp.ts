@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import type { MapResult, MappedEvent, RawDelivery, VendorModule, VerifyResult } from './types.ts';
 import {
@@ -60,6 +61,8 @@ const value = z.looseObject({
   contacts: z.array(z.looseObject({ wa_id: z.string().max(64).optional() })).optional(),
   messages: z.array(message).max(1000).optional(),
   statuses: z.array(status).max(1000).optional(),
+  /** A system-, app- or account-level problem with no message to hang it on (Meta's errors webhook). */
+  errors: z.array(z.looseObject({ code: z.number().optional(), title: z.string().max(512).optional() })).max(100).optional(),
 });
 const notification = z.looseObject({
   object: z.literal('whatsapp_business_account'),
@@ -72,8 +75,9 @@ const notification = z.looseObject({
 /**
  * Every messages[] item is `messages.received` (deliveryId = wamid); every statuses[] item is
  * `messages.status` (deliveryId = wamid + ':' + status, since one message gets sent, delivered,
- * read). Received messages are keyed by phone number + sender so a conversation stays in order;
- * statuses are keyed by the message id so one message's statuses stay in order.
+ * read); every errors[] item (a problem of the number or the app, with no message) is
+ * `messages.error`. Received messages are keyed by phone number + sender so a conversation stays
+ * in order; statuses by the message id so one message's statuses stay in order; errors by the number.
  */
 function map(d: RawDelivery): MapResult {
   return guardMap(() => {
@@ -89,7 +93,7 @@ function map(d: RawDelivery): MapResult {
         if (change.field !== 'messages') return { ok: false, reason: `unsupported WhatsApp webhook field ${JSON.stringify(change.field)}` };
         const v = value.safeParse(change.value);
         if (!v.success) return { ok: false, reason: zodReason('WhatsApp messages value', v.error) };
-        const { metadata, contacts, messages = [], statuses = [] } = v.data;
+        const { metadata, contacts, messages = [], statuses = [], errors = [] } = v.data;
         const account = metadata.phone_number_id;
         for (const m of messages) {
           if (!isIdText(m.id)) return { ok: false, reason: 'message id is not a printable id' };
@@ -116,9 +120,21 @@ function map(d: RawDelivery): MapResult {
             occurredAt: unixToIso(s.timestamp),
           }));
         }
+        for (const e of errors) {
+          // Meta gives these no id: the error's own content names it, so a retry of the delivery is
+          // one event (the same error repeated within the dedupe window is one too).
+          events.push(makeEvent('whatsapp', {
+            deliveryId: `error:${createHash('sha256').update(`${entry.id}:${account}:${JSON.stringify(e)}`).digest('hex').slice(0, 32)}`,
+            account,
+            entity: 'messages',
+            action: 'error',
+            orderingKey: account,
+            payload: { waba_id: entry.id, metadata, error: e },
+          }));
+        }
       }
     }
-    if (!events.length) return { ok: false, reason: 'WhatsApp notification carries no messages or statuses' };
+    if (!events.length) return { ok: false, reason: 'WhatsApp notification carries no messages, statuses or errors' };
     return { ok: true, events };
   });
 }
