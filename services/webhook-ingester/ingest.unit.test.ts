@@ -108,11 +108,17 @@ describe('edge and inbox processor on the in-memory bus', () => {
     await post(version(901, at), { topic: 'orders/updated' });
     await post(version(902, at), { topic: 'orders/updated' });
     await poll(902, at);
+    // The webhook in the shop's own offset, the poll (GraphQL) in UTC: the same time.
+    const d = new Date(Date.now() - 120_000);
+    d.setMilliseconds(0);
+    const local = new Date(d.getTime() - 5 * 3600_000).toISOString().replace(/\.\d{3}Z$/, '-05:00');
+    await post(version(903, local), { topic: 'orders/updated' });
+    await poll(903, d.toISOString());
     const events = await Promise.all(bus.records(updated).map(async (r) => (JSON.parse((await codec.decode(r.value!)).payload_json) as { id: number }).id));
-    expect(events.sort()).toEqual([901, 902]);
+    expect(events.sort()).toEqual([901, 902, 903]);
     // A later version from either side is an event again.
     await poll(901, new Date().toISOString());
-    expect(bus.records(updated)).toHaveLength(3);
+    expect(bus.records(updated)).toHaveLength(4);
   });
 
   it("publishes a webhook delivery from the edge's reading without mapping its body again, the same event as mapping it gives", async () => {

@@ -175,7 +175,8 @@ class Batch {
     const version = ev.version;
     const latest = this.versions.get(entityKey) ?? this.deps.versions.get(entityKey);
     // A poll and a webhook that saw the same version of an entity are one event, whichever came first.
-    if (version !== undefined && latest?.version === version && latest.action === ev.action && (inbox.origin === 'poll' || latest.origin === 'poll')) {
+    // Compared as times: a webhook carries the shop's own offset (-05:00), the GraphQL poll UTC (Z).
+    if (version !== undefined && latest !== undefined && Date.parse(latest.version) === Date.parse(version) && latest.action === ev.action && (inbox.origin === 'poll' || latest.origin === 'poll')) {
       this.mark(key, { eventId: latest.eventId, outcome: 'published', at: Date.now() });
       return this.count(vendor.source, 'duplicate');
     }
