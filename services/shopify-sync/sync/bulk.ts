@@ -3,7 +3,7 @@ import { outboundFetch } from '../../../shared/net/outbound.ts';
 import { checkUserErrors } from '../api/admin.ts';
 import { keys, type RunCheckpoint } from '../state/sync-state.ts';
 import { assembleBulk, entitySpecs, sinceFilter, type Payload } from './entities.ts';
-import { advance, commitBatch, finishRun, summary, type SyncDeps, type SyncRun, type SyncSummary } from './run.ts';
+import { abandonRun, advance, commitBatch, finishRun, summary, type SyncDeps, type SyncRun, type SyncSummary } from './run.ts';
 
 /**
  * Wakes a bulk run when Shopify's `bulk_operations/finish` webhook arrives (the ingester copies it
@@ -44,6 +44,10 @@ export interface BulkOptions {
   batch?: number;
 }
 
+/** An operation that ended without a result: given up with its run's checkpoint, not resumed (runBulkSync). */
+const ABANDONED = new Set(['bulk_operation_missing', 'bulk_operation_failed', 'bulk_result_unavailable']);
+export const bulkGivenUp = (e: unknown): boolean => e instanceof HubError && !e.retryable && ABANDONED.has(e.code);
+
 const RUN = `mutation BulkRun($query: String!) {
   bulkOperationRunQuery(query: $query) { bulkOperation { id status } userErrors { field message code } }
 }`;
@@ -74,6 +78,13 @@ export async function runBulkSync(d: SyncDeps, o: BulkOptions, r: SyncRun, signa
   let c: RunCheckpoint = resumed ? held : { kind: 'run', entity: r.entity, mode: 'bulk', ...(r.since ? { since: r.since } : {}), cursor: null, count: 0, pages: 0, started_at: Date.now(), updated_at: Date.now() };
 
   d.logger.debug({ workspace: r.ws, run: r.runId, entity: r.entity, resumed }, 'bulk sync starting');
+  // An operation that ended without a result (failed, canceled, expired, unknown to Shopify, its
+  // file gone) is given up with its checkpoint: resumed, it would fail the same way every time, and
+  // the nightly sync's checkpoint holds up the entity's polling while it exists.
+  const abandoned = async (e: unknown): Promise<never> => {
+    if (bulkGivenUp(e)) await abandonRun(d, r.ws, r.runId);
+    throw e;
+  };
   const op = await d.tokens.withToken(r.ws, async (shop, token) => {
     let id = c.bulk_id;
     if (!id) {
@@ -94,10 +105,10 @@ export async function runBulkSync(d: SyncDeps, o: BulkOptions, r: SyncRun, signa
       if (Date.now() > deadline) throw new HubError('bulk_operation_timeout', `bulk operation ${id} did not finish within ${o.timeoutMs} ms`, { retryable: true });
       await (o.finishes ? o.finishes.wait(id, o.pollMs, signal) : sleep(o.pollMs, signal));
     }
-  });
+  }).catch(abandoned);
 
   // No result file: the query matched nothing.
-  const lines = op.op.url ? await fetchLines(op.op.url, signal) : [];
+  const lines = op.op.url ? await fetchLines(op.op.url, signal).catch(abandoned) : [];
   let skip = c.count;
   let batch: Payload[] = [];
   let nodes = 0;

@@ -1,3 +1,4 @@
+import { HubError } from '../../../shared/errors.ts';
 import { ExactInt, gidNumber, idOf } from './json.ts';
 
 /**
@@ -153,26 +154,31 @@ export const entitySpecs: Record<EntityName, EntitySpec> = { products: product, 
 export const sinceFilter = (since: string | undefined | null) => (since ? `updated_at:>='${since}'` : null);
 
 /**
- * Bulk Operations JSONL -> whole nodes: a line with `__parentId` is a child of an earlier line
- * and is appended to its parent's list field (by the child's gid type). Parents come before
- * their children in Shopify's files, so a node is complete once the next parent begins.
+ * Bulk Operations JSONL -> whole nodes, in the file's order: a line with `__parentId` is a child
+ * of another line and is appended to its parent's list field (by the child's gid type). Since API
+ * 2026-01 Shopify no longer groups children under their parents unless asked (`groupObjects`), so
+ * a child may come anywhere in the file: the whole file is read before any node is complete.
+ * A child whose parent is not in the file, or of a type the entity does not take, is an error.
  */
-export function* assembleBulk(spec: EntitySpec, lines: Iterable<string>): Generator<Node> {
-  let current: Node | null = null;
+export function assembleBulk(spec: EntitySpec, lines: Iterable<string>): Node[] {
+  const nodes: Node[] = [];
+  const byId = new Map<unknown, Node>();
+  const children: (Node & { __parentId: string })[] = [];
   for (const line of lines) {
     if (!line.trim()) continue;
     const o = JSON.parse(line) as Node & { __parentId?: string };
-    if (o.__parentId) {
-      const type = /^gid:\/\/shopify\/([A-Za-z]+)\//.exec(String(o.id ?? ''))?.[1] ?? '';
-      const field = spec.bulkChildren[type];
-      if (current && field && current.id === o.__parentId) {
-        const { __parentId: _, ...child } = o;
-        ((current[field] ??= []) as Node[]).push(child);
-      }
-      continue;
+    if (o.__parentId) children.push(o as Node & { __parentId: string });
+    else {
+      nodes.push(o);
+      byId.set(o.id, o);
     }
-    if (current) yield current;
-    current = o;
   }
-  if (current) yield current;
+  for (const { __parentId: parentId, ...child } of children) {
+    const type = /^gid:\/\/shopify\/([A-Za-z]+)\//.exec(String(child.id ?? ''))?.[1] ?? '';
+    const field = spec.bulkChildren[type];
+    const parent = byId.get(parentId);
+    if (!field || !parent) throw new HubError('invalid_vendor_response', `bulk result: a ${type || 'child'} line of ${parentId} has ${parent ? 'no field to go in' : 'no parent in the file'}`);
+    ((parent[field] ??= []) as Node[]).push(child);
+  }
+  return nodes;
 }

@@ -50,4 +50,21 @@ describe('polled entities in the webhook payload shape', () => {
     expect(nodes.map((n) => [n.id, (n.variants as unknown[] | undefined)?.length ?? 0])).toEqual([['gid://shopify/Product/1', 2], ['gid://shopify/Product/2', 0]]);
     expect(entitySpecs.products.payloads(nodes[0]!)[0]!.body.variants).toHaveLength(2);
   });
+
+  it('assembles children that come anywhere in the file (API 2026-01 and later group nothing unless asked), and refuses one without a parent', () => {
+    const lines = [
+      JSON.stringify({ id: 'gid://shopify/Product/1', title: 'A' }),
+      JSON.stringify({ id: 'gid://shopify/Product/2', title: 'B' }),
+      JSON.stringify({ id: 'gid://shopify/ProductVariant/21', price: '3.00', __parentId: 'gid://shopify/Product/2' }),
+      JSON.stringify({ id: 'gid://shopify/ProductVariant/12', price: '2.00', __parentId: 'gid://shopify/Product/1' }),
+      JSON.stringify({ id: 'gid://shopify/ProductVariant/11', price: '1.00', __parentId: 'gid://shopify/Product/1' }),
+    ];
+    const nodes = assembleBulk(entitySpecs.products, lines);
+    expect(nodes.map((n) => [n.id, (n.variants as { id: string }[]).map((v) => v.id)])).toEqual([
+      ['gid://shopify/Product/1', ['gid://shopify/ProductVariant/12', 'gid://shopify/ProductVariant/11']],
+      ['gid://shopify/Product/2', ['gid://shopify/ProductVariant/21']],
+    ]);
+    const orphan = JSON.stringify({ id: 'gid://shopify/ProductVariant/31', __parentId: 'gid://shopify/Product/3' });
+    expect(() => assembleBulk(entitySpecs.products, [...lines, orphan])).toThrow(/no parent/);
+  });
 });

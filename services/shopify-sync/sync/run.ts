@@ -99,6 +99,12 @@ export async function finishRun(d: SyncDeps, ws: string, runId: string, entity: 
   for (const [k, v] of applied) d.state.applyLocal(k, v);
 }
 
+/** The run is given up: its checkpoint goes, nothing else moves (what it appended stays appended). */
+export async function abandonRun(d: SyncDeps, ws: string, runId: string): Promise<void> {
+  await d.bus.publishAtomic([stateRecord(keys.run(ws, runId), undefined)], { timeoutMs: 60_000 });
+  d.state.applyLocal(keys.run(ws, runId), undefined);
+}
+
 /** The checkpoint's newest version and the entities seen at exactly it, after a batch. */
 export function advance(c: RunCheckpoint, payloads: Payload[]): Pick<RunCheckpoint, 'max_updated_at' | 'newest_ids'> {
   let max = c.max_updated_at;

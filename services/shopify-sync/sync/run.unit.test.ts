@@ -9,6 +9,8 @@ import { createShopify, installSdkFetch } from '../api/sdk.ts';
 import { CostThrottle } from '../api/throttle.ts';
 import type { SyncState, RunCheckpoint } from '../state/sync-state.ts';
 import { entitySpecs, type EntityName } from './entities.ts';
+import { keys } from '../state/sync-state.ts';
+import { runBulkSync } from './bulk.ts';
 import { advance, coversWatermark, finishRun, pageFirst, runPagedSync, type SyncDeps } from './run.ts';
 
 const c = (over: Partial<RunCheckpoint> = {}): RunCheckpoint => ({ kind: 'run', entity: 'orders', mode: 'pages', cursor: null, count: 0, pages: 0, started_at: 0, updated_at: 0, ...over });
@@ -69,20 +71,25 @@ describe('runPagedSync against the Shopify simulator', () => {
     installSdkFetch(sim.url);
     const shopify = createShopify({ apiKey: sim.apiKey, apiSecret: sim.apiSecret, scopes: ['read_products'], apiVersion: '2026-07', publicBaseUrl: 'http://127.0.0.1:1' }, createLogger({ service: 'test', level: 'silent' }));
     const api = createAdminApi({ shopify: () => shopify, throttle: new CostThrottle(), sleep: async () => {} });
-    /** A sync of `entity` from its first page; the inbox keys it appended. */
-    async function sync(shop: string, entity: EntityName, pageSize: number) {
+    /** Deps of a sync of one of the simulator's shops: the inbox records it appended, its state. */
+    function deps(shop: string, pageSize = 50) {
       const state = new Map<string, SyncState>();
-      const appended: string[] = [];
+      const inbox: OutgoingRecord[] = [];
       const token = sim.accessToken(shop);
       const d = {
         api, pageSize, inboxTopic: 'inbox', logger: createLogger({ service: 'test', level: 'silent' }),
         tokens: { withToken: (_ws: string, fn: (shop: string, token: string) => Promise<unknown>) => fn(shop, token) },
-        bus: { publishAtomic: async (records: OutgoingRecord[]) => void appended.push(...records.filter((r) => r.topic === 'inbox').map((r) => String(r.key))) },
+        bus: { publishAtomic: async (records: OutgoingRecord[]) => void inbox.push(...records.filter((r) => r.topic === 'inbox')) },
         state: { get: (k: string) => state.get(k), applyLocal: (k: string, v: SyncState | undefined) => void (v ? state.set(k, v) : state.delete(k)) },
       } as unknown as SyncDeps;
-      return { summary: await runPagedSync(d, { ws: 'ws1', runId: `cmd-${entity}`, entity }, new AbortController().signal), appended };
+      return { d, state, inbox };
     }
-    return { sim, sync };
+    /** A sync of `entity` from its first page; the inbox keys it appended. */
+    async function sync(shop: string, entity: EntityName, pageSize: number) {
+      const { d, inbox } = deps(shop, pageSize);
+      return { summary: await runPagedSync(d, { ws: 'ws1', runId: `cmd-${entity}`, entity }, new AbortController().signal), appended: inbox.map((r) => String(r.key)) };
+    }
+    return { sim, sync, deps };
   }
 
   it('asks each entity for as many per page as fit Shopify\'s single-query limit (at most the page size), and reads every one once', async () => {
@@ -122,6 +129,40 @@ describe('runPagedSync against the Shopify simulator', () => {
       expect(asked[0]!.variables?.after).toBeNull();
       expect(asked[1]!.variables?.after).toBeNull();
       expect(new Set(asked.slice(1).map((x) => x.variables?.after)).size).toBe(4);
+    } finally {
+      await sim.close();
+    }
+  });
+
+  it('a bulk sync puts every child under its parent although Shopify (API 2026-01 and later) lists them apart', async () => {
+    const { sim, deps } = await simulated();
+    try {
+      const shop = sim.addShop(undefined, { products: 4 });
+      const { d, inbox } = deps(shop.domain);
+      const r = await runBulkSync(d, { pollMs: 20, timeoutMs: 10_000 }, { ws: 'ws1', runId: 'bulk-1', entity: 'products' }, new AbortController().signal);
+      expect(r.count).toBe(4);
+      const variants = inbox.map((x) => (JSON.parse(String(x.value)) as { variants?: unknown[] }).variants?.length);
+      expect(variants).toEqual(shop.products.map((p) => p.variants.length));
+    } finally {
+      await sim.close();
+    }
+  });
+
+  it('gives up a bulk operation Shopify ended without a result, with its checkpoint: the next run starts another', async () => {
+    const { sim, deps } = await simulated({ bulkDelayMs: 60_000 });
+    try {
+      const shop = sim.addShop(undefined, { products: 2 });
+      const { d, state } = deps(shop.domain);
+      const run = () => runBulkSync(d, { pollMs: 20, timeoutMs: 10_000 }, { ws: 'ws1', runId: 'full-products', entity: 'products' }, new AbortController().signal);
+      const first = run();
+      await expect.poll(() => shop.bulk.length).toBe(1);
+      shop.bulk[0]!.status = 'FAILED';
+      await expect(first).rejects.toMatchObject({ code: 'bulk_operation_failed' });
+      expect(state.get(keys.run('ws1', 'full-products'))).toBeUndefined();
+      const second = run();
+      await expect.poll(() => shop.bulk.length).toBe(2);
+      Object.assign(shop.bulk[1]!, { status: 'COMPLETED', objectCount: 0, url: null });
+      await expect(second).resolves.toMatchObject({ count: 0 });
     } finally {
       await sim.close();
     }

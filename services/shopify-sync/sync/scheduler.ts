@@ -5,7 +5,7 @@ import type { Logger } from '../../../shared/logger.ts';
 import type { Connection } from '../state/connections.ts';
 import { keys, type SyncState } from '../state/sync-state.ts';
 import type { TokenAccess } from '../tokens/access.ts';
-import { runBulkSync, type BulkOptions } from './bulk.ts';
+import { bulkGivenUp, runBulkSync, type BulkOptions } from './bulk.ts';
 import { ENTITIES, type EntityName } from './entities.ts';
 import { runPagedSync, type SyncDeps, type SyncSummary } from './run.ts';
 
@@ -81,9 +81,15 @@ export function createScheduler(o: SchedulerOptions) {
     o.logger.debug({ workspace: ws, entity, full: full ?? null, in_full: inFull ?? null }, 'scheduled sync of an entity');
     const fullDue = o.fullIntervalMs > 0 && (inFull !== undefined || !full || (full.kind === 'full' && Date.now() - full.at >= o.fullIntervalMs));
     if (fullDue) {
-      const s = await runBulkSync(o.sync, o.bulk, { ws, runId: `full-${entity}`, entity }, t.abort.signal);
-      o.logger.info({ workspace: ws, shop: t.known.shop, entity, count: s.count, duration_ms: s.duration_ms, resumed: s.resumed }, 'nightly full sync done');
-      return o.onCompleted(ws, t.known.shop, `full-${entity}`, 'nightly', s);
+      try {
+        const s = await runBulkSync(o.sync, o.bulk, { ws, runId: `full-${entity}`, entity }, t.abort.signal);
+        o.logger.info({ workspace: ws, shop: t.known.shop, entity, count: s.count, duration_ms: s.duration_ms, resumed: s.resumed }, 'nightly full sync done');
+        return await o.onCompleted(ws, t.known.shop, `full-${entity}`, 'nightly', s);
+      } catch (e) {
+        // Shopify's operation ended without a result: the next cycle starts another; the entity is polled meanwhile.
+        if (!bulkGivenUp(e)) throw e;
+        o.logger.warn({ workspace: ws, shop: t.known.shop, entity, error: describeError(e) }, 'nightly full sync failed; polling the entity until the next one');
+      }
     }
     if (o.pollIntervalMs <= 0) return;
     const mark = o.state.get(keys.poll(ws, entity));

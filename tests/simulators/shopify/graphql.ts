@@ -79,12 +79,19 @@ function bulkRoot(inner: string): Field | undefined {
   }
 }
 
-/** JSONL of a bulk query: each node on its line, its nested connection's nodes after it with __parentId. */
-function bulkLines(shop: SimShop, inner: string): { lines: string[]; count: number } | null {
+/**
+ * JSONL of a bulk query: each node on its line, its nested connection's nodes on lines of their
+ * own with __parentId. Grouped (`groupObjects: true`, the default before API 2026-01), each
+ * node's children come right after it; otherwise Shopify guarantees no order ("Bulk operations
+ * group objects default changed to false", changelog, 2026-01), and the children come after all
+ * the nodes, last first.
+ */
+function bulkLines(shop: SimShop, inner: string, grouped: boolean): { lines: string[]; count: number } | null {
   const root = bulkRoot(inner);
   const c = root ? collection(shop, root.name) : null;
   if (!c) return null;
   const lines: string[] = [];
+  const apart: string[] = [];
   let count = 0;
   for (const item of sorted(c.items).filter((i) => matches(root!.args.query, i.updatedAt))) {
     const node = c.node(item as never);
@@ -93,11 +100,11 @@ function bulkLines(shop: SimShop, inner: string): { lines: string[]; count: numb
     lines.push(JSON.stringify(node));
     count++;
     for (const ch of children) {
-      lines.push(JSON.stringify({ ...ch, __parentId: node.id }));
+      (grouped ? lines : apart).push(JSON.stringify({ ...ch, __parentId: node.id }));
       count++;
     }
   }
-  return { lines, count };
+  return { lines: [...lines, ...apart.reverse()], count };
 }
 
 const bulkNode = (b: SimBulk) => ({ id: gid('BulkOperation', b.id), status: b.status, errorCode: null, createdAt: b.createdAt, completedAt: b.completedAt, objectCount: String(b.objectCount), fileSize: b.lines.join('\n').length, url: b.url, partialDataUrl: null, query: b.query });
@@ -137,7 +144,8 @@ export function execute(ctx: GqlContext, op: Operation, v: Json): GqlResult {
       const running = shop.bulk.find((b) => b.status === 'CREATED' || b.status === 'RUNNING');
       if (running) return done({ bulkOperationRunQuery: { bulkOperation: null, userErrors: userErrors([{ field: ['query'], message: `A bulk query operation for this app and shop is already in progress: ${gid('BulkOperation', running.id)}.`, code: 'OPERATION_IN_PROGRESS' }]) } });
       const inner = String(v.query ?? '');
-      const result = bulkLines(shop, inner);
+      const grouped = v.groupObjects === true || (v.groupObjects === undefined && ctx.version !== 'unstable' && ctx.version < '2026-01');
+      const result = bulkLines(shop, inner, grouped);
       if (!result) return done({ bulkOperationRunQuery: { bulkOperation: null, userErrors: userErrors([{ field: ['query'], message: 'Invalid bulk query: the query must contain at least one connection.', code: 'INVALID' }]) } });
       const b: SimBulk = { id: nextId(), status: 'CREATED', query: inner, createdAt: now, completedAt: null, objectCount: 0, url: null, lines: result.lines };
       shop.bulk.push(b);
