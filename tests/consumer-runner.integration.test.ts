@@ -4,6 +4,7 @@ import { DLQ_HEADERS } from '../shared/bus/dead-letter.ts';
 import { createKafka } from '../shared/bus/kafka/client.ts';
 import type { Subscription } from '../shared/bus/types.ts';
 import { HubError } from '../shared/errors.ts';
+import { topics, workspaceOfCommandTopic } from '../shared/bus/topics.ts';
 import { infraEnv, readAll, realInfra, uid } from './helpers/infra.ts';
 
 describe('consumer runner against real Kafka', () => {
@@ -130,6 +131,30 @@ describe('consumer runner against real Kafka', () => {
     } finally {
       await admin.disconnect();
     }
+  });
+
+  it('with concurrent keys and an order key, runs records that share the order key one at a time whatever their Kafka keys', async () => {
+    // A workspace's own command topic: one partition, written by its agent with keys of its choosing.
+    const topic = topics.workspaceCommand('ordertest', uid('ws'));
+    await infra.bus.ensureTopics([topic]);
+    let running = 0;
+    let most = 0;
+    const handled: string[] = [];
+    const runner = await infra.bus.subscribe({
+      service: uid('svc'), groupId: uid('g-'), subscriptions: [topic], fromBeginning: true, concurrentKeys: true,
+      // As the command worker does.
+      orderKey: (t, key) => workspaceOfCommandTopic(t) ?? key,
+      handler: async (r) => {
+        most = Math.max(most, ++running);
+        await new Promise((res) => setTimeout(res, 50));
+        running--;
+        handled.push(r.value!.toString());
+      },
+    });
+    runners.push(runner);
+    await infra.bus.publishAtomic(Array.from({ length: 6 }, (_, i) => ({ topic, key: `agent-key-${i}`, value: String(i) })), { orderKey: 'x' });
+    await expect.poll(() => handled.length, { timeout: 15_000 }).toBe(6);
+    expect(most).toBe(1);
   });
 
   it('dead-letters a record whose transient failure outlasts the retry budget', async () => {

@@ -75,6 +75,8 @@ export interface SubscribeOptions {
   rebalanceTimeoutMs?: number;
   /** Run records of different keys concurrently within a batch (order is kept per key). */
   concurrentKeys?: boolean;
+  /** With concurrentKeys: what keeps records in order, from the record's topic and key (default: the key). */
+  orderKey?: (topic: string, key: string) => string;
   /** How often resolved offsets are committed in the background (default 500 ms). */
   commitIntervalMs?: number;
   /** Called after a record is dead-lettered (metrics, failure events). */

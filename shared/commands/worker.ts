@@ -285,6 +285,10 @@ export async function startCommandWorker(o: WorkerOptions): Promise<Subscription
     rescanTopicsMs: o.rescanTopicsMs,
     fromBeginning: true,
     concurrentKeys: true,
+    // A workspace's commands run in order: on its own topic whatever keys its agent gave them (the
+    // LLM's budget check counts on one call at a time; a re-send under another key would run beside
+    // the first), on the service's topic by their key, the workspace by convention.
+    orderKey: (topic, key) => workspaceOfCommandTopic(topic) ?? key,
     partitionsConsumedConcurrently: o.partitionsConsumedConcurrently ?? PARTITIONS_AT_ONCE,
     // A crashed worker's partitions move to a live one after this long.
     sessionTimeoutMs: 10_000,

@@ -122,7 +122,8 @@ export async function runConsumer(kafka: Kafka, deps: { publish: (r: OutgoingRec
     }), 1000);
     try {
       messages.forEach((message, i) => {
-        const key = message.key?.toString('latin1') ?? '';
+        const raw = message.key?.toString('latin1') ?? '';
+        const key = opts.orderKey ? opts.orderKey(p.batch.topic, raw) : raw;
         const chain = (chains.get(key) ?? Promise.resolve()).then(async () => {
           if (!p.isRunning() || p.isStale() || stopping || handover.signal.aborted) return;
           if ((await handleOne(p, message, false, queued[i], handover.signal)) === 'done') done[i] = true;
