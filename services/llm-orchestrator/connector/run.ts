@@ -4,6 +4,7 @@ import type { z } from 'zod';
 import type { Logger } from '../../../shared/logger.ts';
 import type { SecretStore } from '../../../shared/secrets/index.ts';
 import type { ActionContext } from '../../../shared/connectors/types.ts';
+import { HubError } from '../../../shared/errors.ts';
 import type { ArtifactStore } from './artifacts.ts';
 import { checkBudget, type SpendStore } from './budget.ts';
 import type { LlmConfig, ModelRoute, Task } from './config.ts';
@@ -68,6 +69,18 @@ export interface Finished {
 }
 
 /**
+ * The chain a workspace with a budget may use: only models with a price, since a call the table
+ * cannot price would count $0 against the budget, however much the provider bills.
+ */
+export function pricedUnderBudget(rt: LlmRuntime, ws: string, chain: ModelRoute[]): ModelRoute[] {
+  const b = rt.spend.budget(ws);
+  if (b.day_usd === null && b.month_usd === null) return chain;
+  const priced = chain.filter((r) => rt.config.prices[`${r.provider}/${r.model}`]);
+  if (priced.length) return priced;
+  throw new HubError('unpriced_model', `workspace ${ws} has an LLM budget, and ${chain.map((r) => `${r.provider}/${r.model}`).join(', ')} has no price to count against it: use a priced model, or give it one in LLM_PRICES`);
+}
+
+/**
  * One task end to end: budget check (before any vendor call), the fallback chain, cost, the
  * usage event (published with the outcome), and a response that fits in a Kafka record.
  * `prepMs` is time spent before the chain (fetching audio), reported apart from our overhead.
@@ -82,7 +95,7 @@ export async function runTask<T>(
 ) {
   const started = o.started ?? performance.now();
   checkBudget(rt.spend, ctx.workspaceId);
-  const chain = resolveChain(rt.config, task, ctx.params);
+  const chain = pricedUnderBudget(rt, ctx.workspaceId, resolveChain(rt.config, task, ctx.params));
   const r = await walkChain(rt, { task, chain, workspaceId: ctx.workspaceId, signal: ctx.signal, logger: ctx.logger, call });
   const done = await finish(r.value, r.route);
   const usage = clean(done.usage);
