@@ -234,9 +234,11 @@ describe('llm orchestrator: every task through Kafka, against local OpenAI-API s
     }
 
     // gpt-image models always answer base64: stored too, without asking for a response_format.
-    const gptImage = await send(ws, 'image_generation', { model: 'gpt-image-1', prompt: 'a sticker' });
+    const gptImage = await send(ws, 'image_generation', { model: 'gpt-image-1', prompt: 'a sticker', quality: 'auto' });
     expect(lastRequest(openai, '/v1/images/generations').body.response_format).toBeUndefined();
     expect((result(gptImage).provider_response.images as { reference?: unknown }[])[0]!.reference).toBeDefined();
+    // Priced by what the provider says it made (medium, 1024x1024), not the top price `auto` would fall to.
+    expect(result(gptImage).cost_usd).toBeCloseTo((DEFAULT_PRICES['openai/gpt-image-1']!.per_image as Record<string, number>)['medium:1024x1024']!, 8);
 
     const records = await readAll(infra.bus, defaultOutcomeTopic('llm', ws), { atLeast: 3 });
     expect(records.length).toBe(3);

@@ -37,8 +37,13 @@ export const imageGeneration = (rt: LlmRuntime) =>
         return {
           providerResponse: { images },
           usage: { images: images.length, prompt_tokens: res.usage?.input_tokens, completion_tokens: res.usage?.output_tokens, total_tokens: res.usage?.total_tokens },
-          image: { size: p.size ?? res.size ?? '1024x1024', quality: p.quality ?? res.quality ?? 'standard' },
+          // What the provider says it made, then what was asked (`auto` says nothing); unknown
+          // prices at the model's highest (costOf).
+          image: { size: res.size ?? known(p.size) ?? '1024x1024', quality: res.quality ?? known(p.quality) ?? 'standard' },
         };
       },
     );
   });
+
+/** A requested size or quality, unless it left the choice to the model. */
+const known = (v: string | undefined): string | undefined => (v === 'auto' ? undefined : v);

@@ -3,6 +3,7 @@ import { toFile } from 'openai';
 import type { Transcription } from 'openai/resources/audio/transcriptions';
 import { handler } from '../../../../shared/connectors/types.ts';
 import { fetchAudio, wavSeconds } from '../media.ts';
+import { checkBudget } from '../budget.ts';
 import { runTask, type LlmRuntime } from '../run.ts';
 import { speechToTextInput } from '../../../../shared/connectors/catalog/llm-schemas.ts';
 
@@ -10,6 +11,8 @@ import { speechToTextInput } from '../../../../shared/connectors/catalog/llm-sch
 export const speechToText = (rt: LlmRuntime) =>
   handler(speechToTextInput, async (ctx) => {
     const started = performance.now();
+    // Before the download (up to 25 MiB): a workspace over its budget is refused without it.
+    checkBudget(rt.spend, ctx.workspaceId);
     const media = await fetchAudio((ctx.params.audio_url ?? ctx.params.audio_input_url)!, { ...rt.config.media, signal: ctx.signal });
     const file = await toFile(media.bytes, media.filename, { type: media.contentType });
     const prepMs = performance.now() - started;
