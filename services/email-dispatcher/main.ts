@@ -38,9 +38,7 @@ const app = express();
 app.disable('x-powered-by');
 mountOpsRoutes(app, { metrics: rt.metrics, checks: { ...rt.checks, secret_store: async () => (await store.health()).ok, command_worker: async () => serving } });
 const server = await listen(app, env.EMAIL_PORT, env.EMAIL_HOST);
-let closingServer = false;
-const closeServer = () => (closingServer ? undefined : ((closingServer = true), server.close()));
-rt.onClose(closeServer); // until the line below registers it again, last, to close it first
+rt.onClose(() => server.close()); // for a stop during start-up; once running, closed first (below)
 
 // The seal key signs platform notifications and unsubscribe links; nothing is sent without it.
 let sealKey: Buffer | undefined;
@@ -117,7 +115,7 @@ rt.onClose(() => runner.stop());
 // ?wait, suppressions for unsubscribes) are still open: a request answered then was really taken.
 rt.onClose(async () => {
   serving = false;
-  await closeServer();
+  await server.close(); // a second close (the hook above) resolves at once
 });
 serving = true;
 rt.logger.info({ url: server.url, platform_provider: platform ? platform.provider : null, platform_notifications_api: Boolean(env.EMAIL_API_TOKEN) }, platform ? 'email dispatcher running' : 'email dispatcher running without a platform account (EMAIL_FROM with EMAIL_SMTP_URL or SENDGRID_API_KEY); workspaces with their own credentials can send');
