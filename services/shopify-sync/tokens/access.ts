@@ -16,7 +16,16 @@ export interface TokenAccessDeps {
   installUrl: (ws: string, shop?: string) => Promise<string>;
   marginMs: number;
   onRefresh?: (outcome: string) => void;
+  /** Longest wait for one Retry-After of a rate-limited refresh (default 30 s). */
+  maxRetryAfterMs?: number;
+  sleep?: (ms: number) => Promise<void>;
 }
+
+/** Refresh attempts Shopify rate-limits (429) before the refresh fails as retryable. */
+const REFRESH_ATTEMPTS = 3;
+const delay = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+/** Retry-After (seconds, as the SDK parsed it) in ms: 1 s when absent, at most `max`. */
+export const retryAfterMs = (seconds: number | undefined, max = 30_000) => Math.min(max, Math.max(0, Number.isFinite(seconds) ? seconds! * 1000 : 1000));
 
 export interface TokenAccess {
   /**
@@ -57,29 +66,53 @@ export function createTokenAccess(d: TokenAccessDeps): TokenAccess {
     return t;
   }
 
+  /** Shopify refused the grant itself (revoked, expired, rotated away): only an admin's reinstall helps. */
+  async function markNeedsReauthorization(ws: string, used: StoredToken, status: number): Promise<never> {
+    const c = d.connections.get(ws);
+    if (c) {
+      const next: Connection = { ...c, status: 'needs_reauthorization', reason: `Shopify refused the refresh (HTTP ${status})`, updated_at: Date.now() };
+      await d.bus.publish(connectionRecord(next)).catch(() => undefined);
+      d.connections.applyLocal(ws, next);
+    }
+    throw new HubError('needs_reauthorization', `Shopify refused to refresh the token of ${used.shop}; reinstall at ${await d.installUrl(ws, used.shop)}`);
+  }
+
+  /**
+   * The refresh grant through the SDK. What each answer means:
+   * - 400 (invalid_grant) / 401 (invalid_client): the grant is refused, the connection needs reauthorization;
+   * - 429: Shopify asks to wait (Retry-After): waited out and tried again, at most REFRESH_ATTEMPTS
+   *   times, then a retryable error (the command core backs off; the owner's timer tries again);
+   *   the grant is fine, so the admin is not asked to reconnect;
+   * - 408, 5xx, no answer: retryable, nothing marked;
+   * - any other status: failed, nothing marked.
+   */
+  async function refreshSession(shopify: Shopify, ws: string, used: StoredToken): Promise<Session> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return (await shopify.auth.refreshToken({ shop: used.shop, refreshToken: used.refresh_token })).session;
+      } catch (e) {
+        const response = (e as { response?: { code?: number; retryAfter?: number } }).response;
+        const status = response?.code;
+        d.onRefresh?.(status ? `http_${status}` : 'error');
+        if (status === 400 || status === 401) return markNeedsReauthorization(ws, used, status);
+        if (status === 429) {
+          if (attempt >= REFRESH_ATTEMPTS) throw new HubError('vendor_rate_limited', `Shopify rate-limited refreshing the token of ${used.shop}; trying again later`, { retryable: true, cause: e });
+          await (d.sleep ?? delay)(retryAfterMs(response?.retryAfter, d.maxRetryAfterMs));
+          continue;
+        }
+        const retryable = !status || status === 408 || status >= 500;
+        throw new HubError(retryable ? 'vendor_unreachable' : `vendor_http_${status}`, `refreshing the Shopify token of ${used.shop} failed${status ? ` (HTTP ${status})` : ''}`, { retryable, cause: e });
+      }
+    }
+  }
+
   async function doRefresh(ws: string, used: StoredToken): Promise<StoredToken> {
     const again = await current(ws);
     if (again.issued_at > used.issued_at) return again;
     const shopify = d.shopify();
     if (!shopify) throw new HubError('not_configured', 'Shopify is not configured on this hub');
     if (!used.refresh_token) throw new HubError('needs_reauthorization', `the Shopify token of ${used.shop} expired and has no refresh token; reinstall at ${await d.installUrl(ws, used.shop)}`);
-    let session: Session;
-    try {
-      ({ session } = await shopify.auth.refreshToken({ shop: used.shop, refreshToken: used.refresh_token }));
-    } catch (e) {
-      const status = (e as { response?: { code?: number } }).response?.code;
-      d.onRefresh?.(status ? `http_${status}` : 'error');
-      if (status && status >= 400 && status < 500) {
-        const c = d.connections.get(ws);
-        if (c) {
-          const next: Connection = { ...c, status: 'needs_reauthorization', reason: `Shopify refused the refresh (HTTP ${status})`, updated_at: Date.now() };
-          await d.bus.publish(connectionRecord(next)).catch(() => undefined);
-          d.connections.applyLocal(ws, next);
-        }
-        throw new HubError('needs_reauthorization', `Shopify refused to refresh the token of ${used.shop}; reinstall at ${await d.installUrl(ws, used.shop)}`);
-      }
-      throw new HubError('vendor_unreachable', `refreshing the Shopify token of ${used.shop} failed`, { retryable: true, cause: e });
-    }
+    const session = await refreshSession(shopify, ws, used);
     const next = storedFromSession(session, Date.now());
     await storeRefreshed(() => writeToken(d.store, ws, next));
     const c = d.connections.get(ws);

@@ -39,6 +39,12 @@ export interface ShopifySimulator {
    * INTERNAL_SERVER_ERROR (HTTP 200); with `applied` it runs first, and what it did stays done.
    */
   internalError(root: string, o?: { shop?: string; applied?: boolean }): void;
+  /**
+   * The next `times` (1) refresh grants of `shop` are answered HTTP 429 with `Retry-After`
+   * (seconds, 2.0 by default) and a REST-style `errors` body, as Shopify rate-limits a client; the
+   * refresh token stays good.
+   */
+  rateLimitRefresh(shop: string, o?: { times?: number; retryAfterS?: number }): void;
   /** Every access token of the shop stops working (Shopify's 401), refresh tokens still do. */
   expireAccessTokens(shop: string): void;
   /** Whether `accessToken` is a live token of `shop`. */
@@ -92,6 +98,7 @@ export async function startShopifySimulator(o: SimOptions = {}): Promise<Shopify
   const restore = o.restoreRate ?? 50;
   const singleMax = o.singleQueryMaxCost ?? 1000;
   const failing: { root: string; shop?: string; applied: boolean }[] = [];
+  const refreshLimits = new Map<string, { times: number; retryAfterS: number }>();
   const shops = new Map<string, SimShop>();
   const grants: SimGrant[] = [];
   const codes = new Map<string, { shop: string; scope: string; used: boolean; at: number }>();
@@ -145,6 +152,11 @@ export async function startShopifySimulator(o: SimOptions = {}): Promise<Shopify
       const b = (req.headers['content-type'] ?? '').includes('json') ? (JSON.parse(raw || '{}') as Record<string, string>) : Object.fromEntries(new URLSearchParams(raw));
       if (b.client_id !== apiKey || b.client_secret !== apiSecret) { log(401); return json(res, 401, { error: 'invalid_client', error_description: 'Client authentication failed' }); }
       if (b.grant_type === 'refresh_token') {
+        const limited = refreshLimits.get(shop.domain);
+        if (limited && limited.times-- > 0) {
+          log(429);
+          return json(res, 429, { errors: 'Exceeded the rate limit for this request. Please try again later.' }, { 'retry-after': limited.retryAfterS.toFixed(1) });
+        }
         const g = grants.find((x) => x.refreshToken === b.refresh_token && x.shop === shop.domain && !x.revoked);
         if (!g || g.refreshExpiresAt < Date.now()) { log(400); return json(res, 400, { error: 'invalid_grant', error_description: 'The refresh token is invalid or expired' }); }
         g.revoked = true; // refresh tokens rotate: the old pair stops working
@@ -223,6 +235,7 @@ export async function startShopifySimulator(o: SimOptions = {}): Promise<Shopify
     accessToken: (shop) => issue(shop, '', o.accessTtlS ?? 3600).accessToken,
     nextGrantAccessTtlS(s) { nextTtl = s; },
     internalError(root, { shop, applied = false } = {}) { failing.push({ root, shop, applied }); },
+    rateLimitRefresh(shop, { times = 1, retryAfterS = 2 } = {}) { refreshLimits.set(shop, { times, retryAfterS }); },
     expireAccessTokens(shop) { for (const g of grants) if (g.shop === shop) g.accessExpiresAt = Math.min(g.accessExpiresAt, Date.now() - 1); },
     tokenIsLive: (shop, t) => grants.some((g) => g.shop === shop && g.accessToken === t && !g.revoked && g.accessExpiresAt > Date.now()),
     async sendWebhook(target, topic, shop, body, webhookId = randomBytes(12).toString('hex')) {

@@ -1,0 +1,81 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { KafkaTable } from '../../../shared/bus/table/table.ts';
+import type { Bus, OutgoingRecord } from '../../../shared/bus/types.ts';
+import { createLogger } from '../../../shared/logger.ts';
+import { parseAllowlist } from '../../../shared/net/allowlist.ts';
+import { configureOutbound } from '../../../shared/net/outbound.ts';
+import type { SecretRecord, SecretStore } from '../../../shared/secrets/index.ts';
+import { startShopifySimulator, type ShopifySimulator } from '../../../tests/simulators/shopify/index.ts';
+import { createShopify, installSdkFetch } from '../api/sdk.ts';
+import type { Connection } from '../state/connections.ts';
+import { createTokenAccess } from './access.ts';
+import { readToken, writeToken } from './vault.ts';
+
+describe('token refresh against the Shopify simulator', () => {
+  let sim: ShopifySimulator;
+  beforeAll(async () => {
+    sim = await startShopifySimulator();
+    configureOutbound(parseAllowlist('127.0.0.1'));
+    installSdkFetch(sim.url);
+  });
+  afterAll(() => sim.close());
+
+  /** A workspace installed on a new shop, its token due for a refresh; what the refreshes published and slept. */
+  async function installed() {
+    const shop = sim.addShop();
+    const access = sim.accessToken(shop.domain);
+    const grant = sim.grants.find((g) => g.accessToken === access)!;
+    const secrets = new Map<string, SecretRecord>();
+    const store = {
+      kind: 'file',
+      get: async (path: string) => secrets.get(path) ?? null,
+      put: async (path: string, value: Record<string, string>) => void secrets.set(path, { value, metadata: { createdAt: '', updatedAt: '' } }),
+    } as unknown as SecretStore;
+    // Due: it expires within the refresh margin.
+    await writeToken(store, 'ws1', { access_token: access, refresh_token: grant.refreshToken, shop: shop.domain, scope: [], issued_at: 1, access_expires_at: Date.now() + 1000, refresh_expires_at: grant.refreshExpiresAt });
+    const connection: Connection = { workspace_id: 'ws1', shop: shop.domain, scope: [], status: 'active', issued_at: 1, access_expires_at: Date.now() + 1000, installed_at: 1, updated_at: 1 };
+    const held = new Map([['ws1', connection]]);
+    const published: Connection[] = [];
+    const slept: number[] = [];
+    const tokens = createTokenAccess({
+      shopify: () => createShopify({ apiKey: sim.apiKey, apiSecret: sim.apiSecret, scopes: [], apiVersion: '2026-07', publicBaseUrl: 'http://127.0.0.1:1' }, createLogger({ service: 'test', level: 'silent' })),
+      store,
+      bus: { publish: async (r: OutgoingRecord) => void published.push(JSON.parse(String(r.value)) as Connection) } as unknown as Bus,
+      connections: { get: (k: string) => held.get(k), applyLocal: (k: string, v: Connection) => void held.set(k, v) } as unknown as KafkaTable<Connection>,
+      installUrl: async () => 'https://hub.example/shopify/install',
+      marginMs: 5 * 60_000,
+      sleep: async (ms) => void slept.push(ms),
+    });
+    return { shop, store, tokens, held, published, slept };
+  }
+
+  it('a refresh Shopify rate-limits (429) waits its Retry-After and tries again; the connection stays active', async () => {
+    const { shop, store, tokens, held, published, slept } = await installed();
+    sim.rateLimitRefresh(shop.domain, { times: 2, retryAfterS: 2 });
+    const refreshed = await tokens.refreshIfDue('ws1');
+    expect(slept).toEqual([2000, 2000]);
+    expect(sim.tokenIsLive(shop.domain, refreshed!.access_token)).toBe(true);
+    expect((await readToken(store, 'ws1'))!.access_token).toBe(refreshed!.access_token);
+    expect(held.get('ws1')!.status).toBe('active');
+    expect(published.map((c) => c.status)).toEqual(['active']);
+  });
+
+  it('still rate-limited after its attempts: a retryable failure, and no reauthorization asked for', async () => {
+    const { shop, tokens, held, published } = await installed();
+    sim.rateLimitRefresh(shop.domain, { times: 10, retryAfterS: 1 });
+    await expect(tokens.refreshIfDue('ws1')).rejects.toMatchObject({ code: 'vendor_rate_limited', retryable: true });
+    expect(held.get('ws1')!.status).toBe('active');
+    expect(published).toEqual([]);
+    sim.rateLimitRefresh(shop.domain, { times: 0 });
+    // The grant was never refused: the next try refreshes.
+    expect(await tokens.refreshIfDue('ws1')).toMatchObject({ shop: shop.domain });
+  });
+
+  it('a refresh token Shopify refuses (400 invalid_grant) marks the connection needs_reauthorization', async () => {
+    const { shop, tokens, held, published } = await installed();
+    for (const g of sim.grants) if (g.shop === shop.domain) g.revoked = true;
+    await expect(tokens.refreshIfDue('ws1')).rejects.toMatchObject({ code: 'needs_reauthorization' });
+    expect(held.get('ws1')).toMatchObject({ status: 'needs_reauthorization', reason: 'Shopify refused the refresh (HTTP 400)' });
+    expect(published.map((c) => c.status)).toEqual(['needs_reauthorization']);
+  });
+});
