@@ -28,7 +28,7 @@ interface Task {
   pollTimer?: NodeJS.Timeout;
   refreshTimer?: NodeJS.Timeout;
   running?: Promise<void>;
-  /** No usable token (disconnected): no more polls until a new install replaces the task. */
+  /** No usable token (needs reauthorization, disconnected): no polls until the connection is active again or a new install replaces the task. */
   paused?: boolean;
   abort: AbortController;
 }
@@ -98,7 +98,9 @@ export function createScheduler(o: SchedulerOptions) {
   }
 
   async function poll(t: Task): Promise<void> {
-    if (t.running || t.abort.signal.aborted || t.known.status !== 'active') return;
+    if (t.running || t.abort.signal.aborted) return;
+    // Waiting for the admin (needs_reauthorization): no timer runs until the connection is active again (adopt).
+    if (t.known.status !== 'active') return void (t.paused = true);
     t.running = (async () => {
       for (const entity of ENTITIES) {
         if (t.abort.signal.aborted) return void o.logger.info({ workspace: t.known.workspace_id, entity }, 'scheduled sync stopped');
@@ -109,7 +111,7 @@ export function createScheduler(o: SchedulerOptions) {
           const code = describeError(e).code;
           if (code === 'not_connected' || code === 'needs_reauthorization') {
             // Disconnected from the hub's side, or the grant is gone: nothing to poll until a reinstall (a new connection record).
-            o.logger.info({ workspace: t.known.workspace_id, shop: t.known.shop, reason: code }, 'shopify polling paused until the app is installed again');
+            o.logger.info({ workspace: t.known.workspace_id, shop: t.known.shop, reason: code }, 'shopify polling paused until the connection is active again (reauthorized or reinstalled)');
             t.paused = true;
             return;
           }
@@ -128,6 +130,12 @@ export function createScheduler(o: SchedulerOptions) {
     if (t && t.known.shop === c.shop && t.known.installed_at === c.installed_at) {
       t.known = c;
       planRefresh(t);
+      // Active again with the same install (re-authorized, a refresh that went through after all):
+      // the polls that stopped while it could not be polled start again.
+      if (c.status === 'active' && t.paused) {
+        t.paused = false;
+        schedulePoll(t, 0);
+      }
       return;
     }
     if (t) stop(ws);
