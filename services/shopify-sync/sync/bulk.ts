@@ -52,10 +52,24 @@ const RUN = `mutation BulkRun($query: String!) {
   bulkOperationRunQuery(query: $query) { bulkOperation { id status } userErrors { field message code } }
 }`;
 const STATUS = `query BulkStatus($id: ID!) {
-  node(id: $id) { ... on BulkOperation { id status errorCode objectCount url partialDataUrl } }
+  node(id: $id) { ... on BulkOperation { id status errorCode createdAt objectCount url partialDataUrl } }
 }`;
 
-interface BulkOperation { id: string; status: string; errorCode?: string | null; objectCount?: string; url?: string | null }
+interface BulkOperation { id: string; status: string; errorCode?: string | null; createdAt?: string; objectCount?: string; url?: string | null }
+
+/**
+ * The checkpoint with its newest version capped at the operation's `createdAt`. The operation
+ * reads the shop while it runs, so its file is no snapshot: a node read before it changed holds
+ * the old version, while another changed later and read after is in at its new time. A
+ * watermark past `createdAt` would skip the first change for good; at `createdAt` the next poll
+ * reads everything changed since the operation began (what it did read again is one event: the
+ * inbox publishes each version once). The entities seen at exactly the cap are not known then,
+ * so none are skipped.
+ */
+export function capAtCreated(c: RunCheckpoint, createdAt: string | undefined): RunCheckpoint {
+  if (!createdAt || !c.max_updated_at || Date.parse(c.max_updated_at) <= Date.parse(createdAt)) return c;
+  return { ...c, max_updated_at: createdAt, newest_ids: [] };
+}
 
 const sleep = (ms: number, signal: AbortSignal) => new Promise<void>((resolve, reject) => {
   const t = setTimeout(resolve, ms);
@@ -130,7 +144,7 @@ export async function runBulkSync(d: SyncDeps, o: BulkOptions, r: SyncRun, signa
     if (nodes >= (o.batch ?? 250)) await flush();
   }
   await flush();
-  await finishRun(d, r.ws, r.runId, r.entity, c, true);
+  await finishRun(d, r.ws, r.runId, r.entity, capAtCreated(c, op.op.createdAt), true);
   return summary(r, c, resumed);
 }
 

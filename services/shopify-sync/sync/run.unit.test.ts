@@ -4,6 +4,7 @@ import { createLogger } from '../../../shared/logger.ts';
 import { parseAllowlist } from '../../../shared/net/allowlist.ts';
 import { configureOutbound } from '../../../shared/net/outbound.ts';
 import { startShopifySimulator, type SimOptions } from '../../../tests/simulators/shopify/index.ts';
+import { iso } from '../../../tests/simulators/shopify/state.ts';
 import { createAdminApi } from '../api/admin.ts';
 import { createShopify, installSdkFetch } from '../api/sdk.ts';
 import { CostThrottle } from '../api/throttle.ts';
@@ -143,6 +144,37 @@ describe('runPagedSync against the Shopify simulator', () => {
       expect(r.count).toBe(4);
       const variants = inbox.map((x) => (JSON.parse(String(x.value)) as { variants?: unknown[] }).variants?.length);
       expect(variants).toEqual(shop.products.map((p) => p.variants.length));
+    } finally {
+      await sim.close();
+    }
+  });
+
+  it('a bulk run moves the watermark no further than its operation\'s createdAt: a change made while it ran, missing from its file, is polled next', async () => {
+    const { sim, deps } = await simulated({ bulkDelayMs: 60_000 });
+    try {
+      const shop = sim.addShop(undefined, { products: 3 });
+      const { d, state, inbox } = deps(shop.domain);
+      const run = runBulkSync(d, { pollMs: 20, timeoutMs: 10_000 }, { ws: 'ws1', runId: 'full-products', entity: 'products' }, new AbortController().signal);
+      await expect.poll(() => shop.bulk[0]?.status).toBe('RUNNING');
+      // An operation that began 10 s ago: it read the first product, which changed 5 s ago (after
+      // it was read: the file keeps the old version); the last changed just now, before it was read.
+      const op = shop.bulk[0]!;
+      op.createdAt = iso(Date.now() - 10_000);
+      const [first, , last] = shop.products.map((p) => p);
+      op.read!(1);
+      first!.title = 'changed while the operation ran';
+      first!.updatedAt = iso(Date.now() - 5000);
+      last!.updatedAt = iso();
+      op.finish!();
+      await expect(run).resolves.toMatchObject({ count: 3 });
+      const mark = state.get(keys.poll('ws1', 'products'));
+      expect(mark).toMatchObject({ kind: 'poll', watermark: op.createdAt });
+      expect(inbox.map((x) => (JSON.parse(String(x.value)) as { title: string }).title)).not.toContain('changed while the operation ran');
+
+      // The next poll from that watermark reads the change the file missed.
+      inbox.length = 0;
+      await runPagedSync(d, { ws: 'ws1', runId: 'poll-products', entity: 'products', since: mark!.kind === 'poll' ? mark.watermark : '', seenAtSince: mark!.kind === 'poll' ? mark.ids : [] }, new AbortController().signal);
+      expect(inbox.map((x) => (JSON.parse(String(x.value)) as { title: string }).title)).toContain('changed while the operation ran');
     } finally {
       await sim.close();
     }

@@ -80,31 +80,44 @@ function bulkRoot(inner: string): Field | undefined {
 }
 
 /**
- * JSONL of a bulk query: each node on its line, its nested connection's nodes on lines of their
- * own with __parentId. Grouped (`groupObjects: true`, the default before API 2026-01), each
- * node's children come right after it; otherwise Shopify guarantees no order ("Bulk operations
- * group objects default changed to false", changelog, 2026-01), and the children come after all
- * the nodes, last first.
+ * The JSONL of a bulk query, written as the operation reads the shop: each node on its line, its
+ * nested connection's nodes on lines of their own with __parentId. The nodes that match are fixed
+ * when the operation starts, but each is read (and written as it is then) only when the operation
+ * gets to it (`read`), so a change made while it runs is in the file or not depending on whether
+ * the node was read before it: Shopify's result is not a snapshot of one moment, and
+ * `objectCount` is "the running total of processed objects" (BulkOperation). Grouped
+ * (`groupObjects: true`, the default before API 2026-01), each node's children come right after
+ * it; otherwise Shopify guarantees no order ("Bulk operations group objects default changed to
+ * false", changelog, 2026-01), and the children come after all the nodes, last first.
  */
-function bulkLines(shop: SimShop, inner: string, grouped: boolean): { lines: string[]; count: number } | null {
+function bulkReader(shop: SimShop, inner: string, grouped: boolean): { read(b: SimBulk, n?: number): void; finish(b: SimBulk): void } | null {
   const root = bulkRoot(inner);
   const c = root ? collection(shop, root.name) : null;
   if (!c) return null;
-  const lines: string[] = [];
+  const unread = sorted(c.items).filter((i) => matches(root!.args.query, i.updatedAt)).map((i) => i.id);
   const apart: string[] = [];
-  let count = 0;
-  for (const item of sorted(c.items).filter((i) => matches(root!.args.query, i.updatedAt))) {
-    const node = c.node(item as never);
-    const children = c.nested ? (node[c.nested] as { edges: { node: Json }[] }).edges.map((e) => e.node) : [];
-    if (c.nested) delete node[c.nested];
-    lines.push(JSON.stringify(node));
-    count++;
-    for (const ch of children) {
-      (grouped ? lines : apart).push(JSON.stringify({ ...ch, __parentId: node.id }));
-      count++;
-    }
-  }
-  return { lines: [...lines, ...apart.reverse()], count };
+  return {
+    read(b, n = unread.length) {
+      for (const id of unread.splice(0, n)) {
+        const item = c.items.find((i) => i.id === id);
+        if (!item) continue; // deleted before the operation got to it
+        const node = c.node(item as never);
+        const children = c.nested ? (node[c.nested] as { edges: { node: Json }[] }).edges.map((e) => e.node) : [];
+        if (c.nested) delete node[c.nested];
+        b.lines.push(JSON.stringify(node));
+        b.objectCount++;
+        for (const ch of children) {
+          (grouped ? b.lines : apart).push(JSON.stringify({ ...ch, __parentId: node.id }));
+          b.objectCount++;
+        }
+      }
+    },
+    finish(b) {
+      this.read(b);
+      b.lines.push(...apart.reverse());
+      apart.length = 0;
+    },
+  };
 }
 
 const bulkNode = (b: SimBulk) => ({ id: gid('BulkOperation', b.id), status: b.status, errorCode: null, createdAt: b.createdAt, completedAt: b.completedAt, objectCount: String(b.objectCount), fileSize: b.lines.join('\n').length, url: b.url, partialDataUrl: null, query: b.query });
@@ -145,12 +158,18 @@ export function execute(ctx: GqlContext, op: Operation, v: Json): GqlResult {
       if (running) return done({ bulkOperationRunQuery: { bulkOperation: null, userErrors: userErrors([{ field: ['query'], message: `A bulk query operation for this app and shop is already in progress: ${gid('BulkOperation', running.id)}.`, code: 'OPERATION_IN_PROGRESS' }]) } });
       const inner = String(v.query ?? '');
       const grouped = v.groupObjects === true || (v.groupObjects === undefined && ctx.version !== 'unstable' && ctx.version < '2026-01');
-      const result = bulkLines(shop, inner, grouped);
-      if (!result) return done({ bulkOperationRunQuery: { bulkOperation: null, userErrors: userErrors([{ field: ['query'], message: 'Invalid bulk query: the query must contain at least one connection.', code: 'INVALID' }]) } });
-      const b: SimBulk = { id: nextId(), status: 'CREATED', query: inner, createdAt: now, completedAt: null, objectCount: 0, url: null, lines: result.lines };
+      const reader = bulkReader(shop, inner, grouped);
+      if (!reader) return done({ bulkOperationRunQuery: { bulkOperation: null, userErrors: userErrors([{ field: ['query'], message: 'Invalid bulk query: the query must contain at least one connection.', code: 'INVALID' }]) } });
+      const b: SimBulk = { id: nextId(), status: 'CREATED', query: inner, createdAt: now, completedAt: null, objectCount: 0, url: null, lines: [] };
+      b.read = (n) => void ((b.status === 'CREATED' || b.status === 'RUNNING') && reader.read(b, n));
+      b.finish = () => {
+        if (b.status !== 'CREATED' && b.status !== 'RUNNING') return;
+        reader.finish(b);
+        Object.assign(b, { status: 'COMPLETED', completedAt: iso(), url: b.objectCount ? `${ctx.baseUrl}/bulk-results/${shop.domain}/${b.id}.jsonl` : null });
+      };
       shop.bulk.push(b);
-      setTimeout(() => (b.status = 'RUNNING'), 0).unref();
-      setTimeout(() => Object.assign(b, { status: 'COMPLETED', completedAt: iso(), objectCount: result.count, url: result.count ? `${ctx.baseUrl}/bulk-results/${shop.domain}/${b.id}.jsonl` : null }), ctx.bulkDelayMs).unref();
+      setTimeout(() => b.status === 'CREATED' && (b.status = 'RUNNING'), 0).unref();
+      setTimeout(() => b.finish!(), ctx.bulkDelayMs).unref();
       return done({ bulkOperationRunQuery: { bulkOperation: { id: gid('BulkOperation', b.id), status: b.status }, userErrors: [] } });
     }
     case 'webhookSubscriptionCreate': {

@@ -11,7 +11,13 @@ export interface SimInventoryItem { id: number; sku: string; updatedAt: string; 
 export interface SimTheme { id: number; name: string; role: 'MAIN' | 'UNPUBLISHED' | 'DEVELOPMENT'; updatedAt: string }
 export interface SimScriptTag { id: number; src: string }
 export interface SimWebhook { id: number; topic: string; uri: string; format: string }
-export interface SimBulk { id: number; status: 'CREATED' | 'RUNNING' | 'COMPLETED' | 'FAILED'; query: string; createdAt: string; completedAt: string | null; objectCount: number; url: string | null; lines: string[] }
+export interface SimBulk {
+  id: number; status: 'CREATED' | 'RUNNING' | 'COMPLETED' | 'FAILED'; query: string; createdAt: string; completedAt: string | null; objectCount: number; url: string | null; lines: string[];
+  /** A running operation reads its next `n` nodes (all when omitted) as they are now. */
+  read?: (n?: number) => void;
+  /** Reads what is left and completes (what its timer does after bulkDelayMs). */
+  finish?: () => void;
+}
 
 export interface SimShop {
   domain: string;
