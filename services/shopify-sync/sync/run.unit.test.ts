@@ -173,7 +173,8 @@ describe('runPagedSync against the Shopify simulator', () => {
 
       // The next poll from that watermark reads the change the file missed.
       inbox.length = 0;
-      await runPagedSync(d, { ws: 'ws1', runId: 'poll-products', entity: 'products', since: mark!.kind === 'poll' ? mark.watermark : '', seenAtSince: mark!.kind === 'poll' ? mark.ids : [] }, new AbortController().signal);
+      if (mark?.kind !== 'poll') throw new Error('no watermark');
+      await runPagedSync(d, { ws: 'ws1', runId: 'poll-products', entity: 'products', since: mark.watermark, seenAtSince: mark.ids ?? [] }, new AbortController().signal);
       expect(inbox.map((x) => (JSON.parse(String(x.value)) as { title: string }).title)).toContain('changed while the operation ran');
     } finally {
       await sim.close();
