@@ -16,7 +16,7 @@ export const syncAction = (d: ActionDeps, entity: EntityName) =>
     const p = ctx.params;
     const mode = p.mode === 'auto' ? (p.since ? 'pages' : 'bulk') : p.mode;
     const run = { ws: ctx.workspaceId, runId: ctx.idempotencyKey, entity, ...(p.since ? { since: new Date(p.since).toISOString() } : {}) };
-    const s = mode === 'bulk' ? await runBulkSync(d.sync, d.bulk, run, ctx.signal) : await runPagedSync(d.sync, run, ctx.signal, ctx.handover);
+    const s = mode === 'bulk' ? await runBulkSync(d.sync, d.bulk, run, ctx.signal, ctx.handover) : await runPagedSync(d.sync, run, ctx.signal, ctx.handover);
     ctx.emit('sync', 'completed', { ...s, shop: d.connections.get(ctx.workspaceId)?.shop ?? '', run_id: ctx.idempotencyKey, trigger: 'command' });
     return s;
   });

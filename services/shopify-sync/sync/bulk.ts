@@ -82,9 +82,15 @@ const sleep = (ms: number, signal: AbortSignal) => new Promise<void>((resolve, r
  * webhook when the ingester copies it to the worker), then its JSONL result read line by line,
  * children assembled under their parents, and appended to the inbox in batches, each with the
  * run's checkpoint (operation id, entities done). A restarted run skips what it already appended
- * and never starts a second operation.
+ * and never starts a second operation. Handed over (`handover`: a command's partition going to
+ * another worker; a scheduled run's `signal` when its shop is no longer owned here), it stops at a
+ * safe point: while waiting for the operation (its id is recorded), while reading the file, or
+ * after a recorded batch; the next owner goes on from the checkpoint. It never stops between
+ * starting the operation and recording its id.
  */
-export async function runBulkSync(d: SyncDeps, o: BulkOptions, r: SyncRun, signal: AbortSignal): Promise<SyncSummary> {
+export async function runBulkSync(d: SyncDeps, o: BulkOptions, r: SyncRun, signal: AbortSignal, handover?: AbortSignal): Promise<SyncSummary> {
+  // Everything after the operation's id is recorded may stop at the handover.
+  const stoppable = handover ? AbortSignal.any([signal, handover]) : signal;
   const spec = entitySpecs[r.entity];
   const key = keys.run(r.ws, r.runId);
   const held = d.state.get(key);
@@ -99,6 +105,7 @@ export async function runBulkSync(d: SyncDeps, o: BulkOptions, r: SyncRun, signa
     if (bulkGivenUp(e)) await abandonRun(d, r.ws, r.runId);
     throw e;
   };
+  stoppable.throwIfAborted(); // handed over before it began: the next owner starts it
   const op = await d.tokens.withToken(r.ws, async (shop, token) => {
     let id = c.bulk_id;
     if (!id) {
@@ -111,18 +118,19 @@ export async function runBulkSync(d: SyncDeps, o: BulkOptions, r: SyncRun, signa
     }
     const deadline = Date.now() + o.timeoutMs;
     for (;;) {
-      const { data } = await d.api.graphql<{ node: BulkOperation | null }>(shop, token, 'bulk.status', STATUS, { id }, signal);
+      stoppable.throwIfAborted();
+      const { data } = await d.api.graphql<{ node: BulkOperation | null }>(shop, token, 'bulk.status', STATUS, { id }, stoppable);
       const b = data.node;
       if (!b) throw new HubError('bulk_operation_missing', `Shopify does not know bulk operation ${id}`);
       if (b.status === 'COMPLETED') return { shop, op: b };
       if (['FAILED', 'CANCELED', 'EXPIRED'].includes(b.status)) throw new HubError('bulk_operation_failed', `Shopify's bulk operation ${id} ended ${b.status}${b.errorCode ? ` (${b.errorCode})` : ''}`);
       if (Date.now() > deadline) throw new HubError('bulk_operation_timeout', `bulk operation ${id} did not finish within ${o.timeoutMs} ms`, { retryable: true });
-      await (o.finishes ? o.finishes.wait(id, o.pollMs, signal) : sleep(o.pollMs, signal));
+      await (o.finishes ? o.finishes.wait(id, o.pollMs, stoppable) : sleep(o.pollMs, stoppable));
     }
   }).catch(abandoned);
 
   // No result file: the query matched nothing.
-  const lines = op.op.url ? await fetchLines(op.op.url, signal).catch(abandoned) : [];
+  const lines = op.op.url ? await fetchLines(op.op.url, stoppable).catch(abandoned) : [];
   let skip = c.count;
   let batch: Payload[] = [];
   let nodes = 0;
@@ -133,6 +141,8 @@ export async function runBulkSync(d: SyncDeps, o: BulkOptions, r: SyncRun, signa
     await d.onProgress?.(r.ws, r.runId, c);
     batch = [];
     nodes = 0;
+    // A safe point: what was appended is recorded, the next owner skips it.
+    stoppable.throwIfAborted();
   };
   for (const node of assembleBulk(spec, lines)) {
     if (skip > 0) {

@@ -181,6 +181,50 @@ describe('runPagedSync against the Shopify simulator', () => {
     }
   });
 
+  it('a bulk run handed over stops after the batch it recorded; the next owner appends the rest from the same operation', async () => {
+    const { sim, deps } = await simulated();
+    try {
+      const shop = sim.addShop(undefined, { products: 5 });
+      const { d, state, inbox } = deps(shop.domain);
+      const handover = new AbortController();
+      // The partition goes to another worker while the first batch is being recorded.
+      d.onProgress = () => handover.abort(new Error('handed over'));
+      const run = { ws: 'ws1', runId: 'cmd-bulk', entity: 'products' as const };
+      await expect(runBulkSync(d, { pollMs: 20, timeoutMs: 10_000, batch: 2 }, run, new AbortController().signal, handover.signal)).rejects.toThrow('handed over');
+      expect(inbox).toHaveLength(2);
+      expect(state.get(keys.run('ws1', 'cmd-bulk'))).toMatchObject({ count: 2, bulk_id: expect.any(String) });
+
+      // The next owner (the command redelivered) goes on from the checkpoint: no second operation.
+      d.onProgress = undefined;
+      await expect(runBulkSync(d, { pollMs: 20, timeoutMs: 10_000, batch: 2 }, run, new AbortController().signal, new AbortController().signal)).resolves.toMatchObject({ count: 5, resumed: true });
+      expect(new Set(inbox.map((x) => String(x.key))).size).toBe(5);
+      expect(inbox).toHaveLength(5);
+      expect(sim.count('bulkOperationRunQuery')).toBe(1);
+    } finally {
+      await sim.close();
+    }
+  });
+
+  it('a bulk run handed over while its operation runs stops waiting; the next owner waits for the same operation', async () => {
+    const { sim, deps } = await simulated({ bulkDelayMs: 60_000 });
+    try {
+      const shop = sim.addShop(undefined, { products: 2 });
+      const { d, state, inbox } = deps(shop.domain);
+      const handover = new AbortController();
+      const run = { ws: 'ws1', runId: 'cmd-bulk', entity: 'products' as const };
+      const first = runBulkSync(d, { pollMs: 60_000, timeoutMs: 600_000 }, run, new AbortController().signal, handover.signal);
+      await expect.poll(() => state.get(keys.run('ws1', 'cmd-bulk'))).toMatchObject({ bulk_id: expect.any(String) });
+      handover.abort(new Error('handed over'));
+      await expect(first).rejects.toThrow('handed over');
+      shop.bulk[0]!.finish!();
+      await expect(runBulkSync(d, { pollMs: 20, timeoutMs: 10_000 }, run, new AbortController().signal)).resolves.toMatchObject({ count: 2, resumed: true });
+      expect(inbox).toHaveLength(2);
+      expect(sim.count('bulkOperationRunQuery')).toBe(1);
+    } finally {
+      await sim.close();
+    }
+  });
+
   it('gives up a bulk operation Shopify ended without a result, with its checkpoint: the next run starts another', async () => {
     const { sim, deps } = await simulated({ bulkDelayMs: 60_000 });
     try {
