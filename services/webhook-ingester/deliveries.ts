@@ -58,6 +58,8 @@ export const entityVersionSchema = z.object({
   /** The event's action (`updated`, `paid`, ...) and whether a webhook or a poll brought it (older records: neither). */
   action: z.string().optional(),
   origin: z.enum(['webhook', 'poll']).optional(),
+  /** A poll's: the digest of the body published (another poll of the same second with another body is another version). */
+  digest: z.string().optional(),
 });
 export type EntityVersion = z.infer<typeof entityVersionSchema>;
 export type EntityVersions = KafkaTable<EntityVersion>;

@@ -121,6 +121,25 @@ describe('edge and inbox processor on the in-memory bus', () => {
     expect(bus.records(updated)).toHaveLength(4);
   });
 
+  it('tells two versions polled within one second apart by their bodies, after a poll or a webhook of the first', async () => {
+    const order = JSON.parse(ORDER.toString()) as Record<string, unknown>;
+    const version = (id: number, at: string, note: string) => Buffer.from(JSON.stringify({ ...order, id, admin_graphql_api_id: `gid://shopify/Order/${id}`, updated_at: at, note }));
+    // A poll's delivery id names its body's digest (shopify-sync's pollDelivery): here the note stands in for it.
+    const poll = (id: number, at: string, note: string) =>
+      appendToInbox(bus, [{ route: 'shopify', origin: 'poll', receivedAt: new Date(), body: version(id, at, note), key: inboxKey('shopify', SHOP, 'orders', String(id)), headers: { 'x-shopify-topic': 'orders/updated', 'x-shopify-shop-domain': SHOP, 'x-shopify-webhook-id': `poll:orders:${id}:${at}:${note}` } }]).then(() => bus.transformed());
+    const updated = topics.event('shopify', WS, 'orders', 'updated');
+    const notes = async () => Promise.all(bus.records(updated).map(async (r) => (JSON.parse((await codec.decode(r.value!)).payload_json) as { id: number; note: string }).note));
+    const at = new Date(Date.now() - 60_000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+    await poll(911, at, 'first');
+    await poll(911, at, 'second'); // changed again within that second
+    await poll(911, at, 'second');
+    // The webhook of the first version, then polls of it and of a second change in its second.
+    await post(version(912, at, 'first'), { topic: 'orders/updated' });
+    await poll(912, at, 'first');
+    await poll(912, at, 'second');
+    expect(await notes()).toEqual(['first', 'second', 'first', 'second']);
+  });
+
   it("publishes a webhook delivery from the edge's reading without mapping its body again, the same event as mapping it gives", async () => {
     const map = vi.spyOn(shopify, 'map');
     try {

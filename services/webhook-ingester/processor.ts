@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { deadLetterRecord } from '../../shared/bus/dead-letter.ts';
 import { topics } from '../../shared/bus/topics.ts';
@@ -95,6 +96,9 @@ export async function startProcessor(deps: ProcessorDeps): Promise<Subscription>
   });
 }
 
+/** The digest of a polled body (sha256, 16 hex digits), kept with the entity version it published. */
+const bodyDigest = (body: Buffer) => createHash('sha256').update(body).digest('hex').slice(0, 16);
+
 /** One batch's output; its markers and versions are seen by the batch's later records, and applied locally once committed. */
 class Batch {
   private readonly out: OutgoingRecord[] = [];
@@ -121,6 +125,11 @@ class Batch {
   private seen(key: string, inbox: InboxDelivery): Delivery | undefined {
     const d = this.markers.get(key) ?? seenWithin(this.deps.deliveries, key, this.deps.dedupeWindowMs);
     return inbox.replayedFrom !== undefined && d?.outcome === 'dead_lettered' ? undefined : d;
+  }
+
+  private setVersion(entityKey: string, v: EntityVersion): void {
+    this.versions.set(entityKey, v);
+    this.out.push(this.deps.versions.record(entityKey, v));
   }
 
   private mark(key: string, marker: Delivery): void {
@@ -174,10 +183,16 @@ class Batch {
     const entityKey = `${vendor.source}:${ev.account}:${ev.entity}:${ev.versionKey ?? ev.orderingKey}:${ev.action}`;
     const version = ev.version;
     const latest = this.versions.get(entityKey) ?? this.deps.versions.get(entityKey);
+    // A poll's body is the hub's own rendering of one entity version: its digest tells two changes
+    // within one second (vendors' updated_at has whole seconds) apart, where updated_at cannot.
+    const digest = inbox.origin === 'poll' && only ? bodyDigest(d.rawBody) : undefined;
+    const anotherPolledVersion = digest !== undefined && latest?.digest !== undefined && latest.digest !== digest;
     // A poll and a webhook that saw the same version of an entity are one event, whichever came first.
     // Compared as times: a webhook carries the shop's own offset (-05:00), the GraphQL poll UTC (Z).
-    if (version !== undefined && latest !== undefined && Date.parse(latest.version) === Date.parse(version) && latest.action === ev.action && (inbox.origin === 'poll' || latest.origin === 'poll')) {
+    if (version !== undefined && latest !== undefined && Date.parse(latest.version) === Date.parse(version) && latest.action === ev.action && (inbox.origin === 'poll' || latest.origin === 'poll') && !anotherPolledVersion) {
       this.mark(key, { eventId: latest.eventId, outcome: 'published', at: Date.now() });
+      // The poll's digest of the version a webhook published: a later poll of that second with another body is another version.
+      if (digest !== undefined && latest.digest === undefined) this.setVersion(entityKey, { ...latest, digest });
       return this.count(vendor.source, 'duplicate');
     }
     let event: PlatformEvent;
@@ -213,9 +228,7 @@ class Batch {
     // Workers learn of lifecycle events (uninstalled, authorization removed, bounced) on one fixed topic.
     if (vendor.internal?.has(`${ev.entity}.${ev.action}`)) this.out.push({ topic: topics.internal(source), key: link.workspaceId, value, headers });
     if (version !== undefined) {
-      const v: EntityVersion = { version, eventId: event.event_id, action: ev.action, origin: inbox.origin };
-      this.versions.set(entityKey, v);
-      this.out.push(this.deps.versions.record(entityKey, v));
+      this.setVersion(entityKey, { version, eventId: event.event_id, action: ev.action, origin: inbox.origin, ...(digest ? { digest } : {}) });
     }
     this.mark(key, { eventId: event.event_id, outcome: 'published', at: Date.now() });
     this.count(vendor.source, 'published');

@@ -8,7 +8,8 @@ import { topics } from '../../../shared/bus/topics.ts';
  *   cursor after the last page appended to the inbox and the count so far. A sync restarted after
  *   a crash resumes from it; it is deleted when the run completes.
  * - `poll:<ws>:<entity>`: the incremental poll's watermark (the newest `updated_at` appended) and
- *   the entities seen at exactly that time, which the next poll (`updated_at:>=`) skips.
+ *   the entity versions (`<ordering key>@<body digest>`) seen at exactly that time, which the next
+ *   poll (`updated_at:>=`) skips; another version in the same second is not skipped.
  * - `full:<ws>:<entity>`: when the last full sync of that entity completed (the nightly schedule).
  * - `customer:<ws>:<customer id>`: that a customer was synced and at which version: what
  *   customers/data_request reports and customers/redact tombstones.
@@ -25,7 +26,7 @@ export const runSchema = z.object({
   started_at: z.number(),
   bulk_id: z.string().optional(),
   max_updated_at: z.string().optional(),
-  /** Ordering keys of the entities seen at exactly max_updated_at (the next poll's `>=` sees them again). */
+  /** The entity versions (`<ordering key>@<body digest>`) seen at exactly max_updated_at (the next poll's `>=` sees them again). */
   newest_ids: z.array(z.string()).optional(),
   updated_at: z.number(),
 });

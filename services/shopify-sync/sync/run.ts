@@ -6,7 +6,7 @@ import { QueryTooCostly, SINGLE_QUERY_MAX_COST, type AdminApi } from '../api/adm
 import { keys, SYNC_STATE_TOPIC, type RunCheckpoint, type SyncState } from '../state/sync-state.ts';
 import type { TokenAccess } from '../tokens/access.ts';
 import { entitySpecs, sinceFilter, type EntityName, type EntitySpec, type Payload } from './entities.ts';
-import { pollDelivery } from './inbox.ts';
+import { pollDelivery, versionTag } from './inbox.ts';
 
 export interface SyncDeps {
   api: AdminApi;
@@ -25,7 +25,7 @@ export interface SyncDeps {
 
 export interface SyncRun {
   ws: string;
-  /** Entities already appended at exactly `since` (a poll's watermark): not appended again. */
+  /** Entity versions (versionTag) already appended at exactly `since` (a poll's watermark): not appended again. */
   seenAtSince?: string[];
   /** The command id, or `poll-<entity>` / `full-<entity>` for scheduled runs. */
   runId: string;
@@ -105,7 +105,7 @@ export async function abandonRun(d: SyncDeps, ws: string, runId: string): Promis
   d.state.applyLocal(keys.run(ws, runId), undefined);
 }
 
-/** The checkpoint's newest version and the entities seen at exactly it, after a batch. */
+/** The checkpoint's newest version and the entity versions (versionTag) seen at exactly it, after a batch. */
 export function advance(c: RunCheckpoint, payloads: Payload[]): Pick<RunCheckpoint, 'max_updated_at' | 'newest_ids'> {
   let max = c.max_updated_at;
   let ids = new Set(c.newest_ids ?? []);
@@ -115,7 +115,7 @@ export function advance(c: RunCheckpoint, payloads: Payload[]): Pick<RunCheckpoi
       max = p.updatedAt;
       ids = new Set();
     }
-    if (p.updatedAt === max) ids.add(p.orderingKey);
+    if (p.updatedAt === max) ids.add(versionTag(p));
   }
   return max ? { max_updated_at: max, newest_ids: [...ids].slice(-1000) } : {};
 }
@@ -168,7 +168,8 @@ export async function runPagedSync(d: SyncDeps, r: SyncRun, signal: AbortSignal,
     const page = await readPage(d, r, c, first, signal);
     first = page.first;
     const seen = new Set(r.seenAtSince ?? []);
-    const fresh = (p: Payload) => !(c.since && p.updatedAt === c.since && seen.has(p.orderingKey));
+    // Skipped: only the very versions appended at exactly the watermark (another change in that second is read in).
+    const fresh = (p: Payload) => !(c.since && p.updatedAt === c.since && seen.has(versionTag(p)));
     const nodes = page.conn.edges.map((e) => spec.payloads(e.node).filter(fresh)).filter((ps) => ps.length > 0);
     const payloads = nodes.flat();
     c = { ...c, cursor: page.conn.pageInfo.endCursor ?? c.cursor, count: c.count + nodes.length, pages: c.pages + 1, ...advance(c, payloads), updated_at: Date.now() };

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { OutgoingRecord } from '../../../shared/bus/types.ts';
+import { fromInboxRecord } from '../../../shared/ingest/inbox.ts';
 import { createLogger } from '../../../shared/logger.ts';
 import { parseAllowlist } from '../../../shared/net/allowlist.ts';
 import { configureOutbound } from '../../../shared/net/outbound.ts';
@@ -12,17 +13,31 @@ import type { SyncState, RunCheckpoint } from '../state/sync-state.ts';
 import { entitySpecs, type EntityName } from './entities.ts';
 import { keys } from '../state/sync-state.ts';
 import { runBulkSync } from './bulk.ts';
+import { pollDelivery, versionTag } from './inbox.ts';
 import { advance, coversWatermark, finishRun, pageFirst, runPagedSync, type SyncDeps } from './run.ts';
 
 const c = (over: Partial<RunCheckpoint> = {}): RunCheckpoint => ({ kind: 'run', entity: 'orders', mode: 'pages', cursor: null, count: 0, pages: 0, started_at: 0, updated_at: 0, ...over });
 const p = (id: string, at: string | null) => ({ topic: 'orders/updated', entity: 'orders', orderingKey: id, updatedAt: at, body: {} });
 
 describe('advance', () => {
-  it('keeps the newest version and the entities seen at exactly it', () => {
-    expect(advance(c(), [p('1', '2026-01-01T00:00:01Z'), p('2', '2026-01-01T00:00:02Z'), p('3', '2026-01-01T00:00:02Z')])).toEqual({ max_updated_at: '2026-01-01T00:00:02Z', newest_ids: ['2', '3'] });
-    expect(advance(c({ max_updated_at: '2026-01-01T00:00:02Z', newest_ids: ['2'] }), [p('4', '2026-01-01T00:00:02Z')])).toEqual({ max_updated_at: '2026-01-01T00:00:02Z', newest_ids: ['2', '4'] });
-    expect(advance(c({ max_updated_at: '2026-01-01T00:00:02Z', newest_ids: ['2'] }), [p('5', '2026-01-01T00:00:03Z')])).toEqual({ max_updated_at: '2026-01-01T00:00:03Z', newest_ids: ['5'] });
+  it('keeps the newest version and the entity versions seen at exactly it', () => {
+    const tag = (id: string) => versionTag(p(id, null));
+    expect(advance(c(), [p('1', '2026-01-01T00:00:01Z'), p('2', '2026-01-01T00:00:02Z'), p('3', '2026-01-01T00:00:02Z')])).toEqual({ max_updated_at: '2026-01-01T00:00:02Z', newest_ids: [tag('2'), tag('3')] });
+    expect(advance(c({ max_updated_at: '2026-01-01T00:00:02Z', newest_ids: [tag('2')] }), [p('4', '2026-01-01T00:00:02Z')])).toEqual({ max_updated_at: '2026-01-01T00:00:02Z', newest_ids: [tag('2'), tag('4')] });
+    expect(advance(c({ max_updated_at: '2026-01-01T00:00:02Z', newest_ids: [tag('2')] }), [p('5', '2026-01-01T00:00:03Z')])).toEqual({ max_updated_at: '2026-01-01T00:00:03Z', newest_ids: [tag('5')] });
     expect(advance(c(), [p('6', null)])).toEqual({});
+  });
+
+  it('tells two versions of an entity within one second apart by their bodies', () => {
+    const at = '2026-01-01T00:00:02Z';
+    const first = { ...p('7', at), body: { id: 7, note: 'first' } };
+    const second = { ...p('7', at), body: { id: 7, note: 'second' } };
+    expect(versionTag(first)).not.toBe(versionTag(second));
+    expect(versionTag(first)).toBe(versionTag({ ...first, body: { id: 7, note: 'first' } }));
+    expect(advance(c(), [first, second]).newest_ids).toEqual([versionTag(first), versionTag(second)]);
+    const id = (x: typeof first) => pollDelivery('s.myshopify.com', x, new Date()).headers['x-shopify-webhook-id'];
+    expect(id(first)).toMatch(/^poll:orders:7:2026-01-01T00:00:02Z:[0-9a-f]{16}$/);
+    expect(id(first)).not.toBe(id(second));
   });
 });
 
@@ -130,6 +145,31 @@ describe('runPagedSync against the Shopify simulator', () => {
       expect(asked[0]!.variables?.after).toBeNull();
       expect(asked[1]!.variables?.after).toBeNull();
       expect(new Set(asked.slice(1).map((x) => x.variables?.after)).size).toBe(4);
+    } finally {
+      await sim.close();
+    }
+  });
+
+  it('a second change within the watermark\'s second is polled in; the version already appended is not', async () => {
+    const { sim, deps } = await simulated();
+    try {
+      const shop = sim.addShop(undefined, { orders: 2 });
+      const { d, state, inbox } = deps(shop.domain);
+      const order = shop.orders[1]!;
+      const poll = async () => {
+        const mark = state.get(keys.poll('ws1', 'orders'));
+        inbox.length = 0;
+        await runPagedSync(d, { ws: 'ws1', runId: 'poll-orders', entity: 'orders', ...(mark?.kind === 'poll' ? { since: mark.watermark, seenAtSince: mark.ids ?? [] } : {}) }, new AbortController().signal);
+        return inbox.map((x) => ({ id: fromInboxRecord(x as never)!.headers['x-shopify-webhook-id']!, note: (JSON.parse(String(x.value)) as { note: string | null }).note }));
+      };
+      expect(await poll()).toHaveLength(2);
+      // Changed again in the second its last version has (Shopify's updated_at has whole seconds).
+      order.note = 'second change, same second';
+      const again = await poll();
+      expect(again.map((x) => x.note)).toEqual(['second change, same second']);
+      expect(again[0]!.id.startsWith(`poll:orders:${order.id}:${order.updatedAt}:`)).toBe(true);
+      // A quiet shop: nothing new, nothing appended.
+      expect(await poll()).toEqual([]);
     } finally {
       await sim.close();
     }
