@@ -79,8 +79,8 @@ const sleep = (ms: number, signal: AbortSignal) => new Promise<void>((resolve, r
 /**
  * A full (or since-a-time) sync of one entity through Bulk Operations: `bulkOperationRunQuery`,
  * then the operation polled by id until it finishes (woken early by the `bulk_operations/finish`
- * webhook when the ingester copies it to the worker), then its JSONL result read line by line,
- * children assembled under their parents, and appended to the inbox in batches, each with the
+ * webhook when the ingester copies it to the worker), then its JSONL result read line by line as
+ * it arrives, children assembled under their parents (assembleBulk says what is held), and appended to the inbox in batches, each with the
  * run's checkpoint (operation id, entities done). A restarted run skips what it already appended
  * and never starts a second operation. Handed over (`handover`: a command's partition going to
  * another worker; a scheduled run's `signal` when its shop is no longer owned here), it stops at a
@@ -130,7 +130,8 @@ export async function runBulkSync(d: SyncDeps, o: BulkOptions, r: SyncRun, signa
   }).catch(abandoned);
 
   // No result file: the query matched nothing.
-  const lines = op.op.url ? await fetchLines(op.op.url, stoppable).catch(abandoned) : [];
+  const result = op.op.url ? await openResult(op.op.url, stoppable).catch(abandoned) : null;
+  const lines = result ? resultLines(result) : [];
   let skip = c.count;
   let batch: Payload[] = [];
   let nodes = 0;
@@ -144,7 +145,7 @@ export async function runBulkSync(d: SyncDeps, o: BulkOptions, r: SyncRun, signa
     // A safe point: what was appended is recorded, the next owner skips it.
     stoppable.throwIfAborted();
   };
-  for (const node of assembleBulk(spec, lines)) {
+  for await (const node of assembleBulk(spec, lines)) {
     if (skip > 0) {
       skip--;
       continue;
@@ -158,9 +159,23 @@ export async function runBulkSync(d: SyncDeps, o: BulkOptions, r: SyncRun, signa
   return summary(r, c, resumed);
 }
 
-/** The JSONL result (a signed storage URL in production) through the outbound policy. */
-async function fetchLines(url: string, signal: AbortSignal): Promise<string[]> {
+/** The JSONL result (a signed storage URL in production) through the outbound policy: its body, not yet read. */
+async function openResult(url: string, signal: AbortSignal): Promise<ReadableStream<Uint8Array>> {
   const res = await outboundFetch(url, { signal });
   if (!res.ok) throw new HubError('bulk_result_unavailable', `the bulk operation's result answered HTTP ${res.status}`, { retryable: res.status >= 500 });
-  return (await res.text()).split('\n');
+  return res.body ?? new ReadableStream<Uint8Array>({ start: (c) => c.close() });
+}
+
+/** The lines of a body as they arrive (UTF-8; the last one may end without a newline). */
+export async function* resultLines(body: ReadableStream<Uint8Array>): AsyncGenerator<string> {
+  const decoder = new TextDecoder();
+  let rest = '';
+  for await (const chunk of body) {
+    const text = rest + decoder.decode(chunk, { stream: true });
+    const lines = text.split('\n');
+    rest = lines.pop()!;
+    yield* lines;
+  }
+  rest += decoder.decode();
+  if (rest) yield rest;
 }

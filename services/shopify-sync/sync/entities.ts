@@ -153,32 +153,56 @@ export const entitySpecs: Record<EntityName, EntitySpec> = { products: product, 
 /** Shopify's search syntax for "changed since": `updated_at:>='<iso>'`. */
 export const sinceFilter = (since: string | undefined | null) => (since ? `updated_at:>='${since}'` : null);
 
+type Line = Node & { __parentId?: string };
+
+/** The gid type of a child line (`ProductVariant`), '' when it has none. */
+const gidType = (id: unknown) => /^gid:\/\/shopify\/([A-Za-z]+)\//.exec(String(id ?? ''))?.[1] ?? '';
+
 /**
- * Bulk Operations JSONL -> whole nodes, in the file's order: a line with `__parentId` is a child
- * of another line and is appended to its parent's list field (by the child's gid type). Since API
- * 2026-01 Shopify no longer groups children under their parents unless asked (`groupObjects`), so
- * a child may come anywhere in the file: the whole file is read before any node is complete.
- * A child whose parent is not in the file, or of a type the entity does not take, is an error.
+ * Bulk Operations JSONL -> whole nodes, in the file's order, as an async stream: a line with
+ * `__parentId` is a child of another line and goes in its parent's list field (by the child's gid
+ * type). A child whose parent is not in the file, or of a type the entity does not take, is an
+ * error, raised before any node is given out.
+ *
+ * What is held: an entity without children (customers) streams, each node given out as its line
+ * arrives. Since API 2026-01 Shopify no longer groups children under their parents unless asked
+ * (`groupObjects`, which it says slows operations), so a child may come anywhere in the file and
+ * no node is complete before the last line: for entities with children the file is held to its
+ * end, but as its text (each line kept as it came, parsed once to read its ids), not as parsed
+ * objects, and nodes are parsed again one at a time when given out.
  */
-export function assembleBulk(spec: EntitySpec, lines: Iterable<string>): Node[] {
-  const nodes: Node[] = [];
-  const byId = new Map<unknown, Node>();
-  const children: (Node & { __parentId: string })[] = [];
-  for (const line of lines) {
+export async function* assembleBulk(spec: EntitySpec, lines: AsyncIterable<string> | Iterable<string>): AsyncGenerator<Node> {
+  const parents: string[] = [];
+  const ids = new Set<unknown>();
+  const children = new Map<string, string[]>();
+  const streams = Object.keys(spec.bulkChildren).length === 0;
+  for await (const line of lines) {
     if (!line.trim()) continue;
-    const o = JSON.parse(line) as Node & { __parentId?: string };
-    if (o.__parentId) children.push(o as Node & { __parentId: string });
+    const o = JSON.parse(line) as Line;
+    if (o.__parentId) {
+      if (streams || !spec.bulkChildren[gidType(o.id)]) throw childError(o, 'no field to go in');
+      const held = children.get(o.__parentId);
+      if (held) held.push(line);
+      else children.set(o.__parentId, [line]);
+    } else if (streams) yield o;
     else {
-      nodes.push(o);
-      byId.set(o.id, o);
+      parents.push(line);
+      ids.add(o.id);
     }
   }
-  for (const { __parentId: parentId, ...child } of children) {
-    const type = /^gid:\/\/shopify\/([A-Za-z]+)\//.exec(String(child.id ?? ''))?.[1] ?? '';
-    const field = spec.bulkChildren[type];
-    const parent = byId.get(parentId);
-    if (!field || !parent) throw new HubError('invalid_vendor_response', `bulk result: a ${type || 'child'} line of ${parentId} has ${parent ? 'no field to go in' : 'no parent in the file'}`);
-    ((parent[field] ??= []) as Node[]).push(child);
+  for (const [parentId, lines] of children) if (!ids.has(parentId)) throw childError(JSON.parse(lines[0]!) as Line, 'no parent in the file');
+  for (let i = 0; i < parents.length; i++) {
+    const node = JSON.parse(parents[i]!) as Node;
+    parents[i] = ''; // given out: its text is no longer held
+    for (const raw of children.get(node.id as string) ?? []) {
+      const { __parentId: _, ...child } = JSON.parse(raw) as Line;
+      ((node[spec.bulkChildren[gidType(child.id)]!] ??= []) as Node[]).push(child);
+    }
+    children.delete(node.id as string);
+    yield node;
   }
-  return nodes;
+}
+
+function childError(child: Line, why: 'no field to go in' | 'no parent in the file'): HubError {
+  return new HubError('invalid_vendor_response', `bulk result: a ${gidType(child.id) || 'child'} line of ${child.__parentId} has ${why}`);
 }

@@ -14,6 +14,13 @@ function mapped(entity: keyof typeof entitySpecs, node: Record<string, unknown>)
   return { p: p!, d, r };
 }
 
+/** Every node a stream gives out. */
+async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const x of items) out.push(x);
+  return out;
+}
+
 describe('polled entities in the webhook payload shape', () => {
   it('an order maps like orders/updated, its big id exact and its ordering key the id', () => {
     const { d, r } = mapped('orders', {
@@ -39,19 +46,19 @@ describe('polled entities in the webhook payload shape', () => {
     expect(inv.r).toMatchObject({ ok: true, events: [{ entity: 'inventory_levels', action: 'updated', orderingKey: '8:2', payload: { available: 4 } }] });
   });
 
-  it('assembles bulk JSONL children under their parents', () => {
+  it('assembles bulk JSONL children under their parents', async () => {
     const lines = [
       JSON.stringify({ id: 'gid://shopify/Product/1', title: 'A' }),
       JSON.stringify({ id: 'gid://shopify/ProductVariant/11', price: '1.00', __parentId: 'gid://shopify/Product/1' }),
       JSON.stringify({ id: 'gid://shopify/ProductVariant/12', price: '2.00', __parentId: 'gid://shopify/Product/1' }),
       JSON.stringify({ id: 'gid://shopify/Product/2', title: 'B' }),
     ];
-    const nodes = [...assembleBulk(entitySpecs.products, lines)];
+    const nodes = await collect(assembleBulk(entitySpecs.products, lines));
     expect(nodes.map((n) => [n.id, (n.variants as unknown[] | undefined)?.length ?? 0])).toEqual([['gid://shopify/Product/1', 2], ['gid://shopify/Product/2', 0]]);
     expect(entitySpecs.products.payloads(nodes[0]!)[0]!.body.variants).toHaveLength(2);
   });
 
-  it('assembles children that come anywhere in the file (API 2026-01 and later group nothing unless asked), and refuses one without a parent', () => {
+  it('assembles children that come anywhere in the file (API 2026-01 and later group nothing unless asked), and refuses one without a parent', async () => {
     const lines = [
       JSON.stringify({ id: 'gid://shopify/Product/1', title: 'A' }),
       JSON.stringify({ id: 'gid://shopify/Product/2', title: 'B' }),
@@ -59,12 +66,12 @@ describe('polled entities in the webhook payload shape', () => {
       JSON.stringify({ id: 'gid://shopify/ProductVariant/12', price: '2.00', __parentId: 'gid://shopify/Product/1' }),
       JSON.stringify({ id: 'gid://shopify/ProductVariant/11', price: '1.00', __parentId: 'gid://shopify/Product/1' }),
     ];
-    const nodes = assembleBulk(entitySpecs.products, lines);
+    const nodes = await collect(assembleBulk(entitySpecs.products, lines));
     expect(nodes.map((n) => [n.id, (n.variants as { id: string }[]).map((v) => v.id)])).toEqual([
       ['gid://shopify/Product/1', ['gid://shopify/ProductVariant/12', 'gid://shopify/ProductVariant/11']],
       ['gid://shopify/Product/2', ['gid://shopify/ProductVariant/21']],
     ]);
     const orphan = JSON.stringify({ id: 'gid://shopify/ProductVariant/31', __parentId: 'gid://shopify/Product/3' });
-    expect(() => assembleBulk(entitySpecs.products, [...lines, orphan])).toThrow(/no parent/);
+    await expect(collect(assembleBulk(entitySpecs.products, [...lines, orphan]))).rejects.toThrow(/no parent/);
   });
 });

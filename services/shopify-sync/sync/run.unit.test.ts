@@ -265,6 +265,23 @@ describe('runPagedSync against the Shopify simulator', () => {
     }
   });
 
+  it('a bulk result is read as it arrives: customers (no children) are appended batch by batch before the file has all come', async () => {
+    const { sim, deps } = await simulated();
+    try {
+      const shop = sim.addShop(undefined, { customers: 5 });
+      const { d, inbox } = deps(shop.domain);
+      const download = sim.holdBulkResult(3);
+      const run = runBulkSync(d, { pollMs: 20, timeoutMs: 10_000, batch: 2 }, { ws: 'ws1', runId: 'cmd-customers', entity: 'customers' }, new AbortController().signal);
+      // The first batch is appended while the rest of the file is still on its way.
+      await expect.poll(() => inbox.length).toBe(2);
+      download.release();
+      await expect(run).resolves.toMatchObject({ count: 5 });
+      expect(new Set(inbox.map((x) => String(x.key))).size).toBe(5);
+    } finally {
+      await sim.close();
+    }
+  });
+
   it('gives up a bulk operation Shopify ended without a result, with its checkpoint: the next run starts another', async () => {
     const { sim, deps } = await simulated({ bulkDelayMs: 60_000 });
     try {

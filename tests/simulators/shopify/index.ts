@@ -47,6 +47,8 @@ export interface ShopifySimulator {
   rateLimitRefresh(shop: string, o?: { times?: number; retryAfterS?: number }): void;
   /** Every access token of the shop stops working (Shopify's 401), refresh tokens still do. */
   expireAccessTokens(shop: string): void;
+  /** The next bulk result file served sends its first `afterLines` lines, then the rest only once `release` is called (a slow download). */
+  holdBulkResult(afterLines: number): { release(): void };
   /** Whether `accessToken` is a live token of `shop`. */
   tokenIsLive(shop: string, accessToken: string): boolean;
   /** POSTs a webhook signed like Shopify's (X-Shopify-Hmac-Sha256, base64, with the app's secret). */
@@ -108,6 +110,7 @@ export async function startShopifySimulator(o: SimOptions = {}): Promise<Shopify
   let delayMs = 0;
   const shopDelay = new Map<string, number>();
   let nextTtl: number | null = null;
+  let resultHold: { afterLines: number; released: Promise<void> } | null = null;
   let url = '';
 
   const issue = (shop: string, scope: string, ttlS: number): SimGrant => {
@@ -124,7 +127,15 @@ export async function startShopifySimulator(o: SimOptions = {}): Promise<Shopify
       const b = shops.get(bulkFile[1]!)?.bulk.find((x) => x.id === Number(bulkFile[2]));
       if (!b || b.status !== 'COMPLETED') return json(res, 404, { error: 'not found' });
       res.writeHead(200, { 'content-type': 'application/jsonl' });
-      return void res.end(b.lines.join('\n') + (b.lines.length ? '\n' : ''));
+      const text = (lines: string[]) => lines.map((l) => `${l}\n`).join('');
+      const hold = resultHold;
+      resultHold = null;
+      if (hold) {
+        // A large file arriving slowly: its first lines, then the rest once the test releases it.
+        res.write(text(b.lines.slice(0, hold.afterLines)));
+        await hold.released;
+      }
+      return void res.end(text(b.lines.slice(hold?.afterLines ?? 0)));
     }
     const m = /^\/([a-z0-9][a-z0-9-]*\.myshopify\.com)(\/.*)$/.exec(u.pathname);
     const shop = m ? shops.get(m[1]!) : undefined;
@@ -235,6 +246,11 @@ export async function startShopifySimulator(o: SimOptions = {}): Promise<Shopify
     accessToken: (shop) => issue(shop, '', o.accessTtlS ?? 3600).accessToken,
     nextGrantAccessTtlS(s) { nextTtl = s; },
     internalError(root, { shop, applied = false } = {}) { failing.push({ root, shop, applied }); },
+    holdBulkResult(afterLines) {
+      let release!: () => void;
+      resultHold = { afterLines, released: new Promise<void>((r) => (release = r)) };
+      return { release };
+    },
     rateLimitRefresh(shop, { times = 1, retryAfterS = 2 } = {}) { refreshLimits.set(shop, { times, retryAfterS }); },
     expireAccessTokens(shop) { for (const g of grants) if (g.shop === shop) g.accessExpiresAt = Math.min(g.accessExpiresAt, Date.now() - 1); },
     tokenIsLive: (shop, t) => grants.some((g) => g.shop === shop && g.accessToken === t && !g.revoked && g.accessExpiresAt > Date.now()),
