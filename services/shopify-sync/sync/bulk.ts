@@ -80,8 +80,8 @@ const sleep = (ms: number, signal: AbortSignal) => new Promise<void>((resolve, r
  * A full (or since-a-time) sync of one entity through Bulk Operations: `bulkOperationRunQuery`,
  * then the operation polled by id until it finishes (woken early by the `bulk_operations/finish`
  * webhook when the ingester copies it to the worker), then its JSONL result read line by line as
- * it arrives, children assembled under their parents (assembleBulk says what is held), and appended to the inbox in batches, each with the
- * run's checkpoint (operation id, entities done). A restarted run skips what it already appended
+ * it arrives, children assembled under their parents (assembleBulk says what is held), and
+ * appended to the inbox in batches, each with the run's checkpoint (operation id, entities done). A restarted run skips what it already appended
  * and never starts a second operation. Handed over (`handover`: a command's partition going to
  * another worker; a scheduled run's `signal` when its shop is no longer owned here), it stops at a
  * safe point: while waiting for the operation (its id is recorded), while reading the file, or
