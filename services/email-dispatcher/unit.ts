@@ -84,6 +84,10 @@ export async function runUnit(d: UnitDeps, job: UnitJob): Promise<UnitOutcome> {
     if (wait > 0) await pause(wait);
     // Handed over while waiting: past the rebalance timeout the partition's next owner sends it.
     job.handover?.throwIfAborted();
+    // A record that came in while this unit waited (the ledger follows its topic: another owner's)
+    // wins; `sending` is never written over it.
+    const meanwhile = wait > 0 || attempt > 1 ? recorded(d.ledger, job.keys) : null;
+    if (meanwhile) return meanwhile;
     await write({ state: 'sending', message_id: job.messageId });
     const t0 = performance.now();
     const r = await job.call();

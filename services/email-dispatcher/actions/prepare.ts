@@ -35,6 +35,8 @@ export async function prepare(d: EmailDeps, ctx: ActionContext<{ from?: Mailbox;
   }
   if (platform && provider.name === 'sendgrid') await d.onPlatformSendgrid?.(ctx.workspaceId);
   const from = senderFor(ctx.credentials.from ?? '', ctx.params.from);
-  const attachments = await resolveAttachments(ctx.params.attachments, { ...d.attachments, signal: ctx.signal });
+  // Fetches (up to 30 s each) stop at the handover too; the caller then throws before any unit.
+  const signal = ctx.handover ? AbortSignal.any([ctx.signal, ctx.handover]) : ctx.signal;
+  const attachments = await resolveAttachments(ctx.params.attachments, { ...d.attachments, signal });
   return { provider, from, attachments, platform };
 }

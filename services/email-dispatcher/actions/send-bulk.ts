@@ -46,6 +46,8 @@ export const sendBulk = (d: EmailDeps) =>
     const p = ctx.params;
     const t = p.template;
     const { provider, from, attachments } = await prepare(d, ctx);
+    // Handed over while fetching attachments: the next owner sends, this worker must not.
+    ctx.handover?.throwIfAborted();
     const results = new Map<string, UnitOutcome | { state: 'suppressed'; reason: string }>();
     const key = (address: string) => unitKey(ctx.workspaceId, ctx.idempotencyKey, address);
     const todo: Recipient[] = [];

@@ -18,6 +18,8 @@ export const send = (d: EmailDeps) =>
   handler(sendInput, async (ctx) => {
     const p = ctx.params;
     const { provider, from, attachments } = await prepare(d, ctx);
+    // Handed over while fetching attachments: the next owner sends it, this worker must not.
+    ctx.handover?.throwIfAborted();
     const suppressed: { email: string; reason: string }[] = [];
     const keep = (list: Mailbox[]) =>
       list.filter((m) => {
@@ -42,6 +44,9 @@ export const send = (d: EmailDeps) =>
         messages: 1,
         messageId,
         signal: ctx.signal,
+        // A send waiting for its account (a 429's Retry-After, the platform account's shared rate
+        // limit) past the rebalance timeout would otherwise send beside the partition's next owner.
+        handover: ctx.handover,
         call: () => provider.send({ from, to, cc, bcc, replyTo: p.reply_to, subject: p.subject, text: p.text, html: p.html, headers: p.headers ?? {}, attachments, messageId, customArgs: customArgs(ctx.workspaceId, ctx.idempotencyKey) }, ctx.signal),
       },
     );

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sendInput } from '../../../shared/connectors/catalog/email.ts';
 import type { ActionContext } from '../../../shared/connectors/types.ts';
+import { HandedOver } from '../../../shared/errors.ts';
 import { createLogger } from '../../../shared/logger.ts';
 import { startSendgridSimulator, type SendgridSimulator } from '../../../tests/simulators/sendgrid.ts';
 import type { EmailDeps } from '../deps.ts';
@@ -30,13 +31,14 @@ function deps(provider: Provider, credential: string): EmailDeps {
   } as unknown as EmailDeps;
 }
 
-const run = (d: EmailDeps, credential: string, params: Record<string, unknown>, commandId: string) =>
+const run = (d: EmailDeps, credential: string, params: Record<string, unknown>, commandId: string, ctx: Partial<ActionContext> = {}) =>
   send(d)({
     params: sendInput.parse({ subject: 'Hi', text: 'Hello', ...params }),
     workspaceId: 'ws1',
     idempotencyKey: commandId,
     credentials: { provider: 'sendgrid', credential, from: 'news@shop.test' },
     signal: new AbortController().signal,
+    ...ctx,
   } as unknown as ActionContext) as Promise<{ status: string; suppressed: { email: string }[]; accepted: string[] }>;
 
 describe('send through SendGrid (its simulator)', () => {
@@ -68,6 +70,20 @@ describe('send through SendGrid (its simulator)', () => {
     // A suppressed address named twice is reported once.
     expect((await run(d, KEY, { to: ['gone@x.io'], cc: ['Gone@x.io'] }, 'c4')).suppressed).toEqual([{ email: 'gone@x.io', reason: 'unsubscribed' }]);
   });
+
+  it('stops waiting for the account at the handover and never sends: past the rebalance timeout the next owner does', async () => {
+    const provider = sendgridProvider(KEY, { baseUrl: sim.url, timeoutMs: 5000 });
+    const held = deps(provider, KEY);
+    // The account is held (a 429's Retry-After, or the platform account's shared rate limit).
+    held.providerThrottle.block(provider.account, Date.now() + 5000);
+    const handover = new AbortController();
+    const before = sim.requests.length;
+    const sent = run(held, KEY, { to: ['wait@x.io'] }, 'c-handover', { handover: handover.signal });
+    setTimeout(() => handover.abort(new HandedOver('the group is rebalancing')), 50);
+    await expect(sent).rejects.toBeInstanceOf(HandedOver);
+    expect(sim.requests.length).toBe(before);
+    expect((held.ledger as ReturnType<typeof memoryLedger>).entries.size).toBe(0);
+  }, 15_000);
 
   it("refuses a duplicate with SendGrid's 400 body, as it is on record", async () => {
     const res = await fetch(`${sim.url}/v3/mail/send`, {
