@@ -25,12 +25,19 @@ export interface TokenSet {
   refresh_expires_at: number;
 }
 
-/** TikTok refused (invalid_grant, invalid_request, ...): retrying will not help. */
+/**
+ * TikTok refused (invalid_grant, invalid_client, invalid_request, ...): retrying the same call will
+ * not help. Only `invalid_grant` is about the user's grant; the others are about the app's
+ * credentials or request (see `grantRefused`).
+ */
 export class OAuthRefused extends HubError {
   constructor(readonly error: string, description: string, logId?: string) {
     super(`oauth_${error}`, `TikTok refused: ${error}: ${description}${logId ? ` (log_id ${logId})` : ''}`, { retryable: false });
   }
 }
+
+/** The user's grant is gone (revoked, expired, a refresh token already used): only a new connect helps. */
+export const grantRefused = (e: unknown): e is OAuthRefused => e instanceof OAuthRefused && e.error === 'invalid_grant';
 
 const UNRESERVED = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~';
 
@@ -60,9 +67,10 @@ async function tokenCall(c: OAuthConfig, path: string, form: Record<string, stri
   } catch {
     // not JSON: judged by the status below
   }
-  // TikTok's error body can come with any status, so the body decides first.
+  // A 5xx or 429 is TikTok (or a proxy) unable to answer now, whatever body came with it; the
+  // call may go through later. Otherwise TikTok's error body decides, with any status.
+  if (res.status >= 500 || res.status === 429) throw new HubError('oauth_unavailable', `TikTok ${path} answered ${res.status}${typeof body.error === 'string' ? ` ${body.error}` : ''}`, { retryable: true });
   if (typeof body.error === 'string' && body.error) throw new OAuthRefused(body.error, String(body.error_description ?? ''), body.log_id as string | undefined);
-  if (res.status >= 500 || res.status === 429) throw new HubError('oauth_unavailable', `TikTok ${path} answered ${res.status}`, { retryable: true });
   if (!res.ok) throw new OAuthRefused(`http_${res.status}`, text.slice(0, 200));
   return body;
 }

@@ -5,7 +5,7 @@ import type { EventCodec } from '../../../shared/events/codec.ts';
 import type { Logger } from '../../../shared/logger.ts';
 import type { SecretStore } from '../../../shared/secrets/index.ts';
 import { storeRefreshed } from '../../../shared/secrets/oauth-tokens.ts';
-import { OAuthRefused, refreshTokens, type OAuthConfig } from '../api/oauth.ts';
+import { grantRefused, OAuthRefused, refreshTokens, type OAuthConfig } from '../api/oauth.ts';
 import { CONNECTIONS_TOPIC, type Connection } from '../state/connections.ts';
 import { needsReauthRecords } from '../tokens/reauth.ts';
 import { readTokens, writeTokens, type StoredTokens } from '../tokens/vault.ts';
@@ -22,7 +22,7 @@ export interface RefreshDeps {
   onRefresh?: (outcome: 'refreshed' | 'adopted' | 'needs_reauthorization' | 'retry') => void;
 }
 
-/** What happened: the connection's next record, `retry` (TikTok unreachable) or `gone` (disconnected). */
+/** What happened: the connection's next record, `retry` (TikTok unreachable, or refusing the app itself) or `gone` (disconnected). */
 export type RefreshResult = { next: Connection } | { retry: true } | { gone: true };
 
 export const connectionRecord = (c: Connection) => ({ record: { topic: CONNECTIONS_TOPIC, key: c.workspace_id, value: Buffer.from(JSON.stringify(c)) } });
@@ -60,7 +60,15 @@ export async function refreshConnection(d: RefreshDeps, writer: FencedWriter, c:
   try {
     fresh = await refreshTokens(cfg, held.refresh_token);
   } catch (e) {
-    if (e instanceof OAuthRefused) return { next: (await reauth(d, writer, c, e.message)).next };
+    if (grantRefused(e)) return { next: (await reauth(d, writer, c, e.message)).next };
+    if (e instanceof OAuthRefused) {
+      // The app's own problem (invalid_client after a secret rotation, a wrong base URL's 404...):
+      // every connection would be refused alike, and marking them would make every user connect
+      // again for what the operator fixes. Retried until it is fixed.
+      d.logger.error({ workspace: c.workspace_id, error: e.error, detail: e.message }, 'TikTok refused the app, not the grant: check TIKTOK_CLIENT_KEY, TIKTOK_CLIENT_SECRET and TIKTOK_API_BASE_URL; will retry');
+      d.onRefresh?.('retry');
+      return { retry: true };
+    }
     d.logger.warn({ workspace: c.workspace_id, error: describeError(e) }, 'token refresh failed; will retry');
     d.onRefresh?.('retry');
     return { retry: true };

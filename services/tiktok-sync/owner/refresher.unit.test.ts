@@ -1,0 +1,129 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Writable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { KafkaTable } from '../../../shared/bus/table/table.ts';
+import type { FencedWriter, PlacedRecord } from '../../../shared/bus/types.ts';
+import type { WorkspaceConnector } from '../../../shared/commands/state.ts';
+import type { EventCodec } from '../../../shared/events/codec.ts';
+import { createLogger } from '../../../shared/logger.ts';
+import { parseAllowlist } from '../../../shared/net/allowlist.ts';
+import { configureOutbound } from '../../../shared/net/outbound.ts';
+import type { SecretRecord, SecretStore } from '../../../shared/secrets/index.ts';
+import { startTikTokSimulator, type TikTokSimulator } from '../../../tests/simulators/tiktok/index.ts';
+import { authorizeUrl, exchangeCode, pkcePair, type OAuthConfig } from '../api/oauth.ts';
+import { CONNECTIONS_TOPIC, type Connection } from '../state/connections.ts';
+import { readTokens, writeTokens } from '../tokens/vault.ts';
+import { fromTokens, refreshConnection, type RefreshDeps } from './refresher.ts';
+
+/**
+ * The owner's refresh against the TikTok simulator (which rotates refresh tokens, as TikTok does:
+ * the one used stops working). The secret store is a map whose reads can be made to fail; the
+ * fenced writer records what it was given.
+ */
+describe('refreshConnection against the TikTok simulator', () => {
+  let sim: TikTokSimulator;
+  let cfg: OAuthConfig;
+  beforeAll(async () => {
+    sim = await startTikTokSimulator();
+    configureOutbound(parseAllowlist('127.0.0.1'));
+    cfg = { baseUrl: sim.url, authorizeUrl: sim.authorizeUrl, clientKey: sim.clientKey, clientSecret: sim.clientSecret };
+  });
+  afterAll(async () => {
+    configureOutbound([]);
+    await sim.close();
+  });
+
+  /** A workspace connected through the simulator's authorize page and code exchange, its tokens stored. */
+  async function connected(ws = 'ws1') {
+    const user = sim.addUser();
+    sim.consent(user.open_id);
+    const { verifier, challenge } = pkcePair();
+    const redirectUri = 'http://127.0.0.1:9/tiktok/callback';
+    const page = await fetch(authorizeUrl(cfg, { scopes: ['user.info.basic', 'video.list'], redirectUri, state: 's', challenge }), { redirect: 'manual' });
+    const code = new URL(page.headers.get('location')!).searchParams.get('code')!;
+    const tokens = await exchangeCode(cfg, { code, verifier, redirectUri });
+
+    const secrets = new Map<string, SecretRecord>();
+    const failReads = { times: 0, after: 0 };
+    let reads = 0;
+    const store = {
+      kind: 'file',
+      get: async (path: string) => {
+        reads++;
+        if (reads > failReads.after && failReads.times > 0) {
+          failReads.times--;
+          throw new Error('secret store unavailable (leader election)');
+        }
+        return secrets.get(path) ?? null;
+      },
+      put: async (path: string, value: Record<string, string>) => void secrets.set(path, { value, metadata: { createdAt: '', updatedAt: '' } }),
+      delete: async (path: string) => void secrets.delete(path),
+    } as unknown as SecretStore;
+    const issued = { ...tokens, issued_at: Date.now() - 60_000 };
+    await writeTokens(store, ws, issued);
+
+    const sent: PlacedRecord[] = [];
+    const writer: FencedWriter = { send: async (r) => void sent.push(...r), dead: false };
+    const logged: string[] = [];
+    const d: RefreshDeps = {
+      store,
+      codec: { encode: async (e: unknown) => Buffer.from(JSON.stringify(e)) } as unknown as EventCodec,
+      logger: createLogger({ service: 'test', level: 'info', destination: new Writable({ write: (chunk, _e, done) => (logged.push(String(chunk)), done()) }) }),
+      oauth: () => cfg,
+      workspaceConnectors: { get: () => undefined, record: (key: string, v: unknown) => ({ topic: 'ionflux.state.workspace-connectors', key, value: Buffer.from(JSON.stringify(v)) }), applyLocal: () => undefined } as unknown as KafkaTable<WorkspaceConnector>,
+      connectUrl: async (w) => `https://hub.example/tiktok/connect?workspace=${w}`,
+      instanceId: 'owner-1',
+    };
+    const connection: Connection = fromTokens({ workspace_id: ws }, issued);
+    /** The connection records the writer was given, in order. */
+    const records = () => sent.filter((p) => p.record.topic === CONNECTIONS_TOPIC).map((p) => JSON.parse(String(p.record.value)) as Connection);
+    return { user, store, d, writer, sent, records, logged, connection, failReads, issued };
+  }
+
+  it('TikTok refusing the app (invalid_client: a rotated or mistyped client secret) is retried; the connection is not marked', async () => {
+    const c = await connected();
+    c.d.oauth = () => ({ ...cfg, clientSecret: 'a-secret-rotated-since' });
+    expect(await refreshConnection(c.d, c.writer, c.connection)).toEqual({ retry: true });
+    // Only the claim was written: no needs_reauthorization record, state, event or audit.
+    expect(c.sent).toHaveLength(1);
+    expect(c.records()).toMatchObject([{ status: 'active', refreshing: { by: 'owner-1' } }]);
+    const line = c.logged.find((l) => l.includes('TIKTOK_CLIENT_SECRET'));
+    expect(line).toBeDefined();
+    expect(line).not.toContain('a-secret-rotated-since');
+
+    // The operator fixes the secret: the same grant refreshes.
+    c.d.oauth = () => cfg;
+    const r = await refreshConnection(c.d, c.writer, c.connection);
+    expect(r).toMatchObject({ next: { status: 'active' } });
+    expect(sim.oauth.refreshes.get(c.user.open_id)).toBe(1);
+  });
+
+  it('a refused grant (invalid_grant) still marks the connection needs_reauthorization', async () => {
+    const c = await connected();
+    sim.oauth.failRefresh.add(c.user.open_id);
+    const r = await refreshConnection(c.d, c.writer, c.connection);
+    expect(r).toMatchObject({ next: { status: 'needs_reauthorization' } });
+    expect(c.records().at(-1)).toMatchObject({ status: 'needs_reauthorization' });
+    expect(c.sent.some((p) => p.record.topic.endsWith('.authorization.needs_reauthorization'))).toBe(true);
+  });
+
+  it('a 5xx or 429 from the token endpoint is TikTok unable to answer, whatever error body it carries: retried, never marked', async () => {
+    const c = await connected();
+    // A stand-in for /v2/oauth/token/ in front of TikTok, failing with bodies that name errors.
+    const answers = [[503, { error: 'invalid_grant', error_description: 'upstream' }], [429, { error: 'rate_limit_exceeded' }]] as const;
+    let n = 0;
+    const proxy = createServer((_req, res) => {
+      const [status, body] = answers[n++ % answers.length]!;
+      res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', () => r()));
+    try {
+      c.d.oauth = () => ({ ...cfg, baseUrl: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}` });
+      for (let i = 0; i < answers.length; i++) expect(await refreshConnection(c.d, c.writer, c.connection)).toEqual({ retry: true });
+      expect(c.records().every((r) => r.status === 'active')).toBe(true);
+    } finally {
+      await new Promise<void>((r) => proxy.close(() => r()));
+    }
+  });
+});
