@@ -25,4 +25,12 @@ describe('SMTP failures: could the server have taken the message?', () => {
     expect(classifySmtpError(Object.assign(new Error('Invalid login'), { code: 'EAUTH' }))).toMatchObject({ kind: 'unauthorized' });
     expect(classifySmtpError(Object.assign(new Error('Connection closed unexpectedly'), { code: 'ECONNECTION' }))).toMatchObject({ kind: 'ambiguous' });
   });
+
+  it('a login refused for good (535) is bad credentials; a temporary answer to AUTH (454, SendGrid relay 451 out of credits) is not', () => {
+    const auth = (reply: string) => Object.assign(new Error(`Invalid login: ${reply}`), { code: 'EAUTH', response: reply, responseCode: Number(reply.slice(0, 3)), command: 'AUTH PLAIN' });
+    expect(classifySmtpError(auth('535 5.7.8 Authentication credentials invalid'))).toMatchObject({ kind: 'unauthorized' });
+    expect(classifySmtpError(auth('454 4.7.0 Temporary authentication failure'))).toMatchObject({ kind: 'not_sent', code: 'smtp_454' });
+    expect(classifySmtpError(auth('451 Authentication failed: Maximum credits exceeded'))).toMatchObject({ kind: 'not_sent', code: 'smtp_451' });
+    expect(classifySmtpError(Object.assign(new Error('Missing credentials for "PLAIN"'), { code: 'EAUTH', command: 'API' }))).toMatchObject({ kind: 'unauthorized' });
+  });
 });

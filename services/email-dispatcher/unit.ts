@@ -35,6 +35,12 @@ export interface UnitJob {
   messageId?: string;
   signal: AbortSignal;
   /**
+   * The credentials are the platform's account, not the workspace's: refused, they are the
+   * operator's to fix, so the command fails `provider_unauthorized` and the workspace's connection
+   * is left alone (a `vendor_unauthorized` would mark it needs_reauth, which the workspace cannot fix).
+   */
+  platform?: boolean;
+  /**
    * The command's handover (its partition is moving): a unit waiting for the rate limits or for
    * an unavailable provider stops there, recorded `pending` or not at all, and throws HandedOver,
    * so the next owner sends it and this worker never does after that.
@@ -63,7 +69,8 @@ export const sleep = (ms: number, signal: AbortSignal) =>
 /**
  * Sends one unit at most once: waits for the rate limits, records `sending`, calls the provider,
  * records the result. A provider that throttles or is down is waited for (Retry-After honoured,
- * only this account waits) within the budget; refused credentials stop the command (401).
+ * only this account waits) within the budget; refused credentials stop the command (the
+ * workspace's: 401, which marks its connection; the platform's: provider_unauthorized).
  */
 export async function runUnit(d: UnitDeps, job: UnitJob): Promise<UnitOutcome> {
   const earlier = recorded(d.ledger, job.keys);
@@ -112,6 +119,10 @@ export async function runUnit(d: UnitDeps, job: UnitJob): Promise<UnitOutcome> {
     await write({ state: 'pending' });
     if (r.kind === 'unauthorized') {
       seen('failed');
+      if (job.platform) {
+        d.logger.error({ code: r.code, account: job.account }, "the email provider refused the platform account's credentials; no platform mail goes out until they are fixed");
+        throw new HubError('provider_unauthorized', `the email provider refused the platform account's credentials (the operator's to fix): ${r.message}`);
+      }
       throw new VendorError(401, `the email provider refused the credentials: ${r.message}`);
     }
     const backoff = Math.min(30_000, 500 * 2 ** (attempt - 1));

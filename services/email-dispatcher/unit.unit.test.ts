@@ -53,6 +53,17 @@ describe('runUnit: each unit handed to the provider at most once', () => {
   });
 });
 
+describe("refused credentials: whose are they?", () => {
+  it("the platform account's refused: provider_unauthorized (not a 401 that marks the workspace's connection), the unit left to do", async () => {
+    const d = deps();
+    const j = { ...job([{ ok: false, kind: 'unauthorized', code: 'sendgrid_401', message: 'bad key' }]), platform: true };
+    const refused = runUnit(d, j);
+    await expect(refused).rejects.toMatchObject({ code: 'provider_unauthorized', retryable: false });
+    await expect(refused).rejects.not.toBeInstanceOf(VendorError);
+    expect(d.ledger.entries.get('ws:c:a@x.io')?.state).toBe('pending');
+  });
+});
+
 describe('runUnit when the command is handed over', () => {
   it('stops waiting for a throttling provider at the handover, recorded pending, and never calls again: the next owner sends it', async () => {
     const d = deps();

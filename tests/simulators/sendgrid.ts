@@ -14,6 +14,9 @@ import type { AddressInfo } from 'node:net';
  *   answers are on record (the duplicate as sendgrid/sendgrid-csharp#995 quotes it); success is 202
  *   with an empty body and `X-Message-Id`. Every answer carries X-RateLimit-Limit/-Remaining/-Reset;
  *   past `rateLimit` requests in the window: 429 `{"errors":[{"field":null,"message":"too many requests"}]}`.
+ *   An account out of credits (`credits`: recipients it may still send, unlimited unless set) is
+ *   answered 401 `{"errors":[{"message":"Maximum credits exceeded","field":null,"help":null}]}`,
+ *   the body SendGrid sends then (sendgrid/sendgrid-nodejs#1032), whatever the key.
  * - GET /v3/scopes: `{"scopes":[...]}` for a valid key (the healthcheck).
  * Answers can be scripted (a status, a delay, a dropped connection) for the next requests.
  */
@@ -32,6 +35,8 @@ export interface SendgridSimulator {
   sent: SentMail[];
   /** Every request to /v3/mail/send, accepted or not, with its status. */
   requests: { status: number; personalizations: number }[];
+  /** Recipients the account may still send (each accepted to, cc and bcc spends one); undefined: no limit. */
+  credits: number | undefined;
   script(answers: SendgridScript[]): void;
   close(): Promise<void>;
 }
@@ -76,7 +81,11 @@ export function validateMailSend(b: Record<string, unknown>): ReturnType<typeof 
   return errors;
 }
 
-export async function startSendgridSimulator(o: { keys?: string[]; rateLimit?: number; windowMs?: number } = {}): Promise<SendgridSimulator> {
+/** Recipients of a mail/send body, to, cc and bcc of every personalization. */
+const recipientsOf = (b: Record<string, unknown>) =>
+  ((b.personalizations as Record<string, unknown[] | undefined>[] | undefined) ?? []).reduce((n, p) => n + (p.to?.length ?? 0) + (p.cc?.length ?? 0) + (p.bcc?.length ?? 0), 0);
+
+export async function startSendgridSimulator(o: { keys?: string[]; rateLimit?: number; windowMs?: number; credits?: number } = {}): Promise<SendgridSimulator> {
   const keys = new Set(o.keys ?? []);
   const sent: SentMail[] = [];
   const requests: SendgridSimulator['requests'] = [];
@@ -129,21 +138,28 @@ export async function startSendgridSimulator(o: { keys?: string[]; rateLimit?: n
       requests.push({ status: 400, personalizations });
       return json(res, 400, { errors }, rate());
     }
+    if (sim.credits !== undefined && recipientsOf(parsed) > sim.credits) {
+      requests.push({ status: 401, personalizations });
+      return json(res, 401, { errors: [{ message: 'Maximum credits exceeded', field: null, help: null }] }, rate());
+    }
+    if (sim.credits !== undefined) sim.credits -= recipientsOf(parsed);
     const messageId = randomBytes(16).toString('base64url').slice(0, 22);
     sent.push({ key, body: parsed, messageId });
     requests.push({ status: 202, personalizations });
     res.writeHead(202, { ...rate(), 'x-message-id': messageId }).end();
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  return {
+  const sim: SendgridSimulator = {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     keys,
     sent,
     requests,
+    credits: o.credits,
     script: (answers) => void scripted.push(...answers),
     close: () => new Promise<void>((r) => {
       server.close(() => r());
       server.closeAllConnections();
     }),
   };
+  return sim;
 }

@@ -45,7 +45,7 @@ export const sendBulk = (d: EmailDeps) =>
   handler(sendBulkInput, async (ctx) => {
     const p = ctx.params;
     const t = p.template;
-    const { provider, from, attachments } = await prepare(d, ctx);
+    const { provider, from, attachments, platform } = await prepare(d, ctx);
     // Handed over while fetching attachments: the next owner sends, this worker must not.
     ctx.handover?.throwIfAborted();
     const results = new Map<string, UnitOutcome | { state: 'suppressed'; reason: string }>();
@@ -67,7 +67,7 @@ export const sendBulk = (d: EmailDeps) =>
     });
     const base = { from, replyTo: p.reply_to, attachments };
     const unit = (keys: string[], messages: number, messageId: string | undefined, call: UnitJobCall) =>
-      runUnit(d, { keys, account: provider.account, workspaceId: ctx.workspaceId, messages, messageId, signal: ctx.signal, handover: ctx.handover, call });
+      runUnit(d, { keys, account: provider.account, platform, workspaceId: ctx.workspaceId, messages, messageId, signal: ctx.signal, handover: ctx.handover, call });
 
     if (provider.sendBatch) {
       const used = tagsOf(t.subject, t.text, t.html);

@@ -17,7 +17,7 @@ import { prepare } from './prepare.ts';
 export const send = (d: EmailDeps) =>
   handler(sendInput, async (ctx) => {
     const p = ctx.params;
-    const { provider, from, attachments } = await prepare(d, ctx);
+    const { provider, from, attachments, platform } = await prepare(d, ctx);
     // Handed over while fetching attachments: the next owner sends it, this worker must not.
     ctx.handover?.throwIfAborted();
     const suppressed: { email: string; reason: string }[] = [];
@@ -40,6 +40,7 @@ export const send = (d: EmailDeps) =>
       {
         keys: [unitKey(ctx.workspaceId, ctx.idempotencyKey, 'message')],
         account: provider.account,
+        platform,
         workspaceId: ctx.workspaceId,
         messages: 1,
         messageId,

@@ -85,6 +85,26 @@ describe('send through SendGrid (its simulator)', () => {
     expect((held.ledger as ReturnType<typeof memoryLedger>).entries.size).toBe(0);
   }, 15_000);
 
+  it("fails provider_unauthorized when the platform's key is refused, leaving the workspace's connection alone; the workspace's own key refused is vendor_unauthorized", async () => {
+    const revoked = 'SG.revoked-key';
+    const provider = sendgridProvider(revoked, { baseUrl: sim.url, timeoutMs: 5000 });
+    // The platform's account: the worker marks needs_reauth only on vendor_unauthorized.
+    await expect(run(deps(provider, revoked), revoked, { to: ['a@x.io'] }, 'c-platform-401')).rejects.toMatchObject({ code: 'provider_unauthorized', retryable: false });
+    const own = { ...deps(provider, revoked), platformCredential: async () => KEY };
+    await expect(run(own, revoked, { to: ['a@x.io'] }, 'c-own-401')).rejects.toMatchObject({ code: 'vendor_unauthorized' });
+  });
+
+  it('an account out of credits (SendGrid answers 401 "Maximum credits exceeded") fails the send, not the credentials', async () => {
+    const poor = await startSendgridSimulator({ keys: [KEY], credits: 0 });
+    try {
+      const own = { ...deps(sendgridProvider(KEY, { baseUrl: poor.url, timeoutMs: 5000 }), KEY), platformCredential: async () => 'SG.platform' };
+      await expect(run(own, KEY, { to: ['a@x.io'] }, 'c-credits')).rejects.toMatchObject({ code: 'sendgrid_credits_exceeded', retryable: false });
+      expect(poor.requests).toEqual([{ status: 401, personalizations: 1 }]);
+    } finally {
+      await poor.close();
+    }
+  });
+
   it("refuses a duplicate with SendGrid's 400 body, as it is on record", async () => {
     const res = await fetch(`${sim.url}/v3/mail/send`, {
       method: 'POST',

@@ -26,6 +26,9 @@ export function throttleWaitMs(h: Headers, now = Date.now()): number {
   return Number.isFinite(reset) && reset > 0 ? Math.max(0, reset * 1000 - now) : 1000;
 }
 
+/** SendGrid's 401 body when the account is out of credits (`{"errors":[{"message":"Maximum credits exceeded"}]}`). */
+const CREDITS_EXCEEDED = /Maximum credits exceeded/i;
+
 async function errorText(res: Response): Promise<string> {
   const body = await res.text().catch(() => '');
   try {
@@ -75,6 +78,9 @@ export function sendgridProvider(apiKey: string, s: SendgridSettings): Provider 
     }
     const message = redactString(await errorText(res)).slice(0, 500);
     const code = `sendgrid_${res.status}`;
+    // SendGrid answers 401 also when the account has used up its credits: the key is fine, so the
+    // connection is not to be re-authorized; nothing goes out until the credits renew or the plan grows.
+    if (res.status === 401 && CREDITS_EXCEEDED.test(message)) return { ok: false, kind: 'rejected', code: 'sendgrid_credits_exceeded', message };
     if (res.status === 401) return { ok: false, kind: 'unauthorized', code, message };
     if (res.status === 429 || res.status >= 500) return { ok: false, kind: 'not_sent', code, message, status: res.status, retryAfterMs: res.status === 429 ? throttleWaitMs(res.headers) : retryAfterMs(res.headers.get('retry-after')) };
     return { ok: false, kind: 'rejected', code, message };

@@ -18,6 +18,8 @@ export const toAddress = (m: Mailbox) => (typeof m === 'string' ? m : { name: m.
 /** nodemailer's error fields we classify on. */
 type SmtpError = Error & { code?: string; responseCode?: number; command?: string; rejected?: string[] };
 
+const isTemporary = (replyCode: number | undefined) => typeof replyCode === 'number' && replyCode >= 400 && replyCode < 500;
+
 /**
  * Whether the server could have taken the message. A reply code means the server answered (and
  * refused); a failure to connect, resolve, greet, secure or log in happens before any message is
@@ -25,7 +27,9 @@ type SmtpError = Error & { code?: string; responseCode?: number; command?: strin
  */
 export function classifySmtpError(e: SmtpError): SendResult {
   const message = redactString(e.message).slice(0, 300);
-  if (e.code === 'EAUTH') return { ok: false, kind: 'unauthorized', code: 'smtp_auth_failed', message };
+  // A 4xx reply to AUTH is temporary (454 4.7.0; SendGrid's relay answers 451 "Authentication
+  // failed: Maximum credits exceeded"): the account is fine, the message was not taken.
+  if (e.code === 'EAUTH' && !isTemporary(e.responseCode)) return { ok: false, kind: 'unauthorized', code: 'smtp_auth_failed', message };
   if (typeof e.responseCode === 'number') {
     const code = `smtp_${e.responseCode}`;
     return e.responseCode >= 500 ? { ok: false, kind: 'rejected', code, message } : { ok: false, kind: 'not_sent', code, message };
