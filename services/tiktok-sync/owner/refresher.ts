@@ -20,10 +20,22 @@ export interface RefreshDeps {
   connectUrl: (ws: string) => Promise<string>;
   instanceId: string;
   onRefresh?: (outcome: 'refreshed' | 'adopted' | 'needs_reauthorization' | 'retry') => void;
+  /** How long a failing secret store is tried again before new tokens wait for the next attempt (60 s). */
+  storeRetryMs?: number;
 }
 
-/** What happened: the connection's next record, `retry` (TikTok unreachable, or refusing the app itself) or `gone` (disconnected). */
-export type RefreshResult = { next: Connection } | { retry: true } | { gone: true };
+/** Tokens TikTok issued that are not in the secret store yet, and the generation (`issued_at`) they replace. */
+export interface Unstored {
+  tokens: StoredTokens;
+  replaces: number;
+}
+
+/**
+ * What happened: the connection's next record, `retry` (TikTok unreachable or refusing the app
+ * itself, or new tokens not stored yet: `unstored`, to be stored by the next attempt) or `gone`
+ * (disconnected).
+ */
+export type RefreshResult = { next: Connection } | { retry: true; unstored?: Unstored } | { gone: true };
 
 export const connectionRecord = (c: Connection) => ({ record: { topic: CONNECTIONS_TOPIC, key: c.workspace_id, value: Buffer.from(JSON.stringify(c)) } });
 
@@ -36,31 +48,24 @@ export const fromTokens = (c: Pick<Connection, 'workspace_id'>, t: StoredTokens)
  * Refreshes one connection's tokens as its owner. The claim is written through the partition's
  * fenced writer first, so an instance that lost the partition cannot get as far as calling TikTok.
  * Tokens go to the secret store before the connection record, so a refresh whose record was
- * fenced is found there by the next owner instead of being done again.
+ * fenced is found there by the next owner instead of being done again. TikTok rotates the refresh
+ * token at every refresh (the one sent stops working), so tokens it issued are never dropped: a
+ * store that cannot be read or written for a while gets them on the next attempt (`unstored`),
+ * which stores them instead of refreshing again.
  */
-export async function refreshConnection(d: RefreshDeps, writer: FencedWriter, c: Connection): Promise<RefreshResult> {
+export async function refreshConnection(d: RefreshDeps, writer: FencedWriter, c: Connection, unstored?: Unstored): Promise<RefreshResult> {
   const cfg = d.oauth();
-  if (!cfg) return { retry: true };
+  if (!cfg && !unstored) return { retry: true };
   await writer.send([connectionRecord({ ...c, refreshing: { by: d.instanceId, since: Date.now() }, refresh_requested: undefined, updated_at: Date.now() })]);
+  if (unstored) return keep(d, writer, c, unstored);
   const held = await readTokens(d.store, c.workspace_id);
-  if (!held) {
-    // Disconnected (its tokens deleted): the connection record goes too, nothing to refresh.
-    d.logger.info({ workspace: c.workspace_id }, 'tiktok connection has no tokens any more; forgetting it');
-    await writer.send([{ record: { topic: CONNECTIONS_TOPIC, key: c.workspace_id, value: null } }]);
-    return { gone: true };
-  }
-  if (held.issued_at > c.issued_at) {
-    // Newer tokens than the record says (a reconnect, or a refresh whose record was fenced): adopt them.
-    const next = fromTokens(c, held);
-    await writer.send([connectionRecord(next)]);
-    d.onRefresh?.('adopted');
-    return { next };
-  }
+  if (!held) return forget(d, writer, c);
+  if (held.issued_at > c.issued_at) return adopt(d, writer, c, held);
   let fresh;
   try {
-    fresh = await refreshTokens(cfg, held.refresh_token);
+    fresh = await refreshTokens(cfg!, held.refresh_token);
   } catch (e) {
-    if (grantRefused(e)) return { next: (await reauth(d, writer, c, e.message)).next };
+    if (grantRefused(e)) return refused(d, writer, c, held, e.message);
     if (e instanceof OAuthRefused) {
       // The app's own problem (invalid_client after a secret rotation, a wrong base URL's 404...):
       // every connection would be refused alike, and marking them would make every user connect
@@ -73,21 +78,62 @@ export async function refreshConnection(d: RefreshDeps, writer: FencedWriter, c:
     d.onRefresh?.('retry');
     return { retry: true };
   }
-  const now = Date.now();
-  const stored: StoredTokens = { ...fresh, issued_at: now };
-  const current = await readTokens(d.store, c.workspace_id);
-  if (current && current.issued_at !== held.issued_at) {
+  return keep(d, writer, c, { tokens: { ...fresh, issued_at: Date.now() }, replaces: held.issued_at });
+}
+
+/** Stores tokens TikTok just issued (unless a reconnect replaced the generation they refresh), then the record. */
+async function keep(d: RefreshDeps, writer: FencedWriter, c: Connection, u: Unstored): Promise<RefreshResult> {
+  try {
+    const current = await readRetried(d, c.workspace_id);
     // A reconnect replaced the tokens while we refreshed: theirs win.
-    const next = fromTokens(c, current);
-    await writer.send([connectionRecord(next)]);
-    return { next };
+    if (current && current.issued_at !== u.replaces) return adopt(d, writer, c, current);
+    // Disconnected while we refreshed (its tokens deleted): nothing to keep.
+    if (!current) return forget(d, writer, c);
+    await storeRefreshed(() => writeTokens(d.store, c.workspace_id, u.tokens), { forMs: d.storeRetryMs });
+  } catch (e) {
+    d.logger.error({ workspace: c.workspace_id, error: describeError(e) }, 'tokens TikTok just issued could not be stored yet; kept in memory, the next attempt stores them');
+    d.onRefresh?.('retry');
+    return { retry: true, unstored: u };
   }
-  await storeRefreshed(() => writeTokens(d.store, c.workspace_id, stored));
-  const next = fromTokens(c, stored);
+  const next = fromTokens(c, u.tokens);
   await writer.send([connectionRecord(next)]);
   d.onRefresh?.('refreshed');
   d.logger.info({ workspace: c.workspace_id, open_id: c.open_id, access_expires_at: new Date(next.access_expires_at).toISOString() }, 'tiktok token refreshed');
   return { next };
+}
+
+/**
+ * TikTok refused the grant. Tokens stored meanwhile (a reconnect, or the previous owner's refresh
+ * finishing after a handover) are the reason more often than not: those are adopted; only without
+ * newer tokens is the connection marked.
+ */
+async function refused(d: RefreshDeps, writer: FencedWriter, c: Connection, held: StoredTokens, reason: string): Promise<RefreshResult> {
+  const current = await readRetried(d, c.workspace_id);
+  if (!current) return forget(d, writer, c);
+  if (current.issued_at > held.issued_at) return adopt(d, writer, c, current);
+  return { next: (await reauth(d, writer, c, reason)).next };
+}
+
+/** Newer tokens than the record says (a reconnect, or a refresh whose record was fenced). */
+async function adopt(d: RefreshDeps, writer: FencedWriter, c: Connection, t: StoredTokens): Promise<RefreshResult> {
+  const next = fromTokens(c, t);
+  await writer.send([connectionRecord(next)]);
+  d.onRefresh?.('adopted');
+  return { next };
+}
+
+/** Disconnected (its tokens deleted): the connection record goes too, nothing to refresh. */
+async function forget(d: RefreshDeps, writer: FencedWriter, c: Connection): Promise<RefreshResult> {
+  d.logger.info({ workspace: c.workspace_id }, 'tiktok connection has no tokens any more; forgetting it');
+  await writer.send([{ record: { topic: CONNECTIONS_TOPIC, key: c.workspace_id, value: null } }]);
+  return { gone: true };
+}
+
+/** A read of the stored tokens, tried again like the write (a leader change must not cost a refreshed grant). */
+async function readRetried(d: RefreshDeps, ws: string): Promise<StoredTokens | null> {
+  let t: StoredTokens | null = null;
+  await storeRefreshed(async () => void (t = await readTokens(d.store, ws)), { forMs: d.storeRetryMs });
+  return t as StoredTokens | null;
 }
 
 async function reauth(d: RefreshDeps, writer: FencedWriter, c: Connection, reason: string): Promise<{ next: Connection }> {

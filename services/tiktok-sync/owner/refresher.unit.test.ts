@@ -45,19 +45,27 @@ describe('refreshConnection against the TikTok simulator', () => {
     const tokens = await exchangeCode(cfg, { code, verifier, redirectUri });
 
     const secrets = new Map<string, SecretRecord>();
-    const failReads = { times: 0, after: 0 };
+    // Reads after the first `after` ones fail `times` times; writes fail while `writesFail`; `afterFirstRead` runs once.
+    const faults = { readsFail: 0, after: 0, writesFail: false, afterFirstRead: undefined as (() => Promise<void>) | undefined };
     let reads = 0;
     const store = {
       kind: 'file',
       get: async (path: string) => {
         reads++;
-        if (reads > failReads.after && failReads.times > 0) {
-          failReads.times--;
+        if (reads > faults.after && faults.readsFail > 0) {
+          faults.readsFail--;
           throw new Error('secret store unavailable (leader election)');
         }
-        return secrets.get(path) ?? null;
+        const v = secrets.get(path) ?? null;
+        const hook = faults.afterFirstRead;
+        faults.afterFirstRead = undefined;
+        await hook?.();
+        return v;
       },
-      put: async (path: string, value: Record<string, string>) => void secrets.set(path, { value, metadata: { createdAt: '', updatedAt: '' } }),
+      put: async (path: string, value: Record<string, string>) => {
+        if (faults.writesFail) throw new Error('secret store unavailable (sealed)');
+        secrets.set(path, { value, metadata: { createdAt: '', updatedAt: '' } });
+      },
       delete: async (path: string) => void secrets.delete(path),
     } as unknown as SecretStore;
     const issued = { ...tokens, issued_at: Date.now() - 60_000 };
@@ -74,11 +82,12 @@ describe('refreshConnection against the TikTok simulator', () => {
       workspaceConnectors: { get: () => undefined, record: (key: string, v: unknown) => ({ topic: 'ionflux.state.workspace-connectors', key, value: Buffer.from(JSON.stringify(v)) }), applyLocal: () => undefined } as unknown as KafkaTable<WorkspaceConnector>,
       connectUrl: async (w) => `https://hub.example/tiktok/connect?workspace=${w}`,
       instanceId: 'owner-1',
+      storeRetryMs: 300,
     };
     const connection: Connection = fromTokens({ workspace_id: ws }, issued);
     /** The connection records the writer was given, in order. */
     const records = () => sent.filter((p) => p.record.topic === CONNECTIONS_TOPIC).map((p) => JSON.parse(String(p.record.value)) as Connection);
-    return { user, store, d, writer, sent, records, logged, connection, failReads, issued };
+    return { user, store, d, writer, sent, records, logged, connection, faults, issued };
   }
 
   it('TikTok refusing the app (invalid_client: a rotated or mistyped client secret) is retried; the connection is not marked', async () => {
@@ -125,5 +134,50 @@ describe('refreshConnection against the TikTok simulator', () => {
     } finally {
       await new Promise<void>((r) => proxy.close(() => r()));
     }
+  });
+
+  const marked = (c: { sent: PlacedRecord[] }) => c.sent.some((p) => p.record.topic.endsWith('.authorization.needs_reauthorization'));
+
+  it('a failed read of the secret store after TikTok rotated the tokens loses nothing: the new tokens are stored, one refresh', async () => {
+    const c = await connected();
+    c.faults.after = 1; // the read after TikTok answered fails once
+    c.faults.readsFail = 1;
+    // The owner tries again with the record it had (as the supervisor does after a failure).
+    const first = await refreshConnection(c.d, c.writer, c.connection).catch((e: unknown) => e);
+    const second = await refreshConnection(c.d, c.writer, c.connection);
+    expect(first).toMatchObject({ next: { status: 'active' } });
+    expect(second).toMatchObject({ next: { status: 'active' } });
+    expect(sim.oauth.refreshes.get(c.user.open_id)).toBe(1);
+    expect(marked(c)).toBe(false);
+    const stored = (await readTokens(c.store, 'ws1'))!;
+    expect(stored.issued_at).toBeGreaterThan(c.issued.issued_at);
+    // The stored refresh token is the one TikTok rotated to: it refreshes again.
+    expect(await refreshConnection(c.d, c.writer, (second as { next: Connection }).next)).toMatchObject({ next: { status: 'active' } });
+  });
+
+  it('tokens the secret store would not take are kept and stored by the next attempt instead of refreshing again', async () => {
+    const c = await connected();
+    c.faults.writesFail = true;
+    const first = await refreshConnection(c.d, c.writer, c.connection);
+    expect(first).toMatchObject({ retry: true, unstored: { replaces: c.issued.issued_at } });
+    c.faults.writesFail = false;
+    const second = await refreshConnection(c.d, c.writer, c.connection, (first as { unstored: never }).unstored);
+    expect(second).toMatchObject({ next: { status: 'active' } });
+    expect(sim.oauth.refreshes.get(c.user.open_id)).toBe(1);
+    expect(marked(c)).toBe(false);
+    expect((await readTokens(c.store, 'ws1'))!.access_token).toBe((first as { unstored: { tokens: { access_token: string } } }).unstored.tokens.access_token);
+  });
+
+  it('a grant refused because a reconnect stored newer tokens meanwhile: those are adopted, the connection is not marked', async () => {
+    const c = await connected();
+    // The user reconnects while the owner is refreshing: new tokens land in the store after the owner read its own.
+    const again = await connected('ws-reconnect');
+    const reconnected = { ...(await readTokens(again.store, 'ws-reconnect'))!, issued_at: Date.now() };
+    c.faults.afterFirstRead = () => writeTokens(c.store, 'ws1', reconnected);
+    sim.oauth.failRefresh.add(c.user.open_id);
+    const r = await refreshConnection(c.d, c.writer, c.connection);
+    expect(r).toMatchObject({ next: { status: 'active', issued_at: reconnected.issued_at } });
+    expect(marked(c)).toBe(false);
+    expect(c.records().at(-1)).toMatchObject({ status: 'active', issued_at: reconnected.issued_at });
   });
 });

@@ -4,7 +4,7 @@ import type { Logger } from '../../../shared/logger.ts';
 import { pollVideos, type PollDeps } from '../sync/poller.ts';
 import type { Connection } from '../state/connections.ts';
 import type { OwnedPartition } from '../../../shared/bus/types.ts';
-import { connectionRecord, refreshConnection, type RefreshDeps } from './refresher.ts';
+import { connectionRecord, refreshConnection, type RefreshDeps, type Unstored } from './refresher.ts';
 
 export interface SupervisorOptions {
   refresh: RefreshDeps;
@@ -25,6 +25,8 @@ interface Task {
   refreshing?: Promise<void>;
   polling?: Promise<void>;
   retries: number;
+  /** Tokens a refresh got that the secret store did not take yet: the next attempt stores them. */
+  unstored?: Unstored;
   abort: AbortController;
 }
 
@@ -69,9 +71,12 @@ export function createSupervisor(o: SupervisorOptions) {
       const p = owned.get(t.partition);
       if (!p || t.abort.signal.aborted) return;
       try {
-        const r = await refreshConnection(o.refresh, p.writer, t.known);
+        const r = await refreshConnection(o.refresh, p.writer, t.known, t.unstored);
+        t.unstored = 'retry' in r ? r.unstored : undefined;
         if ('next' in r) {
-          t.known = r.next;
+          // A newer generation read meanwhile (a reconnect's record) stays: ours is put back behind it.
+          if (r.next.issued_at >= t.known.issued_at) t.known = r.next;
+          else void p.writer.send([connectionRecord(t.known)]).catch(() => undefined);
           t.retries = 0;
         } else if ('gone' in r) return stop(t.known.workspace_id);
         else t.retries++;
