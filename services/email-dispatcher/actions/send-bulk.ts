@@ -1,12 +1,15 @@
+import type { z } from 'zod';
 import { sendBulkInput } from '../../../shared/connectors/catalog/email.ts';
-import { handler } from '../../../shared/connectors/types.ts';
+import { handler, type ActionContext } from '../../../shared/connectors/types.ts';
+import { describeError, HubError } from '../../../shared/errors.ts';
 import { customArgs, messageIdFor, unsubscribeHeaders } from '../compose.ts';
 import type { EmailDeps } from '../deps.ts';
 import { unitKey } from '../ledger.ts';
 import { htmlTags, render, renderSubject, substitutions, tagsOf } from '../render.ts';
 import { suppressionKey } from '../suppressions.ts';
+import type { Provider } from '../providers/types.ts';
 import { recorded, runUnit, type UnitOutcome } from '../unit.ts';
-import { prepare } from './prepare.ts';
+import { prepare, type Prepared } from './prepare.ts';
 
 type Recipient = { email: string; name?: string; merge?: Record<string, string | number | boolean> };
 
@@ -35,21 +38,25 @@ export async function pool<T>(items: T[], limit: number, signals: (AbortSignal |
   stopped()?.throwIfAborted();
 }
 
+/** How each recipient ended, by lowercased address. */
+type Results = Map<string, UnitOutcome | { state: 'suppressed'; reason: string }>;
+
 /**
  * A template to many recipients, each a unit of its own in the ledger (SMTP: one message per
  * recipient; SendGrid: batches of personalizations, every recipient of a batch recorded together).
  * A resumed command sends only to recipients with no record; the outcome lists every recipient
- * once: sent (with the provider's id), suppressed, failed or unknown.
+ * once: sent (with the provider's id), suppressed, failed or unknown. A bulk stopped part-way (the
+ * credentials refused, out of time, a ledger write failed) still succeeds with that list when
+ * anyone may have got the message, the rest `failed` with the reason it stopped, so nobody is
+ * mailed twice by a retry under another id; with nobody sent it fails as before (a refused
+ * workspace credential then marks the connection).
  */
 export const sendBulk = (d: EmailDeps) =>
   handler(sendBulkInput, async (ctx) => {
     const p = ctx.params;
-    const t = p.template;
-    const { provider, from, attachments, platform } = await prepare(d, ctx);
-    // Handed over while fetching attachments: the next owner sends, this worker must not.
-    ctx.handover?.throwIfAborted();
-    const results = new Map<string, UnitOutcome | { state: 'suppressed'; reason: string }>();
     const key = (address: string) => unitKey(ctx.workspaceId, ctx.idempotencyKey, address);
+    // The ledger first: what an earlier run did stands, whatever prepare says now.
+    const results: Results = new Map();
     const todo: Recipient[] = [];
     for (const r of p.recipients) {
       const address = r.email.toLowerCase();
@@ -59,62 +66,96 @@ export const sendBulk = (d: EmailDeps) =>
       else if (suppressed) results.set(address, { state: 'suppressed', reason: suppressed.reason });
       else todo.push(r);
     }
-    const values = (r: Recipient): Record<string, string> => ({
-      email: r.email,
-      name: r.name ?? '',
-      ...Object.fromEntries(Object.entries(r.merge ?? {}).map(([k, v]) => [k, String(v)])),
-      unsubscribe_url: d.links.url(ctx.workspaceId, r.email),
-    });
-    const base = { from, replyTo: p.reply_to, attachments };
-    const unit = (keys: string[], messages: number, messageId: string | undefined, call: UnitJobCall) =>
-      runUnit(d, { keys, account: provider.account, platform, workspaceId: ctx.workspaceId, messages, messageId, signal: ctx.signal, handover: ctx.handover, call });
-
-    if (provider.sendBatch) {
-      const used = tagsOf(t.subject, t.text, t.html);
-      const batches: Recipient[][] = [];
-      for (let i = 0; i < todo.length; i += d.sendgridBatchSize) batches.push(todo.slice(i, i + d.sendgridBatchSize));
-      const message = { ...base, subject: t.subject, text: t.text, html: t.html === undefined ? undefined : htmlTags(t.html), headers: p.headers ?? {}, messageId: '' };
-      await pool(batches, d.concurrency, [ctx.signal, ctx.handover], async (batch) => {
-        const personalizations = batch.map((r) => {
-          const all = substitutions(values(r));
-          const subs = Object.fromEntries(Object.entries(all).filter(([k]) => used.has(k.slice(2, -2).replace(/\|html$/, ''))));
-          return { to: r.name ? { email: r.email, name: r.name } : r.email, substitutions: subs, headers: unsubscribeHeaders(d.links.url(ctx.workspaceId, r.email)), customArgs: customArgs(ctx.workspaceId, ctx.idempotencyKey, r.email.toLowerCase()) };
-        });
-        const out = await unit(batch.map((r) => key(r.email.toLowerCase())), batch.length, undefined, () => provider.sendBatch!(message, personalizations, ctx.signal));
-        for (const r of batch) results.set(r.email.toLowerCase(), out);
-      });
-    } else {
-      await pool(todo, d.concurrency, [ctx.signal, ctx.handover], async (r) => {
-        const address = r.email.toLowerCase();
-        const v = values(r);
-        const messageId = messageIdFor(ctx.workspaceId, ctx.idempotencyKey, address, from);
-        const out = await unit([key(address)], 1, messageId, () =>
-          provider.send({
-            ...base,
-            to: [r.name ? { email: r.email, name: r.name } : r.email],
-            subject: renderSubject(t.subject, v),
-            text: t.text === undefined ? undefined : render(t.text, v),
-            html: t.html === undefined ? undefined : render(t.html, v, true),
-            headers: { ...p.headers, ...unsubscribeHeaders(v.unsubscribe_url!) },
-            messageId,
-            customArgs: customArgs(ctx.workspaceId, ctx.idempotencyKey, address),
-          }, ctx.signal),
-        );
-        results.set(address, out);
-      });
+    let provider = providerNameOf(ctx.credentials);
+    try {
+      const prepared = await prepare(d, ctx);
+      // Handed over while fetching attachments: the next owner sends, this worker must not.
+      ctx.handover?.throwIfAborted();
+      provider = prepared.provider.name;
+      await sendAll(d, ctx, prepared, todo, results);
+    } catch (e) {
+      if (ctx.handover?.aborted) throw e; // the partition's next owner resumes from the ledger
+      const stopped = describeError(ctx.signal.aborted && !(e instanceof HubError) ? new HubError('action_timeout', 'the command ran out of time') : e);
+      const outcome = outcomeOf(d, ctx, provider, results, stopped);
+      if (outcome.sent.length + outcome.unknown.length === 0) throw e;
+      d.logger.warn({ workspace: ctx.workspaceId, code: stopped.code, sent: outcome.sent.length, failed: outcome.failed.length }, 'bulk send stopped part-way; the recipients not sent are listed failed');
+      return outcome;
     }
-
-    const outcome = { provider: provider.name, total: p.recipients.length, sent: [] as { email: string; message_id: string }[], suppressed: [] as { email: string; reason: string }[], failed: [] as { email: string; code: string; message: string }[], unknown: [] as { email: string; message_id?: string }[] };
-    for (const r of p.recipients) {
-      const email = r.email.toLowerCase();
-      const o = results.get(email)!;
-      if (o.state === 'sent') outcome.sent.push({ email, message_id: o.messageId });
-      else if (o.state === 'suppressed') outcome.suppressed.push({ email, reason: o.reason });
-      else if (o.state === 'failed') outcome.failed.push({ email, code: o.code, message: o.message });
-      else if (o.state === 'unavailable') outcome.failed.push({ email, code: 'provider_unavailable', message: o.message });
-      else outcome.unknown.push({ email, ...(o.messageId ? { message_id: o.messageId } : {}) });
-    }
-    return outcome;
+    return outcomeOf(d, ctx, provider, results);
   });
 
+/** Sends to every recipient of `todo` (batches on SendGrid), recording each result. Throws what stopped it. */
+async function sendAll(d: EmailDeps, ctx: BulkContext, prepared: Prepared, todo: Recipient[], results: Results): Promise<void> {
+  const p = ctx.params;
+  const t = p.template;
+  const { provider, from, attachments, platform } = prepared;
+  const key = (address: string) => unitKey(ctx.workspaceId, ctx.idempotencyKey, address);
+  const values = (r: Recipient): Record<string, string> => ({
+    email: r.email,
+    name: r.name ?? '',
+    ...Object.fromEntries(Object.entries(r.merge ?? {}).map(([k, v]) => [k, String(v)])),
+    unsubscribe_url: d.links.url(ctx.workspaceId, r.email),
+  });
+  const base = { from, replyTo: p.reply_to, attachments };
+  const unit = (keys: string[], messages: number, messageId: string | undefined, call: UnitJobCall) =>
+    runUnit(d, { keys, account: provider.account, platform, workspaceId: ctx.workspaceId, messages, messageId, signal: ctx.signal, handover: ctx.handover, call });
+
+  if (provider.sendBatch) {
+    const used = tagsOf(t.subject, t.text, t.html);
+    const batches: Recipient[][] = [];
+    for (let i = 0; i < todo.length; i += d.sendgridBatchSize) batches.push(todo.slice(i, i + d.sendgridBatchSize));
+    const message = { ...base, subject: t.subject, text: t.text, html: t.html === undefined ? undefined : htmlTags(t.html), headers: p.headers ?? {}, messageId: '' };
+    await pool(batches, d.concurrency, [ctx.signal, ctx.handover], async (batch) => {
+      const personalizations = batch.map((r) => {
+        const all = substitutions(values(r));
+        const subs = Object.fromEntries(Object.entries(all).filter(([k]) => used.has(k.slice(2, -2).replace(/\|html$/, ''))));
+        return { to: r.name ? { email: r.email, name: r.name } : r.email, substitutions: subs, headers: unsubscribeHeaders(d.links.url(ctx.workspaceId, r.email)), customArgs: customArgs(ctx.workspaceId, ctx.idempotencyKey, r.email.toLowerCase()) };
+      });
+      const out = await unit(batch.map((r) => key(r.email.toLowerCase())), batch.length, undefined, () => provider.sendBatch!(message, personalizations, ctx.signal));
+      for (const r of batch) results.set(r.email.toLowerCase(), out);
+    });
+    return;
+  }
+  await pool(todo, d.concurrency, [ctx.signal, ctx.handover], async (r) => {
+    const address = r.email.toLowerCase();
+    const v = values(r);
+    const messageId = messageIdFor(ctx.workspaceId, ctx.idempotencyKey, address, from);
+    const out = await unit([key(address)], 1, messageId, () =>
+      provider.send({
+        ...base,
+        to: [r.name ? { email: r.email, name: r.name } : r.email],
+        subject: renderSubject(t.subject, v),
+        text: t.text === undefined ? undefined : render(t.text, v),
+        html: t.html === undefined ? undefined : render(t.html, v, true),
+        headers: { ...p.headers, ...unsubscribeHeaders(v.unsubscribe_url!) },
+        messageId,
+        customArgs: customArgs(ctx.workspaceId, ctx.idempotencyKey, address),
+      }, ctx.signal),
+    );
+    results.set(address, out);
+  });
+}
+
+/**
+ * Every recipient once. One with no result when the bulk stopped is read from the ledger again (a
+ * unit left `sending` when the `sent` write failed is `unknown`), else listed failed with `stopped`.
+ */
+function outcomeOf(d: EmailDeps, ctx: BulkContext, provider: Provider['name'], results: Results, stopped?: { code: string; message: string }) {
+  const outcome = { provider, total: ctx.params.recipients.length, sent: [] as { email: string; message_id: string }[], suppressed: [] as { email: string; reason: string }[], failed: [] as { email: string; code: string; message: string }[], unknown: [] as { email: string; message_id?: string }[] };
+  for (const r of ctx.params.recipients) {
+    const email = r.email.toLowerCase();
+    const o = results.get(email) ?? recorded(d.ledger, [unitKey(ctx.workspaceId, ctx.idempotencyKey, email)]) ?? { state: 'failed' as const, code: stopped?.code ?? 'not_sent', message: stopped?.message ?? 'not sent' };
+    if (o.state === 'sent') outcome.sent.push({ email, message_id: o.messageId });
+    else if (o.state === 'suppressed') outcome.suppressed.push({ email, reason: o.reason });
+    else if (o.state === 'failed') outcome.failed.push({ email, code: o.code, message: o.message });
+    else if (o.state === 'unavailable') outcome.failed.push({ email, code: 'provider_unavailable', message: o.message });
+    else outcome.unknown.push({ email, ...(o.messageId ? { message_id: o.messageId } : {}) });
+  }
+  return outcome;
+}
+
+/** The provider a bulk that stopped before `prepare` chose one is reported under (the credentials name it). */
+const providerNameOf = (credentials: Record<string, string>): Provider['name'] => (credentials.provider === 'sendgrid' ? 'sendgrid' : 'smtp');
+
+type BulkContext = ActionContext<z.infer<typeof sendBulkInput>>;
 type UnitJobCall = Parameters<typeof runUnit>[1]['call'];

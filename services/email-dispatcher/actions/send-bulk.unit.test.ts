@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { pool } from './send-bulk.ts';
+import { sendBulkInput } from '../../../shared/connectors/catalog/email.ts';
+import type { ActionContext } from '../../../shared/connectors/types.ts';
+import { createLogger } from '../../../shared/logger.ts';
+import type { EmailDeps } from '../deps.ts';
+import { memoryLedger } from '../ledger.ts';
+import type { Provider, SendResult } from '../providers/types.ts';
+import { Throttle } from '../throttle.ts';
+import { pool, sendBulk } from './send-bulk.ts';
 
 const tick = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -28,5 +35,66 @@ describe('send_bulk pool', () => {
     });
     await expect(run).rejects.toThrow('action timed out');
     expect(started).toEqual([1, 2]);
+  });
+});
+
+/** send_bulk over a scripted SMTP-like provider (one message per recipient), one unit at a time. */
+function bulkDeps(answers: SendResult[]) {
+  const handed: string[] = [];
+  const provider: Provider = { name: 'smtp', account: 'smtp:1', send: async (m) => (handed.push(String(m.to[0])), answers.shift()!) };
+  const d = {
+    ledger: memoryLedger(),
+    suppressions: { get: () => undefined },
+    links: { url: (_ws: string, email: string) => `https://hub.test/u?e=${email}` },
+    providerThrottle: new Throttle(1000, 1000),
+    workspaceThrottle: new Throttle(1000, 1000),
+    platformCredential: async () => 'smtp://platform@mail.test',
+    attachments: { maxBytes: 1024, trustedPrefixes: [], allowPrivate: true },
+    sendgridBatchSize: 500,
+    concurrency: 1,
+    waitBudgetMs: 0,
+    logger: createLogger({ service: 'test', level: 'silent' }),
+    providerFor: () => provider,
+  } as unknown as EmailDeps;
+  return { d, handed };
+}
+
+const bulk = (d: EmailDeps, emails: string[]) =>
+  sendBulk(d)({
+    params: sendBulkInput.parse({ template: { id: 't', subject: 'Hi {{name}}', text: 'Hello' }, recipients: emails.map((email) => ({ email })) }),
+    workspaceId: 'ws1',
+    idempotencyKey: 'bulk-1',
+    credentials: { provider: 'smtp', credential: 'smtp://own@mail.test', from: 'news@shop.test' },
+    signal: new AbortController().signal,
+  } as unknown as ActionContext) as Promise<{ sent: { email: string }[]; failed: { email: string; code: string }[]; unknown: unknown[] }>;
+
+describe('send_bulk stopped part-way', () => {
+  const sent = (id: string): SendResult => ({ ok: true, messageId: id, accepted: [], rejected: [] });
+  const refused: SendResult = { ok: false, kind: 'unauthorized', code: 'smtp_auth_failed', message: '535 invalid login' };
+
+  it('lists who was sent and, failed with the reason it stopped, everyone else (a retry under another id mails nobody twice)', async () => {
+    const { d, handed } = bulkDeps([sent('<1>'), sent('<2>'), refused]);
+    const out = await bulk(d, ['r1@x.io', 'r2@x.io', 'r3@x.io', 'r4@x.io']);
+    expect(handed).toEqual(['r1@x.io', 'r2@x.io', 'r3@x.io']);
+    expect(out.sent.map((s) => s.email)).toEqual(['r1@x.io', 'r2@x.io']);
+    expect(out.failed).toEqual([{ email: 'r3@x.io', code: 'vendor_unauthorized', message: expect.stringContaining('535') }, { email: 'r4@x.io', code: 'vendor_unauthorized', message: expect.stringContaining('535') }]);
+    expect(out.unknown).toEqual([]);
+  });
+
+  it("a recipient whose `sent` record could not be written is unknown (it may have gone out), not failed", async () => {
+    const { d } = bulkDeps([sent('<1>'), sent('<2>')]);
+    const ledger = d.ledger as ReturnType<typeof memoryLedger>;
+    const write = ledger.write;
+    ledger.write = async (entries) => {
+      if (entries.some(([k, u]) => k.endsWith(':r2@x.io') && u.state === 'sent')) throw new Error('the broker is unreachable');
+      return write(entries);
+    };
+    const out = await bulk(d, ['r1@x.io', 'r2@x.io', 'r3@x.io']);
+    expect(out).toMatchObject({ sent: [{ email: 'r1@x.io' }], unknown: [{ email: 'r2@x.io' }], failed: [{ email: 'r3@x.io', code: 'Error', message: 'the broker is unreachable' }] });
+  });
+
+  it('with nobody sent, fails the command as before (a refused workspace credential marks its connection)', async () => {
+    const { d } = bulkDeps([refused]);
+    await expect(bulk(d, ['r1@x.io', 'r2@x.io'])).rejects.toMatchObject({ code: 'vendor_unauthorized' });
   });
 });
