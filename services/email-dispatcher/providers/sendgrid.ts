@@ -41,6 +41,17 @@ async function errorText(res: Response): Promise<string> {
 }
 
 /**
+ * A request to SendGrid that got no answer. Refused, unresolvable or not connected in time (undici's
+ * connect timeout): the request never left, so it is certainly not sent. A timeout or a reset once
+ * connected: it may have been taken.
+ */
+function classifyFetchError(e: unknown): SendResult {
+  const cause = (e as { cause?: { code?: string } }).cause?.code ?? '';
+  const message = redactString(`could not reach SendGrid: ${(e as Error).message}${cause ? ` (${cause})` : ''}`);
+  return /ECONNREFUSED|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|UND_ERR_CONNECT_TIMEOUT/.test(cause) ? { ok: false, kind: 'not_sent', code: 'sendgrid_unreachable', message } : { ok: false, kind: 'ambiguous', code: 'sendgrid_no_answer', message };
+}
+
+/**
  * The personalizations of one message. SendGrid requires a `to` in each: with every `to` gone
  * (suppressed), the cc addresses, already shown to everyone, become the `to` (bcc stay bcc); with
  * only bcc left, each gets a copy of its own addressed to it, so none sees another.
@@ -67,10 +78,7 @@ export function sendgridProvider(apiKey: string, s: SendgridSettings): Provider 
         signal: AbortSignal.any([signal, AbortSignal.timeout(s.timeoutMs)]),
       });
     } catch (e) {
-      const cause = (e as { cause?: { code?: string } }).cause?.code ?? '';
-      const message = redactString(`could not reach SendGrid: ${(e as Error).message}${cause ? ` (${cause})` : ''}`);
-      // Refused or unresolvable: the request never left. A timeout or reset: it may have been taken.
-      return /ECONNREFUSED|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH/.test(cause) ? { ok: false, kind: 'not_sent', code: 'sendgrid_unreachable', message } : { ok: false, kind: 'ambiguous', code: 'sendgrid_no_answer', message };
+      return classifyFetchError(e);
     }
     if (res.status === 202 || res.status === 200) {
       await res.arrayBuffer().catch(() => undefined);

@@ -16,7 +16,13 @@ export interface SmtpSettings {
 export const toAddress = (m: Mailbox) => (typeof m === 'string' ? m : { name: m.name ?? '', address: m.email });
 
 /** nodemailer's error fields we classify on. */
-type SmtpError = Error & { code?: string; responseCode?: number; command?: string; rejected?: string[] };
+type SmtpError = Error & { code?: string; responseCode?: number; command?: string; rejected?: string[]; timeoutType?: string };
+
+/**
+ * nodemailer's timeouts (all ETIMEDOUT) of the phases before any command: connecting, waiting for
+ * the greeting, the TLS handshake. The message was not handed over; SOCKET_TIMEOUT (later) may have.
+ */
+const SETUP_TIMEOUTS = new Set(['CONNECT_TIMEOUT', 'GREETING_TIMEOUT', 'UPGRADE_TIMEOUT']);
 
 const isTemporary = (replyCode: number | undefined) => typeof replyCode === 'number' && replyCode >= 400 && replyCode < 500;
 
@@ -34,7 +40,7 @@ export function classifySmtpError(e: SmtpError): SendResult {
     const code = `smtp_${e.responseCode}`;
     return e.responseCode >= 500 ? { ok: false, kind: 'rejected', code, message } : { ok: false, kind: 'not_sent', code, message };
   }
-  const beforeHandover = ['EDNS', 'ETLS', 'ECONNREFUSED'].includes(e.code ?? '') || /ECONNREFUSED|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|Greeting never received/i.test(e.message) || e.code === 'EENVELOPE';
+  const beforeHandover = ['EDNS', 'ETLS', 'ECONNREFUSED'].includes(e.code ?? '') || SETUP_TIMEOUTS.has(e.timeoutType ?? '') || /ECONNREFUSED|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|Greeting never received/i.test(e.message) || e.code === 'EENVELOPE';
   if (beforeHandover) return { ok: false, kind: 'not_sent', code: `smtp_${(e.code ?? 'error').toLowerCase()}`, message };
   return { ok: false, kind: 'ambiguous', code: `smtp_${(e.code ?? 'error').toLowerCase()}`, message };
 }
