@@ -33,8 +33,17 @@ export async function openSuppressions(rt: Pick<Runtime, 'bus' | 'logger' | 'sta
 type Change = { add: Suppression } | { remove: 'unsubscribed' } | null;
 
 /**
+ * The `dropped` reasons that are about the address (SendGrid's event webhook reference lists
+ * Invalid SMTPAPI header, Spam Content, Unsubscribed Address, Bounced Address, Spam Reporting
+ * Address, Invalid, Recipient List over Package Quota): the address is on one of the account's
+ * suppression lists. The others are about the message or the account (spam-checker content, our
+ * own header, a quota) and say nothing of the recipient.
+ */
+const ADDRESS_DROPS = new Set(['bounced address', 'unsubscribed address', 'spam reporting address', 'invalid']);
+
+/**
  * What a delivery event means for the address (SendGrid event webhook reference): a hard bounce,
- * a drop for a reason that will not change, a spam report or an unsubscribe suppresses; a soft
+ * a drop because the address is on a suppression list (ADDRESS_DROPS), a spam report or an unsubscribe suppresses; a soft
  * bounce (`type: blocked`) does not; a group resubscribe lifts an unsubscribe.
  */
 export function suppressionFor(event: Pick<PlatformEvent, 'event_type' | 'event_id' | 'timestamp'>, payload: Record<string, unknown>): Change {
@@ -44,7 +53,7 @@ export function suppressionFor(event: Pick<PlatformEvent, 'event_type' | 'event_
     case 'email.delivery.bounced':
       return payload.type === 'blocked' ? null : { add: { ...base, reason: 'bounced', detail } };
     case 'email.delivery.dropped':
-      return /bounce|unsubscribe|spam|invalid/i.test(String(payload.reason ?? '')) ? { add: { ...base, reason: 'dropped', detail } } : null;
+      return ADDRESS_DROPS.has(String(payload.reason ?? '').trim().toLowerCase()) ? { add: { ...base, reason: 'dropped', detail } } : null;
     case 'email.delivery.spam_reported':
       return { add: { ...base, reason: 'complained' } };
     case 'email.delivery.unsubscribed':

@@ -11,6 +11,11 @@ describe('what a delivery event means for an address', () => {
     expect(suppressionFor(ev('bounced'), { type: 'blocked' })).toBeNull();
     expect(suppressionFor(ev('dropped'), { reason: 'Bounced Address' })).toMatchObject({ add: { reason: 'dropped' } });
     expect(suppressionFor(ev('dropped'), { reason: 'Exceeded daily quota' })).toBeNull();
+    for (const reason of ['Unsubscribed Address', 'Spam Reporting Address', 'Invalid']) expect(suppressionFor(ev('dropped'), { reason }), reason).toMatchObject({ add: { reason: 'dropped', detail: reason } });
+  });
+
+  it("does not suppress an address for a drop about the message or the account (SendGrid's other drop reasons)", () => {
+    for (const reason of ['Spam Content (if spam checker app enabled)', 'Spam Content', 'Invalid SMTPAPI header', 'Recipient List over Package Quota']) expect(suppressionFor(ev('dropped'), { reason }), reason).toBeNull();
     expect(suppressionFor(ev('spam_reported'), {})).toMatchObject({ add: { reason: 'complained' } });
     expect(suppressionFor(ev('group_unsubscribed'), {})).toMatchObject({ add: { reason: 'unsubscribed' } });
     expect(suppressionFor(ev('group_resubscribed'), {})).toEqual({ remove: 'unsubscribed' });
