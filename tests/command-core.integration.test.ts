@@ -110,6 +110,23 @@ describe('command core: approvals, outcomes on every path, expiry', () => {
     expect(receiver.count('/d')).toBe(0);
   });
 
+  it('refuses a finished command\'s id reused with other params as idempotency_key_reused, audited: the vendor is not called, and the same params still get the first outcome', async () => {
+    const id = randomUUID();
+    const touch = (path: string) => send({ service: 'probe', action: 'touch', command_id: id, params: { url: receiver.url(path) } });
+    const first = await touch('/reused-a');
+    expect(first).toMatchObject({ status: 'succeeded' });
+    const { event: audited } = await next(topics.audit, (e) => e.correlation_id === id && JSON.parse(e.payload_json).outcome === 'idempotency_key_reused');
+    const other = await touch('/reused-b');
+    expect(other).toMatchObject({ status: 'failed', error: { code: 'idempotency_key_reused' } });
+    expect(other.event.event_id).not.toBe(first.event.event_id);
+    await audited;
+    const again = await touch('/reused-a');
+    expect(again).toMatchObject({ status: 'succeeded' });
+    expect(again.event.event_id).toBe(first.event.event_id);
+    expect(receiver.count('/reused-a')).toBe(1);
+    expect(receiver.count('/reused-b')).toBe(0);
+  });
+
   it("runs only its own service's actions: llm.get_budget on ionflux.cmd.webhook is unknown_action", async () => {
     const out = await send({ service: 'webhook', action: 'llm.get_budget', params: {} });
     expect(out).toMatchObject({ status: 'failed', error: { code: 'unknown_action' } });

@@ -15,7 +15,7 @@ import { execute, type Retry } from './execute.ts';
 import { outcomeTopic } from './outcome.ts';
 import type { FailureCode } from './policy.ts';
 import type { Release } from './release.ts';
-import { WORKSPACE_POLICY, wsConnectorKey, type Approval, type CommandState, type WorkspaceConnector } from './state.ts';
+import { sameCommand, WORKSPACE_POLICY, wsConnectorKey, type Approval, type CommandState, type WorkspaceConnector } from './state.ts';
 
 /**
  * Who sent a command. The broker lets only the admin and the services write
@@ -48,7 +48,10 @@ export interface Job {
   c: Command;
   /** `<workspace>:<command_id>` in the state table. */
   key: string;
+  /** commandDigest: what an approval binds to. */
   digest: string;
+  /** dedupeDigest: what the command id stands for; kept in every state the command writes. */
+  dedupeDigest: string;
   principal: Principal;
   /**
    * Set when the command came on a workspace's own topic but names another workspace: `c` then
@@ -108,20 +111,31 @@ const dedupe: Step = (job, d) => {
   // The record that asked for approval, started or finished it (or the asking one after its
   // release), read again after a crash or a rebalance: its answer is out, or on its way.
   const id = recordId(job.record);
-  if (s.phase === 'done') return s.record === id || s.origin === id ? { kind: 'redelivered' } : { kind: 'replay', state: s };
+  if (s.phase === 'done' && (s.record === id || s.origin === id)) return { kind: 'redelivered' };
   if (s.phase === 'awaiting_approval' && s.record === id) return { kind: 'redelivered' };
-  // Started by another record (its release while the asking record is read again, or a re-send):
-  // that record carries the outcome (it is redelivered itself until it has one); this one adds nothing.
-  if (s.phase === 'started' && s.record !== undefined && s.record !== id) return { kind: 'redelivered' };
+  // Another record with this id. Only the same command shares its outcome: with other content
+  // (or from another sender) it is told so and does not run, and the first one's state stands.
+  const same = sameCommand(s, job.dedupeDigest);
   if (s.phase === 'awaiting_approval') {
-    if (s.digest && s.digest !== job.digest) {
+    if (!same || (s.digest && s.digest !== job.digest)) {
       return fail('approval_mismatch', 'a command with this id is awaiting approval with other content; it still waits, and this one does not run', { finishes: false });
     }
     return job.c.approval_id ? undefined : { kind: 'replay', state: s };
   }
+  if (!same) return fail('idempotency_key_reused', reusedMessage(job, s), { finishes: false });
+  if (s.phase === 'done') return { kind: 'replay', state: s };
+  // Started by another record (its release while the asking record is read again, or a re-send):
+  // that record carries the outcome (it is redelivered itself until it has one); this one adds nothing.
+  if (s.record !== undefined && s.record !== id) return { kind: 'redelivered' };
   if (d.connector.resumable?.has(job.name)) return void (job.resumed = true);
   return fail('outcome_unknown', 'the worker stopped after calling the vendor and before recording the result; the call is not repeated, check the vendor');
 };
+
+/** Says what was refused without repeating the first command's content (the sender may not be its author). */
+function reusedMessage(job: Job, s: CommandState): string {
+  const first = s.phase === 'done' ? 'a finished command' : 'a command still running';
+  return `command id ${job.c.command_id} belongs to ${first} with other content (action, params, reply_to or sender); this one does not run and is not answered with that one's outcome: send it under a new id`;
+}
 
 /** Envelope checks that need no secret: age, deadline, reply_to, action and params. */
 const validate: Step = (job, d) => {

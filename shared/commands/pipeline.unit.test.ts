@@ -7,7 +7,7 @@ import type { Connector } from '../connectors/types.ts';
 import { HandedOver } from '../errors.ts';
 import { createLogger } from '../logger.ts';
 import type { SecretStore } from '../secrets/index.ts';
-import { approvalIdFor, commandDigest } from './digest.ts';
+import { approvalIdFor, commandDigest, dedupeDigest } from './digest.ts';
 import type { Command } from './envelope.ts';
 import { decide, type Job, type PipelineDeps } from './pipeline.ts';
 import { signRelease, verifyRelease, type Release } from './release.ts';
@@ -83,7 +83,7 @@ function job(c: Partial<Command>, more: { state?: CommandState; headers?: Record
   const command: Command = { command_id: 'c1', workspace_id: 'acme', agent_id: 'a1', service: 'demo', action: 'read', params: { n: 1 }, ...c };
   const record: IncomingRecord = { topic: 'ionflux.cmd.demo', partition: 0, offset: more.offset ?? '0', key: null, value: null, headers: more.headers ?? {}, timestamp: String(more.timestamp ?? 1_000_000_000_000 - 1000) };
   const name = command.action.replace(/^demo\./, '');
-  return { record, c: command, key: `acme:${command.command_id}`, digest: commandDigest('demo', command), principal: more.principal ?? 'agent', name, action: connector.manifest.actions[name], state: more.state, resumed: false };
+  return { record, c: command, key: `acme:${command.command_id}`, digest: commandDigest('demo', command), dedupeDigest: dedupeDigest('demo', command), principal: more.principal ?? 'agent', name, action: connector.manifest.actions[name], state: more.state, resumed: false };
 }
 
 const release = (j: Job, r: Partial<Release> = {}) => ({ 'ionflux.approval': signRelease(KEY, { approval_id: approvalIdFor('demo', j.c, j.digest), digest: j.digest, decision: 'approved', decided_by: 'cli:admin', decided_at: 'now', ...r }) });
@@ -118,6 +118,27 @@ describe('command pipeline', () => {
     // The record that started it, read again: an unfinished vendor call is not repeated.
     expect(await code(job(send, { offset: '7', state: { phase: 'started', at: 1, record: released } }))).toBe('outcome_unknown');
     expect(await decide(job({ action: 'bulk', params: {} }, { offset: '7', state: { phase: 'started', at: 1, record: released } }), deps())).toMatchObject({ kind: 'succeed', result: { resumed: true } });
+  });
+
+  it('refuses a re-send of a finished or running command\'s id with other content: never replayed, never run', async () => {
+    const sealed = (to: string, expires_at: number) => ({ to, platform_seal: { command_id: 'c1', workspace_id: 'acme', expires_at, mac: `mac-${expires_at}` } });
+    const first = job({ action: 'send', params: sealed('x', 1) });
+    const finished: CommandState = { phase: 'done', at: 1, record: 'ionflux.cmd.demo/0/0', content_digest: first.dedupeDigest };
+    const running: CommandState = { ...finished, phase: 'started' };
+    calls.length = 0;
+    for (const s of [finished, running]) {
+      // Another recipient under the same id: refused, and the first command's state stays as it was.
+      const other = await decide(job({ action: 'send', params: sealed('y', 2) }, { offset: '5', state: s }), deps());
+      expect(other).toMatchObject({ kind: 'fail', failure: { code: 'idempotency_key_reused', finishes: false } });
+      // Another sender of the same content is another command too.
+      expect(await code(job({ action: 'send', params: sealed('x', 2), agent_id: 'a2' }, { offset: '5', state: s }))).toBe('idempotency_key_reused');
+    }
+    // The same request again, sealed anew (a later expiry): the same command.
+    expect(await code(job({ action: 'send', params: sealed('x', 2) }, { offset: '5', state: finished }))).toBe('replay');
+    expect(await code(job({ action: 'send', params: sealed('x', 2) }, { offset: '5', state: running }))).toBe('redelivered');
+    // A state written before states carried the digest: answered as before.
+    expect(await code(job({ action: 'send', params: { to: 'y' } }, { offset: '5', state: { phase: 'done', at: 1, record: 'ionflux.cmd.demo/0/0' } }))).toBe('replay');
+    expect(calls).toEqual([]);
   });
 
   it('re-runs a resumable action found started, telling the handler it resumes', async () => {

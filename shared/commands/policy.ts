@@ -33,6 +33,7 @@ export const FAILURES = {
   not_connected: row('credentials missing (with the connector\'s `auth_help`)', false, false, false),
   needs_reauthorization: row('the connection is marked for re-authorization (after a vendor 401 or a failed token refresh)', false, false, false),
   approval_mismatch: row('a command reuses the id (or approval) of one awaiting approval with other content; the kept command still waits', false, false, true),
+  idempotency_key_reused: row('a command reuses the id of a finished or running one with other content (action, params, `reply_to` or `agent_id`; params named `*_seal` do not count); it does not run, is not answered with that one\'s outcome, and that one\'s state stands. States written before this check count as the same command', false, false, true),
   approval_denied: row('an admin denied it', false, false, true),
   outcome_unknown: row('the worker stopped after calling the vendor and before recording the result; the call is **not** repeated', false, false, true),
   vendor_unavailable: row('vendor 429/408/5xx or network error on every attempt (backoff with jitter, honouring `Retry-After`)', false, true, true),

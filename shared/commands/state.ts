@@ -19,6 +19,11 @@ export const commandStateSchema = z.object({
   /** commandDigest of what is awaiting approval: a command reusing the id with other content is refused. */
   digest: z.string().optional(),
   /**
+   * dedupeDigest of the command (every phase): a re-send of its id with another digest is another
+   * command and is refused, never answered with this one's outcome. States written before it have none.
+   */
+  content_digest: z.string().optional(),
+  /**
    * `<topic>/<partition>/<offset>` of the record that asked for approval (awaiting), started it or
    * finished it: that same record read again (after a crash or a rebalance) publishes nothing.
    */
@@ -28,6 +33,12 @@ export const commandStateSchema = z.object({
   outcome: z.object({ topic: z.string(), event: platformEventSchema }).optional(),
 });
 export type CommandState = z.infer<typeof commandStateSchema>;
+
+/**
+ * Whether a command with `digest` is the one this state is about. A state written before states
+ * carried the digest is taken as the same command: it is answered as before (its outcome again).
+ */
+export const sameCommand = (s: CommandState, digest: string) => s.content_digest === undefined || s.content_digest === digest;
 
 export const commandKey = (workspaceId: string, commandId: string) => `${workspaceId}:${commandId}`;
 

@@ -30,16 +30,17 @@ describe('command state records', () => {
     expect(format.parse(bytes, key)).toEqual(done);
   });
 
-  it('keep a reply_to topic, an approval digest and the origin', () => {
+  it('keep a reply_to topic, an approval digest, the content digest and the origin', () => {
     const awaiting: CommandState = {
       phase: 'awaiting_approval',
       at: 1_764_340_000_000,
       digest: 'ab'.repeat(32),
+      content_digest: 'Cd'.repeat(21) + 'e',
       record: 'ionflux.cmd.shopify.ws_acme/0/18',
       outcome: { topic: 'ionflux.agent.a1.ws_acme.outputs', event: outcomeEvent('shopify', command, { status: 'awaiting_approval', approval_id: 'ap-1', attempts: 0 }) },
     };
     expect(roundTrip(awaiting)).toEqual(awaiting);
-    const failed: CommandState = { ...done, origin: 'ionflux.cmd.shopify.ws_acme/0/18', outcome: { ...done.outcome!, event: outcomeEvent('shopify', command, { status: 'failed', error: { code: 'vendor_error', message: 'no' }, attempts: 4 }) } };
+    const failed: CommandState = { ...done, content_digest: 'x'.repeat(43), origin: 'ionflux.cmd.shopify.ws_acme/0/18', outcome: { ...done.outcome!, event: outcomeEvent('shopify', command, { status: 'failed', error: { code: 'vendor_error', message: 'no' }, attempts: 4 }) } };
     expect(roundTrip(failed)).toEqual(failed);
     const started: CommandState = { phase: 'started', at: 1, record: 'ionflux.cmd.shopify/2/3' };
     expect(roundTrip(started)).toEqual(started);

@@ -6,13 +6,13 @@ import type { TokenBuckets } from '../connectors/rate-limit.ts';
 import type { Connector } from '../connectors/types.ts';
 import { describeError, HandedOver, HubError } from '../errors.ts';
 import { redactString } from '../redact.ts';
-import type { PlatformEvent } from '../events/platform-event.ts';
+import { deterministicEventId, type PlatformEvent } from '../events/platform-event.ts';
 import { EVENT_HEADERS } from '../events/publisher.ts';
 import { isWorkspaceId } from '../ids.ts';
 import type { Runtime } from '../runtime.ts';
 import type { SecretStore } from '../secrets/index.ts';
 import { auditRecord } from './audit.ts';
-import { commandDigest } from './digest.ts';
+import { commandDigest, dedupeDigest } from './digest.ts';
 import { decodeCommand, type Command } from './envelope.ts';
 import type { Retry } from './execute.ts';
 import { defaultOutcomeTopic, outcomeEvent, outcomeTopic } from './outcome.ts';
@@ -116,7 +116,7 @@ export async function startCommandWorker(o: WorkerOptions): Promise<Subscription
     eventRecord,
     now: Date.now,
     async markStarted(job) {
-      const state: CommandState = { phase: 'started', at: Date.now(), record: recordId(job.record), ...originOf(job) };
+      const state: CommandState = { phase: 'started', at: Date.now(), content_digest: job.dedupeDigest, record: recordId(job.record), ...originOf(job) };
       await rt.bus.publish(o.states.record(job.key, state));
       o.states.applyLocal(job.key, state);
     },
@@ -168,18 +168,23 @@ export async function startCommandWorker(o: WorkerOptions): Promise<Subscription
       const f = { ...v.failure, message: redactString(v.failure.message) };
       const policy = policyFor(f.code);
       event = outcomeEvent(service, c, { status: 'failed', error: { code: f.code, message: f.message, ...(f.retryable !== undefined ? { retryable: f.retryable } : {}), ...(f.auth_help ? { auth_help: f.auth_help } : {}) }, attempts: f.attempts ?? attempts });
+      // A refusal that leaves the command as it was (another command reusing its id, say) is not
+      // the command's outcome: it gets event ids of its own, or a consumer deduping on event ids
+      // would take it for the command's own failure, or that failure for it.
+      const refusal = f.finishes === false ? `:${f.code}:${job.dedupeDigest}` : '';
+      if (refusal) event = { ...event, event_id: deterministicEventId(`${event.event_type}:${c.workspace_id}:${c.command_id}${refusal}`) };
       if (policy.deadLetter) records.push(deadLetterRecord({ dlqTopic, service, record: job.record, message: job.record, error: new HubError(f.code, f.message), attempts: f.attempts ?? attempts }));
-      if (policy.audit) records.push(await audit(c, 'action_failed', { action: job.name, outcome: f.code, detail: f.message }, `${c.command_id}:failed:${f.code}`));
-      if (f.finishes !== false) state = { phase: 'done', at: Date.now(), record: recordId(job.record), ...originOf(job), outcome: { topic, event } };
+      if (policy.audit) records.push(await audit(c, 'action_failed', { action: job.name, outcome: f.code, detail: f.message }, `${c.command_id}:failed:${f.code}${refusal}`));
+      if (f.finishes !== false) state = { phase: 'done', at: Date.now(), content_digest: job.dedupeDigest, record: recordId(job.record), ...originOf(job), outcome: { topic, event } };
     } else if (v.kind === 'await') {
       const id = v.approval.approval_id;
       event = outcomeEvent(service, c, { status: 'awaiting_approval', approval_id: id, attempts: 0 });
-      state = { phase: 'awaiting_approval', at: Date.now(), digest: job.digest, record: recordId(job.record), outcome: { topic, event } };
+      state = { phase: 'awaiting_approval', at: Date.now(), digest: job.digest, content_digest: job.dedupeDigest, record: recordId(job.record), outcome: { topic, event } };
       records.push(o.approvals.record(id, v.approval), await audit(c, 'approval_requested', { action: job.name, approval_id: id }, `${id}:requested`));
       o.approvals.applyLocal(id, v.approval);
     } else {
       event = outcomeEvent(service, c, { status: 'succeeded', result: v.result, attempts: v.attempts });
-      state = { phase: 'done', at: Date.now(), record: recordId(job.record), ...originOf(job), outcome: { topic, event } };
+      state = { phase: 'done', at: Date.now(), content_digest: job.dedupeDigest, record: recordId(job.record), ...originOf(job), outcome: { topic, event } };
       records.push(...v.extra);
       if (job.action?.auditRequired) records.push(await audit(c, 'action_used', { action: job.name, outcome: 'succeeded' }, `${c.command_id}:used`));
     }
@@ -196,7 +201,10 @@ export async function startCommandWorker(o: WorkerOptions): Promise<Subscription
     // (A copy without it rather than `delete`, which would turn the object into a slow dictionary.)
     if (state && harmless) state = withoutRecord(state);
     if (state) records.push(o.states.record(key, state));
-    publish(ctx, key, records, state, harmless);
+    // Only what the command's state records is kept for a re-run to publish again: a refusal
+    // leaving the state as it was (no state) is decided again, and the command's next record
+    // (its own re-send, say) is never answered with it.
+    publish(ctx, state ? key : null, records, state, harmless);
   }
 
   function safeOutcomeTopic(c: Command): string {
@@ -226,6 +234,7 @@ export async function startCommandWorker(o: WorkerOptions): Promise<Subscription
     const action = c.service === service ? o.connector.manifest.actions[name] : undefined;
     const principal = o.principalOf?.(record) ?? (topicWorkspace === null ? 'admin' : 'agent');
     let digest: string | undefined;
+    let dedupe: string | undefined;
     return {
       record,
       c,
@@ -233,6 +242,10 @@ export async function startCommandWorker(o: WorkerOptions): Promise<Subscription
       // A sha256 of the canonical command, needed only where approvals are involved: computed on first use.
       get digest() {
         return (digest ??= commandDigest(service, c));
+      },
+      // Needed by every command that writes a state (and by any re-send); computed once.
+      get dedupeDigest() {
+        return (dedupe ??= dedupeDigest(service, c));
       },
       principal,
       ...(foreign ? { claimedWorkspace: claimed.workspace_id } : {}),

@@ -78,6 +78,27 @@ describe('command worker on the in-memory bus', () => {
     expect(bus.records(topics.deadLetter('demo'))).toHaveLength(1);
   });
 
+  it('refuses a re-send of a finished command\'s id with other params, audited, under an event id of its own; the first outcome stands', async () => {
+    const bus = new MemoryBus();
+    await worker(bus);
+    calls = 0;
+    await send(bus, { command_id: 'c-reused', params: { n: 1 } });
+    await send(bus, { command_id: 'c-reused', params: { n: 2 } });
+    await send(bus, { command_id: 'c-reused', params: { n: 1 } });
+    const got = await outcomes(bus, 3);
+    expect(got.map((e) => JSON.parse(e.payload_json) as { status: string; result?: unknown; error?: { code: string } })).toMatchObject([
+      { status: 'succeeded', result: { n: 1 } },
+      { status: 'failed', error: { code: 'idempotency_key_reused' } },
+      { status: 'succeeded', result: { n: 1 } },
+    ]);
+    expect(got[2]!.event_id).toBe(got[0]!.event_id);
+    expect(new Set(got.map((e) => e.event_id)).size).toBe(2);
+    expect(calls).toBe(1);
+    const audits = await Promise.all(bus.records(topics.audit).map((r) => codec.decode(r.value!)));
+    expect(audits.map((e) => JSON.parse(e.payload_json) as { outcome?: string })).toMatchObject([{ outcome: 'idempotency_key_reused' }]);
+    expect(bus.records(topics.deadLetter('demo'))).toHaveLength(0);
+  });
+
   it("never carries a known secret that a vendor's error text quoted: not in the outcome, nor in the dead letter", async () => {
     const bus = new MemoryBus();
     const key = `sk-live-${Math.random().toString(36).slice(2)}0123456789`;
