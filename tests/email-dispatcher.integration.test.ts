@@ -146,6 +146,33 @@ describe('email dispatcher: SMTP to a real capturing server, SendGrid to its sim
     expect(await smtp.to('ada@example.com')).toHaveLength(1);
   });
 
+  it('refuses an Idempotency-Key reused with another body (422, nothing sent for it) and answers the same body with the first result', async () => {
+    const key = uid('idem');
+    const first = { workspace_id: ws, to: [`reused-a-${ws}@example.com`], subject: 'First request', text: 'the first body' };
+    const other = { workspace_id: ws, to: [`reused-b-${ws}@example.com`], subject: 'Another request', text: 'another body' };
+    const sent = await api('/v1/emails/send?wait=20s', first, { ...platform, 'Idempotency-Key': key });
+    expect(sent.status, JSON.stringify(sent.body)).toBe(200);
+    expect(sent.body).toMatchObject({ command_id: key, status: 'succeeded', result: { status: 'sent' } });
+
+    const reused = await api('/v1/emails/send?wait=20s', other, { ...platform, 'Idempotency-Key': key });
+    expect(reused).toEqual({ status: 422, body: { error: 'idempotency_key_reused', message: expect.any(String) } });
+    expect((await api('/v1/emails/send', other, { ...platform, 'Idempotency-Key': key })).status).toBe(422);
+    // The same body again (sealed anew, with a later expiry): the first result, nothing sent again.
+    const again = await api('/v1/emails/send?wait=20s', first, { ...platform, 'Idempotency-Key': key });
+    expect(again).toEqual({ status: 200, body: sent.body });
+
+    // Two requests racing for a fresh key: whichever the worker takes first is sent, the other refused.
+    const raced = uid('idem');
+    const racers = ['a', 'b'].map((n) => ({ workspace_id: ws, to: [`raced-${n}-${ws}@example.com`], subject: `Racer ${n}`, text: n }));
+    const answers = await Promise.all(racers.map((body) => api('/v1/emails/send?wait=20s', body, { ...platform, 'Idempotency-Key': raced })));
+    expect(answers.map((a) => a.status).sort()).toEqual([200, 422]);
+
+    const to = async (...addresses: string[]) => (await Promise.all(addresses.map((a) => smtp.to(a)))).flat();
+    expect(await to(`reused-a-${ws}@example.com`, `reused-b-${ws}@example.com`)).toHaveLength(1);
+    expect(await to(`reused-b-${ws}@example.com`)).toHaveLength(0);
+    expect(await to(`raced-a-${ws}@example.com`, `raced-b-${ws}@example.com`)).toHaveLength(1);
+  });
+
   it('fails a send the server refuses for good at once (550), and one it defers (451) after the worker\'s retries, dead-lettered', async () => {
     const refused = await api('/v1/emails/send?wait=20s', { workspace_id: ws, to: [`reject-${ws}@example.com`], subject: 'x', text: 'x' }, platform);
     expect(refused.body).toMatchObject({ status: 'failed', attempts: 1, error: { code: 'smtp_550' } });

@@ -5,7 +5,8 @@ import type { KafkaTable } from '../../shared/bus/table/table.ts';
 import type { Bus } from '../../shared/bus/types.ts';
 import { topics } from '../../shared/bus/topics.ts';
 import { commandSchema, encodeCommandJson } from '../../shared/commands/envelope.ts';
-import { commandKey, type CommandState } from '../../shared/commands/state.ts';
+import { dedupeDigest } from '../../shared/commands/digest.ts';
+import { commandKey, sameCommand, type CommandState } from '../../shared/commands/state.ts';
 import { sendBulkInput, sendInput } from '../../shared/connectors/catalog/email.ts';
 import { isWorkspaceId } from '../../shared/ids.ts';
 import type { Logger } from '../../shared/logger.ts';
@@ -67,17 +68,28 @@ export function mountEmailApi(app: Express, d: ApiDeps): void {
     if (!parsed.success) issues.push(...problems(parsed.error));
     if (issues.length) return void res.status(400).json({ error: 'invalid_request', problems: issues });
     const workspaceId = ws as string;
+    const service = d.service ?? 'email';
+    const agentId = caller.kind === 'platform' ? 'platform' : 'http-api';
+    // What the worker compares a re-sent key with (the seal, which differs on every retry, left out).
+    const digest = dedupeDigest(service, { action, params, workspace_id: workspaceId, reply_to: null, agent_id: agentId });
+    const stateKey = commandKey(workspaceId, commandId);
+    const reused = () => void res.status(422).json({ error: 'idempotency_key_reused', message: 'this Idempotency-Key was already used for another request (other body, or the other kind of token); nothing was sent for this one: use a new key' });
+    const known = d.states.get(stateKey);
+    if (known && !sameCommand(known, digest)) return reused();
     const finalParams = caller.kind === 'platform' ? d.sealer.seal(commandId, workspaceId, params) : params;
-    const command = { command_id: commandId, workspace_id: workspaceId, agent_id: caller.kind === 'platform' ? 'platform' : 'http-api', service: d.service ?? 'email', action, params: finalParams };
+    const command = { command_id: commandId, workspace_id: workspaceId, agent_id: agentId, service, action, params: finalParams };
     try {
-      await d.bus.publish({ topic: topics.command(d.service ?? 'email'), key: workspaceId, value: encodeCommandJson(command) });
+      await d.bus.publish({ topic: topics.command(service), key: workspaceId, value: encodeCommandJson(command) });
     } catch (e) {
       d.logger.warn({ err: e }, 'command not published');
       return void res.status(503).json({ error: 'unavailable', message: 'the command could not be queued; retry with the same Idempotency-Key' });
     }
     const deadline = Date.now() + (wait ?? 0);
     for (;;) {
-      const state = d.states.get(commandKey(workspaceId, commandId));
+      const state = d.states.get(stateKey);
+      // Another request took the key first (it was not in the table yet): the worker refuses this
+      // one and keeps that one's state, which is what shows here.
+      if (state && !sameCommand(state, digest)) return reused();
       if (state?.outcome && state.phase !== 'started') {
         const outcome = JSON.parse(state.outcome.event.payload_json) as Record<string, unknown>;
         const { agent_id: _a, service: _s, ...rest } = outcome;
