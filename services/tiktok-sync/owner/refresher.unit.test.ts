@@ -160,12 +160,13 @@ describe('refreshConnection against the TikTok simulator', () => {
     c.faults.writesFail = true;
     const first = await refreshConnection(c.d, c.writer, c.connection);
     expect(first).toMatchObject({ retry: true, unstored: { replaces: c.issued.issued_at } });
+    const unstored = 'retry' in first ? first.unstored! : undefined;
     c.faults.writesFail = false;
-    const second = await refreshConnection(c.d, c.writer, c.connection, (first as { unstored: never }).unstored);
+    const second = await refreshConnection(c.d, c.writer, c.connection, unstored);
     expect(second).toMatchObject({ next: { status: 'active' } });
     expect(sim.oauth.refreshes.get(c.user.open_id)).toBe(1);
     expect(marked(c)).toBe(false);
-    expect((await readTokens(c.store, 'ws1'))!.access_token).toBe((first as { unstored: { tokens: { access_token: string } } }).unstored.tokens.access_token);
+    expect((await readTokens(c.store, 'ws1'))!.access_token).toBe(unstored!.tokens.access_token);
   });
 
   it('a grant refused because a reconnect stored newer tokens meanwhile: those are adopted, the connection is not marked', async () => {
