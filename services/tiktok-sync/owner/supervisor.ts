@@ -24,6 +24,8 @@ interface Task {
   pollTimer?: NodeJS.Timeout;
   refreshing?: Promise<void>;
   polling?: Promise<void>;
+  /** A poll found the access token refused: poll again once a refresh went through. */
+  pollAfterRefresh?: boolean;
   retries: number;
   /** Tokens a refresh got that the secret store did not take yet: the next attempt stores them. */
   unstored?: Unstored;
@@ -91,7 +93,13 @@ export function createSupervisor(o: SupervisorOptions) {
         clearTimeout(t.refreshTimer);
         t.refreshTimer = setTimeout(() => void refresh(t), Math.min(300_000, 5000 * 2 ** Math.min(t.retries - 1, 6)));
         t.refreshTimer.unref();
-      } else plan(t);
+        return;
+      }
+      plan(t);
+      if (t.pollAfterRefresh && t.known.status === 'active') {
+        t.pollAfterRefresh = false;
+        schedulePoll(t, 0);
+      }
     });
     return t.refreshing;
   }
@@ -112,10 +120,13 @@ export function createSupervisor(o: SupervisorOptions) {
       try {
         const r = await pollVideos(o.poll!, p.writer, t.partition, t.known, t.abort.signal);
         if (!r.ok && r.reason === 'token_invalid') {
-          // The owner is the refresher: refresh now, poll again right after.
+          // The owner is the refresher, on its own schedule: at once unless it is backing off after
+          // failed refreshes or another owner's claim is still live (plan() waits for it); the
+          // next poll follows the refresh. Refreshing from here every second would hammer the token
+          // endpoint (and the secret store) while TikTok is failing, and race the previous owner.
           t.known = { ...t.known, refresh_requested: { at: Date.now(), by: 'poller' } };
-          await refresh(t);
-          next = 1000;
+          t.pollAfterRefresh = true;
+          if (!t.refreshing && t.retries === 0) plan(t);
         } else if (!r.ok && r.reason === 'not_connected') {
           // Disconnected (tokens deleted): the refresher sees it and forgets the connection.
           await refresh(t);
@@ -144,9 +155,15 @@ export function createSupervisor(o: SupervisorOptions) {
       void owned.get(partition)?.writer.send([connectionRecord(t.known)]).catch(() => undefined);
       return;
     }
-    const merged: Connection = c.issued_at === t.known.issued_at && t.known.refreshing && !c.refreshing && t.refreshing ? { ...c, refreshing: t.known.refreshing } : c;
+    const sameGeneration = c.issued_at === t.known.issued_at;
+    const merged: Connection = sameGeneration && t.known.refreshing && !c.refreshing && t.refreshing ? { ...c, refreshing: t.known.refreshing } : c;
     t.known = merged;
-    if (!t.refreshing) plan(t);
+    if (t.refreshing) return;
+    // Backing off after a failed refresh: the echo of its own claim, or a command's request for
+    // the same generation, must not cut the wait short. A new generation starts afresh.
+    if (sameGeneration && t.retries > 0 && merged.status === 'active') return;
+    if (!sameGeneration) t.retries = 0;
+    plan(t);
   }
 
   return {

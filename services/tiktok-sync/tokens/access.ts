@@ -5,6 +5,7 @@ import { HubError } from '../../../shared/errors.ts';
 import type { EventCodec } from '../../../shared/events/codec.ts';
 import type { SecretStore } from '../../../shared/secrets/index.ts';
 import { AccessTokenInvalid } from '../api/errors.ts';
+import type { OAuthConfig } from '../api/oauth.ts';
 import { CONNECTIONS_TOPIC, type Connection } from '../state/connections.ts';
 import { needsReauthRecords } from './reauth.ts';
 import { readTokens, type StoredTokens } from './vault.ts';
@@ -20,6 +21,8 @@ export interface TokenAccessDeps {
   workspaceConnectors: KafkaTable<WorkspaceConnector>;
   connectUrl: (ws: string) => Promise<string>;
   waitMs: number;
+  /** The app's credentials: without them nobody refreshes, so a command needing a refresh fails `not_configured` at once. */
+  oauth?: () => OAuthConfig | null;
 }
 
 /** A command's way to a usable user token. */
@@ -51,6 +54,7 @@ export function createTokenAccess(d: TokenAccessDeps): TokenAccess {
     if (again.issued_at > used.issued_at) return again;
     const c = d.connections.get(ws);
     if (!c || c.status === 'needs_reauthorization') throw await needsReauthorization(ws, d.connectUrl, c?.reason ?? 'TikTok refused the access token');
+    if (d.oauth && !d.oauth()) throw new HubError('not_configured', `TikTok's access token for ${ws} has expired or was refused, and this hub cannot refresh it: set TIKTOK_CLIENT_KEY and TIKTOK_CLIENT_SECRET`);
     await d.bus.publish({ topic: CONNECTIONS_TOPIC, key: ws, value: Buffer.from(JSON.stringify({ ...c, refresh_requested: { at: Date.now(), by }, updated_at: Date.now() })) });
     const deadline = Date.now() + d.waitMs;
     while (Date.now() < deadline && !signal?.aborted) {
