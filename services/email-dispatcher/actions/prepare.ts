@@ -40,3 +40,6 @@ export async function prepare(d: EmailDeps, ctx: ActionContext<{ from?: Mailbox;
   const attachments = await resolveAttachments(ctx.params.attachments, { ...d.attachments, signal });
   return { provider, from, attachments, platform };
 }
+
+/** The provider a result is reported under when `prepare` did not run (or failed): the credentials name it. */
+export const providerNameOf = (credentials: Record<string, string>): Provider['name'] => (credentials.provider === 'sendgrid' ? 'sendgrid' : 'smtp');

@@ -9,7 +9,7 @@ import { htmlTags, render, renderSubject, substitutions, tagsOf } from '../rende
 import { suppressionKey } from '../suppressions.ts';
 import type { Provider } from '../providers/types.ts';
 import { recorded, runUnit, type UnitOutcome } from '../unit.ts';
-import { prepare, type Prepared } from './prepare.ts';
+import { prepare, providerNameOf, type Prepared } from './prepare.ts';
 
 type Recipient = { email: string; name?: string; merge?: Record<string, string | number | boolean> };
 
@@ -153,9 +153,6 @@ function outcomeOf(d: EmailDeps, ctx: BulkContext, provider: Provider['name'], r
   }
   return outcome;
 }
-
-/** The provider a bulk that stopped before `prepare` chose one is reported under (the credentials name it). */
-const providerNameOf = (credentials: Record<string, string>): Provider['name'] => (credentials.provider === 'sendgrid' ? 'sendgrid' : 'smtp');
 
 type BulkContext = ActionContext<z.infer<typeof sendBulkInput>>;
 type UnitJobCall = Parameters<typeof runUnit>[1]['call'];

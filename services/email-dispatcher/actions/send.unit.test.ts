@@ -105,6 +105,18 @@ describe('send through SendGrid (its simulator)', () => {
     }
   });
 
+  it('a resumed send reports what it sent, though an address was suppressed since or prepare would fail now, and sends nothing', async () => {
+    const resumed = deps(sendgridProvider(KEY, { baseUrl: sim.url, timeoutMs: 5000 }), KEY);
+    const ledger = resumed.ledger as ReturnType<typeof memoryLedger>;
+    // The first run sent to gone@ (who unsubscribed afterwards) and crashed before its outcome.
+    await ledger.write([['ws1:c-resumed:message', { state: 'sent', at: 1, message_id: 'SG-1', accepted: ['gone@x.io'], rejected: [] }]]);
+    const before = sim.requests.length;
+    expect(await run(resumed, KEY, { to: ['gone@x.io'] }, 'c-resumed', { resumed: true })).toEqual({ status: 'sent', provider: 'sendgrid', message_id: 'SG-1', accepted: ['gone@x.io'], rejected: [], suppressed: [] });
+    // An attachment no longer reachable (prepare would fail): the record still answers.
+    expect(await run(resumed, KEY, { to: ['gone@x.io'], attachments: [{ filename: 'a.pdf', url: 'http://127.0.0.1:9/gone.pdf' }] }, 'c-resumed', { resumed: true })).toMatchObject({ status: 'sent', message_id: 'SG-1' });
+    expect(sim.requests.length).toBe(before);
+  });
+
   it("refuses a duplicate with SendGrid's 400 body, as it is on record", async () => {
     const res = await fetch(`${sim.url}/v3/mail/send`, {
       method: 'POST',
