@@ -2,7 +2,7 @@ import type { Logger } from '../../shared/logger.ts';
 import type { AttachmentOptions } from './attachments.ts';
 import type { Ledger } from './ledger.ts';
 import type { UnitObservation } from './metrics.ts';
-import type { ProviderEnv } from './providers/index.ts';
+import type { ProviderEnv, ProviderOptions } from './providers/index.ts';
 import type { Provider } from './providers/types.ts';
 import type { Sealer } from './seal.ts';
 import type { SuppressionList } from './suppressions.ts';
@@ -33,5 +33,5 @@ export interface EmailDeps {
   /** Called before a platform SendGrid send: delivery events of the workspace must reach it. */
   onPlatformSendgrid?(workspaceId: string): Promise<void>;
   /** Tests swap the provider factory; main uses providers/index.ts. */
-  providerFor(credentials: Record<string, string>): Provider;
+  providerFor(credentials: Record<string, string>, o?: ProviderOptions): Provider;
 }

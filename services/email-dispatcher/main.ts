@@ -82,7 +82,7 @@ const connector = createEmailConnector({
   waitBudgetMs: env.EMAIL_PROVIDER_WAIT_MAX_MS,
   logger: rt.logger,
   observe: emailMetrics(rt.metrics),
-  providerFor: (credentials) => providerFor(credentials, env),
+  providerFor: (credentials, o) => providerFor(credentials, env, o),
   // Platform SendGrid sends carry ionflux_workspace=<ws>; the ingester maps them, as account platform:<ws>, through a link.
   async onPlatformSendgrid(ws) {
     const key = linkKey('email', platformEmailAccount(ws));

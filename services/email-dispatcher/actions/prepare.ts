@@ -4,7 +4,8 @@ import { HubError } from '../../../shared/errors.ts';
 import { resolveAttachments, type AttachmentRef } from '../attachments.ts';
 import { senderFor } from '../compose.ts';
 import type { EmailDeps } from '../deps.ts';
-import { checkHost } from '../hosts.ts';
+import { outboundAllowlist } from '../../../shared/net/outbound.ts';
+import { checkHost, smtpPortOf } from '../hosts.ts';
 import type { Provider, ResolvedAttachment } from '../providers/types.ts';
 
 export interface Prepared {
@@ -28,9 +29,13 @@ export async function prepare(d: EmailDeps, ctx: ActionContext<{ from?: Mailbox;
   }
   const platformCredential = await d.platformCredential();
   const platform = platformCredential !== undefined && ctx.credentials.credential === platformCredential;
-  const provider = d.providerFor(ctx.credentials);
+  // A workspace's own SMTP server must be public (or allowed), checked here with the URL's port and
+  // again on each connection its transport opens, so a DNS answer changed since reaches nothing.
+  const guarded = !platform && !d.attachments.allowPrivate;
+  const provider = d.providerFor(ctx.credentials, guarded ? { smtpGuard: { allow: outboundAllowlist } } : {});
   if (!platform && provider.name === 'smtp') {
-    const problem = await checkHost(new URL(ctx.credentials.credential!).hostname, d.attachments.allowPrivate);
+    const url = new URL(ctx.credentials.credential!);
+    const problem = await checkHost(url.hostname, d.attachments.allowPrivate, smtpPortOf(url));
     if (problem) throw new HubError('smtp_host_forbidden', problem);
   }
   if (platform && provider.name === 'sendgrid') await d.onPlatformSendgrid?.(ctx.workspaceId);

@@ -3,7 +3,9 @@ import { z } from 'zod';
 import { parseEnv } from '../../../shared/config.ts';
 import { redactString } from '../../../shared/redact.ts';
 import { providerEnvShape } from '../env.ts';
-import { checkHost } from '../hosts.ts';
+import { outboundAllowlist } from '../../../shared/net/outbound.ts';
+import { checkHost, smtpPortOf } from '../hosts.ts';
+import { guardedSocket } from './smtp.ts';
 
 /**
  * Checks credentials against the provider without sending anything: SMTP connects, secures
@@ -15,9 +17,13 @@ export async function checkProvider(credentials: Record<string, string>, signal:
   if (!from || !/@/.test(from)) return { ok: false, detail: 'from must be a sender address' };
   if (provider === 'smtp') {
     if (!credential || !/^smtps?:\/\//.test(credential)) return { ok: false, detail: 'credential must be an smtp:// or smtps:// URL' };
-    const host = await checkHost(new URL(credential).hostname, env.EMAIL_ALLOW_PRIVATE_HOSTS === 'true');
+    const allowPrivate = env.EMAIL_ALLOW_PRIVATE_HOSTS === 'true';
+    const url = new URL(credential);
+    const host = await checkHost(url.hostname, allowPrivate, smtpPortOf(url));
     if (host) return { ok: false, detail: host };
-    const t = nodemailer.createTransport({ url: credential, requireTLS: env.EMAIL_SMTP_REQUIRE_TLS, tls: { rejectUnauthorized: env.EMAIL_SMTP_TLS_REJECT_UNAUTHORIZED }, connectionTimeout: 10_000, greetingTimeout: 10_000 });
+    // The login goes to the checked address, as the dispatcher's sends do (no second resolution).
+    const guard = allowPrivate ? {} : { getSocket: guardedSocket({ allow: outboundAllowlist }, 10_000) };
+    const t = nodemailer.createTransport({ url: credential, requireTLS: env.EMAIL_SMTP_REQUIRE_TLS, tls: { rejectUnauthorized: env.EMAIL_SMTP_TLS_REJECT_UNAUTHORIZED }, connectionTimeout: 10_000, greetingTimeout: 10_000, ...guard });
     try {
       await Promise.race([t.verify(), new Promise((_, reject) => signal.addEventListener('abort', () => reject(new Error('healthcheck timed out')), { once: true }))]);
       return { ok: true, detail: 'SMTP server accepted the connection and login' };

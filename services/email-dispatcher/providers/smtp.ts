@@ -1,6 +1,9 @@
 import { createHash } from 'node:crypto';
+import { connect, type Socket } from 'node:net';
 import nodemailer from 'nodemailer';
 import type { Mailbox } from '../../../shared/connectors/catalog/email.ts';
+import type { AllowRule } from '../../../shared/net/allowlist.ts';
+import { checkedAddress, FORBIDDEN_DESTINATION, type LookupAll } from '../../../shared/net/outbound.ts';
 import { redactString, registerSecret } from '../../../shared/redact.ts';
 import type { OutgoingMessage, Provider, SendResult } from './types.ts';
 
@@ -14,6 +17,43 @@ export interface SmtpSettings {
 }
 
 export const toAddress = (m: Mailbox) => (typeof m === 'string' ? m : { name: m.name ?? '', address: m.email });
+
+/**
+ * For a workspace's own SMTP server: every pooled connection goes to an address checked against
+ * the outbound policy just before (as outboundFetch does), never to what nodemailer resolves later.
+ */
+export interface SmtpGuard {
+  /** The OUTBOUND_ALLOWLIST rules at connect time. */
+  allow(): readonly AllowRule[];
+  /** DNS resolution (tests substitute their own). */
+  lookup?: LookupAll;
+}
+
+type SocketCallback = (err: Error | null, socketOptions?: { connection: Socket }) => void;
+
+/**
+ * nodemailer's getSocket: resolves the host, checks every answer (checkedAddress) and opens the
+ * socket to the checked address itself, so a DNS answer that changes after the check (rebinding)
+ * reaches nothing. nodemailer keeps the host name for TLS (SNI, certificate) and EHLO.
+ */
+export function guardedSocket(guard: SmtpGuard, timeoutMs: number) {
+  return (options: { host?: string; port?: number | string; secure?: boolean }, callback: SocketCallback) => {
+    let done = false;
+    const once: SocketCallback = (err, socketOptions) => void (done || ((done = true), callback(err, socketOptions)));
+    const port = Number(options.port) || (options.secure ? 465 : 587);
+    checkedAddress(options.host ?? 'localhost', port, { allow: guard.allow(), lookup: guard.lookup }).then(({ address }) => {
+      const socket = connect({ host: address, port });
+      const failed = (e: Error) => (clearTimeout(timer), once(e));
+      const timer = setTimeout(() => (socket.destroy(), once(Object.assign(new Error('Connection timeout'), { code: 'ETIMEDOUT', timeoutType: 'CONNECT_TIMEOUT' }))), timeoutMs);
+      socket.once('error', failed);
+      socket.once('connect', () => {
+        clearTimeout(timer);
+        socket.off('error', failed);
+        once(null, { connection: socket });
+      });
+    }, (e: Error) => once(e));
+  };
+}
 
 /** nodemailer's error fields we classify on. */
 type SmtpError = Error & { code?: string; responseCode?: number; command?: string; rejected?: string[]; timeoutType?: string };
@@ -33,6 +73,9 @@ const isTemporary = (replyCode: number | undefined) => typeof replyCode === 'num
  */
 export function classifySmtpError(e: SmtpError): SendResult {
   const message = redactString(e.message).slice(0, 300);
+  // The guard refused the address the host resolves to now: nothing was sent, nor will be.
+  if (e.code === FORBIDDEN_DESTINATION) return { ok: false, kind: 'rejected', code: 'smtp_host_forbidden', message };
+  if (e.code === 'dns_no_answer') return { ok: false, kind: 'not_sent', code: 'smtp_edns', message };
   // A 4xx reply to AUTH is temporary (454 4.7.0; SendGrid's relay answers 451 "Authentication
   // failed: Maximum credits exceeded"): the account is fine, the message was not taken.
   if (e.code === 'EAUTH' && !isTemporary(e.responseCode)) return { ok: false, kind: 'unauthorized', code: 'smtp_auth_failed', message };
@@ -47,10 +90,14 @@ export function classifySmtpError(e: SmtpError): SendResult {
 
 const transports = new Map<string, ReturnType<typeof nodemailer.createTransport>>();
 
-/** A pooled nodemailer transport per SMTP URL (kept for the process: connections are reused). */
-export function smtpProvider(url: string, s: SmtpSettings): Provider {
+/**
+ * A pooled nodemailer transport per SMTP URL (kept for the process: connections are reused); with
+ * a guard (a workspace's own server), each connection goes to a checked address (guardedSocket).
+ */
+export function smtpProvider(url: string, s: SmtpSettings, guard?: SmtpGuard): Provider {
   const account = `smtp:${createHash('sha256').update(url).digest('hex').slice(0, 16)}`;
-  let transport = transports.get(account);
+  const cacheKey = guard ? `${account}:guarded` : account;
+  let transport = transports.get(cacheKey);
   if (!transport) {
     // The password alone may show up in an error text; the whole URL is registered by the store.
     registerSecret(URL.canParse(url) ? decodeURIComponent(new URL(url).password) : undefined);
@@ -64,8 +111,9 @@ export function smtpProvider(url: string, s: SmtpSettings): Provider {
       connectionTimeout: s.timeoutMs,
       greetingTimeout: s.timeoutMs,
       socketTimeout: s.timeoutMs,
+      ...(guard ? { getSocket: guardedSocket(guard, s.timeoutMs) } : {}),
     });
-    transports.set(account, transport);
+    transports.set(cacheKey, transport);
   }
   const t = transport;
   return {

@@ -1,0 +1,41 @@
+import { createServer, type Server } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseAllowlist } from '../../../shared/net/allowlist.ts';
+import { closeSmtpTransports, smtpProvider } from './smtp.ts';
+
+const settings = { maxConnections: 1, requireTls: false, rejectUnauthorized: true, timeoutMs: 5000 };
+const message = { from: 'news@shop.test', to: ['a@x.io'], subject: 's', text: 't', headers: {}, attachments: [], messageId: '<m@shop.test>', customArgs: {} };
+
+describe("a workspace's SMTP server: each connection goes to the address just checked", () => {
+  let server: Server;
+  let port: number;
+  let connections = 0;
+  beforeAll(async () => {
+    // A local listener standing for an internal service: it counts who reached it, then hangs up.
+    server = createServer((socket) => (connections++, socket.destroy()));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    port = (server.address() as AddressInfo).port;
+  });
+  afterAll(async () => {
+    closeSmtpTransports();
+    await new Promise((r) => server.close(r));
+  });
+
+  it('a name that resolves to a private address at connect time (rebinding after the check) reaches nothing', async () => {
+    let lookups = 0;
+    // The check before the command passed on a public answer; the name now answers loopback.
+    const rebinding = async () => (lookups++, [{ address: '127.0.0.1', family: 4 }]);
+    const provider = smtpProvider(`smtp://user:pass@localhost:${port}`, settings, { allow: () => [], lookup: rebinding });
+    const sent = await provider.send(message, new AbortController().signal);
+    expect(connections).toBe(0);
+    expect(sent).toMatchObject({ ok: false, kind: 'rejected', code: 'smtp_host_forbidden' });
+    expect(lookups).toBeGreaterThan(0);
+  });
+
+  it('an address the allowlist names (with its port) is connected to, at the checked address', async () => {
+    const provider = smtpProvider(`smtp://user:pass@relay.allowed.test:${port}`, settings, { allow: () => parseAllowlist(`127.0.0.1:${port}`), lookup: async () => [{ address: '127.0.0.1', family: 4 }] });
+    await provider.send(message, new AbortController().signal);
+    expect(connections).toBeGreaterThan(0); // the pool tries again when the server hangs up before its greeting
+  });
+});
