@@ -90,14 +90,27 @@ async function pollToEnd(d: ActionDeps, ctx: ActionContext<Params>, token: strin
   for (;;) {
     const hook = d.ledger.get(webhookKey(publishId)) as WebhookStatus | undefined;
     if (hook) return final(publishId, hook.status, hook.post_ids, hook.fail_reason, 'webhook');
-    const s = await d.api.call<Status>('publish.status', { token, body: { publish_id: publishId }, signal: ctx.signal });
+    let s: Status;
+    try {
+      s = await d.api.call<Status>('publish.status', { token, body: { publish_id: publishId }, signal: ctx.signal });
+    } catch (e) {
+      // The attempt's deadline (TIKTOK_ACTION_TIMEOUT_MS) runs from before creator info, the video
+      // and the upload, so it can end the polling before TIKTOK_PUBLISH_TIMEOUT_MS does. TikTok has
+      // the post by now: the outcome must say so and name it, never fail as a bare timeout that
+      // invites a second post.
+      if (ctx.signal.aborted && !ctx.handover?.aborted) throw statusUnknown(publishId, last, 'when the attempt\'s time (TIKTOK_ACTION_TIMEOUT_MS) ran out');
+      throw e;
+    }
     last = s.status ?? last;
     if (last === 'PUBLISH_COMPLETE' || last === 'SEND_TO_USER_INBOX' || last === 'FAILED') return final(publishId, last, (s.publicaly_available_post_id ?? []).map(String), s.fail_reason, 'poll');
-    if (Date.now() + d.publish.pollMs > deadline) throw new HubError('publish_status_unknown', `TikTok publish ${publishId} was still ${last} after ${Math.round(d.publish.timeoutMs / 1000)} s; the final status will arrive as a post.publish.* event`);
+    if (Date.now() + d.publish.pollMs > deadline) throw statusUnknown(publishId, last, `after ${Math.round(d.publish.timeoutMs / 1000)} s`);
     await new Promise((r) => setTimeout(r, d.publish.pollMs));
     ctx.handover?.throwIfAborted(); // handed over: the next owner polls on
   }
 }
+
+const statusUnknown = (publishId: string, last: string, when: string) =>
+  new HubError('publish_status_unknown', `TikTok publish ${publishId} was still ${last} ${when}; the final status will arrive as a post.publish.* event`);
 
 function final(publishId: string, status: string, postIds: string[], failReason: string | undefined, source: 'poll' | 'webhook') {
   if (status === 'FAILED') throw new HubError('publish_failed', `TikTok publish ${publishId} FAILED: ${failReason ?? 'no reason given'}`);

@@ -130,3 +130,24 @@ describe('videos.publish FILE_UPLOAD', () => {
     await expect(run(fakeTikTok(5 * MB, ledger).d, '/resumed.mp4')).rejects.toMatchObject({ code: 'video_changed' });
   });
 });
+
+describe('videos.publish status polling', () => {
+  it('an attempt whose time runs out while polling fails publish_status_unknown naming the publish id, not a bare timeout', async () => {
+    const ledger = new Map<string, LedgerEntry>();
+    const t = fakeTikTok(10 * MB, ledger);
+    // The attempt's deadline (TIKTOK_ACTION_TIMEOUT_MS) passes during the second status fetch, as fetch reports it.
+    const attempt = new AbortController();
+    let fetches = 0;
+    t.d.api.call = (async (ep: string) => {
+      if (ep === 'creator_info') return { privacy_level_options: ['SELF_ONLY'] };
+      if (ep === 'publish.init') return { publish_id: 'v_pub_url~9' };
+      if (++fetches === 2) {
+        attempt.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError'));
+        throw attempt.signal.reason;
+      }
+      return { status: 'PROCESSING_DOWNLOAD' };
+    }) as typeof t.d.api.call;
+    const ctx = { params: videosPublishInput.parse({ source: 'PULL_FROM_URL', video_url: 'https://media.example.com/a.mp4', privacy_level: 'SELF_ONLY' }), workspaceId: 'ws1', idempotencyKey: 'cmd-late', signal: attempt.signal } as unknown as ActionContext;
+    await expect(videosPublish(t.d)(ctx)).rejects.toMatchObject({ code: 'publish_status_unknown', retryable: false, message: expect.stringContaining('v_pub_url~9') });
+  });
+});
