@@ -1,8 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { z } from 'zod';
 import { topics } from '../../shared/bus/topics.ts';
 import type { ConnectorSpec } from '../../shared/connectors/types.ts';
+import { parseEnv } from '../../shared/config.ts';
 import { HubError } from '../../shared/errors.ts';
 import { auditRecord } from '../../shared/commands/audit.ts';
 import { createEventCodec } from '../../shared/events/codec.ts';
@@ -14,6 +16,7 @@ import { agentPrincipal, principalKind, SCHEMA_REGISTRY_PRINCIPAL, SERVICES, ser
 import { planInput, syncAcls } from '../../shared/security/sync.ts';
 import { setupVault } from '../../shared/security/vault-setup.ts';
 import { createSecretStore, secretPaths } from '../../shared/secrets/index.ts';
+import { llmEnvShape } from '../llm-orchestrator/connector/config.ts';
 import { parse, UsageError } from './args.ts';
 import { cliContext, cliEnv } from './context.ts';
 import { cliActor, cliConnectors, emit } from './integrations.ts';
@@ -196,7 +199,9 @@ async function vault(args: string[]): Promise<number> {
   const { values } = parse(args, { 'tokens-dir': { type: 'string' } }, USAGE);
   const env = cliEnv();
   if (!values['tokens-dir'] || !env.VAULT_TOKEN) throw new UsageError(`--tokens-dir and a VAULT_TOKEN allowed to write policies are needed\nusage: ${USAGE}`);
-  const names = await setupVault({ addr: env.VAULT_ADDR, rootToken: env.VAULT_TOKEN, mount: env.VAULT_KV_MOUNT, dir: values['tokens-dir'] });
+  // The orchestrator's own providers, as it reads them from the same variable.
+  const llmExtraProviders = Object.keys(parseEnv(z.object({ LLM_EXTRA_PROVIDERS: llmEnvShape.LLM_EXTRA_PROVIDERS }), process.env).LLM_EXTRA_PROVIDERS);
+  const names = await setupVault({ addr: env.VAULT_ADDR, rootToken: env.VAULT_TOKEN, mount: env.VAULT_KV_MOUNT, dir: values['tokens-dir'], policy: { llmExtraProviders } });
   process.stdout.write(`OpenBao: ${names.length} policies and tokens (${values['tokens-dir']}); approval signing key present\n`);
   return 0;
 }

@@ -36,9 +36,33 @@ const LIST = '["read", "list"]';
 const WRITE = '["create", "read", "update", "delete"]';
 const DENY = '["deny"]';
 
+/** What the deployment adds to VAULT_ACCESS: the LLM orchestrator's own providers (LLM_EXTRA_PROVIDERS ids). */
+export interface VaultPolicyOptions {
+  llmExtraProviders?: readonly string[];
+}
+
+/**
+ * VAULT_ACCESS with the LLM orchestrator's extra providers: it reads their keys at
+ * `platform/<id>` and `workspaces/<ws>/connectors/<id>` as it does the built-in ones (without,
+ * OpenBao answers 403 and every call to them fails). An id naming what another service holds (or
+ * the signing key) would hand the orchestrator that service's secrets: refused.
+ */
+export function vaultAccess(o: VaultPolicyOptions = {}): Record<keyof typeof SERVICES, VaultAccess> {
+  const extra = [...new Set(o.llmExtraProviders ?? [])].filter((id) => !LLM_PROVIDERS.includes(id) && id !== 'llm');
+  if (!extra.length) return VAULT_ACCESS;
+  const others = Object.entries(VAULT_ACCESS).filter(([s]) => s !== 'llm-orchestrator' && s !== 'connector-worker');
+  // The worker's own connectors too: the worker is denied every id the orchestrator reads.
+  const held = new Set(['approvals', 'webhook', 'platform', ...others.flatMap(([, a]) => [...a.platformRead, ...a.workspaceRead, ...(a.workspaceWrite ?? []), ...[...(a.read ?? []), ...(a.write ?? [])].map((p) => p.replace(/^platform\//, ''))])]);
+  const taken = extra.filter((id) => held.has(id));
+  if (taken.length) throw new Error(`LLM_EXTRA_PROVIDERS: ${taken.join(', ')} ${taken.length > 1 ? 'name' : 'names'} secrets another service holds; give the provider another id`);
+  const llm = VAULT_ACCESS['llm-orchestrator']!;
+  return { ...VAULT_ACCESS, 'llm-orchestrator': { ...llm, platformRead: [...llm.platformRead, ...extra], workspaceRead: [...llm.workspaceRead, ...extra] } };
+}
+
 /** The HCL policy of one service, for a KV v2 mount. */
-export function servicePolicy(service: string, mount = 'secret'): string {
-  const a = VAULT_ACCESS[service as keyof typeof VAULT_ACCESS];
+export function servicePolicy(service: string, mount = 'secret', o: VaultPolicyOptions = {}): string {
+  const access = vaultAccess(o);
+  const a = access[service as keyof typeof access];
   if (!a) throw new Error(`no vault access for ${service} in shared/security/vault-policies.ts`);
   // One rule per path; a later, stronger grant replaces an earlier one.
   const rules = new Map<string, string>();
@@ -49,7 +73,7 @@ export function servicePolicy(service: string, mount = 'secret'): string {
   // A `*` reader (the connector worker and its plugins) still cannot read what other services
   // hold under platform/ (what they read, and keys they write, such as the email seal key): an
   // exact path outranks a glob.
-  const others = Object.entries(VAULT_ACCESS).filter(([s]) => s !== service);
+  const others = Object.entries(access).filter(([s]) => s !== service);
   if (a.platformRead.includes('*')) {
     const held = others.flatMap(([, o]) => [...o.platformRead.map((p) => `platform/${p}`), ...[...(o.read ?? []), ...(o.write ?? [])].filter((p) => p.startsWith('platform/'))]);
     for (const p of new Set(held)) path(`data/${p}`, DENY);

@@ -25,6 +25,20 @@ describe('OpenBao policies', () => {
     expect(tiktok.get('secret/data/workspaces/+/connectors/tiktok')).toEqual(['create', 'read', 'update', 'delete']);
   });
 
+  it('let the LLM orchestrator read the keys of its LLM_EXTRA_PROVIDERS, which the connector worker may not', () => {
+    const o = { llmExtraProviders: ['ollama', 'openai'] };
+    const llm = rules(servicePolicy('llm-orchestrator', 'secret', o));
+    expect(llm.get('secret/data/platform/ollama')).toEqual(['read']);
+    expect(llm.get('secret/data/workspaces/+/connectors/ollama')).toEqual(['read']);
+    const worker = rules(servicePolicy('connector-worker', 'secret', o));
+    expect(worker.get('secret/data/platform/ollama')).toEqual(['deny']);
+    expect(worker.get('secret/data/workspaces/+/connectors/ollama')).toEqual(['deny']);
+    // Without the setting nothing changes.
+    expect(rules(servicePolicy('llm-orchestrator')).has('secret/data/platform/ollama')).toBe(false);
+    // An id naming another service's secrets (or the worker's own connectors) would hand them over.
+    for (const id of ['shopify', 'email-seal', 'approvals', 'webhook']) expect(() => servicePolicy('llm-orchestrator', 'secret', { llmExtraProviders: [id] }), id).toThrow(/another service holds/);
+  });
+
   it('one rule per path (the stronger grant wins), and the admin gets everything', () => {
     for (const s of Object.keys(SERVICES)) {
       const paths = [...servicePolicy(s).matchAll(/path "([^"]+)"/g)].map((m) => m[1]);
