@@ -21,10 +21,20 @@ export const renderSubject = (template: string, values: Record<string, string>) 
  */
 export const htmlTags = (template: string) => template.replace(TAG, (_, name: string) => `{{${name}|html}}`);
 
-/** The substitution map of one recipient: both spellings of every tag used. */
-export function substitutions(values: Record<string, string>): Record<string, string> {
+/**
+ * SendGrid substitutes exact strings: subject and text carry each tag as `{{name}}`, the one
+ * spelling the substitutions use (`{{ name }}` would reach the recipient as written).
+ */
+export const plainTags = (template: string) => template.replace(TAG, (_, name: string) => `{{${name}}}`);
+
+/**
+ * The substitution map of one recipient: both spellings of every tag the template uses, a tag it
+ * has no value for as '' (as `render` does over SMTP), so SendGrid never shows a tag as written.
+ */
+export function substitutions(values: Record<string, string>, used: Iterable<string>): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(values)) {
+  for (const k of used) {
+    const v = values[k] ?? '';
     out[`{{${k}}}`] = v.replace(/[\r\n]+/g, ' ');
     out[`{{${k}|html}}`] = escapeHtml(v);
   }

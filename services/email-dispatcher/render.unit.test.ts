@@ -11,7 +11,7 @@ describe('merge tags', () => {
 
   it('gives SendGrid separate html tags with escaped substitutions', () => {
     expect(htmlTags('<b>{{name}}</b>')).toBe('<b>{{name|html}}</b>');
-    expect(substitutions({ name: 'A&B' })).toEqual({ '{{name}}': 'A&B', '{{name|html}}': 'A&amp;B' });
+    expect(substitutions({ name: 'A&B', unused: 'x' }, ['name'])).toEqual({ '{{name}}': 'A&B', '{{name|html}}': 'A&amp;B' });
     expect([...tagsOf('{{a}} {{ b }}', undefined, '{{a}}')]).toEqual(['a', 'b']);
   });
 });

@@ -41,6 +41,20 @@ export interface SendgridSimulator {
   close(): Promise<void>;
 }
 
+/**
+ * What each recipient of an accepted body reads: SendGrid replaces every occurrence of each key of
+ * a personalization's `substitutions`, as an exact string, in the subject (its own, else the
+ * message's) and the content; anything not a key stays as written.
+ */
+export function renderedFor(body: Record<string, unknown>): { to: string; subject: string; content: Record<string, string> }[] {
+  const apply = (text: string, subs: Record<string, string>) => Object.entries(subs).reduce((t, [k, v]) => t.split(k).join(v), text);
+  return (body.personalizations as { to: { email: string }[]; subject?: string; substitutions?: Record<string, string> }[]).map((p) => ({
+    to: p.to[0]!.email,
+    subject: apply(p.subject ?? String(body.subject ?? ''), p.substitutions ?? {}),
+    content: Object.fromEntries((body.content as { type: string; value: string }[]).map((c) => [c.type, apply(c.value, p.substitutions ?? {})])),
+  }));
+}
+
 const HELP = 'http://sendgrid.com/docs/API_Reference/Web_API_v3/Mail/errors.html';
 const error = (message: string, field: string | null, anchor?: string) => ({ message, field, help: anchor ? `${HELP}#message.${anchor}` : null });
 

@@ -5,7 +5,7 @@ import { describeError, HubError } from '../../../shared/errors.ts';
 import { customArgs, messageIdFor, unsubscribeHeaders } from '../compose.ts';
 import type { EmailDeps } from '../deps.ts';
 import { unitKey } from '../ledger.ts';
-import { htmlTags, render, renderSubject, substitutions, tagsOf } from '../render.ts';
+import { htmlTags, plainTags, render, renderSubject, substitutions, tagsOf } from '../render.ts';
 import { suppressionKey } from '../suppressions.ts';
 import type { Provider } from '../providers/types.ts';
 import { recorded, runUnit, type UnitOutcome } from '../unit.ts';
@@ -104,12 +104,10 @@ async function sendAll(d: EmailDeps, ctx: BulkContext, prepared: Prepared, todo:
     const used = tagsOf(t.subject, t.text, t.html);
     const batches: Recipient[][] = [];
     for (let i = 0; i < todo.length; i += d.sendgridBatchSize) batches.push(todo.slice(i, i + d.sendgridBatchSize));
-    const message = { ...base, subject: t.subject, text: t.text, html: t.html === undefined ? undefined : htmlTags(t.html), headers: p.headers ?? {}, messageId: '' };
+    const message = { ...base, subject: plainTags(t.subject), text: t.text === undefined ? undefined : plainTags(t.text), html: t.html === undefined ? undefined : htmlTags(t.html), headers: p.headers ?? {}, messageId: '' };
     await pool(batches, d.concurrency, [ctx.signal, ctx.handover], async (batch) => {
       const personalizations = batch.map((r) => {
-        const all = substitutions(values(r));
-        const subs = Object.fromEntries(Object.entries(all).filter(([k]) => used.has(k.slice(2, -2).replace(/\|html$/, ''))));
-        return { to: r.name ? { email: r.email, name: r.name } : r.email, substitutions: subs, headers: unsubscribeHeaders(d.links.url(ctx.workspaceId, r.email)), customArgs: customArgs(ctx.workspaceId, ctx.idempotencyKey, r.email.toLowerCase()) };
+        return { to: r.name ? { email: r.email, name: r.name } : r.email, substitutions: substitutions(values(r), used), headers: unsubscribeHeaders(d.links.url(ctx.workspaceId, r.email)), customArgs: customArgs(ctx.workspaceId, ctx.idempotencyKey, r.email.toLowerCase()) };
       });
       const out = await unit(batch.map((r) => key(r.email.toLowerCase())), batch.length, undefined, () => provider.sendBatch!(message, personalizations, ctx.signal));
       for (const r of batch) results.set(r.email.toLowerCase(), out);

@@ -1,9 +1,11 @@
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sendBulkInput } from '../../../shared/connectors/catalog/email.ts';
 import type { ActionContext } from '../../../shared/connectors/types.ts';
 import { createLogger } from '../../../shared/logger.ts';
 import type { EmailDeps } from '../deps.ts';
+import { renderedFor, startSendgridSimulator, type SendgridSimulator } from '../../../tests/simulators/sendgrid.ts';
 import { memoryLedger } from '../ledger.ts';
+import { sendgridProvider } from '../providers/sendgrid.ts';
 import type { Provider, SendResult } from '../providers/types.ts';
 import { Throttle } from '../throttle.ts';
 import { pool, sendBulk } from './send-bulk.ts';
@@ -96,5 +98,30 @@ describe('send_bulk stopped part-way', () => {
   it('with nobody sent, fails the command as before (a refused workspace credential marks its connection)', async () => {
     const { d } = bulkDeps([refused]);
     await expect(bulk(d, ['r1@x.io', 'r2@x.io'])).rejects.toMatchObject({ code: 'vendor_unauthorized' });
+  });
+});
+
+describe('send_bulk over SendGrid: what each recipient reads', () => {
+  let sim: SendgridSimulator;
+  beforeAll(async () => (sim = await startSendgridSimulator({ keys: ['SG.k'] })));
+  afterAll(() => sim.close());
+
+  it('no tag as written: spaced tags are substituted in subject and text, and a field a recipient lacks is empty (as over SMTP)', async () => {
+    const { d } = bulkDeps([]);
+    const provider = sendgridProvider('SG.k', { baseUrl: sim.url, timeoutMs: 5000 });
+    const sg = { ...d, providerFor: () => provider } as EmailDeps;
+    const template = { id: 't', subject: 'Hi {{ name }}', text: 'Dear {{first_name}}, code {{ code }}', html: '<p>{{ first_name }}</p>' };
+    const recipients = [{ email: 'ann@x.io', name: 'Ann', merge: { first_name: 'Ann', code: 'A1' } }, { email: 'bo@x.io' }];
+    await sendBulk(sg)({
+      params: sendBulkInput.parse({ template, recipients }),
+      workspaceId: 'ws1',
+      idempotencyKey: 'bulk-tags',
+      credentials: { provider: 'sendgrid', credential: 'SG.k', from: 'news@shop.test' },
+      signal: new AbortController().signal,
+    } as unknown as ActionContext);
+    expect(renderedFor(sim.sent.at(-1)!.body)).toEqual([
+      { to: 'ann@x.io', subject: 'Hi Ann', content: { 'text/plain': 'Dear Ann, code A1', 'text/html': '<p>Ann</p>' } },
+      { to: 'bo@x.io', subject: 'Hi ', content: { 'text/plain': 'Dear , code ', 'text/html': '<p></p>' } },
+    ]);
   });
 });
