@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -53,6 +53,18 @@ describe('llm orchestrator: every task through Kafka, against local OpenAI-API s
     return client.send({ workspace_id: ws, agent_id: 'agent-7', service: 'llm', action, params }, { timeoutMs: 60_000 });
   };
   const lastRequest = (sim: OpenAISimulator, path: string) => sim.requests.filter((r) => r.path === path).at(-1)!;
+  /** The workspace's latest day and month totals on the spend topic, once they count `calls` calls (read until then). */
+  const spendOf = async (ws: string, calls: number) => {
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      const latest = new Map<string, { usd: number; calls: number }>();
+      for (const r of await infra.bus.readToEnd(topics.state('llm-spend'))) if (r.key?.toString().startsWith(`${ws}:`)) latest.set(r.key.toString(), JSON.parse(r.value!.toString()));
+      const day = [...latest].find(([k]) => /:\d{4}-\d{2}-\d{2}$/.test(k))?.[1];
+      const month = [...latest].find(([k]) => /:\d{4}-\d{2}$/.test(k))?.[1];
+      if ((day && day.calls >= calls) || Date.now() > deadline) return { day, month };
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  };
 
   beforeAll(async () => {
     infra = await realInfra('llm-test');
@@ -291,6 +303,32 @@ describe('llm orchestrator: every task through Kafka, against local OpenAI-API s
     // Raising it lets calls through again.
     await send(ws, 'llm.set_budget', { day_usd: 1 });
     expect((await send(ws, 'embedding', { input: 'room again' })).status).toBe('succeeded');
+  });
+
+  it('spend: a call the provider billed counts although a step after it fails (the image cannot be stored): the failed outcome comes with its total on ionflux.state.llm-spend, and the next call adds to it', async () => {
+    const ws = uid('ws');
+    const calls = openai.count('/v1/images/generations');
+    // The artifact store cannot write: its folder is a file while the command runs.
+    const away = `${artifactsDir}.away`;
+    await rename(artifactsDir, away);
+    await writeFile(artifactsDir, '');
+    let failed: Outcome;
+    try {
+      failed = await send(ws, 'image_generation', { prompt: 'a badge nobody keeps', size: '1024x1024', output: 'reference' });
+    } finally {
+      await rm(artifactsDir, { force: true });
+      await rename(away, artifactsDir);
+    }
+    expect(failed).toMatchObject({ status: 'failed', error: { message: expect.stringContaining('ENOTDIR') } });
+    expect(openai.count('/v1/images/generations')).toBe(calls + 1);
+    const billed = DEFAULT_PRICES['openai/dall-e-3']!.per_image as Record<string, number>;
+    expect(await spendOf(ws, 1)).toMatchObject({ day: { usd: billed['standard:1024x1024'], calls: 1 }, month: { usd: billed['standard:1024x1024'], calls: 1 } });
+
+    const next = await send(ws, 'text_generation', { prompt: 'and now a word' });
+    expect(next.status).toBe('succeeded');
+    const total = Math.round((billed['standard:1024x1024']! + result(next).cost_usd) * 1e8) / 1e8;
+    expect(await spendOf(ws, 2)).toMatchObject({ day: { usd: total, calls: 2 }, month: { usd: total, calls: 2 } });
+    expect(await send(ws, 'llm.get_budget', {})).toMatchObject({ result: { spent_today_usd: total, spent_month_usd: total } });
   });
 
   it('non-retryable: a content-policy 400 fails at once with the provider reason; a rejected workspace key fails at once as vendor_unauthorized, without fallback', async () => {

@@ -40,12 +40,12 @@ rt.onClose(() => clearInterval(sweeper));
 const spendTable = new KafkaTable<SpendEntry>({ ...rt, topic: topics.state(env.LLM_SERVICE === 'llm' ? 'llm-spend' : `${env.LLM_SERVICE}-spend`), parse: jsonValue((v) => spendEntrySchema.parse(v)) });
 const [shared] = await Promise.all([openSharedTables(rt), spendTable.start(120_000)]);
 rt.onClose(() => spendTable.close());
-// Spend totals go through a producer of their own, outside transactions: they are latest totals
-// (a repeat is harmless), and extra transactions on the outcome producer would queue outcomes
-// behind them and collide with the next commit (CONCURRENT_TRANSACTIONS, retried after 5 ms and more).
+// Spend totals go with each command's outcome (the handler stages them). Budgets set by
+// llm.set_budget go through a producer of their own, outside transactions: extra transactions on
+// the outcome producer would queue outcomes behind them and collide with the next commit
+// (CONCURRENT_TRANSACTIONS, retried after 5 ms and more).
 const spendBus = rt.createBus();
-const spend = createSpendStore({ table: spendTable, publish: (records) => spendBus.publishAtomic(records), config, now: Date.now, logger: rt.logger });
-rt.onClose(() => spend.flush());
+const spend = createSpendStore({ table: spendTable, publish: (records) => spendBus.publishAtomic(records), config, now: Date.now });
 
 const connector = createLlmConnector({ config, store, spend, artifacts, logger: rt.logger, onCall: llmMetrics(rt.metrics) });
 await runCommandService(rt, {

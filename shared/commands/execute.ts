@@ -19,6 +19,7 @@ export interface Retry {
  * with jitter, honouring Retry-After, up to the budget), then checks the result against the
  * action's output schema. Events the handler emits are checked when emitted: an undeclared or
  * invalid one fails the handler, so nothing is left half-recorded after the vendor call.
+ * Records staged `evenOnFailure` (by every attempt) go with the outcome, failed or not: see `keptOf`.
  */
 export async function execute(job: Job, d: PipelineDeps): Promise<Verdict> {
   const attempt = await callWithRetries(job, d);
@@ -29,15 +30,30 @@ export async function execute(job: Job, d: PipelineDeps): Promise<Verdict> {
       await d.workspaceConnectors.set(key, { ...(job.connection ?? { settings: {} }), connection: 'needs_reauth', connection_detail: redactString(error.message), updated_at: new Date(d.now()).toISOString() });
     }
     const authHelp = error.code === 'vendor_unauthorized' ? { auth_help: d.connector.manifest.authHelp } : {};
-    return { kind: 'fail', failure: { ...error, ...authHelp, attempts: attempt.attempts } };
+    return withKept({ kind: 'fail', failure: { ...error, ...authHelp, attempts: attempt.attempts } }, attempt.kept);
   }
   const output = job.action!.output.safeParse(attempt.result);
-  if (!output.success) return { kind: 'fail', failure: { code: 'invalid_vendor_response', message: output.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ').slice(0, 500), attempts: attempt.attempts } };
+  if (!output.success) return withKept({ kind: 'fail', failure: { code: 'invalid_vendor_response', message: output.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ').slice(0, 500), attempts: attempt.attempts } }, attempt.kept);
   const events = await Promise.all(attempt.produced.events.map(async (e) => d.eventRecord(e.topic, e.event)));
-  return { kind: 'succeed', result: output.data, attempts: attempt.attempts, extra: [...events, ...attempt.produced.staged] };
+  return withKept({ kind: 'succeed', result: output.data, attempts: attempt.attempts, extra: [...events, ...attempt.produced.staged, ...attempt.kept] }, attempt.kept);
 }
 
-type Attempt = { ok: true; result: unknown; attempts: number; produced: { events: { topic: string; event: PlatformEvent }[]; staged: OutgoingRecord[] } } | { ok: false; error: { code: string; message: string; retryable: boolean }; attempts: number };
+/**
+ * The records a verdict must publish with its outcome whatever it says: those the handler staged
+ * `evenOnFailure` (what a vendor already did and billed). A succeeded verdict also has them in
+ * `extra`; a failed one only here, for the worker to add to the failed outcome's unit (and a
+ * verdict the worker turns into another failure, such as result_too_large, must keep them).
+ */
+export function keptOf(v: Verdict): OutgoingRecord[] {
+  return (v as Verdict & Kept).kept ?? [];
+}
+
+type Kept = { kept?: OutgoingRecord[] };
+/** The verdict carrying `kept` (beside its declared fields: pipeline.ts's Verdict does not name them). */
+export const withKept = (v: Verdict, kept: OutgoingRecord[]): Verdict => (kept.length ? Object.assign(v, { kept }) : v);
+
+type Produced = { events: { topic: string; event: PlatformEvent }[]; staged: OutgoingRecord[] };
+type Attempt = { ok: true; result: unknown; attempts: number; produced: Produced; kept: OutgoingRecord[] } | { ok: false; error: { code: string; message: string; retryable: boolean }; attempts: number; kept: OutgoingRecord[] };
 
 async function callWithRetries(job: Job, d: PipelineDeps): Promise<Attempt> {
   const { c } = job;
@@ -45,8 +61,10 @@ async function callWithRetries(job: Job, d: PipelineDeps): Promise<Attempt> {
   const { retry } = d;
   // A resumable action stops at its next safe point when its partition is handed over (job.handover).
   const handover = d.connector.resumable?.has(job.name) ? job.handover : undefined;
+  // What every attempt staged evenOnFailure: a failed attempt's vendor call stands (and was billed).
+  const kept: OutgoingRecord[] = [];
   for (let attempts = 1; ; attempts++) {
-    const produced = { events: [] as { topic: string; event: PlatformEvent }[], staged: [] as OutgoingRecord[] };
+    const produced: Produced = { events: [], staged: [] };
     // The attempt's deadline; its timer is made only for a handler that reads the signal.
     const deadline = Date.now() + d.actionTimeoutMs;
     let signal: AbortSignal | undefined;
@@ -64,18 +82,18 @@ async function callWithRetries(job: Job, d: PipelineDeps): Promise<Attempt> {
       handover,
       resumed: job.resumed,
       emit: (entity, action, payload) => void produced.events.push(emitted(job, d, produced.events.length, entity, action, payload)),
-      stage: (record) => void produced.staged.push(record),
+      stage: (record, o) => void (o?.evenOnFailure ? kept : produced.staged).push(record),
     };
     try {
       const result = await handler(ctx);
-      return { ok: true, result, attempts, produced };
+      return { ok: true, result, attempts, produced, kept };
     } catch (e) {
       // Stopped for the handover (whatever it threw then): no outcome here; the next owner resumes it.
       if (handover?.aborted) throw new HandedOver();
       const err = describeError(e);
       const retryable = (e instanceof VendorError || e instanceof HubError) && e.retryable;
       if (!retryable || attempts >= retry.maxAttempts) {
-        return { ok: false, error: { code: retryable ? 'vendor_unavailable' : err.code, message: err.message, retryable }, attempts };
+        return { ok: false, error: { code: retryable ? 'vendor_unavailable' : err.code, message: err.message, retryable }, attempts, kept };
       }
       const backoff = Math.min(retry.maxWaitMs, retry.initialMs * 2 ** (attempts - 1));
       const asked = e instanceof VendorError ? (e.retryAfterMs ?? 0) : 0;

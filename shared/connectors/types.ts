@@ -36,9 +36,16 @@ export interface ActionContext<P = Record<string, unknown>> {
   emit(entity: string, action: string, payload: unknown): void;
   /**
    * A record published in the same transaction as the outcome (the platform connector stages an
-   * approval decision and the command it releases). Connectors of vendors have no use for it.
+   * approval decision and the command it releases), if the command succeeds. With
+   * `evenOnFailure`, with a failed outcome too: the record of something the vendor already did
+   * and bills for, which a later failure does not undo (the LLM's spend totals after a call).
    */
-  stage(record: OutgoingRecord): void;
+  stage(record: OutgoingRecord, o?: StageOptions): void;
+}
+
+export interface StageOptions {
+  /** Published with the outcome whether the command succeeds or fails (a retry's records add up). */
+  evenOnFailure?: boolean;
 }
 
 export type ActionHandler = (ctx: ActionContext) => Promise<unknown>;

@@ -1,7 +1,6 @@
 import { z } from 'zod';
 import type { OutgoingRecord } from '../../../shared/bus/types.ts';
 import { HubError } from '../../../shared/errors.ts';
-import type { Logger } from '../../../shared/logger.ts';
 import type { LlmConfig } from './config.ts';
 
 /**
@@ -33,58 +32,44 @@ export interface Budget {
   source: 'command' | 'config' | 'default' | 'none';
 }
 
+type SpendTotal = Extract<SpendEntry, { kind: 'spend' }>;
+
+/** When many totals are staged, those staged this long ago and never read back are let go: their unit never landed. */
+const STAGED_MAX_MS = 3600_000;
+
 /**
- * Spend and budgets per workspace. `add` updates memory at once and writes the new totals to
- * the table in the background (latest totals, so a lost write is repaired by the next one);
- * the authoritative record of every call is its usage event, written with the outcome.
+ * Spend and budgets per workspace. `add` counts a billed call and gives the workspace's new day
+ * and month totals as records, which the handler publishes with the command's outcome (staged
+ * `evenOnFailure`), so a call's spend lands exactly when its outcome does, failed or not. The
+ * table takes a total only from the topic: until it reads one back, this store answers from the
+ * total it staged, so the workspace's next command (run while the outcome is still on its way)
+ * checks and counts on top of it. A total is absolute: publishing its unit again (a retried
+ * publish) never counts the call twice. Totals carry `calls`, which only grows, to tell which of
+ * the table's and the staged one is newer. The usage events remain the exact record of every call.
  */
-export function createSpendStore(o: { table: SpendTable; publish: (records: OutgoingRecord[]) => Promise<unknown>; config: LlmConfig; now: () => number; logger?: Logger; flushDelayMs?: number }) {
-  const dirty = new Set<string>();
-  let flushing: Promise<void> | null = null;
-  let again = false;
-  let timer: NodeJS.Timeout | null = null;
+export function createSpendStore(o: { table: SpendTable; publish: (records: OutgoingRecord[]) => Promise<unknown>; config: LlmConfig; now: () => number }) {
+  const staged = new Map<string, { total: SpendTotal; at: number }>();
+  let sweepAt = 1024;
 
-  // Written a moment later, not at once: the outcome's transaction then goes first instead of
-  // queueing behind this one, and the totals of many calls share one write.
-  function schedule(): void {
-    timer ??= setTimeout(() => {
-      timer = null;
-      void flush();
-    }, o.flushDelayMs ?? 100);
+  /** The newer of the table's total and the one staged here; a staged one the table caught up with is dropped. */
+  function totalOf(key: string): SpendTotal | undefined {
+    const read = o.table.get(key);
+    const table = read?.kind === 'spend' ? read : undefined;
+    const mine = staged.get(key);
+    if (!mine) return table;
+    if (!table || table.calls < mine.total.calls) return mine.total;
+    staged.delete(key);
+    return table;
   }
 
-  const usdOf = (key: string) => {
-    const e = o.table.get(key);
-    return e?.kind === 'spend' ? e.usd : 0;
-  };
-
-  function flush(): Promise<void> {
-    if (flushing) {
-      again = true;
-      return flushing;
-    }
-    const keys = [...dirty];
-    dirty.clear();
-    if (keys.length === 0) return Promise.resolve();
-    flushing = o
-      .publish(keys.map((k) => o.table.record(k, o.table.get(k))))
-      .then(
-        () => undefined,
-        (e: unknown) => {
-          for (const k of keys) dirty.add(k);
-          o.logger?.warn({ err: e, keys: keys.length }, 'llm spend not persisted yet; retrying');
-          return new Promise<void>((r) => setTimeout(r, 1000).unref());
-        },
-      )
-      .finally(() => {
-        flushing = null;
-        if (again || dirty.size) {
-          again = false;
-          schedule();
-        }
-      });
-    return flushing;
+  /** Drops staged totals the table caught up with, and those whose unit never landed. */
+  function sweep(now: number): void {
+    for (const [key, s] of staged) if (now - s.at > STAGED_MAX_MS) staged.delete(key);
+    for (const key of [...staged.keys()]) totalOf(key);
+    sweepAt = Math.max(1024, staged.size * 2);
   }
+
+  const usdOf = (key: string) => totalOf(key)?.usd ?? 0;
 
   function commandBudget(ws: string) {
     const e = o.table.get(spendKeys.budget(ws));
@@ -109,16 +94,20 @@ export function createSpendStore(o: { table: SpendTable; publish: (records: Outg
       return { day_usd: day, month_usd: month, source: rank[Math.max(rank.indexOf(s1), rank.indexOf(s2))]! };
     },
 
-    add(ws: string, usd: number): void {
-      if (usd <= 0) return;
+    /**
+     * Counts a call the provider billed: the workspace's new day and month totals, as the records
+     * to publish with the command's outcome (none for a call that cost nothing).
+     */
+    add(ws: string, usd: number): OutgoingRecord[] {
+      if (usd <= 0) return [];
       const now = o.now();
-      for (const key of [spendKeys.day(ws, now), spendKeys.month(ws, now)]) {
-        const prev = o.table.get(key);
-        const calls = prev?.kind === 'spend' ? prev.calls : 0;
-        o.table.applyLocal(key, { kind: 'spend', usd: Math.round((usdOf(key) + usd) * 1e8) / 1e8, calls: calls + 1, updated_at: new Date(now).toISOString() });
-        dirty.add(key);
-      }
-      schedule();
+      if (staged.size >= sweepAt) sweep(now);
+      return [spendKeys.day(ws, now), spendKeys.month(ws, now)].map((key) => {
+        const prev = totalOf(key);
+        const total: SpendTotal = { kind: 'spend', usd: Math.round(((prev?.usd ?? 0) + usd) * 1e8) / 1e8, calls: (prev?.calls ?? 0) + 1, updated_at: new Date(now).toISOString() };
+        staged.set(key, { total, at: now });
+        return o.table.record(key, total);
+      });
     },
 
     /** Sets the fields given (null clears one back to config/default); written before it returns. */
@@ -127,13 +116,6 @@ export function createSpendStore(o: { table: SpendTable; publish: (records: Outg
       const entry: SpendEntry = { kind: 'budget', day_usd: b.day_usd !== undefined ? b.day_usd : (prev?.day_usd ?? null), month_usd: b.month_usd !== undefined ? b.month_usd : (prev?.month_usd ?? null), updated_at: new Date(o.now()).toISOString() };
       await o.publish([o.table.record(spendKeys.budget(ws), entry)]);
       o.table.applyLocal(spendKeys.budget(ws), entry);
-    },
-
-    /** Writes what `add` has not written yet (at shutdown); gives up after a few failed tries. */
-    async flush(): Promise<void> {
-      if (timer) clearTimeout(timer);
-      timer = null;
-      for (let i = 0; i < 5 && (flushing || dirty.size); i++) await (flushing ?? flush());
     },
   };
 }

@@ -60,12 +60,21 @@ export function llmRuntime(d: LlmDeps): LlmRuntime {
 
 type Routing = { model?: string; provider?: string; fallbacks?: string[] };
 
-/** What a task makes of the provider's answer. */
-export interface Finished {
-  providerResponse: Record<string, unknown>;
+/** What the provider billed for a call, as its answer says. */
+export interface Billed {
   usage: z.infer<typeof usageSchema>;
   /** Size and quality, for per-image prices. */
   image?: { size?: string; quality?: string };
+}
+
+/** How a task calls the provider and reads its answer. */
+export interface TaskSteps<T> {
+  /** The provider call, once per route the chain tries. */
+  call: (client: OpenAI, route: ModelRoute, signal: AbortSignal) => Promise<T>;
+  /** What the answer says was billed: read from the answer alone, and counted before anything else is done with it. */
+  billed: (value: T, route: ModelRoute) => Billed;
+  /** The response the outcome carries; it may store media, fetch or fail: the call is counted by then. */
+  respond: (value: T, route: ModelRoute) => Promise<Record<string, unknown>> | Record<string, unknown>;
 }
 
 /**
@@ -81,27 +90,18 @@ export function pricedUnderBudget(rt: LlmRuntime, ws: string, chain: ModelRoute[
 }
 
 /**
- * One task end to end: budget check (before any vendor call), the fallback chain, cost, the
- * usage event (published with the outcome), and a response that fits in a Kafka record.
- * `prepMs` is time spent before the chain (fetching audio), reported apart from our overhead.
+ * One task end to end: budget check (before any vendor call), the fallback chain, cost (counted
+ * as soon as the answer is in), the usage event (published with the outcome), and a response
+ * that fits in a Kafka record. `prepMs` is time spent before the chain (fetching audio),
+ * reported apart from our overhead.
  */
-export async function runTask<T>(
-  rt: LlmRuntime,
-  ctx: ActionContext<Routing>,
-  task: Task,
-  call: (client: OpenAI, route: ModelRoute, signal: AbortSignal) => Promise<T>,
-  finish: (value: T, route: ModelRoute) => Promise<Finished> | Finished,
-  o: { started?: number; prepMs?: number } = {},
-) {
+export async function runTask<T>(rt: LlmRuntime, ctx: ActionContext<Routing>, task: Task, steps: TaskSteps<T>, o: { started?: number; prepMs?: number } = {}) {
   const started = o.started ?? performance.now();
   checkBudget(rt.spend, ctx.workspaceId);
   const chain = pricedUnderBudget(rt, ctx.workspaceId, resolveChain(rt.config, task, ctx.params));
-  const r = await walkChain(rt, { task, chain, workspaceId: ctx.workspaceId, signal: ctx.signal, logger: ctx.logger, call });
-  const done = await finish(r.value, r.route);
-  const usage = clean(done.usage);
-  const cost = costOf(rt.config.prices[`${r.route.provider}/${r.route.model}`], usage, done.image);
-  rt.spend.add(ctx.workspaceId, cost.usd);
-  const providerResponse = await fit(rt, done.providerResponse, ctx.workspaceId);
+  const r = await walkChain(rt, { task, chain, workspaceId: ctx.workspaceId, signal: ctx.signal, logger: ctx.logger, call: steps.call });
+  const { usage, cost } = charge(rt, ctx, r.route, steps.billed(r.value, r.route));
+  const providerResponse = await fit(rt, await steps.respond(r.value, r.route), ctx.workspaceId);
   const event: UsageRecorded = {
     command_id: ctx.idempotencyKey,
     agent_id: ctx.agentId,
@@ -135,6 +135,17 @@ export async function runTask<T>(
     attempts: r.attempts,
     timing: { provider_ms: round(providerMs), overhead_ms: round(overheadMs), ...(o.prepMs !== undefined ? { fetch_ms: round(o.prepMs) } : {}) },
   };
+}
+
+/**
+ * Counts a call the provider billed, before anything after it can fail (storing an image, the
+ * output check): its spend totals go with the command's outcome, failed or not.
+ */
+function charge(rt: LlmRuntime, ctx: ActionContext<Routing>, route: ModelRoute, billed: Billed) {
+  const usage = clean(billed.usage);
+  const cost = costOf(rt.config.prices[`${route.provider}/${route.model}`], usage, billed.image);
+  for (const record of rt.spend.add(ctx.workspaceId, cost.usd)) ctx.stage(record, { evenOnFailure: true });
+  return { usage, cost };
 }
 
 /**

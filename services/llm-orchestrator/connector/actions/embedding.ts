@@ -12,19 +12,14 @@ export const embedding = (rt: LlmRuntime) =>
     const input = (ctx.params.input ?? ctx.params.text_to_embed)!;
     const batch = Array.isArray(input);
     if (batch && input.length > rt.config.embeddingMaxInputs) throw new HubError('too_many_inputs', `at most ${rt.config.embeddingMaxInputs} texts per embedding command (got ${input.length})`);
-    return runTask(
-      rt,
-      ctx,
-      'embedding',
+    return runTask(rt, ctx, 'embedding', {
       // The SDK asks OpenAI for base64 and decodes it; local servers may only speak floats.
-      (client, route, signal) => client.embeddings.create({ model: route.model, input, dimensions: ctx.params.dimensions, ...(route.provider === 'openai' ? {} : { encoding_format: 'float' as const }) }, { signal }),
-      (res) => {
+      call: (client, route, signal) => client.embeddings.create({ model: route.model, input, dimensions: ctx.params.dimensions, ...(route.provider === 'openai' ? {} : { encoding_format: 'float' as const }) }, { signal }),
+      billed: (res) => ({ usage: { prompt_tokens: res.usage?.prompt_tokens, total_tokens: res.usage?.total_tokens } }),
+      respond: (res) => {
         const vectors = [...res.data].sort((a, b) => a.index - b.index).map((d) => d.embedding.map(f32));
         const dimensions = vectors[0]?.length ?? 0;
-        return {
-          providerResponse: batch ? { embeddings: vectors, dimensions } : { embedding: vectors[0] ?? [], dimensions },
-          usage: { prompt_tokens: res.usage?.prompt_tokens, total_tokens: res.usage?.total_tokens },
-        };
+        return batch ? { embeddings: vectors, dimensions } : { embedding: vectors[0] ?? [], dimensions };
       },
-    );
+    });
   });

@@ -13,18 +13,22 @@ type Params = OpenAI.Images.ImageGenerateParamsNonStreaming;
 export const imageGeneration = (rt: LlmRuntime) =>
   handler(imageGenerationInput, async (ctx) => {
     const p = ctx.params;
-    return runTask(
-      rt,
-      ctx,
-      'image_generation',
-      (client, route, signal) => {
+    return runTask(rt, ctx, 'image_generation', {
+      call: (client, route, signal) => {
         // gpt-image models always answer base64 and refuse response_format.
         const format = route.model.startsWith('gpt-image') ? {} : { response_format: p.output === 'reference' ? ('b64_json' as const) : ('url' as const) };
         const body: Params = { model: route.model, prompt: p.prompt, n: p.n, size: p.size as Params['size'], quality: p.quality as Params['quality'], style: p.style, ...format };
         return client.images.generate(body, { signal });
       },
-      async (res) => {
-        const images = await Promise.all(
+      billed: (res) => ({
+        usage: { images: res.data?.length ?? 0, prompt_tokens: res.usage?.input_tokens, completion_tokens: res.usage?.output_tokens, total_tokens: res.usage?.total_tokens },
+        // What the provider says it made, then what was asked (`auto` says nothing); unknown
+        // prices at the model's highest (costOf).
+        image: { size: res.size ?? known(p.size) ?? '1024x1024', quality: res.quality ?? known(p.quality) ?? 'standard' },
+      }),
+      // Storing a base64 image may fail (disk full, say): the images are billed by then, and counted.
+      respond: async (res) => ({
+        images: await Promise.all(
           (res.data ?? []).map(async (img) => {
             const revised = img.revised_prompt ? { revised_prompt: img.revised_prompt } : {};
             if (img.b64_json) {
@@ -33,16 +37,9 @@ export const imageGeneration = (rt: LlmRuntime) =>
             }
             return { url: img.url, ...revised };
           }),
-        );
-        return {
-          providerResponse: { images },
-          usage: { images: images.length, prompt_tokens: res.usage?.input_tokens, completion_tokens: res.usage?.output_tokens, total_tokens: res.usage?.total_tokens },
-          // What the provider says it made, then what was asked (`auto` says nothing); unknown
-          // prices at the model's highest (costOf).
-          image: { size: res.size ?? known(p.size) ?? '1024x1024', quality: res.quality ?? known(p.quality) ?? 'standard' },
-        };
-      },
-    );
+        ),
+      }),
+    });
   });
 
 /** A requested size or quality, unless it left the choice to the model. */

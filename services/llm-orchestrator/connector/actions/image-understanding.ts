@@ -12,14 +12,9 @@ export const imageUnderstanding = (rt: LlmRuntime) =>
       ...(p.system ? [{ role: 'system' as const, content: p.system }] : []),
       { role: 'user', content: [{ type: 'text', text: p.prompt }, ...images.map((url) => ({ type: 'image_url' as const, image_url: { url, ...(p.detail ? { detail: p.detail } : {}) } }))] },
     ];
-    return runTask(
-      rt,
-      ctx,
-      'image_understanding',
-      (client, route, signal) => client.chat.completions.create({ model: route.model, messages, temperature: p.temperature, max_tokens: p.max_tokens, top_p: p.top_p, stop: p.stop, seed: p.seed }, { signal }),
-      (res) => ({
-        providerResponse: { id: res.id, image_analysis_text: res.choices[0]?.message.content ?? '', choices: res.choices.map(({ index, message, finish_reason }) => ({ index, message, finish_reason })) },
-        usage: { prompt_tokens: res.usage?.prompt_tokens, completion_tokens: res.usage?.completion_tokens, total_tokens: res.usage?.total_tokens },
-      }),
-    );
+    return runTask(rt, ctx, 'image_understanding', {
+      call: (client, route, signal) => client.chat.completions.create({ model: route.model, messages, temperature: p.temperature, max_tokens: p.max_tokens, top_p: p.top_p, stop: p.stop, seed: p.seed }, { signal }),
+      billed: (res) => ({ usage: { prompt_tokens: res.usage?.prompt_tokens, completion_tokens: res.usage?.completion_tokens, total_tokens: res.usage?.total_tokens } }),
+      respond: (res) => ({ id: res.id, image_analysis_text: res.choices[0]?.message.content ?? '', choices: res.choices.map(({ index, message, finish_reason }) => ({ index, message, finish_reason })) }),
+    });
   });

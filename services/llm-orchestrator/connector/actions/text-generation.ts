@@ -21,14 +21,9 @@ export const textGeneration = (rt: LlmRuntime) =>
       tools: p.tools as Params['tools'],
       tool_choice: p.tool_choice as Params['tool_choice'],
     };
-    return runTask(
-      rt,
-      ctx,
-      'text_generation',
-      (client, route, signal) => client.chat.completions.create({ ...body, model: route.model }, { signal }),
-      (res) => ({
-        providerResponse: { id: res.id, choices: res.choices.map(({ index, message, finish_reason }) => ({ index, message, finish_reason })) },
-        usage: { prompt_tokens: res.usage?.prompt_tokens, completion_tokens: res.usage?.completion_tokens, total_tokens: res.usage?.total_tokens },
-      }),
-    );
+    return runTask(rt, ctx, 'text_generation', {
+      call: (client, route, signal) => client.chat.completions.create({ ...body, model: route.model }, { signal }),
+      billed: (res) => ({ usage: { prompt_tokens: res.usage?.prompt_tokens, completion_tokens: res.usage?.completion_tokens, total_tokens: res.usage?.total_tokens } }),
+      respond: (res) => ({ id: res.id, choices: res.choices.map(({ index, message, finish_reason }) => ({ index, message, finish_reason })) }),
+    });
   });

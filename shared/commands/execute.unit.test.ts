@@ -1,0 +1,61 @@
+import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import type { IncomingRecord, OutgoingRecord } from '../bus/types.ts';
+import type { Connector } from '../connectors/types.ts';
+import { HubError } from '../errors.ts';
+import { createLogger } from '../logger.ts';
+import type { Command } from './envelope.ts';
+import { execute, keptOf } from './execute.ts';
+import type { Job, PipelineDeps } from './pipeline.ts';
+
+const billed: OutgoingRecord = { topic: 'ionflux.state.demo-spend', key: 'acme:2026-03-10', value: Buffer.from('{"usd":0.04}') };
+const note: OutgoingRecord = { topic: 'ionflux.state.demo-notes', key: 'acme', value: Buffer.from('{}') };
+
+/** A vendor call that bills, then a step after it that may fail (`then`), as an LLM image that cannot be stored. */
+function connector(then: () => unknown): Connector {
+  return {
+    manifest: { id: 'demo', actions: { paint: { output: z.object({ url: z.string() }) } } } as unknown as Connector['manifest'],
+    handlers: {
+      paint: async (ctx) => {
+        ctx.stage(billed, { evenOnFailure: true });
+        ctx.stage(note);
+        return then();
+      },
+    },
+    healthcheck: async () => ({ ok: true }),
+  };
+}
+
+function run(then: () => unknown, maxAttempts = 1) {
+  const c = { command_id: 'cmd-1', workspace_id: 'acme', agent_id: 'agent-1', service: 'demo', action: 'paint', params: {} } as unknown as Command;
+  const conn = connector(then);
+  const job = { record: {} as IncomingRecord, c, key: 'acme:cmd-1', digest: '', principal: 'agent', name: 'paint', action: conn.manifest.actions.paint, params: {}, resumed: false } as unknown as Job;
+  const deps = { service: 'demo', connector: conn, logger: createLogger({ service: 'test', level: 'silent' }), retry: { maxAttempts, initialMs: 1, maxWaitMs: 1 }, actionTimeoutMs: 1000, eventRecord: async (topic: string) => ({ topic, value: null }), now: Date.now } as unknown as PipelineDeps;
+  return execute(job, deps);
+}
+
+describe('records staged evenOnFailure (what a vendor already did and billed)', () => {
+  it('go with a succeeded outcome, as other staged records do', async () => {
+    const v = await run(() => ({ url: 'https://x/1.png' }));
+    expect(v).toMatchObject({ kind: 'succeed', extra: [note, billed] });
+    expect(keptOf(v)).toEqual([billed]);
+  });
+
+  it('go with a failed one too: the handler failing after the call, or its result failing the output schema; other staged records do not', async () => {
+    const thrown = await run(() => Promise.reject(new Error('ENOSPC: no space left on device')));
+    expect(thrown).toMatchObject({ kind: 'fail', failure: { code: 'Error' } });
+    expect(keptOf(thrown)).toEqual([billed]);
+    const invalid = await run(() => ({ url: 42 }));
+    expect(invalid).toMatchObject({ kind: 'fail', failure: { code: 'invalid_vendor_response' } });
+    expect(keptOf(invalid)).toEqual([billed]);
+  });
+
+  it("every attempt's: a retried call was billed again", async () => {
+    let n = 0;
+    const v = await run(() => (++n === 1 ? Promise.reject(new HubError('store_busy', 'try again', { retryable: true })) : { url: 'https://x/2.png' }), 2);
+    expect(v).toMatchObject({ kind: 'succeed', attempts: 2, extra: [note, billed, billed] });
+    const failed = await run(() => Promise.reject(new HubError('store_busy', 'try again', { retryable: true })), 2);
+    expect(failed).toMatchObject({ kind: 'fail', failure: { code: 'vendor_unavailable', attempts: 2 } });
+    expect(keptOf(failed)).toEqual([billed, billed]);
+  });
+});
