@@ -1,6 +1,11 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { describe, expect, it, vi } from 'vitest';
 import { VendorError } from '../../../shared/connectors/types.ts';
 import { HubError } from '../../../shared/errors.ts';
+import { parseAllowlist } from '../../../shared/net/allowlist.ts';
+import { configureOutbound } from '../../../shared/net/outbound.ts';
+import { createTikTokApi } from './client.ts';
 import { limitsFrom } from './endpoints.ts';
 import { AccessTokenInvalid, fromTikTok, refusedByTikTok } from './errors.ts';
 import { parseJsonKeepingInt64 } from './json.ts';
@@ -72,5 +77,26 @@ describe('EndpointLimiter', () => {
 
   it('refuses unknown endpoints in TIKTOK_RATE_LIMITS', () => {
     expect(() => limitsFrom('{"video.lists": 5}')).toThrow(/video.lists/);
+  });
+});
+
+describe('TikTok API client', () => {
+  it('a connection that breaks while the answer is read is a retryable vendor 503, not a failure coded TypeError', async () => {
+    // Headers, the first bytes of the body, then the socket goes (a reset mid-answer).
+    const server = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': '4096' });
+      res.write('{"data":{"user":', () => res.socket?.destroy());
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    configureOutbound(parseAllowlist('127.0.0.1'));
+    try {
+      const api = createTikTokApi({ baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, clientKey: 'k', limiter: new EndpointLimiter(limitsFrom(undefined)) });
+      const e = await api.call('user.info', { token: 'act.1' }).catch((x: unknown) => x);
+      expect(e).toBeInstanceOf(VendorError);
+      expect(e).toMatchObject({ status: 503, retryable: true });
+    } finally {
+      configureOutbound([]);
+      await new Promise<void>((r) => server.close(() => r()));
+    }
   });
 });

@@ -47,8 +47,17 @@ export function createTikTokApi(o: { baseUrl: string; clientKey: string; limiter
         o.onCall?.(ep, 'network_error');
         throw new VendorError(503, `TikTok ${spec.path} unreachable: ${(e as Error).message}`, { cause: e });
       }
-      const text = await res.text();
-      slot.done();
+      let text: string;
+      try {
+        text = await res.text();
+      } catch (e) {
+        // The connection broke while the answer was read (undici's "terminated"): like a network error.
+        if (c.signal?.aborted) throw e;
+        o.onCall?.(ep, 'network_error');
+        throw new VendorError(503, `TikTok ${spec.path} broke off its answer: ${(e as Error).message}`, { cause: e });
+      } finally {
+        slot.done();
+      }
       let env: { data?: unknown; error?: { code?: string; message?: string; log_id?: string } };
       try {
         env = parseJsonKeepingInt64(text) as typeof env;
