@@ -28,16 +28,15 @@ export const htmlTags = (template: string) => template.replace(TAG, (_, name: st
 export const plainTags = (template: string) => template.replace(TAG, (_, name: string) => `{{${name}}}`);
 
 /**
- * The substitution map of one recipient: both spellings of every tag the template uses, a tag it
- * has no value for as '' (as `render` does over SMTP), so SendGrid never shows a tag as written.
+ * The substitution map of one recipient: each tag the template uses, in the spelling its place
+ * needs (`plain`: subject and text; `html`), a tag it has no value for as '' (as `render` does
+ * over SMTP), so SendGrid never shows a tag as written. Only what is used: SendGrid limits the
+ * substitutions of a personalization (providers/sendgrid.ts).
  */
-export function substitutions(values: Record<string, string>, used: Iterable<string>): Record<string, string> {
+export function substitutions(values: Record<string, string>, used: { plain: Iterable<string>; html: Iterable<string> }): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const k of used) {
-    const v = values[k] ?? '';
-    out[`{{${k}}}`] = v.replace(/[\r\n]+/g, ' ');
-    out[`{{${k}|html}}`] = escapeHtml(v);
-  }
+  for (const k of used.plain) out[`{{${k}}}`] = (values[k] ?? '').replace(/[\r\n]+/g, ' ');
+  for (const k of used.html) out[`{{${k}|html}}`] = escapeHtml(values[k] ?? '');
   return out;
 }
 

@@ -11,7 +11,9 @@ describe('merge tags', () => {
 
   it('gives SendGrid separate html tags with escaped substitutions', () => {
     expect(htmlTags('<b>{{name}}</b>')).toBe('<b>{{name|html}}</b>');
-    expect(substitutions({ name: 'A&B', unused: 'x' }, ['name'])).toEqual({ '{{name}}': 'A&B', '{{name|html}}': 'A&amp;B' });
+    expect(substitutions({ name: 'A&B', unused: 'x' }, { plain: ['name'], html: ['name'] })).toEqual({ '{{name}}': 'A&B', '{{name|html}}': 'A&amp;B' });
+    // Only the spelling each place needs: a tag of the html alone has no plain substitution.
+    expect(substitutions({ name: 'A&B', code: '1' }, { plain: ['code'], html: ['name'] })).toEqual({ '{{code}}': '1', '{{name|html}}': 'A&amp;B' });
     expect([...tagsOf('{{a}} {{ b }}', undefined, '{{a}}')]).toEqual(['a', 'b']);
   });
 });

@@ -9,7 +9,10 @@ import type { AddressInfo } from 'node:net';
  *   authorization grant is invalid, expired, or revoked"}]}` otherwise); the body is checked as
  *   the reference says (personalizations 1..1000 each with a `to`, at most 1000 recipients in all,
  *   no address twice across one personalization's to/cc/bcc, whatever its case, `from.email`, a
- *   subject, `content` with text/plain before text/html, string custom_args) and answered 400
+ *   subject, `content` with text/plain before text/html, string custom_args, string substitutions
+ *   of which at most 100 and 10,000 bytes per personalization, keys and values counted, as the
+ *   mail/send reference limits them; the message for it is the one SendGrid's errors page lists
+ *   under personalizations.substitutions) and answered 400
  *   `{"errors":[{"message","field","help"}]}` naming every problem, in SendGrid's words where its
  *   answers are on record (the duplicate as sendgrid/sendgrid-csharp#995 quotes it); success is 202
  *   with an empty body and `X-Message-Id`. Every answer carries X-RateLimit-Limit/-Remaining/-Reset;
@@ -79,6 +82,9 @@ export function validateMailSend(b: Record<string, unknown>): ReturnType<typeof 
       }
       if (duplicate) errors.push(error(`Each email address in the personalization block should be unique between to, cc, and bcc. ${duplicate}`, `personalizations.${i}`, 'recipient-errors'));
       for (const [k, v] of Object.entries((p.custom_args as Record<string, unknown>) ?? {})) if (typeof v !== 'string') errors.push(error(`Custom args values must be strings (${k}).`, `personalizations.${i}.custom_args`, 'personalizations.custom_args'));
+      const subs = Object.entries((p.substitutions as Record<string, unknown>) ?? {});
+      if (subs.some(([, v]) => typeof v !== 'string')) errors.push(error('The substitution values must be an object of key/value pairs, where the values are all strings.', `personalizations.${i}.substitutions`, 'personalizations.substitutions'));
+      else if (subs.length > 100 || subs.reduce((n, [k, v]) => n + Buffer.byteLength(k) + Buffer.byteLength(v as string), 0) > 10_000) errors.push(error('You are limited to 10,000 substitutions.', `personalizations.${i}.substitutions`, 'personalizations.substitutions'));
       if (!b.subject && !p.subject) errors.push(error('The subject is required. You can get around this requirement if you use a template with a subject defined or if every personalization has a subject defined.', 'subject', 'subject'));
     });
     if (recipients > 1000) errors.push(error('There is a limit of 1000 total recipients (to + cc + bcc) per request.', 'personalizations', 'personalizations'));

@@ -7,7 +7,8 @@ import type { EmailDeps } from '../deps.ts';
 import { unitKey } from '../ledger.ts';
 import { htmlTags, plainTags, render, renderSubject, substitutions, tagsOf } from '../render.ts';
 import { suppressionKey } from '../suppressions.ts';
-import type { Provider } from '../providers/types.ts';
+import { fitsPersonalization } from '../providers/sendgrid.ts';
+import type { Personalization, Provider } from '../providers/types.ts';
 import { recorded, runUnit, type UnitOutcome } from '../unit.ts';
 import { prepare, providerNameOf, type Prepared } from './prepare.ts';
 
@@ -84,7 +85,12 @@ export const sendBulk = (d: EmailDeps) =>
     return outcomeOf(d, ctx, provider, results);
   });
 
-/** Sends to every recipient of `todo` (batches on SendGrid), recording each result. Throws what stopped it. */
+/**
+ * Sends to every recipient of `todo`, recording each result; throws what stopped it. SendGrid takes
+ * batches of personalizations; a recipient whose substitutions SendGrid would refuse (over its
+ * per-personalization limits: many or long merge values) goes alone, rendered here, so one
+ * recipient never fails a batch of hundreds.
+ */
 async function sendAll(d: EmailDeps, ctx: BulkContext, prepared: Prepared, todo: Recipient[], results: Results): Promise<void> {
   const p = ctx.params;
   const t = p.template;
@@ -100,38 +106,45 @@ async function sendAll(d: EmailDeps, ctx: BulkContext, prepared: Prepared, todo:
   const unit = (keys: string[], messages: number, messageId: string | undefined, call: UnitJobCall) =>
     runUnit(d, { keys, account: provider.account, platform, workspaceId: ctx.workspaceId, messages, messageId, signal: ctx.signal, handover: ctx.handover, call });
 
-  if (provider.sendBatch) {
-    const used = tagsOf(t.subject, t.text, t.html);
-    const batches: Recipient[][] = [];
-    for (let i = 0; i < todo.length; i += d.sendgridBatchSize) batches.push(todo.slice(i, i + d.sendgridBatchSize));
-    const message = { ...base, subject: plainTags(t.subject), text: t.text === undefined ? undefined : plainTags(t.text), html: t.html === undefined ? undefined : htmlTags(t.html), headers: p.headers ?? {}, messageId: '' };
-    await pool(batches, d.concurrency, [ctx.signal, ctx.handover], async (batch) => {
-      const personalizations = batch.map((r) => {
-        return { to: r.name ? { email: r.email, name: r.name } : r.email, substitutions: substitutions(values(r), used), headers: unsubscribeHeaders(d.links.url(ctx.workspaceId, r.email)), customArgs: customArgs(ctx.workspaceId, ctx.idempotencyKey, r.email.toLowerCase()) };
-      });
-      const out = await unit(batch.map((r) => key(r.email.toLowerCase())), batch.length, undefined, () => provider.sendBatch!(message, personalizations, ctx.signal));
-      for (const r of batch) results.set(r.email.toLowerCase(), out);
+  const alone = async (list: Recipient[]) =>
+    pool(list, d.concurrency, [ctx.signal, ctx.handover], async (r) => {
+      const address = r.email.toLowerCase();
+      const v = values(r);
+      const messageId = messageIdFor(ctx.workspaceId, ctx.idempotencyKey, address, from);
+      const out = await unit([key(address)], 1, messageId, () =>
+        provider.send({
+          ...base,
+          to: [r.name ? { email: r.email, name: r.name } : r.email],
+          subject: renderSubject(t.subject, v),
+          text: t.text === undefined ? undefined : render(t.text, v),
+          html: t.html === undefined ? undefined : render(t.html, v, true),
+          headers: { ...p.headers, ...unsubscribeHeaders(v.unsubscribe_url!) },
+          messageId,
+          customArgs: customArgs(ctx.workspaceId, ctx.idempotencyKey, address),
+        }, ctx.signal),
+      );
+      results.set(address, out);
     });
-    return;
+  if (!provider.sendBatch) return alone(todo);
+
+  // Each tag in the spelling its place needs: `{{tag}}` in subject and text, `{{tag|html}}` in html.
+  const used = { plain: tagsOf(t.subject, t.text), html: tagsOf(t.html) };
+  const personalization = (r: Recipient) => ({ to: r.name ? { email: r.email, name: r.name } : r.email, substitutions: substitutions(values(r), used), headers: unsubscribeHeaders(d.links.url(ctx.workspaceId, r.email)), customArgs: customArgs(ctx.workspaceId, ctx.idempotencyKey, r.email.toLowerCase()) });
+  const batched: { r: Recipient; personalization: Personalization }[] = [];
+  const oversized: Recipient[] = [];
+  for (const r of todo) {
+    const one = personalization(r);
+    if (fitsPersonalization(one.substitutions)) batched.push({ r, personalization: one });
+    else oversized.push(r);
   }
-  await pool(todo, d.concurrency, [ctx.signal, ctx.handover], async (r) => {
-    const address = r.email.toLowerCase();
-    const v = values(r);
-    const messageId = messageIdFor(ctx.workspaceId, ctx.idempotencyKey, address, from);
-    const out = await unit([key(address)], 1, messageId, () =>
-      provider.send({
-        ...base,
-        to: [r.name ? { email: r.email, name: r.name } : r.email],
-        subject: renderSubject(t.subject, v),
-        text: t.text === undefined ? undefined : render(t.text, v),
-        html: t.html === undefined ? undefined : render(t.html, v, true),
-        headers: { ...p.headers, ...unsubscribeHeaders(v.unsubscribe_url!) },
-        messageId,
-        customArgs: customArgs(ctx.workspaceId, ctx.idempotencyKey, address),
-      }, ctx.signal),
-    );
-    results.set(address, out);
+  const batches: (typeof batched)[] = [];
+  for (let i = 0; i < batched.length; i += d.sendgridBatchSize) batches.push(batched.slice(i, i + d.sendgridBatchSize));
+  const message = { ...base, subject: plainTags(t.subject), text: t.text === undefined ? undefined : plainTags(t.text), html: t.html === undefined ? undefined : htmlTags(t.html), headers: p.headers ?? {}, messageId: '' };
+  await pool(batches, d.concurrency, [ctx.signal, ctx.handover], async (batch) => {
+    const out = await unit(batch.map((b) => key(b.r.email.toLowerCase())), batch.length, undefined, () => provider.sendBatch!(message, batch.map((b) => b.personalization), ctx.signal));
+    for (const b of batch) results.set(b.r.email.toLowerCase(), out);
   });
+  await alone(oversized);
 }
 
 /**

@@ -124,4 +124,29 @@ describe('send_bulk over SendGrid: what each recipient reads', () => {
       { to: 'bo@x.io', subject: 'Hi ', content: { 'text/plain': 'Dear , code ', 'text/html': '<p></p>' } },
     ]);
   });
+
+  it("a recipient whose merge values SendGrid would refuse in a personalization goes alone, rendered; the batch of the others is not failed for it", async () => {
+    const { d } = bulkDeps([]);
+    const provider = sendgridProvider('SG.k', { baseUrl: sim.url, timeoutMs: 5000 });
+    const sg = { ...d, providerFor: () => provider } as EmailDeps;
+    const fields = Array.from({ length: 10 }, (_, i) => `f${i}`);
+    const template = { id: 't', subject: 'Hi {{name}}', text: fields.map((f) => `{{${f}}}`).join(' '), html: `<p>${fields.map((f) => `{{${f}}}`).join(' ')}</p>` };
+    // 10 fields of 2,000 characters in text and html: about 40 KB of substitutions, SendGrid takes 10,000 bytes.
+    const big = Object.fromEntries(fields.map((f) => [f, 'x'.repeat(2000)]));
+    const recipients = [{ email: 'a@x.io', name: 'A' }, { email: 'big@x.io', name: 'Big', merge: big }, { email: 'c@x.io', name: 'C', merge: { f0: 'small' } }];
+    const before = sim.requests.length;
+    const out = (await sendBulk(sg)({
+      params: sendBulkInput.parse({ template, recipients }),
+      workspaceId: 'ws1',
+      idempotencyKey: 'bulk-big',
+      credentials: { provider: 'sendgrid', credential: 'SG.k', from: 'news@shop.test' },
+      signal: new AbortController().signal,
+    } as unknown as ActionContext)) as { sent: { email: string }[]; failed: unknown[] };
+    expect(out.failed).toEqual([]);
+    expect(out.sent.map((s) => s.email).sort()).toEqual(['a@x.io', 'big@x.io', 'c@x.io']);
+    expect(sim.requests.slice(before)).toEqual([{ status: 202, personalizations: 2 }, { status: 202, personalizations: 1 }]);
+    const alone = sim.sent.at(-1)!.body;
+    expect(alone).toMatchObject({ subject: 'Hi Big', personalizations: [{ to: [{ email: 'big@x.io', name: 'Big' }] }] });
+    expect((alone.personalizations as Record<string, unknown>[])[0]!.substitutions).toBeUndefined();
+  });
 });

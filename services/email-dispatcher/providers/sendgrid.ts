@@ -26,6 +26,19 @@ export function throttleWaitMs(h: Headers, now = Date.now()): number {
   return Number.isFinite(reset) && reset > 0 ? Math.max(0, reset * 1000 - now) : 1000;
 }
 
+/**
+ * SendGrid's limits on one personalization's substitutions (v3 mail/send reference): at most 100,
+ * and at most 10,000 bytes in all. Past them it refuses the whole request (400).
+ */
+export const SUBSTITUTION_LIMITS = { count: 100, bytes: 10_000 };
+
+/** Whether SendGrid takes these substitutions in one personalization (keys and values counted, UTF-8). */
+export function fitsPersonalization(substitutions: Record<string, string>): boolean {
+  const entries = Object.entries(substitutions);
+  const bytes = entries.reduce((n, [k, v]) => n + Buffer.byteLength(k) + Buffer.byteLength(v), 0);
+  return entries.length <= SUBSTITUTION_LIMITS.count && bytes <= SUBSTITUTION_LIMITS.bytes;
+}
+
 /** SendGrid's 401 body when the account is out of credits (`{"errors":[{"message":"Maximum credits exceeded"}]}`). */
 const CREDITS_EXCEEDED = /Maximum credits exceeded/i;
 
