@@ -67,8 +67,10 @@ export function servicePolicy(service: string, mount = 'secret', o: VaultPolicyO
   // One rule per path; a later, stronger grant replaces an earlier one.
   const rules = new Map<string, string>();
   const path = (p: string, caps: string) => rules.set(p, caps);
-  // Every command worker verifies approval releases with this key; the admin creates it.
-  path('data/platform/approvals', READ);
+  // Command workers verify approval releases with this key (shopify-sync and tiktok-sync also check
+  // connect grants with it); the admin creates it. A service without commands (the internet-facing
+  // ingester) never holds it: whoever reads it can sign releases of any external write.
+  if (SERVICES[service]?.commands.length) path('data/platform/approvals', READ);
   for (const p of a.platformRead) path(`data/platform/${p}`, READ);
   // A `*` reader (the connector worker and its plugins) still cannot read what other services
   // hold under platform/ (what they read, and keys they write, such as the email seal key): an

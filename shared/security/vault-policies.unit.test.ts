@@ -5,8 +5,11 @@ import { adminPolicy, servicePolicy } from './vault-policies.ts';
 const rules = (hcl: string) => new Map([...hcl.matchAll(/path "([^"]+)" \{ capabilities = (\[[^\]]*\]) \}/g)].map((m) => [m[1]!, JSON.parse(m[2]!) as string[]]));
 
 describe('OpenBao policies', () => {
-  it('give every service the approval signing key to read, never to write', () => {
-    for (const s of Object.keys(SERVICES)) expect(rules(servicePolicy(s)).get('secret/data/platform/approvals'), s).toEqual(['read']);
+  it('give the services that run commands the approval signing key to read, never to write, and the webhook ingester not at all', () => {
+    for (const s of ['connector-worker', 'llm-orchestrator', 'email-dispatcher', 'tiktok-sync', 'shopify-sync']) expect(rules(servicePolicy(s)).get('secret/data/platform/approvals'), s).toEqual(['read']);
+    const ingester = rules(servicePolicy('webhook-ingester'));
+    expect([...ingester.keys()].filter((p) => p.includes('approvals'))).toEqual([]);
+    expect(SERVICES['webhook-ingester']!.commands).toEqual([]);
   });
 
   it('keep agents\' credentials and other services\' keys out of a service\'s reach', () => {
