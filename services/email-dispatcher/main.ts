@@ -22,7 +22,7 @@ import { closeSmtpTransports } from './providers/smtp.ts';
 import { createSealer, loadSealKey } from './seal.ts';
 import { consumeDeliveryEvents, openSuppressions } from './suppressions.ts';
 import { Throttle } from './throttle.ts';
-import { mountUnsubscribe, unsubscribeLinks } from './unsubscribe.ts';
+import { mountUnsubscribe, unsubscribeBaseProblem, unsubscribeLinks } from './unsubscribe.ts';
 
 // Wiring only: what each piece does lives in its own file (docs/email.md).
 const env = parseEnv(emailDispatcherEnv);
@@ -50,7 +50,11 @@ while (!sealKey) {
   if (!sealKey) await new Promise((r) => setTimeout(r, 5000));
 }
 const sealer = createSealer(sealKey);
-const links = unsubscribeLinks(sealKey, env.EMAIL_PUBLIC_URL ?? server.url);
+const unsubscribeBase = env.EMAIL_PUBLIC_URL ?? server.url;
+const links = unsubscribeLinks(sealKey, unsubscribeBase);
+// A warning, not a refusal: a local `make up` runs on 127.0.0.1 and must start clean.
+const linkProblem = unsubscribeBaseProblem(unsubscribeBase);
+if (linkProblem) rt.logger.warn({ email_public_url: env.EMAIL_PUBLIC_URL ?? null }, linkProblem);
 
 // Unit records go through a producer of their own: plain acks=all writes, never queued behind outcome
 // transactions (their topic keeps 7 days, see STATE_RETENTION_MS in shared/bus/kafka/provision.ts).

@@ -1,14 +1,30 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { isIP } from 'node:net';
 import express, { type Express } from 'express';
 import type { KafkaTable } from '../../shared/bus/table/table.ts';
 import { isWorkspaceId } from '../../shared/ids.ts';
 import type { Logger } from '../../shared/logger.ts';
+import { forbiddenRange } from '../../shared/net/addresses.ts';
 import { suppressionKey, type Suppression } from './suppressions.ts';
 
 /** Signed one-click unsubscribe links (RFC 8058): only links the dispatcher issued unsubscribe anyone. */
 export interface UnsubscribeLinks {
   url(workspaceId: string, address: string): string;
   verify(token: string): { workspaceId: string; address: string } | null;
+}
+
+/**
+ * Why recipients could not use unsubscribe links on `baseUrl`, or null: a loopback or private
+ * address (the default without EMAIL_PUBLIC_URL is the bound address, 127.0.0.1) is unreachable
+ * from their mail clients, and RFC 8058 one-click unsubscribe requires an HTTPS URI.
+ */
+export function unsubscribeBaseProblem(baseUrl: string): string | null {
+  const url = new URL(baseUrl);
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  const unreachable = host === 'localhost' || host.endsWith('.localhost') || (isIP(host) !== 0 && forbiddenRange(host) !== null);
+  if (unreachable) return `unsubscribe links point at ${url.origin}, which recipients cannot reach; set EMAIL_PUBLIC_URL to the dispatcher's public HTTPS address`;
+  if (url.protocol !== 'https:') return `unsubscribe links use ${url.origin}; RFC 8058 one-click unsubscribe (List-Unsubscribe-Post) needs an HTTPS EMAIL_PUBLIC_URL`;
+  return null;
 }
 
 export function unsubscribeLinks(key: Buffer, baseUrl: string): UnsubscribeLinks {

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KafkaTable } from '../../shared/bus/table/table.ts';
 import type { Logger } from '../../shared/logger.ts';
 import type { Suppression } from './suppressions.ts';
-import { mountUnsubscribe, unsubscribeLinks } from './unsubscribe.ts';
+import { mountUnsubscribe, unsubscribeBaseProblem, unsubscribeLinks } from './unsubscribe.ts';
 
 const links = unsubscribeLinks(randomBytes(32), 'http://mail.example');
 const token = (url: string) => new URL(url).searchParams.get('t')!;
@@ -47,5 +47,13 @@ describe('signed unsubscribe links', () => {
       expect((await fetch(`${base}?t=${good}`, { method: 'POST', headers: { accept: 'application/json' } })).status).toBe(200);
       expect([...stored.values()]).toEqual([expect.objectContaining({ reason: 'unsubscribed', source: 'unsubscribe_link' })]);
     });
+  });
+});
+
+describe('where unsubscribe links point', () => {
+  it('warns of a base recipients cannot reach (loopback, private: the default without EMAIL_PUBLIC_URL) or without HTTPS (RFC 8058)', () => {
+    for (const base of ['http://127.0.0.1:8092', 'http://localhost:8092', 'https://[::1]:8092', 'https://10.0.0.5', 'http://mail.localhost']) expect(unsubscribeBaseProblem(base), base).toMatch(/cannot reach; set EMAIL_PUBLIC_URL/);
+    expect(unsubscribeBaseProblem('http://hub.example.com')).toMatch(/needs an HTTPS EMAIL_PUBLIC_URL/);
+    expect(unsubscribeBaseProblem('https://hub.example.com/email')).toBeNull();
   });
 });
