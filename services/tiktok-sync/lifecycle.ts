@@ -26,7 +26,7 @@ export interface LifecycleDeps {
   groupId: string;
 }
 
-type Webhook = { user_openid?: string; content?: Record<string, unknown> | string };
+type Webhook = { user_openid?: string; create_time?: number; content?: Record<string, unknown> | string };
 
 /** The ingester publishes TikTok's body verbatim, where `content` is itself a JSON string. */
 function contentOf(body: Webhook): Record<string, unknown> {
@@ -72,8 +72,11 @@ async function removed(d: LifecycleDeps, event: PlatformEvent, body: Webhook): P
   const c = d.connections.get(ws);
   // Already forgotten (a redelivery or a replay): nothing left to do.
   if (!held && !c && (!openId || d.links.get(linkKey('tiktok', openId))?.workspaceId !== ws)) return;
-  // A removal older than the tokens held (a replay, or a reconnect after it) must not end the new grant.
-  const newer = (held?.issued_at ?? 0) > event.timestamp || (c?.issued_at ?? 0) > event.timestamp;
+  // A removal older than the tokens held (a replay, or a reconnect after it) must not end the new
+  // grant. Older by when it happened at TikTok (create_time, seconds), not when it reached the hub:
+  // TikTok retries a webhook for up to 72 h, so a removal can arrive after the user reconnected.
+  const removedAt = typeof body.create_time === 'number' ? body.create_time * 1000 : event.timestamp;
+  const newer = (held?.issued_at ?? 0) > removedAt || (c?.issued_at ?? 0) > removedAt;
   if (!openId || (held && held.open_id !== openId) || (c && c.open_id !== openId) || newer) {
     d.rt.logger.info({ workspace: ws }, 'authorization.removed for an account or grant this workspace no longer uses; ignored');
     return;

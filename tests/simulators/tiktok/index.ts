@@ -36,8 +36,12 @@ export interface TikTokSimulator {
   nextGrantAccessTtlS(seconds: number): void;
   /** Every access token of the user stops working (as if TikTok expired them early). */
   invalidateAccessTokens(openId: string): void;
-  /** POSTs a TikTok webhook (signed `TikTok-Signature: t=..,s=..` with the client secret). */
-  sendWebhook(url: string, event: string, openId: string, content: Record<string, unknown>): Promise<{ status: number; body: string }>;
+  /**
+   * POSTs a TikTok webhook (signed `TikTok-Signature: t=..,s=..` with the client secret, `t` now).
+   * `createTime` (unix seconds, default now) is when the event happened: a retry TikTok sends
+   * hours later (it retries for up to 72 h) still carries the event's own create_time.
+   */
+  sendWebhook(url: string, event: string, openId: string, content: Record<string, unknown>, o?: { createTime?: number }): Promise<{ status: number; body: string }>;
   count(path: string): number;
   /** Answers on `path` take this long from now on (0 to stop). */
   delay(path: string, ms: number): void;
@@ -176,8 +180,8 @@ export async function startTikTokSimulator(o: SimOptions = {}): Promise<TikTokSi
       finish(p, to, failReason);
       return p;
     },
-    async sendWebhook(url, event, openId, content) {
-      const body = JSON.stringify({ client_key: clientKey, event, create_time: Math.floor(Date.now() / 1000), user_openid: openId, content: JSON.stringify(content) });
+    async sendWebhook(url, event, openId, content, o = {}) {
+      const body = JSON.stringify({ client_key: clientKey, event, create_time: o.createTime ?? Math.floor(Date.now() / 1000), user_openid: openId, content: JSON.stringify(content) });
       const t = Math.floor(Date.now() / 1000);
       const sig = createHmac('sha256', clientSecret).update(`${t}.${body}`).digest('hex');
       const r = await fetch(url, { method: 'POST', body, headers: { 'content-type': 'application/json', 'TikTok-Signature': `t=${t},s=${sig}` } });
