@@ -9,6 +9,8 @@ import { openApprovals, openWorkspaceConnectors, WORKSPACE_POLICY, wsConnectorKe
 import { HubError } from '../shared/errors.ts';
 import { secretPaths } from '../shared/secrets/store.ts';
 import { createVaultSecretStore } from '../shared/secrets/vault-store.ts';
+import { webhookDeadLetter } from '../services/webhook-ingester/dead-letter.ts';
+import { vendors } from '../services/webhook-ingester/vendors/index.ts';
 import { runCli } from './helpers/cli.ts';
 import { infraEnv, readAll, realInfra, uid } from './helpers/infra.ts';
 import { startReceiver } from './helpers/receiver.ts';
@@ -210,10 +212,74 @@ describe('ionflux admin CLI against real Kafka, registry and OpenBao', () => {
     expect(back!.value).toEqual(value);
     expect(back!.headers).toEqual({ trace: 'abc', binary: Buffer.from([0, 255, 1]).toString('utf8'), 'ionflux.replayed_from': dead.dlq_offset });
 
-    const one = await cli(['dlq', 'replay', service, '--offset', dead.dlq_offset, '--json']);
-    expect(one.stdout.trim().split('\n').map((l) => JSON.parse(l) as unknown).at(-1)).toEqual({ replayed: 1, skipped: 0 });
+    // Replayed once already: skipped, unless forced.
+    const again = await cli(['dlq', 'replay', service, '--offset', dead.dlq_offset, '--json']);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout.trim().split('\n').map((l) => JSON.parse(l) as unknown).at(-1)).toEqual({ replayed: 0, skipped: 1, refused: 0 });
+    const one = await cli(['dlq', 'replay', service, '--offset', dead.dlq_offset, '--force', '--json']);
+    expect(one.stdout.trim().split('\n').map((l) => JSON.parse(l) as unknown).at(-1)).toEqual({ replayed: 1, skipped: 0, refused: 0 });
     expect(await readAll(infra.bus, origin, { atLeast: 2 })).toHaveLength(2);
     expect((await cli(['dlq', 'replay', service, '--offset', '9:999'])).code).toBe(1);
+  });
+
+  it('dlq replay of a command: a second replay skips it; one past the dedupe window is refused without --force, and so is a webhook delivery past WEBHOOK_DEDUPE_HOURS', async () => {
+    const service = uid('svc');
+    const commands = topics.command(service); // LogAppendTime, as the hub creates command topics
+    const dlq = topics.deadLetter(service);
+    await infra.bus.ensureTopics([commands, dlq]);
+    // An approved external write that failed after its retries: dead-lettered with its signed release.
+    const headers = { 'ionflux.approval': 'signed-release', trace: 'abc' };
+    const sent = await infra.bus.publish({ topic: commands, key: 'ws-a', value: JSON.stringify({ command_id: 'c-1', action: 'post' }), headers });
+    const deadLetter = (record: { partition: number; offset: string }, extra: Record<string, string> = {}) =>
+      infra.bus.publish(deadLetterRecord({ dlqTopic: dlq, service, record: { topic: commands, ...record }, message: { key: Buffer.from('ws-a'), value: Buffer.from('{"command_id":"c-1"}'), headers: { ...headers, ...extra } }, error: new HubError('vendor_unavailable', 'receiver answered 503'), attempts: 5 }));
+    const first = await deadLetter(sent);
+    const at = `${first.partition}:${first.offset}`;
+    const [original] = await readAll(infra.bus, commands, { atLeast: 1 });
+
+    const replay = await cli(['dlq', 'replay', service]);
+    expect(replay.code, replay.stderr).toBe(0);
+    expect(replay.stdout).toContain(`replayed ${at} -> ${commands}`);
+    const [, back] = await readAll(infra.bus, commands, { atLeast: 2 });
+    expect(back!.headers).toMatchObject({ 'ionflux.approval': 'signed-release', 'ionflux.replayed_from': at, 'ionflux.replayed_original_at': original!.timestamp });
+
+    // Replayed twice: the second run skips it (past the workers' window it would run again).
+    const twice = await cli(['dlq', 'replay', service]);
+    expect(twice.code, twice.stderr).toBe(0);
+    expect(twice.stdout).toMatch(new RegExp(`skipped ${at}: already replayed at \\S+ by cli:test-admin`));
+    expect(twice.stdout).toContain('replayed 0 of 1 dead letters');
+    expect(await readAll(infra.bus, commands)).toHaveLength(2);
+    expect((await cli(['dlq', 'list', service])).stdout).toMatch(/\(replayed \d{4}-/);
+
+    // Past the dedupe window (1 ms here, as a worker configured so counts it): refused, exit 1.
+    const second = await deadLetter(sent);
+    const at2 = `${second.partition}:${second.offset}`;
+    const short = (args: string[]) => runCli(args, { env: { ...cliEnv, COMMAND_DEDUPE_WINDOW_HOURS: String(1 / 3600_000) }, timeoutMs: 40_000 });
+    const old = await short(['dlq', 'replay', service, '--offset', at2]);
+    expect(old.code, old.stderr).toBe(1);
+    expect(old.stdout).toMatch(new RegExp(`refused ${at2}: its command was written .* ago, beyond the 0 h dedupe window \\(COMMAND_DEDUPE_WINDOW_HOURS\\): the worker no longer remembers running it`));
+    expect(await readAll(infra.bus, commands)).toHaveLength(2);
+    // The dead letter of a replay counts from its first record (the header the replay carried), not from the replay.
+    const chained = await deadLetter(back!, { 'ionflux.replayed_original_at': String(Date.now() - 8 * 24 * 3600_000) });
+    const chainedOld = await cli(['dlq', 'replay', service, '--offset', `${chained.partition}:${chained.offset}`]);
+    expect(chainedOld.code, chainedOld.stderr).toBe(1);
+    expect(chainedOld.stdout).toMatch(/its command was written 19\d\.?\d? h ago, beyond the 168 h dedupe window/);
+    const forced = await short(['dlq', 'replay', service, '--offset', at2, '--force']);
+    expect(forced.code, forced.stderr).toBe(0);
+    expect(await readAll(infra.bus, commands, { atLeast: 3 })).toHaveLength(3);
+
+    // A parked webhook delivery received longer ago than WEBHOOK_DEDUPE_HOURS (72 h).
+    const inbox = `ionflux-test-inbox-${uid('')}`;
+    await infra.bus.ensureTopics([inbox]);
+    const receivedAt = new Date(Date.now() - 4 * 24 * 3600_000);
+    const body = Buffer.from('{"id":1}');
+    const delivery = { route: 'shopify', origin: 'webhook' as const, key: 'shop-1', body, headers: { 'x-shopify-topic': 'orders/create' }, receivedAt };
+    const parked = await infra.bus.publish(webhookDeadLetter({ vendor: vendors.shopify!, d: { rawBody: body, headers: delivery.headers, receivedAt }, error: { code: 'unlinked', message: 'no workspace' }, value: body, inbox: { topic: inbox, delivery } }));
+    const hook = await cli(['dlq', 'replay', 'webhook-ingester', '--offset', `${parked.partition}:${parked.offset}`]);
+    expect(hook.code, hook.stderr).toBe(1);
+    expect(hook.stdout).toMatch(/refused \d+:\d+: its delivery was received 96(\.\d)? h ago, beyond the 72 h dedupe window \(WEBHOOK_DEDUPE_HOURS\)/);
+    expect(await readAll(infra.bus, inbox)).toHaveLength(0);
+    expect((await cli(['dlq', 'replay', 'webhook-ingester', '--offset', `${parked.partition}:${parked.offset}`, '--force'])).code).toBe(0);
+    expect(await readAll(infra.bus, inbox, { atLeast: 1 })).toHaveLength(1);
   });
 });
 
