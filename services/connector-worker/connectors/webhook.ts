@@ -33,7 +33,9 @@ export const connector: Connector = {
         if (e instanceof ForbiddenDestination) throw e;
         throw new VendorError(503, `could not reach ${new URL(ctx.params.url).host}: ${(e as Error).message}`, { cause: e });
       }
-      await res.arrayBuffer().catch(() => undefined);
+      // The result reports only the status: the body is not read. Reading it whole let a receiver
+      // that streams without end fill the worker's memory until the action's timeout.
+      await res.body?.cancel().catch(() => undefined);
       if (!res.ok) throw new VendorError(res.status, `receiver answered ${res.status}`, { retryAfterMs: retryAfterMs(res.headers.get('retry-after')) });
       return { status: res.status, delivered_at: new Date().toISOString(), webhook_id: ctx.idempotencyKey };
     }),
