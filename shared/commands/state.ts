@@ -53,8 +53,9 @@ function splitCommandKey(key: string): [workspaceId: string, commandId: string] 
  * service do not tell. The worker's outcome events all have their source, workspace,
  * correlation, causation and schema version given by those; the topic is left out when it is
  * the workspace's default outcome topic. A state record so written is about half the size of
- * one holding the whole event (a no-op command of make bench-commands: 612 bytes -> 336). An
- * event that does not fit (or a state written before) is stored whole, as `outcome`; both are read.
+ * one holding the whole event (a no-op command of make bench-commands: 612 bytes -> 336, before
+ * the 63 of its content digest). An event that does not fit (or a state written before) is
+ * stored whole, as `outcome`; both are read.
  */
 const storedOutcomeSchema = z.object({ topic: z.string().optional(), id: z.string(), type: z.string(), ts: z.number(), payload_json: z.string() });
 
