@@ -1,5 +1,6 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { link, mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { link, mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import { HubError } from '../errors.ts';
 import { registerSecret } from '../redact.ts';
@@ -32,15 +33,84 @@ async function writeAtomic(file: string, bytes: Buffer, flag: 'rename' | 'link')
   }
 }
 
+/** How long a writer waits for another process's lock, and the age past which a lock counts as abandoned. */
+const LOCK_WAIT_MS = 10_000;
+const LOCK_STALE_MS = 60_000;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Whether a lock's holder (`<pid> <host> <nonce>`) is gone: a process of this host that no longer runs, or a lock left far longer than any write takes. */
+async function abandoned(lockFile: string, holder: string): Promise<boolean> {
+  const [pid, host] = holder.split(' ');
+  if (host === hostname() && Number(pid) > 0) {
+    try {
+      process.kill(Number(pid), 0);
+    } catch (e) {
+      if (errno(e) === 'ESRCH') return true;
+    }
+  }
+  const at = await stat(lockFile).then((s) => s.mtimeMs, () => undefined);
+  return at !== undefined && Date.now() - at > LOCK_STALE_MS;
+}
+
+/**
+ * Runs `fn` holding `<file>.lock` (created exclusively), so the CLI and the services sharing one
+ * file (without VAULT_TOKEN) never write over each other's updates: each read-modify-write sees
+ * the last one. A lock whose holder died is taken over; another is waited for, LOCK_WAIT_MS at most.
+ */
+async function withFileLock<T>(file: string, fn: () => Promise<T>): Promise<T> {
+  const lockFile = `${file}.lock`;
+  const me = `${process.pid} ${hostname()} ${randomBytes(6).toString('hex')}`;
+  const deadline = Date.now() + LOCK_WAIT_MS;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const fh = await open(lockFile, 'wx', 0o600);
+      try {
+        await fh.writeFile(me);
+      } finally {
+        await fh.close();
+      }
+      break;
+    } catch (e) {
+      if (errno(e) === 'ENOENT') {
+        await mkdir(dirname(file), { recursive: true, mode: 0o700 }).catch((err: unknown) => Promise.reject(unavailable(`cannot create ${dirname(file)}`, err)));
+        continue;
+      }
+      if (errno(e) !== 'EEXIST') throw unavailable(`cannot create lock ${lockFile}`, e);
+    }
+    const holder = await readFile(lockFile, 'utf8').catch(() => undefined);
+    if (holder !== undefined && (await abandoned(lockFile, holder))) {
+      // Moved aside first: of two processes taking over the same dead lock, only one removes it,
+      // and a fresh lock taken meanwhile by a third is put back.
+      const aside = `${lockFile}.${randomBytes(4).toString('hex')}.stale`;
+      if (await rename(lockFile, aside).then(() => true, () => false)) {
+        const moved = await readFile(aside, 'utf8').catch(() => undefined);
+        if (moved !== holder) await link(aside, lockFile).catch(() => undefined);
+        await unlink(aside).catch(() => undefined);
+      }
+      continue;
+    }
+    if (Date.now() > deadline) throw unavailable(`${lockFile} is held by another process (${holder?.split(' ').slice(0, 2).join(' on ') ?? 'unknown'}) for more than ${LOCK_WAIT_MS / 1000} s`, undefined);
+    await sleep(Math.min(100, 2 ** attempt) + Math.random() * 5);
+  }
+  try {
+    return await fn();
+  } finally {
+    // Only our own lock: one taken over as abandoned belongs to its new holder.
+    if ((await readFile(lockFile, 'utf8').catch(() => undefined)) === me) await unlink(lockFile).catch(() => undefined);
+  }
+}
+
 /**
  * Single-machine store: all entries in one file, AES-256-GCM with a fresh IV per write and the
  * 32-byte key in a 0600 key file. The file is re-read on every call (the CLI and services share
- * it), writes are serialized within the process, and the file is replaced atomically.
+ * it), writes are serialized within the process and hold a lock file across processes, and the
+ * file is replaced atomically.
  */
 export function createFileSecretStore(opts: { file: string; keyFile: string }): SecretStore {
   let chain: Promise<unknown> = Promise.resolve();
   const serial = <T>(fn: () => Promise<T>): Promise<T> => {
-    const next = chain.then(fn, fn);
+    const locked = () => withFileLock(opts.file, fn);
+    const next = chain.then(locked, locked);
     chain = next.catch(() => undefined);
     return next;
   };

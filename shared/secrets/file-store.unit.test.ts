@@ -1,5 +1,5 @@
 import { mkdtemp, readdir, readFile, rm, stat, truncate, unlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -131,5 +131,26 @@ describe('encrypted file secret store', () => {
 
   it.each(['../', 'a//', 'Workspaces/', '//'])('refuses the list prefix %j', async (prefix) => {
     await expect(createFileSecretStore({ file, keyFile }).list(prefix)).rejects.toMatchObject({ code: 'invalid_secret_path' });
+  });
+  it('keeps every update when two processes write the same file at once (a lock file around each read-modify-write)', async () => {
+    // Two stores on one file: as the CLI and a service share it, each serializing only its own writes.
+    const a = createFileSecretStore({ file, keyFile });
+    const b = createFileSecretStore({ file, keyFile });
+    await a.put(secretPaths.platform('first'), { k: 'v' }); // one key, made before the race
+    const puts = (s: typeof a, name: string) => Array.from({ length: 20 }, (_, i) => s.put(secretPaths.workspace(`${name}${i}`, 'webhook'), { signing_secret: `secret-${name}-${i}` }));
+    await Promise.all([...puts(a, 'a'), ...puts(b, 'b')]);
+    const all = [...(await a.list('workspaces/'))];
+    expect(all).toHaveLength(40);
+    expect((await readdir(join(dir, 'state'))).sort()).toEqual(['secrets.enc', 'secrets.key']);
+  });
+
+  it('takes over a lock whose process is gone', async () => {
+    const store = createFileSecretStore({ file, keyFile });
+    await store.put(secretPaths.platform('first'), { k: 'v' });
+    // A pid no process has (beyond Linux's pid_max), on this host: its holder died mid-write.
+    await writeFile(`${file}.lock`, `${2 ** 23} ${hostname()} abc`);
+    await store.put(secretPaths.platform('second'), { k: 'w' });
+    expect(await store.list('platform/')).toEqual(['first', 'second']);
+    expect((await readdir(join(dir, 'state'))).sort()).toEqual(['secrets.enc', 'secrets.key']);
   });
 });
