@@ -77,9 +77,7 @@ async function tokenCall(c: OAuthConfig, path: string, form: Record<string, stri
 
 function tokenSet(b: Record<string, unknown>, now = Date.now()): TokenSet {
   for (const f of ['access_token', 'refresh_token', 'open_id'] as const) if (typeof b[f] !== 'string' || !b[f]) throw new HubError('oauth_invalid_response', `TikTok's token answer has no ${f}`, { retryable: true });
-  registerSecret(b.access_token as string);
-  registerSecret(b.refresh_token as string);
-  return {
+  const t: TokenSet = {
     access_token: b.access_token as string,
     refresh_token: b.refresh_token as string,
     open_id: b.open_id as string,
@@ -87,6 +85,20 @@ function tokenSet(b: Record<string, unknown>, now = Date.now()): TokenSet {
     access_expires_at: now + Number(b.expires_in ?? 0) * 1000,
     refresh_expires_at: now + Number(b.refresh_expires_in ?? 0) * 1000,
   };
+  registerTokens(t);
+  return t;
+}
+
+/** How long a token is still masked after its expiry (clocks differ; a request sent just before it). */
+const EXPIRED_GRACE_MS = 15 * 60_000;
+
+/**
+ * Masks a user's tokens until they expire (shared/redact.ts): rotated every 2 hours, they would
+ * otherwise pile up in the masking list for as long as the service runs.
+ */
+export function registerTokens(t: Pick<TokenSet, 'access_token' | 'refresh_token' | 'access_expires_at' | 'refresh_expires_at'>): void {
+  registerSecret(t.access_token, { until: t.access_expires_at + EXPIRED_GRACE_MS });
+  registerSecret(t.refresh_token, { until: t.refresh_expires_at + EXPIRED_GRACE_MS });
 }
 
 export async function exchangeCode(c: OAuthConfig, p: { code: string; verifier: string; redirectUri: string }): Promise<TokenSet> {
@@ -100,7 +112,8 @@ export async function refreshTokens(c: OAuthConfig, refreshToken: string): Promi
 export async function clientToken(c: OAuthConfig): Promise<{ token: string; expiresAt: number }> {
   const b = await tokenCall(c, '/v2/oauth/token/', { client_key: c.clientKey, client_secret: c.clientSecret, grant_type: 'client_credentials' });
   if (typeof b.access_token !== 'string') throw new HubError('oauth_invalid_response', "TikTok's client token answer has no access_token", { retryable: true });
-  registerSecret(b.access_token);
-  return { token: b.access_token, expiresAt: Date.now() + Number(b.expires_in ?? 7200) * 1000 };
+  const expiresAt = Date.now() + Number(b.expires_in ?? 7200) * 1000;
+  registerSecret(b.access_token, { until: expiresAt + EXPIRED_GRACE_MS });
+  return { token: b.access_token, expiresAt };
 }
 

@@ -3,6 +3,7 @@ import type { WorkspaceConnector } from '../../../shared/commands/state.ts';
 import { describeError } from '../../../shared/errors.ts';
 import type { EventCodec } from '../../../shared/events/codec.ts';
 import type { Logger } from '../../../shared/logger.ts';
+import { forgetSecret } from '../../../shared/redact.ts';
 import type { SecretStore } from '../../../shared/secrets/index.ts';
 import { storeRefreshed } from '../../../shared/secrets/oauth-tokens.ts';
 import { grantRefused, OAuthRefused, refreshTokens, type OAuthConfig } from '../api/oauth.ts';
@@ -90,6 +91,8 @@ async function keep(d: RefreshDeps, writer: FencedWriter, c: Connection, u: Unst
     // Disconnected while we refreshed (its tokens deleted): nothing to keep.
     if (!current) return forget(d, writer, c);
     await storeRefreshed(() => writeTokens(d.store, c.workspace_id, u.tokens), { forMs: d.storeRetryMs });
+    // TikTok retired the refresh token these replace: it no longer needs masking (shared/redact.ts).
+    if (current.refresh_token !== u.tokens.refresh_token) forgetSecret(current.refresh_token);
   } catch (e) {
     d.logger.error({ workspace: c.workspace_id, error: describeError(e) }, 'tokens TikTok just issued could not be stored yet; kept in memory, the next attempt stores them');
     d.onRefresh?.('retry');

@@ -7,6 +7,7 @@ import type { FencedWriter, PlacedRecord } from '../../../shared/bus/types.ts';
 import type { WorkspaceConnector } from '../../../shared/commands/state.ts';
 import type { EventCodec } from '../../../shared/events/codec.ts';
 import { createLogger } from '../../../shared/logger.ts';
+import { redactString, REDACTED } from '../../../shared/redact.ts';
 import { parseAllowlist } from '../../../shared/net/allowlist.ts';
 import { configureOutbound } from '../../../shared/net/outbound.ts';
 import type { SecretRecord, SecretStore } from '../../../shared/secrets/index.ts';
@@ -180,5 +181,14 @@ describe('refreshConnection against the TikTok simulator', () => {
     expect(r).toMatchObject({ next: { status: 'active', issued_at: reconnected.issued_at } });
     expect(marked(c)).toBe(false);
     expect(c.records().at(-1)).toMatchObject({ status: 'active', issued_at: reconnected.issued_at });
+  });
+
+  it('masks the new tokens in logs and stops masking the refresh token TikTok retired (the masking list stays bounded)', async () => {
+    const c = await connected();
+    const r = await refreshConnection(c.d, c.writer, c.connection);
+    expect(r).toMatchObject({ next: { status: 'active' } });
+    const now = (await readTokens(c.store, 'ws1'))!;
+    expect(redactString(`${now.access_token} ${now.refresh_token}`)).toBe(`${REDACTED} ${REDACTED}`);
+    expect(redactString(c.issued.refresh_token)).toBe(c.issued.refresh_token);
   });
 });

@@ -1,6 +1,6 @@
 import { readOAuthTokens, writeOAuthTokens } from '../../../shared/secrets/oauth-tokens.ts';
 import { secretPaths, type SecretStore } from '../../../shared/secrets/index.ts';
-import type { TokenSet } from '../api/oauth.ts';
+import { registerTokens, type TokenSet } from '../api/oauth.ts';
 
 /**
  * A workspace's TikTok tokens in the secret store, `workspaces/<ws>/connectors/tiktok`
@@ -20,7 +20,7 @@ export async function readTokens(store: SecretStore, ws: string): Promise<Stored
   // TikTok always issues a refresh token: without one the connection cannot go on.
   if (!t?.refresh_token || !t.meta.open_id) return null;
   const { meta } = t;
-  return {
+  const tokens: StoredTokens = {
     access_token: t.access_token,
     refresh_token: t.refresh_token,
     open_id: meta.open_id!,
@@ -29,6 +29,9 @@ export async function readTokens(store: SecretStore, ws: string): Promise<Stored
     access_expires_at: meta.access_expires_at ?? 0,
     refresh_expires_at: meta.refresh_expires_at ?? 0,
   };
+  // Tokens stored before their expiry times were kept (none) stay masked for good.
+  if (meta.access_expires_at && meta.refresh_expires_at) registerTokens(tokens);
+  return tokens;
 }
 
 export async function writeTokens(store: SecretStore, ws: string, t: StoredTokens): Promise<void> {
