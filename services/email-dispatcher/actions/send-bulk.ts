@@ -5,10 +5,10 @@ import { describeError, HubError } from '../../../shared/errors.ts';
 import { customArgs, messageIdFor, unsubscribeHeaders } from '../compose.ts';
 import type { EmailDeps } from '../deps.ts';
 import { unitKey } from '../ledger.ts';
-import { htmlTags, plainTags, render, renderSubject, substitutions, tagsOf } from '../render.ts';
-import { suppressionKey } from '../suppressions.ts';
 import { fitsPersonalization } from '../providers/sendgrid.ts';
 import type { Personalization, Provider } from '../providers/types.ts';
+import { htmlTags, plainTags, render, renderSubject, substitutions, tagsOf } from '../render.ts';
+import { suppressionKey } from '../suppressions.ts';
 import { recorded, runUnit, type UnitOutcome } from '../unit.ts';
 import { prepare, providerNameOf, type Prepared } from './prepare.ts';
 
