@@ -28,7 +28,7 @@ export const tiktokSyncEnv = baseEnv.extend({
   PUBLIC_BASE_URL: z.url().optional(),
   /** How long a connect link (its signed state) stays valid. */
   TIKTOK_CONNECT_TTL_MS: ms(15 * 60_000),
-  /** Refresh this long before the access token (24 h) expires. */
+  /** Refresh this long before the access token (2 h) expires. */
   TIKTOK_REFRESH_MARGIN_MS: ms(30 * 60_000),
   /** A command that met an invalid token waits this long for the connection's owner to refresh it. */
   TIKTOK_REFRESH_WAIT_MS: ms(15_000),

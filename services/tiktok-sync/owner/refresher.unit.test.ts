@@ -191,4 +191,12 @@ describe('refreshConnection against the TikTok simulator', () => {
     expect(redactString(`${now.access_token} ${now.refresh_token}`)).toBe(`${REDACTED} ${REDACTED}`);
     expect(redactString(c.issued.refresh_token)).toBe(c.issued.refresh_token);
   });
+
+  it("gets TikTok's token lifetimes from the simulator: access 2 hours, refresh 180 days", async () => {
+    const c = await connected();
+    const now = Date.now();
+    expect(c.issued.access_expires_at - now).toBeGreaterThan(7_000_000);
+    expect(c.issued.access_expires_at - now).toBeLessThanOrEqual(7_200_000);
+    expect(Math.round((c.issued.refresh_expires_at - now) / 86_400_000)).toBe(180);
+  });
 });

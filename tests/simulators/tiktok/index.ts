@@ -10,7 +10,7 @@ import { DEFAULT_LIMITS, fail, rand, SimState, type Publish, type ResearchVideo,
 /**
  * A local stand-in for TikTok's v2 API, written from TikTok for Developers' reference (sources in
  * SOURCES.md beside this file): Login Kit authorize page and token endpoint with PKCE (hex
- * SHA-256 challenge), refresh (rotating refresh tokens), client credentials and revoke; Display
+ * SHA-256 challenge), refresh (the refresh token rotated every time), client credentials and revoke; Display
  * API user info, video list and query; Research API video query; Content Posting API creator
  * info, init, chunked upload and status; the `{data, error}` envelope with TikTok's codes and
  * HTTP statuses; per-endpoint limits (one-minute sliding window, 429 rate_limit_exceeded, no
@@ -49,10 +49,11 @@ export interface TikTokSimulator {
 }
 
 export interface SimOptions {
+  /** TikTok's: 2 hours. */
   accessTtlS?: number;
+  /** TikTok's: 180 days. */
   refreshTtlS?: number;
   clientTokenTtlS?: number;
-  rotateRefreshTokens?: boolean;
   limits?: Partial<SimLimits>;
   /** URL prefixes verified for PULL_FROM_URL. */
   verifiedUrlPrefixes?: string[];
@@ -68,7 +69,7 @@ export async function startTikTokSimulator(o: SimOptions = {}): Promise<TikTokSi
   const clientSecret = `simsecret-${rand(16)}`;
   const s = new SimState(new Map([[clientKey, { secret: clientSecret, research: o.research ?? true }]]), { ...DEFAULT_LIMITS, ...o.limits });
   const oauth: OAuthCounters = { refreshes: new Map(), refreshLog: [], failRefresh: new Set(), revoked: [] };
-  const ttl = { access: o.accessTtlS ?? 86_400, refresh: o.refreshTtlS ?? 31_536_000, client: o.clientTokenTtlS ?? 7200, rotate: o.rotateRefreshTokens ?? true, nextGrant: null as number | null };
+  const ttl = { access: o.accessTtlS ?? 7200, refresh: o.refreshTtlS ?? 15_552_000, client: o.clientTokenTtlS ?? 7200, nextGrant: null as number | null };
   const windowMs = o.windowMs ?? 60_000;
   const requests: TikTokSimulator['requests'] = [];
   const delays = new Map<string, number>();

@@ -39,7 +39,7 @@ export function authorize(s: SimState, url: URL, res: ServerResponse): void {
   back({ code, scopes: scopes.join(','), state: q.state ?? '' });
 }
 
-export function token(s: SimState, form: URLSearchParams, res: ServerResponse, c: OAuthCounters, ttl: { access: number; refresh: number; client: number; rotate: boolean; nextGrant: number | null }): void {
+export function token(s: SimState, form: URLSearchParams, res: ServerResponse, c: OAuthCounters, ttl: { access: number; refresh: number; client: number; nextGrant: number | null }): void {
   const f = Object.fromEntries(form);
   const client = f.client_key ? s.clients.get(f.client_key) : undefined;
   if (!f.client_key) return oauthError(res, 'invalid_request', 'Client key is missed in request.');
@@ -65,12 +65,10 @@ export function token(s: SimState, form: URLSearchParams, res: ServerResponse, c
     if (grant) c.refreshLog.push({ open_id: grant.open_id, at: Date.now(), ok: Boolean(good) });
     if (!grant || !good) return oauthError(res, 'invalid_grant', 'Refresh token is invalid or expired.');
     c.refreshes.set(grant.open_id, (c.refreshes.get(grant.open_id) ?? 0) + 1);
-    if (ttl.rotate) {
-      // A refresh may hand back a different refresh token; the one used stops working.
-      s.refreshTokens.delete(grant.refresh_token);
-      grant.refresh_token = `rft.${rand(24)}`;
-      s.refreshTokens.set(grant.refresh_token, grant.id);
-    }
+    // Refresh tokens are rotated: a new one in every answer, and the one sent stops working.
+    s.refreshTokens.delete(grant.refresh_token);
+    grant.refresh_token = `rft.${rand(24)}`;
+    s.refreshTokens.set(grant.refresh_token, grant.id);
     return json(res, 200, tokenBody(s, grant, ttl));
   }
   if (f.grant_type === 'client_credentials') {
