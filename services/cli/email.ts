@@ -16,6 +16,21 @@ const USAGE = `ionflux email templates approve --workspace <w> --file <template.
        ionflux email tokens create|revoke --workspace <w>
        ionflux email suppressions list|add|remove --workspace <w> [<address>]   [--json]`;
 
+/** The template file's JSON; a file that cannot be read or parsed is a usage error naming it, not a stack trace. */
+async function readJsonFile(file: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    throw new UsageError(`--file ${file}: cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})\nusage: ${USAGE}`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new UsageError(`--file ${file}: not JSON (${(e as Error).message})\nusage: ${USAGE}`);
+  }
+}
+
 /** Pre-approved templates live in the workspace's email settings (ionflux.state.workspace-connectors, `<ws>:email`). */
 async function templates(sub: string, args: string[]): Promise<number> {
   const { values, positionals } = parse(args, { workspace: { type: 'string' }, file: { type: 'string' }, json: { type: 'boolean' } }, USAGE);
@@ -24,7 +39,7 @@ async function templates(sub: string, args: string[]): Promise<number> {
   if (sub === 'revoke' && positionals.length !== 1) throw new UsageError(`which template id?\nusage: ${USAGE}`);
   let template;
   if (sub === 'approve') {
-    const parsed = templateSchema.safeParse(JSON.parse(await readFile(values.file!, 'utf8')));
+    const parsed = templateSchema.safeParse(await readJsonFile(values.file!));
     if (!parsed.success) throw new UsageError(`${values.file}: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(file)'}: ${i.message}`).join('; ')}`);
     template = parsed.data;
   }

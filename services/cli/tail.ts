@@ -7,6 +7,19 @@ import type { CliCommand } from './main.ts';
 
 const USAGE = 'ionflux tail <topic-or-regex> [--from-beginning] [--max <n>] [--timeout <seconds>]';
 
+// Checked before anything connects: `--max abc` or `--max 0` never stopped, `--timeout abc` ended at once without a word.
+function count(raw: string): number {
+  const n = Number(raw);
+  if (!/^\d+$/.test(raw) || !Number.isSafeInteger(n) || n < 1) throw new UsageError(`--max ${raw}: expected a whole number of events, 1 or more\nusage: ${USAGE}`);
+  return n;
+}
+
+function seconds(raw: string): number {
+  const n = Number(raw);
+  if (raw.trim() === '' || !Number.isFinite(n) || n <= 0 || n > 2_147_483) throw new UsageError(`--timeout ${raw}: expected a number of seconds above 0\nusage: ${USAGE}`);
+  return n;
+}
+
 /**
  * Prints decoded PlatformEvents as JSON lines: {topic, partition, offset, key, event}.
  * Records that do not decode are reported on stderr and skipped. Commits nothing.
@@ -16,13 +29,14 @@ export const tailCommand: CliCommand = {
   async run(args) {
     const { values, positionals } = parse(args, { 'from-beginning': { type: 'boolean' }, max: { type: 'string' }, timeout: { type: 'string' } }, USAGE);
     if (positionals.length !== 1) throw new UsageError(`expected one topic or pattern\nusage: ${USAGE}`);
+    const max = values.max === undefined ? Infinity : count(values.max);
+    const timeoutS = values.timeout === undefined ? undefined : seconds(values.timeout);
     const ctx = cliContext();
     const registry = createRegistry(ctx.env.SCHEMA_REGISTRY_URL);
-    const max = values.max ? Number(values.max) : Infinity;
     let printed = 0;
     let finish: () => void = () => undefined;
     const done = new Promise<void>((resolve) => (finish = resolve));
-    if (values.timeout) setTimeout(finish, Number(values.timeout) * 1000).unref();
+    if (timeoutS !== undefined) setTimeout(finish, timeoutS * 1000).unref();
     process.once('SIGINT', finish);
     process.once('SIGTERM', finish);
 

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { isReservedSource } from '../bus/topics.ts';
 
 /** How risky an action is, and so what it needs before it runs (SPEC.md, seeds 000/004). */
 export const APPROVAL_GATES = ['read_only', 'artifact_generation', 'workspace_write', 'external_write', 'blocked_by_default'] as const;
@@ -42,7 +43,9 @@ export const actionSchema = z.object({
 });
 
 export const manifestSchema = z.object({
-  id: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/),
+  // The id names its topics (ionflux.cmd.<id>, ionflux.<id>.ws_<ws>.*) and its worker gets write
+  // ACLs on `ionflux.<id>.`: an id such as state, inbox, dlq or cmd would hand it the hub's own topics.
+  id: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/).refine((id) => !isReservedSource(id), { message: 'reserved: cmd, agent, dlq, state, internal and inbox name the hub\'s own topics' }),
   name: z.string().min(1),
   category: z.enum(CATEGORIES),
   version: z.string().regex(/^\d+\.\d+\.\d+$/, 'semver'),

@@ -37,4 +37,9 @@ describe('validateManifest: an approval gate at least as strict as the permissio
   it('the built-in catalog passes', () => {
     expect(catalog.size).toBeGreaterThan(0);
   });
+
+  it('refuses ids that name the hub\'s own topics (ionflux.state., .inbox., .dlq., ...): the worker would get write ACLs on them', () => {
+    for (const id of ['state', 'inbox', 'dlq', 'cmd', 'agent', 'internal']) expect(() => validateManifest({ ...manifest('read', 'read_only'), id }), id).toThrow(/reserved/);
+    expect(validateManifest({ ...manifest('read', 'read_only'), id: 'states' }).id).toBe('states');
+  });
 });
