@@ -14,7 +14,9 @@ import type { Approval } from './state.ts';
  * re-sent to its service with the signed decision in a header, and the audit entry. Published
  * together, in one transaction, by whoever decides (`ionflux approvals`, or the platform
  * connector for an admin principal); the worker then runs exactly the kept command once, or
- * answers `approval_denied`. Deciding twice is refused.
+ * answers `approval_denied`. Deciding twice is refused, except by the platform command that
+ * decided (`command`) run again: its transaction may have aborted after its table saw the
+ * decision, and it gets the same records again (same time, same signature, same ids).
  */
 export async function decisionRecords(
   deps: { codec: EventCodec; approvals: KafkaTable<Approval>; signingKey: Buffer },
@@ -22,22 +24,26 @@ export async function decisionRecords(
   decision: 'approved' | 'denied',
   actor: string,
   reason?: string,
+  /** The platform command deciding, if one is. */
+  command?: string,
 ): Promise<{ decided: Approval; records: OutgoingRecord[] }> {
   const a = deps.approvals.get(approvalId);
   if (!a) throw new HubError('unknown_approval', `no approval ${approvalId}`);
-  if (a.status !== 'pending') throw new HubError('already_decided', `approval ${approvalId} was already ${a.status}`);
-  const decidedAt = new Date().toISOString();
-  const decided: Approval = { ...a, status: decision, decided_at: decidedAt, decided_by: actor, ...(reason ? { reason } : {}) };
-  const command = { ...a.command, approval_id: approvalId, deadline: a.command.deadline ?? undefined };
+  const again = a.status === decision && command !== undefined && a.decided_command === command;
+  if (a.status !== 'pending' && !again) throw new HubError('already_decided', `approval ${approvalId} was already ${a.status}`);
+  const decided: Approval = again
+    ? a
+    : { ...a, status: decision, decided_at: new Date().toISOString(), decided_by: actor, ...(command ? { decided_command: command } : {}), ...(reason ? { reason } : {}) };
+  const released = { ...a.command, approval_id: approvalId, deadline: a.command.deadline ?? undefined };
   // The digest of what the admin saw; the worker runs the release only if the command it carries has it.
   const digest = a.digest ?? commandDigest(a.service, a.command);
-  const header = signRelease(deps.signingKey, { approval_id: approvalId, digest, decision, decided_by: actor, decided_at: decidedAt });
-  const audit = await auditRecord(deps.codec, 'platform', { kind: 'approval_decided', workspace_id: a.command.workspace_id, connector: a.connector, action: a.action, command_id: a.command.command_id, approval_id: approvalId, actor, outcome: decision, detail: reason }, `${approvalId}:${decision}`);
+  const header = signRelease(deps.signingKey, { approval_id: approvalId, digest, decision, decided_by: decided.decided_by!, decided_at: decided.decided_at! });
+  const audit = await auditRecord(deps.codec, 'platform', { kind: 'approval_decided', workspace_id: a.command.workspace_id, connector: a.connector, action: a.action, command_id: a.command.command_id, approval_id: approvalId, actor: decided.decided_by!, outcome: decision, detail: decided.reason }, `${approvalId}:${decision}`);
   return {
     decided,
     records: [
       deps.approvals.record(approvalId, decided),
-      { topic: topics.command(a.service), key: a.command.workspace_id, value: encodeCommandJson(command), headers: { [RELEASE_HEADER]: header } },
+      { topic: topics.command(a.service), key: a.command.workspace_id, value: encodeCommandJson(released), headers: { [RELEASE_HEADER]: header } },
       audit,
     ],
   };

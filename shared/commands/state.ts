@@ -123,6 +123,11 @@ export const approvalSchema = z.object({
   requested_at: z.string(),
   decided_at: z.string().optional(),
   decided_by: z.string().optional(),
+  /**
+   * The platform command that decided it: that command run again (its outcome's transaction
+   * aborted) stages the same decision again instead of being told `already_decided`.
+   */
+  decided_command: z.string().optional(),
   reason: z.string().optional(),
 });
 export type Approval = z.infer<typeof approvalSchema>;
