@@ -1,12 +1,19 @@
 import { videosPublishInput } from '../../../shared/connectors/catalog/tiktok.ts';
 import { handler, type ActionContext } from '../../../shared/connectors/types.ts';
-import { HubError } from '../../../shared/errors.ts';
+import { describeError, HubError } from '../../../shared/errors.ts';
 import { refusedByTikTok } from '../api/errors.ts';
 import { unitKey, webhookKey, type PublishUnit, type WebhookStatus } from '../state/publishes.ts';
 import type { ActionDeps } from './deps.ts';
 import { chunking, chunkRanges, fetchVideo } from './video-source.ts';
 
 type Params = ReturnType<typeof videosPublishInput.parse>;
+
+/**
+ * Inits this process sent that ended without TikTok's refusal (a 5xx, a broken connection), with
+ * the error: the in-process retry finds the ledger at `initializing` and tells the truth about it.
+ * A ledger found at `initializing` with no entry here is a worker that stopped mid-init.
+ */
+const unsureInits = new Map<string, string>();
 type Status = { status?: string; fail_reason?: string; publicaly_available_post_id?: (string | number)[] };
 
 /**
@@ -25,7 +32,9 @@ export const videosPublish = (d: ActionDeps) =>
     };
     return d.tokens.withUserToken(ctx.workspaceId, ctx.idempotencyKey, async (token) => {
       if (unit()?.phase === 'initializing') {
-        throw new HubError('outcome_unknown', 'the worker stopped while asking TikTok to start this post; it is not asked again (the post may exist: check the account)');
+        const why = unsureInits.get(key);
+        unsureInits.delete(key);
+        throw new HubError('outcome_unknown', `${why ? `an earlier attempt asked TikTok to start this post and got no answer that says whether it did (${why})` : 'the worker stopped while asking TikTok to start this post'}; it is not asked again (the post may exist: check the account)`);
       }
       if (!unit()) await start(d, ctx, token, set);
       const u = unit()!;
@@ -52,13 +61,24 @@ async function start(d: ActionDeps, ctx: ActionContext<Params>, token: string, s
   // Handed over while asking for the creator's options or reading the video (which can take long):
   // past the rebalance timeout the partition's next owner starts this post, so this one must not.
   ctx.handover?.throwIfAborted();
-  await set({ phase: 'initializing', at: Date.now() });
+  let asked = false;
   let data: { publish_id?: string; upload_url?: string };
   try {
-    data = await d.api.call('publish.init', { token, body: { post_info, source_info }, signal: ctx.signal });
+    data = await d.api.call('publish.init', {
+      token, body: { post_info, source_info }, signal: ctx.signal,
+      // Once init has its slot from the limiter (6 a minute per user: a wait of up to 65 s), the
+      // handover is checked again, and the ledger written, right before it is sent.
+      beforeSend: async () => {
+        ctx.handover?.throwIfAborted();
+        await set({ phase: 'initializing', at: Date.now() });
+        asked = true;
+      },
+    });
   } catch (e) {
     // TikTok answered and refused (4xx, throttled, token): nothing was created, so init may run again.
-    if (refusedByTikTok(e)) await set(undefined);
+    if (asked && refusedByTikTok(e)) await set(undefined);
+    // A 5xx or a broken connection: the post may exist; the next attempt says so, and why.
+    else if (asked) unsureInits.set(unitKey(ctx.workspaceId, ctx.idempotencyKey), describeError(e).message.slice(0, 300));
     throw e;
   }
   if (!data.publish_id) throw new HubError('invalid_vendor_response', 'TikTok started the post but sent no publish_id');

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { videosPublishInput } from '../../../shared/connectors/catalog/tiktok.ts';
 import type { ActionContext } from '../../../shared/connectors/types.ts';
 import { HandedOver } from '../../../shared/errors.ts';
+import { VendorError } from '../../../shared/connectors/types.ts';
 import { parseAllowlist } from '../../../shared/net/allowlist.ts';
 import { configureOutbound } from '../../../shared/net/outbound.ts';
 import { ledgerSchema, unitKey, type LedgerEntry, type PublishUnit } from '../state/publishes.ts';
@@ -24,7 +25,8 @@ function fakeTikTok(chunkBytes: number, ledger = new Map<string, LedgerEntry>())
   const ranges: string[] = [];
   const d = {
     api: {
-      call: async (ep: string, o: { body?: Record<string, unknown> }) => {
+      call: async (ep: string, o: { body?: Record<string, unknown>; beforeSend?: () => Promise<void> }) => {
+        await o.beforeSend?.(); // as api/client.ts does once the limiter gave the call its slot
         if (ep === 'creator_info') return { privacy_level_options: ['SELF_ONLY'] };
         if (ep === 'publish.init') {
           inits.push(o.body!.source_info as Record<string, unknown>);
@@ -149,5 +151,38 @@ describe('videos.publish status polling', () => {
     }) as typeof t.d.api.call;
     const ctx = { params: videosPublishInput.parse({ source: 'PULL_FROM_URL', video_url: 'https://media.example.com/a.mp4', privacy_level: 'SELF_ONLY' }), workspaceId: 'ws1', idempotencyKey: 'cmd-late', signal: attempt.signal } as unknown as ActionContext;
     await expect(videosPublish(t.d)(ctx)).rejects.toMatchObject({ code: 'publish_status_unknown', retryable: false, message: expect.stringContaining('v_pub_url~9') });
+  });
+});
+
+describe('videos.publish init', () => {
+  const ctxFor = (commandId: string, handover?: AbortSignal) => ({ params: videosPublishInput.parse({ source: 'PULL_FROM_URL', video_url: 'https://media.example.com/a.mp4', privacy_level: 'SELF_ONLY' }), workspaceId: 'ws1', idempotencyKey: commandId, signal: new AbortController().signal, handover }) as unknown as ActionContext;
+
+  it('handed over while init waits for its slot under the limit (up to 65 s), it never sends init and leaves no ledger behind', async () => {
+    const t = fakeTikTok(10 * MB);
+    const handover = new AbortController();
+    const call = t.d.api.call.bind(t.d.api);
+    // The limiter holds init while the group rebalances.
+    t.d.api.call = (async (ep: string, o: never) => {
+      if (ep === 'publish.init') handover.abort(new HandedOver('the group is rebalancing'));
+      return call(ep as never, o);
+    }) as typeof t.d.api.call;
+    await expect(videosPublish(t.d)(ctxFor('cmd-wait', handover.signal))).rejects.toBeInstanceOf(HandedOver);
+    expect(t.inits).toEqual([]);
+    expect(t.ledger.get(unitKey('ws1', 'cmd-wait'))).toBeUndefined();
+  });
+
+  it("after init failed with a 5xx in this process, the retry's outcome_unknown says so instead of 'the worker stopped'", async () => {
+    const t = fakeTikTok(10 * MB);
+    const call = t.d.api.call.bind(t.d.api);
+    t.d.api.call = (async (ep: string, o: never) => {
+      if (ep !== 'publish.init') return call(ep as never, o);
+      await (o as { beforeSend?: () => Promise<void> }).beforeSend?.();
+      throw new VendorError(503, 'TikTok /v2/post/publish/video/init/ answered 503 without its JSON envelope');
+    }) as typeof t.d.api.call;
+    await expect(videosPublish(t.d)(ctxFor('cmd-5xx'))).rejects.toMatchObject({ status: 503 });
+    const retry = (await videosPublish(t.d)(ctxFor('cmd-5xx')).catch((e: unknown) => e)) as { code: string; message: string };
+    expect(retry).toMatchObject({ code: 'outcome_unknown' });
+    expect(retry.message).toContain('answered 503');
+    expect(retry.message).not.toContain('the worker stopped');
   });
 });

@@ -14,6 +14,11 @@ export interface CallOptions {
   signal?: AbortSignal;
   /** Scopes to name when TikTok says one is missing (default: the endpoint's). */
   scopes?: string[];
+  /**
+   * Runs once the limiter gave the call its slot (a wait of up to 65 s), right before it is sent;
+   * throwing stops the call unsent. A publish checks for a handover and records its ledger here.
+   */
+  beforeSend?: () => Promise<void>;
 }
 
 /** A TikTok v2 API client: the envelope, its error codes, and the per-endpoint limits. */
@@ -32,6 +37,12 @@ export function createTikTokApi(o: { baseUrl: string; clientKey: string; limiter
       const spec = ENDPOINTS[ep];
       registerSecret(c.token);
       const slot = await o.limiter.acquire(ep, spec.per === 'app' ? o.clientKey : c.token, c.signal);
+      try {
+        await c.beforeSend?.();
+      } catch (e) {
+        slot.done();
+        throw e;
+      }
       const url = `${base}${spec.path}${c.query ? `?${new URLSearchParams(c.query)}` : ''}`;
       let res: Response;
       try {
