@@ -36,14 +36,18 @@ export const videosPublish = (d: ActionDeps) =>
         unsureInits.delete(key);
         throw new HubError('outcome_unknown', `${why ? `an earlier attempt asked TikTok to start this post and got no answer that says whether it did (${why})` : 'the worker stopped while asking TikTok to start this post'}; it is not asked again (the post may exist: check the account)`);
       }
-      if (!unit()) await start(d, ctx, token, set);
+      // The video read before init is the one uploaded: one download per attempt (up to TIKTOK_UPLOAD_MAX_BYTES in memory).
+      const video = unit() ? undefined : await start(d, ctx, token, set);
       const u = unit()!;
-      if (ctx.params.source === 'FILE_UPLOAD' && u.phase !== 'uploaded') await uploadRest(d, ctx, u, set);
+      if (ctx.params.source === 'FILE_UPLOAD' && u.phase !== 'uploaded') await uploadRest(d, ctx, u, set, video);
       return pollToEnd(d, ctx, token, unit()!.publish_id!);
     }, ctx.signal);
   });
 
-async function start(d: ActionDeps, ctx: ActionContext<Params>, token: string, set: (u: PublishUnit | undefined) => Promise<void>): Promise<void> {
+type Video = Awaited<ReturnType<typeof fetchVideo>>;
+
+/** Creator info, the video for FILE_UPLOAD (returned, for the upload), init. */
+async function start(d: ActionDeps, ctx: ActionContext<Params>, token: string, set: (u: PublishUnit | undefined) => Promise<void>): Promise<Video | undefined> {
   const p = ctx.params;
   const info = await d.api.call<{ privacy_level_options?: string[] }>('creator_info', { token, signal: ctx.signal });
   if (!(info.privacy_level_options ?? []).includes(p.privacy_level)) {
@@ -51,9 +55,11 @@ async function start(d: ActionDeps, ctx: ActionContext<Params>, token: string, s
   }
   let size = 0;
   let plan = { chunkSize: 0, count: 0 };
+  let video: Video | undefined;
   if (p.source === 'FILE_UPLOAD') {
     // Fetched before init: a video we cannot read must not leave a half-made post behind.
-    size = (await fetchVideo(p.video_url, { ...d.publish, signal: ctx.signal })).bytes.length;
+    video = await fetchVideo(p.video_url, { ...d.publish, signal: ctx.signal });
+    size = video.bytes.length;
     plan = chunking(size, d.publish.chunkBytes);
   }
   const post_info = { privacy_level: p.privacy_level, ...(p.title !== undefined ? { title: p.title } : {}), disable_duet: p.disable_duet, disable_comment: p.disable_comment, disable_stitch: p.disable_stitch, brand_content_toggle: p.brand_content_toggle, brand_organic_toggle: p.brand_organic_toggle, ...(p.video_cover_timestamp_ms !== undefined ? { video_cover_timestamp_ms: p.video_cover_timestamp_ms } : {}), ...(p.is_aigc !== undefined ? { is_aigc: p.is_aigc } : {}) };
@@ -84,11 +90,13 @@ async function start(d: ActionDeps, ctx: ActionContext<Params>, token: string, s
   if (!data.publish_id) throw new HubError('invalid_vendor_response', 'TikTok started the post but sent no publish_id');
   const promised = p.source === 'FILE_UPLOAD' ? { video_size: size, chunk_size: plan.chunkSize, chunk_count: plan.count } : {};
   await set({ phase: p.source === 'FILE_UPLOAD' ? 'initialized' : 'uploaded', publish_id: data.publish_id, ...(data.upload_url ? { upload_url: data.upload_url } : {}), ...promised, chunks_done: 0, at: Date.now() });
+  return video;
 }
 
-async function uploadRest(d: ActionDeps, ctx: ActionContext<Params>, u: PublishUnit, set: (u: PublishUnit) => Promise<void>): Promise<void> {
+/** The chunks not acknowledged yet, of `fetched` (read by this attempt's start) or of the video read again (a resumed command). */
+async function uploadRest(d: ActionDeps, ctx: ActionContext<Params>, u: PublishUnit, set: (u: PublishUnit) => Promise<void>, fetched?: Video): Promise<void> {
   if (!u.upload_url) throw new HubError('invalid_vendor_response', 'TikTok sent no upload_url for a FILE_UPLOAD post');
-  const video = await fetchVideo(ctx.params.video_url, { ...d.publish, signal: ctx.signal });
+  const video = fetched ?? (await fetchVideo(ctx.params.video_url, { ...d.publish, signal: ctx.signal }));
   // The plan TikTok was told at init, even if TIKTOK_UPLOAD_CHUNK_BYTES changed since (ledgers from before it was recorded: recomputed).
   const plan = u.chunk_size && u.chunk_count ? { chunkSize: u.chunk_size, count: u.chunk_count } : chunking(video.bytes.length, d.publish.chunkBytes);
   if (u.video_size !== undefined && video.bytes.length !== u.video_size) {

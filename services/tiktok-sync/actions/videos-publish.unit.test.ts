@@ -62,9 +62,11 @@ describe('videos.publish FILE_UPLOAD', () => {
   let server: Server;
   let origin: string;
   const videos = new Map<string, Buffer>();
+  const downloads = new Map<string, number>();
   beforeAll(async () => {
     configureOutbound(parseAllowlist('127.0.0.1'));
     server = createServer((req, res) => {
+      downloads.set(req.url!, (downloads.get(req.url!) ?? 0) + 1);
       res.setHeader('content-type', 'video/mp4');
       res.end(videos.get(req.url!));
     });
@@ -101,6 +103,14 @@ describe('videos.publish FILE_UPLOAD', () => {
     expect(await run(t.d, '/seven.mp4')).toMatchObject({ status: 'PUBLISH_COMPLETE', post_ids: ['73'] });
     expect(t.inits).toEqual([{ source: 'FILE_UPLOAD', video_size: 7 * MB, chunk_size: 7 * MB, total_chunk_count: 1 }]);
     expect(t.ranges).toEqual(promised(t.inits[0]!));
+  });
+
+  it('downloads the video once per attempt: the bytes read before init are the ones uploaded', async () => {
+    videos.set('/once.mp4', Buffer.alloc(12 * MB, 5));
+    const t = fakeTikTok(5 * MB);
+    expect(await run(t.d, '/once.mp4', 'cmd-once')).toMatchObject({ status: 'PUBLISH_COMPLETE' });
+    expect(t.ranges).toEqual(promised(t.inits[0]!));
+    expect(downloads.get('/once.mp4')).toBe(1);
   });
 
   it('sends the byte ranges init promised, the last chunk taking the trailing bytes', async () => {
