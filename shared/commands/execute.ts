@@ -44,13 +44,10 @@ export async function execute(job: Job, d: PipelineDeps): Promise<Verdict> {
  * `extra`; a failed one only here, for the worker to add to the failed outcome's unit (and a
  * verdict the worker turns into another failure, such as result_too_large, must keep them).
  */
-export function keptOf(v: Verdict): OutgoingRecord[] {
-  return (v as Verdict & Kept).kept ?? [];
-}
+export const keptOf = (v: Verdict): OutgoingRecord[] => ((v.kind === 'fail' || v.kind === 'succeed') && v.kept) || [];
 
-type Kept = { kept?: OutgoingRecord[] };
-/** The verdict carrying `kept` (beside its declared fields: pipeline.ts's Verdict does not name them). */
-export const withKept = (v: Verdict, kept: OutgoingRecord[]): Verdict => (kept.length ? Object.assign(v, { kept }) : v);
+/** The verdict carrying `kept`, if there are any. */
+export const withKept = <V extends Verdict & { kind: 'fail' | 'succeed' }>(v: V, kept: OutgoingRecord[]): V => (kept.length ? { ...v, kept } : v);
 
 type Produced = { events: { topic: string; event: PlatformEvent }[]; staged: OutgoingRecord[] };
 type Attempt = { ok: true; result: unknown; attempts: number; produced: Produced; kept: OutgoingRecord[] } | { ok: false; error: { code: string; message: string; retryable: boolean }; attempts: number; kept: OutgoingRecord[] };

@@ -36,11 +36,13 @@ export interface Failure {
 
 /** What a step decided; `undefined` lets the command go on to the next step. */
 export type Verdict =
-  | { kind: 'fail'; failure: Failure }
+  // `kept`: records of what a vendor already did and bills for (staged `evenOnFailure`), published
+  // with the outcome whatever it says; a succeeded verdict also has them in `extra`.
+  | { kind: 'fail'; failure: Failure; kept?: OutgoingRecord[] }
   | { kind: 'replay'; state: CommandState } // a duplicate: its stored outcome again, same event id
   | { kind: 'redelivered' } // a record this command already answered (or is answering), read again: nothing to publish
   | { kind: 'await'; approval: Approval; requested: boolean }
-  | { kind: 'succeed'; result: unknown; attempts: number; extra: OutgoingRecord[] };
+  | { kind: 'succeed'; result: unknown; attempts: number; extra: OutgoingRecord[]; kept?: OutgoingRecord[] };
 
 /** One command on its way through the steps. Steps fill in what later ones need. */
 export interface Job {

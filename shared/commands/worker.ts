@@ -14,7 +14,7 @@ import type { SecretStore } from '../secrets/index.ts';
 import { auditRecord } from './audit.ts';
 import { commandDigest, dedupeDigest } from './digest.ts';
 import { decodeCommand, type Command } from './envelope.ts';
-import type { Retry } from './execute.ts';
+import { keptOf, withKept, type Retry } from './execute.ts';
 import { defaultOutcomeTopic, outcomeEvent, outcomeTopic } from './outcome.ts';
 import { decide, recordId, sleep, type Failure, type Job, type PipelineDeps, type Principal, type Verdict } from './pipeline.ts';
 import { policyFor } from './policy.ts';
@@ -173,6 +173,8 @@ export async function startCommandWorker(o: WorkerOptions): Promise<Subscription
       // would take it for the command's own failure, or that failure for it.
       const refusal = f.finishes === false ? `:${f.code}:${job.dedupeDigest}` : '';
       if (refusal) event = { ...event, event_id: deterministicEventId(`${event.event_type}:${c.workspace_id}:${c.command_id}${refusal}`) };
+      // What the vendor already did and billed before the failure stands (the LLM's spend totals).
+      records.push(...keptOf(v));
       if (policy.deadLetter) records.push(deadLetterRecord({ dlqTopic, service, record: job.record, message: job.record, error: new HubError(f.code, f.message), attempts: f.attempts ?? attempts }));
       if (policy.audit) records.push(await audit(c, 'action_failed', { action: job.name, outcome: f.code, detail: f.message }, `${c.command_id}:failed:${f.code}${refusal}`));
       if (f.finishes !== false) state = { phase: 'done', at: Date.now(), content_digest: job.dedupeDigest, record: recordId(job.record), ...originOf(job), outcome: { topic, event } };
@@ -192,7 +194,7 @@ export async function startCommandWorker(o: WorkerOptions): Promise<Subscription
     // Kafka would refuse the unit on every attempt, and the command would end with no outcome.
     if (v.kind === 'succeed' && (outcome.value?.length ?? 0) > MAX_OUTCOME_BYTES) {
       const message = `the action ran, but its result makes an outcome of ${outcome.value!.length} bytes, over the ${MAX_OUTCOME_BYTES} an outcome may have; the result is not kept`;
-      return recordVerdict(ctx, job, { kind: 'fail', failure: { code: 'result_too_large', message, attempts: v.attempts } }, attempts);
+      return recordVerdict(ctx, job, withKept({ kind: 'fail', failure: { code: 'result_too_large', message, attempts: v.attempts } }, keptOf(v)), attempts);
     }
     records.unshift(outcome);
     const gate = job.action?.approvalGate;
