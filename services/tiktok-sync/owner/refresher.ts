@@ -84,20 +84,21 @@ export async function refreshConnection(d: RefreshDeps, writer: FencedWriter, c:
 
 /** Stores tokens TikTok just issued (unless a reconnect replaced the generation they refresh), then the record. */
 async function keep(d: RefreshDeps, writer: FencedWriter, c: Connection, u: Unstored): Promise<RefreshResult> {
+  let current: StoredTokens | null;
   try {
-    const current = await readRetried(d, c.workspace_id);
-    // A reconnect replaced the tokens while we refreshed: theirs win.
-    if (current && current.issued_at !== u.replaces) return adopt(d, writer, c, current);
-    // Disconnected while we refreshed (its tokens deleted): nothing to keep.
-    if (!current) return forget(d, writer, c);
-    await storeRefreshed(() => writeTokens(d.store, c.workspace_id, u.tokens), { forMs: d.storeRetryMs });
-    // TikTok retired the refresh token these replace: it no longer needs masking (shared/redact.ts).
-    if (current.refresh_token !== u.tokens.refresh_token) forgetSecret(current.refresh_token);
+    current = await readRetried(d, c.workspace_id);
+    if (current?.issued_at === u.replaces) await storeRefreshed(() => writeTokens(d.store, c.workspace_id, u.tokens), { forMs: d.storeRetryMs });
   } catch (e) {
     d.logger.error({ workspace: c.workspace_id, error: describeError(e) }, 'tokens TikTok just issued could not be stored yet; kept in memory, the next attempt stores them');
     d.onRefresh?.('retry');
     return { retry: true, unstored: u };
   }
+  // Disconnected while we refreshed (its tokens deleted): nothing to keep.
+  if (!current) return forget(d, writer, c);
+  // A reconnect replaced the tokens while we refreshed: theirs win.
+  if (current.issued_at !== u.replaces) return adopt(d, writer, c, current);
+  // TikTok retired the refresh token these replace: it no longer needs masking (shared/redact.ts).
+  if (current.refresh_token !== u.tokens.refresh_token) forgetSecret(current.refresh_token);
   const next = fromTokens(c, u.tokens);
   await writer.send([connectionRecord(next)]);
   d.onRefresh?.('refreshed');
