@@ -1,4 +1,4 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +9,7 @@ import { openApprovals, openWorkspaceConnectors, WORKSPACE_POLICY, wsConnectorKe
 import { HubError } from '../shared/errors.ts';
 import { secretPaths } from '../shared/secrets/store.ts';
 import { createVaultSecretStore } from '../shared/secrets/vault-store.ts';
+import { apiTokenPath } from '../services/email-dispatcher/api-auth.ts';
 import { webhookDeadLetter } from '../services/webhook-ingester/dead-letter.ts';
 import { vendors } from '../services/webhook-ingester/vendors/index.ts';
 import { runCli } from './helpers/cli.ts';
@@ -280,6 +281,33 @@ describe('ionflux admin CLI against real Kafka, registry and OpenBao', () => {
     expect(await readAll(infra.bus, inbox)).toHaveLength(0);
     expect((await cli(['dlq', 'replay', 'webhook-ingester', '--offset', `${parked.partition}:${parked.offset}`, '--force'])).code).toBe(0);
     expect(await readAll(infra.bus, inbox, { atLeast: 1 })).toHaveLength(1);
+  });
+});
+
+/** A second terminal with nothing exported: the CLI reads what `make up` left in .ionflux/ (kafka.env, hub.env). */
+function secondTerminal() {
+  const dir = mkdtempSync(join(tmpdir(), 'ionflux-env-'));
+  onTestFinished(() => rmSync(dir, { recursive: true, force: true })); // it holds the admin's credentials
+  const sasl = env.auth.sasl!;
+  writeFileSync(join(dir, 'kafka.env'), `KAFKA_BROKERS=${env.brokers.join(',')}\nKAFKA_SASL_MECHANISM=${sasl.mechanism}\nKAFKA_SASL_USERNAME=${sasl.username}\nKAFKA_SASL_PASSWORD=${sasl.password}\n`, { mode: 0o600 });
+  writeFileSync(join(dir, 'hub.env'), `VAULT_ADDR=${env.vaultAddr}\nVAULT_TOKEN=${env.vaultToken}\nSCHEMA_REGISTRY_URL=${env.registryUrl}\n`, { mode: 0o600 });
+  // A local secrets file, if anything wrongly used one, stays in the test's folder.
+  const local = { SECRETS_FILE: join(dir, 'secrets.enc'), SECRETS_KEY_FILE: join(dir, 'secrets.key') };
+  return (args: string[], input?: string) =>
+    runCli(args, { env: { IONFLUX_ENV_DIR: dir, USER: 'test-admin', ...local }, unset: ['KAFKA_BROKERS', 'KAFKA_SASL_MECHANISM', 'KAFKA_SASL_USERNAME', 'KAFKA_SASL_PASSWORD', 'KAFKA_SASL_PASSWORD_FILE', 'VAULT_ADDR', 'VAULT_TOKEN', 'VAULT_TOKEN_FILE', 'SCHEMA_REGISTRY_URL'], input, timeoutMs: 40_000 });
+}
+
+describe('ionflux in a second terminal with nothing exported', () => {
+  it('email tokens create|revoke store the token where the dispatcher reads it (OpenBao, from hub.env)', async () => {
+    const bare = secondTerminal();
+    const ws = uid('ws');
+    const created = await bare(['email', 'tokens', 'create', '--workspace', ws, '--json']);
+    expect(created.code, created.stderr).toBe(0);
+    const { token } = JSON.parse(created.stdout) as { token: string };
+    expect((await vault.get(apiTokenPath(ws)))?.value.token_sha256).toBe(createHash('sha256').update(token).digest('hex'));
+    const revoked = await bare(['email', 'tokens', 'revoke', '--workspace', ws]);
+    expect(revoked.code, revoked.stderr).toBe(0);
+    expect(await vault.get(apiTokenPath(ws))).toBeNull();
   });
 });
 

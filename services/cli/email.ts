@@ -1,13 +1,12 @@
 import { readFile } from 'node:fs/promises';
 import { KafkaTable, jsonValue } from '../../shared/bus/table/table.ts';
-import { baseEnv, parseEnv } from '../../shared/config.ts';
 import { openWorkspaceConnectors, wsConnectorKey } from '../../shared/commands/state.ts';
 import { emailSettingsSchema, templateDigest, templateSchema } from '../../shared/connectors/catalog/email.ts';
 import { createSecretStore } from '../../shared/secrets/index.ts';
 import { apiTokenPath, newApiToken } from '../email-dispatcher/api-auth.ts';
 import { SUPPRESSIONS_TOPIC, suppressionKey, suppressionSchema, type Suppression } from '../email-dispatcher/suppressions.ts';
 import { parse, UsageError } from './args.ts';
-import { cliContext } from './context.ts';
+import { cliContext, cliEnv } from './context.ts';
 import { cliActor, emit, requireWorkspace } from './integrations.ts';
 import type { CliCommand } from './main.ts';
 
@@ -65,7 +64,8 @@ async function templates(sub: string, args: string[]): Promise<number> {
 async function tokens(sub: string, args: string[]): Promise<number> {
   const { values } = parse(args, { workspace: { type: 'string' }, json: { type: 'boolean' } }, USAGE);
   const ws = requireWorkspace(values.workspace, USAGE);
-  const store = createSecretStore(parseEnv(baseEnv));
+  // Where the running hub keeps secrets (.ionflux/hub.env when nothing is exported), as the dispatcher reads them.
+  const store = createSecretStore(cliEnv());
   try {
     if (sub === 'revoke') {
       await store.delete(apiTokenPath(ws));
