@@ -309,6 +309,19 @@ describe('ionflux in a second terminal with nothing exported', () => {
     expect(revoked.code, revoked.stderr).toBe(0);
     expect(await vault.get(apiTokenPath(ws))).toBeNull();
   });
+
+  it('connect shopify|tiktok reach the broker with the admin\'s credentials from kafka.env and print the link', async () => {
+    const bare = secondTerminal();
+    const ws = uid('ws');
+    for (const args of [['connect', 'tiktok', '--workspace', ws], ['connect', 'shopify', '--workspace', ws, '--shop', 'cli-test.myshopify.com']]) {
+      // No sync service runs here: nobody answers, so the wait ends after its second with exit 1.
+      const r = await bare([...args, '--timeout', '1', '--json']);
+      expect(r.code, r.stderr).toBe(1);
+      expect((JSON.parse(r.stdout.trim().split('\n')[0]!) as { authorization_url: string }).authorization_url).toMatch(/grant=/);
+      expect(r.stderr).toMatch(/no (authorization|installation) within 1 s/);
+      expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
+    }
+  });
 });
 
 describe('ionflux integrations run through a connector worker process', () => {

@@ -1,4 +1,4 @@
-import { parseEnv } from '../../shared/config.ts';
+import { parseEnv, withLocalHubEnv } from '../../shared/config.ts';
 import { createSecretStore } from '../../shared/secrets/index.ts';
 import { connectGrants } from '../../shared/security/connect-grant.ts';
 import { accountProblem } from '../../shared/links.ts';
@@ -24,7 +24,8 @@ export async function connectShopify(args: string[]): Promise<number> {
   const problem = accountProblem('shopify', shop);
   if (problem) throw new UsageError(`--shop: ${problem}\nusage: ${USAGE}`);
   const timeoutS = timeoutSeconds(values.timeout, USAGE);
-  const env = parseEnv(shopifySyncEnv);
+  // The broker and admin credentials of .ionflux/kafka.env too, as every other command reads them.
+  const env = parseEnv(shopifySyncEnv, withLocalHubEnv());
   const baseUrl = publicBaseUrl(env);
   return awaitAuthorization({
     connector: 'shopify', vendor: 'Shopify', service: 'shopify-sync', settings: 'PUBLIC_BASE_URL / SHOPIFY_SYNC_PORT', env, baseUrl,

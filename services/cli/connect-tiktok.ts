@@ -1,4 +1,4 @@
-import { parseEnv } from '../../shared/config.ts';
+import { parseEnv, withLocalHubEnv } from '../../shared/config.ts';
 import { createSecretStore } from '../../shared/secrets/index.ts';
 import { connectGrants } from '../../shared/security/connect-grant.ts';
 import { publicBaseUrl, tiktokSyncEnv } from '../tiktok-sync/env.ts';
@@ -20,7 +20,8 @@ export async function connectTikTok(args: string[]): Promise<number> {
   if (positionals.length !== 1) throw new UsageError(`usage: ${USAGE}`);
   const ws = requireWorkspace(values.workspace, USAGE);
   const timeoutS = timeoutSeconds(values.timeout, USAGE);
-  const env = parseEnv(tiktokSyncEnv);
+  // The broker and admin credentials of .ionflux/kafka.env too, as every other command reads them.
+  const env = parseEnv(tiktokSyncEnv, withLocalHubEnv());
   const baseUrl = publicBaseUrl(env);
   return awaitAuthorization({
     connector: 'tiktok', vendor: 'TikTok', service: 'tiktok-sync', settings: 'PUBLIC_BASE_URL / TIKTOK_SYNC_PORT', env, baseUrl,
