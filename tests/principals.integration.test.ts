@@ -194,6 +194,16 @@ describe('agent principals: confined to their workspace by the broker and the wo
       await bus.close().catch(() => undefined);
     }
     expect(await vault.get(secretPaths.agentPrincipal(wsA, other))).toBeNull();
+
+    // Revoked already, or never there (a mistyped id): said so, exit 1, and no audit record.
+    const auditsBefore = (await readAll(infra.bus, topics.audit)).length;
+    for (const id of [other, uid('typo')]) {
+      const again = await runCli(['principals', 'revoke', 'agent', id, '--workspace', wsA]);
+      expect(again.code, again.stderr).toBe(1);
+      expect(again.stderr).toContain(`no principal agent.${id}.ws_${wsA}`);
+      expect(again.stdout).not.toContain('revoked');
+    }
+    expect(await readAll(infra.bus, topics.audit)).toHaveLength(auditsBefore);
   });
 });
 

@@ -123,6 +123,14 @@ async function revoke(args: string[]): Promise<number> {
   try {
     const name = agentPrincipal(agentId, workspaceId);
     const security = ctx.security();
+    // The broker deletes a user that does not exist without a word: a mistyped id would be
+    // reported (and audited) as revoked while the real principal stays. Left-over ACLs of one
+    // whose credentials are gone (a revoke cut short) are still removed.
+    const [users, left] = await Promise.all([security.listScramUsers(), security.listAcls(name)]);
+    if (!users.some((u) => u.name === name) && !left.length) {
+      process.stderr.write(`principals revoke: no principal ${name} (agent ${agentId} of workspace ${workspaceId}); nothing revoked. ionflux principals list shows them\n`);
+      return 1;
+    }
     // Credentials first: nobody can log in as it from now on; its ACLs then stop sessions still open.
     await security.deleteScramUser(name);
     const acls = await security.listAcls(name);
