@@ -351,3 +351,49 @@ describe('email dispatcher: SMTP to a real capturing server, SendGrid to its sim
     expect(dispatcher.output.filter((l) => l.includes('"level":50') && !l.includes('"kafkajs"'))).toEqual([]);
   });
 });
+
+/**
+ * The platform's own SendGrid account refused (docs/email.md, "At most once"): the workspace sending
+ * platform mail has nothing to re-authorize, and a bulk stopped part-way lists who got it.
+ */
+describe("email dispatcher: the platform's SendGrid account refused mid-way, through Kafka", () => {
+  let infra: Awaited<ReturnType<typeof realInfra>>;
+  let sendgrid: SendgridSimulator;
+  let dispatcher: RunningDispatcher;
+  let settings: KafkaTable<WorkspaceConnector>;
+  const PLATFORM_KEY = secret('SG.platform-');
+  const TOKEN = secret('platform-token-');
+  const ws = uid('ws');
+  const api = (path: string, body: unknown) =>
+    fetch(`${dispatcher.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` }, body: JSON.stringify(body) }).then(async (r) => ({ status: r.status, body: (await r.json()) as Record<string, unknown> }));
+  const refusedKey = { status: 401, body: { errors: [{ field: null, message: 'The provided authorization grant is invalid, expired, or revoked' }] } };
+
+  beforeAll(async () => {
+    infra = await realInfra('email-platform-refused-test');
+    sendgrid = await startSendgridSimulator({ keys: [PLATFORM_KEY] });
+    settings = await openWorkspaceConnectors(infra);
+    dispatcher = await startDispatcher({ EMAIL_PROVIDER: 'sendgrid', SENDGRID_API_KEY: PLATFORM_KEY, SENDGRID_BASE_URL: sendgrid.url, EMAIL_FROM: 'news@ionflux.test', EMAIL_API_TOKEN: TOKEN, EMAIL_SENDGRID_BATCH_SIZE: '2', EMAIL_SEND_CONCURRENCY: '1' });
+  }, 180_000);
+
+  afterAll(async () => {
+    await dispatcher?.stop();
+    await Promise.all([sendgrid?.close(), settings?.close(), infra?.close()]);
+  });
+
+  it('a bulk whose platform key is refused after its first batch succeeds listing those sent, the rest failed provider_unauthorized; the workspace is not marked needs_reauth', async () => {
+    const recipients = Array.from({ length: 4 }, (_, i) => ({ email: `p${i}-${ws}@example.com`, name: `P${i}` }));
+    sendgrid.script([{ pass: true }, refusedKey]);
+    const out = await api('/v1/emails/bulk?wait=25s', { workspace_id: ws, template: { id: 'notice', subject: 'Notice for {{name}}', text: 'Hello {{name}}' }, recipients });
+    expect(out.status, JSON.stringify(out.body)).toBe(200);
+    expect(out.body).toMatchObject({ status: 'succeeded', result: { sent: recipients.slice(0, 2).map((r) => ({ email: r.email })), unknown: [], failed: recipients.slice(2).map((r) => ({ email: r.email, code: 'provider_unauthorized' })) } });
+    expect(sendgrid.sent.flatMap((m) => (m.body.personalizations as { to: { email: string }[] }[]).map((p) => p.to[0]!.email))).toEqual(recipients.slice(0, 2).map((r) => r.email));
+
+    // Nobody sent at all: the command fails provider_unauthorized, and still marks nothing.
+    sendgrid.script([refusedKey]);
+    const single = await api('/v1/emails/send?wait=25s', { workspace_id: ws, to: [`one-${ws}@example.com`], subject: 'x', text: 'x' });
+    expect(single.body).toMatchObject({ status: 'failed', error: { code: 'provider_unauthorized' } });
+    // The worker writes a connection's state before the outcome: read the table to its end, then look.
+    await settings.catchUp();
+    expect(settings.get(wsConnectorKey(ws, 'email'))?.connection).not.toBe('needs_reauth');
+  }, 120_000);
+});

@@ -21,7 +21,7 @@ import type { AddressInfo } from 'node:net';
  *   answered 401 `{"errors":[{"message":"Maximum credits exceeded","field":null,"help":null}]}`,
  *   the body SendGrid sends then (sendgrid/sendgrid-nodejs#1032), whatever the key.
  * - GET /v3/scopes: `{"scopes":[...]}` for a valid key (the healthcheck).
- * Answers can be scripted (a status, a delay, a dropped connection) for the next requests.
+ * Answers can be scripted (a status, a dropped connection, or as usual) for the next requests.
  */
 export interface SentMail {
   key: string | null;
@@ -29,7 +29,8 @@ export interface SentMail {
   messageId: string;
 }
 
-export type SendgridScript = { status: number; headers?: Record<string, string>; body?: unknown } | { drop: true };
+/** One scripted answer: a status (and body), a dropped connection, or `pass`: answered as usual. */
+export type SendgridScript = { status: number; headers?: Record<string, string>; body?: unknown } | { drop: true } | { pass: true };
 
 export interface SendgridSimulator {
   url: string;
@@ -144,7 +145,7 @@ export async function startSendgridSimulator(o: { keys?: string[]; rateLimit?: n
     const personalizations = Array.isArray(parsed.personalizations) ? parsed.personalizations.length : 0;
     const next = scripted.shift();
     if (next && 'drop' in next) return void req.socket.destroy();
-    if (next) {
+    if (next && 'status' in next) {
       requests.push({ status: next.status, personalizations });
       return json(res, next.status, next.body ?? { errors: [{ field: null, message: next.status === 429 ? 'too many requests' : 'internal error' }] }, { ...rate(), ...next.headers });
     }
