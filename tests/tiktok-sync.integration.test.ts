@@ -377,3 +377,54 @@ describe('tiktok-sync against a TikTok v2 simulator: connect, reads, polling, re
     return { outcome: first };
   }
 });
+
+// A removal TikTok delivers late (it retries a webhook for up to 72 h), after the user connected again.
+import { readTokens } from '../services/tiktok-sync/tokens/vault.ts';
+
+describe('tiktok-sync: authorization.removed judged by when it happened at TikTok', () => {
+  let infra: Awaited<ReturnType<typeof realInfra>>;
+  let sim: TikTokSimulator;
+  let ingester: RunningIngester;
+  let sync: RunningTikTokSync;
+  const workspaces: string[] = [];
+  const until = async (what: string, check: () => boolean | Promise<boolean>, timeoutMs = 30_000) => {
+    const deadline = Date.now() + timeoutMs;
+    while (!(await check())) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${sync.output.slice(-15).join('\n')}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  };
+
+  beforeAll(async () => {
+    infra = await realInfra('tiktok-late-removal-test');
+    sim = await startTikTokSimulator();
+    ingester = await startIngester({ TIKTOK_CLIENT_SECRET: sim.clientSecret });
+    sync = await startTikTokSync({ ...simEnv(sim), TIKTOK_SYNC_GROUP: uid('ttg'), TIKTOK_POLL_INTERVAL_MS: '0' });
+  }, 180_000);
+
+  afterAll(async () => {
+    await sync?.stop();
+    await ingester?.stop();
+    await forgetConnections({ vault, bus: infra?.bus, vendor: 'tiktok', connectionsTopic: CONNECTIONS_TOPIC }, workspaces);
+    await sim?.close();
+    await infra?.close();
+  });
+
+  it('a removal that happened before the grant the workspace holds, delivered after it, leaves the tokens and the link', async () => {
+    const ws = uid('ws');
+    workspaces.push(ws);
+    const user = sim.addUser({ videos: 1 });
+    const r = await browseConnect(`${sync.url}/tiktok/connect?workspace=${ws}&grant=${await connectGrant('tiktok', ws)}`, sim, user.open_id);
+    expect(r.status, r.body).toBe(200);
+    const held = (await readTokens(vault, ws))!;
+    await until('the ingester to route the account', async () => (await sim.sendWebhook(`${ingester.url}/webhooks/tiktok`, 'video.publish.completed', user.open_id, { share_id: `video.${uid()}` })).status === 200);
+    // The user removed the app two minutes before connecting again; TikTok's retry of that event comes only now.
+    const hook = await sim.sendWebhook(`${ingester.url}/webhooks/tiktok`, 'authorization.removed', user.open_id, { reason: 1 }, { createTime: Math.floor(held.issued_at / 1000) - 120 });
+    expect(hook.status, hook.body).toBe(200);
+    await until('tiktok-sync to handle the removal', async () => sync.output.some((l) => l.includes('authorization.removed for an account or grant this workspace no longer uses')) || (await vault.get(secretPaths.workspace(ws, 'tiktok'))) === null);
+    expect(await readTokens(vault, ws)).toMatchObject({ access_token: held.access_token, issued_at: held.issued_at });
+    const links = await openLinks(infra);
+    expect(links.get(linkKey('tiktok', user.open_id))).toMatchObject({ workspaceId: ws });
+    await links.close();
+  });
+});
