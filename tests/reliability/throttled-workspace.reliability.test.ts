@@ -1,0 +1,91 @@
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { KafkaTable } from '../../shared/bus/table/table.ts';
+import { topics } from '../../shared/bus/topics.ts';
+import { createHubClient, type HubClient } from '../../shared/commands/client.ts';
+import { openWorkspaceConnectors, wsConnectorKey, type WorkspaceConnector } from '../../shared/commands/state.ts';
+import { secretPaths } from '../../shared/secrets/store.ts';
+import { createVaultSecretStore } from '../../shared/secrets/vault-store.ts';
+import { infraEnv, realInfra, uid } from '../helpers/infra.ts';
+import { startReceiver } from '../helpers/receiver.ts';
+import { startWorker, type RunningWorker } from '../helpers/worker.ts';
+
+const env = infraEnv();
+/** What the throttling vendor asks for: long enough that the other workspace's commands all fit in it. */
+const RETRY_AFTER_S = 15;
+
+// RELIABILITY items 13 and 33: a vendor answers one workspace's command 429 with Retry-After; the
+// worker waits what it asked, and the other workspace's commands the worker holds go on: they
+// complete before its retry, on the same worker process. (Commands another workspace sends while
+// the worker waits are not fetched until the wait ends: kafkajs fetches again only once every
+// batch of its last fetch is handled. Reported, with a test, outside this suite.)
+describe('a vendor throttling one workspace (items 13, 33)', () => {
+  let infra: Awaited<ReturnType<typeof realInfra>>;
+  let receiver: Awaited<ReturnType<typeof startReceiver>>;
+  let settings: KafkaTable<WorkspaceConnector>;
+  let worker: RunningWorker;
+  const clients: HubClient[] = [];
+  const vault = createVaultSecretStore({ addr: env.vaultAddr, token: env.vaultToken, mount: 'secret' });
+  const workspaces: string[] = [];
+
+  beforeAll(async () => {
+    infra = await realInfra('throttled-workspace');
+    receiver = await startReceiver();
+    settings = await openWorkspaceConnectors(infra);
+    // A Retry-After within the worker's cap is honoured as asked.
+    worker = await startWorker({ WORKER_CONNECTORS: 'webhook', RETRY_MAX_WAIT_MS: String((RETRY_AFTER_S + 5) * 1000) });
+  }, 180_000);
+  afterAll(async () => {
+    await Promise.all(clients.map((c) => c.close()));
+    await worker?.stop();
+    for (const ws of workspaces) await vault.delete(secretPaths.workspace(ws, 'webhook')).catch(() => undefined);
+    await settings?.close();
+    await receiver?.close();
+    await infra?.close();
+  }, 60_000);
+
+  /** A workspace that may post to its own receiver path, pre-approved, with a signing secret. */
+  async function workspace(ws: string): Promise<string> {
+    workspaces.push(ws);
+    const path = `/${ws}`;
+    await vault.put(secretPaths.workspace(ws, 'webhook'), { signing_secret: `whsec_${randomBytes(32).toString('base64')}` });
+    await settings.set(wsConnectorKey(ws, 'webhook'), { settings: { urls: [receiver.url(path)], preapproved: [receiver.url(path)] }, connection: 'connected', updated_at: new Date().toISOString() });
+    return ws;
+  }
+
+  /** The records `topic` holds (its high watermarks), for waiting until sends have landed. */
+  const held = async (topic: string) => (await infra.bus.offsets(topic)).reduce((n, p) => n + Number(p.high), 0);
+
+  it("commands fetched together: the other workspace's complete while the throttled one waits, on the same worker", async () => {
+    const [a, b] = [await workspace(uid('ws')), await workspace(uid('ws'))];
+    const [topicA, topicB] = [topics.workspaceCommand('webhook', a), topics.workspaceCommand('webhook', b)];
+    await infra.bus.ensureTopics([topicA, topicB]);
+    // On each workspace's own command topic, as agents send.
+    const client = await createHubClient({ brokers: env.brokers, auth: env.auth, registryUrl: env.registryUrl, commandTopics: 'workspace' });
+    clients.push(client);
+    const order: string[] = [];
+    const send = (ws: string) => client.send({ workspace_id: ws, agent_id: 'agent-1', service: 'webhook', action: 'post', params: { url: receiver.url(`/${ws}`), payload: { ws } } }, { timeoutMs: 120_000 })
+      .then((out) => (order.push(`${ws}:${out.status}`), out));
+    // One command of each first, so the worker has found both topics (a rebalance) before the test.
+    for (const ws of [a, b]) expect(await send(ws)).toMatchObject({ status: 'succeeded' });
+    order.length = 0;
+    const from = receiver.deliveries.length;
+
+    // The worker is stopped while A's command and three of B's are sent, so that it fetches them together.
+    await worker.stop();
+    receiver.script(`/${a}`, [{ status: 429, headers: { 'retry-after': String(RETRY_AFTER_S) } }]);
+    const [heldA, heldB] = [await held(topicA), await held(topicB)];
+    const outcomes = [send(a), send(b), send(b), send(b)];
+    await expect.poll(async () => [await held(topicA) - heldA, await held(topicB) - heldB], { timeout: 30_000 }).toEqual([1, 3]);
+    await worker.start();
+    const [outA] = await Promise.all(outcomes);
+
+    expect(outA).toMatchObject({ status: 'succeeded', attempts: 2 });
+    // The vendor saw B's three calls before A's retry, and B's outcomes came before A's.
+    const calls = receiver.deliveries.slice(from).map((d) => d.path.slice(1));
+    expect(calls.filter((p) => p === a)).toHaveLength(2);
+    expect(calls.slice(-1)).toEqual([a]);
+    expect(calls.filter((p) => p === b)).toHaveLength(3);
+    expect(order).toEqual([`${b}:succeeded`, `${b}:succeeded`, `${b}:succeeded`, `${a}:succeeded`]);
+  }, 180_000);
+});
