@@ -73,9 +73,10 @@ async function removed(d: LifecycleDeps, event: PlatformEvent, body: Webhook): P
   // Already forgotten (a redelivery or a replay): nothing left to do.
   if (!held && !c && (!openId || d.links.get(linkKey('tiktok', openId))?.workspaceId !== ws)) return;
   // A removal older than the tokens held (a replay, or a reconnect after it) must not end the new
-  // grant. Older by when it happened at TikTok (create_time, seconds), not when it reached the hub:
-  // TikTok retries a webhook for up to 72 h, so a removal can arrive after the user reconnected.
-  const removedAt = typeof body.create_time === 'number' ? body.create_time * 1000 : event.timestamp;
+  // grant. Older by when it happened at TikTok (create_time), not when it reached the hub: TikTok
+  // retries a webhook for up to 72 h, so a removal can arrive after the user reconnected.
+  // create_time has whole seconds: tokens issued within that second count as older (removed).
+  const removedAt = typeof body.create_time === 'number' ? (body.create_time + 1) * 1000 - 1 : event.timestamp;
   const newer = (held?.issued_at ?? 0) > removedAt || (c?.issued_at ?? 0) > removedAt;
   if (!openId || (held && held.open_id !== openId) || (c && c.open_id !== openId) || newer) {
     d.rt.logger.info({ workspace: ws }, 'authorization.removed for an account or grant this workspace no longer uses; ignored');

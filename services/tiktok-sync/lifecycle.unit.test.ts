@@ -67,4 +67,11 @@ describe('authorization.removed', () => {
     expect(await readTokens(l.store, 'ws1')).toBeNull();
     expect(l.published).toHaveLength(1);
   });
+
+  it('a removal in the same second as the grant was issued (create_time has whole seconds) is applied', async () => {
+    const connectedAt = Math.floor(Date.now() / 1000) * 1000 - 5000 + 700; // x.700 s
+    const l = await lifecycleOf(connectedAt);
+    await l.deliver(Math.floor(connectedAt / 1000), Date.now()); // removed at x.something, reported as x
+    expect(await readTokens(l.store, 'ws1')).toBeNull();
+  });
 });
