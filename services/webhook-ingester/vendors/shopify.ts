@@ -25,6 +25,8 @@ export function pastTense(verb: string): string {
 const TOPICS = [
   'orders/create', 'orders/updated', 'orders/delete', 'orders/paid', 'orders/cancelled',
   'orders/fulfilled', 'orders/partially_fulfilled', 'orders/edited',
+  // A customer asked for a new order status link (the old one expired): the whole order, as orders/updated.
+  'orders/link_requested',
   'products/create', 'products/update', 'products/delete',
   'themes/publish', 'themes/create', 'themes/update', 'themes/delete',
   'app/uninstalled', 'app/scopes_update', 'shop/update',
