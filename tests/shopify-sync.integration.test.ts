@@ -477,3 +477,119 @@ describe('shopify-sync against a Shopify simulator through @shopify/shopify-api:
     }
   }, 120_000);
 });
+
+// Two install callbacks for one shop at once (shared/security/oauth-claim.ts): on two instances
+// of one deployment, their code exchanges held at a gate in front of the simulator.
+import { startExchangeGate, type ExchangeGate } from './helpers/exchange-gate.ts';
+import { cookiesOf } from './helpers/infra.ts';
+import { CLAIMS_TOPIC } from '../shared/security/oauth-claim.ts';
+
+describe('shopify-sync: install callbacks for one shop racing on two instances', () => {
+  let infra: Awaited<ReturnType<typeof realInfra>>;
+  let sim: ShopifySimulator;
+  let gate: ExchangeGate;
+  let hubs: RunningShopifySync[] = [];
+  const workspaces: string[] = [];
+  const newWorkspace = () => {
+    const ws = uid('ws');
+    workspaces.push(ws);
+    return ws;
+  };
+
+  beforeAll(async () => {
+    infra = await realInfra('shopify-race-test');
+    sim = await startShopifySimulator();
+    // Code exchanges only: a refresh (grant_type=refresh_token) goes straight through.
+    gate = await startExchangeGate(sim.url, (method, path, body) => method === 'POST' && path.endsWith('/admin/oauth/access_token') && !body.includes('refresh_token'));
+    // Both behind one public address, as behind a load balancer; polling off (only installs are tested).
+    const deployment = { ...serviceEnv('shopify-sync'), ...simEnv(sim), SHOPIFY_ADMIN_BASE_URL: gate.url, SHOPIFY_SYNC_GROUP: `ionflux-shopify-sync-${uid('r')}`, PUBLIC_BASE_URL: 'http://hub.test', SHOPIFY_POLL_INTERVAL_MS: '0', SHOPIFY_FULL_SYNC_INTERVAL_MS: '0', IONFLUX_INBOX_TOPIC: `ionflux.inbox.${uid('shr')}` };
+    hubs = await Promise.all([startShopifySync(deployment), startShopifySync(deployment)]);
+  }, 180_000);
+
+  afterAll(async () => {
+    await Promise.all(hubs.map((h) => h.stop()));
+    await forgetConnections({ vault, bus: infra?.bus, vendor: 'shopify', connectionsTopic: CONNECTIONS_TOPIC }, workspaces);
+    await gate?.close();
+    await sim?.close();
+    await infra?.close();
+  });
+
+  /** A browser up to Shopify's redirect back: the install link opened and authorized, the callback not yet visited. */
+  const authorized = async (ws: string, shop: SimShop) => {
+    const first = await fetch(`${hubs[0]!.url}/shopify/install?shop=${shop.domain}&workspace=${ws}&grant=${await connectGrant('shopify', ws)}`, { redirect: 'manual', headers: BROWSER });
+    expect(first.status).toBe(302);
+    const consent = await fetch(first.headers.get('location')!, { redirect: 'manual', headers: BROWSER });
+    expect(consent.status).toBe(302);
+    return { callback: new URL(consent.headers.get('location')!), headers: { ...BROWSER, ...cookiesOf(first) } };
+  };
+  /** The callback as the load balancer hands it to one instance. */
+  const visit = async (hub: RunningShopifySync, a: Awaited<ReturnType<typeof authorized>>) => {
+    const res = await fetch(`${hub.url}${a.callback.pathname}${a.callback.search}`, { redirect: 'manual', headers: a.headers });
+    return { status: res.status, body: await res.text() };
+  };
+  /**
+   * Both callbacks at once, one per instance. Their code exchanges are held until both reached
+   * Shopify, or until one callback was answered without exchanging (refused as the other's
+   * claim holds the shop): either way both callbacks are past their checks before either's token
+   * comes back.
+   */
+  const race = async (a: Awaited<ReturnType<typeof authorized>>, b: Awaited<ReturnType<typeof authorized>>) => {
+    gate.hold();
+    const answers = [visit(hubs[0]!, a), visit(hubs[1]!, b)];
+    await Promise.race([gate.reached(2), ...answers]);
+    gate.release();
+    return Promise.all(answers);
+  };
+  const latestByKey = async (topic: string) => {
+    const latest = new Map<string, Buffer | null>();
+    for (const r of await readAll(infra.bus, topic)) latest.set(r.key!.toString(), r.value);
+    return latest;
+  };
+  const connectionsOf = async (shop: string) => [...(await latestByKey(CONNECTIONS_TOPIC))].filter(([, v]) => v && (JSON.parse(v.toString()) as { shop: string }).shop === shop).map(([k]) => k);
+
+  it('two workspaces: one callback installs the shop, the other is refused (409) before exchanging its code; one link, one token, one connection', async () => {
+    const [x, y] = [newWorkspace(), newWorkspace()];
+    const shop = sim.addShop();
+    const [ax, ay] = [await authorized(x, shop), await authorized(y, shop)];
+    const exchanges = sim.oauth.codeExchanges;
+    const answers = await race(ax, ay);
+
+    expect(answers.map((r) => r.status).sort(), JSON.stringify(answers)).toEqual([200, 409]);
+    const [won, lost] = answers[0]!.status === 200 ? [x, y] : [y, x];
+    const refused = answers.find((r) => r.status === 409)!.body;
+    expect(refused).toContain(`Shopify was not installed for ${lost}`);
+    expect(refused).toMatch(/another workspace \(.+\) right now|under way at the same moment/);
+    expect(sim.oauth.codeExchanges - exchanges).toBe(1);
+    const links = await openLinks(infra);
+    expect(links.get(linkKey('shopify', shop.domain))?.workspaceId).toBe(won);
+    await links.close();
+    expect(await connectionsOf(shop.domain)).toEqual([won]);
+    expect(await vault.get(secretPaths.workspace(lost, 'shopify'))).toBeNull();
+    const stored = await vault.get(secretPaths.workspace(won, 'shopify'));
+    expect(sim.tokenIsLive(shop.domain, stored!.value.access_token!)).toBe(true);
+    // The claim went with the install: the winner's workspace installs the shop again (on the other instance), the other is still refused.
+    expect((await latestByKey(CLAIMS_TOPIC)).get(linkKey('shopify', shop.domain))).toBeNull();
+    expect((await visit(hubs[1]!, await authorized(won, shop))).status).toBe(200);
+    expect(await visit(hubs[0]!, await authorized(lost, shop))).toMatchObject({ status: 409, body: expect.stringContaining(`connected to another workspace (${won})`) });
+  }, 60_000);
+
+  it('one workspace twice (the link opened in two tabs): one install, the other refused (409); the stored token is the installed one', async () => {
+    const ws = newWorkspace();
+    const shop = sim.addShop();
+    const [a, b] = [await authorized(ws, shop), await authorized(ws, shop)];
+    const exchanges = sim.oauth.codeExchanges;
+    const answers = await race(a, b);
+
+    expect(answers.map((r) => r.status).sort(), JSON.stringify(answers)).toEqual([200, 409]);
+    expect(answers.find((r) => r.status === 409)!.body).toMatch(new RegExp(`another install of ${shop.domain.replace(/\./g, '\\.')} (for ${ws} is under way|was under way at the same moment)`));
+    expect(sim.oauth.codeExchanges - exchanges).toBe(1);
+    expect(await connectionsOf(shop.domain)).toEqual([ws]);
+    // The token in the secret store is the generation the connection record describes.
+    const stored = await vault.get(secretPaths.workspace(ws, 'shopify'));
+    const connection = JSON.parse((await latestByKey(CONNECTIONS_TOPIC)).get(ws)!.toString()) as { issued_at: number };
+    expect(JSON.parse(stored!.value.meta!).issued_at).toBe(connection.issued_at);
+    expect(sim.tokenIsLive(shop.domain, stored!.value.access_token!)).toBe(true);
+    const installed = (await readAll(infra.bus, topics.event('shopify', ws, 'app', 'installed'), { atLeast: 1 })).length;
+    expect(installed).toBe(1);
+  }, 60_000);
+});

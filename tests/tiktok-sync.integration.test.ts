@@ -378,6 +378,105 @@ describe('tiktok-sync against a TikTok v2 simulator: connect, reads, polling, re
   }
 });
 
+// Two connect callbacks for one TikTok account at once (shared/security/oauth-claim.ts): on two
+// instances of one deployment, their code exchanges held at a gate in front of the simulator.
+import { startExchangeGate, type ExchangeGate } from './helpers/exchange-gate.ts';
+import { cookiesOf } from './helpers/infra.ts';
+import { serviceEnv } from './helpers/principals.ts';
+
+describe('tiktok-sync: connect callbacks for one account racing on two instances', () => {
+  let infra: Awaited<ReturnType<typeof realInfra>>;
+  let sim: TikTokSimulator;
+  let gate: ExchangeGate;
+  let hubs: RunningTikTokSync[] = [];
+  const workspaces: string[] = [];
+  const newWorkspace = () => {
+    const ws = uid('ws');
+    workspaces.push(ws);
+    return ws;
+  };
+
+  beforeAll(async () => {
+    infra = await realInfra('tiktok-race-test');
+    sim = await startTikTokSimulator();
+    // Code exchanges only: refreshes and client tokens go straight through.
+    gate = await startExchangeGate(sim.url, (method, path, body) => method === 'POST' && path.startsWith('/v2/oauth/token/') && body.includes('grant_type=authorization_code'));
+    // Both behind one public address (the redirect URI TikTok compares), as behind a load balancer, as the service's own principal.
+    const deployment = { ...serviceEnv('tiktok-sync'), ...simEnv(sim), TIKTOK_API_BASE_URL: gate.url, TIKTOK_SYNC_GROUP: `ionflux-tiktok-sync-${uid('r')}`, PUBLIC_BASE_URL: 'http://hub.test', TIKTOK_POLL_INTERVAL_MS: '0' };
+    hubs = await Promise.all([startTikTokSync(deployment), startTikTokSync(deployment)]);
+  }, 180_000);
+
+  afterAll(async () => {
+    await Promise.all(hubs.map((h) => h.stop()));
+    await forgetConnections({ vault, bus: infra?.bus, vendor: 'tiktok', connectionsTopic: CONNECTIONS_TOPIC }, workspaces);
+    await gate?.close();
+    await sim?.close();
+    await infra?.close();
+  });
+
+  /** A browser up to TikTok's redirect back, signed in as `openId`: the connect link opened and consented, the callback not yet visited. */
+  const consented = async (ws: string, openId: string) => {
+    const first = await fetch(`${hubs[0]!.url}/tiktok/connect?workspace=${ws}&grant=${await connectGrant('tiktok', ws)}`, { redirect: 'manual' });
+    expect(first.status).toBe(302);
+    sim.consent(openId);
+    const consent = await fetch(first.headers.get('location')!, { redirect: 'manual' });
+    expect(consent.status).toBe(302);
+    return { callback: new URL(consent.headers.get('location')!), headers: cookiesOf(first) };
+  };
+  const visit = async (hub: RunningTikTokSync, c: Awaited<ReturnType<typeof consented>>) => {
+    const res = await fetch(`${hub.url}${c.callback.pathname}${c.callback.search}`, { redirect: 'manual', headers: c.headers });
+    return { status: res.status, body: await res.text() };
+  };
+  /** Both callbacks at once, one per instance; both codes exchanged before either's tokens come back. */
+  const race = async (a: Awaited<ReturnType<typeof consented>>, b: Awaited<ReturnType<typeof consented>>) => {
+    gate.hold();
+    const answers = [visit(hubs[0]!, a), visit(hubs[1]!, b)];
+    await Promise.race([gate.reached(2), ...answers]);
+    gate.release();
+    return Promise.all(answers);
+  };
+  const connectionsOf = async (openId: string) => {
+    const latest = new Map<string, Buffer | null>();
+    for (const r of await readAll(infra.bus, CONNECTIONS_TOPIC)) latest.set(r.key!.toString(), r.value);
+    return [...latest].filter(([, v]) => v && (JSON.parse(v.toString()) as { open_id: string }).open_id === openId).map(([k, v]) => [k, JSON.parse(v!.toString()) as { issued_at: number }] as const);
+  };
+
+  it('two workspaces: one callback connects the account, the other is refused (409); one link, one token, one connection, no revoke', async () => {
+    const [x, y] = [newWorkspace(), newWorkspace()];
+    const user = sim.addUser();
+    const answers = await race(await consented(x, user.open_id), await consented(y, user.open_id));
+
+    expect(answers.map((r) => r.status).sort(), JSON.stringify(answers)).toEqual([200, 409]);
+    const [won, lost] = answers[0]!.status === 200 ? [x, y] : [y, x];
+    const refused = answers.find((r) => r.status === 409)!.body;
+    expect(refused).toContain(`TikTok was not connected to ${lost}`);
+    // It names the workspace whose claim it read, or (fenced before that claim was written) says one was under way.
+    expect(refused).toMatch(/another workspace \(.+\) right now|under way at the same moment/);
+    const links = await openLinks(infra);
+    expect(links.get(linkKey('tiktok', user.open_id))?.workspaceId).toBe(won);
+    await links.close();
+    expect((await connectionsOf(user.open_id)).map(([ws]) => ws)).toEqual([won]);
+    expect(await vault.get(secretPaths.workspace(lost, 'tiktok'))).toBeNull();
+    expect(sim.state.accessTokens.has((await vault.get(secretPaths.workspace(won, 'tiktok')))!.value.access_token!)).toBe(true);
+    // TikTok's revoke would disconnect the app from the account altogether: the loser's token is left to expire.
+    expect(sim.requests.filter((r) => r.path === '/v2/oauth/revoke/')).toEqual([]);
+  }, 60_000);
+
+  it('one workspace twice (the link opened in two tabs): one connection, the other refused (409); the stored tokens are the connected ones', async () => {
+    const ws = newWorkspace();
+    const user = sim.addUser();
+    const answers = await race(await consented(ws, user.open_id), await consented(ws, user.open_id));
+
+    expect(answers.map((r) => r.status).sort(), JSON.stringify(answers)).toEqual([200, 409]);
+    expect(answers.find((r) => r.status === 409)!.body).toMatch(new RegExp(`another connection of this TikTok account (to ${ws} is under way|was under way at the same moment)`));
+    const connections = await connectionsOf(user.open_id);
+    expect(connections.map(([k]) => k)).toEqual([ws]);
+    const stored = (await vault.get(secretPaths.workspace(ws, 'tiktok')))!;
+    expect(JSON.parse(stored.value.meta!).issued_at).toBe(connections[0]![1].issued_at);
+    expect((await readAll(infra.bus, topics.event('tiktok', ws, 'authorization', 'granted'), { atLeast: 1 })).length).toBe(1);
+  }, 60_000);
+});
+
 // A removal TikTok delivers late (it retries a webhook for up to 72 h), after the user connected again.
 import { readTokens } from '../services/tiktok-sync/tokens/vault.ts';
 

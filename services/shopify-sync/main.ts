@@ -9,6 +9,7 @@ import { openLinks } from '../../shared/links.ts';
 import { registerSecret } from '../../shared/redact.ts';
 import { closeOnSignals, createRuntime } from '../../shared/runtime.ts';
 import { connectGrants, grantedLink } from '../../shared/security/connect-grant.ts';
+import { openAccountClaims } from '../../shared/security/oauth-claim.ts';
 import { createSecretStore } from '../../shared/secrets/index.ts';
 import { createAdminApi } from './api/admin.ts';
 import { createShopify, installSdkFetch } from './api/sdk.ts';
@@ -51,8 +52,8 @@ const metrics = shopifyMetrics(rt.metrics, () => owned());
 const api = createAdminApi({ shopify, throttle: new CostThrottle(), onCall: metrics.onCall });
 
 await rt.bus.ensureTopics([topics.internal('shopify'), CONNECTIONS_TOPIC, SYNC_STATE_TOPIC, env.IONFLUX_INBOX_TOPIC]);
-const [shared, links, connections, syncState] = await Promise.all([openSharedTables(rt), openLinks(rt), openConnections(rt), openSyncState(rt)]);
-for (const t of [links, connections, syncState]) rt.onClose(() => t.close());
+const [shared, links, connections, syncState, claims] = await Promise.all([openSharedTables(rt), openLinks(rt), openConnections(rt), openSyncState(rt), openAccountClaims(rt, env, `${env.SHOPIFY_SYNC_GROUP}-claim`)]);
+for (const t of [links, connections, syncState, claims]) rt.onClose(() => t.close());
 const { workspaceConnectors } = shared;
 
 const app = express();
@@ -60,7 +61,7 @@ mountOpsRoutes(app, { metrics: rt.metrics, checks: { ...rt.checks, secret_store:
 mountOAuthRoutes(app, {
   bus: rt.bus, codec: rt.codec, store, api, logger: rt.logger, links, connections, workspaceConnectors,
   webhookUrl: env.SHOPIFY_WEBHOOK_URL ?? `${base}/webhooks/shopify`,
-  shopify, apiSecret: () => env.SHOPIFY_API_SECRET, scopes: env.SHOPIFY_SCOPES, publicBaseUrl: base, adminBaseUrl: env.SHOPIFY_ADMIN_BASE_URL, stateTtlMs: env.SHOPIFY_INSTALL_TTL_MS, grants,
+  shopify, apiSecret: () => env.SHOPIFY_API_SECRET, scopes: env.SHOPIFY_SCOPES, publicBaseUrl: base, adminBaseUrl: env.SHOPIFY_ADMIN_BASE_URL, stateTtlMs: env.SHOPIFY_INSTALL_TTL_MS, grants, claims,
 });
 const http = await listen(app, env.SHOPIFY_SYNC_PORT, env.SHOPIFY_SYNC_HOST);
 rt.onClose(() => http.close());

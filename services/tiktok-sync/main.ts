@@ -9,6 +9,7 @@ import { openLinks } from '../../shared/links.ts';
 import { registerSecret } from '../../shared/redact.ts';
 import { closeOnSignals, createRuntime } from '../../shared/runtime.ts';
 import { connectGrants, grantedLink } from '../../shared/security/connect-grant.ts';
+import { openAccountClaims } from '../../shared/security/oauth-claim.ts';
 import { createSecretStore } from '../../shared/secrets/index.ts';
 import { createTikTokApi } from './api/client.ts';
 import { limitsFrom } from './api/endpoints.ts';
@@ -50,15 +51,15 @@ const api = createTikTokApi({ baseUrl: env.TIKTOK_API_BASE_URL, clientKey: env.T
 // The seen-videos table also tells the owner when a barrier it wrote has been read (owner/supervisor.ts).
 const barriers = new Map<string, () => void>();
 await rt.bus.ensureTopics([topics.internal('tiktok'), CONNECTIONS_TOPIC, VIDEOS_TOPIC]);
-const [shared, links, connections, seen, ledger] = await Promise.all([
-  openSharedTables(rt), openLinks(rt), openConnections(rt), openSeenVideos(rt, (key) => barriers.get(key)?.()), openPublishLedger(rt),
+const [shared, links, connections, seen, ledger, claims] = await Promise.all([
+  openSharedTables(rt), openLinks(rt), openConnections(rt), openSeenVideos(rt, (key) => barriers.get(key)?.()), openPublishLedger(rt), openAccountClaims(rt, env, `${env.TIKTOK_SYNC_GROUP}-claim`),
 ]);
-for (const t of [links, connections, seen, ledger]) rt.onClose(() => t.close());
+for (const t of [links, connections, seen, ledger, claims]) rt.onClose(() => t.close());
 const { workspaceConnectors } = shared;
 
 const app = express();
 mountOpsRoutes(app, { metrics: rt.metrics, checks: { ...rt.checks, secret_store: async () => (await store.health()).ok, command_worker: async () => serving } });
-mountOAuthRoutes(app, { bus: rt.bus, codec: rt.codec, store, links, connections, workspaceConnectors, logger: rt.logger, oauth, scopes: env.TIKTOK_SCOPES, publicBaseUrl: base, stateTtlMs: env.TIKTOK_CONNECT_TTL_MS, grants });
+mountOAuthRoutes(app, { bus: rt.bus, codec: rt.codec, store, links, connections, workspaceConnectors, logger: rt.logger, oauth, scopes: env.TIKTOK_SCOPES, publicBaseUrl: base, stateTtlMs: env.TIKTOK_CONNECT_TTL_MS, grants, claims });
 const http = await listen(app, env.TIKTOK_SYNC_PORT, env.TIKTOK_SYNC_HOST);
 rt.onClose(() => http.close());
 

@@ -62,9 +62,9 @@ export const SERVICES: Record<string, ServiceProfile> = {
   // POST /v1/emails/send turns requests into commands on ionflux.cmd.email; links platform SendGrid accounts.
   'email-dispatcher': { commands: ['email'], sendsOwnCommands: true, internalRead: ['email'], stateWrite: ['email-suppressions', 'email-units', 'links'], groups: ['ionflux-email-'] },
   // Its lifecycle consumer and the per-connection owners run in groups `ionflux-tiktok-sync-*`.
-  'tiktok-sync': { commands: ['tiktok'], internalRead: ['tiktok'], stateWrite: ['links', 'tiktok-connections', 'tiktok-publishes', 'tiktok-videos'], groups: ['ionflux-tiktok-sync-'] },
+  'tiktok-sync': { commands: ['tiktok'], internalRead: ['tiktok'], stateWrite: ['links', 'oauth-claims', 'tiktok-connections', 'tiktok-publishes', 'tiktok-videos'], groups: ['ionflux-tiktok-sync-'] },
   // Polled entities go through the ingest inbox, so webhooks and polls share one writer of events.
-  'shopify-sync': { commands: ['shopify'], inbox: 'append', internalRead: ['shopify'], stateWrite: ['links', 'shopify-connections', 'shopify-sync'], groups: ['ionflux-shopify-sync-'] },
+  'shopify-sync': { commands: ['shopify'], inbox: 'append', internalRead: ['shopify'], stateWrite: ['links', 'oauth-claims', 'shopify-connections', 'shopify-sync'], groups: ['ionflux-shopify-sync-'] },
 };
 
 /** `ionflux-<service>`: the principal a service runs as. */

@@ -7,6 +7,7 @@ import type { EventCodec } from '../../../shared/events/codec.ts';
 import { linkKey, type Link, type LinkTable } from '../../../shared/links.ts';
 import type { Logger } from '../../../shared/logger.ts';
 import type { SecretStore } from '../../../shared/secrets/index.ts';
+import type { HeldClaim } from '../../../shared/security/oauth-claim.ts';
 import { checkUserErrors, type AdminApi } from '../api/admin.ts';
 import { SOURCE, shopifyEvent } from '../events.ts';
 import { connectionRecord, type Connection } from '../state/connections.ts';
@@ -63,16 +64,25 @@ export async function registerWebhooks(d: Pick<InstallDeps, 'api' | 'logger' | '
 }
 
 /**
- * What a verified callback does once the token is in hand: the token goes to the secret store,
- * the shop's webhooks are registered, then in one transaction the link (shop -> workspace, for
- * webhooks), the connection record (which starts polling by its owner), the command core's
- * `connected` state, an `app.installed` event and the audit record. A shop linked to another
- * workspace is refused.
+ * Refuses a shop linked to another workspace. Called with the shop's claim held, after reading
+ * the links to their end: an install that finished a moment ago on another instance is seen.
  */
-export async function completeInstall(d: InstallDeps, ws: string, token: StoredToken, actor: string): Promise<{ connection: Connection; webhooks: { registered: string[]; failed: string[] } }> {
-  const linked = d.links.get(linkKey('shopify', token.shop));
-  if (linked && linked.workspaceId !== ws) throw new HubError('shop_linked_elsewhere', `${token.shop} is connected to another workspace (${linked.workspaceId}); uninstall it there first`);
+export async function checkShopFree(d: Pick<InstallDeps, 'links'>, ws: string, shop: string): Promise<void> {
+  await d.links.fresh();
+  const linked = d.links.get(linkKey('shopify', shop));
+  if (linked && linked.workspaceId !== ws) throw new HubError('shop_linked_elsewhere', `${shop} is connected to another workspace (${linked.workspaceId}); uninstall it there first`);
+}
+
+/**
+ * What a verified callback does once the token is in hand, holding the shop's claim (the
+ * callback took it before the code exchange): the token goes to the secret store, the shop's
+ * webhooks are registered, then in one transaction with the claim's release the link (shop ->
+ * workspace, for webhooks), the connection record (which starts polling by its owner), the
+ * command core's `connected` state, an `app.installed` event and the audit record.
+ */
+export async function completeInstall(d: InstallDeps, ws: string, token: StoredToken, actor: string, held: HeldClaim): Promise<{ connection: Connection; webhooks: { registered: string[]; failed: string[] } }> {
   const now = token.issued_at;
+  held.assertLive();
   await writeToken(d.store, ws, token);
   const webhooks = await registerWebhooks(d, token.shop, token.access_token);
   const previous = d.connections.get(ws);
@@ -86,7 +96,7 @@ export async function completeInstall(d: InstallDeps, ws: string, token: StoredT
   const audit = await auditRecord(d.codec, SOURCE, { kind: 'install', workspace_id: ws, connector: 'shopify', actor, outcome: 'installed', detail }, `install:${token.shop}:${now}`);
   // Installing another shop on the workspace stops the old one's webhooks reaching it.
   const unlink = previous && previous.shop !== token.shop ? [d.links.record(linkKey('shopify', previous.shop), undefined)] : [];
-  await d.bus.publishAtomic([d.links.record(linkKey('shopify', token.shop), link), ...unlink, connectionRecord(connection), d.workspaceConnectors.record(wsKey, wsState), event, audit]);
+  await held.finish([d.links.record(linkKey('shopify', token.shop), link), ...unlink, connectionRecord(connection), d.workspaceConnectors.record(wsKey, wsState), event, audit]);
   d.links.applyLocal(linkKey('shopify', token.shop), link);
   if (unlink.length) d.links.applyLocal(linkKey('shopify', previous!.shop), undefined);
   d.connections.applyLocal(ws, connection);

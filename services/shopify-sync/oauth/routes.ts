@@ -7,10 +7,12 @@ import { isWorkspaceId } from '../../../shared/ids.ts';
 import { rewriteShopUrl } from '../api/sdk.ts';
 import { SOURCE } from '../events.ts';
 import { storedFromSession } from '../tokens/access.ts';
-import { completeInstall, type InstallDeps } from './install.ts';
+import { checkShopFree, completeInstall, type InstallDeps } from './install.ts';
 import { openState, sealState } from './state-token.ts';
 import type { ConnectGrants } from '../../../shared/security/connect-grant.ts';
 import { browserBinding } from '../../../shared/security/oauth-state.ts';
+import type { AccountClaims, Claim } from '../../../shared/security/oauth-claim.ts';
+import { linkKey } from '../../../shared/links.ts';
 
 export interface RouteDeps extends InstallDeps {
   shopify: () => Shopify | null;
@@ -21,9 +23,18 @@ export interface RouteDeps extends InstallDeps {
   stateTtlMs: number;
   /** Install links the hub issued (`grant`): an admin's `ionflux connect shopify`, or this service's own messages to the workspace. */
   grants: ConnectGrants;
+  /** Who is installing which shop right now, across instances (shared/security/oauth-claim.ts). */
+  claims: AccountClaims;
 }
 
 const STATE_COOKIE = 'shopify_app_state';
+
+/** Why a callback that lost its shop's claim is refused: the other install is for this workspace, another one, or unknown. */
+function installUnderWay(shop: string, ws: string, holder: Claim | undefined): string {
+  if (!holder) return `another install of ${shop} was under way at the same moment; nothing was stored for this one. Check the shop's connection, or open the install link again.`;
+  if (holder.workspaceId === ws) return `another install of ${shop} for ${ws} is under way (was the link opened twice?); that one decides. Nothing was stored for this one.`;
+  return `${shop} is being installed for another workspace (${holder.workspaceId}) right now; nothing was stored for this one.`;
+}
 const text = (res: Response, status: number, body: string) => void res.status(status).type('text/plain; charset=utf-8').set('cache-control', 'no-store').send(`${body}\n`);
 
 /**
@@ -45,8 +56,9 @@ async function sdkCallbackRequest(req: Request, secret: string, state: string): 
  * a link the hub issued for that workspace (shared/security/connect-grant.ts): 403 otherwise, since
  * whoever completes it binds their shop to the workspace.
  * GET /shopify/callback: the query HMAC (Shopify's, keyed with the API secret) and the state are
- * checked before anything else; a bad one answers 400 and stores nothing. Then the SDK exchanges
- * the code for an expiring offline token and the install completes (install.ts).
+ * checked before anything else; a bad one answers 400 and stores nothing. Then the callback claims
+ * the shop (409 while another install of it is under way, here or on another instance), the SDK
+ * exchanges the code for an expiring offline token and the install completes (install.ts).
  */
 export function mountOAuthRoutes(app: Express, d: RouteDeps): void {
   const redirectUri = `${d.publicBaseUrl}/shopify/callback`;
@@ -86,24 +98,31 @@ export function mountOAuthRoutes(app: Express, d: RouteDeps): void {
       text(res, status, `Shopify was not installed for ${ws}: ${why}`);
     };
     if (!query.code) return failed(400, 'the callback carried no code');
-    let token;
     try {
-      // The SDK's cookies (its own session cookie) are not for this hub's browser: a scratch response takes them.
-      const { session } = await shopify.auth.callback({ rawRequest: await sdkCallbackRequest(req, secret, query.state!), rawResponse: { setHeader: () => undefined }, expiring: true } as never);
-      token = storedFromSession(session, Date.now());
-    } catch (e) {
-      const status = (e as { response?: { code?: number } }).response?.code;
-      if (status && status >= 400 && status < 500) return failed(400, `Shopify refused the code (HTTP ${status})`);
-      d.logger.warn({ error: describeError(e), shop }, 'code exchange failed');
-      return text(res, 502, `Shopify could not be reached to finish installing ${shop}; try again.`);
-    }
-    try {
-      const { connection: c, webhooks } = await completeInstall(d, ws, token, 'oauth-callback');
-      d.logger.info({ workspace: ws, shop: c.shop, scope: c.scope, webhooks: webhooks.registered.length, webhooks_failed: webhooks.failed }, 'shopify app installed');
-      const missing = d.scopes.filter((s) => !c.scope.includes(s));
-      text(res, 200, `Shopify shop ${c.shop} is installed for workspace ${ws}.${missing.length ? ` Not granted: ${missing.join(', ')}.` : ''}`);
+      // One install of a shop at a time, whichever instances its callbacks reach: the callback
+      // that claims the shop goes on, the others are refused before exchanging their code.
+      await d.claims.claim(linkKey('shopify', shop), ws, async (claimed) => {
+        if (!claimed.won) return failed(409, installUnderWay(shop, ws, claimed.holder));
+        await checkShopFree(d, ws, shop);
+        let token;
+        try {
+          // The SDK's cookies (its own session cookie) are not for this hub's browser: a scratch response takes them.
+          const { session } = await shopify.auth.callback({ rawRequest: await sdkCallbackRequest(req, secret, query.state!), rawResponse: { setHeader: () => undefined }, expiring: true } as never);
+          token = storedFromSession(session, Date.now());
+        } catch (e) {
+          const status = (e as { response?: { code?: number } }).response?.code;
+          if (status && status >= 400 && status < 500) return failed(400, `Shopify refused the code (HTTP ${status})`);
+          d.logger.warn({ error: describeError(e), shop }, 'code exchange failed');
+          return text(res, 502, `Shopify could not be reached to finish installing ${shop}; try again.`);
+        }
+        const { connection: c, webhooks } = await completeInstall(d, ws, token, 'oauth-callback', claimed.held);
+        d.logger.info({ workspace: ws, shop: c.shop, scope: c.scope, webhooks: webhooks.registered.length, webhooks_failed: webhooks.failed }, 'shopify app installed');
+        const missing = d.scopes.filter((s) => !c.scope.includes(s));
+        text(res, 200, `Shopify shop ${c.shop} is installed for workspace ${ws}.${missing.length ? ` Not granted: ${missing.join(', ')}.` : ''}`);
+      });
     } catch (e) {
       if (e instanceof HubError && e.code === 'shop_linked_elsewhere') return failed(409, e.message);
+      if (e instanceof HubError && e.code === 'claim_lost') return failed(409, e.message);
       d.logger.error({ err: e, workspace: ws }, 'storing the Shopify installation failed');
       text(res, 503, `The hub could not store the installation for ${ws}; try again.`);
     }

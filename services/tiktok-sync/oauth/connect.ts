@@ -6,6 +6,7 @@ import { HubError } from '../../../shared/errors.ts';
 import type { EventCodec } from '../../../shared/events/codec.ts';
 import { linkKey, type Link, type LinkTable } from '../../../shared/links.ts';
 import type { SecretStore } from '../../../shared/secrets/index.ts';
+import type { HeldClaim } from '../../../shared/security/oauth-claim.ts';
 import type { TokenSet } from '../api/oauth.ts';
 import { SOURCE, tiktokEvent } from '../events.ts';
 import { CONNECTIONS_TOPIC, type Connection } from '../state/connections.ts';
@@ -21,15 +22,19 @@ export interface ConnectDeps {
 }
 
 /**
- * What a successful callback does: the tokens go to the secret store, then in one transaction the
- * link (open_id -> workspace, for webhooks), the connection record (which starts refresh and
- * polling by its owner), the command core's `connected` state, an audit record and an
- * `authorization.granted` event. An account already linked to another workspace is refused.
+ * What a successful callback does, holding the account's claim (taken once the exchange named
+ * the account): an account linked to another workspace is refused (the links read to their end,
+ * so a connection finished a moment ago on another instance is seen); else the tokens go to the
+ * secret store, then in one transaction with the claim's release the link (open_id ->
+ * workspace, for webhooks), the connection record (which starts refresh and polling by its
+ * owner), the command core's `connected` state, an audit record and an `authorization.granted` event.
  */
-export async function completeConnect(d: ConnectDeps, ws: string, tokens: TokenSet, actor: string): Promise<Connection> {
+export async function completeConnect(d: ConnectDeps, ws: string, tokens: TokenSet, actor: string, held: HeldClaim): Promise<Connection> {
+  await d.links.fresh();
   const linked = d.links.get(linkKey('tiktok', tokens.open_id));
   if (linked && linked.workspaceId !== ws) throw new HubError('account_linked_elsewhere', `this TikTok account is connected to another workspace (${linked.workspaceId}); disconnect it there first`);
   const now = Date.now();
+  held.assertLive();
   await writeTokens(d.store, ws, { ...tokens, issued_at: now });
   const previous = d.connections.get(ws);
   const connection: Connection = { workspace_id: ws, open_id: tokens.open_id, scope: tokens.scope, status: 'active', issued_at: now, access_expires_at: tokens.access_expires_at, refresh_expires_at: tokens.refresh_expires_at, updated_at: now };
@@ -41,7 +46,7 @@ export async function completeConnect(d: ConnectDeps, ws: string, tokens: TokenS
   const audit = await auditRecord(d.codec, SOURCE, { kind: 'connect', workspace_id: ws, connector: 'tiktok', actor, outcome: 'connected', detail: `open_id ${tokens.open_id}; scopes ${tokens.scope.join(',')}` }, `connect:${tokens.open_id}:${now}`);
   // Reconnecting the workspace with another account stops webhooks of the old one reaching it.
   const unlink = previous && previous.open_id !== tokens.open_id ? [d.links.record(linkKey('tiktok', previous.open_id), undefined)] : [];
-  await d.bus.publishAtomic([
+  await held.finish([
     d.links.record(linkKey('tiktok', tokens.open_id), link),
     ...unlink,
     { topic: CONNECTIONS_TOPIC, key: ws, value: Buffer.from(JSON.stringify(connection)) },

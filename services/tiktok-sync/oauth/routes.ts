@@ -9,6 +9,8 @@ import { completeConnect, type ConnectDeps } from './connect.ts';
 import { openState, sealState } from './state-token.ts';
 import type { ConnectGrants } from '../../../shared/security/connect-grant.ts';
 import { browserBinding } from '../../../shared/security/oauth-state.ts';
+import type { AccountClaims, Claim } from '../../../shared/security/oauth-claim.ts';
+import { linkKey } from '../../../shared/links.ts';
 
 export interface RouteDeps extends ConnectDeps {
   logger: Logger;
@@ -18,6 +20,15 @@ export interface RouteDeps extends ConnectDeps {
   stateTtlMs: number;
   /** Connect links the hub issued (`grant`): an admin's `ionflux connect tiktok`, or this service's own messages to the workspace. */
   grants: ConnectGrants;
+  /** Who is connecting which account right now, across instances (shared/security/oauth-claim.ts). */
+  claims: AccountClaims;
+}
+
+/** Why a callback that lost its account's claim is refused: the other connection is for this workspace, another one, or unknown. */
+function connectUnderWay(ws: string, holder: Claim | undefined): string {
+  if (!holder) return 'another connection of this TikTok account was under way at the same moment; nothing was stored for this one. Check the connection, or open the connect link again.';
+  if (holder.workspaceId === ws) return `another connection of this TikTok account to ${ws} is under way (was the link opened twice?); that one decides. Nothing was stored for this one.`;
+  return `this TikTok account is being connected to another workspace (${holder.workspaceId}) right now; nothing was stored for this one.`;
 }
 
 const text = (res: Response, status: number, body: string) => void res.status(status).type('text/plain; charset=utf-8').set('cache-control', 'no-store').send(`${body}\n`);
@@ -27,7 +38,9 @@ const text = (res: Response, status: number, body: string) => void res.status(st
  * PKCE pair and a sealed, expiring state; only for a link the hub issued for that workspace
  * (shared/security/connect-grant.ts), 403 otherwise, since whoever completes it binds their account
  * to the workspace. GET /tiktok/callback: checks the state, exchanges the code (with the
- * verifier) at /v2/oauth/token/ and completes the connection. Every refusal is a 4xx naming why.
+ * verifier) at /v2/oauth/token/, claims the account the exchange named (409 while another
+ * connection of it is under way, here or on another instance) and completes the connection.
+ * Every refusal is a 4xx naming why.
  */
 export function mountOAuthRoutes(app: Express, d: RouteDeps): void {
   const redirectUri = `${d.publicBaseUrl}/tiktok/callback`;
@@ -71,14 +84,20 @@ export function mountOAuthRoutes(app: Express, d: RouteDeps): void {
       return text(res, 502, `TikTok could not be reached to finish connecting ${ws}; try again.`);
     }
     try {
-      const c = await completeConnect(d, ws, tokens, 'oauth-callback');
-      d.logger.info({ workspace: ws, open_id: c.open_id, scope: c.scope }, 'tiktok account connected');
-      const missing = d.scopes.filter((s) => !c.scope.includes(s));
-      text(res, 200, `TikTok account ${c.open_id} is connected to workspace ${ws}.${missing.length ? ` Not granted: ${missing.join(', ')} (actions needing them will say so).` : ''}`);
+      // One connection of an account at a time, whichever instances its callbacks reach: the
+      // callback that claims the account goes on, the others are refused (their unused tokens
+      // are not revoked, for the reason below, and expire in 24 h).
+      await d.claims.claim(linkKey('tiktok', tokens.open_id), ws, async (claimed) => {
+        if (!claimed.won) return failed(409, connectUnderWay(ws, claimed.holder));
+        const c = await completeConnect(d, ws, tokens, 'oauth-callback', claimed.held);
+        d.logger.info({ workspace: ws, open_id: c.open_id, scope: c.scope }, 'tiktok account connected');
+        const missing = d.scopes.filter((s) => !c.scope.includes(s));
+        text(res, 200, `TikTok account ${c.open_id} is connected to workspace ${ws}.${missing.length ? ` Not granted: ${missing.join(', ')} (actions needing them will say so).` : ''}`);
+      });
     } catch (e) {
       // No revoke here: TikTok's revoke disconnects the app from the account altogether, which
       // would cut off the workspace the account is connected to. The unused token expires in 24 h.
-      if (e instanceof HubError && e.code === 'account_linked_elsewhere') return failed(409, e.message);
+      if (e instanceof HubError && (e.code === 'account_linked_elsewhere' || e.code === 'claim_lost')) return failed(409, e.message);
       d.logger.error({ err: e, workspace: ws }, 'storing the TikTok connection failed');
       text(res, 503, `The hub could not store the connection for ${ws}; try again.`);
     }
