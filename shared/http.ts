@@ -5,24 +5,41 @@ import type { Registry } from 'prom-client';
 import type { Bus } from './bus/types.ts';
 import { withDeadline } from './deadline.ts';
 
-/** A named readiness probe; resolves true when the dependency answers. */
-export type ReadinessCheck = () => Promise<boolean>;
+/** A named readiness probe: true (or `{ ok: true }`) when the dependency answers; `detail` says why not. */
+export type ReadinessCheck = () => Promise<boolean | { ok: boolean; detail?: string }>;
+
+type Checked = { name: string; ok: boolean; detail?: string };
+
+async function runCheck(name: string, check: ReadinessCheck): Promise<Checked> {
+  try {
+    const r = await withDeadline(check(), 2000, () => new Error('no answer within 2 s'));
+    return typeof r === 'boolean' ? { name, ok: r } : { name, ok: r.ok, ...(r.ok || !r.detail ? {} : { detail: r.detail }) };
+  } catch (e) {
+    return { name, ok: false, detail: e instanceof Error ? e.message : String(e) };
+  }
+}
 
 /**
- * Adds `/healthz` (the process is alive), `/readyz` (every dependency answers; 503 naming those
- * that do not) and `/metrics` (Prometheus) to an express app.
+ * Adds `/healthz` (the process is alive), `/readyz` and `/metrics` (Prometheus) to an express app.
+ * `/readyz` is 503 `not_ready` unless every check answers; a `degraded` check that does not answer
+ * leaves it 200 but says `degraded` (what the process can still do without it, it does). Both name
+ * each dependency `ok` or `unavailable`, and `details` says why one is not (sealed, unreachable, ...).
  */
-export function mountOpsRoutes(app: Express, opts: { metrics: Registry; checks: Record<string, ReadinessCheck> }): void {
+export function mountOpsRoutes(app: Express, opts: { metrics: Registry; checks: Record<string, ReadinessCheck>; degraded?: Record<string, ReadinessCheck> }): void {
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });
   app.get('/readyz', async (_req, res) => {
-    const entries = await Promise.all(
-      Object.entries(opts.checks).map(async ([name, check]) => [name, await withDeadline(check(), 2000, () => new Error('timeout')).catch(() => false)] as const),
-    );
-    const checks = Object.fromEntries(entries.map(([n, ok]) => [n, ok ? 'ok' : 'unavailable']));
-    const ready = entries.every(([, ok]) => ok);
-    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not_ready', checks });
+    const [required, optional] = await Promise.all([
+      Promise.all(Object.entries(opts.checks).map(([name, check]) => runCheck(name, check))),
+      Promise.all(Object.entries(opts.degraded ?? {}).map(([name, check]) => runCheck(name, check))),
+    ]);
+    const all = [...required, ...optional];
+    const checks = Object.fromEntries(all.map((c) => [c.name, c.ok ? 'ok' : 'unavailable']));
+    const details = Object.fromEntries(all.filter((c) => c.detail).map((c) => [c.name, c.detail]));
+    const ready = required.every((c) => c.ok);
+    const status = !ready ? 'not_ready' : optional.every((c) => c.ok) ? 'ready' : 'degraded';
+    res.status(ready ? 200 : 503).json({ status, checks, ...(Object.keys(details).length ? { details } : {}) });
   });
   app.get('/metrics', async (_req, res) => {
     res.set('content-type', opts.metrics.contentType).send(await opts.metrics.metrics());

@@ -43,7 +43,7 @@ for (const service of served) {
 }
 
 const app = express();
-mountOpsRoutes(app, { metrics: rt.metrics, checks: { ...rt.checks, secret_store: async () => (await store.health()).ok } });
+mountOpsRoutes(app, { metrics: rt.metrics, checks: { ...rt.checks, secret_store: () => store.health() } });
 const ops = await listen(app, env.WORKER_OPS_PORT, env.WORKER_OPS_HOST);
 rt.onClose(() => ops.close());
 rt.logger.info({ connectors: served, ops: ops.url }, 'connector worker running');

@@ -25,7 +25,7 @@ let serving = false;
 
 // The ops server first: its address is where stored artifacts are served from.
 const app = express();
-mountOpsRoutes(app, { metrics: rt.metrics, checks: { ...rt.checks, secret_store: async () => (await store.health()).ok, command_worker: async () => serving } });
+mountOpsRoutes(app, { metrics: rt.metrics, checks: { ...rt.checks, secret_store: () => store.health(), command_worker: async () => serving } });
 const ops = await listen(app, env.LLM_OPS_PORT, env.LLM_OPS_HOST);
 rt.onClose(() => ops.close());
 const ttlMs = env.LLM_ARTIFACTS_TTL_HOURS * 3600_000;

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { parseEnv } from '../../shared/config.ts';
 import express from 'express';
-import { listen, mountOpsRoutes } from '../../shared/http.ts';
+import { listen, mountOpsRoutes, type ReadinessCheck } from '../../shared/http.ts';
 import { openLinks } from '../../shared/links.ts';
 import { closeOnSignals, createRuntime } from '../../shared/runtime.ts';
 import { createSecretStore } from '../../shared/secrets/index.ts';
@@ -61,11 +61,16 @@ async function startProcessorThread(): Promise<void> {
 }
 
 let publicUrl: string | undefined;
+// The edge reads generic endpoints' and SendGrid accounts' secrets from the store; without it those
+// routes answer 503 while the others (secrets from the environment) go on, so /readyz says
+// `degraded` rather than taking the whole edge out of a load balancer.
+const degraded: Record<string, ReadinessCheck> = {};
 if (edge) {
   const links = await openLinks(rt);
   rt.onClose(() => links.close());
   const store = createSecretStore(env);
   rt.onClose(() => store.close?.());
+  degraded.secret_store = () => store.health();
   const app = createApp({
     deps: {
       bus: rt.bus,
@@ -95,7 +100,7 @@ if (edge) {
 // Ops routes on their own port, bound to 127.0.0.1 by default: never on the public one. Last,
 // so /readyz answers only once everything this process runs is up.
 const opsApp = express();
-mountOpsRoutes(opsApp, { metrics: rt.metrics, checks: rt.checks });
+mountOpsRoutes(opsApp, { metrics: rt.metrics, checks: rt.checks, degraded });
 const ops = await listen(opsApp, env.INGESTER_OPS_PORT, env.INGESTER_OPS_HOST);
 rt.onClose(() => ops.close());
 
