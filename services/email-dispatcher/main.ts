@@ -36,7 +36,7 @@ let serving = false;
 
 const app = express();
 app.disable('x-powered-by');
-mountOpsRoutes(app, { metrics: rt.metrics, checks: { ...rt.checks, secret_store: async () => (await store.health()).ok, command_worker: async () => serving } });
+mountOpsRoutes(app, { metrics: rt.metrics, checks: { ...rt.checks, secret_store: () => store.health(), command_worker: async () => serving } });
 const server = await listen(app, env.EMAIL_PORT, env.EMAIL_HOST);
 rt.onClose(() => server.close()); // for a stop during start-up; once running, closed first (below)
 

@@ -57,7 +57,7 @@ for (const t of [links, connections, syncState, claims]) rt.onClose(() => t.clos
 const { workspaceConnectors } = shared;
 
 const app = express();
-mountOpsRoutes(app, { metrics: rt.metrics, checks: { ...rt.checks, secret_store: async () => (await store.health()).ok, command_worker: async () => serving } });
+mountOpsRoutes(app, { metrics: rt.metrics, checks: { ...rt.checks, secret_store: () => store.health(), command_worker: async () => serving } });
 mountOAuthRoutes(app, {
   bus: rt.bus, codec: rt.codec, store, api, logger: rt.logger, links, connections, workspaceConnectors,
   webhookUrl: env.SHOPIFY_WEBHOOK_URL ?? `${base}/webhooks/shopify`,

@@ -58,7 +58,7 @@ for (const t of [links, connections, seen, ledger, claims]) rt.onClose(() => t.c
 const { workspaceConnectors } = shared;
 
 const app = express();
-mountOpsRoutes(app, { metrics: rt.metrics, checks: { ...rt.checks, secret_store: async () => (await store.health()).ok, command_worker: async () => serving } });
+mountOpsRoutes(app, { metrics: rt.metrics, checks: { ...rt.checks, secret_store: () => store.health(), command_worker: async () => serving } });
 mountOAuthRoutes(app, { bus: rt.bus, codec: rt.codec, store, links, connections, workspaceConnectors, logger: rt.logger, oauth, scopes: env.TIKTOK_SCOPES, publicBaseUrl: base, stateTtlMs: env.TIKTOK_CONNECT_TTL_MS, grants, claims });
 const http = await listen(app, env.TIKTOK_SYNC_PORT, env.TIKTOK_SYNC_HOST);
 rt.onClose(() => http.close());
