@@ -352,23 +352,30 @@ describe('webhook ingester against real Kafka, registry and OpenBao', () => {
       return (await Promise.all(records.map((r) => infra.codec.decode(r.value!)))).filter((e) => e.payload_json.includes(shareId));
     };
 
-    // Replayed before the account is linked, it is parked again; after, it is published.
+    // Replayed before the account is linked, it is parked again (a dead letter of its own); that
+    // one, replayed after the link, is published.
     const early = await runCli(['dlq', 'replay', 'webhook-ingester', '--offset', at]);
     expect(early.code, early.stderr).toBe(0);
     await ingester.drained();
     expect(await published()).toEqual([]);
-    expect((await readAll(infra.bus, topics.deadLetter('webhook-ingester'), { atLeast: 1 })).filter((r) => r.value?.toString() === body)).toHaveLength(2);
+    const parked = (await readAll(infra.bus, topics.deadLetter('webhook-ingester'), { atLeast: 1 })).filter((r) => r.value?.toString() === body);
+    expect(parked).toHaveLength(2);
+    const again = `${parked[1]!.partition}:${parked[1]!.offset}`;
     expect((await runCli(['link', 'tiktok', openId, ws])).code).toBe(0);
-    const replay = await runCli(['dlq', 'replay', 'webhook-ingester', '--offset', at]);
+    // The first dead letter was replayed already: the ledger skips it.
+    const twice = await runCli(['dlq', 'replay', 'webhook-ingester', '--offset', at]);
+    expect(twice.code, twice.stderr).toBe(0);
+    expect(twice.stdout).toMatch(new RegExp(`^skipped ${at}: already replayed`, 'm'));
+    const replay = await runCli(['dlq', 'replay', 'webhook-ingester', '--offset', again]);
     expect(replay.code, replay.stderr).toBe(0);
-    expect(replay.stdout).toMatch(new RegExp(`^replayed ${at} -> ionflux\\.inbox\\.`, 'm'));
+    expect(replay.stdout).toMatch(new RegExp(`^replayed ${again} -> ionflux\\.inbox\\.`, 'm'));
     await ingester.drained();
     const [event, ...more] = await published();
     expect(more).toEqual([]);
     expect(event).toMatchObject({ event_type: 'tiktok.video.publish_completed', workspace_id: ws, payload_json: body });
 
-    // Published since: a second replay is a duplicate of it.
-    expect((await runCli(['dlq', 'replay', 'webhook-ingester', '--offset', at])).code).toBe(0);
+    // Published since: replayed again anyway (--force), it is a duplicate of it.
+    expect((await runCli(['dlq', 'replay', 'webhook-ingester', '--offset', again, '--force'])).code).toBe(0);
     await ingester.drained();
     expect(await published()).toHaveLength(1);
   });
