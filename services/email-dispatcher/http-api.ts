@@ -54,20 +54,24 @@ export function mountEmailApi(app: Express, d: ApiDeps): void {
     if (!caller) return void res.status(401).set('www-authenticate', 'Bearer').json({ error: 'unauthorized', message: 'a valid Authorization: Bearer token is required' });
     const wait = parseWait(req.query.wait);
     const body = (req.body ?? {}) as Record<string, unknown>;
-    const { workspace_id: named, ...params } = typeof body === 'object' && !Array.isArray(body) ? body : {};
+    const { workspace_id: named, ...given } = typeof body === 'object' && !Array.isArray(body) ? body : {};
     const issues: { path: string; message: string }[] = [];
     if (wait === null) issues.push({ path: 'wait', message: 'wait is a duration like 5s or 1500ms' });
     const ws = caller.kind === 'workspace' ? caller.workspaceId : named;
     if (caller.kind === 'platform' && !isWorkspaceId(ws)) issues.push({ path: 'workspace_id', message: 'the platform token must name the workspace_id the message is for' });
     if (caller.kind === 'workspace' && named !== undefined && named !== ws) issues.push({ path: 'workspace_id', message: "a workspace token sends for its own workspace only" });
-    if (params.platform_seal !== undefined) issues.push({ path: 'platform_seal', message: 'set by the dispatcher, never by callers' });
+    if (given.platform_seal !== undefined) issues.push({ path: 'platform_seal', message: 'set by the dispatcher, never by callers' });
     const key = req.headers['idempotency-key'];
     const commandId = typeof key === 'string' ? key : randomUUID();
     if (!commandSchema.shape.command_id.safeParse(commandId).success) issues.push({ path: 'Idempotency-Key', message: 'letters, digits and _ . : - only, at most 200' });
-    const parsed = schema.safeParse(params);
+    const parsed = schema.safeParse(given);
     if (!parsed.success) issues.push(...problems(parsed.error));
     if (issues.length) return void res.status(400).json({ error: 'invalid_request', problems: issues });
     const workspaceId = ws as string;
+    // What the worker will read: the params as the action's schema parses them (unknown fields
+    // dropped). Sealed and digested as such, or the worker's check of the seal over the parsed
+    // params would fail for any body with a field the schema does not know.
+    const params = parsed.data as Record<string, unknown>;
     const service = d.service ?? 'email';
     const agentId = caller.kind === 'platform' ? 'platform' : 'http-api';
     // What the worker compares a re-sent key with (the seal, which differs on every retry, left out).
@@ -82,7 +86,9 @@ export function mountEmailApi(app: Express, d: ApiDeps): void {
       await d.bus.publish({ topic: topics.command(service), key: workspaceId, value: encodeCommandJson(command) });
     } catch (e) {
       d.logger.warn({ err: e }, 'command not published');
-      return void res.status(503).json({ error: 'unavailable', message: 'the command could not be queued; retry with the same Idempotency-Key' });
+      // The record may have reached Kafka although the answer did not: a retry must carry this id,
+      // or it would be another command (and a second message).
+      return void res.status(503).json({ error: 'unavailable', command_id: commandId, message: `the command could not be queued; retry with Idempotency-Key: ${commandId}` });
     }
     const deadline = Date.now() + (wait ?? 0);
     for (;;) {

@@ -10,6 +10,7 @@ import type { Logger } from '../../shared/logger.ts';
 import type { SecretStore } from '../../shared/secrets/index.ts';
 import { mountEmailApi } from './http-api.ts';
 import { createSealer } from './seal.ts';
+import { sendInput } from '../../shared/connectors/catalog/email.ts';
 
 const TOKEN = `platform-${randomBytes(12).toString('hex')}`;
 const logger = { info: () => undefined, warn: () => undefined } as unknown as Logger;
@@ -71,5 +72,50 @@ describe('POST /v1/emails/send with an Idempotency-Key already known', () => {
   it('answers a key whose state was written before states carried a digest as before', async () => {
     states.set(commandKey('acme', 'k4'), sent('k4', first, false));
     expect(await post('k4', other, '?wait=5s')).toMatchObject({ status: 200, body: { command_id: 'k4', status: 'succeeded' } });
+  });
+});
+
+describe('POST /v1/emails/send with the platform token', () => {
+  const published: OutgoingRecord[] = [];
+  let refuse = false;
+  let server: ReturnType<express.Express['listen']>;
+  let base: string;
+  const sealer = createSealer(randomBytes(32));
+  beforeAll(async () => {
+    const app = express();
+    const bus: Pick<Bus, 'publish'> = {
+      publish: async (r) => {
+        if (refuse) throw new Error('request timed out');
+        published.push(r);
+        return {} as RecordAck;
+      },
+    };
+    mountEmailApi(app, { bus, states: { get: () => undefined }, store: {} as SecretStore, sealer, platformToken: TOKEN, logger });
+    await new Promise<void>((r) => (server = app.listen(0, '127.0.0.1', () => r())));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => new Promise<void>((r) => server.close(() => r())));
+  const post = async (body: Record<string, unknown>) => {
+    const r = await fetch(`${base}/v1/emails/send`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` }, body: JSON.stringify({ workspace_id: 'acme', ...body }) });
+    return { status: r.status, body: (await r.json()) as Record<string, unknown> };
+  };
+
+  it('seals what the worker will check: a body with a field the schema does not know is still a platform notification', async () => {
+    published.length = 0;
+    expect(await post({ ...first, tags: ['welcome'], to: [{ email: 'first@example.com', name: 'First', id: 7 }] })).toMatchObject({ status: 202 });
+    const command = JSON.parse(published[0]!.value!.toString()) as { params: Record<string, unknown> };
+    // The worker reads the params through the action's schema, then checks the seal over them.
+    expect(sealer.verify(sendInput.parse(command.params) as Record<string, unknown>)).not.toBeNull();
+  });
+
+  it('a 503 names the command id to retry with, so a retry of a record Kafka may have taken is the same command', async () => {
+    refuse = true;
+    try {
+      const res = await post(first);
+      expect(res).toMatchObject({ status: 503, body: { error: 'unavailable', command_id: expect.any(String) } });
+      expect(res.body.message).toContain(String(res.body.command_id));
+    } finally {
+      refuse = false;
+    }
   });
 });
