@@ -14,12 +14,15 @@ function canonical(v: unknown): string {
   return JSON.stringify(v) ?? 'null';
 }
 
+/** An action without its service's prefix (`llm.text_generation` on ionflux.cmd.llm is `text_generation`). */
+export const bareAction = (service: string, action: string) => (action.startsWith(`${service}.`) ? action.slice(service.length + 1) : action);
+
 /**
  * What an approval binds to: the exact command (service, action, params, workspace, reply_to).
  * The agent id, deadline and approval id do not change what runs, so they are not part of it.
  */
 export function commandDigest(service: string, c: Pick<Command, 'action' | 'params' | 'workspace_id' | 'reply_to'>): string {
-  const action = c.action.startsWith(`${service}.`) ? c.action.slice(service.length + 1) : c.action;
+  const action = bareAction(service, c.action);
   return createHash('sha256')
     .update(canonical({ service, action, params: c.params, workspace_id: c.workspace_id, reply_to: c.reply_to ?? null }))
     .digest('hex');
@@ -40,7 +43,7 @@ export const isSeal = (param: string) => param.endsWith('_seal');
  * Deadline and approval id are left out: a retry may set another deadline, a release adds the id.
  */
 export function dedupeDigest(service: string, c: Pick<Command, 'action' | 'params' | 'workspace_id' | 'reply_to' | 'agent_id'>): string {
-  const action = c.action.startsWith(`${service}.`) ? c.action.slice(service.length + 1) : c.action;
+  const action = bareAction(service, c.action);
   const params = Object.fromEntries(Object.entries(c.params).filter(([k]) => !isSeal(k)));
   return createHash('sha256')
     .update(canonical({ service, action, params, workspace_id: c.workspace_id, reply_to: c.reply_to ?? null, agent_id: c.agent_id }))

@@ -12,7 +12,7 @@ import { isWorkspaceId } from '../ids.ts';
 import type { Runtime } from '../runtime.ts';
 import type { SecretStore } from '../secrets/index.ts';
 import { auditRecord } from './audit.ts';
-import { commandDigest, dedupeDigest } from './digest.ts';
+import { bareAction, commandDigest, dedupeDigest } from './digest.ts';
 import { decodeCommand, type Command } from './envelope.ts';
 import { keptOf, withKept, type Retry } from './execute.ts';
 import { defaultOutcomeTopic, outcomeEvent, outcomeTopic } from './outcome.ts';
@@ -232,7 +232,7 @@ export async function startCommandWorker(o: WorkerOptions): Promise<Subscription
     const topicWorkspace = workspaceOfCommandTopic(record.topic);
     const foreign = topicWorkspace !== null && topicWorkspace !== claimed.workspace_id;
     const c = foreign ? { ...claimed, workspace_id: topicWorkspace, reply_to: null } : claimed;
-    const name = c.action.startsWith(`${service}.`) ? c.action.slice(service.length + 1) : c.action;
+    const name = bareAction(service, c.action);
     const action = c.service === service ? o.connector.manifest.actions[name] : undefined;
     const principal = o.principalOf?.(record) ?? (topicWorkspace === null ? 'admin' : 'agent');
     let digest: string | undefined;
