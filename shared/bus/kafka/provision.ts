@@ -115,7 +115,11 @@ export class TopicProvisioner {
 
 const DAY = 24 * 3600 * 1000;
 // Stores of delivery ids and of email send units only need to outlive their dedupe windows.
-const STATE_RETENTION_MS: Record<string, number> = { 'ionflux.state.webhook-deliveries': 7 * DAY, 'ionflux.state.email-units': 7 * DAY };
+// The dlq replay ledger (services/cli/dlq-guard.ts) must outlive the dead letters it guards: a
+// dead letter stays on its ionflux.dlq.* topic for the topic's 30 days plus up to a segment's
+// roll (the broker deletes whole segments; log.roll.hours, 7 days), and its entry is written
+// when it is replayed, never before it was dead-lettered.
+const STATE_RETENTION_MS: Record<string, number> = { 'ionflux.state.webhook-deliveries': 7 * DAY, 'ionflux.state.email-units': 7 * DAY, 'ionflux.state.dlq-replays': (30 + 7) * DAY };
 
 /** Dead letters are kept longer than events so an admin has time to replay them. */
 export const defaultTopicSpecFor: TopicSpecFor = (topic): Partial<TopicSpec> | undefined => {
