@@ -305,7 +305,7 @@ describe('llm orchestrator: every task through Kafka, against local OpenAI-API s
     expect((await send(ws, 'embedding', { input: 'room again' })).status).toBe('succeeded');
   });
 
-  it('spend: a call the provider billed counts although a step after it fails (the image cannot be stored): the failed outcome comes with its total on ionflux.state.llm-spend, and the next call adds to it', async () => {
+  it('spend: a call the provider billed counts although a step after it fails (the image cannot be stored): the failed outcome comes with its total on ionflux.state.llm-spend and its usage event, once, and the next call adds to both', async () => {
     const ws = uid('ws');
     const calls = openai.count('/v1/images/generations');
     // The artifact store cannot write: its folder is a file while the command runs.
@@ -324,11 +324,26 @@ describe('llm orchestrator: every task through Kafka, against local OpenAI-API s
     const billed = DEFAULT_PRICES['openai/dall-e-3']!.per_image as Record<string, number>;
     expect(await spendOf(ws, 1)).toMatchObject({ day: { usd: billed['standard:1024x1024'], calls: 1 }, month: { usd: billed['standard:1024x1024'], calls: 1 } });
 
+    // The user reconciling their provider bill from the usage events sees that call too.
+    const usageOf = async (n: number) => Promise.all((await readAll(infra.bus, topics.event('llm', ws, 'usage', 'recorded'), { atLeast: n })).map((u) => infra.codec.decode(u.value!)));
+    const lost = await usageOf(1);
+    expect(lost).toHaveLength(1);
+    expect(JSON.parse(lost[0]!.payload_json)).toMatchObject({ command_id: failed.command_id, task: 'image_generation', provider: 'openai', model: 'dall-e-3', usage: { images: 1 }, cost_usd: billed['standard:1024x1024'], priced: true });
+    // Sent again under its id: the same failed outcome, and no second usage event.
+    const again = await client.send({ workspace_id: ws, agent_id: 'agent-7', service: 'llm', action: 'image_generation', params: { prompt: 'a badge nobody keeps', size: '1024x1024', output: 'reference' }, command_id: failed.command_id }, { timeoutMs: 60_000 });
+    expect(again).toMatchObject({ status: 'failed', event: { event_id: failed.event.event_id } });
+    expect(openai.count('/v1/images/generations')).toBe(calls + 1);
+
     const next = await send(ws, 'text_generation', { prompt: 'and now a word' });
     expect(next.status).toBe('succeeded');
     const total = Math.round((billed['standard:1024x1024']! + result(next).cost_usd) * 1e8) / 1e8;
     expect(await spendOf(ws, 2)).toMatchObject({ day: { usd: total, calls: 2 }, month: { usd: total, calls: 2 } });
     expect(await send(ws, 'llm.get_budget', {})).toMatchObject({ result: { spent_today_usd: total, spent_month_usd: total } });
+    // One usage event per billed call, each once: together they come to the spend total.
+    const usage = await usageOf(2);
+    expect(usage.map((e) => e.correlation_id)).toEqual([failed.command_id, next.command_id]);
+    expect(new Set(usage.map((e) => e.event_id)).size).toBe(2);
+    expect(usage.reduce((n, e) => n + (JSON.parse(e.payload_json) as { cost_usd: number }).cost_usd, 0)).toBeCloseTo(total, 8);
   });
 
   it('non-retryable: a content-policy 400 fails at once with the provider reason; a rejected workspace key fails at once as vendor_unauthorized, without fallback', async () => {

@@ -47,7 +47,11 @@ rt.onClose(() => spendTable.close());
 const spendBus = rt.createBus();
 const spend = createSpendStore({ table: spendTable, publish: (records) => spendBus.publishAtomic(records), config, now: Date.now });
 
-const connector = createLlmConnector({ config, store, spend, artifacts, logger: rt.logger, onCall: llmMetrics(rt.metrics) });
+const connector = createLlmConnector({
+  config, store, spend, artifacts, logger: rt.logger, onCall: llmMetrics(rt.metrics),
+  // Each billed call's usage event is made by the handler, to go with the outcome failed or not.
+  usageEvents: { service: env.LLM_SERVICE, encode: (e) => rt.codec.encode(e) },
+});
 await runCommandService(rt, {
   service: env.LLM_SERVICE, connector, store, shared,
   buckets: new TokenBuckets(env.LLM_RATE_PER_SECOND, env.LLM_RATE_BURST),

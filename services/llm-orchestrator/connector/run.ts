@@ -10,7 +10,8 @@ import { checkBudget, type SpendStore } from './budget.ts';
 import type { LlmConfig, ModelRoute, Task } from './config.ts';
 import { createKeyResolver, type KeyResolver } from './keys.ts';
 import { costOf, PRICES_TAKEN_AT, type Usage } from './prices.ts';
-import { Cooldowns, createClientPool, resolveChain, walkChain, type ClientPool } from './router.ts';
+import { Cooldowns, createClientPool, resolveChain, walkChain, type ChainResult, type ClientPool } from './router.ts';
+import { usageRecorder, type UsageEvents } from './usage.ts';
 import type { UsageRecorded, usageSchema } from '../../../shared/connectors/catalog/llm-schemas.ts';
 
 /** What a call observed, for metrics. */
@@ -30,6 +31,8 @@ export interface LlmDeps {
   store: SecretStore;
   spend: SpendStore;
   artifacts: ArtifactStore;
+  /** How the usage event of each billed call is made (main.ts: the service's name and the runtime's codec). */
+  usageEvents: UsageEvents;
   logger?: Logger;
   now?: () => number;
   onCall?: (o: CallObservation) => void;
@@ -42,6 +45,7 @@ export interface LlmRuntime {
   cooldowns: Cooldowns;
   spend: SpendStore;
   artifacts: ArtifactStore;
+  usageRecord: ReturnType<typeof usageRecorder>;
   onCall?: (o: CallObservation) => void;
 }
 
@@ -54,6 +58,7 @@ export function llmRuntime(d: LlmDeps): LlmRuntime {
     cooldowns: new Cooldowns(d.config.cooldownMs, now),
     spend: d.spend,
     artifacts: d.artifacts,
+    usageRecord: usageRecorder(d.usageEvents),
     onCall: d.onCall,
   };
 }
@@ -90,9 +95,9 @@ export function pricedUnderBudget(rt: LlmRuntime, ws: string, chain: ModelRoute[
 }
 
 /**
- * One task end to end: budget check (before any vendor call), the fallback chain, cost (counted
- * as soon as the answer is in), the usage event (published with the outcome), and a response
- * that fits in a Kafka record. `prepMs` is time spent before the chain (fetching audio),
+ * One task end to end: budget check (before any vendor call), the fallback chain, cost and usage
+ * event (both as soon as the answer is in, published with the outcome whatever it says), and a
+ * response that fits in a Kafka record. `prepMs` is time spent before the chain (fetching audio),
  * reported apart from our overhead.
  */
 export async function runTask<T>(rt: LlmRuntime, ctx: ActionContext<Routing>, task: Task, steps: TaskSteps<T>, o: { started?: number; prepMs?: number } = {}) {
@@ -100,23 +105,8 @@ export async function runTask<T>(rt: LlmRuntime, ctx: ActionContext<Routing>, ta
   checkBudget(rt.spend, ctx.workspaceId);
   const chain = pricedUnderBudget(rt, ctx.workspaceId, resolveChain(rt.config, task, ctx.params));
   const r = await walkChain(rt, { task, chain, workspaceId: ctx.workspaceId, signal: ctx.signal, logger: ctx.logger, call: steps.call });
-  const { usage, cost } = charge(rt, ctx, r.route, steps.billed(r.value, r.route));
+  const { usage, cost } = await charge(rt, ctx, task, r, steps.billed(r.value, r.route));
   const providerResponse = await fit(rt, await steps.respond(r.value, r.route), ctx.workspaceId);
-  const event: UsageRecorded = {
-    command_id: ctx.idempotencyKey,
-    agent_id: ctx.agentId,
-    task,
-    provider: r.route.provider,
-    model: r.route.model,
-    alias: r.route.alias,
-    key_source: r.keySource,
-    usage,
-    cost_usd: cost.usd,
-    priced: cost.priced,
-    prices_as_of: PRICES_TAKEN_AT,
-    recorded_at: new Date().toISOString(),
-  };
-  ctx.emit('usage', 'recorded', event);
   const providerMs = r.attempts.reduce((n, a) => n + (a.ms ?? 0), 0);
   const overheadMs = Math.max(0, performance.now() - started - providerMs - (o.prepMs ?? 0));
   rt.onCall?.({ task, provider: r.route.provider, model: r.route.model, providerMs, overheadMs, costUsd: cost.usd, fallbacks: r.attempts.length - 1 });
@@ -139,12 +129,28 @@ export async function runTask<T>(rt: LlmRuntime, ctx: ActionContext<Routing>, ta
 
 /**
  * Counts a call the provider billed, before anything after it can fail (storing an image, the
- * output check): its spend totals go with the command's outcome, failed or not.
+ * output check, an outcome too large): its spend totals and its usage event go with the
+ * command's outcome, failed or not, so the usage events add up to what the provider billed.
  */
-function charge(rt: LlmRuntime, ctx: ActionContext<Routing>, route: ModelRoute, billed: Billed) {
+async function charge(rt: LlmRuntime, ctx: ActionContext<Routing>, task: Task, r: ChainResult<unknown>, billed: Billed) {
   const usage = clean(billed.usage);
-  const cost = costOf(rt.config.prices[`${route.provider}/${route.model}`], usage, billed.image);
+  const cost = costOf(rt.config.prices[`${r.route.provider}/${r.route.model}`], usage, billed.image);
   for (const record of rt.spend.add(ctx.workspaceId, cost.usd)) ctx.stage(record, { evenOnFailure: true });
+  const event: UsageRecorded = {
+    command_id: ctx.idempotencyKey,
+    agent_id: ctx.agentId,
+    task,
+    provider: r.route.provider,
+    model: r.route.model,
+    alias: r.route.alias,
+    key_source: r.keySource,
+    usage,
+    cost_usd: cost.usd,
+    priced: cost.priced,
+    prices_as_of: PRICES_TAKEN_AT,
+    recorded_at: new Date().toISOString(),
+  };
+  ctx.stage(await rt.usageRecord(ctx.workspaceId, event), { evenOnFailure: true });
   return { usage, cost };
 }
 
