@@ -106,11 +106,17 @@ export async function runTask<T>(rt: LlmRuntime, ctx: ActionContext<Routing>, ta
   const chain = pricedUnderBudget(rt, ctx.workspaceId, resolveChain(rt.config, task, ctx.params));
   const r = await walkChain(rt, { task, chain, workspaceId: ctx.workspaceId, signal: ctx.signal, logger: ctx.logger, call: steps.call });
   const { usage, cost } = await charge(rt, ctx, task, r, steps.billed(r.value, r.route));
-  const providerResponse = await fit(rt, await steps.respond(r.value, r.route), ctx.workspaceId);
   const providerMs = r.attempts.reduce((n, a) => n + (a.ms ?? 0), 0);
-  const overheadMs = Math.max(0, performance.now() - started - providerMs - (o.prepMs ?? 0));
-  rt.onCall?.({ task, provider: r.route.provider, model: r.route.model, providerMs, overheadMs, costUsd: cost.usd, fallbacks: r.attempts.length - 1 });
-  ctx.logger.debug({ workspace_id: ctx.workspaceId, command_id: ctx.idempotencyKey, task, provider: r.route.provider, model: r.route.model, key_source: r.keySource, usage, cost_usd: cost.usd, attempts: r.attempts.length, provider_ms: round(providerMs), overhead_ms: round(overheadMs) }, 'llm call completed');
+  let providerResponse: Record<string, unknown>;
+  let overheadMs: number;
+  try {
+    providerResponse = await fit(rt, await steps.respond(r.value, r.route), ctx.workspaceId);
+  } finally {
+    // Every billed call is in the calls and cost metrics, one whose response could not be made too.
+    overheadMs = Math.max(0, performance.now() - started - providerMs - (o.prepMs ?? 0));
+    rt.onCall?.({ task, provider: r.route.provider, model: r.route.model, providerMs, overheadMs, costUsd: cost.usd, fallbacks: r.attempts.length - 1 });
+    ctx.logger.debug({ workspace_id: ctx.workspaceId, command_id: ctx.idempotencyKey, task, provider: r.route.provider, model: r.route.model, key_source: r.keySource, usage, cost_usd: cost.usd, attempts: r.attempts.length, provider_ms: round(providerMs), overhead_ms: round(overheadMs) }, 'llm call completed');
+  }
   return {
     task,
     provider: r.route.provider,

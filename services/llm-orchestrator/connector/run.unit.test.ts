@@ -1,3 +1,4 @@
+import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import type { OutgoingRecord } from '../../../shared/bus/types.ts';
@@ -7,11 +8,12 @@ import { deterministicEventId, type PlatformEvent } from '../../../shared/events
 import { createLogger } from '../../../shared/logger.ts';
 import type { SecretStore } from '../../../shared/secrets/index.ts';
 import { startOpenAISimulator, type OpenAISimulator } from '../../../tests/simulators/openai.ts';
+import { llmMetrics } from '../metrics.ts';
 import type { ArtifactStore } from './artifacts.ts';
 import { createSpendStore, memorySpendTable } from './budget.ts';
 import { buildLlmConfig, llmEnvShape, type ModelRoute } from './config.ts';
 import { createLlmConnector } from './index.ts';
-import { pricedUnderBudget, type LlmRuntime } from './run.ts';
+import { pricedUnderBudget, type CallObservation, type LlmRuntime } from './run.ts';
 
 const route = (provider: string, model: string): ModelRoute => ({ alias: `${provider}/${model}`, provider, model, tasks: ['text_generation'] });
 const runtime = (budget: { day_usd: number | null; month_usd: number | null }) =>
@@ -35,7 +37,7 @@ describe('spend of a call the provider billed (through the openai package, again
   beforeAll(async () => void (sim = await startOpenAISimulator({ keys: ['sk-unit-spend'] })));
   afterAll(() => sim.close());
 
-  function connector(artifacts: Partial<ArtifactStore>) {
+  function connector(artifacts: Partial<ArtifactStore>, onCall?: (o: CallObservation) => void) {
     const env = { OPENAI_API_KEY: 'sk-unit-spend', OPENAI_BASE_URL: sim.url };
     const config = buildLlmConfig(parseEnv(z.object(llmEnvShape), env), env);
     const table = memorySpendTable();
@@ -43,7 +45,7 @@ describe('spend of a call the provider billed (through the openai package, again
     const store = { get: async () => null } as unknown as SecretStore;
     // Events as JSON here; the orchestrator encodes them with the registry's Avro envelope.
     const usageEvents = { service: 'llm', encode: async (e: PlatformEvent) => Buffer.from(JSON.stringify(e)) };
-    return { spend, table, llm: createLlmConnector({ config, store, spend, artifacts: artifacts as ArtifactStore, usageEvents }) };
+    return { spend, table, llm: createLlmConnector({ config, store, spend, artifacts: artifacts as ArtifactStore, usageEvents, onCall }) };
   }
 
   function context(params: Record<string, unknown>, commandId = 'cmd-1') {
@@ -96,6 +98,15 @@ describe('spend of a call the provider billed (through the openai package, again
     expect(usage!.event).toMatchObject({ event_type: 'llm.usage.recorded', workspace_id: 'acme', source_service_name: 'llm-worker', correlation_id: 'cmd-1' });
     expect(usage!.record.headers).toMatchObject({ 'ionflux.event_id': usage!.event.event_id, 'ionflux.event_type': 'llm.usage.recorded', command_id: 'cmd-1' });
     expect(JSON.parse(usage!.event.payload_json)).toMatchObject({ command_id: 'cmd-1', agent_id: 'agent-1', task: 'image_generation', provider: 'openai', model: 'dall-e-3', usage: { images: 1 }, cost_usd: 0.04, priced: true });
+  });
+
+  it('is in the calls and cost metrics when storing the image fails after the call', async () => {
+    const registry = new Registry();
+    const { llm } = connector({ put: async () => Promise.reject(new Error('ENOSPC: no space left on device')) }, llmMetrics(registry));
+    await expect(llm.handlers.image_generation!(context({ prompt: 'a badge', size: '1024x1024', output: 'reference' }).ctx)).rejects.toThrow(/ENOSPC/);
+    const metrics = await registry.metrics();
+    expect(metrics).toContain('ionflux_llm_cost_usd_total{provider="openai",model="dall-e-3"} 0.04');
+    expect(metrics).toContain('ionflux_llm_calls_total{task="image_generation",provider="openai",model="dall-e-3"} 1');
   });
 
   it("gives a command's usage event the same id when the command runs again, and the id the worker gave it before", async () => {
