@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './ingester.ts';
@@ -28,6 +28,11 @@ export interface SmtpCapture {
   /** Messages whose envelope includes `address`. */
   to(address: string): Promise<CapturedMessage[]>;
   header(m: CapturedMessage, name: string): string | undefined;
+  /**
+   * From now on every session gets `reply` at step `at` (a 421 also closes the connection), after
+   * `allow` more transactions went through; null: serve again (tests/smtp/capture.py).
+   */
+  refuse(rule: { at: 'connect' | 'MAIL' | 'RCPT' | 'DATA'; reply: string; allow?: number } | null): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -59,6 +64,7 @@ export async function startSmtpCapture(opts: { auth?: { user: string; pass: stri
     const files = (await readdir(dir)).filter((f) => f.endsWith('.json')).sort();
     return Promise.all(files.map(async (f) => ({ ...(JSON.parse(await readFile(join(dir, f), 'utf8')) as Omit<CapturedMessage, 'raw'>), raw: await readFile(join(dir, f.replace(/\.json$/, '.eml')), 'utf8') })));
   };
+  let refusals = 0;
   const auth = opts.auth ? `${encodeURIComponent(opts.auth.user)}:${encodeURIComponent(opts.auth.pass)}@` : '';
   return {
     port,
@@ -68,6 +74,14 @@ export async function startSmtpCapture(opts: { auth?: { user: string; pass: stri
       return (await messages()).filter((m) => m.rcpt_tos.some((r) => r.toLowerCase() === address.toLowerCase()));
     },
     header: (m, name) => m.headers.find(([k]) => k.toLowerCase() === name.toLowerCase())?.[1],
+    async refuse(rule) {
+      // A rule written again counts its `allow` again: each write is other content (a serial).
+      // Renamed into place: the server never reads half a rule.
+      if (rule) {
+        await writeFile(join(dir, 'refuse.tmp'), JSON.stringify({ ...rule, serial: ++refusals }));
+        await rename(join(dir, 'refuse.tmp'), join(dir, 'refuse'));
+      } else await rm(join(dir, 'refuse'), { force: true });
+    },
     async close() {
       child.kill('SIGTERM');
       await new Promise<void>((r) => (child.exitCode !== null || child.signalCode !== null ? r() : child.once('exit', () => r())));

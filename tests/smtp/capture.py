@@ -7,6 +7,12 @@ envelope and the parsed parts), written before the server answers 250, so what a
 exactly what the server took. Recipients whose local part starts with `reject-` get 550 at RCPT,
 `tempfail-` get 451. With USER:PASS, AUTH is required (over plain text: a local test server).
 Prints `READY <port>` once listening.
+
+A relay refusing everything: while OUTDIR/refuse holds `{"at": STEP, "reply": "4xx ...", "allow": N}`
+(STEP: connect, MAIL, RCPT or DATA), every session gets `reply` at that step, after N more
+transactions (counted at that step) went through as usual. A 421 closes the connection after it,
+as RFC 5321 3.8 has it. Read at each step; written anew (other content), it counts N again;
+removed, the server serves again.
 """
 import asyncio
 import email
@@ -21,6 +27,35 @@ from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 port, outdir = int(sys.argv[1]), sys.argv[2]
 credentials = sys.argv[3].split(":", 1) if len(sys.argv) > 3 else None
 counter = itertools.count(1)
+control = {"text": None, "rule": None, "allow": 0}
+
+
+def refusal(step):
+    """The reply to refuse `step` with, per OUTDIR/refuse; None to go on as usual."""
+    if outdir == "-":
+        return None
+    try:
+        with open(os.path.join(outdir, "refuse")) as f:
+            text = f.read()
+    except FileNotFoundError:
+        control.update(text=None, rule=None)
+        return None
+    if text != control["text"]:
+        rule = json.loads(text)
+        control.update(text=text, rule=rule, allow=rule.get("allow", 0))
+    if control["rule"]["at"] != step:
+        return None
+    if control["allow"] > 0:
+        control["allow"] -= 1
+        return None
+    return control["rule"]["reply"]
+
+
+def refuse(server, reply):
+    """Answers `reply`; a 421 then closes the channel, once the reply is written."""
+    if reply.startswith("421"):
+        asyncio.get_running_loop().call_soon(server.transport.close)
+    return reply
 
 
 def parts(msg):
@@ -40,8 +75,28 @@ def parts(msg):
     return text, html, attachments
 
 
+class Relay(SMTP):
+    async def _handle_client(self):
+        reply = refusal("connect")
+        if reply is None:
+            return await super()._handle_client()
+        await self.push(reply)
+        self.transport.close()
+
+
 class Capture:
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        reply = refusal("MAIL")
+        if reply:
+            return refuse(server, reply)
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        reply = refusal("RCPT")
+        if reply:
+            return refuse(server, reply)
         local = address.split("@")[0].lower()
         if local.startswith("reject-"):
             return "550 5.1.1 mailbox unavailable"
@@ -51,6 +106,9 @@ class Capture:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        reply = refusal("DATA")
+        if reply:
+            return refuse(server, reply)
         n = next(counter)
         if outdir == "-":
             return "250 2.0.0 OK queued as %06d" % n
@@ -87,7 +145,7 @@ def authenticator(server, session, envelope, mechanism, auth_data):
 async def main():
     loop = asyncio.get_running_loop()
     kwargs = {"authenticator": authenticator, "auth_required": True, "auth_require_tls": False} if credentials else {}
-    server = await loop.create_server(lambda: SMTP(Capture(), hostname="capture.local", **kwargs), "127.0.0.1", port)
+    server = await loop.create_server(lambda: Relay(Capture(), hostname="capture.local", **kwargs), "127.0.0.1", port)
     print(f"READY {port}", flush=True)
     async with server:
         await server.serve_forever()
