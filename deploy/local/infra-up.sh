@@ -29,8 +29,17 @@ alive_and() { kill -0 "$1" 2>/dev/null || { log "process $1 exited"; return 2; }
 start() {
   local name=$1 check=$2 secs=$3; shift 3
   if $check; then log "$name already running"; return; fi
-  log "starting $name (log: $IONFLUX_RUN/logs/$name.log)"
-  setsid nohup "$@" >"$IONFLUX_RUN/logs/$name.log" 2>&1 < /dev/null &
+  local out="$IONFLUX_RUN/logs/$name.log"
+  log "starting $name (log: $out)"
+  # The owner's only: a dev OpenBao prints its root token and unseal key there.
+  (umask 077 && : >"$out") && chmod 600 "$out"
+  # With no descriptor of the caller's but stdin/out/err: a server that kept one open (such as the
+  # lock of `flock /tmp/ionflux-itest.lock bash deploy/local/test.sh`) would hold it for as long as
+  # it runs, after the caller ended.
+  (
+    for fd in /proc/"$BASHPID"/fd/*; do fd=${fd##*/}; [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done
+    exec setsid nohup "$@" >"$out" 2>&1 < /dev/null
+  ) &
   echo $! >"$IONFLUX_RUN/$name.pid"
   [ -n "$record" ] && echo "$name" >>"$record"
   wait_for "$name" "$secs" alive_and "$!" $check
@@ -55,9 +64,15 @@ kafka_prepare() {
   broker_pw=$(secret "$creds/ionflux-broker.password")
   admin_pw=$(secret "$creds/ionflux-admin.password")
   controller_pw=$(secret "$creds/controller.password")
-  (umask 077 && sed -e "s#@LOG_DIRS@#$dir/data#" -e "s#@PORT@#$KAFKA_PORT#" -e "s#@CONTROLLER_PORT@#$KAFKA_CONTROLLER_PORT#" \
-    -e "s#@BROKER_PASSWORD@#$broker_pw#g" -e "s#@CONTROLLER_PASSWORD@#$controller_pw#g" \
-    "$LOCAL_DIR/kafka/server.properties" >"$dir/server.properties")
+  # Filled in by the shell itself: a password in sed's arguments would be on its command line.
+  local props
+  props=$(<"$LOCAL_DIR/kafka/server.properties")
+  props=${props//@LOG_DIRS@/"$dir/data"}
+  props=${props//@PORT@/"$KAFKA_PORT"}
+  props=${props//@CONTROLLER_PORT@/"$KAFKA_CONTROLLER_PORT"}
+  props=${props//@BROKER_PASSWORD@/"$broker_pw"}
+  props=${props//@CONTROLLER_PASSWORD@/"$controller_pw"}
+  (umask 077 && printf '%s\n' "$props" >"$dir/server.properties")
   # What a client needs to act as the admin: env lines for the hub and the CLI, properties for Kafka's Java tools.
   (umask 077 && printf 'KAFKA_BROKERS=127.0.0.1:%s\nKAFKA_SASL_MECHANISM=scram-sha-256\nKAFKA_SASL_USERNAME=ionflux-admin\nKAFKA_SASL_PASSWORD=%s\n' "$KAFKA_PORT" "$admin_pw" >"$dir/admin.env")
   (umask 077 && printf 'security.protocol=SASL_PLAINTEXT\nsasl.mechanism=SCRAM-SHA-256\nsasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="ionflux-admin" password="%s";\n' "$admin_pw" >"$dir/admin.properties")
@@ -72,11 +87,20 @@ kafka_prepare() {
     log "NOTICE: $dir/data was formatted without the current SASL credentials; moved to $aside (delete it when no longer needed) and formatting a new one"
   fi
   if [ ! -f "$dir/data/meta.properties" ]; then
-    java -cp "$KAFKA_HOME/lib/*" -Dlog4j2.configurationFile="$LOCAL_DIR/kafka/log4j2.properties" \
-      kafka.tools.StorageTool format --standalone -t "$(java -cp "$KAFKA_HOME/lib/*" kafka.tools.StorageTool random-uuid 2>/dev/null)" \
-      -c "$dir/server.properties" --ignore-formatted \
-      --add-scram "$(node "$LOCAL_DIR/kafka/scram-credential.mjs" ionflux-broker "$creds/ionflux-broker.password")" \
-      --add-scram "$(node "$LOCAL_DIR/kafka/scram-credential.mjs" ionflux-admin "$creds/ionflux-admin.password")" >/dev/null
+    # The broker's and the admin's SCRAM credentials (salted, but whoever has them can log in) reach
+    # the storage tool in a java @argfile (mode 0600 in the credentials folder, removed at once),
+    # main class included: on its command line any local user would read them (ps, /proc/<pid>/cmdline).
+    local cluster broker_scram admin_scram args="$creds/format.args" rc=0
+    cluster=$(java -cp "$KAFKA_HOME/lib/*" kafka.tools.StorageTool random-uuid 2>/dev/null) &&
+      broker_scram=$(node "$LOCAL_DIR/kafka/scram-credential.mjs" ionflux-broker "$creds/ionflux-broker.password") &&
+      admin_scram=$(node "$LOCAL_DIR/kafka/scram-credential.mjs" ionflux-admin "$creds/ionflux-admin.password") ||
+      { log "could not prepare the SCRAM credentials to format $dir/data"; return 1; }
+    # One argument a line, single-quoted (the credentials hold double quotes).
+    (umask 077 && printf "'%s'\n" kafka.tools.StorageTool format --standalone -t "$cluster" -c "$dir/server.properties" \
+      --ignore-formatted --add-scram "$broker_scram" --add-scram "$admin_scram" >"$args")
+    java -cp "$KAFKA_HOME/lib/*" -Dlog4j2.configurationFile="$LOCAL_DIR/kafka/log4j2.properties" "@$args" >/dev/null || rc=$?
+    rm -f "$args"
+    [ "$rc" = 0 ] || { log "formatting $dir/data failed (exit $rc)"; return 1; }
     echo "$stamp" >"$dir/data/.ionflux-sasl"
   fi
 }
@@ -99,7 +123,9 @@ if wanted kafka; then
 fi
 wanted registry && start registry registry_healthy 120 "$(modern_java)" -Xmx512m -Dquarkus.http.host=127.0.0.1 -Dquarkus.http.port="$REGISTRY_PORT" -Dquarkus.management.host=127.0.0.1 \
   -jar "$APICURIO_HOME/quarkus-run.jar"
-wanted vault && start vault vault_healthy 60 "$IONFLUX_VENV/bin/bao" server -dev -dev-root-token-id="$VAULT_DEV_ROOT_TOKEN" \
+# The root token goes in bao's environment (BAO_DEV_ROOT_TOKEN_ID), not its arguments: a server's
+# command line is anyone's to read for as long as it runs.
+wanted vault && BAO_DEV_ROOT_TOKEN_ID="$VAULT_DEV_ROOT_TOKEN" start vault vault_healthy 60 "$IONFLUX_VENV/bin/bao" server -dev \
   -dev-listen-address="127.0.0.1:$VAULT_PORT"
 # Per-service policies and tokens, and the admin's ($IONFLUX_RUN/vault/<principal>.token); the root
 # token is used for this setup only.
