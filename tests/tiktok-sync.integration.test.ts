@@ -527,3 +527,154 @@ describe('tiktok-sync: authorization.removed judged by when it happened at TikTo
     await links.close();
   });
 });
+
+/**
+ * A refusal of old tokens racing a reconnect. The refusal checks for newer tokens, then marks the
+ * connection; a reconnect finishing between the two used to be overwritten by the mark, and the
+ * workspace stayed needs_reauth (commands failed) until someone connected it again.
+ * `TIKTOK_TEST_REAUTH_GATE_URL` holds the owner's refusal right before it marks; a gate in front of
+ * the simulator holds a command's second user.info call (with its refreshed token).
+ */
+describe('tiktok-sync: a refusal of old tokens racing a reconnect', () => {
+  let infra: Awaited<ReturnType<typeof realInfra>>;
+  let sim: TikTokSimulator;
+  let apiGate: ExchangeGate;
+  let sync: RunningTikTokSync;
+  let client: HubClient;
+  let reauthGate: Awaited<ReturnType<typeof startReauthGate>>;
+  const workspaces: string[] = [];
+  const newWorkspace = () => {
+    const ws = uid('ws');
+    workspaces.push(ws);
+    return ws;
+  };
+  const until = async (what: string, check: () => boolean | Promise<boolean>, timeoutMs = 30_000) => {
+    const deadline = Date.now() + timeoutMs;
+    while (!(await check())) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${sync.output.slice(-15).join('\n')}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  };
+  const connect = async (ws: string, openId: string) => {
+    const r = await browseConnect(`${sync.url}/tiktok/connect?workspace=${ws}&grant=${await connectGrant('tiktok', ws)}`, sim, openId);
+    expect(r.status, r.body).toBe(200);
+  };
+  const send = (ws: string, action: string, params: Record<string, unknown> = {}) => client.send({ workspace_id: ws, agent_id: 'agent-t', service: 'tiktok', action, params }, { timeoutMs: 60_000 });
+  const events = async (ws: string, entity: string, action: string, atLeast = 0, timeoutMs = 15_000) => Promise.all((await readAll(infra.bus, topics.event('tiktok', ws, entity, action), { atLeast, timeoutMs })).map(async (r) => infra.codec.decode(r.value!)));
+  /** What a user sees of the connection: the command core's state, the connection record, the stored generation. */
+  const seen = async (ws: string) => {
+    const table = await openWorkspaceConnectors(infra);
+    const state = table.get(wsConnectorKey(ws, 'tiktok'))?.connection;
+    await table.close();
+    let record: { status: string; issued_at: number } | undefined;
+    for (const r of await readAll(infra.bus, CONNECTIONS_TOPIC)) if (r.key?.toString() === ws) record = r.value ? JSON.parse(r.value.toString()) : undefined;
+    return { state, record, stored: (await readTokens(vault, ws))! };
+  };
+
+  beforeAll(async () => {
+    infra = await realInfra('tiktok-reauth-race-test');
+    sim = await startTikTokSimulator();
+    reauthGate = await startReauthGate();
+    apiGate = await startExchangeGate(sim.url, (method, path) => method === 'GET' && path.startsWith('/v2/user/info/'));
+    sync = await startTikTokSync({
+      ...serviceEnv('tiktok-sync'), ...simEnv(sim), TIKTOK_API_BASE_URL: apiGate.url,
+      TIKTOK_SYNC_GROUP: `ionflux-tiktok-sync-${uid('q')}`, TIKTOK_POLL_INTERVAL_MS: '2000', TIKTOK_REFRESH_MARGIN_MS: '15000',
+      TIKTOK_TEST_REAUTH_GATE_URL: reauthGate.url,
+    });
+    client = await createHubClient({ brokers: env.brokers, registryUrl: env.registryUrl });
+  }, 180_000);
+
+  afterAll(async () => {
+    if (process.env.TIKTOK_TEST_LOG) (await import('node:fs')).writeFileSync(process.env.TIKTOK_TEST_LOG, sync?.output.join('\n') ?? '');
+    await client?.close();
+    await sync?.stop();
+    await forgetConnections({ vault, bus: infra?.bus, vendor: 'tiktok', connectionsTopic: CONNECTIONS_TOPIC }, workspaces);
+    await Promise.all([apiGate?.close(), reauthGate?.close(), sim?.close()]);
+    await infra?.close();
+  });
+
+  it('a refresh refused (invalid_grant) while the admin reconnects: the reconnect stands, commands and polling go on', async () => {
+    const ws = newWorkspace();
+    const user = sim.addUser({ videos: 1 });
+    sim.oauth.failRefresh.add(user.open_id);
+    sim.nextGrantAccessTtlS(20); // refreshed at 20 s - TIKTOK_REFRESH_MARGIN_MS (15 s): refused
+    reauthGate.hold();
+    await connect(ws, user.open_id);
+    await events(ws, 'video', 'created', 1);
+    // The owner has its refusal, found no newer tokens, and is about to mark the connection: the admin reconnects now.
+    await reauthGate.reached(ws);
+    sim.oauth.failRefresh.delete(user.open_id);
+    await connect(ws, user.open_id);
+    const reconnected = (await readTokens(vault, ws))!;
+    reauthGate.release();
+    await until('the refusal to be handled', async () => /_token_refreshes_total\{[^}]*outcome="(adopted|needs_reauthorization)"[^}]*\} [1-9]/.test(await (await fetch(`${sync.url}/metrics`)).text()));
+
+    const after = await seen(ws);
+    expect(after.state).toBe('connected');
+    expect(after.record).toMatchObject({ status: 'active', issued_at: reconnected.issued_at });
+    expect(after.stored.access_token).toBe(reconnected.access_token);
+    expect(await events(ws, 'authorization', 'needs_reauthorization', 0, 1000)).toHaveLength(0);
+    const out = await send(ws, 'videos.list', {});
+    expect(out, JSON.stringify(out.error)).toMatchObject({ status: 'succeeded' });
+    // Polling goes on: a change to the account's video becomes an event.
+    user.videos[0]!.like_count += 3;
+    expect(await events(ws, 'video', 'updated', 1, 20_000)).toHaveLength(1);
+  }, 90_000);
+
+  it("a command's refreshed token refused while the admin reconnects: the reconnect stands and the command succeeds with its token", async () => {
+    const ws = newWorkspace();
+    const user = sim.addUser();
+    await connect(ws, user.open_id);
+    apiGate.hold();
+    const out = send(ws, 'user.info', {});
+    await apiGate.reached(1); // the command's first call: TikTok will refuse its token
+    sim.invalidateAccessTokens(user.open_id);
+    apiGate.release();
+    apiGate.hold();
+    await apiGate.reached(1); // its second call, with the token refreshed for it
+    // TikTok will refuse that one too; before its answer is back, the admin reconnects.
+    sim.invalidateAccessTokens(user.open_id);
+    await connect(ws, user.open_id);
+    const reconnected = (await readTokens(vault, ws))!;
+    apiGate.release();
+
+    const done = await out;
+    expect(done, JSON.stringify(done.error)).toMatchObject({ status: 'succeeded', result: { user: { open_id: user.open_id } } });
+    const after = await seen(ws);
+    expect(after.state).toBe('connected');
+    expect(after.record).toMatchObject({ status: 'active', issued_at: reconnected.issued_at });
+    expect(await events(ws, 'authorization', 'needs_reauthorization', 0, 1000)).toHaveLength(0);
+  }, 90_000);
+});
+
+/** The test side of TIKTOK_TEST_REAUTH_GATE_URL: while held, a marking waits for `release()`. */
+async function startReauthGate() {
+  const { createServer } = await import('node:http');
+  let held: Promise<void> | null = null;
+  let open = () => undefined as void;
+  const arrived = new Set<string>();
+  const waiters: { ws: string; resolve: () => void }[] = [];
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c.toString())).on('end', () => {
+      void (async () => {
+        const ws = (JSON.parse(body) as { workspace: string }).workspace;
+        arrived.add(ws);
+        for (const w of waiters.filter((x) => x.ws === ws)) w.resolve();
+        if (held) await held;
+        res.writeHead(204).end();
+      })();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as import('node:net').AddressInfo).port}/`,
+    hold: () => void (held = new Promise<void>((r) => (open = r))),
+    release: () => {
+      open();
+      held = null;
+    },
+    reached: (ws: string) => (arrived.has(ws) ? Promise.resolve() : new Promise<void>((resolve) => waiters.push({ ws, resolve }))),
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
+}

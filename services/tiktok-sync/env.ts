@@ -53,6 +53,12 @@ export const tiktokSyncEnv = baseEnv.extend({
   TIKTOK_RATE_PER_SECOND: z.coerce.number().positive().default(10),
   TIKTOK_RATE_BURST: z.coerce.number().int().positive().default(20),
   TIKTOK_PARTITIONS_CONCURRENTLY: z.coerce.number().int().positive().default(PARTITIONS_AT_ONCE),
+  /**
+   * Tests only: right before a connection is marked needs_reauthorization (after its last check
+   * for newer tokens), POST `{workspace}` here and wait for the answer, so a test can reconnect in
+   * exactly that moment. Unset in every deployment.
+   */
+  TIKTOK_TEST_REAUTH_GATE_URL: z.url().optional(),
 });
 export type TikTokSyncEnv = z.infer<typeof tiktokSyncEnv>;
 

@@ -1,7 +1,8 @@
 import express from 'express';
 import { topics } from '../../shared/bus/topics.ts';
 import { openSharedTables, runCommandService } from '../../shared/commands/service.ts';
-import { parseEnv } from '../../shared/config.ts';
+import { kafkaAuth, parseEnv } from '../../shared/config.ts';
+import { createKafkaBus } from '../../shared/bus/kafka/bus.ts';
 import { withDeadline } from '../../shared/deadline.ts';
 import { TokenBuckets } from '../../shared/connectors/rate-limit.ts';
 import { listen, mountOpsRoutes } from '../../shared/http.ts';
@@ -41,6 +42,15 @@ const instanceId = env.TIKTOK_SYNC_INSTANCE_ID;
 const oauthCfg: OAuthConfig | null = env.TIKTOK_CLIENT_KEY && env.TIKTOK_CLIENT_SECRET ? { baseUrl: env.TIKTOK_API_BASE_URL, authorizeUrl: env.TIKTOK_AUTHORIZE_URL, clientKey: env.TIKTOK_CLIENT_KEY, clientSecret: env.TIKTOK_CLIENT_SECRET } : null;
 const oauth = () => oauthCfg;
 const grants = connectGrants(store, 'tiktok');
+/**
+ * A workspace's marking producer, one per marking or fence (rare: refusals, connects, refreshes):
+ * the same transactional id in every instance, so the newest holder fences the others
+ * (tokens/reauth.ts). Under the service's own transactional-id prefix.
+ */
+const markProducer = (ws: string) => createKafkaBus({ brokers: env.KAFKA_BROKERS, clientId: `${env.KAFKA_CLIENT_ID}-${rt.service}-reauth`, auth: kafkaAuth(env), logger: rt.logger, transactionalId: `${env.TIKTOK_SYNC_GROUP}-reauth-${ws}`, topicDefaults: { partitions: env.KAFKA_TOPIC_PARTITIONS, replicationFactor: env.KAFKA_REPLICATION_FACTOR } });
+/** Tests only: holds a needs_reauthorization marking at the test's gate (TIKTOK_TEST_REAUTH_GATE_URL). */
+const gate = env.TIKTOK_TEST_REAUTH_GATE_URL;
+const beforeMark = gate ? async (ws: string) => void (await fetch(gate, { method: 'POST', body: JSON.stringify({ workspace: ws }) })).arrayBuffer() : undefined;
 /** A connect link for the workspace, as its failures and events tell it (or the CLI command, if no grant can be issued). */
 const connectUrl = (ws: string) => grantedLink(grants, `${base}/tiktok/connect?workspace=${ws}`, ws, `(an admin runs: ionflux connect tiktok --workspace ${ws})`);
 let serving = false;
@@ -59,11 +69,11 @@ const { workspaceConnectors } = shared;
 
 const app = express();
 mountOpsRoutes(app, { metrics: rt.metrics, checks: { ...rt.checks, secret_store: () => store.health(), command_worker: async () => serving } });
-mountOAuthRoutes(app, { bus: rt.bus, codec: rt.codec, store, links, connections, workspaceConnectors, logger: rt.logger, oauth, scopes: env.TIKTOK_SCOPES, publicBaseUrl: base, stateTtlMs: env.TIKTOK_CONNECT_TTL_MS, grants, claims });
+mountOAuthRoutes(app, { bus: rt.bus, codec: rt.codec, store, links, connections, workspaceConnectors, markProducer, logger: rt.logger, oauth, scopes: env.TIKTOK_SCOPES, publicBaseUrl: base, stateTtlMs: env.TIKTOK_CONNECT_TTL_MS, grants, claims });
 const http = await listen(app, env.TIKTOK_SYNC_PORT, env.TIKTOK_SYNC_HOST);
 rt.onClose(() => http.close());
 
-const tokens = createTokenAccess({ bus: stateBus, txBus: rt.bus, codec: rt.codec, store, connections, workspaceConnectors, connectUrl, waitMs: env.TIKTOK_REFRESH_WAIT_MS, oauth });
+const tokens = createTokenAccess({ bus: stateBus, markProducer, codec: rt.codec, store, connections, workspaceConnectors, connectUrl, waitMs: env.TIKTOK_REFRESH_WAIT_MS, oauth });
 const connector = createTikTokConnector({
   api, tokens, clientTokens: createClientTokens(oauth), ledger, bus: stateBus,
   publish: { pollMs: env.TIKTOK_PUBLISH_POLL_MS, timeoutMs: env.TIKTOK_PUBLISH_TIMEOUT_MS, maxBytes: env.TIKTOK_UPLOAD_MAX_BYTES, chunkBytes: env.TIKTOK_UPLOAD_CHUNK_BYTES },
@@ -92,7 +102,7 @@ const supervisor = createSupervisor({
   marginMs: env.TIKTOK_REFRESH_MARGIN_MS,
   claimStaleMs: env.TIKTOK_CLAIM_STALE_MS,
   pollIntervalMs: env.TIKTOK_POLL_INTERVAL_MS,
-  refresh: { store, codec: rt.codec, logger: rt.logger, oauth, workspaceConnectors, connectUrl, instanceId, onRefresh: metrics.onRefresh },
+  refresh: { store, codec: rt.codec, logger: rt.logger, oauth, workspaceConnectors, connectUrl, instanceId, onRefresh: metrics.onRefresh, markProducer, beforeMark },
   poll: pollable && env.TIKTOK_POLL_INTERVAL_MS > 0 ? { api, store, codec: rt.codec, logger: rt.logger, seen, maxPages: env.TIKTOK_POLL_MAX_PAGES, onVideos: metrics.onVideos } : null,
   async barrier(owned, key) {
     const read = new Promise<void>((resolve) => barriers.set(key, resolve));

@@ -10,6 +10,7 @@ import type { HeldClaim } from '../../../shared/security/oauth-claim.ts';
 import type { TokenSet } from '../api/oauth.ts';
 import { SOURCE, tiktokEvent } from '../events.ts';
 import { CONNECTIONS_TOPIC, type Connection } from '../state/connections.ts';
+import { fenceMarks, type MarkProducer } from '../tokens/reauth.ts';
 import { writeTokens } from '../tokens/vault.ts';
 
 export interface ConnectDeps {
@@ -19,15 +20,18 @@ export interface ConnectDeps {
   links: LinkTable;
   connections: KafkaTable<Connection>;
   workspaceConnectors: KafkaTable<WorkspaceConnector>;
+  /** The workspace's marking producer (tokens/reauth.ts): fenced once the new tokens are stored. */
+  markProducer: (ws: string) => MarkProducer;
 }
 
 /**
  * What a successful callback does, holding the account's claim (taken once the exchange named
  * the account): an account linked to another workspace is refused (the links read to their end,
  * so a connection finished a moment ago on another instance is seen); else the tokens go to the
- * secret store, then in one transaction with the claim's release the link (open_id ->
- * workspace, for webhooks), the connection record (which starts refresh and polling by its
- * owner), the command core's `connected` state, an audit record and an `authorization.granted` event.
+ * secret store (fencing any needs_reauthorization marking of the old ones still in flight), then
+ * in one transaction with the claim's release the link (open_id -> workspace, for webhooks), the
+ * connection record (which starts refresh and polling by its owner), the command core's
+ * `connected` state, an audit record and an `authorization.granted` event.
  */
 export async function completeConnect(d: ConnectDeps, ws: string, tokens: TokenSet, actor: string, held: HeldClaim): Promise<Connection> {
   await d.links.fresh();
@@ -36,6 +40,8 @@ export async function completeConnect(d: ConnectDeps, ws: string, tokens: TokenS
   const now = Date.now();
   held.assertLive();
   await writeTokens(d.store, ws, { ...tokens, issued_at: now });
+  // A refusal of the tokens these replace, about to mark the workspace needs_reauth, can no longer commit.
+  await fenceMarks(d.markProducer, ws);
   const previous = d.connections.get(ws);
   const connection: Connection = { workspace_id: ws, open_id: tokens.open_id, scope: tokens.scope, status: 'active', issued_at: now, access_expires_at: tokens.access_expires_at, refresh_expires_at: tokens.refresh_expires_at, updated_at: now };
   const link: Link = { workspaceId: ws, linkedAt: new Date(now).toISOString() };

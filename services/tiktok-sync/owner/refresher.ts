@@ -8,7 +8,7 @@ import type { SecretStore } from '../../../shared/secrets/index.ts';
 import { storeRefreshed } from '../../../shared/secrets/oauth-tokens.ts';
 import { grantRefused, OAuthRefused, refreshTokens, type OAuthConfig } from '../api/oauth.ts';
 import { CONNECTIONS_TOPIC, type Connection } from '../state/connections.ts';
-import { needsReauthRecords } from '../tokens/reauth.ts';
+import { fenceMarks, markNeedsReauth, type MarkProducer } from '../tokens/reauth.ts';
 import { readTokens, writeTokens, type StoredTokens } from '../tokens/vault.ts';
 import type { FencedWriter } from '../../../shared/bus/types.ts';
 
@@ -23,6 +23,10 @@ export interface RefreshDeps {
   onRefresh?: (outcome: 'refreshed' | 'adopted' | 'needs_reauthorization' | 'retry') => void;
   /** How long a failing secret store is tried again before new tokens wait for the next attempt (60 s). */
   storeRetryMs?: number;
+  /** The workspace's marking producer (tokens/reauth.ts): a refusal marks through it, new tokens fence it. */
+  markProducer: (ws: string) => MarkProducer;
+  /** Tests only (TIKTOK_TEST_REAUTH_GATE_URL): awaited right before a connection is marked needs_reauthorization. */
+  beforeMark?: (ws: string) => Promise<void>;
 }
 
 /** Tokens TikTok issued that are not in the secret store yet, and the generation (`issued_at`) they replace. */
@@ -99,6 +103,8 @@ async function keep(d: RefreshDeps, writer: FencedWriter, c: Connection, u: Unst
   if (current.issued_at !== u.replaces) return adopt(d, writer, c, current);
   // TikTok retired the refresh token these replace: it no longer needs masking (shared/redact.ts).
   if (current.refresh_token !== u.tokens.refresh_token) forgetSecret(current.refresh_token);
+  // A command's refusal of the tokens these replace, marking right now, must not commit after them.
+  await fenceMarks(d.markProducer, c.workspace_id);
   const next = fromTokens(c, u.tokens);
   await writer.send([connectionRecord(next)]);
   d.onRefresh?.('refreshed');
@@ -108,14 +114,22 @@ async function keep(d: RefreshDeps, writer: FencedWriter, c: Connection, u: Unst
 
 /**
  * TikTok refused the grant. Tokens stored meanwhile (a reconnect, or the previous owner's refresh
- * finishing after a handover) are the reason more often than not: those are adopted; only without
- * newer tokens is the connection marked.
+ * finishing after a handover) are the reason more often than not: those are adopted. Only the
+ * generation refused is marked, as a compare-and-set (markNeedsReauth): tokens stored after the
+ * last check fence the marking, so a reconnect finishing at that moment is never overwritten.
  */
 async function refused(d: RefreshDeps, writer: FencedWriter, c: Connection, held: StoredTokens, reason: string): Promise<RefreshResult> {
-  const current = await readRetried(d, c.workspace_id);
-  if (!current) return forget(d, writer, c);
-  if (current.issued_at > held.issued_at) return adopt(d, writer, c, current);
-  return { next: (await reauth(d, writer, c, reason)).next };
+  // This instance lost the partition meanwhile: its next owner decides.
+  if (writer.dead) return { retry: true };
+  const r = await markNeedsReauth(d, () => readRetried(d, c.workspace_id), c, held.issued_at, reason, `tiktok-sync:${d.instanceId}`);
+  if ('gone' in r) return forget(d, writer, c);
+  if ('superseded' in r) {
+    d.logger.info({ workspace: c.workspace_id, open_id: c.open_id }, 'TikTok refused tokens the workspace has replaced since (connected again); the new ones are kept, nothing is marked');
+    return adopt(d, writer, c, r.superseded);
+  }
+  d.onRefresh?.('needs_reauthorization');
+  d.logger.warn({ workspace: c.workspace_id, open_id: c.open_id, reason }, 'tiktok connection needs re-authorization');
+  return { next: r.marked };
 }
 
 /** Newer tokens than the record says (a reconnect, or a refresh whose record was fenced). */
@@ -138,13 +152,4 @@ async function readRetried(d: RefreshDeps, ws: string): Promise<StoredTokens | n
   let t: StoredTokens | null = null;
   await storeRefreshed(async () => void (t = await readTokens(d.store, ws)), { forMs: d.storeRetryMs });
   return t as StoredTokens | null;
-}
-
-async function reauth(d: RefreshDeps, writer: FencedWriter, c: Connection, reason: string): Promise<{ next: Connection }> {
-  const r = await needsReauthRecords(d, c, reason, `tiktok-sync:${d.instanceId}`);
-  await writer.send(r.records.map((record) => ({ record })));
-  r.apply();
-  d.onRefresh?.('needs_reauthorization');
-  d.logger.warn({ workspace: c.workspace_id, open_id: c.open_id, reason }, 'tiktok connection needs re-authorization');
-  return { next: { ...c, status: 'needs_reauthorization', reason, refreshing: undefined, refresh_requested: undefined, updated_at: Date.now() } };
 }

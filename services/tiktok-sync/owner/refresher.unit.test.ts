@@ -74,6 +74,20 @@ describe('refreshConnection against the TikTok simulator', () => {
 
     const sent: PlacedRecord[] = [];
     const writer: FencedWriter = { send: async (r) => void sent.push(...r), dead: false };
+    // The workspace's marking producer: `fenced` is how many of its transactions a later holder fences (a connect's, between its read and its commit).
+    const marking = { fenced: 0, onFence: undefined as (() => Promise<void>) | undefined };
+    const markProducer = () => ({
+      connect: async () => undefined,
+      publishAtomic: async (records: PlacedRecord['record'][]) => {
+        if (marking.fenced > 0) {
+          marking.fenced--;
+          await marking.onFence?.();
+          throw new Error('Producer fenced (INVALID_PRODUCER_EPOCH)');
+        }
+        sent.push(...records.map((record) => ({ record })));
+      },
+      close: async () => undefined,
+    });
     const logged: string[] = [];
     const d: RefreshDeps = {
       store,
@@ -84,11 +98,12 @@ describe('refreshConnection against the TikTok simulator', () => {
       connectUrl: async (w) => `https://hub.example/tiktok/connect?workspace=${w}`,
       instanceId: 'owner-1',
       storeRetryMs: 300,
+      markProducer,
     };
     const connection: Connection = fromTokens({ workspace_id: ws }, issued);
     /** The connection records the writer was given, in order. */
     const records = () => sent.filter((p) => p.record.topic === CONNECTIONS_TOPIC).map((p) => JSON.parse(String(p.record.value)) as Connection);
-    return { user, store, d, writer, sent, records, logged, connection, faults, issued };
+    return { user, store, d, writer, sent, records, logged, connection, faults, issued, marking };
   }
 
   it('TikTok refusing the app (invalid_client: a rotated or mistyped client secret) is retried; the connection is not marked', async () => {
@@ -181,6 +196,20 @@ describe('refreshConnection against the TikTok simulator', () => {
     expect(r).toMatchObject({ next: { status: 'active', issued_at: reconnected.issued_at } });
     expect(marked(c)).toBe(false);
     expect(c.records().at(-1)).toMatchObject({ status: 'active', issued_at: reconnected.issued_at });
+  });
+
+  it('a refused grant whose marking is fenced by a reconnect storing tokens after the last check: the reconnect stands, nothing is marked', async () => {
+    const c = await connected();
+    const again = await connected('ws-reconnect');
+    const reconnected = { ...(await readTokens(again.store, 'ws-reconnect'))!, issued_at: Date.now() };
+    // The reconnect stores its tokens and fences the marking between the refusal's read and its commit.
+    c.marking.fenced = 1;
+    c.marking.onFence = () => writeTokens(c.store, 'ws1', reconnected);
+    sim.oauth.failRefresh.add(c.user.open_id);
+    const r = await refreshConnection(c.d, c.writer, c.connection);
+    expect(r).toMatchObject({ next: { status: 'active', issued_at: reconnected.issued_at } });
+    expect(marked(c)).toBe(false);
+    expect(c.records().every((x) => x.status === 'active')).toBe(true);
   });
 
   it('masks the new tokens in logs and stops masking the refresh token TikTok retired (the masking list stays bounded)', async () => {

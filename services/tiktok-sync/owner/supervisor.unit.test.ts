@@ -51,7 +51,8 @@ async function owning(c: Partial<Connection> = {}) {
       for (const { record } of records) setTimeout(() => supervisor.onChange(0, String(record.key), record.value ? (JSON.parse(String(record.value)) as Connection) : undefined), 10);
     },
   };
-  const refresh = { store, logger, oauth: () => ({ baseUrl: 'https://open.tiktokapis.com', authorizeUrl: '', clientKey: 'k', clientSecret: 's' }), instanceId: 'owner-2' } as unknown as RefreshDeps;
+  const markProducer = () => ({ connect: async () => undefined, publishAtomic: async () => undefined, close: async () => undefined });
+  const refresh = { store, logger, oauth: () => ({ baseUrl: 'https://open.tiktokapis.com', authorizeUrl: '', clientKey: 'k', clientSecret: 's' }), instanceId: 'owner-2', markProducer } as unknown as RefreshDeps;
   const poll = { store, logger, api: { call: async () => (lists++, { videos: [], has_more: false }) }, maxPages: 1 } as unknown as PollDeps;
   supervisor = createSupervisor({ refresh, poll, logger, marginMs: 30 * 60_000, claimStaleMs: 60_000, pollIntervalMs: 300_000, barrier: async () => undefined });
   const owned: OwnedPartition<Connection> = { partition: 0, writer, records: new Map([['ws1', connection]]) };

@@ -7,14 +7,14 @@ import type { SecretStore } from '../../../shared/secrets/index.ts';
 import { AccessTokenInvalid } from '../api/errors.ts';
 import type { OAuthConfig } from '../api/oauth.ts';
 import { CONNECTIONS_TOPIC, type Connection } from '../state/connections.ts';
-import { needsReauthRecords } from './reauth.ts';
+import { markNeedsReauth, type MarkProducer } from './reauth.ts';
 import { readTokens, type StoredTokens } from './vault.ts';
 
 export interface TokenAccessDeps {
   /** Refresh requests (single records). */
   bus: Bus;
-  /** The needs_reauthorization records, in one transaction. */
-  txBus: Bus;
+  /** The needs_reauthorization records go through the workspace's marking producer (tokens/reauth.ts), in one transaction. */
+  markProducer: (ws: string) => MarkProducer;
   codec: EventCodec;
   store: SecretStore;
   connections: KafkaTable<Connection>;
@@ -77,17 +77,22 @@ export function createTokenAccess(d: TokenAccessDeps): TokenAccess {
         }
       }
       t = await refreshed(ws, t, by, signal);
-      try {
-        return await fn(t.access_token, t.open_id);
-      } catch (e) {
-        if (!(e instanceof AccessTokenInvalid)) throw e;
-        const c = d.connections.get(ws);
-        if (c && c.status === 'active') {
-          const r = await needsReauthRecords(d, c, 'TikTok refused the refreshed access token', `command:${by}`);
-          await d.txBus.publishAtomic(r.records);
-          r.apply();
+      for (let again = true; ; again = false) {
+        try {
+          return await fn(t.access_token, t.open_id);
+        } catch (e) {
+          if (!(e instanceof AccessTokenInvalid)) throw e;
+          const c = d.connections.get(ws);
+          if (!c || c.status !== 'active') throw await needsReauthorization(ws, d.connectUrl, 'TikTok refused the refreshed access token too');
+          // Only the generation refused is marked: a reconnect since then stands, and the command runs once more with its tokens.
+          const r = await markNeedsReauth(d, () => current(ws).catch((x: unknown) => (x instanceof HubError && x.code === 'not_connected' ? null : Promise.reject(x))), c, t.issued_at, 'TikTok refused the refreshed access token', `command:${by}`);
+          if ('gone' in r) await current(ws); // not_connected
+          if ('superseded' in r && again) {
+            t = r.superseded;
+            continue;
+          }
+          throw await needsReauthorization(ws, d.connectUrl, 'TikTok refused the refreshed access token too');
         }
-        throw await needsReauthorization(ws, d.connectUrl, 'TikTok refused the refreshed access token too');
       }
     },
   };

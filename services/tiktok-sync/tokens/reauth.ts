@@ -5,6 +5,13 @@ import { wsConnectorKey, type WorkspaceConnector } from '../../../shared/command
 import type { EventCodec } from '../../../shared/events/codec.ts';
 import { SOURCE, tiktokEvent } from '../events.ts';
 import { CONNECTIONS_TOPIC, type Connection } from '../state/connections.ts';
+import type { StoredTokens } from './vault.ts';
+
+export interface ReauthDeps {
+  codec: EventCodec;
+  workspaceConnectors: KafkaTable<WorkspaceConnector>;
+  connectUrl: (ws: string) => Promise<string>;
+}
 
 /**
  * The records that mark a connection `needs_reauthorization`, never silently: the connection
@@ -12,7 +19,7 @@ import { CONNECTIONS_TOPIC, type Connection } from '../state/connections.ts';
  * the connect URL), an `authorization.needs_reauthorization` event and an audit record. The caller
  * publishes them in one transaction.
  */
-export async function needsReauthRecords(d: { codec: EventCodec; workspaceConnectors: KafkaTable<WorkspaceConnector>; connectUrl: (ws: string) => Promise<string> }, c: Connection, reason: string, actor: string): Promise<{ records: OutgoingRecord[]; apply: () => void }> {
+export async function needsReauthRecords(d: ReauthDeps, c: Connection, reason: string, actor: string): Promise<{ records: OutgoingRecord[]; next: Connection; apply: () => void }> {
   const now = Date.now();
   const next: Connection = { ...c, status: 'needs_reauthorization', reason, refreshing: undefined, refresh_requested: undefined, updated_at: now };
   const wsKey = wsConnectorKey(c.workspace_id, 'tiktok');
@@ -23,6 +30,72 @@ export async function needsReauthRecords(d: { codec: EventCodec; workspaceConnec
   const audit = await auditRecord(d.codec, SOURCE, { kind: 'action_failed', workspace_id: c.workspace_id, connector: 'tiktok', action: 'token.refresh', actor, outcome: 'needs_reauthorization', detail: `${reason}; re-authorize at ${connectUrl}` }, `needs_reauth:${c.open_id}:${c.issued_at}`);
   return {
     records: [{ topic: CONNECTIONS_TOPIC, key: c.workspace_id, value: Buffer.from(JSON.stringify(next)) }, d.workspaceConnectors.record(wsKey, wsState), event.record, audit],
+    next,
     apply: () => d.workspaceConnectors.applyLocal(wsKey, wsState),
   };
+}
+
+/** A producer whose transactional id is the workspace's marking id: connecting it fences every earlier holder. */
+export interface MarkProducer {
+  connect(): Promise<void>;
+  publishAtomic(records: OutgoingRecord[]): Promise<unknown>;
+  close(): Promise<void>;
+}
+
+export interface MarkDeps extends ReauthDeps {
+  /** A producer with the transactional id `<TIKTOK_SYNC_GROUP>-reauth-<workspace>`, the same in every instance. */
+  markProducer: (ws: string) => MarkProducer;
+  /** Tests only (TIKTOK_TEST_REAUTH_GATE_URL): awaited right before the marking is published. */
+  beforeMark?: (ws: string) => Promise<void>;
+}
+
+export type MarkResult = { marked: Connection } | { superseded: StoredTokens } | { gone: true };
+
+/**
+ * Marks `c` needs_reauthorization for a refusal of the tokens of generation `refused` (their
+ * `issued_at`), only while those are still the workspace's: a compare-and-set against a reconnect.
+ * The marking goes through the workspace's marking producer, connected (fencing any earlier one)
+ * before the stored tokens are read; whoever stores new tokens fences that id after storing them
+ * and before announcing them (`fenceMarks`). So either the read sees the new tokens (`superseded`:
+ * nothing is marked), or the new tokens were stored after it and their fence makes this
+ * transaction fail, after which the read is made again. A refusal of old tokens therefore never
+ * overwrites a newer connection's `connected` state.
+ */
+export async function markNeedsReauth(d: MarkDeps, read: () => Promise<StoredTokens | null>, c: Connection, refused: number, reason: string, actor: string): Promise<MarkResult> {
+  const ws = c.workspace_id;
+  const producer = d.markProducer(ws);
+  try {
+    await producer.connect();
+    const judge = (t: StoredTokens | null): MarkResult | null => (!t ? { gone: true } : t.issued_at > refused ? { superseded: t } : null);
+    const before = judge(await read());
+    if (before) return before;
+    await d.beforeMark?.(ws);
+    const r = await needsReauthRecords(d, c, reason, actor);
+    try {
+      await producer.publishAtomic(r.records);
+    } catch (e) {
+      // Fenced by tokens stored since (or Kafka failing): the store says which.
+      const after = judge(await read());
+      if (after) return after;
+      throw e;
+    }
+    r.apply();
+    return { marked: r.next };
+  } finally {
+    await producer.close().catch(() => undefined);
+  }
+}
+
+/**
+ * Called by whoever stores new tokens for `ws` (a connect), after storing them and before
+ * announcing them: any marking of `ws` in flight that read the old tokens is fenced and cannot
+ * commit (see markNeedsReauth).
+ */
+export async function fenceMarks(markProducer: MarkDeps['markProducer'], ws: string): Promise<void> {
+  const producer = markProducer(ws);
+  try {
+    await producer.connect();
+  } finally {
+    await producer.close().catch(() => undefined);
+  }
 }
