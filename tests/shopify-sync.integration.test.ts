@@ -593,3 +593,74 @@ describe('shopify-sync: install callbacks for one shop racing on two instances',
     expect(installed).toBe(1);
   }, 60_000);
 });
+
+/**
+ * A refresh Shopify refuses racing a reinstall: the refusal used to mark whatever connection record
+ * it found, the reinstall's included, so the shop stopped being polled (and the command failed
+ * needs_reauthorization) until the admin installed it once more. A gate in front of the
+ * simulator holds the refresh grant while the admin reinstalls.
+ */
+describe('shopify-sync: a refused refresh racing a reinstall', () => {
+  let infra: Awaited<ReturnType<typeof realInfra>>;
+  let sim: ShopifySimulator;
+  let gate: ExchangeGate;
+  let sync: RunningShopifySync;
+  let client: HubClient;
+  const workspaces: string[] = [];
+  const until = async (what: string, check: () => boolean | Promise<boolean>, timeoutMs = 30_000) => {
+    const deadline = Date.now() + timeoutMs;
+    while (!(await check())) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${sync.output.slice(-15).join('\n')}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  };
+
+  beforeAll(async () => {
+    infra = await realInfra('shopify-reauth-race-test');
+    sim = await startShopifySimulator();
+    // Refresh grants only: installs' code exchanges go straight through.
+    gate = await startExchangeGate(sim.url, (method, path, body) => method === 'POST' && path.endsWith('/admin/oauth/access_token') && body.includes('refresh_token'));
+    sync = await startShopifySync({ ...serviceEnv('shopify-sync'), ...simEnv(sim), SHOPIFY_ADMIN_BASE_URL: gate.url, SHOPIFY_SYNC_GROUP: `ionflux-shopify-sync-${uid('q')}`, SHOPIFY_POLL_INTERVAL_MS: '2000', SHOPIFY_FULL_SYNC_INTERVAL_MS: '0', IONFLUX_INBOX_TOPIC: `ionflux.inbox.${uid('shq')}` });
+    client = await createHubClient({ brokers: env.brokers, registryUrl: env.registryUrl });
+  }, 180_000);
+
+  afterAll(async () => {
+    await client?.close();
+    await sync?.stop();
+    await forgetConnections({ vault, bus: infra?.bus, vendor: 'shopify', connectionsTopic: CONNECTIONS_TOPIC }, workspaces);
+    await gate?.close();
+    await sim?.close();
+    await infra?.close();
+  });
+
+  it('the refresh of the old token refused while the admin reinstalls: the reinstall stands, the command and polling go on with its token', async () => {
+    const ws = uid('ws');
+    workspaces.push(ws);
+    const shop = sim.addShop();
+    const install = async () => {
+      const r = await browseInstall(`${sync.url}/shopify/install?shop=${shop.domain}&workspace=${ws}&grant=${await connectGrant('shopify', ws)}`);
+      expect(r.status, r.body).toBe(200);
+    };
+    await install();
+    gate.hold();
+    sim.expireAccessTokens(shop.domain);
+    const out = client.send({ workspace_id: ws, agent_id: 'agent-s', service: 'shopify', action: 'shop.get', params: {} }, { timeoutMs: 60_000 });
+    await gate.reached(1); // the refresh of the expired token, with its refresh token
+    // Shopify will refuse that refresh token (the merchant's old grant is gone); the admin reinstalls before its answer.
+    for (const g of sim.grants) if (g.shop === shop.domain) g.revoked = true;
+    await install();
+    const reinstalled = (await vault.get(secretPaths.workspace(ws, 'shopify')))!.value.access_token!;
+    gate.release();
+
+    const done = await out;
+    expect(done, JSON.stringify(done.error)).toMatchObject({ status: 'succeeded', result: { shop: { myshopify_domain: shop.domain } } });
+    let record: { status: string } | undefined;
+    for (const r of await readAll(infra.bus, CONNECTIONS_TOPIC)) if (r.key?.toString() === ws) record = r.value ? JSON.parse(r.value.toString()) : undefined;
+    expect(record).toMatchObject({ status: 'active' });
+    // Polling goes on with the reinstall's token.
+    const polls = () => sim.requests.filter((r) => r.shop === shop.domain && r.root === 'orders' && r.status === 200).length;
+    const before = polls();
+    await until('two more polls of the shop', () => polls() >= before + 2, 30_000);
+    expect((await vault.get(secretPaths.workspace(ws, 'shopify')))!.value.access_token).toBe(reinstalled);
+  }, 120_000);
+});

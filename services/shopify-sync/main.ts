@@ -2,7 +2,8 @@ import express from 'express';
 import type { Shopify } from '@shopify/shopify-api';
 import { topics } from '../../shared/bus/topics.ts';
 import { openSharedTables, runCommandService } from '../../shared/commands/service.ts';
-import { parseEnv } from '../../shared/config.ts';
+import { kafkaAuth, parseEnv } from '../../shared/config.ts';
+import { createKafkaBus } from '../../shared/bus/kafka/bus.ts';
 import { TokenBuckets } from '../../shared/connectors/rate-limit.ts';
 import { listen, mountOpsRoutes } from '../../shared/http.ts';
 import { openLinks } from '../../shared/links.ts';
@@ -44,6 +45,12 @@ const shopifyApp: Shopify | null = env.SHOPIFY_API_KEY && env.SHOPIFY_API_SECRET
   : null;
 const shopify = () => shopifyApp;
 const grants = connectGrants(store, 'shopify');
+/**
+ * A workspace's marking producer, one per marking or fence (rare: refusals, installs, refreshes):
+ * the same transactional id in every instance, so the newest holder fences the others
+ * (tokens/reauth.ts). Under the service's own transactional-id prefix.
+ */
+const markProducer = (ws: string) => createKafkaBus({ brokers: env.KAFKA_BROKERS, clientId: `${env.KAFKA_CLIENT_ID}-${rt.service}-reauth`, auth: kafkaAuth(env), logger: rt.logger, transactionalId: `${env.SHOPIFY_SYNC_GROUP}-reauth-${ws}`, topicDefaults: { partitions: env.KAFKA_TOPIC_PARTITIONS, replicationFactor: env.KAFKA_REPLICATION_FACTOR } });
 /** An install link for the workspace, as its failures tell it (or the CLI command, if no grant can be issued). */
 const installUrl = (ws: string, shop = '<shop>.myshopify.com') => grantedLink(grants, `${base}/shopify/install?shop=${shop}&workspace=${ws}`, ws, `(an admin runs: ionflux connect shopify --workspace ${ws} --shop ${shop})`);
 let serving = false;
@@ -59,14 +66,14 @@ const { workspaceConnectors } = shared;
 const app = express();
 mountOpsRoutes(app, { metrics: rt.metrics, checks: { ...rt.checks, secret_store: () => store.health(), command_worker: async () => serving } });
 mountOAuthRoutes(app, {
-  bus: rt.bus, codec: rt.codec, store, api, logger: rt.logger, links, connections, workspaceConnectors,
+  bus: rt.bus, codec: rt.codec, store, api, logger: rt.logger, links, connections, workspaceConnectors, markProducer,
   webhookUrl: env.SHOPIFY_WEBHOOK_URL ?? `${base}/webhooks/shopify`,
   shopify, apiSecret: () => env.SHOPIFY_API_SECRET, scopes: env.SHOPIFY_SCOPES, publicBaseUrl: base, adminBaseUrl: env.SHOPIFY_ADMIN_BASE_URL, stateTtlMs: env.SHOPIFY_INSTALL_TTL_MS, grants, claims,
 });
 const http = await listen(app, env.SHOPIFY_SYNC_PORT, env.SHOPIFY_SYNC_HOST);
 rt.onClose(() => http.close());
 
-const tokens = createTokenAccess({ shopify, store, bus: stateBus, connections, installUrl, marginMs: env.SHOPIFY_REFRESH_MARGIN_MS, onRefresh: metrics.onRefresh });
+const tokens = createTokenAccess({ shopify, store, bus: stateBus, connections, markProducer, installUrl, marginMs: env.SHOPIFY_REFRESH_MARGIN_MS, onRefresh: metrics.onRefresh });
 const sync: SyncDeps = {
   api, tokens, bus: syncBus, inboxTopic: env.IONFLUX_INBOX_TOPIC, state: syncState, logger: rt.logger, pageSize: env.SHOPIFY_PAGE_SIZE, onEntities: metrics.onEntities,
   async onProgress(ws, runId, c) {

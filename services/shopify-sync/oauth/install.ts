@@ -12,6 +12,7 @@ import { checkUserErrors, type AdminApi } from '../api/admin.ts';
 import { SOURCE, shopifyEvent } from '../events.ts';
 import { connectionRecord, type Connection } from '../state/connections.ts';
 import { writeToken, type StoredToken } from '../tokens/vault.ts';
+import { fenceMarks, type MarkProducers } from '../tokens/reauth.ts';
 
 export interface InstallDeps {
   bus: Bus;
@@ -24,6 +25,8 @@ export interface InstallDeps {
   workspaceConnectors: KafkaTable<WorkspaceConnector>;
   /** Where the webhook subscriptions point (the ingester's /webhooks/shopify). */
   webhookUrl: string;
+  /** The workspace's marking producer (tokens/reauth.ts): fenced once the new token is stored. */
+  markProducer: MarkProducers;
 }
 
 /**
@@ -84,6 +87,8 @@ export async function completeInstall(d: InstallDeps, ws: string, token: StoredT
   const now = token.issued_at;
   held.assertLive();
   await writeToken(d.store, ws, token);
+  // A refusal of the token this replaces, about to mark the workspace needs_reauthorization, can no longer commit.
+  await fenceMarks(d.markProducer, ws);
   const webhooks = await registerWebhooks(d, token.shop, token.access_token);
   const previous = d.connections.get(ws);
   const connection: Connection = { workspace_id: ws, shop: token.shop, scope: token.scope, status: 'active', issued_at: now, access_expires_at: token.access_expires_at, installed_at: now, updated_at: now };

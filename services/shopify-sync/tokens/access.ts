@@ -6,6 +6,7 @@ import type { SecretStore } from '../../../shared/secrets/index.ts';
 import { storeRefreshed } from '../../../shared/secrets/oauth-tokens.ts';
 import { TokenRefused } from '../api/admin.ts';
 import { connectionRecord, type Connection } from '../state/connections.ts';
+import { fenceMarks, markNeedsReauth, type MarkProducers } from './reauth.ts';
 import { readToken, writeToken, type StoredToken } from './vault.ts';
 
 export interface TokenAccessDeps {
@@ -13,6 +14,8 @@ export interface TokenAccessDeps {
   store: SecretStore;
   bus: Bus;
   connections: KafkaTable<Connection>;
+  /** The workspace's marking producer (tokens/reauth.ts): a refusal marks through it, a new token fences it. */
+  markProducer: MarkProducers;
   installUrl: (ws: string, shop?: string) => Promise<string>;
   marginMs: number;
   onRefresh?: (outcome: string) => void;
@@ -66,14 +69,15 @@ export function createTokenAccess(d: TokenAccessDeps): TokenAccess {
     return t;
   }
 
-  /** Shopify refused the grant itself (revoked, expired, rotated away): only an admin's reinstall helps. */
-  async function markNeedsReauthorization(ws: string, used: StoredToken, status: number): Promise<never> {
-    const c = d.connections.get(ws);
-    if (c) {
-      const next: Connection = { ...c, status: 'needs_reauthorization', reason: `Shopify refused the refresh (HTTP ${status})`, updated_at: Date.now() };
-      await d.bus.publish(connectionRecord(next)).catch(() => undefined);
-      d.connections.applyLocal(ws, next);
-    }
+  /**
+   * Shopify refused the grant itself (revoked, expired, rotated away): only an admin's reinstall
+   * helps. Unless a newer token was stored meanwhile (a reinstall, another instance's refresh):
+   * that one is used and nothing is marked (markNeedsReauth, a compare-and-set).
+   */
+  async function refusedGrant(ws: string, used: StoredToken, status: number): Promise<StoredToken> {
+    const r = await markNeedsReauth(d, () => current(ws).catch((e: unknown) => (e instanceof HubError && e.code === 'not_connected' ? null : Promise.reject(e))), ws, used.issued_at, `Shopify refused the refresh (HTTP ${status})`);
+    if ('superseded' in r) return r.superseded;
+    if ('gone' in r) return current(ws); // not_connected
     throw new HubError('needs_reauthorization', `Shopify refused to refresh the token of ${used.shop}; reinstall at ${await d.installUrl(ws, used.shop)}`);
   }
 
@@ -86,7 +90,7 @@ export function createTokenAccess(d: TokenAccessDeps): TokenAccess {
    * - 408, 5xx, no answer: retryable, nothing marked;
    * - any other status: failed, nothing marked.
    */
-  async function refreshSession(shopify: Shopify, ws: string, used: StoredToken): Promise<Session> {
+  async function refreshSession(shopify: Shopify, ws: string, used: StoredToken): Promise<Session | { refused: number }> {
     for (let attempt = 1; ; attempt++) {
       try {
         return (await shopify.auth.refreshToken({ shop: used.shop, refreshToken: used.refresh_token })).session;
@@ -94,7 +98,7 @@ export function createTokenAccess(d: TokenAccessDeps): TokenAccess {
         const response = (e as { response?: { code?: number; retryAfter?: number } }).response;
         const status = response?.code;
         d.onRefresh?.(status ? `http_${status}` : 'error');
-        if (status === 400 || status === 401) return markNeedsReauthorization(ws, used, status);
+        if (status === 400 || status === 401) return { refused: status };
         if (status === 429) {
           if (attempt >= REFRESH_ATTEMPTS) throw new HubError('vendor_rate_limited', `Shopify rate-limited refreshing the token of ${used.shop}; trying again later`, { retryable: true, cause: e });
           await (d.sleep ?? delay)(retryAfterMs(response?.retryAfter, d.maxRetryAfterMs));
@@ -113,8 +117,11 @@ export function createTokenAccess(d: TokenAccessDeps): TokenAccess {
     if (!shopify) throw new HubError('not_configured', 'Shopify is not configured on this hub');
     if (!used.refresh_token) throw new HubError('needs_reauthorization', `the Shopify token of ${used.shop} expired and has no refresh token; reinstall at ${await d.installUrl(ws, used.shop)}`);
     const session = await refreshSession(shopify, ws, used);
+    if ('refused' in session) return refusedGrant(ws, used, session.refused);
     const next = storedFromSession(session, Date.now());
     await storeRefreshed(() => writeToken(d.store, ws, next));
+    // A refusal of the token this replaces, marking right now on another instance, must not commit after it.
+    await fenceMarks(d.markProducer, ws);
     const c = d.connections.get(ws);
     if (c) {
       const rec: Connection = { ...c, status: 'active', reason: undefined, issued_at: next.issued_at, access_expires_at: next.access_expires_at, updated_at: Date.now() };

@@ -37,16 +37,31 @@ describe('token refresh against the Shopify simulator', () => {
     const held = new Map([['ws1', connection]]);
     const published: Connection[] = [];
     const slept: number[] = [];
+    // The workspace's marking producer: the next `fenced` transactions are fenced by a later holder (`onFence` runs first).
+    const marking = { fenced: 0, onFence: undefined as (() => Promise<void>) | undefined };
+    const markProducer = () => ({
+      connect: async () => undefined,
+      publishAtomic: async (records: OutgoingRecord[]) => {
+        if (marking.fenced > 0) {
+          marking.fenced--;
+          await marking.onFence?.();
+          throw new Error('Producer fenced (INVALID_PRODUCER_EPOCH)');
+        }
+        for (const r of records) published.push(JSON.parse(String(r.value)) as Connection);
+      },
+      close: async () => undefined,
+    });
     const tokens = createTokenAccess({
       shopify: () => createShopify({ apiKey: sim.apiKey, apiSecret: sim.apiSecret, scopes: [], apiVersion: '2026-07', publicBaseUrl: 'http://127.0.0.1:1' }, createLogger({ service: 'test', level: 'silent' })),
       store,
       bus: { publish: async (r: OutgoingRecord) => void published.push(JSON.parse(String(r.value)) as Connection) } as unknown as Bus,
       connections: { get: (k: string) => held.get(k), applyLocal: (k: string, v: Connection) => void held.set(k, v) } as unknown as KafkaTable<Connection>,
+      markProducer,
       installUrl: async () => 'https://hub.example/shopify/install',
       marginMs: 5 * 60_000,
       sleep: async (ms) => void slept.push(ms),
     });
-    return { shop, store, tokens, held, published, slept };
+    return { shop, store, tokens, held, published, slept, marking };
   }
 
   it('a refresh Shopify rate-limits (429) waits its Retry-After and tries again; the connection stays active', async () => {
@@ -78,4 +93,17 @@ describe('token refresh against the Shopify simulator', () => {
     expect(held.get('ws1')).toMatchObject({ status: 'needs_reauthorization', reason: 'Shopify refused the refresh (HTTP 400)' });
     expect(published.map((c) => c.status)).toEqual(['needs_reauthorization']);
   });
+
+  it('a refused refresh racing a reinstall that stored its token after the last check: the reinstall stands, nothing is marked', async () => {
+    const { shop, store, tokens, held, published, marking } = await installed();
+    for (const g of sim.grants) if (g.shop === shop.domain) g.revoked = true;
+    const reinstalled = { access_token: 'shpat_reinstalled', refresh_token: 'shprt_reinstalled', shop: shop.domain, scope: [], issued_at: Date.now(), access_expires_at: Date.now() + 3600_000, refresh_expires_at: Date.now() + 86_400_000 };
+    // The reinstall stores its token and fences the marking between the refusal's read and its commit.
+    marking.fenced = 1;
+    marking.onFence = () => writeToken(store, 'ws1', reinstalled);
+    expect(await tokens.refreshIfDue('ws1')).toMatchObject({ access_token: 'shpat_reinstalled' });
+    expect(published).toEqual([]);
+    expect(held.get('ws1')!.status).toBe('active');
+  });
+
 });
