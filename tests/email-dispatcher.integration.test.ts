@@ -397,3 +397,109 @@ describe("email dispatcher: the platform's SendGrid account refused mid-way, thr
     expect(settings.get(wsConnectorKey(ws, 'email'))?.connection).not.toBe('needs_reauth');
   }, 120_000);
 });
+
+/**
+ * A relay (or API) that refuses every message (docs/email.md, "A provider that refuses
+ * everything"). Each unit of a bulk waits on a refusing provider for up to its budget,
+ * EMAIL_PROVIDER_WAIT_MAX_MS (the default 120 s here): before, 30 SMTP recipients, five at a time,
+ * took six times 120 s before the sender heard anything (a 1,000-recipient bulk ran into the
+ * action's 30 minutes), and 60 SendGrid recipients in batches of 10 took two times 120 s. Now the
+ * bulk stops once the provider took nothing for EMAIL_PROVIDER_OUTAGE_MS (10 s here), and its
+ * outcome lists who was not sent. What the sender sees is asked for as a sender would: the same
+ * request with its Idempotency-Key and ?wait, until the outcome is in (at most 3 minutes).
+ */
+describe('email dispatcher: a relay or API refusing every message, through Kafka', () => {
+  let infra: Awaited<ReturnType<typeof realInfra>>;
+  let relay: SmtpCapture;
+  let sendgrid: SendgridSimulator;
+  let dispatcher: RunningDispatcher;
+  const vault = createVaultSecretStore({ addr: env.vaultAddr, token: env.vaultToken, mount: 'secret' });
+  const TOKEN = secret('platform-token-');
+  const SG = secret('SG.outage-');
+  const ws = uid('ws');
+  const sgWs = uid('ws');
+  const template = { id: 'notice', subject: 'Notice for {{name}}', text: 'Hello {{name}}' };
+  type Bulk = { status: string; result: { total: number; sent: { email: string; message_id: string }[]; failed: { email: string; code: string; message: string }[]; unknown: unknown[]; suppressed: unknown[] } };
+
+  /** The bulk's outcome, asked for again with the same key and body until it is in; fails past 3 minutes. */
+  async function bulkOutcome(workspace: string, recipients: { email: string; name: string }[]): Promise<Bulk> {
+    const key = uid('idem');
+    const deadline = Date.now() + 180_000;
+    for (;;) {
+      const res = await fetch(`${dispatcher.url}/v1/emails/bulk?wait=30s`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}`, 'Idempotency-Key': key }, body: JSON.stringify({ workspace_id: workspace, template, recipients }) });
+      const body = (await res.json()) as Bulk;
+      if (res.status === 200) return body;
+      expect(res.status, JSON.stringify(body)).toBe(202);
+      if (Date.now() > deadline) throw new Error('the bulk had no outcome after 3 minutes');
+    }
+  }
+  const people = (prefix: string, n: number, workspace = ws) => Array.from({ length: n }, (_, i) => ({ email: `${prefix}${i}-${workspace}@example.com`, name: `${prefix.toUpperCase()}${i}` }));
+  const received = async (emails: string[]) => (await relay.messages()).filter((m) => m.rcpt_tos.some((r) => emails.includes(r.toLowerCase())));
+
+  beforeAll(async () => {
+    infra = await realInfra('email-outage-test');
+    relay = await startSmtpCapture();
+    sendgrid = await startSendgridSimulator({ keys: [SG] });
+    dispatcher = await startDispatcher({ EMAIL_PROVIDER: 'smtp', EMAIL_SMTP_URL: relay.url, EMAIL_FROM: 'news@ionflux.test', EMAIL_API_TOKEN: TOKEN, SENDGRID_BASE_URL: sendgrid.url, EMAIL_SENDGRID_BATCH_SIZE: '10', EMAIL_PROVIDER_OUTAGE_MS: '10000' });
+    // sgWs sends through its own SendGrid account (the simulator's).
+    const ok = await runCli(['connect', 'email', '--workspace', sgWs, '--field', 'provider=sendgrid', '--field', 'from=news@shop.test'], { env: { SENDGRID_BASE_URL: sendgrid.url }, input: `${SG}\n` });
+    expect(ok.code, ok.stderr).toBe(0);
+  }, 180_000);
+
+  afterAll(async () => {
+    await dispatcher?.stop();
+    await Promise.all([relay?.close(), sendgrid?.close(), infra?.close()]);
+    await vault.delete(secretPaths.workspace(sgWs, 'email')).catch(() => undefined);
+  });
+
+  it('a relay answering 421 to every message: the bulk ends listing everyone failed provider_unavailable, safe to send again; re-sent once the relay serves, each gets one message', async () => {
+    await relay.refuse({ at: 'MAIL', reply: '421 4.3.2 Service not available, closing transmission channel' });
+    const recipients = people('o', 30);
+    const emails = recipients.map((r) => r.email);
+    const out = await bulkOutcome(ws, recipients);
+    expect(out).toMatchObject({ status: 'succeeded', result: { total: 30, sent: [], unknown: [], suppressed: [] } });
+    expect(out.result.failed.map((f) => f.email)).toEqual(emails);
+    for (const f of out.result.failed) expect(f).toMatchObject({ code: 'provider_unavailable', message: expect.stringMatching(/^not sent, safe to send again: .*421 4\.3\.2 Service not available/) });
+    expect(await received(emails)).toEqual([]);
+
+    await relay.refuse(null);
+    const again = await bulkOutcome(ws, recipients.filter((r) => out.result.failed.some((f) => f.email === r.email)));
+    expect(again.result).toMatchObject({ failed: [], unknown: [] });
+    expect(again.result.sent.map((s) => s.email)).toEqual(emails);
+    for (const e of emails) expect((await received([e])).length, e).toBe(1);
+  }, 420_000);
+
+  it('a relay that takes three messages and then answers 421 to every one: those three are listed sent, the rest failed; re-sent, everyone has exactly one message', async () => {
+    await relay.refuse({ at: 'MAIL', reply: '421 4.7.0 Try again later, closing connection', allow: 3 });
+    const recipients = people('t', 30);
+    const emails = recipients.map((r) => r.email);
+    const out = await bulkOutcome(ws, recipients);
+    expect(out).toMatchObject({ status: 'succeeded', result: { total: 30, unknown: [], suppressed: [] } });
+    const got = await received(emails);
+    expect(got).toHaveLength(3);
+    // Listed sent: exactly those the relay has, with the Message-ID it received.
+    expect(out.result.sent.map((s) => [s.email, s.message_id]).sort()).toEqual(got.map((m) => [m.rcpt_tos[0]!.toLowerCase(), m.message_id]).sort());
+    expect(out.result.failed).toHaveLength(27);
+    for (const f of out.result.failed) expect(f).toMatchObject({ code: 'provider_unavailable', message: expect.stringContaining('safe to send again') });
+
+    await relay.refuse(null);
+    const again = await bulkOutcome(ws, recipients.filter((r) => out.result.failed.some((f) => f.email === r.email)));
+    expect(again.result).toMatchObject({ failed: [], unknown: [] });
+    expect(again.result.sent).toHaveLength(27);
+    for (const e of emails) expect((await received([e])).length, e).toBe(1);
+  }, 420_000);
+
+  it('SendGrid answering 503 to every request: the bulk ends listing everyone failed provider_unavailable, nothing accepted', async () => {
+    const recipients = people('s', 60, sgWs);
+    // More answers than the bulk can ask for: every request is refused.
+    sendgrid.script(Array.from({ length: 1000 }, () => ({ status: 503 })));
+    const before = sendgrid.requests.length;
+    const out = await bulkOutcome(sgWs, recipients);
+    expect(out).toMatchObject({ status: 'succeeded', result: { total: 60, sent: [], unknown: [], suppressed: [] } });
+    expect(out.result.failed.map((f) => f.email)).toEqual(recipients.map((r) => r.email));
+    for (const f of out.result.failed) expect(f).toMatchObject({ code: 'provider_unavailable', message: expect.stringContaining('safe to send again') });
+    expect(sendgrid.requests.length).toBeGreaterThan(before);
+    expect(sendgrid.requests.slice(before).every((r) => r.status === 503)).toBe(true);
+    expect(sendgrid.sent).toEqual([]);
+  }, 420_000);
+});

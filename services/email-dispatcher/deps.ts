@@ -27,6 +27,8 @@ export interface EmailDeps {
   sendgridBatchSize: number;
   concurrency: number;
   waitBudgetMs: number;
+  /** How long a bulk's provider may take nothing, refusing every attempt, before the bulk stops (outage.ts). */
+  outageMs: number;
   logger: Logger;
   /** Metrics of each provider call (metrics.ts). */
   observe?(o: UnitObservation): void;

@@ -49,6 +49,11 @@ export const emailDispatcherEnv = baseEnv.extend({
   EMAIL_SEND_CONCURRENCY: z.coerce.number().int().min(1).max(50).default(5),
   /** How long one message may wait on a throttling or unavailable provider before it is listed failed. */
   EMAIL_PROVIDER_WAIT_MAX_MS: z.coerce.number().int().positive().default(120_000),
+  /**
+   * How long a bulk's provider may take nothing while refusing every attempt (of two units or
+   * more) before the bulk stops, listing those not sent; at most EMAIL_PROVIDER_WAIT_MAX_MS.
+   */
+  EMAIL_PROVIDER_OUTAGE_MS: z.coerce.number().int().positive().default(30_000),
   /** One command, bulk included. */
   EMAIL_ACTION_TIMEOUT_MS: z.coerce.number().int().positive().default(30 * 60_000),
   EMAIL_RETRY_MAX_ATTEMPTS: z.coerce.number().int().positive().default(3),

@@ -84,6 +84,7 @@ const connector = createEmailConnector({
   sendgridBatchSize: env.EMAIL_SENDGRID_BATCH_SIZE,
   concurrency: env.EMAIL_SEND_CONCURRENCY,
   waitBudgetMs: env.EMAIL_PROVIDER_WAIT_MAX_MS,
+  outageMs: env.EMAIL_PROVIDER_OUTAGE_MS,
   logger: rt.logger,
   observe: emailMetrics(rt.metrics),
   providerFor: (credentials, o) => providerFor(credentials, env, o),

@@ -3,6 +3,7 @@ import { HubError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/logger.ts';
 import type { Ledger, Unit } from './ledger.ts';
 import type { UnitObservation } from './metrics.ts';
+import type { OutageWatch } from './outage.ts';
 import type { SendResult } from './providers/types.ts';
 import type { Throttle } from './throttle.ts';
 
@@ -46,6 +47,11 @@ export interface UnitJob {
    * so the next owner sends it and this worker never does after that.
    */
   handover?: AbortSignal | undefined;
+  /**
+   * The bulk's view of its provider (outage.ts): every answer is told to it, and once it declares
+   * the provider down the unit stops waiting and ends `unavailable` without calling again.
+   */
+  outage?: OutageWatch;
   call(): Promise<SendResult>;
 }
 
@@ -69,37 +75,47 @@ export const sleep = (ms: number, signal: AbortSignal) =>
 /**
  * Sends one unit at most once: waits for the rate limits, records `sending`, calls the provider,
  * records the result. A provider that throttles or is down is waited for (Retry-After honoured,
- * only this account waits) within the budget; refused credentials stop the command (the
+ * only this account waits; an SMTP 421 holds the account too) within the budget, or until the
+ * bulk's outage watch calls the provider down; refused credentials stop the command (the
  * workspace's: 401, which marks its connection; the platform's: provider_unauthorized).
  */
 export async function runUnit(d: UnitDeps, job: UnitJob): Promise<UnitOutcome> {
   const earlier = recorded(d.ledger, job.keys);
   if (earlier) return earlier;
+  // The provider is down: not even the rate limits are waited for.
+  const down = (): UnitOutcome | undefined => (job.outage?.stopped ? { state: 'unavailable', ...job.outage.stopped } : undefined);
+  if (down()) return down()!;
   const write = (u: Omit<Unit, 'at'>) => d.ledger.write(job.keys.map((k) => [k, { ...u, at: Date.now() }]));
-  const stop = job.handover ? AbortSignal.any([job.signal, job.handover]) : job.signal;
+  const stops = [job.signal, job.handover, job.outage?.signal].filter((s): s is AbortSignal => s !== undefined);
+  const stop = stops.length > 1 ? AbortSignal.any(stops) : job.signal;
+  /** Waits `ms`; false when the outage was declared meanwhile. */
   const pause = async (ms: number) => {
     try {
       await sleep(ms, stop);
+      return true;
     } catch (e) {
       job.handover?.throwIfAborted(); // HandedOver
+      if (!job.signal.aborted && job.outage?.stopped) return false;
       throw e;
     }
   };
   const started = Date.now();
   for (let attempt = 1; ; attempt++) {
     const wait = Math.max(d.providerThrottle.take(job.account, job.messages), d.workspaceThrottle.take(job.workspaceId, job.messages));
-    if (wait > 0) await pause(wait);
+    if (wait > 0 && !(await pause(wait))) return down()!;
     // Handed over while waiting: past the rebalance timeout the partition's next owner sends it.
     job.handover?.throwIfAborted();
     // A record that came in while this unit waited (the ledger follows its topic: another owner's)
     // wins; `sending` is never written over it.
     const meanwhile = wait > 0 || attempt > 1 ? recorded(d.ledger, job.keys) : null;
     if (meanwhile) return meanwhile;
+    if (down()) return down()!;
     await write({ state: 'sending', message_id: job.messageId });
     const t0 = performance.now();
     const r = await job.call();
     const provider = job.account.split(':')[0]!;
     const seen = (state: UnitObservation['state']) => d.observe?.({ provider, state, messages: job.messages, providerMs: performance.now() - t0 });
+    if (r.ok || r.kind === 'rejected') job.outage?.served();
     if (r.ok) {
       seen('sent');
       await write({ state: 'sent', message_id: r.messageId || job.messageId, accepted: r.accepted, rejected: r.rejected });
@@ -128,9 +144,12 @@ export async function runUnit(d: UnitDeps, job: UnitJob): Promise<UnitOutcome> {
     const backoff = Math.min(30_000, 500 * 2 ** (attempt - 1));
     const delay = Math.max(backoff, r.retryAfterMs ?? 0);
     if (r.retryAfterMs !== undefined) d.providerThrottle.block(job.account, Date.now() + r.retryAfterMs);
+    // The server closed the channel (421): the account's other units reconnect after the back-off too.
+    else if (r.closing) d.providerThrottle.block(job.account, Date.now() + backoff);
     seen('throttled');
+    if (job.outage?.refused(job.keys[0]!, r)) return down()!;
     if (Date.now() - started + delay > d.waitBudgetMs) return { state: 'unavailable', code: r.code, message: r.message, status: r.status, retryAfterMs: r.retryAfterMs };
     d.logger.debug({ code: r.code, delay, attempt }, 'provider unavailable; waiting');
-    await pause(delay);
+    if (!(await pause(delay))) return down()!;
   }
 }

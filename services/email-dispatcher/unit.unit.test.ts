@@ -92,3 +92,15 @@ describe('throttling is per provider account', () => {
     expect(d.providerThrottle.take('sendgrid:b')).toBe(0);
   });
 });
+
+describe('an SMTP 421: the server is closing the channel', () => {
+  it("holds the account's other units for the back-off too, not only the unit that got it; another 4xx holds nothing", async () => {
+    const d = deps();
+    const closing = job([{ ok: false, kind: 'not_sent', code: 'smtp_421', message: '421 4.3.2 Service not available', closing: true }]);
+    expect(await runUnit({ ...d, waitBudgetMs: 0 }, { ...closing, account: 'smtp:a' })).toMatchObject({ state: 'unavailable', code: 'smtp_421' });
+    expect(d.providerThrottle.take('smtp:a')).toBeGreaterThan(0);
+    const deferred = job([{ ok: false, kind: 'not_sent', code: 'smtp_451', message: '451 4.7.1 greylisted', recipient: true }], ['ws:c:b@x.io']);
+    expect(await runUnit({ ...d, waitBudgetMs: 0 }, { ...deferred, account: 'smtp:b' })).toMatchObject({ state: 'unavailable', code: 'smtp_451' });
+    expect(d.providerThrottle.take('smtp:b')).toBe(0);
+  });
+});

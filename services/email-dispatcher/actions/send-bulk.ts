@@ -5,6 +5,7 @@ import { describeError, HubError } from '../../../shared/errors.ts';
 import { customArgs, messageIdFor, unsubscribeHeaders } from '../compose.ts';
 import type { EmailDeps } from '../deps.ts';
 import { unitKey } from '../ledger.ts';
+import { OutageWatch } from '../outage.ts';
 import { fitsPersonalization } from '../providers/sendgrid.ts';
 import type { Personalization, Provider } from '../providers/types.ts';
 import { htmlTags, plainTags, render, renderSubject, substitutions, tagsOf } from '../render.ts';
@@ -50,7 +51,8 @@ type Results = Map<string, UnitOutcome | { state: 'suppressed'; reason: string }
  * credentials refused, out of time, a ledger write failed) still succeeds with that list when
  * anyone may have got the message, the rest `failed` with the reason it stopped, so nobody is
  * mailed twice by a retry under another id; with nobody sent it fails as before (a refused
- * workspace credential then marks the connection).
+ * workspace credential then marks the connection). A provider that refuses every attempt
+ * (outage.ts) ends the bulk early: those not sent are listed failed `provider_unavailable`.
  */
 export const sendBulk = (d: EmailDeps) =>
   handler(sendBulkInput, async (ctx) => {
@@ -68,12 +70,13 @@ export const sendBulk = (d: EmailDeps) =>
       else todo.push(r);
     }
     let provider = providerNameOf(ctx.credentials);
+    const outage = new OutageWatch({ windowMs: d.outageMs, recipientWindowMs: d.waitBudgetMs });
     try {
       const prepared = await prepare(d, ctx);
       // Handed over while fetching attachments: the next owner sends, this worker must not.
       ctx.handover?.throwIfAborted();
       provider = prepared.provider.name;
-      await sendAll(d, ctx, prepared, todo, results);
+      await sendAll(d, ctx, prepared, todo, results, outage);
     } catch (e) {
       if (ctx.handover?.aborted) throw e; // the partition's next owner resumes from the ledger
       const stopped = describeError(ctx.signal.aborted && !(e instanceof HubError) ? new HubError('action_timeout', 'the command ran out of time') : e);
@@ -82,7 +85,9 @@ export const sendBulk = (d: EmailDeps) =>
       d.logger.warn({ workspace: ctx.workspaceId, code: stopped.code, sent: outcome.sent.length, failed: outcome.failed.length }, 'bulk send stopped part-way; the recipients not sent are listed failed');
       return outcome;
     }
-    return outcomeOf(d, ctx, provider, results);
+    const outcome = outcomeOf(d, ctx, provider, results);
+    if (outage.stopped) d.logger.warn({ workspace: ctx.workspaceId, provider, reason: outage.stopped.message, sent: outcome.sent.length, failed: outcome.failed.length }, 'email provider refusing every attempt: bulk stopped early; the recipients not sent are listed failed provider_unavailable');
+    return outcome;
   });
 
 /**
@@ -91,7 +96,7 @@ export const sendBulk = (d: EmailDeps) =>
  * per-personalization limits: many or long merge values) goes alone, rendered here, so one
  * recipient never fails a batch of hundreds.
  */
-async function sendAll(d: EmailDeps, ctx: BulkContext, prepared: Prepared, todo: Recipient[], results: Results): Promise<void> {
+async function sendAll(d: EmailDeps, ctx: BulkContext, prepared: Prepared, todo: Recipient[], results: Results, outage: OutageWatch): Promise<void> {
   const p = ctx.params;
   const t = p.template;
   const { provider, from, attachments, platform } = prepared;
@@ -104,7 +109,7 @@ async function sendAll(d: EmailDeps, ctx: BulkContext, prepared: Prepared, todo:
   });
   const base = { from, replyTo: p.reply_to, attachments };
   const unit = (keys: string[], messages: number, messageId: string | undefined, call: UnitJobCall) =>
-    runUnit(d, { keys, account: provider.account, platform, workspaceId: ctx.workspaceId, messages, messageId, signal: ctx.signal, handover: ctx.handover, call });
+    runUnit(d, { keys, account: provider.account, platform, workspaceId: ctx.workspaceId, messages, messageId, signal: ctx.signal, handover: ctx.handover, outage, call });
 
   const alone = async (list: Recipient[]) =>
     pool(list, d.concurrency, [ctx.signal, ctx.handover], async (r) => {
@@ -159,7 +164,8 @@ function outcomeOf(d: EmailDeps, ctx: BulkContext, provider: Provider['name'], r
     if (o.state === 'sent') outcome.sent.push({ email, message_id: o.messageId });
     else if (o.state === 'suppressed') outcome.suppressed.push({ email, reason: o.reason });
     else if (o.state === 'failed') outcome.failed.push({ email, code: o.code, message: o.message });
-    else if (o.state === 'unavailable') outcome.failed.push({ email, code: 'provider_unavailable', message: o.message });
+    // Certainly never handed over (the ledger says `pending`, or nothing): a re-send mails them once.
+    else if (o.state === 'unavailable') outcome.failed.push({ email, code: 'provider_unavailable', message: `not sent, safe to send again: ${o.message}` });
     else outcome.unknown.push({ email, ...(o.messageId ? { message_id: o.messageId } : {}) });
   }
   return outcome;

@@ -55,17 +55,18 @@ function bulkDeps(answers: SendResult[]) {
     sendgridBatchSize: 500,
     concurrency: 1,
     waitBudgetMs: 0,
+    outageMs: 30_000,
     logger: createLogger({ service: 'test', level: 'silent' }),
     providerFor: () => provider,
   } as unknown as EmailDeps;
   return { d, handed };
 }
 
-const bulk = (d: EmailDeps, emails: string[]) =>
+const bulk = (d: EmailDeps, emails: string[], commandId = 'bulk-1') =>
   sendBulk(d)({
     params: sendBulkInput.parse({ template: { id: 't', subject: 'Hi {{name}}', text: 'Hello' }, recipients: emails.map((email) => ({ email })) }),
     workspaceId: 'ws1',
-    idempotencyKey: 'bulk-1',
+    idempotencyKey: commandId,
     credentials: { provider: 'smtp', credential: 'smtp://own@mail.test', from: 'news@shop.test' },
     signal: new AbortController().signal,
   } as unknown as ActionContext) as Promise<{ sent: { email: string }[]; failed: { email: string; code: string }[]; unknown: unknown[] }>;
@@ -98,6 +99,84 @@ describe('send_bulk stopped part-way', () => {
   it('with nobody sent, fails the command as before (a refused workspace credential marks its connection)', async () => {
     const { d } = bulkDeps([refused]);
     await expect(bulk(d, ['r1@x.io', 'r2@x.io'])).rejects.toMatchObject({ code: 'vendor_unauthorized' });
+  });
+});
+
+/** send_bulk to an SMTP-like provider whose answer each call decides (recipient, and how often that one was tried). */
+function relayDeps(answer: (to: string, tries: number) => SendResult, o: { concurrency: number; waitBudgetMs: number; outageMs: number }) {
+  const tries = new Map<string, number>();
+  const calls: string[] = [];
+  const provider: Provider = {
+    name: 'smtp',
+    account: 'smtp:relay',
+    send: async (m) => {
+      const to = String(m.to[0]);
+      calls.push(to);
+      tries.set(to, (tries.get(to) ?? 0) + 1);
+      await tick(2);
+      return answer(to, tries.get(to)!);
+    },
+  };
+  const { d } = bulkDeps([]);
+  return { d: { ...d, ...o, providerFor: () => provider } as EmailDeps, calls };
+}
+
+type BulkResult = { sent: { email: string }[]; failed: { email: string; code: string; message: string }[]; unknown: unknown[] };
+
+describe('send_bulk to a provider that refuses every attempt (docs/email.md, "A provider that refuses everything")', () => {
+  const taken = (to: string): SendResult => ({ ok: true, messageId: `<${to}>`, accepted: [to], rejected: [] });
+  const r421: SendResult = { ok: false, kind: 'not_sent', code: 'smtp_421', message: 'Mail command failed: 421 4.3.2 Service not available', closing: true };
+  const emails = Array.from({ length: 20 }, (_, i) => `r${i}@x.io`);
+
+  it('stops once the relay took nothing for the outage window, listing everyone not sent as failed, safe to send again; the re-send mails each once', async () => {
+    let refusing = true;
+    // A 5 s budget per unit: before, 20 units two at a time waited 10 x 5 s.
+    const { d, calls } = relayDeps((to) => (refusing ? r421 : taken(to)), { concurrency: 2, waitBudgetMs: 5000, outageMs: 300 });
+    const out = (await bulk(d, emails)) as BulkResult;
+    expect(out.sent).toEqual([]);
+    expect(out.unknown).toEqual([]);
+    expect(out.failed.map((f) => f.email)).toEqual(emails);
+    for (const f of out.failed) expect(f).toMatchObject({ code: 'provider_unavailable', message: expect.stringMatching(/^not sent, safe to send again: .*421 4\.3\.2/) });
+    // The first units' attempts only: nobody after them reached the relay.
+    expect(new Set(calls)).toEqual(new Set(emails.slice(0, 2)));
+    // Nothing recorded as taken: the ledger says pending (tried) or nothing (never tried).
+    const ledger = d.ledger as ReturnType<typeof memoryLedger>;
+    expect([...ledger.entries.values()].map((u) => u.state).filter((s) => s !== 'pending')).toEqual([]);
+
+    // The relay is back: a re-send of the failed (under a new id) mails each once.
+    refusing = false;
+    calls.length = 0;
+    const again = (await bulk(d, out.failed.map((f) => f.email), 'bulk-2')) as BulkResult;
+    expect(again.sent.map((s) => s.email)).toEqual(emails);
+    expect(calls.sort()).toEqual([...emails].sort());
+  });
+
+  it('a relay refusing after some were taken: those are listed sent, the rest failed', async () => {
+    let taken3 = 0;
+    const { d, calls } = relayDeps((to) => (taken3 < 3 ? (taken3++, taken(to)) : r421), { concurrency: 2, waitBudgetMs: 5000, outageMs: 300 });
+    const out = (await bulk(d, emails)) as BulkResult;
+    expect(out.sent).toHaveLength(3);
+    expect(out.failed).toHaveLength(17);
+    expect(out.failed.every((f) => f.code === 'provider_unavailable')).toBe(true);
+    // Those listed sent are exactly those the relay took, each once.
+    const sent = out.sent.map((s) => s.email);
+    expect(calls.filter((c) => sent.includes(c))).toEqual(sent);
+  });
+
+  it('one transient 421 is retried as before, and the bulk sends to everyone', async () => {
+    const { d } = relayDeps((to, tries) => (to === 'r3@x.io' && tries === 1 ? r421 : taken(to)), { concurrency: 2, waitBudgetMs: 5000, outageMs: 300 });
+    const out = (await bulk(d, emails)) as BulkResult;
+    expect(out.sent.map((s) => s.email)).toEqual(emails);
+    expect(out.failed).toEqual([]);
+  });
+
+  it('one recipient deferred (4xx to RCPT TO) among others taken does not stop the bulk: it alone is failed once its budget is spent', async () => {
+    const deferred: SendResult = { ok: false, kind: 'not_sent', code: 'smtp_451', message: "Can't send mail - all recipients were rejected: 451 4.7.1 greylisted", recipient: true };
+    const { d, calls } = relayDeps((to) => (to === 'r0@x.io' ? deferred : taken(to)), { concurrency: 2, waitBudgetMs: 1200, outageMs: 100 });
+    const out = (await bulk(d, emails)) as BulkResult;
+    expect(out.sent.map((s) => s.email)).toEqual(emails.slice(1));
+    expect(out.failed).toEqual([{ email: 'r0@x.io', code: 'provider_unavailable', message: expect.stringContaining('451 4.7.1') }]);
+    expect(calls.filter((c) => c === 'r0@x.io').length).toBeGreaterThan(1);
   });
 });
 

@@ -81,7 +81,11 @@ export function classifySmtpError(e: SmtpError): SendResult {
   if (e.code === 'EAUTH' && !isTemporary(e.responseCode)) return { ok: false, kind: 'unauthorized', code: 'smtp_auth_failed', message };
   if (typeof e.responseCode === 'number') {
     const code = `smtp_${e.responseCode}`;
-    return e.responseCode >= 500 ? { ok: false, kind: 'rejected', code, message } : { ok: false, kind: 'not_sent', code, message };
+    if (e.responseCode >= 500) return { ok: false, kind: 'rejected', code, message };
+    // RFC 5321 3.8: 421 is the server closing the channel, whatever the command (nodemailer closes
+    // the connection); another 4xx to RCPT TO is about that recipient (a greylisted or full mailbox).
+    if (e.responseCode === 421) return { ok: false, kind: 'not_sent', code, message, closing: true };
+    return { ok: false, kind: 'not_sent', code, message, ...(e.command === 'RCPT TO' ? { recipient: true } : {}) };
   }
   const beforeHandover = ['EDNS', 'ETLS', 'ECONNREFUSED'].includes(e.code ?? '') || SETUP_TIMEOUTS.has(e.timeoutType ?? '') || /ECONNREFUSED|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|Greeting never received/i.test(e.message) || e.code === 'EENVELOPE';
   if (beforeHandover) return { ok: false, kind: 'not_sent', code: `smtp_${(e.code ?? 'error').toLowerCase()}`, message };

@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllowlist } from '../../../shared/net/allowlist.ts';
-import { closeSmtpTransports, smtpProvider } from './smtp.ts';
+import { classifySmtpError, closeSmtpTransports, smtpProvider } from './smtp.ts';
 
 const settings = { maxConnections: 1, requireTls: false, rejectUnauthorized: true, timeoutMs: 5000 };
 const message = { from: 'news@shop.test', to: ['a@x.io'], subject: 's', text: 't', headers: {}, attachments: [], messageId: '<m@shop.test>', customArgs: {} };
@@ -37,5 +37,21 @@ describe("a workspace's SMTP server: each connection goes to the address just ch
     const provider = smtpProvider(`smtp://user:pass@relay.allowed.test:${port}`, settings, { allow: () => parseAllowlist(`127.0.0.1:${port}`), lookup: async () => [{ address: '127.0.0.1', family: 4 }] });
     await provider.send(message, new AbortController().signal);
     expect(connections).toBeGreaterThan(0); // the pool tries again when the server hangs up before its greeting
+  });
+});
+
+describe('classifySmtpError: whose refusal a 4xx is', () => {
+  const smtpError = (message: string, f: { code: string; responseCode: number; command: string }) => Object.assign(new Error(message), f);
+
+  it('a 421 at any step is the server closing the channel; a 4xx to RCPT TO is of its recipient; another 4xx of neither', () => {
+    expect(classifySmtpError(smtpError('Mail command failed: 421 4.3.2 Service not available', { code: 'EENVELOPE', responseCode: 421, command: 'MAIL FROM' }))).toMatchObject({ kind: 'not_sent', code: 'smtp_421', closing: true });
+    expect(classifySmtpError(smtpError('Invalid greeting. response=421 busy', { code: 'EPROTOCOL', responseCode: 421, command: 'CONN' }))).toMatchObject({ kind: 'not_sent', closing: true });
+    const deferred = classifySmtpError(smtpError("Can't send mail - all recipients were rejected: 451 4.7.1 greylisted", { code: 'EENVELOPE', responseCode: 451, command: 'RCPT TO' }));
+    expect(deferred).toMatchObject({ kind: 'not_sent', code: 'smtp_451', recipient: true });
+    expect(deferred).not.toHaveProperty('closing');
+    const data = classifySmtpError(smtpError('Message failed: 452 4.3.1 Insufficient system storage', { code: 'EMESSAGE', responseCode: 452, command: 'DATA' }));
+    expect(data).toMatchObject({ kind: 'not_sent', code: 'smtp_452' });
+    expect(data).not.toHaveProperty('recipient');
+    expect(data).not.toHaveProperty('closing');
   });
 });

@@ -33,8 +33,12 @@ export type SendResult =
   | { ok: true; messageId: string; accepted: string[]; rejected: string[] }
   /** Refused for good (bad address, 5xx reply, 400): do not retry this message. */
   | { ok: false; kind: 'rejected'; code: string; message: string }
-  /** Not taken, worth retrying later (4xx, 429, 5xx, no connection). */
-  | { ok: false; kind: 'not_sent'; code: string; message: string; status?: number; retryAfterMs?: number }
+  /**
+   * Not taken, worth retrying later (4xx, 429, 5xx, no connection). `recipient`: the refusal was
+   * of this recipient (an SMTP 4xx to RCPT TO), the server itself is serving; `closing`: the server
+   * closed the channel (SMTP 421), so the account backs off, not only this message.
+   */
+  | { ok: false; kind: 'not_sent'; code: string; message: string; status?: number; retryAfterMs?: number; recipient?: boolean; closing?: boolean }
   /** The credentials were refused: no message of this account goes out until re-connected. */
   | { ok: false; kind: 'unauthorized'; code: string; message: string }
   /** The connection broke after the message was handed over: it may have gone out. */
