@@ -146,4 +146,26 @@ describe('docker-compose.yml (checked without a Docker engine)', () => {
     expect(doc.services['schema-registry']!.environment!.SCHEMA_REGISTRY_KAFKASTORE_SECURITY_PROTOCOL).toBe('SASL_PLAINTEXT');
     for (const name of ['webhook-ingester', 'connector-worker', 'schema-registry']) expect(doc.services[name]!.depends_on!['kafka-setup']?.condition, name).toBe('service_completed_successfully');
   });
+
+  it("kafka-start.sh puts no password on a command line (a container's processes are in the host's ps): the storage tool reads them from an @argfile", () => {
+    const start = readFileSync(join(root, 'deploy/compose/kafka-start.sh'), 'utf8');
+    const secrets = [...start.matchAll(/^(\w+)=\$\(secret /gm)].map((m) => m[1]!);
+    expect(secrets).toEqual(expect.arrayContaining(['broker', 'controller', 'admin']));
+    // The commands it runs: continued lines joined, here-document bodies (bash writes those itself) left out.
+    const commands: string[] = [];
+    let heredoc: string | undefined;
+    for (const line of start.replace(/\\\n/g, ' ').split('\n')) {
+      if (heredoc !== undefined) {
+        if (line.trim() === heredoc) heredoc = undefined;
+        continue;
+      }
+      heredoc = /<<-?\s*'?(\w+)'?/.exec(line)?.[1];
+      commands.push(line);
+    }
+    const uses = commands.filter((c) => !/^\s*#/.test(c) && secrets.some((v) => new RegExp(`\\$\\{?${v}\\b`).test(c)));
+    expect(uses.length).toBeGreaterThan(0);
+    // Only bash's own printf (a builtin: no process of its own, no command line) takes one.
+    expect(uses.filter((c) => !/^\s*printf /.test(c))).toEqual([]);
+    expect(start).toMatch(/kafka-run-class\.sh "@\$args"/);
+  });
 });

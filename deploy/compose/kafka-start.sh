@@ -46,7 +46,15 @@ PROPS
 # The healthcheck's client settings (as the admin).
 printf 'security.protocol=SASL_PLAINTEXT\nsasl.mechanism=SCRAM-SHA-256\nsasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="ionflux-admin" password="%s";\n' "$admin" >/tmp/admin.properties
 if [ ! -f /var/lib/kafka/data/meta.properties ]; then
-  /opt/kafka/bin/kafka-storage.sh format -t 4L6g3nShT-eMCtK--X86sw -c "$conf" \
-    --add-scram "SCRAM-SHA-256=[name=ionflux-broker,password=$broker]" --add-scram "SCRAM-SHA-256=[name=ionflux-admin,password=$admin]"
+  # The passwords reach the storage tool (kafka-storage.sh's class, through kafka-run-class.sh) in a
+  # java @argfile, main class included, mode 0600 and removed at once: on its command line anyone
+  # on the host could read them (a container's processes are in the host's `ps`).
+  args=/tmp/format.args
+  printf "'%s'\n" kafka.tools.StorageTool format -t 4L6g3nShT-eMCtK--X86sw -c "$conf" \
+    --add-scram "SCRAM-SHA-256=[name=ionflux-broker,password=$broker]" --add-scram "SCRAM-SHA-256=[name=ionflux-admin,password=$admin]" >"$args"
+  rc=0
+  /opt/kafka/bin/kafka-run-class.sh "@$args" || rc=$?
+  rm -f "$args"
+  [ "$rc" = 0 ] || exit "$rc"
 fi
 exec /opt/kafka/bin/kafka-server-start.sh "$conf"
