@@ -1,12 +1,15 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { homedir, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { baseEnv, parseEnv } from '../shared/config.ts';
-import { SERVICES, servicePrincipal } from '../shared/security/principals.ts';
+import { ADMIN_PRINCIPAL, SERVICES, servicePrincipal } from '../shared/security/principals.ts';
+import { testTmpDir } from './helpers/infra.ts';
+import { freePort } from './helpers/ingester.ts';
 
 // There is no Docker engine here: docker-compose.yml is checked by deploy/compose-check.sh
 // (`docker compose config -q` when the plugin exists, a structural check in Python always), and
@@ -24,11 +27,23 @@ interface ComposeService {
   environment?: Record<string, string | number | boolean | null> | string[];
 }
 
-function envOf(svc: ComposeService): Record<string, string> {
+/**
+ * A service's environment as compose resolves it where the shell (or .env) holds `host`:
+ * `${VAR:-default}` is VAR's value or the default; a variable without a value is passed from
+ * there when set and left unset when not.
+ */
+function envOf(svc: ComposeService, host: Record<string, string> = {}): Record<string, string> {
   const env = svc.environment ?? {};
-  const entries = Array.isArray(env) ? env.map((e) => e.split(/=(.*)/s).slice(0, 2) as [string, string]) : Object.entries(env);
-  // Compose interpolation `${VAR:-default}`: the test sees the default.
-  return Object.fromEntries(entries.map(([k, v]) => [k, String(v ?? '').replace(/\$\{[A-Za-z_][A-Za-z0-9_]*:?-([^}]*)\}/g, '$1')]));
+  const entries = Array.isArray(env) ? env.map((e): [string, string | null] => (e.includes('=') ? (e.split(/=(.*)/s).slice(0, 2) as [string, string]) : [e, null])) : Object.entries(env);
+  const out: Record<string, string> = {};
+  for (const [k, v] of entries) {
+    if (v === null || v === undefined) {
+      if (host[k] !== undefined) out[k] = host[k];
+      continue;
+    }
+    out[k] = String(v).replace(/\$\{([A-Za-z_][A-Za-z0-9_]*):?-([^}]*)\}/g, (_, name: string, fallback: string) => host[name] || fallback);
+  }
+  return out;
 }
 
 /** The keys of every zod object a service's env.ts exports (e.g. ingesterEnv = baseEnv.extend(...)). */
@@ -168,4 +183,59 @@ describe('docker-compose.yml (checked without a Docker engine)', () => {
     expect(uses.filter((c) => !/^\s*printf /.test(c))).toEqual([]);
     expect(start).toMatch(/kafka-run-class\.sh "@\$args"/);
   });
+
+  it("vault-setup lets the LLM orchestrator read the keys of the LLM_EXTRA_PROVIDERS compose gives it, with the policies make up writes", async () => {
+    const doc = JSON.parse(composeCheck(['--json']).stdout) as { services: Record<string, ComposeService> };
+    // A host whose shell (or .env) names a provider of its own, as docs/llm.md shows.
+    const host = { LLM_EXTRA_PROVIDERS: JSON.stringify({ ollama: { base_url: 'http://ollama:11434/v1', models: { 'llama3.1': { model: 'llama3.1:8b', tasks: ['text_generation'] } } } }) };
+    const schema = (await serviceEnvSchema('services/llm-orchestrator/main.ts'))!;
+    const orchestrator = parseEnv(schema, envOf(doc.services['llm-orchestrator']!, host)) as { LLM_EXTRA_PROVIDERS?: Record<string, unknown> };
+    // (soft: vault-setup's part below is checked whatever this finds)
+    expect.soft(Object.keys(orchestrator.LLM_EXTRA_PROVIDERS ?? {}), 'the orchestrator gets the provider').toEqual(['ollama']);
+
+    // vault-setup's command, with the environment compose gives it, against an OpenBao dev server of
+    // this test's own (as compose's is) instead of http://vault:8200.
+    const cache = process.env.IONFLUX_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'ionflux');
+    const rootToken = `root-${randomBytes(12).toString('hex')}`;
+    const addr = `http://127.0.0.1:${await freePort()}`;
+    const bao = spawn(join(cache, 'venv', 'bin', 'bao'), ['server', '-dev', `-dev-listen-address=${addr.slice('http://'.length)}`], { env: { ...process.env, BAO_DEV_ROOT_TOKEN_ID: rootToken }, stdio: 'ignore' });
+    const dir = testTmpDir('ionflux-compose-vault-');
+    const vault = async (method: string, path: string, token: string, body?: unknown) => {
+      const res = await fetch(`${addr}/v1/${path}`, { method, headers: { 'X-Vault-Token': token, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(10_000) });
+      const text = await res.text();
+      return { status: res.status, json: (text ? JSON.parse(text) : {}) as { data?: { policy?: string } } };
+    };
+    /** `principals vault` as a process with exactly `env` (and PATH), its tokens in dir/<name>. */
+    const principalsVault = (name: string, env: Record<string, string | undefined>) => {
+      const r = spawnSync('node', ['--import', 'tsx', 'services/cli/main.ts', 'principals', 'vault', '--tokens-dir', join(dir, name)], {
+        cwd: root, encoding: 'utf8', timeout: 60_000,
+        env: { PATH: process.env.PATH, IONFLUX_ENV_DIR: join(dir, 'no-env'), ...env, VAULT_ADDR: addr, VAULT_TOKEN: rootToken },
+      });
+      expect(r.status, r.stderr).toBe(0);
+    };
+    const policies = async () => {
+      const out: Record<string, string | undefined> = {};
+      for (const p of [ADMIN_PRINCIPAL, ...Object.keys(SERVICES).map(servicePrincipal)]) out[p] = (await vault('GET', `sys/policies/acl/${p}`, rootToken)).json.data?.policy;
+      return out;
+    };
+    try {
+      for (const deadline = Date.now() + 30_000; (await fetch(`${addr}/v1/sys/health`).then((r) => r.status, () => 0)) !== 200; ) {
+        expect(Date.now() < deadline, 'OpenBao dev server up').toBe(true);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      principalsVault('compose', { NODE_ENV: 'production', ...envOf(doc.services['vault-setup']!, host) });
+      // The provider's platform key, as an operator stores it, is readable with the orchestrator's token.
+      expect((await vault('POST', 'secret/data/platform/ollama', rootToken, { data: { api_key: 'k' } })).status).toBe(200);
+      const token = readFileSync(join(dir, 'compose', `${servicePrincipal('llm-orchestrator')}.token`), 'utf8').trim();
+      expect((await vault('GET', 'secret/data/platform/ollama', token)).status, 'the orchestrator reads platform/ollama').toBe(200);
+      const compose = await policies();
+      expect(compose[servicePrincipal('llm-orchestrator')]).toContain('platform/ollama');
+
+      // What deploy/local/infra-up.sh runs under make up: the caller's environment with the same setting.
+      principalsVault('local', { ...process.env, ...host });
+      expect(await policies()).toEqual(compose);
+    } finally {
+      bao.kill('SIGKILL');
+    }
+  }, 120_000);
 });
