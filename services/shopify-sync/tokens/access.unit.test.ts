@@ -1,3 +1,5 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KafkaTable } from '../../../shared/bus/table/table.ts';
 import type { Bus, OutgoingRecord } from '../../../shared/bus/types.ts';
@@ -106,4 +108,42 @@ describe('token refresh against the Shopify simulator', () => {
     expect(held.get('ws1')!.status).toBe('active');
   });
 
+  it('a refresh whose answer was lost is tried again with the refresh token still stored, and goes through (Shopify keeps it until its replacement is used)', async () => {
+    const { shop, store, tokens, held, published } = await installed();
+    const before = (await readToken(store, 'ws1'))!;
+    // A stand-in in front of Shopify that passes the first refresh on and drops its answer.
+    let dropped = 0;
+    const proxy = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c)).on('end', () => {
+        void (async () => {
+          const up = await fetch(`${sim.url}${req.url}`, { method: req.method, headers: { 'content-type': req.headers['content-type'] ?? 'application/json' }, body: Buffer.concat(chunks) });
+          const body = Buffer.from(await up.arrayBuffer());
+          if (dropped++ === 0) return void res.socket?.destroy();
+          res.writeHead(up.status, { 'content-type': up.headers.get('content-type') ?? 'application/json' }).end(body);
+        })();
+      });
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', () => r()));
+    installSdkFetch(`http://127.0.0.1:${(proxy.address() as AddressInfo).port}`);
+    try {
+      await expect(tokens.refreshIfDue('ws1')).rejects.toMatchObject({ code: 'vendor_unreachable', retryable: true });
+      expect((await readToken(store, 'ws1'))!.refresh_token).toBe(before.refresh_token);
+      // The owner's timer tries again with what is stored: Shopify answers the pair it issued.
+      const refreshed = (await tokens.refreshIfDue('ws1'))!;
+      expect(refreshed.refresh_token).not.toBe(before.refresh_token);
+      expect(sim.tokenIsLive(shop.domain, refreshed.access_token)).toBe(true);
+      expect((await readToken(store, 'ws1'))!.access_token).toBe(refreshed.access_token);
+      expect(held.get('ws1')!.status).toBe('active');
+      expect(published.map((c) => c.status)).toEqual(['active']);
+      // Using the replacement retires the refresh token it replaced.
+      await writeToken(store, 'ws1', { ...refreshed, access_expires_at: Date.now() + 1000 });
+      expect(await tokens.refreshIfDue('ws1')).toMatchObject({ shop: shop.domain });
+      const retired = await fetch(`${sim.url}/${shop.domain}/admin/oauth/access_token`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ client_id: sim.apiKey, client_secret: sim.apiSecret, grant_type: 'refresh_token', refresh_token: before.refresh_token }) });
+      expect(retired.status).toBe(400);
+    } finally {
+      installSdkFetch(sim.url);
+      await new Promise<void>((r) => proxy.close(() => r()));
+    }
+  });
 });

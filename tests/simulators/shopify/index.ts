@@ -66,6 +66,9 @@ export interface SimOptions {
   bulkDelayMs?: number;
 }
 
+/** How long a used refresh token may be retried, from its first use, while its replacement is unused (Shopify: 30 days). */
+const REFRESH_RECOVERY_MS = 30 * 86_400_000;
+
 const json = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', ...headers });
   res.end(JSON.stringify(body));
@@ -168,12 +171,22 @@ export async function startShopifySimulator(o: SimOptions = {}): Promise<Shopify
           log(429);
           return json(res, 429, { errors: 'Exceeded the rate limit for this request. Please try again later.' }, { 'retry-after': limited.retryAfterS.toFixed(1) });
         }
-        const g = grants.find((x) => x.refreshToken === b.refresh_token && x.shop === shop.domain && !x.revoked);
-        if (!g || g.refreshExpiresAt < Date.now()) { log(400); return json(res, 400, { error: 'invalid_grant', error_description: 'The refresh token is invalid or expired' }); }
-        g.revoked = true; // refresh tokens rotate: the old pair stops working
+        const g = grants.find((x) => x.refreshToken === b.refresh_token && x.shop === shop.domain && !x.revoked && !x.refreshRetired);
+        const recoveryOver = g?.firstUsedAt !== undefined && Date.now() - g.firstUsedAt > REFRESH_RECOVERY_MS;
+        if (!g || g.refreshExpiresAt < Date.now() || recoveryOver) { log(400); return json(res, 400, { error: 'invalid_grant', error_description: 'The refresh token is invalid or expired' }); }
         oauth.refreshes++;
         log(200);
-        return json(res, 200, grantAnswer(issue(shop.domain, g.scope, o.accessTtlS ?? 3600)));
+        // A retry of a refresh token already used (its answer lost or not stored): the same replacement pair.
+        if (g.replacement && !g.replacement.revoked) return json(res, 200, grantAnswer(g.replacement));
+        // Refresh tokens rotate: the old access token stops working; the old refresh token is kept
+        // until the replacement refresh token is used (which retires it), for at most 30 days.
+        g.accessRetired = true;
+        g.firstUsedAt ??= Date.now();
+        if (g.replaces) g.replaces.refreshRetired = true;
+        const next = issue(shop.domain, g.scope, o.accessTtlS ?? 3600);
+        next.replaces = g;
+        g.replacement = next;
+        return json(res, 200, grantAnswer(next));
       }
       const c = b.code ? codes.get(b.code) : undefined;
       if (!c || c.used || c.shop !== shop.domain) { log(400); return json(res, 400, { error: 'invalid_request', error_description: 'The authorization code was not found or was already used' }); }
@@ -192,7 +205,7 @@ export async function startShopifySimulator(o: SimOptions = {}): Promise<Shopify
       const raw = await readBody(req);
       const t = req.headers['x-shopify-access-token'];
       const g = grants.find((x) => x.accessToken === t && x.shop === shop.domain);
-      if (!g || g.revoked || g.accessExpiresAt < Date.now()) { log(401); return json(res, 401, { errors: '[API] Invalid API key or access token (unrecognized login or wrong password)' }); }
+      if (!g || g.revoked || g.accessRetired || g.accessExpiresAt < Date.now()) { log(401); return json(res, 401, { errors: '[API] Invalid API key or access token (unrecognized login or wrong password)' }); }
       let body: { query?: string; variables?: Json };
       try { body = JSON.parse(raw) as typeof body; } catch { log(400); return json(res, 400, { errors: { query: 'Required parameter missing or invalid' } }); }
       const wait = shopDelay.get(shop.domain) ?? delayMs;
@@ -253,7 +266,7 @@ export async function startShopifySimulator(o: SimOptions = {}): Promise<Shopify
     },
     rateLimitRefresh(shop, { times = 1, retryAfterS = 2 } = {}) { refreshLimits.set(shop, { times, retryAfterS }); },
     expireAccessTokens(shop) { for (const g of grants) if (g.shop === shop) g.accessExpiresAt = Math.min(g.accessExpiresAt, Date.now() - 1); },
-    tokenIsLive: (shop, t) => grants.some((g) => g.shop === shop && g.accessToken === t && !g.revoked && g.accessExpiresAt > Date.now()),
+    tokenIsLive: (shop, t) => grants.some((g) => g.shop === shop && g.accessToken === t && !g.revoked && !g.accessRetired && g.accessExpiresAt > Date.now()),
     async sendWebhook(target, topic, shop, body, webhookId = randomBytes(12).toString('hex')) {
       const raw = JSON.stringify(body);
       const res = await fetch(target, { method: 'POST', body: raw, headers: {

@@ -38,7 +38,14 @@ export interface SimShop {
   idempotency: Map<string, Record<string, unknown>>;
 }
 
-export interface SimGrant { shop: string; scope: string; accessToken: string; refreshToken: string; accessExpiresAt: number; refreshExpiresAt: number; revoked: boolean }
+/**
+ * One access/refresh token pair. `revoked`: the whole pair is gone (uninstall, a test refusing it).
+ * `accessRetired`: its access token was refreshed away. Its refresh token stays usable after its
+ * first use (`firstUsedAt`, answered again with the same `replacement`) until the replacement's
+ * refresh token is used (`refreshRetired`), for at most 30 days from that first use (Shopify's
+ * changelog of 2026-08-28, "More resilient refreshes for expiring offline access tokens").
+ */
+export interface SimGrant { shop: string; scope: string; accessToken: string; refreshToken: string; accessExpiresAt: number; refreshExpiresAt: number; revoked: boolean; accessRetired?: boolean; refreshRetired?: boolean; firstUsedAt?: number; replacement?: SimGrant; replaces?: SimGrant }
 
 let seq = 1_000_000;
 /** Ids grow from a large base, like Shopify's. */
