@@ -35,3 +35,16 @@ export class HandedOver extends Error {
     this.name = 'HandedOver';
   }
 }
+
+/**
+ * Thrown by a consumer's handler that cannot go on with a record for `ms` (a vendor's
+ * Retry-After, a workspace's rate limit): the record's partition is paused that long, its offset
+ * not resolved, and the record is fetched again after; the consumer's other partitions go on
+ * meanwhile instead of waiting for this one inside the batch.
+ */
+export class Deferred extends Error {
+  constructor(readonly ms: number, message = `waiting ${ms} ms before going on`) {
+    super(message);
+    this.name = 'Deferred';
+  }
+}

@@ -2,7 +2,7 @@ import type { z } from 'zod';
 import { topics } from '../bus/topics.ts';
 import type { OutgoingRecord } from '../bus/types.ts';
 import { VendorError, type ActionContext } from '../connectors/types.ts';
-import { describeError, HandedOver, HubError } from '../errors.ts';
+import { Deferred, describeError, HandedOver, HubError } from '../errors.ts';
 import { buildEvent, PayloadSchemas, type PlatformEvent } from '../events/platform-event.ts';
 import { redactString } from '../redact.ts';
 import { wsConnectorKey } from './state.ts';
@@ -34,7 +34,13 @@ export async function execute(job: Job, d: PipelineDeps): Promise<Verdict> {
   }
   const output = job.action!.output.safeParse(attempt.result);
   if (!output.success) return withKept({ kind: 'fail', failure: { code: 'invalid_vendor_response', message: output.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ').slice(0, 500), attempts: attempt.attempts } }, attempt.kept);
-  const events = await Promise.all(attempt.produced.events.map(async (e) => d.eventRecord(e.topic, e.event)));
+  let events: OutgoingRecord[];
+  try {
+    events = await Promise.all(attempt.produced.events.map(async (e) => d.eventRecord(e.topic, e.event)));
+  } catch (e) {
+    // The registry or the codec failed after the vendor call: retried, what it billed still kept.
+    return withKept({ kind: 'fail', failure: { code: 'internal_error', message: `the action's events could not be encoded: ${describeError(e).message}`, attempts: attempt.attempts } }, attempt.kept);
+  }
   return withKept({ kind: 'succeed', result: output.data, attempts: attempt.attempts, extra: [...events, ...attempt.produced.staged, ...attempt.kept] }, attempt.kept);
 }
 
@@ -49,6 +55,34 @@ export const keptOf = (v: Verdict): OutgoingRecord[] => ((v.kind === 'fail' || v
 /** The verdict carrying `kept`, if there are any. */
 export const withKept = <V extends Verdict & { kind: 'fail' | 'succeed' }>(v: V, kept: OutgoingRecord[]): V => (kept.length ? { ...v, kept } : v);
 
+/**
+ * The final verdict of a command the worker ran again (a retried failure), carrying what the
+ * earlier runs' vendor calls billed: those calls stand whatever the last run decided.
+ */
+export function carryKept(v: Verdict, earlier: OutgoingRecord[]): Verdict {
+  if (earlier.length === 0 || (v.kind !== 'fail' && v.kind !== 'succeed')) return v;
+  const kept = [...earlier, ...(v.kept ?? [])];
+  return v.kind === 'succeed' ? { ...v, kept, extra: [...v.extra, ...earlier] } : { ...v, kept };
+}
+
+/**
+ * Waits at least this long are not slept inside the handler when the command's partition holds
+ * one workspace's commands only: the command is deferred instead (RetryLater), so the worker's
+ * other workspaces' commands are fetched and run meanwhile. Shorter backoffs are slept.
+ */
+export const DEFER_MIN_MS = 1000;
+
+/**
+ * A vendor asked the command to wait `ms` after `attempts` calls (none of which changed anything):
+ * the worker records that in the command's state, with `kept`, and pauses its partition.
+ */
+export class RetryLater extends Deferred {
+  constructor(ms: number, readonly attempts: number, readonly kept: OutgoingRecord[]) {
+    super(ms, `the vendor asked to wait ${Math.ceil(ms / 1000)} s before attempt ${attempts + 1}`);
+    this.name = 'RetryLater';
+  }
+}
+
 type Produced = { events: { topic: string; event: PlatformEvent }[]; staged: OutgoingRecord[] };
 type Attempt = { ok: true; result: unknown; attempts: number; produced: Produced; kept: OutgoingRecord[] } | { ok: false; error: { code: string; message: string; retryable: boolean }; attempts: number; kept: OutgoingRecord[] };
 
@@ -60,7 +94,7 @@ async function callWithRetries(job: Job, d: PipelineDeps): Promise<Attempt> {
   const handover = d.connector.resumable?.has(job.name) ? job.handover : undefined;
   // What every attempt staged evenOnFailure: a failed attempt's vendor call stands (and was billed).
   const kept: OutgoingRecord[] = [];
-  for (let attempts = 1; ; attempts++) {
+  for (let attempts = (job.attemptsBefore ?? 0) + 1; ; attempts++) {
     const produced: Produced = { events: [], staged: [] };
     // The attempt's deadline; its timer is made only for a handler that reads the signal.
     const deadline = Date.now() + d.actionTimeoutMs;
@@ -94,7 +128,9 @@ async function callWithRetries(job: Job, d: PipelineDeps): Promise<Attempt> {
       }
       const backoff = Math.min(retry.maxWaitMs, retry.initialMs * 2 ** (attempts - 1));
       const asked = e instanceof VendorError ? (e.retryAfterMs ?? 0) : 0;
-      await new Promise((r) => setTimeout(r, Math.min(retry.maxWaitMs, Math.max(backoff, asked)) + Math.random() * backoff * 0.5));
+      const wait = Math.min(retry.maxWaitMs, Math.max(backoff, asked)) + Math.random() * backoff * 0.5;
+      if (job.deferrable && wait >= DEFER_MIN_MS) throw new RetryLater(Math.ceil(wait), attempts, kept);
+      await new Promise((r) => setTimeout(r, wait));
       if (handover?.aborted) throw new HandedOver();
     }
   }

@@ -2,10 +2,11 @@ import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import type { IncomingRecord, OutgoingRecord } from '../bus/types.ts';
 import type { Connector } from '../connectors/types.ts';
+import { VendorError } from '../connectors/types.ts';
 import { HubError } from '../errors.ts';
 import { createLogger } from '../logger.ts';
 import type { Command } from './envelope.ts';
-import { execute, keptOf } from './execute.ts';
+import { carryKept, execute, keptOf, RetryLater } from './execute.ts';
 import type { Job, PipelineDeps } from './pipeline.ts';
 
 const billed: OutgoingRecord = { topic: 'ionflux.state.demo-spend', key: 'acme:2026-03-10', value: Buffer.from('{"usd":0.04}') };
@@ -26,11 +27,11 @@ function connector(then: () => unknown): Connector {
   };
 }
 
-function run(then: () => unknown, maxAttempts = 1) {
+function run(then: () => unknown, maxAttempts = 1, o: { deferrable?: boolean; attemptsBefore?: number; maxWaitMs?: number } = {}) {
   const c = { command_id: 'cmd-1', workspace_id: 'acme', agent_id: 'agent-1', service: 'demo', action: 'paint', params: {} } as unknown as Command;
   const conn = connector(then);
-  const job = { record: {} as IncomingRecord, c, key: 'acme:cmd-1', digest: '', principal: 'agent', name: 'paint', action: conn.manifest.actions.paint, params: {}, resumed: false } as unknown as Job;
-  const deps = { service: 'demo', connector: conn, logger: createLogger({ service: 'test', level: 'silent' }), retry: { maxAttempts, initialMs: 1, maxWaitMs: 1 }, actionTimeoutMs: 1000, eventRecord: async (topic: string) => ({ topic, value: null }), now: Date.now } as unknown as PipelineDeps;
+  const job = { record: {} as IncomingRecord, c, key: 'acme:cmd-1', digest: '', principal: 'agent', name: 'paint', action: conn.manifest.actions.paint, params: {}, resumed: false, deferrable: o.deferrable, attemptsBefore: o.attemptsBefore } as unknown as Job;
+  const deps = { service: 'demo', connector: conn, logger: createLogger({ service: 'test', level: 'silent' }), retry: { maxAttempts, initialMs: 1, maxWaitMs: o.maxWaitMs ?? 1 }, actionTimeoutMs: 1000, eventRecord: async (topic: string) => ({ topic, value: null }), now: Date.now } as unknown as PipelineDeps;
   return execute(job, deps);
 }
 
@@ -57,5 +58,45 @@ describe('records staged evenOnFailure (what a vendor already did and billed)', 
     const failed = await run(() => Promise.reject(new HubError('store_busy', 'try again', { retryable: true })), 2);
     expect(failed).toMatchObject({ kind: 'fail', failure: { code: 'vendor_unavailable', attempts: 2 } });
     expect(keptOf(failed)).toEqual([billed, billed]);
+  });
+});
+
+describe('a vendor asking to wait (Retry-After)', () => {
+  const throttled = () => Promise.reject(new VendorError(429, 'slow down', { retryAfterMs: 5000 }));
+
+  it("on a workspace's own topic: not slept in the handler; the command is deferred with its calls so far and what they billed", async () => {
+    const e = await run(throttled, 4, { deferrable: true, maxWaitMs: 30_000 }).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(RetryLater);
+    expect(e).toMatchObject({ attempts: 1, kept: [billed] });
+    expect((e as RetryLater).ms).toBeGreaterThanOrEqual(5000);
+  });
+
+  it('called again after the wait: the attempts go on from where they were, and the budget counts them all', async () => {
+    let n = 0;
+    const v = await run(() => (++n === 1 ? { url: 'https://x/3.png' } : throttled()), 4, { deferrable: true, attemptsBefore: 2, maxWaitMs: 30_000 });
+    expect(v).toMatchObject({ kind: 'succeed', attempts: 3 });
+    const spent = await run(throttled, 4, { deferrable: true, attemptsBefore: 3, maxWaitMs: 30_000 });
+    expect(spent).toMatchObject({ kind: 'fail', failure: { code: 'vendor_unavailable', attempts: 4 } });
+  });
+});
+
+describe('a command the worker runs again after a retried failure', () => {
+  it("publishes every run's billed records with the last run's outcome, failed or succeeded", () => {
+    const earlier = [billed, billed];
+    expect(carryKept({ kind: 'fail', failure: { code: 'internal_error', message: 'x' }, kept: [billed] }, earlier)).toMatchObject({ kind: 'fail', kept: [billed, billed, billed] });
+    const ok = carryKept({ kind: 'succeed', result: {}, attempts: 1, extra: [note] }, earlier);
+    expect(ok).toMatchObject({ kind: 'succeed', extra: [note, billed, billed], kept: [billed, billed] });
+  });
+
+  it("keeps what the call billed when the action's events cannot be encoded after it (registry down)", async () => {
+    const conn = connector(() => ({ url: 'https://x/4.png' }));
+    conn.handlers.paint = async (ctx) => (ctx.stage(billed, { evenOnFailure: true }), ctx.emit('image', 'ready', {}), { url: 'https://x/4.png' });
+    conn.events = { 'image.ready': z.object({}) };
+    const c = { command_id: 'cmd-1', workspace_id: 'acme', agent_id: 'agent-1', service: 'demo', action: 'paint', params: {} } as unknown as Command;
+    const job = { record: {} as IncomingRecord, c, key: 'acme:cmd-1', name: 'paint', action: conn.manifest.actions.paint, params: {}, resumed: false } as unknown as Job;
+    const deps = { service: 'demo', connector: conn, logger: createLogger({ service: 'test', level: 'silent' }), retry: { maxAttempts: 1, initialMs: 1, maxWaitMs: 1 }, actionTimeoutMs: 1000, eventRecord: () => Promise.reject(new Error('registry unreachable')), now: Date.now } as unknown as PipelineDeps;
+    const v = await execute(job, deps);
+    expect(v).toMatchObject({ kind: 'fail', failure: { code: 'internal_error' } });
+    expect(keptOf(v)).toEqual([billed]);
   });
 });

@@ -7,11 +7,11 @@ import type { TokenBuckets } from '../connectors/rate-limit.ts';
 import type { Connector } from '../connectors/types.ts';
 import type { PlatformEvent } from '../events/platform-event.ts';
 import type { Logger } from '../logger.ts';
-import { HandedOver } from '../errors.ts';
+import { Deferred, HandedOver } from '../errors.ts';
 import type { SecretStore } from '../secrets/index.ts';
 import { approvalIdFor } from './digest.ts';
 import type { Command } from './envelope.ts';
-import { execute, type Retry } from './execute.ts';
+import { DEFER_MIN_MS, execute, type Retry } from './execute.ts';
 import { outcomeTopic } from './outcome.ts';
 import type { FailureCode } from './policy.ts';
 import type { Release } from './release.ts';
@@ -68,6 +68,14 @@ export interface Job {
   credentials?: Record<string, string>;
   connection?: WorkspaceConnector;
   resumed: boolean;
+  /**
+   * True when the command's partition holds this workspace's commands only (its own topic): a
+   * long wait (Retry-After, the workspace's rate limit) pauses the partition instead of holding
+   * the worker's batch (see DEFER_MIN_MS).
+   */
+  deferrable?: boolean;
+  /** Calls made before the vendor asked the command to wait (its state's `retry`): the next is attempt this + 1. */
+  attemptsBefore?: number;
   /**
    * Aborts when the command's partition is being handed over (the consumer's `handover`). A
    * command not started yet is then left to the next owner; a resumable one running stops at its
@@ -129,6 +137,14 @@ const dedupe: Step = (job, d) => {
   // Started by another record (its release while the asking record is read again, or a re-send):
   // that record carries the outcome (it is redelivered itself until it has one); this one adds nothing.
   if (s.record !== undefined && s.record !== id) return { kind: 'redelivered' };
+  // Its vendor asked it to wait (its partition was paused): called again once the time has come.
+  if (s.retry) {
+    const left = s.retry.at - d.now();
+    if (left > 0) throw new Deferred(left);
+    job.attemptsBefore = s.retry.attempts;
+    job.resumed = d.connector.resumable?.has(job.name) ?? false;
+    return undefined;
+  }
   if (d.connector.resumable?.has(job.name)) return void (job.resumed = true);
   return fail('outcome_unknown', 'the worker stopped after calling the vendor and before recording the result; the call is not repeated, check the vendor');
 };
@@ -225,8 +241,14 @@ const gate: Step = async (job, d) => {
 };
 
 const run: Step = async (job, d) => {
-  const wait = d.buckets.take(`${job.c.workspace_id}:${d.connector.manifest.id}`);
-  if (wait > 0) await sleep(wait); // only this workspace's commands wait (records run per key)
+  const bucket = `${job.c.workspace_id}:${d.connector.manifest.id}`;
+  const wait = d.buckets.take(bucket);
+  // Only this workspace's commands wait (records run per key); a long wait pauses its own topic.
+  if (wait >= DEFER_MIN_MS && job.deferrable) {
+    d.buckets.giveBack(bucket);
+    throw new Deferred(wait, `the workspace's ${d.connector.manifest.id} rate limit is used up for ${wait} ms`);
+  }
+  if (wait > 0) await sleep(wait);
   if (job.handover?.aborted) throw new HandedOver(); // not started: the next owner runs it
   const gateKind = job.action!.approvalGate;
   if (gateKind === 'external_write' || gateKind === 'workspace_write') await d.markStarted(job);

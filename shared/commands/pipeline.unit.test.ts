@@ -4,7 +4,7 @@ import type { KafkaTable } from '../bus/table/table.ts';
 import type { IncomingRecord } from '../bus/types.ts';
 import { TokenBuckets } from '../connectors/rate-limit.ts';
 import type { Connector } from '../connectors/types.ts';
-import { HandedOver } from '../errors.ts';
+import { Deferred, HandedOver } from '../errors.ts';
 import { createLogger } from '../logger.ts';
 import type { SecretStore } from '../secrets/index.ts';
 import { approvalIdFor, commandDigest, dedupeDigest } from './digest.ts';
@@ -118,6 +118,33 @@ describe('command pipeline', () => {
     // The record that started it, read again: an unfinished vendor call is not repeated.
     expect(await code(job(send, { offset: '7', state: { phase: 'started', at: 1, record: released } }))).toBe('outcome_unknown');
     expect(await decide(job({ action: 'bulk', params: {} }, { offset: '7', state: { phase: 'started', at: 1, record: released } }), deps())).toMatchObject({ kind: 'succeed', result: { resumed: true } });
+  });
+
+  it('calls a command its vendor asked to wait for again once the wait is over, counting the calls made; not before', async () => {
+    const send = { action: 'send', params: { to: 'x' } };
+    const now = 1_000_000_000_000;
+    const waiting = (at: number): CommandState => ({ phase: 'started', at: 1, record: 'ionflux.cmd.demo/0/0', retry: { at, attempts: 2 } });
+    // Read again before its time (a rebalance, a restart): it waits again, the time left.
+    const early = await decide(job(send, { state: waiting(now + 4000) }), deps()).catch((e: unknown) => e);
+    expect(early).toBeInstanceOf(Deferred);
+    expect((early as Deferred).ms).toBe(4000);
+    // Its time has come: the vendor is called again, attempt 3, not refused as outcome_unknown.
+    const pre = deps({ workspaceConnectors: mapTable<WorkspaceConnector>([[wsConnectorKey('acme', 'demo'), { settings: { preapproved: ['x'] }, updated_at: 'now' }]]), retry: { maxAttempts: 4, initialMs: 1, maxWaitMs: 1 } });
+    expect(await decide(job(send, { state: waiting(now) }), pre)).toMatchObject({ kind: 'succeed', attempts: 3 });
+    // A re-send of it meanwhile adds nothing: the waiting record answers.
+    expect(await code(job(send, { offset: '4', state: waiting(now + 4000) }))).toBe('redelivered');
+  });
+
+  it("defers a command over its workspace's rate limit on the workspace's own topic, and gives the token back", async () => {
+    const buckets = new TokenBuckets(0.5, 1);
+    const own = (id: string) => ({ ...job({ command_id: id }), deferrable: true });
+    expect(await code(own('r1'), deps({ buckets }))).toBe('succeed');
+    const waited = await decide(own('r2'), deps({ buckets })).catch((e: unknown) => e);
+    expect(waited).toBeInstanceOf(Deferred);
+    const ms = (waited as Deferred).ms;
+    expect(ms).toBeGreaterThan(1500);
+    // The token was given back: read again at once, it waits no longer (not a second token's 2 s more).
+    expect(((await decide(own('r2'), deps({ buckets })).catch((e: unknown) => e)) as Deferred).ms).toBeLessThanOrEqual(ms);
   });
 
   it('refuses a re-send of a finished or running command\'s id with other content: never replayed, never run', async () => {

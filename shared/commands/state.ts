@@ -31,6 +31,12 @@ export const commandStateSchema = z.object({
   /** The record that asked for approval, once its release has taken over `record`: read again, it too publishes nothing. */
   origin: z.string().optional(),
   outcome: z.object({ topic: z.string(), event: platformEventSchema }).optional(),
+  /**
+   * On a `started` command whose vendor asked it to wait (429/503 Retry-After, backoff): its last
+   * call changed nothing, and it is called again from `at` (epoch ms), as attempt `attempts` + 1.
+   * Its partition is paused until then; whichever worker owns the partition by then calls it.
+   */
+  retry: z.object({ at: z.number(), attempts: z.number().int().positive() }).optional(),
 });
 export type CommandState = z.infer<typeof commandStateSchema>;
 

@@ -4,7 +4,7 @@ import { topics, workspaceCommandPattern, workspaceOfCommandTopic } from '../bus
 import type { Handled, IncomingRecord, OutgoingRecord, Subscription } from '../bus/types.ts';
 import type { TokenBuckets } from '../connectors/rate-limit.ts';
 import type { Connector } from '../connectors/types.ts';
-import { describeError, HandedOver, HubError } from '../errors.ts';
+import { Deferred, describeError, HandedOver, HubError } from '../errors.ts';
 import { redactString } from '../redact.ts';
 import { deterministicEventId, type PlatformEvent } from '../events/platform-event.ts';
 import { EVENT_HEADERS } from '../events/publisher.ts';
@@ -14,7 +14,7 @@ import type { SecretStore } from '../secrets/index.ts';
 import { auditRecord } from './audit.ts';
 import { bareAction, commandDigest, dedupeDigest } from './digest.ts';
 import { decodeCommand, type Command } from './envelope.ts';
-import { keptOf, withKept, type Retry } from './execute.ts';
+import { carryKept, keptOf, RetryLater, withKept, type Retry } from './execute.ts';
 import { defaultOutcomeTopic, outcomeEvent, outcomeTopic } from './outcome.ts';
 import { decide, recordId, sleep, type Failure, type Job, type PipelineDeps, type Principal, type Verdict } from './pipeline.ts';
 import { policyFor } from './policy.ts';
@@ -254,6 +254,8 @@ export async function startCommandWorker(o: WorkerOptions): Promise<Subscription
       name,
       action,
       resumed: false,
+      // Its own topic holds this workspace's commands only: a long wait pauses that topic alone.
+      deferrable: topicWorkspace !== null,
     };
   }
 
@@ -274,21 +276,39 @@ export async function startCommandWorker(o: WorkerOptions): Promise<Subscription
     }
     // Its publish failed: publish the same records again, never deciding (or calling) twice.
     if (pending?.failed) return publish(ctx, job.key, pending.records, pending.state, pending.plain);
+    // What earlier runs' vendor calls billed (a failure retried here): published with the last one's outcome.
+    const billed: OutgoingRecord[] = [];
     for (let attempt = 1; ; attempt++) {
       job.state = o.states.get(job.key);
-      const verdict = await decide(job, deps).catch((e: unknown): Verdict => {
+      const verdict = await decide(job, deps).catch(async (e: unknown): Promise<Verdict> => {
         if (e instanceof HandedOver) throw e; // left to the partition's next owner
+        if (e instanceof RetryLater) await recordRetry(job, e);
+        if (e instanceof Deferred) throw e; // its partition waits; the record is read again after
         const d = describeError(e);
         rt.logger.warn({ command_id: c.command_id, err: d }, 'command step failed unexpectedly');
         // A named, final HubError keeps its code; anything else (a bug, Kafka down) is retried as internal_error.
         return { kind: 'fail', failure: { code: e instanceof HubError && !e.retryable ? e.code : 'internal_error', message: d.message } };
       });
       if (verdict.kind === 'fail' && policyFor(verdict.failure.code).retry && attempt < retry.maxAttempts) {
+        billed.push(...keptOf(verdict));
         await sleep(Math.min(retry.maxWaitMs, retry.initialMs * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2));
         continue;
       }
-      return recordVerdict(ctx, job, verdict, attempt);
+      return recordVerdict(ctx, job, carryKept(verdict, billed), attempt);
     }
+  }
+
+  /**
+   * The vendor asked the command to wait: its state says when it is called again and how many
+   * calls were made (what they billed goes with it), so whichever worker owns the partition then
+   * goes on with it rather than failing it `outcome_unknown`.
+   */
+  async function recordRetry(job: Job, e: RetryLater): Promise<void> {
+    const now = Date.now();
+    const state: CommandState = { phase: 'started', at: now, content_digest: job.dedupeDigest, record: recordId(job.record), ...originOf(job), retry: { at: now + e.ms, attempts: e.attempts } };
+    await rt.bus.publishAtomic([...e.kept, o.states.record(job.key, state)]);
+    o.states.applyLocal(job.key, state);
+    rt.logger.info({ command_id: job.c.command_id, workspace_id: job.c.workspace_id, attempts: e.attempts, wait_ms: e.ms }, 'vendor asked to wait; the workspace\'s command topic is paused until its next attempt');
   }
 
   return rt.bus.subscribe({

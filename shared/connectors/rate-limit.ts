@@ -16,4 +16,10 @@ export class TokenBuckets {
     this.buckets.set(key, b);
     return b.tokens >= 0 ? 0 : Math.ceil((-b.tokens / this.ratePerSecond) * 1000);
   }
+
+  /** Returns the token `take` reserved, for a call that will not go now (it takes one again when it does). */
+  giveBack(key: string): void {
+    const b = this.buckets.get(key);
+    if (b) b.tokens = Math.min(this.burst, b.tokens + 1);
+  }
 }

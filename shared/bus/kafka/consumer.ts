@@ -81,8 +81,7 @@ export async function runConsumer(kafka: Kafka, deps: { publish: (r: OutgoingRec
         }
         if (verdict.action === 'pause') {
           // Leave the offset unresolved: the record is fetched again once the partition resumes.
-          const resume = p.pause();
-          setTimeout(resume, verdict.ms).unref();
+          pausePartition(p, verdict.ms);
           return 'paused';
         }
         await sleep(backoffDelay(attempts, backoff));
@@ -90,6 +89,23 @@ export async function runConsumer(kafka: Kafka, deps: { publish: (r: OutgoingRec
         if (!p.isRunning() || stopping) return 'stopped';
       }
     }
+  }
+
+  /** Per topic|partition, when a paused partition resumes: a second pause only moves it later. */
+  const pausedUntil = new Map<string, { at: number; timer: NodeJS.Timeout }>();
+  function pausePartition(p: EachBatchPayload, ms: number): void {
+    const tp = `${p.batch.topic}|${p.batch.partition}`;
+    const at = Date.now() + ms;
+    const current = pausedUntil.get(tp);
+    if (current && current.at >= at) return;
+    if (current) clearTimeout(current.timer);
+    const resume = p.pause();
+    const timer = setTimeout(() => {
+      pausedUntil.delete(tp);
+      resume();
+    }, ms);
+    timer.unref();
+    pausedUntil.set(tp, { at, timer });
   }
 
   async function handleBatch(p: EachBatchPayload): Promise<void> {
@@ -105,12 +121,18 @@ export async function runConsumer(kafka: Kafka, deps: { publish: (r: OutgoingRec
   /**
    * Records with different keys run concurrently, records of one key in order; offsets are
    * resolved up to the first record not yet done, so a crash redelivers only unfinished work.
+   * A record whose handler defers (Deferred) pauses the partition: no further record of the
+   * batch starts, the batch ends as soon as the running ones do (the consumer's other partitions
+   * are fetched again meanwhile), and the partition is fetched again from that record once the
+   * pause is over (records of other keys after it that finished are read again: handlers
+   * recognise them).
    */
   async function handleBatchByKey(p: EachBatchPayload): Promise<void> {
     const messages = p.batch.messages;
     const done = new Array<boolean>(messages.length).fill(false);
     const queued = messages.map((): Promise<unknown>[] => []);
     const chains = new Map<string, Promise<void>>();
+    let paused = false;
     // A rebalance under way (the heartbeat says so) or this consumer leaving: the running handlers
     // are told (they may stop at a safe point) and no further record starts, so the batch ends and
     // the member rejoins in time, rather than being dropped while it still works on the partition.
@@ -125,8 +147,10 @@ export async function runConsumer(kafka: Kafka, deps: { publish: (r: OutgoingRec
         const raw = message.key?.toString('latin1') ?? '';
         const key = opts.orderKey ? opts.orderKey(p.batch.topic, raw) : raw;
         const chain = (chains.get(key) ?? Promise.resolve()).then(async () => {
-          if (!p.isRunning() || p.isStale() || stopping || handover.signal.aborted) return;
-          if ((await handleOne(p, message, false, queued[i], handover.signal)) === 'done') done[i] = true;
+          if (paused || !p.isRunning() || p.isStale() || stopping || handover.signal.aborted) return;
+          const result = await handleOne(p, message, true, queued[i], handover.signal);
+          if (result === 'done') done[i] = true;
+          else if (result === 'paused') paused = true;
         });
         chains.set(key, chain);
       });
@@ -172,6 +196,9 @@ export async function runConsumer(kafka: Kafka, deps: { publish: (r: OutgoingRec
   /** A consumer subscribed to every subscription as it stands now, running. */
   async function start(): Promise<Consumer> {
     const member = newConsumer();
+    // A new member pauses nothing yet: a record deferred by the last one is fetched and deferred again.
+    for (const { timer } of pausedUntil.values()) clearTimeout(timer);
+    pausedUntil.clear();
     // A crash kafkajs does not restart from (e.g. "Failed to find group coordinator" after a broker
     // restart) would leave the service running with no consumer: start a new one instead.
     member.on(member.events.CRASH, ({ payload }) => {
