@@ -26,8 +26,8 @@ export async function execute(job: Job, d: PipelineDeps): Promise<Verdict> {
   if (!attempt.ok) {
     const { error } = attempt;
     if (error.code === 'vendor_unauthorized') {
-      const key = wsConnectorKey(job.c.workspace_id, d.connector.manifest.id);
-      await d.workspaceConnectors.set(key, { ...(job.connection ?? { settings: {} }), connection: 'needs_reauth', connection_detail: redactString(error.message), updated_at: new Date(d.now()).toISOString() });
+      // The refusal is the command's outcome whether or not the mark could be written.
+      await markUnauthorized(job, d, redactString(error.message)).catch((e: unknown) => d.logger.warn({ workspace_id: job.c.workspace_id, err: describeError(e) }, 'could not mark the connection needs_reauth'));
     }
     const authHelp = error.code === 'vendor_unauthorized' ? { auth_help: d.connector.manifest.authHelp } : {};
     return withKept({ kind: 'fail', failure: { ...error, ...authHelp, attempts: attempt.attempts } }, attempt.kept);
@@ -42,6 +42,20 @@ export async function execute(job: Job, d: PipelineDeps): Promise<Verdict> {
     return withKept({ kind: 'fail', failure: { code: 'internal_error', message: `the action's events could not be encoded: ${describeError(e).message}`, attempts: attempt.attempts } }, attempt.kept);
   }
   return withKept({ kind: 'succeed', result: output.data, attempts: attempt.attempts, extra: [...events, ...attempt.produced.staged, ...attempt.kept] }, attempt.kept);
+}
+
+/**
+ * The vendor refused the credentials the command used: the connection needs re-authorizing,
+ * unless it was renewed since the command read it (a reconnect racing the refusal stands).
+ */
+async function markUnauthorized(job: Job, d: PipelineDeps, detail: string): Promise<void> {
+  const used = job.connection?.updated_at;
+  if (d.connector.markUnauthorized) return d.connector.markUnauthorized(job.c.workspace_id, detail, used);
+  const key = wsConnectorKey(job.c.workspace_id, d.connector.manifest.id);
+  await d.workspaceConnectors.fresh().catch(() => undefined); // else the table as it is
+  const now = d.workspaceConnectors.get(key);
+  if (now && now.updated_at !== used) return;
+  await d.workspaceConnectors.set(key, { ...(now ?? { settings: {} }), connection: 'needs_reauth', connection_detail: detail, updated_at: new Date(d.now()).toISOString() });
 }
 
 /**

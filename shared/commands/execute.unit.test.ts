@@ -100,3 +100,36 @@ describe('a command the worker runs again after a retried failure', () => {
     expect(keptOf(v)).toEqual([billed]);
   });
 });
+
+describe('a vendor refusing the credentials a command used (401)', () => {
+  function refused(row: { updated_at: string } | undefined, used: string, markUnauthorized?: Connector['markUnauthorized']) {
+    const conn = connector(() => Promise.reject(new VendorError(401, 'token revoked')));
+    if (markUnauthorized) conn.markUnauthorized = markUnauthorized;
+    const rows = new Map<string, unknown>(row ? [['acme:demo', { settings: {}, connection: 'connected', ...row }]] : []);
+    const table = { fresh: async () => undefined, get: (k: string) => rows.get(k), set: async (k: string, v: unknown) => void rows.set(k, v) };
+    const c = { command_id: 'cmd-1', workspace_id: 'acme', agent_id: 'agent-1', service: 'demo', action: 'paint', params: {} } as unknown as Command;
+    const job = { record: {} as IncomingRecord, c, key: 'acme:cmd-1', name: 'paint', action: conn.manifest.actions.paint, params: {}, resumed: false, connection: { settings: {}, connection: 'connected', updated_at: used } } as unknown as Job;
+    const deps = { service: 'demo', connector: conn, logger: createLogger({ service: 'test', level: 'silent' }), retry: { maxAttempts: 1, initialMs: 1, maxWaitMs: 1 }, actionTimeoutMs: 1000, workspaceConnectors: table, eventRecord: async (topic: string) => ({ topic, value: null }), now: Date.now } as unknown as PipelineDeps;
+    return { run: () => execute(job, deps), row: () => rows.get('acme:demo') as { connection: string } | undefined };
+  }
+
+  it('marks the connection it used needs_reauth', async () => {
+    const r = refused({ updated_at: 't1' }, 't1');
+    expect(await r.run()).toMatchObject({ kind: 'fail', failure: { code: 'vendor_unauthorized' } });
+    expect(r.row()).toMatchObject({ connection: 'needs_reauth' });
+  });
+
+  it('leaves a connection renewed since the command read it (a reconnect racing the refusal) as it is', async () => {
+    const r = refused({ updated_at: 't2' }, 't1');
+    expect(await r.run()).toMatchObject({ kind: 'fail', failure: { code: 'vendor_unauthorized' } });
+    expect(r.row()).toMatchObject({ connection: 'connected' });
+  });
+
+  it("lets a connector mark it its own way (a compare-and-set of its tokens)", async () => {
+    const marks: unknown[] = [];
+    const r = refused({ updated_at: 't1' }, 't1', async (...args) => void marks.push(args));
+    await r.run();
+    expect(marks).toEqual([['acme', 'token revoked', 't1']]);
+    expect(r.row()).toMatchObject({ connection: 'connected' });
+  });
+});

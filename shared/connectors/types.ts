@@ -73,6 +73,14 @@ export interface Connector extends ConnectorSpec {
    * mid-action runs such a handler again with `resumed: true` instead of failing `outcome_unknown`.
    */
   resumable?: ReadonlySet<string>;
+  /**
+   * Marks the workspace's connection needs_reauth after the vendor refused (401) the credentials
+   * a command used. `usedUpdatedAt` is the `updated_at` of the connection row the command read.
+   * A connector whose connections are renewed behind the worker's back (OAuth reconnects, token
+   * refreshes) implements it as a compare-and-set, so a refusal of old credentials never marks a
+   * newer connection. Without it the worker writes the mark unless the row changed since it was read.
+   */
+  markUnauthorized?(workspaceId: string, detail: string, usedUpdatedAt: string | undefined): Promise<void>;
   /** An external write the workspace allowed in advance (e.g. a pre-approved URL) needs no approval. */
   preapproved?(action: string, params: Record<string, unknown>, settings: Record<string, unknown>): boolean;
   healthcheck(credentials: Record<string, string>, signal: AbortSignal): Promise<Health>;
