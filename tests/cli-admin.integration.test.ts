@@ -4,11 +4,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { deadLetterRecord, DLQ_HEADERS } from '../shared/bus/dead-letter.ts';
+import { createKafka } from '../shared/bus/kafka/client.ts';
 import { topics } from '../shared/bus/topics.ts';
 import { openApprovals, openWorkspaceConnectors, WORKSPACE_POLICY, wsConnectorKey, type Approval } from '../shared/commands/state.ts';
 import { HubError } from '../shared/errors.ts';
 import { secretPaths } from '../shared/secrets/store.ts';
 import { createVaultSecretStore } from '../shared/secrets/vault-store.ts';
+import { REPLAY_LEDGER } from '../services/cli/dlq-guard.ts';
 import { apiTokenPath } from '../services/email-dispatcher/api-auth.ts';
 import { webhookDeadLetter } from '../services/webhook-ingester/dead-letter.ts';
 import { vendors } from '../services/webhook-ingester/vendors/index.ts';
@@ -282,6 +284,57 @@ describe('ionflux admin CLI against real Kafka, registry and OpenBao', () => {
     expect((await cli(['dlq', 'replay', 'webhook-ingester', '--offset', `${parked.partition}:${parked.offset}`, '--force'])).code).toBe(0);
     expect(await readAll(infra.bus, inbox, { atLeast: 1 })).toHaveLength(1);
   });
+
+  it('two dlq replays of the same dead letters at once (two admins) publish each one once; the one started first stops with exit 1, saying another replay took over', async () => {
+    const service = uid('svc');
+    const origin = `ionflux-test-origin-${uid('')}`;
+    const dlq = topics.deadLetter(service);
+    await infra.bus.ensureTopics([origin, dlq, REPLAY_LEDGER]);
+    for (const n of [1, 2, 3]) {
+      await infra.bus.publish(deadLetterRecord({ dlqTopic: dlq, service, record: { topic: origin, partition: 0, offset: String(n) }, message: { key: Buffer.from(`k-${n}`), value: Buffer.from(`v-${n}`), headers: {} }, error: new HubError('vendor_http_503', 'receiver answered 503'), attempts: 4 }));
+    }
+
+    // "At once": both runs are held where they read the ledger, then let go together. An open
+    // transaction on the ledger holds them (they read committed records, up to its end), and
+    // the broker says when both are reading it (a reader group of each assigned the ledger).
+    const kafka = createKafka({ brokers: env.brokers, auth: env.auth, clientId: 'dlq-race-test', logger: infra.logger });
+    const admin = kafka.admin();
+    const gate = kafka.producer({ transactionalId: uid('dlq-race-gate-'), idempotent: true, maxInFlightRequests: 1 });
+    await Promise.all([admin.connect(), gate.connect()]);
+    const held = await gate.transaction();
+    try {
+      await held.send({ topic: REPLAY_LEDGER, messages: [{ key: `gate:${service}`, value: '{}' }] });
+      const run = () => runCli(['dlq', 'replay', service], { env: cliEnv, timeoutMs: 90_000 });
+      const runs = Promise.all([run(), run()]);
+      const readers = `${env.auth.sasl!.username}.reader-`;
+      const deadline = Date.now() + 75_000;
+      for (let reading = 0; reading < 2; ) {
+        if (Date.now() > deadline) throw new Error(`the two replays were not both reading ${REPLAY_LEDGER} within 75 s (${reading} was)`);
+        await new Promise((r) => setTimeout(r, 200));
+        const ids = (await admin.listGroups()).groups.map((g) => g.groupId).filter((g) => g.startsWith(readers));
+        const { groups } = await admin.describeGroups(ids);
+        reading = groups.filter((g) => g.members.some((m) => Buffer.from(m.memberAssignment).includes(REPLAY_LEDGER))).length;
+      }
+      await held.abort();
+      const outcomes = await runs;
+
+      const replayed = await readAll(infra.bus, origin, { atLeast: 3 });
+      expect(replayed.map((r) => r.key?.toString()).sort(), outcomes.map((o) => o.stdout + o.stderr).join('\n---\n')).toEqual(['k-1', 'k-2', 'k-3']);
+      const [winner, loser] = [...outcomes].sort((a, b) => (a.code ?? 9) - (b.code ?? 9));
+      expect(winner!.code, winner!.stderr).toBe(0);
+      expect(winner!.stdout).toContain('replayed 3 of 3 dead letters');
+      expect(loser!.code, loser!.stdout + loser!.stderr).toBe(1);
+      expect(loser!.stdout).toMatch(new RegExp(`stopped at \\d+:\\d+: another \`ionflux dlq replay\` of ${dlq} started while this one ran and took over`));
+      expect(loser!.stdout).toContain(`replayed 0 of 3 dead letters; stopped by another replay of ${dlq}`);
+    } finally {
+      await held.abort().catch(() => undefined);
+      await Promise.all([admin.disconnect(), gate.disconnect()]);
+    }
+    // The ledger has every replay, whoever made it: a third run replays nothing.
+    const third = await cli(['dlq', 'replay', service]);
+    expect(third.code, third.stderr).toBe(0);
+    expect(third.stdout).toContain('replayed 0 of 3 dead letters');
+  }, 180_000);
 });
 
 /** A second terminal with nothing exported: the CLI reads what `make up` left in .ionflux/ (kafka.env, hub.env). */

@@ -13,8 +13,36 @@ import { ingesterEnv } from '../webhook-ingester/env.ts';
  * CLI itself knows a dead letter was replayed or how old its record is.
  */
 
-/** Every replay, keyed `<dlq topic>:<partition>:<offset>` (compacted: the latest replay of each dead letter). */
+/**
+ * Every replay, keyed `<dlq topic>:<partition>:<offset>`: compacted (the latest replay of each
+ * dead letter) and deleted after 37 days (shared/bus/kafka/provision.ts). An entry is needed as
+ * long as its dead letter can be replayed, i.e. is on its ionflux.dlq.* topic: 30 days, and up
+ * to a segment's roll (7 days) more, counted from when it was dead-lettered, which is before it
+ * was replayed. For a command or a webhook delivery the age refusal takes over after the dedupe
+ * window anyway; a dead letter of any other topic has only the ledger.
+ */
 export const REPLAY_LEDGER = topics.state('dlq-replays');
+
+/**
+ * The transactional id of every `ionflux dlq replay` of one dead-letter topic, in every terminal.
+ * A run connects its producer before it reads the ledger, which bumps the id's epoch: Kafka aborts
+ * what an earlier run had open and refuses its later transactions (as for OAuth callbacks,
+ * shared/security/oauth-claim.ts). So the run that connected last reads every entry the earlier
+ * ones committed, and an earlier one publishes nothing more: each dead letter goes out once.
+ */
+export const replayTransactionalId = (dlqTopic: string) => `ionflux-cli-dlq-replay-${dlqTopic}`;
+
+/** Errors of Kafka refusing a transaction because a later producer took over its transactional id. */
+const FENCED = new Set(['INVALID_PRODUCER_EPOCH', 'PRODUCER_FENCED', 'INVALID_PRODUCER_ID_MAPPING']);
+
+/** Whether a publish failed because another run fenced this one (the error or one of its causes says so). */
+export function fencedOut(e: unknown): boolean {
+  for (let c = e, depth = 0; c && depth < 8; c = (c as { cause?: unknown }).cause, depth++) {
+    const err = c as { type?: string; code?: number; message?: string };
+    if (FENCED.has(err.type ?? '') || err.code === 47 || err.code === 90 || /fenced|old epoch/i.test(err.message ?? '')) return true;
+  }
+  return false;
+}
 
 /**
  * On a replayed command: the time (ms) of the first record of the chain, when the dead letter was

@@ -1,8 +1,10 @@
 import { DLQ_HEADERS } from '../../shared/bus/dead-letter.ts';
+import { createKafkaBus } from '../../shared/bus/kafka/bus.ts';
 import { topics } from '../../shared/bus/topics.ts';
 import type { Bus, OutgoingRecord } from '../../shared/bus/types.ts';
 import { inboxRecord } from '../../shared/ingest/inbox.ts';
-import { commandTime, dedupeWindows, isCommandTopic, ledgerKey, originTimes, ORIGINAL_AT_HEADER, readReplays, replayRecord, tooOld, wantedOrigins, type OriginalTime, type Replay } from './dlq-guard.ts';
+import { kafkaAuth } from '../../shared/config.ts';
+import { commandTime, dedupeWindows, fencedOut, isCommandTopic, ledgerKey, originTimes, ORIGINAL_AT_HEADER, readReplays, replayRecord, replayTransactionalId, tooOld, wantedOrigins, type OriginalTime, type Replay } from './dlq-guard.ts';
 import { inboxDeliveryOf } from '../webhook-ingester/dead-letter.ts';
 import { parse, UsageError } from './args.ts';
 import { cliContext } from './context.ts';
@@ -20,6 +22,9 @@ written longer ago than COMMAND_DEDUPE_WINDOW_HOURS (168), or whose webhook deli
 longer ago than WEBHOOK_DEDUPE_HOURS (72), is refused (exit 1): the worker no longer knows it ran,
 and would run it again, an approved write included. Set both as the services have them.
 --force replays them anyway.
+Two replays of one service's dead letters at once (two admins, two terminals) do not both
+publish: the one started later takes over, and the earlier one stops before its next dead letter
+(exit 1, saying so); what either replayed is skipped when it is run again.
 Within those limits a command that already finished gets its recorded outcome again.
 A webhook delivery the ingester parked (unlinked, schema_failed, ...) goes back to the ingest
 inbox as it was received, and is published if it can be now (say, once its account is linked);
@@ -93,8 +98,10 @@ export const dlqCommand: CliCommand = {
     const offset = values.offset;
     if (offset !== undefined && !/^(\d+:)?\d+$/.test(offset)) throw new UsageError(`--offset ${offset}: expected <partition>:<offset> or <offset>`);
     const windows = dedupeWindows();
-    // A replay and its ledger entry land together: one transaction.
-    const ctx = cliContext(undefined, { transactional: sub === 'replay' });
+    const ctx = cliContext();
+    // A replay and its ledger entry land together, in one transaction of the producer every
+    // replay of this topic shares (see replayTransactionalId).
+    const fenced = sub === 'replay' ? replayBus(ctx, topic) : undefined;
     try {
       let selected = (await readDeadLetters(ctx.bus, topic)).filter((d) => since === undefined || failedAt(d) >= since);
       if (offset !== undefined) {
@@ -105,6 +112,8 @@ export const dlqCommand: CliCommand = {
           return 1;
         }
       }
+      // Fences every earlier replay of this topic first, so the ledger read next has all they wrote.
+      if (selected.length) await fenced?.connect();
       const replays = await readReplays(ctx.bus);
       if (sub === 'list') {
         for (const d of selected) {
@@ -114,21 +123,29 @@ export const dlqCommand: CliCommand = {
         if (!selected.length && !values.json) process.stdout.write(`no dead letters in ${topic}\n`);
         return 0;
       }
-      return await replay(ctx, selected, { json: values.json, force: values.force === true, replays, windows });
+      return await replay(ctx, fenced!, selected, { dlqTopic: topic, json: values.json, force: values.force === true, replays, windows });
     } finally {
+      await fenced?.close();
       await ctx.close();
     }
   },
 };
 
+/** The producer of `ionflux dlq replay <service>`: its transactional id is the dead-letter topic's, the same in every terminal. */
+function replayBus(ctx: ReturnType<typeof cliContext>, dlqTopic: string) {
+  const { env } = ctx;
+  return createKafkaBus({ brokers: env.KAFKA_BROKERS, clientId: 'ionflux-cli', logger: ctx.logger, auth: kafkaAuth(env), transactionalId: replayTransactionalId(dlqTopic), topicDefaults: { partitions: env.KAFKA_TOPIC_PARTITIONS, replicationFactor: env.KAFKA_REPLICATION_FACTOR } });
+}
+
 interface ReplayOptions {
+  dlqTopic: string;
   json: boolean | undefined;
   force: boolean;
   replays: Map<string, Replay>;
   windows: ReturnType<typeof dedupeWindows>;
 }
 
-async function replay(ctx: ReturnType<typeof cliContext>, selected: DeadLetter[], o: ReplayOptions): Promise<number> {
+async function replay(ctx: ReturnType<typeof cliContext>, producer: Pick<Bus, 'publishAtomic'>, selected: DeadLetter[], o: ReplayOptions): Promise<number> {
   const existing = new Set(await ctx.bus.listTopics());
   // Only commands' records are looked up; they are on their topics for the dedupe window.
   const origins = await originTimes(ctx.bus, wantedOrigins(selected.filter((d) => !o.replays.has(ledgerKey(d.topic, d.partition, d.offset)) || o.force)));
@@ -162,7 +179,17 @@ async function replay(ctx: ReturnType<typeof cliContext>, selected: DeadLetter[]
       continue;
     }
     const entry: Replay = { at: new Date().toISOString(), by: cliActor(), topic: record.topic, ...(o.force ? { forced: true } : {}) };
-    const [ack] = await ctx.bus.publishAtomic([record, replayRecord(key, entry)]);
+    let ack;
+    try {
+      [ack] = await producer.publishAtomic([record, replayRecord(key, entry)]);
+    } catch (e) {
+      if (!fencedOut(e)) throw e;
+      // Another replay of this topic connected since this one read the ledger: it replays what it selected, this one stops.
+      const reason = `another \`ionflux dlq replay\` of ${o.dlqTopic} started while this one ran and took over (Kafka fenced this run's transactions); this one stopped here and did not replay ${where(d)} or any dead letter after it. Run it again once the other has finished: what either replayed is skipped`;
+      emit(o.json, { dlq_offset: where(d), replayed: false, stopped: true, reason }, `stopped at ${where(d)}: ${reason}`);
+      emit(o.json, { replayed, skipped: selected.indexOf(d) - replayed - refused, refused, stopped: true, not_reached: selected.length - selected.indexOf(d) }, `replayed ${replayed} of ${selected.length} dead letters; stopped by another replay of ${o.dlqTopic}`);
+      return 1;
+    }
     o.replays.set(key, entry);
     replayed += 1;
     emit(o.json, { dlq_offset: where(d), replayed: true, topic: record.topic, partition: ack!.partition, offset: ack!.offset }, `replayed ${where(d)} -> ${record.topic} [${ack!.partition}]@${ack!.offset}`);
