@@ -1,17 +1,30 @@
-import { createHash } from 'node:crypto';
+import { createHash, hash } from 'node:crypto';
 import type { Command } from './envelope.ts';
 
 /** JSON with object keys sorted at every level, so equal content always hashes alike. */
 function canonical(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
   if (v && typeof v === 'object') {
-    return `{${Object.keys(v)
-      .sort()
-      .filter((k) => (v as Record<string, unknown>)[k] !== undefined)
-      .map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`)
-      .join(',')}}`;
+    const o = v as Record<string, unknown>;
+    let out = '';
+    for (const k of Object.keys(o).sort()) {
+      if (o[k] === undefined) continue;
+      out += `${out ? ',' : ''}${JSON.stringify(k)}:${canonical(o[k])}`;
+    }
+    return `{${out}}`;
   }
   return JSON.stringify(v) ?? 'null';
+}
+
+/**
+ * canonical() of the digests' own objects, whose keys are fixed: written out in their sorted
+ * order, the same text as canonical() of the whole object, without sorting or building it (every
+ * command is digested: this is on the worker's hot path).
+ */
+function canonicalFields(fields: readonly (readonly [string, unknown])[]): string {
+  let out = '';
+  for (const [k, v] of fields) if (v !== undefined) out += `${out ? ',' : ''}"${k}":${canonical(v)}`;
+  return `{${out}}`;
 }
 
 /** An action without its service's prefix (`llm.text_generation` on ionflux.cmd.llm is `text_generation`). */
@@ -23,9 +36,7 @@ export const bareAction = (service: string, action: string) => (action.startsWit
  */
 export function commandDigest(service: string, c: Pick<Command, 'action' | 'params' | 'workspace_id' | 'reply_to'>): string {
   const action = bareAction(service, c.action);
-  return createHash('sha256')
-    .update(canonical({ service, action, params: c.params, workspace_id: c.workspace_id, reply_to: c.reply_to ?? null }))
-    .digest('hex');
+  return hash('sha256', canonicalFields([['action', action], ['params', c.params], ['reply_to', c.reply_to ?? null], ['service', service], ['workspace_id', c.workspace_id]]), 'hex');
 }
 
 /**
@@ -44,10 +55,9 @@ export const isSeal = (param: string) => param.endsWith('_seal');
  */
 export function dedupeDigest(service: string, c: Pick<Command, 'action' | 'params' | 'workspace_id' | 'reply_to' | 'agent_id'>): string {
   const action = bareAction(service, c.action);
-  const params = Object.fromEntries(Object.entries(c.params).filter(([k]) => !isSeal(k)));
-  return createHash('sha256')
-    .update(canonical({ service, action, params, workspace_id: c.workspace_id, reply_to: c.reply_to ?? null, agent_id: c.agent_id }))
-    .digest('base64url');
+  const params = Object.keys(c.params).some(isSeal) ? Object.fromEntries(Object.entries(c.params).filter(([k]) => !isSeal(k))) : c.params;
+  const fields = [['action', action], ['agent_id', c.agent_id], ['params', params], ['reply_to', c.reply_to ?? null], ['service', service], ['workspace_id', c.workspace_id]] as const;
+  return hash('sha256', canonicalFields(fields), 'base64url');
 }
 
 /** The approval id of a command: another command reusing its id with other content gets another. */
