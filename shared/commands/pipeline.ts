@@ -198,44 +198,33 @@ const authorize: Step = (job, d) => {
   return undefined;
 };
 
-const credentials: Step = async (job, d) => {
+/** The workspace's credentials and connection. A connector without credential fields reads no secret (and awaits nothing). */
+const credentials: Step = (job, d) => {
   const m = d.connector.manifest;
-  let creds;
-  try {
-    creds = await resolveCredentials(d.store, m, job.c.workspace_id);
-  } catch (e) {
-    return fail('secret_store_unavailable', `credentials could not be read: ${(e as Error).message}`, { retryable: true });
-  }
-  if (!creds.ok) return fail('not_connected', `missing credentials: ${creds.missing.join(', ')}`, { auth_help: m.authHelp });
+  if (m.credentialFields.length === 0) return connection(job, d, {});
+  return resolveCredentials(d.store, m, job.c.workspace_id).then(
+    (creds) => (creds.ok ? connection(job, d, creds.values) : fail('not_connected', `missing credentials: ${creds.missing.join(', ')}`, { auth_help: m.authHelp })),
+    (e: unknown) => fail('secret_store_unavailable', `credentials could not be read: ${(e as Error).message}`, { retryable: true }),
+  );
+};
+
+function connection(job: Job, d: PipelineDeps, values: Record<string, string>): Verdict | undefined {
+  const m = d.connector.manifest;
   job.connection = d.workspaceConnectors.get(wsConnectorKey(job.c.workspace_id, m.id));
   if (job.connection?.connection === 'needs_reauth') return fail('needs_reauthorization', `${m.id} must be re-authorized for this workspace${job.connection.connection_detail ? `: ${job.connection.connection_detail}` : ''}`, { auth_help: m.authHelp });
-  job.credentials = creds.values;
+  job.credentials = values;
   return undefined;
-};
+}
 
 /**
  * External writes run only with an admin's signed release of exactly this command, or when the
  * workspace pre-approved them; otherwise they wait, kept with their digest.
  */
-const gate: Step = async (job, d) => {
+const gate: Step = (job, d) => {
   if (job.action!.approvalGate !== 'external_write' || job.resumed) return undefined;
   if (d.connector.preapproved?.(job.name, job.params!, job.connection?.settings ?? {})) return undefined;
   const id = approvalIdFor(d.service, job.c, job.digest);
-  const awaiting = job.state?.phase === 'awaiting_approval';
-  if (job.c.approval_id) {
-    let release: Release | null;
-    try {
-      release = await d.verifyRelease(job.record.headers['ionflux.approval']);
-    } catch (e) {
-      return fail('secret_store_unavailable', `the approval could not be checked: ${(e as Error).message}`, { retryable: true });
-    }
-    if (!release) return fail('forbidden_principal', 'only an admin can approve (ionflux approvals approve); this release carries no valid decision and does not run', { finishes: !awaiting });
-    if (release.approval_id !== job.c.approval_id || release.approval_id !== id || release.digest !== job.digest) {
-      return fail('approval_mismatch', 'the approval was given for other content; only the command the admin saw runs', { finishes: !awaiting });
-    }
-    if (release.decision === 'denied') return fail('approval_denied', 'an admin denied this action');
-    return undefined;
-  }
+  if (job.c.approval_id) return released(job, d, id);
   const approval: Approval = { approval_id: id, status: 'pending', service: d.service, connector: d.connector.manifest.id, action: job.name, digest: job.digest, command: job.c, requested_at: new Date(d.now()).toISOString() };
   return { kind: 'await', approval, requested: true };
 };
@@ -254,6 +243,23 @@ const run: Step = async (job, d) => {
   if (gateKind === 'external_write' || gateKind === 'workspace_write') await d.markStarted(job);
   return execute(job, d);
 };
+
+/** A release of a kept command: runs only with an admin's signed decision for exactly this content. */
+async function released(job: Job, d: PipelineDeps, id: string): Promise<Verdict | undefined> {
+  const awaiting = job.state?.phase === 'awaiting_approval';
+  let release: Release | null;
+  try {
+    release = await d.verifyRelease(job.record.headers['ionflux.approval']);
+  } catch (e) {
+    return fail('secret_store_unavailable', `the approval could not be checked: ${(e as Error).message}`, { retryable: true });
+  }
+  if (!release) return fail('forbidden_principal', 'only an admin can approve (ionflux approvals approve); this release carries no valid decision and does not run', { finishes: !awaiting });
+  if (release.approval_id !== job.c.approval_id || release.approval_id !== id || release.digest !== job.digest) {
+    return fail('approval_mismatch', 'the approval was given for other content; only the command the admin saw runs', { finishes: !awaiting });
+  }
+  if (release.decision === 'denied') return fail('approval_denied', 'an admin denied this action');
+  return undefined;
+}
 
 /** The steps, in order; each either decides the command's outcome or lets it go on. */
 export const STEPS: readonly (readonly [string, Step])[] = [
