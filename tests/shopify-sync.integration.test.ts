@@ -22,6 +22,7 @@ import { signQuery, startShopifySimulator, type ShopifySimulator } from './simul
 import { orderWebhookBody, type SimShop } from './simulators/shopify/state.ts';
 import { touch } from './simulators/shopify/graphql.ts';
 import { forgetConnections } from './helpers/connections.ts';
+import { startReauthGate } from './helpers/reauth-gate.ts';
 
 const env = infraEnv();
 const vault = createVaultSecretStore({ addr: env.vaultAddr, token: env.vaultToken, mount: 'secret' });
@@ -661,6 +662,83 @@ describe('shopify-sync: a refused refresh racing a reinstall', () => {
     const polls = () => sim.requests.filter((r) => r.shop === shop.domain && r.root === 'orders' && r.status === 200).length;
     const before = polls();
     await until('two more polls of the shop', () => polls() >= before + 2, 30_000);
+    expect((await vault.get(secretPaths.workspace(ws, 'shopify')))!.value.access_token).toBe(reinstalled);
+  }, 120_000);
+});
+
+/**
+ * A command's call refused (401) with its token even once refreshed, while the admin reinstalls:
+ * the command core marks the workspace needs_reauth, and a mark made from the old token's refusal
+ * used to land over the reinstall (every command then failed needs_reauthorization until the admin
+ * installed once more). A gate in front of the simulator holds the command's GraphQL calls;
+ * SHOPIFY_TEST_REAUTH_GATE_URL holds the mark right before it commits, while the admin reinstalls.
+ */
+describe("shopify-sync: a command's refusal racing a reinstall", () => {
+  let infra: Awaited<ReturnType<typeof realInfra>>;
+  let sim: ShopifySimulator;
+  let apiGate: ExchangeGate;
+  let reauthGate: Awaited<ReturnType<typeof startReauthGate>>;
+  let sync: RunningShopifySync;
+  let client: HubClient;
+  const workspaces: string[] = [];
+
+  beforeAll(async () => {
+    infra = await realInfra('shopify-command-reauth-race-test');
+    sim = await startShopifySimulator();
+    reauthGate = await startReauthGate();
+    // The shop.get query only: installs' webhook registrations and polls go straight through.
+    apiGate = await startExchangeGate(sim.url, (method, path, body) => method === 'POST' && path.endsWith('/graphql.json') && body.includes('query Shop'));
+    sync = await startShopifySync({
+      ...serviceEnv('shopify-sync'), ...simEnv(sim), SHOPIFY_ADMIN_BASE_URL: apiGate.url, SHOPIFY_SYNC_GROUP: `ionflux-shopify-sync-${uid('q')}`,
+      SHOPIFY_POLL_INTERVAL_MS: '3600000', SHOPIFY_FULL_SYNC_INTERVAL_MS: '0', IONFLUX_INBOX_TOPIC: `ionflux.inbox.${uid('shq')}`, SHOPIFY_TEST_REAUTH_GATE_URL: reauthGate.url,
+    });
+    client = await createHubClient({ brokers: env.brokers, registryUrl: env.registryUrl });
+  }, 180_000);
+
+  afterAll(async () => {
+    await client?.close();
+    await sync?.stop();
+    await forgetConnections({ vault, bus: infra?.bus, vendor: 'shopify', connectionsTopic: CONNECTIONS_TOPIC }, workspaces);
+    await Promise.all([apiGate?.close(), reauthGate?.close(), sim?.close()]);
+    await infra?.close();
+  });
+
+  it("the token refused even once refreshed, the admin reinstalling before the mark: the reinstall stands and the next command succeeds", async () => {
+    const ws = uid('ws');
+    workspaces.push(ws);
+    const shop = sim.addShop();
+    const install = async () => {
+      const r = await browseInstall(`${sync.url}/shopify/install?shop=${shop.domain}&workspace=${ws}&grant=${await connectGrant('shopify', ws)}`);
+      expect(r.status, r.body).toBe(200);
+    };
+    const shopGet = () => client.send({ workspace_id: ws, agent_id: 'agent-s', service: 'shopify', action: 'shop.get', params: {} }, { timeoutMs: 60_000 });
+    await install();
+    reauthGate.hold();
+    apiGate.hold();
+    const out = shopGet();
+    await apiGate.reached(1); // the command's first call: Shopify will refuse its token
+    sim.expireAccessTokens(shop.domain);
+    apiGate.release();
+    apiGate.hold();
+    await apiGate.reached(1); // its second call, with the token refreshed for it: refused too
+    sim.expireAccessTokens(shop.domain);
+    apiGate.release();
+    // The refusal is about to be marked; the admin reinstalls before the mark commits.
+    await reauthGate.reached(ws);
+    await install();
+    const reinstalled = (await vault.get(secretPaths.workspace(ws, 'shopify')))!.value.access_token!;
+    reauthGate.release();
+
+    const refused = await out;
+    expect(refused).toMatchObject({ status: 'failed', error: { code: 'vendor_unauthorized' } });
+    const table = await openWorkspaceConnectors(infra);
+    expect(table.get(wsConnectorKey(ws, 'shopify'))?.connection).toBe('connected');
+    await table.close();
+    let record: { status: string } | undefined;
+    for (const r of await readAll(infra.bus, CONNECTIONS_TOPIC)) if (r.key?.toString() === ws) record = r.value ? JSON.parse(r.value.toString()) : undefined;
+    expect(record).toMatchObject({ status: 'active' });
+    const next = await shopGet();
+    expect(next, JSON.stringify(next.error)).toMatchObject({ status: 'succeeded', result: { shop: { myshopify_domain: shop.domain } } });
     expect((await vault.get(secretPaths.workspace(ws, 'shopify')))!.value.access_token).toBe(reinstalled);
   }, 120_000);
 });

@@ -16,6 +16,7 @@ import { startMediaServer } from './helpers/llm.ts';
 import { approveAsAdmin, browseConnect, simEnv, startTikTokSync, type RunningTikTokSync } from './helpers/tiktok.ts';
 import { startTikTokSimulator, type TikTokSimulator } from './simulators/tiktok/index.ts';
 import { forgetConnections } from './helpers/connections.ts';
+import { startReauthGate } from './helpers/reauth-gate.ts';
 
 const env = infraEnv();
 const vault = createVaultSecretStore({ addr: env.vaultAddr, token: env.vaultToken, mount: 'secret' });
@@ -539,6 +540,7 @@ describe('tiktok-sync: a refusal of old tokens racing a reconnect', () => {
   let infra: Awaited<ReturnType<typeof realInfra>>;
   let sim: TikTokSimulator;
   let apiGate: ExchangeGate;
+  let gateway: Awaited<ReturnType<typeof startRefusingGateway>>;
   let sync: RunningTikTokSync;
   let client: HubClient;
   let reauthGate: Awaited<ReturnType<typeof startReauthGate>>;
@@ -575,7 +577,8 @@ describe('tiktok-sync: a refusal of old tokens racing a reconnect', () => {
     infra = await realInfra('tiktok-reauth-race-test');
     sim = await startTikTokSimulator();
     reauthGate = await startReauthGate();
-    apiGate = await startExchangeGate(sim.url, (method, path) => method === 'GET' && path.startsWith('/v2/user/info/'));
+    gateway = await startRefusingGateway(sim.url);
+    apiGate = await startExchangeGate(gateway.url, (method, path) => method === 'GET' && path.startsWith('/v2/user/info/'));
     sync = await startTikTokSync({
       ...serviceEnv('tiktok-sync'), ...simEnv(sim), TIKTOK_API_BASE_URL: apiGate.url,
       TIKTOK_SYNC_GROUP: `ionflux-tiktok-sync-${uid('q')}`, TIKTOK_POLL_INTERVAL_MS: '2000', TIKTOK_REFRESH_MARGIN_MS: '15000',
@@ -589,7 +592,7 @@ describe('tiktok-sync: a refusal of old tokens racing a reconnect', () => {
     await client?.close();
     await sync?.stop();
     await forgetConnections({ vault, bus: infra?.bus, vendor: 'tiktok', connectionsTopic: CONNECTIONS_TOPIC }, workspaces);
-    await Promise.all([apiGate?.close(), reauthGate?.close(), sim?.close()]);
+    await Promise.all([apiGate?.close(), gateway?.close(), reauthGate?.close(), sim?.close()]);
     await infra?.close();
   });
 
@@ -645,36 +648,54 @@ describe('tiktok-sync: a refusal of old tokens racing a reconnect', () => {
     expect(after.record).toMatchObject({ status: 'active', issued_at: reconnected.issued_at });
     expect(await events(ws, 'authorization', 'needs_reauthorization', 0, 1000)).toHaveLength(0);
   }, 90_000);
+
+  it("a command's call refused with a bare 401 while the admin reconnects: the reconnect stands and the next command succeeds", async () => {
+    const ws = newWorkspace();
+    const user = sim.addUser();
+    await connect(ws, user.open_id);
+    // A gateway in front of TikTok refuses the command's call (401, no JSON envelope): the command core marks the workspace.
+    gateway.refuseNext('/v2/user/info/');
+    reauthGate.hold();
+    const out = send(ws, 'user.info', {});
+    // The old tokens' refusal is about to be marked; the admin reconnects before the mark commits.
+    await reauthGate.reached(ws);
+    await connect(ws, user.open_id);
+    const reconnected = (await readTokens(vault, ws))!;
+    reauthGate.release();
+
+    const refused = await out;
+    expect(refused).toMatchObject({ status: 'failed', error: { code: 'vendor_unauthorized' } });
+    const after = await seen(ws);
+    expect(after.state).toBe('connected');
+    expect(after.record).toMatchObject({ status: 'active', issued_at: reconnected.issued_at });
+    expect(await events(ws, 'authorization', 'needs_reauthorization', 0, 1000)).toHaveLength(0);
+    const next = await send(ws, 'user.info', {});
+    expect(next, JSON.stringify(next.error)).toMatchObject({ status: 'succeeded', result: { user: { open_id: user.open_id } } });
+  }, 90_000);
 });
 
-/** The test side of TIKTOK_TEST_REAUTH_GATE_URL: while held, a marking waits for `release()`. */
-async function startReauthGate() {
+/** A gateway in front of TikTok that passes everything on, except the next call to a path, answered 401 without TikTok's envelope. */
+async function startRefusingGateway(target: string) {
   const { createServer } = await import('node:http');
-  let held: Promise<void> | null = null;
-  let open = () => undefined as void;
-  const arrived = new Set<string>();
-  const waiters: { ws: string; resolve: () => void }[] = [];
+  const refusing = new Set<string>();
   const server = createServer((req, res) => {
-    let body = '';
-    req.on('data', (c: Buffer) => (body += c.toString())).on('end', () => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c)).on('end', () => {
       void (async () => {
-        const ws = (JSON.parse(body) as { workspace: string }).workspace;
-        arrived.add(ws);
-        for (const w of waiters.filter((x) => x.ws === ws)) w.resolve();
-        if (held) await held;
-        res.writeHead(204).end();
-      })();
+        const path = new URL(req.url ?? '/', 'http://x').pathname;
+        if (refusing.delete(path)) return void res.writeHead(401, { 'content-type': 'text/html' }).end('<html><body>401 Authorization Required</body></html>');
+        const headers = Object.fromEntries(Object.entries(req.headers).filter(([k, v]) => typeof v === 'string' && !['host', 'content-length', 'connection'].includes(k))) as Record<string, string>;
+        const body = Buffer.concat(chunks);
+        const up = await fetch(`${target}${req.url}`, { method: req.method, headers, body: body.length ? new Uint8Array(body) : undefined, redirect: 'manual' });
+        const back = Object.fromEntries([...up.headers].filter(([k]) => !['content-length', 'content-encoding', 'transfer-encoding', 'connection'].includes(k)));
+        res.writeHead(up.status, back).end(Buffer.from(await up.arrayBuffer()));
+      })().catch((e: unknown) => res.writeHead(502).end(String(e)));
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return {
-    url: `http://127.0.0.1:${(server.address() as import('node:net').AddressInfo).port}/`,
-    hold: () => void (held = new Promise<void>((r) => (open = r))),
-    release: () => {
-      open();
-      held = null;
-    },
-    reached: (ws: string) => (arrived.has(ws) ? Promise.resolve() : new Promise<void>((resolve) => waiters.push({ ws, resolve }))),
+    url: `http://127.0.0.1:${(server.address() as import('node:net').AddressInfo).port}`,
+    refuseNext: (path: string) => void refusing.add(path),
     close: () => new Promise<void>((r) => server.close(() => r())),
   };
 }

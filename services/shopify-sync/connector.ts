@@ -30,6 +30,8 @@ export function createShopifyConnector(d: ActionDeps): Connector {
       'themes.rollback': themesRollback(d),
       'script_tags.delete': scriptTagsDelete(d),
     },
+    // A command's token refused (401) even once refreshed: marked only while it is still the stored one (tokens/reauth.ts).
+    markUnauthorized: (ws, detail, usedUpdatedAt) => d.tokens.markRefused(ws, detail, usedUpdatedAt),
     async healthcheck(credentials, signal) {
       const shop = credentials.meta ? (JSON.parse(credentials.meta) as { shop?: string }).shop : undefined;
       if (!credentials.access_token || !shop) return { ok: false, detail: 'no offline token: install the app with `ionflux connect shopify`' };

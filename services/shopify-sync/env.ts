@@ -52,6 +52,12 @@ export const shopifySyncEnv = baseEnv.extend({
   SHOPIFY_RATE_PER_SECOND: z.coerce.number().positive().default(10),
   SHOPIFY_RATE_BURST: z.coerce.number().int().positive().default(20),
   SHOPIFY_PARTITIONS_CONCURRENTLY: z.coerce.number().int().positive().default(PARTITIONS_AT_ONCE),
+  /**
+   * Tests only: right before a connection is marked needs_reauthorization (after its last check
+   * for a newer token), POST `{workspace}` here and wait for the answer, so a test can reinstall in
+   * exactly that moment. Unset in every deployment.
+   */
+  SHOPIFY_TEST_REAUTH_GATE_URL: z.url().optional(),
 });
 export type ShopifySyncEnv = z.infer<typeof shopifySyncEnv>;
 

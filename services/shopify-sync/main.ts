@@ -73,7 +73,10 @@ mountOAuthRoutes(app, {
 const http = await listen(app, env.SHOPIFY_SYNC_PORT, env.SHOPIFY_SYNC_HOST);
 rt.onClose(() => http.close());
 
-const tokens = createTokenAccess({ shopify, store, bus: stateBus, connections, markProducer, installUrl, marginMs: env.SHOPIFY_REFRESH_MARGIN_MS, onRefresh: metrics.onRefresh });
+/** Tests only: holds a needs_reauthorization mark at the test's gate (SHOPIFY_TEST_REAUTH_GATE_URL). */
+const gate = env.SHOPIFY_TEST_REAUTH_GATE_URL;
+const beforeMark = gate ? async (ws: string) => void (await fetch(gate, { method: 'POST', body: JSON.stringify({ workspace: ws }) })).arrayBuffer() : undefined;
+const tokens = createTokenAccess({ shopify, store, bus: stateBus, connections, markProducer, workspaceConnectors, beforeMark, installUrl, marginMs: env.SHOPIFY_REFRESH_MARGIN_MS, onRefresh: metrics.onRefresh });
 const sync: SyncDeps = {
   api, tokens, bus: syncBus, inboxTopic: env.IONFLUX_INBOX_TOPIC, state: syncState, logger: rt.logger, pageSize: env.SHOPIFY_PAGE_SIZE, onEntities: metrics.onEntities,
   async onProgress(ws, runId, c) {

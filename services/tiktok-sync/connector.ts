@@ -26,6 +26,8 @@ export function createTikTokConnector(d: ActionDeps & { api: TikTokApi }): Conne
       'research.hashtags.query': researchHashtags(d),
       'videos.publish': videosPublish(d),
     },
+    // A command's call refused with a bare 401: marked only while its tokens are still the stored ones (tokens/reauth.ts).
+    markUnauthorized: (ws, detail, usedUpdatedAt) => d.tokens.markRefused(ws, detail, usedUpdatedAt),
     async healthcheck(credentials, signal) {
       if (!credentials.access_token) return { ok: false, detail: 'no access token: connect TikTok first' };
       try {

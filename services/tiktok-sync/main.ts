@@ -73,7 +73,7 @@ mountOAuthRoutes(app, { bus: rt.bus, codec: rt.codec, store, links, connections,
 const http = await listen(app, env.TIKTOK_SYNC_PORT, env.TIKTOK_SYNC_HOST);
 rt.onClose(() => http.close());
 
-const tokens = createTokenAccess({ bus: stateBus, markProducer, codec: rt.codec, store, connections, workspaceConnectors, connectUrl, waitMs: env.TIKTOK_REFRESH_WAIT_MS, oauth });
+const tokens = createTokenAccess({ bus: stateBus, markProducer, codec: rt.codec, store, connections, workspaceConnectors, connectUrl, waitMs: env.TIKTOK_REFRESH_WAIT_MS, oauth, beforeMark });
 const connector = createTikTokConnector({
   api, tokens, clientTokens: createClientTokens(oauth), ledger, bus: stateBus,
   publish: { pollMs: env.TIKTOK_PUBLISH_POLL_MS, timeoutMs: env.TIKTOK_PUBLISH_TIMEOUT_MS, maxBytes: env.TIKTOK_UPLOAD_MAX_BYTES, chunkBytes: env.TIKTOK_UPLOAD_CHUNK_BYTES },

@@ -1,6 +1,7 @@
 import type { Session, Shopify } from '@shopify/shopify-api';
 import type { KafkaTable } from '../../../shared/bus/table/table.ts';
 import type { Bus } from '../../../shared/bus/types.ts';
+import { wsConnectorKey, type WorkspaceConnector } from '../../../shared/commands/state.ts';
 import { HubError } from '../../../shared/errors.ts';
 import type { SecretStore } from '../../../shared/secrets/index.ts';
 import { storeRefreshed } from '../../../shared/secrets/oauth-tokens.ts';
@@ -16,6 +17,10 @@ export interface TokenAccessDeps {
   connections: KafkaTable<Connection>;
   /** The workspace's marking producer (tokens/reauth.ts): a refusal marks through it, a new token fences it. */
   markProducer: MarkProducers;
+  /** The command core's connection state, marked needs_reauth beside the connection record when a command's token is refused. */
+  workspaceConnectors: KafkaTable<WorkspaceConnector>;
+  /** Tests only (SHOPIFY_TEST_REAUTH_GATE_URL): awaited right before a mark is published. */
+  beforeMark?: (ws: string) => Promise<void>;
   installUrl: (ws: string, shop?: string) => Promise<string>;
   marginMs: number;
   onRefresh?: (outcome: string) => void;
@@ -38,6 +43,13 @@ export interface TokenAccess {
   withToken<T>(ws: string, fn: (shop: string, token: string) => Promise<T>): Promise<T>;
   /** Refreshes now if the token is within the margin of expiry (the owner's timer calls this). */
   refreshIfDue(ws: string): Promise<StoredToken | null>;
+  /**
+   * Marks the workspace needs_reauthorization (its connection record and the command core's
+   * state, one transaction) after Shopify refused a command's token even once refreshed, only
+   * while the refused token is still the stored one (markNeedsReauth, a compare-and-set): a
+   * reinstall racing the refusal stands. The connector's `markUnauthorized`.
+   */
+  markRefused(ws: string, detail: string, usedUpdatedAt: string | undefined): Promise<void>;
 }
 
 /** The stored token after a refresh through the SDK (`shopify.auth.refreshToken`). */
@@ -60,6 +72,8 @@ export function storedFromSession(s: Session, issuedAt: number): StoredToken {
  */
 export function createTokenAccess(d: TokenAccessDeps): TokenAccess {
   const inflight = new Map<string, Promise<StoredToken>>();
+  /** Per workspace, the newest token generation (issued_at) a command's call was refused with after its refresh. */
+  const refusedGen = new Map<string, number>();
 
   async function current(ws: string): Promise<StoredToken> {
     const t = await readToken(d.store, ws).catch((e: unknown) => {
@@ -152,7 +166,28 @@ export function createTokenAccess(d: TokenAccessDeps): TokenAccess {
       } catch (e) {
         if (!(e instanceof TokenRefused)) throw e;
         t = await refresh(ws, t);
-        return fn(t.shop, t.access_token);
+      }
+      try {
+        return await fn(t.shop, t.access_token);
+      } catch (e) {
+        // Refused again: the command fails vendor_unauthorized and the command core calls markRefused, which marks only this generation.
+        if (e instanceof TokenRefused) refusedGen.set(ws, Math.max(refusedGen.get(ws) ?? 0, t.issued_at));
+        throw e;
+      }
+    },
+    async markRefused(ws, detail, usedUpdatedAt) {
+      // Every call of a command goes through withToken; else, conservatively, the generation of the row the command read.
+      const refused = refusedGen.get(ws) ?? (usedUpdatedAt ? Date.parse(usedUpdatedAt) : 0);
+      const wsKey = wsConnectorKey(ws, 'shopify');
+      let wsState: WorkspaceConnector | undefined;
+      const also = () => {
+        wsState = { ...(d.workspaceConnectors.get(wsKey) ?? { settings: {} }), connection: 'needs_reauth', connection_detail: detail, updated_at: new Date().toISOString() };
+        return { records: [d.workspaceConnectors.record(wsKey, wsState)], apply: () => d.workspaceConnectors.applyLocal(wsKey, wsState) };
+      };
+      try {
+        await markNeedsReauth(d, () => readToken(d.store, ws), ws, refused, detail, also);
+      } finally {
+        if (refusedGen.get(ws) === refused) refusedGen.delete(ws);
       }
     },
     async refreshIfDue(ws) {

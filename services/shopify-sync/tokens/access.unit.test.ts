@@ -3,11 +3,13 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KafkaTable } from '../../../shared/bus/table/table.ts';
 import type { Bus, OutgoingRecord } from '../../../shared/bus/types.ts';
+import type { WorkspaceConnector } from '../../../shared/commands/state.ts';
 import { createLogger } from '../../../shared/logger.ts';
 import { parseAllowlist } from '../../../shared/net/allowlist.ts';
 import { configureOutbound } from '../../../shared/net/outbound.ts';
 import type { SecretRecord, SecretStore } from '../../../shared/secrets/index.ts';
 import { startShopifySimulator, type ShopifySimulator } from '../../../tests/simulators/shopify/index.ts';
+import { TokenRefused } from '../api/admin.ts';
 import { createShopify, installSdkFetch } from '../api/sdk.ts';
 import type { Connection } from '../state/connections.ts';
 import { createTokenAccess } from './access.ts';
@@ -37,6 +39,7 @@ describe('token refresh against the Shopify simulator', () => {
     await writeToken(store, 'ws1', { access_token: access, refresh_token: grant.refreshToken, shop: shop.domain, scope: [], issued_at: 1, access_expires_at: Date.now() + 1000, refresh_expires_at: grant.refreshExpiresAt });
     const connection: Connection = { workspace_id: 'ws1', shop: shop.domain, scope: [], status: 'active', issued_at: 1, access_expires_at: Date.now() + 1000, installed_at: 1, updated_at: 1 };
     const held = new Map([['ws1', connection]]);
+    const wsRows = new Map<string, WorkspaceConnector>([['ws1:shopify', { settings: {}, connection: 'connected', updated_at: new Date(1).toISOString() }]]);
     const published: Connection[] = [];
     const slept: number[] = [];
     // The workspace's marking producer: the next `fenced` transactions are fenced by a later holder (`onFence` runs first).
@@ -59,11 +62,12 @@ describe('token refresh against the Shopify simulator', () => {
       bus: { publish: async (r: OutgoingRecord) => void published.push(JSON.parse(String(r.value)) as Connection) } as unknown as Bus,
       connections: { get: (k: string) => held.get(k), applyLocal: (k: string, v: Connection) => void held.set(k, v) } as unknown as KafkaTable<Connection>,
       markProducer,
+      workspaceConnectors: { get: (k: string) => wsRows.get(k), record: (k: string, v: unknown) => ({ topic: 'ws', key: k, value: Buffer.from(JSON.stringify(v)) }), applyLocal: (k: string, v: WorkspaceConnector) => void wsRows.set(k, v) } as unknown as KafkaTable<WorkspaceConnector>,
       installUrl: async () => 'https://hub.example/shopify/install',
       marginMs: 5 * 60_000,
       sleep: async (ms) => void slept.push(ms),
     });
-    return { shop, store, tokens, held, published, slept, marking };
+    return { shop, store, tokens, held, published, slept, marking, wsRows };
   }
 
   it('a refresh Shopify rate-limits (429) waits its Retry-After and tries again; the connection stays active', async () => {
@@ -106,6 +110,27 @@ describe('token refresh against the Shopify simulator', () => {
     expect(await tokens.refreshIfDue('ws1')).toMatchObject({ access_token: 'shpat_reinstalled' });
     expect(published).toEqual([]);
     expect(held.get('ws1')!.status).toBe('active');
+  });
+
+  it("a command's token refused even once refreshed: the command core's mark sets the connection record and its state needs_reauth", async () => {
+    const { tokens, held, wsRows } = await installed();
+    await expect(tokens.withToken('ws1', async (shop) => Promise.reject(new TokenRefused(shop)))).rejects.toBeInstanceOf(TokenRefused);
+    await tokens.markRefused('ws1', 'Shopify refused the access token', new Date(1).toISOString());
+    expect(held.get('ws1')).toMatchObject({ status: 'needs_reauthorization', reason: 'Shopify refused the access token' });
+    expect(wsRows.get('ws1:shopify')).toMatchObject({ connection: 'needs_reauth', connection_detail: 'Shopify refused the access token' });
+  });
+
+  it("a command's refusal racing a reinstall that stored its token after the mark's check: the reinstall stands, nothing is marked", async () => {
+    const { shop, store, tokens, held, published, marking, wsRows } = await installed();
+    await expect(tokens.withToken('ws1', async (s) => Promise.reject(new TokenRefused(s)))).rejects.toBeInstanceOf(TokenRefused);
+    published.length = 0;
+    const reinstalled = { access_token: 'shpat_reinstalled', refresh_token: 'shprt_reinstalled', shop: shop.domain, scope: [], issued_at: Date.now() + 1, access_expires_at: Date.now() + 3600_000, refresh_expires_at: Date.now() + 86_400_000 };
+    marking.fenced = 1;
+    marking.onFence = () => writeToken(store, 'ws1', reinstalled);
+    await tokens.markRefused('ws1', 'Shopify refused the access token', new Date(1).toISOString());
+    expect(published).toEqual([]);
+    expect(held.get('ws1')!.status).toBe('active');
+    expect(wsRows.get('ws1:shopify')!.connection).toBe('connected');
   });
 
   it('a refresh whose answer was lost is tried again with the refresh token still stored, and goes through (Shopify keeps it until its replacement is used)', async () => {

@@ -15,6 +15,19 @@ export type MarkProducers = (ws: string) => MarkProducer;
 
 export type MarkResult = { marked: Connection | null } | { superseded: StoredToken } | { gone: true };
 
+export interface MarkDeps {
+  markProducer: MarkProducers;
+  connections: KafkaTable<Connection>;
+  /** Tests only (SHOPIFY_TEST_REAUTH_GATE_URL): awaited right before the mark is published. */
+  beforeMark?: (ws: string) => Promise<void>;
+}
+
+/** Records the mark publishes beside the connection record's, in its transaction, and applies once it committed. */
+export interface AlsoMarked {
+  records: OutgoingRecord[];
+  apply: () => void;
+}
+
 /**
  * Marks the workspace's connection needs_reauthorization for Shopify's refusal of the token of
  * generation `refused` (its `issued_at`), only while that is still the workspace's token: a
@@ -25,7 +38,7 @@ export type MarkResult = { marked: Connection | null } | { superseded: StoredTok
  * new token was stored after it and its fence makes this transaction fail, after which the read
  * is made again. A refusal of an old token never marks a newer install.
  */
-export async function markNeedsReauth(d: { markProducer: MarkProducers; connections: KafkaTable<Connection> }, read: () => Promise<StoredToken | null>, ws: string, refused: number, reason: string): Promise<MarkResult> {
+export async function markNeedsReauth(d: MarkDeps, read: () => Promise<StoredToken | null>, ws: string, refused: number, reason: string, also?: () => AlsoMarked): Promise<MarkResult> {
   const producer = d.markProducer(ws);
   try {
     await producer.connect();
@@ -33,17 +46,20 @@ export async function markNeedsReauth(d: { markProducer: MarkProducers; connecti
     const before = judge(await read());
     if (before) return before;
     const c = d.connections.get(ws);
-    if (!c) return { marked: null };
-    const next: Connection = { ...c, status: 'needs_reauthorization', reason, updated_at: Date.now() };
+    const extra = also?.();
+    if (!c && !extra) return { marked: null };
+    const next: Connection | null = c ? { ...c, status: 'needs_reauthorization', reason, updated_at: Date.now() } : null;
+    await d.beforeMark?.(ws);
     try {
-      await producer.publishAtomic([connectionRecord(next)]);
+      await producer.publishAtomic([...(next ? [connectionRecord(next)] : []), ...(extra?.records ?? [])]);
     } catch (e) {
       // Fenced by a token stored since (or Kafka failing): the store says which.
       const after = judge(await read());
       if (after) return after;
       throw e;
     }
-    d.connections.applyLocal(ws, next);
+    if (next) d.connections.applyLocal(ws, next);
+    extra?.apply();
     return { marked: next };
   } finally {
     await producer.close().catch(() => undefined);

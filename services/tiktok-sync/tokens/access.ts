@@ -1,6 +1,7 @@
 import type { KafkaTable } from '../../../shared/bus/table/table.ts';
 import type { Bus } from '../../../shared/bus/types.ts';
 import type { WorkspaceConnector } from '../../../shared/commands/state.ts';
+import { VendorError } from '../../../shared/connectors/types.ts';
 import { HubError } from '../../../shared/errors.ts';
 import type { EventCodec } from '../../../shared/events/codec.ts';
 import type { SecretStore } from '../../../shared/secrets/index.ts';
@@ -23,6 +24,8 @@ export interface TokenAccessDeps {
   waitMs: number;
   /** The app's credentials: without them nobody refreshes, so a command needing a refresh fails `not_configured` at once. */
   oauth?: () => OAuthConfig | null;
+  /** Tests only (TIKTOK_TEST_REAUTH_GATE_URL): awaited right before a connection is marked needs_reauthorization. */
+  beforeMark?: (ws: string) => Promise<void>;
 }
 
 /** A command's way to a usable user token. */
@@ -33,6 +36,13 @@ export interface TokenAccess {
    * second refusal marks the connection `needs_reauthorization`.
    */
   withUserToken<T>(ws: string, by: string, fn: (token: string, openId: string) => Promise<T>, signal?: AbortSignal): Promise<T>;
+  /**
+   * Marks the workspace needs_reauthorization after a command's call was refused with a bare 401
+   * (the command core's `vendor_unauthorized`; TikTok's own access_token_invalid is handled in
+   * withUserToken), only while the refused tokens are still the stored ones (markNeedsReauth, a
+   * compare-and-set): a reconnect racing the refusal stands. The connector's `markUnauthorized`.
+   */
+  markRefused(ws: string, detail: string, usedUpdatedAt: string | undefined): Promise<void>;
 }
 
 export async function needsReauthorization(ws: string, connectUrl: (ws: string) => Promise<string>, why: string): Promise<HubError> {
@@ -40,6 +50,18 @@ export async function needsReauthorization(ws: string, connectUrl: (ws: string) 
 }
 
 export function createTokenAccess(d: TokenAccessDeps): TokenAccess {
+  /** Per workspace, the newest token generation (issued_at) a command's call was refused (bare 401) with. */
+  const refusedGen = new Map<string, number>();
+  /** `fn` with `t`, noting the generation when the refusal is one the command core marks (vendor_unauthorized). */
+  async function run<T>(ws: string, t: StoredTokens, fn: (token: string, openId: string) => Promise<T>): Promise<T> {
+    try {
+      return await fn(t.access_token, t.open_id);
+    } catch (e) {
+      if (e instanceof VendorError && e.status === 401) refusedGen.set(ws, Math.max(refusedGen.get(ws) ?? 0, t.issued_at));
+      throw e;
+    }
+  }
+
   async function current(ws: string): Promise<StoredTokens> {
     const t = await readTokens(d.store, ws).catch((e: unknown) => {
       throw new HubError('secret_store_unavailable', 'TikTok tokens unavailable', { retryable: true, cause: e });
@@ -71,7 +93,7 @@ export function createTokenAccess(d: TokenAccessDeps): TokenAccess {
       let t = await current(ws);
       if (t.access_expires_at > Date.now()) {
         try {
-          return await fn(t.access_token, t.open_id);
+          return await run(ws, t, fn);
         } catch (e) {
           if (!(e instanceof AccessTokenInvalid)) throw e;
         }
@@ -79,7 +101,7 @@ export function createTokenAccess(d: TokenAccessDeps): TokenAccess {
       t = await refreshed(ws, t, by, signal);
       for (let again = true; ; again = false) {
         try {
-          return await fn(t.access_token, t.open_id);
+          return await run(ws, t, fn);
         } catch (e) {
           if (!(e instanceof AccessTokenInvalid)) throw e;
           const c = d.connections.get(ws);
@@ -93,6 +115,18 @@ export function createTokenAccess(d: TokenAccessDeps): TokenAccess {
           }
           throw await needsReauthorization(ws, d.connectUrl, 'TikTok refused the refreshed access token too');
         }
+      }
+    },
+    async markRefused(ws, detail) {
+      const c = d.connections.get(ws);
+      if (!c || c.status !== 'active') return; // not connected, or marked already
+      // A user token's refusal was noted by withUserToken; none noted: the refused call used the app's client token (research), which reconnecting the account does not mend.
+      const refused = refusedGen.get(ws);
+      if (refused === undefined) return;
+      try {
+        await markNeedsReauth(d, () => current(ws).catch((x: unknown) => (x instanceof HubError && x.code === 'not_connected' ? null : Promise.reject(x))), c, refused, detail, 'command');
+      } finally {
+        if (refusedGen.get(ws) === refused) refusedGen.delete(ws);
       }
     },
   };
