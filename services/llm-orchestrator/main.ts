@@ -49,8 +49,6 @@ const spend = createSpendStore({ table: spendTable, publish: (records) => spendB
 
 const connector = createLlmConnector({
   config, store, spend, artifacts, logger: rt.logger, onCall: llmMetrics(rt.metrics),
-  // Each billed call's usage event is made by the handler, to go with the outcome failed or not.
-  usageEvents: { service: env.LLM_SERVICE, encode: (e) => rt.codec.encode(e) },
 });
 await runCommandService(rt, {
   service: env.LLM_SERVICE, connector, store, shared,

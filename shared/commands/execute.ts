@@ -106,10 +106,13 @@ async function callWithRetries(job: Job, d: PipelineDeps): Promise<Attempt> {
   const { retry } = d;
   // A resumable action stops at its next safe point when its partition is handed over (job.handover).
   const handover = d.connector.resumable?.has(job.name) ? job.handover : undefined;
-  // What every attempt staged evenOnFailure: a failed attempt's vendor call stands (and was billed).
-  const kept: OutgoingRecord[] = [];
+  // What every attempt staged or emitted evenOnFailure: a failed attempt's vendor call stands (and
+  // was billed). Emitted events are encoded as they come (a rejection is seen where they are awaited).
+  const keeping: Promise<OutgoingRecord>[] = [];
+  const kept = () => Promise.all(keeping);
   for (let attempts = (job.attemptsBefore ?? 0) + 1; ; attempts++) {
     const produced: Produced = { events: [], staged: [] };
+    let emittedCount = 0;
     // The attempt's deadline; its timer is made only for a handler that reads the signal.
     const deadline = Date.now() + d.actionTimeoutMs;
     let signal: AbortSignal | undefined;
@@ -126,24 +129,30 @@ async function callWithRetries(job: Job, d: PipelineDeps): Promise<Attempt> {
       },
       handover,
       resumed: job.resumed,
-      emit: (entity, action, payload) => void produced.events.push(emitted(job, d, produced.events.length, entity, action, payload)),
-      stage: (record, o) => void (o?.evenOnFailure ? kept : produced.staged).push(record),
+      emit: (entity, action, payload, o) => {
+        const e = emitted(job, d, emittedCount++, entity, action, payload);
+        if (!o?.evenOnFailure) return void produced.events.push(e);
+        const record = d.eventRecord(e.topic, e.event);
+        record.catch(() => undefined);
+        keeping.push(record);
+      },
+      stage: (record, o) => void (o?.evenOnFailure ? keeping.push(Promise.resolve(record)) : produced.staged.push(record)),
     };
     try {
       const result = await handler(ctx);
-      return { ok: true, result, attempts, produced, kept };
+      return { ok: true, result, attempts, produced, kept: await kept() };
     } catch (e) {
       // Stopped for the handover (whatever it threw then): no outcome here; the next owner resumes it.
       if (handover?.aborted) throw new HandedOver();
       const err = describeError(e);
       const retryable = (e instanceof VendorError || e instanceof HubError) && e.retryable;
       if (!retryable || attempts >= retry.maxAttempts) {
-        return { ok: false, error: { code: retryable ? 'vendor_unavailable' : err.code, message: err.message, retryable }, attempts, kept };
+        return { ok: false, error: { code: retryable ? 'vendor_unavailable' : err.code, message: err.message, retryable }, attempts, kept: await kept() };
       }
       const backoff = Math.min(retry.maxWaitMs, retry.initialMs * 2 ** (attempts - 1));
       const asked = e instanceof VendorError ? (e.retryAfterMs ?? 0) : 0;
       const wait = Math.min(retry.maxWaitMs, Math.max(backoff, asked)) + Math.random() * backoff * 0.5;
-      if (job.deferrable && wait >= DEFER_MIN_MS) throw new RetryLater(Math.ceil(wait), attempts, kept);
+      if (job.deferrable && wait >= DEFER_MIN_MS) throw new RetryLater(Math.ceil(wait), attempts, await kept());
       await new Promise((r) => setTimeout(r, wait));
       if (handover?.aborted) throw new HandedOver();
     }

@@ -4,6 +4,7 @@ import type { IncomingRecord, OutgoingRecord } from '../bus/types.ts';
 import type { Connector } from '../connectors/types.ts';
 import { VendorError } from '../connectors/types.ts';
 import { HubError } from '../errors.ts';
+import { deterministicEventId } from '../events/platform-event.ts';
 import { createLogger } from '../logger.ts';
 import type { Command } from './envelope.ts';
 import { carryKept, execute, keptOf, RetryLater } from './execute.ts';
@@ -131,5 +132,30 @@ describe('a vendor refusing the credentials a command used (401)', () => {
     await r.run();
     expect(marks).toEqual([['acme', 'token revoked', 't1']]);
     expect(r.row()).toMatchObject({ connection: 'connected' });
+  });
+});
+
+describe('an event emitted evenOnFailure (the LLM usage event of a billed call)', () => {
+  function emitting(then: () => unknown) {
+    const conn = connector(then);
+    conn.events = { 'usage.recorded': z.object({ usd: z.number() }) };
+    const inner = conn.handlers.paint!;
+    conn.handlers.paint = async (ctx) => (ctx.emit('usage', 'recorded', { usd: 0.04 }, { evenOnFailure: true }), inner(ctx));
+    const c = { command_id: 'cmd-1', workspace_id: 'acme', agent_id: 'agent-1', service: 'demo', action: 'paint', params: {} } as unknown as Command;
+    const job = { record: {} as IncomingRecord, c, key: 'acme:cmd-1', name: 'paint', action: conn.manifest.actions.paint, params: {}, resumed: false } as unknown as Job;
+    const deps = { service: 'demo', connector: conn, logger: createLogger({ service: 'test', level: 'silent' }), retry: { maxAttempts: 1, initialMs: 1, maxWaitMs: 1 }, actionTimeoutMs: 1000, eventRecord: async (topic: string, event: { event_id: string }) => ({ topic, key: event.event_id, value: null }), now: Date.now } as unknown as PipelineDeps;
+    return execute(job, deps);
+  }
+  const usage = { topic: 'ionflux.demo.ws_acme.usage.recorded', key: deterministicEventId('demo.usage.recorded:acme:cmd-1:emit:0'), value: null };
+
+  it('goes with a failed outcome, with the id of the handler\'s first emitted event', async () => {
+    const v = await emitting(() => Promise.reject(new Error('ENOSPC')));
+    expect(v).toMatchObject({ kind: 'fail' });
+    expect(keptOf(v)).toEqual([usage, billed]);
+  });
+
+  it('goes once with a succeeded one', async () => {
+    const v = await emitting(() => ({ url: 'https://x/5.png' }));
+    expect(v).toMatchObject({ kind: 'succeed', extra: [note, usage, billed] });
   });
 });

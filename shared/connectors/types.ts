@@ -31,9 +31,12 @@ export interface ActionContext<P = Record<string, unknown>> {
   handover?: AbortSignal;
   /**
    * Publishes an extra event `ionflux.<service>.ws_<ws>.<entity>.<action>` in the same transaction
-   * as the outcome (e.g. usage records). Its payload must match the connector's `events` schema.
+   * as the outcome, if the command succeeds; with `evenOnFailure` (as `stage`), with a failed
+   * outcome too (the LLM's usage event of a call the provider billed). Its payload must match the
+   * connector's `events` schema. Its event id is derived from the command id and the event's
+   * place among what this call of the handler emitted (`<command id>:emit:<n>`).
    */
-  emit(entity: string, action: string, payload: unknown): void;
+  emit(entity: string, action: string, payload: unknown, o?: StageOptions): void;
   /**
    * A record published in the same transaction as the outcome (the platform connector stages an
    * approval decision and the command it releases), if the command succeeds. With

@@ -11,7 +11,6 @@ import type { LlmConfig, ModelRoute, Task } from './config.ts';
 import { createKeyResolver, type KeyResolver } from './keys.ts';
 import { costOf, PRICES_TAKEN_AT, type Usage } from './prices.ts';
 import { Cooldowns, createClientPool, resolveChain, walkChain, type ChainResult, type ClientPool } from './router.ts';
-import { usageRecorder, type UsageEvents } from './usage.ts';
 import type { UsageRecorded, usageSchema } from '../../../shared/connectors/catalog/llm-schemas.ts';
 
 /** What a call observed, for metrics. */
@@ -31,8 +30,6 @@ export interface LlmDeps {
   store: SecretStore;
   spend: SpendStore;
   artifacts: ArtifactStore;
-  /** How the usage event of each billed call is made (main.ts: the service's name and the runtime's codec). */
-  usageEvents: UsageEvents;
   logger?: Logger;
   now?: () => number;
   onCall?: (o: CallObservation) => void;
@@ -45,7 +42,6 @@ export interface LlmRuntime {
   cooldowns: Cooldowns;
   spend: SpendStore;
   artifacts: ArtifactStore;
-  usageRecord: ReturnType<typeof usageRecorder>;
   onCall?: (o: CallObservation) => void;
 }
 
@@ -58,7 +54,6 @@ export function llmRuntime(d: LlmDeps): LlmRuntime {
     cooldowns: new Cooldowns(d.config.cooldownMs, now),
     spend: d.spend,
     artifacts: d.artifacts,
-    usageRecord: usageRecorder(d.usageEvents),
     onCall: d.onCall,
   };
 }
@@ -138,7 +133,7 @@ export async function runTask<T>(rt: LlmRuntime, ctx: ActionContext<Routing>, ta
  * output check, an outcome too large): its spend totals and its usage event go with the
  * command's outcome, failed or not, so the usage events add up to what the provider billed.
  */
-async function charge(rt: LlmRuntime, ctx: ActionContext<Routing>, task: Task, r: ChainResult<unknown>, billed: Billed) {
+function charge(rt: LlmRuntime, ctx: ActionContext<Routing>, task: Task, r: ChainResult<unknown>, billed: Billed) {
   const usage = clean(billed.usage);
   const cost = costOf(rt.config.prices[`${r.route.provider}/${r.route.model}`], usage, billed.image);
   for (const record of rt.spend.add(ctx.workspaceId, cost.usd)) ctx.stage(record, { evenOnFailure: true });
@@ -156,7 +151,9 @@ async function charge(rt: LlmRuntime, ctx: ActionContext<Routing>, task: Task, r
     prices_as_of: PRICES_TAKEN_AT,
     recorded_at: new Date().toISOString(),
   };
-  ctx.stage(await rt.usageRecord(ctx.workspaceId, event), { evenOnFailure: true });
+  // Its id is the worker's for the handler's first emitted event (`<command id>:emit:0`): a command
+  // has one billed call (the chain stops at the first answer), and run again it gives the same id.
+  ctx.emit('usage', 'recorded', event, { evenOnFailure: true });
   return { usage, cost };
 }
 
