@@ -742,3 +742,73 @@ describe("shopify-sync: a command's refusal racing a reinstall", () => {
     expect((await vault.get(secretPaths.workspace(ws, 'shopify')))!.value.access_token).toBe(reinstalled);
   }, 120_000);
 });
+
+/**
+ * RELIABILITY item 33: Shopify throttles one workspace's command (its shop's cost bucket is empty
+ * and refills slowly). A command's wait for the bucket used to be slept inside its handler, which
+ * held the worker's whole batch: a command another workspace sent meanwhile waited for it. Now the
+ * wait goes to the command core, which pauses only that workspace's command topic.
+ */
+describe('shopify-sync: a shop throttling one workspace (item 33)', () => {
+  /** The simulator's refill rate (Shopify: 50 points/s), so that shop.get (3 points) on an empty bucket waits 15 s. */
+  const RESTORE_RATE = 0.2;
+  let infra: Awaited<ReturnType<typeof realInfra>>;
+  let sim: ShopifySimulator;
+  let sync: RunningShopifySync;
+  let client: HubClient;
+  const workspaces: string[] = [];
+
+  beforeAll(async () => {
+    infra = await realInfra('shopify-throttled-workspace-test');
+    sim = await startShopifySimulator({ restoreRate: RESTORE_RATE });
+    sync = await startShopifySync({
+      ...serviceEnv('shopify-sync'), ...simEnv(sim), SHOPIFY_SYNC_GROUP: `ionflux-shopify-sync-${uid('q')}`,
+      SHOPIFY_POLL_INTERVAL_MS: '3600000', SHOPIFY_FULL_SYNC_INTERVAL_MS: '0', IONFLUX_INBOX_TOPIC: `ionflux.inbox.${uid('shq')}`,
+      // A wait as long as the bucket asks is honoured.
+      SHOPIFY_RETRY_MAX_WAIT_MS: '30000',
+    });
+    // As agents send: on each workspace's own command topic.
+    client = await createHubClient({ brokers: env.brokers, registryUrl: env.registryUrl, commandTopics: 'workspace' });
+  }, 180_000);
+
+  afterAll(async () => {
+    await client?.close();
+    await sync?.stop();
+    await forgetConnections({ vault, bus: infra?.bus, vendor: 'shopify', connectionsTopic: CONNECTIONS_TOPIC }, workspaces);
+    await sim?.close();
+    await infra?.close();
+  });
+
+  it("a command sent while another workspace's command waits for its shop's bucket completes first, on the same worker", async () => {
+    const [a, b] = [uid('ws'), uid('ws')];
+    workspaces.push(a, b);
+    const [shopA, shopB] = [sim.addShop(), sim.addShop()];
+    for (const [ws, shop] of [[a, shopA], [b, shopB]] as const) {
+      const r = await browseInstall(`${sync.url}/shopify/install?shop=${shop.domain}&workspace=${ws}&grant=${await connectGrant('shopify', ws)}`);
+      expect(r.status, r.body).toBe(200);
+    }
+    await infra.bus.ensureTopics([topics.workspaceCommand('shopify', a), topics.workspaceCommand('shopify', b)]);
+    const order: string[] = [];
+    const shopGet = (ws: string) => client.send({ workspace_id: ws, agent_id: 'agent-s', service: 'shopify', action: 'shop.get', params: {} }, { timeoutMs: 120_000 }).then((out) => (order.push(`${ws}:${out.status}`), out));
+    // One command of each first, so the worker has found both topics before the test.
+    for (const ws of [a, b]) expect(await shopGet(ws)).toMatchObject({ status: 'succeeded' });
+    // The installs' first syncs are done (nothing asked of the shops for 3 s): only commands spend the buckets now.
+    await expect.poll(() => Date.now() - Math.max(...sim.requests.map((r) => r.at)), { timeout: 60_000, interval: 500 }).toBeGreaterThan(3000);
+    order.length = 0;
+    const from = sim.requests.length;
+    const shopCalls = (shop: string, throttled: boolean) => sim.requests.slice(from).filter((r) => r.shop === shop && r.root === 'shop' && r.throttled === throttled).length;
+
+    // Another client of the app spent A's bucket: Shopify answers A's next query THROTTLED, 15 s to refill.
+    shopA.bucket.available = 0;
+    shopA.bucket.at = Date.now();
+    const outA = shopGet(a);
+    await expect.poll(() => shopCalls(shopA.domain, true), { timeout: 30_000 }).toBe(1);
+    const outB = await Promise.all([shopGet(b), shopGet(b)]);
+    expect(outB.map((o) => o.status)).toEqual(['succeeded', 'succeeded']);
+    // B's were answered while A still waited: A's next call had not reached Shopify.
+    expect(shopCalls(shopA.domain, false)).toBe(0);
+    expect(await outA).toMatchObject({ status: 'succeeded', attempts: 2, result: { shop: { myshopify_domain: shopA.domain } } });
+    expect(shopCalls(shopA.domain, false)).toBe(1);
+    expect(order).toEqual([`${b}:succeeded`, `${b}:succeeded`, `${a}:succeeded`]);
+  }, 180_000);
+});

@@ -14,9 +14,13 @@ export interface ActionDeps {
   bulk: BulkOptions;
 }
 
-/** One GraphQL request with the workspace's token. */
+/**
+ * One GraphQL request of a command with the workspace's token. A long wait for the shop's cost
+ * bucket is handed to the command core (a retryable 429 with its Retry-After): these actions make
+ * one call, or a read then one write, so a call that was never run at Shopify starts over safely.
+ */
 export function call<T>(d: ActionDeps, ws: string, operation: string, query: string, variables: Record<string, unknown>, signal: AbortSignal): Promise<T> {
-  return d.tokens.withToken(ws, async (shop, token) => (await d.api.graphql<T>(shop, token, operation, query, variables, signal)).data);
+  return d.tokens.withToken(ws, async (shop, token) => (await d.api.graphql<T>(shop, token, operation, query, variables, signal, { deferLongWaits: true })).data);
 }
 
 export const gid = (type: string, id: string) => `gid://shopify/${type}/${id}`;

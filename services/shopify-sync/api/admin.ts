@@ -1,4 +1,6 @@
 import { GraphqlQueryError, HttpResponseError, Session, type Shopify } from '@shopify/shopify-api';
+import { DEFER_MIN_MS } from '../../../shared/commands/execute.ts';
+import { VendorError } from '../../../shared/connectors/types.ts';
 import { HubError } from '../../../shared/errors.ts';
 import { CostThrottle, type ThrottleStatus } from './throttle.ts';
 
@@ -45,9 +47,20 @@ export interface AdminApiOptions {
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
 }
 
+export interface CallOptions {
+  /**
+   * A command's call: a wait of DEFER_MIN_MS or more for the shop's cost bucket (before sending,
+   * or after a THROTTLED answer) is not slept here but thrown as a retryable VendorError 429 with
+   * `retryAfterMs`, so the command core waits it without holding other workspaces' commands
+   * (docs/commands.md). Nothing was run at Shopify, so the action starts over safely. Syncs and
+   * polls (long runs that checkpoint their pages) wait in place.
+   */
+  deferLongWaits?: boolean;
+}
+
 export interface AdminApi {
-  /** One GraphQL Admin request, paced by the shop's cost bucket; THROTTLED is waited out and retried. */
-  graphql<T>(shop: string, token: string, operation: string, query: string, variables?: Record<string, unknown>, signal?: AbortSignal): Promise<{ data: T; cost?: Cost }>;
+  /** One GraphQL Admin request, paced by the shop's cost bucket; THROTTLED is waited out and retried (see CallOptions). */
+  graphql<T>(shop: string, token: string, operation: string, query: string, variables?: Record<string, unknown>, signal?: AbortSignal, opts?: CallOptions): Promise<{ data: T; cost?: Cost }>;
   throttle: CostThrottle;
 }
 
@@ -62,7 +75,8 @@ const abortable = (ms: number, signal?: AbortSignal) =>
  * The GraphQL Admin API through the SDK's own client (`shopify.clients.Graphql`). What each
  * answer means here:
  * - data: returned, and its `extensions.cost.throttleStatus` recorded for pacing the next query;
- * - THROTTLED: wait (requested - available) / restoreRate seconds, then again (never hammers);
+ * - THROTTLED: wait (requested - available) / restoreRate seconds, then again (never hammers); a
+ *   command's long wait goes to the command core instead (CallOptions.deferLongWaits);
  * - 401: TokenRefused (the caller refreshes the token once);
  * - 429 / 5xx, and INTERNAL_SERVER_ERROR (Shopify's answer, HTTP 200, in place of a 500 in most
  *   circumstances): retryable HubError for the command core's backoff;
@@ -78,14 +92,19 @@ export function createAdminApi(o: AdminApiOptions): AdminApi {
   const costs = new Map<string, number>();
   return {
     throttle: o.throttle,
-    async graphql<T>(shop: string, token: string, operation: string, query: string, variables?: Record<string, unknown>, signal?: AbortSignal) {
+    async graphql<T>(shop: string, token: string, operation: string, query: string, variables?: Record<string, unknown>, signal?: AbortSignal, opts?: CallOptions) {
+      /** A wait for the shop's bucket: slept, or handed to the command core when it is long. */
+      const waitFor = async (ms: number, why: string) => {
+        if (opts?.deferLongWaits && ms >= DEFER_MIN_MS) throw new VendorError(429, `Shopify's cost limit for ${shop}: ${operation} ${why}; ${Math.ceil(ms / 1000)} s until the bucket holds enough`, { retryAfterMs: ms });
+        await sleep(ms, signal);
+      };
       const shopify = o.shopify();
       if (!shopify) throw new HubError('not_configured', 'Shopify is not configured on this hub: set SHOPIFY_API_KEY and SHOPIFY_API_SECRET for shopify-sync');
       const session = new Session({ id: `offline_${shop}`, shop, state: '', isOnline: false, accessToken: token });
       const client = new shopify.clients.Graphql({ session });
       for (let attempt = 0; ; attempt++) {
         const wait = o.throttle.waitMs(shop, costs.get(operation) ?? o.defaultCost ?? 100);
-        if (wait > 0) await sleep(wait, signal);
+        if (wait > 0) await waitFor(wait, 'would exceed what is left');
         signal?.throwIfAborted();
         try {
           const res = await client.request<T>(query, { variables, signal } as never);
@@ -108,7 +127,7 @@ export function createAdminApi(o: AdminApiOptions): AdminApi {
               if (cost) costs.set(operation, cost.requestedQueryCost);
               const s = cost?.throttleStatus;
               const ms = s && s.restoreRate > 0 ? Math.ceil(((Math.min(cost.requestedQueryCost, s.maximumAvailable) - s.currentlyAvailable) / s.restoreRate) * 1000) : 1000;
-              await sleep(Math.max(ms, 50), signal);
+              await waitFor(Math.max(ms, 50), 'was throttled');
               continue;
             }
             const message = `Shopify answered ${operation}: ${e.message}`;

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { VendorError } from '../../../shared/connectors/types.ts';
 import { createLogger } from '../../../shared/logger.ts';
 import { configureOutbound } from '../../../shared/net/outbound.ts';
 import { parseAllowlist } from '../../../shared/net/allowlist.ts';
@@ -67,6 +68,28 @@ describe('the SDK pointed at the simulator through SHOPIFY_ADMIN_BASE_URL', () =
     const waited = slept.reduce((a, b) => a + b, 0);
     expect(waited).toBeGreaterThanOrEqual(1200);
     expect(waited).toBeLessThanOrEqual(1400);
+  });
+
+  it("a command's wait of a second or more for the bucket goes to the command core (a retryable 429 with that Retry-After); a shorter one is slept", async () => {
+    const shop = sim.addShop(undefined, { products: 50 });
+    const token = sim.accessToken(shop.domain);
+    const shopify = createShopify({ apiKey: sim.apiKey, apiSecret: sim.apiSecret, scopes: ['read_products'], apiVersion: '2026-07', publicBaseUrl: 'http://127.0.0.1:1' }, createLogger({ service: 'test', level: 'silent' }));
+    const slept: number[] = [];
+    const api = createAdminApi({ shopify: () => shopify, throttle: new CostThrottle(), sleep: async (ms) => { slept.push(ms); await new Promise((r) => setTimeout(r, ms)); } });
+    const query = 'query P($first: Int!) { products(first: $first) { edges { node { id variants(first: 10) { edges { node { id } } } } } } }';
+    // Another client emptied the bucket: 652 points at 500/s is 1.3 s to wait.
+    shop.bucket = { available: 0, at: Date.now() };
+    const e = await api.graphql(shop.domain, token, 'products.page', query, { first: 50 }, undefined, { deferLongWaits: true }).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(VendorError);
+    expect(e).toMatchObject({ status: 429, retryable: true });
+    expect((e as VendorError).retryAfterMs).toBeGreaterThanOrEqual(1000);
+    expect(slept).toEqual([]);
+    expect(sim.requests.filter((r) => r.shop === shop.domain && r.throttled)).toHaveLength(1);
+    // Another query (the hub guesses 100 points before Shopify priced it): 0.2 s at most, slept in place.
+    shop.bucket = { available: 0, at: Date.now() };
+    await api.graphql(shop.domain, token, 'products.one', query, { first: 1 }, undefined, { deferLongWaits: true });
+    expect(slept.length).toBeGreaterThan(0);
+    expect(Math.max(...slept)).toBeLessThan(1000);
   });
 
   const client = (apiVersion: string) => {
