@@ -128,6 +128,7 @@ async function callWithRetries(job: Job, d: PipelineDeps): Promise<Attempt> {
         return (signal ??= AbortSignal.timeout(Math.max(0, deadline - Date.now())));
       },
       handover,
+      deferrable: job.deferrable === true,
       resumed: job.resumed,
       emit: (entity, action, payload, o) => {
         const e = emitted(job, d, emittedCount++, entity, action, payload);

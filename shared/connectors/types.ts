@@ -30,6 +30,13 @@ export interface ActionContext<P = Record<string, unknown>> {
    */
   handover?: AbortSignal;
   /**
+   * True when the worker defers this command on a retryable VendorError whose wait
+   * (`retryAfterMs`, backoff) is a second or more, pausing only its workspace's topic meanwhile
+   * (docs/commands.md). A handler throws such an error instead of sleeping a long wait itself
+   * only then; elsewhere the worker would sleep it in place and count it as an attempt.
+   */
+  deferrable?: boolean;
+  /**
    * Publishes an extra event `ionflux.<service>.ws_<ws>.<entity>.<action>` in the same transaction
    * as the outcome, if the command succeeds; with `evenOnFailure` (as `stage`), with a failed
    * outcome too (the LLM's usage event of a call the provider billed). Its payload must match the

@@ -7,7 +7,7 @@ const SHOP = `query Shop { shop { id name email myshopifyDomain currencyCode ian
 /** `shop.get`: the shop itself, in snake_case. */
 export const shopGet = (d: ActionDeps) =>
   handler(shopGetInput, async (ctx) => {
-    const { shop: s } = await call<{ shop: Record<string, unknown> & { plan?: { displayName?: string }; primaryDomain?: { host?: string } } }>(d, ctx.workspaceId, 'shop.get', SHOP, {}, ctx.signal);
+    const { shop: s } = await call<{ shop: Record<string, unknown> & { plan?: { displayName?: string }; primaryDomain?: { host?: string } } }>(d, ctx, 'shop.get', SHOP, {});
     return { shop: { id: s.id, name: s.name, email: s.email ?? null, myshopify_domain: s.myshopifyDomain, currency: s.currencyCode ?? null, timezone: s.ianaTimezone ?? null, plan: s.plan?.displayName ?? null, primary_domain: s.primaryDomain?.host ?? null } };
   });
 
@@ -18,6 +18,6 @@ export const themeOut = (t: ThemeNode) => ({ id: t.id, name: t.name, role: t.rol
 /** `themes.list`: every theme and its role (MAIN is the live one). */
 export const themesList = (d: ActionDeps) =>
   handler(themesListInput, async (ctx) => {
-    const data = await call<{ themes: { edges: { node: ThemeNode }[] } }>(d, ctx.workspaceId, 'themes.list', THEMES, {}, ctx.signal);
+    const data = await call<{ themes: { edges: { node: ThemeNode }[] } }>(d, ctx, 'themes.list', THEMES, {});
     return { themes: data.themes.edges.map((e) => themeOut(e.node)) };
   });

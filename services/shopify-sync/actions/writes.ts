@@ -20,7 +20,7 @@ export const ordersTag = (d: ActionDeps) =>
   handler(ordersTagInput, async (ctx) => {
     const p = ctx.params;
     const op = p.remove ? 'tagsRemove' : 'tagsAdd';
-    const data = await call<Record<string, UserErrors>>(d, ctx.workspaceId, `orders.${op}`, p.remove ? TAGS_REMOVE : TAGS_ADD, { id: gid('Order', p.order_id), tags: p.tags }, ctx.signal);
+    const data = await call<Record<string, UserErrors>>(d, ctx, `orders.${op}`, p.remove ? TAGS_REMOVE : TAGS_ADD, { id: gid('Order', p.order_id), tags: p.tags });
     checkUserErrors(data[op]);
     return { order_id: p.order_id, added: p.remove ? [] : p.tags, removed: p.remove ? p.tags : [] };
   });
@@ -40,7 +40,7 @@ export const productsUpdate = (d: ActionDeps) =>
     if (p.product_type !== undefined) product.productType = p.product_type;
     if (p.status !== undefined) product.status = p.status;
     if (p.tags !== undefined) product.tags = p.tags;
-    const data = await call<{ productUpdate: UserErrors & { product: { id: string; title: string; status: string; vendor?: string; productType?: string; tags?: string[]; updatedAt: string } | null } }>(d, ctx.workspaceId, 'products.update', PRODUCT_UPDATE, { product }, ctx.signal);
+    const data = await call<{ productUpdate: UserErrors & { product: { id: string; title: string; status: string; vendor?: string; productType?: string; tags?: string[]; updatedAt: string } | null } }>(d, ctx, 'products.update', PRODUCT_UPDATE, { product });
     checkUserErrors(data.productUpdate);
     const out = data.productUpdate.product!;
     return { product: { id: out.id, title: out.title, status: out.status, vendor: out.vendor ?? null, product_type: out.productType ?? null, tags: out.tags ?? [], updated_at: out.updatedAt } };
@@ -65,7 +65,7 @@ export const inventoryAdjust = (d: ActionDeps) =>
     const p = ctx.params;
     const input = { reason: p.reason, name: 'available', referenceDocumentUri: `gid://ionflux/Command/${ctx.idempotencyKey}`, changes: [{ delta: p.delta, changeFromQuantity: null, inventoryItemId: gid('InventoryItem', p.inventory_item_id), locationId: gid('Location', p.location_id) }] };
     const key = deterministicEventId(`shopify.inventory.adjust:${ctx.workspaceId}:${ctx.idempotencyKey}`);
-    const data = await call<{ inventoryAdjustQuantities: UserErrors & { inventoryAdjustmentGroup: { changes: { name: string; delta: number }[] } | null } }>(d, ctx.workspaceId, 'inventory.adjust', INVENTORY_ADJUST, { input, key }, ctx.signal);
+    const data = await call<{ inventoryAdjustQuantities: UserErrors & { inventoryAdjustmentGroup: { changes: { name: string; delta: number }[] } | null } }>(d, ctx, 'inventory.adjust', INVENTORY_ADJUST, { input, key });
     checkUserErrors(data.inventoryAdjustQuantities);
     return { changes: data.inventoryAdjustQuantities.inventoryAdjustmentGroup?.changes ?? [] };
   });
@@ -76,9 +76,9 @@ const THEME_PUBLISH = `mutation ThemePublish($id: ID!) { themePublish(id: $id) {
 export const themesRollback = (d: ActionDeps) =>
   handler(themesRollbackInput, async (ctx) => {
     const id = gid('OnlineStoreTheme', ctx.params.theme_id);
-    const listed = await call<{ themes: { edges: { node: ThemeNode }[] } }>(d, ctx.workspaceId, 'themes.list', THEMES, {}, ctx.signal);
+    const listed = await call<{ themes: { edges: { node: ThemeNode }[] } }>(d, ctx, 'themes.list', THEMES, {});
     const main = listed.themes.edges.map((e) => e.node).find((t) => t.role === 'MAIN') ?? null;
-    const data = await call<{ themePublish: UserErrors & { theme: ThemeNode | null } }>(d, ctx.workspaceId, 'themes.publish', THEME_PUBLISH, { id }, ctx.signal);
+    const data = await call<{ themePublish: UserErrors & { theme: ThemeNode | null } }>(d, ctx, 'themes.publish', THEME_PUBLISH, { id });
     checkUserErrors(data.themePublish);
     if (!data.themePublish.theme) throw new HubError('shopify_graphql_error', 'Shopify published no theme');
     return { published: themeOut(data.themePublish.theme), previous_main: main && main.id !== id ? themeOut(main) : null };
@@ -89,7 +89,7 @@ const SCRIPT_TAG_DELETE = `mutation ScriptTagDelete($id: ID!) { scriptTagDelete(
 /** `script_tags.delete`: scriptTagDelete. */
 export const scriptTagsDelete = (d: ActionDeps) =>
   handler(scriptTagsDeleteInput, async (ctx) => {
-    const data = await call<{ scriptTagDelete: UserErrors & { deletedScriptTagId: string | null } }>(d, ctx.workspaceId, 'script_tags.delete', SCRIPT_TAG_DELETE, { id: gid('ScriptTag', ctx.params.script_tag_id) }, ctx.signal);
+    const data = await call<{ scriptTagDelete: UserErrors & { deletedScriptTagId: string | null } }>(d, ctx, 'script_tags.delete', SCRIPT_TAG_DELETE, { id: gid('ScriptTag', ctx.params.script_tag_id) });
     checkUserErrors(data.scriptTagDelete);
     return { deleted_script_tag_id: data.scriptTagDelete.deletedScriptTagId ?? gid('ScriptTag', ctx.params.script_tag_id) };
   });
