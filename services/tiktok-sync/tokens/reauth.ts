@@ -6,6 +6,7 @@ import type { EventCodec } from '../../../shared/events/codec.ts';
 import { SOURCE, tiktokEvent } from '../events.ts';
 import { CONNECTIONS_TOPIC, type Connection } from '../state/connections.ts';
 import type { StoredTokens } from './vault.ts';
+import { fencedMark, fenceMarks as fence, type FencedMark, type MarkProducer } from '../../../shared/connectors/fenced-mark.ts';
 
 export interface ReauthDeps {
   codec: EventCodec;
@@ -35,12 +36,7 @@ export async function needsReauthRecords(d: ReauthDeps, c: Connection, reason: s
   };
 }
 
-/** A producer whose transactional id is the workspace's marking id: connecting it fences every earlier holder. */
-export interface MarkProducer {
-  connect(): Promise<void>;
-  publishAtomic(records: OutgoingRecord[]): Promise<unknown>;
-  close(): Promise<void>;
-}
+export type { MarkProducer };
 
 export interface MarkDeps extends ReauthDeps {
   /** A producer with the transactional id `<TIKTOK_SYNC_GROUP>-reauth-<workspace>`, the same in every instance. */
@@ -49,53 +45,29 @@ export interface MarkDeps extends ReauthDeps {
   beforeMark?: (ws: string) => Promise<void>;
 }
 
-export type MarkResult = { marked: Connection } | { superseded: StoredTokens } | { gone: true };
+export type MarkResult = FencedMark<Connection, StoredTokens>;
 
 /**
  * Marks `c` needs_reauthorization for a refusal of the tokens of generation `refused` (their
- * `issued_at`), only while those are still the workspace's: a compare-and-set against a reconnect.
- * The marking goes through the workspace's marking producer, connected (fencing any earlier one)
- * before the stored tokens are read; whoever stores new tokens fences that id after storing them
- * and before announcing them (`fenceMarks`). So either the read sees the new tokens (`superseded`:
- * nothing is marked), or the new tokens were stored after it and their fence makes this
- * transaction fail, after which the read is made again. A refusal of old tokens therefore never
- * overwrites a newer connection's `connected` state.
+ * `issued_at`), only while those are still the workspace's: a compare-and-set against a reconnect
+ * (fencedMark). A refusal of old tokens therefore never overwrites a newer connection's `connected` state.
  */
-export async function markNeedsReauth(d: MarkDeps, read: () => Promise<StoredTokens | null>, c: Connection, refused: number, reason: string, actor: string): Promise<MarkResult> {
+export function markNeedsReauth(d: MarkDeps, read: () => Promise<StoredTokens | null>, c: Connection, refused: number, reason: string, actor: string): Promise<MarkResult> {
   const ws = c.workspace_id;
-  const producer = d.markProducer(ws);
-  try {
-    await producer.connect();
-    const judge = (t: StoredTokens | null): MarkResult | null => (!t ? { gone: true } : t.issued_at > refused ? { superseded: t } : null);
-    const before = judge(await read());
-    if (before) return before;
-    await d.beforeMark?.(ws);
-    const r = await needsReauthRecords(d, c, reason, actor);
-    try {
-      await producer.publishAtomic(r.records);
-    } catch (e) {
-      // Fenced by tokens stored since (or Kafka failing): the store says which.
-      const after = judge(await read());
-      if (after) return after;
-      throw e;
-    }
-    r.apply();
-    return { marked: r.next };
-  } finally {
-    await producer.close().catch(() => undefined);
-  }
+  return fencedMark({
+    producer: d.markProducer(ws),
+    read,
+    refused,
+    ...(d.beforeMark ? { beforeMark: () => d.beforeMark!(ws) } : {}),
+    mark: async () => {
+      const r = await needsReauthRecords(d, c, reason, actor);
+      return { records: r.records, result: r.next, apply: r.apply };
+    },
+  });
 }
 
 /**
  * Called by whoever stores new tokens for `ws` (a connect), after storing them and before
- * announcing them: any marking of `ws` in flight that read the old tokens is fenced and cannot
- * commit (see markNeedsReauth).
+ * announcing them: any marking of `ws` in flight that read the old tokens cannot commit.
  */
-export async function fenceMarks(markProducer: MarkDeps['markProducer'], ws: string): Promise<void> {
-  const producer = markProducer(ws);
-  try {
-    await producer.connect();
-  } finally {
-    await producer.close().catch(() => undefined);
-  }
-}
+export const fenceMarks = (markProducer: MarkDeps['markProducer'], ws: string): Promise<void> => fence(markProducer(ws));
