@@ -87,11 +87,20 @@ export function carryKept(v: Verdict, earlier: OutgoingRecord[]): Verdict {
 export const DEFER_MIN_MS = 1000;
 
 /**
+ * A deferred command whose vendor answers 429 (a rate limit: "not now", not a failure) is called
+ * again this many times at most, beside its `Retry.maxAttempts` failed calls: waiting costs the
+ * worker's other workspaces nothing there (Shopify's cost bucket refills in seconds; its old
+ * in-handler loop allowed as many). In place (not deferrable) a 429 counts as an attempt.
+ */
+export const RATE_LIMITED_CALLS_MAX = 20;
+
+/**
  * A vendor asked the command to wait `ms` after `attempts` calls (none of which changed anything):
  * the worker records that in the command's state, with `kept`, and pauses its partition.
  */
 export class RetryLater extends Deferred {
-  constructor(ms: number, readonly attempts: number, readonly kept: OutgoingRecord[]) {
+  /** `attempts` calls were made, `rateLimited` of them answered 429 (these count against RATE_LIMITED_CALLS_MAX only). */
+  constructor(ms: number, readonly attempts: number, readonly kept: OutgoingRecord[], readonly rateLimited = 0) {
     super(ms, `the vendor asked to wait ${Math.ceil(ms / 1000)} s before attempt ${attempts + 1}`);
     this.name = 'RetryLater';
   }
@@ -110,9 +119,13 @@ async function callWithRetries(job: Job, d: PipelineDeps): Promise<Attempt> {
   // was billed). Emitted events are encoded as they come (a rejection is seen where they are awaited).
   const keeping: Promise<OutgoingRecord>[] = [];
   const kept = () => Promise.all(keeping);
+  let rateLimited = job.rateLimitedBefore ?? 0;
   for (let attempts = (job.attemptsBefore ?? 0) + 1; ; attempts++) {
     const produced: Produced = { events: [], staged: [] };
     let emittedCount = 0;
+    // Which call of the handler this is for the command, across the worker's own retries and
+    // deferrals: what a call emits has ids of its own (two billed calls, two usage events).
+    const call = (job.calls = Math.max(job.calls ?? 0, attempts - 1) + 1);
     // The attempt's deadline; its timer is made only for a handler that reads the signal.
     const deadline = Date.now() + d.actionTimeoutMs;
     let signal: AbortSignal | undefined;
@@ -131,7 +144,7 @@ async function callWithRetries(job: Job, d: PipelineDeps): Promise<Attempt> {
       deferrable: job.deferrable === true,
       resumed: job.resumed,
       emit: (entity, action, payload, o) => {
-        const e = emitted(job, d, emittedCount++, entity, action, payload);
+        const e = emitted(job, d, call, emittedCount++, entity, action, payload);
         if (!o?.evenOnFailure) return void produced.events.push(e);
         const record = d.eventRecord(e.topic, e.event);
         record.catch(() => undefined);
@@ -147,13 +160,17 @@ async function callWithRetries(job: Job, d: PipelineDeps): Promise<Attempt> {
       if (handover?.aborted) throw new HandedOver();
       const err = describeError(e);
       const retryable = (e instanceof VendorError || e instanceof HubError) && e.retryable;
-      if (!retryable || attempts >= retry.maxAttempts) {
+      // Deferred, a rate limit's "not now" has a budget of its own (RATE_LIMITED_CALLS_MAX).
+      const limited = job.deferrable === true && e instanceof VendorError && e.status === 429 && rateLimited < RATE_LIMITED_CALLS_MAX;
+      if (limited) rateLimited++;
+      const failures = attempts - rateLimited;
+      if (!retryable || (!limited && failures >= retry.maxAttempts)) {
         return { ok: false, error: { code: retryable ? 'vendor_unavailable' : err.code, message: err.message, retryable }, attempts, kept: await kept() };
       }
-      const backoff = Math.min(retry.maxWaitMs, retry.initialMs * 2 ** (attempts - 1));
+      const backoff = Math.min(retry.maxWaitMs, retry.initialMs * 2 ** Math.max(0, failures - 1));
       const asked = e instanceof VendorError ? (e.retryAfterMs ?? 0) : 0;
       const wait = Math.min(retry.maxWaitMs, Math.max(backoff, asked)) + Math.random() * backoff * 0.5;
-      if (job.deferrable && wait >= DEFER_MIN_MS) throw new RetryLater(Math.ceil(wait), attempts, await kept());
+      if (job.deferrable && wait >= DEFER_MIN_MS) throw new RetryLater(Math.ceil(wait), attempts, await kept(), rateLimited);
       await new Promise((r) => setTimeout(r, wait));
       if (handover?.aborted) throw new HandedOver();
     }
@@ -169,12 +186,12 @@ function schemasOf(schema: z.ZodType): PayloadSchemas {
 }
 
 /** An emitted event, checked against the connector's declared schema at once (throws `invalid_event`). */
-function emitted(job: Job, d: PipelineDeps, index: number, entity: string, action: string, payload: unknown): { topic: string; event: PlatformEvent } {
+function emitted(job: Job, d: PipelineDeps, call: number, index: number, entity: string, action: string, payload: unknown): { topic: string; event: PlatformEvent } {
   const schema = d.connector.events?.[`${entity}.${action}`];
   if (!schema) throw new HubError('invalid_event', `${d.connector.manifest.id} declares no event ${entity}.${action}`);
   const c = job.c;
   try {
-    const event = buildEvent(schemasOf(schema), { eventType: `${d.service}.${entity}.${action}`, workspaceId: c.workspace_id, source: `${d.service}-worker`, payload, idempotencyKey: `${c.command_id}:emit:${index}`, correlationId: c.command_id, causationId: c.command_id });
+    const event = buildEvent(schemasOf(schema), { eventType: `${d.service}.${entity}.${action}`, workspaceId: c.workspace_id, source: `${d.service}-worker`, payload, idempotencyKey: call === 1 ? `${c.command_id}:emit:${index}` : `${c.command_id}:emit:${call}.${index}`, correlationId: c.command_id, causationId: c.command_id });
     return { topic: topics.event(d.service, c.workspace_id, entity, action), event };
   } catch (e) {
     throw new HubError('invalid_event', `event ${entity}.${action}: ${describeError(e).message}`);

@@ -28,10 +28,10 @@ function connector(then: () => unknown): Connector {
   };
 }
 
-function run(then: () => unknown, maxAttempts = 1, o: { deferrable?: boolean; attemptsBefore?: number; maxWaitMs?: number } = {}) {
+function run(then: () => unknown, maxAttempts = 1, o: { deferrable?: boolean; attemptsBefore?: number; rateLimitedBefore?: number; maxWaitMs?: number } = {}) {
   const c = { command_id: 'cmd-1', workspace_id: 'acme', agent_id: 'agent-1', service: 'demo', action: 'paint', params: {} } as unknown as Command;
   const conn = connector(then);
-  const job = { record: {} as IncomingRecord, c, key: 'acme:cmd-1', digest: '', principal: 'agent', name: 'paint', action: conn.manifest.actions.paint, params: {}, resumed: false, deferrable: o.deferrable, attemptsBefore: o.attemptsBefore } as unknown as Job;
+  const job = { record: {} as IncomingRecord, c, key: 'acme:cmd-1', digest: '', principal: 'agent', name: 'paint', action: conn.manifest.actions.paint, params: {}, resumed: false, deferrable: o.deferrable, attemptsBefore: o.attemptsBefore, rateLimitedBefore: o.rateLimitedBefore } as unknown as Job;
   const deps = { service: 'demo', connector: conn, logger: createLogger({ service: 'test', level: 'silent' }), retry: { maxAttempts, initialMs: 1, maxWaitMs: o.maxWaitMs ?? 1 }, actionTimeoutMs: 1000, eventRecord: async (topic: string) => ({ topic, value: null }), now: Date.now } as unknown as PipelineDeps;
   return execute(job, deps);
 }
@@ -72,12 +72,28 @@ describe('a vendor asking to wait (Retry-After)', () => {
     expect((e as RetryLater).ms).toBeGreaterThanOrEqual(5000);
   });
 
-  it('called again after the wait: the attempts go on from where they were, and the budget counts them all', async () => {
+  const unavailable = () => Promise.reject(new VendorError(503, 'down for maintenance', { retryAfterMs: 5000 }));
+
+  it('called again after the wait: the attempts go on from where they were, and failed calls use up the budget', async () => {
     let n = 0;
     const v = await run(() => (++n === 1 ? { url: 'https://x/3.png' } : throttled()), 4, { deferrable: true, attemptsBefore: 2, maxWaitMs: 30_000 });
     expect(v).toMatchObject({ kind: 'succeed', attempts: 3 });
-    const spent = await run(throttled, 4, { deferrable: true, attemptsBefore: 3, maxWaitMs: 30_000 });
+    const spent = await run(unavailable, 4, { deferrable: true, attemptsBefore: 3, maxWaitMs: 30_000 });
     expect(spent).toMatchObject({ kind: 'fail', failure: { code: 'vendor_unavailable', attempts: 4 } });
+  });
+
+  it("a deferred command's rate-limited calls (429) have a budget of their own: four in a row do not fail it, twenty more than its failures do", async () => {
+    const fifth = await run(throttled, 4, { deferrable: true, attemptsBefore: 4, rateLimitedBefore: 4, maxWaitMs: 30_000 }).catch((x: unknown) => x);
+    expect(fifth).toBeInstanceOf(RetryLater);
+    expect(fifth).toMatchObject({ attempts: 5, rateLimited: 5 });
+    // 20 rate-limited calls and 3 failed ones so far: the next 429 is the fourth failure.
+    const spent = await run(throttled, 4, { deferrable: true, attemptsBefore: 23, rateLimitedBefore: 20, maxWaitMs: 30_000 });
+    expect(spent).toMatchObject({ kind: 'fail', failure: { code: 'vendor_unavailable', attempts: 24 } });
+  });
+
+  it("slept in place (the service's shared topic), a 429 counts as an attempt, as before", async () => {
+    const v = await run(() => Promise.reject(new VendorError(429, 'slow down', { retryAfterMs: 1 })), 2, { deferrable: false });
+    expect(v).toMatchObject({ kind: 'fail', failure: { code: 'vendor_unavailable', attempts: 2 } });
   });
 });
 
@@ -136,14 +152,14 @@ describe('a vendor refusing the credentials a command used (401)', () => {
 });
 
 describe('an event emitted evenOnFailure (the LLM usage event of a billed call)', () => {
-  function emitting(then: () => unknown) {
+  function emitting(then: () => unknown, maxAttempts = 1) {
     const conn = connector(then);
     conn.events = { 'usage.recorded': z.object({ usd: z.number() }) };
     const inner = conn.handlers.paint!;
     conn.handlers.paint = async (ctx) => (ctx.emit('usage', 'recorded', { usd: 0.04 }, { evenOnFailure: true }), inner(ctx));
     const c = { command_id: 'cmd-1', workspace_id: 'acme', agent_id: 'agent-1', service: 'demo', action: 'paint', params: {} } as unknown as Command;
     const job = { record: {} as IncomingRecord, c, key: 'acme:cmd-1', name: 'paint', action: conn.manifest.actions.paint, params: {}, resumed: false } as unknown as Job;
-    const deps = { service: 'demo', connector: conn, logger: createLogger({ service: 'test', level: 'silent' }), retry: { maxAttempts: 1, initialMs: 1, maxWaitMs: 1 }, actionTimeoutMs: 1000, eventRecord: async (topic: string, event: { event_id: string }) => ({ topic, key: event.event_id, value: null }), now: Date.now } as unknown as PipelineDeps;
+    const deps = { service: 'demo', connector: conn, logger: createLogger({ service: 'test', level: 'silent' }), retry: { maxAttempts, initialMs: 1, maxWaitMs: 1 }, actionTimeoutMs: 1000, eventRecord: async (topic: string, event: { event_id: string }) => ({ topic, key: event.event_id, value: null }), now: Date.now } as unknown as PipelineDeps;
     return execute(job, deps);
   }
   const usage = { topic: 'ionflux.demo.ws_acme.usage.recorded', key: deterministicEventId('demo.usage.recorded:acme:cmd-1:emit:0'), value: null };
@@ -157,5 +173,12 @@ describe('an event emitted evenOnFailure (the LLM usage event of a billed call)'
   it('goes once with a succeeded one', async () => {
     const v = await emitting(() => ({ url: 'https://x/5.png' }));
     expect(v).toMatchObject({ kind: 'succeed', extra: [note, usage, billed] });
+  });
+
+  it("has an id of its own for each call of the handler: a call billed again after a retried failure is a second usage event, not a duplicate of the first", async () => {
+    let n = 0;
+    const v = await emitting(() => (++n === 1 ? Promise.reject(new HubError('store_busy', 'try again', { retryable: true })) : { url: 'https://x/6.png' }), 2);
+    const second = { ...usage, key: deterministicEventId('demo.usage.recorded:acme:cmd-1:emit:2.0') };
+    expect(keptOf(v)).toEqual([usage, billed, second, billed]);
   });
 });

@@ -76,6 +76,10 @@ export interface Job {
   deferrable?: boolean;
   /** Calls made before the vendor asked the command to wait (its state's `retry`): the next is attempt this + 1. */
   attemptsBefore?: number;
+  /** Of those, the ones answered 429 while deferrable (RATE_LIMITED_CALLS_MAX, not the attempts budget). */
+  rateLimitedBefore?: number;
+  /** Handler calls made for this command so far, by this run and those before (its emitted events' ids). */
+  calls?: number;
   /**
    * Aborts when the command's partition is being handed over (the consumer's `handover`). A
    * command not started yet is then left to the next owner; a resumable one running stops at its
@@ -142,6 +146,7 @@ const dedupe: Step = (job, d) => {
     const left = s.retry.at - d.now();
     if (left > 0) throw new Deferred(left);
     job.attemptsBefore = s.retry.attempts;
+    job.rateLimitedBefore = s.retry.rate_limited ?? 0;
     job.resumed = d.connector.resumable?.has(job.name) ?? false;
     return undefined;
   }

@@ -35,8 +35,9 @@ export const commandStateSchema = z.object({
    * On a `started` command whose vendor asked it to wait (429/503 Retry-After, backoff): its last
    * call changed nothing, and it is called again from `at` (epoch ms), as attempt `attempts` + 1.
    * Its partition is paused until then; whichever worker owns the partition by then calls it.
+   * `rate_limited`: how many of those calls were answered 429 (a budget of their own).
    */
-  retry: z.object({ at: z.number(), attempts: z.number().int().positive() }).optional(),
+  retry: z.object({ at: z.number(), attempts: z.number().int().positive(), rate_limited: z.number().int().nonnegative().optional() }).optional(),
 });
 export type CommandState = z.infer<typeof commandStateSchema>;
 

@@ -282,7 +282,7 @@ export async function startCommandWorker(o: WorkerOptions): Promise<Subscription
       job.state = o.states.get(job.key);
       const verdict = await decide(job, deps).catch(async (e: unknown): Promise<Verdict> => {
         if (e instanceof HandedOver) throw e; // left to the partition's next owner
-        if (e instanceof RetryLater) await recordRetry(job, e);
+        if (e instanceof RetryLater) await recordRetry(job, e, billed);
         if (e instanceof Deferred) throw e; // its partition waits; the record is read again after
         const d = describeError(e);
         rt.logger.warn({ command_id: c.command_id, err: d }, 'command step failed unexpectedly');
@@ -300,13 +300,14 @@ export async function startCommandWorker(o: WorkerOptions): Promise<Subscription
 
   /**
    * The vendor asked the command to wait: its state says when it is called again and how many
-   * calls were made (what they billed goes with it), so whichever worker owns the partition then
+   * calls were made (what they billed goes with it, the worker's earlier runs' too), so whichever worker owns the partition then
    * goes on with it rather than failing it `outcome_unknown`.
    */
-  async function recordRetry(job: Job, e: RetryLater): Promise<void> {
+  async function recordRetry(job: Job, e: RetryLater, billed: OutgoingRecord[]): Promise<void> {
     const now = Date.now();
-    const state: CommandState = { phase: 'started', at: now, content_digest: job.dedupeDigest, record: recordId(job.record), ...originOf(job), retry: { at: now + e.ms, attempts: e.attempts } };
-    await rt.bus.publishAtomic([...e.kept, o.states.record(job.key, state)]);
+    const retried = { at: now + e.ms, attempts: e.attempts, ...(e.rateLimited ? { rate_limited: e.rateLimited } : {}) };
+    const state: CommandState = { phase: 'started', at: now, content_digest: job.dedupeDigest, record: recordId(job.record), ...originOf(job), retry: retried };
+    await rt.bus.publishAtomic([...billed, ...e.kept, o.states.record(job.key, state)]);
     o.states.applyLocal(job.key, state);
     rt.logger.info({ command_id: job.c.command_id, workspace_id: job.c.workspace_id, attempts: e.attempts, wait_ms: e.ms }, 'vendor asked to wait; the workspace\'s command topic is paused until its next attempt');
   }

@@ -9,6 +9,7 @@ import type { Connector } from '../connectors/types.ts';
 import type { EventCodec } from '../events/codec.ts';
 import type { PlatformEvent } from '../events/platform-event.ts';
 import { HubError } from '../errors.ts';
+import { VendorError } from '../connectors/types.ts';
 import { createLogger } from '../logger.ts';
 import { registerSecret } from '../redact.ts';
 import type { Runtime } from '../runtime.ts';
@@ -199,5 +200,32 @@ describe('command worker on the in-memory bus', () => {
     await started;
     expect((await outcomes(bus, 1)).map((e) => e.correlation_id)).toEqual(['c4']);
     expect(calls).toBe(1);
+  });
+
+  it("a command deferred after the worker ran it again publishes, with its waiting state, what every earlier run's calls billed", async () => {
+    const bus = new MemoryBus();
+    const billed = { topic: topics.state('demo-spend'), key: 'acme:2026-11-29', value: Buffer.from('{"usd":0.04}') };
+    let runs = 0;
+    const billing: Connector = {
+      ...connector,
+      handlers: {
+        echo: async (ctx) => {
+          ctx.stage(billed, { evenOnFailure: true });
+          // The first run fails after its billed call (retried by the worker), the second is asked to wait a minute.
+          if (++runs === 1) throw new HubError('internal_error', 'disk full');
+          throw new VendorError(429, 'slow down', { retryAfterMs: 60_000 });
+        },
+      },
+    };
+    await worker(bus, { connector: billing, retry: { maxAttempts: 2, initialMs: 1, maxWaitMs: 60_000 } });
+    const command = { workspace_id: 'acme', agent_id: 'a1', service: 'demo', action: 'echo', params: { n: 1 }, command_id: 'c5' };
+    await bus.publish({ topic: topics.workspaceCommand('demo', 'acme'), key: 'acme', value: encodeCommandJson(command as never) });
+    const stateTopic = topics.state('commands-demo');
+    for (let i = 0; i < 200 && bus.records(stateTopic).length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    const [waiting] = bus.records(stateTopic);
+    expect(JSON.parse(waiting!.value!.toString())).toMatchObject({ phase: 'started', retry: { attempts: 1, rate_limited: 1 } });
+    expect(runs).toBe(2);
+    expect(bus.records(billed.topic)).toHaveLength(2);
+    expect(bus.records(defaultOutcomeTopic('demo', 'acme'))).toHaveLength(0);
   });
 });

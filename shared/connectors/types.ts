@@ -33,7 +33,8 @@ export interface ActionContext<P = Record<string, unknown>> {
    * True when the worker defers this command on a retryable VendorError whose wait
    * (`retryAfterMs`, backoff) is a second or more, pausing only its workspace's topic meanwhile
    * (docs/commands.md). A handler throws such an error instead of sleeping a long wait itself
-   * only then; elsewhere the worker would sleep it in place and count it as an attempt.
+   * only then; elsewhere the worker would sleep it in place and count it as an attempt. Deferred,
+   * a 429 does not count against the attempts (up to RATE_LIMITED_CALLS_MAX of them).
    */
   deferrable?: boolean;
   /**
@@ -41,7 +42,8 @@ export interface ActionContext<P = Record<string, unknown>> {
    * as the outcome, if the command succeeds; with `evenOnFailure` (as `stage`), with a failed
    * outcome too (the LLM's usage event of a call the provider billed). Its payload must match the
    * connector's `events` schema. Its event id is derived from the command id and the event's
-   * place among what this call of the handler emitted (`<command id>:emit:<n>`).
+   * place among what this call of the handler emitted (`<command id>:emit:<n>`; from the
+   * command's second call of the handler on, `<command id>:emit:<call>.<n>`).
    */
   emit(entity: string, action: string, payload: unknown, o?: StageOptions): void;
   /**

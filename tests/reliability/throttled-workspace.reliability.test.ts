@@ -134,4 +134,17 @@ describe('a vendor throttling one workspace (items 13, 33)', () => {
     expect(calls.filter((p) => p === b)).toHaveLength(3);
     expect(order).toEqual([`${b}:succeeded`, `${b}:succeeded`, `${b}:succeeded`, `${a}:succeeded`]);
   }, 180_000);
+
+  it("a vendor rate-limiting a command on its workspace's topic (429) more times than the worker's attempts: it waits each time and succeeds", async () => {
+    const a = await workspace(uid('ws'));
+    await infra.bus.ensureTopics([topics.workspaceCommand('webhook', a)]);
+    const { send } = await agents();
+    expect(await send(a)).toMatchObject({ status: 'succeeded' });
+    const from = receiver.deliveries.length;
+
+    // Five 429s in a row, one more than RETRY_MAX_ATTEMPTS (4): a rate limit is "not now", not a failure.
+    receiver.script(`/${a}`, Array.from({ length: 5 }, () => ({ status: 429, headers: { 'retry-after': '1' } })));
+    expect(await send(a)).toMatchObject({ status: 'succeeded', attempts: 6 });
+    expect(callsTo(a, from)).toBe(6);
+  }, 180_000);
 });

@@ -151,8 +151,9 @@ function charge(rt: LlmRuntime, ctx: ActionContext<Routing>, task: Task, r: Chai
     prices_as_of: PRICES_TAKEN_AT,
     recorded_at: new Date().toISOString(),
   };
-  // Its id is the worker's for the handler's first emitted event (`<command id>:emit:0`): a command
-  // has one billed call (the chain stops at the first answer), and run again it gives the same id.
+  // Its id is the worker's for the handler's first emitted event (`<command id>:emit:0`, the chain
+  // stops at the first answer); a billed call of a later run of the command (the worker retrying a
+  // failure after it) has an id of its own (`<command id>:emit:<call>.0`): both are counted.
   ctx.emit('usage', 'recorded', event, { evenOnFailure: true });
   return { usage, cost };
 }
