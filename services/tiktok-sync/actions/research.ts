@@ -1,6 +1,6 @@
 import { researchHashtagsInput, researchVideosInput } from '../../../shared/connectors/catalog/tiktok.ts';
 import { handler } from '../../../shared/connectors/types.ts';
-import type { ActionDeps } from './deps.ts';
+import { commandCall, type ActionDeps } from './deps.ts';
 
 type ResearchPage = { videos?: Record<string, unknown>[]; cursor?: number; has_more?: boolean; search_id?: string };
 
@@ -8,7 +8,7 @@ type ResearchPage = { videos?: Record<string, unknown>[]; cursor?: number; has_m
 export const researchVideos = (d: ActionDeps) =>
   handler(researchVideosInput, async (ctx) => {
     const { fields, ...body } = ctx.params;
-    const data = await d.clientTokens.withClientToken((token) => d.api.call<ResearchPage>('research.video', { token, query: { fields: fields.join(',') }, body, signal: ctx.signal }));
+    const data = await d.clientTokens.withClientToken((token) => d.api.call<ResearchPage>('research.video', { token, query: { fields: fields.join(',') }, body, ...commandCall(ctx) }));
     return { videos: data.videos ?? [], cursor: data.cursor ?? 0, has_more: data.has_more ?? false, search_id: String(data.search_id ?? '') };
   });
 
@@ -30,7 +30,7 @@ export const researchHashtags = (d: ActionDeps) =>
     let hasMore = true;
     while (hasMore && examined < p.max_videos) {
       const body = { query, start_date: p.start_date, end_date: p.end_date, max_count: Math.min(100, p.max_videos - examined), cursor, ...(searchId ? { search_id: searchId } : {}) };
-      const page = await d.clientTokens.withClientToken((token) => d.api.call<ResearchPage>('research.video', { token, query: { fields: 'id,hashtag_names,view_count,like_count,comment_count,share_count' }, body, signal: ctx.signal }));
+      const page = await d.clientTokens.withClientToken((token) => d.api.call<ResearchPage>('research.video', { token, query: { fields: 'id,hashtag_names,view_count,like_count,comment_count,share_count' }, body, ...commandCall(ctx) }));
       for (const v of page.videos ?? []) {
         const names = ((v.hashtag_names as string[] | undefined) ?? []).map((h) => h.toLowerCase());
         for (const t of names) {

@@ -3,7 +3,7 @@ import { handler, type ActionContext } from '../../../shared/connectors/types.ts
 import { describeError, HubError } from '../../../shared/errors.ts';
 import { refusedByTikTok } from '../api/errors.ts';
 import { unitKey, webhookKey, type PublishUnit, type WebhookStatus } from '../state/publishes.ts';
-import type { ActionDeps } from './deps.ts';
+import { commandCall, type ActionDeps } from './deps.ts';
 import { chunking, chunkRanges, fetchVideo } from './video-source.ts';
 
 type Params = ReturnType<typeof videosPublishInput.parse>;
@@ -49,7 +49,7 @@ type Video = Awaited<ReturnType<typeof fetchVideo>>;
 /** Creator info, the video for FILE_UPLOAD (returned, for the upload), init. */
 async function start(d: ActionDeps, ctx: ActionContext<Params>, token: string, set: (u: PublishUnit | undefined) => Promise<void>): Promise<Video | undefined> {
   const p = ctx.params;
-  const info = await d.api.call<{ privacy_level_options?: string[] }>('creator_info', { token, signal: ctx.signal });
+  const info = await d.api.call<{ privacy_level_options?: string[] }>('creator_info', { token, ...commandCall(ctx) });
   if (!(info.privacy_level_options ?? []).includes(p.privacy_level)) {
     throw new HubError('privacy_level_option_mismatch', `this creator can post with ${(info.privacy_level_options ?? []).join(', ') || 'no privacy level'}, not ${p.privacy_level}`);
   }
@@ -71,7 +71,7 @@ async function start(d: ActionDeps, ctx: ActionContext<Params>, token: string, s
   let data: { publish_id?: string; upload_url?: string };
   try {
     data = await d.api.call('publish.init', {
-      token, body: { post_info, source_info }, signal: ctx.signal,
+      token, body: { post_info, source_info }, ...commandCall(ctx),
       // Once init has its slot from the limiter (6 a minute per user: a wait of up to 65 s), the
       // handover is checked again, and the ledger written, right before it is sent.
       beforeSend: async () => {
@@ -120,7 +120,7 @@ async function pollToEnd(d: ActionDeps, ctx: ActionContext<Params>, token: strin
     if (hook) return final(publishId, hook.status, hook.post_ids, hook.fail_reason, 'webhook');
     let s: Status;
     try {
-      s = await d.api.call<Status>('publish.status', { token, body: { publish_id: publishId }, signal: ctx.signal });
+      s = await d.api.call<Status>('publish.status', { token, body: { publish_id: publishId }, ...commandCall(ctx) });
     } catch (e) {
       // The attempt's deadline (TIKTOK_ACTION_TIMEOUT_MS) runs from before creator info, the video
       // and the upload, so it can end the polling before TIKTOK_PUBLISH_TIMEOUT_MS does. TikTok has

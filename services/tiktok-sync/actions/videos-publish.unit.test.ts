@@ -181,6 +181,27 @@ describe('videos.publish init', () => {
     expect(t.ledger.get(unitKey('ws1', 'cmd-wait'))).toBeUndefined();
   });
 
+  it("deferred by init's limiter wait (a deferrable command), it leaves no ledger and its next run sends init once", async () => {
+    const t = fakeTikTok(10 * MB);
+    const call = t.d.api.call.bind(t.d.api);
+    const asked: boolean[] = [];
+    // As api/client.ts does: the limiter's long wait is thrown before beforeSend, for a call that may defer it.
+    t.d.api.call = (async (ep: string, o: { deferLongWaits?: boolean }) => {
+      if (ep === 'publish.init') asked.push(o.deferLongWaits === true);
+      if (ep === 'publish.init' && asked.length === 1 && o.deferLongWaits) throw new VendorError(429, "TikTok's /v2/post/publish/video/init/ limit is used up", { retryAfterMs: 40_000 });
+      return call(ep as never, o as never);
+    }) as typeof t.d.api.call;
+    const deferrable = { ...ctxFor('cmd-deferred'), deferrable: true } as ActionContext;
+    await expect(videosPublish(t.d)(deferrable)).rejects.toMatchObject({ status: 429, retryAfterMs: 40_000 });
+    expect(t.ledger.get(unitKey('ws1', 'cmd-deferred'))).toBeUndefined();
+    expect(await videosPublish(t.d)(deferrable)).toMatchObject({ status: 'PUBLISH_COMPLETE' });
+    expect(t.inits).toHaveLength(1);
+    expect(asked).toEqual([true, true]);
+    // Not deferrable (the service's shared topic, where releases come): the call waits in place.
+    await videosPublish(t.d)(ctxFor('cmd-shared'));
+    expect(asked).toEqual([true, true, false]);
+  });
+
   it("after init failed with a 5xx in this process, the retry's outcome_unknown says so instead of 'the worker stopped'", async () => {
     const t = fakeTikTok(10 * MB);
     const call = t.d.api.call.bind(t.d.api);

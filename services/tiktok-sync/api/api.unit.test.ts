@@ -43,6 +43,16 @@ describe('TikTok answers', () => {
   });
 });
 
+/** Runs `fn` on vitest's fake clock, starting at `now`. */
+async function onFakeClock(now: number, fn: () => Promise<void>): Promise<void> {
+  vi.useFakeTimers({ now });
+  try {
+    await fn();
+  } finally {
+    vi.useRealTimers();
+  }
+}
+
 describe('EndpointLimiter', () => {
   it('lets the documented number through per window, then says how long to wait', () => {
     const l = new EndpointLimiter(limitsFrom(JSON.stringify({ 'publish.init': 2 })));
@@ -55,24 +65,52 @@ describe('EndpointLimiter', () => {
   });
 
   it('counts a call from when it was answered, never earlier than TikTok does', async () => {
-    vi.useFakeTimers({ now: 5_000_000 });
-    try {
+    await onFakeClock(5_000_000, async () => {
       const l = new EndpointLimiter(limitsFrom(JSON.stringify({ 'publish.init': 1 })));
       const slot = await l.acquire('publish.init', 'tok');
       vi.setSystemTime(5_000_300); // the answer came 300 ms later
       expect(l.delay('publish.init', 'tok')).toBe(60_000 - 300);
       slot.done();
       expect(l.delay('publish.init', 'tok')).toBe(60_000);
-    } finally {
-      vi.useRealTimers();
-    }
+    });
   });
 
   it('rests an endpoint after a 429 and refuses waits longer than the caller allows', async () => {
     const l = new EndpointLimiter(limitsFrom(undefined));
     l.coolDown('video.list', 'app', 5000);
     expect(l.delay('video.list', 'app')).toBeGreaterThan(4000);
-    await expect(l.acquire('video.list', 'app', undefined, 100)).rejects.toMatchObject({ code: 'rate_limited' });
+    await expect(l.acquire('video.list', 'app', { maxWaitMs: 100 })).rejects.toMatchObject({ code: 'rate_limited' });
+  });
+
+  it("hands a command's wait of a second or more to the command core as a 429 with that wait, instead of sleeping it", async () => {
+    await onFakeClock(7_000_000, async () => {
+      const l = new EndpointLimiter(limitsFrom(JSON.stringify({ 'publish.init': 1 })));
+      (await l.acquire('publish.init', 'tok')).done();
+      vi.setSystemTime(7_000_000 + 15_000);
+      const e = await l.acquire('publish.init', 'tok', { deferLongWaits: true }).catch((x: unknown) => x);
+      expect(e).toBeInstanceOf(VendorError);
+      expect(e).toMatchObject({ status: 429, retryable: true, retryAfterMs: 45_000, message: expect.stringContaining('limit (1 calls per 60 s per token) is used up; next call possible in 45 s') });
+      expect(l.delay('publish.init', 'tok')).toBe(45_000); // no slot was taken
+      // The rest of a rest after TikTok's 429 likewise.
+      l.coolDown('video.list', 'app', 5000);
+      await expect(l.acquire('video.list', 'app', { deferLongWaits: true })).rejects.toMatchObject({ status: 429, retryAfterMs: 5000, message: expect.stringContaining('rests after TikTok answered 429') });
+      // Past what the caller allows it is still rate_limited, not retried.
+      await expect(l.acquire('publish.init', 'tok', { deferLongWaits: true, maxWaitMs: 10_000 })).rejects.toMatchObject({ code: 'rate_limited' });
+    });
+  });
+
+  it('sleeps a wait under a second, and any wait of a caller the core cannot defer', async () => {
+    await onFakeClock(9_000_000, async () => {
+      const l = new EndpointLimiter(limitsFrom(JSON.stringify({ 'publish.init': 1 })));
+      (await l.acquire('publish.init', 'tok')).done();
+      vi.setSystemTime(9_000_000 + 59_500);
+      const short = l.acquire('publish.init', 'tok', { deferLongWaits: true });
+      await vi.advanceTimersByTimeAsync(500);
+      await expect(short).resolves.toMatchObject({ done: expect.any(Function) });
+      const long = l.acquire('publish.init', 'tok');
+      await vi.advanceTimersByTimeAsync(60_000);
+      await expect(long).resolves.toMatchObject({ done: expect.any(Function) });
+    });
   });
 
   it('refuses unknown endpoints in TIKTOK_RATE_LIMITS', () => {

@@ -15,6 +15,14 @@ export interface CallOptions {
   /** Scopes to name when TikTok says one is missing (default: the endpoint's). */
   scopes?: string[];
   /**
+   * A command's call where the command core can defer it (ctx.deferrable): a wait of DEFER_MIN_MS
+   * or more for the limiter (a full window, or the rest of a rest after TikTok's 429) is thrown as a
+   * retryable VendorError 429 with that wait as retryAfterMs, before anything is sent or
+   * `beforeSend` runs, so the command runs again from the start once its time comes. Elsewhere the
+   * call waits in place (up to 65 s).
+   */
+  deferLongWaits?: boolean;
+  /**
    * Runs once the limiter gave the call its slot (a wait of up to 65 s), right before it is sent;
    * throwing stops the call unsent. A publish checks for a handover and records its ledger here.
    */
@@ -36,7 +44,7 @@ export function createTikTokApi(o: { baseUrl: string; clientKey: string; limiter
     async call<T>(ep: EndpointName, c: CallOptions): Promise<T> {
       const spec = ENDPOINTS[ep];
       registerSecret(c.token);
-      const slot = await o.limiter.acquire(ep, spec.per === 'app' ? o.clientKey : c.token, c.signal);
+      const slot = await o.limiter.acquire(ep, spec.per === 'app' ? o.clientKey : c.token, { signal: c.signal, deferLongWaits: c.deferLongWaits });
       try {
         await c.beforeSend?.();
       } catch (e) {

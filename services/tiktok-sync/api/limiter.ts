@@ -1,5 +1,19 @@
+import { DEFER_MIN_MS } from '../../../shared/commands/execute.ts';
+import { VendorError } from '../../../shared/connectors/types.ts';
 import { HubError } from '../../../shared/errors.ts';
 import { ENDPOINTS, type EndpointName } from './endpoints.ts';
+
+export interface AcquireOptions {
+  signal?: AbortSignal;
+  /** Longer waits fail `rate_limited` (not retryable). Default 65 s: a one-minute window's worth. */
+  maxWaitMs?: number;
+  /**
+   * A command the core can defer (ctx.deferrable): a wait of DEFER_MIN_MS or more is not slept
+   * here but thrown as a retryable VendorError 429 whose retryAfterMs is the wait, so only the
+   * command's workspace topic waits. Shorter waits are slept.
+   */
+  deferLongWaits?: boolean;
+}
 
 /**
  * Sliding-window limits per (endpoint, app or token), so this instance stays under TikTok's limits
@@ -26,11 +40,12 @@ export class EndpointLimiter {
   }
 
   /**
-   * Waits for a slot. The call counts from now; `done()`, once TikTok answered, moves it to then:
+   * Waits for a slot (with `deferLongWaits`, throws a wait of a second or more instead). The call counts from now; `done()`, once TikTok answered, moves it to then:
    * TikTok counts a request from when it arrived, which is no later than its answer, so this
    * window never frees a slot before TikTok's does.
    */
-  async acquire(ep: EndpointName, key: string, signal?: AbortSignal, maxWaitMs = 65_000): Promise<{ done(): void }> {
+  async acquire(ep: EndpointName, key: string, o: AcquireOptions = {}): Promise<{ done(): void }> {
+    const maxWaitMs = o.maxWaitMs ?? 65_000;
     for (;;) {
       const wait = this.delay(ep, key);
       if (wait === 0) {
@@ -39,7 +54,11 @@ export class EndpointLimiter {
         return { done: () => void (slot.t = Date.now()) };
       }
       if (wait > maxWaitMs) throw Object.assign(new HubError('rate_limited', `TikTok's ${ENDPOINTS[ep].path} limit is used up; next call possible in ${Math.ceil(wait / 1000)} s`, { retryable: false }), { retryAfterMs: wait });
-      await sleep(Math.min(wait, 1000), signal);
+      if (o.deferLongWaits && wait >= DEFER_MIN_MS) {
+        const why = (this.cooling.get(`${ep}:${key}`) ?? 0) - Date.now() >= wait ? 'rests after TikTok answered 429' : `limit (${this.limits[ep]} calls per ${ENDPOINTS[ep].windowMs / 1000} s per ${ENDPOINTS[ep].per}) is used up`;
+        throw new VendorError(429, `TikTok's ${ENDPOINTS[ep].path} ${why}; next call possible in ${Math.ceil(wait / 1000)} s`, { retryAfterMs: wait });
+      }
+      await sleep(Math.min(wait, 1000), o.signal);
     }
   }
 
