@@ -23,6 +23,7 @@ import { orderWebhookBody, type SimShop } from './simulators/shopify/state.ts';
 import { touch } from './simulators/shopify/graphql.ts';
 import { forgetConnections } from './helpers/connections.ts';
 import { startReauthGate } from './helpers/reauth-gate.ts';
+import { untilWith } from './helpers/until.ts';
 
 const env = infraEnv();
 const vault = createVaultSecretStore({ addr: env.vaultAddr, token: env.vaultToken, mount: 'secret' });
@@ -45,13 +46,7 @@ describe('shopify-sync against a Shopify simulator through @shopify/shopify-api:
   };
   const send = (ws: string, action: string, params: Record<string, unknown> = {}, timeoutMs = 60_000) => client.send({ workspace_id: ws, agent_id: 'agent-s', service: 'shopify', action, params }, { timeoutMs });
   const events = async (ws: string, entity: string, action: string, atLeast = 0, timeoutMs = 15_000) => Promise.all((await readAll(infra.bus, topics.event('shopify', ws, entity, action), { atLeast, timeoutMs })).map(async (r) => infra.codec.decode(r.value!)));
-  const until = async (what: string, check: () => boolean | Promise<boolean>, timeoutMs = 30_000) => {
-    const deadline = Date.now() + timeoutMs;
-    while (!(await check())) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\nsimulator saw: ${sim.requests.slice(-10).map((x) => `${x.method} ${x.path} ${x.root ?? ''} ${x.status}`).join(', ')}\n${sync.output.slice(-15).join('\n')}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  };
+  const until = untilWith(() => `simulator saw: ${sim.requests.slice(-10).map((x) => `${x.method} ${x.path} ${x.root ?? ''} ${x.status}`).join(', ')}\n${sync.output.slice(-15).join('\n')}`);
   /** The inbox records of one shop (its appends by this worker), decoded. */
   const inbox = async (shop: string, atLeast = 0) => {
     const all = await readAll(infra.bus, inboxTopic);
@@ -608,13 +603,7 @@ describe('shopify-sync: a refused refresh racing a reinstall', () => {
   let sync: RunningShopifySync;
   let client: HubClient;
   const workspaces: string[] = [];
-  const until = async (what: string, check: () => boolean | Promise<boolean>, timeoutMs = 30_000) => {
-    const deadline = Date.now() + timeoutMs;
-    while (!(await check())) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${sync.output.slice(-15).join('\n')}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  };
+  const until = untilWith(() => sync.output.slice(-15).join('\n'));
 
   beforeAll(async () => {
     infra = await realInfra('shopify-reauth-race-test');

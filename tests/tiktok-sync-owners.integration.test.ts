@@ -9,18 +9,11 @@ import { connectGrant, infraEnv, readAll, realInfra, uid } from './helpers/infra
 import { approveAsAdmin, browseConnect, simEnv, startTikTokSync, type RunningTikTokSync } from './helpers/tiktok.ts';
 import { startTikTokSimulator, type TikTokSimulator } from './simulators/tiktok/index.ts';
 import { forgetConnections } from './helpers/connections.ts';
+import { until } from './helpers/until.ts';
 
 const env = infraEnv();
 const vault = createVaultSecretStore({ addr: env.vaultAddr, token: env.vaultToken, mount: 'secret' });
 const VERIFIED = 'https://media.example.com/';
-
-async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs: number, context: () => string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${context()}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 const issuedAt = async (ws: string) => (JSON.parse((await vault.get(secretPaths.workspace(ws, 'tiktok')))?.value.meta ?? '{}') as { issued_at?: number }).issued_at ?? 0;
 

@@ -17,6 +17,7 @@ import { approveAsAdmin, browseConnect, simEnv, startTikTokSync, type RunningTik
 import { startTikTokSimulator, type TikTokSimulator } from './simulators/tiktok/index.ts';
 import { forgetConnections } from './helpers/connections.ts';
 import { startReauthGate } from './helpers/reauth-gate.ts';
+import { untilWith } from './helpers/until.ts';
 
 const env = infraEnv();
 const vault = createVaultSecretStore({ addr: env.vaultAddr, token: env.vaultToken, mount: 'secret' });
@@ -42,13 +43,7 @@ describe('tiktok-sync against a TikTok v2 simulator: connect, reads, polling, re
     const r = await browseConnect(`${sync.url}/tiktok/connect?workspace=${ws}&grant=${await connectGrant('tiktok', ws)}`, sim, openId);
     expect(r.status, r.body).toBe(200);
   };
-  const until = async (what: string, check: () => boolean | Promise<boolean>, timeoutMs = 30_000) => {
-    const deadline = Date.now() + timeoutMs;
-    while (!(await check())) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\nsimulator saw: ${sim.requests.slice(-10).map((x) => `${x.method} ${x.path} ${x.status}`).join(', ')}\n${sync.output.slice(-15).join('\n')}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  };
+  const until = untilWith(() => `simulator saw: ${sim.requests.slice(-10).map((x) => `${x.method} ${x.path} ${x.status}`).join(', ')}\n${sync.output.slice(-15).join('\n')}`);
 
   beforeAll(async () => {
     infra = await realInfra('tiktok-test');
@@ -487,13 +482,7 @@ describe('tiktok-sync: authorization.removed judged by when it happened at TikTo
   let ingester: RunningIngester;
   let sync: RunningTikTokSync;
   const workspaces: string[] = [];
-  const until = async (what: string, check: () => boolean | Promise<boolean>, timeoutMs = 30_000) => {
-    const deadline = Date.now() + timeoutMs;
-    while (!(await check())) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${sync.output.slice(-15).join('\n')}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  };
+  const until = untilWith(() => sync.output.slice(-15).join('\n'));
 
   beforeAll(async () => {
     infra = await realInfra('tiktok-late-removal-test');
@@ -550,13 +539,7 @@ describe('tiktok-sync: a refusal of old tokens racing a reconnect', () => {
     workspaces.push(ws);
     return ws;
   };
-  const until = async (what: string, check: () => boolean | Promise<boolean>, timeoutMs = 30_000) => {
-    const deadline = Date.now() + timeoutMs;
-    while (!(await check())) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${sync.output.slice(-15).join('\n')}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  };
+  const until = untilWith(() => sync.output.slice(-15).join('\n'));
   const connect = async (ws: string, openId: string) => {
     const r = await browseConnect(`${sync.url}/tiktok/connect?workspace=${ws}&grant=${await connectGrant('tiktok', ws)}`, sim, openId);
     expect(r.status, r.body).toBe(200);
