@@ -16,6 +16,7 @@ const ALLOWED: Record<string, string> = {
   'bench/ingest/load.ts': "counts what the hub and the Redpanda Connect peer wrote with one plain client, independent of either",
   'bench/ingest/floor-edge.ts': "the HTTP side of bench-ingest's two floors, bare node:http + kafkajs, with no hub code in it",
   'bench/ingest/bare-inbox.ts': "the design floor of bench-ingest is by definition the ingest design's Kafka work in bare kafkajs, with no hub code in it",
+  'bench/producer/encode.ts': "measures kafkajs's own produce request encoder (patched against published), with no hub code in it",
 };
 
 const IMPORT = /(?:from\s+|import\s*\(\s*|require\s*\(\s*)['"]kafkajs(?:\/[^'"]*)?['"]/;
