@@ -23,45 +23,69 @@ export interface Ticket {
  * published) are never evicted; if they alone fill the budget, the newcomer gets 503.
  */
 export function admission(o: { maxInFlight: number; maxBufferedBytes: number }) {
-  let inFlight = 0;
-  let buffered = 0;
-  // Insertion order is arrival order: the first entry is the longest-reading request.
-  const reading = new Map<object, { held: number; evict?: () => void }>();
+  const state: AdmissionState = { inFlight: 0, buffered: 0, reading: new Map(), maxBufferedBytes: o.maxBufferedBytes };
   return {
     /** A ticket, or null when maxInFlight requests are already in flight. */
     enter(res: ServerResponse): Ticket | null {
-      if (inFlight >= o.maxInFlight) return null;
-      inFlight++;
-      const id = {};
-      const me: { held: number; evict?: () => void } = { held: 0 };
-      reading.set(id, me);
-      res.once('close', () => {
-        inFlight--;
-        buffered -= me.held;
-        me.held = 0;
-        reading.delete(id);
-      });
-      return {
-        take(n) {
-          for (const [other, r] of reading) {
-            if (buffered + n <= o.maxBufferedBytes) break;
-            if (other === id || r.held === 0 || !r.evict) continue;
-            reading.delete(other);
-            buffered -= r.held;
-            r.held = 0;
-            r.evict();
-          }
-          if (buffered + n > o.maxBufferedBytes) return false;
-          buffered += n;
-          me.held += n;
-          return true;
-        },
-        doneReading: () => void reading.delete(id),
-        onEvict: (fn) => void (me.evict = fn),
-      };
+      if (state.inFlight >= o.maxInFlight) return null;
+      state.inFlight++;
+      const ticket = new AdmissionTicket(state);
+      state.reading.set(ticket, ticket);
+      res.once('close', () => ticket.close());
+      return ticket;
     },
-    load: () => ({ inFlight, bufferedBytes: buffered, reading: reading.size }),
+    load: () => ({ inFlight: state.inFlight, bufferedBytes: state.buffered, reading: state.reading.size }),
   };
+}
+
+interface AdmissionState {
+  inFlight: number;
+  buffered: number;
+  /** Insertion order is arrival order: the first entry is the longest-reading request. */
+  reading: Map<AdmissionTicket, AdmissionTicket>;
+  maxBufferedBytes: number;
+}
+
+/**
+ * A request's ticket. A class rather than closures made per request: under tsx each of those
+ * also costs a defineProperty of its name (make bench-ingest).
+ */
+class AdmissionTicket implements Ticket {
+  held = 0;
+  evict: (() => void) | undefined;
+  constructor(private readonly state: AdmissionState) {}
+
+  /** The response closed: its request is no longer in flight, and its bytes are free. */
+  close(): void {
+    this.state.inFlight--;
+    this.state.buffered -= this.held;
+    this.held = 0;
+    this.state.reading.delete(this);
+  }
+
+  take(n: number): boolean {
+    const s = this.state;
+    for (const r of s.reading.keys()) {
+      if (s.buffered + n <= s.maxBufferedBytes) break;
+      if (r === this || r.held === 0 || !r.evict) continue;
+      s.reading.delete(r);
+      s.buffered -= r.held;
+      r.held = 0;
+      r.evict();
+    }
+    if (s.buffered + n > s.maxBufferedBytes) return false;
+    s.buffered += n;
+    this.held += n;
+    return true;
+  }
+
+  doneReading(): void {
+    this.state.reading.delete(this);
+  }
+
+  onEvict(fn: () => void): void {
+    this.evict = fn;
+  }
 }
 
 /**
@@ -71,31 +95,53 @@ export function admission(o: { maxInFlight: number; maxBufferedBytes: number }) 
  */
 export function readBody(req: IncomingMessage, limit: number, ticket: Ticket): Promise<Buffer | 'too_large' | 'over_budget' | 'aborted'> {
   return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let done = false;
-    const stop = (why: 'too_large' | 'over_budget') => {
-      if (done) return;
-      done = true;
-      chunks.length = 0;
-      req.resume(); // drain without keeping it until the answer closes the connection
-      resolve(why);
-    };
-    ticket.onEvict(() => stop('over_budget'));
-    req.on('data', (c: Buffer) => {
-      if (done) return;
-      size += c.length;
-      if (size > limit) return stop('too_large');
-      if (!ticket.take(c.length)) return stop('over_budget');
-      chunks.push(c);
-    });
-    req.on('end', () => {
-      if (done) return;
-      done = true;
-      ticket.doneReading();
-      resolve(Buffer.concat(chunks, size));
-    });
-    req.on('aborted', () => !done && ((done = true), resolve('aborted')));
-    req.on('error', () => !done && ((done = true), resolve('aborted')));
+    const r = new BodyReader(req, limit, ticket, resolve);
+    ticket.onEvict(() => r.stop('over_budget'));
+    req.on('data', (c: Buffer) => r.data(c));
+    req.on('end', () => r.end());
+    req.on('aborted', () => r.aborted());
+    req.on('error', () => r.aborted());
   });
+}
+
+/** readBody's state (methods, not closures made per request: see AdmissionTicket). */
+class BodyReader {
+  private readonly chunks: Buffer[] = [];
+  private size = 0;
+  private done = false;
+  constructor(
+    private readonly req: IncomingMessage,
+    private readonly limit: number,
+    private readonly ticket: Ticket,
+    private readonly resolve: (r: Buffer | 'too_large' | 'over_budget' | 'aborted') => void,
+  ) {}
+
+  stop(why: 'too_large' | 'over_budget'): void {
+    if (this.done) return;
+    this.done = true;
+    this.chunks.length = 0;
+    this.req.resume(); // drain without keeping it until the answer closes the connection
+    this.resolve(why);
+  }
+
+  data(c: Buffer): void {
+    if (this.done) return;
+    this.size += c.length;
+    if (this.size > this.limit) return this.stop('too_large');
+    if (!this.ticket.take(c.length)) return this.stop('over_budget');
+    this.chunks.push(c);
+  }
+
+  end(): void {
+    if (this.done) return;
+    this.done = true;
+    this.ticket.doneReading();
+    this.resolve(Buffer.concat(this.chunks, this.size));
+  }
+
+  aborted(): void {
+    if (this.done) return;
+    this.done = true;
+    this.resolve('aborted');
+  }
 }

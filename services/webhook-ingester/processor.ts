@@ -12,7 +12,7 @@ import { linkKey, type LinkTable } from '../../shared/links.ts';
 import type { Logger } from '../../shared/logger.ts';
 import { webhookDeadLetter } from './dead-letter.ts';
 import { entityVersion, seenWithin, type Delivery, type DeliveryLog, type EntityVersion, type EntityVersions } from './deliveries.ts';
-import { deliveryKey, edgeReadingSchema, failedDeliveryKey, SERVICE, type EdgeReading } from './edge.ts';
+import { deliveryKey, failedDeliveryKey, parseEdgeReading, SERVICE, type EdgeReading } from './edge.ts';
 import { vendorByRoute } from './vendors/index.ts';
 import type { RawDelivery, VendorModule } from './vendors/types.ts';
 
@@ -60,12 +60,7 @@ type ToPublish = EdgeReading & { payload?: unknown };
 /** The edge's reading of a webhook delivery, if it left one that reads (else the body is mapped here). */
 function readingOf(inbox: InboxDelivery, vendor: VendorModule): EdgeReading | undefined {
   if (inbox.mapped === undefined || inbox.origin !== 'webhook' || !vendor.verbatim) return undefined;
-  try {
-    const r = edgeReadingSchema.safeParse(JSON.parse(inbox.mapped));
-    return r.success ? r.data : undefined;
-  } catch {
-    return undefined;
-  }
+  return parseEdgeReading(inbox.mapped);
 }
 
 /**
@@ -169,14 +164,7 @@ class Batch {
       await this.deps.links.catchUp(5000).catch(() => undefined);
       link = this.deps.links.get(linkKey(vendor.source, ev.account));
     }
-    // Logged, then parked (park): never published, never retried.
-    const deadLetter = (code: string, message: string) => {
-      this.deps.logger.warn({ vendor: vendor.source, account: ev.account, reason: code, detail: message }, code === 'unlinked' ? 'delivery for an unlinked account dead-lettered' : 'delivery no event can be made of dead-lettered');
-      // One event of a batch is parked as its payload alone, which is not a delivery to replay.
-      if (only) this.park(vendor, d, key, { code, message }, d.rawBody, inbox);
-      else this.park(vendor, d, key, { code, message }, Buffer.from(JSON.stringify(ev.payload)));
-    };
-    if (!link) return deadLetter('unlinked', `no workspace linked to ${vendor.source} account ${ev.account}`);
+    if (!link) return this.deadLetter(vendor, inbox, d, ev, key, only, 'unlinked', `no workspace linked to ${vendor.source} account ${ev.account}`);
     const source = link.source ?? vendor.source;
     // Versions are kept per event topic (entity and action): a late orders/create or orders/paid
     // is not stale behind an orders/updated, nor app/uninstalled behind app/scopes_update.
@@ -212,7 +200,7 @@ class Batch {
     } catch (e) {
       // No event can be made of it (a link naming a reserved source, a topic name over Kafka's
       // limit): retrying the batch would hold every later delivery of this inbox partition.
-      if (e instanceof HubError && !e.retryable) return deadLetter(e.code, e.message);
+      if (e instanceof HubError && !e.retryable) return this.deadLetter(vendor, inbox, d, ev, key, only, e.code, e.message);
       throw e;
     }
     // An update older than one already published (a late retry, a poll that read before a newer
@@ -232,6 +220,14 @@ class Batch {
     }
     this.mark(key, { eventId: event.event_id, outcome: 'published', at: Date.now() });
     this.count(vendor.source, 'published');
+  }
+
+  /** An event that cannot be published: logged, then parked (park): never published, never retried. */
+  private deadLetter(vendor: VendorModule, inbox: InboxDelivery, d: RawDelivery, ev: ToPublish, key: string, only: boolean, code: string, message: string): void {
+    this.deps.logger.warn({ vendor: vendor.source, account: ev.account, reason: code, detail: message }, code === 'unlinked' ? 'delivery for an unlinked account dead-lettered' : 'delivery no event can be made of dead-lettered');
+    // One event of a batch is parked as its payload alone, which is not a delivery to replay.
+    if (only) this.park(vendor, d, key, { code, message }, d.rawBody, inbox);
+    else this.park(vendor, d, key, { code, message }, Buffer.from(JSON.stringify(ev.payload)));
   }
 
   /**

@@ -73,7 +73,10 @@ export function inboxRecord(d: InboxDelivery, topic = INBOX_TOPIC): OutgoingReco
   if (d.param !== undefined) headers[INBOX_HEADERS.param] = d.param;
   if (d.mapped !== undefined) headers[INBOX_HEADERS.mapped] = d.mapped;
   if (d.replayedFrom !== undefined) headers[INBOX_HEADERS.replayedFrom] = d.replayedFrom;
-  for (const [k, v] of Object.entries(d.headers)) if (v !== undefined && !k.startsWith('ionflux.')) headers[k] = v;
+  for (const k in d.headers) {
+    const v = d.headers[k];
+    if (v !== undefined && !k.startsWith('ionflux.')) headers[k] = v;
+  }
   return { topic, key: d.key, value: d.body, headers };
 }
 
@@ -88,7 +91,7 @@ export function fromInboxRecord(r: IncomingRecord): InboxDelivery | null {
   const route = r.headers[INBOX_HEADERS.route];
   if (!route || !r.value) return null;
   const headers: Record<string, string> = {};
-  for (const [k, v] of Object.entries(r.headers)) if (!k.startsWith('ionflux.')) headers[k] = v;
+  for (const k in r.headers) if (!k.startsWith('ionflux.')) headers[k] = r.headers[k]!;
   const at = Number(r.headers[INBOX_HEADERS.receivedAt]);
   return {
     route,
