@@ -1,11 +1,12 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { buildLlmConfig, type LlmEnv } from '../services/llm-orchestrator/connector/config.ts';
 import { baseEnv, parseEnv } from '../shared/config.ts';
 import { ADMIN_PRINCIPAL, SERVICES, servicePrincipal } from '../shared/security/principals.ts';
 import { testTmpDir } from './helpers/infra.ts';
@@ -25,17 +26,41 @@ interface ComposeService {
   build?: unknown;
   command?: string | string[];
   environment?: Record<string, string | number | boolean | null> | string[];
+  env_file?: string | (string | { path: string; required?: boolean })[];
+}
+
+/**
+ * What a service's env_file entries hold, read from `projectDir` as compose reads them: NAME=value
+ * lines, blank lines and `#` comments skipped, quotes around a value removed; a missing file is
+ * an error unless the entry says `required: false`.
+ */
+function envFiles(svc: ComposeService, projectDir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const entry of [svc.env_file ?? []].flat()) {
+    const { path, required = true } = typeof entry === 'string' ? { path: entry } : entry;
+    const file = join(projectDir, path);
+    if (!existsSync(file)) {
+      if (required) throw new Error(`env file ${path} not found`);
+      continue;
+    }
+    for (const line of readFileSync(file, 'utf8').split(/\r?\n/)) {
+      const m = /^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$/.exec(line);
+      if (m && !line.trimStart().startsWith('#')) out[m[1]!] = m[2]!.replace(/^(['"])(.*)\1$/s, '$2');
+    }
+  }
+  return out;
 }
 
 /**
  * A service's environment as compose resolves it where the shell (or .env) holds `host`:
  * `${VAR:-default}` is VAR's value or the default; a variable without a value is passed from
- * there when set and left unset when not.
+ * there when set and left unset when not. With `envFilesFrom` (a project directory), its env_file
+ * entries are read there first, and `environment` wins over them, as compose does.
  */
-function envOf(svc: ComposeService, host: Record<string, string> = {}): Record<string, string> {
+function envOf(svc: ComposeService, host: Record<string, string> = {}, o: { envFilesFrom?: string } = {}): Record<string, string> {
   const env = svc.environment ?? {};
   const entries = Array.isArray(env) ? env.map((e): [string, string | null] => (e.includes('=') ? (e.split(/=(.*)/s).slice(0, 2) as [string, string]) : [e, null])) : Object.entries(env);
-  const out: Record<string, string> = {};
+  const out: Record<string, string> = o.envFilesFrom ? envFiles(svc, o.envFilesFrom) : {};
   for (const [k, v] of entries) {
     if (v === null || v === undefined) {
       if (host[k] !== undefined) out[k] = host[k];
@@ -182,6 +207,35 @@ describe('docker-compose.yml (checked without a Docker engine)', () => {
     // Only bash's own printf (a builtin: no process of its own, no command line) takes one.
     expect(uses.filter((c) => !/^\s*printf /.test(c))).toEqual([]);
     expect(start).toMatch(/kafka-run-class\.sh "@\$args"/);
+  });
+
+  it("the LLM orchestrator gets the keys its LLM_EXTRA_PROVIDERS name (api_key_env) from deploy/compose/secrets/llm-provider-keys.env; no other service does", async () => {
+    const doc = JSON.parse(composeCheck(['--json']).stdout) as { services: Record<string, ComposeService> };
+    // A provider whose key is in an environment variable, as docs/llm.md shows: the name is the
+    // operator's choice, so compose cannot list it in the orchestrator's environment.
+    const host = { LLM_EXTRA_PROVIDERS: JSON.stringify({ together: { base_url: 'https://api.together.xyz/v1', api_key_env: 'TOGETHER_API_KEY', key_required: true, models: { llama70b: { model: 'meta-llama/Llama-3.3-70B-Instruct-Turbo', tasks: ['text_generation'] } } } }) };
+    const key = `tg-${randomBytes(16).toString('hex')}`;
+    const schema = (await serviceEnvSchema('services/llm-orchestrator/main.ts'))!;
+    const project = mkdtempSync(join(tmpdir(), 'ionflux-compose-keys-'));
+    try {
+      // No key file (a fresh checkout): the orchestrator starts all the same, without the key.
+      const without = envOf(doc.services['llm-orchestrator']!, host, { envFilesFrom: project });
+      expect(buildLlmConfig(parseEnv(schema, without) as LlmEnv, without).providers.together?.envKey).toBeUndefined();
+
+      mkdirSync(join(project, 'deploy/compose/secrets'), { recursive: true });
+      writeFileSync(join(project, 'deploy/compose/secrets/llm-provider-keys.env'), `# keys of LLM_EXTRA_PROVIDERS\nTOGETHER_API_KEY=${key}\nKAFKA_SASL_USERNAME=someone-else\n`);
+      const env = envOf(doc.services['llm-orchestrator']!, host, { envFilesFrom: project });
+      const config = buildLlmConfig(parseEnv(schema, env) as LlmEnv, env);
+      expect(config.providers.together, 'the provider is configured').toMatchObject({ baseURL: 'https://api.together.xyz/v1', keyRequired: true });
+      expect(config.providers.together!.envKey, 'the orchestrator has its key').toBe(key);
+      // The service's own settings win over a line of the same name.
+      expect(env.KAFKA_SASL_USERNAME).toBe(servicePrincipal('llm-orchestrator'));
+      for (const [name, svc] of Object.entries(doc.services).filter(([n]) => n !== 'llm-orchestrator')) {
+        expect(Object.values(envOf(svc, host, { envFilesFrom: project })), `${name} gets no provider key`).not.toContain(key);
+      }
+    } finally {
+      rmSync(project, { recursive: true, force: true });
+    }
   });
 
   it("vault-setup lets the LLM orchestrator read the keys of the LLM_EXTRA_PROVIDERS compose gives it, with the policies make up writes", async () => {
