@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LmdbStore } from '../shared/bus/table/lmdb-store.ts';
 import { jsonValue, KafkaTable } from '../shared/bus/table/table.ts';
-import { realInfra, testStateDir, uid } from './helpers/infra.ts';
+import { createKafka } from '../shared/bus/kafka/client.ts';
+import { infraEnv, realInfra, testStateDir, uid } from './helpers/infra.ts';
 
 type Entry = { n: number; at: number };
 
@@ -94,5 +95,47 @@ describe('KafkaTable with its state on disk (item 28)', () => {
     expect(await t.sweep(Date.now() + 3_600_000 + 60_000)).toBe(3024);
     expect(t.size).toBe(0);
     await t.close();
+  });
+
+  it('rebuilds a store whose topic was deleted and made again while the store was kept, even with as many records or more', async () => {
+    // Its checkpoint is a plausible offset of the new topic: only the record it was taken after tells them apart.
+    const again = `ionflux.state.test-${uid()}`;
+    const openOn = async () => {
+      const t = new KafkaTable<Entry>({ ...infra, stateDir, topic: again, parse: jsonValue((v) => v as Entry) });
+      await t.start();
+      return t;
+    };
+    const put = (prefix: string, count: number) => infra.bus.publishBatch(Array.from({ length: count }, (_, i) => ({ topic: again, key: `${prefix}${i}`, value: JSON.stringify({ n: i, at: Date.now() }) })));
+    await infra.bus.ensureTopics([again]);
+    await put('old', 30);
+    const first = await openOn();
+    expect(first.size).toBe(30);
+    await first.close();
+
+    const admin = createKafka({ brokers: infraEnv().brokers, auth: infraEnv().auth, clientId: uid('recreate'), logger: infra.logger }).admin();
+    await admin.connect();
+    try {
+      const partitions = (await infra.bus.offsets(again)).length;
+      await admin.deleteTopics({ topics: [again] });
+      // The deletion completes in the background: made again once the broker takes it.
+      await expect.poll(() => admin.createTopics({ topics: [{ topic: again, numPartitions: partitions }] }).catch(() => false), { timeout: 30_000, interval: 500 }).toBe(true);
+      await put('new', 60);
+      const second = await openOn();
+      expect(second.restored.reset).toMatch(/deleted and made again/);
+      expect(second.restored).toMatchObject({ records: 60, from: 'beginning' });
+      expect(second.size).toBe(60);
+      expect(second.get('old0')).toBeUndefined();
+      expect(second.get('new59')).toMatchObject({ n: 59 });
+      await second.close();
+      // And the rebuilt store resumes from its checkpoint as any other.
+      const third = await openOn();
+      expect(third.restored).toMatchObject({ records: 0, from: 'checkpoint' });
+      expect(third.restored.reset).toBeUndefined();
+      expect(third.size).toBe(60);
+      await third.close();
+    } finally {
+      await admin.deleteTopics({ topics: [again] }).catch(() => undefined);
+      await admin.disconnect();
+    }
   });
 });

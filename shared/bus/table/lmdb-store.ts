@@ -123,13 +123,22 @@ export class LmdbStore<V> implements TableStore<V> {
       const at = this.expiryOf?.(value);
       if (at !== undefined && Number.isFinite(at)) put(this.expiry as Database<unknown, [number, string]>, [at, key], 1);
     }
-    for (const [partition, next] of checkpoints) put(this.meta, `cp:${partition}`, next);
+    // `cp:` keeps the offset alone, as it always did (a store stays readable by older code); what
+    // follows it in the table's checkpoint (`<next>@<record>`, the last record read) goes to `lr:`.
+    for (const [partition, checkpoint] of checkpoints) {
+      const at = checkpoint.indexOf('@');
+      put(this.meta, `cp:${partition}`, at === -1 ? checkpoint : checkpoint.slice(0, at));
+      put(this.meta, `lr:${partition}`, at === -1 ? '' : checkpoint.slice(at + 1));
+    }
     return commits;
   }
 
   checkpoint(): Map<number, string> {
     const out = new Map<number, string>();
-    for (const { key, value } of this.meta.getRange({ start: 'cp:', end: 'cp;' })) out.set(Number(key.slice(3)), String(value));
+    for (const { key, value } of this.meta.getRange({ start: 'cp:', end: 'cp;' })) {
+      const last = this.meta.get(`lr:${key.slice(3)}`);
+      out.set(Number(key.slice(3)), last ? `${String(value)}@${String(last)}` : String(value));
+    }
     return out;
   }
 
@@ -164,6 +173,7 @@ export class LmdbStore<V> implements TableStore<V> {
       for (const key of [...this.data.getKeys()]) this.data.removeSync(key);
       for (const key of [...this.expiry.getKeys()]) this.expiry.removeSync(key);
       for (const key of [...this.meta.getKeys({ start: 'cp:', end: 'cp;' })]) this.meta.removeSync(key);
+      for (const key of [...this.meta.getKeys({ start: 'lr:', end: 'lr;' })]) this.meta.removeSync(key);
     });
   }
 

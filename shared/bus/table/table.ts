@@ -102,15 +102,52 @@ export class KafkaTable<V> {
     let reset: string | undefined;
     if (this.opts.stateDir) ({ store: this.store, reset } = LmdbStore.open<V>(join(this.opts.stateDir, topic), topic, this.opts.parse, { expiryOf: this.expiryOf, cluster: await bus.clusterId?.() }));
     else this.store = new MemoryStore<V>(this.expiryOf);
-    let from = this.store.checkpoint();
-    const stale = staleCheckpoint(from, await bus.offsets(topic));
+    const checkpoint = new Map([...this.store.checkpoint()].map(([p, cp]) => [p, parseCheckpoint(cp)] as const));
+    const ends = await bus.offsets(topic);
+    const stale = staleCheckpoint(new Map([...checkpoint].map(([p, cp]) => [p, cp.next])), ends);
     if (stale) {
       this.store.clear();
-      from = new Map();
+      checkpoint.clear();
       reset = stale;
     }
     if (reset) logger.warn({ topic, reason: reset }, 'table store rebuilt from the topic');
-    for (const [p, next] of from) this.positions.set(p, BigInt(next));
+    let read = await this.readFrom(checkpoint, ends, timeoutMs);
+    // The record the checkpoint was taken after is another one: the topic was deleted and made
+    // again (with as many records or more) while the store was kept. Its values are not this topic's.
+    if (this.recreated) {
+      reset = this.recreated;
+      logger.warn({ topic, reason: reset }, 'table store rebuilt from the topic');
+      await this.reader?.close();
+      await this.discardAll();
+      checkpoint.clear();
+      read = await this.readFrom(checkpoint, ends, timeoutMs);
+    }
+    // A store resumed from its checkpoint may hold values that expired while the service was down.
+    if (this.expiryOf) await this.sweep();
+    else await this.settle();
+    this.restored = { records: read, from: checkpoint.size ? 'checkpoint' : 'beginning', reset, ms: Date.now() - began };
+    logger.info({ topic, entries: this.store.size, records_read: read, from: this.restored.from, store: this.opts.stateDir ? 'disk' : 'memory', ms: this.restored.ms }, 'table ready');
+    this.sweeper = setInterval(() => this.maintain(), Math.min(this.opts.expire?.sweepMs ?? 60_000, 5_000));
+    this.sweeper.unref();
+  }
+
+  /**
+   * Reads the topic from the checkpoint (each partition from the last record it covers, which is
+   * compared with the one the store took: see `recreated`) until caught up; returns how many
+   * records it applied.
+   */
+  private async readFrom(checkpoint: Map<number, Checkpoint>, ends: PartitionOffsets[], timeoutMs: number): Promise<number> {
+    const { bus, topic } = this.opts;
+    const from = new Map<number, string>();
+    this.verifying.clear();
+    for (const [p, cp] of checkpoint) {
+      this.positions.set(p, BigInt(cp.next));
+      const low = BigInt(ends.find((e) => e.partition === p)?.low ?? cp.next);
+      if (cp.last && BigInt(cp.last.offset) >= low) {
+        this.verifying.set(p, { ...cp.last, next: BigInt(cp.next) });
+        from.set(p, cp.last.offset);
+      } else from.set(p, cp.next);
+    }
     let read = 0;
     this.reader = await bus.read({
       topic,
@@ -123,20 +160,54 @@ export class KafkaTable<V> {
     });
     this.ready = withDeadline(this.reader.caughtUp, timeoutMs, () => new HubError('table_not_ready', `reading ${topic} took over ${timeoutMs} ms`, { retryable: true }));
     await this.ready;
-    // A store resumed from its checkpoint may hold values that expired while the service was down.
-    if (this.expiryOf) await this.sweep();
-    else await this.settle();
-    this.restored = { records: read, from: from.size ? 'checkpoint' : 'beginning', reset, ms: Date.now() - began };
-    logger.info({ topic, entries: this.store.size, records_read: read, from: this.restored.from, store: this.opts.stateDir ? 'disk' : 'memory', ms: this.restored.ms }, 'table ready');
-    this.sweeper = setInterval(() => this.maintain(), Math.min(this.opts.expire?.sweepMs ?? 60_000, 5_000));
-    this.sweeper.unref();
+    return read;
   }
 
-  /** Applies one batch read from the topic, with its checkpoint; returns how many records it held. */
+  /** Forgets what the store and this instance hold (after a rebuild was found necessary while reading). */
+  private async discardAll(): Promise<void> {
+    clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    while (this.write) await this.write;
+    this.pending.clear();
+    this.pendingCheckpoints.clear();
+    this.local.clear();
+    this.positions.clear();
+    this.lastRecords.clear();
+    this.store.clear();
+    this.recreated = undefined;
+  }
+
+  /**
+   * Per partition being resumed, the record its checkpoint was taken after (offset and broker
+   * timestamp) and the checkpoint: records before `next` are read only to find that one again.
+   */
+  private readonly verifying = new Map<number, { offset: string; ts: string; next: bigint }>();
+  /** Per partition, the last record read (offset:timestamp), kept with each checkpoint. */
+  private readonly lastRecords = new Map<number, { offset: string; ts: string }>();
+  /** Set when a resumed partition's record at the checkpoint is another than the store took. */
+  private recreated: string | undefined;
+
+  /** Applies one batch read from the topic, with its checkpoint; returns how many records it applied. */
   private applyBatch(b: ReadBatch): number {
+    if (this.recreated) return 0;
+    let records = b.records;
+    const check = this.verifying.get(b.partition);
+    if (check) {
+      // Only records from `next` on are new here; the one before is the checkpoint's, compared.
+      const seen = records.find((r) => r.offset === check.offset);
+      if (seen && seen.timestamp !== check.ts) {
+        this.recreated = `the record at ${b.partition}:${check.offset} is not the one the checkpoint was taken after (was the topic deleted and made again?)`;
+        return 0;
+      }
+      records = records.filter((r) => BigInt(r.offset) >= check.next);
+      if (BigInt(b.next) >= check.next) this.verifying.delete(b.partition);
+      // Compacted away (a newer value of its key came later): nothing to compare with.
+      else if (records.length === 0 && b.records.length > 0 && !seen) this.verifying.delete(b.partition);
+      if (BigInt(b.next) <= check.next) return 0; // its position is the checkpoint's already
+    }
     const changes: Change<V>[] = [];
     const now = Date.now();
-    for (const r of b.records) {
+    for (const r of records) {
       if (!r.key) continue;
       const key = r.key.toString();
       const mine = this.local.get(key);
@@ -161,15 +232,17 @@ export class KafkaTable<V> {
         this.opts.logger.error({ topic: this.opts.topic, key, err: e }, 'unreadable table record skipped');
       }
     }
+    const last = records[records.length - 1];
+    if (last) this.lastRecords.set(b.partition, { offset: last.offset, ts: last.timestamp });
     if (this.opts.stateDir) {
       for (const c of changes) this.pending.set(c[0], c);
-      this.pendingCheckpoints.set(b.partition, b.next);
+      this.pendingCheckpoints.set(b.partition, formatCheckpoint(b.next, this.lastRecords.get(b.partition)));
       if (this.pending.size >= FLUSH_MAX) this.flushLater();
       else this.flushTimer ??= setTimeout(() => this.flushLater(), FLUSH_MS).unref();
     } else this.store.apply(changes, new Map([[b.partition, b.next]]));
     this.positions.set(b.partition, BigInt(b.next));
     if (this.opts.onChange) for (const [key, value] of changes) this.opts.onChange(key, value);
-    return b.records.length;
+    return records.length;
   }
 
   /**
@@ -360,6 +433,22 @@ export class KafkaTable<V> {
     await this.settle().catch((e: unknown) => this.opts.logger.error({ topic: this.opts.topic, err: e }, 'table store not written at close; read again from the topic at start'));
     await this.store.close();
   }
+}
+
+/**
+ * A partition's checkpoint as a store keeps it: the next offset to read, and the last record read
+ * before it (`<next>@<offset>:<timestamp>`), by which a resumed read recognises its topic. A
+ * checkpoint written before it carried that, or of a partition with no record yet, is the offset alone.
+ */
+type Checkpoint = { next: string; last?: { offset: string; ts: string } };
+
+function formatCheckpoint(next: string, last: { offset: string; ts: string } | undefined): string {
+  return last ? `${next}@${last.offset}:${last.ts}` : next;
+}
+
+function parseCheckpoint(s: string): Checkpoint {
+  const m = /^(\d+)@(\d+):(-?\d+)$/.exec(s);
+  return m ? { next: m[1]!, last: { offset: m[2]!, ts: m[3]! } } : { next: s };
 }
 
 /** Why a checkpoint cannot be resumed from (the topic was trimmed past it, or recreated), if so. */
