@@ -1,5 +1,5 @@
 import type { KafkaTable } from '../bus/table/table.ts';
-import { topics } from '../bus/topics.ts';
+import { topics, workspaceOfCommandTopic } from '../bus/topics.ts';
 import type { OutgoingRecord } from '../bus/types.ts';
 import { HubError } from '../errors.ts';
 import type { EventCodec } from '../events/codec.ts';
@@ -11,7 +11,7 @@ import type { Approval } from './state.ts';
 
 /**
  * An admin's decision as the records that carry it: the approval's new state, the kept command
- * re-sent to its service with the signed decision in a header, and the audit entry. Published
+ * re-sent to its service with the signed decision in a header (see `releaseTopic`), and the audit entry. Published
  * together, in one transaction, by whoever decides (`ionflux approvals`, or the platform
  * connector for an admin principal); the worker then runs exactly the kept command once, or
  * answers `approval_denied`. Deciding twice is refused, except by the platform command that
@@ -43,8 +43,18 @@ export async function decisionRecords(
     decided,
     records: [
       deps.approvals.record(approvalId, decided),
-      { topic: topics.command(a.service), key: a.command.workspace_id, value: encodeCommandJson(released), headers: { [RELEASE_HEADER]: header } },
+      { topic: releaseTopic(a), key: a.command.workspace_id, value: encodeCommandJson(released), headers: { [RELEASE_HEADER]: header } },
       audit,
     ],
   };
+}
+
+/**
+ * Where a release goes: back to the workspace's own command topic when the command came on it
+ * (there a wait the vendor asks for pauses that workspace's topic alone, and the command runs in
+ * order with the workspace's others), else to the service's topic, where admins and services send.
+ */
+export function releaseTopic(a: Pick<Approval, 'service' | 'command' | 'topic'>): string {
+  const own = a.topic && a.topic === topics.workspaceCommand(a.service, a.command.workspace_id) && workspaceOfCommandTopic(a.topic) === a.command.workspace_id;
+  return own ? a.topic! : topics.command(a.service);
 }

@@ -230,7 +230,7 @@ const gate: Step = (job, d) => {
   if (d.connector.preapproved?.(job.name, job.params!, job.connection?.settings ?? {})) return undefined;
   const id = approvalIdFor(d.service, job.c, job.digest);
   if (job.c.approval_id) return released(job, d, id);
-  const approval: Approval = { approval_id: id, status: 'pending', service: d.service, connector: d.connector.manifest.id, action: job.name, digest: job.digest, command: job.c, requested_at: new Date(d.now()).toISOString() };
+  const approval: Approval = { approval_id: id, status: 'pending', service: d.service, connector: d.connector.manifest.id, action: job.name, digest: job.digest, command: job.c, topic: job.record.topic, requested_at: new Date(d.now()).toISOString() };
   return { kind: 'await', approval, requested: true };
 };
 

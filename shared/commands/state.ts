@@ -127,6 +127,13 @@ export const approvalSchema = z.object({
   /** commandDigest of the kept command: the release runs only a command with this digest. */
   digest: z.string().optional(),
   command: commandSchema.extend({ deadline: z.number().nullish() }),
+  /**
+   * The topic the command came on. Its release is sent there when that is the workspace's own
+   * command topic (so a long wait of the released command pauses that topic alone, and it runs in
+   * order with the workspace's other commands); else, and for approvals asked before, on the
+   * service's topic.
+   */
+  topic: z.string().optional(),
   requested_at: z.string(),
   decided_at: z.string().optional(),
   decided_by: z.string().optional(),

@@ -3,10 +3,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KafkaTable } from '../../shared/bus/table/table.ts';
 import { topics } from '../../shared/bus/topics.ts';
 import { createHubClient, type HubClient } from '../../shared/commands/client.ts';
+import { defaultOutcomeTopic } from '../../shared/commands/outcome.ts';
+import { RELEASE_HEADER } from '../../shared/commands/release.ts';
 import { openWorkspaceConnectors, wsConnectorKey, type WorkspaceConnector } from '../../shared/commands/state.ts';
 import { secretPaths } from '../../shared/secrets/store.ts';
 import { createVaultSecretStore } from '../../shared/secrets/vault-store.ts';
-import { infraEnv, realInfra, uid } from '../helpers/infra.ts';
+import { runCli } from '../helpers/cli.ts';
+import { infraEnv, readAll, realInfra, uid } from '../helpers/infra.ts';
 import { startReceiver } from '../helpers/receiver.ts';
 import { startWorker, type RunningWorker } from '../helpers/worker.ts';
 
@@ -146,5 +149,37 @@ describe('a vendor throttling one workspace (items 13, 33)', () => {
     receiver.script(`/${a}`, Array.from({ length: 5 }, () => ({ status: 429, headers: { 'retry-after': '1' } })));
     expect(await send(a)).toMatchObject({ status: 'succeeded', attempts: 6 });
     expect(callsTo(a, from)).toBe(6);
+  }, 180_000);
+
+  it("an approved command that came on its workspace's topic is released there: its wait holds no other workspace's commands", async () => {
+    const [a, b] = [await workspace(uid('ws')), await workspace(uid('ws'))];
+    // A may post to its receiver path but has not pre-approved it: its post waits for an admin.
+    await settings.set(wsConnectorKey(a, 'webhook'), { settings: { urls: [receiver.url(`/${a}`)] }, connection: 'connected', updated_at: new Date().toISOString() });
+    const [topicA, topicB] = [topics.workspaceCommand('webhook', a), topics.workspaceCommand('webhook', b)];
+    await infra.bus.ensureTopics([topicA, topicB]);
+    const { send } = await agents();
+    expect(await send(b)).toMatchObject({ status: 'succeeded' });
+    const waiting = await send(a);
+    expect(waiting).toMatchObject({ status: 'awaiting_approval' });
+    const from = receiver.deliveries.length;
+
+    receiver.script(`/${a}`, [{ status: 429, headers: { 'retry-after': String(RETRY_AFTER_S) } }]);
+    expect((await runCli(['approvals', 'approve', waiting.approval_id!])).code).toBe(0);
+    // The signed release is on A's own topic, after A's command.
+    await expect.poll(async () => (await readAll(infra.bus, topicA)).filter((r) => r.headers[RELEASE_HEADER]).length, { timeout: 30_000 }).toBe(1);
+    // Its first call was answered 429: it waits RETRY_AFTER_S, pausing A's topic only.
+    await expect.poll(() => callsTo(a, from), { timeout: 30_000 }).toBe(1);
+    const outB = await Promise.all([send(b), send(b)]);
+    expect(outB.map((o) => o.status)).toEqual(['succeeded', 'succeeded']);
+    expect(callsTo(a, from)).toBe(1);
+    const finalOf = async () => {
+      for (const r of await readAll(infra.bus, defaultOutcomeTopic('webhook', a))) {
+        const e = await infra.codec.decode(r.value!);
+        if (e.correlation_id === waiting.command_id && !e.event_type.endsWith('awaiting_approval')) return JSON.parse(e.payload_json) as unknown;
+      }
+      return undefined;
+    };
+    await expect.poll(finalOf, { timeout: 60_000, interval: 500 }).toMatchObject({ status: 'succeeded', attempts: 2 });
+    expect(callsTo(a, from)).toBe(2);
   }, 180_000);
 });
