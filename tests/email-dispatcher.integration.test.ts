@@ -239,7 +239,8 @@ describe('email dispatcher: SMTP to a real capturing server, SendGrid to its sim
     const r = out.result as { sent: { email: string; message_id: string }[]; failed: { email: string; code: string }[]; suppressed: unknown[]; unknown: unknown[]; total: number };
     expect(r.total).toBe(6);
     expect(r.sent.map((s) => s.email).sort()).toEqual(people.map((p) => p.email).sort());
-    expect(r.failed).toEqual([expect.objectContaining({ email: rejected.email, code: 'smtp_550' })]);
+    // Refused for good: a re-send would be refused the same, so not retry_safe.
+    expect(r.failed).toEqual([expect.objectContaining({ email: rejected.email, code: 'smtp_550', retry_safe: false })]);
     expect(r.unknown).toEqual([]);
     for (const p of people) {
       const got = await smtp.to(p.email);
@@ -324,7 +325,7 @@ describe('email dispatcher: SMTP to a real capturing server, SendGrid to its sim
     // A 400 with SendGrid's error body: that batch's recipients are listed failed with its message, not retried.
     sendgrid.script([{ status: 400, body: { errors: [{ message: 'The from address does not match a verified Sender Identity.', field: 'from', help: null }] } }]);
     const refusedBatch = await agentSend(sgWs, 'send_bulk', { template, recipients: [{ email: `x-${sgWs}@example.com`, merge: { deal: '5%' } }] });
-    expect(refusedBatch.result).toMatchObject({ sent: [], failed: [{ email: `x-${sgWs}@example.com`, code: 'sendgrid_400', message: 'from: The from address does not match a verified Sender Identity.' }] });
+    expect(refusedBatch.result).toMatchObject({ sent: [], failed: [{ email: `x-${sgWs}@example.com`, code: 'sendgrid_400', message: 'from: The from address does not match a verified Sender Identity.', retry_safe: false }] });
 
     // A revoked key: the command fails vendor_unauthorized and the connection needs re-authorization.
     sendgrid.keys.delete(SG_KEY);
@@ -385,7 +386,7 @@ describe("email dispatcher: the platform's SendGrid account refused mid-way, thr
     sendgrid.script([{ pass: true }, refusedKey]);
     const out = await api('/v1/emails/bulk?wait=25s', { workspace_id: ws, template: { id: 'notice', subject: 'Notice for {{name}}', text: 'Hello {{name}}' }, recipients });
     expect(out.status, JSON.stringify(out.body)).toBe(200);
-    expect(out.body).toMatchObject({ status: 'succeeded', result: { sent: recipients.slice(0, 2).map((r) => ({ email: r.email })), unknown: [], failed: recipients.slice(2).map((r) => ({ email: r.email, code: 'provider_unauthorized' })) } });
+    expect(out.body).toMatchObject({ status: 'succeeded', result: { sent: recipients.slice(0, 2).map((r) => ({ email: r.email })), unknown: [], failed: recipients.slice(2).map((r) => ({ email: r.email, code: 'provider_unauthorized', retry_safe: true })) } });
     expect(sendgrid.sent.flatMap((m) => (m.body.personalizations as { to: { email: string }[] }[]).map((p) => p.to[0]!.email))).toEqual(recipients.slice(0, 2).map((r) => r.email));
 
     // Nobody sent at all: the command fails provider_unauthorized, and still marks nothing.
@@ -419,7 +420,7 @@ describe('email dispatcher: a relay or API refusing every message, through Kafka
   const ws = uid('ws');
   const sgWs = uid('ws');
   const template = { id: 'notice', subject: 'Notice for {{name}}', text: 'Hello {{name}}' };
-  type Bulk = { status: string; result: { total: number; sent: { email: string; message_id: string }[]; failed: { email: string; code: string; message: string }[]; unknown: unknown[]; suppressed: unknown[] } };
+  type Bulk = { status: string; result: { total: number; sent: { email: string; message_id: string }[]; failed: { email: string; code: string; message: string; retry_safe: boolean }[]; unknown: unknown[]; suppressed: unknown[] } };
 
   /** The bulk's outcome, asked for again with the same key and body until it is in; fails past 3 minutes. */
   async function bulkOutcome(workspace: string, recipients: { email: string; name: string }[]): Promise<Bulk> {
@@ -459,7 +460,7 @@ describe('email dispatcher: a relay or API refusing every message, through Kafka
     const out = await bulkOutcome(ws, recipients);
     expect(out).toMatchObject({ status: 'succeeded', result: { total: 30, sent: [], unknown: [], suppressed: [] } });
     expect(out.result.failed.map((f) => f.email)).toEqual(emails);
-    for (const f of out.result.failed) expect(f).toMatchObject({ code: 'provider_unavailable', message: expect.stringMatching(/^not sent, safe to send again: .*421 4\.3\.2 Service not available/) });
+    for (const f of out.result.failed) expect(f).toMatchObject({ code: 'provider_unavailable', message: expect.stringMatching(/^not sent, safe to send again: .*421 4\.3\.2 Service not available/), retry_safe: true });
     expect(await received(emails)).toEqual([]);
 
     await relay.refuse(null);
@@ -480,7 +481,7 @@ describe('email dispatcher: a relay or API refusing every message, through Kafka
     // Listed sent: exactly those the relay has, with the Message-ID it received.
     expect(out.result.sent.map((s) => [s.email, s.message_id]).sort()).toEqual(got.map((m) => [m.rcpt_tos[0]!.toLowerCase(), m.message_id]).sort());
     expect(out.result.failed).toHaveLength(27);
-    for (const f of out.result.failed) expect(f).toMatchObject({ code: 'provider_unavailable', message: expect.stringContaining('safe to send again') });
+    for (const f of out.result.failed) expect(f).toMatchObject({ code: 'provider_unavailable', message: expect.stringContaining('safe to send again'), retry_safe: true });
 
     await relay.refuse(null);
     const again = await bulkOutcome(ws, recipients.filter((r) => out.result.failed.some((f) => f.email === r.email)));
@@ -497,7 +498,7 @@ describe('email dispatcher: a relay or API refusing every message, through Kafka
     const out = await bulkOutcome(sgWs, recipients);
     expect(out).toMatchObject({ status: 'succeeded', result: { total: 60, sent: [], unknown: [], suppressed: [] } });
     expect(out.result.failed.map((f) => f.email)).toEqual(recipients.map((r) => r.email));
-    for (const f of out.result.failed) expect(f).toMatchObject({ code: 'provider_unavailable', message: expect.stringContaining('safe to send again') });
+    for (const f of out.result.failed) expect(f).toMatchObject({ code: 'provider_unavailable', message: expect.stringContaining('safe to send again'), retry_safe: true });
     expect(sendgrid.requests.length).toBeGreaterThan(before);
     expect(sendgrid.requests.slice(before).every((r) => r.status === 503)).toBe(true);
     expect(sendgrid.sent).toEqual([]);

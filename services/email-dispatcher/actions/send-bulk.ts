@@ -155,18 +155,24 @@ async function sendAll(d: EmailDeps, ctx: BulkContext, prepared: Prepared, todo:
 /**
  * Every recipient once. One with no result when the bulk stopped is read from the ledger again (a
  * unit left `sending` when the `sent` write failed is `unknown`), else listed failed with `stopped`.
+ * `retry_safe` says whether a re-send (a new command) could mail anyone twice: true for a recipient
+ * certainly never handed over (no record, `pending`, or a temporary refusal: the provider took
+ * nothing), false for one refused for good (a re-send fails the same) or that may have got it.
  */
 function outcomeOf(d: EmailDeps, ctx: BulkContext, provider: Provider['name'], results: Results, stopped?: { code: string; message: string }) {
-  const outcome = { provider, total: ctx.params.recipients.length, sent: [] as { email: string; message_id: string }[], suppressed: [] as { email: string; reason: string }[], failed: [] as { email: string; code: string; message: string }[], unknown: [] as { email: string; message_id?: string }[] };
+  const outcome = { provider, total: ctx.params.recipients.length, sent: [] as { email: string; message_id: string }[], suppressed: [] as { email: string; reason: string }[], failed: [] as { email: string; code: string; message: string; retry_safe: boolean }[], unknown: [] as { email: string; message_id?: string; retry_safe: false }[] };
   for (const r of ctx.params.recipients) {
     const email = r.email.toLowerCase();
-    const o = results.get(email) ?? recorded(d.ledger, [unitKey(ctx.workspaceId, ctx.idempotencyKey, email)]) ?? { state: 'failed' as const, code: stopped?.code ?? 'not_sent', message: stopped?.message ?? 'not sent' };
-    if (o.state === 'sent') outcome.sent.push({ email, message_id: o.messageId });
+    const o = results.get(email) ?? recorded(d.ledger, [unitKey(ctx.workspaceId, ctx.idempotencyKey, email)]);
+    // No result and no record (or `pending`): the bulk stopped before handing it over.
+    if (!o) outcome.failed.push({ email, code: stopped?.code ?? 'not_sent', message: stopped?.message ?? 'not sent', retry_safe: true });
+    else if (o.state === 'sent') outcome.sent.push({ email, message_id: o.messageId });
     else if (o.state === 'suppressed') outcome.suppressed.push({ email, reason: o.reason });
-    else if (o.state === 'failed') outcome.failed.push({ email, code: o.code, message: o.message });
+    // Refused for good (SMTP 5xx, SendGrid 400/403/413, a forbidden host, no credits): the same again.
+    else if (o.state === 'failed') outcome.failed.push({ email, code: o.code, message: o.message, retry_safe: false });
     // Certainly never handed over (the ledger says `pending`, or nothing): a re-send mails them once.
-    else if (o.state === 'unavailable') outcome.failed.push({ email, code: 'provider_unavailable', message: `not sent, safe to send again: ${o.message}` });
-    else outcome.unknown.push({ email, ...(o.messageId ? { message_id: o.messageId } : {}) });
+    else if (o.state === 'unavailable') outcome.failed.push({ email, code: 'provider_unavailable', message: `not sent, safe to send again: ${o.message}`, retry_safe: true });
+    else outcome.unknown.push({ email, ...(o.messageId ? { message_id: o.messageId } : {}), retry_safe: false });
   }
   return outcome;
 }

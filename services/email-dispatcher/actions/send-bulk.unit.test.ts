@@ -80,7 +80,8 @@ describe('send_bulk stopped part-way', () => {
     const out = await bulk(d, ['r1@x.io', 'r2@x.io', 'r3@x.io', 'r4@x.io']);
     expect(handed).toEqual(['r1@x.io', 'r2@x.io', 'r3@x.io']);
     expect(out.sent.map((s) => s.email)).toEqual(['r1@x.io', 'r2@x.io']);
-    expect(out.failed).toEqual([{ email: 'r3@x.io', code: 'vendor_unauthorized', message: expect.stringContaining('535') }, { email: 'r4@x.io', code: 'vendor_unauthorized', message: expect.stringContaining('535') }]);
+    // Never handed over (the refused credentials took nothing): safe to send again once reconnected.
+    expect(out.failed).toEqual([{ email: 'r3@x.io', code: 'vendor_unauthorized', message: expect.stringContaining('535'), retry_safe: true }, { email: 'r4@x.io', code: 'vendor_unauthorized', message: expect.stringContaining('535'), retry_safe: true }]);
     expect(out.unknown).toEqual([]);
   });
 
@@ -93,7 +94,21 @@ describe('send_bulk stopped part-way', () => {
       return write(entries);
     };
     const out = await bulk(d, ['r1@x.io', 'r2@x.io', 'r3@x.io']);
-    expect(out).toMatchObject({ sent: [{ email: 'r1@x.io' }], unknown: [{ email: 'r2@x.io' }], failed: [{ email: 'r3@x.io', code: 'Error', message: 'the broker is unreachable' }] });
+    expect(out).toMatchObject({ sent: [{ email: 'r1@x.io' }], unknown: [{ email: 'r2@x.io', retry_safe: false }], failed: [{ email: 'r3@x.io', code: 'Error', message: 'the broker is unreachable', retry_safe: true }] });
+  });
+
+  it('says per failed recipient whether a re-send is safe: refused for good (5xx) not, refused for now (4xx) or never tried yes; unknown never', async () => {
+    const r550: SendResult = { ok: false, kind: 'rejected', code: 'smtp_550', message: '550 5.1.1 mailbox unavailable' };
+    const r451: SendResult = { ok: false, kind: 'not_sent', code: 'smtp_451', message: '451 4.3.0 try again later', recipient: true };
+    const broke: SendResult = { ok: false, kind: 'ambiguous', code: 'smtp_esocket', message: 'connection reset after DATA' };
+    const { d } = bulkDeps([sent('<1>'), r550, r451, broke]);
+    const out = (await bulk(d, ['r1@x.io', 'r2@x.io', 'r3@x.io', 'r4@x.io'])) as BulkResult & { failed: { retry_safe: boolean }[]; unknown: { email: string; retry_safe: boolean }[] };
+    expect(out.sent.map((s) => s.email)).toEqual(['r1@x.io']);
+    expect(out.failed).toEqual([
+      { email: 'r2@x.io', code: 'smtp_550', message: '550 5.1.1 mailbox unavailable', retry_safe: false },
+      { email: 'r3@x.io', code: 'provider_unavailable', message: 'not sent, safe to send again: 451 4.3.0 try again later', retry_safe: true },
+    ]);
+    expect(out.unknown).toEqual([{ email: 'r4@x.io', message_id: expect.any(String), retry_safe: false }]);
   });
 
   it('with nobody sent, fails the command as before (a refused workspace credential marks its connection)', async () => {
@@ -136,7 +151,7 @@ describe('send_bulk to a provider that refuses every attempt (docs/email.md, "A 
     expect(out.sent).toEqual([]);
     expect(out.unknown).toEqual([]);
     expect(out.failed.map((f) => f.email)).toEqual(emails);
-    for (const f of out.failed) expect(f).toMatchObject({ code: 'provider_unavailable', message: expect.stringMatching(/^not sent, safe to send again: .*421 4\.3\.2/) });
+    for (const f of out.failed) expect(f).toMatchObject({ code: 'provider_unavailable', message: expect.stringMatching(/^not sent, safe to send again: .*421 4\.3\.2/), retry_safe: true });
     // The first units' attempts only: nobody after them reached the relay.
     expect(new Set(calls)).toEqual(new Set(emails.slice(0, 2)));
     // Nothing recorded as taken: the ledger says pending (tried) or nothing (never tried).
@@ -175,7 +190,7 @@ describe('send_bulk to a provider that refuses every attempt (docs/email.md, "A 
     const { d, calls } = relayDeps((to) => (to === 'r0@x.io' ? deferred : taken(to)), { concurrency: 2, waitBudgetMs: 1200, outageMs: 100 });
     const out = (await bulk(d, emails)) as BulkResult;
     expect(out.sent.map((s) => s.email)).toEqual(emails.slice(1));
-    expect(out.failed).toEqual([{ email: 'r0@x.io', code: 'provider_unavailable', message: expect.stringContaining('451 4.7.1') }]);
+    expect(out.failed).toEqual([{ email: 'r0@x.io', code: 'provider_unavailable', message: expect.stringContaining('451 4.7.1'), retry_safe: true }]);
     expect(calls.filter((c) => c === 'r0@x.io').length).toBeGreaterThan(1);
   });
 });

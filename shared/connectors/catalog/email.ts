@@ -113,9 +113,13 @@ export const sendBulkOutput = z.object({
   total: z.number().int(),
   sent: z.array(z.object({ email: z.string(), message_id: z.string() })),
   suppressed: z.array(suppressed),
-  failed: z.array(z.object({ email: z.string(), code: z.string(), message: z.string() })),
-  /** The dispatcher stopped between handing these to the provider and hearing back: not sent again. */
-  unknown: z.array(z.object({ email: z.string(), message_id: z.string().optional() })),
+  /**
+   * `retry_safe`: true when the provider certainly took nothing for this recipient (never handed
+   * over, or refused temporarily), so a re-send mails it once; false when refused for good.
+   */
+  failed: z.array(z.object({ email: z.string(), code: z.string(), message: z.string(), retry_safe: z.boolean() })),
+  /** The dispatcher stopped between handing these to the provider and hearing back: not sent again (never retry_safe). */
+  unknown: z.array(z.object({ email: z.string(), message_id: z.string().optional(), retry_safe: z.literal(false) })),
 });
 
 /** What pre-approval compares: a digest of the content people read, so an edited template needs a new approval. */
