@@ -504,3 +504,54 @@ describe('email dispatcher: a relay or API refusing every message, through Kafka
     expect(sendgrid.sent).toEqual([]);
   }, 420_000);
 });
+
+/**
+ * A relay that answers 421 to one recipient (at RCPT TO, closing the connection) while it serves
+ * everyone else. nodemailer's pool gives a message back to its queue when a reused connection fails
+ * transiently before a byte of the message was read, tries it on another idle connection, and after
+ * 5 such closes fails it with "Reached maximum number of retries after connection was closed" and no
+ * reply code: the dispatcher took that for a connection broken mid-message and listed the recipient
+ * `unknown` (never to be re-sent), though the relay never had it. With more than 5 pooled connections
+ * idle (8 here, warmed by the bulk's first recipients), each try lands on a reused one.
+ */
+describe('email dispatcher: a relay answering 421 to one recipient, through Kafka', () => {
+  let infra: Awaited<ReturnType<typeof realInfra>>;
+  let relay: SmtpCapture;
+  let dispatcher: RunningDispatcher;
+  const TOKEN = secret('platform-token-');
+  const ws = uid('ws');
+
+  beforeAll(async () => {
+    infra = await realInfra('email-closing-test');
+    relay = await startSmtpCapture();
+    dispatcher = await startDispatcher({ EMAIL_PROVIDER: 'smtp', EMAIL_SMTP_URL: relay.url, EMAIL_FROM: 'news@ionflux.test', EMAIL_API_TOKEN: TOKEN, EMAIL_SEND_CONCURRENCY: '8', EMAIL_SMTP_MAX_CONNECTIONS: '8', EMAIL_PROVIDER_WAIT_MAX_MS: '15000' });
+  }, 180_000);
+
+  afterAll(async () => {
+    await dispatcher?.stop();
+    await Promise.all([relay?.close(), infra?.close()]);
+  });
+
+  it('the others are sent, it is failed provider_unavailable and retry_safe once its wait budget is spent; never unknown', async () => {
+    const others = Array.from({ length: 24 }, (_, i) => ({ email: `c${i}-${ws}@example.com`, name: `C${i}` }));
+    const closing = { email: `closing-${ws}@example.com`, name: 'Closing' };
+    const recipients = [...others.slice(0, 12), closing, ...others.slice(12)];
+    const body = JSON.stringify({ workspace_id: ws, template: { id: 'notice', subject: 'Notice for {{name}}', text: 'Hello {{name}}' }, recipients });
+    const key = uid('idem');
+    // Asked again with the same key, as a sender would, until the outcome is in.
+    const ask = async () => {
+      const r = await fetch(`${dispatcher.url}/v1/emails/bulk?wait=30s`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}`, 'Idempotency-Key': key }, body });
+      return { status: r.status, body: (await r.json()) as { status: string; result: { sent: { email: string }[] } } };
+    };
+    let res = await ask();
+    for (const deadline = Date.now() + 150_000; res.status === 202 && Date.now() < deadline; ) res = await ask();
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    expect(res.body).toMatchObject({
+      status: 'succeeded',
+      result: { total: 25, unknown: [], suppressed: [], failed: [{ email: closing.email, code: 'provider_unavailable', message: expect.stringMatching(/^not sent, safe to send again: /), retry_safe: true }] },
+    });
+    expect(res.body.result.sent.map((s) => s.email).sort()).toEqual(others.map((o) => o.email).sort());
+    expect(await relay.to(closing.email)).toHaveLength(0);
+    for (const o of others) expect(await relay.to(o.email), o.email).toHaveLength(1);
+  }, 200_000);
+});

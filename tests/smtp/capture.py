@@ -5,7 +5,8 @@ usage: capture.py PORT OUTDIR [USER:PASS]   (OUTDIR "-": keep nothing, for bench
 Each accepted message becomes OUTDIR/<n>.eml (the bytes as received) and OUTDIR/<n>.json (the
 envelope and the parsed parts), written before the server answers 250, so what a test reads is
 exactly what the server took. Recipients whose local part starts with `reject-` get 550 at RCPT,
-`tempfail-` get 451. With USER:PASS, AUTH is required (over plain text: a local test server).
+`tempfail-` get 451, `closing-` get 421 (and the connection is closed, RFC 5321 3.8: a relay that
+will not take that recipient now, seen as the server going away). With USER:PASS, AUTH is required (over plain text: a local test server).
 Prints `READY <port>` once listening.
 
 A relay refusing everything: while OUTDIR/refuse holds `{"at": STEP, "reply": "4xx ...", "allow": N}`
@@ -102,6 +103,8 @@ class Capture:
             return "550 5.1.1 mailbox unavailable"
         if local.startswith("tempfail-"):
             return "451 4.3.0 try again later"
+        if local.startswith("closing-"):
+            return refuse(server, "421 4.4.5 Too many connections, closing transmission channel")
         envelope.rcpt_tos.append(address)
         return "250 OK"
 

@@ -67,12 +67,25 @@ const SETUP_TIMEOUTS = new Set(['CONNECT_TIMEOUT', 'GREETING_TIMEOUT', 'UPGRADE_
 const isTemporary = (replyCode: number | undefined) => typeof replyCode === 'number' && replyCode >= 400 && replyCode < 500;
 
 /**
+ * nodemailer's pool gives a message back to its queue, unsent, when its connection closes before
+ * the greeting, or when a reused connection fails transiently (a 421, a reset) before a byte of the
+ * message was read; after `maxRequeues` (5) such closes it fails with this, without the server's
+ * reply. Seen when a relay answers 421 to one recipient while the pool's other connections serve:
+ * each try lands on a reused connection. Nothing was handed over. A close of the pool by us (at
+ * shutdown) fails a message in flight with the same text: that one may have been taken.
+ */
+const REQUEUES_SPENT = /Reached maximum number of retries after connection was closed/;
+
+/**
  * Whether the server could have taken the message. A reply code means the server answered (and
  * refused); a failure to connect, resolve, greet, secure or log in happens before any message is
  * handed over. Anything else (a socket that broke or timed out mid-transaction) is ambiguous.
  */
-export function classifySmtpError(e: SmtpError): SendResult {
+export function classifySmtpError(e: SmtpError, o: { poolClosed?: boolean } = {}): SendResult {
   const message = redactString(e.message).slice(0, 300);
+  if (e.code === 'ECONNECTION' && REQUEUES_SPENT.test(e.message) && !o.poolClosed) {
+    return { ok: false, kind: 'not_sent', code: 'smtp_connection_closed', message: `the SMTP server closed the connection before the message was sent, on every try (${message})`, closing: true };
+  }
   // The guard refused the address the host resolves to now: nothing was sent, nor will be.
   if (e.code === FORBIDDEN_DESTINATION) return { ok: false, kind: 'rejected', code: 'smtp_host_forbidden', message };
   if (e.code === 'dns_no_answer') return { ok: false, kind: 'not_sent', code: 'smtp_edns', message };
@@ -93,6 +106,8 @@ export function classifySmtpError(e: SmtpError): SendResult {
 }
 
 const transports = new Map<string, ReturnType<typeof nodemailer.createTransport>>();
+/** Transports closed by closeSmtpTransports: what they fail may have been in flight. */
+const closed = new WeakSet<object>();
 
 /**
  * A pooled nodemailer transport per SMTP URL (kept for the process: connections are reused); with
@@ -141,7 +156,7 @@ export function smtpProvider(url: string, s: SmtpSettings, guard?: SmtpGuard): P
         const plain = (l?: (string | { address: string })[]) => (l ?? []).map((a) => (typeof a === 'string' ? a : a.address).toLowerCase());
         return { ok: true, messageId: msg.messageId, accepted: plain(info.accepted), rejected: plain(info.rejected) };
       } catch (e) {
-        return classifySmtpError(e as SmtpError);
+        return classifySmtpError(e as SmtpError, { poolClosed: closed.has(t) });
       }
     },
   };
@@ -149,6 +164,6 @@ export function smtpProvider(url: string, s: SmtpSettings, guard?: SmtpGuard): P
 
 /** Closes every pooled connection (shutdown). */
 export function closeSmtpTransports(): void {
-  for (const t of transports.values()) t.close();
+  for (const t of transports.values()) (closed.add(t), t.close());
   transports.clear();
 }

@@ -54,4 +54,14 @@ describe('classifySmtpError: whose refusal a 4xx is', () => {
     expect(data).not.toHaveProperty('recipient');
     expect(data).not.toHaveProperty('closing');
   });
+
+  it("the pool's 'Reached maximum number of retries' (every try closed before the message was read) is not sent, the server closing; unless we closed the pool", () => {
+    // nodemailer 10: SMTPPool._failDeliveryOnConnectionClose, no reply code.
+    const spent = Object.assign(new Error('Reached maximum number of retries after connection was closed'), { code: 'ECONNECTION' });
+    expect(classifySmtpError(spent)).toMatchObject({ kind: 'not_sent', code: 'smtp_connection_closed', closing: true, message: expect.stringContaining('before the message was sent') });
+    // Our own close (shutdown) fails a message in flight with the same text: it may have been taken.
+    expect(classifySmtpError(spent, { poolClosed: true })).toMatchObject({ kind: 'ambiguous' });
+    // A connection that broke otherwise, with no reply, stays ambiguous.
+    expect(classifySmtpError(Object.assign(new Error('Connection closed unexpectedly'), { code: 'ECONNECTION' }))).toMatchObject({ kind: 'ambiguous' });
+  });
 });
