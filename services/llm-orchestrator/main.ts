@@ -37,7 +37,20 @@ sweep();
 const sweeper = setInterval(sweep, 3600_000).unref();
 rt.onClose(() => clearInterval(sweeper));
 
-const spendTable = new KafkaTable<SpendEntry>({ ...rt, topic: topics.state(env.LLM_SERVICE === 'llm' ? 'llm-spend' : `${env.LLM_SERVICE}-spend`), parse: jsonValue((v) => spendEntrySchema.parse(v)) });
+// Every billed command writes its workspace's totals here, and this process counts on the totals
+// it staged (createSpendStore) until it reads them back: its reader need not wake for each of its
+// own writes. With the default fetch (answered as soon as one record is there) it did, one more
+// fetch per command for the broker and this process (make bench-llm at 1 in flight: 5 Kafka
+// requests per command, 4 without it). It waits for 1 MiB or SPEND_FETCH_MAX_WAIT_MS instead: totals
+// another instance wrote (a workspace's command on ionflux.cmd.llm owned elsewhere) are seen that
+// much later at most, and a partition's new owner reads the table to its end first (resumeTables).
+const SPEND_FETCH_MAX_WAIT_MS = 100;
+const spendTable = new KafkaTable<SpendEntry>({
+  ...rt,
+  topic: topics.state(env.LLM_SERVICE === 'llm' ? 'llm-spend' : `${env.LLM_SERVICE}-spend`),
+  parse: jsonValue((v) => spendEntrySchema.parse(v)),
+  fetch: { minBytes: 1 << 20, maxWaitMs: SPEND_FETCH_MAX_WAIT_MS },
+});
 const [shared] = await Promise.all([openSharedTables(rt), spendTable.start(120_000)]);
 rt.onClose(() => spendTable.close());
 // Spend totals go with each command's outcome (the handler stages them). Budgets set by
