@@ -21,6 +21,9 @@ const openDirs = new Set<string>();
  * what is due; entries of replaced values included), `meta` (format, topic, and
  * `cp:<partition>` -> next offset).
  */
+/** How many decoded values a store keeps at hand (see `recent`). */
+const RECENT_MAX = 4096;
+
 export class LmdbStore<V> implements TableStore<V> {
   private constructor(
     private readonly dir: string,
@@ -87,8 +90,27 @@ export class LmdbStore<V> implements TableStore<V> {
   }
 
   get(key: string): V | undefined {
+    const hit = this.recent.get(key);
+    if (hit !== undefined) return hit;
     const b = this.data.get(key);
-    return b === undefined ? undefined : this.decode(b, key);
+    if (b === undefined) return undefined;
+    const value = this.decode(b, key);
+    this.remember(key, value);
+    return value;
+  }
+
+  /**
+   * Values read or written lately, decoded: a lookup of a hot key (a shop's link on every delivery,
+   * a workspace's settings on every command) is a Map hit instead of an LMDB read, JSON.parse and
+   * schema check (4.5% of the inbox processor's time, 2.9% of the edge's). Bounded, oldest first
+   * out; every write and removal of a key goes through it.
+   */
+  private readonly recent = new Map<string, V>();
+
+  private remember(key: string, value: V): void {
+    this.recent.delete(key);
+    this.recent.set(key, value);
+    if (this.recent.size > RECENT_MAX) this.recent.delete(this.recent.keys().next().value!);
   }
 
   apply(changes: Change<V>[], checkpoints: ReadonlyMap<number, string>): void {
@@ -110,11 +132,13 @@ export class LmdbStore<V> implements TableStore<V> {
     const put = <K extends string | [number, string]>(db: Database<unknown, K>, key: K, value: unknown) => void (queued ? commits.add(db.put(key, value)) : db.putSync(key, value));
     for (const change of changes) {
       if (change[1] === undefined) {
+        this.recent.delete(change[0]);
         if (queued) commits.add(this.data.remove(change[0]));
         else this.data.removeSync(change[0]);
         continue;
       }
       const [key, value, bytes] = change;
+      this.remember(key, value);
       put(this.data as Database<unknown, string>, key, bytes);
       // The entry of the value this one replaces stays in the index: the sweep drops it when it
       // comes due and finds a value that expires later. Looking the old value up to remove its
@@ -162,6 +186,7 @@ export class LmdbStore<V> implements TableStore<V> {
           // An entry of a value since replaced: the key's value now may expire later (or never).
           const now = this.get(key);
           if (now !== undefined && !(this.expiryOf && this.expiryOf(now) <= cutoff)) continue;
+          this.recent.delete(key);
           if (this.data.removeSync(key)) dropped++;
         }
       }, COMMIT);
@@ -169,6 +194,7 @@ export class LmdbStore<V> implements TableStore<V> {
   }
 
   clear(): void {
+    this.recent.clear();
     this.env.transactionSync(() => {
       for (const key of [...this.data.getKeys()]) this.data.removeSync(key);
       for (const key of [...this.expiry.getKeys()]) this.expiry.removeSync(key);

@@ -84,3 +84,23 @@ describe('LmdbStore and the cluster it was filled from', () => {
     await store.close();
   });
 });
+
+describe('LmdbStore lookups', () => {
+  it('serves what was read or written lately without reading it again, and never a value since replaced, removed, swept or cleared', async () => {
+    const store = open();
+    store.apply([change('a', { v: 1, exp: 1000 }), change('b', { v: 1, exp: Infinity })], new Map([[0, '2']]));
+    expect(store.get('a')).toEqual({ v: 1, exp: 1000 });
+    expect(store.get('a')).toBe(store.get('a')); // decoded once
+    await store.applyAsync([change('a', { v: 2, exp: 1000 })], new Map([[0, '3']]));
+    expect(store.get('a')).toEqual({ v: 2, exp: 1000 });
+    store.apply([['b', undefined]], new Map([[0, '4']]));
+    expect(store.get('b')).toBeUndefined();
+    expect(store.sweep(2000)).toBe(1);
+    expect(store.get('a')).toBeUndefined();
+    store.apply([change('c', { v: 3, exp: Infinity })], new Map([[0, '5']]));
+    expect(store.get('c')).toEqual({ v: 3, exp: Infinity });
+    store.clear();
+    expect(store.get('c')).toBeUndefined();
+    await store.close();
+  });
+});
