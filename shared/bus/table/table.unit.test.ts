@@ -131,12 +131,16 @@ describe('KafkaTable', () => {
     await bus.publish({ topic, key: 'k3', value: null });
     await t.catchUp();
     // What the store itself holds (committed by lmdb-js's write thread), not the table's layers above it.
-    const store = (t as unknown as { store: { get(k: string): V | undefined; checkpoint(): Map<number, string> } }).store;
+    // The store's decoded-values cache answers `get` before the commit: wait on the committed
+    // checkpoint (read from LMDB), which lands in the same transaction as the data.
+    const store = (t as unknown as { store: { get(k: string): V | undefined; checkpoint(): Map<number, string>; size: number } }).store;
+    const committed = () => [...store.checkpoint().values()].reduce((n, next) => n + Number(next.split('@')[0]), 0);
     const deadline = Date.now() + 5000;
-    while (store.get('k29') === undefined && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    while (committed() < 31 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(committed()).toBe(31);
+    expect(store.size).toBe(29);
     expect(store.get('k29')).toEqual({ v: 29 });
     expect(store.get('k3')).toBeUndefined();
-    expect([...store.checkpoint().values()].reduce((n, next) => n + Number(next.split('@')[0]), 0)).toBe(31);
     expect(t.size).toBe(29);
     await t.close();
   });
