@@ -99,10 +99,12 @@ describe('a vendor throttling one workspace (items 13, 33)', () => {
     const from = receiver.deliveries.length;
 
     receiver.script(`/${a}`, [{ status: 429, headers: { 'retry-after': String(RETRY_AFTER_S) } }]);
+    const logFrom = worker.output.length;
     const out = send(a);
     await expect.poll(() => callsTo(a, from), { timeout: 30_000 }).toBe(1);
-    // The worker has recorded the wait (its log says so) when it dies.
-    await expect.poll(() => worker.output.some((l) => l.includes('vendor asked to wait')), { timeout: 10_000 }).toBe(true);
+    // The worker has recorded this command's wait (its log says so) when it dies: the line of an
+    // earlier test's wait does not count (killed before the record, the outcome is rightly unknown).
+    await expect.poll(() => worker.output.slice(logFrom).some((l) => l.includes('vendor asked to wait') && l.includes(a)), { timeout: 10_000 }).toBe(true);
     await worker.kill();
     await worker.start();
     // Not `outcome_unknown`: the 429 changed nothing at the vendor, and the state said so.
