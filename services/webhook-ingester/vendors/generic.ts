@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { MapResult, RawDelivery, VendorModule, VerifyResult } from './types.ts';
 import {
-  checkRequired, guardMap, guardVerify, hmacSha256, isIdText, isoOrUndefined, makeEvent,
+  checkRequired, guardMap, guardVerify, hmacSha256, isIdText, makeEvent,
   parseJson, safeEqual, toSegment, UNIX_SECONDS, usableSecrets, zodReason,
 } from './util.ts';
 
@@ -111,7 +111,6 @@ function map(d: RawDelivery): MapResult {
         action: parts.action,
         orderingKey: entityId ?? endpoint,
         payload: parsed.data,
-        occurredAt: isoOrUndefined(parsed.data.timestamp),
       })],
     };
   });

@@ -2,7 +2,7 @@ import { createPublicKey, verify as ecdsaVerify, type KeyObject } from 'node:cry
 import { z } from 'zod';
 import { PLATFORM_EMAIL_ACCOUNT_ITSELF, platformEmailAccount } from '../../../shared/links.ts';
 import type { MapResult, MappedEvent, RawDelivery, VendorModule, VerifyResult } from './types.ts';
-import { checkRequired, guardMap, guardVerify, isIdText, makeEvent, parseJson, unixToIso, usableSecrets, zodReason } from './util.ts';
+import { checkRequired, guardMap, guardVerify, isIdText, makeEvent, parseJson, usableSecrets, zodReason } from './util.ts';
 
 /**
  * SendGrid Signed Event Webhook: ECDSA P-256 / SHA-256 over `<timestamp><raw body>`, DER signature
@@ -147,7 +147,6 @@ function map(d: RawDelivery): MapResult {
         action: parts.action,
         orderingKey: messageId || e.email || account,
         payload: e,
-        occurredAt: unixToIso(e.timestamp),
       }));
     }
     return { ok: true, events };

@@ -116,9 +116,9 @@ describe('sendgrid.map', () => {
     expect(r.events[0]!.payload).toEqual(JSON.parse(loadFixture('sendgrid', fixture).toString())[0]);
   });
 
-  it('keys by the trimmed sg_message_id and converts the timestamp', () => {
+  it('keys by the trimmed sg_message_id and keeps the vendor timestamp in the payload', () => {
     const r = map('deferred', 'acme');
-    expect(r.ok && r.events[0]).toMatchObject({ orderingKey: '14c5d75ce93.dfd.64b469.filter0001.16648.5515E0B88.0', occurredAt: '2017-12-15T00:59:29.000Z' });
+    expect(r.ok && r.events[0]).toMatchObject({ orderingKey: '14c5d75ce93.dfd.64b469.filter0001.16648.5515E0B88.0', payload: { timestamp: 1513299569 } });
   });
 
   it('turns a signed batch into one event per item', () => {

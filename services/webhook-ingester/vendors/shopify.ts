@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { MapResult, RawDelivery, VendorModule, VerifyResult } from './types.ts';
 import {
-  anyHmacMatches, checkRequired, guardMap, guardVerify, isIdText, isoOrUndefined, makeEvent,
+  anyHmacMatches, checkRequired, guardMap, guardVerify, isIdText, makeEvent,
   parseJson, usableSecrets, zodReason,
 } from './util.ts';
 
@@ -189,8 +189,6 @@ function map(d: RawDelivery): MapResult {
       return { ok: false, reason: 'shop_domain in body does not match X-Shopify-Shop-Domain' };
     }
 
-    const occurredAt = isoOrUndefined(d.headers['x-shopify-triggered-at'])
-      ?? isoOrUndefined(body.updated_at) ?? isoOrUndefined(body.created_at);
     return {
       ok: true,
       events: [makeEvent('shopify', {
@@ -202,7 +200,6 @@ function map(d: RawDelivery): MapResult {
         // A fulfillment's updated_at is its own, not its order's.
         versionKey: parts.entity === 'fulfillments' ? (entityKey(body) ?? exactInt(d.rawBody, 'id', body.id)) : undefined,
         payload: body,
-        occurredAt,
       })],
     };
   });

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { MapResult, RawDelivery, VendorModule, VerifyResult } from './types.ts';
 import {
   anyHmacMatches, checkRequired, guardMap, guardVerify, HEX64, makeEvent, parseJson,
-  UNIX_SECONDS, unixToIso, usableSecrets, zodReason,
+  UNIX_SECONDS, usableSecrets, zodReason,
 } from './util.ts';
 
 /**
@@ -134,7 +134,6 @@ function map(d: RawDelivery): MapResult {
         orderingKey: entityId ?? account,
         // content decoded once here so consumers need no second parse
         payload: { ...b, content: c.data },
-        occurredAt: unixToIso(b.create_time),
       })],
     };
   });

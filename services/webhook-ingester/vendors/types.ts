@@ -29,8 +29,6 @@ export interface MappedEvent {
   versionKey?: string;
   /** the parsed vendor JSON for this one event (one item of a batch) */
   payload: unknown;
-  /** vendor timestamp, ISO 8601, if the vendor gave one */
-  occurredAt?: string;
 }
 
 /** reason: schema failure or unknown topic, human readable */

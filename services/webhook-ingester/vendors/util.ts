@@ -75,21 +75,6 @@ export function isIdText(v: unknown, max = 512): v is string {
   return typeof v === 'string' && v.length <= max && ID_TEXT.test(v);
 }
 
-/** Unix seconds (or SendGrid marketing milliseconds) to ISO; undefined if not a sane time. */
-export function unixToIso(v: unknown): string | undefined {
-  const n = typeof v === 'string' && /^\d{1,13}$/.test(v) ? Number(v) : v;
-  if (typeof n !== 'number' || !Number.isFinite(n) || n <= 0) return undefined;
-  const ms = n > 1e12 ? n : n * 1000;
-  const d = new Date(ms);
-  return Number.isNaN(d.getTime()) ? undefined : d.toISOString();
-}
-
-export function isoOrUndefined(v: unknown): string | undefined {
-  if (typeof v !== 'string' || v.length > 64) return undefined;
-  const d = new Date(v);
-  return Number.isNaN(d.getTime()) ? undefined : d.toISOString();
-}
-
 /**
  * Free text (a generic `type` part) folded to a topic segment: accents stripped, anything outside
  * [a-z0-9_-] becomes '_', leading separators dropped, cut to 63. Null when nothing usable is left.
@@ -114,7 +99,6 @@ export interface EventParts {
   orderingKey: string;
   versionKey?: string | undefined;
   payload: unknown;
-  occurredAt?: string | undefined;
 }
 
 /**
@@ -137,7 +121,6 @@ export function makeEvent(source: VendorSource, p: EventParts): MappedEvent {
     orderingKey: p.orderingKey.slice(0, 512) || p.account,
     payload: p.payload,
   };
-  if (p.occurredAt) ev.occurredAt = p.occurredAt;
   if (p.versionKey) ev.versionKey = p.versionKey.slice(0, 512);
   return ev;
 }

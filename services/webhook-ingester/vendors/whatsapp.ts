@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { MapResult, MappedEvent, RawDelivery, VendorModule, VerifyResult } from './types.ts';
 import {
   anyHmacMatches, checkRequired, guardMap, guardVerify, HEX64, isIdText, makeEvent, parseJson,
-  safeEqual, unixToIso, usableSecrets, zodReason,
+  safeEqual, usableSecrets, zodReason,
 } from './util.ts';
 
 /**
@@ -104,7 +104,6 @@ function map(d: RawDelivery): MapResult {
             action: 'received',
             orderingKey: m.from ? `${account}:${m.from}` : m.id,
             payload: { waba_id: entry.id, metadata, contacts: contacts?.filter((c) => c.wa_id === m.from), message: m },
-            occurredAt: unixToIso(m.timestamp),
           }));
         }
         for (const s of statuses) {
@@ -117,7 +116,6 @@ function map(d: RawDelivery): MapResult {
             action: 'status',
             orderingKey: s.id,
             payload: { waba_id: entry.id, metadata, status: s },
-            occurredAt: unixToIso(s.timestamp),
           }));
         }
         for (const e of errors) {
