@@ -77,6 +77,16 @@ export interface SubscribeOptions {
   concurrentKeys?: boolean;
   /** With concurrentKeys: what keeps records in order, from the record's topic and key (default: the key). */
   orderKey?: (topic: string, key: string) => string;
+  /**
+   * With concurrentKeys: a record of a topic this accepts, still running after `afterMs`, is
+   * detached from its batch. Its partition is paused (no further record of it starts), the batch
+   * ends, and the consumer fetches its other partitions again while the record runs on; when it
+   * ends, its offset is resolved (if done) and the partition resumes from the next record. Meant
+   * for partitions whose records must run in order anyway (one workspace's commands): a long run
+   * then holds only its own partition, not the consumer's next fetch. A rebalance or a leave
+   * waits, as for a running batch, until detached records have stopped (their handover aborts).
+   */
+  detach?: { afterMs: number; topics: (topic: string) => boolean };
   /** How often resolved offsets are committed in the background (default 500 ms). */
   commitIntervalMs?: number;
   /** Called after a record is dead-lettered (metrics, failure events). */

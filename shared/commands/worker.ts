@@ -54,7 +54,17 @@ export interface WorkerOptions {
    * nothing it handed over is done again.
    */
   resumeTables?: { catchUp(timeoutMs?: number): Promise<void> }[];
+  /** After how long a command still running on its workspace's own topic stops holding the worker's next fetch (default DETACH_AFTER_MS). */
+  detachAfterMs?: number;
 }
+
+/**
+ * A command on its workspace's own topic still running after this long (a TikTok publish polling
+ * its status, an email bulk unit, a slow vendor) is detached from the worker's batch: its topic
+ * is paused until it ends, and the worker fetches the other workspaces' commands meanwhile
+ * (kafkajs fetches again only once every batch of its last fetch is handled).
+ */
+export const DETACH_AFTER_MS = 1000;
 
 /**
  * How many partitions a worker works on at once by default (`<SERVICE>_PARTITIONS_CONCURRENTLY`).
@@ -321,6 +331,8 @@ export async function startCommandWorker(o: WorkerOptions): Promise<Subscription
     rescanTopicsMs: o.rescanTopicsMs,
     fromBeginning: true,
     concurrentKeys: true,
+    // One workspace's commands run in order on its topic anyway: a long one pauses that topic alone.
+    detach: { afterMs: o.detachAfterMs ?? DETACH_AFTER_MS, topics: (topic) => workspaceOfCommandTopic(topic) !== null },
     // A workspace's commands run in order: on its own topic whatever keys its agent gave them (the
     // LLM's budget check counts on one call at a time; a re-send under another key would run beside
     // the first), on the service's topic by their key, the workspace by convention.

@@ -16,13 +16,15 @@ import { startWorker, type RunningWorker } from '../helpers/worker.ts';
 const env = infraEnv();
 /** What the throttling vendor asks for: long enough that the other workspace's commands all fit in it. */
 const RETRY_AFTER_S = 15;
+const WORKER_ENV = { WORKER_CONNECTORS: 'webhook', RETRY_MAX_WAIT_MS: String((RETRY_AFTER_S + 5) * 1000), ACTION_TIMEOUT_MS: '90000' };
 
 // RELIABILITY items 13 and 33: a vendor answers one workspace's command 429 with Retry-After; the
 // worker waits what it asked, and the other workspaces' commands go on, on the same worker
 // process: those it holds already and those sent while it waits (the waiting workspace's command
 // topic is paused, not the worker's fetch). A worker that dies while a command waits leaves it to
-// the next one, which calls the vendor again when the time has come.
-describe('a vendor throttling one workspace (items 13, 33)', () => {
+// the next one, which calls the vendor again when the time has come. A vendor slow to answer one
+// workspace's command holds that workspace's topic only, too, and a rebalance waits for its call.
+describe('a vendor throttling or slowing one workspace (items 13, 33)', () => {
   let infra: Awaited<ReturnType<typeof realInfra>>;
   let receiver: Awaited<ReturnType<typeof startReceiver>>;
   let settings: KafkaTable<WorkspaceConnector>;
@@ -36,7 +38,8 @@ describe('a vendor throttling one workspace (items 13, 33)', () => {
     receiver = await startReceiver();
     settings = await openWorkspaceConnectors(infra);
     // A Retry-After within the worker's cap is honoured as asked.
-    worker = await startWorker({ WORKER_CONNECTORS: 'webhook', RETRY_MAX_WAIT_MS: String((RETRY_AFTER_S + 5) * 1000) });
+    // A held call is answered within the action's timeout.
+    worker = await startWorker(WORKER_ENV);
   }, 180_000);
   afterAll(async () => {
     await Promise.all(clients.map((c) => c.close()));
@@ -69,6 +72,79 @@ describe('a vendor throttling one workspace (items 13, 33)', () => {
     return { send, order };
   }
   const callsTo = (ws: string, from: number) => receiver.deliveries.slice(from).filter((d) => d.path === `/${ws}`).length;
+  /** The outcome events of a command on its workspace's outcome topic, as a user's consumer reads them. */
+  const outcomesOf = async (ws: string, commandId: string) => {
+    const out: { event_type: string; payload: { status: string; attempts?: number } }[] = [];
+    for (const r of await readAll(infra.bus, defaultOutcomeTopic('webhook', ws))) {
+      const e = await infra.codec.decode(r.value!);
+      if (e.correlation_id === commandId) out.push({ event_type: e.event_type, payload: JSON.parse(e.payload_json) as { status: string } });
+    }
+    return out;
+  };
+  /** A vendor answer held until `release()` (or a minute, so a failing test still ends). */
+  function slowAnswer() {
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const cap = setTimeout(release, 60_000);
+    return { answer: { status: 200, hold: held }, release: () => (clearTimeout(cap), release()) };
+  }
+
+  it("a command whose vendor call runs long holds only its workspace's topic: other workspaces' commands complete meanwhile, on the same worker", async () => {
+    const [a, b] = [await workspace(uid('ws')), await workspace(uid('ws'))];
+    await infra.bus.ensureTopics([topics.workspaceCommand('webhook', a), topics.workspaceCommand('webhook', b)]);
+    const { send, order } = await agents();
+    for (const ws of [a, b]) expect(await send(ws)).toMatchObject({ status: 'succeeded' });
+    order.length = 0;
+    const from = receiver.deliveries.length;
+
+    const slow = slowAnswer();
+    receiver.script(`/${a}`, [slow.answer]);
+    const outA = send(a);
+    await expect.poll(() => callsTo(a, from), { timeout: 30_000 }).toBe(1);
+    // A's call is still unanswered: B's commands, sent now, are fetched and run meanwhile.
+    const outB = await Promise.all([send(b), send(b), send(b)]);
+    slow.release();
+    expect(outB.map((o) => o.status)).toEqual(['succeeded', 'succeeded', 'succeeded']);
+    const doneA = await outA;
+    expect(doneA).toMatchObject({ status: 'succeeded', attempts: 1 });
+    expect(order).toEqual([`${b}:succeeded`, `${b}:succeeded`, `${b}:succeeded`, `${a}:succeeded`]);
+    // A's topic goes on after it: its next command runs, and the long one was neither run nor answered twice.
+    expect(await send(a)).toMatchObject({ status: 'succeeded' });
+    expect(callsTo(a, from)).toBe(2);
+    expect((await outcomesOf(a, doneA.command_id)).map((o) => o.payload.status)).toEqual(['succeeded']);
+  }, 180_000);
+
+  it('a worker joining while a long vendor call runs: the rebalance waits for the call, and the command has one call and one outcome', async () => {
+    const [a, b] = [await workspace(uid('ws')), await workspace(uid('ws'))];
+    await infra.bus.ensureTopics([topics.workspaceCommand('webhook', a), topics.workspaceCommand('webhook', b)]);
+    const { send } = await agents();
+    for (const ws of [a, b]) expect(await send(ws)).toMatchObject({ status: 'succeeded' });
+    const from = receiver.deliveries.length;
+    const logFrom = worker.output.length;
+
+    const slow = slowAnswer();
+    receiver.script(`/${a}`, [slow.answer]);
+    const outA = send(a);
+    await expect.poll(() => callsTo(a, from), { timeout: 30_000 }).toBe(1);
+    // B's command completing shows A's run left the batch (the worker fetches on).
+    expect(await send(b)).toMatchObject({ status: 'succeeded' });
+    // A second worker joins the group: the first one's rejoin waits for A's call to end.
+    const joining = startWorker(WORKER_ENV);
+    try {
+      await expect.poll(() => worker.output.slice(logFrom).some((l) => l.includes('waiting for long-running records to end')), { timeout: 60_000 }).toBe(true);
+      slow.release();
+      await joining;
+      const doneA = await outA;
+      expect(doneA).toMatchObject({ status: 'succeeded', attempts: 1 });
+      // Whichever worker owns each topic now, both go on.
+      expect((await Promise.all([send(a), send(b)])).map((o) => o.status)).toEqual(['succeeded', 'succeeded']);
+      expect(callsTo(a, from)).toBe(2);
+      expect((await outcomesOf(a, doneA.command_id)).map((o) => o.payload.status)).toEqual(['succeeded']);
+    } finally {
+      slow.release();
+      await joining.then((w) => w.stop(), () => undefined);
+    }
+  }, 240_000);
 
   it("commands sent while another workspace's command waits run at once, on the same worker", async () => {
     const [a, b] = [await workspace(uid('ws')), await workspace(uid('ws'))];

@@ -56,7 +56,7 @@ export async function runConsumer(kafka: Kafka, deps: { publish: (r: OutgoingRec
    * Handles one record to the end: 'done' (handled or dead-lettered) or 'paused'. With `queued`,
    * work the handler queued is pushed there instead of awaited here.
    */
-  async function handleOne(p: EachBatchPayload, message: KafkaMessage, canPause: boolean, queued?: Promise<unknown>[], handover: AbortSignal = NEVER): Promise<'done' | 'paused' | 'stopped'> {
+  async function handleOne(p: EachBatchPayload, message: KafkaMessage, canPause: boolean, queued?: Promise<unknown>[], handover: AbortSignal = NEVER): Promise<Outcome> {
     const record = toRecord(p.batch.topic, p.batch.partition, message);
     for (let attempts = 1; ; attempts++) {
       try {
@@ -108,6 +108,41 @@ export async function runConsumer(kafka: Kafka, deps: { publish: (r: OutgoingRec
     pausedUntil.set(tp, { at, timer });
   }
 
+  /** Records detached from their batch (opts.detach), still running: a rejoin or a leave waits for them. */
+  const detached = new Set<Promise<void>>();
+
+  /** Tells the detached records to stop at a safe point (their handover aborts) and waits until they have. */
+  async function settleDetached(why: string): Promise<void> {
+    if (detached.size === 0) return;
+    deps.logger.info({ group: opts.groupId, running: detached.size, reason: why }, 'waiting for long-running records to end before the consumer rejoins or leaves the group');
+    handOver(why);
+    await Promise.allSettled([...detached]);
+  }
+
+  /**
+   * A record still running when its batch should end: its partition is paused (nothing after it
+   * starts), and it goes on outside the batch. When it is done (what it queued landed too), its
+   * offset is resolved; the partition then resumes, from the record after it, or from it again.
+   */
+  function detach(p: EachBatchPayload, message: KafkaMessage, running: Promise<Outcome>, queued: Promise<unknown>[], handover: AbortController): void {
+    const resume = p.pause();
+    deps.logger.debug({ topic: p.batch.topic, partition: p.batch.partition, offset: message.offset }, 'record still running; its partition is paused while the batch ends');
+    const run = (async () => {
+      const result = await running.catch((e: unknown) => (deps.logger.warn({ topic: p.batch.topic, partition: p.batch.partition, offset: message.offset, err: describeError(e) }, 'detached record failed; it is read again'), 'stopped' as const));
+      if (result === 'done' && (await Promise.allSettled(queued)).every((r) => r.status === 'fulfilled')) {
+        resolve(p, message.offset);
+        resolved.resolve({ topic: p.batch.topic, partition: p.batch.partition, offset: String(BigInt(message.offset) + 1n) });
+      }
+      // Deferred while detached: the pause's own timer resumes the partition when its time comes.
+      if (result !== 'paused') resume();
+    })();
+    detached.add(run);
+    void run.finally(() => {
+      detached.delete(run);
+      handovers.delete(handover);
+    });
+  }
+
   async function handleBatch(p: EachBatchPayload): Promise<void> {
     if (opts.concurrentKeys) return handleBatchByKey(p);
     for (const message of p.batch.messages) {
@@ -133,6 +168,8 @@ export async function runConsumer(kafka: Kafka, deps: { publish: (r: OutgoingRec
     const queued = messages.map((): Promise<unknown>[] => []);
     const chains = new Map<string, Promise<void>>();
     let paused = false;
+    let detachedOne = false;
+    const detachAfter = opts.detach?.topics(p.batch.topic) ? opts.detach.afterMs : undefined;
     // A rebalance under way (the heartbeat says so) or this consumer leaving: the running handlers
     // are told (they may stop at a safe point) and no further record starts, so the batch ends and
     // the member rejoins in time, rather than being dropped while it still works on the partition.
@@ -148,7 +185,12 @@ export async function runConsumer(kafka: Kafka, deps: { publish: (r: OutgoingRec
         const key = opts.orderKey ? opts.orderKey(p.batch.topic, raw) : raw;
         const chain = (chains.get(key) ?? Promise.resolve()).then(async () => {
           if (paused || !p.isRunning() || p.isStale() || stopping || handover.signal.aborted) return;
-          const result = await handleOne(p, message, true, queued[i], handover.signal);
+          const running = handleOne(p, message, true, queued[i], handover.signal);
+          const result = detachAfter === undefined ? await running : await outlast(running, detachAfter);
+          if (result === 'running') {
+            paused = detachedOne = true;
+            return detach(p, message, running, queued[i]!, handover);
+          }
           if (result === 'done') done[i] = true;
           else if (result === 'paused') paused = true;
         });
@@ -164,7 +206,8 @@ export async function runConsumer(kafka: Kafka, deps: { publish: (r: OutgoingRec
       }
     } finally {
       clearInterval(heartbeat);
-      handovers.delete(handover);
+      // A detached record keeps its handover until it ends (detach).
+      if (!detachedOne) handovers.delete(handover);
     }
     const firstOpen = done.indexOf(false);
     const last = firstOpen === -1 ? messages.length - 1 : firstOpen - 1;
@@ -207,6 +250,7 @@ export async function runConsumer(kafka: Kafka, deps: { publish: (r: OutgoingRec
       watching = watching.then(async () => {
         if (consumer !== member || stopping) return;
         consumer = undefined;
+        await settleDetached('the consumer is restarting');
         await member.disconnect().catch(() => undefined);
         for (let attempt = 1; !stopping && !consumer; attempt++) {
           await sleep(Math.min(10_000, 500 * attempt));
@@ -253,6 +297,8 @@ export async function runConsumer(kafka: Kafka, deps: { publish: (r: OutgoingRec
         eachBatchAutoResolve: false,
         autoCommit: false,
         partitionsConsumedConcurrently: opts.partitionsConsumedConcurrently ?? 1,
+        // kafkajs patch (patches/): a rebalance waits for detached records as for a running batch.
+        beforeRejoin: () => settleDetached('the group is rebalancing'),
         eachBatch: async (p) => {
           if (!(await assignedReady(p))) return;
           await handleBatch(p);
@@ -284,6 +330,7 @@ export async function runConsumer(kafka: Kafka, deps: { publish: (r: OutgoingRec
     leaving = true;
     handOver('the consumer is leaving the group');
     try {
+      await settleDetached('the consumer is leaving the group');
       await commit(member);
       await member?.disconnect();
     } finally {
@@ -328,6 +375,17 @@ export async function runConsumer(kafka: Kafka, deps: { publish: (r: OutgoingRec
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+type Outcome = 'done' | 'paused' | 'stopped';
+/** `running`'s outcome, or 'running' when it has none after `ms`. */
+async function outlast(running: Promise<Outcome>, ms: number): Promise<Outcome | 'running'> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'running'>((r) => (timer = setTimeout(() => r('running'), ms)));
+  try {
+    return await Promise.race([running, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 const NEVER = new AbortController().signal;
 /** Heartbeat answers meaning the member must rejoin: its partitions may go to another member. */
 const REBALANCING = new Set(['REBALANCE_IN_PROGRESS', 'ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID']);
