@@ -53,14 +53,21 @@ describe('llm orchestrator: every task through Kafka, against local OpenAI-API s
     return client.send({ workspace_id: ws, agent_id: 'agent-7', service: 'llm', action, params }, { timeoutMs: 60_000 });
   };
   const lastRequest = (sim: OpenAISimulator, path: string) => sim.requests.filter((r) => r.path === path).at(-1)!;
-  /** The workspace's latest day and month totals on the spend topic, once they count `calls` calls (read until then). */
+  /**
+   * The workspace's latest day and month totals on the spend topic (the sum of its shards, one per
+   * command partition), once they count `calls` calls (read until then).
+   */
   const spendOf = async (ws: string, calls: number) => {
     const deadline = Date.now() + 15_000;
     for (;;) {
       const latest = new Map<string, { usd: number; calls: number }>();
       for (const r of await infra.bus.readToEnd(topics.state('llm-spend'))) if (r.key?.toString().startsWith(`${ws}:`)) latest.set(r.key.toString(), JSON.parse(r.value!.toString()));
-      const day = [...latest].find(([k]) => /:\d{4}-\d{2}-\d{2}$/.test(k))?.[1];
-      const month = [...latest].find(([k]) => /:\d{4}-\d{2}$/.test(k))?.[1];
+      const sum = (period: RegExp) => {
+        const shards = [...latest].filter(([k]) => period.test(k)).map(([, v]) => v);
+        return shards.length ? { usd: Math.round(shards.reduce((n, v) => n + v.usd, 0) * 1e8) / 1e8, calls: shards.reduce((n, v) => n + v.calls, 0) } : undefined;
+      };
+      const day = sum(/^[^:]+:\d{4}-\d{2}-\d{2}(:[^:]+)?$/);
+      const month = sum(/^[^:]+:\d{4}-\d{2}(:[^:]+)?$/);
       if ((day && day.calls >= calls) || Date.now() > deadline) return { day, month };
       await new Promise((r) => setTimeout(r, 200));
     }

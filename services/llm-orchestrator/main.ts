@@ -4,7 +4,7 @@ import { topics } from '../../shared/bus/topics.ts';
 import { openSharedTables, runCommandService } from '../../shared/commands/service.ts';
 import { parseEnv } from '../../shared/config.ts';
 import { createArtifactStore } from './connector/artifacts.ts';
-import { createSpendStore, spendEntrySchema, type SpendEntry } from './connector/budget.ts';
+import { createSpendStore, spendEntrySchema, type SpendEntry, type SpendStore } from './connector/budget.ts';
 import { buildLlmConfig } from './connector/config.ts';
 import { createLlmConnector } from './connector/index.ts';
 import { TokenBuckets } from '../../shared/connectors/rate-limit.ts';
@@ -45,11 +45,15 @@ rt.onClose(() => clearInterval(sweeper));
 // another instance wrote (a workspace's command on ionflux.cmd.llm owned elsewhere) are seen that
 // much later at most, and a partition's new owner reads the table to its end first (resumeTables).
 const SPEND_FETCH_MAX_WAIT_MS = 100;
+// A workspace's spend is the sum of its totals per command partition: the store learns of one it
+// did not write as the table reads it (those read at start, before it exists, from the table itself).
+let spend: SpendStore | undefined;
 const spendTable = new KafkaTable<SpendEntry>({
   ...rt,
   topic: topics.state(env.LLM_SERVICE === 'llm' ? 'llm-spend' : `${env.LLM_SERVICE}-spend`),
   parse: jsonValue((v) => spendEntrySchema.parse(v)),
   fetch: { minBytes: 1 << 20, maxWaitMs: SPEND_FETCH_MAX_WAIT_MS },
+  onChange: (key) => spend?.changed(key),
 });
 const [shared] = await Promise.all([openSharedTables(rt), spendTable.start(120_000)]);
 rt.onClose(() => spendTable.close());
@@ -58,7 +62,7 @@ rt.onClose(() => spendTable.close());
 // the outcome producer would queue outcomes behind them and collide with the next commit
 // (CONCURRENT_TRANSACTIONS, retried after 5 ms and more).
 const spendBus = rt.createBus();
-const spend = createSpendStore({ table: spendTable, publish: (records) => spendBus.publishAtomic(records), config, now: Date.now });
+spend = createSpendStore({ table: spendTable, publish: (records) => spendBus.publishAtomic(records), config, now: Date.now });
 
 const connector = createLlmConnector({
   config, store, spend, artifacts, logger: rt.logger, onCall: llmMetrics(rt.metrics),

@@ -142,6 +142,7 @@ async function callWithRetries(job: Job, d: PipelineDeps): Promise<Attempt> {
       },
       handover,
       deferrable: job.deferrable === true,
+      source: job.record,
       resumed: job.resumed,
       emit: (entity, action, payload, o) => {
         const e = emitted(job, d, call, emittedCount++, entity, action, payload);

@@ -38,6 +38,13 @@ export interface ActionContext<P = Record<string, unknown>> {
    */
   deferrable?: boolean;
   /**
+   * The partition the command was read from. One worker owns it at a time, and its next owner
+   * reads the `resumeTables` to their end before working on it: state kept per partition (the
+   * LLM's spend totals) has one writer at a time, where state kept per workspace would have one per
+   * partition its commands come from (its own topic and the service's, maybe on two instances).
+   */
+  source?: { readonly topic: string; readonly partition: number };
+  /**
    * Publishes an extra event `ionflux.<service>.ws_<ws>.<entity>.<action>` in the same transaction
    * as the outcome, if the command succeeds; with `evenOnFailure` (as `stage`), with a failed
    * outcome too (the LLM's usage event of a call the provider billed). Its payload must match the

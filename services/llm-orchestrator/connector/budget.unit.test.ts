@@ -2,15 +2,14 @@ import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { parseEnv } from '../../../shared/config.ts';
 import type { OutgoingRecord } from '../../../shared/bus/types.ts';
-import { checkBudget, createSpendStore, memorySpendTable, spendKeys } from './budget.ts';
+import { checkBudget, createSpendStore, memorySpendTable, parseSpendKey, spendKeys } from './budget.ts';
 import { buildLlmConfig, llmEnvShape } from './config.ts';
 
 const env = { LLM_BUDGET_USD_MONTH: '10', LLM_WORKSPACE_BUDGETS: JSON.stringify({ acme: { day_usd: 1 } }) };
 const config = buildLlmConfig(parseEnv(z.object(llmEnvShape), env), env);
 
-function setup(now: number) {
+function setup(now: number, table = memorySpendTable()) {
   const written: OutgoingRecord[] = [];
-  const table = memorySpendTable();
   const spend = createSpendStore({ table, publish: async (r) => void written.push(...r), config, now: () => now });
   return { spend, table, written };
 }
@@ -49,6 +48,80 @@ describe('spend and budgets', () => {
     // Another owner's newer total (more calls) wins over what was staged here.
     table.applyLocal('acme:2026-03-10', { kind: 'spend', usd: 2, calls: 5, updated_at: '' });
     expect(spend.spent('acme').day).toBe(2);
+  });
+
+  it('two instances counting one workspace at once (its commands on the service topic and on its own topic) each write their own partition\'s totals, and both report the sum', () => {
+    const now = Date.parse('2026-03-10T12:00:00Z');
+    const table = memorySpendTable();
+    const a = setup(now, table).spend;
+    const b = setup(now, table).spend;
+    const service = { topic: 'ionflux.cmd.llm', partition: 2 };
+    const own = { topic: 'ionflux.cmd.llm.ws_acme', partition: 0 };
+    /** The topic delivering records to both instances' tables. */
+    const deliver = (records: OutgoingRecord[]) => {
+      readBack(table, records);
+      for (const r of records) for (const s of [a, b]) s.changed(String(r.key));
+    };
+    // Both read the workspace's spend before either's write is back, then count a call each.
+    expect(a.spent('acme').day).toBe(0);
+    expect(b.spent('acme').day).toBe(0);
+    const fromA = a.add('acme', 0.25, service);
+    const fromB = b.add('acme', 0.5, own);
+    // One total each: neither writes over the other's.
+    expect([...totals(fromA).keys(), ...totals(fromB).keys()]).toEqual(['acme:2026-03-10:s2', 'acme:2026-03:s2', 'acme:2026-03-10:w0', 'acme:2026-03:w0']);
+    deliver(fromA);
+    deliver(fromB);
+    expect(a.spent('acme')).toEqual({ day: 0.75, month: 0.75 });
+    expect(b.spent('acme')).toEqual({ day: 0.75, month: 0.75 });
+    // Again at once, on top of what each knows: nothing lost either time.
+    const again = [a.add('acme', 0.125, service), b.add('acme', 0.125, own)];
+    again.forEach(deliver);
+    expect(a.spent('acme')).toEqual({ day: 1, month: 1 });
+    expect(totals(again[1]!).get('acme:2026-03-10:w0')).toMatchObject({ usd: 0.625, calls: 2 });
+    // A budget check against the sum refuses on either instance.
+    expect(() => checkBudget(a, 'acme')).toThrow(expect.objectContaining({ code: 'budget_exceeded' }));
+    expect(() => checkBudget(b, 'acme')).toThrow(expect.objectContaining({ code: 'budget_exceeded' }));
+    // An instance started later finds every shard in the table.
+    expect(setup(now, table).spend.spent('acme')).toEqual({ day: 1, month: 1 });
+  });
+
+  it('a partition\'s next owner counts on top of its previous owner\'s total', () => {
+    const now = Date.parse('2026-03-10T12:00:00Z');
+    const table = memorySpendTable();
+    const before = setup(now, table).spend;
+    const first = before.add('acme', 0.25, { topic: 'ionflux.cmd.llm', partition: 0 });
+    readBack(table, first);
+    // The new owner read the table to its end before working on the partition (resumeTables).
+    const after = setup(now, table).spend;
+    expect(totals(after.add('acme', 0.5, { topic: 'ionflux.cmd.llm', partition: 0 })).get('acme:2026-03-10:s0')).toMatchObject({ usd: 0.75, calls: 2 });
+  });
+
+  it('totals written before shards (<ws>:<day>, <ws>:<month>) still count, as one more shard, and are not written again', () => {
+    const now = Date.parse('2026-03-10T12:00:00Z');
+    const table = memorySpendTable();
+    table.applyLocal('acme:2026-03-10', { kind: 'spend', usd: 0.5, calls: 3, updated_at: '' });
+    table.applyLocal('acme:2026-03', { kind: 'spend', usd: 2, calls: 9, updated_at: '' });
+    table.applyLocal('acme:budget', { kind: 'budget', day_usd: 5, month_usd: null, updated_at: '' });
+    const { spend } = setup(now, table);
+    expect(spend.spent('acme')).toEqual({ day: 0.5, month: 2 });
+    const records = spend.add('acme', 0.25, { topic: 'ionflux.cmd.llm.ws_acme', partition: 0 });
+    expect(totals(records)).toEqual(new Map([['acme:2026-03-10:w0', expect.objectContaining({ usd: 0.25, calls: 1 })], ['acme:2026-03:w0', expect.objectContaining({ usd: 0.25, calls: 1 })]]));
+    expect(spend.spent('acme')).toEqual({ day: 0.75, month: 2.25 });
+    expect(spend.budget('acme').day_usd).toBe(5);
+    expect(parseSpendKey('acme:budget')).toBeNull();
+    expect(parseSpendKey('acme:2026-03-10')).toEqual({ total: 'acme:2026-03-10', period: '2026-03-10', shard: undefined });
+    expect(parseSpendKey('acme:2026-03:s11')).toEqual({ total: 'acme:2026-03', period: '2026-03', shard: 's11' });
+  });
+
+  it('a new month starts from nothing, and last month\'s totals are no longer looked at', () => {
+    let now = Date.parse('2026-03-31T23:59:00Z');
+    const spend = createSpendStore({ table: memorySpendTable(), publish: async () => undefined, config, now: () => now });
+    spend.add('acme', 0.25, { topic: 'ionflux.cmd.llm', partition: 0 });
+    expect(spend.spent('acme')).toEqual({ day: 0.25, month: 0.25 });
+    now = Date.parse('2026-04-01T00:00:01Z');
+    expect(spend.spent('acme')).toEqual({ day: 0, month: 0 });
+    spend.changed('acme:2026-03-31:w0'); // late news of last month
+    expect(totals(spend.add('acme', 0.5, { topic: 'ionflux.cmd.llm', partition: 0 })).get('acme:2026-04:s0')).toMatchObject({ usd: 0.5, calls: 1 });
   });
 
   it('takes the budget from a command, else the workspace config, else the defaults, field by field', async () => {

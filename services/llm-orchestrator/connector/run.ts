@@ -136,7 +136,7 @@ export async function runTask<T>(rt: LlmRuntime, ctx: ActionContext<Routing>, ta
 function charge(rt: LlmRuntime, ctx: ActionContext<Routing>, task: Task, r: ChainResult<unknown>, billed: Billed) {
   const usage = clean(billed.usage);
   const cost = costOf(rt.config.prices[`${r.route.provider}/${r.route.model}`], usage, billed.image);
-  for (const record of rt.spend.add(ctx.workspaceId, cost.usd)) ctx.stage(record, { evenOnFailure: true });
+  for (const record of rt.spend.add(ctx.workspaceId, cost.usd, ctx.source)) ctx.stage(record, { evenOnFailure: true });
   const event: UsageRecorded = {
     command_id: ctx.idempotencyKey,
     agent_id: ctx.agentId,
