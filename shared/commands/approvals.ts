@@ -1,5 +1,5 @@
 import type { KafkaTable } from '../bus/table/table.ts';
-import { topics, workspaceOfCommandTopic } from '../bus/topics.ts';
+import { topics } from '../bus/topics.ts';
 import type { OutgoingRecord } from '../bus/types.ts';
 import { HubError } from '../errors.ts';
 import type { EventCodec } from '../events/codec.ts';
@@ -55,6 +55,6 @@ export async function decisionRecords(
  * order with the workspace's others), else to the service's topic, where admins and services send.
  */
 export function releaseTopic(a: Pick<Approval, 'service' | 'command' | 'topic'>): string {
-  const own = a.topic && a.topic === topics.workspaceCommand(a.service, a.command.workspace_id) && workspaceOfCommandTopic(a.topic) === a.command.workspace_id;
-  return own ? a.topic! : topics.command(a.service);
+  const own = topics.workspaceCommand(a.service, a.command.workspace_id);
+  return a.topic === own ? own : topics.command(a.service);
 }
