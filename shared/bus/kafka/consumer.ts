@@ -21,7 +21,9 @@ export async function runConsumer(kafka: Kafka, deps: { publish: (r: OutgoingRec
       sessionTimeout: opts.sessionTimeoutMs ?? 10_000,
       rebalanceTimeout: opts.rebalanceTimeoutMs ?? 60_000,
       heartbeatInterval: 1000,
-      maxWaitTimeInMs: 1000,
+      // A partition resumed after a detached record or a deferral joins the next fetch, not the one
+      // already waiting at the broker: with detach on, that wait is kept short.
+      maxWaitTimeInMs: opts.detach ? 250 : 1000,
       retry: { retries: 10 },
     });
   const classify = opts.classify ?? defaultClassify;
