@@ -71,6 +71,15 @@ describe('a vendor throttling or slowing one workspace (items 13, 33)', () => {
       .then((out) => (order.push(`${ws}:${out.status}`), out));
     return { send, order };
   }
+  /** Two workspaces, each with one command done first (the worker has found both topics); `order` is empty after, `from` counts vendor calls from then. */
+  async function twoWorkspaces() {
+    const [a, b] = [await workspace(uid('ws')), await workspace(uid('ws'))];
+    await infra.bus.ensureTopics([topics.workspaceCommand('webhook', a), topics.workspaceCommand('webhook', b)]);
+    const agent = await agents();
+    for (const ws of [a, b]) expect(await agent.send(ws)).toMatchObject({ status: 'succeeded' });
+    agent.order.length = 0;
+    return { a, b, ...agent, from: receiver.deliveries.length };
+  }
   const callsTo = (ws: string, from: number) => receiver.deliveries.slice(from).filter((d) => d.path === `/${ws}`).length;
   /** The outcome events of a command on its workspace's outcome topic, as a user's consumer reads them. */
   const outcomesOf = async (ws: string, commandId: string) => {
@@ -90,12 +99,7 @@ describe('a vendor throttling or slowing one workspace (items 13, 33)', () => {
   }
 
   it("a command whose vendor call runs long holds only its workspace's topic: other workspaces' commands complete meanwhile, on the same worker", async () => {
-    const [a, b] = [await workspace(uid('ws')), await workspace(uid('ws'))];
-    await infra.bus.ensureTopics([topics.workspaceCommand('webhook', a), topics.workspaceCommand('webhook', b)]);
-    const { send, order } = await agents();
-    for (const ws of [a, b]) expect(await send(ws)).toMatchObject({ status: 'succeeded' });
-    order.length = 0;
-    const from = receiver.deliveries.length;
+    const { a, b, send, order, from } = await twoWorkspaces();
 
     const slow = slowAnswer();
     receiver.script(`/${a}`, [slow.answer]);
@@ -115,11 +119,7 @@ describe('a vendor throttling or slowing one workspace (items 13, 33)', () => {
   }, 180_000);
 
   it('a worker joining while a long vendor call runs: the rebalance waits for the call, and the command has one call and one outcome', async () => {
-    const [a, b] = [await workspace(uid('ws')), await workspace(uid('ws'))];
-    await infra.bus.ensureTopics([topics.workspaceCommand('webhook', a), topics.workspaceCommand('webhook', b)]);
-    const { send } = await agents();
-    for (const ws of [a, b]) expect(await send(ws)).toMatchObject({ status: 'succeeded' });
-    const from = receiver.deliveries.length;
+    const { a, b, send, from } = await twoWorkspaces();
     const logFrom = worker.output.length;
 
     const slow = slowAnswer();
@@ -147,12 +147,7 @@ describe('a vendor throttling or slowing one workspace (items 13, 33)', () => {
   }, 240_000);
 
   it("commands sent while another workspace's command waits run at once, on the same worker", async () => {
-    const [a, b] = [await workspace(uid('ws')), await workspace(uid('ws'))];
-    await infra.bus.ensureTopics([topics.workspaceCommand('webhook', a), topics.workspaceCommand('webhook', b)]);
-    const { send, order } = await agents();
-    for (const ws of [a, b]) expect(await send(ws)).toMatchObject({ status: 'succeeded' });
-    order.length = 0;
-    const from = receiver.deliveries.length;
+    const { a, b, send, order, from } = await twoWorkspaces();
 
     receiver.script(`/${a}`, [{ status: 429, headers: { 'retry-after': String(RETRY_AFTER_S) } }]);
     const outA = send(a);
