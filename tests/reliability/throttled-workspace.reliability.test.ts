@@ -245,13 +245,7 @@ describe('a vendor throttling or slowing one workspace (items 13, 33)', () => {
     const outB = await Promise.all([send(b), send(b)]);
     expect(outB.map((o) => o.status)).toEqual(['succeeded', 'succeeded']);
     expect(callsTo(a, from)).toBe(1);
-    const finalOf = async () => {
-      for (const r of await readAll(infra.bus, defaultOutcomeTopic('webhook', a))) {
-        const e = await infra.codec.decode(r.value!);
-        if (e.correlation_id === waiting.command_id && !e.event_type.endsWith('awaiting_approval')) return JSON.parse(e.payload_json) as unknown;
-      }
-      return undefined;
-    };
+    const finalOf = async () => (await outcomesOf(a, waiting.command_id)).find((o) => !o.event_type.endsWith('awaiting_approval'))?.payload;
     await expect.poll(finalOf, { timeout: 60_000, interval: 500 }).toMatchObject({ status: 'succeeded', attempts: 2 });
     expect(callsTo(a, from)).toBe(2);
   }, 180_000);

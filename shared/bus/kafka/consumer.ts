@@ -133,7 +133,7 @@ export async function runConsumer(kafka: Kafka, deps: { publish: (r: OutgoingRec
       const result = await running.catch((e: unknown) => (deps.logger.warn({ topic: p.batch.topic, partition: p.batch.partition, offset: message.offset, err: describeError(e) }, 'detached record failed; it is read again'), 'stopped' as const));
       if (result === 'done' && (await Promise.allSettled(queued)).every((r) => r.status === 'fulfilled')) {
         resolve(p, message.offset);
-        resolved.resolve({ topic: p.batch.topic, partition: p.batch.partition, offset: String(BigInt(message.offset) + 1n) });
+        resolved.resolve({ topic: p.batch.topic, partition: p.batch.partition, offset: lastResolved.get(`${p.batch.topic}|${p.batch.partition}`)! });
       }
       // Deferred while detached: the pause's own timer resumes the partition when its time comes.
       if (result !== 'paused') resume();
