@@ -113,6 +113,43 @@ describe('consumer runner against real Kafka', () => {
     expect(calls.filter((c) => c === 'a1' || c === 'a3')).toEqual(['a1', 'a3']);
   });
 
+  it('with concurrent keys, a batch ends without waiting for its queued work: later records run meanwhile, and their offsets commit only once it landed', async () => {
+    const topic = `ionflux.test.${uid()}`;
+    const groupId = uid('g-');
+    await infra.bus.ensureTopics([topic]);
+    const calls: string[] = [];
+    let releaseFirst!: () => void;
+    const firstQueued = new Promise<void>((r) => (releaseFirst = r));
+    setTimeout(releaseFirst, 20_000).unref(); // never leave the runner stuck, even if an assertion fails
+    const runner = await infra.bus.subscribe({
+      service: uid('svc'), groupId, subscriptions: [topic], fromBeginning: true, concurrentKeys: true,
+      handler: async (r) => {
+        const v = r.value!.toString();
+        calls.push(v);
+        return { settled: v === 'b1' ? firstQueued : Promise.resolve() };
+      },
+    });
+    runners.push(runner);
+    // Same key, so same partition; two produce requests, so b2 comes in a later fetch than b1.
+    await infra.bus.publish({ topic, key: 'same-key', value: 'b1' });
+    await expect.poll(() => calls, { timeout: 10_000 }).toEqual(['b1']);
+    await infra.bus.publish({ topic, key: 'same-key', value: 'b2' });
+    // b1's produce (say) has not been acknowledged yet: b2 is fetched and handled all the same.
+    await expect.poll(() => calls, { timeout: 8_000 }).toEqual(['b1', 'b2']);
+    const admin = createKafka({ brokers: infraEnv().brokers, auth: infraEnv().auth, clientId: uid('offsets'), logger: infra.logger }).admin();
+    await admin.connect();
+    try {
+      const committed = async () => Number((await admin.fetchOffsets({ groupId, topics: [topic] }))[0]!.partitions.reduce((n, p) => n + Math.max(0, Number(p.offset)), 0));
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(await committed()).toBe(0); // neither b1 nor b2, which comes after it
+      releaseFirst();
+      await expect.poll(committed, { timeout: 10_000 }).toBe(2);
+    } finally {
+      await admin.disconnect();
+    }
+    expect(calls).toEqual(['b1', 'b2']);
+  });
+
   it('commits the record running when it stops, before leaving the group: the next member does not take it again', async () => {
     const topic = `ionflux.test.${uid()}`;
     await infra.bus.ensureTopics([topic]);

@@ -47,6 +47,32 @@ export async function runConsumer(kafka: Kafka, deps: { publish: (r: OutgoingRec
     p.resolveOffset(offset);
     lastResolved.set(`${p.batch.topic}|${p.batch.partition}`, String(BigInt(offset) + 1n));
   };
+  /** The offset after `offset` becomes committable (the commit timer sends it), the fetch position having moved past it before. */
+  const committable = (p: EachBatchPayload, offset: string) => {
+    const next = String(BigInt(offset) + 1n);
+    lastResolved.set(`${p.batch.topic}|${p.batch.partition}`, next);
+    resolved.resolve({ topic: p.batch.topic, partition: p.batch.partition, offset: next });
+  };
+  /**
+   * Per topic|partition, the last of its batches' settlements (handleBatchByKey) and detached
+   * records: each makes its offsets committable only after those before it did, so a commit never
+   * passes a record whose queued work has not landed.
+   */
+  const settlingTail = new Map<string, Promise<void>>();
+  /** Settlements still running: a rejoin or a leave waits for them, as for a running batch. */
+  const settling = new Set<Promise<void>>();
+  function inTurn(p: EachBatchPayload, work: (before: Promise<void>) => Promise<void>): Promise<void> {
+    const tp = `${p.batch.topic}|${p.batch.partition}`;
+    // A heartbeat refused during a re-run's backoff (a rebalance) ends it: its record stays uncommitted.
+    const run = work(settlingTail.get(tp) ?? Promise.resolve()).catch((e: unknown) => deps.logger.debug({ tp, err: describeError(e) }, 'settling a batch stopped; its remaining records are read again by the partition\'s owner'));
+    settlingTail.set(tp, run);
+    settling.add(run);
+    void run.finally(() => {
+      settling.delete(run);
+      if (settlingTail.get(tp) === run) settlingTail.delete(tp);
+    });
+    return run;
+  }
 
   async function deadLetter(record: IncomingRecord, error: unknown, attempts: number): Promise<void> {
     await deps.publish(deadLetterRecord({ dlqTopic, service: opts.service, record, message: record, error, attempts }));
@@ -115,34 +141,39 @@ export async function runConsumer(kafka: Kafka, deps: { publish: (r: OutgoingRec
 
   /** Tells the detached records to stop at a safe point (their handover aborts) and waits until they have. */
   async function settleDetached(why: string): Promise<void> {
-    if (detached.size === 0) return;
-    deps.logger.info({ group: opts.groupId, running: detached.size, reason: why }, 'waiting for long-running records to end before the consumer rejoins or leaves the group');
-    handOver(why);
-    await Promise.allSettled([...detached]);
+    if (detached.size > 0) {
+      deps.logger.info({ group: opts.groupId, running: detached.size, reason: why }, 'waiting for long-running records to end before the consumer rejoins or leaves the group');
+      handOver(why);
+      await Promise.allSettled([...detached]);
+    }
+    // What ended batches queued (their produce requests), landed or re-run: the next owner reads it.
+    while (settling.size > 0) await Promise.allSettled([...settling]);
   }
 
   /**
    * A record still running when its batch should end: its partition is paused (nothing after it
-   * starts), and it goes on outside the batch. When it is done (what it queued landed too), its
-   * offset is resolved; the partition then resumes, from the record after it, or from it again.
+   * starts), and it goes on outside the batch. When it is done and what it queued landed, the
+   * partition resumes from the record after it (else from it again); the answer says whether it
+   * landed, for the batch's settlement to make its offset committable in turn.
    */
-  function detach(p: EachBatchPayload, message: KafkaMessage, running: Promise<Outcome>, queued: Promise<unknown>[], handover: AbortController): void {
+  function detach(p: EachBatchPayload, message: KafkaMessage, running: Promise<Outcome>, queued: Promise<unknown>[], handover: AbortController): Promise<boolean> {
     const resume = p.pause();
     deps.logger.debug({ topic: p.batch.topic, partition: p.batch.partition, offset: message.offset }, 'record still running; its partition is paused while the batch ends');
     const run = (async () => {
       const result = await running.catch((e: unknown) => (deps.logger.warn({ topic: p.batch.topic, partition: p.batch.partition, offset: message.offset, err: describeError(e) }, 'detached record failed; it is read again'), 'stopped' as const));
-      if (result === 'done' && (await Promise.allSettled(queued)).every((r) => r.status === 'fulfilled')) {
-        resolve(p, message.offset);
-        resolved.resolve({ topic: p.batch.topic, partition: p.batch.partition, offset: lastResolved.get(`${p.batch.topic}|${p.batch.partition}`)! });
-      }
+      const landed = result === 'done' && (await Promise.allSettled(queued)).every((r) => r.status === 'fulfilled');
+      if (landed) p.resolveOffset(message.offset);
       // Deferred while detached: the pause's own timer resumes the partition when its time comes.
       if (result !== 'paused') resume();
+      return landed;
     })();
-    detached.add(run);
-    void run.finally(() => {
-      detached.delete(run);
+    const tracked = run.then(() => undefined);
+    detached.add(tracked);
+    void tracked.finally(() => {
+      detached.delete(tracked);
       handovers.delete(handover);
     });
+    return run;
   }
 
   async function handleBatch(p: EachBatchPayload): Promise<void> {
@@ -171,6 +202,7 @@ export async function runConsumer(kafka: Kafka, deps: { publish: (r: OutgoingRec
     const chains = new Map<string, Promise<void>>();
     let paused = false;
     let detachedOne = false;
+    const detachedRuns: [number, Promise<boolean>][] = [];
     const detachAfter = opts.detach?.topics(p.batch.topic) ? opts.detach.afterMs : undefined;
     // A rebalance under way (the heartbeat says so) or this consumer leaving: the running handlers
     // are told (they may stop at a safe point) and no further record starts, so the batch ends and
@@ -191,7 +223,7 @@ export async function runConsumer(kafka: Kafka, deps: { publish: (r: OutgoingRec
           const result = detachAfter === undefined ? await running : await outlast(running, detachAfter);
           if (result === 'running') {
             paused = detachedOne = true;
-            return detach(p, message, running, queued[i]!, handover);
+            return void detachedRuns.push([i, detach(p, message, running, queued[i]!, handover)]);
           }
           if (result === 'done') done[i] = true;
           else if (result === 'paused') paused = true;
@@ -199,21 +231,47 @@ export async function runConsumer(kafka: Kafka, deps: { publish: (r: OutgoingRec
         chains.set(key, chain);
       });
       await Promise.all(chains.values());
-      // What the handlers queued must have landed before an offset moves past it; a record
-      // whose queued work failed runs again, awaited this time (its handler sees what it queued).
-      for (let i = 0; i < messages.length; i++) {
-        if (!done[i]) continue;
-        const failed = (await Promise.allSettled(queued[i]!)).some((r) => r.status === 'rejected');
-        if (failed) done[i] = !(!p.isRunning() || p.isStale() || stopping) && (await handleOne(p, messages[i]!, false)) === 'done';
-      }
     } finally {
       clearInterval(heartbeat);
       // A detached record keeps its handover until it ends (detach).
       if (!detachedOne) handovers.delete(handover);
     }
+    // The next fetch reads the partition from the first record not handled; the batch ends here,
+    // without waiting for what its records queued (their produce requests): kafkajs fetches again
+    // only once every batch of its last fetch has ended, and the next commands need not wait for
+    // this batch's acknowledgements. Their offsets become committable once that work landed.
     const firstOpen = done.indexOf(false);
-    const last = firstOpen === -1 ? messages.length - 1 : firstOpen - 1;
-    if (last >= 0) resolve(p, messages[last]!.offset);
+    const handled = firstOpen === -1 ? messages.length : firstOpen;
+    if (handled > 0) p.resolveOffset(messages[handled - 1]!.offset);
+    if (handled === 0 && detachedRuns.length === 0) return;
+    /**
+     * From `from` on, the records done whose queued work landed, a record whose work failed run
+     * again (awaited this time: its handler sees what it queued and publishes that again, never
+     * deciding twice): the index of the first record not done.
+     */
+    const land = async (from: number): Promise<number> => {
+      let i = from;
+      for (; i < messages.length && done[i]; i++) {
+        if ((await Promise.allSettled(queued[i]!)).every((r) => r.status === 'fulfilled')) continue;
+        done[i] = !(!p.isRunning() || p.isStale() || stopping) && (await handleOne(p, messages[i]!, false)) === 'done';
+        if (!done[i]) break;
+      }
+      return i;
+    };
+    const settled = inTurn(p, async (before) => {
+      let open = await land(0);
+      await before;
+      if (open > 0) committable(p, messages[open - 1]!.offset);
+      // A detached record (one at most per order key) is next in line once it lands.
+      for (const [i, run] of detachedRuns.sort(([a], [b]) => a - b)) {
+        done[i] = await run;
+        if (i !== open || !done[i]) break;
+        open = await land(i);
+        committable(p, messages[open - 1]!.offset);
+      }
+    });
+    // Leaving: kafkajs leaves the group right after this batch; its offsets are committed first.
+    if (stopping || leaving) await settled;
   }
 
   // Offsets are committed in the background, not by kafkajs after every batch: its auto-commit
@@ -304,9 +362,10 @@ export async function runConsumer(kafka: Kafka, deps: { publish: (r: OutgoingRec
         eachBatch: async (p) => {
           if (!(await assignedReady(p))) return;
           await handleBatch(p);
-          // What handleBatch resolved: the next offset to read, committed by the timer.
+          // What handleBatch resolved: the next offset to read, committed by the timer (records
+          // run by key make theirs committable themselves, once what they queued landed).
           const next = lastResolved.get(`${p.batch.topic}|${p.batch.partition}`);
-          if (next !== undefined) resolved.resolve({ topic: p.batch.topic, partition: p.batch.partition, offset: next });
+          if (next !== undefined && !opts.concurrentKeys) resolved.resolve({ topic: p.batch.topic, partition: p.batch.partition, offset: next });
           // Leaving: kafkajs leaves the group right after this batch, so commit now, while still a
           // member, through the batch's own handle: once disconnect() began, Consumer.commitOffsets
           // returns without sending anything ("consumer not running"), and the offsets were lost.
