@@ -53,7 +53,7 @@ const spendTable = new KafkaTable<SpendEntry>({
   topic: topics.state(env.LLM_SERVICE === 'llm' ? 'llm-spend' : `${env.LLM_SERVICE}-spend`),
   parse: jsonValue((v) => spendEntrySchema.parse(v)),
   fetch: { minBytes: 1 << 20, maxWaitMs: SPEND_FETCH_MAX_WAIT_MS },
-  onChange: (key) => spend?.changed(key),
+  onChange: (key, value) => spend?.changed(key, value),
 });
 const [shared] = await Promise.all([openSharedTables(rt), spendTable.start(120_000)]);
 rt.onClose(() => spendTable.close());

@@ -85,12 +85,33 @@ export function createSpendStore(o: { table: SpendTable; publish: (records: Outg
   const shardsOf = new Map<string, Set<string>>();
   let month = monthOf(o.now());
 
+  /**
+   * `<ws>:<shard>` -> that shard's spend keys of every period the table holds: what its writer
+   * deletes once their period is over (see `add`).
+   */
+  const periodsOf = new Map<string, Set<string>>();
+
   function index(key: string): void {
     const k = parseSpendKey(key);
-    if (!k || k.period.slice(0, 7) < month) return;
+    if (!k) return;
+    if (k.shard !== undefined) {
+      const writer = `${k.total.slice(0, k.total.indexOf(':'))}:${k.shard}`;
+      let keys = periodsOf.get(writer);
+      if (!keys) periodsOf.set(writer, (keys = new Set()));
+      keys.add(key);
+    }
+    if (k.period.slice(0, 7) < month) return;
     let keys = shardsOf.get(k.total);
     if (!keys) shardsOf.set(k.total, (keys = new Set()));
     keys.add(key);
+  }
+
+  /** A key the table no longer holds (a tombstone read back): forgotten. */
+  function unindex(key: string): void {
+    const k = parseSpendKey(key);
+    if (!k) return;
+    if (k.shard !== undefined) periodsOf.get(`${k.total.slice(0, k.total.indexOf(':'))}:${k.shard}`)?.delete(key);
+    shardsOf.get(k.total)?.delete(key);
   }
 
   /** A new month: the last month's totals are never asked for again. */
@@ -165,18 +186,32 @@ export function createSpendStore(o: { table: SpendTable; publish: (records: Outg
       rollOver(now);
       if (staged.size >= sweepAt) sweep(now);
       const shard = spendKeys.shard(source);
-      return [spendKeys.day(ws, now, shard), spendKeys.month(ws, now, shard)].map((key) => {
+      const current = [spendKeys.day(ws, now, shard), spendKeys.month(ws, now, shard)];
+      const records = current.map((key) => {
         const prev = totalOf(key);
         const total: SpendTotal = { kind: 'spend', usd: roundUsd((prev?.usd ?? 0) + usd), calls: (prev?.calls ?? 0) + 1, updated_at: new Date(now).toISOString() };
         staged.set(key, { total, at: now });
         index(key);
         return o.table.record(key, total);
       });
+      // This shard's totals of days and months that are over are never asked for again: its one
+      // writer deletes them with the new ones (tombstones), so the compacted topic, and what every
+      // instance reads at start, holds a workspace's current totals only. Sent again with each
+      // call until the table reads them back (a few bytes; a unit that never landed loses nothing).
+      if (shard !== undefined) {
+        for (const key of periodsOf.get(`${ws}:${shard}`) ?? []) {
+          if (current.includes(key)) continue;
+          if (o.table.get(key) === undefined && !staged.has(key)) unindex(key);
+          else records.push(o.table.record(key, undefined));
+        }
+      }
+      return records;
     },
 
-    /** A record the table read (its `onChange`): another shard of a workspace's spend is known. */
-    changed(key: string): void {
-      index(key);
+    /** A record the table read (its `onChange`): another shard of a workspace's spend is known, or one is gone. */
+    changed(key: string, value: SpendEntry | undefined): void {
+      if (value === undefined) unindex(key);
+      else index(key);
     },
 
     /** Sets the fields given (null clears one back to config/default); written before it returns. */

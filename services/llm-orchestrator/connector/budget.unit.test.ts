@@ -60,7 +60,7 @@ describe('spend and budgets', () => {
     /** The topic delivering records to both instances' tables. */
     const deliver = (records: OutgoingRecord[]) => {
       readBack(table, records);
-      for (const r of records) for (const s of [a, b]) s.changed(String(r.key));
+      for (const r of records) for (const s of [a, b]) s.changed(String(r.key), JSON.parse(String(r.value)));
     };
     // Both read the workspace's spend before either's write is back, then count a call each.
     expect(a.spent('acme').day).toBe(0);
@@ -120,8 +120,45 @@ describe('spend and budgets', () => {
     expect(spend.spent('acme')).toEqual({ day: 0.25, month: 0.25 });
     now = Date.parse('2026-04-01T00:00:01Z');
     expect(spend.spent('acme')).toEqual({ day: 0, month: 0 });
-    spend.changed('acme:2026-03-31:w0'); // late news of last month
+    spend.changed('acme:2026-03-31:w0', { kind: 'spend', usd: 1, calls: 1, updated_at: '' }); // late news of last month
     expect(totals(spend.add('acme', 0.5, { topic: 'ionflux.cmd.llm', partition: 0 })).get('acme:2026-04:s0')).toMatchObject({ usd: 0.5, calls: 1 });
+  });
+
+  it('a shard\'s writer deletes its totals of days and months that are over with its next call; other writers\' keys and keys without a shard stay', () => {
+    let now = Date.parse('2026-03-31T23:59:00Z');
+    const table = memorySpendTable();
+    const service0 = { topic: 'ionflux.cmd.llm', partition: 0 };
+    // Another writer's shard, and a total written before shards: not this writer's to delete.
+    table.applyLocal('acme:2026-03-30:w0', { kind: 'spend', usd: 1, calls: 1, updated_at: '' });
+    table.applyLocal('acme:2026-03-29', { kind: 'spend', usd: 1, calls: 1, updated_at: '' });
+    const spend = createSpendStore({ table, publish: async () => undefined, config, now: () => now });
+    /** The topic delivering records back: totals and tombstones. */
+    const deliver = (records: OutgoingRecord[]) =>
+      records.forEach((r) => {
+        const value = r.value === null ? undefined : JSON.parse(String(r.value));
+        table.applyLocal(String(r.key), value);
+        spend.changed(String(r.key), value);
+      });
+    const first = spend.add('acme', 0.25, service0);
+    expect(first.map((r) => [r.key, r.value === null])).toEqual([['acme:2026-03-31:s0', false], ['acme:2026-03:s0', false]]);
+    deliver(first);
+    now = Date.parse('2026-04-01T00:00:01Z');
+    const next = spend.add('acme', 0.5, service0);
+    expect(next.map((r) => [r.key, r.value === null])).toEqual([
+      ['acme:2026-04-01:s0', false],
+      ['acme:2026-04:s0', false],
+      ['acme:2026-03-31:s0', true],
+      ['acme:2026-03:s0', true],
+    ]);
+    // Until the tombstones are read back they go with each call; after, never again.
+    expect(spend.add('acme', 0.5, service0).filter((r) => r.value === null)).toHaveLength(2);
+    deliver(next);
+    expect(spend.add('acme', 0.5, service0).filter((r) => r.value === null)).toEqual([]);
+    expect([...table.entries()].map(([k]) => k).sort()).toEqual(['acme:2026-03-29', 'acme:2026-03-30:w0', 'acme:2026-04-01:s0', 'acme:2026-04:s0']);
+    expect(spend.spent('acme')).toEqual({ day: 1.5, month: 1.5 }); // three calls today
+    // A writer starting on a table holding its shard's old totals deletes them at its first call.
+    const later = createSpendStore({ table, publish: async () => undefined, config, now: () => Date.parse('2026-04-02T08:00:00Z') });
+    expect(later.add('acme', 0.1, service0).filter((r) => r.value === null).map((r) => r.key)).toEqual(['acme:2026-04-01:s0']);
   });
 
   it('takes the budget from a command, else the workspace config, else the defaults, field by field', async () => {
