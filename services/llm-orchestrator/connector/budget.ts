@@ -94,8 +94,8 @@ export function createSpendStore(o: { table: SpendTable; publish: (records: Outg
   function index(key: string): void {
     const k = parseSpendKey(key);
     if (!k) return;
-    if (k.shard !== undefined) {
-      const writer = `${k.total.slice(0, k.total.indexOf(':'))}:${k.shard}`;
+    const writer = writerOf(k);
+    if (writer !== undefined) {
       let keys = periodsOf.get(writer);
       if (!keys) periodsOf.set(writer, (keys = new Set()));
       keys.add(key);
@@ -110,7 +110,8 @@ export function createSpendStore(o: { table: SpendTable; publish: (records: Outg
   function unindex(key: string): void {
     const k = parseSpendKey(key);
     if (!k) return;
-    if (k.shard !== undefined) periodsOf.get(`${k.total.slice(0, k.total.indexOf(':'))}:${k.shard}`)?.delete(key);
+    const writer = writerOf(k);
+    if (writer !== undefined) periodsOf.get(writer)?.delete(key);
     shardsOf.get(k.total)?.delete(key);
   }
 
@@ -226,6 +227,9 @@ export function createSpendStore(o: { table: SpendTable; publish: (records: Outg
 export type SpendStore = ReturnType<typeof createSpendStore>;
 
 const monthOf = (now: number) => new Date(now).toISOString().slice(0, 7);
+
+/** `<ws>:<shard>`: whose key it is (the shard's one writer); undefined for a key without a shard. */
+const writerOf = (k: { total: string; shard: string | undefined }) => (k.shard === undefined ? undefined : `${k.total.slice(0, k.total.indexOf(':'))}:${k.shard}`);
 
 /** Refuses before any vendor call when the workspace is at or over its daily or monthly budget. */
 export function checkBudget(spend: SpendStore, ws: string): void {

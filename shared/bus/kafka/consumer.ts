@@ -48,11 +48,8 @@ export async function runConsumer(kafka: Kafka, deps: { publish: (r: OutgoingRec
     lastResolved.set(`${p.batch.topic}|${p.batch.partition}`, String(BigInt(offset) + 1n));
   };
   /** The offset after `offset` becomes committable (the commit timer sends it), the fetch position having moved past it before. */
-  const committable = (p: EachBatchPayload, offset: string) => {
-    const next = String(BigInt(offset) + 1n);
-    lastResolved.set(`${p.batch.topic}|${p.batch.partition}`, next);
-    resolved.resolve({ topic: p.batch.topic, partition: p.batch.partition, offset: next });
-  };
+  const committable = (p: EachBatchPayload, offset: string) =>
+    resolved.resolve({ topic: p.batch.topic, partition: p.batch.partition, offset: String(BigInt(offset) + 1n) });
   /**
    * Per topic|partition, the last of its batches' settlements (handleBatchByKey) and detached
    * records: each makes its offsets committable only after those before it did, so a commit never
